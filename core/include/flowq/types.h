@@ -1,0 +1,221 @@
+/*
+ * flowq core types: the request, its outcomes and causes, and its state
+ * machine. This is the vocabulary of the whole library (see DESIGN.md).
+ *
+ * The request life cycle, one atomic 32-bit state word per request:
+ *
+ *      bits  0..7   outcome (enum flowq_outcome; FLOWQ_PENDING = undecided)
+ *      bits  8..15  cause   (enum flowq_cause)
+ *      bit   16     SUBMITTED: the engine has taken the request
+ *      bit   17     RELEASED:  the host released a DISPATCHED request
+ *
+ *   state               transition                         made by       how
+ *   ------------------  ---------------------------------  ------------  -------
+ *   IDLE (word 0)       flowq_req_init()                   host          plain store
+ *   IDLE -> SUBMITTED   flowq_submit() claims the request  submitter     CAS [T1]
+ *   SUBMITTED/PENDING   -> any outcome (exactly once):     dispatcher,   CAS [T2]
+ *     -> outcome+cause    DISPATCHED, EVICTED_TTL,         canceller,    flowq__req_finalize()
+ *                         EVICTED_DISPLACED, EVICTED_OTHER  displacer,
+ *                         EVICTED_CANCELLED,               submitter
+ *                         REJECTED_* (submit failed)
+ *   DISPATCHED ->       flowq_release()                    host          CAS [T3]
+ *     DISPATCHED+RELEASED
+ *
+ * [T2] is the only way an outcome is set, and it succeeds only from
+ * SUBMITTED+PENDING: when several threads race to decide a request's fate
+ * (dispatch vs cancel vs TTL expiry vs displacement vs shutdown), exactly one
+ * CAS wins and the losers do nothing. [T1] fails on a request that is not
+ * IDLE, which catches a double submit. [T3] fails on a request that is not
+ * DISPATCHED or was already released.
+ *
+ * Ownership: the host owns a request until flowq_submit(). If submit returns
+ * an error the request is the host's again at once (its outcome says why).
+ * If submit returns 0 the engine holds the request until its completion has
+ * run (callback or completion port); only then may the host free it or
+ * re-initialize it for another submit.
+ */
+#ifndef FLOWQ_TYPES_H
+#define FLOWQ_TYPES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <flowq/common.h>
+#include <flowq/heap.h>
+#include <flowq/list.h>
+#include <flowq/mpsc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** TTL value meaning "wait forever" (no expiry). 0 means the engine default. */
+#define FLOWQ_TTL_NONE INT64_MAX
+
+/** What happened to a request. Exactly one per submitted request. */
+enum flowq_outcome {
+	/** Not decided yet (queued, or never submitted). */
+	FLOWQ_PENDING = 0,
+	/** Sent to the backend. */
+	FLOWQ_DISPATCHED,
+	/** Never queued: a global, band or flow limit was full. */
+	FLOWQ_REJECTED_CAPACITY,
+	/** Never queued: invalid request, engine stopping, no memory, ... */
+	FLOWQ_REJECTED_OTHER,
+	/** Was queued; its TTL ran out before dispatch. */
+	FLOWQ_EVICTED_TTL,
+	/** Was queued; the host cancelled it. */
+	FLOWQ_EVICTED_CANCELLED,
+	/** Was queued; shed to admit a more important request. */
+	FLOWQ_EVICTED_DISPLACED,
+	/** Was queued; removed for another reason (shutdown, ...). */
+	FLOWQ_EVICTED_OTHER,
+	FLOWQ_OUTCOME_COUNT
+};
+
+/** Why a request got its outcome. Values are stable; new ones are appended. */
+enum flowq_cause {
+	FLOWQ_CAUSE_NONE = 0,
+	/** The global limit (requests or bytes) was full. */
+	FLOWQ_CAUSE_CAPACITY_GLOBAL,
+	/** The band's limit was full. */
+	FLOWQ_CAUSE_CAPACITY_BAND,
+	/** The flow's limit was full. */
+	FLOWQ_CAUSE_CAPACITY_FLOW,
+	/** The request's TTL expired while queued. */
+	FLOWQ_CAUSE_TTL_EXPIRED,
+	/** The request's deadline had passed when it was submitted. */
+	FLOWQ_CAUSE_DEADLINE_PASSED,
+	/** flowq_cancel() was called. */
+	FLOWQ_CAUSE_CANCELLED,
+	/** Displaced by a request of a higher band. */
+	FLOWQ_CAUSE_DISPLACED,
+	/** The engine shut down (queued requests) or is stopping (submits). */
+	FLOWQ_CAUSE_SHUTDOWN,
+	/** The request was malformed (flow id, size, TTL, ...). */
+	FLOWQ_CAUSE_INVALID_REQUEST,
+	/** No band accepts this priority (no default-band template). */
+	FLOWQ_CAUSE_UNKNOWN_BAND,
+	/** An internal allocation failed (e.g. creating the flow). */
+	FLOWQ_CAUSE_NO_MEMORY,
+	FLOWQ_CAUSE_COUNT
+};
+
+struct flowq_req;
+struct flowq_flow;
+
+/**
+ * Completion callback: the request has its outcome. Runs on a dispatcher
+ * thread (or the thread that drains a completion port); must be short and
+ * must not block. The request belongs to the host again when it is called.
+ */
+typedef void flowq_complete_fn(struct flowq_req *req, void *arg);
+
+/**
+ * A request. Caller-owned and intrusive: embed it in the host's own request
+ * object and recover that with container_of in the completion. flowq never
+ * allocates per request.
+ *
+ * Call flowq_req_init() first, then set the caller fields.
+ */
+struct flowq_req {
+	/* Caller fields: set before flowq_submit(), not changed until the
+	 * completion. */
+
+	/** Flow (tenant) id bytes; need not be NUL-terminated. Ignored if
+	 * @c flow is set. Copied by the engine when it creates the flow. */
+	const void *flow_id;
+	/** Length of @c flow_id in bytes. */
+	uint32_t flow_id_len;
+	/** Priority: higher is more important; negative is sheddable. */
+	int32_t priority;
+	/** Optional flow handle (flowq_flow_get()); skips the registry lookup. */
+	struct flowq_flow *flow;
+	/** Cost of the request in bytes, for byte limits and byte fairness. */
+	uint64_t bytes;
+	/** Time to live in the queue, ns. 0: engine default; FLOWQ_TTL_NONE: forever. */
+	int64_t ttl_ns;
+	/** Absolute deadline on the engine clock, ns, for deadline orderings; 0: none. */
+	int64_t deadline_ns;
+	/** Completion callback, or NULL when the engine delivers to a port. */
+	flowq_complete_fn *complete;
+	/** Passed to @c complete. */
+	void *arg;
+
+	/* Private fields: owned by flowq from submit until the completion. */
+	struct {
+		/** Link in the flow's inbox. */
+		struct flowq_mpsc_node link;
+		/** The state word (see the table at the top of this file). */
+		_Atomic uint32_t state;
+		/** Engine clock at submit, ns. */
+		int64_t enqueue_ns;
+		/** Ordering key (computed once at submit) and heap position,
+		 * for orderings that keep a dispatcher-private heap. */
+		struct flowq_heap_node hnode;
+		/** The flow the request was queued on. */
+		void *owner;
+		/** Link in a dispatcher-private list. */
+		struct flowq_list_node lnode;
+	} priv;
+};
+
+/**
+ * Reset @p req to IDLE with every field zeroed (TTL: engine default, no
+ * deadline, no callback). Call it before setting the caller fields.
+ *
+ * Context: the host's thread, while it owns @p req (never between a
+ * successful submit and its completion).
+ */
+FLOWQ_API void
+flowq_req_init(struct flowq_req *req);
+
+/**
+ * The outcome of @p req so far: FLOWQ_PENDING until decided.
+ *
+ * Context: any thread. Ordering: acquire: once an outcome is seen, so is
+ * everything the deciding thread wrote before deciding.
+ */
+FLOWQ_API enum flowq_outcome
+flowq_req_outcome(const struct flowq_req *req);
+
+/** The cause of @p req's outcome (FLOWQ_CAUSE_NONE while pending). Context as
+ * flowq_req_outcome(). */
+FLOWQ_API enum flowq_cause
+flowq_req_cause(const struct flowq_req *req);
+
+/** Whether the host has released @p req after its dispatch. */
+FLOWQ_API bool
+flowq_req_released(const struct flowq_req *req);
+
+/** Stable lower-case name of @p o ("dispatched", ...); "unknown" if out of
+ * range. Never NULL. */
+FLOWQ_API const char *
+flowq_outcome_str(enum flowq_outcome o);
+
+/** Stable lower-case name of @p c ("capacity_global", ...); "unknown" if out
+ * of range. Never NULL. */
+FLOWQ_API const char *
+flowq_cause_str(enum flowq_cause c);
+
+/** True for REJECTED_CAPACITY and REJECTED_OTHER (the request was never
+ * queued). */
+FLOWQ_API bool
+flowq_outcome_is_rejected(enum flowq_outcome o);
+
+/** True for the four EVICTED_* outcomes (the request was queued, then
+ * removed without dispatch). */
+FLOWQ_API bool
+flowq_outcome_is_evicted(enum flowq_outcome o);
+
+/** Whether @p c is a cause that may accompany outcome @p o (e.g. TTL_EXPIRED
+ * only with EVICTED_TTL). FLOWQ_PENDING accepts only FLOWQ_CAUSE_NONE. */
+FLOWQ_API bool
+flowq_cause_valid_for(enum flowq_outcome o, enum flowq_cause c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLOWQ_TYPES_H */

@@ -1,0 +1,162 @@
+/*
+ * flowq_mpsc: intrusive, unbounded, multi-producer / single-consumer FIFO.
+ *
+ * One per flow: producers are the host's threads calling flowq_submit(), the
+ * consumer is the shard's dispatcher. The algorithm (wfcqueue-shaped: exchange
+ * the tail, then link) and its proof are in queues/mpsc.c.
+ *
+ * Synchronization table ("-": no outside synchronization needed between two
+ * concurrent calls; "X": the caller must serialize the pair, e.g. by calling
+ * both from the one consumer thread):
+ *
+ *                     enqueue  trydequeue  dequeue_batch  empty  init
+ *      enqueue           -         -            -           -     X
+ *      trydequeue        -         X            X           -     X
+ *      dequeue_batch     -         X            X           -     X
+ *      empty             -         -            -           -     X
+ *      init              X         X            X           X     X
+ *
+ * Progress: enqueue is wait-free (one exchange and one store, no loop).
+ * trydequeue and dequeue_batch never wait and never sleep: if a producer was
+ * preempted between its exchange and its link store they return -EAGAIN (or
+ * stop the batch early) and the consumer can serve another flow meanwhile.
+ * A preempted producer therefore delays only the items behind its own item in
+ * this queue, never other producers' enqueues.
+ *
+ * Ordering: whatever a producer wrote to a node's container before
+ * flowq_mpsc_enqueue() is visible to the consumer once a dequeue has returned
+ * that node (release/acquire). Items from one producer leave in the order that
+ * producer enqueued them; items of different producers leave in the order of
+ * their exchanges on the tail (the linearization point of enqueue). Nothing
+ * else is ordered: in particular no fence is implied for the caller's other
+ * memory.
+ *
+ * Lifetime: the queue borrows a node from enqueue until a dequeue returns it;
+ * the consumer may then free or reuse it at once. The queue never allocates.
+ */
+#ifndef FLOWQ_MPSC_H
+#define FLOWQ_MPSC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <flowq/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Link embedded in the queued object (e.g. struct flowq_req). */
+struct flowq_mpsc_node {
+	_Atomic(struct flowq_mpsc_node *) next;
+};
+
+/**
+ * The queue. Embed it or allocate it with at least FLOWQ_CACHE_LINE alignment
+ * (the struct's alignment requirement says so; aligned_alloc honours it).
+ */
+struct flowq_mpsc {
+	/*
+	 * Consumer line. head.next is the oldest linked item. Producers write
+	 * head.next only on an empty -> non-empty transition (their exchange
+	 * returned &head), so the line stays with the consumer while the queue
+	 * is backlogged.
+	 */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_mpsc_node head;
+	/* Producer line: the newest item, written by every enqueue. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq_mpsc_node *) tail;
+};
+
+_Static_assert(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
+	       "flowq_mpsc must be exactly one consumer and one producer line");
+
+/**
+ * Make @p q empty.
+ *
+ * @param q  the queue; caller memory.
+ *
+ * Context: any thread, but no other call on @p q may run concurrently.
+ * Ordering: none; publish @p q to other threads with a release or a lock.
+ * Progress: wait-free, cannot fail.
+ */
+FLOWQ_API void
+flowq_mpsc_init(struct flowq_mpsc *q);
+
+/**
+ * Append @p node at the tail.
+ *
+ * @param q     the queue.
+ * @param node  the node to append; must not be in any queue. Its next field
+ *              need not be initialized.
+ * @return true if @p q was empty before this call (the caller's enqueue made
+ *         the flow backlogged: it must tell the consumer), false otherwise.
+ *         Exactly one of any sequence of enqueues that follows an observed
+ *         empty queue returns true.
+ *
+ * Context: any thread; no RCU read lock needed.
+ * Ordering: release of the caller's writes to @p node's container, acquired
+ * by the dequeue that returns @p node.
+ * Progress: wait-free (one atomic exchange, one store).
+ */
+FLOWQ_API bool
+flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node);
+
+/**
+ * Remove the oldest item, if one can be removed without waiting.
+ *
+ * @param q       the queue.
+ * @param r_node  receives the removed node on success; untouched on error.
+ * @return 0 on success; -ENOENT if @p q is empty; -EAGAIN if the oldest
+ *         item's producer has exchanged the tail but not yet linked its node
+ *         (a transient state: retry later, or serve other queues).
+ *
+ * Context: the consumer only (see the synchronization table).
+ * Ordering: acquire: the producer's writes to the node's container are
+ * visible.
+ * Progress: wait-free for the consumer (bounded steps, never spins).
+ */
+FLOWQ_API int
+flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node);
+
+/**
+ * Remove up to @p max of the oldest items, in FIFO order, into @p r_nodes.
+ *
+ * Cheaper per item than repeated trydequeue: the consumer line is written
+ * once per batch and the producers' tail line is touched at most once, only
+ * when the batch empties the queue.
+ *
+ * @param q        the queue.
+ * @param r_nodes  array of at least @p max entries; receives the nodes.
+ * @param max      the most items to remove; 0 returns 0 at once.
+ * @return the number of items removed (0 if the queue is empty or its oldest
+ *         item is not linked yet). A short count does not mean the queue is
+ *         empty: call flowq_mpsc_empty() to tell.
+ *
+ * Context: the consumer only.
+ * Ordering: as trydequeue, for every returned node.
+ * Progress: wait-free for the consumer (at most @p max + 1 steps).
+ */
+FLOWQ_API size_t
+flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
+			 size_t max);
+
+/**
+ * Whether @p q holds no item (linked or still being linked).
+ *
+ * @return true if no enqueue has linearized since the last dequeue that
+ *         emptied the queue.
+ *
+ * Context: any thread. From a producer or any thread but the consumer the
+ * answer is advisory: it can be stale by the time it is read.
+ * Ordering: relaxed/acquire loads only; no fence.
+ * Progress: wait-free.
+ */
+FLOWQ_API bool
+flowq_mpsc_empty(const struct flowq_mpsc *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLOWQ_MPSC_H */

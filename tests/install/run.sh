@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the build tree into a scratch prefix, then builds and runs a
+# consumer against it, either with find_package(flowq) or with pkg-config.
+#   run.sh find_package|pkg_config BUILD_DIR SOURCE_DIR
+set -euo pipefail
+mode=$1 build=$2 src=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+case "$mode" in
+find_package)
+	cmake -S "$src/tests/install/consumer" -B "$work/c" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+	cmake --build "$work/c" >/dev/null
+	"$work/c/consumer_shared"
+	"$work/c/consumer_static"
+	# The shared consumer must use the installed library, not the build tree's.
+	ldd "$work/c/consumer_shared" | grep -q "$prefix/.*libflowq.so" || {
+		echo "consumer_shared does not load the installed libflowq.so" >&2
+		exit 1
+	}
+	;;
+pkg_config)
+	pc=$(find "$prefix" -name flowq.pc | head -1)
+	[ -n "$pc" ] || { echo "flowq.pc was not installed" >&2; exit 1; }
+	export PKG_CONFIG_PATH
+	PKG_CONFIG_PATH=$(dirname "$pc")
+	libdir=$(pkg-config --variable=libdir flowq)
+	# shellcheck disable=SC2046
+	cc -std=c11 -Wall -Wextra -Werror "$src/tests/install/consumer/main.c" \
+		$(pkg-config --cflags --libs flowq) -o "$work/pc_shared"
+	LD_LIBRARY_PATH="$libdir" "$work/pc_shared"
+	# shellcheck disable=SC2046
+	cc -std=c11 "$src/tests/install/consumer/main.c" \
+		$(pkg-config --static --cflags flowq) "$libdir/libflowq.a" \
+		$(pkg-config --static --libs-only-l flowq | sed 's/-lflowq//') -o "$work/pc_static"
+	"$work/pc_static"
+	;;
+*)
+	echo "usage: run.sh find_package|pkg_config BUILD_DIR SOURCE_DIR" >&2
+	exit 2
+	;;
+esac

@@ -44,11 +44,14 @@ static void
 heap_sift_down(struct flowq_heap *h, uint32_t i, struct flowq_heap_node *n)
 {
 	for (;;) {
-		uint32_t first = i * HEAP_D + 1, best, c, end;
+		/* 64-bit index math: 4i+4 overflows 32 bits for i >= 2^30. */
+		uint64_t first64 = (uint64_t)i * HEAP_D + 1;
+		uint32_t first, best, c, end;
 
-		if (first >= h->len)
+		if (first64 >= h->len)
 			break;
-		end = first + HEAP_D < h->len ? first + HEAP_D : h->len;
+		first = (uint32_t)first64;
+		end = h->len - first > HEAP_D ? first + HEAP_D : h->len;
 		best = first;
 		for (c = first + 1; c < end; c++) {
 			if (heap_less(h->slots[c], h->slots[best]))
@@ -67,7 +70,9 @@ flowq_heap_init(struct flowq_heap *h, struct flowq_heap_node **slots, uint32_t c
 {
 	h->slots = slots;
 	h->len = 0;
-	h->cap = slots != NULL ? cap : 0;
+	if (slots == NULL)
+		cap = 0;
+	h->cap = cap > FLOWQ_HEAP_MAX_CAP ? FLOWQ_HEAP_MAX_CAP : cap;
 }
 
 int
@@ -144,7 +149,8 @@ int
 flowq_heap_grow(struct flowq_heap *h, struct flowq_heap_node **slots, uint32_t cap,
 		struct flowq_heap_node ***r_old)
 {
-	if (slots == NULL || cap < h->len)
+	if (slots == NULL || slots == h->slots || cap < h->len ||
+	    cap > FLOWQ_HEAP_MAX_CAP)
 		return -EINVAL;
 	if (h->len != 0)
 		memcpy(slots, h->slots, (size_t)h->len * sizeof(*slots));

@@ -48,9 +48,12 @@ struct flowq_heap {
 	uint32_t cap;
 };
 
+/** The most members a heap can hold (FLOWQ_HEAP_NONE is reserved). */
+#define FLOWQ_HEAP_MAX_CAP (UINT32_MAX - 1u)
+
 /**
  * Make @p h an empty heap over @p slots (caller memory of @p cap entries; may
- * be NULL with @p cap 0).
+ * be NULL with @p cap 0). A @p cap above FLOWQ_HEAP_MAX_CAP is clamped to it.
  */
 FLOWQ_API void
 flowq_heap_init(struct flowq_heap *h, struct flowq_heap_node **slots, uint32_t cap);
@@ -112,11 +115,14 @@ flowq_heap_update(struct flowq_heap *h, struct flowq_heap_node *n, int64_t key);
 
 /**
  * Move the members to @p slots (caller memory of @p cap entries) and hand back
- * the old array for the caller to free.
+ * the old array for the caller to free. @p slots must be a fresh array that
+ * does not overlap the current one (do not pass the result of realloc() on
+ * the current array: that may have freed it already).
  *
  * @param r_old  receives the previous slot array (possibly NULL).
- * @return 0; -EINVAL if @p slots is NULL or @p cap is smaller than the
- *         current length (@p h is then unchanged).
+ * @return 0; -EINVAL if @p slots is NULL or the current array, if @p cap is
+ *         smaller than the current length, or if @p cap exceeds
+ *         FLOWQ_HEAP_MAX_CAP (@p h is then unchanged).
  */
 FLOWQ_API int
 flowq_heap_grow(struct flowq_heap *h, struct flowq_heap_node **slots, uint32_t cap,

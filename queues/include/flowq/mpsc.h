@@ -107,9 +107,14 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node);
  *
  * @param q       the queue.
  * @param r_node  receives the removed node on success; untouched on error.
- * @return 0 on success; -ENOENT if @p q is empty; -EAGAIN if the oldest
- *         item's producer has exchanged the tail but not yet linked its node
- *         (a transient state: retry later, or serve other queues).
+ * @return 0 on success; -ENOENT if @p q is empty; -EAGAIN if an item is
+ *         present but cannot be taken without waiting: either the oldest
+ *         item's producer has exchanged the tail but not yet linked its
+ *         node, or the oldest item is linked and is the last linked one
+ *         while the next item's producer is between its exchange and its
+ *         link (taking it would need that link). Both are transient: retry
+ *         later, or serve other queues. A producer that completes between
+ *         the consumer's loads can also cause one spurious -EAGAIN.
  *
  * Context: the consumer only (see the synchronization table).
  * Ordering: acquire: the producer's writes to the node's container are
@@ -123,15 +128,17 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node);
  * Remove up to @p max of the oldest items, in FIFO order, into @p r_nodes.
  *
  * Cheaper per item than repeated trydequeue: the consumer line is written
- * once per batch and the producers' tail line is touched at most once, only
- * when the batch empties the queue.
+ * once per batch, and the producers' tail line is touched at most once per
+ * batch, only when the batch reaches the newest linked item (it empties the
+ * queue, or finds the next item's producer between exchange and link).
  *
  * @param q        the queue.
  * @param r_nodes  array of at least @p max entries; receives the nodes.
  * @param max      the most items to remove; 0 returns 0 at once.
- * @return the number of items removed (0 if the queue is empty or its oldest
- *         item is not linked yet). A short count does not mean the queue is
- *         empty: call flowq_mpsc_empty() to tell.
+ * @return the number of items removed (0 if the queue is empty or nothing
+ *         can be taken without waiting, in the cases where trydequeue returns
+ *         -EAGAIN). A short count does not mean the queue is empty: call
+ *         flowq_mpsc_empty() to tell.
  *
  * Context: the consumer only.
  * Ordering: as trydequeue, for every returned node.

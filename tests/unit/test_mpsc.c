@@ -1,0 +1,635 @@
+/*
+ * Unit tests for queues/mpsc.c: the intrusive MPSC FIFO.
+ *
+ * Single-threaded unless the test name says otherwise: these pin down the
+ * API contract (FIFO order, batch sizes, the empty -> non-empty signal,
+ * -ENOENT vs -EAGAIN, node reuse). Concurrency is the job of
+ * tests/stress/stress_mpsc.c, which also runs under TSan.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include <flowq/mpsc.h>
+
+struct item {
+	uint64_t payload;
+	struct flowq_mpsc_node node; /* not first: container_of must work */
+	uint32_t id;
+};
+
+static struct item *
+item_of(const struct flowq_mpsc_node *n)
+{
+	return (struct item *)((char *)n - offsetof(struct item, node));
+}
+
+/* A value no dequeue may leave in an out-parameter or unused batch slot. */
+static struct flowq_mpsc_node poison_node;
+#define POISON (&poison_node)
+
+static struct flowq_mpsc q;
+
+static void
+setup(void)
+{
+	flowq_mpsc_init(&q);
+}
+
+TestSuite(mpsc, .init = setup);
+TestSuite(mpsc_gap, .init = setup);
+
+static void
+init_items(struct item *it, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		it[i].payload = 0x1000 + i;
+		it[i].id = (uint32_t)i;
+	}
+}
+
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void
+assert_dequeue(struct item *want)
+{
+	struct flowq_mpsc_node *n = POISON;
+
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), 0);
+	cr_assert_eq(n, &want->node, "dequeued item %u, want %u", item_of(n)->id,
+		     want->id);
+}
+
+static void
+assert_enoent(void)
+{
+	struct flowq_mpsc_node *n = POISON;
+	struct flowq_mpsc_node *buf[2] = {POISON, POISON};
+
+	cr_assert(flowq_mpsc_empty(&q));
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -ENOENT);
+	cr_assert_eq(n, POISON, "r_node must be untouched on error");
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 2), 0);
+	cr_assert_eq(buf[0], POISON);
+	cr_assert_eq(buf[1], POISON);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Basics */
+
+Test(mpsc, layout_is_two_cache_lines)
+{
+	cr_assert_eq(sizeof(struct flowq_mpsc), 2 * FLOWQ_CACHE_LINE);
+	cr_assert_eq(_Alignof(struct flowq_mpsc), FLOWQ_CACHE_LINE);
+	cr_assert_eq(offsetof(struct flowq_mpsc, tail), FLOWQ_CACHE_LINE,
+		     "head and tail on separate lines");
+}
+
+Test(mpsc, init_is_empty)
+{
+	struct flowq_mpsc_node *buf[1] = {POISON};
+
+	assert_enoent();
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 0), 0);
+	cr_assert_eq(buf[0], POISON);
+}
+
+Test(mpsc, init_resets_a_used_queue)
+{
+	struct item it[3];
+
+	init_items(it, 3);
+	for (int i = 0; i < 3; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	cr_assert_not(flowq_mpsc_empty(&q));
+	flowq_mpsc_init(&q);
+	assert_enoent();
+	cr_assert(flowq_mpsc_enqueue(&q, &it[1].node), "first enqueue after init");
+	assert_dequeue(&it[1]);
+	assert_enoent();
+}
+
+Test(mpsc, one_item)
+{
+	struct item it;
+
+	init_items(&it, 1);
+	cr_assert(flowq_mpsc_enqueue(&q, &it.node), "empty -> non-empty returns true");
+	cr_assert_not(flowq_mpsc_empty(&q));
+	assert_dequeue(&it);
+	cr_assert_eq(item_of(&it.node)->payload, 0x1000,
+		     "payload recovered by container_of");
+	assert_enoent();
+}
+
+Test(mpsc, one_item_by_batch)
+{
+	struct item it;
+	struct flowq_mpsc_node *buf[4] = {POISON, POISON, POISON, POISON};
+
+	init_items(&it, 1);
+	cr_assert(flowq_mpsc_enqueue(&q, &it.node));
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 4), 1);
+	cr_assert_eq(buf[0], &it.node);
+	cr_assert_eq(buf[1], POISON, "slots past the count are untouched");
+	assert_enoent();
+}
+
+Test(mpsc, many_fifo_and_true_only_first)
+{
+	enum { N = 1000 };
+	static struct item it[N];
+
+	init_items(it, N);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(flowq_mpsc_enqueue(&q, &it[i].node), i == 0,
+			     "enqueue %d on a %s queue", i,
+			     i == 0 ? "empty" : "non-empty");
+	for (int i = 0; i < N; i++) {
+		cr_assert_not(flowq_mpsc_empty(&q));
+		assert_dequeue(&it[i]);
+	}
+	assert_enoent();
+}
+
+Test(mpsc, next_field_need_not_be_initialized)
+{
+	struct item it[2], stray;
+
+	init_items(it, 2);
+	/* Leftovers in next must not leak into the queue. */
+	atomic_init(&it[0].node.next, &stray.node);
+	atomic_init(&it[1].node.next, &stray.node);
+	flowq_mpsc_enqueue(&q, &it[0].node);
+	flowq_mpsc_enqueue(&q, &it[1].node);
+	assert_dequeue(&it[0]);
+	assert_dequeue(&it[1]);
+	assert_enoent();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches */
+
+Test(mpsc, batch_of_zero_changes_nothing)
+{
+	struct item it[3];
+	struct flowq_mpsc_node *buf[1] = {POISON};
+
+	init_items(it, 3);
+	for (int i = 0; i < 3; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 0), 0);
+	cr_assert_eq(buf[0], POISON);
+	for (int i = 0; i < 3; i++)
+		assert_dequeue(&it[i]);
+	assert_enoent();
+}
+
+Test(mpsc, batch_of_one_takes_the_oldest)
+{
+	struct item it[3];
+	struct flowq_mpsc_node *buf[2] = {POISON, POISON};
+
+	init_items(it, 3);
+	for (int i = 0; i < 3; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 1), 1);
+		cr_assert_eq(buf[0], &it[i].node, "batch(1) #%d", i);
+		cr_assert_eq(buf[1], POISON);
+	}
+	assert_enoent();
+}
+
+Test(mpsc, batch_exact_size_empties_the_queue)
+{
+	enum { N = 16 };
+	struct item it[N];
+	struct flowq_mpsc_node *buf[N + 1];
+
+	init_items(it, N);
+	for (int i = 0; i < N; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	buf[N] = POISON;
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, N), N);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(buf[i], &it[i].node, "slot %d", i);
+	cr_assert_eq(buf[N], POISON);
+	assert_enoent();
+	/* The queue is usable after a batch emptied it. */
+	cr_assert(flowq_mpsc_enqueue(&q, &it[0].node));
+	assert_dequeue(&it[0]);
+}
+
+Test(mpsc, batch_larger_than_queue)
+{
+	enum { N = 5, MAX = 64 };
+	struct item it[N];
+	struct flowq_mpsc_node *buf[MAX];
+
+	init_items(it, N);
+	for (int i = 0; i < N; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	for (int i = 0; i < MAX; i++)
+		buf[i] = POISON;
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, MAX), N);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(buf[i], &it[i].node, "slot %d", i);
+	for (int i = N; i < MAX; i++)
+		cr_assert_eq(buf[i], POISON, "slot %d past the count was written", i);
+	assert_enoent();
+}
+
+Test(mpsc, batches_smaller_than_queue_keep_fifo)
+{
+	enum { N = 100 };
+	static struct item it[N];
+	struct flowq_mpsc_node *buf[7];
+	int next = 0;
+
+	init_items(it, N);
+	for (int i = 0; i < N; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	while (next < N) {
+		size_t want = (size_t)(N - next) < 7 ? (size_t)(N - next) : 7;
+		size_t got = flowq_mpsc_dequeue_batch(&q, buf, 7);
+
+		cr_assert_eq(got, want, "at item %d", next);
+		for (size_t k = 0; k < got; k++)
+			cr_assert_eq(buf[k], &it[next + (int)k].node);
+		next += (int)got;
+	}
+	assert_enoent();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Interleavings and the empty -> non-empty signal */
+
+Test(mpsc, interleaved_enqueue_dequeue)
+{
+	struct item it[8];
+	struct flowq_mpsc_node *buf[8];
+
+	init_items(it, 8);
+	cr_assert(flowq_mpsc_enqueue(&q, &it[0].node));
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[1].node));
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[2].node));
+	assert_dequeue(&it[0]);
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[3].node), "queue still held 1 and 2");
+	assert_dequeue(&it[1]);
+	assert_dequeue(&it[2]);
+	/* Down to one item: take it as the last one. */
+	assert_dequeue(&it[3]);
+	assert_enoent();
+	cr_assert(flowq_mpsc_enqueue(&q, &it[4].node), "empty again -> true");
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[5].node));
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 1), 1);
+	cr_assert_eq(buf[0], &it[4].node);
+	/* One left; enqueue behind it, then drain both in one batch. */
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[6].node));
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 8), 2);
+	cr_assert_eq(buf[0], &it[5].node);
+	cr_assert_eq(buf[1], &it[6].node);
+	assert_enoent();
+	cr_assert(flowq_mpsc_enqueue(&q, &it[7].node));
+	assert_dequeue(&it[7]);
+	assert_enoent();
+}
+
+/*
+ * Random enqueues, trydequeues and batches against a model FIFO. Checks FIFO
+ * order, that enqueue returns true exactly when the model is empty, and that
+ * the number of true returns equals the number of times a dequeue emptied the
+ * queue (exact here: a single thread, so nothing refills the queue between a
+ * dequeue and the check).
+ */
+Test(mpsc, random_model)
+{
+	enum { N = 512, OPS = 200000 };
+	static struct item it[N];
+	static uint32_t fifo[N]; /* ring of item ids, oldest at fifo[head % N] */
+	bool in_queue[N] = {false};
+	struct flowq_mpsc_node *buf[N + 8];
+	unsigned long head = 0, tail = 0, trues = 0, emptied = 0;
+	uint64_t seed = 12345;
+
+	init_items(it, N);
+	for (int op = 0; op < OPS; op++) {
+		uint64_t r = splitmix64(&seed);
+		unsigned long len = tail - head;
+
+		if (r % 3 == 0 && len < N) {
+			int id = (int)((r >> 8) % N);
+			bool was_empty = len == 0;
+
+			if (in_queue[id])
+				continue;
+			cr_assert_eq(flowq_mpsc_enqueue(&q, &it[id].node), was_empty,
+				     "op %d: enqueue on queue of %lu", op, len);
+			trues += was_empty;
+			in_queue[id] = true;
+			fifo[tail++ % N] = (uint32_t)id;
+		} else if (r % 3 == 1) {
+			struct flowq_mpsc_node *n = POISON;
+			int rc = flowq_mpsc_trydequeue(&q, &n);
+
+			if (len == 0) {
+				cr_assert_eq(rc, -ENOENT, "op %d", op);
+				cr_assert_eq(n, POISON);
+				continue;
+			}
+			cr_assert_eq(rc, 0, "op %d", op);
+			cr_assert_eq(item_of(n)->id, fifo[head % N], "op %d: FIFO order",
+				     op);
+			in_queue[fifo[head++ % N]] = false;
+			if (head == tail) {
+				cr_assert(flowq_mpsc_empty(&q));
+				emptied++;
+			} else {
+				cr_assert_not(flowq_mpsc_empty(&q));
+			}
+		} else {
+			size_t max = (size_t)((r >> 8) % (N + 8));
+			size_t want = max < len ? max : len;
+			size_t got = flowq_mpsc_dequeue_batch(&q, buf, max);
+
+			cr_assert_eq(got, want, "op %d: batch(%zu) on %lu", op, max, len);
+			for (size_t k = 0; k < got; k++) {
+				cr_assert_eq(item_of(buf[k])->id, fifo[head % N],
+					     "op %d: FIFO order in batch slot %zu", op,
+					     k);
+				in_queue[fifo[head++ % N]] = false;
+			}
+			if (got > 0 && head == tail)
+				emptied++;
+			cr_assert_eq(flowq_mpsc_empty(&q), head == tail);
+		}
+	}
+	cr_assert_gt(trues, 1000, "the walk must empty the queue often");
+	/* The last true return opens an episode that may still be running. */
+	cr_assert_eq(trues, emptied + (head != tail), "trues %lu, emptied %lu", trues,
+		     emptied);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Node reuse */
+
+Test(mpsc, reuse_of_a_dequeued_node)
+{
+	struct item it[3];
+
+	init_items(it, 3);
+	for (int round = 0; round < 3; round++) {
+		cr_assert(flowq_mpsc_enqueue(&q, &it[0].node));
+		assert_dequeue(&it[0]);
+		assert_enoent();
+	}
+	/* Re-enqueue a node behind items still queued. */
+	flowq_mpsc_enqueue(&q, &it[0].node);
+	flowq_mpsc_enqueue(&q, &it[1].node);
+	flowq_mpsc_enqueue(&q, &it[2].node);
+	assert_dequeue(&it[0]);
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[0].node));
+	assert_dequeue(&it[1]);
+	assert_dequeue(&it[2]);
+	assert_dequeue(&it[0]);
+	assert_enoent();
+}
+
+Test(mpsc, queues_are_independent)
+{
+	static struct flowq_mpsc q2;
+	struct item a = {.id = 0}, b = {.id = 1};
+	struct flowq_mpsc_node *n = POISON;
+
+	flowq_mpsc_init(&q2);
+	cr_assert(flowq_mpsc_enqueue(&q, &a.node));
+	cr_assert(flowq_mpsc_enqueue(&q2, &b.node));
+	cr_assert_eq(flowq_mpsc_trydequeue(&q2, &n), 0);
+	cr_assert_eq(n, &b.node);
+	cr_assert(flowq_mpsc_empty(&q2));
+	assert_dequeue(&a);
+	assert_enoent();
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * -ENOENT vs -EAGAIN. A producer preempted between its exchange on the tail
+ * [E1] and its link store [E2] leaves an item the consumer can see (the tail
+ * moved) but not reach (the link is missing). No scheduler can stop a thread
+ * at that exact point on demand, so these tests play such a producer by hand:
+ * they do the two steps of flowq_mpsc_enqueue() on the struct fields
+ * themselves, with the same memory orders, and stop in between.
+ */
+
+struct half_enqueue {
+	struct flowq_mpsc_node *prev;
+	struct flowq_mpsc_node *node;
+};
+
+/* flowq_mpsc_enqueue() up to and including [E1]. */
+static struct half_enqueue
+enqueue_exchange_only(struct flowq_mpsc *qq, struct flowq_mpsc_node *node)
+{
+	struct half_enqueue h = {.node = node};
+
+	atomic_store_explicit(&node->next, NULL, memory_order_relaxed);
+	h.prev = atomic_exchange_explicit(&qq->tail, node, memory_order_acq_rel);
+	return h;
+}
+
+/* The rest of flowq_mpsc_enqueue(): [E2]. Returns what enqueue would. */
+static bool
+enqueue_link(struct flowq_mpsc *qq, struct half_enqueue h)
+{
+	atomic_store_explicit(&h.prev->next, h.node, memory_order_release);
+	return h.prev == &qq->head;
+}
+
+Test(mpsc_gap, gap_on_empty_queue_is_eagain_not_enoent)
+{
+	struct item a = {.id = 0};
+	struct flowq_mpsc_node *n = POISON;
+	struct flowq_mpsc_node *buf[4] = {POISON, POISON, POISON, POISON};
+	struct half_enqueue h;
+
+	h = enqueue_exchange_only(&q, &a.node);
+	cr_assert_eq(h.prev, &q.head, "the exchange saw the empty queue");
+	cr_assert_not(flowq_mpsc_empty(&q), "an item being linked is not empty");
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
+	cr_assert_eq(n, POISON);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 4), 0);
+	cr_assert_eq(buf[0], POISON);
+	/* Repeated polls change nothing. */
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
+
+	cr_assert(enqueue_link(&q, h), "this enqueue made the queue non-empty");
+	assert_dequeue(&a);
+	assert_enoent();
+}
+
+Test(mpsc_gap, gap_behind_the_last_linked_item)
+{
+	struct item a = {.id = 0}, b = {.id = 1};
+	struct flowq_mpsc_node *n = POISON;
+	struct flowq_mpsc_node *buf[4] = {POISON, POISON, POISON, POISON};
+	struct half_enqueue h;
+
+	cr_assert(flowq_mpsc_enqueue(&q, &a.node));
+	h = enqueue_exchange_only(&q, &b.node);
+	cr_assert_eq(h.prev, &a.node);
+
+	/*
+	 * a is linked but cannot be taken as the last item (the tail has moved
+	 * past it) and its successor is not linked yet: -EAGAIN, and the queue
+	 * must be left as it was.
+	 */
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
+	cr_assert_eq(n, POISON);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 4), 0);
+	cr_assert_eq(buf[0], POISON);
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
+	cr_assert_not(flowq_mpsc_empty(&q));
+
+	cr_assert_not(enqueue_link(&q, h));
+	assert_dequeue(&a);
+	assert_dequeue(&b);
+	assert_enoent();
+}
+
+Test(mpsc_gap, batch_stops_at_the_gap)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	struct flowq_mpsc_node *buf[8];
+	struct half_enqueue h;
+
+	for (int i = 0; i < 8; i++)
+		buf[i] = POISON;
+	flowq_mpsc_enqueue(&q, &a.node);
+	flowq_mpsc_enqueue(&q, &b.node);
+	h = enqueue_exchange_only(&q, &c.node);
+
+	/* a has a linked successor; b does not: the batch returns a only. */
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 8), 1);
+	cr_assert_eq(buf[0], &a.node);
+	cr_assert_eq(buf[1], POISON);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf + 1, 8), 0,
+		     "b is stuck behind the gap");
+
+	enqueue_link(&q, h);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf + 1, 8), 2);
+	cr_assert_eq(buf[1], &b.node);
+	cr_assert_eq(buf[2], &c.node);
+	assert_enoent();
+}
+
+Test(mpsc_gap, gap_in_the_middle_blocks_only_what_is_behind_it)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	struct flowq_mpsc_node *n = POISON;
+	struct half_enqueue h;
+
+	/* Producer 1 stops inside its enqueue of b; producer 2 enqueues c. */
+	flowq_mpsc_enqueue(&q, &a.node);
+	h = enqueue_exchange_only(&q, &b.node);
+	cr_assert_not(flowq_mpsc_enqueue(&q, &c.node), "producer 2 is not blocked");
+
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
+	cr_assert_eq(n, POISON);
+
+	enqueue_link(&q, h);
+	assert_dequeue(&a);
+	assert_dequeue(&b);
+	assert_dequeue(&c);
+	assert_enoent();
+}
+
+Test(mpsc_gap, producer_stopped_after_the_queue_drained)
+{
+	struct item a = {.id = 0}, b = {.id = 1};
+	struct flowq_mpsc_node *buf[4] = {POISON, POISON, POISON, POISON};
+	struct half_enqueue h;
+
+	/* Empty -> a -> drained -> a producer stops inside the next enqueue. */
+	cr_assert(flowq_mpsc_enqueue(&q, &a.node));
+	assert_dequeue(&a);
+	h = enqueue_exchange_only(&q, &b.node);
+	cr_assert_eq(h.prev, &q.head);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 4), 0);
+	cr_assert_not(flowq_mpsc_empty(&q));
+	cr_assert(enqueue_link(&q, h));
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 4), 1);
+	cr_assert_eq(buf[0], &b.node);
+	assert_enoent();
+}
+
+/* ------------------------------------------------------------------------ */
+/* A small concurrent smoke test, for the ASan/UBSan unit run. */
+
+enum { SMOKE_PRODUCERS = 2, SMOKE_PER_PRODUCER = 100000 };
+
+struct smoke_item {
+	struct flowq_mpsc_node node;
+	uint32_t producer, seq;
+};
+
+static struct smoke_item smoke_items[SMOKE_PRODUCERS][SMOKE_PER_PRODUCER];
+static struct flowq_mpsc smoke_q;
+
+static void *
+smoke_producer(void *arg)
+{
+	uint32_t p = (uint32_t)(uintptr_t)arg;
+
+	for (uint32_t i = 0; i < SMOKE_PER_PRODUCER; i++) {
+		smoke_items[p][i].producer = p;
+		smoke_items[p][i].seq = i;
+		flowq_mpsc_enqueue(&smoke_q, &smoke_items[p][i].node);
+	}
+	return NULL;
+}
+
+Test(mpsc_threads, two_producers_conserve_and_keep_per_producer_fifo)
+{
+	pthread_t th[SMOKE_PRODUCERS];
+	uint32_t next[SMOKE_PRODUCERS] = {0};
+	unsigned long got = 0, want = (unsigned long)SMOKE_PRODUCERS * SMOKE_PER_PRODUCER;
+	struct flowq_mpsc_node *buf[32];
+
+	flowq_mpsc_init(&smoke_q);
+	for (uintptr_t p = 0; p < SMOKE_PRODUCERS; p++)
+		cr_assert_eq(pthread_create(&th[p], NULL, smoke_producer, (void *)p), 0);
+	while (got < want) {
+		size_t n = flowq_mpsc_dequeue_batch(&smoke_q, buf, 1 + got % 32);
+
+		for (size_t k = 0; k < n; k++) {
+			struct smoke_item *it = (struct smoke_item *)buf[k];
+
+			cr_assert_lt(it->producer, SMOKE_PRODUCERS);
+			cr_assert_eq(it->seq, next[it->producer], "producer %u FIFO",
+				     it->producer);
+			next[it->producer]++;
+		}
+		got += n;
+	}
+	for (int p = 0; p < SMOKE_PRODUCERS; p++) {
+		cr_assert_eq(pthread_join(th[p], NULL), 0);
+		cr_assert_eq(next[p], SMOKE_PER_PRODUCER);
+	}
+	cr_assert(flowq_mpsc_empty(&smoke_q));
+}

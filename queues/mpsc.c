@@ -32,6 +32,12 @@
  *     producer holds it as its predecessor, and any other node only after its
  *     successor link was observed (so its one writer, the successor's
  *     producer, has finished).
+ * I5. pending, when not NULL, is the oldest item and was seen with tail !=
+ *     itself: some producer's [E1] returned it, so that producer's [E2] will
+ *     link its successor. tail never returns to a node still queued (only
+ *     [D3] moves it back, and only to &head), so this stays true until the
+ *     item leaves; every dequeue that returns items clears pending, so a
+ *     node re-enqueued later is never mistaken for a pending one.
  *
  * Linearization points
  * --------------------
@@ -53,8 +59,11 @@
  *     reads the value the CAS wrote): the consumer's reset of head.next to
  *     NULL is ordered before that producer's [E2] store of head.next, so the
  *     producer's link cannot be overwritten by the consumer's stale NULL.
- * O4. The relaxed loads of tail in the empty checks only compare the pointer,
- *     never dereference it, so they need no ordering.
+ * O4. The relaxed loads of tail in the empty checks and in [D4] only compare
+ *     the pointer, never dereference it, so they need no ordering. [D4] can
+ *     only see @node or a later tail: the consumer reached @node through an
+ *     acquire ([D1]/[D2]) of the [E2] that linked it, which @node's [E1]
+ *     happens before (write-read coherence).
  *
  * Progress
  * --------
@@ -74,6 +83,7 @@ void
 flowq_mpsc_init(struct flowq_mpsc *q)
 {
 	atomic_init(&q->head.next, NULL);
+	q->pending = NULL;
 	atomic_init(&q->tail, &q->head);
 }
 
@@ -96,18 +106,30 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 }
 
 /*
- * @node is the oldest item and had no linked successor at the last look. Try
- * to take it as the last item. On success head.next is NULL and tail is
- * &head. Returns the successor if one got linked meanwhile (head.next is then
- * left for the caller to set), NULL if @node was taken as the last item, or
- * @node itself if a producer is between [E1] and [E2] behind it (head.next is
- * restored to @node, so the queue is unchanged).
+ * @node is the newest linked item (no successor link at the last look). Try
+ * to take it as the last item. Returns:
+ * - NULL: @node was taken as the last item; head.next is NULL and tail is
+ *   &head, and the caller must not write head.next (a producer may already
+ *   have linked a new first item there).
+ * - a successor that got linked meanwhile: the caller takes @node and sets
+ *   head.next to the successor.
+ * - @node itself: a producer is between [E1] and [E2] behind it, so it cannot
+ *   be taken yet; head.next is unchanged (the caller sets it to @node if it
+ *   advanced the head) and q->pending records @node (I5).
  */
 static struct flowq_mpsc_node *
 mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 {
 	struct flowq_mpsc_node *expected = node, *next;
 
+	/*
+	 * [D4] Relaxed (O4). Look before the CAS: if a producer has already
+	 * exchanged behind @node the CAS would fail anyway, and a failed CAS
+	 * still takes the producers' line exclusive. This is the common case
+	 * when the consumer catches up with producers that are running.
+	 */
+	if (atomic_load_explicit(&q->tail, memory_order_relaxed) != node)
+		goto linking;
 	/*
 	 * Relaxed: the consumer owns head.next while tail != &head (I3); the
 	 * release of [D3] orders this store before the next producer's [E2].
@@ -120,12 +142,15 @@ mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 		return NULL;
 	/*
 	 * A producer exchanged after @node, so tail != &head and no producer
-	 * writes head.next (I2, I3): we may restore it. [D2] acquire, O2.
+	 * writes head.next (I2, I3): we may restore it.
 	 */
+	atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+linking:
+	/* [D2] acquire, O2. */
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
 	if (next != NULL)
 		return next;
-	atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+	q->pending = node;
 	return node;
 }
 
@@ -145,15 +170,23 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 	/* [D2] Acquire, pairs with the successor's [E2] (O2). */
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
 	if (next == NULL) {
+		/*
+		 * Known to be waiting for a link (I5): poll only node->next,
+		 * the line its producer must write anyway.
+		 */
+		if (node == q->pending)
+			return -EAGAIN;
 		next = mpsc_take_last(q, node);
 		if (next == node)
 			return -EAGAIN;
 		if (next == NULL) {
+			q->pending = NULL;
 			*r_node = node;
 			return 0;
 		}
 	}
 	atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
+	q->pending = NULL;
 	*r_node = node;
 	return 0;
 }
@@ -181,16 +214,22 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 		if (n == max) {
 			/* One consumer-line write per batch. */
 			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+			q->pending = NULL;
 			return n;
 		}
 	}
 	/* @node is the newest linked item and n < max. */
-	next = mpsc_take_last(q, node);
+	if (n > 0)
+		q->pending = NULL; /* items left: I5 */
+	next = node == q->pending ? node : mpsc_take_last(q, node);
 	if (next == node) {
-		/* Restored head.next = node: the queue keeps @node. */
+		/* @node stays, as the new oldest item if we took any. */
+		if (n > 0)
+			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
 		return n;
 	}
 	r_nodes[n++] = node;
+	q->pending = NULL;
 	if (next != NULL)
 		atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
 	return n;

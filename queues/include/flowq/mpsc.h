@@ -64,6 +64,14 @@ struct flowq_mpsc {
 	 * is backlogged.
 	 */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_mpsc_node head;
+	/*
+	 * Consumer only, on the consumer line: the oldest item when the
+	 * consumer last found it unlinked to a successor while the tail had
+	 * already moved past it (a producer between its exchange and its
+	 * link). Until that link lands, polls read only this item's next
+	 * field, never the producers' line. NULL when unknown.
+	 */
+	struct flowq_mpsc_node *pending;
 	/* Producer line: the newest item, written by every enqueue. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq_mpsc_node *) tail;
 };
@@ -130,7 +138,8 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node);
  * Cheaper per item than repeated trydequeue: the consumer line is written
  * once per batch, and the producers' tail line is touched at most once per
  * batch, only when the batch reaches the newest linked item (it empties the
- * queue, or finds the next item's producer between exchange and link).
+ * queue, or finds the next item's producer between exchange and link), and
+ * not at all while the consumer waits for a link it already found missing.
  *
  * @param q        the queue.
  * @param r_nodes  array of at least @p max entries; receives the nodes.

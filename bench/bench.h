@@ -1,0 +1,52 @@
+/*
+ * bench.h: what flowq_bench's suites share.
+ *
+ * Each suite is one bench_<module>.c with one bench_<module>_register()
+ * function; bench_main.c calls them all before handing over to Google
+ * Benchmark, so every comparison runs its peers in the same process run
+ * (STYLE.md §10). The build defines _POSIX_C_SOURCE for every suite.
+ */
+#ifndef FLOWQ_BENCH_H
+#define FLOWQ_BENCH_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "shim/bench_shim.h"
+
+/** Register BM_env_*: the machine's own limits (xchg cost, line transfer). */
+void
+bench_env_register(void);
+
+/** Register BM_mpsc_*: flowq_mpsc and its peers, P producers -> 1 consumer. */
+void
+bench_mpsc_register(void);
+
+/** CLOCK_MONOTONIC in nanoseconds (vDSO, about 20 ns; never inside a per-item loop). */
+static inline uint64_t
+bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Spin-wait hint. On x86 "pause" keeps a spinning hyperthread from starving
+ * its sibling and avoids the memory-order mis-speculation flush when the
+ * awaited line finally changes.
+ */
+static inline void
+bench_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+#endif /* FLOWQ_BENCH_H */

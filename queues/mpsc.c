@@ -32,12 +32,17 @@
  *     producer holds it as its predecessor, and any other node only after its
  *     successor link was observed (so its one writer, the successor's
  *     producer, has finished).
- * I5. pending, when not NULL, is the oldest item and was seen with tail !=
- *     itself: some producer's [E1] returned it, so that producer's [E2] will
- *     link its successor. tail never returns to a node still queued (only
- *     [D3] moves it back, and only to &head), so this stays true until the
- *     item leaves; every dequeue that returns items clears pending, so a
- *     node re-enqueued later is never mistaken for a pending one.
+ * I5. known_tail (consumer-private) is NULL or a node that the consumer saw
+ *     as the tail and that no dequeue has returned since: it is still queued,
+ *     at or behind the oldest item. Tail values the consumer reads are never
+ *     stale nodes (O4), and every dequeue forgets a node it returns, so a
+ *     node re-enqueued later is never mistaken for a known tail. Hence when
+ *     the consumer stands at the newest linked item N with every item before
+ *     N returned, a known tail other than N proves that a producer has
+ *     exchanged after N and will link N's successor: the consumer waits on
+ *     N->next without touching the producers' line. The tail is read again
+ *     only once the consumer has caught up with the tail it knew, i.e. about
+ *     once per backlog, like a splice, instead of once per gap.
  *
  * Linearization points
  * --------------------
@@ -59,11 +64,14 @@
  *     reads the value the CAS wrote): the consumer's reset of head.next to
  *     NULL is ordered before that producer's [E2] store of head.next, so the
  *     producer's link cannot be overwritten by the consumer's stale NULL.
- * O4. The relaxed loads of tail in the empty checks and in [D4] only compare
- *     the pointer, never dereference it, so they need no ordering. [D4] can
- *     only see @node or a later tail: the consumer reached @node through an
- *     acquire ([D1]/[D2]) of the [E2] that linked it, which @node's [E1]
- *     happens before (write-read coherence).
+ * O4. The relaxed loads of tail ([D4] and the empty checks) only compare
+ *     the pointer or remember it (I5), never dereference it, so they need no
+ *     ordering. Nor can they return a node the consumer already returned:
+ *     the consumer learned of every node it returned either through its own
+ *     [D3], which wrote &head later in tail's modification order, or through
+ *     an acquire ([D1]/[D2]) of a successor's [E2], which that successor's
+ *     [E1] precedes; read-read and write-read coherence forbid the load to
+ *     see an older tail value.
  *
  * Progress
  * --------
@@ -83,7 +91,7 @@ void
 flowq_mpsc_init(struct flowq_mpsc *q)
 {
 	atomic_init(&q->head.next, NULL);
-	q->pending = NULL;
+	q->known_tail = NULL;
 	atomic_init(&q->tail, &q->head);
 }
 
@@ -105,8 +113,17 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 	return prev == &q->head;
 }
 
+/* A dequeue returns @node: forget it as the known tail (I5). */
+static inline void
+mpsc_returned(struct flowq_mpsc *q, const struct flowq_mpsc_node *node)
+{
+	if (node == q->known_tail)
+		q->known_tail = NULL;
+}
+
 /*
- * @node is the newest linked item (no successor link at the last look). Try
+ * @node is the newest linked item (no successor link at the last look) and
+ * every item before it has been returned (and forgotten as known tail). Try
  * to take it as the last item. Returns:
  * - NULL: @node was taken as the last item; head.next is NULL and tail is
  *   &head, and the caller must not write head.next (a producer may already
@@ -114,79 +131,86 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
  * - a successor that got linked meanwhile: the caller takes @node and sets
  *   head.next to the successor.
  * - @node itself: a producer is between [E1] and [E2] behind it, so it cannot
- *   be taken yet; head.next is unchanged (the caller sets it to @node if it
- *   advanced the head) and q->pending records @node (I5).
+ *   be taken yet; head.next still points to @node, or to an item before it
+ *   that the caller has taken (the caller then sets head.next to @node).
  */
 static struct flowq_mpsc_node *
 mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 {
-	struct flowq_mpsc_node *expected = node, *next;
+	struct flowq_mpsc_node *t = q->known_tail, *next;
 
 	/*
-	 * [D4] Relaxed (O4). Look before the CAS: if a producer has already
-	 * exchanged behind @node the CAS would fail anyway, and a failed CAS
-	 * still takes the producers' line exclusive. This is the common case
-	 * when the consumer catches up with producers that are running.
+	 * A known tail other than @node is queued behind @node (I5): a producer
+	 * has exchanged after @node and will link it, so neither the tail nor
+	 * a CAS on it can help. Only without that knowledge do we look.
 	 */
-	if (atomic_load_explicit(&q->tail, memory_order_relaxed) != node)
-		goto linking;
-	/*
-	 * Relaxed: the consumer owns head.next while tail != &head (I3); the
-	 * release of [D3] orders this store before the next producer's [E2].
-	 */
-	atomic_store_explicit(&q->head.next, NULL, memory_order_relaxed);
-	/* [D3] Release (O3). On failure nothing is published: relaxed. */
-	if (atomic_compare_exchange_strong_explicit(&q->tail, &expected, &q->head,
-						    memory_order_release,
-						    memory_order_relaxed))
-		return NULL;
-	/*
-	 * A producer exchanged after @node, so tail != &head and no producer
-	 * writes head.next (I2, I3): we may restore it.
-	 */
-	atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
-linking:
-	/* [D2] acquire, O2. */
+	if (t == NULL || t == node) {
+		/*
+		 * [D4] Relaxed (O4). Look before the CAS: a failed CAS still
+		 * takes the producers' line exclusive.
+		 */
+		t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+		if (t != node)
+			q->known_tail = t;
+	}
+	if (t == node) {
+		/*
+		 * Relaxed: the consumer owns head.next while tail != &head (I3);
+		 * the release of [D3] orders this store before the next
+		 * producer's [E2].
+		 */
+		atomic_store_explicit(&q->head.next, NULL, memory_order_relaxed);
+		/* [D3] Release (O3). On failure nothing is published: relaxed. */
+		if (atomic_compare_exchange_strong_explicit(&q->tail, &t, &q->head,
+							    memory_order_release,
+							    memory_order_relaxed)) {
+			q->known_tail = NULL;
+			return NULL;
+		}
+		/*
+		 * A producer exchanged after @node: t now holds a newer tail,
+		 * still queued (I5). tail != &head, so no producer writes
+		 * head.next (I2, I3) and we may restore it.
+		 */
+		q->known_tail = t;
+		atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+	}
+	/* [D2] Acquire, O2: poll the one line that producer must write. */
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
-	if (next != NULL)
-		return next;
-	q->pending = node;
-	return node;
+	return next != NULL ? next : node;
 }
 
 int
 flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 {
-	struct flowq_mpsc_node *node, *next;
+	struct flowq_mpsc_node *node, *next, *t;
 
 	/* [D1] Acquire, pairs with [E2] (O2). */
 	node = atomic_load_explicit(&q->head.next, memory_order_acquire);
 	if (node == NULL) {
+		/* A known tail is a queued item (I5): not empty. */
+		if (q->known_tail != NULL)
+			return -EAGAIN;
 		/* O4: compare only. */
-		return atomic_load_explicit(&q->tail, memory_order_relaxed) == &q->head
-			       ? -ENOENT
-			       : -EAGAIN;
+		t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+		if (t == &q->head)
+			return -ENOENT;
+		q->known_tail = t;
+		return -EAGAIN;
 	}
 	/* [D2] Acquire, pairs with the successor's [E2] (O2). */
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
 	if (next == NULL) {
-		/*
-		 * Known to be waiting for a link (I5): poll only node->next,
-		 * the line its producer must write anyway.
-		 */
-		if (node == q->pending)
-			return -EAGAIN;
 		next = mpsc_take_last(q, node);
 		if (next == node)
 			return -EAGAIN;
 		if (next == NULL) {
-			q->pending = NULL;
 			*r_node = node;
 			return 0;
 		}
 	}
 	atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
-	q->pending = NULL;
+	mpsc_returned(q, node);
 	*r_node = node;
 	return 0;
 }
@@ -210,18 +234,16 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 		if (next == NULL)
 			break;
 		r_nodes[n++] = node;
+		mpsc_returned(q, node);
 		node = next;
 		if (n == max) {
 			/* One consumer-line write per batch. */
 			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
-			q->pending = NULL;
 			return n;
 		}
 	}
 	/* @node is the newest linked item and n < max. */
-	if (n > 0)
-		q->pending = NULL; /* items left: I5 */
-	next = node == q->pending ? node : mpsc_take_last(q, node);
+	next = mpsc_take_last(q, node);
 	if (next == node) {
 		/* @node stays, as the new oldest item if we took any. */
 		if (n > 0)
@@ -229,9 +251,10 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 		return n;
 	}
 	r_nodes[n++] = node;
-	q->pending = NULL;
-	if (next != NULL)
+	if (next != NULL) {
 		atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
+		mpsc_returned(q, node);
+	}
 	return n;
 }
 

@@ -578,6 +578,81 @@ Test(mpsc_gap, producer_stopped_after_the_queue_drained)
 	assert_enoent();
 }
 
+/*
+ * The consumer remembers the tail it saw at a gap (known_tail, mpsc.c I5) so
+ * that it can wait on the missing link without reading the producers' line.
+ * A node it has returned must never be taken for that known tail again, or
+ * the consumer would report a gap that does not exist and stall forever.
+ */
+Test(mpsc_gap, known_tail_is_forgotten_when_returned_with_a_successor)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	struct flowq_mpsc_node *n = POISON;
+	struct half_enqueue h;
+
+	flowq_mpsc_enqueue(&q, &a.node);
+	h = enqueue_exchange_only(&q, &b.node);
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN, "gap behind a: tail b seen");
+	enqueue_link(&q, h);
+	flowq_mpsc_enqueue(&q, &c.node);
+	assert_dequeue(&a);
+	assert_dequeue(&b); /* b leaves through its successor link, not the CAS */
+	/* c is the last linked item and nothing is behind it: takeable now. */
+	assert_dequeue(&c);
+	assert_enoent();
+}
+
+Test(mpsc_gap, known_tail_is_forgotten_when_returned_by_a_batch)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2}, d = {.id = 3};
+	struct flowq_mpsc_node *buf[8];
+	struct flowq_mpsc_node *n = POISON;
+	struct half_enqueue h;
+
+	flowq_mpsc_enqueue(&q, &a.node);
+	h = enqueue_exchange_only(&q, &b.node);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 8), 0, "gap behind a");
+	enqueue_link(&q, h);
+	flowq_mpsc_enqueue(&q, &c.node);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 8), 3);
+	cr_assert_eq(buf[0], &a.node);
+	cr_assert_eq(buf[1], &b.node);
+	cr_assert_eq(buf[2], &c.node);
+	assert_enoent();
+
+	/* b comes back (node reuse) followed by d: both takeable, no gap. */
+	cr_assert(flowq_mpsc_enqueue(&q, &b.node));
+	flowq_mpsc_enqueue(&q, &d.node);
+	assert_dequeue(&b);
+	assert_dequeue(&d);
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -ENOENT);
+}
+
+Test(mpsc_gap, known_tail_reached_is_taken_as_the_last_item)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	struct flowq_mpsc_node *n = POISON;
+	struct half_enqueue hb, hc;
+
+	/* Two producers stop in turn; the consumer learns tail c at the first
+	 * gap, then walks up to c and must take it with the CAS. */
+	flowq_mpsc_enqueue(&q, &a.node);
+	hb = enqueue_exchange_only(&q, &b.node);
+	hc = enqueue_exchange_only(&q, &c.node);
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
+	enqueue_link(&q, hb);
+	assert_dequeue(&a);
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN, "b's successor c not linked");
+	enqueue_link(&q, hc);
+	assert_dequeue(&b);
+	assert_dequeue(&c);
+	assert_enoent();
+	/* The queue works normally afterwards. */
+	cr_assert(flowq_mpsc_enqueue(&q, &a.node));
+	assert_dequeue(&a);
+	assert_enoent();
+}
+
 /* ------------------------------------------------------------------------ */
 /* A small concurrent smoke test, for the ASan/UBSan unit run. */
 

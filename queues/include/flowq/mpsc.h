@@ -65,13 +65,13 @@ struct flowq_mpsc {
 	 */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_mpsc_node head;
 	/*
-	 * Consumer only, on the consumer line: the oldest item when the
-	 * consumer last found it unlinked to a successor while the tail had
-	 * already moved past it (a producer between its exchange and its
-	 * link). Until that link lands, polls read only this item's next
-	 * field, never the producers' line. NULL when unknown.
+	 * Consumer-private, on the consumer line: a node the consumer saw as
+	 * the tail and has not dequeued since, or NULL. While it is set and
+	 * the consumer has not reached it, a missing link ahead of it is known
+	 * to be a producer between exchange and link, so the consumer polls
+	 * that link instead of the producers' line (queues/mpsc.c, I5).
 	 */
-	struct flowq_mpsc_node *pending;
+	struct flowq_mpsc_node *known_tail;
 	/* Producer line: the newest item, written by every enqueue. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq_mpsc_node *) tail;
 };

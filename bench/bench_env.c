@@ -168,7 +168,15 @@ bench_env_register(void)
 
 	bench_env_describe_allocator(alloc, sizeof(alloc));
 	bench_add_context("flowq_allocator", alloc);
-	bench_add_context("flowq_thread_pinning", "none (all threads unpinned)");
+	{
+		const char *pin = getenv("FLOWQ_BENCH_PIN");
+
+		bench_add_context("flowq_thread_pinning",
+				  pin != NULL && strcmp(pin, "0") != 0
+					  ? "BM_mpsc: consumer alone on the last CPU, producers "
+					    "on the others (FLOWQ_BENCH_PIN=1); BM_env unpinned"
+					  : "none (all threads unpinned)");
+	}
 #ifdef __VERSION__
 	bench_add_context("flowq_compiler", __VERSION__);
 #endif

@@ -60,6 +60,9 @@
  * label. A second, much longer limit aborts the process rather than hang.
  */
 
+/* pthread_setaffinity_np() for FLOWQ_BENCH_PIN. */
+#define _GNU_SOURCE
+
 /*
  * Inline liburcu's wfcqueue into this file, as a user chasing speed would
  * (without it every wfcq operation is a call into liburcu-cds.so). liburcu
@@ -78,6 +81,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ck_fifo.h>
 #include <ck_ring.h>
@@ -93,6 +97,9 @@
 #define BENCH_MPSC_MAX_PRODUCERS 8
 /* Most items one drain call may take: bounds the consumer's bookkeeping. */
 #define BENCH_MPSC_DRAIN 256
+/* Most pause instructions the consumer spins after an empty poll. */
+#define BENCH_MPSC_BACKOFF_MAX 64u
+
 /* Items per flowq_mpsc_dequeue_batch() call in flowq_mpsc_batch. */
 #define BENCH_MPSC_DEQUEUE_BATCH 64
 /* Producers look at the stop flag once per this many items. */
@@ -171,6 +178,7 @@ struct bench_producer {
 	_Alignas(BENCH_LINE) struct bench_mpsc_run *run;
 	struct bench_item *items;
 	size_t count; /* items per batch */
+	unsigned index;
 	pthread_t thread;
 	/*
 	 * Written by the producer before its release increment of done;
@@ -370,12 +378,42 @@ bench_produce(struct bench_mpsc_run *r, struct bench_producer *p)
 	return 0;
 }
 
+/*
+ * Pinning, on request: FLOWQ_BENCH_PIN=1 puts the consumer alone on the last
+ * CPU and the producers on the others (all on CPU 0 with 2 CPUs), the
+ * "dispatcher owns a core" layout. Unpinned (the default), the scheduler
+ * decides, and at P=1 the run lands at random in one of two regimes
+ * (producer and consumer on one CPU taking turns, or on two CPUs in
+ * cross-core lock-step) whose rates differ several-fold.
+ */
+static bool
+bench_pinning(void)
+{
+	const char *e = getenv("FLOWQ_BENCH_PIN");
+
+	return e != NULL && strcmp(e, "0") != 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+}
+
+static void
+bench_pin_self(long cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	/* Best effort: a failure leaves the thread unpinned, never wrong. */
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 static void *
 bench_producer_main(void *arg)
 {
 	struct bench_producer *p = arg;
 	struct bench_mpsc_run *r = p->run;
 	unsigned seen = 0;
+
+	if (bench_pinning())
+		bench_pin_self((long)p->index % (sysconf(_SC_NPROCESSORS_ONLN) - 1));
 
 	for (;;) {
 		/*
@@ -632,9 +670,10 @@ bench_produced_total(const struct bench_mpsc_run *r)
 static size_t
 bench_mpsc_batch(struct bench_mpsc_run *r, uint64_t *log, bool *r_stalled)
 {
-	size_t got = 0, expected = BENCH_MPSC_ITEMS, want;
+	size_t got = 0, expected = BENCH_MPSC_ITEMS, want, n;
 	uint64_t start, now;
 	unsigned long polls = 0;
+	unsigned backoff = 1;
 	bool stopped = false, counted = false;
 
 	start = bench_now_ns();
@@ -642,7 +681,24 @@ bench_mpsc_batch(struct bench_mpsc_run *r, uint64_t *log, bool *r_stalled)
 	while (got < expected) {
 		want = expected - got < BENCH_MPSC_DRAIN ? expected - got
 							 : BENCH_MPSC_DRAIN;
-		got += bench_drain(r, log + got, want);
+		n = bench_drain(r, log + got, want);
+		got += n;
+		/*
+		 * Found nothing: back off exponentially (bounded), as a real
+		 * dispatcher does before it sleeps. Re-polling at once would
+		 * keep pulling the line the producer is about to write, and
+		 * the run would settle, at random, either in that slow
+		 * lock-step or in a fast streaming regime (P=1 repetitions
+		 * spread 4x without this). Same for every peer.
+		 */
+		if (n == 0) {
+			for (unsigned i = 0; i < backoff; i++)
+				bench_cpu_relax();
+			if (backoff < BENCH_MPSC_BACKOFF_MAX)
+				backoff *= 2;
+		} else {
+			backoff = 1;
+		}
 		if (++polls % BENCH_MPSC_CLOCK_EVERY == 0) {
 			now = bench_now_ns();
 			if (!stopped && now - start > BENCH_MPSC_WATCHDOG_NS) {
@@ -806,6 +862,7 @@ bench_mpsc_case(struct bench_state *st, void *arg)
 	uint64_t delivered = 0;
 	unsigned started = 0;
 	bool stalled = false, stalled_now, failed = false;
+	cpu_set_t saved_cpus;
 	char msg[256];
 	size_t got;
 
@@ -823,7 +880,12 @@ bench_mpsc_case(struct bench_state *st, void *arg)
 		bench_skip_with_error(st, "out of memory for the run");
 		return;
 	}
+	if (bench_pinning()) {
+		pthread_getaffinity_np(pthread_self(), sizeof(saved_cpus), &saved_cpus);
+		bench_pin_self(sysconf(_SC_NPROCESSORS_ONLN) - 1);
+	}
 	for (; started < r->nproducers; started++) {
+		r->producers[started].index = started;
 		if (pthread_create(&r->producers[started].thread, NULL,
 				   bench_producer_main, &r->producers[started]) != 0)
 			break;
@@ -852,6 +914,8 @@ bench_mpsc_case(struct bench_state *st, void *arg)
 
 	bench_mpsc_quit(r, started);
 	bench_mpsc_run_destroy(r);
+	if (bench_pinning())
+		pthread_setaffinity_np(pthread_self(), sizeof(saved_cpus), &saved_cpus);
 	if (failed)
 		return;
 	bench_set_counter(st, "items_per_second", (double)delivered, BENCH_COUNTER_RATE);

@@ -71,6 +71,8 @@
 
 #include <flowq/mpsc.h>
 
+#include "test_util.h"
+
 #define MAX_PRODUCERS 64
 #define MAX_BATCH     256
 /* Report at most this many violations in detail; count them all. */
@@ -115,30 +117,11 @@ violation(const char *fmt, ...)
 }
 
 static uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t
 check_word(uint32_t producer, uint32_t seq)
 {
 	uint64_t s = ((uint64_t)producer << 32 | seq) ^ 0x5bd1e995u;
 
-	return rng_next(&s);
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return test_rng_next(&s);
 }
 
 /* A short pause without a system call. */
@@ -153,7 +136,7 @@ static void *
 producer_main(void *arg)
 {
 	struct producer *p = arg;
-	uint64_t burst = 1 + rng_next(&p->rng) % 1024;
+	uint64_t burst = 1 + test_rng_next(&p->rng) % 1024;
 
 	pthread_barrier_wait(&start);
 	for (uint32_t i = 0; i < p->count; i++) {
@@ -171,7 +154,7 @@ producer_main(void *arg)
 			 * short bursts make many empty <-> non-empty transitions
 			 * (the [D3]-vs-[E1] race), long ones a backlog for batches.
 			 */
-			uint64_t r = rng_next(&p->rng);
+			uint64_t r = test_rng_next(&p->rng);
 
 			burst = 1 + r % (r & (1u << 21) ? 16 : 1024);
 			if (r & (1u << 20))
@@ -291,7 +274,7 @@ consume(struct consumer *c)
 	unsigned idle = 0;
 
 	while (c->consumed < c->total) {
-		uint64_t r = rng_next(&c->rng);
+		uint64_t r = test_rng_next(&c->rng);
 		bool got = false;
 
 		if (r & 1) {
@@ -348,21 +331,6 @@ consume(struct consumer *c)
 	}
 }
 
-static unsigned long
-parse_ulong(const char *s, const char *what, unsigned long lo, unsigned long hi)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "stress_mpsc: bad %s '%s' (%lu..%lu)\n", what, s, lo, hi);
-		exit(2);
-	}
-	return v;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -376,11 +344,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: stress_mpsc PRODUCERS [ITEMS [SEED]]\n");
 		return 2;
 	}
-	nprod = (unsigned)parse_ulong(argv[1], "producer count", 1, MAX_PRODUCERS);
+	nprod = (unsigned)test_parse_ulong("stress_mpsc", argv[1], "producer count", 1, MAX_PRODUCERS);
 	if (argc > 2)
-		items = parse_ulong(argv[2], "item count", 1, UINT32_MAX);
+		items = test_parse_ulong("stress_mpsc", argv[2], "item count", 1, UINT32_MAX);
 	if (argc > 3)
-		seed = parse_ulong(argv[3], "seed", 0, ~0ul);
+		seed = test_parse_ulong("stress_mpsc", argv[3], "seed", 0, ~0ul);
 
 	/* Round up so that every producer gets the same count. */
 	c.per_producer = (uint32_t)((items + nprod - 1) / nprod);
@@ -414,13 +382,13 @@ main(int argc, char **argv)
 		}
 	}
 	pthread_barrier_wait(&start);
-	t0 = now_seconds();
+	t0 = test_now_seconds();
 	consume(&c);
 	for (unsigned p = 0; p < nprod; p++) {
 		pthread_join(prod[p].thread, NULL);
 		enq_true += prod[p].enq_true;
 	}
-	secs = now_seconds() - t0;
+	secs = test_now_seconds() - t0;
 
 	/* Quiescent now: the queue must be empty and every item seen once. */
 	{

@@ -50,6 +50,8 @@
 
 #include "req.h"
 
+#include "test_util.h"
+
 #define POOL        1024 /* a power of two: odd strides walk the whole pool */
 #define NPAIRS      13
 #define MAX_THREADS NPAIRS /* every worker must own at least one pair */
@@ -119,25 +121,6 @@ violation(const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The worker that owns pair @p on request @r in round @round. */
 static unsigned
 pair_owner(unsigned p, unsigned r, unsigned long round)
@@ -181,7 +164,7 @@ visit(struct worker *w, unsigned r, unsigned long round)
 {
 	struct slot *s = &pool[r];
 	struct flowq_req *req = &s->req;
-	uint64_t rnd = rng_next(&w->rng);
+	uint64_t rnd = test_rng_next(&w->rng);
 	bool tried_claim = rnd % 16 != 0;     /* 15/16 */
 	bool tried_fin = (rnd >> 4) % 8 != 0; /* 7/8 */
 	bool tried_rel = (rnd >> 7) % 4 != 0; /* 3/4 */
@@ -304,12 +287,12 @@ worker_main(void *arg)
 			stride = 1;
 			break;
 		case 1: /* one shared random walk */
-			start = (unsigned)rng_next(&rs) % POOL;
-			stride = (unsigned)rng_next(&rs) % POOL | 1;
+			start = (unsigned)test_rng_next(&rs) % POOL;
+			stride = (unsigned)test_rng_next(&rs) % POOL | 1;
 			break;
 		default: /* each worker its own random walk */
-			start = (unsigned)rng_next(&w->rng) % POOL;
-			stride = (unsigned)rng_next(&w->rng) % POOL | 1;
+			start = (unsigned)test_rng_next(&w->rng) % POOL;
+			stride = (unsigned)test_rng_next(&w->rng) % POOL | 1;
 			break;
 		}
 		for (unsigned i = 0; i < POOL; i++)
@@ -394,21 +377,6 @@ reset_pool(void)
 	}
 }
 
-static unsigned long
-parse_ulong(const char *s, const char *what, unsigned long lo, unsigned long hi)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "stress_req: bad %s '%s' (%lu..%lu)\n", what, s, lo, hi);
-		exit(2);
-	}
-	return v;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -423,11 +391,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: stress_req THREADS [ROUNDS [SEED]]\n");
 		return 2;
 	}
-	nthreads = (unsigned)parse_ulong(argv[1], "thread count", 1, MAX_THREADS);
+	nthreads = (unsigned)test_parse_ulong("stress_req", argv[1], "thread count", 1, MAX_THREADS);
 	if (argc > 2)
-		rounds = parse_ulong(argv[2], "round count", 1, 1ul << 30);
+		rounds = test_parse_ulong("stress_req", argv[2], "round count", 1, 1ul << 30);
 	if (argc > 3)
-		seed = parse_ulong(argv[3], "seed", 0, ~0ul);
+		seed = test_parse_ulong("stress_req", argv[3], "seed", 0, ~0ul);
 	items = (uint64_t)rounds * POOL;
 	fprintf(stderr, "stress_req: threads=%u rounds=%lu pool=%d seed=%" PRIu64 "\n",
 		nthreads, rounds, POOL, seed);
@@ -446,7 +414,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	t0 = now_seconds();
+	t0 = test_now_seconds();
 	for (unsigned long round = 0; round < rounds; round++) {
 		reset_pool();
 		pthread_barrier_wait(&round_start);
@@ -455,7 +423,7 @@ main(int argc, char **argv)
 	}
 	for (unsigned t = 0; t < nthreads; t++)
 		pthread_join(workers[t].thread, NULL);
-	secs = now_seconds() - t0;
+	secs = test_now_seconds() - t0;
 
 	for (unsigned t = 0; t < nthreads; t++) {
 		struct worker *w = &workers[t];

@@ -13,6 +13,8 @@
 
 #include <flowq/heap.h>
 
+#include "test_util.h"
+
 struct hitem {
 	int id;
 	struct flowq_heap_node hn; /* not first, as in struct flowq_req */
@@ -22,16 +24,6 @@ static struct hitem *
 hitem_of(const struct flowq_heap_node *n)
 {
 	return (struct hitem *)((char *)n - offsetof(struct hitem, hn));
-}
-
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
 }
 
 static bool
@@ -190,7 +182,7 @@ random_keys_vs_sorted(uint64_t seed, uint64_t key_range)
 	flowq_heap_init(&h, slots, N);
 	init_items(it, N);
 	for (int i = 0; i < N; i++) {
-		uint64_t r = splitmix64(&seed);
+		uint64_t r = test_rng_next(&seed);
 
 		it[i].hn.key =
 			key_range ? (int64_t)(r % key_range) - (int64_t)(key_range / 2)
@@ -250,7 +242,7 @@ Test(heap, ties_leave_in_seq_order)
 	init_items(it, N);
 	/* Same key; seq = id; pushed in a random order. */
 	for (int i = N - 1; i > 0; i--) {
-		int j = (int)(splitmix64(&seed) % (uint64_t)(i + 1));
+		int j = (int)(test_rng_next(&seed) % (uint64_t)(i + 1));
 		struct hitem t = it[i];
 
 		it[i] = it[j];
@@ -310,7 +302,7 @@ Test(heap, remove_from_every_position)
 			flowq_heap_init(&h, slots, MAXN);
 			init_items(it, n);
 			for (uint32_t i = 0; i < n; i++) {
-				it[i].hn.key = (int64_t)(splitmix64(&seed) % 32);
+				it[i].hn.key = (int64_t)(test_rng_next(&seed) % 32);
 				cr_assert_eq(flowq_heap_push(&h, &it[i].hn), 0);
 			}
 			victim = h.slots[pos];
@@ -413,7 +405,7 @@ Test(heap, update_up_and_down)
 	flowq_heap_init(&h, slots, N);
 	init_items(it, N);
 	for (int i = 0; i < N; i++) {
-		it[i].hn.key = (int64_t)(splitmix64(&seed) % 1000);
+		it[i].hn.key = (int64_t)(test_rng_next(&seed) % 1000);
 		ref[i] = &it[i].hn;
 		cr_assert_eq(flowq_heap_push(&h, &it[i].hn), 0);
 	}
@@ -446,7 +438,7 @@ Test(heap, update_up_and_down)
 	}
 	/* Random updates both ways. */
 	for (int k = 0; k < 5000; k++) {
-		uint64_t r = splitmix64(&seed);
+		uint64_t r = test_rng_next(&seed);
 		struct flowq_heap_node *n = &it[r % N].hn;
 		int64_t key = (int64_t)((r >> 16) % 3000) - 1000;
 
@@ -598,7 +590,7 @@ Test(heap, random_model)
 	flowq_heap_init(&h, slots, cap);
 	init_items(it, N);
 	for (int op = 0; op < OPS; op++) {
-		uint64_t r = splitmix64(&seed);
+		uint64_t r = test_rng_next(&seed);
 		struct flowq_heap_node *n = &it[(r >> 8) % N].hn;
 
 		switch (r % 5) {

@@ -19,6 +19,8 @@
 
 #include <flowq/mpsc.h>
 
+#include "test_util.h"
+
 struct item {
 	uint64_t payload;
 	struct flowq_mpsc_node node; /* not first: container_of must work */
@@ -53,16 +55,6 @@ init_items(struct item *it, size_t n)
 		it[i].payload = 0x1000 + i;
 		it[i].id = (uint32_t)i;
 	}
-}
-
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
 }
 
 static void
@@ -330,7 +322,7 @@ Test(mpsc, random_model)
 
 	init_items(it, N);
 	for (int op = 0; op < OPS; op++) {
-		uint64_t r = splitmix64(&seed);
+		uint64_t r = test_rng_next(&seed);
 		unsigned long len = tail - head;
 
 		if (r % 3 == 0 && len < N) {

@@ -171,11 +171,12 @@ bench_env_register(void)
 	{
 		const char *pin = getenv("FLOWQ_BENCH_PIN");
 
-		bench_add_context("flowq_thread_pinning",
-				  pin != NULL && strcmp(pin, "0") != 0
-					  ? "BM_mpsc: consumer alone on the last CPU, producers "
-					    "on the others (FLOWQ_BENCH_PIN=1); BM_env unpinned"
-					  : "none (all threads unpinned)");
+		bench_add_context(
+			"flowq_thread_pinning",
+			pin != NULL && strcmp(pin, "0") != 0
+				? "BM_mpsc: consumer alone on the last CPU, producers "
+				  "on the others (FLOWQ_BENCH_PIN=1); BM_env unpinned"
+				: "none (all threads unpinned)");
 	}
 #ifdef __VERSION__
 	bench_add_context("flowq_compiler", __VERSION__);

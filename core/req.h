@@ -8,10 +8,10 @@
 #include <flowq/types.h>
 
 #define FLOWQ__RS_OUTCOME_MASK 0xffu
-#define FLOWQ__RS_CAUSE_SHIFT 8
-#define FLOWQ__RS_CAUSE_MASK (0xffu << FLOWQ__RS_CAUSE_SHIFT)
-#define FLOWQ__RS_SUBMITTED (1u << 16)
-#define FLOWQ__RS_RELEASED (1u << 17)
+#define FLOWQ__RS_CAUSE_SHIFT  8
+#define FLOWQ__RS_CAUSE_MASK   (0xffu << FLOWQ__RS_CAUSE_SHIFT)
+#define FLOWQ__RS_SUBMITTED    (1u << 16)
+#define FLOWQ__RS_RELEASED     (1u << 17)
 
 /**
  * [T1] IDLE -> SUBMITTED. The submitter claims @p req before touching any

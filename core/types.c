@@ -43,11 +43,10 @@ static const uint32_t cause_sets[FLOWQ_OUTCOME_COUNT] = {
 	[FLOWQ_REJECTED_CAPACITY] = CAUSE_BIT(FLOWQ_CAUSE_CAPACITY_GLOBAL) |
 				    CAUSE_BIT(FLOWQ_CAUSE_CAPACITY_BAND) |
 				    CAUSE_BIT(FLOWQ_CAUSE_CAPACITY_FLOW),
-	[FLOWQ_REJECTED_OTHER] = CAUSE_BIT(FLOWQ_CAUSE_DEADLINE_PASSED) |
-				 CAUSE_BIT(FLOWQ_CAUSE_SHUTDOWN) |
-				 CAUSE_BIT(FLOWQ_CAUSE_INVALID_REQUEST) |
-				 CAUSE_BIT(FLOWQ_CAUSE_UNKNOWN_BAND) |
-				 CAUSE_BIT(FLOWQ_CAUSE_NO_MEMORY),
+	[FLOWQ_REJECTED_OTHER] =
+		CAUSE_BIT(FLOWQ_CAUSE_DEADLINE_PASSED) | CAUSE_BIT(FLOWQ_CAUSE_SHUTDOWN) |
+		CAUSE_BIT(FLOWQ_CAUSE_INVALID_REQUEST) |
+		CAUSE_BIT(FLOWQ_CAUSE_UNKNOWN_BAND) | CAUSE_BIT(FLOWQ_CAUSE_NO_MEMORY),
 	[FLOWQ_EVICTED_TTL] = CAUSE_BIT(FLOWQ_CAUSE_TTL_EXPIRED),
 	[FLOWQ_EVICTED_CANCELLED] = CAUSE_BIT(FLOWQ_CAUSE_CANCELLED),
 	[FLOWQ_EVICTED_DISPLACED] = CAUSE_BIT(FLOWQ_CAUSE_DISPLACED),
@@ -134,10 +133,9 @@ flowq__req_claim(struct flowq_req *req)
 	uint32_t expected = 0;
 
 	/* [T1] acq_rel: the host's caller-field writes are published with it. */
-	if (atomic_compare_exchange_strong_explicit(&req->priv.state, &expected,
-						    FLOWQ__RS_SUBMITTED,
-						    memory_order_acq_rel,
-						    memory_order_acquire))
+	if (atomic_compare_exchange_strong_explicit(
+		    &req->priv.state, &expected, FLOWQ__RS_SUBMITTED,
+		    memory_order_acq_rel, memory_order_acquire))
 		return 0;
 	return -EBUSY;
 }
@@ -178,10 +176,9 @@ flowq__req_release(struct flowq_req *req)
 		if (cur & FLOWQ__RS_RELEASED)
 			return -EALREADY;
 		/* [T3] Weak CAS in a loop: a spurious failure reloads cur. */
-		if (atomic_compare_exchange_weak_explicit(&req->priv.state, &cur,
-							  cur | FLOWQ__RS_RELEASED,
-							  memory_order_acq_rel,
-							  memory_order_acquire))
+		if (atomic_compare_exchange_weak_explicit(
+			    &req->priv.state, &cur, cur | FLOWQ__RS_RELEASED,
+			    memory_order_acq_rel, memory_order_acquire))
 			return 0;
 	}
 }

@@ -100,7 +100,8 @@ static pthread_barrier_t start;
 static _Atomic unsigned producers_done;
 static unsigned long violations;
 
-static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void
+violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 violation(const char *fmt, ...)
@@ -344,9 +345,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: stress_mpsc PRODUCERS [ITEMS [SEED]]\n");
 		return 2;
 	}
-	nprod = (unsigned)test_parse_ulong("stress_mpsc", argv[1], "producer count", 1, MAX_PRODUCERS);
+	nprod = (unsigned)test_parse_ulong("stress_mpsc", argv[1], "producer count", 1,
+					   MAX_PRODUCERS);
 	if (argc > 2)
-		items = test_parse_ulong("stress_mpsc", argv[2], "item count", 1, UINT32_MAX);
+		items = test_parse_ulong("stress_mpsc", argv[2], "item count", 1,
+					 UINT32_MAX);
 	if (argc > 3)
 		seed = test_parse_ulong("stress_mpsc", argv[3], "seed", 0, ~0ul);
 

@@ -104,7 +104,8 @@ static unsigned long rounds = 1000;
 static uint64_t seed = 1;
 static _Atomic unsigned long violations;
 
-static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void
+violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 violation(const char *fmt, ...)
@@ -391,9 +392,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: stress_req THREADS [ROUNDS [SEED]]\n");
 		return 2;
 	}
-	nthreads = (unsigned)test_parse_ulong("stress_req", argv[1], "thread count", 1, MAX_THREADS);
+	nthreads = (unsigned)test_parse_ulong("stress_req", argv[1], "thread count", 1,
+					      MAX_THREADS);
 	if (argc > 2)
-		rounds = test_parse_ulong("stress_req", argv[2], "round count", 1, 1ul << 30);
+		rounds = test_parse_ulong("stress_req", argv[2], "round count", 1,
+					  1ul << 30);
 	if (argc > 3)
 		seed = test_parse_ulong("stress_req", argv[3], "seed", 0, ~0ul);
 	items = (uint64_t)rounds * POOL;

@@ -634,7 +634,8 @@ Test(mpsc_gap, known_tail_reached_is_taken_as_the_last_item)
 	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
 	enqueue_link(&q, hb);
 	assert_dequeue(&a);
-	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN, "b's successor c not linked");
+	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN,
+		     "b's successor c not linked");
 	enqueue_link(&q, hc);
 	assert_dequeue(&b);
 	assert_dequeue(&c);

@@ -110,7 +110,8 @@ struct flowq_flow;
  * thread (or the thread that drains a completion port); must be short and
  * must not block. The request belongs to the host again when it is called.
  */
-typedef void flowq_complete_fn(struct flowq_req *req, void *arg);
+typedef void
+flowq_complete_fn(struct flowq_req *req, void *arg);
 
 /**
  * A request. Caller-owned and intrusive: embed it in the host's own request

@@ -29,8 +29,8 @@ struct flowq_list {
 };
 
 /** Recover the containing object from a link. */
-#define flowq_list_entry(node, type, member) \
-	((type *)((char *)(node) - offsetof(type, member)))
+#define flowq_list_entry(node, type, member)                                             \
+	((type *)((char *)(node)-offsetof(type, member)))
 
 static inline void
 flowq_list_init(struct flowq_list *l)

@@ -47,7 +47,8 @@ static const uint32_t cause_sets[FLOWQ_OUTCOME_COUNT] = {
 		CAUSE_BIT(FLOWQ_CAUSE_DEADLINE_PASSED) | CAUSE_BIT(FLOWQ_CAUSE_SHUTDOWN) |
 		CAUSE_BIT(FLOWQ_CAUSE_INVALID_REQUEST) |
 		CAUSE_BIT(FLOWQ_CAUSE_UNKNOWN_BAND) | CAUSE_BIT(FLOWQ_CAUSE_NO_MEMORY),
-	[FLOWQ_EVICTED_TTL] = CAUSE_BIT(FLOWQ_CAUSE_TTL_EXPIRED),
+	[FLOWQ_EVICTED_TTL] = CAUSE_BIT(FLOWQ_CAUSE_TTL_EXPIRED) |
+			      CAUSE_BIT(FLOWQ_CAUSE_DEADLINE_PASSED),
 	[FLOWQ_EVICTED_CANCELLED] = CAUSE_BIT(FLOWQ_CAUSE_CANCELLED),
 	[FLOWQ_EVICTED_DISPLACED] = CAUSE_BIT(FLOWQ_CAUSE_DISPLACED),
 	[FLOWQ_EVICTED_OTHER] = CAUSE_BIT(FLOWQ_CAUSE_SHUTDOWN),
@@ -140,12 +141,24 @@ flowq__req_claim(struct flowq_req *req)
 	return -EBUSY;
 }
 
+int
+flowq__req_mark_queued(struct flowq_req *req)
+{
+	uint32_t expected = FLOWQ__RS_SUBMITTED;
+
+	/* [T4] Release: see req.h. */
+	if (atomic_compare_exchange_strong_explicit(
+		    &req->priv.state, &expected, FLOWQ__RS_SUBMITTED | FLOWQ__RS_QUEUED,
+		    memory_order_release, memory_order_relaxed))
+		return 0;
+	return -EINVAL;
+}
+
 bool
 flowq__req_finalize(struct flowq_req *req, enum flowq_outcome outcome,
 		    enum flowq_cause cause)
 {
-	uint32_t expected = FLOWQ__RS_SUBMITTED;
-	uint32_t desired;
+	uint32_t expected, desired;
 
 	if (outcome == FLOWQ_PENDING || !flowq_cause_valid_for(outcome, cause)) {
 		/* An engine bug: continuing would record a nonsense outcome. */
@@ -153,12 +166,15 @@ flowq__req_finalize(struct flowq_req *req, enum flowq_outcome outcome,
 			(int)outcome, (int)cause);
 		abort();
 	}
-	desired = FLOWQ__RS_SUBMITTED | (uint32_t)outcome |
-		  ((uint32_t)cause << FLOWQ__RS_CAUSE_SHIFT);
+	/* Rejections happen before [T4], everything else after it. */
+	expected = FLOWQ__RS_SUBMITTED;
+	if (!flowq_outcome_is_rejected(outcome))
+		expected |= FLOWQ__RS_QUEUED;
+	desired = expected | (uint32_t)outcome | ((uint32_t)cause << FLOWQ__RS_CAUSE_SHIFT);
 	/*
-	 * [T2] The one CAS every outcome passes through. SUBMITTED+PENDING is
-	 * the only state it leaves, and no transition re-enters it, so a
-	 * failure is final: strong CAS, no loop.
+	 * [T2] The one CAS every outcome passes through. PENDING is the only
+	 * state it leaves, and no transition re-enters it, so a failure is
+	 * final: strong CAS, no loop.
 	 */
 	return atomic_compare_exchange_strong_explicit(&req->priv.state, &expected,
 						       desired, memory_order_acq_rel,

@@ -92,8 +92,8 @@ struct worker {
 	unsigned id;
 	uint64_t rng;
 	/* The worker's own counters, read by main after the join. */
-	uint64_t claim_ok, claim_busy;
-	uint64_t fin_won[NPAIRS], fin_lost, fin_unclaimed;
+	uint64_t claim_ok, claim_busy, queued_ok, queued_lost;
+	uint64_t fin_won[NPAIRS], fin_lost, fin_unclaimed, fin_boundary;
 	uint64_t rel_ok, rel_already, rel_inval;
 };
 
@@ -178,6 +178,25 @@ visit(struct worker *w, unsigned r, unsigned long round)
 			w->claim_ok++;
 			atomic_fetch_add_explicit(&s->claim_wins, 1,
 						  memory_order_relaxed);
+			/*
+			 * The claimer is the submitter: most of the time it
+			 * admits the request ([T4]). That can fail only if a
+			 * racing finalize already rejected it (only rejections
+			 * are possible before [T4]).
+			 */
+			if ((rnd >> 20) % 4 != 0) {
+				int mq = flowq__req_mark_queued(req);
+
+				if (mq == 0)
+					w->queued_ok++;
+				else if (mq == -EINVAL &&
+					 flowq_outcome_is_rejected(flowq_req_outcome(req)))
+					w->queued_lost++;
+				else
+					violation("mark_queued returned %d with outcome %s",
+						  mq,
+						  flowq_outcome_str(flowq_req_outcome(req)));
+			}
 		} else if (rc == -EBUSY) {
 			w->claim_busy++;
 		} else {
@@ -230,11 +249,23 @@ visit(struct worker *w, unsigned r, unsigned long round)
 						  round, r, owner);
 				}
 			} else if (tried_claim) {
-				/* Claimed (by us or, per -EBUSY, before us): only a
-				 * decided outcome can make finalize fail. */
-				violation("round %lu req %u: finalize lost to PENDING "
-					  "after claim",
-					  round, r);
+				/*
+				 * Claimed (by us or, per -EBUSY, before us) and
+				 * still pending: the only other reason to fail is
+				 * the [T4] boundary. A rejection fails only once
+				 * QUEUED is set, and QUEUED never clears, so it
+				 * must be set now. An eviction fails only before
+				 * [T4], which may have happened since: not checkable.
+				 */
+				uint32_t st = atomic_load_explicit(&req->priv.state,
+								   memory_order_acquire);
+
+				w->fin_boundary++;
+				if (flowq_outcome_is_rejected(pairs[p].o) &&
+				    !(st & FLOWQ__RS_QUEUED))
+					violation("round %lu req %u: rejection refused "
+						  "while not queued and pending",
+						  round, r);
 			} else {
 				w->fin_unclaimed++;
 			}
@@ -312,7 +343,7 @@ static void
 check_round(unsigned long round, struct totals *tot)
 {
 	const uint32_t known = FLOWQ__RS_OUTCOME_MASK | FLOWQ__RS_CAUSE_MASK |
-			       FLOWQ__RS_SUBMITTED | FLOWQ__RS_RELEASED;
+			       FLOWQ__RS_SUBMITTED | FLOWQ__RS_RELEASED | FLOWQ__RS_QUEUED;
 
 	for (unsigned r = 0; r < POOL; r++) {
 		struct slot *s = &pool[r];
@@ -354,6 +385,12 @@ check_round(unsigned long round, struct totals *tot)
 			violation("round %lu req %u: %" PRIu32
 				  " releases won, state 0x%" PRIx32,
 				  round, r, rw, st);
+		/* rejected = never queued, everything else decided = queued */
+		if (o != FLOWQ_PENDING &&
+		    flowq_outcome_is_rejected(o) == ((st & FLOWQ__RS_QUEUED) != 0))
+			violation("round %lu req %u: outcome %s with QUEUED %s", round, r,
+				  flowq_outcome_str(o),
+				  (st & FLOWQ__RS_QUEUED) ? "set" : "clear");
 		if (released && o != FLOWQ_DISPATCHED)
 			violation("round %lu req %u: released but %s", round, r,
 				  flowq_outcome_str(o));
@@ -384,6 +421,7 @@ main(int argc, char **argv)
 	static struct worker workers[MAX_THREADS];
 	struct totals tot = {0};
 	uint64_t claim_ok = 0, claim_busy = 0, fin_lost = 0, fin_unclaimed = 0;
+	uint64_t fin_boundary = 0, queued_ok = 0, queued_lost = 0;
 	uint64_t rel_ok = 0, rel_already = 0, rel_inval = 0;
 	uint64_t won_by_outcome[FLOWQ_OUTCOME_COUNT] = {0}, items, decided = 0;
 	double t0, secs;
@@ -435,6 +473,9 @@ main(int argc, char **argv)
 		claim_busy += w->claim_busy;
 		fin_lost += w->fin_lost;
 		fin_unclaimed += w->fin_unclaimed;
+		fin_boundary += w->fin_boundary;
+		queued_ok += w->queued_ok;
+		queued_lost += w->queued_lost;
 		rel_ok += w->rel_ok;
 		rel_already += w->rel_already;
 		rel_inval += w->rel_inval;
@@ -461,7 +502,8 @@ main(int argc, char **argv)
 			  decided + tot.outcomes[FLOWQ_PENDING], items);
 	/* A real run must actually have raced, or it checked nothing. */
 	if (nthreads > 1 && rounds >= 100 &&
-	    (claim_busy == 0 || fin_lost == 0 || rel_already == 0))
+	    (claim_busy == 0 || fin_lost == 0 || rel_already == 0 || queued_ok == 0 ||
+	     fin_boundary == 0))
 		violation("no contention seen (claim_busy %" PRIu64 ", fin_lost %" PRIu64
 			  ", rel_already %" PRIu64 ")",
 			  claim_busy, fin_lost, rel_already);
@@ -470,10 +512,11 @@ main(int argc, char **argv)
 		"stress_req: claimed=%" PRIu64 " claim_busy=%" PRIu64 " decided=%" PRIu64
 		" pending=%" PRIu64 " fin_lost=%" PRIu64 " fin_unclaimed=%" PRIu64
 		" dispatched=%" PRIu64 " released=%" PRIu64 " rel_already=%" PRIu64
-		" rel_inval=%" PRIu64 "\n",
+		" rel_inval=%" PRIu64 " queued=%" PRIu64 " queued_lost=%" PRIu64
+		" fin_boundary=%" PRIu64 "\n",
 		tot.claimed, claim_busy, decided, tot.outcomes[FLOWQ_PENDING], fin_lost,
 		fin_unclaimed, tot.outcomes[FLOWQ_DISPATCHED], tot.released, rel_already,
-		rel_inval);
+		rel_inval, queued_ok, queued_lost, fin_boundary);
 	printf("SUMMARY stress_req threads=%u items=%" PRIu64
 	       " violations=%lu seconds=%.3f\n",
 	       nthreads, items, atomic_load(&violations), secs);

@@ -66,7 +66,8 @@ static const bool expected_valid[FLOWQ_OUTCOME_COUNT][FLOWQ_CAUSE_COUNT] = {
 				  [FLOWQ_CAUSE_INVALID_REQUEST] = true,
 				  [FLOWQ_CAUSE_UNKNOWN_BAND] = true,
 				  [FLOWQ_CAUSE_NO_MEMORY] = true},
-	[FLOWQ_EVICTED_TTL] = {[FLOWQ_CAUSE_TTL_EXPIRED] = true},
+	[FLOWQ_EVICTED_TTL] = {[FLOWQ_CAUSE_TTL_EXPIRED] = true,
+			       [FLOWQ_CAUSE_DEADLINE_PASSED] = true},
 	[FLOWQ_EVICTED_CANCELLED] = {[FLOWQ_CAUSE_CANCELLED] = true},
 	[FLOWQ_EVICTED_DISPLACED] = {[FLOWQ_CAUSE_DISPLACED] = true},
 	[FLOWQ_EVICTED_OTHER] = {[FLOWQ_CAUSE_SHUTDOWN] = true},
@@ -82,7 +83,11 @@ state_word(const struct flowq_req *req)
 static uint32_t
 decided_word(enum flowq_outcome o, enum flowq_cause c)
 {
-	return FLOWQ__RS_SUBMITTED | (uint32_t)o | ((uint32_t)c << FLOWQ__RS_CAUSE_SHIFT);
+	/* Rejections are decided before [T4] (not queued), the rest after. */
+	uint32_t queued = flowq_outcome_is_rejected(o) ? 0 : FLOWQ__RS_QUEUED;
+
+	return FLOWQ__RS_SUBMITTED | queued | (uint32_t)o |
+	       ((uint32_t)c << FLOWQ__RS_CAUSE_SHIFT);
 }
 
 /* The first cause valid for @o (every outcome has one). */
@@ -102,6 +107,24 @@ init_claimed(struct flowq_req *req)
 {
 	flowq_req_init(req);
 	cr_assert_eq(flowq__req_claim(req), 0);
+}
+
+/* Claimed and admitted ([T4]): ready for DISPATCHED or EVICTED_*. */
+static void
+init_queued(struct flowq_req *req)
+{
+	init_claimed(req);
+	cr_assert_eq(flowq__req_mark_queued(req), 0);
+}
+
+/* In the state from which outcome @o can be decided. */
+static void
+init_for(struct flowq_req *req, enum flowq_outcome o)
+{
+	if (flowq_outcome_is_rejected(o))
+		init_claimed(req);
+	else
+		init_queued(req);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -291,14 +314,14 @@ Test(req, claim_is_busy_in_every_later_state)
 	for (int o = 1; o < FLOWQ_OUTCOME_COUNT; o++) {
 		enum flowq_cause c = some_cause((enum flowq_outcome)o);
 
-		init_claimed(&req);
+		init_for(&req, (enum flowq_outcome)o);
 		cr_assert(flowq__req_finalize(&req, (enum flowq_outcome)o, c));
 		cr_assert_eq(flowq__req_claim(&req), -EBUSY, "claim after %s",
 			     flowq_outcome_str((enum flowq_outcome)o));
 		cr_assert_eq(state_word(&req), decided_word((enum flowq_outcome)o, c));
 	}
 	/* Dispatched and released. */
-	init_claimed(&req);
+	init_queued(&req);
 	cr_assert(flowq__req_finalize(&req, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE));
 	cr_assert_eq(flowq__req_release(&req), 0);
 	cr_assert_eq(flowq__req_claim(&req), -EBUSY);
@@ -323,7 +346,7 @@ Test(req, finalize_every_valid_pair_exactly_once)
 			if (!expected_valid[o][c])
 				continue;
 			pairs++;
-			init_claimed(&req);
+			init_for(&req, oo);
 			cr_assert(flowq__req_finalize(&req, oo, cc), "finalize(%s, %s)",
 				  flowq_outcome_str(oo), flowq_cause_str(cc));
 			cr_assert_eq(flowq_req_outcome(&req), oo);
@@ -343,7 +366,7 @@ Test(req, finalize_every_valid_pair_exactly_once)
 				     "a losing finalize changed the state");
 		}
 	}
-	cr_assert_eq(pairs, 13, "13 valid (outcome, cause) pairs");
+	cr_assert_eq(pairs, 14, "14 valid (outcome, cause) pairs");
 }
 
 Test(req, finalize_never_claimed_returns_false)
@@ -359,6 +382,8 @@ Test(req, finalize_never_claimed_returns_false)
 		cr_assert_eq(flowq_req_outcome(&req), FLOWQ_PENDING);
 		/* The refused finalize left it claimable. */
 		cr_assert_eq(flowq__req_claim(&req), 0);
+		if (!flowq_outcome_is_rejected(oo))
+			cr_assert_eq(flowq__req_mark_queued(&req), 0);
 		cr_assert(flowq__req_finalize(&req, oo, some_cause(oo)));
 	}
 }
@@ -369,7 +394,7 @@ Test(req, finalize_after_release_returns_false)
 	uint32_t released =
 		decided_word(FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE) | FLOWQ__RS_RELEASED;
 
-	init_claimed(&req);
+	init_queued(&req);
 	cr_assert(flowq__req_finalize(&req, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE));
 	cr_assert_eq(flowq__req_release(&req), 0);
 	cr_assert_not(flowq__req_finalize(&req, FLOWQ_EVICTED_CANCELLED,
@@ -406,7 +431,7 @@ Test(req_abort, finalize_mismatched_cause_aborts, .signal = SIGABRT)
 {
 	struct flowq_req req;
 
-	init_claimed(&req);
+	init_queued(&req);
 	flowq__req_finalize(&req, FLOWQ_DISPATCHED, FLOWQ_CAUSE_TTL_EXPIRED);
 	cr_assert_fail("finalize(DISPATCHED, TTL_EXPIRED) returned");
 }
@@ -440,6 +465,51 @@ Test(req_abort, finalize_invalid_pair_aborts_on_idle_request, .signal = SIGABRT)
 }
 
 /* ------------------------------------------------------------------------ */
+/* [T4] flowq__req_mark_queued: rejected = never queued, evicted = was queued */
+
+Test(req, mark_queued_only_once_and_only_after_claim)
+{
+	struct flowq_req req;
+
+	flowq_req_init(&req);
+	cr_assert_eq(flowq__req_mark_queued(&req), -EINVAL, "IDLE");
+	cr_assert_eq(state_word(&req), 0);
+	init_claimed(&req);
+	cr_assert_eq(flowq__req_mark_queued(&req), 0);
+	cr_assert_eq(state_word(&req), FLOWQ__RS_SUBMITTED | FLOWQ__RS_QUEUED);
+	cr_assert_eq(flowq_req_outcome(&req), FLOWQ_PENDING);
+	cr_assert_eq(flowq__req_mark_queued(&req), -EINVAL, "twice");
+	cr_assert_eq(flowq__req_claim(&req), -EBUSY);
+	/* After an outcome: no. */
+	cr_assert(flowq__req_finalize(&req, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE));
+	cr_assert_eq(flowq__req_mark_queued(&req), -EINVAL, "after dispatch");
+	init_claimed(&req);
+	cr_assert(flowq__req_finalize(&req, FLOWQ_REJECTED_CAPACITY,
+				      FLOWQ_CAUSE_CAPACITY_GLOBAL));
+	cr_assert_eq(flowq__req_mark_queued(&req), -EINVAL, "after a rejection");
+}
+
+Test(req, outcomes_respect_the_queued_boundary)
+{
+	for (int o = 1; o < FLOWQ_OUTCOME_COUNT; o++) {
+		enum flowq_outcome oo = (enum flowq_outcome)o;
+		struct flowq_req req;
+
+		/* Claimed, not yet admitted: only a rejection can be decided;
+		 * a cancel racing the submit of the same request loses. */
+		init_claimed(&req);
+		cr_assert_eq(flowq__req_finalize(&req, oo, some_cause(oo)),
+			     flowq_outcome_is_rejected(oo), "%s before [T4]",
+			     flowq_outcome_str(oo));
+		/* Admitted: no rejection any more. */
+		init_queued(&req);
+		cr_assert_eq(flowq__req_finalize(&req, oo, some_cause(oo)),
+			     !flowq_outcome_is_rejected(oo), "%s after [T4]",
+			     flowq_outcome_str(oo));
+	}
+}
+
+/* ------------------------------------------------------------------------ */
 /* [T3] flowq__req_release */
 
 Test(req, release_only_after_dispatch)
@@ -458,7 +528,7 @@ Test(req, release_only_after_dispatch)
 		enum flowq_outcome oo = (enum flowq_outcome)o;
 		enum flowq_cause c = some_cause(oo);
 
-		init_claimed(&req);
+		init_for(&req, oo);
 		cr_assert(flowq__req_finalize(&req, oo, c));
 		cr_assert_eq(flowq__req_release(&req), -EINVAL, "release after %s",
 			     flowq_outcome_str(oo));
@@ -471,7 +541,7 @@ Test(req, release_dispatched_once_then_already)
 {
 	struct flowq_req req;
 
-	init_claimed(&req);
+	init_queued(&req);
 	cr_assert(flowq__req_finalize(&req, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE));
 	cr_assert_not(flowq_req_released(&req));
 	cr_assert_eq(flowq__req_release(&req), 0);
@@ -494,7 +564,7 @@ Test(req, full_cycle_reuses_a_request)
 	struct flowq_req req;
 
 	for (int round = 0; round < 3; round++) {
-		init_claimed(&req);
+		init_queued(&req);
 		cr_assert(flowq__req_finalize(&req, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE));
 		cr_assert_eq(flowq__req_release(&req), 0);
 		cr_assert_eq(flowq__req_claim(&req), -EBUSY);
@@ -570,7 +640,7 @@ Test(req_race, finalize_has_exactly_one_winner)
 		uint32_t w;
 		int winner;
 
-		init_claimed(&race.req);
+		init_queued(&race.req);
 		atomic_store_explicit(&race.winners, 0, memory_order_relaxed);
 		pthread_barrier_wait(&race.start);
 		pthread_barrier_wait(&race.done);

@@ -6,33 +6,51 @@
  *
  *      bits  0..7   outcome (enum flowq_outcome; FLOWQ_PENDING = undecided)
  *      bits  8..15  cause   (enum flowq_cause)
- *      bit   16     SUBMITTED: the engine has taken the request
+ *      bit   16     SUBMITTED: flowq_submit() has claimed the request
  *      bit   17     RELEASED:  the host released a DISPATCHED request
+ *      bit   18     QUEUED:    admitted (capacity reserved); about to enter,
+ *                              or in, the engine's queues
  *
- *   state               transition                         made by       how
- *   ------------------  ---------------------------------  ------------  -------
- *   IDLE (word 0)       flowq_req_init()                   host          plain store
- *   IDLE -> SUBMITTED   flowq_submit() claims the request  submitter     CAS [T1]
- *   SUBMITTED/PENDING   -> any outcome (exactly once):     dispatcher,   CAS [T2]
- *     -> outcome+cause    DISPATCHED, EVICTED_TTL,         canceller,    flowq__req_finalize()
- *                         EVICTED_DISPLACED, EVICTED_OTHER  displacer,
- *                         EVICTED_CANCELLED,               submitter
- *                         REJECTED_* (submit failed)
- *   DISPATCHED ->       flowq_release()                    host          CAS [T3]
- *     DISPATCHED+RELEASED
+ *   transition                          made by        how
+ *   ----------------------------------  -------------  ----------------------
+ *   -> IDLE (word 0)                    host           flowq_req_init()
+ *   IDLE -> SUBMITTED                   submitter      CAS [T1] claim
+ *   SUBMITTED -> SUBMITTED+REJECTED_*   submitter      CAS [T2] finalize
+ *   SUBMITTED -> SUBMITTED+QUEUED       submitter      CAS [T4] mark_queued
+ *   SUBMITTED+QUEUED -> +DISPATCHED     dispatcher,    CAS [T2] finalize
+ *     or +EVICTED_* (exactly once)      canceller,
+ *                                       TTL expiry,
+ *                                       displacer,
+ *                                       shutdown
+ *   +DISPATCHED -> +RELEASED            host           CAS [T3] release
  *
- * [T2] is the only way an outcome is set, and it succeeds only from
- * SUBMITTED+PENDING: when several threads race to decide a request's fate
- * (dispatch vs cancel vs TTL expiry vs displacement vs shutdown), exactly one
- * CAS wins and the losers do nothing. [T1] fails on a request that is not
- * IDLE, which catches a double submit. [T3] fails on a request that is not
+ * [T2] is the only way an outcome is set, and it succeeds only from PENDING:
+ * when several threads race to decide a request's fate (dispatch vs cancel vs
+ * TTL expiry vs displacement vs shutdown), exactly one CAS wins. A REJECTED_*
+ * outcome is possible only before [T4] and a DISPATCHED or EVICTED_* outcome
+ * only after it, so "rejected = never queued, evicted = was queued" holds by
+ * construction: a cancel that races the submit of the same request, before
+ * [T4], loses and changes nothing. [T1] fails on a request that is not IDLE,
+ * which catches a double submit. [T3] fails on a request that is not
  * DISPATCHED or was already released.
+ *
+ * Who acts after [T2]: the CAS only *decides* the outcome. A queued request
+ * stays linked in engine structures (its flow's inbox, a dispatcher-private
+ * list or heap) until its shard's dispatcher unlinks it, so the dispatcher,
+ * which owns those links, always delivers the completion and rolls back the
+ * capacity, whichever thread won [T2]. A winner other than the dispatcher
+ * must not touch the request again (the completion may already have run and
+ * the host freed it); it tells the shard through engine-owned state.
  *
  * Ownership: the host owns a request until flowq_submit(). If submit returns
  * an error the request is the host's again at once (its outcome says why).
  * If submit returns 0 the engine holds the request until its completion has
  * run (callback or completion port); only then may the host free it or
- * re-initialize it for another submit.
+ * re-initialize it for another submit, and a DISPATCHED request must first
+ * be given back with flowq_release() (which reads its byte size). Calling
+ * flowq_cancel() on a request after its completion has run is a host bug the
+ * state word cannot always detect (the request may have been re-initialized
+ * and resubmitted); do not.
  */
 #ifndef FLOWQ_TYPES_H
 #define FLOWQ_TYPES_H
@@ -85,7 +103,8 @@ enum flowq_cause {
 	FLOWQ_CAUSE_CAPACITY_FLOW,
 	/** The request's TTL expired while queued. */
 	FLOWQ_CAUSE_TTL_EXPIRED,
-	/** The request's deadline had passed when it was submitted. */
+	/** The request's deadline had passed: at submit (REJECTED_OTHER) or
+	 * while queued (EVICTED_TTL). */
 	FLOWQ_CAUSE_DEADLINE_PASSED,
 	/** flowq_cancel() was called. */
 	FLOWQ_CAUSE_CANCELLED,

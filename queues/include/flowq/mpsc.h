@@ -16,12 +16,18 @@
  *      empty             -         -            -           -     X
  *      init              X         X            X           X     X
  *
- * Progress: enqueue is wait-free (one exchange and one store, no loop).
- * trydequeue and dequeue_batch never wait and never sleep: if a producer was
- * preempted between its exchange and its link store they return -EAGAIN (or
- * stop the batch early) and the consumer can serve another flow meanwhile.
- * A preempted producer therefore delays only the items behind its own item in
- * this queue, never other producers' enqueues.
+ * Progress: enqueue is wait-free (one exchange and two plain stores, no
+ * loop). trydequeue and dequeue_batch never wait and never sleep: if a
+ * producer was preempted between its exchange and its link store they return
+ * -EAGAIN (or stop the batch early) and the consumer can serve another flow
+ * meanwhile. A preempted producer therefore delays only the items behind its
+ * own item in this queue, never other producers' enqueues.
+ *
+ * Wake-ups: only an enqueue onto an empty queue returns true. When a dequeue
+ * reports -EAGAIN (or a batch stops short on a non-empty queue), the producer
+ * that later completes the missing link gets false: nobody will signal. The
+ * consumer must keep such a queue on its own to-do list and poll it again
+ * (and must not sleep on it without a timeout).
  *
  * Ordering: whatever a producer wrote to a node's container before
  * flowq_mpsc_enqueue() is visible to the consumer once a dequeue has returned
@@ -99,13 +105,13 @@ flowq_mpsc_init(struct flowq_mpsc *q);
  *              need not be initialized.
  * @return true if @p q was empty before this call (the caller's enqueue made
  *         the flow backlogged: it must tell the consumer), false otherwise.
- *         Exactly one of any sequence of enqueues that follows an observed
- *         empty queue returns true.
+ *         Between two dequeues that empty the queue, exactly one
+ *         enqueue returns true: the first to exchange the tail.
  *
  * Context: any thread; no RCU read lock needed.
  * Ordering: release of the caller's writes to @p node's container, acquired
  * by the dequeue that returns @p node.
- * Progress: wait-free (one atomic exchange, one store).
+ * Progress: wait-free (one atomic exchange and two plain stores).
  */
 FLOWQ_API bool
 flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node);
@@ -136,10 +142,12 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node);
  * Remove up to @p max of the oldest items, in FIFO order, into @p r_nodes.
  *
  * Cheaper per item than repeated trydequeue: the consumer line is written
- * once per batch, and the producers' tail line is touched at most once per
- * batch, only when the batch reaches the newest linked item (it empties the
- * queue, or finds the next item's producer between exchange and link), and
- * not at all while the consumer waits for a link it already found missing.
+ * once per batch when the batch is full or stops at a known gap (up to three
+ * times when it reaches the newest item), and the producers' tail line is
+ * touched only when the batch reaches the newest linked item and the consumer
+ * does not already know a newer tail: then one load, plus one CAS if that
+ * item is the tail (the batch empties the queue, or the CAS fails because a
+ * producer just exchanged).
  *
  * @param q        the queue.
  * @param r_nodes  array of at least @p max entries; receives the nodes.
@@ -165,7 +173,7 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
  *
  * Context: any thread. From a producer or any thread but the consumer the
  * answer is advisory: it can be stale by the time it is read.
- * Ordering: relaxed/acquire loads only; no fence.
+ * Ordering: relaxed loads only; no fence.
  * Progress: wait-free.
  */
 FLOWQ_API bool

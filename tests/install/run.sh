@@ -31,11 +31,17 @@ pkg_config)
 	cc -std=c11 -Wall -Wextra -Werror "$src/tests/install/consumer/main.c" \
 		$(pkg-config --cflags --libs flowq) -o "$work/pc_shared"
 	LD_LIBRARY_PATH="$libdir" "$work/pc_shared"
+	# Static: the .pc's Libs and Libs.private, with -lflowq pinned to the
+	# archive (-l:libflowq.a) so the shared library cannot be picked.
 	# shellcheck disable=SC2046
 	cc -std=c11 "$src/tests/install/consumer/main.c" \
-		$(pkg-config --static --cflags flowq) "$libdir/libflowq.a" \
-		$(pkg-config --static --libs-only-l flowq | sed 's/-lflowq//') -o "$work/pc_static"
+		$(pkg-config --static --cflags flowq) \
+		$(pkg-config --static --libs flowq | sed 's/-lflowq\b/-l:libflowq.a/') -o "$work/pc_static"
 	"$work/pc_static"
+	if ldd "$work/pc_static" | grep -q libflowq; then
+		echo "pc_static links libflowq dynamically" >&2
+		exit 1
+	fi
 	;;
 *)
 	echo "usage: run.sh find_package|pkg_config BUILD_DIR SOURCE_DIR" >&2

@@ -11,9 +11,7 @@
 #define FLOWQ_VERSION_MINOR 1
 #define FLOWQ_VERSION_PATCH 0
 
-#if defined(FLOWQ_STATIC_DEFINE)
-#define FLOWQ_API
-#elif defined(__GNUC__)
+#if defined(__GNUC__)
 #define FLOWQ_API __attribute__((visibility("default")))
 #else
 #define FLOWQ_API
@@ -27,10 +25,22 @@
  */
 #define FLOWQ_CACHE_LINE 64
 
+/*
+ * The public headers compile as C11 and as C++11 or later (hosts such as
+ * Envoy are C++). Atomic members are _Atomic(T) in C and std::atomic<T> in
+ * C++, which GCC and Clang lay out identically for the pointer and integer
+ * types used here; C++ code must not touch them (they are private fields).
+ */
 #ifdef __cplusplus
-#define FLOWQ_ALIGNAS(n) alignas(n)
+#include <atomic>
+#define FLOWQ_ALIGNAS(n)          alignas(n)
+#define FLOWQ_ATOMIC(T)           std::atomic<T>
+#define FLOWQ_STATIC_ASSERT(c, m) static_assert(c, m)
 #else
-#define FLOWQ_ALIGNAS(n) _Alignas(n)
+#include <stdatomic.h>
+#define FLOWQ_ALIGNAS(n)          _Alignas(n)
+#define FLOWQ_ATOMIC(T)           _Atomic(T)
+#define FLOWQ_STATIC_ASSERT(c, m) _Static_assert(c, m)
 #endif
 
 #endif /* FLOWQ_COMMON_H */

@@ -55,7 +55,6 @@
 #ifndef FLOWQ_TYPES_H
 #define FLOWQ_TYPES_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -168,7 +167,7 @@ struct flowq_req {
 		/** Link in the flow's inbox. */
 		struct flowq_mpsc_node link;
 		/** The state word (see the table at the top of this file). */
-		_Atomic uint32_t state;
+		FLOWQ_ATOMIC(uint32_t) state;
 		/** Engine clock at submit, ns. */
 		int64_t enqueue_ns;
 		/** Ordering key (computed once at submit) and heap position,
@@ -233,6 +232,11 @@ flowq_outcome_is_evicted(enum flowq_outcome o);
  * only with EVICTED_TTL). FLOWQ_PENDING accepts only FLOWQ_CAUSE_NONE. */
 FLOWQ_API bool
 flowq_cause_valid_for(enum flowq_outcome o, enum flowq_cause c);
+
+/* A request is about two cache lines: caller fields on the first, the
+ * engine's private fields mostly on the second. Growing it costs every host
+ * memory per in-flight request, so a change must be deliberate. */
+FLOWQ_STATIC_ASSERT(sizeof(struct flowq_req) <= 144, "struct flowq_req grew");
 
 #ifdef __cplusplus
 }

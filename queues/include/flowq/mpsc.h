@@ -43,7 +43,6 @@
 #ifndef FLOWQ_MPSC_H
 #define FLOWQ_MPSC_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -55,7 +54,7 @@ extern "C" {
 
 /** Link embedded in the queued object (e.g. struct flowq_req). */
 struct flowq_mpsc_node {
-	_Atomic(struct flowq_mpsc_node *) next;
+	FLOWQ_ATOMIC(struct flowq_mpsc_node *) next;
 };
 
 /**
@@ -79,10 +78,10 @@ struct flowq_mpsc {
 	 */
 	struct flowq_mpsc_node *known_tail;
 	/* Producer line: the newest item, written by every enqueue. */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq_mpsc_node *) tail;
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) tail;
 };
 
-_Static_assert(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
+FLOWQ_STATIC_ASSERT(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
 	       "flowq_mpsc must be exactly one consumer and one producer line");
 
 /**

@@ -1,0 +1,19 @@
+// Every public header must compile as C++ (hosts such as Envoy are C++):
+// this file includes them all; the test compiles it for C++11, 17 and 20.
+#include <flowq/alloc.h>
+#include <flowq/heap.h>
+#include <flowq/jemalloc.h>
+#include <flowq/list.h>
+#include <flowq/mpsc.h>
+#include <flowq/types.h>
+
+static_assert(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE, "layout as in C");
+
+int
+main()
+{
+	struct flowq_list l;
+
+	flowq_list_init(&l);
+	return flowq_list_empty(&l) && flowq_outcome_str(FLOWQ_DISPATCHED) != nullptr ? 0 : 1;
+}

@@ -7,9 +7,10 @@
  * total and deterministic. Comparison is inline on two integers: no callback
  * per comparison.
  *
- * A 4-ary heap does log4(n) levels of sift-up and sift-down on four children
- * that share one or two cache lines, which beats a binary heap on pop-heavy
- * loads once the array outgrows L1.
+ * A 4-ary heap has half the levels of a binary heap, and the four child
+ * pointers of a slot share one or two cache lines of the slot array (each
+ * comparison still dereferences the child's node). We chose it on that
+ * argument; no benchmark in the tree compares it with a binary heap yet.
  *
  * Dispatcher-private: no operation is atomic; every pair of calls on one heap
  * must be serialized by the caller.
@@ -85,7 +86,10 @@ flowq_heap_peek(const struct flowq_heap *h)
 }
 
 /**
- * Insert @p n (not a member; key and seq set). O(log n).
+ * Insert @p n (key and seq set; not a member: initialized with
+ * flowq_heap_node_init(), or popped or removed since). O(log n). Re-running
+ * flowq_heap_init() on a heap with members strands them as "members" of
+ * nothing: pop or remove them first.
  *
  * @return 0; -ENOSPC if the slot array is full (grow it and retry);
  *         -EINVAL if @p n is already a member of a heap.

@@ -9,6 +9,7 @@
 #ifndef FLOWQ_BENCH_H
 #define FLOWQ_BENCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -21,6 +22,19 @@ bench_env_register(void);
 /** Register BM_mpsc_*: flowq_mpsc and its peers, P producers -> 1 consumer. */
 void
 bench_mpsc_register(void);
+
+/** Register BM_capacity_*: capacity accounting on the P producers -> 1 consumer hand-off. */
+void
+bench_capacity_register(void);
+
+/** Whether FLOWQ_BENCH_PIN asks for pinned threads (and there are >= 2 CPUs);
+ * see bench_env.c. */
+bool
+bench_pinning(void);
+
+/** Pin the calling thread to @p cpu; best effort. */
+void
+bench_pin_self(long cpu);
 
 /** CLOCK_MONOTONIC in nanoseconds (vDSO, about 20 ns; never inside a per-item loop). */
 static inline uint64_t

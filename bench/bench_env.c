@@ -22,7 +22,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if FLOWQ_BENCH_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -188,4 +190,31 @@ bench_env_register(void)
 	c = bench_register("BM_env_line_transfer", bench_env_line_transfer, NULL);
 	if (c != NULL)
 		bench_case_unit(bench_case_use_real_time(c), BENCH_UNIT_NS);
+}
+
+/*
+ * Pinning, on request: FLOWQ_BENCH_PIN=1 puts the consumer alone on the last
+ * CPU and the producers on the others (all on CPU 0 with 2 CPUs), the
+ * "dispatcher owns a core" layout. Unpinned (the default), the scheduler
+ * decides, and at P=1 a run lands at random in one of two regimes (producer
+ * and consumer on one CPU taking turns, or on two CPUs in cross-core
+ * lock-step) whose rates differ several-fold.
+ */
+bool
+bench_pinning(void)
+{
+	const char *e = getenv("FLOWQ_BENCH_PIN");
+
+	return e != NULL && strcmp(e, "0") != 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+}
+
+void
+bench_pin_self(long cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	/* Best effort: a failure leaves the thread unpinned, never wrong. */
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }

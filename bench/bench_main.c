@@ -18,5 +18,6 @@ main(int argc, char **argv)
 {
 	bench_env_register();
 	bench_mpsc_register();
+	bench_capacity_register();
 	return bench_main(argc, argv);
 }

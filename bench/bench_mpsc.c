@@ -378,33 +378,6 @@ bench_produce(struct bench_mpsc_run *r, struct bench_producer *p)
 	return 0;
 }
 
-/*
- * Pinning, on request: FLOWQ_BENCH_PIN=1 puts the consumer alone on the last
- * CPU and the producers on the others (all on CPU 0 with 2 CPUs), the
- * "dispatcher owns a core" layout. Unpinned (the default), the scheduler
- * decides, and at P=1 the run lands at random in one of two regimes
- * (producer and consumer on one CPU taking turns, or on two CPUs in
- * cross-core lock-step) whose rates differ several-fold.
- */
-static bool
-bench_pinning(void)
-{
-	const char *e = getenv("FLOWQ_BENCH_PIN");
-
-	return e != NULL && strcmp(e, "0") != 0 && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
-}
-
-static void
-bench_pin_self(long cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET((int)cpu, &set);
-	/* Best effort: a failure leaves the thread unpinned, never wrong. */
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void *
 bench_producer_main(void *arg)
 {

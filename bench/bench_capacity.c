@@ -11,7 +11,9 @@
  *                  once per dequeue batch.
  *   flowq_cap      core/capacity.c: per-CPU credit taken from the global
  *                  pool in chunks (flowq__cap_reserve per item,
- *                  flowq__cap_release once per dequeue batch).
+ *                  flowq__cap_release once per dequeue batch); both
+ *                  dimensions of a slot packed in one word, one CAS per
+ *                  reserve.
  *
  * Workload. The engine's pattern: P producers each reserve (1 request + the
  * item's bytes) and then flowq_mpsc_enqueue; one consumer (the benchmark

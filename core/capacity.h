@@ -14,7 +14,9 @@
  * request (~100 ns here), which cut a 35-50 Mops/s hand-off to ~8 Mops/s.
  * Here the free credit lives in a global pool plus one slot per CPU (one
  * cache line each, percpu_counter-style): a reserve takes credit from its
- * CPU's slot and touches the global line only once per chunk of requests;
+ * CPU's slot, both dimensions at once with one compare-and-swap on one
+ * packed word (requests in the high bits, bytes in the low bits), and
+ * touches the global line only once per chunk of requests;
  * a release returns credit to its CPU's slot and spills back to the global
  * pool once the slot holds more than two chunks. Near the limit the global
  * pool hands out exactly what is asked instead of chunks, and when it lacks
@@ -51,6 +53,13 @@
  * Progress: lock-free. Every operation is a bounded number of CAS loops on
  * counters; a CAS retries only when another thread changed that counter
  * between the load and the CAS, i.e. when another operation made progress.
+ *
+ * Limits: a slot packs both dimensions into one 64-bit word, so the two
+ * limits must fit it together: bitlen(limit_req) + bitlen(limit_bytes) <= 64
+ * (bitlen(x) = bits needed to write x; an unlimited dimension needs none).
+ * For example 16777215 requests (24 bits) with 1 TiB - 1 bytes (40 bits),
+ * or 2^32 - 1 requests with 4 GiB - 1 bytes. Either limit alone may reach
+ * FLOWQ__CAP_LIMIT_MAX. flowq__cap_init() rejects other pairs with -EINVAL.
  */
 #ifndef FLOWQ_CORE_CAPACITY_H
 #define FLOWQ_CORE_CAPACITY_H
@@ -68,7 +77,11 @@ enum {
 	FLOWQ__CAP_NDIM = 2,
 };
 
-/** Largest limit in either dimension: sums of credit never overflow. */
+/**
+ * Largest limit in either dimension: sums of credit never overflow. The pair
+ * must also fit one slot word together (bitlen(limit_req) +
+ * bitlen(limit_bytes) <= 64, see the top comment).
+ */
 #define FLOWQ__CAP_LIMIT_MAX (UINT64_C(1) << 62)
 /** Most per-CPU slots (CPU ids beyond wrap around: slot = cpu % nslots). */
 #define FLOWQ__CAP_MAX_SLOTS 4096u
@@ -78,12 +91,15 @@ enum {
 #define FLOWQ__CAP_CHUNK_BYTES (64u * 1024u)
 
 /**
- * One CPU's credit. Written by the threads running on that CPU (reserve and
- * release, uncontended unless a thread migrates mid-operation) and, rarely,
- * by a thread that steals the slot's credit near the limit.
+ * One CPU's credit, both dimensions packed in one word so that one atomic
+ * RMW takes or gives both: requests in bits [shift, 64), bytes in bits
+ * [0, shift), where shift = flowq__cap.shift (fixed at init from the
+ * limits). Written by the threads running on that CPU (reserve and release,
+ * uncontended unless a thread migrates mid-operation) and, rarely, by a
+ * thread that steals the slot's credit near the limit.
  */
 struct flowq__cap_slot {
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t credit[FLOWQ__CAP_NDIM];
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t credit;
 };
 
 _Static_assert(sizeof(struct flowq__cap_slot) == FLOWQ_CACHE_LINE,
@@ -115,6 +131,11 @@ struct flowq__cap {
 	/* Read-only after init: read by every call, never written. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq__cap_slot *slots;
 	unsigned nslots;
+	/*
+	 * Bit position of the request field in a slot word (= width of the
+	 * byte field): 64 - bitlen(limit_req), at most 63.
+	 */
+	unsigned shift;
 	uint64_t limit[FLOWQ__CAP_NDIM];
 	/* 0 for an unlimited dimension. */
 	uint64_t chunk[FLOWQ__CAP_NDIM];
@@ -142,7 +163,9 @@ _Static_assert(sizeof(struct flowq__cap) == 2 * FLOWQ_CACHE_LINE,
  * @param alloc  allocator for the slot array (complete: both callbacks).
  * @param cfg    limits, slot count and chunk sizes.
  * @return 0; -EINVAL if @p cap, @p alloc or @p cfg is NULL, @p alloc is
- *         incomplete, a limit exceeds FLOWQ__CAP_LIMIT_MAX, nslots exceeds
+ *         incomplete, a limit exceeds FLOWQ__CAP_LIMIT_MAX, the two limits
+ *         do not fit one slot word together (bitlen(limit_req) +
+ *         bitlen(limit_bytes) > 64), nslots exceeds
  *         FLOWQ__CAP_MAX_SLOTS, a chunk exceeds its limit, or a chunk is set
  *         for an unlimited dimension; -ENOMEM if the slot array cannot be
  *         allocated (nothing is left allocated).
@@ -167,7 +190,8 @@ flowq__cap_fini(struct flowq__cap *cap);
 /**
  * Reserve one request and @p bytes bytes, both or neither.
  *
- * Takes the credit from the calling CPU's slot; refills that slot from the
+ * Takes the credit from the calling CPU's slot, both dimensions in one CAS;
+ * failing that, dimension by dimension: refills the slot from the
  * global pool a chunk at a time (exactly the amount needed near the limit,
  * or straight from the global pool when @p bytes exceeds a chunk); if the
  * global pool lacks it, steals every slot's credit into the global pool and
@@ -182,13 +206,13 @@ flowq__cap_fini(struct flowq__cap *cap);
  *         other threads move the credit the caller needs (a refill, spill or
  *         steal holding it in flight, or a release landing in a slot the
  *         steal has already scanned). @p bytes larger than limit_bytes
- *         always fails with -ENOSPC.
+ *         always fails with -ENOSPC, at once, touching nothing.
  *
  * Context: any thread; no RCU read lock needed; never blocks.
  * Ordering: acquire of the credit taken: every release that deposited it
  * happens-before this reserve (see the file comment).
- * Progress: lock-free (see the file comment); the common case is one CAS per
- * limited dimension on an uncontended line.
+ * Progress: lock-free (see the file comment); the common case is one CAS on
+ * an uncontended line, whether one or both dimensions are limited.
  */
 int
 flowq__cap_reserve(struct flowq__cap *cap, uint64_t bytes);
@@ -196,7 +220,8 @@ flowq__cap_reserve(struct flowq__cap *cap, uint64_t bytes);
 /**
  * As flowq__cap_reserve(), but as if running on CPU slot @p slot (taken
  * modulo the slot count). Test hook: places credit in chosen slots
- * deterministically; flowq__cap_reserve() calls it with sched_getcpu().
+ * deterministically; flowq__cap_reserve() calls it with the current CPU
+ * (the rseq area's cpu_id where glibc exposes it, else sched_getcpu()).
  */
 int
 flowq__cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes);
@@ -214,13 +239,16 @@ flowq__cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes);
  * @param nreq   requests to give back (0 is allowed).
  * @param bytes  bytes to give back (0 is allowed).
  *
- * Releasing more than is outstanding breaks I1 and is not detected.
+ * Releasing more than is outstanding breaks I1 and is not detected (and,
+ * the dimensions sharing a slot word, may corrupt the other dimension).
  *
  * Context: any thread; never blocks.
  * Ordering: release: everything the caller did before happens-before the
  * reserve that obtains this credit.
- * Progress: lock-free; one fetch-add per limited dimension, plus a CAS and a
- * fetch-add on a spill.
+ * Progress: lock-free; one fetch-add on the slot (both dimensions), plus, on
+ * a spill, one CAS loop on the slot and one fetch-add per spilled dimension;
+ * a dimension released in more than a chunk is one fetch-add on the global
+ * pool instead.
  */
 void
 flowq__cap_release(struct flowq__cap *cap, uint64_t nreq, uint64_t bytes);

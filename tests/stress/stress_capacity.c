@@ -11,7 +11,8 @@
  * of 0 bytes. Three in four go through flowq__cap_reserve() (the calling
  * CPU's slot), one in four through flowq__cap_reserve_on() with a random
  * slot, which simulates migration mid-operation: several threads then race
- * on one slot, and refills, spills and steals race each other. A successful
+ * on one slot, and refills, spills and steals race each other (a steal
+ * clears one field of a slot word while reserves and releases move both). A successful
  * reserve hands a preallocated item (its size inside) to the consumer
  * through a flowq_mpsc. The consumer dequeues random batches and releases
  * each batch with one call (sums), sometimes on a random slot, sometimes
@@ -325,9 +326,11 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"stress_capacity: threads=%u attempts=%" PRIu64 " seed=%" PRIu64
-		" limits=%u req/%u bytes slots=%u chunks=%" PRIu64 "/%" PRIu64 "\n",
+		" limits=%u req/%u bytes slots=%u chunks=%" PRIu64 "/%" PRIu64
+		" byte field bits=%u\n",
 		nthreads, (uint64_t)per * nthreads, seed, LIMIT_REQ, LIMIT_BYTES,
-		cap.nslots, cap.chunk[FLOWQ__CAP_REQ], cap.chunk[FLOWQ__CAP_BYTES]);
+		cap.nslots, cap.chunk[FLOWQ__CAP_REQ], cap.chunk[FLOWQ__CAP_BYTES],
+		cap.shift);
 	flowq_mpsc_init(&queue);
 	c.nthreads = nthreads;
 	c.rng = seed;
@@ -383,5 +386,7 @@ main(int argc, char **argv)
 		free(prod[p].items);
 	flowq__cap_fini(&cap);
 	pthread_barrier_destroy(&start);
-	return atomic_load_explicit(&violations, memory_order_relaxed) == 0 ? 0 : 1;
+	if (atomic_load_explicit(&violations, memory_order_relaxed) != 0)
+		return 1; /* any violation fails the test */
+	return 0;
 }

@@ -157,7 +157,79 @@ Test(capacity, init_rejects_bad_arguments_without_allocating)
 	bad.limit_bytes = 0;
 	bad.chunk_bytes = 64;
 	cr_assert_eq(flowq__cap_init(&cap, &a, &bad), -EINVAL, "chunk, unlimited");
+	bad = ok;
+	bad.limit_req = (1u << 24) - 1; /* 24 bits */
+	bad.limit_bytes = 1ull << 40;   /* 41 bits: 65 in all */
+	cr_assert_eq(flowq__cap_init(&cap, &a, &bad), -EINVAL, "limits need 65 bits");
+	bad.limit_req = 1u << 24; /* 25 bits */
+	bad.limit_bytes = (1ull << 40) - 1;
+	cr_assert_eq(flowq__cap_init(&cap, &a, &bad), -EINVAL, "limits need 65 bits");
+	bad.limit_req = FLOWQ__CAP_LIMIT_MAX; /* 63 bits */
+	bad.limit_bytes = 2;                  /* 2 bits */
+	cr_assert_eq(flowq__cap_init(&cap, &a, &bad), -EINVAL, "limits need 65 bits");
 	cr_assert_eq(c.allocs, 0, "no argument error reaches the allocator");
+}
+
+/*
+ * The slot word packs both dimensions: the two limits together may use all 64
+ * bits, and either alone may use FLOWQ__CAP_LIMIT_MAX.
+ */
+Test(capacity, init_accepts_limits_that_fill_the_slot_word)
+{
+	struct flowq__cap_config cfg = {
+		.limit_req = (1u << 24) - 1,
+		.limit_bytes = (1ull << 40) - 1,
+		.nslots = 2,
+	};
+
+	cr_assert_eq(flowq__cap_init(&cap, flowq_allocator_libc(), &cfg), 0, "24 + 40");
+	cr_assert_eq(cap.shift, 40);
+	flowq__cap_fini(&cap);
+	cfg.limit_req = FLOWQ__CAP_LIMIT_MAX;
+	cfg.limit_bytes = 0;
+	cr_assert_eq(flowq__cap_init(&cap, flowq_allocator_libc(), &cfg), 0,
+		     "requests alone up to the maximum");
+	flowq__cap_fini(&cap);
+	cfg.limit_req = 0;
+	cfg.limit_bytes = FLOWQ__CAP_LIMIT_MAX;
+	cr_assert_eq(flowq__cap_init(&cap, flowq_allocator_libc(), &cfg), 0,
+		     "bytes alone up to the maximum");
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 0, FLOWQ__CAP_LIMIT_MAX), 0);
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 1, 1), -ENOSPC);
+	flowq__cap_release_on(&cap, 0, 1, FLOWQ__CAP_LIMIT_MAX);
+	assert_conserved(0, 0);
+}
+
+/*
+ * Both fields at their widest values in one word (C3): no carry, no borrow
+ * between them, whatever moves through the slot.
+ */
+Test(capacity, full_fields_in_one_word_do_not_interfere)
+{
+	const uint64_t lr = (1u << 24) - 1, lb = (1ull << 40) - 1;
+
+	/* One slot whose chunks are the whole limits: the slot can hold it all. */
+	cap_setup(lr, lb, 1, lr, lb);
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 0, 1000), 0);
+	cr_assert_eq(credit(0, FLOWQ__CAP_REQ), lr - 1, "a whole-limit chunk");
+	cr_assert_eq(credit(0, FLOWQ__CAP_BYTES), lb - 1000);
+	cr_assert_eq(credit(FLOWQ__CAP_GLOBAL, FLOWQ__CAP_REQ), 0);
+	flowq__cap_release_on(&cap, 0, 1, 1000);
+	cr_assert_eq(credit(0, FLOWQ__CAP_REQ), lr, "every bit of both fields set");
+	cr_assert_eq(credit(0, FLOWQ__CAP_BYTES), lb);
+	assert_conserved(0, 0);
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 0, lb), 0, "all the bytes, one CAS");
+	cr_assert_eq(credit(0, FLOWQ__CAP_REQ), lr - 1);
+	cr_assert_eq(credit(0, FLOWQ__CAP_BYTES), 0);
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 0, 1), -ENOSPC,
+		     "no borrow from requests");
+	assert_conserved(1, lb);
+	for (uint64_t i = 1; i < lr; i++)
+		cr_assert_eq(flowq__cap_reserve_on(&cap, 0, 0), 0);
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 0, 0), -ENOSPC, "no borrow from bytes");
+	assert_conserved(lr, lb);
+	flowq__cap_release_on(&cap, 0, lr, lb);
+	assert_conserved(0, 0);
 }
 
 Test(capacity, init_allocation_failure_is_enomem_and_leaks_nothing)
@@ -198,7 +270,7 @@ Test(capacity, defaults_scale_chunks_to_the_limit)
 		     "all credit global");
 	flowq__cap_fini(&cap);
 
-	cap_setup(1 << 30, 1ull << 40, 0, 0, 0);
+	cap_setup(1 << 20, 1ull << 40, 0, 0, 0); /* 21 + 41 bits: fit one word */
 	cr_assert_geq(cap.nslots, 1, "nslots 0 = configured CPUs");
 	cr_assert_leq(cap.nslots, FLOWQ__CAP_MAX_SLOTS);
 	cr_assert_eq(cap.chunk[FLOWQ__CAP_BYTES], FLOWQ__CAP_CHUNK_BYTES);
@@ -381,6 +453,19 @@ Test(capacity, steal_takes_other_slots_credit_when_the_pool_is_dry)
 		     "the surplus is pooled globally");
 	cr_assert_eq(credit(1, FLOWQ__CAP_REQ), 0);
 	assert_conserved(5, 0);
+}
+
+Test(capacity, steal_of_one_dimension_leaves_the_other_field_in_the_slot)
+{
+	cap_setup(10, 1000, 2, 4, 100);
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 0, 50), 0, "both refilled by chunks");
+	cr_assert_eq(credit(0, FLOWQ__CAP_REQ), 3);
+	cr_assert_eq(credit(0, FLOWQ__CAP_BYTES), 50);
+	/* 950 > chunk: from the pool (900), which needs slot 0's 50 bytes. */
+	cr_assert_eq(flowq__cap_reserve_on(&cap, 1, 950), 0);
+	cr_assert_eq(credit(0, FLOWQ__CAP_BYTES), 0, "the byte field was stolen");
+	cr_assert_eq(credit(0, FLOWQ__CAP_REQ), 3, "the request field stays");
+	assert_conserved(2, 1000);
 }
 
 Test(capacity, steal_combines_slots_and_the_pool_for_a_large_request)

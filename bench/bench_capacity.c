@@ -21,12 +21,13 @@
  * flowq_mpsc_dequeue_batch, logs each (producer, seq) and releases the
  * batch's sums in one call. One iteration is one item; items move in
  * batches of BENCH_CAP_ITEMS split evenly among the producers, a thread pool
- * created once per run and released per batch through a gate, as in
- * bench_mpsc.c. Item sizes vary (100..1123 bytes) so the byte dimension
- * really counts. Limits are high enough never to reject (a batch never has
- * more than BENCH_CAP_ITEMS items outstanding) but finite, so the
- * accounting runs; a producer whose reserve fails would retry, and the
- * retries are reported (counter rejects, expected 0).
+ * created once per run and released per batch through a gate: the harness
+ * shared with bench_mpsc.c (bench_harness.h), without its watchdog, since
+ * no variant makes a producer wait on another. Item sizes vary (100..1123
+ * bytes) so the byte dimension really counts. Limits are high enough never
+ * to reject (a batch never has more than BENCH_CAP_ITEMS items outstanding)
+ * but finite, so the accounting runs; a producer whose reserve fails would
+ * retry, and the retries are reported (counter rejects, expected 0).
  *
  * Checks, after the timed region of every batch (timer paused): every item
  * delivered once, in per-producer order (as bench_mpsc), and the capacity
@@ -34,18 +35,13 @@
  * conservation of I2. A failure fails the case (bench_skip_with_error).
  *
  * Pinning: FLOWQ_BENCH_PIN=1 puts the consumer alone on the last CPU and the
- * producers on the others, as bench_mpsc.c does (its helpers are static
- * there, so the two small functions are repeated below).
+ * producers on the others, as in bench_mpsc.c (the harness does it).
  *
  * Read ratios within one run (flowq_cap / none, global_atomic / none): on
  * this project's shared 2-vCPU machines absolute rates swing run to run.
  */
 
-/* pthread_setaffinity_np() for FLOWQ_BENCH_PIN. */
-#define _GNU_SOURCE
-
 #include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,13 +50,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <flowq/alloc.h>
 #include <flowq/mpsc.h>
 
 #include "capacity.h"
 #include "bench.h"
+#include "bench_harness.h"
 
 /* Items per batch (one iteration each); a multiple of every P used. */
 #define BENCH_CAP_ITEMS         (1u << 20)
@@ -69,7 +65,7 @@
 #define BENCH_CAP_DEQUEUE_BATCH 64
 /* Most pause instructions the consumer spins after an empty poll. */
 #define BENCH_CAP_BACKOFF_MAX 64u
-/* Consumer reads the clock once per this many polls (hang guard). */
+/* Consumer reads the clock once per this many polls (power of two; hang guard). */
 #define BENCH_CAP_CLOCK_EVERY 4096
 /* A batch that takes this long means lost credit: abort, do not hang. */
 #define BENCH_CAP_HANG_NS (60ull * 1000000000ull)
@@ -107,16 +103,15 @@ struct bench_cap_item {
 
 _Static_assert(sizeof(struct bench_cap_item) == BENCH_LINE, "an item is one line");
 
-struct bench_cap_run;
-
+/* What one producer of a run owns, on its own line. */
 struct bench_cap_producer {
-	/* Set before the thread starts; read by the producer only. */
-	_Alignas(BENCH_LINE) struct bench_cap_run *run;
-	struct bench_cap_item *items;
+	/* Set before the threads start; read by the producer only. */
+	_Alignas(BENCH_LINE) struct bench_cap_item *items;
 	size_t count;
-	unsigned index;
-	pthread_t thread;
-	/* Written by the producer before its release increment of done. */
+	/*
+	 * Written by the producer inside produce(), which the harness
+	 * publishes to the consumer with its release increment of done.
+	 */
 	uint64_t rejects;
 };
 
@@ -133,41 +128,12 @@ struct bench_cap_run {
 	/* Read-mostly. */
 	_Alignas(BENCH_BLOCK) enum bench_cap_variant variant;
 	unsigned nproducers;
-	pthread_mutex_t gate_lock;
-	pthread_cond_t gate_cond;
-	unsigned gate_gen;
-	bool quit;
-
-	/* Producers that finished the batch; one increment each. */
-	_Alignas(BENCH_BLOCK) _Atomic unsigned done;
 
 	struct bench_cap_producer producers[BENCH_CAP_MAX_PRODUCERS];
 };
 
+/* Item pool, allocated and pre-faulted once per process; one run at a time. */
 static struct bench_cap_item *bench_cap_pool;
-static uint64_t *bench_cap_log;
-
-/** Allocate and pre-fault the item pool and the log, once per process. */
-static int
-bench_cap_pool_get(void)
-{
-	if (bench_cap_pool != NULL)
-		return 0;
-	bench_cap_pool =
-		aligned_alloc(BENCH_LINE, sizeof(*bench_cap_pool) * BENCH_CAP_ITEMS);
-	bench_cap_log =
-		aligned_alloc(BENCH_LINE, sizeof(*bench_cap_log) * BENCH_CAP_ITEMS);
-	if (bench_cap_pool == NULL || bench_cap_log == NULL) {
-		free(bench_cap_pool);
-		free(bench_cap_log);
-		bench_cap_pool = NULL;
-		bench_cap_log = NULL;
-		return -1;
-	}
-	memset(bench_cap_pool, 0, sizeof(*bench_cap_pool) * BENCH_CAP_ITEMS);
-	memset(bench_cap_log, 0, sizeof(*bench_cap_log) * BENCH_CAP_ITEMS);
-	return 0;
-}
 
 /* ---- the naive design ---------------------------------------------------- */
 
@@ -197,16 +163,21 @@ bench_naive_reserve(struct bench_cap_run *r, uint64_t bytes)
 /* ---- producers ----------------------------------------------------------- */
 
 /**
- * Reserve and enqueue this producer's share of one batch. The switch picks
- * the variant once, outside the per-item loops (STYLE.md §8). Returns the
- * number of failed reserves (retried; 0 expected).
+ * The harness's produce(): reserve and enqueue producer @p index's share of
+ * one batch. The switch picks the variant once, outside the per-item loops
+ * (STYLE.md §8). Adds the failed reserves (retried; 0 expected) to the
+ * producer's rejects; returns the items enqueued, all of them (no watchdog).
  */
-static uint64_t
-bench_cap_produce(struct bench_cap_run *r, struct bench_cap_producer *p)
+static size_t
+bench_cap_produce(struct bench_pool *pool, unsigned index, void *ctx)
 {
+	struct bench_cap_run *r = ctx;
+	struct bench_cap_producer *p = &r->producers[index];
 	struct bench_cap_item *it = p->items;
 	size_t n = p->count;
 	uint64_t rejects = 0;
+
+	(void)pool;
 
 	switch (r->variant) {
 	case BENCH_CAP_NONE:
@@ -232,35 +203,8 @@ bench_cap_produce(struct bench_cap_run *r, struct bench_cap_producer *p)
 		}
 		break;
 	}
-	return rejects;
-}
-
-/** Producer thread: one bench_cap_produce() per opening of the gate. */
-static void *
-bench_cap_producer_main(void *arg)
-{
-	struct bench_cap_producer *p = arg;
-	struct bench_cap_run *r = p->run;
-	unsigned seen = 0;
-
-	if (bench_pinning())
-		bench_pin_self((long)p->index % (sysconf(_SC_NPROCESSORS_ONLN) - 1));
-	for (;;) {
-		/* The gate lock orders the consumer's reset before our enqueues. */
-		pthread_mutex_lock(&r->gate_lock);
-		while (r->gate_gen == seen && !r->quit)
-			pthread_cond_wait(&r->gate_cond, &r->gate_lock);
-		if (r->quit) {
-			pthread_mutex_unlock(&r->gate_lock);
-			return NULL;
-		}
-		seen = r->gate_gen;
-		pthread_mutex_unlock(&r->gate_lock);
-
-		p->rejects += bench_cap_produce(r, p);
-		/* Release: publishes rejects and the end of our enqueues. */
-		atomic_fetch_add_explicit(&r->done, 1, memory_order_release);
-	}
+	p->rejects += rejects;
+	return n;
 }
 
 /* ---- consumer ------------------------------------------------------------- */
@@ -283,69 +227,31 @@ bench_cap_release(struct bench_cap_run *r, uint64_t n, uint64_t bytes)
 	}
 }
 
-/** Open the gate for one batch, consume every item, release per batch. */
+/**
+ * The harness's drain(): one flowq_mpsc_dequeue_batch() of up to @p max
+ * (<= BENCH_CAP_DEQUEUE_BATCH) items, logged, and one release of their sums.
+ */
 static size_t
-bench_cap_batch(struct bench_cap_run *r, uint64_t *log)
+bench_cap_drain(void *ctx, uint64_t *log, size_t max)
 {
+	struct bench_cap_run *r = ctx;
 	struct flowq_mpsc_node *nodes[BENCH_CAP_DEQUEUE_BATCH];
-	size_t got = 0, n;
-	unsigned backoff = 1;
-	unsigned long polls = 0;
-	uint64_t start = bench_now_ns();
+	uint64_t bytes = 0;
+	size_t n;
 
-	pthread_mutex_lock(&r->gate_lock);
-	r->gate_gen++;
-	pthread_cond_broadcast(&r->gate_cond);
-	pthread_mutex_unlock(&r->gate_lock);
-	while (got < BENCH_CAP_ITEMS) {
-		uint64_t bytes = 0;
+	n = flowq_mpsc_dequeue_batch(&r->mpsc, nodes, max);
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *raw = (const char *)nodes[i];
+		const struct bench_cap_item *it =
+			(const void *)(raw - offsetof(struct bench_cap_item, node));
 
-		n = flowq_mpsc_dequeue_batch(&r->mpsc, nodes, BENCH_CAP_DEQUEUE_BATCH);
-		if (n == 0) {
-			/* Bounded backoff, as bench_mpsc.c (same for every variant). */
-			for (unsigned i = 0; i < backoff; i++)
-				bench_cpu_relax();
-			if (backoff < BENCH_CAP_BACKOFF_MAX)
-				backoff *= 2;
-			if (++polls % BENCH_CAP_CLOCK_EVERY == 0 &&
-			    bench_now_ns() - start > BENCH_CAP_HANG_NS) {
-				fprintf(stderr,
-					"flowq_bench: BM_capacity: %zu of %u items after "
-					"60 s: giving up\n",
-					got, BENCH_CAP_ITEMS);
-				abort();
-			}
-			continue;
-		}
-		backoff = 1;
-		for (size_t i = 0; i < n; i++) {
-			const struct bench_cap_item *it =
-				(const struct bench_cap_item
-					 *)((const char *)nodes[i] -
-					    offsetof(struct bench_cap_item, node));
-
-			log[got + i] = (uint64_t)it->producer << 32 | it->seq;
-			bytes += it->bytes;
-		}
-		got += n;
-		bench_cap_release(r, n, bytes);
+		log[i] = bench_pool_tag(it->producer, it->seq);
+		bytes += it->bytes;
 	}
-	return got;
-}
-
-/** Wait until every producer has left its loop for this batch. */
-static void
-bench_cap_wait_done(struct bench_cap_run *r)
-{
-	unsigned spins = 0;
-
-	/* Acquire: pairs with the producers' release increment. */
-	while (atomic_load_explicit(&r->done, memory_order_acquire) != r->nproducers) {
-		if (++spins % 64 == 0)
-			sched_yield();
-		else
-			bench_cpu_relax();
-	}
+	bench_cap_release(r, n, bytes);
+	return n;
 }
 
 /**
@@ -354,32 +260,14 @@ bench_cap_wait_done(struct bench_cap_run *r)
  * message in @p msg.
  */
 static int
-bench_cap_verify(struct bench_cap_run *r, const uint64_t *log, size_t got, char *msg,
-		 size_t len)
+bench_cap_verify(const struct bench_pool *pool, const uint64_t *log, size_t got,
+		 char *msg, size_t len, void *ctx)
 {
-	uint32_t next[BENCH_CAP_MAX_PRODUCERS] = {0};
+	struct bench_cap_run *r = ctx;
 	uint64_t used_req = 0, used_bytes = 0;
 
-	for (size_t i = 0; i < got; i++) {
-		uint32_t producer = (uint32_t)(log[i] >> 32), seq = (uint32_t)log[i];
-
-		if (producer >= r->nproducers || seq != next[producer]) {
-			snprintf(msg, len,
-				 "dequeue %zu: producer %" PRIu32 " item %" PRIu32
-				 " unexpected (lost, duplicated or invented)",
-				 i, producer, seq);
-			return -1;
-		}
-		next[producer]++;
-	}
-	for (unsigned p = 0; p < r->nproducers; p++) {
-		if (next[p] != r->producers[p].count) {
-			snprintf(msg, len,
-				 "producer %u: %" PRIu32 " of %zu items delivered", p,
-				 next[p], r->producers[p].count);
-			return -1;
-		}
-	}
+	if (bench_pool_check_fifo(pool, log, got, msg, len) != 0)
+		return -1;
 	if (r->variant == BENCH_CAP_GLOBAL_ATOMIC) {
 		used_req = atomic_load_explicit(&r->naive.req, memory_order_relaxed);
 		used_bytes = atomic_load_explicit(&r->naive.bytes, memory_order_relaxed);
@@ -396,26 +284,12 @@ bench_cap_verify(struct bench_cap_run *r, const uint64_t *log, size_t got, char 
 	return 0;
 }
 
-/** Tell the producers to quit and join the @p started first ones. */
-static void
-bench_cap_quit(struct bench_cap_run *r, unsigned started)
-{
-	pthread_mutex_lock(&r->gate_lock);
-	r->quit = true;
-	pthread_cond_broadcast(&r->gate_cond);
-	pthread_mutex_unlock(&r->gate_lock);
-	for (unsigned p = 0; p < started; p++)
-		pthread_join(r->producers[p].thread, NULL);
-}
-
 /** Free a run made by bench_cap_run_create(). */
 static void
 bench_cap_run_destroy(struct bench_cap_run *r)
 {
 	if (r->cap.slots != NULL)
 		flowq__cap_fini(&r->cap);
-	pthread_cond_destroy(&r->gate_cond);
-	pthread_mutex_destroy(&r->gate_lock);
 	free(r);
 }
 
@@ -437,8 +311,6 @@ bench_cap_run_create(enum bench_cap_variant variant, unsigned nproducers)
 	memset(r, 0, size);
 	r->variant = variant;
 	r->nproducers = nproducers;
-	pthread_mutex_init(&r->gate_lock, NULL);
-	pthread_cond_init(&r->gate_cond, NULL);
 	if (flowq__cap_init(&r->cap, flowq_allocator_libc(), &cfg) != 0) {
 		bench_cap_run_destroy(r);
 		return NULL;
@@ -446,12 +318,9 @@ bench_cap_run_create(enum bench_cap_variant variant, unsigned nproducers)
 	flowq_mpsc_init(&r->mpsc);
 	atomic_init(&r->naive.req, 0);
 	atomic_init(&r->naive.bytes, 0);
-	atomic_init(&r->done, 0);
 	for (unsigned p = 0; p < nproducers; p++) {
 		struct bench_cap_producer *pr = &r->producers[p];
 
-		pr->run = r;
-		pr->index = p;
 		pr->items = bench_cap_pool + (size_t)p * per;
 		pr->count = per;
 		for (size_t i = 0; i < per; i++) {
@@ -463,26 +332,48 @@ bench_cap_run_create(enum bench_cap_variant variant, unsigned nproducers)
 	return r;
 }
 
+/** The harness's reset(): an empty queue for the next batch. */
+static void
+bench_cap_reset(void *ctx)
+{
+	struct bench_cap_run *r = ctx;
+
+	flowq_mpsc_init(&r->mpsc);
+}
+
 /** The benchmark function of every BM_capacity_<variant>/producers:P. */
 static void
 bench_cap_case(struct bench_state *st, void *arg)
 {
 	const struct bench_cap_desc *desc = arg;
 	int64_t nproducers = bench_range(st, 0);
+	struct bench_pool_config cfg = {
+		.suite = "BM_capacity",
+		.items = BENCH_CAP_ITEMS,
+		.drain_max = BENCH_CAP_DEQUEUE_BATCH,
+		.backoff_max = BENCH_CAP_BACKOFF_MAX,
+		.clock_every = BENCH_CAP_CLOCK_EVERY,
+		.watchdog_ns = 0,
+		.hang_ns = BENCH_CAP_HANG_NS,
+		.produce = bench_cap_produce,
+		.drain = bench_cap_drain,
+		.verify = bench_cap_verify,
+		.reset = bench_cap_reset,
+	};
+	struct bench_pool_totals totals;
 	struct bench_cap_run *r;
-	uint64_t delivered = 0, rejects = 0;
-	unsigned started = 0;
-	bool failed = false, pinned = bench_pinning();
-	cpu_set_t saved_cpus;
-	char msg[256];
-	size_t got;
+	uint64_t rejects = 0;
+	int err;
 
 	if (nproducers < 1 || nproducers > BENCH_CAP_MAX_PRODUCERS ||
 	    BENCH_CAP_ITEMS % nproducers != 0) {
 		bench_skip_with_error(st, "producers must divide 2^20 and be 1..4");
 		return;
 	}
-	if (bench_cap_pool_get() != 0) {
+	if (bench_cap_pool == NULL)
+		bench_cap_pool =
+			bench_pool_prefault(sizeof(*bench_cap_pool) * BENCH_CAP_ITEMS);
+	if (bench_cap_pool == NULL) {
 		bench_skip_with_error(st, "out of memory for the item pool");
 		return;
 	}
@@ -491,46 +382,14 @@ bench_cap_case(struct bench_state *st, void *arg)
 		bench_skip_with_error(st, "out of memory for the run");
 		return;
 	}
-	if (pinned) {
-		pthread_getaffinity_np(pthread_self(), sizeof(saved_cpus), &saved_cpus);
-		bench_pin_self(sysconf(_SC_NPROCESSORS_ONLN) - 1);
-	}
-	for (; started < r->nproducers; started++) {
-		if (pthread_create(&r->producers[started].thread, NULL,
-				   bench_cap_producer_main, &r->producers[started]) != 0)
-			break;
-	}
-	if (started < r->nproducers) {
-		bench_cap_quit(r, started);
-		bench_cap_run_destroy(r);
-		bench_skip_with_error(st, "pthread_create failed");
-		return;
-	}
-
-	while (bench_keep_running_batch(st, BENCH_CAP_ITEMS)) {
-		got = bench_cap_batch(r, bench_cap_log);
-		bench_pause_timing(st);
-		bench_cap_wait_done(r);
-		delivered += got;
-		if (bench_cap_verify(r, bench_cap_log, got, msg, sizeof(msg)) != 0) {
-			bench_skip_with_error(st, msg);
-			failed = true;
-			break;
-		}
-		flowq_mpsc_init(&r->mpsc);
-		atomic_store_explicit(&r->done, 0, memory_order_relaxed);
-		bench_resume_timing(st);
-	}
-
-	bench_cap_quit(r, started);
-	for (unsigned p = 0; p < started; p++)
+	cfg.nproducers = r->nproducers;
+	cfg.ctx = r;
+	err = bench_pool_measure(st, &cfg, &totals);
+	for (unsigned p = 0; p < r->nproducers; p++)
 		rejects += r->producers[p].rejects;
 	bench_cap_run_destroy(r);
-	if (pinned)
-		pthread_setaffinity_np(pthread_self(), sizeof(saved_cpus), &saved_cpus);
-	if (failed)
+	if (err != 0)
 		return;
-	bench_set_counter(st, "items_per_second", (double)delivered, BENCH_COUNTER_RATE);
 	bench_set_counter(st, "rejects", (double)rejects, BENCH_COUNTER_PLAIN);
 }
 
@@ -539,20 +398,13 @@ bench_capacity_register(void)
 {
 	static const int producers[] = {1, 2, 4};
 	char name[64];
-	struct bench_case *c;
 
 	for (size_t i = 0; i < sizeof(bench_cap_variants) / sizeof(bench_cap_variants[0]);
 	     i++) {
 		snprintf(name, sizeof(name), "BM_capacity_%s",
 			 bench_cap_variants[i].name);
 		/* The table is never written; arg is void * only for the shim. */
-		c = bench_register(name, bench_cap_case, (void *)&bench_cap_variants[i]);
-		if (c == NULL)
-			continue;
-		bench_case_arg_name(c, "producers");
-		for (size_t j = 0; j < sizeof(producers) / sizeof(producers[0]); j++)
-			bench_case_arg(c, producers[j]);
-		bench_case_use_real_time(c);
-		bench_case_unit(c, BENCH_UNIT_NS);
+		bench_pool_register(name, bench_cap_case, (void *)&bench_cap_variants[i],
+				    producers, sizeof(producers) / sizeof(producers[0]));
 	}
 }

@@ -58,7 +58,6 @@
 
 #define MAX_THREADS 64
 #define MAX_BATCH   64
-#define MAX_REPORTS 20
 
 /* Small limits: a few dozen requests in flight, so -ENOSPC is common. */
 #define LIMIT_REQ   48u
@@ -89,27 +88,6 @@ static struct flowq_mpsc queue;
 static pthread_barrier_t start;
 static _Atomic unsigned producers_done;
 static _Atomic uint64_t shadow_req, shadow_bytes;
-static _Atomic unsigned long violations;
-
-static void
-violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/** Count a violation; describe the first MAX_REPORTS on stderr. */
-static void
-violation(const char *fmt, ...)
-{
-	va_list ap;
-
-	/* Relaxed: a plain counter, read by main after the joins. */
-	if (atomic_fetch_add_explicit(&violations, 1, memory_order_relaxed) >=
-	    MAX_REPORTS)
-		return;
-	va_start(ap, fmt);
-	fputs("stress_capacity: VIOLATION: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 /** A short pause without a system call. */
 static void
@@ -156,18 +134,20 @@ producer_main(void *arg)
 			continue;
 		}
 		if (rc != 0) {
-			violation("reserve returned %d", rc);
+			test_violation("stress_capacity", "reserve returned %d", rc);
 			continue;
 		}
 		/* Relaxed: ordered by the credit's release/acquire (O1). */
 		v = atomic_fetch_add_explicit(&shadow_req, 1, memory_order_relaxed) + 1;
 		if (v > LIMIT_REQ)
-			violation("I1: %" PRIu64 " requests outstanding, limit %u", v,
-				  LIMIT_REQ);
+			test_violation("stress_capacity",
+				       "I1: %" PRIu64 " requests outstanding, limit %u",
+				       v, LIMIT_REQ);
 		v = atomic_fetch_add_explicit(&shadow_bytes, b, memory_order_relaxed) + b;
 		if (v > LIMIT_BYTES)
-			violation("I1: %" PRIu64 " bytes outstanding, limit %u", v,
-				  LIMIT_BYTES);
+			test_violation("stress_capacity",
+				       "I1: %" PRIu64 " bytes outstanding, limit %u", v,
+				       LIMIT_BYTES);
 		struct item *it = &p->items[used++];
 
 		it->producer = p->id;
@@ -203,7 +183,8 @@ consume_batch(struct consumer *c)
 			(struct item *)((char *)buf[k] - offsetof(struct item, node));
 
 		if (it->live != 1)
-			violation("item consumed twice or never produced");
+			test_violation("stress_capacity",
+				       "item consumed twice or never produced");
 		it->live = 0;
 		sum += it->bytes;
 	}
@@ -258,13 +239,15 @@ check_quiescent(const char *when)
 		sum[1] += s[1];
 	}
 	if (sum[0] != LIMIT_REQ || sum[1] != LIMIT_BYTES)
-		violation("I2 %s: free credit %" PRIu64 " req / %" PRIu64
-			  " bytes, limits %u / %u",
-			  when, sum[0], sum[1], LIMIT_REQ, LIMIT_BYTES);
+		test_violation("stress_capacity",
+			       "I2 %s: free credit %" PRIu64 " req / %" PRIu64
+			       " bytes, limits %u / %u",
+			       when, sum[0], sum[1], LIMIT_REQ, LIMIT_BYTES);
 	flowq__cap_in_use(&cap, &used_req, &used_bytes);
 	if (used_req != 0 || used_bytes != 0)
-		violation("in_use %s: %" PRIu64 " req / %" PRIu64 " bytes, want 0", when,
-			  used_req, used_bytes);
+		test_violation("stress_capacity",
+			       "in_use %s: %" PRIu64 " req / %" PRIu64 " bytes, want 0",
+			       when, used_req, used_bytes);
 }
 
 /** I3 after the run: one thread fills to exactly the limit, one more fails. */
@@ -278,14 +261,16 @@ check_exact_fill(void)
 			flowq__cap_reserve_on(&cap, (unsigned)n, LIMIT_BYTES / LIMIT_REQ);
 
 		if (rc != 0) {
-			violation("I3: reserve %" PRIu64 " of %u failed (%d)", n,
-				  LIMIT_REQ, rc);
+			test_violation("stress_capacity",
+				       "I3: reserve %" PRIu64 " of %u failed (%d)", n,
+				       LIMIT_REQ, rc);
 			return;
 		}
 		n++;
 	}
 	if (flowq__cap_reserve_on(&cap, 1, 0) != -ENOSPC)
-		violation("I3: reserve beyond the request limit succeeded");
+		test_violation("stress_capacity",
+			       "I3: reserve beyond the request limit succeeded");
 	flowq__cap_release_on(&cap, 2, n, n * (LIMIT_BYTES / LIMIT_REQ));
 	check_quiescent("after the exact fill");
 }
@@ -363,14 +348,16 @@ main(int argc, char **argv)
 
 	/* Quiescent now. */
 	if (c.consumed != reserved || c.bytes != bytes)
-		violation("consumed %" PRIu64 " items / %" PRIu64
-			  " bytes, reserved %" PRIu64 " / %" PRIu64,
-			  c.consumed, c.bytes, reserved, bytes);
+		test_violation("stress_capacity",
+			       "consumed %" PRIu64 " items / %" PRIu64
+			       " bytes, reserved %" PRIu64 " / %" PRIu64,
+			       c.consumed, c.bytes, reserved, bytes);
 	if (atomic_load_explicit(&shadow_req, memory_order_relaxed) != 0 ||
 	    atomic_load_explicit(&shadow_bytes, memory_order_relaxed) != 0)
-		violation("shadow counters not back to 0");
+		test_violation("stress_capacity", "shadow counters not back to 0");
 	if (enospc == 0)
-		violation("no -ENOSPC at all: the limits did not bite");
+		test_violation("stress_capacity",
+			       "no -ENOSPC at all: the limits did not bite");
 	check_quiescent("at the end");
 	check_exact_fill();
 
@@ -381,12 +368,12 @@ main(int argc, char **argv)
 	printf("SUMMARY stress_capacity threads=%u attempts=%" PRIu64 " reserved=%" PRIu64
 	       " enospc=%" PRIu64 " violations=%lu seconds=%.3f\n",
 	       nthreads, (uint64_t)per * nthreads, reserved, enospc,
-	       atomic_load_explicit(&violations, memory_order_relaxed), secs);
+	       atomic_load(test_violations()), secs);
 	for (unsigned p = 0; p < nthreads; p++)
 		free(prod[p].items);
 	flowq__cap_fini(&cap);
 	pthread_barrier_destroy(&start);
-	if (atomic_load_explicit(&violations, memory_order_relaxed) != 0)
+	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
 }

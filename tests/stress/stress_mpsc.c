@@ -75,8 +75,6 @@
 
 #define MAX_PRODUCERS 64
 #define MAX_BATCH     256
-/* Report at most this many violations in detail; count them all. */
-#define MAX_REPORTS 20
 
 struct item {
 	struct flowq_mpsc_node node;
@@ -98,24 +96,6 @@ struct producer {
 static struct flowq_mpsc queue;
 static pthread_barrier_t start;
 static _Atomic unsigned producers_done;
-static unsigned long violations;
-
-static void
-violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-violation(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (violations++ >= MAX_REPORTS)
-		return;
-	va_start(ap, fmt);
-	fputs("stress_mpsc: VIOLATION: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 static uint64_t
 check_word(uint32_t producer, uint32_t seq)
@@ -195,33 +175,37 @@ take(struct consumer *c, struct flowq_mpsc_node *node)
 
 	/* Compare addresses as integers: the node may be anything at all. */
 	if (addr < base || addr >= base + c->total * sizeof(struct item)) {
-		violation("dequeued %p, not an item of the pool", (void *)node);
+		test_violation("stress_mpsc", "dequeued %p, not an item of the pool",
+			       (void *)node);
 		return;
 	}
 	off = addr - base - offsetof(struct item, node);
 	if (off % sizeof(struct item) != 0) {
-		violation("dequeued %p, misaligned within the pool", (void *)node);
+		test_violation("stress_mpsc", "dequeued %p, misaligned within the pool",
+			       (void *)node);
 		return;
 	}
 	idx = off / sizeof(struct item);
 	it = &c->pool[idx];
 	if (c->seen[idx]++ != 0) {
-		violation("item %" PRIu64 " dequeued twice", idx);
+		test_violation("stress_mpsc", "item %" PRIu64 " dequeued twice", idx);
 		return;
 	}
 	c->consumed++;
 	if (it->producer >= c->nproducers ||
 	    it->check != check_word(it->producer, it->seq) ||
 	    idx != (uint64_t)it->producer * c->per_producer + it->seq) {
-		violation("item %" PRIu64 ": bad payload (producer %" PRIu32
-			  " seq %" PRIu32 ")",
-			  idx, it->producer, it->seq);
+		test_violation("stress_mpsc",
+			       "item %" PRIu64 ": bad payload (producer %" PRIu32
+			       " seq %" PRIu32 ")",
+			       idx, it->producer, it->seq);
 		return;
 	}
 	if (it->seq != c->next_seq[it->producer]) {
-		violation("producer %" PRIu32 ": seq %" PRIu32
-			  " dequeued, expected %" PRIu32,
-			  it->producer, it->seq, c->next_seq[it->producer]);
+		test_violation("stress_mpsc",
+			       "producer %" PRIu32 ": seq %" PRIu32
+			       " dequeued, expected %" PRIu32,
+			       it->producer, it->seq, c->next_seq[it->producer]);
 	}
 	c->next_seq[it->producer] = it->seq + 1;
 }
@@ -256,15 +240,17 @@ check_stalled(struct consumer *c)
 		return false;
 	}
 	if (rc == -EAGAIN)
-		violation("-EAGAIN after every producer finished (%" PRIu64 " of %" PRIu64
-			  " consumed)",
-			  c->consumed, c->total);
+		test_violation("stress_mpsc",
+			       "-EAGAIN after every producer finished (%" PRIu64
+			       " of %" PRIu64 " consumed)",
+			       c->consumed, c->total);
 	else if (rc == -ENOENT)
-		violation("queue empty with %" PRIu64 " of %" PRIu64
-			  " items consumed: lost",
-			  c->consumed, c->total);
+		test_violation("stress_mpsc",
+			       "queue empty with %" PRIu64 " of %" PRIu64
+			       " items consumed: lost",
+			       c->consumed, c->total);
 	else
-		violation("trydequeue returned %d", rc);
+		test_violation("stress_mpsc", "trydequeue returned %d", rc);
 	return true;
 }
 
@@ -291,7 +277,8 @@ consume(struct consumer *c)
 			} else if (rc == -ENOENT) {
 				c->enoent++;
 			} else {
-				violation("trydequeue returned %d", rc);
+				test_violation("stress_mpsc", "trydequeue returned %d",
+					       rc);
 				return;
 			}
 		} else {
@@ -304,11 +291,13 @@ consume(struct consumer *c)
 			buf[max] = NULL;
 			n = flowq_mpsc_dequeue_batch(&queue, buf, max);
 			if (n > max) {
-				violation("batch of %zu returned %zu", max, n);
+				test_violation("stress_mpsc", "batch of %zu returned %zu",
+					       max, n);
 				return;
 			}
 			if (buf[max] != NULL) {
-				violation("batch of %zu wrote past its end", max);
+				test_violation("stress_mpsc",
+					       "batch of %zu wrote past its end", max);
 				return;
 			}
 			for (size_t k = 0; k < n; k++)
@@ -399,31 +388,38 @@ main(int argc, char **argv)
 		int rc = flowq_mpsc_trydequeue(&queue, &node);
 
 		if (rc != -ENOENT)
-			violation("final trydequeue returned %d, want -ENOENT", rc);
+			test_violation("stress_mpsc",
+				       "final trydequeue returned %d, want -ENOENT", rc);
 		if (flowq_mpsc_dequeue_batch(&queue, buf, 4) != 0)
-			violation("final batch returned items");
+			test_violation("stress_mpsc", "final batch returned items");
 		if (!flowq_mpsc_empty(&queue))
-			violation("queue not empty at the end");
+			test_violation("stress_mpsc", "queue not empty at the end");
 	}
 	if (c.consumed != c.total)
-		violation("consumed %" PRIu64 " of %" PRIu64, c.consumed, c.total);
+		test_violation("stress_mpsc", "consumed %" PRIu64 " of %" PRIu64,
+			       c.consumed, c.total);
 	for (uint64_t i = 0; i < c.total; i++) {
 		if (c.seen[i] != 1) {
-			violation("item %" PRIu64 " dequeued %u times", i, c.seen[i]);
+			test_violation("stress_mpsc",
+				       "item %" PRIu64 " dequeued %u times", i,
+				       c.seen[i]);
 			break;
 		}
 	}
 	for (unsigned p = 0; p < nprod; p++) {
 		if (c.next_seq[p] != c.per_producer)
-			violation("producer %u: last seq %" PRIu32 ", want %" PRIu32, p,
-				  c.next_seq[p], c.per_producer);
+			test_violation("stress_mpsc",
+				       "producer %u: last seq %" PRIu32 ", want %" PRIu32,
+				       p, c.next_seq[p], c.per_producer);
 	}
 	/* 1 <= E <= T <= C; see the comment at the top. */
 	if (!(1 <= c.emptied && c.emptied <= enq_true && enq_true <= c.calls_ok))
-		violation("empty signal: observed emptyings %" PRIu64
-			  ", enqueue true %" PRIu64 ", successful dequeue calls %" PRIu64
-			  "; want 1 <= E <= T <= C",
-			  c.emptied, enq_true, c.calls_ok);
+		test_violation("stress_mpsc",
+			       "empty signal: observed emptyings %" PRIu64
+			       ", enqueue true %" PRIu64
+			       ", successful dequeue calls %" PRIu64
+			       "; want 1 <= E <= T <= C",
+			       c.emptied, enq_true, c.calls_ok);
 
 	fprintf(stderr,
 		"stress_mpsc: enqueue_true=%" PRIu64 " observed_emptyings=%" PRIu64
@@ -432,12 +428,12 @@ main(int argc, char **argv)
 		enq_true, c.emptied, c.calls_ok, c.eagain, c.enoent, c.batch_zero);
 	printf("SUMMARY stress_mpsc producers=%u items=%" PRIu64
 	       " violations=%lu seconds=%.3f\n",
-	       nprod, c.total, violations, secs);
+	       nprod, c.total, atomic_load(test_violations()), secs);
 	free(c.pool);
 	free(c.seen);
 	free(c.next_seq);
 	pthread_barrier_destroy(&start);
-	if (violations != 0)
+	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
 }

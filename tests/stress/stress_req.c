@@ -55,7 +55,6 @@
 #define POOL        1024 /* a power of two: odd strides walk the whole pool */
 #define NPAIRS      13
 #define MAX_THREADS NPAIRS /* every worker must own at least one pair */
-#define MAX_REPORTS 20
 
 /* Every valid (outcome, cause) pair, written out from flowq/types.h. */
 static const struct {
@@ -102,25 +101,6 @@ static pthread_barrier_t round_start, round_done;
 static unsigned nthreads;
 static unsigned long rounds = 1000;
 static uint64_t seed = 1;
-static _Atomic unsigned long violations;
-
-static void
-violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-violation(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_fetch_add_explicit(&violations, 1, memory_order_relaxed) >=
-	    MAX_REPORTS)
-		return;
-	va_start(ap, fmt);
-	fputs("stress_req: VIOLATION: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 /* The worker that owns pair @p on request @r in round @round. */
 static unsigned
@@ -189,18 +169,21 @@ visit(struct worker *w, unsigned r, unsigned long round)
 
 				if (mq == 0)
 					w->queued_ok++;
-				else if (mq == -EINVAL &&
-					 flowq_outcome_is_rejected(flowq_req_outcome(req)))
+				else if (mq == -EINVAL && flowq_outcome_is_rejected(
+								  flowq_req_outcome(req)))
 					w->queued_lost++;
 				else
-					violation("mark_queued returned %d with outcome %s",
-						  mq,
-						  flowq_outcome_str(flowq_req_outcome(req)));
+					test_violation(
+						"stress_req",
+						"mark_queued returned %d with outcome %s",
+						mq,
+						flowq_outcome_str(
+							flowq_req_outcome(req)));
 			}
 		} else if (rc == -EBUSY) {
 			w->claim_busy++;
 		} else {
-			violation("claim returned %d", rc);
+			test_violation("stress_req", "claim returned %d", rc);
 		}
 	}
 	if (tried_fin) {
@@ -214,13 +197,15 @@ visit(struct worker *w, unsigned r, unsigned long round)
 			atomic_store_explicit(&s->win_pair, p + 1, memory_order_relaxed);
 			if (flowq_req_outcome(req) != pairs[p].o ||
 			    flowq_req_cause(req) != pairs[p].c)
-				violation("round %lu req %u: winner reads back %s/%s, "
-					  "set %s/%s",
-					  round, r,
-					  flowq_outcome_str(flowq_req_outcome(req)),
-					  flowq_cause_str(flowq_req_cause(req)),
-					  flowq_outcome_str(pairs[p].o),
-					  flowq_cause_str(pairs[p].c));
+				test_violation(
+					"stress_req",
+					"round %lu req %u: winner reads back %s/%s, "
+					"set %s/%s",
+					round, r,
+					flowq_outcome_str(flowq_req_outcome(req)),
+					flowq_cause_str(flowq_req_cause(req)),
+					flowq_outcome_str(pairs[p].o),
+					flowq_cause_str(pairs[p].c));
 		} else {
 			/* Acquire (the getters): pairs with the winner's release. */
 			enum flowq_outcome o = flowq_req_outcome(req);
@@ -233,20 +218,26 @@ visit(struct worker *w, unsigned r, unsigned long round)
 				w->fin_lost++;
 				decided_seen = true;
 				if (wp < 0) {
-					violation("round %lu req %u: invalid decided "
-						  "pair %d/%d",
-						  round, r, (int)o, (int)c);
+					test_violation(
+						"stress_req",
+						"round %lu req %u: invalid decided "
+						"pair %d/%d",
+						round, r, (int)o, (int)c);
 				} else if ((owner = pair_owner((unsigned)wp, r, round)) ==
 					   w->id) {
-					violation("round %lu req %u: lost to my own pair "
-						  "%s/%s",
-						  round, r, flowq_outcome_str(o),
-						  flowq_cause_str(c));
+					test_violation(
+						"stress_req",
+						"round %lu req %u: lost to my own pair "
+						"%s/%s",
+						round, r, flowq_outcome_str(o),
+						flowq_cause_str(c));
 				} else if (s->note[owner] !=
 					   note_value(round, r, owner)) {
-					violation("round %lu req %u: winner %u's note "
-						  "not visible",
-						  round, r, owner);
+					test_violation(
+						"stress_req",
+						"round %lu req %u: winner %u's note "
+						"not visible",
+						round, r, owner);
 				}
 			} else if (tried_claim) {
 				/*
@@ -263,9 +254,11 @@ visit(struct worker *w, unsigned r, unsigned long round)
 				w->fin_boundary++;
 				if (flowq_outcome_is_rejected(pairs[p].o) &&
 				    !(st & FLOWQ__RS_QUEUED))
-					violation("round %lu req %u: rejection refused "
-						  "while not queued and pending",
-						  round, r);
+					test_violation(
+						"stress_req",
+						"round %lu req %u: rejection refused "
+						"while not queued and pending",
+						round, r);
 			} else {
 				w->fin_unclaimed++;
 			}
@@ -280,12 +273,14 @@ visit(struct worker *w, unsigned r, unsigned long round)
 			w->rel_ok++;
 			atomic_fetch_add_explicit(&s->rel_wins, 1, memory_order_relaxed);
 			if (o != FLOWQ_DISPATCHED)
-				violation("round %lu req %u: released a %s request",
-					  round, r, flowq_outcome_str(o));
+				test_violation("stress_req",
+					       "round %lu req %u: released a %s request",
+					       round, r, flowq_outcome_str(o));
 		} else if (rc == -EALREADY) {
 			w->rel_already++;
 			if (o != FLOWQ_DISPATCHED || !flowq_req_released(req))
-				violation(
+				test_violation(
+					"stress_req",
 					"round %lu req %u: -EALREADY on %s, released=%d",
 					round, r, flowq_outcome_str(o),
 					flowq_req_released(req));
@@ -294,11 +289,15 @@ visit(struct worker *w, unsigned r, unsigned long round)
 			/* Once decided the outcome is final: -EINVAL must mean
 			 * "not dispatched". */
 			if (decided_seen && o == FLOWQ_DISPATCHED)
-				violation("round %lu req %u: -EINVAL on a dispatched "
-					  "request",
-					  round, r);
+				test_violation(
+					"stress_req",
+					"round %lu req %u: -EINVAL on a dispatched "
+					"request",
+					round, r);
 		} else {
-			violation("round %lu req %u: release returned %d", round, r, rc);
+			test_violation("stress_req",
+				       "round %lu req %u: release returned %d", round, r,
+				       rc);
 		}
 	}
 }
@@ -343,7 +342,8 @@ static void
 check_round(unsigned long round, struct totals *tot)
 {
 	const uint32_t known = FLOWQ__RS_OUTCOME_MASK | FLOWQ__RS_CAUSE_MASK |
-			       FLOWQ__RS_SUBMITTED | FLOWQ__RS_RELEASED | FLOWQ__RS_QUEUED;
+			       FLOWQ__RS_SUBMITTED | FLOWQ__RS_RELEASED |
+			       FLOWQ__RS_QUEUED;
 
 	for (unsigned r = 0; r < POOL; r++) {
 		struct slot *s = &pool[r];
@@ -360,40 +360,49 @@ check_round(unsigned long round, struct totals *tot)
 		     released = st & FLOWQ__RS_RELEASED;
 
 		if (st & ~known)
-			violation("round %lu req %u: stray bits in state 0x%" PRIx32,
-				  round, r, st);
+			test_violation("stress_req",
+				       "round %lu req %u: stray bits in state 0x%" PRIx32,
+				       round, r, st);
 		if (cw > 1 || (cw == 1) != claimed)
-			violation("round %lu req %u: %" PRIu32
-				  " claims won, state 0x%" PRIx32,
-				  round, r, cw, st);
+			test_violation("stress_req",
+				       "round %lu req %u: %" PRIu32
+				       " claims won, state 0x%" PRIx32,
+				       round, r, cw, st);
 		if (!claimed && st != 0)
-			violation("round %lu req %u: unclaimed but state 0x%" PRIx32,
-				  round, r, st);
+			test_violation("stress_req",
+				       "round %lu req %u: unclaimed but state 0x%" PRIx32,
+				       round, r, st);
 		if (fw > 1 || (fw == 1) != (o != FLOWQ_PENDING))
-			violation("round %lu req %u: %" PRIu32
-				  " finalizes won, outcome %s",
-				  round, r, fw, flowq_outcome_str(o));
+			test_violation("stress_req",
+				       "round %lu req %u: %" PRIu32
+				       " finalizes won, outcome %s",
+				       round, r, fw, flowq_outcome_str(o));
 		if (fw == 1 && (wp == 0 || wp > NPAIRS || pairs[wp - 1].o != o ||
 				pairs[wp - 1].c != c))
-			violation("round %lu req %u: state holds %s/%s, not the winner's "
-				  "pair %" PRIu32,
-				  round, r, flowq_outcome_str(o), flowq_cause_str(c), wp);
+			test_violation(
+				"stress_req",
+				"round %lu req %u: state holds %s/%s, not the winner's "
+				"pair %" PRIu32,
+				round, r, flowq_outcome_str(o), flowq_cause_str(c), wp);
 		if (!flowq_cause_valid_for(o, c))
-			violation("round %lu req %u: invalid pair %d/%d", round, r,
-				  (int)o, (int)c);
+			test_violation("stress_req",
+				       "round %lu req %u: invalid pair %d/%d", round, r,
+				       (int)o, (int)c);
 		if (rw > 1 || (rw == 1) != released)
-			violation("round %lu req %u: %" PRIu32
-				  " releases won, state 0x%" PRIx32,
-				  round, r, rw, st);
+			test_violation("stress_req",
+				       "round %lu req %u: %" PRIu32
+				       " releases won, state 0x%" PRIx32,
+				       round, r, rw, st);
 		/* rejected = never queued, everything else decided = queued */
 		if (o != FLOWQ_PENDING &&
 		    flowq_outcome_is_rejected(o) == ((st & FLOWQ__RS_QUEUED) != 0))
-			violation("round %lu req %u: outcome %s with QUEUED %s", round, r,
-				  flowq_outcome_str(o),
-				  (st & FLOWQ__RS_QUEUED) ? "set" : "clear");
+			test_violation("stress_req",
+				       "round %lu req %u: outcome %s with QUEUED %s",
+				       round, r, flowq_outcome_str(o),
+				       (st & FLOWQ__RS_QUEUED) ? "set" : "clear");
 		if (released && o != FLOWQ_DISPATCHED)
-			violation("round %lu req %u: released but %s", round, r,
-				  flowq_outcome_str(o));
+			test_violation("stress_req", "round %lu req %u: released but %s",
+				       round, r, flowq_outcome_str(o));
 		tot->claimed += claimed;
 		tot->released += released;
 		if ((unsigned)o < FLOWQ_OUTCOME_COUNT)
@@ -484,29 +493,34 @@ main(int argc, char **argv)
 	}
 	/* Conservation: what the workers say they won is what the pool holds. */
 	if (claim_ok != tot.claimed)
-		violation("claims won %" PRIu64 " != requests claimed %" PRIu64, claim_ok,
-			  tot.claimed);
+		test_violation("stress_req",
+			       "claims won %" PRIu64 " != requests claimed %" PRIu64,
+			       claim_ok, tot.claimed);
 	if (rel_ok != tot.released)
-		violation("releases won %" PRIu64 " != requests released %" PRIu64,
-			  rel_ok, tot.released);
+		test_violation("stress_req",
+			       "releases won %" PRIu64 " != requests released %" PRIu64,
+			       rel_ok, tot.released);
 	for (int o = 1; o < FLOWQ_OUTCOME_COUNT; o++) {
 		decided += tot.outcomes[o];
 		if (won_by_outcome[o] != tot.outcomes[o])
-			violation("%s: %" PRIu64 " finalizes won, %" PRIu64
-				  " requests hold it",
-				  flowq_outcome_str((enum flowq_outcome)o),
-				  won_by_outcome[o], tot.outcomes[o]);
+			test_violation("stress_req",
+				       "%s: %" PRIu64 " finalizes won, %" PRIu64
+				       " requests hold it",
+				       flowq_outcome_str((enum flowq_outcome)o),
+				       won_by_outcome[o], tot.outcomes[o]);
 	}
 	if (decided + tot.outcomes[FLOWQ_PENDING] != items)
-		violation("outcomes add up to %" PRIu64 ", want %" PRIu64,
-			  decided + tot.outcomes[FLOWQ_PENDING], items);
+		test_violation("stress_req",
+			       "outcomes add up to %" PRIu64 ", want %" PRIu64,
+			       decided + tot.outcomes[FLOWQ_PENDING], items);
 	/* A real run must actually have raced, or it checked nothing. */
 	if (nthreads > 1 && rounds >= 100 &&
 	    (claim_busy == 0 || fin_lost == 0 || rel_already == 0 || queued_ok == 0 ||
 	     fin_boundary == 0))
-		violation("no contention seen (claim_busy %" PRIu64 ", fin_lost %" PRIu64
-			  ", rel_already %" PRIu64 ")",
-			  claim_busy, fin_lost, rel_already);
+		test_violation("stress_req",
+			       "no contention seen (claim_busy %" PRIu64
+			       ", fin_lost %" PRIu64 ", rel_already %" PRIu64 ")",
+			       claim_busy, fin_lost, rel_already);
 
 	fprintf(stderr,
 		"stress_req: claimed=%" PRIu64 " claim_busy=%" PRIu64 " decided=%" PRIu64
@@ -519,10 +533,10 @@ main(int argc, char **argv)
 		rel_inval, queued_ok, queued_lost, fin_boundary);
 	printf("SUMMARY stress_req threads=%u items=%" PRIu64
 	       " violations=%lu seconds=%.3f\n",
-	       nthreads, items, atomic_load(&violations), secs);
+	       nthreads, items, atomic_load(test_violations()), secs);
 	pthread_barrier_destroy(&round_start);
 	pthread_barrier_destroy(&round_done);
-	if (atomic_load(&violations) != 0)
+	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
 }

@@ -7,6 +7,8 @@
 #define FLOWQ_TEST_UTIL_H
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,41 @@ test_now_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Violations a stress program found: one counter per process (it is a
+ * function-local static, so a unit test that never calls it pays nothing). */
+static inline _Atomic unsigned long *
+test_violations(void)
+{
+	static _Atomic unsigned long n;
+
+	return &n;
+}
+
+/* Most violations described on stderr; all are counted. */
+#define TEST_MAX_REPORTS 20
+
+/* Count a violation found by program @prog and describe the first
+ * TEST_MAX_REPORTS on stderr. Any thread. */
+static inline void
+test_violation(const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static inline void
+test_violation(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* Relaxed: a plain counter, read by main after the joins. */
+	if (atomic_fetch_add_explicit(test_violations(), 1, memory_order_relaxed) >=
+	    TEST_MAX_REPORTS)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: VIOLATION: ", prog);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
 }
 
 #endif /* FLOWQ_TEST_UTIL_H */

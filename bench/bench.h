@@ -27,6 +27,10 @@ bench_mpsc_register(void);
 void
 bench_capacity_register(void);
 
+/** Register BM_heap_*: flowq_heap (4-ary) and a binary heap, steady-state hold. */
+void
+bench_heap_register(void);
+
 /** Whether FLOWQ_BENCH_PIN asks for pinned threads (and there are >= 2 CPUs);
  * see bench_env.c. */
 bool

@@ -19,5 +19,6 @@ main(int argc, char **argv)
 	bench_env_register();
 	bench_mpsc_register();
 	bench_capacity_register();
+	bench_heap_register();
 	return bench_main(argc, argv);
 }

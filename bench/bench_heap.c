@@ -130,8 +130,8 @@ bheap_pop(struct flowq_heap *h)
 }
 
 static const struct bench_heap_variant bench_heap_variants[] = {
-	{ "BM_heap_flowq_4ary", flowq_heap_push, flowq_heap_pop },
-	{ "BM_heap_binary", bheap_push, bheap_pop },
+	{"BM_heap_flowq_4ary", flowq_heap_push, flowq_heap_pop},
+	{"BM_heap_binary", bheap_push, bheap_pop},
 };
 
 /* ---- The workload ------------------------------------------------------- */
@@ -153,8 +153,7 @@ bench_heap_rand(uint64_t *s)
  * non-decreasing (key, seq) order, each left a non-member.
  */
 static const char *
-bench_heap_check(const struct bench_heap_variant *v, struct flowq_heap *h,
-		 uint32_t n)
+bench_heap_check(const struct bench_heap_variant *v, struct flowq_heap *h, uint32_t n)
 {
 	struct flowq_heap_node *prev = NULL, *cur;
 	uint32_t i, popped = 0;
@@ -236,13 +235,14 @@ out:
 void
 bench_heap_register(void)
 {
-	static const int64_t sizes[] = { 4, 1000, 65536, 1000000 };
-	const size_t nvariants = sizeof(bench_heap_variants) / sizeof(bench_heap_variants[0]);
+	static const int64_t sizes[] = {4, 1000, 65536, 1000000};
+	const size_t nvariants =
+		sizeof(bench_heap_variants) / sizeof(bench_heap_variants[0]);
 
 	for (size_t i = 0; i < nvariants; i++) {
-		struct bench_case *c = bench_register(bench_heap_variants[i].name,
-						      bench_heap_hold,
-						      (void *)&bench_heap_variants[i]);
+		struct bench_case *c =
+			bench_register(bench_heap_variants[i].name, bench_heap_hold,
+				       (void *)&bench_heap_variants[i]);
 
 		if (c == NULL)
 			continue;

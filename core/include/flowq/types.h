@@ -168,6 +168,8 @@ struct flowq_req {
 		struct flowq_mpsc_node link;
 		/** The state word (see the table at the top of this file). */
 		FLOWQ_ATOMIC(uint32_t) state;
+		/** Dispatcher-private bookkeeping (reap steps, flags). */
+		uint32_t dflags;
 		/** Engine clock at submit, ns. */
 		int64_t enqueue_ns;
 		/** Ordering key (computed once at submit) and heap position,
@@ -177,6 +179,9 @@ struct flowq_req {
 		void *owner;
 		/** Link in a dispatcher-private list. */
 		struct flowq_list_node lnode;
+		/** Link in the shard's cancel queue: written by the thread
+		 * whose flowq_cancel() won, read by the dispatcher. */
+		struct flowq_mpsc_node clink;
 	} priv;
 };
 

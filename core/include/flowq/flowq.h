@@ -1,0 +1,631 @@
+/*
+ * flowq: the engine. A proxy calls flowq_submit() for each request; flowq
+ * decides if and when it proceeds (DESIGN.md has the vocabulary: flow, band,
+ * shard, dispatcher, outcome).
+ *
+ * Life of a request:
+ *
+ *   host thread                          shard dispatcher
+ *   flowq_req_init(r); set fields
+ *   flowq_submit(e, r) == 0  ----------> queued on its flow (lock-free inbox)
+ *                                        ... strict priority, fairness,
+ *                                            TTL, cancel, capacity gate ...
+ *                                        outcome decided exactly once:
+ *   complete(r, arg) <-- callback ------ DISPATCHED or EVICTED_*
+ *     (or via a completion port)
+ *   backend work ...
+ *   flowq_release(e, r)  (DISPATCHED only: frees the in-flight slot)
+ *
+ *   flowq_submit(e, r) < 0: rejected on the spot; no completion fires;
+ *   flowq_req_outcome(r)/flowq_req_cause(r) say why.
+ *
+ * Synchronization table for calls on one engine ("-": may run concurrently
+ * from any threads; "X": the caller must serialize the pair):
+ *
+ *                   create destroy submit cancel release poll stats
+ *      create         -      X       X      X      X      X    X
+ *      destroy        X      X       X      X      X      X    X
+ *      submit         X      X       -      -      -      -    -
+ *      cancel         X      X       -      -      -      -    -
+ *      release        X      X       -      -      -      -    -
+ *      shard_poll     X      X       -      -      -      *    -
+ *      stats/metrics  X      X       -      -      -      -    -
+ *
+ * (*) flowq_shard_poll() on one shard must be called by one thread at a time
+ * (it *is* that shard's dispatcher); different shards may be polled
+ * concurrently. flowq_engine_destroy() must not race with any other call on
+ * the engine: stop submitting, cancelling and releasing first.
+ *
+ * Threads and RCU: the flow registry is RCU-protected (liburcu, memb
+ * flavour). flowq registers each host thread with liburcu the first time it
+ * calls into an engine, and unregisters it when the thread exits (a
+ * pthread key destructor). Nothing is required of the host; a thread may
+ * call flowq_thread_detach() early (e.g. before it is parked for a long time)
+ * and will be registered again on its next call.
+ *
+ * Fork: create engines after fork() (in a worker's init hook), never before:
+ * the dispatcher threads and liburcu's threads do not survive a fork.
+ *
+ * flowq never prints, never installs signal handlers, never replaces the
+ * process allocator; its only threads are one dispatcher per shard in
+ * threaded mode (none in polled mode) and liburcu's call_rcu worker.
+ */
+#ifndef FLOWQ_FLOWQ_H
+#define FLOWQ_FLOWQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <flowq/alloc.h>
+#include <flowq/common.h>
+#include <flowq/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct flowq_engine;
+struct flowq_port;
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                            */
+/* ------------------------------------------------------------------------ */
+
+/** How dispatch runs. */
+enum flowq_mode {
+	/** One flowq-owned dispatcher thread per shard. */
+	FLOWQ_MODE_THREADED = 0,
+	/** No threads: the host calls flowq_shard_poll() for every shard. */
+	FLOWQ_MODE_POLLED = 1,
+};
+
+/** Most configured bands, and most bands in all (configured + template). */
+#define FLOWQ_MAX_BANDS 64u
+/** Most shards. */
+#define FLOWQ_MAX_SHARDS 256u
+/** Longest flow id, bytes. */
+#define FLOWQ_FLOW_ID_MAX 256u
+/** Largest capacity limit in either dimension (requests, bytes). */
+#define FLOWQ_LIMIT_MAX (UINT64_C(1) << 62)
+
+/**
+ * Engine clock: monotonic nanoseconds. Must never go backwards by more than
+ * the caller accepts (a clock that does is tolerated: durations are clamped
+ * at 0). Called from any thread, concurrently.
+ */
+typedef int64_t
+flowq_clock_fn(void *ctx);
+
+/**
+ * Host saturation detector (detector "callback"): how loaded the backend
+ * pool is, 0.0 = idle, >= 1.0 = saturated. Called by dispatchers, from any
+ * of them concurrently, once per dispatch round; must be cheap and must not
+ * block or call into the engine.
+ */
+typedef double
+flowq_saturation_fn(void *ctx);
+
+/** One band: all flows of one priority. */
+struct flowq_band_config {
+	/** Priority: higher is more important. Unique among configured bands.
+	 * Ignored in the default-band template. */
+	int32_t priority;
+	/** Most queued requests in this band; 0 = unlimited. */
+	uint64_t max_requests;
+	/** Most queued bytes in this band; 0 = unlimited. Default 10^9 (GIE). */
+	uint64_t max_bytes;
+	/** Fairness policy name (which flow goes next): "global_strict"
+	 * (default) or "round_robin"; see flowq_fairness_find(). */
+	const char *fairness;
+	/** Ordering policy name (which request of a flow goes next): "fcfs"
+	 * (default); see flowq_ordering_find(). */
+	const char *ordering;
+	/**
+	 * Usage ceiling in (0, 1]: the band dispatches only while the
+	 * saturation is below it. Default 1.0. Ceilings must not increase from
+	 * a more important band to a less important one (GIE's monotonicity
+	 * rule: otherwise a lower band could take slots a higher one may not).
+	 */
+	double usage_ceiling;
+};
+
+/** Saturation detector: when the backend pool can take more. */
+struct flowq_saturation_config {
+	/**
+	 * "concurrency" (default): saturation = max(in-flight requests /
+	 * max_inflight, in-flight bytes / max_inflight_bytes), where a request
+	 * is in flight from its dispatch to its flowq_release(). With both
+	 * limits 0 the pool is never saturated.
+	 * "callback": saturation = callback(callback_ctx).
+	 */
+	const char *detector;
+	/** concurrency: most requests in flight; 0 = unlimited. */
+	uint64_t max_inflight;
+	/** concurrency: most bytes in flight; 0 = unlimited. */
+	uint64_t max_inflight_bytes;
+	/** callback: the detector; required for "callback", else NULL. */
+	flowq_saturation_fn *callback;
+	/** Passed to @c callback. */
+	void *callback_ctx;
+	/**
+	 * callback: how long a dispatcher blocked by saturation sleeps before
+	 * asking again, ns (a callback has no release event to wake it).
+	 * Default 1 ms.
+	 */
+	int64_t callback_poll_ns;
+};
+
+/**
+ * Engine configuration. flowq_config_init() fills the defaults; then set
+ * fields. The engine copies everything it needs (band array, names are
+ * resolved): the struct and what it points to may be freed after create.
+ */
+struct flowq_config {
+	/** Shards (registry slices + dispatchers); 0 = online CPUs. At most
+	 * FLOWQ_MAX_SHARDS. */
+	unsigned shards;
+	/** Threaded (default) or polled. */
+	enum flowq_mode mode;
+	/** Most queued requests over all bands; 0 = unlimited (default). */
+	uint64_t max_requests;
+	/** Most queued bytes over all bands; 0 = unlimited (default). */
+	uint64_t max_bytes;
+	/** Configured bands (never garbage-collected); may be NULL if
+	 * @c nbands is 0. At most FLOWQ_MAX_BANDS. */
+	const struct flowq_band_config *bands;
+	size_t nbands;
+	/**
+	 * Whether a request at a priority with no configured band gets a band
+	 * made from @c default_band (just in time). Default true. If false,
+	 * such a request is rejected (REJECTED_OTHER, CAUSE_UNKNOWN_BAND).
+	 */
+	bool default_band_enabled;
+	/** Template for just-in-time bands (its priority is ignored). */
+	struct flowq_band_config default_band;
+	/** Most queued requests per flow; 0 = unlimited (default). */
+	uint64_t flow_max_requests;
+	/** Most queued bytes per flow; 0 = unlimited (default). */
+	uint64_t flow_max_bytes;
+	/** TTL of requests with ttl_ns == 0, ns; FLOWQ_TTL_NONE (default) =
+	 * no expiry. */
+	int64_t default_ttl_ns;
+	/** An idle, empty flow with no handle is reclaimed after this long,
+	 * ns. Default 10 s; must be > 0. */
+	int64_t flow_gc_timeout_ns;
+	/** Saturation detector. */
+	struct flowq_saturation_config saturation;
+	/** Allocator for every internal allocation; NULL = libc. Must
+	 * outlive the engine. */
+	const struct flowq_allocator *allocator;
+	/** Clock; NULL = CLOCK_MONOTONIC. A custom clock is meant for polled
+	 * mode (deterministic simulation, tests); in threaded mode a
+	 * dispatcher sleeps by the real clock: call flowq_engine_wake() after
+	 * moving a custom clock. */
+	flowq_clock_fn *clock;
+	void *clock_ctx;
+	/** Initial hash buckets per shard (power of two, >= 1); the table
+	 * grows on its own. Default 1024. */
+	unsigned long registry_buckets;
+	/** Most requests a dispatcher decides per flow visit before it moves
+	 * on, and per batch of accounting. Default 32; 1..4096. */
+	unsigned dispatch_batch;
+	/** If not NULL, flowq_engine_create() writes a message naming the bad
+	 * field here on -EINVAL (NUL-terminated, truncated to
+	 * @c errbuf_size). */
+	char *errbuf;
+	size_t errbuf_size;
+};
+
+/**
+ * Fill @p cfg with the defaults (threaded, shards = online CPUs, no global
+ * limit, default-band template on with GIE's defaults: global_strict, fcfs,
+ * 10^9 bytes, ceiling 1.0; no per-flow limit; no TTL; flow GC after 10 s;
+ * concurrency detector without limits; libc allocator; monotonic clock).
+ *
+ * Context: any thread. Progress: wait-free.
+ */
+FLOWQ_API void
+flowq_config_init(struct flowq_config *cfg);
+
+/**
+ * Check every field of @p cfg, as flowq_engine_create() does, without
+ * creating anything.
+ *
+ * @param cfg          the configuration.
+ * @param errbuf       receives a message naming the first bad field (e.g.
+ *                     "bands[2].usage_ceiling: 1.5 is not in (0, 1]"); may
+ *                     be NULL.
+ * @param errbuf_size  size of @p errbuf.
+ * @return 0 if valid; -EINVAL otherwise.
+ *
+ * Context: any thread. Progress: wait-free (bounded by the band count).
+ */
+FLOWQ_API int
+flowq_config_validate(const struct flowq_config *cfg, char *errbuf,
+		      size_t errbuf_size);
+
+/**
+ * A short description of a negative errno returned by flowq (e.g.
+ * flowq_strerror(-ENOSPC) = "capacity limit reached"). Never NULL; static
+ * storage.
+ */
+FLOWQ_API const char *
+flowq_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Engine                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Create an engine; in threaded mode, start its dispatchers.
+ *
+ * @param cfg       configuration (see flowq_config_validate()).
+ * @param r_engine  receives the engine.
+ * @return 0; -EINVAL if @p cfg or @p r_engine is NULL or a field is invalid
+ *         (message in cfg->errbuf); -ENOMEM if an allocation failed;
+ *         -EAGAIN if a dispatcher thread could not be started. Nothing is
+ *         left allocated on failure.
+ *
+ * Context: any thread. May block (allocates, starts threads).
+ */
+FLOWQ_API int
+flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engine);
+
+/**
+ * Stop and free @p e. New submits are rejected from the moment destroy
+ * starts (REJECTED_OTHER, CAUSE_SHUTDOWN). Every queued request is evicted
+ * (EVICTED_OTHER, CAUSE_SHUTDOWN) and its completion delivered before
+ * destroy returns; dispatched requests not yet released stay the host's
+ * (flowq_release() must not be called after destroy). Completion ports
+ * must be destroyed after the engine, once drained.
+ *
+ * Context: any thread except a dispatcher (not from a completion
+ * callback); no other call on @p e may run concurrently or follow.
+ * May block: joins the dispatchers, waits for an RCU grace period.
+ */
+FLOWQ_API void
+flowq_engine_destroy(struct flowq_engine *e);
+
+/** Number of shards of @p e (>= 1). Context: any thread. */
+FLOWQ_API unsigned
+flowq_shard_count(const struct flowq_engine *e);
+
+/** The engine clock now, ns (the configured clock or CLOCK_MONOTONIC). */
+FLOWQ_API int64_t
+flowq_now(const struct flowq_engine *e);
+
+/**
+ * Wake every dispatcher (threaded mode) or signal every shard's fd (polled
+ * mode), so that each re-reads the clock: call it after moving a custom
+ * clock. Context: any thread. Progress: wait-free (one wake per shard).
+ */
+FLOWQ_API void
+flowq_engine_wake(struct flowq_engine *e);
+
+/**
+ * Unregister the calling thread from liburcu now instead of at thread exit.
+ * Harmless if it was not registered. Context: a host thread that is not
+ * inside any flowq call.
+ */
+FLOWQ_API void
+flowq_thread_detach(void);
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Submit @p req: admit it (capacity at global, band and flow level) and
+ * queue it on its flow. Never blocks, never sleeps, allocates only when the
+ * flow is new (a just-in-time flow or band).
+ *
+ * @param e    the engine.
+ * @param req  initialized with flowq_req_init(), caller fields set, and not
+ *             submitted since. Its flow is @c req->flow if set, else
+ *             (@c flow_id, @c priority).
+ * @return 0: queued; exactly one completion follows (callback or port),
+ *         with DISPATCHED or an EVICTED_* outcome. The engine owns @p req
+ *         until then.
+ *         Negative errno: rejected on the spot, no completion fires, the
+ *         request is the host's again and its outcome/cause say why:
+ *         -ENOSPC   capacity (REJECTED_CAPACITY; cause names the level);
+ *         -EINVAL   invalid request: flow id NULL, empty or longer than
+ *                   FLOWQ_FLOW_ID_MAX, ttl_ns < 0, bytes > FLOWQ_LIMIT_MAX,
+ *                   or no completion callback (REJECTED_OTHER,
+ *                   CAUSE_INVALID_REQUEST);
+ *         -ETIMEDOUT deadline_ns already passed or ttl expired at submit
+ *                   (REJECTED_OTHER, CAUSE_DEADLINE_PASSED);
+ *         -ENOENT   no band for this priority and no template
+ *                   (REJECTED_OTHER, CAUSE_UNKNOWN_BAND);
+ *         -ENOMEM   the new flow or band could not be allocated
+ *                   (REJECTED_OTHER, CAUSE_NO_MEMORY);
+ *         -ESHUTDOWN the engine is being destroyed (REJECTED_OTHER,
+ *                   CAUSE_SHUTDOWN);
+ *         -EBUSY    @p req was already submitted and not re-initialized:
+ *                   nothing is changed (its outcome is that of the
+ *                   earlier submit);
+ *         -EFAULT   @p e or @p req is NULL (nothing is changed).
+ *
+ * Context: any thread; registers it with liburcu on first use.
+ * Ordering: the host's writes to @p req before the call happen-before its
+ * completion.
+ * Progress: lock-free; O(1) for a known flow.
+ */
+FLOWQ_API int
+flowq_submit(struct flowq_engine *e, struct flowq_req *req);
+
+/**
+ * Cancel a queued request. If its outcome is still undecided it becomes
+ * EVICTED_CANCELLED and its completion follows (on the dispatcher, soon);
+ * if dispatch, expiry or shutdown decided first, nothing happens.
+ *
+ * @return 0 if this call cancelled @p req; -EALREADY if its outcome was
+ *         already decided (or it was never queued); -EFAULT if @p e or
+ *         @p req is NULL.
+ *
+ * Context: any thread, between a successful submit and the completion (a
+ * cancel after the completion has run is a host bug: the request may have
+ * been reused). Progress: lock-free.
+ */
+FLOWQ_API int
+flowq_cancel(struct flowq_engine *e, struct flowq_req *req);
+
+/**
+ * The backend finished @p req, which was DISPATCHED: give back its
+ * in-flight slot (concurrency detector) and wake dispatchers that wait for
+ * one.
+ *
+ * @return 0; -EALREADY if it was already released; -EINVAL if @p req was
+ *         not dispatched; -EFAULT if @p e or @p req is NULL.
+ *
+ * Context: any thread, after the DISPATCHED completion. Progress:
+ * lock-free.
+ */
+FLOWQ_API int
+flowq_release(struct flowq_engine *e, struct flowq_req *req);
+
+/**
+ * Submit @p req and wait for its outcome: a blocking helper for tests and
+ * tools, not for a proxy's data path. Overwrites req->complete and
+ * req->arg. If @p timeout_ns passes first, cancels the request and still
+ * waits for its (then certain) completion.
+ *
+ * @param timeout_ns  how long to wait, ns, on the real clock; < 0 = forever.
+ * @return the outcome (also readable with flowq_req_outcome()); a rejected
+ *         request returns its REJECTED_* outcome at once.
+ *
+ * Context: any thread except a dispatcher. May block.
+ */
+FLOWQ_API enum flowq_outcome
+flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout_ns);
+
+/* ------------------------------------------------------------------------ */
+/* Flow handles                                                             */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Get a handle on the flow (@p id, @p priority), creating it if needed. A
+ * handle pins the flow (it is never garbage-collected while held) and lets
+ * requests skip the registry lookup (set req->flow).
+ *
+ * @return 0; -EINVAL bad id (NULL, empty, too long) or NULL argument;
+ *         -ENOENT no band for @p priority and no template; -ENOMEM;
+ *         -ESHUTDOWN engine stopping.
+ * Context: any thread. Progress: lock-free (allocates for a new flow).
+ */
+FLOWQ_API int
+flowq_flow_get(struct flowq_engine *e, const void *id, uint32_t id_len,
+	       int32_t priority, struct flowq_flow **r_flow);
+
+/**
+ * Drop a handle from flowq_flow_get(). Requests already submitted with it
+ * are unaffected; the flow becomes collectable once idle and empty.
+ * Context: any thread.
+ */
+FLOWQ_API void
+flowq_flow_put(struct flowq_engine *e, struct flowq_flow *flow);
+
+/**
+ * Set the flow's fairness weight (default 1; 1..65535). Takes effect at its
+ * shard's next decision. Policies without weights ignore it.
+ * @return 0; -EINVAL out of range or NULL.
+ */
+FLOWQ_API int
+flowq_flow_set_weight(struct flowq_flow *flow, uint32_t weight);
+
+/* ------------------------------------------------------------------------ */
+/* Completion ports                                                         */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Create a completion port for one host event loop. Requests submitted with
+ * flowq_req_set_port() are delivered to it instead of through a callback.
+ *
+ * @return 0; -EINVAL NULL argument; -ENOMEM; -EMFILE/-ENFILE (no eventfd).
+ * Context: any thread.
+ */
+FLOWQ_API int
+flowq_port_create(struct flowq_engine *e, struct flowq_port **r_port);
+
+/**
+ * The port's eventfd (EFD_NONBLOCK | EFD_CLOEXEC): readable when
+ * completions wait. Written only when the port goes from empty to
+ * non-empty; flowq_port_drain() clears it. Add it to the loop's epoll set.
+ */
+FLOWQ_API int
+flowq_port_fd(const struct flowq_port *port);
+
+/**
+ * Take up to @p max completed requests, oldest first, into @p r_reqs.
+ *
+ * @return the number taken. If it equals @p max, call again: more may
+ *         wait and the eventfd may have been cleared. A smaller count means
+ *         the port was empty at some point during the call (or a
+ *         completion is being posted right now: then the fd is made
+ *         readable again, so the loop comes back).
+ * Context: one thread at a time per port (the loop that owns it).
+ * Progress: wait-free.
+ */
+FLOWQ_API size_t
+flowq_port_drain(struct flowq_port *port, struct flowq_req **r_reqs, size_t max);
+
+/**
+ * Destroy @p port. It must be empty, and no request still queued may name
+ * it. Context: the owning loop.
+ */
+FLOWQ_API void
+flowq_port_destroy(struct flowq_port *port);
+
+/**
+ * Deliver @p req's completion to @p port: sets req->complete and req->arg.
+ * Call after flowq_req_init(), before flowq_submit().
+ */
+FLOWQ_API void
+flowq_req_set_port(struct flowq_req *req, struct flowq_port *port);
+
+/* ------------------------------------------------------------------------ */
+/* Polled mode                                                              */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Run shard @p shard's dispatcher once on the calling thread: take new
+ * work, reap cancellations, expire TTLs, dispatch until blocked (or until
+ * @p budget requests got an outcome), run their completions.
+ *
+ * @param budget           most outcomes to decide; 0 = no limit.
+ * @param r_next_deadline  receives the engine-clock time at which the shard
+ *                         must be polled again even if its fd stays quiet
+ *                         (the next TTL expiry, or a saturation re-check),
+ *                         or INT64_MAX; may be NULL.
+ * @return the number of outcomes decided (>= 0); -EINVAL if @p e is not in
+ *         polled mode or @p shard is out of range.
+ *
+ * Context: one thread at a time per shard; completion callbacks run on it.
+ */
+FLOWQ_API int
+flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
+		 int64_t *r_next_deadline);
+
+/**
+ * Polled mode: an eventfd that becomes readable when shard @p shard has new
+ * work (a new backlogged flow, a cancellation, a release while it waits
+ * for capacity) after a poll left it idle. flowq_shard_poll() clears it.
+ *
+ * @return the fd (>= 0); -EINVAL if not in polled mode or out of range.
+ */
+FLOWQ_API int
+flowq_shard_fd(const struct flowq_engine *e, unsigned shard);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Queue-time histogram: log-linear buckets, 4 per power of two, from 1 us
+ * to ~73 min (bucket i's upper bound is flowq_hist_bound(i)); the last
+ * bucket is open-ended. Queue time is measured for every request that left
+ * a queue (dispatched or evicted), submit to outcome.
+ */
+#define FLOWQ_HIST_BUCKETS 130u
+
+struct flowq_hist {
+	/** Observations in bucket i (not cumulative). */
+	uint64_t buckets[FLOWQ_HIST_BUCKETS];
+	uint64_t count;
+	/** Sum of observations, ns. */
+	uint64_t sum_ns;
+};
+
+/** Upper bound of bucket @p i, ns (inclusive); INT64_MAX for the last. */
+FLOWQ_API int64_t
+flowq_hist_bound(unsigned i);
+
+/**
+ * The @p q quantile (0 <= q <= 1) of @p h, ns: the upper bound of the
+ * bucket that holds it (an over-estimate by less than 25 %); 0 if empty.
+ */
+FLOWQ_API int64_t
+flowq_hist_quantile(const struct flowq_hist *h, double q);
+
+/** Counters of one scope (the engine, a band or a flow). */
+struct flowq_stats {
+	/** Requests admitted and not yet given an outcome. */
+	uint64_t queued;
+	/** Their bytes. */
+	uint64_t queued_bytes;
+	/** Dispatched and not yet released (engine scope only; 0 else). */
+	uint64_t inflight;
+	uint64_t inflight_bytes;
+	/** Outcomes so far, by outcome (index FLOWQ_PENDING is unused). */
+	uint64_t outcomes[FLOWQ_OUTCOME_COUNT];
+	/** The same, split by cause. */
+	uint64_t causes[FLOWQ_OUTCOME_COUNT][FLOWQ_CAUSE_COUNT];
+	/** Queue time of requests that left a queue. */
+	struct flowq_hist queue_time;
+};
+
+/**
+ * Snapshot of the whole engine. Read without stopping dispatch: each
+ * counter is exact, the set is not one instant (a request may be counted as
+ * queued and, an instant later, as dispatched).
+ *
+ * @return 0; -EFAULT NULL argument. Context: any thread.
+ */
+FLOWQ_API int
+flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats);
+
+/**
+ * Snapshot of band @p priority. @return 0; -ENOENT no such band; -EFAULT.
+ */
+FLOWQ_API int
+flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r_stats);
+
+/** Snapshot of one flow. @return 0; -ENOENT no such flow; -EINVAL bad id;
+ * -EFAULT. */
+FLOWQ_API int
+flowq_stats_flow(struct flowq_engine *e, const void *id, uint32_t id_len,
+		 int32_t priority, struct flowq_stats *r_stats);
+
+/** Callback of flowq_stats_foreach_band(): return nonzero to stop. */
+typedef int
+flowq_band_stats_fn(int32_t priority, const struct flowq_stats *stats, void *ctx);
+
+/** Callback of flowq_stats_foreach_flow(): return nonzero to stop. */
+typedef int
+flowq_flow_stats_fn(const void *id, uint32_t id_len, int32_t priority,
+		    const struct flowq_stats *stats, void *ctx);
+
+/**
+ * Call @p fn for every band, most important first. @return 0, or the first
+ * nonzero value @p fn returned. Context: any thread except from inside a
+ * callback of this engine.
+ */
+FLOWQ_API int
+flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *ctx);
+
+/**
+ * Call @p fn for every live flow (shard by shard, in no particular order;
+ * flows created or collected meanwhile may or may not be seen). @return 0,
+ * or the first nonzero value @p fn returned.
+ */
+FLOWQ_API int
+flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *ctx);
+
+/**
+ * Write every metric of @p e to @p out in the Prometheus text exposition
+ * format (version 0.0.4): names flowq_*, # HELP and # TYPE lines, counters
+ * ending in _total, histograms as _bucket{le=".."}/_sum/_count (seconds).
+ *
+ * @return 0; -EIO if writing failed; -EFAULT NULL argument.
+ * Context: any thread except a completion callback.
+ */
+FLOWQ_API int
+flowq_metrics_write(struct flowq_engine *e, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLOWQ_FLOWQ_H */

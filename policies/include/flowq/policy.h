@@ -1,0 +1,196 @@
+/*
+ * Policy objects: the seam between a shard's dispatcher and the algorithms
+ * that choose what it dispatches (STYLE.md rule 7). Each policy is one
+ * `const` ops struct with a common descriptor; the engine allocates and
+ * zeroes the policy's state (per band on each shard, per flow), and calls the
+ * ops only from that shard's dispatcher, so policies need no atomics and
+ * never allocate on the hot path.
+ *
+ * Two kinds ship with the engine:
+ *  - fairness: which flow of a band goes next ("global_strict",
+ *    "round_robin");
+ *  - ordering: which request of a flow goes next ("fcfs").
+ * Built-ins are listed in policies/registry.c; a host adds its own with
+ * flowq_fairness_register()/flowq_ordering_register() before it creates an
+ * engine that names them.
+ *
+ * Call sequence for one band on one shard (F = a struct flowq_policy_flow):
+ *
+ *   band_init(band)
+ *   flow_attach(band, F)        a flow of this band is created on the shard
+ *     flow_backlogged(band, F)  F's queue went from empty to non-empty
+ *     pick(band) -> F           the dispatcher takes F's head request...
+ *     update(band, F, bytes)    ...and reports it (bytes > 0: dispatched,
+ *                               charge F; bytes == 0: a request of F left
+ *                               without service, e.g. cancelled); F->queued
+ *                               and F->head_key are already updated; when
+ *                               F->queued is 0 the policy forgets F until
+ *                               its next flow_backlogged
+ *   flow_detach(band, F)        F is garbage-collected (it is empty)
+ *   band_fini(band)
+ *
+ * Context: every op runs on the shard's dispatcher thread (or the polling
+ * thread in polled mode), never concurrently with another op on the same
+ * band state. Ops must not block, must not call into the engine, and must be
+ * O(1) or O(log flows) per call, never a scan of all flows.
+ */
+#ifndef FLOWQ_POLICY_H
+#define FLOWQ_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <flowq/alloc.h>
+#include <flowq/common.h>
+#include <flowq/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI version of the ops structs below; a policy built for another
+ * version is refused by register(). */
+#define FLOWQ_POLICY_ABI 1u
+
+/** Longest policy name, bytes, without the NUL. */
+#define FLOWQ_POLICY_NAME_MAX 31u
+
+/** Most policies of one kind (built-in + registered). */
+#define FLOWQ_POLICY_MAX 32u
+
+/** Common descriptor of every policy. */
+struct flowq_policy_desc {
+	/** FLOWQ_POLICY_ABI. */
+	uint32_t abi_version;
+	/** Unique within its kind: [a-z0-9_]+, at most FLOWQ_POLICY_NAME_MAX. */
+	const char *name;
+	/** One line for `flowq-sim list`. */
+	const char *description;
+	/** Bytes of state per (band, shard); zeroed before band_init. */
+	size_t band_state_size;
+	/** Bytes of state per flow; zeroed before the flow is first used. */
+	size_t flow_state_size;
+};
+
+/**
+ * What a policy sees of a flow. Owned by the engine; the fields are
+ * maintained by the dispatcher before each op is called.
+ */
+struct flowq_policy_flow {
+	/** This policy's per-flow state (flow_state_size bytes). */
+	void *state;
+	/** Requests queued in the flow's ordering structure. */
+	uint64_t queued;
+	/** Ordering key of the flow's next request (smaller goes first);
+	 * meaningful only while queued > 0. */
+	int64_t head_key;
+	/** Byte size of the flow's next request (queued > 0). */
+	uint64_t head_bytes;
+	/** Weight set with flowq_flow_set_weight() (default 1). */
+	uint32_t weight;
+	/** Unique per flow and shard, for deterministic tie-breaks. */
+	uint64_t seq;
+};
+
+/** What the engine lends a policy at init/attach time. */
+struct flowq_policy_env {
+	/** Allocator for state that must grow (e.g. a heap's slot array);
+	 * only from band_init, band_fini, flow_attach and flow_detach. */
+	const struct flowq_allocator *alloc;
+	/** The band's priority (for messages and tie-breaks). */
+	int32_t priority;
+};
+
+/** Fairness policy: which flow of a band goes next. */
+struct flowq_fairness_ops {
+	struct flowq_policy_desc desc;
+	/** Set up @p band (zeroed). @return 0 or a negative errno. */
+	int (*band_init)(void *band, const struct flowq_policy_env *env);
+	/** Free what band_init and flow_attach allocated; no flow is
+	 * attached any more. */
+	void (*band_fini)(void *band, const struct flowq_policy_env *env);
+	/** A flow joins the band on this shard (not backlogged yet). May
+	 * allocate through env->alloc. @return 0 or -ENOMEM. */
+	int (*flow_attach)(void *band, struct flowq_policy_flow *f,
+			   const struct flowq_policy_env *env);
+	/** The flow leaves (it is empty and not backlogged). */
+	void (*flow_detach)(void *band, struct flowq_policy_flow *f,
+			    const struct flowq_policy_env *env);
+	/** @p f went from empty to non-empty (f->queued > 0). */
+	void (*flow_backlogged)(void *band, struct flowq_policy_flow *f);
+	/** The flow whose head goes next, or NULL if no flow is backlogged.
+	 * Does not change the state: the dispatcher may decide not to
+	 * dispatch (capacity gate) and ask again later. */
+	struct flowq_policy_flow *(*pick)(void *band);
+	/**
+	 * A request of @p f left its queue: dispatched (@p served_bytes > 0,
+	 * or == 0 for a zero-byte request with @p dispatched true) or evicted.
+	 * f->queued and f->head_* already describe the new state; if
+	 * f->queued == 0 the policy must stop offering @p f.
+	 */
+	void (*update)(void *band, struct flowq_policy_flow *f, bool dispatched,
+		       uint64_t served_bytes);
+};
+
+/** Ordering policy: which request of a flow goes next. */
+struct flowq_ordering_ops {
+	struct flowq_policy_desc desc;
+	/** Append @p n new requests, in arrival order (oldest first), to the
+	 * flow state @p fs. One call per inbox batch. */
+	void (*push_batch)(void *fs, struct flowq_req *const *reqs, size_t n);
+	/** The next request, or NULL if empty. */
+	struct flowq_req *(*peek)(void *fs);
+	/** Remove and return the next request, or NULL if empty. */
+	struct flowq_req *(*pop)(void *fs);
+	/** Remove @p req, a member of @p fs (cancel, expiry). */
+	void (*remove)(void *fs, struct flowq_req *req);
+	/**
+	 * The ordering key of @p req (smaller goes first), comparable across
+	 * the flows of a band: global_strict uses it to find the best head.
+	 * Must read only fields fixed at submit (never re-derive a deadline
+	 * from the clock).
+	 */
+	int64_t (*key)(const struct flowq_req *req);
+};
+
+/**
+ * The fairness policy named @p name, or NULL. Context: any thread.
+ */
+FLOWQ_API const struct flowq_fairness_ops *
+flowq_fairness_find(const char *name);
+
+/** The ordering policy named @p name, or NULL. Context: any thread. */
+FLOWQ_API const struct flowq_ordering_ops *
+flowq_ordering_find(const char *name);
+
+/**
+ * Add a fairness policy. @p ops must stay valid for the process lifetime.
+ * @return 0; -EINVAL NULL, wrong abi_version, bad name, missing op;
+ *         -EEXIST a policy of that name exists; -ENOSPC the table is full
+ *         (FLOWQ_POLICY_MAX). Context: any thread (serialized inside).
+ */
+FLOWQ_API int
+flowq_fairness_register(const struct flowq_fairness_ops *ops);
+
+/** Add an ordering policy; as flowq_fairness_register(). */
+FLOWQ_API int
+flowq_ordering_register(const struct flowq_ordering_ops *ops);
+
+/**
+ * The @p i-th fairness policy (built-ins first, then registered ones in
+ * registration order), or NULL past the end: for listing and for the
+ * conformance suite. Context: any thread.
+ */
+FLOWQ_API const struct flowq_fairness_ops *
+flowq_fairness_at(size_t i);
+
+/** The @p i-th ordering policy, or NULL past the end. */
+FLOWQ_API const struct flowq_ordering_ops *
+flowq_ordering_at(size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLOWQ_POLICY_H */

@@ -9,6 +9,16 @@ trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 
+# Every public header of every component is installed, merged into one
+# include/flowq (a component missing from install(DIRECTORY) would leave
+# consumers of its header with a broken install).
+for h in "$src"/*/include/flowq/*.h; do
+	if ! find "$prefix" -path "*/include/flowq/$(basename "$h")" | grep -q .; then
+		echo "public header not installed: ${h#"$src"/}" >&2
+		exit 1
+	fi
+done
+
 case "$mode" in
 find_package)
 	cmake -S "$src/tests/install/consumer" -B "$work/c" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

@@ -87,7 +87,15 @@ enum flowq_mode {
 #define FLOWQ_MAX_SHARDS 256u
 /** Longest flow id, bytes. */
 #define FLOWQ_FLOW_ID_MAX 256u
-/** Largest capacity limit in either dimension (requests, bytes). */
+/**
+ * Largest capacity limit in either dimension (requests, bytes). A request
+ * limit and the byte limit enforced with it (max_requests/max_bytes of the
+ * engine and of each band, saturation.max_inflight/max_inflight_bytes) must
+ * also fit one 64-bit word together: bitlen(requests) + bitlen(bytes) <= 64,
+ * where bitlen(x) is the number of bits needed to write x (0 for 0 =
+ * unlimited). E.g. 16777215 requests (24 bits) with 2^40 - 1 bytes (40
+ * bits); either limit alone may be FLOWQ_LIMIT_MAX.
+ */
 #define FLOWQ_LIMIT_MAX (UINT64_C(1) << 62)
 
 /**
@@ -114,7 +122,8 @@ struct flowq_band_config {
 	int32_t priority;
 	/** Most queued requests in this band; 0 = unlimited. */
 	uint64_t max_requests;
-	/** Most queued bytes in this band; 0 = unlimited. Default 10^9 (GIE). */
+	/** Most queued bytes in this band; 0 = unlimited. Default 10^9 (GIE).
+	 * Must fit with max_requests: see FLOWQ_LIMIT_MAX. */
 	uint64_t max_bytes;
 	/** Fairness policy name (which flow goes next): "global_strict"
 	 * (default) or "round_robin"; see flowq_fairness_find(). */
@@ -124,9 +133,14 @@ struct flowq_band_config {
 	const char *ordering;
 	/**
 	 * Usage ceiling in (0, 1]: the band dispatches only while the
-	 * saturation is below it. Default 1.0. Ceilings must not increase from
-	 * a more important band to a less important one (GIE's monotonicity
-	 * rule: otherwise a lower band could take slots a higher one may not).
+	 * saturation is below it. Default 1.0. Among the configured bands,
+	 * ceilings must not increase from a more important band to a less
+	 * important one (GIE's monotonicity rule: otherwise a lower band could
+	 * take slots a higher one may not). The template's ceiling may be any
+	 * value in (0, 1]: the priority of a just-in-time band is unknown until
+	 * a request names it, so no static rule can place it; a JIT band whose
+	 * ceiling breaks the order at its priority is not refused. Configure a
+	 * band explicitly wherever the ordering of ceilings matters.
 	 */
 	double usage_ceiling;
 };
@@ -143,7 +157,8 @@ struct flowq_saturation_config {
 	const char *detector;
 	/** concurrency: most requests in flight; 0 = unlimited. */
 	uint64_t max_inflight;
-	/** concurrency: most bytes in flight; 0 = unlimited. */
+	/** concurrency: most bytes in flight; 0 = unlimited. Must fit with
+	 * max_inflight: see FLOWQ_LIMIT_MAX. */
 	uint64_t max_inflight_bytes;
 	/** callback: the detector; required for "callback", else NULL. */
 	flowq_saturation_fn *callback;
@@ -170,7 +185,8 @@ struct flowq_config {
 	enum flowq_mode mode;
 	/** Most queued requests over all bands; 0 = unlimited (default). */
 	uint64_t max_requests;
-	/** Most queued bytes over all bands; 0 = unlimited (default). */
+	/** Most queued bytes over all bands; 0 = unlimited (default). Must
+	 * fit with max_requests: see FLOWQ_LIMIT_MAX. */
 	uint64_t max_bytes;
 	/** Configured bands (never garbage-collected); may be NULL if
 	 * @c nbands is 0. At most FLOWQ_MAX_BANDS. */
@@ -205,8 +221,8 @@ struct flowq_config {
 	 * moving a custom clock. */
 	flowq_clock_fn *clock;
 	void *clock_ctx;
-	/** Initial hash buckets per shard (power of two, >= 1); the table
-	 * grows on its own. Default 1024. */
+	/** Initial hash buckets per shard (a power of two in [1, 2^30]); the
+	 * table grows on its own. Default 1024. */
 	unsigned long registry_buckets;
 	/** Most requests a dispatcher decides per flow visit before it moves
 	 * on, and per batch of accounting. Default 32; 1..4096. */
@@ -222,7 +238,10 @@ struct flowq_config {
  * Fill @p cfg with the defaults (threaded, shards = online CPUs, no global
  * limit, default-band template on with GIE's defaults: global_strict, fcfs,
  * 10^9 bytes, ceiling 1.0; no per-flow limit; no TTL; flow GC after 10 s;
- * concurrency detector without limits; libc allocator; monotonic clock).
+ * concurrency detector without limits, callback poll 1 ms; libc allocator;
+ * monotonic clock; 1024 registry buckets; dispatch batch 32; no errbuf).
+ * Every other field (contexts, errbuf_size) is zeroed. A NULL @p cfg is
+ * ignored.
  *
  * Context: any thread. Progress: wait-free.
  */
@@ -231,16 +250,27 @@ flowq_config_init(struct flowq_config *cfg);
 
 /**
  * Check every field of @p cfg, as flowq_engine_create() does, without
- * creating anything.
+ * creating anything: the ranges documented at each field, the joint limit
+ * rule (FLOWQ_LIMIT_MAX), policy names that flowq_fairness_find() /
+ * flowq_ordering_find() resolve, unique band priorities, monotone ceilings
+ * among configured bands (see usage_ceiling), the detector name and its
+ * callback, a complete allocator. The default-band template is checked
+ * even when default_band_enabled is false (its priority is ignored).
+ * Fields are checked in struct order, bands in index order; the first bad
+ * one is reported.
  *
- * @param cfg          the configuration.
- * @param errbuf       receives a message naming the first bad field (e.g.
- *                     "bands[2].usage_ceiling: 1.5 is not in (0, 1]"); may
- *                     be NULL.
- * @param errbuf_size  size of @p errbuf.
+ * @param cfg          the configuration; NULL is -EINVAL ("config is NULL").
+ * @param errbuf       receives a message naming the first bad field, its
+ *                     value and the rule (e.g. "bands[2].usage_ceiling: 1.5
+ *                     is not in (0, 1]"), truncated to @p errbuf_size and
+ *                     NUL-terminated; set to "" when @p cfg is valid. May be
+ *                     NULL. (cfg->errbuf is flowq_engine_create()'s and is
+ *                     not written here.)
+ * @param errbuf_size  size of @p errbuf; 0 writes nothing.
  * @return 0 if valid; -EINVAL otherwise.
  *
- * Context: any thread. Progress: wait-free (bounded by the band count).
+ * Context: any thread. Progress: wait-free (bounded by the band count; the
+ * policy lookups are wait-free).
  */
 FLOWQ_API int
 flowq_config_validate(const struct flowq_config *cfg, char *errbuf,
@@ -248,8 +278,9 @@ flowq_config_validate(const struct flowq_config *cfg, char *errbuf,
 
 /**
  * A short description of a negative errno returned by flowq (e.g.
- * flowq_strerror(-ENOSPC) = "capacity limit reached"). Never NULL; static
- * storage.
+ * flowq_strerror(-ENOSPC) = "capacity limit reached"): each errno this
+ * header and flowq/policy.h document, "success" for 0, "unknown error" for
+ * anything else. Never NULL; static storage. Context: any thread.
  */
 FLOWQ_API const char *
 flowq_strerror(int err);

@@ -20,14 +20,23 @@
  *   flow_attach(band, F)        a flow of this band is created on the shard
  *     flow_backlogged(band, F)  F's queue went from empty to non-empty
  *     pick(band) -> F           the dispatcher takes F's head request...
- *     update(band, F, bytes)    ...and reports it (bytes > 0: dispatched,
- *                               charge F; bytes == 0: a request of F left
- *                               without service, e.g. cancelled); F->queued
- *                               and F->head_key are already updated; when
- *                               F->queued is 0 the policy forgets F until
- *                               its next flow_backlogged
+ *     update(band, F, true, b)  ...and reports it: dispatched, b bytes
+ *                               (b may be 0 for a zero-byte request)
+ *     update(band, F, false, 0) a request of F left without service
+ *                               (cancelled, expired, displaced), or a
+ *                               push_batch gave the backlogged F a new head
+ *                               request (possible for orderings other than
+ *                               fcfs)
+ *                               In both forms F->queued and F->head_* are
+ *                               already updated; when F->queued is 0 the
+ *                               policy forgets F until its next
+ *                               flow_backlogged.
  *   flow_detach(band, F)        F is garbage-collected (it is empty)
  *   band_fini(band)
+ *
+ * F itself (the struct flowq_policy_flow) must stay at one address from
+ * flow_attach to flow_detach: policies keep pointers to it and return them
+ * from pick().
  *
  * Context: every op runs on the shard's dispatcher thread (or the polling
  * thread in polled mode), never concurrently with another op on the same
@@ -65,7 +74,7 @@ struct flowq_policy_desc {
 	uint32_t abi_version;
 	/** Unique within its kind: [a-z0-9_]+, at most FLOWQ_POLICY_NAME_MAX. */
 	const char *name;
-	/** One line for `flowq-sim list`. */
+	/** One line for `flowq-sim list`; required (not NULL). */
 	const char *description;
 	/** Bytes of state per (band, shard); zeroed before band_init. */
 	size_t band_state_size;
@@ -124,16 +133,27 @@ struct flowq_fairness_ops {
 	 * dispatch (capacity gate) and ask again later. */
 	struct flowq_policy_flow *(*pick)(void *band);
 	/**
-	 * A request of @p f left its queue: dispatched (@p served_bytes > 0,
-	 * or == 0 for a zero-byte request with @p dispatched true) or evicted.
-	 * f->queued and f->head_* already describe the new state; if
-	 * f->queued == 0 the policy must stop offering @p f.
+	 * @p f changed while backlogged: a request left its queue, dispatched
+	 * (@p dispatched true, @p served_bytes its size, possibly 0) or
+	 * evicted (@p dispatched false, @p served_bytes 0); or push_batch gave
+	 * it a new head request (@p dispatched false, @p served_bytes 0,
+	 * f->queued > 0). f->queued and f->head_* already describe the new
+	 * state; if f->queued == 0 the policy must stop offering @p f.
 	 */
 	void (*update)(void *band, struct flowq_policy_flow *f, bool dispatched,
 		       uint64_t served_bytes);
 };
 
-/** Ordering policy: which request of a flow goes next. */
+/**
+ * Ordering policy: which request of a flow goes next.
+ *
+ * There is no init or fini op and no allocator: the engine zeroes the flow
+ * state (flow_state_size bytes) before its first push_batch, so an all-zero
+ * state must read as an empty queue, and the state must never own memory
+ * (so an ordering that needs a growing array, such as a per-flow heap,
+ * does not fit this interface yet). band_state_size is ignored: orderings
+ * have no band state; set it to 0.
+ */
 struct flowq_ordering_ops {
 	struct flowq_policy_desc desc;
 	/** Append @p n new requests, in arrival order (oldest first), to the
@@ -155,20 +175,38 @@ struct flowq_ordering_ops {
 };
 
 /**
- * The fairness policy named @p name, or NULL. Context: any thread.
+ * The fairness policy named @p name (built-in or registered), or NULL if
+ * there is none or @p name is NULL.
+ *
+ * Context: any thread, concurrently with registrations.
+ * Ordering: finds every policy whose register() returned before this call
+ * started (happens-before); one registered concurrently may or may not be
+ * found.
+ * Progress: wait-free (at most FLOWQ_POLICY_MAX name compares).
  */
 FLOWQ_API const struct flowq_fairness_ops *
 flowq_fairness_find(const char *name);
 
-/** The ordering policy named @p name, or NULL. Context: any thread. */
+/** The ordering policy named @p name, or NULL; as flowq_fairness_find(). */
 FLOWQ_API const struct flowq_ordering_ops *
 flowq_ordering_find(const char *name);
 
 /**
- * Add a fairness policy. @p ops must stay valid for the process lifetime.
- * @return 0; -EINVAL NULL, wrong abi_version, bad name, missing op;
- *         -EEXIST a policy of that name exists; -ENOSPC the table is full
- *         (FLOWQ_POLICY_MAX). Context: any thread (serialized inside).
+ * Add a fairness policy. @p ops must stay valid for the process lifetime
+ * (there is no unregister: engines and lookups keep the pointer).
+ *
+ * @return 0; -EINVAL @p ops is NULL, abi_version is not FLOWQ_POLICY_ABI,
+ *         the name is NULL, empty, longer than FLOWQ_POLICY_NAME_MAX or not
+ *         [a-z0-9_]+, the description is NULL, or an op is NULL;
+ *         -EEXIST a policy of that name exists (built-in or registered);
+ *         -ENOSPC the kind already has FLOWQ_POLICY_MAX policies. Checked
+ *         in that order: an invalid @p ops is -EINVAL even if its name
+ *         exists.
+ *
+ * Context: any thread; registrations are serialized by a mutex inside.
+ * Ordering: release: a lookup that returns @p ops sees everything the
+ * caller wrote before this call (the ops struct itself included).
+ * Progress: blocking (takes the mutex).
  */
 FLOWQ_API int
 flowq_fairness_register(const struct flowq_fairness_ops *ops);
@@ -180,12 +218,16 @@ flowq_ordering_register(const struct flowq_ordering_ops *ops);
 /**
  * The @p i-th fairness policy (built-ins first, then registered ones in
  * registration order), or NULL past the end: for listing and for the
- * conformance suite. Context: any thread.
+ * conformance suite. Indices are stable: a policy keeps its index for the
+ * process lifetime.
+ *
+ * Context, Ordering, Progress: as flowq_fairness_find().
  */
 FLOWQ_API const struct flowq_fairness_ops *
 flowq_fairness_at(size_t i);
 
-/** The @p i-th ordering policy, or NULL past the end. */
+/** The @p i-th ordering policy, or NULL past the end; as
+ * flowq_fairness_at(). */
 FLOWQ_API const struct flowq_ordering_ops *
 flowq_ordering_at(size_t i);
 

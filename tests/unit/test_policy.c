@@ -1,0 +1,1146 @@
+/*
+ * Unit and contract tests for the policies (policies/fairness_*.c,
+ * policies/ordering_*.c) and their registry (policies/registry.c).
+ *
+ * The contract suite enumerates flowq_fairness_at() x flowq_ordering_at(),
+ * so a policy added to the built-in arrays, or registered before the suite
+ * runs, is covered without editing this file. Each pair is driven by a small
+ * model of the engine's dispatcher (struct model) that keeps struct
+ * flowq_policy_flow exactly as policy.h's contract says (queued, head_key,
+ * head_bytes, seq, weight; update() after every request that leaves and
+ * after a push that changes the head; allocations through libc, counted)
+ * through seeded random sequences of
+ * attach, push, dispatch, evict and detach, and checks after every step:
+ *  - pick() returns NULL iff no attached flow is backlogged, never an empty
+ *    flow, and the same flow when asked twice (it must not change state);
+ *  - pop() returns what peek() returned, and that request belongs to the
+ *    picked flow and is queued;
+ *  - no request is lost or duplicated: every pushed request ends dispatched
+ *    or evicted exactly once (conservation at the end, after a drain);
+ * plus what each built-in promises: fcfs pops each flow in arrival order;
+ * round_robin keeps the dispatch counts of any two continuously backlogged
+ * flows within one of each other; global_strict always picks the minimal
+ * (head_key, seq), checked against a brute-force scan.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include <flowq/alloc.h>
+#include <flowq/list.h>
+#include <flowq/policy.h>
+#include <flowq/types.h>
+
+#include "test_util.h"
+
+/* ---- a test ordering: newest first ---------------------------------------- */
+
+/*
+ * "test_lifo": the newest request of a flow goes first. Not useful as a
+ * policy; it is here because with it a push changes the head of a backlogged
+ * flow, which exercises the update(f, false, 0) path of every fairness
+ * policy (fcfs never changes the head on a push). Its key is the negated
+ * submit time, so the head has the smallest key, as the contract wants.
+ */
+static void
+lifo_push_batch(void *fs, struct flowq_req *const *reqs, size_t n)
+{
+	struct flowq_list *l = fs;
+
+	if (l->head.next == NULL) /* zeroed state: see ordering_fcfs.c */
+		flowq_list_init(l);
+	for (size_t i = 0; i < n; i++)
+		flowq_list_push_front(l, &reqs[i]->priv.lnode);
+}
+
+static struct flowq_req *
+lifo_peek(void *fs)
+{
+	struct flowq_list *l = fs;
+
+	if (l->head.next == NULL || flowq_list_empty(l))
+		return NULL;
+	return flowq_list_entry(l->head.next, struct flowq_req, priv.lnode);
+}
+
+static struct flowq_req *
+lifo_pop(void *fs)
+{
+	struct flowq_req *r = lifo_peek(fs);
+
+	if (r != NULL)
+		flowq_list_remove(&r->priv.lnode);
+	return r;
+}
+
+static void
+lifo_remove(void *fs, struct flowq_req *req)
+{
+	(void)fs;
+	flowq_list_remove(&req->priv.lnode);
+}
+
+static int64_t
+lifo_key(const struct flowq_req *req)
+{
+	return -req->priv.enqueue_ns;
+}
+
+static const struct flowq_ordering_ops test_lifo = {
+	.desc = {.abi_version = FLOWQ_POLICY_ABI,
+		 .name = "test_lifo",
+		 .description = "test only: newest first",
+		 .band_state_size = 0,
+		 .flow_state_size = sizeof(struct flowq_list)},
+	.push_batch = lifo_push_batch,
+	.peek = lifo_peek,
+	.pop = lifo_pop,
+	.remove = lifo_remove,
+	.key = lifo_key,
+};
+
+/* ---- the model engine ------------------------------------------------------ */
+
+/*
+ * An allocator that counts what is outstanding and can be told to fail:
+ * libc underneath (flowq_allocator_libc()). The model checks that a policy
+ * gives back everything by band_fini; LeakSanitizer alone would not fail the
+ * suite, because a leak report from a Criterion worker comes after the test
+ * result is recorded.
+ */
+struct count_alloc {
+	struct flowq_allocator a;
+	size_t outstanding, peak;
+	unsigned allocs;
+	unsigned fail_after; /* allocations that succeed; UINT_MAX = all */
+};
+
+static void *
+count_alloc_fn(size_t size, size_t align, void *ctx)
+{
+	struct count_alloc *c = ctx;
+	void *p;
+
+	if (c->allocs >= c->fail_after)
+		return NULL;
+	p = flowq_allocator_libc()->alloc(size, align, NULL);
+	if (p != NULL) {
+		c->allocs++;
+		c->outstanding += size;
+		if (c->outstanding > c->peak)
+			c->peak = c->outstanding;
+	}
+	return p;
+}
+
+static void
+count_free_fn(void *p, size_t size, size_t align, void *ctx)
+{
+	struct count_alloc *c = ctx;
+
+	cr_assert_geq(c->outstanding, size, "freed more than allocated");
+	c->outstanding -= size;
+	flowq_allocator_libc()->free(p, size, align, NULL);
+}
+
+/* Flow slots of a model; at most MODEL_FLOWS are attached at once. */
+#define MODEL_FLOWS 40
+
+enum treq_state { T_QUEUED = 1, T_DISPATCHED, T_EVICTED };
+
+/* A test request: the engine's request plus what the model knows of it. */
+struct treq {
+	struct flowq_req req;
+	int flow;
+	/* Arrival order within its flow (0, 1, 2, ...). */
+	uint64_t arrival;
+	enum treq_state state;
+	/* Index in its flow's queued[] (for eviction of a random member). */
+	uint32_t qpos;
+};
+
+struct mflow {
+	bool attached;
+	/* What the engine maintains for the policy. */
+	struct flowq_policy_flow pf;
+	void *fair_state;
+	void *ord_state;
+	/* The flow's queued requests, in no order (the model's truth). */
+	struct treq **queued;
+	uint32_t nqueued, cap;
+	uint64_t next_arrival;
+};
+
+struct model {
+	const struct flowq_fairness_ops *fair;
+	const struct flowq_ordering_ops *ord;
+	struct count_alloc ca;
+	struct flowq_policy_env env;
+	void *band;
+	struct mflow flows[MODEL_FLOWS];
+	unsigned nattached;
+	/* Request pool; never reused, so a duplicate dispatch is visible. */
+	struct treq *reqs;
+	size_t nreqs, maxreqs;
+	uint64_t next_seq;
+	int64_t clock;
+	uint64_t rng;
+	uint64_t dispatched, evicted;
+	/* round_robin: dispatches of a minus dispatches of b since both
+	 * became backlogged (meaningful while both are). */
+	int64_t rr_diff[MODEL_FLOWS][MODEL_FLOWS];
+	bool is_rr, is_gs, is_fcfs;
+};
+
+static uint64_t
+model_rand(struct model *m, uint64_t n)
+{
+	return test_rng_next(&m->rng) % n;
+}
+
+static struct treq *
+treq_of(struct flowq_req *r)
+{
+	return (struct treq *)((char *)r - offsetof(struct treq, req));
+}
+
+static void *
+zalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+
+	cr_assert_not_null(p);
+	return p;
+}
+
+static void
+model_init(struct model *m, const struct flowq_fairness_ops *fair,
+	   const struct flowq_ordering_ops *ord, uint64_t seed, size_t maxreqs)
+{
+	memset(m, 0, sizeof(*m));
+	m->fair = fair;
+	m->ord = ord;
+	m->ca.a.alloc = count_alloc_fn;
+	m->ca.a.free = count_free_fn;
+	m->ca.a.ctx = &m->ca;
+	m->ca.fail_after = ~0u;
+	m->env.alloc = &m->ca.a;
+	m->env.priority = 3;
+	m->rng = seed;
+	m->clock = 1000;
+	m->maxreqs = maxreqs;
+	m->reqs = zalloc(maxreqs * sizeof(*m->reqs));
+	m->is_rr = strcmp(fair->desc.name, "round_robin") == 0;
+	m->is_gs = strcmp(fair->desc.name, "global_strict") == 0;
+	m->is_fcfs = strcmp(ord->desc.name, "fcfs") == 0;
+	/* The engine zeroes policy state before init. */
+	m->band = zalloc(fair->desc.band_state_size);
+	cr_assert_eq(fair->band_init(m->band, &m->env), 0, "%s: band_init",
+		     fair->desc.name);
+	for (int i = 0; i < MODEL_FLOWS; i++) {
+		m->flows[i].fair_state = zalloc(fair->desc.flow_state_size);
+		m->flows[i].ord_state = zalloc(ord->desc.flow_state_size);
+	}
+}
+
+static void
+model_fini(struct model *m)
+{
+	for (int i = 0; i < MODEL_FLOWS; i++) {
+		cr_assert_not(m->flows[i].attached, "flow %d still attached", i);
+		free(m->flows[i].fair_state);
+		free(m->flows[i].ord_state);
+		free(m->flows[i].queued);
+	}
+	m->fair->band_fini(m->band, &m->env);
+	cr_assert_eq(m->ca.outstanding, 0, "%s: %zu bytes not freed by band_fini",
+		     m->fair->desc.name, m->ca.outstanding);
+	free(m->band);
+	free(m->reqs);
+}
+
+/* The index of the model flow whose policy view is @f, checked. */
+static int
+model_flow_index(const struct model *m, const struct flowq_policy_flow *f)
+{
+	for (int i = 0; i < MODEL_FLOWS; i++) {
+		if (&m->flows[i].pf == f) {
+			cr_assert(m->flows[i].attached, "pick returned detached flow %d",
+				  i);
+			return i;
+		}
+	}
+	cr_assert_fail("pick returned %p, not a flow of this band", (const void *)f);
+	return -1;
+}
+
+/* Re-read the head from the ordering, as the dispatcher does. */
+static void
+model_refresh_head(struct model *m, struct mflow *mf)
+{
+	struct flowq_req *h = m->ord->peek(mf->ord_state);
+
+	cr_assert_eq(h != NULL, mf->pf.queued > 0, "%s: peek %p with %llu queued",
+		     m->ord->desc.name, (void *)h, (unsigned long long)mf->pf.queued);
+	if (h != NULL) {
+		cr_assert_eq(treq_of(h)->state, T_QUEUED);
+		cr_assert_eq(treq_of(h)->flow, (int)(mf - m->flows),
+			     "head of another flow");
+		mf->pf.head_key = m->ord->key(h);
+		mf->pf.head_bytes = h->bytes;
+	}
+}
+
+static void
+model_attach(struct model *m, int i)
+{
+	struct mflow *mf = &m->flows[i];
+	int rc;
+
+	/* A new flow: the engine hands the policies zeroed state. */
+	memset(mf->fair_state, 0, m->fair->desc.flow_state_size);
+	memset(mf->ord_state, 0, m->ord->desc.flow_state_size);
+	memset(&mf->pf, 0, sizeof(mf->pf));
+	mf->pf.state = mf->fair_state;
+	mf->pf.weight = 1 + (uint32_t)model_rand(m, 4);
+	mf->pf.seq = m->next_seq++;
+	mf->nqueued = 0;
+	mf->next_arrival = 0;
+	rc = m->fair->flow_attach(m->band, &mf->pf, &m->env);
+	cr_assert_eq(rc, 0, "%s: flow_attach: %d", m->fair->desc.name, rc);
+	mf->attached = true;
+	m->nattached++;
+	/* A zeroed ordering state is an empty queue. */
+	cr_assert_null(m->ord->peek(mf->ord_state), "%s: zeroed state not empty",
+		       m->ord->desc.name);
+	cr_assert_null(m->ord->pop(mf->ord_state));
+}
+
+static void
+model_detach(struct model *m, int i)
+{
+	struct mflow *mf = &m->flows[i];
+
+	cr_assert(mf->attached && mf->nqueued == 0);
+	m->fair->flow_detach(m->band, &mf->pf, &m->env);
+	mf->attached = false;
+	m->nattached--;
+}
+
+static void
+model_rr_reset(struct model *m, int i)
+{
+	for (int j = 0; j < MODEL_FLOWS; j++)
+		m->rr_diff[i][j] = m->rr_diff[j][i] = 0;
+}
+
+/* Append @n new requests to flow @i in one push_batch. */
+static void
+model_push(struct model *m, int i, size_t n)
+{
+	struct mflow *mf = &m->flows[i];
+	struct flowq_req *batch[8];
+	struct flowq_req *old_head = m->ord->peek(mf->ord_state);
+	bool was_backlogged = mf->pf.queued > 0;
+
+	cr_assert(n <= 8 && m->nreqs + n <= m->maxreqs);
+	if (mf->nqueued + n > mf->cap) {
+		mf->cap = mf->cap ? 2 * mf->cap : 16;
+		mf->queued = realloc(mf->queued, mf->cap * sizeof(*mf->queued));
+		cr_assert_not_null(mf->queued);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct treq *t = &m->reqs[m->nreqs++];
+
+		flowq_req_init(&t->req);
+		t->req.bytes = model_rand(m, 3) == 0 ? 0 : 1 + model_rand(m, 4096);
+		/* Submit times jitter a little against arrival order (as two
+		 * producers' clock reads can) and collide now and then, so
+		 * equal keys and out-of-order keys both occur. */
+		m->clock += (int64_t)model_rand(m, 3);
+		t->req.priv.enqueue_ns = m->clock - (int64_t)model_rand(m, 4);
+		t->flow = i;
+		t->arrival = mf->next_arrival++;
+		t->state = T_QUEUED;
+		t->qpos = mf->nqueued;
+		mf->queued[mf->nqueued++] = t;
+		batch[k] = &t->req;
+	}
+	m->ord->push_batch(mf->ord_state, batch, n);
+	mf->pf.queued += n;
+	model_refresh_head(m, mf);
+	if (!was_backlogged) {
+		if (m->is_rr)
+			model_rr_reset(m, i);
+		m->fair->flow_backlogged(m->band, &mf->pf);
+	} else if (m->ord->peek(mf->ord_state) != old_head) {
+		/* A push that changed the head of a backlogged flow. */
+		m->fair->update(m->band, &mf->pf, false, 0);
+	}
+}
+
+/* Forget @t in its flow's queued[] (swap with the last). */
+static void
+model_unqueue(struct model *m, struct treq *t, enum treq_state to)
+{
+	struct mflow *mf = &m->flows[t->flow];
+	struct treq *last = mf->queued[--mf->nqueued];
+
+	cr_assert_eq(t->state, T_QUEUED, "request left twice");
+	cr_assert_eq(mf->queued[t->qpos], t);
+	mf->queued[t->qpos] = last;
+	last->qpos = t->qpos;
+	t->state = to;
+	mf->pf.queued--;
+}
+
+/*
+ * Ask the policy, check the answer against the model, return the flow's
+ * index or -1.
+ */
+static int
+model_pick(struct model *m)
+{
+	struct flowq_policy_flow *f = m->fair->pick(m->band);
+	int best = -1;
+	int i;
+
+	for (int j = 0; j < MODEL_FLOWS; j++) {
+		const struct mflow *mf = &m->flows[j];
+
+		cr_assert_eq(mf->pf.queued, mf->nqueued);
+		if (!mf->attached || mf->nqueued == 0)
+			continue;
+		if (best < 0 || mf->pf.head_key < m->flows[best].pf.head_key ||
+		    (mf->pf.head_key == m->flows[best].pf.head_key &&
+		     mf->pf.seq < m->flows[best].pf.seq))
+			best = j;
+	}
+	if (best < 0) {
+		cr_assert_null(f, "%s: picked a flow with nothing backlogged",
+			       m->fair->desc.name);
+		return -1;
+	}
+	cr_assert_not_null(f, "%s: picked nothing with flow %d backlogged",
+			   m->fair->desc.name, best);
+	i = model_flow_index(m, f);
+	cr_assert_gt(f->queued, 0, "%s: picked empty flow %d", m->fair->desc.name, i);
+	cr_assert_eq(m->fair->pick(m->band), f, "%s: pick changed state",
+		     m->fair->desc.name);
+	if (m->is_gs)
+		cr_assert_eq(i, best,
+			     "global_strict picked flow %d (key %lld seq %llu), the best "
+			     "is %d (key %lld seq %llu)",
+			     i, (long long)f->head_key, (unsigned long long)f->seq, best,
+			     (long long)m->flows[best].pf.head_key,
+			     (unsigned long long)m->flows[best].pf.seq);
+	return i;
+}
+
+/* One dispatch, as the dispatcher makes it; returns the flow or -1. */
+static int
+model_dispatch(struct model *m)
+{
+	int i = model_pick(m);
+	struct mflow *mf;
+	struct flowq_req *peeked, *r;
+	struct treq *t;
+
+	if (i < 0)
+		return -1;
+	mf = &m->flows[i];
+	peeked = m->ord->peek(mf->ord_state);
+	r = m->ord->pop(mf->ord_state);
+	cr_assert_eq(r, peeked, "%s: pop is not peek", m->ord->desc.name);
+	t = treq_of(r);
+	cr_assert_eq(t->flow, i, "popped a request of flow %d from flow %d", t->flow, i);
+	if (m->is_fcfs) {
+		/* The oldest queued request of the flow, by arrival. */
+		for (uint32_t k = 0; k < mf->nqueued; k++)
+			cr_assert_geq(mf->queued[k]->arrival, t->arrival,
+				      "fcfs: popped arrival %llu before %llu",
+				      (unsigned long long)t->arrival,
+				      (unsigned long long)mf->queued[k]->arrival);
+	}
+	model_unqueue(m, t, T_DISPATCHED);
+	model_refresh_head(m, mf);
+	if (m->is_rr) {
+		/* Both backlogged since their last reset: counts within 1. */
+		for (int j = 0; j < MODEL_FLOWS; j++) {
+			if (j == i || !m->flows[j].attached || m->flows[j].nqueued == 0)
+				continue;
+			m->rr_diff[i][j]++;
+			m->rr_diff[j][i]--;
+			cr_assert_leq(
+				m->rr_diff[i][j], 1,
+				"round_robin: flow %d served %lld more than flow %d", i,
+				(long long)m->rr_diff[i][j], j);
+		}
+	}
+	m->fair->update(m->band, &mf->pf, true, r->bytes);
+	m->dispatched++;
+	return i;
+}
+
+/* Evict queued request @t (cancel, TTL, displacement), as the dispatcher
+ * does: unlink it, update the flow, tell the fairness policy. */
+static void
+model_evict_req(struct model *m, struct treq *t)
+{
+	struct mflow *mf = &m->flows[t->flow];
+
+	m->ord->remove(mf->ord_state, &t->req);
+	model_unqueue(m, t, T_EVICTED);
+	model_refresh_head(m, mf);
+	m->fair->update(m->band, &mf->pf, false, 0);
+	m->evicted++;
+}
+
+/* Evict a random queued request of a random backlogged flow. */
+static void
+model_evict(struct model *m)
+{
+	int cand[MODEL_FLOWS], n = 0;
+	struct mflow *mf;
+
+	for (int j = 0; j < MODEL_FLOWS; j++) {
+		if (m->flows[j].attached && m->flows[j].nqueued > 0)
+			cand[n++] = j;
+	}
+	if (n == 0)
+		return;
+	mf = &m->flows[cand[model_rand(m, (uint64_t)n)]];
+	model_evict_req(m, mf->queued[model_rand(m, mf->nqueued)]);
+}
+
+static int
+model_random_flow(struct model *m, bool attached, bool empty_only)
+{
+	int cand[MODEL_FLOWS], n = 0;
+
+	for (int j = 0; j < MODEL_FLOWS; j++) {
+		if (m->flows[j].attached == attached &&
+		    (!empty_only || m->flows[j].nqueued == 0))
+			cand[n++] = j;
+	}
+	return n == 0 ? -1 : cand[model_rand(m, (uint64_t)n)];
+}
+
+/* Dispatch until pick() says nothing is left, then check conservation. */
+static void
+model_drain_and_check(struct model *m)
+{
+	while (model_dispatch(m) >= 0)
+		;
+	for (int j = 0; j < MODEL_FLOWS; j++) {
+		cr_assert_eq(m->flows[j].nqueued, 0);
+		if (m->flows[j].attached) {
+			cr_assert_null(m->ord->peek(m->flows[j].ord_state));
+			cr_assert_null(m->ord->pop(m->flows[j].ord_state));
+		}
+	}
+	cr_assert_eq(m->dispatched + m->evicted, m->nreqs, "lost or duplicated requests");
+	for (size_t k = 0; k < m->nreqs; k++)
+		cr_assert(m->reqs[k].state == T_DISPATCHED ||
+				  m->reqs[k].state == T_EVICTED,
+			  "request %zu never left", k);
+	cr_assert_null(m->fair->pick(m->band));
+	for (int j = 0; j < MODEL_FLOWS; j++) {
+		if (m->flows[j].attached)
+			model_detach(m, j);
+	}
+}
+
+/*
+ * @ops random steps. Attach and detach weights swing between phases so the
+ * number of attached flows rises and falls (global_strict's slot array
+ * grows and shrinks).
+ */
+static void
+model_run(struct model *m, unsigned ops)
+{
+	for (unsigned step = 0; step < ops; step++) {
+		bool growing = (step / 1500) % 2 == 0;
+		uint64_t r = model_rand(m, 100);
+		int i;
+
+		/* Pushes bring ~0.6 requests per step, dispatches and
+		 * evictions take ~0.55: queues hover near empty, so flows
+		 * keep going idle and backlogged again. */
+		if (r < (growing ? 10u : 2u)) {
+			if ((i = model_random_flow(m, false, false)) >= 0)
+				model_attach(m, i);
+		} else if (r < 15) {
+			if ((i = model_random_flow(m, true, true)) >= 0)
+				model_detach(m, i);
+		} else if (r < 45) {
+			if ((i = model_random_flow(m, true, false)) >= 0)
+				model_push(m, i, 1 + model_rand(m, 3));
+		} else if (r < 90) {
+			model_dispatch(m);
+		} else {
+			model_evict(m);
+		}
+	}
+	model_drain_and_check(m);
+}
+
+/* Every fairness x ordering pair of the registry, several seeds each. */
+static void
+contract_all(unsigned ops)
+{
+	const uint64_t seeds[] = {1, 0x5eed, 0xfeedface12345ull};
+	unsigned pairs = 0;
+
+	for (size_t fi = 0; flowq_fairness_at(fi) != NULL; fi++) {
+		for (size_t oi = 0; flowq_ordering_at(oi) != NULL; oi++) {
+			for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+				struct model m;
+
+				model_init(&m, flowq_fairness_at(fi),
+					   flowq_ordering_at(oi), seeds[s],
+					   4 * (size_t)ops + 8);
+				model_run(&m, ops);
+				cr_assert_gt(m.dispatched, ops / 10,
+					     "the run dispatched little");
+				cr_assert_gt(m.evicted, 0);
+				model_fini(&m);
+			}
+			pairs++;
+		}
+	}
+	cr_assert_geq(pairs, 2, "at least the built-in pairs ran");
+}
+
+Test(policy_contract, every_listed_pair_keeps_the_contract)
+{
+	contract_all(10000);
+}
+
+Test(policy_contract, registered_policies_are_covered_too)
+{
+	size_t n = 0;
+
+	cr_assert_eq(flowq_ordering_register(&test_lifo), 0);
+	while (flowq_ordering_at(n) != NULL)
+		n++;
+	cr_assert_eq(flowq_ordering_at(n - 1), &test_lifo, "listed after the built-ins");
+	/* test_lifo changes heads on push: update(f, false, 0) is exercised. */
+	contract_all(10000);
+}
+
+/* ---- what each built-in promises, beyond the contract ---------------------- */
+
+/* With k flows backlogged throughout, any k consecutive dispatches serve
+ * each flow exactly once. */
+Test(round_robin, k_backlogged_flows_each_served_once_per_k_dispatches)
+{
+	const struct flowq_fairness_ops *rr = flowq_fairness_find("round_robin");
+	const struct flowq_ordering_ops *fcfs = flowq_ordering_find("fcfs");
+
+	cr_assert_not_null(rr);
+	for (int k = 1; k <= 7; k++) {
+		struct model m;
+		int seq[7 * 30];
+		int n = 0;
+
+		model_init(&m, rr, fcfs, (uint64_t)k, 7 * 40);
+		for (int i = 0; i < k; i++)
+			model_attach(&m, i);
+		/* Each flow gets one batch per round, first backlogged in
+		 * reverse index order: 40 requests each, more than the 30
+		 * per flow dispatched below. */
+		for (int round = 0; round < 5; round++) {
+			for (int i = k - 1; i >= 0; i--)
+				model_push(&m, (i + round) % k, 8);
+		}
+		for (n = 0; n < 30 * k; n++)
+			seq[n] = model_dispatch(&m);
+		for (int s = 0; s + k <= n; s++) {
+			int seen[7] = {0};
+
+			for (int w = s; w < s + k; w++)
+				seen[seq[w]]++;
+			for (int i = 0; i < k; i++)
+				cr_assert_eq(seen[i], 1,
+					     "k=%d: flow %d served %d times in window %d",
+					     k, i, seen[i], s);
+		}
+		model_drain_and_check(&m);
+		model_fini(&m);
+	}
+}
+
+Test(round_robin, eviction_keeps_the_turn_and_a_new_flow_joins_at_the_back)
+{
+	const struct flowq_fairness_ops *rr = flowq_fairness_find("round_robin");
+	struct model m;
+
+	model_init(&m, rr, flowq_ordering_find("fcfs"), 7, 64);
+	for (int i = 0; i < 3; i++) {
+		model_attach(&m, i);
+		model_push(&m, i, 4);
+	}
+	cr_assert_eq(model_dispatch(&m), 0);
+	/* Ring 1, 2, 0. Evicting the head and a later request of flow 1
+	 * (which stays backlogged) keeps it at the front. */
+	model_evict_req(&m, treq_of(m.ord->peek(m.flows[1].ord_state)));
+	model_evict_req(&m, m.flows[1].queued[0]);
+	cr_assert_eq(m.flows[1].nqueued, 2);
+	cr_assert_eq(model_pick(&m), 1);
+	model_attach(&m, 3);
+	model_push(&m, 3, 1);
+	cr_assert_eq(model_dispatch(&m), 1);
+	cr_assert_eq(model_dispatch(&m), 2);
+	cr_assert_eq(model_dispatch(&m), 0);
+	cr_assert_eq(model_dispatch(&m), 3); /* joined behind 0 */
+	cr_assert_eq(model_dispatch(&m), 1);
+	model_drain_and_check(&m);
+	model_fini(&m);
+}
+
+Test(global_strict, picks_follow_head_keys_with_seq_tie_break)
+{
+	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");
+	struct model m;
+	int order[6];
+
+	model_init(&m, gs, flowq_ordering_find("fcfs"), 1, 16);
+	for (int i = 0; i < 3; i++)
+		model_attach(&m, i);
+	/* Keys by hand (the model's push draws them at random). */
+	{
+		static const int64_t keys[3][2] = {{50, 70}, {50, 60}, {10, 90}};
+
+		for (int i = 0; i < 3; i++) {
+			struct mflow *mf = &m.flows[i];
+
+			for (int k = 0; k < 2; k++) {
+				model_push(&m, i, 1);
+				mf->queued[mf->nqueued - 1]->req.priv.enqueue_ns =
+					keys[i][k];
+			}
+			/* Re-read the head with the key set by hand, and tell
+			 * the policy. */
+			model_refresh_head(&m, mf);
+			m.fair->update(m.band, &mf->pf, false, 0);
+		}
+	}
+	for (int n = 0; n < 6; n++)
+		order[n] = model_dispatch(&m);
+	/* 10 (flow 2), 50 (flow 0: seq 0 beats flow 1's seq 1), 50 (flow 1),
+	 * 60 (flow 1), 70 (flow 0), 90 (flow 2). */
+	cr_assert_arr_eq(order, ((int[]){2, 0, 1, 1, 0, 2}), sizeof(order));
+	cr_assert_eq(model_dispatch(&m), -1);
+	model_drain_and_check(&m);
+	model_fini(&m);
+}
+
+Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
+{
+	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");
+	enum { N = 1000 };
+	struct count_alloc ca = {.a = {.alloc = count_alloc_fn, .free = count_free_fn},
+				 .fail_after = ~0u};
+	struct flowq_policy_env env = {.alloc = &ca.a, .priority = 0};
+	static struct flowq_policy_flow pf[N];
+	/* Policy state is engine memory, aligned for any type. */
+	static _Alignas(max_align_t) unsigned char fstate[N][64];
+	void *band = zalloc(gs->desc.band_state_size);
+
+	ca.a.ctx = &ca;
+	cr_assert_leq(gs->desc.flow_state_size, sizeof(fstate[0]));
+	cr_assert_eq(gs->band_init(band, &env), 0);
+	cr_assert_eq(ca.outstanding, 0, "no allocation before a flow attaches");
+	for (int i = 0; i < N; i++) {
+		pf[i] = (struct flowq_policy_flow){.state = fstate[i],
+						   .seq = (uint64_t)i};
+		cr_assert_eq(gs->flow_attach(band, &pf[i], &env), 0);
+		/* Every attached flow can be backlogged at once. */
+		pf[i].queued = 1;
+		pf[i].head_key = (int64_t)((i * 7919) % N);
+		gs->flow_backlogged(band, &pf[i]);
+	}
+	/* Doubling: about log2(N) allocations, not N. */
+	cr_assert_leq(ca.allocs, 12u, "%u allocations for %d flows", ca.allocs, N);
+	cr_assert_geq(ca.outstanding, N * sizeof(void *));
+	cr_assert_leq(ca.outstanding, 2 * N * sizeof(void *));
+	/* All backlogged: the heap order is the key order. */
+	for (int64_t want = 0; want < N; want++) {
+		struct flowq_policy_flow *f = gs->pick(band);
+
+		cr_assert_not_null(f);
+		cr_assert_eq(f->head_key, want);
+		f->queued = 0;
+		gs->update(band, f, true, 1);
+	}
+	cr_assert_null(gs->pick(band));
+	/* Detach down to 10: the array shrinks to within 4x of what is
+	 * attached (GS_MIN_CAP = 8 slots at least). */
+	for (int i = 10; i < N; i++)
+		gs->flow_detach(band, &pf[i], &env);
+	cr_assert_leq(ca.outstanding, 4 * (10 + 1) * sizeof(void *), "%zu bytes kept",
+		      ca.outstanding);
+	for (int i = 0; i < 10; i++)
+		gs->flow_detach(band, &pf[i], &env);
+	gs->band_fini(band, &env);
+	cr_assert_eq(ca.outstanding, 0, "band_fini freed everything");
+	free(band);
+}
+
+Test(global_strict, attach_enomem_leaves_the_band_working)
+{
+	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");
+	struct count_alloc ca = {.a = {.alloc = count_alloc_fn, .free = count_free_fn},
+				 .fail_after = 1};
+	struct flowq_policy_env env = {.alloc = &ca.a, .priority = 0};
+	struct flowq_policy_flow pf[40];
+	_Alignas(max_align_t) unsigned char fstate[40][64];
+	void *band = zalloc(gs->desc.band_state_size);
+	int attached = 0, rc = 0;
+
+	ca.a.ctx = &ca;
+	cr_assert_eq(gs->band_init(band, &env), 0);
+	/* One allocation allowed: the first array; growing it fails. */
+	while (attached < 40) {
+		pf[attached] = (struct flowq_policy_flow){.state = fstate[attached],
+							  .seq = (uint64_t)attached};
+		rc = gs->flow_attach(band, &pf[attached], &env);
+		if (rc != 0)
+			break;
+		attached++;
+	}
+	cr_assert_eq(rc, -ENOMEM);
+	cr_assert_gt(attached, 0);
+	/* The flows attached before the failure all still work. */
+	for (int i = 0; i < attached; i++) {
+		pf[i].queued = 1;
+		pf[i].head_key = -i;
+		gs->flow_backlogged(band, &pf[i]);
+	}
+	for (int i = attached - 1; i >= 0; i--) {
+		cr_assert_eq(gs->pick(band), &pf[i]);
+		pf[i].queued = 0;
+		gs->update(band, &pf[i], true, 0);
+	}
+	cr_assert_null(gs->pick(band));
+	/* Once memory is back, the failed flow attaches. */
+	ca.fail_after = ~0u;
+	cr_assert_eq(gs->flow_attach(band, &pf[attached], &env), 0);
+	for (int i = 0; i <= attached; i++)
+		gs->flow_detach(band, &pf[i], &env);
+	gs->band_fini(band, &env);
+	cr_assert_eq(ca.outstanding, 0);
+	free(band);
+}
+
+/* ---- registry ------------------------------------------------------------- */
+
+static bool
+name_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return false;
+	for (; s[n] != '\0'; n++) {
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') ||
+		      s[n] == '_'))
+			return false;
+	}
+	return n >= 1 && n <= FLOWQ_POLICY_NAME_MAX;
+}
+
+Test(registry, builtins_are_listed_and_found_by_name)
+{
+	static const char *const fair_names[] = {"global_strict", "round_robin"};
+	size_t nf = 0, no = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		const struct flowq_fairness_ops *f = flowq_fairness_find(fair_names[i]);
+
+		cr_assert_not_null(f, "%s", fair_names[i]);
+		cr_assert_str_eq(f->desc.name, fair_names[i]);
+	}
+	cr_assert_str_eq(flowq_ordering_find("fcfs")->desc.name, "fcfs");
+	/* at() lists each exactly once, and find() returns the same object. */
+	for (const struct flowq_fairness_ops *f; (f = flowq_fairness_at(nf)) != NULL;
+	     nf++) {
+		cr_assert_eq(flowq_fairness_find(f->desc.name), f);
+		for (size_t j = 0; j < nf; j++)
+			cr_assert_str_neq(flowq_fairness_at(j)->desc.name, f->desc.name);
+	}
+	for (const struct flowq_ordering_ops *o; (o = flowq_ordering_at(no)) != NULL;
+	     no++)
+		cr_assert_eq(flowq_ordering_find(o->desc.name), o);
+	cr_assert_eq(nf, 2, "built-in fairness policies");
+	cr_assert_eq(no, 1, "built-in ordering policies");
+	cr_assert_null(flowq_fairness_at(nf + 1));
+	cr_assert_null(flowq_fairness_at(SIZE_MAX));
+	cr_assert_null(flowq_ordering_at(SIZE_MAX));
+}
+
+Test(registry, find_misses)
+{
+	cr_assert_null(flowq_fairness_find(NULL));
+	cr_assert_null(flowq_ordering_find(NULL));
+	cr_assert_null(flowq_fairness_find(""));
+	cr_assert_null(flowq_fairness_find("drr2"));
+	cr_assert_null(flowq_fairness_find("global_strict "));
+	cr_assert_null(flowq_fairness_find("GLOBAL_STRICT"));
+	/* Kinds are separate name spaces. */
+	cr_assert_null(flowq_fairness_find("fcfs"));
+	cr_assert_null(flowq_ordering_find("round_robin"));
+}
+
+/* Every listed policy is well formed: re-registering it gets past
+ * validation (-EINVAL comes first) and stops at the duplicate name. */
+Test(registry, every_listed_policy_is_valid)
+{
+	for (size_t i = 0; flowq_fairness_at(i) != NULL; i++) {
+		const struct flowq_fairness_ops *f = flowq_fairness_at(i);
+
+		cr_assert(name_ok(f->desc.name));
+		cr_assert_eq(f->desc.abi_version, FLOWQ_POLICY_ABI);
+		cr_assert_not_null(f->desc.description);
+		cr_assert_eq(flowq_fairness_register(f), -EEXIST, "%s", f->desc.name);
+	}
+	for (size_t i = 0; flowq_ordering_at(i) != NULL; i++) {
+		const struct flowq_ordering_ops *o = flowq_ordering_at(i);
+
+		cr_assert(name_ok(o->desc.name));
+		cr_assert_eq(flowq_ordering_register(o), -EEXIST, "%s", o->desc.name);
+	}
+}
+
+/* A valid fairness policy to mutate (round_robin's ops, renamed). */
+static struct flowq_fairness_ops
+fair_template(const char *name)
+{
+	struct flowq_fairness_ops o = *flowq_fairness_find("round_robin");
+
+	o.desc.name = name;
+	return o;
+}
+
+static struct flowq_ordering_ops
+ord_template(const char *name)
+{
+	struct flowq_ordering_ops o = test_lifo;
+
+	o.desc.name = name;
+	return o;
+}
+
+Test(registry, register_rejects_invalid_ops)
+{
+	static const char *const bad_names[] = {
+		"",
+		"Upper",
+		"with-dash",
+		"sp ace",
+		"dot.",
+		"\xc3\xa9t\xc3\xa9",
+		"a_name_that_is_32_chars_long_xyz", /* FLOWQ_POLICY_NAME_MAX + 1 */
+	};
+	static struct flowq_fairness_ops f;
+	static struct flowq_ordering_ops o;
+
+	cr_assert_eq(strlen(bad_names[6]), FLOWQ_POLICY_NAME_MAX + 1);
+	cr_assert_eq(flowq_fairness_register(NULL), -EINVAL);
+	cr_assert_eq(flowq_ordering_register(NULL), -EINVAL);
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		f = fair_template(bad_names[i]);
+		cr_assert_eq(flowq_fairness_register(&f), -EINVAL, "\"%s\"",
+			     bad_names[i]);
+		o = ord_template(bad_names[i]);
+		cr_assert_eq(flowq_ordering_register(&o), -EINVAL, "\"%s\"",
+			     bad_names[i]);
+	}
+	f = fair_template(NULL);
+	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
+	f = fair_template("x");
+	f.desc.abi_version = FLOWQ_POLICY_ABI + 1;
+	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
+	f.desc.abi_version = 0;
+	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
+	f = fair_template("x");
+	f.desc.description = NULL;
+	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
+	o = ord_template("x");
+	o.desc.abi_version = FLOWQ_POLICY_ABI + 1;
+	cr_assert_eq(flowq_ordering_register(&o), -EINVAL);
+
+	/* Each op missing in turn. */
+	for (int op = 0; op < 7; op++) {
+		f = fair_template("x");
+		switch (op) {
+		case 0:
+			f.band_init = NULL;
+			break;
+		case 1:
+			f.band_fini = NULL;
+			break;
+		case 2:
+			f.flow_attach = NULL;
+			break;
+		case 3:
+			f.flow_detach = NULL;
+			break;
+		case 4:
+			f.flow_backlogged = NULL;
+			break;
+		case 5:
+			f.pick = NULL;
+			break;
+		case 6:
+			f.update = NULL;
+			break;
+		}
+		cr_assert_eq(flowq_fairness_register(&f), -EINVAL, "fairness op %d", op);
+	}
+	for (int op = 0; op < 5; op++) {
+		o = ord_template("x");
+		switch (op) {
+		case 0:
+			o.push_batch = NULL;
+			break;
+		case 1:
+			o.peek = NULL;
+			break;
+		case 2:
+			o.pop = NULL;
+			break;
+		case 3:
+			o.remove = NULL;
+			break;
+		case 4:
+			o.key = NULL;
+			break;
+		}
+		cr_assert_eq(flowq_ordering_register(&o), -EINVAL, "ordering op %d", op);
+	}
+	/* None of that registered anything (2 and 1 built-ins). */
+	cr_assert_null(flowq_fairness_find("x"));
+	cr_assert_null(flowq_ordering_find("x"));
+	cr_assert_null(flowq_fairness_at(2));
+	cr_assert_null(flowq_ordering_at(1));
+	/* The longest valid name is accepted. */
+	f = fair_template("a_name_that_is_31_chars_long_xy");
+	cr_assert_eq(strlen(f.desc.name), FLOWQ_POLICY_NAME_MAX);
+	cr_assert_eq(flowq_fairness_register(&f), 0);
+}
+
+Test(registry, register_rejects_duplicates)
+{
+	static struct flowq_fairness_ops a, b, builtin_name;
+	static struct flowq_ordering_ops same_name_other_kind;
+
+	a = fair_template("mine");
+	b = fair_template("mine");
+	cr_assert_eq(flowq_fairness_register(&a), 0);
+	cr_assert_eq(flowq_fairness_find("mine"), &a);
+	cr_assert_eq(flowq_fairness_register(&a), -EEXIST);
+	cr_assert_eq(flowq_fairness_register(&b), -EEXIST, "same name, other object");
+	builtin_name = fair_template("global_strict");
+	cr_assert_eq(flowq_fairness_register(&builtin_name), -EEXIST);
+	cr_assert_neq(flowq_fairness_find("global_strict"), &builtin_name,
+		      "the built-in is not replaced");
+	/* Names are unique per kind only. */
+	same_name_other_kind = ord_template("mine");
+	cr_assert_eq(flowq_ordering_register(&same_name_other_kind), 0);
+	cr_assert_eq(flowq_ordering_find("mine"), &same_name_other_kind);
+	cr_assert_eq(flowq_fairness_find("mine"), &a);
+}
+
+Test(registry, register_fills_the_table_then_enospc)
+{
+	static char names[FLOWQ_POLICY_MAX + 1][24];
+	static struct flowq_fairness_ops ops[FLOWQ_POLICY_MAX + 1];
+	size_t nbuiltin = 0, n;
+
+	while (flowq_fairness_at(nbuiltin) != NULL)
+		nbuiltin++;
+	for (n = 0; nbuiltin + n < FLOWQ_POLICY_MAX; n++) {
+		snprintf(names[n], sizeof(names[n]), "p%02zu", n);
+		ops[n] = fair_template(names[n]);
+		cr_assert_eq(flowq_fairness_register(&ops[n]), 0, "policy %zu", n);
+	}
+	snprintf(names[n], sizeof(names[n]), "p%02zu", n);
+	ops[n] = fair_template(names[n]);
+	cr_assert_eq(flowq_fairness_register(&ops[n]), -ENOSPC);
+	/* Validation and duplicates are still reported first. */
+	cr_assert_eq(flowq_fairness_register(&ops[0]), -EEXIST);
+	cr_assert_eq(flowq_fairness_register(NULL), -EINVAL);
+	/* Listed after the built-ins, in registration order; found by name. */
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(flowq_fairness_at(nbuiltin + i), &ops[i]);
+		cr_assert_eq(flowq_fairness_find(names[i]), &ops[i]);
+	}
+	cr_assert_null(flowq_fairness_at(FLOWQ_POLICY_MAX));
+	cr_assert_null(flowq_fairness_find(names[n]));
+	/* The other kind has its own table. */
+	{
+		static struct flowq_ordering_ops o;
+
+		o = ord_template("still_room");
+		cr_assert_eq(flowq_ordering_register(&o), 0);
+	}
+}
+
+/* Lookups run concurrently with registrations: every entry a lookup returns
+ * is complete (found by its own name, valid name, ops set). */
+static struct flowq_fairness_ops conc_ops[FLOWQ_POLICY_MAX];
+static char conc_names[FLOWQ_POLICY_MAX][24];
+static atomic_bool conc_done;
+
+static void *
+conc_registrar(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(conc_names[i], sizeof(conc_names[i]), "c%02zu", i);
+		conc_ops[i] = fair_template(conc_names[i]);
+		if (flowq_fairness_register(&conc_ops[i]) != 0)
+			abort();
+	}
+	atomic_store_explicit(&conc_done, true, memory_order_release);
+	return NULL;
+}
+
+Test(registry, lookups_concurrent_with_register_see_complete_entries)
+{
+	size_t nbuiltin = 0, seen_max = 0;
+	pthread_t t;
+
+	while (flowq_fairness_at(nbuiltin) != NULL)
+		nbuiltin++;
+	cr_assert_eq(pthread_create(&t, NULL, conc_registrar,
+				    (void *)(uintptr_t)(FLOWQ_POLICY_MAX - nbuiltin)),
+		     0);
+	for (bool done = false; !done;) {
+		size_t i;
+
+		done = atomic_load_explicit(&conc_done, memory_order_acquire);
+		for (i = 0; flowq_fairness_at(i) != NULL; i++) {
+			const struct flowq_fairness_ops *f = flowq_fairness_at(i);
+
+			cr_assert(name_ok(f->desc.name));
+			cr_assert_not_null(f->pick);
+			cr_assert_eq(flowq_fairness_find(f->desc.name), f);
+		}
+		/* Entries appear in order and never disappear. */
+		cr_assert_geq(i, seen_max);
+		seen_max = i;
+	}
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(seen_max, FLOWQ_POLICY_MAX);
+}

@@ -1,0 +1,981 @@
+/*
+ * The shard dispatcher: the single consumer of its shard's inboxes and the
+ * only thread that touches its policy state (DESIGN.md "Data flow").
+ *
+ * One round (flowq__shard_run):
+ *   1. cancel queue: requests whose flowq_cancel() won [T2]; each is
+ *      unlinked from the private structures and completed (a request still
+ *      in an inbox is completed when the drain reaches it);
+ *   2. doorbell: flows whose inbox went empty -> non-empty (and new flows):
+ *      adopt (attach to the band's fairness policy), drain the inbox into
+ *      the ordering policy's private structure and the TTL heap;
+ *   3. pending: inboxes that a previous drain left non-empty (a producer was
+ *      between its exchange and its link, or the drain hit its bound);
+ *   4. TTL: pop every expired timer, evict (EVICTED_TTL), complete;
+ *   5. dispatch until blocked: bands most important first; in each, the
+ *      fairness policy picks a flow and the ordering policy its request, the
+ *      capacity gate (saturation detector, usage ceiling) admits it, [T2]
+ *      decides DISPATCHED, the completion runs. The gate closing stops the
+ *      whole round (strict priority: a lower band never takes a slot a
+ *      higher band was refused);
+ *   6. give back queue capacity once per flow and band for the round (not
+ *      per request: DESIGN.md "Performance notes"); publish the shard's top
+ *      waiting band; collect flows idle past the GC timeout.
+ *
+ * Exactly-once (DESIGN.md invariant 4): every outcome is decided by [T2]
+ * (flowq__req_finalize), whichever thread decides, and every completion is
+ * delivered here, by the thread that owns the links, after the request is
+ * unlinked from everything. A cancelled request needs two events before its
+ * completion runs: the cancel message (after which the canceller no longer
+ * touches it) and its unlinking (RF_CANCEL_MSG and RF_UNLINKED below), in
+ * either order; so the host never gets a request back while another thread
+ * still holds it.
+ *
+ * Cross-shard strict priority (DESIGN.md invariant 2): while the gate is
+ * scarce (a concurrency limit or a callback detector is configured) each
+ * shard publishes the priority of its most important backlogged band
+ * (top_waiting, written only when it changes), and before each dispatch of
+ * band b a dispatcher checks whether another shard publishes a band above
+ * b; if so it yields: it waits as if the gate were closed, and the shard
+ * whose top drops wakes the waiters. The inversion window is bounded by the
+ * time a shard takes to notice new work (its wake-up plus the rest of its
+ * current round): a request of band b' > b that lands on shard A is not
+ * yet published while A's dispatcher has not drained A's doorbell, and
+ * during that window shard B may dispatch band b. When the gate is not
+ * scarce nothing is published or read: shards do not touch each other's
+ * lines.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc_internal.h"
+#include "engine.h"
+#include "req.h"
+
+#define RF_IN_PRIVATE FLOWQ__RF_IN_PRIVATE
+#define RF_IN_TTL     FLOWQ__RF_IN_TTL
+#define RF_UNLINKED   FLOWQ__RF_UNLINKED
+#define RF_CANCEL_MSG FLOWQ__RF_CANCEL_MSG
+#define RF_DEADLINE   FLOWQ__RF_DEADLINE
+
+/* Most requests moved from one inbox per visit before the flow goes to
+ * the pending list (keeps one flooded flow from stalling a round). */
+#define DRAIN_CHUNK 64u
+#define DRAIN_MAX_PER_VISIT 1024u
+/* How soon a round must run again while an inbox is pending, ns. */
+#define PENDING_RETRY_NS 50000
+
+static inline struct flowq__band_shard *
+bs_of(struct flowq__shard *s, const struct flowq__band *b)
+{
+	return atomic_load_explicit(&s->bs[b->index], memory_order_relaxed);
+}
+
+static inline struct flowq_flow *
+flow_of_pf(struct flowq_policy_flow *pf)
+{
+	return (struct flowq_flow *)((char *)pf - offsetof(struct flowq_flow, pf));
+}
+
+static inline struct flowq_req *
+req_of_link(struct flowq_mpsc_node *n)
+{
+	return (struct flowq_req *)((char *)n - offsetof(struct flowq_req, priv.link));
+}
+
+static inline struct flowq_req *
+req_of_clink(struct flowq_mpsc_node *n)
+{
+	return (struct flowq_req *)((char *)n - offsetof(struct flowq_req, priv.clink));
+}
+
+static inline struct flowq_req *
+req_of_hnode(struct flowq_heap_node *n)
+{
+	return (struct flowq_req *)((char *)n - offsetof(struct flowq_req, priv.hnode));
+}
+
+static inline struct flowq_flow *
+flow_of_bell(struct flowq_mpsc_node *n)
+{
+	return (struct flowq_flow *)((char *)n - offsetof(struct flowq_flow, bell));
+}
+
+/* ---- sleeping and waking ---- */
+
+static long
+futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
+}
+
+void
+flowq__shard_wake(struct flowq__shard *s)
+{
+	if (!atomic_load_explicit(&s->sleeping, memory_order_relaxed))
+		return;
+	if (!atomic_exchange_explicit(&s->sleeping, 0, memory_order_acq_rel))
+		return;
+	if (s->engine->cfg.mode == FLOWQ_MODE_POLLED) {
+		uint64_t one = 1;
+		/* EAGAIN (counter saturated) still leaves the fd readable. */
+		ssize_t n = write(s->efd, &one, sizeof(one));
+		(void)n;
+	} else {
+		futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	}
+}
+
+void
+flowq__shard_kick(struct flowq__shard *s)
+{
+	/* [W1] the waker's fence: orders the caller's publication (an RMW on
+	 * a queue tail) before the load of s->sleeping (see engine.h). */
+	atomic_thread_fence(memory_order_seq_cst);
+	flowq__shard_wake(s);
+}
+
+void
+flowq__gate_wake(struct flowq_engine *e)
+{
+	/* [W1] as in flowq__shard_kick(): the capacity release (or the drop of
+	 * a published top band) comes before the load of the waiter count. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&e->gate_waiters, memory_order_relaxed))
+		return;
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__shard *s = &e->shards[i];
+		if (atomic_load_explicit(&s->gate_wait, memory_order_relaxed))
+			flowq__shard_wake(s);
+	}
+}
+
+static void
+gate_wait_set(struct flowq__shard *s)
+{
+	if (atomic_load_explicit(&s->gate_wait, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&s->gate_wait, 1, memory_order_relaxed);
+	/* seq_cst RMW: the dispatcher's half of the Dekker pair with
+	 * flowq__gate_wake()'s [W1]; its re-check of the gate follows. */
+	atomic_fetch_add_explicit(&s->engine->gate_waiters, 1, memory_order_seq_cst);
+}
+
+static void
+gate_wait_clear(struct flowq__shard *s)
+{
+	if (!atomic_load_explicit(&s->gate_wait, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&s->gate_wait, 0, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->engine->gate_waiters, 1, memory_order_relaxed);
+}
+
+/* ---- band and flow adoption ---- */
+
+static void
+order_insert(struct flowq__shard *s, struct flowq__band *b)
+{
+	unsigned i = s->norder;
+	while (i > 0) {
+		struct flowq__band *o =
+			atomic_load_explicit(&s->engine->bands[s->order[i - 1]],
+					     memory_order_relaxed);
+		if (o->priority >= b->priority)
+			break;
+		s->order[i] = s->order[i - 1];
+		i--;
+	}
+	s->order[i] = b->index;
+	s->norder++;
+}
+
+/* Attach @p f to its band's fairness policy on this shard. @return 0 or
+ * -ENOMEM (then retried on a later round: the flow stays pending). */
+static int
+flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
+{
+	if (f->attached)
+		return 0;
+	struct flowq__band *b = f->band;
+	struct flowq__band_shard *bs = bs_of(s, b);
+	if (!bs->fstate_live) {
+		order_insert(s, b);
+		bs->fstate_live = true;
+	}
+	struct flowq_policy_env env = {.alloc = s->engine->alloc, .priority = b->priority};
+	f->pf.seq = s->flow_seq++;
+	int err = b->fairness->flow_attach(bs->fstate, &f->pf, &env);
+	if (err)
+		return err;
+	f->attached = true;
+	return 0;
+}
+
+/* ---- TTL heap ---- */
+
+static void
+ttl_add(struct flowq__shard *s, struct flowq_req *r)
+{
+	if (r->priv.hnode.key == INT64_MAX)
+		return;
+	if (s->ttl.len == s->ttl_cap) {
+		uint32_t ncap = s->ttl_cap ? s->ttl_cap * 2 : 256;
+		struct flowq_heap_node **slots =
+			flowq__alloc(s->engine->alloc, sizeof(*slots) * ncap, sizeof(void *));
+		struct flowq_heap_node **old;
+		if (!slots || flowq_heap_grow(&s->ttl, slots, ncap, &old)) {
+			/* No memory: the request is still checked against its
+			 * expiry when it reaches the head of its flow, so it is
+			 * never dispatched late; it may only be evicted late. */
+			if (slots)
+				flowq__free(s->engine->alloc, slots, sizeof(*slots) * ncap,
+					    sizeof(void *));
+			return;
+		}
+		if (old)
+			flowq__free(s->engine->alloc, old, sizeof(*old) * s->ttl_cap,
+				    sizeof(void *));
+		s->ttl_cap = ncap;
+	}
+	r->priv.hnode.seq = (uint64_t)r->priv.enqueue_ns;
+	if (flowq_heap_push(&s->ttl, &r->priv.hnode) == 0)
+		r->priv.dflags |= RF_IN_TTL;
+}
+
+/* ---- leaving ---- */
+
+static void
+idle_check(struct flowq__shard *s, struct flowq_flow *f, int64_t now)
+{
+	if (f->pf.queued || f->in_pending || f->in_idle)
+		return;
+	f->in_idle = true;
+	f->idle_since = now;
+	flowq_list_push_back(&s->idle, &f->ilink);
+}
+
+static void
+head_refresh(struct flowq_flow *f)
+{
+	struct flowq_req *h = f->band->ordering->peek(f->ostate);
+	if (h) {
+		f->pf.head_key = f->band->ordering->key(h);
+		f->pf.head_bytes = h->bytes;
+	}
+}
+
+static void
+account_left(struct flowq__band_shard *bs, struct flowq_flow *f, struct flowq_req *r,
+	     enum flowq_outcome o, enum flowq_cause c, int64_t now)
+{
+	int64_t waited = now - r->priv.enqueue_ns;
+	flowq__bump(&bs->stats.causes[o][c], 1);
+	flowq__bump(&bs->stats.left, 1);
+	flowq__bump(&bs->stats.left_bytes, r->bytes);
+	flowq__hist_record(&bs->stats.queue_time, waited);
+	flowq__bump(&f->stats.causes[o][c], 1);
+	flowq__bump(&f->stats.left, 1);
+	flowq__bump(&f->stats.left_bytes, r->bytes);
+	flowq__hist_record(&f->stats.queue_time, waited);
+	/* Queue capacity goes back at the end of the round, in one sum. */
+	f->release_req++;
+	f->release_bytes += r->bytes;
+	bs->release_req++;
+	bs->release_bytes += r->bytes;
+}
+
+/* Unlink @p r from the flow's ordering structure and the TTL heap and tell
+ * the fairness policy. */
+static void
+unlink_req(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_flow *f,
+	   struct flowq_req *r, bool dispatched)
+{
+	if (r->priv.dflags & RF_IN_TTL) {
+		flowq_heap_remove(&s->ttl, &r->priv.hnode);
+		r->priv.dflags &= ~RF_IN_TTL;
+	}
+	if (r->priv.dflags & RF_IN_PRIVATE) {
+		f->band->ordering->remove(f->ostate, r);
+		r->priv.dflags &= ~RF_IN_PRIVATE;
+		f->pf.queued--;
+		head_refresh(f);
+		f->band->fairness->update(bs->fstate, &f->pf, dispatched,
+					  dispatched ? r->bytes : 0);
+		if (!f->pf.queued)
+			bs->backlogged--;
+	}
+	if (!f->in_dirty) {
+		f->in_dirty = true;
+		flowq_list_push_back(&s->dirty, &f->dlink);
+	}
+}
+
+static inline void
+deliver(struct flowq_req *r)
+{
+	/* The last access to @p r: from here on it is the host's. */
+	r->complete(r, r->arg);
+}
+
+/* Evict @p r (in private structures or just drained) with (@p o, @p c) if
+ * [T2] lets us; else it was cancelled: finish the cancel protocol.
+ * @return 1 if an outcome was decided here or a cancelled request was
+ * completed, else 0. */
+static unsigned
+evict(struct flowq__shard *s, struct flowq_flow *f, struct flowq_req *r,
+      enum flowq_outcome o, enum flowq_cause c, int64_t now)
+{
+	struct flowq__band_shard *bs = bs_of(s, f->band);
+	bool won = flowq__req_finalize(r, o, c);
+	unlink_req(s, bs, f, r, false);
+	if (won) {
+		account_left(bs, f, r, o, c, now);
+		deliver(r);
+		idle_check(s, f, now);
+		return 1;
+	}
+	/* Lost to a cancel: completed once the message is in too. */
+	r->priv.dflags |= RF_UNLINKED;
+	if (r->priv.dflags & RF_CANCEL_MSG) {
+		account_left(bs, f, r, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED, now);
+		deliver(r);
+		idle_check(s, f, now);
+		return 1;
+	}
+	idle_check(s, f, now);
+	return 0;
+}
+
+/* ---- phase 1: cancellations ---- */
+
+static unsigned
+process_cancels(struct flowq__shard *s, int64_t now)
+{
+	struct flowq_mpsc_node *nodes[DRAIN_CHUNK];
+	unsigned done = 0;
+	size_t n;
+	do {
+		n = flowq_mpsc_dequeue_batch(&s->cancels, nodes, DRAIN_CHUNK);
+		for (size_t i = 0; i < n; i++) {
+			struct flowq_req *r = req_of_clink(nodes[i]);
+			FLOWQ_TSAN_ACQUIRE(r);
+			struct flowq_flow *f = r->priv.owner;
+			r->priv.dflags |= RF_CANCEL_MSG;
+			if (r->priv.dflags & (RF_IN_PRIVATE | RF_UNLINKED)) {
+				struct flowq__band_shard *bs = bs_of(s, f->band);
+				unlink_req(s, bs, f, r, false);
+				account_left(bs, f, r, FLOWQ_EVICTED_CANCELLED,
+					     FLOWQ_CAUSE_CANCELLED, now);
+				deliver(r);
+				idle_check(s, f, now);
+				done++;
+			}
+			/* Else still in the inbox: the drain completes it. */
+		}
+	} while (n == DRAIN_CHUNK);
+	return done;
+}
+
+/* ---- phases 2 and 3: inboxes ---- */
+
+static void
+pending_set(struct flowq__shard *s, struct flowq_flow *f, bool on)
+{
+	if (on == f->in_pending)
+		return;
+	f->in_pending = on;
+	if (on)
+		flowq_list_push_back(&s->pending, &f->plink);
+	else
+		flowq_list_remove(&f->plink);
+}
+
+/* Move what the inbox holds into the flow's private structures. */
+static unsigned
+drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stopping)
+{
+	struct flowq_mpsc_node *nodes[DRAIN_CHUNK];
+	struct flowq_req *live[DRAIN_CHUNK];
+	struct flowq__band_shard *bs = bs_of(s, f->band);
+	unsigned done = 0, moved = 0;
+	size_t n;
+
+	if (f->in_idle) {
+		f->in_idle = false;
+		flowq_list_remove(&f->ilink);
+	}
+	do {
+		n = flowq_mpsc_dequeue_batch(&f->inbox, nodes, DRAIN_CHUNK);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct flowq_req *r = req_of_link(nodes[i]);
+			FLOWQ_TSAN_ACQUIRE(r);
+			flowq__bump(&bs->stats.arrived, 1);
+			flowq__bump(&bs->stats.arrived_bytes, r->bytes);
+			flowq__bump(&f->stats.arrived, 1);
+			flowq__bump(&f->stats.arrived_bytes, r->bytes);
+			uint32_t st = atomic_load_explicit(&r->priv.state, memory_order_acquire);
+			if ((st & FLOWQ__RS_OUTCOME_MASK) != FLOWQ_PENDING || stopping) {
+				/* Cancelled before we saw it, or shutting down. */
+				done += evict(s, f, r, FLOWQ_EVICTED_OTHER, FLOWQ_CAUSE_SHUTDOWN,
+					      now);
+				continue;
+			}
+			r->priv.dflags |= RF_IN_PRIVATE;
+			ttl_add(s, r);
+			live[k++] = r;
+		}
+		if (k) {
+			bool was_empty = f->pf.queued == 0;
+			int64_t old_key = f->pf.head_key;
+			f->band->ordering->push_batch(f->ostate, live, k);
+			f->pf.queued += k;
+			head_refresh(f);
+			if (was_empty) {
+				f->pf.weight = atomic_load_explicit(&f->weight,
+								    memory_order_relaxed);
+				bs->backlogged++;
+				f->band->fairness->flow_backlogged(bs->fstate, &f->pf);
+			} else if (f->pf.head_key != old_key) {
+				f->band->fairness->update(bs->fstate, &f->pf, false, 0);
+			}
+		}
+		moved += (unsigned)n;
+	} while (n == DRAIN_CHUNK && moved < DRAIN_MAX_PER_VISIT);
+	if (f->in_idle && f->pf.queued) {
+		f->in_idle = false;
+		flowq_list_remove(&f->ilink);
+	}
+	pending_set(s, f, !flowq_mpsc_empty(&f->inbox));
+	idle_check(s, f, now);
+	return done;
+}
+
+static unsigned
+process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
+{
+	struct flowq_mpsc_node *nodes[DRAIN_CHUNK];
+	unsigned done = 0;
+	size_t n;
+	do {
+		n = flowq_mpsc_dequeue_batch(&s->doorbell, nodes, DRAIN_CHUNK);
+		for (size_t i = 0; i < n; i++) {
+			struct flowq_flow *f = flow_of_bell(nodes[i]);
+			FLOWQ_TSAN_ACQUIRE(f);
+			/* [D2] acq_rel: pairs with the ringer's [D1] exchange;
+			 * cleared before the drain, so an enqueue after this
+			 * point rings again. */
+			atomic_exchange_explicit(&f->in_doorbell, 0, memory_order_acq_rel);
+			if (flow_adopt(s, f)) {
+				pending_set(s, f, true);
+				continue;
+			}
+			done += drain_inbox(s, f, now, stopping);
+		}
+	} while (n == DRAIN_CHUNK);
+	return done;
+}
+
+static unsigned
+process_pending(struct flowq__shard *s, int64_t now, bool stopping)
+{
+	unsigned done = 0;
+	/* Take the current list: a flow that stays pending is re-added. */
+	struct flowq_list todo;
+	flowq_list_init(&todo);
+	flowq_list_splice_back(&todo, &s->pending);
+	struct flowq_list_node *ln;
+	while ((ln = flowq_list_pop_front(&todo))) {
+		struct flowq_flow *f =
+			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, plink));
+		f->in_pending = false;
+		if (flow_adopt(s, f)) {
+			pending_set(s, f, true);
+			continue;
+		}
+		done += drain_inbox(s, f, now, stopping);
+	}
+	return done;
+}
+
+/* ---- phase 4: TTL ---- */
+
+static unsigned
+expire(struct flowq__shard *s, int64_t now)
+{
+	unsigned done = 0;
+	struct flowq_heap_node *hn;
+	while ((hn = flowq_heap_peek(&s->ttl)) && hn->key <= now) {
+		struct flowq_req *r = req_of_hnode(hn);
+		enum flowq_cause c = (r->priv.dflags & RF_DEADLINE) ? FLOWQ_CAUSE_DEADLINE_PASSED
+								   : FLOWQ_CAUSE_TTL_EXPIRED;
+		done += evict(s, r->priv.owner, r, FLOWQ_EVICTED_TTL, c, now);
+	}
+	return done;
+}
+
+/* ---- phase 5: dispatch ---- */
+
+/* The most important band another shard has waiting, or INT64_MIN. */
+static int64_t
+others_top(struct flowq__shard *s)
+{
+	struct flowq_engine *e = s->engine;
+	int64_t top = INT64_MIN;
+	for (unsigned i = 0; i < e->nshards; i++) {
+		if (i == s->index)
+			continue;
+		int64_t t = atomic_load_explicit(&e->shards[i].top_waiting, memory_order_acquire);
+		if (t > top)
+			top = t;
+	}
+	return top;
+}
+
+static bool
+gate_scarce(const struct flowq_engine *e)
+{
+	return e->gate_limited || e->gate_callback;
+}
+
+/* Whether band @p b may take one more in-flight slot for @p bytes; if so
+ * the slot is reserved (concurrency detector). */
+static bool
+gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes)
+{
+	struct flowq_engine *e = s->engine;
+	if (e->gate_callback) {
+		double sat = e->cfg.saturation.callback(e->cfg.saturation.callback_ctx);
+		return sat < b->usage_ceiling;
+	}
+	if (!e->gate_limited)
+		return true;
+	if (b->usage_ceiling < 1.0) {
+		uint64_t req, by;
+		flowq__cap_in_use(&e->gate, &req, &by);
+		const struct flowq_saturation_config *sc = &e->cfg.saturation;
+		if (sc->max_inflight &&
+		    (double)req >= b->usage_ceiling * (double)sc->max_inflight)
+			return false;
+		if (sc->max_inflight_bytes &&
+		    (double)by >= b->usage_ceiling * (double)sc->max_inflight_bytes)
+			return false;
+	}
+	return flowq__cap_reserve(&e->gate, bytes) == 0;
+}
+
+static void
+gate_untake(struct flowq__shard *s, uint64_t bytes)
+{
+	struct flowq_engine *e = s->engine;
+	if (e->gate_limited && !e->gate_callback) {
+		flowq__cap_release(&e->gate, 1, bytes);
+		flowq__gate_wake(e);
+	}
+}
+
+/* @return outcomes decided; sets *r_blocked when the gate (or a more
+ * important band on another shard) stopped the round. */
+static unsigned
+dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
+{
+	struct flowq_engine *e = s->engine;
+	bool scarce = gate_scarce(e) && e->nshards > 1;
+	unsigned done = 0;
+	*r_blocked = false;
+	s->yielded = false;
+	for (unsigned oi = 0; oi < s->norder; oi++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
+							     memory_order_relaxed);
+		struct flowq__band_shard *bs = bs_of(s, b);
+		while (bs->backlogged) {
+			if (budget && done >= budget)
+				return done;
+			if (scarce && others_top(s) > b->priority) {
+				s->yielded = true;
+				*r_blocked = true;
+				return done;
+			}
+			struct flowq_policy_flow *pf = b->fairness->pick(bs->fstate);
+			if (!pf) /* policy and count disagree: an engine bug */
+				abort();
+			struct flowq_flow *f = flow_of_pf(pf);
+			struct flowq_req *r = b->ordering->peek(f->ostate);
+			if (r->priv.hnode.key <= now) {
+				/* Never dispatch past the expiry, even if the
+				 * timer could not be armed. */
+				enum flowq_cause c = (r->priv.dflags & RF_DEADLINE)
+							     ? FLOWQ_CAUSE_DEADLINE_PASSED
+							     : FLOWQ_CAUSE_TTL_EXPIRED;
+				done += evict(s, f, r, FLOWQ_EVICTED_TTL, c, now);
+				continue;
+			}
+			if (!gate_take(s, b, r->bytes)) {
+				s->blocked_bytes = r->bytes;
+				*r_blocked = true;
+				return done;
+			}
+			if (!flowq__req_finalize(r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE)) {
+				/* Cancelled meanwhile: the slot goes back. */
+				gate_untake(s, r->bytes);
+				done += evict(s, f, r, FLOWQ_EVICTED_CANCELLED,
+					      FLOWQ_CAUSE_CANCELLED, now);
+				continue;
+			}
+			unlink_req(s, bs, f, r, true);
+			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
+			deliver(r);
+			idle_check(s, f, now);
+			done++;
+		}
+	}
+	return done;
+}
+
+/* ---- phase 6 ---- */
+
+static void
+give_back(struct flowq__shard *s)
+{
+	struct flowq_engine *e = s->engine;
+	uint64_t greq = 0, gbytes = 0;
+	struct flowq_list_node *ln;
+	while ((ln = flowq_list_pop_front(&s->dirty))) {
+		struct flowq_flow *f =
+			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, dlink));
+		f->in_dirty = false;
+		if (e->flow_limited) {
+			if (e->cfg.flow_max_requests)
+				atomic_fetch_sub_explicit(&f->cap_req, f->release_req,
+							  memory_order_release);
+			if (e->cfg.flow_max_bytes)
+				atomic_fetch_sub_explicit(&f->cap_bytes, f->release_bytes,
+							  memory_order_release);
+		}
+		f->release_req = 0;
+		f->release_bytes = 0;
+	}
+	for (unsigned oi = 0; oi < s->norder; oi++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
+							     memory_order_relaxed);
+		struct flowq__band_shard *bs = bs_of(s, b);
+		if (!bs->release_req)
+			continue;
+		if (b->limited)
+			flowq__cap_release(&b->cap, bs->release_req, bs->release_bytes);
+		greq += bs->release_req;
+		gbytes += bs->release_bytes;
+		bs->release_req = 0;
+		bs->release_bytes = 0;
+	}
+	if (greq && e->global_limited)
+		flowq__cap_release(&e->global, greq, gbytes);
+}
+
+static void
+publish_top(struct flowq__shard *s)
+{
+	struct flowq_engine *e = s->engine;
+	if (!gate_scarce(e) || e->nshards == 1)
+		return;
+	int64_t top = INT64_MIN;
+	for (unsigned oi = 0; oi < s->norder; oi++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
+							     memory_order_relaxed);
+		if (bs_of(s, b)->backlogged) {
+			top = b->priority;
+			break;
+		}
+	}
+	if (top == s->last_top)
+		return;
+	atomic_store_explicit(&s->top_waiting, top, memory_order_seq_cst);
+	bool dropped = top < s->last_top;
+	s->last_top = top;
+	/* Shards that yielded to our old top may go on. */
+	if (dropped)
+		flowq__gate_wake(e);
+}
+
+static int64_t
+gc(struct flowq__shard *s, int64_t now)
+{
+	const struct flowq_engine *e = s->engine;
+	int64_t timeout = e->cfg.flow_gc_timeout_ns;
+	struct flowq_list_node *ln;
+	while ((ln = flowq_list_front(&s->idle))) {
+		struct flowq_flow *f =
+			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, ilink));
+		if (now - f->idle_since < timeout)
+			return f->idle_since + timeout;
+		flowq_list_remove(&f->ilink);
+		f->in_idle = false;
+		if (f->pf.queued || f->in_pending || !f->attached)
+			continue; /* busy again since it was listed */
+		struct flowq__band_shard *bs = bs_of(s, f->band);
+		struct flowq_policy_env env = {.alloc = e->alloc, .priority = f->band->priority};
+		/* Detach first: the flow is empty and not offered; if the
+		 * collection fails (a lease), attach it again. */
+		f->band->fairness->flow_detach(bs->fstate, &f->pf, &env);
+		f->attached = false;
+		if (flowq__flow_try_collect(f))
+			continue;
+		if (flow_adopt(s, f)) {
+			pending_set(s, f, true);
+			continue;
+		}
+		/* Leased (a handle or a submit in flight): look again one
+		 * timeout from now. It goes to the back with the newest
+		 * idle_since, so this loop stops when it comes round to it
+		 * (the timeout is > 0). */
+		f->in_idle = true;
+		f->idle_since = now;
+		flowq_list_push_back(&s->idle, &f->ilink);
+	}
+	return INT64_MAX;
+}
+
+unsigned
+flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
+{
+	struct flowq_engine *e = s->engine;
+	int64_t now = flowq__now(e);
+	bool stopping = atomic_load_explicit(&e->stopping, memory_order_acquire);
+	unsigned done = 0;
+	bool blocked = false;
+
+	gate_wait_clear(s);
+	done += process_cancels(s, now);
+	done += process_doorbell(s, now, stopping);
+	done += process_pending(s, now, stopping);
+	if (stopping) {
+		/* Evict everything queued: pick order, no gate. */
+		for (unsigned oi = 0; oi < s->norder; oi++) {
+			struct flowq__band *b = atomic_load_explicit(
+				&e->bands[s->order[oi]], memory_order_relaxed);
+			struct flowq__band_shard *bs = bs_of(s, b);
+			while (bs->backlogged) {
+				struct flowq_policy_flow *pf = b->fairness->pick(bs->fstate);
+				struct flowq_flow *f = flow_of_pf(pf);
+				struct flowq_req *r = b->ordering->peek(f->ostate);
+				done += evict(s, f, r, FLOWQ_EVICTED_OTHER, FLOWQ_CAUSE_SHUTDOWN,
+					      now);
+			}
+		}
+	} else {
+		done += expire(s, now);
+		publish_top(s);
+		done += dispatch(s, now, budget, &blocked);
+	}
+	give_back(s);
+	publish_top(s);
+
+	int64_t next = stopping ? INT64_MAX : gc(s, now);
+	struct flowq_heap_node *hn = flowq_heap_peek(&s->ttl);
+	if (hn && hn->key < next)
+		next = hn->key;
+	if (!flowq_list_empty(&s->pending) && now + PENDING_RETRY_NS < next)
+		next = now + PENDING_RETRY_NS;
+	if (blocked) {
+		gate_wait_set(s);
+		if (e->gate_callback && now + e->cfg.saturation.callback_poll_ns < next)
+			next = now + e->cfg.saturation.callback_poll_ns;
+	}
+	s->blocked = blocked;
+	*r_next = next;
+	return done;
+}
+
+/* Whether work became visible since the round (called with sleeping == 1
+ * stored: the dispatcher's half of the handshake in engine.h). */
+static bool
+work_visible(struct flowq__shard *s)
+{
+	struct flowq_engine *e = s->engine;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels))
+		return true;
+	if (atomic_load_explicit(&e->stopping, memory_order_acquire) != s->stopping_seen)
+		return true;
+	if (atomic_load_explicit(&e->exiting, memory_order_acquire))
+		return true;
+	if (s->blocked && s->yielded) {
+		/* Yielded to a more important band elsewhere: go on once it
+		 * is gone (its shard's drop of top_waiting wakes us). */
+		if (others_top(s) <= s->last_top)
+			return true;
+	} else if (s->blocked && !e->gate_callback) {
+		if (e->gate_limited) {
+			/* Probe: would the blocked head fit now? */
+			if (flowq__cap_reserve(&e->gate, s->blocked_bytes) == 0) {
+				flowq__cap_release(&e->gate, 1, s->blocked_bytes);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static bool
+shard_empty(struct flowq__shard *s)
+{
+	if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels) ||
+	    !flowq_list_empty(&s->pending))
+		return false;
+	for (unsigned oi = 0; oi < s->norder; oi++) {
+		struct flowq__band *b = atomic_load_explicit(&s->engine->bands[s->order[oi]],
+							     memory_order_relaxed);
+		if (bs_of(s, b)->backlogged)
+			return false;
+	}
+	return true;
+}
+
+void *
+flowq__dispatcher_main(void *arg)
+{
+	struct flowq__shard *s = arg;
+	struct flowq_engine *e = s->engine;
+	flowq__rcu_thread_online();
+	for (;;) {
+		int64_t next;
+		s->stopping_seen = atomic_load_explicit(&e->stopping, memory_order_acquire);
+		unsigned n = flowq__shard_run(s, 0, &next);
+		if (atomic_load_explicit(&e->exiting, memory_order_acquire) && shard_empty(s))
+			break;
+		if (n)
+			continue;
+		if (!flowq_list_empty(&s->pending)) {
+			/* A producer is between its exchange and its link: it
+			 * will not ring; poll again shortly. */
+			sched_yield();
+			continue;
+		}
+		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		if (work_visible(s)) {
+			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+			continue;
+		}
+		struct timespec ts, *tsp = NULL;
+		if (next != INT64_MAX) {
+			int64_t d = next - flowq__now(e);
+			if (d < 0)
+				d = 0;
+			ts.tv_sec = d / 1000000000;
+			ts.tv_nsec = d % 1000000000;
+			tsp = &ts;
+		}
+		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, 1, tsp);
+		atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+	}
+	flowq_thread_detach();
+	return NULL;
+}
+
+int
+flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
+		 int64_t *r_next_deadline)
+{
+	if (!e || e->cfg.mode != FLOWQ_MODE_POLLED || shard >= e->nshards)
+		return -EINVAL;
+	struct flowq__shard *s = &e->shards[shard];
+	flowq__rcu_thread_online();
+	uint64_t v;
+	ssize_t rd = read(s->efd, &v, sizeof(v)); /* clear; EAGAIN is fine */
+	(void)rd;
+	atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+	s->stopping_seen = atomic_load_explicit(&e->stopping, memory_order_acquire);
+	int64_t next;
+	unsigned n = flowq__shard_run(s, budget, &next);
+	if (budget && n >= budget) {
+		next = flowq__now(e); /* more may be waiting: come back now */
+	} else {
+		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		if (work_visible(s) || !flowq_list_empty(&s->pending)) {
+			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+			next = flowq__now(e);
+		}
+	}
+	if (r_next_deadline)
+		*r_next_deadline = next;
+	return (int)(n > INT_MAX ? INT_MAX : n);
+}
+
+int
+flowq_shard_fd(const struct flowq_engine *e, unsigned shard)
+{
+	if (!e || e->cfg.mode != FLOWQ_MODE_POLLED || shard >= e->nshards)
+		return -EINVAL;
+	return e->shards[shard].efd;
+}
+
+void
+flowq__shard_drain_all(struct flowq__shard *s)
+{
+	int64_t next;
+	while (!shard_empty(s))
+		flowq__shard_run(s, 0, &next);
+	/* One more round gives back the last round's capacity. */
+	flowq__shard_run(s, 0, &next);
+}
+
+int
+flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
+{
+	size_t ssz = b->fairness->desc.band_state_size;
+	size_t size = sizeof(struct flowq__band_shard) + ssz;
+	struct flowq_policy_env env = {.alloc = e->alloc, .priority = b->priority};
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__band_shard *bs = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);
+		int err = bs ? 0 : -ENOMEM;
+		if (bs) {
+			memset(bs, 0, size);
+			bs->band = b;
+			bs->alloc_size = size;
+			bs->fstate = ssz ? (void *)(bs + 1) : NULL;
+			err = b->fairness->band_init(bs->fstate, &env);
+			if (err)
+				flowq__free(e->alloc, bs, size, FLOWQ_CACHE_LINE);
+		}
+		if (err) {
+			flowq__band_shards_fini(e, b);
+			return err;
+		}
+		atomic_store_explicit(&e->shards[i].bs[b->index], bs, memory_order_release);
+	}
+	return 0;
+}
+
+void
+flowq__band_shards_fini(struct flowq_engine *e, struct flowq__band *b)
+{
+	struct flowq_policy_env env = {.alloc = e->alloc, .priority = b->priority};
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__band_shard *bs =
+			atomic_load_explicit(&e->shards[i].bs[b->index], memory_order_relaxed);
+		if (!bs)
+			continue;
+		b->fairness->band_fini(bs->fstate, &env);
+		flowq__free(e->alloc, bs, bs->alloc_size, FLOWQ_CACHE_LINE);
+		atomic_store_explicit(&e->shards[i].bs[b->index], NULL, memory_order_relaxed);
+	}
+}
+
+void
+flowq__shard_fini_private(struct flowq__shard *s)
+{
+	if (s->ttl.slots) {
+		flowq__free(s->engine->alloc, s->ttl.slots, sizeof(*s->ttl.slots) * s->ttl_cap,
+			    sizeof(void *));
+		s->ttl.slots = NULL;
+		s->ttl_cap = 0;
+	}
+}

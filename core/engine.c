@@ -1,0 +1,497 @@
+/*
+ * Engine create and destroy, the clock, and the statistics read side.
+ *
+ * Create: validate (config.c), copy the configuration (the caller's memory
+ * may go away), set up capacity pools, shards (hash table, queues, polled
+ * mode's eventfd), the configured bands with their per-shard state, then
+ * start one dispatcher per shard (threaded mode). Every failure unwinds what
+ * was made; nothing is left allocated.
+ *
+ * Destroy (must not race with any other call): set stopping, so that every
+ * dispatcher round evicts what it holds (EVICTED_OTHER, shutdown) instead
+ * of dispatching; let each shard drain to empty (threaded: its own thread,
+ * then exit and join; polled: on the caller's thread); wait for pending
+ * call_rcu frees (rcu_barrier); then free flows, bands, shards.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc_internal.h"
+#include "engine.h"
+
+static int64_t
+default_clock(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+flowq_now(const struct flowq_engine *e)
+{
+	return flowq__now(e);
+}
+
+unsigned
+flowq_shard_count(const struct flowq_engine *e)
+{
+	return e ? e->nshards : 0;
+}
+
+void
+flowq_engine_wake(struct flowq_engine *e)
+{
+	if (!e)
+		return;
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__shard *s = &e->shards[i];
+		if (e->cfg.mode == FLOWQ_MODE_POLLED) {
+			/* Polled: make the fd readable even if the shard is
+			 * not marked idle; the host polls it. */
+			uint64_t one = 1;
+			ssize_t n = write(s->efd, &one, sizeof(one));
+			(void)n;
+		} else {
+			atomic_thread_fence(memory_order_seq_cst);
+			flowq__shard_wake(s);
+		}
+	}
+}
+
+/* ---- teardown helpers ---- */
+
+static void
+free_flows(struct flowq__shard *s)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	struct flowq_engine *e = s->engine;
+	/* No reader is left (destroy is exclusive and the dispatchers are
+	 * gone), but cds_lfht asks for the read lock around traversal and
+	 * removal. cds_lfht_for_each (not _entry: UB in 0.13.2, ecosystem
+	 * notes A.1) with container_of on non-NULL nodes. */
+	urcu_memb_read_lock();
+	cds_lfht_for_each(s->ht, &it, n)
+	{
+		struct flowq_flow *f = caa_container_of(n, struct flowq_flow, node);
+		FLOWQ_TSAN_ACQUIRE(f);
+		cds_lfht_del(s->ht, n);
+		if (f->attached) {
+			struct flowq__band_shard *bs =
+				atomic_load_explicit(&s->bs[f->band->index], memory_order_relaxed);
+			struct flowq_policy_env env = {.alloc = e->alloc,
+						       .priority = f->band->priority};
+			f->band->fairness->flow_detach(bs->fstate, &f->pf, &env);
+		}
+		flowq__flow_free(f);
+	}
+	urcu_memb_read_unlock();
+}
+
+static void
+shards_fini(struct flowq_engine *e, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct flowq__shard *s = &e->shards[i];
+		if (s->ht) {
+			free_flows(s);
+			cds_lfht_destroy(s->ht, NULL);
+		}
+		if (s->efd >= 0)
+			close(s->efd);
+		flowq__shard_fini_private(s);
+	}
+}
+
+static void
+engine_free(struct flowq_engine *e, unsigned nshards_made)
+{
+	/* Flows first (they detach from band-shard states), then bands. */
+	if (e->shards)
+		shards_fini(e, nshards_made);
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_relaxed);
+	for (uint32_t i = 0; i < nb; i++)
+		flowq__band_free(e, atomic_load_explicit(&e->bands[i], memory_order_relaxed));
+	if (e->shards)
+		flowq__free(e->alloc, e->shards, sizeof(*e->shards) * e->nshards,
+			    FLOWQ_CACHE_LINE);
+	if (e->global_limited)
+		flowq__cap_fini(&e->global);
+	if (e->gate_limited)
+		flowq__cap_fini(&e->gate);
+	if (e->cfg.bands)
+		flowq__free(e->alloc, (void *)e->cfg.bands,
+			    sizeof(*e->cfg.bands) * e->cfg.nbands, _Alignof(struct flowq_band_config));
+	pthread_mutex_destroy(&e->band_lock);
+	flowq__free(e->alloc, e, sizeof(*e), FLOWQ_CACHE_LINE);
+}
+
+/* Names in the engine's copy point at the policies' own (static) names, so
+ * the caller's strings may be freed. */
+static void
+band_names_own(struct flowq_band_config *bc)
+{
+	bc->fairness = flowq_fairness_find(bc->fairness)->desc.name;
+	bc->ordering = flowq_ordering_find(bc->ordering)->desc.name;
+}
+
+static int
+cap_make(struct flowq_engine *e, struct flowq__cap *cap, uint64_t req, uint64_t bytes)
+{
+	struct flowq__cap_config cc = {.limit_req = req, .limit_bytes = bytes};
+	return flowq__cap_init(cap, e->alloc, &cc);
+}
+
+int
+flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engine)
+{
+	if (!cfg || !r_engine)
+		return -EINVAL;
+	int err = flowq_config_validate(cfg, cfg->errbuf, cfg->errbuf_size);
+	if (err)
+		return err;
+	const struct flowq_allocator *a = cfg->allocator ? cfg->allocator : flowq_allocator_libc();
+	struct flowq_engine *e = flowq__alloc(a, sizeof(*e), FLOWQ_CACHE_LINE);
+	if (!e)
+		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
+	e->alloc = a;
+	e->cfg = *cfg;
+	e->cfg.errbuf = NULL;
+	e->cfg.errbuf_size = 0;
+	e->cfg.bands = NULL;
+	e->cfg.nbands = 0;
+	pthread_mutex_init(&e->band_lock, NULL);
+	e->clock = cfg->clock ? cfg->clock : default_clock;
+	e->clock_ctx = cfg->clock_ctx;
+	e->default_band = cfg->default_band;
+	if (cfg->default_band_enabled)
+		band_names_own(&e->default_band);
+	e->cfg.default_band = e->default_band;
+
+	unsigned made = 0;
+	if (cfg->nbands) {
+		struct flowq_band_config *bands =
+			flowq__alloc(a, sizeof(*bands) * cfg->nbands,
+				     _Alignof(struct flowq_band_config));
+		if (!bands) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		memcpy(bands, cfg->bands, sizeof(*bands) * cfg->nbands);
+		for (size_t i = 0; i < cfg->nbands; i++)
+			band_names_own(&bands[i]);
+		e->cfg.bands = bands;
+		e->cfg.nbands = cfg->nbands;
+	}
+
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	e->nshards = cfg->shards ? cfg->shards : (online > 0 ? (unsigned)online : 1);
+	if (e->nshards > FLOWQ_MAX_SHARDS)
+		e->nshards = FLOWQ_MAX_SHARDS;
+
+	e->global_limited = cfg->max_requests || cfg->max_bytes;
+	if (e->global_limited &&
+	    (err = cap_make(e, &e->global, cfg->max_requests, cfg->max_bytes))) {
+		e->global_limited = false;
+		goto fail;
+	}
+	e->flow_limited = cfg->flow_max_requests || cfg->flow_max_bytes;
+	const struct flowq_saturation_config *sc = &cfg->saturation;
+	e->gate_callback = strcmp(sc->detector, "callback") == 0;
+	e->gate_limited = !e->gate_callback && (sc->max_inflight || sc->max_inflight_bytes);
+	if (e->gate_limited &&
+	    (err = cap_make(e, &e->gate, sc->max_inflight, sc->max_inflight_bytes))) {
+		e->gate_limited = false;
+		goto fail;
+	}
+
+	e->shards = flowq__alloc(a, sizeof(*e->shards) * e->nshards, FLOWQ_CACHE_LINE);
+	if (!e->shards) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	memset(e->shards, 0, sizeof(*e->shards) * e->nshards);
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__shard *s = &e->shards[i];
+		s->engine = e;
+		s->index = i;
+		s->efd = -1;
+		s->last_top = INT64_MIN;
+		atomic_init(&s->top_waiting, INT64_MIN);
+		flowq_mpsc_init(&s->doorbell);
+		flowq_mpsc_init(&s->cancels);
+		flowq_list_init(&s->pending);
+		flowq_list_init(&s->idle);
+		flowq_list_init(&s->dirty);
+		flowq_heap_init(&s->ttl, NULL, 0);
+		made = i + 1;
+		/* Pre-sized, growing on its own; the resize worker is
+		 * liburcu's thread. */
+		s->ht = cds_lfht_new_flavor(cfg->registry_buckets, cfg->registry_buckets, 0,
+					    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+					    &urcu_memb_flavor, NULL);
+		if (!s->ht) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		if (cfg->mode == FLOWQ_MODE_POLLED) {
+			s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			if (s->efd < 0) {
+				err = -errno;
+				goto fail;
+			}
+		}
+	}
+	if ((err = flowq__bands_init(e)))
+		goto fail;
+
+	if (cfg->mode == FLOWQ_MODE_THREADED) {
+		for (unsigned i = 0; i < e->nshards; i++) {
+			struct flowq__shard *s = &e->shards[i];
+			if (pthread_create(&s->thread, NULL, flowq__dispatcher_main, s)) {
+				err = -EAGAIN;
+				goto fail_threads;
+			}
+			s->thread_started = true;
+			char name[16];
+			snprintf(name, sizeof(name), "flowq-d%u", i % 1000u);
+			pthread_setname_np(s->thread, name);
+		}
+	}
+	*r_engine = e;
+	return 0;
+
+fail_threads:
+	atomic_store_explicit(&e->stopping, 1, memory_order_seq_cst);
+	atomic_store_explicit(&e->exiting, 1, memory_order_seq_cst);
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__shard *s = &e->shards[i];
+		if (!s->thread_started)
+			continue;
+		atomic_thread_fence(memory_order_seq_cst);
+		flowq__shard_wake(s);
+		pthread_join(s->thread, NULL);
+	}
+fail:
+	/* Flows may have been freed through call_rcu by nothing yet; still,
+	 * wait so that no callback runs on freed memory. */
+	urcu_memb_barrier();
+	engine_free(e, made);
+	return err;
+}
+
+void
+flowq_engine_destroy(struct flowq_engine *e)
+{
+	if (!e)
+		return;
+	flowq__rcu_thread_online();
+	atomic_store_explicit(&e->stopping, 1, memory_order_seq_cst);
+	if (e->cfg.mode == FLOWQ_MODE_THREADED) {
+		atomic_store_explicit(&e->exiting, 1, memory_order_seq_cst);
+		for (unsigned i = 0; i < e->nshards; i++) {
+			atomic_thread_fence(memory_order_seq_cst);
+			flowq__shard_wake(&e->shards[i]);
+		}
+		for (unsigned i = 0; i < e->nshards; i++)
+			pthread_join(e->shards[i].thread, NULL);
+	} else {
+		for (unsigned i = 0; i < e->nshards; i++) {
+			e->shards[i].stopping_seen = true;
+			flowq__shard_drain_all(&e->shards[i]);
+		}
+	}
+	/* Collected flows are freed by call_rcu callbacks that use the
+	 * engine's allocator: wait for all of them. */
+	urcu_memb_barrier();
+	engine_free(e, e->nshards);
+}
+
+/* ---- statistics ---- */
+
+static void
+counters_add(struct flowq_stats *st, const struct flowq__counters *c)
+{
+	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++)
+			st->causes[o][k] +=
+				atomic_load_explicit(&c->causes[o][k], memory_order_relaxed);
+	uint64_t arrived = atomic_load_explicit(&c->arrived, memory_order_relaxed);
+	uint64_t abytes = atomic_load_explicit(&c->arrived_bytes, memory_order_relaxed);
+	uint64_t left = atomic_load_explicit(&c->left, memory_order_relaxed);
+	uint64_t lbytes = atomic_load_explicit(&c->left_bytes, memory_order_relaxed);
+	/* Read in this order (left before arrived would be the safe order
+	 * for a single writer that bumps arrived first); clamp anyway. */
+	st->queued += arrived > left ? arrived - left : 0;
+	st->queued_bytes += abytes > lbytes ? abytes - lbytes : 0;
+	flowq__hist_add_to(&c->queue_time, &st->queue_time);
+}
+
+static void
+rejects_add(struct flowq_stats *st, const struct flowq__rejects *r)
+{
+	for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++) {
+		uint64_t v = atomic_load_explicit(&r->causes[k], memory_order_relaxed);
+		if (!v)
+			continue;
+		enum flowq_outcome o = (k == FLOWQ_CAUSE_CAPACITY_GLOBAL ||
+					k == FLOWQ_CAUSE_CAPACITY_BAND ||
+					k == FLOWQ_CAUSE_CAPACITY_FLOW)
+					       ? FLOWQ_REJECTED_CAPACITY
+					       : FLOWQ_REJECTED_OTHER;
+		st->causes[o][k] += v;
+	}
+}
+
+static void
+stats_finish(struct flowq_stats *st)
+{
+	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++) {
+		st->outcomes[o] = 0;
+		for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++)
+			st->outcomes[o] += st->causes[o][k];
+	}
+}
+
+static void
+band_stats(struct flowq_engine *e, const struct flowq__band *b, struct flowq_stats *st)
+{
+	for (unsigned i = 0; i < e->nshards; i++) {
+		const struct flowq__band_shard *bs =
+			atomic_load_explicit(&e->shards[i].bs[b->index], memory_order_acquire);
+		if (bs)
+			counters_add(st, &bs->stats);
+	}
+	rejects_add(st, &b->rejects);
+}
+
+int
+flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
+{
+	if (!e || !r_stats)
+		return -EFAULT;
+	memset(r_stats, 0, sizeof(*r_stats));
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
+	for (uint32_t i = 0; i < nb; i++)
+		band_stats(e, atomic_load_explicit(&e->bands[i], memory_order_relaxed), r_stats);
+	rejects_add(r_stats, &e->rejects);
+	if (e->gate_limited)
+		flowq__cap_in_use(&e->gate, &r_stats->inflight, &r_stats->inflight_bytes);
+	stats_finish(r_stats);
+	return 0;
+}
+
+int
+flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r_stats)
+{
+	if (!e || !r_stats)
+		return -EFAULT;
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
+	for (uint32_t i = 0; i < nb; i++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
+		if (b->priority != priority)
+			continue;
+		memset(r_stats, 0, sizeof(*r_stats));
+		band_stats(e, b, r_stats);
+		stats_finish(r_stats);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static void
+flow_stats(const struct flowq_flow *f, struct flowq_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	counters_add(st, &f->stats);
+	rejects_add(st, &f->rejects);
+	stats_finish(st);
+}
+
+int
+flowq_stats_flow(struct flowq_engine *e, const void *id, uint32_t id_len, int32_t priority,
+		 struct flowq_stats *r_stats)
+{
+	if (!e || !r_stats)
+		return -EFAULT;
+	if (!id || id_len == 0 || id_len > FLOWQ_FLOW_ID_MAX)
+		return -EINVAL;
+	flowq__rcu_thread_online();
+	urcu_memb_read_lock();
+	struct flowq_flow *f = flowq__flow_lookup_rcu(e, id, id_len, priority);
+	if (f)
+		flow_stats(f, r_stats);
+	urcu_memb_read_unlock();
+	return f ? 0 : -ENOENT;
+}
+
+static int
+band_cmp(const void *a, const void *b)
+{
+	const struct flowq__band *x = *(struct flowq__band *const *)a;
+	const struct flowq__band *y = *(struct flowq__band *const *)b;
+	return (x->priority < y->priority) - (x->priority > y->priority);
+}
+
+int
+flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *ctx)
+{
+	if (!e || !fn)
+		return -EFAULT;
+	struct flowq__band *sorted[FLOWQ_MAX_BANDS];
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
+	for (uint32_t i = 0; i < nb; i++)
+		sorted[i] = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
+	qsort(sorted, nb, sizeof(sorted[0]), band_cmp);
+	struct flowq_stats *st = flowq__alloc(e->alloc, sizeof(*st), _Alignof(struct flowq_stats));
+	if (!st)
+		return -ENOMEM;
+	int ret = 0;
+	for (uint32_t i = 0; i < nb && !ret; i++) {
+		memset(st, 0, sizeof(*st));
+		band_stats(e, sorted[i], st);
+		stats_finish(st);
+		ret = fn(sorted[i]->priority, st, ctx);
+	}
+	flowq__free(e->alloc, st, sizeof(*st), _Alignof(struct flowq_stats));
+	return ret;
+}
+
+int
+flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *ctx)
+{
+	if (!e || !fn)
+		return -EFAULT;
+	struct flowq_stats *st = flowq__alloc(e->alloc, sizeof(*st), _Alignof(struct flowq_stats));
+	if (!st)
+		return -ENOMEM;
+	flowq__rcu_thread_online();
+	int ret = 0;
+	for (unsigned i = 0; i < e->nshards && !ret; i++) {
+		struct cds_lfht_iter it;
+		struct cds_lfht_node *n;
+		/* The read lock keeps every flow seen here alive while @p fn
+		 * looks at its id; flows collected meanwhile may be skipped. */
+		urcu_memb_read_lock();
+		cds_lfht_for_each(e->shards[i].ht, &it, n)
+		{
+			struct flowq_flow *f = caa_container_of(n, struct flowq_flow, node);
+			FLOWQ_TSAN_ACQUIRE(f);
+			flow_stats(f, st);
+			ret = fn(f->id, f->id_len, f->priority, st, ctx);
+			if (ret)
+				break;
+		}
+		urcu_memb_read_unlock();
+	}
+	flowq__free(e->alloc, st, sizeof(*st), _Alignof(struct flowq_stats));
+	return ret;
+}

@@ -1,0 +1,383 @@
+/*
+ * Internal: the engine's data structures, shared by engine.c (create,
+ * destroy, bands, stats), registry.c (flows, RCU), submit.c (the host-facing
+ * request calls) and dispatch.c (the shard dispatcher).
+ *
+ * Who writes what (STYLE rule 6; every line's writer is named below):
+ *  - producers (host threads in flowq_submit/flowq_cancel/flowq_release)
+ *    write a flow's inbox tail and lease line, a shard's doorbell and cancel
+ *    queues, the capacity pools, and rejection counters (slow path);
+ *  - a shard's dispatcher writes everything else of its shard and of its
+ *    flows: private queues, policy state, statistics (single writer);
+ *  - the engine's configuration, bands' settings and the shard array are
+ *    read-only once published.
+ *
+ * Wake-up handshake (DESIGN.md invariant 5; the no-lost-wake-up argument):
+ *  A dispatcher about to sleep stores shard->sleeping = 1 (seq_cst), then
+ *  re-checks every source of work (doorbell, cancel queue, stop flag, the
+ *  capacity gate it waits for); only if all are empty does it sleep on the
+ *  futex word shard->sleeping while it still reads 1. A waker publishes its
+ *  work first (an atomic RMW on a queue tail, or a capacity release), then
+ *  issues a seq_cst fence [W1] and loads shard->sleeping; if it reads 1 it
+ *  exchanges it to 0 and, if it was the one to clear it, wakes the futex.
+ *  Both sides execute "store (or RMW) own flag, seq_cst fence, load the
+ *  other's": by the seq_cst total order at least one of them sees the
+ *  other's write, so either the dispatcher sees the work and does not sleep,
+ *  or the waker sees sleeping == 1 and wakes it. futex_wait() itself returns
+ *  at once if the word is no longer 1, closing the window between the check
+ *  and the sleep.
+ */
+#ifndef FLOWQ_CORE_ENGINE_H
+#define FLOWQ_CORE_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifndef FLOWQ_TSAN
+/* liburcu's small functions inline without requiring LGPL terms for the
+ * caller (liburcu README); TSan builds call the library instead so that
+ * the suppressions in tests/stress/tsan.supp match (ecosystem notes C.3). */
+#define URCU_INLINE_SMALL_FUNCTIONS
+#endif
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include <flowq/flowq.h>
+#include <flowq/policy.h>
+
+#include "capacity.h"
+#include "hist.h"
+
+#ifdef FLOWQ_TSAN
+#include <sanitizer/tsan_interface.h>
+/* Hand-offs through liburcu 0.13, which TSan cannot see (no annotations
+ * before 0.15): a release before publishing, an acquire after obtaining. */
+#define FLOWQ_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define FLOWQ_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#define FLOWQ_TSAN_RELEASE(p) ((void)(p))
+#define FLOWQ_TSAN_ACQUIRE(p) ((void)(p))
+#endif
+
+/* Relaxed single-writer counter bump: no locked instruction (the writer is
+ * the only thread that stores), readers load relaxed. */
+static inline void
+flowq__bump(_Atomic uint64_t *w, uint64_t by)
+{
+	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) + by,
+			      memory_order_relaxed);
+}
+
+/* req->priv.dflags: written by the submitter before [T4] (RF_DEADLINE),
+ * then only by the dispatcher of the request's shard. */
+#define FLOWQ__RF_IN_PRIVATE 0x1u /* in the flow's ordering structure */
+#define FLOWQ__RF_IN_TTL     0x2u /* in the shard's TTL heap */
+#define FLOWQ__RF_UNLINKED   0x4u /* decided by another thread and unlinked */
+#define FLOWQ__RF_CANCEL_MSG 0x8u /* the cancel message was received */
+#define FLOWQ__RF_DEADLINE   0x10u /* the expiry is the caller's deadline */
+
+/* Outcome counters of one scope, written by one dispatcher. */
+struct flowq__counters {
+	_Atomic uint64_t causes[FLOWQ_OUTCOME_COUNT][FLOWQ_CAUSE_COUNT];
+	/* Requests (and bytes) the dispatcher took from inboxes. */
+	_Atomic uint64_t arrived;
+	_Atomic uint64_t arrived_bytes;
+	/* Requests (and bytes) that left a queue with an outcome. */
+	_Atomic uint64_t left;
+	_Atomic uint64_t left_bytes;
+	struct flowq__hist queue_time;
+};
+
+/* Rejections: counted by producers with an atomic add (the slow path). */
+struct flowq__rejects {
+	_Atomic uint64_t causes[FLOWQ_CAUSE_COUNT];
+	/* by outcome: [0] REJECTED_CAPACITY, [1] REJECTED_OTHER */
+};
+
+/* A band: every flow of one priority. Settings read-only once published. */
+struct flowq__band {
+	int32_t priority;
+	/* Index in engine->bands and in every shard's band-shard array. */
+	uint32_t index;
+	bool configured;
+	double usage_ceiling;
+	const struct flowq_fairness_ops *fairness;
+	const struct flowq_ordering_ops *ordering;
+	/* Band capacity (global, never per shard): used when limited. */
+	bool limited;
+	struct flowq__cap cap;
+	/* Rejections of requests that resolved to this band. */
+	struct flowq__rejects rejects;
+};
+
+/* A band's state on one shard: dispatcher-private except the counters and
+ * the published pointer (readers: stats). */
+struct flowq__band_shard {
+	struct flowq__band *band;
+	/* Fairness policy state (band->fairness->desc.band_state_size). */
+	void *fstate;
+	/* Flows of this band currently offered to the fairness policy. */
+	uint64_t backlogged;
+	/* Whether the band is in the shard's order[] yet (first flow). */
+	bool fstate_live;
+	size_t alloc_size;
+	/* Queue capacity to give back at the end of the round (batched). */
+	uint64_t release_req;
+	uint64_t release_bytes;
+	struct flowq__counters stats;
+};
+
+/* Lease word of a flow: in-flight submitters + host handles; DEAD once the
+ * dispatcher has claimed the flow for collection. */
+#define FLOWQ__LEASE_DEAD (UINT64_C(1) << 63)
+
+/* struct flowq_flow is the public name of a flow handle. */
+struct flowq_flow {
+	/* Read-only after creation (written before publication). */
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	uint64_t hash;
+	struct flowq_engine *engine;
+	struct flowq__shard *shard;
+	struct flowq__band *band;
+	int32_t priority;
+	uint32_t id_len;
+	size_t alloc_size;
+
+	/* The inbox: a consumer line (dispatcher) and a producer line. */
+	struct flowq_mpsc inbox;
+
+	/* Producer line: lease, doorbell flag and link, flow capacity. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t lease;
+	/* 1 while the flow is in its shard's doorbell queue; set by the
+	 * producer that pushes it, cleared by the dispatcher that pops it. */
+	_Atomic uint32_t in_doorbell;
+	/* Weight (flowq_flow_set_weight), read by the dispatcher. */
+	_Atomic uint32_t weight;
+	struct flowq_mpsc_node bell;
+	/* Flow capacity (reserved by producers, given back by the
+	 * dispatcher once per round): requests and bytes queued. */
+	_Atomic uint64_t cap_req;
+	_Atomic uint64_t cap_bytes;
+	struct flowq__rejects rejects;
+
+	/* Dispatcher-private. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_policy_flow pf;
+	void *ostate;
+	/* Queue capacity of this flow to give back at the end of the round. */
+	uint64_t release_req;
+	uint64_t release_bytes;
+	bool attached;
+	bool in_pending;
+	bool in_idle;
+	bool in_dirty;
+	int64_t idle_since;
+	/* Link in the shard's pending, idle or dirty list. */
+	struct flowq_list_node plink;
+	struct flowq_list_node ilink;
+	struct flowq_list_node dlink;
+	struct flowq__counters stats;
+	/* The id bytes follow (id_len of them, not NUL-terminated). */
+	unsigned char id[];
+};
+
+/* A shard: one registry slice and one dispatcher. */
+struct flowq__shard {
+	/* Read-only after create. */
+	struct flowq_engine *engine;
+	unsigned index;
+	struct cds_lfht *ht;
+	int efd; /* polled mode: readable when there is new work */
+	pthread_t thread;
+	bool thread_started;
+
+	/* Queues written by producers: flows that became backlogged, and
+	 * requests whose cancel won. */
+	struct flowq_mpsc doorbell;
+	struct flowq_mpsc cancels;
+
+	/* Sleep word (futex): written by the dispatcher and by wakers. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t sleeping;
+	/* 1 while the dispatcher waits for the capacity gate (a release must
+	 * wake it); written by the dispatcher, read by releasers. */
+	_Atomic uint32_t gate_wait;
+
+	/* Published by the dispatcher when it changes, read by other shards'
+	 * dispatchers while the gate is scarce (cross-shard priority). */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic int64_t top_waiting;
+
+	/* Dispatcher-private from here. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq__band_shard *)
+		bs[FLOWQ_MAX_BANDS];
+	/* Band indexes with state on this shard, most important first. */
+	uint32_t order[FLOWQ_MAX_BANDS];
+	unsigned norder;
+	/* TTL timers: requests with a finite expiry, earliest first. */
+	struct flowq_heap ttl;
+	uint32_t ttl_cap;
+	/* Flows whose inbox must be polled again (a producer was between its
+	 * exchange and its link, or the drain stopped at its batch size). */
+	struct flowq_list pending;
+	/* Empty, attached flows, oldest idle first: GC candidates. */
+	struct flowq_list idle;
+	/* Flows with queue capacity to give back at the end of the round. */
+	struct flowq_list dirty;
+	uint64_t flow_seq;
+	bool stopping_seen;
+	/* The last round stopped at the gate (or yielded to another shard's
+	 * more important band); blocked_bytes: the size it could not fit. */
+	bool blocked;
+	bool yielded;
+	uint64_t blocked_bytes;
+	int64_t last_top;
+};
+
+struct flowq_engine {
+	/* Read-only after create. */
+	struct flowq_config cfg;
+	struct flowq_band_config default_band;
+	const struct flowq_allocator *alloc;
+	flowq_clock_fn *clock;
+	void *clock_ctx;
+	unsigned nshards;
+	struct flowq__shard *shards;
+	bool global_limited;
+	bool flow_limited;
+	/* The concurrency detector's in-flight limit (when limited). */
+	bool gate_limited;
+	bool gate_callback;
+	bool any_ceiling; /* some band's usage ceiling is below 1 */
+	struct flowq__cap gate;
+	struct flowq__cap global;
+
+	/* Bands: indexes 0..nbands-1, published with release; created under
+	 * band_lock (a new priority is rare: flow creation only). */
+	pthread_mutex_t band_lock;
+	_Atomic(struct flowq__band *) bands[FLOWQ_MAX_BANDS];
+	_Atomic uint32_t nbands;
+
+	/* Written once by stop/destroy. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t stopping;
+	_Atomic uint32_t exiting;
+	/* Dispatchers waiting for the gate (a release must wake them). */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t gate_waiters;
+	/* Rejections that resolved no band (invalid, shutdown, ...). */
+	struct flowq__rejects rejects;
+};
+
+/* Ordering key of the request (the band's ordering policy). */
+
+/* ---- registry.c ---- */
+
+/** Register the calling thread with liburcu if it is not yet. */
+void
+flowq__rcu_thread_online(void);
+
+/**
+ * Find or create the flow (@p id, @p priority) and take a lease on it.
+ * @return 0 with *r_flow leased; -ENOENT no band; -ENOMEM.
+ * Context: registered thread, not inside a read-side section.
+ */
+int
+flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
+		    int32_t priority, struct flowq_flow **r_flow);
+
+/** Drop a lease taken by flowq__flow_acquire(). */
+void
+flowq__flow_unlease(struct flowq_flow *f);
+
+/** Look the flow up without creating it (read-side section held by the
+ * caller). NULL if absent. */
+struct flowq_flow *
+flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
+		       int32_t priority);
+
+/** Hash of a flow key. */
+uint64_t
+flowq__flow_hash(const void *id, uint32_t id_len, int32_t priority);
+
+/** The band of @p priority, creating it from the template if allowed.
+ * @return 0; -ENOENT; -ENOMEM. */
+int
+flowq__band_get(struct flowq_engine *e, int32_t priority, struct flowq__band **r_band);
+
+/** Create the configured bands (engine create). */
+int
+flowq__bands_init(struct flowq_engine *e);
+
+/** Tell the flow's dispatcher about @p f (new, or its inbox went
+ * non-empty) unless it is already on the doorbell. */
+void
+flowq__flow_ring(struct flowq_flow *f);
+
+/** Free a band (engine teardown). */
+void
+flowq__band_free(struct flowq_engine *e, struct flowq__band *b);
+
+/** Try to collect @p f (dispatcher of its shard). @return true if it was
+ * unlinked and handed to call_rcu. */
+bool
+flowq__flow_try_collect(struct flowq_flow *f);
+
+/** Free @p f at once (teardown, no reader left). */
+void
+flowq__flow_free(struct flowq_flow *f);
+
+/* ---- dispatch.c ---- */
+
+/** One dispatcher round on @p s: see flowq_shard_poll(). @return outcomes
+ * decided. *r_next: when to run again at the latest (engine clock). */
+unsigned
+flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next);
+
+/** Wake @p s if it sleeps (threaded: futex; polled: eventfd). */
+void
+flowq__shard_wake(struct flowq__shard *s);
+
+/** Wake @p s after publishing work to it (issues the [W1] fence). */
+void
+flowq__shard_kick(struct flowq__shard *s);
+
+/** Threaded mode: the dispatcher thread body. */
+void *
+flowq__dispatcher_main(void *arg);
+
+/** Final drain at destroy (every queued request evicted, shutdown). */
+void
+flowq__shard_drain_all(struct flowq__shard *s);
+
+/** Allocate and init band @p b's state on every shard (before the band is
+ * published). @return 0 or a negative errno (nothing left allocated). */
+int
+flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b);
+
+/** Free band @p b's state on every shard (no flow attached any more). */
+void
+flowq__band_shards_fini(struct flowq_engine *e, struct flowq__band *b);
+
+/** Tear down the dispatcher-private state of @p s (band-shards, heap). */
+void
+flowq__shard_fini_private(struct flowq__shard *s);
+
+/* ---- engine.c ---- */
+
+static inline int64_t
+flowq__now(const struct flowq_engine *e)
+{
+	return e->clock(e->clock_ctx);
+}
+
+/** Count a rejection with @p cause in @p r (atomic add). */
+static inline void
+flowq__reject_count(struct flowq__rejects *r, enum flowq_cause cause)
+{
+	atomic_fetch_add_explicit(&r->causes[cause], 1, memory_order_relaxed);
+}
+
+/** Wake dispatchers that wait for the gate (after a release). */
+void
+flowq__gate_wake(struct flowq_engine *e);
+
+#endif /* FLOWQ_CORE_ENGINE_H */

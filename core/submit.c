@@ -1,0 +1,301 @@
+/*
+ * The host-facing request calls: submit, cancel, release, submit_wait, and
+ * flow handles. Each runs on a host thread and touches only the request,
+ * its flow's producer lines, the capacity pools and the shard's queues; the
+ * dispatcher does the rest (core/dispatch.c).
+ *
+ * Submit, in order (each step names what it guards against):
+ *   [T1] claim the request (a double submit fails here, changing nothing);
+ *   refuse if the engine is stopping;
+ *   validate the caller fields (no engine state touched yet);
+ *   find or create the flow and lease it (registry.c: the lease keeps the
+ *   flow from being collected until the request is in its inbox);
+ *   reserve capacity: global, then band, then flow, each rolled back if a
+ *   later one fails, so a rejected request holds nothing;
+ *   fill the private fields, then [T4] (release: the dispatcher and any
+ *   canceller see them);
+ *   enqueue on the inbox; if it was empty, ring the shard's doorbell and
+ *   wake the dispatcher only if it sleeps (engine.h, the handshake);
+ *   drop the lease.
+ * After the enqueue the request may already be dispatched and completed on
+ * another thread: submit does not touch it again.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "req.h"
+
+
+static int
+reject(struct flowq_req *req, struct flowq__rejects *where, struct flowq__rejects *also,
+       enum flowq_outcome o, enum flowq_cause c, int err)
+{
+	flowq__req_finalize(req, o, c);
+	flowq__reject_count(where, c);
+	if (also)
+		flowq__reject_count(also, c);
+	return err;
+}
+
+static bool
+flow_cap_reserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t bytes)
+{
+	uint64_t maxr = e->cfg.flow_max_requests, maxb = e->cfg.flow_max_bytes;
+	/* Add, then check: a concurrent reserve may be refused while this one
+	 * is rolled back, but the limit is never exceeded. */
+	if (maxr) {
+		uint64_t v = atomic_fetch_add_explicit(&f->cap_req, 1, memory_order_acquire);
+		if (v + 1 > maxr) {
+			atomic_fetch_sub_explicit(&f->cap_req, 1, memory_order_relaxed);
+			return false;
+		}
+	}
+	if (maxb) {
+		uint64_t v =
+			atomic_fetch_add_explicit(&f->cap_bytes, bytes, memory_order_acquire);
+		if (v + bytes > maxb) {
+			atomic_fetch_sub_explicit(&f->cap_bytes, bytes, memory_order_relaxed);
+			if (maxr)
+				atomic_fetch_sub_explicit(&f->cap_req, 1, memory_order_relaxed);
+			return false;
+		}
+	}
+	return true;
+}
+
+static inline int64_t
+add_sat(int64_t a, int64_t b)
+{
+	return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+int
+flowq_submit(struct flowq_engine *e, struct flowq_req *req)
+{
+	if (!e || !req)
+		return -EFAULT;
+	if (flowq__req_claim(req))
+		return -EBUSY;
+	if (atomic_load_explicit(&e->stopping, memory_order_acquire))
+		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_SHUTDOWN, -ESHUTDOWN);
+
+	struct flowq_flow *f = req->flow;
+	bool leased = false;
+	if (!req->complete || req->ttl_ns < 0 || req->bytes > FLOWQ_LIMIT_MAX ||
+	    (f && f->engine != e) ||
+	    (!f && (!req->flow_id || req->flow_id_len == 0 ||
+		    req->flow_id_len > FLOWQ_FLOW_ID_MAX)))
+		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_INVALID_REQUEST, -EINVAL);
+	if (!f) {
+		flowq__rcu_thread_online();
+		int err = flowq__flow_acquire(e, req->flow_id, req->flow_id_len, req->priority,
+					      &f);
+		if (err == -ENOMEM)
+			return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+				      FLOWQ_CAUSE_NO_MEMORY, -ENOMEM);
+		if (err)
+			return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+				      FLOWQ_CAUSE_UNKNOWN_BAND, -ENOENT);
+		leased = true;
+	}
+	struct flowq__band *b = f->band;
+	int err = 0;
+
+	int64_t now = flowq__now(e);
+	int64_t ttl = req->ttl_ns ? req->ttl_ns : e->cfg.default_ttl_ns;
+	int64_t expire = ttl == FLOWQ_TTL_NONE ? INT64_MAX : add_sat(now, ttl);
+	uint32_t dflags = 0;
+	if (req->deadline_ns && req->deadline_ns < expire) {
+		expire = req->deadline_ns;
+		dflags = FLOWQ__RF_DEADLINE;
+	}
+	if (expire <= now) {
+		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_OTHER,
+			     FLOWQ_CAUSE_DEADLINE_PASSED, -ETIMEDOUT);
+		goto out;
+	}
+
+	uint64_t bytes = req->bytes;
+	if (e->global_limited && flowq__cap_reserve(&e->global, bytes)) {
+		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			     FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
+		goto out;
+	}
+	if (b->limited && flowq__cap_reserve(&b->cap, bytes)) {
+		if (e->global_limited)
+			flowq__cap_release(&e->global, 1, bytes);
+		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			     FLOWQ_CAUSE_CAPACITY_BAND, -ENOSPC);
+		goto out;
+	}
+	if (e->flow_limited && !flow_cap_reserve(e, f, bytes)) {
+		if (b->limited)
+			flowq__cap_release(&b->cap, 1, bytes);
+		if (e->global_limited)
+			flowq__cap_release(&e->global, 1, bytes);
+		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			     FLOWQ_CAUSE_CAPACITY_FLOW, -ENOSPC);
+		goto out;
+	}
+
+	req->priv.enqueue_ns = now;
+	req->priv.owner = f;
+	req->priv.dflags = dflags;
+	flowq_heap_node_init(&req->priv.hnode);
+	req->priv.hnode.key = expire;
+	flowq_list_node_init(&req->priv.lnode);
+	/* [T4] release: the fields above are visible to the dispatcher (it
+	 * reads them after the inbox hand-off, which also orders them) and to
+	 * a canceller (its [T2] CAS acquires this). */
+	if (flowq__req_mark_queued(req))
+		abort(); /* only this thread can change the word here */
+	FLOWQ_TSAN_RELEASE(req);
+	if (flowq_mpsc_enqueue(&f->inbox, &req->priv.link))
+		flowq__flow_ring(f);
+out:
+	if (leased)
+		flowq__flow_unlease(f);
+	return err;
+}
+
+int
+flowq_cancel(struct flowq_engine *e, struct flowq_req *req)
+{
+	if (!e || !req)
+		return -EFAULT;
+	/* [T2]: only a queued, undecided request can be cancelled. */
+	if (!flowq__req_finalize(req, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED))
+		return -EALREADY;
+	/* The request cannot complete before the dispatcher has our message
+	 * (dispatch.c, the two-event rule), so it and its flow (which cannot
+	 * be collected while the request is queued) stay valid until the
+	 * enqueue below; the shard outlives both. */
+	struct flowq__shard *s = ((struct flowq_flow *)req->priv.owner)->shard;
+	FLOWQ_TSAN_RELEASE(req);
+	flowq_mpsc_enqueue(&s->cancels, &req->priv.clink);
+	flowq__shard_kick(s);
+	return 0;
+}
+
+int
+flowq_release(struct flowq_engine *e, struct flowq_req *req)
+{
+	if (!e || !req)
+		return -EFAULT;
+	uint64_t bytes = req->bytes;
+	int err = flowq__req_release(req);
+	if (err)
+		return err;
+	if (e->gate_limited) {
+		flowq__cap_release(&e->gate, 1, bytes);
+		flowq__gate_wake(e);
+	} else if (e->gate_callback) {
+		/* The host's detector may have room now: let waiters ask. */
+		flowq__gate_wake(e);
+	}
+	return 0;
+}
+
+/* ---- submit_wait ---- */
+
+struct waiter {
+	_Atomic uint32_t done;
+};
+
+static void
+waiter_complete(struct flowq_req *req, void *arg)
+{
+	(void)req;
+	struct waiter *w = arg;
+	atomic_store_explicit(&w->done, 1, memory_order_release);
+	/* The waiter may return (and its frame die) as soon as it sees done;
+	 * a wake on a dead address is harmless: the kernel only hashes it. */
+	syscall(SYS_futex, (uint32_t *)&w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool
+wait_done(struct waiter *w, int64_t deadline)
+{
+	while (!atomic_load_explicit(&w->done, memory_order_acquire)) {
+		struct timespec ts, *tsp = NULL;
+		if (deadline >= 0) {
+			int64_t d = deadline - mono_ns();
+			if (d <= 0)
+				return false;
+			ts.tv_sec = d / 1000000000;
+			ts.tv_nsec = d % 1000000000;
+			tsp = &ts;
+		}
+		syscall(SYS_futex, (uint32_t *)&w->done, FUTEX_WAIT_PRIVATE, 0, tsp, NULL, 0);
+	}
+	return true;
+}
+
+enum flowq_outcome
+flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout_ns)
+{
+	struct waiter w;
+	atomic_init(&w.done, 0);
+	if (!e || !req)
+		return FLOWQ_REJECTED_OTHER;
+	req->complete = waiter_complete;
+	req->arg = &w;
+	int64_t deadline = timeout_ns < 0 ? -1 : mono_ns() + timeout_ns;
+	if (flowq_submit(e, req))
+		return flowq_req_outcome(req);
+	if (!wait_done(&w, deadline)) {
+		/* Timed out: cancel (or lose to the outcome being decided) and
+		 * wait for the completion, which is now certain. */
+		(void)flowq_cancel(e, req);
+		wait_done(&w, -1);
+	}
+	return flowq_req_outcome(req);
+}
+
+/* ---- flow handles ---- */
+
+int
+flowq_flow_get(struct flowq_engine *e, const void *id, uint32_t id_len, int32_t priority,
+	       struct flowq_flow **r_flow)
+{
+	if (!e || !id || !r_flow || id_len == 0 || id_len > FLOWQ_FLOW_ID_MAX)
+		return -EINVAL;
+	if (atomic_load_explicit(&e->stopping, memory_order_acquire))
+		return -ESHUTDOWN;
+	flowq__rcu_thread_online();
+	/* The lease taken here is the handle's; flowq_flow_put() drops it. */
+	return flowq__flow_acquire(e, id, id_len, priority, r_flow);
+}
+
+void
+flowq_flow_put(struct flowq_engine *e, struct flowq_flow *flow)
+{
+	(void)e;
+	if (flow)
+		flowq__flow_unlease(flow);
+}
+
+int
+flowq_flow_set_weight(struct flowq_flow *flow, uint32_t weight)
+{
+	if (!flow || weight == 0 || weight > 65535)
+		return -EINVAL;
+	atomic_store_explicit(&flow->weight, weight, memory_order_relaxed);
+	return 0;
+}

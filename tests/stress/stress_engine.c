@@ -1,0 +1,287 @@
+/*
+ * stress_engine: the whole engine in threaded mode under concurrency.
+ *
+ *   stress_engine PRODUCERS SHARDS [REQUESTS [SEED]]
+ *       REQUESTS per producer (default 100000), SEED (default 1)
+ *
+ * PRODUCERS threads each own a window of WINDOW requests and submit them
+ * over FLOWS flows x PRIOS priorities (flows are created just in time and,
+ * with a 1 ms GC timeout, collected and re-created while submits run:
+ * registry churn), with random TTLs, random cancels racing dispatch and
+ * expiry, and a global limit of GLOBAL_LIMIT queued requests. A small
+ * concurrency limit keeps the gate scarce, so dispatchers sleep on it and
+ * are woken by releases; a producer releases its dispatched requests when it
+ * reuses their slot (and with 1/4 probability the completion releases at
+ * once, from the dispatcher thread).
+ *
+ * Checks (each failure is a violation, described on stderr):
+ *  - exactly once: every accepted submit gets exactly one completion, with a
+ *    DISPATCHED or EVICTED_* outcome whose cause is valid for it; a rejected
+ *    submit gets none and its outcome is REJECTED_*;
+ *  - conservation at quiescence: accepted = sum of completions by outcome,
+ *    and the engine's own statistics agree with the producers' counts;
+ *  - capacity: queued requests seen by the hosts (incremented before the
+ *    submit, decremented at the completion) never exceed GLOBAL_LIMIT +
+ *    PRODUCERS (each producer may be between its increment and the
+ *    engine's decision);
+ *  - liveness: the run finishes (CTest's timeout catches a lost wake-up).
+ *
+ * Output: one line on stdout,
+ *   SUMMARY stress_engine producers=P shards=S items=N violations=V seconds=T
+ * Exit status 1 if V > 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <flowq/flowq.h>
+
+#include "test_util.h"
+
+#define PROG          "stress_engine"
+#define WINDOW        64
+#define FLOWS         48
+#define PRIOS         4
+#define GLOBAL_LIMIT  256
+#define INFLIGHT      16
+#define MAX_PRODUCERS 16
+
+struct hreq {
+	struct flowq_req req;
+	_Atomic int completions;
+	_Atomic int outcome;
+	_Atomic int released_by_cb;
+	bool outstanding; /* producer-private: submitted, completion not seen */
+	char id[16];
+};
+
+static struct flowq_engine *engine;
+static _Atomic uint64_t host_queued;
+static _Atomic uint64_t host_queued_max;
+static _Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
+
+static void
+on_complete(struct flowq_req *req, void *arg)
+{
+	struct hreq *h = arg;
+	enum flowq_outcome o = flowq_req_outcome(req);
+	enum flowq_cause c = flowq_req_cause(req);
+	if (o == FLOWQ_PENDING || flowq_outcome_is_rejected(o) || !flowq_cause_valid_for(o, c))
+		test_violation(PROG, "completion with outcome %s cause %s", flowq_outcome_str(o),
+			       flowq_cause_str(c));
+	atomic_fetch_add_explicit(&completed_by[o], 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
+	/* Release half of the dispatched ones right here, on the
+	 * dispatcher: the API allows it and it exercises the gate wake from a
+	 * dispatcher thread. */
+	if (o == FLOWQ_DISPATCHED && ((uintptr_t)h >> 6) % 2 == 0) {
+		if (flowq_release(engine, req) != 0)
+			test_violation(PROG, "release from the completion failed");
+		atomic_store_explicit(&h->released_by_cb, 1, memory_order_relaxed);
+	}
+	atomic_store_explicit(&h->outcome, o, memory_order_relaxed);
+	if (atomic_fetch_add_explicit(&h->completions, 1, memory_order_release) != 0)
+		test_violation(PROG, "request %p completed twice", (void *)h);
+}
+
+struct producer {
+	pthread_t thread;
+	unsigned index;
+	unsigned long requests;
+	uint64_t seed;
+	uint64_t accepted, rejected, cancels_won;
+	struct hreq *win;
+};
+
+/* Wait until slot @h's completion has run; then release it if needed. */
+static void
+settle(struct hreq *h)
+{
+	if (!h->outstanding)
+		return;
+	while (atomic_load_explicit(&h->completions, memory_order_acquire) == 0)
+		sched_yield();
+	h->outstanding = false;
+	if (atomic_load_explicit(&h->outcome, memory_order_relaxed) == FLOWQ_DISPATCHED &&
+	    !atomic_load_explicit(&h->released_by_cb, memory_order_relaxed)) {
+		int rc = flowq_release(engine, &h->req);
+		if (rc != 0)
+			test_violation(PROG, "release returned %d", rc);
+	}
+}
+
+static bool
+try_settle(struct hreq *h)
+{
+	if (h->outstanding && atomic_load_explicit(&h->completions, memory_order_acquire) == 0)
+		return false;
+	settle(h);
+	return true;
+}
+
+static void *
+producer_main(void *arg)
+{
+	struct producer *p = arg;
+	uint64_t rng = p->seed;
+	unsigned long done = 0;
+	while (done < p->requests) {
+		struct hreq *h = &p->win[test_rng_next(&rng) % WINDOW];
+		uint64_t r = test_rng_next(&rng);
+		if (!try_settle(h)) {
+			/* Still queued: maybe cancel it (races dispatch,
+			 * expiry and the gate). */
+			if (r % 8 == 0 && flowq_cancel(engine, &h->req) == 0)
+				p->cancels_won++;
+			sched_yield();
+			continue;
+		}
+		flowq_req_init(&h->req);
+		atomic_store_explicit(&h->completions, 0, memory_order_relaxed);
+		atomic_store_explicit(&h->released_by_cb, 0, memory_order_relaxed);
+		unsigned flow = (unsigned)(r % FLOWS);
+		int len = snprintf(h->id, sizeof(h->id), "t%u", flow);
+		h->req.flow_id = h->id;
+		h->req.flow_id_len = (uint32_t)len;
+		h->req.priority = (int32_t)((r >> 8) % PRIOS) - 1;
+		h->req.bytes = 64 + (r >> 16) % 1500;
+		/* A quarter expire quickly (50-550 us), some never. */
+		if ((r >> 32) % 4 == 0)
+			h->req.ttl_ns = 50000 + (int64_t)((r >> 40) % 500000);
+		h->req.complete = on_complete;
+		h->req.arg = h;
+		uint64_t q = atomic_fetch_add_explicit(&host_queued, 1, memory_order_relaxed) + 1;
+		uint64_t m = atomic_load_explicit(&host_queued_max, memory_order_relaxed);
+		while (q > m && !atomic_compare_exchange_weak_explicit(&host_queued_max, &m, q,
+								       memory_order_relaxed,
+								       memory_order_relaxed))
+			;
+		int rc = flowq_submit(engine, &h->req);
+		if (rc == 0) {
+			h->outstanding = true;
+			p->accepted++;
+		} else {
+			atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
+			p->rejected++;
+			if (!flowq_outcome_is_rejected(flowq_req_outcome(&h->req)))
+				test_violation(PROG, "submit %d left outcome %s", rc,
+					       flowq_outcome_str(flowq_req_outcome(&h->req)));
+			if (rc != -ENOSPC)
+				test_violation(PROG, "unexpected submit error %d", rc);
+		}
+		done++;
+	}
+	/* Settle every slot, in whatever order they complete: a queued request
+	 * may be waiting for a gate slot that a dispatched, not yet released
+	 * request of this same window holds. */
+	for (unsigned left = WINDOW; left;) {
+		left = 0;
+		for (unsigned i = 0; i < WINDOW; i++)
+			if (!try_settle(&p->win[i]))
+				left++;
+		if (left)
+			sched_yield();
+	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 3 || argc > 5) {
+		fprintf(stderr, "usage: %s PRODUCERS SHARDS [REQUESTS [SEED]]\n", argv[0]);
+		return 2;
+	}
+	unsigned np = (unsigned)test_parse_ulong(PROG, argv[1], "producers", 1, MAX_PRODUCERS);
+	unsigned ns = (unsigned)test_parse_ulong(PROG, argv[2], "shards", 1, 64);
+	unsigned long nreq =
+		argc > 3 ? test_parse_ulong(PROG, argv[3], "requests", 1, 100000000) : 100000;
+	uint64_t seed = argc > 4 ? test_parse_ulong(PROG, argv[4], "seed", 0, ~0ul) : 1;
+
+	struct flowq_config cfg;
+	flowq_config_init(&cfg);
+	cfg.shards = ns;
+	cfg.max_requests = GLOBAL_LIMIT;
+	cfg.saturation.max_inflight = INFLIGHT;
+	cfg.flow_gc_timeout_ns = 1000000; /* 1 ms: flows churn */
+	char err[256];
+	cfg.errbuf = err;
+	cfg.errbuf_size = sizeof(err);
+	int rc = flowq_engine_create(&cfg, &engine);
+	if (rc) {
+		fprintf(stderr, "%s: create: %d %s\n", PROG, rc, err);
+		return 1;
+	}
+
+	double t0 = test_now_seconds();
+	struct producer ps[MAX_PRODUCERS];
+	for (unsigned i = 0; i < np; i++) {
+		ps[i] = (struct producer){.index = i, .requests = nreq, .seed = seed * 1000 + i};
+		ps[i].win = calloc(WINDOW, sizeof(struct hreq));
+		if (!ps[i].win || pthread_create(&ps[i].thread, NULL, producer_main, &ps[i])) {
+			fprintf(stderr, "%s: cannot start producer %u\n", PROG, i);
+			return 1;
+		}
+	}
+	uint64_t accepted = 0, rejected = 0, cancels = 0;
+	for (unsigned i = 0; i < np; i++) {
+		pthread_join(ps[i].thread, NULL);
+		accepted += ps[i].accepted;
+		rejected += ps[i].rejected;
+		cancels += ps[i].cancels_won;
+	}
+	double secs = test_now_seconds() - t0;
+
+	/* Quiescent: every accepted request has completed. */
+	uint64_t completed = 0;
+	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		completed += atomic_load(&completed_by[o]);
+	if (completed != accepted)
+		test_violation(PROG, "accepted %" PRIu64 " != completed %" PRIu64, accepted,
+			       completed);
+	if (atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]) != cancels)
+		test_violation(PROG, "cancels won %" PRIu64 " != cancelled completions %" PRIu64,
+			       cancels, (uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]));
+	uint64_t qmax = atomic_load(&host_queued_max);
+	if (qmax > GLOBAL_LIMIT + np)
+		test_violation(PROG, "queued reached %" PRIu64 " > limit %d + %u", qmax,
+			       GLOBAL_LIMIT, np);
+
+	struct flowq_stats st;
+	flowq_stats_engine(engine, &st);
+	for (unsigned o = 1; o < FLOWQ_OUTCOME_COUNT; o++) {
+		uint64_t host = flowq_outcome_is_rejected(o) ? 0 : atomic_load(&completed_by[o]);
+		if (!flowq_outcome_is_rejected(o) && st.outcomes[o] != host)
+			test_violation(PROG, "stats %s %" PRIu64 " != host %" PRIu64,
+				       flowq_outcome_str(o), st.outcomes[o], host);
+	}
+	if (st.outcomes[FLOWQ_REJECTED_CAPACITY] + st.outcomes[FLOWQ_REJECTED_OTHER] != rejected)
+		test_violation(PROG, "stats rejected != host rejected %" PRIu64, rejected);
+	if (st.queued != 0)
+		test_violation(PROG, "stats queued %" PRIu64 " at quiescence", st.queued);
+	if (st.inflight != 0)
+		test_violation(PROG, "stats inflight %" PRIu64 " after all releases", st.inflight);
+
+	flowq_engine_destroy(engine);
+	for (unsigned i = 0; i < np; i++)
+		free(ps[i].win);
+
+	fprintf(stderr,
+		"%s: accepted=%" PRIu64 " rejected=%" PRIu64 " dispatched=%" PRIu64
+		" ttl=%" PRIu64 " cancelled=%" PRIu64 " queued_max=%" PRIu64 "\n",
+		PROG, accepted, rejected, (uint64_t)atomic_load(&completed_by[FLOWQ_DISPATCHED]),
+		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_TTL]),
+		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]), qmax);
+	unsigned long v = atomic_load(test_violations());
+	printf("SUMMARY %s producers=%u shards=%u items=%" PRIu64 " violations=%lu seconds=%.2f\n",
+	       PROG, np, ns, accepted + rejected, v, secs);
+	return v ? 1 : 0;
+}

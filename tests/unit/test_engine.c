@@ -1,0 +1,746 @@
+/*
+ * Engine: every outcome path, capacity at each level, strict priority and
+ * the gate, TTL and deadlines, cancellation, shutdown, flow handles and GC,
+ * ports, detectors, statistics. Polled mode on a manual clock, so every
+ * step is deterministic; a few threaded-mode cases check the dispatcher
+ * threads and flowq_submit_wait().
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <flowq/flowq.h>
+
+/* ---- fixture ---- */
+
+static int64_t fake_now = 1000000;
+
+static int64_t
+fake_clock(void *ctx)
+{
+	(void)ctx;
+	return __atomic_load_n(&fake_now, __ATOMIC_RELAXED);
+}
+
+static void
+advance(int64_t ns)
+{
+	__atomic_add_fetch(&fake_now, ns, __ATOMIC_RELAXED);
+}
+
+struct hreq {
+	struct flowq_req req;
+	int completions;
+	enum flowq_outcome seen;
+	enum flowq_cause cause;
+	int order; /* position in the global completion order */
+};
+
+static int completion_seq;
+
+static void
+on_complete(struct flowq_req *req, void *arg)
+{
+	struct hreq *h = arg;
+	cr_assert_eq(&h->req, req);
+	h->completions++;
+	h->seen = flowq_req_outcome(req);
+	h->cause = flowq_req_cause(req);
+	h->order = completion_seq++;
+}
+
+static void
+hreq_init(struct hreq *h, const char *flow, int32_t prio, uint64_t bytes)
+{
+	memset(h, 0, sizeof(*h));
+	flowq_req_init(&h->req);
+	h->req.flow_id = flow;
+	h->req.flow_id_len = (uint32_t)strlen(flow);
+	h->req.priority = prio;
+	h->req.bytes = bytes;
+	h->req.complete = on_complete;
+	h->req.arg = h;
+}
+
+static struct flowq_config
+polled_cfg(void)
+{
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.mode = FLOWQ_MODE_POLLED;
+	c.shards = 1;
+	c.clock = fake_clock;
+	return c;
+}
+
+static struct flowq_engine *
+make(const struct flowq_config *c)
+{
+	struct flowq_engine *e = NULL;
+	char err[256] = "";
+	struct flowq_config cc = *c;
+	cc.errbuf = err;
+	cc.errbuf_size = sizeof(err);
+	int rc = flowq_engine_create(&cc, &e);
+	cr_assert_eq(rc, 0, "create: %d %s", rc, err);
+	completion_seq = 0;
+	return e;
+}
+
+static int
+poll_all(struct flowq_engine *e)
+{
+	int total = 0;
+	for (unsigned s = 0; s < flowq_shard_count(e); s++) {
+		int n = flowq_shard_poll(e, s, 0, NULL);
+		cr_assert_geq(n, 0);
+		total += n;
+	}
+	return total;
+}
+
+/* ---- create / destroy ---- */
+
+Test(engine, create_destroy_polled_and_threaded)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_engine *e = make(&c);
+	cr_assert_eq(flowq_shard_count(e), 1);
+	cr_assert_eq(flowq_now(e), fake_now);
+	flowq_engine_destroy(e);
+
+	flowq_config_init(&c);
+	c.shards = 2;
+	e = make(&c);
+	cr_assert_eq(flowq_shard_count(e), 2);
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, NULL), -EINVAL, "poll is polled-mode only");
+	cr_assert_eq(flowq_shard_fd(e, 0), -EINVAL);
+	flowq_engine_destroy(e);
+}
+
+Test(engine, create_rejects_bad_config_with_message)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_band_config b = c.default_band;
+	b.priority = 3;
+	b.usage_ceiling = 1.5;
+	c.bands = &b;
+	c.nbands = 1;
+	char err[128] = "";
+	c.errbuf = err;
+	c.errbuf_size = sizeof(err);
+	struct flowq_engine *e = (struct flowq_engine *)0x1;
+	cr_assert_eq(flowq_engine_create(&c, &e), -EINVAL);
+	cr_assert(strstr(err, "bands[0].usage_ceiling"), "message: %s", err);
+	cr_assert_eq(e, (struct flowq_engine *)0x1, "no engine handed out");
+	cr_assert_eq(flowq_engine_create(NULL, &e), -EINVAL);
+	cr_assert_eq(flowq_engine_create(&c, NULL), -EINVAL);
+}
+
+/* ---- the dispatched path ---- */
+
+Test(engine, submit_dispatch_release)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_engine *e = make(&c);
+	struct hreq h;
+	hreq_init(&h, "tenant-a", 0, 100);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_PENDING);
+	cr_assert_eq(flowq_submit(e, &h.req), -EBUSY, "double submit");
+	cr_assert_eq(flowq_release(e, &h.req), -EINVAL, "not dispatched yet");
+	advance(5000);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(h.cause, FLOWQ_CAUSE_NONE);
+	cr_assert_eq(poll_all(e), 0, "nothing more");
+	cr_assert_eq(flowq_cancel(e, &h.req), -EALREADY);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	cr_assert_eq(flowq_release(e, &h.req), -EALREADY);
+
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.queue_time.count, 1);
+	cr_assert_geq(flowq_hist_quantile(&st.queue_time, 0.5), 5000);
+	cr_assert_eq(flowq_stats_flow(e, "tenant-a", 8, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(flowq_stats_band(e, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(flowq_stats_band(e, 42, &st), -ENOENT);
+	flowq_engine_destroy(e);
+	cr_assert_eq(h.completions, 1);
+}
+
+Test(engine, invalid_requests_rejected_without_completion)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_engine *e = make(&c);
+	struct hreq h;
+	char longid[FLOWQ_FLOW_ID_MAX + 1];
+	memset(longid, 'x', sizeof(longid));
+
+	for (int k = 0; k < 6; k++) {
+		hreq_init(&h, "f", 0, 1);
+		switch (k) {
+		case 0: h.req.flow_id = NULL; break;
+		case 1: h.req.flow_id_len = 0; break;
+		case 2:
+			h.req.flow_id = longid;
+			h.req.flow_id_len = sizeof(longid);
+			break;
+		case 3: h.req.ttl_ns = -1; break;
+		case 4: h.req.complete = NULL; break;
+		case 5: h.req.bytes = FLOWQ_LIMIT_MAX + 1; break;
+		}
+		cr_assert_eq(flowq_submit(e, &h.req), -EINVAL, "case %d", k);
+		cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+		cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_INVALID_REQUEST);
+	}
+	cr_assert_eq(flowq_submit(NULL, &h.req), -EFAULT);
+	cr_assert_eq(flowq_submit(e, NULL), -EFAULT);
+	cr_assert_eq(poll_all(e), 0);
+	cr_assert_eq(h.completions, 0);
+	struct flowq_stats st;
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_INVALID_REQUEST], 6);
+	flowq_engine_destroy(e);
+}
+
+Test(engine, unknown_band_without_template)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_band_config b = c.default_band;
+	b.priority = 5;
+	c.bands = &b;
+	c.nbands = 1;
+	c.default_band_enabled = false;
+	struct flowq_engine *e = make(&c);
+	struct hreq h;
+	hreq_init(&h, "f", 6, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), -ENOENT);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
+	hreq_init(&h, "f", 5, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	poll_all(e);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	flowq_engine_destroy(e);
+}
+
+/* ---- capacity ---- */
+
+static void
+fill_until_reject(struct flowq_engine *e, struct hreq *hs, int n, const char *flow,
+		  int32_t prio, uint64_t bytes, int expect_ok, enum flowq_cause cause)
+{
+	for (int i = 0; i < n; i++) {
+		hreq_init(&hs[i], flow, prio, bytes);
+		int rc = flowq_submit(e, &hs[i].req);
+		if (i < expect_ok) {
+			cr_assert_eq(rc, 0, "submit %d", i);
+		} else {
+			cr_assert_eq(rc, -ENOSPC, "submit %d: %d", i, rc);
+			cr_assert_eq(flowq_req_outcome(&hs[i].req), FLOWQ_REJECTED_CAPACITY);
+			cr_assert_eq(flowq_req_cause(&hs[i].req), cause);
+		}
+	}
+}
+
+Test(engine, capacity_global_band_flow)
+{
+	struct hreq hs[8];
+	/* Global: 3 requests. */
+	struct flowq_config c = polled_cfg();
+	c.max_requests = 3;
+	struct flowq_engine *e = make(&c);
+	fill_until_reject(e, hs, 4, "a", 0, 10, 3, FLOWQ_CAUSE_CAPACITY_GLOBAL);
+	cr_assert_eq(poll_all(e), 3);
+	hreq_init(&hs[7], "a", 0, 10);
+	cr_assert_eq(flowq_submit(e, &hs[7].req), 0, "capacity came back after dispatch");
+	flowq_engine_destroy(e);
+
+	/* Band: 250 bytes. */
+	c = polled_cfg();
+	struct flowq_band_config b = c.default_band;
+	b.priority = 1;
+	b.max_bytes = 250;
+	c.bands = &b;
+	c.nbands = 1;
+	e = make(&c);
+	fill_until_reject(e, hs, 3, "a", 1, 100, 2, FLOWQ_CAUSE_CAPACITY_BAND);
+	hreq_init(&hs[7], "other-band", 0, 100);
+	cr_assert_eq(flowq_submit(e, &hs[7].req), 0, "another band is not limited");
+	flowq_engine_destroy(e);
+
+	/* Flow: 2 requests per flow; another flow is independent. */
+	c = polled_cfg();
+	c.flow_max_requests = 2;
+	e = make(&c);
+	fill_until_reject(e, hs, 3, "a", 0, 1, 2, FLOWQ_CAUSE_CAPACITY_FLOW);
+	fill_until_reject(e, hs + 3, 2, "b", 0, 1, 2, FLOWQ_CAUSE_NONE);
+	struct flowq_stats st;
+	flowq_stats_flow(e, "a", 1, 0, &st);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_CAPACITY][FLOWQ_CAUSE_CAPACITY_FLOW], 1);
+	cr_assert_eq(poll_all(e), 4);
+	fill_until_reject(e, hs, 3, "a", 0, 1, 2, FLOWQ_CAUSE_CAPACITY_FLOW);
+	flowq_engine_destroy(e);
+}
+
+/* ---- priority and the gate ---- */
+
+Test(engine, strict_priority_under_gate)
+{
+	struct flowq_config c = polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq lo[3], hi[2];
+	for (int i = 0; i < 3; i++) {
+		hreq_init(&lo[i], "lo", -1, 1);
+		cr_assert_eq(flowq_submit(e, &lo[i].req), 0);
+		advance(10);
+	}
+	for (int i = 0; i < 2; i++) {
+		hreq_init(&hi[i], "hi", 7, 1);
+		cr_assert_eq(flowq_submit(e, &hi[i].req), 0);
+		advance(10);
+	}
+	/* One slot: the most important band goes first although it came
+	 * last, then nothing until a release. */
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(hi[0].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(poll_all(e), 0);
+	struct flowq_stats st;
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.inflight, 1);
+	cr_assert_eq(flowq_release(e, &hi[0].req), 0);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(hi[1].seen, FLOWQ_DISPATCHED);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(lo[i].completions, 0, "low band waits while saturated");
+	}
+	cr_assert_eq(flowq_release(e, &hi[1].req), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(poll_all(e), 1);
+		cr_assert_eq(lo[i].seen, FLOWQ_DISPATCHED, "fcfs within the flow");
+		cr_assert_eq(flowq_release(e, &lo[i].req), 0);
+	}
+	flowq_engine_destroy(e);
+}
+
+Test(engine, usage_ceiling_holds_back_a_band)
+{
+	struct flowq_config c = polled_cfg();
+	c.saturation.max_inflight = 4;
+	struct flowq_band_config b[2] = {c.default_band, c.default_band};
+	b[0].priority = 1;
+	b[0].usage_ceiling = 1.0;
+	b[1].priority = 0;
+	b[1].usage_ceiling = 0.5; /* band 0 dispatches while in-flight < 2 */
+	c.bands = b;
+	c.nbands = 2;
+	struct flowq_engine *e = make(&c);
+	struct hreq lo[4];
+	for (int i = 0; i < 4; i++) {
+		hreq_init(&lo[i], "lo", 0, 1);
+		cr_assert_eq(flowq_submit(e, &lo[i].req), 0);
+	}
+	cr_assert_eq(poll_all(e), 2);
+	cr_assert_eq(poll_all(e), 0);
+	struct hreq hi;
+	hreq_init(&hi, "hi", 1, 1);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	cr_assert_eq(poll_all(e), 1, "the higher band may go up to the limit");
+	cr_assert_eq(hi.seen, FLOWQ_DISPATCHED);
+	flowq_engine_destroy(e);
+	for (int i = 2; i < 4; i++)
+		cr_assert_eq(lo[i].seen, FLOWQ_EVICTED_OTHER);
+}
+
+static double sat_value;
+
+static double
+sat_cb(void *ctx)
+{
+	(void)ctx;
+	return sat_value;
+}
+
+Test(engine, callback_detector)
+{
+	struct flowq_config c = polled_cfg();
+	c.saturation.detector = "callback";
+	c.saturation.callback = sat_cb;
+	struct flowq_engine *e = make(&c);
+	struct hreq h;
+	hreq_init(&h, "f", 0, 1);
+	sat_value = 1.0;
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	int64_t next = 0;
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0);
+	cr_assert_leq(next, fake_now + c.saturation.callback_poll_ns,
+		      "a blocked shard asks again after callback_poll_ns");
+	sat_value = 0.2;
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	flowq_engine_destroy(e);
+}
+
+/* ---- TTL and deadlines ---- */
+
+Test(engine, ttl_and_deadline)
+{
+	struct flowq_config c = polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq block, t, d, forever;
+	hreq_init(&block, "x", 0, 1);
+	cr_assert_eq(flowq_submit(e, &block.req), 0);
+	cr_assert_eq(poll_all(e), 1); /* holds the only slot */
+
+	hreq_init(&t, "x", 0, 1);
+	t.req.ttl_ns = 1000;
+	hreq_init(&d, "y", 0, 1);
+	d.req.deadline_ns = fake_now + 500;
+	hreq_init(&forever, "z", 0, 1);
+	cr_assert_eq(flowq_submit(e, &t.req), 0);
+	cr_assert_eq(flowq_submit(e, &d.req), 0);
+	cr_assert_eq(flowq_submit(e, &forever.req), 0);
+	int64_t next = 0;
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0);
+	cr_assert_eq(next, fake_now + 500, "next deadline is the earliest expiry");
+	advance(499);
+	cr_assert_eq(poll_all(e), 0, "not yet");
+	advance(1);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(d.seen, FLOWQ_EVICTED_TTL);
+	cr_assert_eq(d.cause, FLOWQ_CAUSE_DEADLINE_PASSED);
+	advance(500);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(t.seen, FLOWQ_EVICTED_TTL);
+	cr_assert_eq(t.cause, FLOWQ_CAUSE_TTL_EXPIRED);
+	advance(INT64_C(1000000000));
+	cr_assert_eq(poll_all(e), 0);
+	cr_assert_eq(forever.completions, 0, "no TTL, no expiry");
+
+	struct hreq late;
+	hreq_init(&late, "x", 0, 1);
+	late.req.deadline_ns = fake_now;
+	cr_assert_eq(flowq_submit(e, &late.req), -ETIMEDOUT);
+	cr_assert_eq(flowq_req_outcome(&late.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&late.req), FLOWQ_CAUSE_DEADLINE_PASSED);
+	flowq_engine_destroy(e);
+	cr_assert_eq(forever.seen, FLOWQ_EVICTED_OTHER);
+}
+
+Test(engine, default_ttl_applies)
+{
+	struct flowq_config c = polled_cfg();
+	c.default_ttl_ns = 100;
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq a, b;
+	hreq_init(&a, "f", 0, 1);
+	hreq_init(&b, "f", 0, 1);
+	flowq_submit(e, &a.req);
+	flowq_submit(e, &b.req);
+	cr_assert_eq(poll_all(e), 1);
+	advance(100);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(b.seen, FLOWQ_EVICTED_TTL);
+	flowq_engine_destroy(e);
+}
+
+/* ---- cancellation ---- */
+
+Test(engine, cancel_paths)
+{
+	struct flowq_config c = polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq a, b, q;
+	hreq_init(&a, "f", 0, 1);
+	hreq_init(&b, "f", 0, 1);
+	hreq_init(&q, "g", 0, 1);
+	/* Cancel before the dispatcher ever saw it (still in the inbox). */
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	cr_assert_eq(flowq_cancel(e, &a.req), 0);
+	cr_assert_eq(flowq_cancel(e, &a.req), -EALREADY);
+	cr_assert_eq(a.completions, 0, "completion only from the dispatcher");
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(a.completions, 1);
+	cr_assert_eq(a.seen, FLOWQ_EVICTED_CANCELLED);
+	cr_assert_eq(a.cause, FLOWQ_CAUSE_CANCELLED);
+
+	/* Cancel while queued in the private structures. */
+	cr_assert_eq(flowq_submit(e, &q.req), 0);
+	cr_assert_eq(poll_all(e), 1); /* q dispatched, holds the slot */
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	cr_assert_eq(poll_all(e), 0); /* drained, gate closed */
+	cr_assert_eq(flowq_cancel(e, &b.req), 0);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(b.seen, FLOWQ_EVICTED_CANCELLED);
+	cr_assert_eq(b.completions, 1);
+
+	/* Never submitted, and NULLs. */
+	struct hreq n;
+	hreq_init(&n, "f", 0, 1);
+	cr_assert_eq(flowq_cancel(e, &n.req), -EALREADY);
+	cr_assert_eq(flowq_cancel(NULL, &n.req), -EFAULT);
+	cr_assert_eq(flowq_release(e, &n.req), -EINVAL);
+	flowq_engine_destroy(e);
+	cr_assert_eq(a.completions + b.completions + q.completions, 3);
+}
+
+/* ---- shutdown ---- */
+
+Test(engine, destroy_evicts_everything_queued)
+{
+	struct flowq_config c = polled_cfg();
+	c.shards = 3;
+	c.saturation.max_inflight = 2;
+	struct flowq_engine *e = make(&c);
+	enum { N = 200 };
+	struct hreq *hs = calloc(N, sizeof(*hs));
+	char names[N][8];
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%d", i % 17);
+		hreq_init(&hs[i], names[i], i % 3, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+	}
+	poll_all(e); /* two dispatched, the rest drained or in inboxes */
+	flowq_engine_destroy(e);
+	int dispatched = 0, evicted = 0;
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(hs[i].completions, 1, "request %d: %d completions", i,
+			     hs[i].completions);
+		if (hs[i].seen == FLOWQ_DISPATCHED) {
+			dispatched++;
+		} else {
+			cr_assert_eq(hs[i].seen, FLOWQ_EVICTED_OTHER);
+			cr_assert_eq(hs[i].cause, FLOWQ_CAUSE_SHUTDOWN);
+			evicted++;
+		}
+	}
+	cr_assert_eq(dispatched, 2);
+	cr_assert_eq(evicted, N - 2);
+	free(hs);
+}
+
+/* ---- fairness ---- */
+
+Test(engine, round_robin_alternates_flows)
+{
+	struct flowq_config c = polled_cfg();
+	c.default_band.fairness = "round_robin";
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq hs[9];
+	const char *flows[3] = {"a", "b", "c"};
+	/* All of a's first, then b's, then c's. */
+	for (int i = 0; i < 9; i++) {
+		hreq_init(&hs[i], flows[i / 3], 0, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+		advance(1);
+	}
+	for (int k = 0; k < 9; k++) {
+		cr_assert_eq(poll_all(e), 1);
+		struct hreq *got = NULL;
+		for (int i = 0; i < 9; i++)
+			if (hs[i].completions && hs[i].order == k)
+				got = &hs[i];
+		cr_assert_not_null(got);
+		cr_assert_eq(flowq_release(e, &got->req), 0);
+		/* Turn k serves flow k % 3 (in order of first arrival). */
+		cr_assert_eq((int)(got - hs) / 3, k % 3, "turn %d served flow %d", k,
+			     (int)(got - hs) / 3);
+	}
+	flowq_engine_destroy(e);
+}
+
+Test(engine, global_strict_is_fcfs_across_flows)
+{
+	struct flowq_config c = polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq hs[6];
+	const char *flows[3] = {"a", "b", "c"};
+	for (int i = 0; i < 6; i++) {
+		hreq_init(&hs[i], flows[(i * 2) % 3], 0, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+		advance(1);
+	}
+	for (int k = 0; k < 6; k++) {
+		cr_assert_eq(poll_all(e), 1);
+		cr_assert_eq(hs[k].seen, FLOWQ_DISPATCHED, "oldest head first");
+		flowq_release(e, &hs[k].req);
+	}
+	flowq_engine_destroy(e);
+}
+
+/* ---- flows: handles, weights, GC ---- */
+
+Test(engine, flow_handles_and_gc)
+{
+	struct flowq_config c = polled_cfg();
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_engine *e = make(&c);
+	struct flowq_flow *fl = NULL;
+	cr_assert_eq(flowq_flow_get(e, "held", 4, 0, &fl), 0);
+	cr_assert_not_null(fl);
+	cr_assert_eq(flowq_flow_get(e, NULL, 4, 0, &fl), -EINVAL);
+	cr_assert_eq(flowq_flow_get(e, "x", 0, 0, &fl), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(fl, 0), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(fl, 65536), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(fl, 3), 0);
+
+	struct hreq h, t;
+	hreq_init(&h, "ignored", 0, 1);
+	h.req.flow = fl;
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	hreq_init(&t, "transient", 0, 1);
+	cr_assert_eq(flowq_submit(e, &t.req), 0);
+	cr_assert_eq(poll_all(e), 2);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1, "the handle's flow got it");
+	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), 0);
+
+	advance(999);
+	poll_all(e);
+	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), 0, "not idle long enough");
+	advance(1);
+	poll_all(e);
+	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), -ENOENT, "collected");
+	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), 0, "a handle pins its flow");
+
+	flowq_flow_put(e, fl);
+	advance(1000);
+	poll_all(e);
+	advance(1000);
+	poll_all(e);
+	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), -ENOENT, "collected after put");
+
+	/* A collected key comes back as a new flow. */
+	hreq_init(&t, "transient", 0, 1);
+	cr_assert_eq(flowq_submit(e, &t.req), 0);
+	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1, "fresh counters");
+	struct flowq_stats band;
+	flowq_stats_band(e, 0, &band);
+	cr_assert_eq(band.outcomes[FLOWQ_DISPATCHED], 3, "band totals survive GC");
+	flowq_engine_destroy(e);
+}
+
+/* ---- allocation failure ---- */
+
+struct failing {
+	int budget; /* allocations allowed before failing */
+	size_t live;
+};
+
+static void *
+fail_alloc(size_t size, size_t align, void *ctx)
+{
+	struct failing *f = ctx;
+	if (f->budget-- <= 0)
+		return NULL;
+	void *p = aligned_alloc(align, (size + align - 1) & ~(align - 1));
+	if (p)
+		f->live++;
+	return p;
+}
+
+static void
+fail_free(void *p, size_t size, size_t align, void *ctx)
+{
+	(void)size;
+	(void)align;
+	struct failing *f = ctx;
+	f->live--;
+	free(p);
+}
+
+Test(engine, allocation_failure_everywhere_in_create_leaks_nothing)
+{
+	/* Fail the k-th allocation of create for every k until create
+	 * succeeds: each failure is -ENOMEM and frees everything. */
+	for (int k = 0; k < 100; k++) {
+		struct failing f = {.budget = k};
+		struct flowq_allocator a = {fail_alloc, fail_free, &f};
+		struct flowq_config c = polled_cfg();
+		c.shards = 2;
+		c.max_requests = 100;
+		struct flowq_band_config b = c.default_band;
+		b.priority = 1;
+		b.max_requests = 10;
+		c.bands = &b;
+		c.nbands = 1;
+		c.allocator = &a;
+		struct flowq_engine *e = NULL;
+		int rc = flowq_engine_create(&c, &e);
+		if (rc == 0) {
+			cr_assert_gt(k, 3, "create allocates several objects");
+			flowq_engine_destroy(e);
+			cr_assert_eq(f.live, 0);
+			return;
+		}
+		cr_assert_eq(rc, -ENOMEM, "k=%d rc=%d", k, rc);
+		cr_assert_eq(f.live, 0, "k=%d: %zu blocks leaked", k, f.live);
+	}
+	cr_assert_fail("create never succeeded");
+}
+
+Test(engine, allocation_failure_at_flow_creation)
+{
+	struct failing f = {.budget = 1000};
+	struct flowq_allocator a = {fail_alloc, fail_free, &f};
+	struct flowq_config c = polled_cfg();
+	c.allocator = &a;
+	struct flowq_engine *e = make(&c);
+	f.budget = 0;
+	struct hreq h;
+	hreq_init(&h, "new-flow", 0, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), -ENOMEM);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_NO_MEMORY);
+	f.budget = 1000;
+	hreq_init(&h, "new-flow", 0, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	poll_all(e);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	flowq_engine_destroy(e);
+	cr_assert_eq(f.live, 0);
+}
+
+/* ---- threaded mode ---- */
+
+Test(engine, threaded_submit_wait)
+{
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.shards = 2;
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct flowq_req a, b;
+	flowq_req_init(&a);
+	a.flow_id = "w";
+	a.flow_id_len = 1;
+	cr_assert_eq(flowq_submit_wait(e, &a, -1), FLOWQ_DISPATCHED);
+	/* The slot is taken: b waits, times out, is cancelled. */
+	flowq_req_init(&b);
+	b.flow_id = "w";
+	b.flow_id_len = 1;
+	cr_assert_eq(flowq_submit_wait(e, &b, 20 * 1000 * 1000), FLOWQ_EVICTED_CANCELLED);
+	cr_assert_eq(flowq_release(e, &a), 0);
+	flowq_req_init(&b);
+	b.flow_id = "w";
+	b.flow_id_len = 1;
+	cr_assert_eq(flowq_submit_wait(e, &b, -1), FLOWQ_DISPATCHED,
+		     "the release woke the dispatcher");
+	flowq_engine_destroy(e);
+}

@@ -353,6 +353,20 @@ cap_release_slot(struct flowq__cap *cap, unsigned slot, uint64_t packed)
 	}
 }
 
+unsigned
+flowq__cpu_current(void)
+{
+	int cpu = -1;
+#ifdef CAP_HAVE_RSEQ
+	cpu = (int)((const volatile struct rseq *)((char *)__builtin_thread_pointer() +
+						   __rseq_offset))
+		      ->cpu_id;
+#endif
+	if (cpu < 0)
+		cpu = sched_getcpu();
+	return cpu < 0 ? 0 : (unsigned)cpu;
+}
+
 /** The calling thread's slot: its CPU, modulo the slot count. */
 static inline unsigned
 cap_slot_self(const struct flowq__cap *cap)

@@ -283,6 +283,14 @@ void
 flowq__cap_credit(const struct flowq__cap *cap, unsigned slot, uint64_t *r_req,
 		  uint64_t *r_bytes);
 
+/**
+ * The CPU the calling thread runs on (from the rseq area when glibc has
+ * one, else sched_getcpu()), or 0 if unknown. May be stale by the time it
+ * returns; callers use it only to pick an uncontended per-CPU line.
+ */
+unsigned
+flowq__cpu_current(void);
+
 /** The @p slot argument of flowq__cap_credit() that names the global pool. */
 #define FLOWQ__CAP_GLOBAL (~0u)
 

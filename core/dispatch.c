@@ -418,10 +418,6 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 		for (size_t i = 0; i < n; i++) {
 			struct flowq_req *r = req_of_link(nodes[i]);
 			FLOWQ_TSAN_ACQUIRE(r);
-			flowq__bump(&bs->stats.arrived, 1);
-			flowq__bump(&bs->stats.arrived_bytes, r->bytes);
-			flowq__bump(&f->stats.arrived, 1);
-			flowq__bump(&f->stats.arrived_bytes, r->bytes);
 			uint32_t st = atomic_load_explicit(&r->priv.state, memory_order_acquire);
 			if ((st & FLOWQ__RS_OUTCOME_MASK) != FLOWQ_PENDING || stopping) {
 				/* Cancelled before we saw it, or shutting down. */
@@ -632,6 +628,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			}
 			unlink_req(s, bs, f, r, true);
 			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
+			flowq__bump(&bs->stats.dispatched_bytes, r->bytes);
 			deliver(r);
 			idle_check(s, f, now);
 			done++;

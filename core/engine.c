@@ -23,6 +23,7 @@
 
 #include "alloc_internal.h"
 #include "engine.h"
+#include "port.h"
 
 static int64_t
 default_clock(void *ctx)
@@ -126,6 +127,8 @@ engine_free(struct flowq_engine *e, unsigned nshards_made)
 		flowq__cap_fini(&e->global);
 	if (e->gate_limited)
 		flowq__cap_fini(&e->gate);
+	if (e->pcpu)
+		flowq__free(e->alloc, e->pcpu, sizeof(*e->pcpu) * e->npcpu, FLOWQ_CACHE_LINE);
 	if (e->cfg.bands)
 		flowq__free(e->alloc, (void *)e->cfg.bands,
 			    sizeof(*e->cfg.bands) * e->cfg.nbands, _Alignof(struct flowq_band_config));
@@ -213,6 +216,14 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		goto fail;
 	}
 
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	e->npcpu = ncpu > 0 ? (ncpu > 4096 ? 4096 : (unsigned)ncpu) : 1;
+	e->pcpu = flowq__alloc(a, sizeof(*e->pcpu) * e->npcpu, FLOWQ_CACHE_LINE);
+	if (!e->pcpu) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	memset(e->pcpu, 0, sizeof(*e->pcpu) * e->npcpu);
 	e->shards = flowq__alloc(a, sizeof(*e->shards) * e->nshards, FLOWQ_CACHE_LINE);
 	if (!e->shards) {
 		err = -ENOMEM;
@@ -315,6 +326,16 @@ flowq_engine_destroy(struct flowq_engine *e)
 	engine_free(e, e->nshards);
 }
 
+/* ---- ports ---- */
+
+int
+flowq_port_create(struct flowq_engine *e, struct flowq_port **r_port)
+{
+	if (!e || !r_port)
+		return -EINVAL;
+	return flowq__port_create(e->alloc, r_port);
+}
+
 /* ---- statistics ---- */
 
 static void
@@ -324,14 +345,6 @@ counters_add(struct flowq_stats *st, const struct flowq__counters *c)
 		for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++)
 			st->causes[o][k] +=
 				atomic_load_explicit(&c->causes[o][k], memory_order_relaxed);
-	uint64_t arrived = atomic_load_explicit(&c->arrived, memory_order_relaxed);
-	uint64_t abytes = atomic_load_explicit(&c->arrived_bytes, memory_order_relaxed);
-	uint64_t left = atomic_load_explicit(&c->left, memory_order_relaxed);
-	uint64_t lbytes = atomic_load_explicit(&c->left_bytes, memory_order_relaxed);
-	/* Read in this order (left before arrived would be the safe order
-	 * for a single writer that bumps arrived first); clamp anyway. */
-	st->queued += arrived > left ? arrived - left : 0;
-	st->queued_bytes += abytes > lbytes ? abytes - lbytes : 0;
 	flowq__hist_add_to(&c->queue_time, &st->queue_time);
 }
 
@@ -361,6 +374,45 @@ stats_finish(struct flowq_stats *st)
 	}
 }
 
+/* A flow's queued requests and bytes: accepted by submit, not yet left. */
+static void
+flow_queued(const struct flowq_flow *f, uint64_t *r_req, uint64_t *r_bytes)
+{
+	/* left first: every request counted in left was counted in accepted
+	 * before it was enqueued; the clamp covers the reader's reordering. */
+	uint64_t l = atomic_load_explicit(&f->stats.left, memory_order_acquire);
+	uint64_t lb = atomic_load_explicit(&f->stats.left_bytes, memory_order_acquire);
+	uint64_t a = atomic_load_explicit(&f->accepted, memory_order_acquire);
+	uint64_t ab = atomic_load_explicit(&f->accepted_bytes, memory_order_acquire);
+	*r_req = a > l ? a - l : 0;
+	*r_bytes = ab > lb ? ab - lb : 0;
+}
+
+/* Sum the queued counts of live flows (of band @p only, or all if NULL):
+ * O(flows). A collected flow was empty, so it holds nothing queued. */
+static void
+queued_scan(struct flowq_engine *e, const struct flowq__band *only, struct flowq_stats *st)
+{
+	flowq__rcu_thread_online();
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct cds_lfht_iter it;
+		struct cds_lfht_node *n;
+		urcu_memb_read_lock();
+		cds_lfht_for_each(e->shards[i].ht, &it, n)
+		{
+			struct flowq_flow *f = caa_container_of(n, struct flowq_flow, node);
+			FLOWQ_TSAN_ACQUIRE(f);
+			if (only && f->band != only)
+				continue;
+			uint64_t q, qb;
+			flow_queued(f, &q, &qb);
+			st->queued += q;
+			st->queued_bytes += qb;
+		}
+		urcu_memb_read_unlock();
+	}
+}
+
 static void
 band_stats(struct flowq_engine *e, const struct flowq__band *b, struct flowq_stats *st)
 {
@@ -383,9 +435,34 @@ flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
 	for (uint32_t i = 0; i < nb; i++)
 		band_stats(e, atomic_load_explicit(&e->bands[i], memory_order_relaxed), r_stats);
 	rejects_add(r_stats, &e->rejects);
-	if (e->gate_limited)
-		flowq__cap_in_use(&e->gate, &r_stats->inflight, &r_stats->inflight_bytes);
+	queued_scan(e, NULL, r_stats);
 	stats_finish(r_stats);
+	if (e->gate_limited) {
+		flowq__cap_in_use(&e->gate, &r_stats->inflight, &r_stats->inflight_bytes);
+	} else {
+		/* Released (per-CPU sums, read first) against dispatched. */
+		uint64_t rel = 0, relb = 0, db = 0;
+		for (unsigned i = 0; i < e->npcpu; i++) {
+			rel += atomic_load_explicit(&e->pcpu[i].released, memory_order_acquire);
+			relb += atomic_load_explicit(&e->pcpu[i].released_bytes,
+						     memory_order_acquire);
+		}
+		uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
+		for (uint32_t i = 0; i < nb; i++) {
+			const struct flowq__band *b =
+				atomic_load_explicit(&e->bands[i], memory_order_relaxed);
+			for (unsigned k = 0; k < e->nshards; k++) {
+				const struct flowq__band_shard *bs = atomic_load_explicit(
+					&e->shards[k].bs[b->index], memory_order_acquire);
+				if (bs)
+					db += atomic_load_explicit(&bs->stats.dispatched_bytes,
+								   memory_order_relaxed);
+			}
+		}
+		uint64_t d = r_stats->outcomes[FLOWQ_DISPATCHED];
+		r_stats->inflight = d > rel ? d - rel : 0;
+		r_stats->inflight_bytes = db > relb ? db - relb : 0;
+	}
 	return 0;
 }
 
@@ -401,6 +478,7 @@ flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r
 			continue;
 		memset(r_stats, 0, sizeof(*r_stats));
 		band_stats(e, b, r_stats);
+		queued_scan(e, b, r_stats);
 		stats_finish(r_stats);
 		return 0;
 	}
@@ -413,6 +491,7 @@ flow_stats(const struct flowq_flow *f, struct flowq_stats *st)
 	memset(st, 0, sizeof(*st));
 	counters_add(st, &f->stats);
 	rejects_add(st, &f->rejects);
+	flow_queued(f, &st->queued, &st->queued_bytes);
 	stats_finish(st);
 }
 
@@ -458,6 +537,7 @@ flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *
 	for (uint32_t i = 0; i < nb && !ret; i++) {
 		memset(st, 0, sizeof(*st));
 		band_stats(e, sorted[i], st);
+		queued_scan(e, sorted[i], st);
 		stats_finish(st);
 		ret = fn(sorted[i]->priority, st, ctx);
 	}

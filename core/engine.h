@@ -81,12 +81,11 @@ flowq__bump(_Atomic uint64_t *w, uint64_t by)
 /* Outcome counters of one scope, written by one dispatcher. */
 struct flowq__counters {
 	_Atomic uint64_t causes[FLOWQ_OUTCOME_COUNT][FLOWQ_CAUSE_COUNT];
-	/* Requests (and bytes) the dispatcher took from inboxes. */
-	_Atomic uint64_t arrived;
-	_Atomic uint64_t arrived_bytes;
 	/* Requests (and bytes) that left a queue with an outcome. */
 	_Atomic uint64_t left;
 	_Atomic uint64_t left_bytes;
+	/* Bytes of the requests dispatched (in-flight accounting). */
+	_Atomic uint64_t dispatched_bytes;
 	struct flowq__hist queue_time;
 };
 
@@ -161,6 +160,11 @@ struct flowq_flow {
 	 * dispatcher once per round): requests and bytes queued. */
 	_Atomic uint64_t cap_req;
 	_Atomic uint64_t cap_bytes;
+	/* Requests (and bytes) accepted by submit; queued = accepted - left
+	 * (left: the dispatcher's counters), exact including requests still
+	 * in the inbox. */
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t accepted_bytes;
 	struct flowq__rejects rejects;
 
 	/* Dispatcher-private. */
@@ -234,6 +238,14 @@ struct flowq__shard {
 	int64_t last_top;
 };
 
+/* Releases counted per CPU (in-flight statistics without a concurrency
+ * limit): written by releasing threads on their CPU's line, summed by
+ * readers. */
+struct flowq__pcpu {
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t released;
+	_Atomic uint64_t released_bytes;
+};
+
 struct flowq_engine {
 	/* Read-only after create. */
 	struct flowq_config cfg;
@@ -243,6 +255,8 @@ struct flowq_engine {
 	void *clock_ctx;
 	unsigned nshards;
 	struct flowq__shard *shards;
+	struct flowq__pcpu *pcpu;
+	unsigned npcpu;
 	bool global_limited;
 	bool flow_limited;
 	/* The concurrency detector's in-flight limit (when limited). */

@@ -447,6 +447,9 @@ flow_free_rcu(struct rcu_head *head)
 {
 	FLOWQ_TSAN_ACQUIRE(&rcu_hb);
 	struct flowq_flow *f = caa_container_of(head, struct flowq_flow, rcu);
+	/* The collecting dispatcher's last accesses (call_rcu's queue is
+	 * invisible to TSan). */
+	FLOWQ_TSAN_ACQUIRE(f);
 	flowq__flow_free(f);
 }
 
@@ -470,6 +473,7 @@ flowq__flow_try_collect(struct flowq_flow *f)
 	rcu_unlock();
 	if (err) /* cannot happen: only this dispatcher removes its flows */
 		abort();
+	FLOWQ_TSAN_RELEASE(f);
 	urcu_memb_call_rcu(&f->rcu, flow_free_rcu);
 	return true;
 }

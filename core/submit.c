@@ -157,6 +157,11 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	 * a canceller (its [T2] CAS acquires this). */
 	if (flowq__req_mark_queued(req))
 		abort(); /* only this thread can change the word here */
+	/* Counted before the enqueue, so a reader never sees the request
+	 * leave before it arrived (queued = accepted - left stays >= 0 up to
+	 * the reader's own reordering, which it clamps). */
+	atomic_fetch_add_explicit(&f->accepted, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&f->accepted_bytes, bytes, memory_order_relaxed);
 	FLOWQ_TSAN_RELEASE(req);
 	if (flowq_mpsc_enqueue(&f->inbox, &req->priv.link))
 		flowq__flow_ring(f);
@@ -197,10 +202,15 @@ flowq_release(struct flowq_engine *e, struct flowq_req *req)
 	if (e->gate_limited) {
 		flowq__cap_release(&e->gate, 1, bytes);
 		flowq__gate_wake(e);
-	} else if (e->gate_callback) {
-		/* The host's detector may have room now: let waiters ask. */
-		flowq__gate_wake(e);
+		return 0;
 	}
+	/* No limit to give back to: count the release on this CPU's line for
+	 * the in-flight statistics (never a line shared with other CPUs). */
+	struct flowq__pcpu *pc = &e->pcpu[flowq__cpu_current() % e->npcpu];
+	atomic_fetch_add_explicit(&pc->released, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&pc->released_bytes, bytes, memory_order_relaxed);
+	if (e->gate_callback) /* the host's detector may have room now */
+		flowq__gate_wake(e);
 	return 0;
 }
 

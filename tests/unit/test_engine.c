@@ -636,6 +636,33 @@ Test(engine, flow_handles_and_gc)
 	flowq_engine_destroy(e);
 }
 
+/* ---- ports ---- */
+
+Test(engine, completion_port)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_engine *e = make(&c);
+	struct flowq_port *p = NULL;
+	cr_assert_eq(flowq_port_create(e, &p), 0);
+	cr_assert_geq(flowq_port_fd(p), 0);
+	struct hreq h[3];
+	for (int i = 0; i < 3; i++) {
+		hreq_init(&h[i], "f", 0, 1);
+		flowq_req_set_port(&h[i].req, p);
+		cr_assert_eq(flowq_submit(e, &h[i].req), 0);
+	}
+	cr_assert_eq(poll_all(e), 3);
+	struct flowq_req *out[8];
+	cr_assert_eq(flowq_port_drain(p, out, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(out[i], &h[i].req);
+		cr_assert_eq(flowq_req_outcome(out[i]), FLOWQ_DISPATCHED);
+	}
+	cr_assert_eq(flowq_port_drain(p, out, 8), 0);
+	flowq_engine_destroy(e);
+	flowq_port_destroy(p);
+}
+
 /* ---- allocation failure ---- */
 
 struct failing {

@@ -96,9 +96,11 @@
  * the walk over every registered flow of the band: map iteration, one
  * accessor allocated per flow, a Len() load through it. Measured on this
  * project's 2-vCPU machine (processor CPU per decision, P = 1, S = 1,
- * K = 1): about 12-22 us at 1000 flows and 0.8-1.0 ms at 50 000 (the
- * issue's estimate: about 9 us and 0.5 ms); with the accessors
- * pre-allocated, as GIE did after 1edb6040, 5.5 us and 0.26 ms. Go's map
+ * K = 1, median of 3, another process busy on one CPU): 11.2 us at 1000
+ * flows and 0.88 ms at 50 000 (runs from 0.68 to 1.16 ms; up to 22 us and
+ * 1.04 ms with both CPUs contended); the issue estimates about 9 us and
+ * 0.5 ms. With the accessors pre-allocated, as GIE did after 1edb6040:
+ * 5.5 us and 0.26 ms (contended run). Go's map
  * iteration and interface calls are not reproduced beyond that, so the
  * model's walk is, if anything, cheaper per flow than Go's.
  *

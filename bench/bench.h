@@ -31,6 +31,20 @@ bench_capacity_register(void);
 void
 bench_heap_register(void);
 
+/** Register BM_engine_raw_mpsc: the end-to-end workload over a bare flowq_mpsc
+ * hand-off, the baseline of the engine suites (bench_e2e.c). */
+void
+bench_e2e_register(void);
+
+/** Register BM_gie_style_e2e: the GIE-style peer engine end to end. */
+void
+bench_gie_register(void);
+
+/** Register BM_engine_e2e and BM_engine_rr_e2e: flowq's engine end to end
+ * (needs core/engine.c). */
+void
+bench_engine_register(void);
+
 /** Whether FLOWQ_BENCH_PIN asks for pinned threads (and there are >= 2 CPUs);
  * see bench_env.c. */
 bool

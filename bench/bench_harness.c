@@ -12,6 +12,11 @@
  * Consumer. The benchmark thread drains until every item produced is back,
  * backing off (bounded, exponential) after an empty poll, and reads the
  * clock once per clock_every polls for the watchdog and the hang guard.
+ * In completion mode (no drain(): the suite's own threads consume and hand
+ * each item back to its producer) it sleeps on a condition variable that
+ * the last producer to finish signals, with a timeout at the watchdog and
+ * the hang deadlines: it must not spin, since on 2 CPUs the suite's
+ * consumer threads need both.
  *
  * Watchdog. A producer can stall the others (ck_ring's multi-producer
  * enqueue waits for earlier producers to commit; with more producers than
@@ -77,6 +82,11 @@ struct bench_pool {
 	/* Start gate: the consumer bumps gen to release one batch. */
 	pthread_mutex_t gate_lock;
 	pthread_cond_t gate_cond;
+	/*
+	 * Completion mode: the last producer to finish a batch signals it,
+	 * under gate_lock. CLOCK_MONOTONIC, for the timed waits.
+	 */
+	pthread_cond_t done_cond;
 	unsigned gate_gen;
 	bool quit;
 
@@ -222,7 +232,18 @@ bench_pool_producer_main(void *arg)
 		 * the end of our enqueues; pairs with the consumer's acquire
 		 * loads of done.
 		 */
-		atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
+		if (atomic_fetch_add_explicit(&pool->done, 1, memory_order_release) + 1 ==
+			    pool->cfg.nproducers &&
+		    pool->cfg.drain == NULL) {
+			/*
+			 * The consumer checks done under gate_lock before it
+			 * waits, so taking the lock here cannot slip the
+			 * signal between its check and its wait.
+			 */
+			pthread_mutex_lock(&pool->gate_lock);
+			pthread_cond_broadcast(&pool->done_cond);
+			pthread_mutex_unlock(&pool->gate_lock);
+		}
 	}
 }
 
@@ -261,6 +282,7 @@ static struct bench_pool *
 bench_pool_create(const struct bench_pool_config *cfg)
 {
 	struct bench_pool *pool;
+	pthread_condattr_t attr;
 	size_t size = (sizeof(*pool) + BENCH_POOL_BLOCK - 1) / BENCH_POOL_BLOCK *
 		      BENCH_POOL_BLOCK;
 
@@ -274,6 +296,10 @@ bench_pool_create(const struct bench_pool_config *cfg)
 	atomic_init(&pool->done, 0);
 	pthread_mutex_init(&pool->gate_lock, NULL);
 	pthread_cond_init(&pool->gate_cond, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->done_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	for (unsigned p = 0; p < cfg->nproducers; p++) {
 		pool->producers[p].pool = pool;
 		pool->producers[p].index = p;
@@ -284,6 +310,7 @@ bench_pool_create(const struct bench_pool_config *cfg)
 static void
 bench_pool_destroy(struct bench_pool *pool)
 {
+	pthread_cond_destroy(&pool->done_cond);
 	pthread_cond_destroy(&pool->gate_cond);
 	pthread_mutex_destroy(&pool->gate_lock);
 	free(pool);
@@ -398,6 +425,55 @@ bench_pool_batch(struct bench_pool *pool, uint64_t *log, bool *r_stalled)
 	return got;
 }
 
+/*
+ * Completion mode: run one batch by opening the gate and sleeping until
+ * every producer has returned from produce() (each returns only once all of
+ * its items are back). Returns what the producers produced, summed;
+ * *r_stalled tells whether the watchdog had to stop them.
+ */
+static size_t
+bench_pool_batch_wait(struct bench_pool *pool, bool *r_stalled)
+{
+	uint64_t start, now, deadline;
+	uint64_t watchdog_ns = pool->cfg.watchdog_ns;
+	unsigned done;
+	struct timespec until;
+	bool stopped = false;
+
+	start = bench_now_ns();
+	bench_pool_gate_open(pool);
+	pthread_mutex_lock(&pool->gate_lock);
+	/* Acquire: pairs with the producers' release increment of done. */
+	while ((done = atomic_load_explicit(&pool->done, memory_order_acquire)) !=
+	       pool->cfg.nproducers) {
+		now = bench_now_ns();
+		deadline = !stopped && watchdog_ns != 0 ? start + watchdog_ns
+							: start + pool->cfg.hang_ns;
+		if (now >= deadline) {
+			if (!stopped && watchdog_ns != 0) {
+				atomic_store_explicit(&pool->stop, true,
+						      memory_order_relaxed);
+				stopped = true;
+				continue;
+			}
+			pthread_mutex_unlock(&pool->gate_lock);
+			fprintf(stderr,
+				"flowq_bench: %s: %u of %u producers done "
+				"after %llu s%s: giving up\n",
+				pool->cfg.suite, done, pool->cfg.nproducers,
+				(unsigned long long)(pool->cfg.hang_ns / 1000000000u),
+				stopped ? " (watchdog fired)" : "");
+			abort();
+		}
+		until.tv_sec = (time_t)(deadline / 1000000000u);
+		until.tv_nsec = (long)(deadline % 1000000000u);
+		pthread_cond_timedwait(&pool->done_cond, &pool->gate_lock, &until);
+	}
+	pthread_mutex_unlock(&pool->gate_lock);
+	*r_stalled = stopped;
+	return bench_pool_produced_total(pool);
+}
+
 /* Wait until every producer has left its produce() for this batch. */
 static void
 bench_pool_wait_done(struct bench_pool *pool)
@@ -436,12 +512,13 @@ bench_pool_measure(struct bench_state *st, const struct bench_pool_config *cfg,
 	int err;
 
 	if (cfg->nproducers < 1 || cfg->nproducers > BENCH_POOL_MAX_PRODUCERS ||
-	    cfg->items == 0 || cfg->drain_max == 0 || cfg->clock_every == 0 ||
-	    (cfg->clock_every & (cfg->clock_every - 1)) != 0) {
+	    cfg->items == 0 ||
+	    (cfg->drain != NULL && (cfg->drain_max == 0 || cfg->clock_every == 0 ||
+				    (cfg->clock_every & (cfg->clock_every - 1)) != 0))) {
 		bench_skip_with_error(st, "bench_pool_config out of range");
 		return -EINVAL;
 	}
-	if (bench_pool_log_get(cfg->items) != 0) {
+	if (cfg->drain != NULL && bench_pool_log_get(cfg->items) != 0) {
 		bench_skip_with_error(st, "out of memory for the consumer log");
 		return -ENOMEM;
 	}
@@ -461,13 +538,16 @@ bench_pool_measure(struct bench_state *st, const struct bench_pool_config *cfg,
 	}
 
 	while (bench_keep_running_batch(st, (int64_t)cfg->items)) {
-		got = bench_pool_batch(pool, bench_pool_log, &stalled_now);
+		if (cfg->drain != NULL)
+			got = bench_pool_batch(pool, bench_pool_log, &stalled_now);
+		else
+			got = bench_pool_batch_wait(pool, &stalled_now);
 		bench_pause_timing(st);
 		bench_pool_wait_done(pool);
 		delivered += got;
 		stalled |= stalled_now;
-		if (cfg->verify(pool, bench_pool_log, got, msg, sizeof(msg), cfg->ctx) !=
-		    0) {
+		if (cfg->verify(pool, cfg->drain != NULL ? bench_pool_log : NULL, got,
+				msg, sizeof(msg), cfg->ctx) != 0) {
 			bench_skip_with_error(st, msg);
 			err = -EIO;
 			break;

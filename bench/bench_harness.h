@@ -20,6 +20,14 @@
  * until every item is back. The harness times nothing itself: Google
  * Benchmark's timer runs over the batches and is paused around the checks.
  *
+ * Completion mode (drain == NULL), for the engine suites (bench_e2e.h): the
+ * consumers are threads the suite runs itself (an engine's dispatchers),
+ * which hand every item back to its producer; produce() returns only once
+ * all of its items are back, so a batch ends when every producer has
+ * returned. The benchmark thread then only opens the gate and sleeps until
+ * the last producer is done (it must not spin: on 2 CPUs the dispatchers
+ * need them), and still runs the watchdog and the hang guard.
+ *
  * Context: bench_pool_measure() runs inside a benchmark function, on the
  * benchmark thread, one run at a time in the process (the consumer log is
  * shared by every run).
@@ -80,13 +88,16 @@ struct bench_pool_config {
 	/**
 	 * Dequeue up to @p max (>= 1) items, write each one's tag to @p log,
 	 * and return how many; 0 when none is available now. Runs on the
-	 * benchmark thread inside the timed region.
+	 * benchmark thread inside the timed region. NULL selects completion
+	 * mode (see the top of this file): drain_max, backoff_max and
+	 * clock_every are then unused.
 	 */
 	size_t (*drain)(void *ctx, uint64_t *log, size_t max);
 	/**
 	 * Check one batch (@p got tags in @p log, in dequeue order), timer
 	 * paused, every producer done. Returns 0, or -1 with a message in
-	 * @p msg, which fails the case.
+	 * @p msg, which fails the case. In completion mode @p log is NULL and
+	 * @p got is what the producers' produce() calls returned, summed.
 	 */
 	int (*verify)(const struct bench_pool *pool, const uint64_t *log, size_t got,
 		      char *msg, size_t len, void *ctx);
@@ -98,7 +109,7 @@ struct bench_pool_config {
 
 /** What a run measured, for the suite's own counters. */
 struct bench_pool_totals {
-	/** Items delivered over every batch. */
+	/** Items delivered over every batch (completion mode: produced). */
 	uint64_t delivered;
 	/** Whether the watchdog stopped the producers in any batch. */
 	bool stalled;
@@ -111,6 +122,10 @@ struct bench_pool_totals {
  * timed region, then join the threads and restore the benchmark thread's
  * affinity. Sets counter items_per_second (a rate over the measured time)
  * and fills @p r_totals.
+ *
+ * The items_per_second counter counts what drain() delivered or, in
+ * completion mode, what produce() returned; a suite whose items can fail
+ * (an engine's rejections) overwrites it after the call.
  *
  * @return 0, or a negative errno after bench_skip_with_error() (no counter
  *         set): -EINVAL (@p cfg out of range), -ENOMEM (log or pool),

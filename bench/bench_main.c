@@ -9,7 +9,8 @@
  *
  * Usage: flowq_bench [--benchmark_filter=REGEX] [--benchmark_repetitions=N]
  *        [--benchmark_format=json] ...; tools/mpsc-report runs the queue
- *        comparison and prints the summary table.
+ *        comparison and tools/engine-report the engine comparison, and
+ *        each prints its summary table.
  */
 #include "bench.h"
 
@@ -20,5 +21,8 @@ main(int argc, char **argv)
 	bench_mpsc_register();
 	bench_capacity_register();
 	bench_heap_register();
+	bench_e2e_register();
+	bench_engine_register();
+	bench_gie_register();
 	return bench_main(argc, argv);
 }

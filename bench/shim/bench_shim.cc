@@ -6,7 +6,8 @@
 // is allocated and nothing is copied on the per-batch path.
 //
 // No C++ exception may cross into C: registration, the only place that
-// allocates on behalf of a C caller, catches them and reports NULL.
+// allocates on behalf of a C caller (bench_register, bench_case_args,
+// bench_case_arg_names), catches them and reports NULL.
 
 #include "bench_shim.h"
 
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <new>
 #include <string>
+#include <vector>
 
 namespace
 {
@@ -156,6 +158,26 @@ struct bench_case *
 bench_case_arg_name(struct bench_case *c, const char *name)
 {
 	return handle(family(c)->ArgName(name));
+}
+
+struct bench_case *
+bench_case_args(struct bench_case *c, const int64_t *v, size_t n)
+{
+	try {
+		return handle(family(c)->Args(std::vector<int64_t>(v, v + n)));
+	} catch (const std::bad_alloc &) {
+		return nullptr;
+	}
+}
+
+struct bench_case *
+bench_case_arg_names(struct bench_case *c, const char *const *names, size_t n)
+{
+	try {
+		return handle(family(c)->ArgNames(std::vector<std::string>(names, names + n)));
+	} catch (const std::bad_alloc &) {
+		return nullptr;
+	}
 }
 
 struct bench_case *

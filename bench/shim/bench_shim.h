@@ -27,6 +27,7 @@
 #define FLOWQ_BENCH_SHIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -162,6 +163,25 @@ bench_case_arg(struct bench_case *c, int64_t v);
  */
 struct bench_case *
 bench_case_arg_name(struct bench_case *c, const char *name);
+
+/**
+ * Benchmark::Args({v[0], ..., v[n - 1]}): add one instance whose range(i)
+ * is @p v[i], for instances with several arguments.
+ *
+ * @return @p c; NULL if Google Benchmark could not allocate (the instance is
+ *         then not added).
+ */
+struct bench_case *
+bench_case_args(struct bench_case *c, const int64_t *v, size_t n);
+
+/**
+ * Benchmark::ArgNames({names[0], ..., names[n - 1]}): name range(0..n) in
+ * the instance names, giving "BM_x/a:1/b:2". The strings are copied.
+ *
+ * @return @p c; NULL if Google Benchmark could not allocate.
+ */
+struct bench_case *
+bench_case_arg_names(struct bench_case *c, const char *const *names, size_t n);
 
 /**
  * Benchmark::UseRealTime(): time the run by wall clock rather than by the

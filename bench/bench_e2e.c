@@ -1,0 +1,766 @@
+/*
+ * bench_e2e: the end-to-end workload shared by the engine suites (see
+ * bench_e2e.h), and its baseline BM_engine_raw_mpsc.
+ *
+ * BM_engine_raw_mpsc/producers:P/flows:1/dist:0/shards:1/prios:1/real_time:
+ * the same workload with the engine replaced by the least an engine can be:
+ * one flowq_mpsc from the producers to one consumer thread, which takes up to
+ * BENCH_RAW_BATCH requests per flowq_mpsc_dequeue_batch() and completes each
+ * (bench_e2e_complete(), the callback every engine ends in), sleeping through
+ * the same handshake as everything else here when idle. It has every cost of
+ * the harness (producers, window, flow table walk, latency sampling, return
+ * port, reuse) and none of an engine's (no registry, no flows, no policy, no
+ * capacity accounting), so "flowq end to end / raw" in one run is the share
+ * of the raw queue's rate that the engine keeps (target >= 0.5 at F = 1).
+ * The flows, shards and prios arguments are fixed at 1 (names kept uniform
+ * for tools/engine-report). BM_mpsc_flowq_mpsc* measure the queue without
+ * the harness's return path.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <flowq/mpsc.h>
+
+#include "bench.h"
+#include "bench_e2e.h"
+#include "bench_harness.h"
+
+/* Watchdog per batch (a batch is well under a second for every engine) and
+ * hang guard (abort rather than hang on a lost completion). */
+#define BENCH_E2E_WATCHDOG_NS (30ull * 1000000000ull)
+#define BENCH_E2E_HANG_NS     (120ull * 1000000000ull)
+
+/* Raw baseline: items per batch, requests per consumer dequeue. */
+#define BENCH_RAW_ITEMS (1u << 18)
+#define BENCH_RAW_BATCH 64u
+
+struct bench_e2e_flow *bench_e2e_flows;
+
+/* Producers, reused by every case (one case at a time). */
+static struct bench_e2e_producer *bench_e2e_producers[BENCH_E2E_MAX_PRODUCERS];
+
+/* Zipf CDF (s = 1.0) for bench_e2e_zipf_n flows, kept for the next case. */
+static double *bench_e2e_zipf_cdf;
+static unsigned bench_e2e_zipf_n;
+
+/* ---- sleep / wake --------------------------------------------------------- */
+
+void
+bench_e2e_sleep(struct bench_e2e_sleeper *s, const struct flowq_mpsc *q,
+		const _Atomic bool *stop)
+{
+	pthread_mutex_lock(&s->lock);
+	atomic_store_explicit(&s->sleeping, true, memory_order_relaxed);
+	/* [S1] seq_cst, pairs with [K1] in bench_e2e_kick(): either the waker
+	 * sees sleeping, or the check below sees its item. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* A waker clears sleeping under the lock we hold until the wait
+	 * releases it, so its signal cannot fall between check and wait. */
+	while (atomic_load_explicit(&s->sleeping, memory_order_relaxed) &&
+	       flowq_mpsc_empty(q) &&
+	       (stop == NULL || !atomic_load_explicit(stop, memory_order_relaxed)))
+		pthread_cond_wait(&s->cond, &s->lock);
+	atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+bench_e2e_wake(struct bench_e2e_sleeper *s)
+{
+	pthread_mutex_lock(&s->lock);
+	atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+bench_e2e_bad_completion(struct bench_e2e_obj *o)
+{
+	atomic_fetch_add_explicit(&o->producer->run->bad_completions, 1,
+				  memory_order_relaxed);
+}
+
+/* ---- workload setup (outside the timing) ---------------------------------- */
+
+static uint64_t
+bench_e2e_splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+/* The flow ids, once per process. */
+static int
+bench_e2e_flows_get(void)
+{
+	char id[16];
+
+	if (bench_e2e_flows != NULL)
+		return 0;
+	bench_e2e_flows =
+		bench_pool_prefault(sizeof(*bench_e2e_flows) * BENCH_E2E_MAX_FLOWS);
+	if (bench_e2e_flows == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < BENCH_E2E_MAX_FLOWS; i++) {
+		snprintf(id, sizeof(id), "tenant%05u", i);
+		memcpy(bench_e2e_flows[i].id, id, sizeof(bench_e2e_flows[i].id));
+		bench_e2e_flows[i].id_len = sizeof(bench_e2e_flows[i].id);
+	}
+	return 0;
+}
+
+/* The Zipf(s = 1.0) CDF over @p n ranks: cdf[r] = sum_{i <= r} 1/(i+1), normalized. */
+static int
+bench_e2e_zipf_get(unsigned n)
+{
+	double sum = 0;
+	double *cdf;
+
+	if (bench_e2e_zipf_n == n)
+		return 0;
+	cdf = malloc(n * sizeof(*cdf));
+	if (cdf == NULL)
+		return -ENOMEM;
+	for (unsigned r = 0; r < n; r++) {
+		sum += 1.0 / (r + 1);
+		cdf[r] = sum;
+	}
+	for (unsigned r = 0; r < n; r++)
+		cdf[r] /= sum;
+	cdf[n - 1] = 1.0;
+	free(bench_e2e_zipf_cdf);
+	bench_e2e_zipf_cdf = cdf;
+	bench_e2e_zipf_n = n;
+	return 0;
+}
+
+/* Inverse CDF: the first rank whose cdf exceeds @p u in [0, 1). */
+static uint32_t
+bench_e2e_zipf_draw(double u)
+{
+	unsigned lo = 0, hi = bench_e2e_zipf_n - 1, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (bench_e2e_zipf_cdf[mid] > u)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* Fill @p p's flow table for @p a: seeded per producer and case. */
+static void
+bench_e2e_seq_fill(struct bench_e2e_producer *p, const struct bench_e2e_args *a)
+{
+	uint64_t x = 0x5eed0000u + 7919u * p->index + 31u * a->flows + a->dist;
+	double u;
+
+	for (uint32_t i = 0; i < BENCH_E2E_SEQ_LEN; i++) {
+		uint64_t r = bench_e2e_splitmix(&x);
+
+		if (a->dist == BENCH_E2E_ZIPF && a->flows > 1) {
+			u = (double)(r >> 11) * 0x1.0p-53;
+			p->seq[i] = bench_e2e_zipf_draw(u);
+		} else {
+			p->seq[i] = (uint32_t)(r % a->flows);
+		}
+	}
+}
+
+static struct bench_e2e_producer *
+bench_e2e_producer_get(unsigned index)
+{
+	struct bench_e2e_producer *p = bench_e2e_producers[index];
+	size_t size = (sizeof(*p) + 127) / 128 * 128;
+
+	if (p != NULL)
+		return p;
+	p = aligned_alloc(128, size);
+	if (p == NULL)
+		return NULL;
+	memset(p, 0, size);
+	p->objs = bench_pool_prefault(sizeof(*p->objs) * BENCH_E2E_WINDOW);
+	p->seq = bench_pool_prefault(sizeof(*p->seq) * BENCH_E2E_SEQ_LEN);
+	if (p->objs == NULL || p->seq == NULL) {
+		free(p->objs);
+		free(p->seq);
+		free(p);
+		return NULL;
+	}
+	p->index = index;
+	pthread_mutex_init(&p->wake.lock, NULL);
+	pthread_cond_init(&p->wake.cond, NULL);
+	atomic_init(&p->wake.sleeping, false);
+	bench_e2e_producers[index] = p;
+	return p;
+}
+
+/* Reset @p p for a case of @p run: counters, objects, return port, table. */
+static void
+bench_e2e_producer_reset(struct bench_e2e_producer *p, struct bench_e2e_run *run)
+{
+	p->run = run;
+	p->engine = NULL;
+	p->seq_pos = 0;
+	p->sample_ctr = 0;
+	p->attempts = p->sync_rejects = p->accepted = p->completed = 0;
+	p->bad = p->leaked = 0;
+	p->cpu_ns = 0;
+	memset(p->outcomes, 0, sizeof(p->outcomes));
+	memset(p->hist, 0, sizeof(p->hist));
+	flowq_mpsc_init(&p->ret);
+	atomic_store_explicit(&p->wake.sleeping, false, memory_order_relaxed);
+	for (unsigned i = 0; i < BENCH_E2E_WINDOW; i++) {
+		struct bench_e2e_obj *o = &p->objs[i];
+
+		memset(o, 0, sizeof(*o));
+		o->producer = p;
+		/* 100 B .. 9099 B by a multiplicative hash, as GIE's benchmark
+		 * sizes its payloads (§6). */
+		o->bytes = 100u +
+			   (uint32_t)(((p->index * BENCH_E2E_WINDOW + i) * 2654435761u) >>
+				      7) %
+				   9000u;
+		atomic_init(&o->state, BENCH_E2E_FREE);
+		p->free[i] = o;
+	}
+	p->nfree = BENCH_E2E_WINDOW;
+	bench_e2e_seq_fill(p, &run->args);
+}
+
+static void
+bench_e2e_totals(const struct bench_e2e_run *run, struct bench_e2e_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < run->args.producers; i++) {
+		const struct bench_e2e_producer *p = run->producers[i];
+
+		t->attempts += p->attempts;
+		t->sync_rejects += p->sync_rejects;
+		t->accepted += p->accepted;
+		t->completed += p->completed;
+		for (unsigned o = 0; o < BENCH_E2E_OUTCOMES; o++)
+			t->outcomes[o] += p->outcomes[o];
+	}
+}
+
+/* ---- checks and report ---------------------------------------------------- */
+
+/* The harness's verify(): conservation over the producers, then the engine's. */
+static int
+bench_e2e_verify(const struct bench_pool *pool, const uint64_t *log, size_t got,
+		 char *msg, size_t len, void *ctx)
+{
+	struct bench_e2e_run *run = ctx;
+	struct bench_e2e_totals t;
+	uint64_t bad;
+
+	(void)pool;
+	(void)log;
+	run->expected += got;
+	bad = atomic_load_explicit(&run->bad_completions, memory_order_relaxed);
+	if (bad != 0) {
+		snprintf(msg, len, "%" PRIu64 " completions of requests not submitted",
+			 bad);
+		return -1;
+	}
+	for (unsigned i = 0; i < run->args.producers; i++) {
+		const struct bench_e2e_producer *p = run->producers[i];
+
+		if (p->bad != 0) {
+			snprintf(msg, len,
+				 "producer %u: %" PRIu64 " requests came back in a wrong "
+				 "state or failed to finish",
+				 i, p->bad);
+			return -1;
+		}
+		if (p->nfree != BENCH_E2E_WINDOW) {
+			snprintf(msg, len, "producer %u: %zu of %u requests back", i,
+				 p->nfree, BENCH_E2E_WINDOW);
+			return -1;
+		}
+	}
+	bench_e2e_totals(run, &t);
+	if (t.attempts != run->expected || t.attempts != t.accepted + t.sync_rejects ||
+	    t.accepted != t.completed ||
+	    t.completed != t.outcomes[BENCH_E2E_DISPATCHED] +
+				   t.outcomes[BENCH_E2E_REJECTED] +
+				   t.outcomes[BENCH_E2E_EVICTED]) {
+		snprintf(msg, len,
+			 "not conserved: %" PRIu64 " submits (%" PRIu64
+			 " expected) = %" PRIu64 " accepted + %" PRIu64
+			 " rejected; %" PRIu64 " completed = %" PRIu64
+			 " dispatched + %" PRIu64 " rejected + %" PRIu64 " evicted",
+			 t.attempts, run->expected, t.accepted, t.sync_rejects,
+			 t.completed, t.outcomes[BENCH_E2E_DISPATCHED],
+			 t.outcomes[BENCH_E2E_REJECTED], t.outcomes[BENCH_E2E_EVICTED]);
+		return -1;
+	}
+	if (t.outcomes[BENCH_E2E_EVICTED] != 0) {
+		snprintf(msg, len,
+			 "%" PRIu64 " requests evicted in a run that neither cancels "
+			 "nor expires anything",
+			 t.outcomes[BENCH_E2E_EVICTED]);
+		return -1;
+	}
+	return run->suite->verify(run, &t, msg, len);
+}
+
+static void
+bench_e2e_reset(void *ctx)
+{
+	(void)ctx; /* every request is back: the engine is empty already */
+}
+
+/* Upper bound of histogram bucket @p idx, ns. */
+static uint64_t
+bench_e2e_hist_bound(unsigned idx)
+{
+	unsigned e, m;
+
+	if (idx < 16)
+		return idx;
+	e = (idx - 16) / 16 + 4;
+	m = (idx - 16) % 16;
+	return ((uint64_t)(17 + m) << (e - 4)) - 1;
+}
+
+static uint64_t
+bench_e2e_quantile(const uint64_t *h, uint64_t count, double q)
+{
+	double want = q * (double)count;
+	uint64_t rank = (uint64_t)want, seen = 0;
+
+	if (count == 0)
+		return 0;
+	if ((double)rank < want || rank == 0)
+		rank++; /* ceil, at least the first sample */
+	for (unsigned i = 0; i < BENCH_E2E_HIST_BUCKETS; i++) {
+		seen += h[i];
+		if (seen >= rank)
+			return bench_e2e_hist_bound(i);
+	}
+	return bench_e2e_hist_bound(BENCH_E2E_HIST_BUCKETS - 1);
+}
+
+static uint64_t
+bench_e2e_process_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+bench_e2e_report(struct bench_state *st, struct bench_e2e_run *run,
+		 const struct bench_pool_totals *pt, uint64_t other_cpu_ns)
+{
+	static uint64_t h[BENCH_E2E_HIST_BUCKETS];
+	struct bench_e2e_totals t;
+	uint64_t count = 0;
+	char label[160];
+
+	memset(h, 0, sizeof(h));
+	for (unsigned i = 0; i < run->args.producers; i++)
+		for (unsigned b = 0; b < BENCH_E2E_HIST_BUCKETS; b++)
+			h[b] += run->producers[i]->hist[b];
+	for (unsigned b = 0; b < BENCH_E2E_HIST_BUCKETS; b++)
+		count += h[b];
+	bench_e2e_totals(run, &t);
+	/* The harness counted submits; the rate that matters is dispatches. */
+	bench_set_counter(st, "items_per_second",
+			  (double)t.outcomes[BENCH_E2E_DISPATCHED], BENCH_COUNTER_RATE);
+	bench_set_counter(st, "p50_ns", (double)bench_e2e_quantile(h, count, 0.50),
+			  BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "p99_ns", (double)bench_e2e_quantile(h, count, 0.99),
+			  BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "lat_samples", (double)count, BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "rejected",
+			  (double)(t.sync_rejects + t.outcomes[BENCH_E2E_REJECTED]),
+			  BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "window", BENCH_E2E_WINDOW, BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "stalled", pt->stalled ? 1.0 : 0.0, BENCH_COUNTER_PLAIN);
+	for (unsigned i = 0; i < run->args.producers; i++)
+		other_cpu_ns = other_cpu_ns > run->producers[i]->cpu_ns
+				       ? other_cpu_ns - run->producers[i]->cpu_ns
+				       : 0;
+	if (t.outcomes[BENCH_E2E_DISPATCHED] != 0)
+		bench_set_counter(st, "engine_cpu_ns_per_decision",
+				  (double)other_cpu_ns /
+					  (double)t.outcomes[BENCH_E2E_DISPATCHED],
+				  BENCH_COUNTER_PLAIN);
+	if (run->suite->report != NULL)
+		run->suite->report(st, run, &t);
+	if (pt->stalled) {
+		snprintf(label, sizeof(label),
+			 "stalled: watchdog (%.0f s per batch) stopped the producers",
+			 BENCH_E2E_WATCHDOG_NS / 1e9);
+		bench_set_label(st, label);
+	}
+}
+
+/* ---- the case runner ------------------------------------------------------ */
+
+static int
+bench_e2e_args_get(struct bench_state *st, struct bench_e2e_args *a, char *msg,
+		   size_t len)
+{
+	int64_t v[BENCH_E2E_NARGS];
+
+	for (int i = 0; i < BENCH_E2E_NARGS; i++)
+		v[i] = bench_range(st, i);
+	if (v[BENCH_E2E_ARG_PRODUCERS] < 1 ||
+	    v[BENCH_E2E_ARG_PRODUCERS] > BENCH_E2E_MAX_PRODUCERS ||
+	    v[BENCH_E2E_ARG_FLOWS] < 1 || v[BENCH_E2E_ARG_FLOWS] > BENCH_E2E_MAX_FLOWS ||
+	    (v[BENCH_E2E_ARG_DIST] != BENCH_E2E_UNIFORM &&
+	     v[BENCH_E2E_ARG_DIST] != BENCH_E2E_ZIPF) ||
+	    v[BENCH_E2E_ARG_SHARDS] < 1 ||
+	    v[BENCH_E2E_ARG_SHARDS] > GIE_STYLE_MAX_SHARDS ||
+	    v[BENCH_E2E_ARG_PRIOS] < 1 || v[BENCH_E2E_ARG_PRIOS] > GIE_STYLE_MAX_BANDS) {
+		snprintf(
+			msg, len,
+			"arguments out of range (producers 1..%u, flows 1..%u, dist 0|1, "
+			"shards 1..%u, prios 1..%u)",
+			BENCH_E2E_MAX_PRODUCERS, BENCH_E2E_MAX_FLOWS,
+			GIE_STYLE_MAX_SHARDS, GIE_STYLE_MAX_BANDS);
+		return -1;
+	}
+	a->producers = (unsigned)v[BENCH_E2E_ARG_PRODUCERS];
+	a->flows = (unsigned)v[BENCH_E2E_ARG_FLOWS];
+	a->dist = (unsigned)v[BENCH_E2E_ARG_DIST];
+	a->shards = (unsigned)v[BENCH_E2E_ARG_SHARDS];
+	a->prios = (unsigned)v[BENCH_E2E_ARG_PRIOS];
+	return 0;
+}
+
+void
+bench_e2e_case(struct bench_state *st, const struct bench_e2e_suite *suite)
+{
+	struct bench_e2e_run run;
+	struct bench_pool_config cfg = {
+		.suite = suite->name,
+		.watchdog_ns = BENCH_E2E_WATCHDOG_NS,
+		.hang_ns = BENCH_E2E_HANG_NS,
+		.produce = suite->produce,
+		.drain = NULL, /* completion mode: the engine consumes */
+		.verify = bench_e2e_verify,
+		.reset = bench_e2e_reset,
+		.ctx = &run,
+	};
+	struct bench_pool_totals pt;
+	uint64_t proc_cpu, self_cpu;
+	char msg[256];
+	size_t items;
+
+	memset(&run, 0, sizeof(run));
+	atomic_init(&run.bad_completions, 0);
+	run.suite = suite;
+	if (bench_e2e_args_get(st, &run.args, msg, sizeof(msg)) != 0) {
+		bench_skip_with_error(st, msg);
+		return;
+	}
+	items = suite->batch_items(&run.args);
+	if (items == 0 || items % run.args.producers != 0) {
+		bench_skip_with_error(st, "batch size not a multiple of the producers");
+		return;
+	}
+	run.per_producer = items / run.args.producers;
+	if (bench_e2e_flows_get() != 0 ||
+	    (run.args.dist == BENCH_E2E_ZIPF && run.args.flows > 1 &&
+	     bench_e2e_zipf_get(run.args.flows) != 0)) {
+		bench_skip_with_error(st, "out of memory for the flow tables");
+		return;
+	}
+	for (unsigned i = 0; i < run.args.flows; i++)
+		bench_e2e_flows[i].priority = (int32_t)(i % run.args.prios);
+	for (unsigned i = 0; i < run.args.producers; i++) {
+		run.producers[i] = bench_e2e_producer_get(i);
+		if (run.producers[i] == NULL) {
+			bench_skip_with_error(st, "out of memory for the producers");
+			return;
+		}
+		bench_e2e_producer_reset(run.producers[i], &run);
+	}
+	if (suite->create(&run, msg, sizeof(msg)) != 0) {
+		bench_skip_with_error(st, msg);
+		return;
+	}
+	for (unsigned i = 0; i < run.args.producers; i++)
+		run.producers[i]->engine = run.engine;
+	cfg.nproducers = run.args.producers;
+	cfg.items = items;
+	/*
+	 * The engine's threads are the process minus this thread minus the
+	 * producers (which count their own time inside produce(); parked, they
+	 * use none).
+	 */
+	proc_cpu = bench_e2e_process_cpu_ns();
+	self_cpu = bench_e2e_thread_cpu_ns();
+	if (bench_pool_measure(st, &cfg, &pt) == 0) {
+		proc_cpu = bench_e2e_process_cpu_ns() - proc_cpu;
+		self_cpu = bench_e2e_thread_cpu_ns() - self_cpu;
+		bench_e2e_report(st, &run, &pt,
+				 proc_cpu > self_cpu ? proc_cpu - self_cpu : 0);
+	}
+	suite->destroy(&run);
+}
+
+/* The case names' argument names, in enum bench_e2e_arg order. */
+static const char *const bench_e2e_arg_names[BENCH_E2E_NARGS] = {
+	"producers", "flows", "dist", "shards", "prios",
+};
+
+/* Add the cases (P, F, D) x S in {1, 2} x K in {1, 8} to @p c. */
+static int
+bench_e2e_add_cases(struct bench_case *c, int64_t p, int64_t f, int64_t d)
+{
+	static const int64_t shards[] = {1, 2};
+	static const int64_t prios[] = {1, 8};
+	int64_t v[BENCH_E2E_NARGS];
+
+	for (size_t s = 0; s < sizeof(shards) / sizeof(shards[0]); s++) {
+		for (size_t k = 0; k < sizeof(prios) / sizeof(prios[0]); k++) {
+			v[BENCH_E2E_ARG_PRODUCERS] = p;
+			v[BENCH_E2E_ARG_FLOWS] = f;
+			v[BENCH_E2E_ARG_DIST] = d;
+			v[BENCH_E2E_ARG_SHARDS] = shards[s];
+			v[BENCH_E2E_ARG_PRIOS] = prios[k];
+			if (bench_case_args(c, v, BENCH_E2E_NARGS) == NULL)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+struct bench_case *
+bench_e2e_register_family(const struct bench_e2e_suite *suite,
+			  void (*fn)(struct bench_state *st, void *arg),
+			  const unsigned *flows, size_t nflows, int64_t iterations)
+{
+	static const int64_t producers[] = {1, 2, 4};
+	struct bench_case *c;
+	int64_t dists;
+
+	/* The suite is never written; arg is void * only for the shim. */
+	c = bench_register(suite->name, fn, (void *)suite);
+	if (c == NULL ||
+	    bench_case_arg_names(c, bench_e2e_arg_names, BENCH_E2E_NARGS) == NULL)
+		return NULL;
+	for (size_t p = 0; p < sizeof(producers) / sizeof(producers[0]); p++) {
+		for (size_t f = 0; f < nflows; f++) {
+			/* Zipf over one flow is uniform: not registered. */
+			dists = flows[f] > 1 ? 2 : 1;
+			for (int64_t d = 0; d < dists; d++)
+				if (bench_e2e_add_cases(c, producers[p], flows[f], d) !=
+				    0)
+					return NULL;
+		}
+	}
+	bench_case_use_real_time(c);
+	bench_case_unit(c, BENCH_UNIT_NS);
+	if (iterations > 0)
+		bench_case_iterations(c, iterations);
+	return c;
+}
+
+/* ---- BM_engine_raw_mpsc: the baseline ---------------------------------- */
+
+struct bench_raw {
+	/* Inbox: consumer line, producers' line. */
+	_Alignas(128) struct flowq_mpsc inbox;
+	/* The consumer sleeps here when idle. */
+	_Alignas(128) struct bench_e2e_sleeper wake;
+	/* Consumer-written: requests taken, before their completions. */
+	_Alignas(128) _Atomic uint64_t delivered;
+	_Atomic bool stop;
+	pthread_t thread;
+};
+
+static void *
+bench_raw_main(void *arg)
+{
+	struct bench_raw *r = arg;
+	struct flowq_mpsc_node *nodes[BENCH_RAW_BATCH];
+	struct bench_e2e_obj *o;
+	uint64_t delivered = 0;
+	unsigned idle = 0;
+	size_t n;
+
+	for (;;) {
+		n = flowq_mpsc_dequeue_batch(&r->inbox, nodes, BENCH_RAW_BATCH);
+		if (n != 0) {
+			/* Counted first: a producer that saw its completions
+			 * (through the return port's release/acquire) sees it. */
+			delivered += n;
+			atomic_store_explicit(&r->delivered, delivered,
+					      memory_order_relaxed);
+			for (size_t i = 0; i < n; i++) {
+				o = bench_e2e_container_of(nodes[i], struct bench_e2e_obj,
+							   u.raw);
+				bench_e2e_complete(o, BENCH_E2E_DISPATCHED);
+			}
+			idle = 0;
+			continue;
+		}
+		if (atomic_load_explicit(&r->stop, memory_order_relaxed))
+			return NULL;
+		if (++idle < BENCH_E2E_SPINS) {
+			for (unsigned i = 0; i < 1u << (idle < 6 ? idle : 6); i++)
+				bench_cpu_relax();
+			continue;
+		}
+		bench_e2e_sleep(&r->wake, &r->inbox, &r->stop);
+		idle = 0;
+	}
+}
+
+static size_t
+bench_raw_batch_items(const struct bench_e2e_args *a)
+{
+	(void)a;
+	return BENCH_RAW_ITEMS;
+}
+
+static int
+bench_raw_create(struct bench_e2e_run *run, char *msg, size_t len)
+{
+	struct bench_raw *r;
+	size_t size = (sizeof(*r) + 127) / 128 * 128;
+
+	r = aligned_alloc(128, size);
+	if (r == NULL) {
+		snprintf(msg, len, "out of memory for the raw queue");
+		return -1;
+	}
+	memset(r, 0, size);
+	flowq_mpsc_init(&r->inbox);
+	pthread_mutex_init(&r->wake.lock, NULL);
+	pthread_cond_init(&r->wake.cond, NULL);
+	atomic_init(&r->wake.sleeping, false);
+	atomic_init(&r->delivered, 0);
+	atomic_init(&r->stop, false);
+	if (pthread_create(&r->thread, NULL, bench_raw_main, r) != 0) {
+		pthread_cond_destroy(&r->wake.cond);
+		pthread_mutex_destroy(&r->wake.lock);
+		free(r);
+		snprintf(msg, len, "pthread_create failed");
+		return -1;
+	}
+	run->engine = r;
+	run->ctx = r;
+	return 0;
+}
+
+static int
+bench_raw_submit(void *engine, struct bench_e2e_obj *o, const struct bench_e2e_flow *f)
+{
+	struct bench_raw *r = engine;
+
+	(void)f;
+	if (flowq_mpsc_enqueue(&r->inbox, &o->u.raw))
+		bench_e2e_kick(&r->wake);
+	return 0;
+}
+
+static void
+bench_raw_finish(void *engine, struct bench_e2e_obj *o)
+{
+	(void)engine;
+	(void)o;
+}
+
+static size_t
+bench_raw_produce(struct bench_pool *pool, unsigned index, void *ctx)
+{
+	struct bench_e2e_run *run = ctx;
+
+	return bench_e2e_produce_loop(pool, run->producers[index], bench_raw_submit,
+				      bench_raw_finish);
+}
+
+static int
+bench_raw_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t, char *msg,
+		 size_t len)
+{
+	struct bench_raw *r = run->ctx;
+	uint64_t delivered = atomic_load_explicit(&r->delivered, memory_order_relaxed);
+
+	if (delivered != t->accepted ||
+	    t->outcomes[BENCH_E2E_DISPATCHED] != t->accepted) {
+		snprintf(msg, len,
+			 "raw: %" PRIu64 " accepted, %" PRIu64
+			 " taken by the consumer, %" PRIu64 " completed",
+			 t->accepted, delivered, t->outcomes[BENCH_E2E_DISPATCHED]);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+bench_raw_destroy(struct bench_e2e_run *run)
+{
+	struct bench_raw *r = run->ctx;
+
+	atomic_store_explicit(&r->stop, true, memory_order_relaxed);
+	bench_e2e_wake(&r->wake);
+	pthread_join(r->thread, NULL);
+	pthread_cond_destroy(&r->wake.cond);
+	pthread_mutex_destroy(&r->wake.lock);
+	free(r);
+}
+
+static const struct bench_e2e_suite bench_raw_suite = {
+	.name = "BM_engine_raw_mpsc",
+	.batch_items = bench_raw_batch_items,
+	.create = bench_raw_create,
+	.produce = bench_raw_produce,
+	.verify = bench_raw_verify,
+	.destroy = bench_raw_destroy,
+};
+
+static void
+bench_raw_case(struct bench_state *st, void *arg)
+{
+	bench_e2e_case(st, arg);
+}
+
+void
+bench_e2e_register(void)
+{
+	static const int64_t producers[] = {1, 2, 4};
+	struct bench_case *c;
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%u", BENCH_E2E_WINDOW);
+	bench_add_context("flowq_e2e_window", buf);
+	snprintf(buf, sizeof(buf), "%u", BENCH_E2E_SAMPLE_EVERY);
+	bench_add_context("flowq_e2e_latency_sample_every", buf);
+	bench_add_context("flowq_e2e_zipf_s", "1.0");
+	c = bench_register(bench_raw_suite.name, bench_raw_case,
+			   (void *)&bench_raw_suite);
+	if (c == NULL ||
+	    bench_case_arg_names(c, bench_e2e_arg_names, BENCH_E2E_NARGS) == NULL)
+		return;
+	for (size_t p = 0; p < sizeof(producers) / sizeof(producers[0]); p++) {
+		int64_t v[BENCH_E2E_NARGS] = {producers[p], 1, 0, 1, 1};
+
+		if (bench_case_args(c, v, BENCH_E2E_NARGS) == NULL)
+			return;
+	}
+	bench_case_use_real_time(c);
+	bench_case_unit(c, BENCH_UNIT_NS);
+}

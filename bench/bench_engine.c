@@ -1,0 +1,286 @@
+/*
+ * bench_engine: flowq's engine end to end, through the public API of
+ * flowq.h and the workload of bench_e2e.h:
+ *
+ *   BM_engine_e2e/producers:P/flows:F/dist:D/shards:S/prios:K/real_time
+ *       fairness "global_strict" (GIE's default): the peer of
+ *       BM_gie_style_e2e (bench_gie.c), same arguments, same workload;
+ *   BM_engine_rr_e2e/...  the same with fairness "round_robin": the
+ *       per-decision cost must stay flat in F (<= 1.5x from 1 to 50 000
+ *       flows);
+ *   BM_engine_raw_mpsc/producers:P/...  (bench_e2e.c) the raw flowq_mpsc
+ *       hand-off in the same harness: end to end must keep >= 0.5x of it
+ *       at F = 1.
+ * tools/engine-report runs the three with BM_gie_style_e2e in one process
+ * and prints the ratios against the targets.
+ *
+ * Engine setup: threaded mode, cfg.shards = S; bands 0..K-1 configured
+ * (no just-in-time band: every priority the workload uses has one), each
+ * with the fairness under test, FCFS ordering, a 10 GB byte limit (GIE's
+ * benchmark: never reached, at most P * 1024 requests of under 9.1 KB are
+ * queued, but set, so the accounting runs) and no request limit; no global
+ * limit; the concurrency detector with no in-flight limit (GIE's benchmark
+ * at L = 0: the backend never saturates, so this measures the engine, not a
+ * gate); flow GC after an hour (never during a run); every flow registered
+ * before the timed region with flowq_flow_get() and its handle held until
+ * the engine is destroyed, so no flow is created or collected while timed.
+ * Requests still name their flow by id (req->flow stays NULL): every submit
+ * pays the registry lookup, as a proxy that does not cache handles would,
+ * and as the GIE peer does.
+ *
+ * Per request: the producer re-initializes the object's struct flowq_req
+ * (flowq_req_init(): required before each submit), sets flow id, priority,
+ * bytes and the callback, and submits. The completion callback, on a
+ * dispatcher, reads the outcome and ends in bench_e2e_complete() (latency
+ * stamp, return to the producer); the producer releases a dispatched
+ * request when it takes it back (see bench_e2e.h for why there).
+ *
+ * Checks after every batch: the workload's conservation, then the engine's
+ * counters (flowq_stats_engine()): outcomes[DISPATCHED] and the REJECTED_*
+ * counts equal the producers' totals, nothing queued, nothing in flight.
+ * The engine's counters are read once its dispatchers are done with the
+ * batch; flowq.h does not say whether a dispatcher counts an outcome before
+ * or after it runs the completion, so a mismatch is re-read for up to
+ * BENCH_ENGINE_SETTLE_MS before the case fails.
+ *
+ * This file needs core/engine.c: until the engine lands, flowq_bench does
+ * not link (bench_gie.c and bench_e2e.c do not need it).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <flowq/flowq.h>
+
+#include "bench.h"
+#include "bench_e2e.h"
+
+/* Items per batch (a multiple of every P registered). */
+#define BENCH_ENGINE_ITEMS (1u << 18)
+/* Band byte limit, as GIE's benchmark (10 GB per band). */
+#define BENCH_ENGINE_BAND_BYTES (10ull * 1000 * 1000 * 1000)
+/* Flow GC timeout: longer than any run. */
+#define BENCH_ENGINE_FLOW_GC_NS (3600ll * 1000000000ll)
+/* How long the engine's counters may take to settle after a batch. */
+#define BENCH_ENGINE_SETTLE_MS 200
+
+struct bench_engine_ctx {
+	struct flowq_engine *e;
+	/* Handles on every flow of the case (pins them). */
+	struct flowq_flow **flows;
+	unsigned nflows;
+};
+
+static size_t
+bench_engine_batch_items(const struct bench_e2e_args *a)
+{
+	(void)a;
+	return BENCH_ENGINE_ITEMS;
+}
+
+static void
+bench_engine_complete(struct flowq_req *req, void *arg)
+{
+	struct bench_e2e_obj *o = bench_e2e_container_of(req, struct bench_e2e_obj, u.fq);
+	enum flowq_outcome out = flowq_req_outcome(req);
+
+	(void)arg;
+	bench_e2e_complete(o, out == FLOWQ_DISPATCHED          ? BENCH_E2E_DISPATCHED
+			      : flowq_outcome_is_rejected(out) ? BENCH_E2E_REJECTED
+							       : BENCH_E2E_EVICTED);
+}
+
+static int
+bench_engine_submit(void *engine, struct bench_e2e_obj *o, const struct bench_e2e_flow *f)
+{
+	struct flowq_req *r = &o->u.fq;
+
+	flowq_req_init(r);
+	r->flow_id = f->id;
+	r->flow_id_len = f->id_len;
+	r->priority = f->priority;
+	r->bytes = o->bytes;
+	r->complete = bench_engine_complete;
+	r->arg = NULL;
+	return flowq_submit(engine, r);
+}
+
+static void
+bench_engine_finish(void *engine, struct bench_e2e_obj *o)
+{
+	/* The backend is done with it at once: give the slot back. */
+	if (o->outcome == BENCH_E2E_DISPATCHED && flowq_release(engine, &o->u.fq) != 0)
+		o->producer->bad++;
+}
+
+static size_t
+bench_engine_produce(struct bench_pool *pool, unsigned index, void *ctx)
+{
+	struct bench_e2e_run *run = ctx;
+
+	return bench_e2e_produce_loop(pool, run->producers[index], bench_engine_submit,
+				      bench_engine_finish);
+}
+
+static void
+bench_engine_ctx_free(struct bench_engine_ctx *c)
+{
+	for (unsigned i = 0; i < c->nflows; i++)
+		flowq_flow_put(c->e, c->flows[i]);
+	if (c->e != NULL)
+		flowq_engine_destroy(c->e);
+	free(c->flows);
+	free(c);
+}
+
+static int
+bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
+{
+	struct flowq_band_config bands[FLOWQ_MAX_BANDS];
+	struct flowq_config cfg;
+	struct bench_engine_ctx *c;
+	char errbuf[160] = "";
+	int err;
+
+	if (run->args.prios > FLOWQ_MAX_BANDS) {
+		snprintf(msg, len, "more priorities than FLOWQ_MAX_BANDS");
+		return -1;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c != NULL)
+		c->flows = calloc(run->args.flows, sizeof(*c->flows));
+	if (c == NULL || c->flows == NULL) {
+		free(c);
+		snprintf(msg, len, "out of memory");
+		return -1;
+	}
+	flowq_config_init(&cfg);
+	for (unsigned k = 0; k < run->args.prios; k++) {
+		/* The template's defaults (ordering, ceiling), then ours. */
+		bands[k] = cfg.default_band;
+		bands[k].priority = (int32_t)k;
+		bands[k].max_requests = 0;
+		bands[k].max_bytes = BENCH_ENGINE_BAND_BYTES;
+		bands[k].fairness = run->suite->param;
+		bands[k].ordering = "fcfs";
+		bands[k].usage_ceiling = 1.0;
+	}
+	cfg.shards = run->args.shards;
+	cfg.mode = FLOWQ_MODE_THREADED;
+	cfg.bands = bands;
+	cfg.nbands = run->args.prios;
+	cfg.default_band_enabled = false;
+	cfg.flow_gc_timeout_ns = BENCH_ENGINE_FLOW_GC_NS;
+	cfg.saturation.detector = "concurrency";
+	cfg.saturation.max_inflight = 0;
+	cfg.saturation.max_inflight_bytes = 0;
+	cfg.errbuf = errbuf;
+	cfg.errbuf_size = sizeof(errbuf);
+	err = flowq_engine_create(&cfg, &c->e);
+	if (err != 0) {
+		snprintf(msg, len, "flowq_engine_create: %s%s%s", flowq_strerror(err),
+			 errbuf[0] != '\0' ? ": " : "", errbuf);
+		c->e = NULL;
+		bench_engine_ctx_free(c);
+		return -1;
+	}
+	for (unsigned i = 0; i < run->args.flows; i++) {
+		err = flowq_flow_get(c->e, bench_e2e_flows[i].id,
+				     bench_e2e_flows[i].id_len,
+				     bench_e2e_flows[i].priority, &c->flows[i]);
+		if (err != 0) {
+			snprintf(msg, len, "flowq_flow_get(%u): %s", i,
+				 flowq_strerror(err));
+			bench_engine_ctx_free(c);
+			return -1;
+		}
+		c->nflows = i + 1;
+	}
+	run->engine = c->e;
+	run->ctx = c;
+	return 0;
+}
+
+static int
+bench_engine_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t,
+		    char *msg, size_t len)
+{
+	static struct flowq_stats s; /* large (histogram, cause table) */
+	struct bench_engine_ctx *c = run->ctx;
+	const struct timespec ms = {0, 1000000};
+	uint64_t rejected = t->sync_rejects + t->outcomes[BENCH_E2E_REJECTED];
+	uint64_t eng_rejected = 0;
+	int err;
+
+	for (int tries = 0;; tries++) {
+		err = flowq_stats_engine(c->e, &s);
+		if (err != 0) {
+			snprintf(msg, len, "flowq_stats_engine: %s", flowq_strerror(err));
+			return -1;
+		}
+		eng_rejected = s.outcomes[FLOWQ_REJECTED_CAPACITY] +
+			       s.outcomes[FLOWQ_REJECTED_OTHER];
+		if (s.outcomes[FLOWQ_DISPATCHED] == t->outcomes[BENCH_E2E_DISPATCHED] &&
+		    eng_rejected == rejected && s.queued == 0 && s.queued_bytes == 0 &&
+		    s.inflight == 0 && s.inflight_bytes == 0)
+			return 0;
+		if (tries >= BENCH_ENGINE_SETTLE_MS)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	snprintf(msg, len,
+		 "flowq engine stats after the batch: dispatched %" PRIu64
+		 " (producers %" PRIu64 "), rejected %" PRIu64 " (producers %" PRIu64
+		 "), queued %" PRIu64 " (%" PRIu64 " B), in flight %" PRIu64 " (%" PRIu64
+		 " B)",
+		 s.outcomes[FLOWQ_DISPATCHED], t->outcomes[BENCH_E2E_DISPATCHED],
+		 eng_rejected, rejected, s.queued, s.queued_bytes, s.inflight,
+		 s.inflight_bytes);
+	return -1;
+}
+
+static void
+bench_engine_destroy(struct bench_e2e_run *run)
+{
+	bench_engine_ctx_free(run->ctx);
+}
+
+static const struct bench_e2e_suite bench_engine_gs_suite = {
+	.name = "BM_engine_e2e",
+	.param = "global_strict",
+	.batch_items = bench_engine_batch_items,
+	.create = bench_engine_create,
+	.produce = bench_engine_produce,
+	.verify = bench_engine_verify,
+	.destroy = bench_engine_destroy,
+};
+
+static const struct bench_e2e_suite bench_engine_rr_suite = {
+	.name = "BM_engine_rr_e2e",
+	.param = "round_robin",
+	.batch_items = bench_engine_batch_items,
+	.create = bench_engine_create,
+	.produce = bench_engine_produce,
+	.verify = bench_engine_verify,
+	.destroy = bench_engine_destroy,
+};
+
+static void
+bench_engine_case(struct bench_state *st, void *arg)
+{
+	bench_e2e_case(st, arg);
+}
+
+void
+bench_engine_register(void)
+{
+	static const unsigned flows[] = {1, 1000, 50000};
+
+	bench_e2e_register_family(&bench_engine_gs_suite, bench_engine_case, flows,
+				  sizeof(flows) / sizeof(flows[0]), 0);
+	bench_e2e_register_family(&bench_engine_rr_suite, bench_engine_case, flows,
+				  sizeof(flows) / sizeof(flows[0]), 0);
+}

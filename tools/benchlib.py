@@ -1,0 +1,251 @@
+"""benchlib: what tools/mpsc-report and tools/engine-report share.
+
+Running flowq_bench with JSON output, grouping its repetitions into cells,
+medians and spreads, ratios, and telling how busy the machine was while the
+benchmark ran (on the shared 2-vCPU hosts a busy neighbour changes absolute
+figures 2-5x; ratios within one run survive it, perf-anchors.md section 0).
+
+Python 3 standard library only. The report scripts import it from their own
+directory (tools/).
+"""
+
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def die(prog, msg, code=2):
+    """Print "prog: msg" to stderr and exit with @code."""
+    print("%s: %s" % (prog, msg), file=sys.stderr)
+    sys.exit(code)
+
+
+def to_ns(value, unit):
+    """A Google Benchmark time in @unit ("ns", "us", "ms", "s") in ns."""
+    return value * {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}.get(unit, 1.0)
+
+
+class Cell:
+    """All repetitions of one case: its rates and, by name, its counters."""
+
+    def __init__(self):
+        self.rates = []  # items/s of every repetition that did not error
+        self.stalls = 0
+        self.errors = []
+        self.cpu_share = []  # benchmark thread CPU time / wall time
+        self.counters = {}  # counter name -> values, one per repetition
+
+    @property
+    def runs(self):
+        return len(self.rates) + len(self.errors)
+
+    def median(self):
+        """Median items/s, or None if no repetition produced a figure."""
+        return statistics.median(self.rates) if self.rates else None
+
+    def spread(self):
+        """(max - min) / median of the repetitions, or None."""
+        m = self.median()
+        if not m or len(self.rates) < 2:
+            return None
+        return (max(self.rates) - min(self.rates)) / m
+
+    def usable(self):
+        return bool(self.rates)
+
+    def counter(self, name):
+        """Median of counter @name over the repetitions, or None."""
+        v = self.counters.get(name)
+        return statistics.median(v) if v else None
+
+    def add(self, bench, counters=()):
+        """Add one repetition (a JSON benchmark entry); keep @counters."""
+        if bench.get("error_occurred"):
+            self.errors.append(bench.get("error_message", "error"))
+            return
+        rate = bench.get("items_per_second")
+        if rate is None:
+            self.errors.append("no items_per_second")
+            return
+        self.rates.append(float(rate))
+        if bench.get("real_time"):
+            self.cpu_share.append(float(bench.get("cpu_time", 0)) /
+                                  float(bench["real_time"]))
+        if bench.get("stalled", 0) >= 0.5:
+            self.stalls += 1
+        for name in counters:
+            if name in bench:
+                self.counters.setdefault(name, []).append(float(bench[name]))
+
+
+def ratio(a, b):
+    """Median rate of Cell @a over Cell @b, or None if either lacks one."""
+    if a is None or b is None or not a.usable() or not b.usable():
+        return None
+    ma, mb = a.median(), b.median()
+    return ma / mb if mb > 0 else (math.inf if ma > 0 else None)
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "n/a"
+    if math.isinf(r):
+        return "inf"
+    return ("%.2fx" % r) if r < 100 else ("%.0fx" % r)
+
+
+def fmt_si(x, digits=3):
+    """12345678 -> "12.3M"; None -> "-"."""
+    if x is None:
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return "%.*g%s" % (digits, x / div, suffix)
+    return "%.*g" % (digits, x)
+
+
+def list_cases(prog, binary, filt):
+    """The case names @binary would run under filter @filt."""
+    out = subprocess.run(
+        [binary, "--benchmark_list_tests=true", "--benchmark_filter=" + filt],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        die(prog, "%s --benchmark_list_tests failed (exit %d)"
+            % (binary, out.returncode), out.returncode or 2)
+    return [l for l in out.stdout.splitlines() if l.startswith("BM_")]
+
+
+def read_cpu_jiffies():
+    """(busy, steal, total) jiffies of all CPUs from /proc/stat, or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    steal = v[7] if len(v) > 7 else 0
+    total = sum(v[:8])
+    return total - idle - steal, steal, total
+
+
+def read_loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def run_bench(prog, binary, filt, reps, min_time, verbose):
+    """Run @binary on @filt, @reps repetitions interleaved at random.
+
+    Returns (parsed JSON of its --benchmark_out, load info): load has wall_s
+    and bench_cpus (CPUs this process used on average) and, when
+    /proc/stat is readable, busy_cpus, foreign_cpus (everyone else) and
+    steal_pct.
+    """
+    ncases = len(list_cases(prog, binary, filt))
+    if ncases == 0:
+        die(prog, "no benchmark matches %s" % filt)
+    fd, path = tempfile.mkstemp(prefix=prog + "-", suffix=".json")
+    os.close(fd)
+    cmd = [binary,
+           "--benchmark_filter=" + filt,
+           "--benchmark_repetitions=%d" % reps,
+           "--benchmark_enable_random_interleaving=true",
+           "--benchmark_out=" + path,
+           "--benchmark_out_format=json"]
+    if min_time is not None:
+        cmd.append("--benchmark_min_time=%g" % min_time)
+    total = ncases * reps
+    print("%s: %d cases x %d repetitions, interleaved at random: %s"
+          % (prog, ncases, reps, " ".join(cmd)), file=sys.stderr)
+    tty = sys.stderr.isatty()
+    done = 0
+    tail = []
+    hz = os.sysconf("SC_CLK_TCK")
+    j0, t0 = read_cpu_jiffies(), time.monotonic()
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in proc.stdout:
+            tail = (tail + [line])[-40:]
+            if verbose:
+                sys.stderr.write(line)
+            elif line.startswith("BM_") and not re.search(
+                    r"_(mean|median|stddev|cv)\s", line):
+                done += 1
+                if tty:
+                    sys.stderr.write("\r  %d/%d runs" % (done, total))
+                    sys.stderr.flush()
+        # wait4 rather than wait: the child's own CPU time tells its load
+        # apart from everyone else's on the machine.
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        j1, t1 = read_cpu_jiffies(), time.monotonic()
+        if tty and not verbose:
+            sys.stderr.write("\n")
+        if rc != 0:
+            sys.stderr.write("".join(tail))
+            die(prog, "%s failed (exit %d)" % (binary, rc), rc if rc > 0 else 2)
+        load = {"wall_s": t1 - t0,
+                "bench_cpus": (ru.ru_utime + ru.ru_stime) / (t1 - t0)}
+        if j0 and j1 and j1[2] > j0[2]:
+            busy = (j1[0] - j0[0]) / hz / (t1 - t0)
+            load["busy_cpus"] = busy
+            load["foreign_cpus"] = max(0.0, busy - load["bench_cpus"])
+            load["steal_pct"] = 100.0 * (j1[1] - j0[1]) / (j1[2] - j0[2])
+        try:
+            with open(path) as f:
+                return json.load(f), load
+        except (OSError, ValueError) as e:
+            sys.stderr.write("".join(tail))
+            die(prog, "cannot read the benchmark's JSON output: %s" % e)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def iterations(data):
+    """The per-repetition entries of @data (Google Benchmark's own
+    aggregates left out: the reports take their own medians)."""
+    for b in data.get("benchmarks", []):
+        if b.get("run_type") == "iteration":
+            yield b
+
+
+def machine_lines(ctx, load, load_after):
+    """Lines on the machine: CPUs, load average, how busy it was."""
+    lines = ["  num_cpus %s, %s MHz, load average before %s, after %s"
+             % (ctx.get("num_cpus", "?"), ctx.get("mhz_per_cpu", "?"),
+                " ".join("%.2f" % x for x in ctx.get("load_avg", [])) or "?",
+                " ".join("%.2f" % x for x in load_after) if load_after else "?")]
+    if "foreign_cpus" in load:
+        lines.append("  during the run: %.2f CPUs busy on average, %.2f of them "
+                     "this benchmark, %.2f other processes; steal %.1f%%; %.0f s"
+                     % (load["busy_cpus"], load["bench_cpus"], load["foreign_cpus"],
+                        load["steal_pct"], load["wall_s"]))
+    return lines
+
+
+def load_warnings(ctx, load):
+    """Why the machine was not quiet during the run (a list, maybe empty)."""
+    warn = []
+    ncpu = ctx.get("num_cpus") or 0
+    la = ctx.get("load_avg") or []
+    if "foreign_cpus" not in load and la and ncpu and la[0] >= 0.5 * ncpu:
+        # Only without /proc/stat: the load average decays over minutes, so
+        # it also counts work that ended before the run started.
+        warn.append("load average %.2f before the run" % la[0])
+    if load.get("foreign_cpus", 0) >= 0.25:
+        warn.append("other processes used %.2f CPUs during it" % load["foreign_cpus"])
+    return warn

@@ -29,6 +29,7 @@
 /* Bounds documented in flowq.h next to each field. */
 #define CONFIG_BUCKETS_MAX        (1ul << 30)
 #define CONFIG_DISPATCH_BATCH_MAX 4096u
+#define CONFIG_IDLE_SPIN_MAX      INT64_C(1000000000)
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S  INT64_C(1000000000)
@@ -72,6 +73,7 @@ flowq_config_init(struct flowq_config *cfg)
 	cfg->clock_ctx = NULL;
 	cfg->registry_buckets = 1024;
 	cfg->dispatch_batch = 32;
+	cfg->idle_spin_ns = 50000;
 	cfg->errbuf = NULL;
 	cfg->errbuf_size = 0;
 }
@@ -345,6 +347,9 @@ flowq_config_validate(const struct flowq_config *cfg, char *errbuf, size_t errbu
 	if (cfg->dispatch_batch < 1 || cfg->dispatch_batch > CONFIG_DISPATCH_BATCH_MAX)
 		return config_fail(&e, "dispatch_batch: %u is not in [1, %u]",
 				   cfg->dispatch_batch, CONFIG_DISPATCH_BATCH_MAX);
+	if (cfg->idle_spin_ns < 0 || cfg->idle_spin_ns > CONFIG_IDLE_SPIN_MAX)
+		return config_fail(&e, "idle_spin_ns: %lld is not in [0, 1000000000]",
+				   (long long)cfg->idle_spin_ns);
 	if (cfg->errbuf != NULL && cfg->errbuf_size == 0)
 		return config_fail(&e,
 				   "errbuf_size: 0 with a non-NULL errbuf (no room for "

@@ -56,6 +56,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ck_backoff.h>
+#include <ck_pr.h>
+
 #include "alloc_internal.h"
 #include "engine.h"
 #include "req.h"
@@ -518,6 +521,9 @@ expire(struct flowq__shard *s, int64_t now)
 	return done;
 }
 
+static void
+give_back(struct flowq__shard *s);
+
 /* ---- phase 5: dispatch ---- */
 
 /* The most important band another shard has waiting, or INT64_MIN. */
@@ -631,7 +637,10 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			flowq__bump(&bs->stats.dispatched_bytes, r->bytes);
 			deliver(r);
 			idle_check(s, f, now);
-			done++;
+			/* Give queue capacity back every dispatch_batch
+			 * outcomes, not only at the end of a long round. */
+			if (++done % e->cfg.dispatch_batch == 0)
+				give_back(s);
 		}
 	}
 	return done;
@@ -836,6 +845,37 @@ shard_empty(struct flowq__shard *s)
 	return true;
 }
 
+/* Poll for new work for up to cfg.idle_spin_ns before sleeping: a futex
+ * wake costs the next submitter a system call and this thread a context
+ * switch (microseconds each), while work that arrives within the spin is
+ * picked up in nanoseconds. Exponential backoff between polls (ck_backoff)
+ * keeps the polling off the producers' lines. @return true if work (or a
+ * deadline) came up. */
+static bool
+idle_spin(struct flowq__shard *s, int64_t next)
+{
+	struct flowq_engine *e = s->engine;
+	int64_t budget = e->cfg.idle_spin_ns;
+	if (budget <= 0 || s->blocked)
+		return false;
+	int64_t start = flowq__now(e);
+	if (next != INT64_MAX && next - start < budget)
+		budget = next - start;
+	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+	for (unsigned i = 0;; i++) {
+		if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels) ||
+		    atomic_load_explicit(&e->exiting, memory_order_relaxed))
+			return true;
+		/* Read the clock every few polls only. */
+		if ((i & 15) == 15 && flowq__now(e) - start >= budget)
+			return next != INT64_MAX && flowq__now(e) >= next;
+		if (backoff < (1u << 10))
+			ck_backoff_eb(&backoff);
+		else
+			ck_pr_stall();
+	}
+}
+
 void *
 flowq__dispatcher_main(void *arg)
 {
@@ -856,6 +896,8 @@ flowq__dispatcher_main(void *arg)
 			sched_yield();
 			continue;
 		}
+		if (idle_spin(s, next))
+			continue;
 		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
 		if (work_visible(s)) {
 			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);

@@ -135,6 +135,7 @@ Test(config, defaults_are_the_documented_values)
 	cr_assert_null(c.clock_ctx);
 	cr_assert_eq(c.registry_buckets, 1024ul);
 	cr_assert_eq(c.dispatch_batch, 32u);
+	cr_assert_eq(c.idle_spin_ns, 50000);
 	cr_assert_null(c.errbuf);
 	cr_assert_eq(c.errbuf_size, 0);
 }
@@ -604,6 +605,21 @@ Test(config, dispatch_batch)
 	c.dispatch_batch = 1;
 	expect_valid(&c);
 	c.dispatch_batch = 4096;
+	expect_valid(&c);
+}
+
+Test(config, idle_spin_ns)
+{
+	struct flowq_config c;
+
+	flowq_config_init(&c);
+	c.idle_spin_ns = -1;
+	EXPECT_INVALID(&c, "idle_spin_ns: -1 is not in [0, 1000000000]");
+	c.idle_spin_ns = 1000000001;
+	EXPECT_INVALID(&c, "idle_spin_ns: 1000000001 is not in [0, 1000000000]");
+	c.idle_spin_ns = 0;
+	expect_valid(&c);
+	c.idle_spin_ns = 1000000000;
 	expect_valid(&c);
 }
 

@@ -224,9 +224,17 @@ struct flowq_config {
 	/** Initial hash buckets per shard (a power of two in [1, 2^30]); the
 	 * table grows on its own. Default 1024. */
 	unsigned long registry_buckets;
-	/** Most requests a dispatcher decides per flow visit before it moves
-	 * on, and per batch of accounting. Default 32; 1..4096. */
+	/** Most outcomes a dispatcher decides before it gives queue capacity
+	 * back to the global, band and flow limits (it also gives back at the
+	 * end of every round). Smaller: capacity returns sooner under tight
+	 * limits; larger: fewer writes to shared lines. Default 32;
+	 * 1..4096. */
 	unsigned dispatch_batch;
+	/** How long an idle dispatcher keeps polling for work before it
+	 * sleeps, ns (threaded mode). Polling costs a CPU while it lasts;
+	 * sleeping costs a futex wake (a system call, microseconds) on the
+	 * next submit. Default 50 us; 0 = sleep at once; at most 1 s. */
+	int64_t idle_spin_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad
 	 * field here on -EINVAL (NUL-terminated, truncated to
 	 * @c errbuf_size). */

@@ -222,6 +222,108 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 	return 0;
 }
 
+/* ---- cross-shard fairness ----
+ *
+ * DESIGN.md invariant 3: equal-weight backlogged flows of one band get
+ * equal service whichever shard they live on. Inside a shard the band's
+ * fairness policy shares the shard's dispatches among its flows; across
+ * shards nothing would, and while the gate is scarce each dispatcher takes
+ * slots as they free up, so a shard with one backlogged flow would give
+ * it as much as a shard with ten gives all ten.
+ *
+ * So each band-shard keeps a virtual time vt: the service (dispatched
+ * requests) per unit of backlogged weight it has given, vt += 1 / wsum per
+ * dispatch, where wsum is the weight of its backlogged flows of the band
+ * (as in start-time fair queuing, Goyal, Vin and Cheng, SIGCOMM 1996, with
+ * shards in the role of flows and the shard's own policy below). While the
+ * gate is scarce and there is more than one shard, a dispatcher publishes
+ * vt after each dispatch and takes a slot for band b only if its vt is at
+ * most FAIR_SLACK above the smallest vt published for b by the other shards
+ * (those with b backlogged); otherwise it yields like a gate wait, and the
+ * shard whose publication may let it go on wakes the waiters. A band-shard
+ * that becomes backlogged starts at max(own vt, smallest other vt), so idle
+ * time is not banked as credit (SFQ's start-tag rule). The shard with the
+ * smallest vt never yields for fairness, so the shards cannot all wait on
+ * each other. When the gate is not scarce every request is dispatched as
+ * it comes and nothing is published or read.
+ *
+ * Bound: per-flow service of two backlogged equal-weight flows on different
+ * shards differs by at most FAIR_SLACK + 1 requests plus the requests
+ * dispatched during one stale read of vt_pub (a dispatch round).
+ */
+#define FAIR_SLACK  1.0
+#define VT_FIXED    1048576.0 /* vt_pub = vt * 2^20 */
+
+static bool
+fair_on(const struct flowq__shard *s)
+{
+	const struct flowq_engine *e = s->engine;
+	return e->nshards > 1 && (e->gate_limited || e->gate_callback);
+}
+
+/* Smallest vt published for band @p idx by the other shards, or -1. */
+static double
+fair_min_others(const struct flowq__shard *s, uint32_t idx)
+{
+	const struct flowq_engine *e = s->engine;
+	uint64_t m = FLOWQ__VT_IDLE;
+	for (unsigned i = 0; i < e->nshards; i++) {
+		if (i == s->index)
+			continue;
+		const struct flowq__band_shard *o =
+			atomic_load_explicit(&e->shards[i].bs[idx], memory_order_relaxed);
+		uint64_t v = atomic_load_explicit(&o->vt_pub, memory_order_acquire);
+		if (v < m)
+			m = v;
+	}
+	return m == FLOWQ__VT_IDLE ? -1.0 : (double)m / VT_FIXED;
+}
+
+static void
+fair_publish(struct flowq__shard *s, struct flowq__band_shard *bs, uint64_t v)
+{
+	atomic_store_explicit(&bs->vt_pub, v, memory_order_seq_cst);
+	/* Shards that yielded to this band-shard may go on now. */
+	flowq__gate_wake(s->engine);
+}
+
+/* The band became backlogged on this shard. */
+static void
+fair_active(struct flowq__shard *s, struct flowq__band_shard *bs)
+{
+	if (!fair_on(s))
+		return;
+	double m = fair_min_others(s, bs->band->index);
+	if (m > bs->vt)
+		bs->vt = m;
+	atomic_store_explicit(&bs->vt_pub, (uint64_t)(bs->vt * VT_FIXED), memory_order_seq_cst);
+}
+
+/* The band has nothing backlogged on this shard any more. */
+static void
+fair_idle(struct flowq__shard *s, struct flowq__band_shard *bs)
+{
+	if (fair_on(s))
+		fair_publish(s, bs, FLOWQ__VT_IDLE);
+}
+
+/* May this shard take a slot for band-shard @p bs now? */
+static bool
+fair_may_dispatch(const struct flowq__shard *s, const struct flowq__band_shard *bs)
+{
+	double m = fair_min_others(s, bs->band->index);
+	return m < 0 || bs->vt <= m + FAIR_SLACK;
+}
+
+static void
+fair_charge(struct flowq__shard *s, struct flowq__band_shard *bs)
+{
+	if (!fair_on(s) || !bs->wsum)
+		return;
+	bs->vt += 1.0 / (double)bs->wsum;
+	fair_publish(s, bs, (uint64_t)(bs->vt * VT_FIXED));
+}
+
 /* ---- TTL heap ---- */
 
 static void
@@ -312,8 +414,12 @@ unlink_req(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_fl
 		head_refresh(f);
 		f->band->fairness->update(bs->fstate, &f->pf, dispatched,
 					  dispatched ? r->bytes : 0);
-		if (!f->pf.queued)
+		if (!f->pf.queued) {
 			bs->backlogged--;
+			bs->wsum -= f->pf.weight;
+			if (!bs->backlogged)
+				fair_idle(s, bs);
+		}
 	}
 	if (!f->in_dirty) {
 		f->in_dirty = true;
@@ -442,6 +548,9 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 				f->pf.weight = atomic_load_explicit(&f->weight,
 								    memory_order_relaxed);
 				bs->backlogged++;
+				bs->wsum += f->pf.weight;
+				if (bs->backlogged == 1)
+					fair_active(s, bs);
 				f->band->fairness->flow_backlogged(bs->fstate, &f->pf);
 			} else if (f->pf.head_key != old_key) {
 				f->band->fairness->update(bs->fstate, &f->pf, false, 0);
@@ -594,6 +703,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 	unsigned done = 0;
 	*r_blocked = false;
 	s->yielded = false;
+	s->yield_band = NULL;
 	for (unsigned oi = 0; oi < s->norder; oi++) {
 		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
 							     memory_order_relaxed);
@@ -603,6 +713,12 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				return done;
 			if (scarce && others_top(s) > b->priority) {
 				s->yielded = true;
+				*r_blocked = true;
+				return done;
+			}
+			if (scarce && !fair_may_dispatch(s, bs)) {
+				s->yielded = true;
+				s->yield_band = bs;
 				*r_blocked = true;
 				return done;
 			}
@@ -632,6 +748,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 					      FLOWQ_CAUSE_CANCELLED, now);
 				continue;
 			}
+			fair_charge(s, bs);
 			unlink_req(s, bs, f, r, true);
 			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
 			flowq__bump(&bs->stats.dispatched_bytes, r->bytes);
@@ -814,9 +931,11 @@ work_visible(struct flowq__shard *s)
 	if (atomic_load_explicit(&e->exiting, memory_order_acquire))
 		return true;
 	if (s->blocked && s->yielded) {
-		/* Yielded to a more important band elsewhere: go on once it
-		 * is gone (its shard's drop of top_waiting wakes us). */
-		if (others_top(s) <= s->last_top)
+		/* Yielded to a more important band elsewhere, or to a shard
+		 * behind on fairness: go on once that is over (the other
+		 * shard's publication wakes us). */
+		if (s->yield_band ? fair_may_dispatch(s, s->yield_band)
+				  : others_top(s) <= s->last_top)
 			return true;
 	} else if (s->blocked && !e->gate_callback) {
 		if (e->gate_limited) {
@@ -977,6 +1096,7 @@ flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 		int err = bs ? 0 : -ENOMEM;
 		if (bs) {
 			memset(bs, 0, size);
+			atomic_init(&bs->vt_pub, FLOWQ__VT_IDLE);
 			bs->band = b;
 			bs->alloc_size = size;
 			bs->fstate = ssz ? (void *)(bs + 1) : NULL;

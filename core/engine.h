@@ -122,11 +122,24 @@ struct flowq__band_shard {
 	/* Whether the band is in the shard's order[] yet (first flow). */
 	bool fstate_live;
 	size_t alloc_size;
+	/* Cross-shard fairness (dispatch.c): the band's virtual time on this
+	 * shard (service per unit of weight given to its backlogged flows)
+	 * and the weight of those flows. Dispatcher-private. */
+	double vt;
+	uint64_t wsum;
+	/* vt published for the other shards' dispatchers (fixed point,
+	 * FLOWQ__VT_IDLE while no flow of the band is backlogged here);
+	 * written by this shard's dispatcher, read by the others while the
+	 * gate is scarce. Its own line. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t vt_pub;
 	/* Queue capacity to give back at the end of the round (batched). */
 	uint64_t release_req;
 	uint64_t release_bytes;
 	struct flowq__counters stats;
 };
+
+/* vt_pub of a band-shard with nothing backlogged. */
+#define FLOWQ__VT_IDLE UINT64_MAX
 
 /* Lease word of a flow: in-flight submitters + host handles; DEAD once the
  * dispatcher has claimed the flow for collection. */
@@ -234,6 +247,8 @@ struct flowq__shard {
 	 * more important band); blocked_bytes: the size it could not fit. */
 	bool blocked;
 	bool yielded;
+	/* The band-shard that yielded for fairness (else a priority yield). */
+	struct flowq__band_shard *yield_band;
 	uint64_t blocked_bytes;
 	int64_t last_top;
 };

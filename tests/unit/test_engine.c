@@ -530,6 +530,39 @@ Test(engine, destroy_evicts_everything_queued)
 	free(hs);
 }
 
+/* A completion that runs during destroy (polled mode: on the destroying
+ * thread) may submit again: the engine is stopping, so the new request is
+ * rejected on the spot and never queued. */
+static struct flowq_engine *resubmit_engine;
+static struct hreq resubmitted;
+static int resubmit_rc = 1;
+
+static void
+resubmit_on_complete(struct flowq_req *req, void *arg)
+{
+	on_complete(req, arg);
+	hreq_init(&resubmitted, "again", 0, 1);
+	resubmit_rc = flowq_submit(resubmit_engine, &resubmitted.req);
+}
+
+Test(engine, submit_while_stopping_is_rejected)
+{
+	struct flowq_config c = polled_cfg();
+	struct flowq_engine *e = make(&c);
+	struct hreq h;
+	hreq_init(&h, "f", 0, 1);
+	h.req.complete = resubmit_on_complete;
+	resubmit_engine = e;
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	flowq_engine_destroy(e); /* h is evicted; its completion resubmits */
+	cr_assert_eq(h.seen, FLOWQ_EVICTED_OTHER);
+	cr_assert_eq(h.cause, FLOWQ_CAUSE_SHUTDOWN);
+	cr_assert_eq(resubmit_rc, -ESHUTDOWN);
+	cr_assert_eq(flowq_req_outcome(&resubmitted.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&resubmitted.req), FLOWQ_CAUSE_SHUTDOWN);
+	cr_assert_eq(resubmitted.completions, 0);
+}
+
 /* ---- fairness ---- */
 
 Test(engine, round_robin_alternates_flows)

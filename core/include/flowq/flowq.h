@@ -320,6 +320,12 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
  * (flowq_release() must not be called after destroy). Completion ports
  * must be destroyed after the engine, once drained.
  *
+ * Requests still in a flow's inbox when destroy starts were accepted
+ * (their submit returned 0), so they too are evicted (EVICTED_OTHER), not
+ * rejected. Completions that run during destroy (on the dispatchers, or on
+ * the calling thread in polled mode) may call flowq_submit(): it returns
+ * -ESHUTDOWN and queues nothing.
+ *
  * Context: any thread except a dispatcher (not from a completion
  * callback); no other call on @p e may run concurrently or follow.
  * May block: joins the dispatchers, waits for an RCU grace period.

@@ -157,18 +157,27 @@ struct flowq_flow {
 	int32_t priority;
 	uint32_t id_len;
 	size_t alloc_size;
+	/* Weight (flowq_flow_set_weight: rare), read by the dispatcher each
+	 * time the flow becomes backlogged: on the read-mostly line. */
+	_Atomic uint32_t weight;
 
 	/* The inbox: a consumer line (dispatcher) and a producer line. */
 	struct flowq_mpsc inbox;
 
-	/* Producer line: lease, doorbell flag and link, flow capacity. */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t lease;
-	/* 1 while the flow is in its shard's doorbell queue; set by the
-	 * producer that pushes it, cleared by the dispatcher that pops it. */
-	_Atomic uint32_t in_doorbell;
-	/* Weight (flowq_flow_set_weight), read by the dispatcher. */
-	_Atomic uint32_t weight;
+	/* Ring line: the doorbell flag and link, written by the producer
+	 * that rings and by the dispatcher that pops the flow; kept off the
+	 * producer line below so that the dispatcher's [D2] does not take
+	 * the line of the lease and the counters every submit writes.
+	 * in_doorbell is 1 while the flow is in its shard's doorbell queue;
+	 * set by the producer that pushes it ([D1]), cleared by the
+	 * dispatcher that pops it ([D2]). */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t in_doorbell;
 	struct flowq_mpsc_node bell;
+
+	/* Producer line: lease, flow capacity, accepted counters (the
+	 * dispatcher writes here only to give flow capacity back, once per
+	 * round, and to collect the flow). */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t lease;
 	/* Flow capacity (reserved by producers, given back by the
 	 * dispatcher once per round): requests and bytes queued. */
 	_Atomic uint64_t cap_req;
@@ -196,8 +205,10 @@ struct flowq_flow {
 	struct flowq_list_node ilink;
 	struct flowq_list_node dlink;
 	struct flowq__counters stats;
-	/* The id bytes follow (id_len of them, not NUL-terminated). */
-	unsigned char id[];
+	/* The id bytes follow (id_len of them, not NUL-terminated), on a line
+	 * of their own: every submit's lookup compares them, and the end of
+	 * stats above is written by the dispatcher per request. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) unsigned char id[];
 };
 
 /* A shard: one registry slice and one dispatcher. */

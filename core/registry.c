@@ -164,11 +164,11 @@ shard_of(struct flowq_engine *e, uint64_t hash)
 	return &e->shards[(uint32_t)(hash >> 32) % e->nshards];
 }
 
-struct flowq_flow *
-flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
-		       int32_t priority)
+/* flowq__flow_lookup_rcu() with the key's hash already computed. */
+static struct flowq_flow *
+flow_lookup_hashed_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
+		       int32_t priority, uint64_t hash)
 {
-	uint64_t hash = flowq__flow_hash(id, id_len, priority);
 	struct flowq__shard *s = shard_of(e, hash);
 	struct flow_key k = {id, id_len, priority};
 	struct cds_lfht_iter it;
@@ -179,6 +179,14 @@ flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
 	struct flowq_flow *f = caa_container_of(n, struct flowq_flow, node);
 	FLOWQ_TSAN_ACQUIRE(f);
 	return f;
+}
+
+struct flowq_flow *
+flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
+		       int32_t priority)
+{
+	return flow_lookup_hashed_rcu(e, id, id_len, priority,
+				      flowq__flow_hash(id, id_len, priority));
 }
 
 /* [L2] Take a lease unless the flow is dead. Called inside the read-side
@@ -391,7 +399,9 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 
 	for (;;) {
 		rcu_lock();
-		struct flowq_flow *f = flowq__flow_lookup_rcu(e, id, id_len, priority);
+		/* The hash once per submit, not once per lookup. */
+		struct flowq_flow *f =
+			flow_lookup_hashed_rcu(e, id, id_len, priority, hash);
 		if (f) {
 			bool ok = lease_try(f);
 			rcu_unlock();

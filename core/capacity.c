@@ -353,23 +353,9 @@ cap_release_slot(struct flowq__cap *cap, unsigned slot, uint64_t packed)
 	}
 }
 
-unsigned
-flowq__cpu_current(void)
-{
-	int cpu = -1;
-#ifdef CAP_HAVE_RSEQ
-	cpu = (int)((const volatile struct rseq *)((char *)__builtin_thread_pointer() +
-						   __rseq_offset))
-		      ->cpu_id;
-#endif
-	if (cpu < 0)
-		cpu = sched_getcpu();
-	return cpu < 0 ? 0 : (unsigned)cpu;
-}
-
-/** The calling thread's slot: its CPU, modulo the slot count. */
-static inline unsigned
-cap_slot_self(const struct flowq__cap *cap)
+/* The current CPU, or -1 if unknown. */
+static inline int
+cpu_now(void)
 {
 	int cpu = -1;
 
@@ -388,6 +374,22 @@ cap_slot_self(const struct flowq__cap *cap)
 #endif
 	if (cpu < 0)
 		cpu = sched_getcpu(); /* glibc >= 2.35: from the rseq area, no syscall. */
+	return cpu;
+}
+
+unsigned
+flowq__cpu_current(void)
+{
+	int cpu = cpu_now();
+	return cpu < 0 ? 0 : (unsigned)cpu;
+}
+
+/** The calling thread's slot: its CPU, modulo the slot count. */
+static inline unsigned
+cap_slot_self(const struct flowq__cap *cap)
+{
+	int cpu = cpu_now();
+
 	if (cpu < 0)
 		return 0;
 	/* Avoid the division when CPU ids fit, the usual case. */

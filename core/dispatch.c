@@ -386,10 +386,14 @@ account_left(struct flowq__band_shard *bs, struct flowq_flow *f, struct flowq_re
 	flowq__bump(&bs->stats.left, 1);
 	flowq__bump(&bs->stats.left_bytes, r->bytes);
 	flowq__hist_record(&bs->stats.queue_time, waited);
-	flowq__bump(&f->stats.causes[o][c], 1);
+	int pair = flowq__flow_pair(o, c);
+	if (pair < 0) /* only dispatcher-decided pairs come here */
+		abort();
+	flowq__bump(&f->stats.pairs[pair], 1);
 	flowq__bump(&f->stats.left, 1);
 	flowq__bump(&f->stats.left_bytes, r->bytes);
-	flowq__hist_record(&f->stats.queue_time, waited);
+	flowq__bump(&f->stats.qt_count, 1);
+	flowq__bump(&f->stats.qt_sum_ns, waited > 0 ? (uint64_t)waited : 0);
 	/* Queue capacity goes back at the end of the round, in one sum. */
 	f->release_req++;
 	f->release_bytes += r->bytes;

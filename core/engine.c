@@ -388,13 +388,16 @@ flow_queued(const struct flowq_flow *f, uint64_t *r_req, uint64_t *r_bytes)
 	*r_bytes = ab > lb ? ab - lb : 0;
 }
 
-/* Sum the queued counts of live flows (of band @p only, or all if NULL):
- * O(flows). A collected flow was empty, so it holds nothing queued. */
-static void
-queued_scan(struct flowq_engine *e, const struct flowq__band *only, struct flowq_stats *st)
+/* Call @p visit for every live flow, shard by shard, each shard under the
+ * read lock (which keeps every flow seen alive while @p visit looks at it;
+ * flows created or collected meanwhile may or may not be seen). Stops at
+ * the first nonzero return and passes it on. */
+static int
+flows_foreach(struct flowq_engine *e, int (*visit)(struct flowq_flow *f, void *ctx), void *ctx)
 {
 	flowq__rcu_thread_online();
-	for (unsigned i = 0; i < e->nshards; i++) {
+	int ret = 0;
+	for (unsigned i = 0; i < e->nshards && !ret; i++) {
 		struct cds_lfht_iter it;
 		struct cds_lfht_node *n;
 		urcu_memb_read_lock();
@@ -402,15 +405,39 @@ queued_scan(struct flowq_engine *e, const struct flowq__band *only, struct flowq
 		{
 			struct flowq_flow *f = caa_container_of(n, struct flowq_flow, node);
 			FLOWQ_TSAN_ACQUIRE(f);
-			if (only && f->band != only)
-				continue;
-			uint64_t q, qb;
-			flow_queued(f, &q, &qb);
-			st->queued += q;
-			st->queued_bytes += qb;
+			if ((ret = visit(f, ctx)))
+				break;
 		}
 		urcu_memb_read_unlock();
 	}
+	return ret;
+}
+
+struct queued_sum {
+	const struct flowq__band *only;
+	struct flowq_stats *st;
+};
+
+static int
+queued_add(struct flowq_flow *f, void *ctx)
+{
+	struct queued_sum *q = ctx;
+	if (q->only && f->band != q->only)
+		return 0;
+	uint64_t n, nb;
+	flow_queued(f, &n, &nb);
+	q->st->queued += n;
+	q->st->queued_bytes += nb;
+	return 0;
+}
+
+/* Sum the queued counts of live flows (of band @p only, or all if NULL):
+ * O(flows). A collected flow was empty, so it holds nothing queued. */
+static void
+queued_scan(struct flowq_engine *e, const struct flowq__band *only, struct flowq_stats *st)
+{
+	struct queued_sum q = {only, st};
+	(void)flows_foreach(e, queued_add, &q);
 }
 
 static void
@@ -488,8 +515,24 @@ flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r
 static void
 flow_stats(const struct flowq_flow *f, struct flowq_stats *st)
 {
+	static const struct {
+		enum flowq_outcome o;
+		enum flowq_cause c;
+	} pair_oc[FLOWQ__FP_COUNT] = {
+		[FLOWQ__FP_DISPATCHED] = {FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE},
+		[FLOWQ__FP_TTL] = {FLOWQ_EVICTED_TTL, FLOWQ_CAUSE_TTL_EXPIRED},
+		[FLOWQ__FP_DEADLINE] = {FLOWQ_EVICTED_TTL, FLOWQ_CAUSE_DEADLINE_PASSED},
+		[FLOWQ__FP_CANCELLED] = {FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED},
+		[FLOWQ__FP_DISPLACED] = {FLOWQ_EVICTED_DISPLACED, FLOWQ_CAUSE_DISPLACED},
+		[FLOWQ__FP_SHUTDOWN] = {FLOWQ_EVICTED_OTHER, FLOWQ_CAUSE_SHUTDOWN},
+	};
 	memset(st, 0, sizeof(*st));
-	counters_add(st, &f->stats);
+	for (unsigned i = 0; i < FLOWQ__FP_COUNT; i++)
+		st->causes[pair_oc[i].o][pair_oc[i].c] =
+			atomic_load_explicit(&f->stats.pairs[i], memory_order_relaxed);
+	/* Per flow: count and sum only (the buckets are per band/engine). */
+	st->queue_time.count = atomic_load_explicit(&f->stats.qt_count, memory_order_relaxed);
+	st->queue_time.sum_ns = atomic_load_explicit(&f->stats.qt_sum_ns, memory_order_relaxed);
 	rejects_add(st, &f->rejects);
 	flow_queued(f, &st->queued, &st->queued_bytes);
 	stats_finish(st);
@@ -545,6 +588,20 @@ flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *
 	return ret;
 }
 
+struct flow_visit {
+	flowq_flow_stats_fn *fn;
+	void *ctx;
+	struct flowq_stats *st;
+};
+
+static int
+flow_visit(struct flowq_flow *f, void *ctx)
+{
+	struct flow_visit *v = ctx;
+	flow_stats(f, v->st);
+	return v->fn(f->id, f->id_len, f->priority, v->st, v->ctx);
+}
+
 int
 flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *ctx)
 {
@@ -553,25 +610,8 @@ flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *
 	struct flowq_stats *st = flowq__alloc(e->alloc, sizeof(*st), _Alignof(struct flowq_stats));
 	if (!st)
 		return -ENOMEM;
-	flowq__rcu_thread_online();
-	int ret = 0;
-	for (unsigned i = 0; i < e->nshards && !ret; i++) {
-		struct cds_lfht_iter it;
-		struct cds_lfht_node *n;
-		/* The read lock keeps every flow seen here alive while @p fn
-		 * looks at its id; flows collected meanwhile may be skipped. */
-		urcu_memb_read_lock();
-		cds_lfht_for_each(e->shards[i].ht, &it, n)
-		{
-			struct flowq_flow *f = caa_container_of(n, struct flowq_flow, node);
-			FLOWQ_TSAN_ACQUIRE(f);
-			flow_stats(f, st);
-			ret = fn(f->id, f->id_len, f->priority, st, ctx);
-			if (ret)
-				break;
-		}
-		urcu_memb_read_unlock();
-	}
+	struct flow_visit v = {fn, ctx, st};
+	int ret = flows_foreach(e, flow_visit, &v);
 	flowq__free(e->alloc, st, sizeof(*st), _Alignof(struct flowq_stats));
 	return ret;
 }

@@ -89,6 +89,55 @@ struct flowq__counters {
 	struct flowq__hist queue_time;
 };
 
+/*
+ * A flow's counters, kept small because flows can be many (50,000 flows x
+ * the band-level set would be ~90 MB, and the dispatcher touches a flow's
+ * counters per request: at many flows they decide the cache misses). The
+ * outcomes a dispatcher decides come in six (outcome, cause) pairs
+ * (flowq__flow_pair()); queue time is kept as count and sum (the mean):
+ * histograms are per band and engine.
+ */
+enum {
+	FLOWQ__FP_DISPATCHED = 0, /* DISPATCHED, NONE */
+	FLOWQ__FP_TTL,		  /* EVICTED_TTL, TTL_EXPIRED */
+	FLOWQ__FP_DEADLINE,	  /* EVICTED_TTL, DEADLINE_PASSED */
+	FLOWQ__FP_CANCELLED,	  /* EVICTED_CANCELLED, CANCELLED */
+	FLOWQ__FP_DISPLACED,	  /* EVICTED_DISPLACED, DISPLACED */
+	FLOWQ__FP_SHUTDOWN,	  /* EVICTED_OTHER, SHUTDOWN */
+	FLOWQ__FP_COUNT
+};
+
+struct flowq__flow_counters {
+	_Atomic uint64_t pairs[FLOWQ__FP_COUNT];
+	_Atomic uint64_t left;
+	_Atomic uint64_t left_bytes;
+	_Atomic uint64_t qt_count;
+	_Atomic uint64_t qt_sum_ns;
+};
+
+/** The FLOWQ__FP_* index of a dispatcher-decided (outcome, cause) pair;
+ * -1 for any other pair (rejections are counted in flowq__rejects). */
+static inline int
+flowq__flow_pair(enum flowq_outcome o, enum flowq_cause c)
+{
+	switch (o) {
+	case FLOWQ_DISPATCHED:
+		return c == FLOWQ_CAUSE_NONE ? FLOWQ__FP_DISPATCHED : -1;
+	case FLOWQ_EVICTED_TTL:
+		return c == FLOWQ_CAUSE_TTL_EXPIRED	  ? FLOWQ__FP_TTL
+		       : c == FLOWQ_CAUSE_DEADLINE_PASSED ? FLOWQ__FP_DEADLINE
+							  : -1;
+	case FLOWQ_EVICTED_CANCELLED:
+		return c == FLOWQ_CAUSE_CANCELLED ? FLOWQ__FP_CANCELLED : -1;
+	case FLOWQ_EVICTED_DISPLACED:
+		return c == FLOWQ_CAUSE_DISPLACED ? FLOWQ__FP_DISPLACED : -1;
+	case FLOWQ_EVICTED_OTHER:
+		return c == FLOWQ_CAUSE_SHUTDOWN ? FLOWQ__FP_SHUTDOWN : -1;
+	default:
+		return -1;
+	}
+}
+
 /* Rejections: counted by producers with an atomic add (the slow path). */
 struct flowq__rejects {
 	_Atomic uint64_t causes[FLOWQ_CAUSE_COUNT];
@@ -204,7 +253,7 @@ struct flowq_flow {
 	struct flowq_list_node plink;
 	struct flowq_list_node ilink;
 	struct flowq_list_node dlink;
-	struct flowq__counters stats;
+	struct flowq__flow_counters stats;
 	/* The id bytes follow (id_len of them, not NUL-terminated), on a line
 	 * of their own: every submit's lookup compares them, and the end of
 	 * stats above is written by the dispatcher per request. */

@@ -330,6 +330,10 @@ put_queue_time(struct mw *w, const struct family *f, const struct scope *s,
 		snprintf(extra, sizeof(extra), "le=\"%s\"", sec);
 		put_sample_u64(w, f->name, "_bucket", s, extra, cum);
 	}
+	/* Flows keep no buckets (flowq.h, struct flowq_stats): their "+Inf"
+	 * bucket and _count are the snapshot's count. */
+	if (f->kind != FAM_QUEUE_TIME)
+		cum = h->count;
 	put_sample_u64(w, f->name, "_bucket", s, "le=\"+Inf\"", cum);
 	fmt_seconds(sec, sizeof(sec), h->sum_ns);
 	put_sample(w, f->name, "_sum", s, "", sec);

@@ -607,7 +607,9 @@ struct flowq_stats {
 	uint64_t outcomes[FLOWQ_OUTCOME_COUNT];
 	/** The same, split by cause. */
 	uint64_t causes[FLOWQ_OUTCOME_COUNT][FLOWQ_CAUSE_COUNT];
-	/** Queue time of requests that left a queue. */
+	/** Queue time of requests that left a queue. For a flow, only
+	 * count and sum_ns are kept (the mean; flows can be many): its
+	 * buckets are zero. Engine and band scopes have every bucket. */
 	struct flowq_hist queue_time;
 };
 

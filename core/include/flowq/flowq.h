@@ -48,7 +48,9 @@
  *
  * flowq never prints, never installs signal handlers, never replaces the
  * process allocator; its only threads are one dispatcher per shard in
- * threaded mode (none in polled mode) and liburcu's call_rcu worker.
+ * threaded mode (none in polled mode) and liburcu's own workers (the
+ * call_rcu thread that frees collected flows, and the hash tables' resize
+ * worker).
  */
 #ifndef FLOWQ_FLOWQ_H
 #define FLOWQ_FLOWQ_H

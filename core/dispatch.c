@@ -236,11 +236,20 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
  * dispatch, where wsum is the weight of its backlogged flows of the band
  * (as in start-time fair queuing, Goyal, Vin and Cheng, SIGCOMM 1996, with
  * shards in the role of flows and the shard's own policy below). While the
- * gate is scarce and there is more than one shard, a dispatcher publishes
- * vt after each dispatch and takes a slot for band b only if its vt is at
- * most FAIR_SLACK above the smallest vt published for b by the other shards
- * (those with b backlogged); otherwise it yields like a gate wait, and the
- * shard whose publication may let it go on wakes the waiters. A band-shard
+ * gate is under pressure (a concurrency limit or a callback detector is
+ * configured, there is more than one shard, and some shard is waiting for
+ * the gate or this one was blocked in its last round), a dispatcher
+ * publishes vt after each dispatch and takes a slot for band b only if its
+ * vt is at most FAIR_SLACK above the smallest vt published for b by the
+ * other shards (those with b backlogged); otherwise it yields like a gate
+ * wait, and the shard whose publication may let it go on wakes the
+ * waiters. Without pressure every dispatcher gets the slots it asks for, so
+ * there is nothing to share out: vt is still kept (locally) but not
+ * published, and no other shard's vt is read; the first dispatch under
+ * pressure publishes the current vt before it compares. A stale vt read in
+ * the meantime can only make a shard yield too early, and then it waits for
+ * the gate, which puts the others under pressure: they publish and wake
+ * it. A band-shard
  * that becomes backlogged starts at max(own vt, smallest other vt), so idle
  * time is not banked as credit (SFQ's start-tag rule). The shard with the
  * smallest vt never yields for fairness, so the shards cannot all wait on
@@ -315,12 +324,35 @@ fair_may_dispatch(const struct flowq__shard *s, const struct flowq__band_shard *
 	return m < 0 || bs->vt <= m + FAIR_SLACK;
 }
 
+/* Whether the gate is under pressure now (see above): the cross-shard
+ * checks and publications run only then. */
+static bool
+fair_pressed(const struct flowq__shard *s)
+{
+	return s->blocked || atomic_load_explicit(&s->engine->gate_waiters, memory_order_relaxed);
+}
+
+/* Publish vt if it moved while nothing was published (no pressure). */
 static void
-fair_charge(struct flowq__shard *s, struct flowq__band_shard *bs)
+fair_catch_up(struct flowq__shard *s, struct flowq__band_shard *bs)
+{
+	if (bs->vt_dirty) {
+		bs->vt_dirty = false;
+		fair_publish(s, bs, (uint64_t)(bs->vt * VT_FIXED));
+	}
+}
+
+static void
+fair_charge(struct flowq__shard *s, struct flowq__band_shard *bs, bool pressed)
 {
 	if (!fair_on(s) || !bs->wsum)
 		return;
 	bs->vt += 1.0 / (double)bs->wsum;
+	if (!pressed) {
+		bs->vt_dirty = true;
+		return;
+	}
+	bs->vt_dirty = false;
 	fair_publish(s, bs, (uint64_t)(bs->vt * VT_FIXED));
 }
 
@@ -720,7 +752,10 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				*r_blocked = true;
 				return done;
 			}
-			if (scarce && !fair_may_dispatch(s, bs)) {
+			bool pressed = scarce && fair_pressed(s);
+			if (pressed)
+				fair_catch_up(s, bs);
+			if (pressed && !fair_may_dispatch(s, bs)) {
 				s->yielded = true;
 				s->yield_band = bs;
 				*r_blocked = true;
@@ -752,7 +787,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 					      FLOWQ_CAUSE_CANCELLED, now);
 				continue;
 			}
-			fair_charge(s, bs);
+			fair_charge(s, bs, pressed);
 			unlink_req(s, bs, f, r, true);
 			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
 			flowq__bump(&bs->stats.dispatched_bytes, r->bytes);

@@ -176,6 +176,8 @@ struct flowq__band_shard {
 	 * and the weight of those flows. Dispatcher-private. */
 	double vt;
 	uint64_t wsum;
+	/* vt moved since it was last published (no gate pressure). */
+	bool vt_dirty;
 	/* vt published for the other shards' dispatchers (fixed point,
 	 * FLOWQ__VT_IDLE while no flow of the band is backlogged here);
 	 * written by this shard's dispatcher, read by the others while the

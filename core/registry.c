@@ -338,8 +338,9 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	    uint32_t id_len, int32_t priority, uint64_t hash, struct flowq_flow **r_flow)
 {
 	/* One allocation: the flow, its id, then the fairness and ordering
-	 * states (each 16-byte aligned). */
-	size_t off_f = align_up(sizeof(struct flowq_flow) + id_len, 16);
+	 * states. The states start a new cache line: the dispatcher writes
+	 * them per request, and every submit's lookup reads the id. */
+	size_t off_f = align_up(sizeof(struct flowq_flow) + id_len, FLOWQ_CACHE_LINE);
 	size_t off_o = align_up(off_f + b->fairness->desc.flow_state_size, 16);
 	size_t size = align_up(off_o + b->ordering->desc.flow_state_size, 16);
 	struct flowq_flow *f = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);

@@ -1021,7 +1021,14 @@ idle_spin(struct flowq__shard *s, int64_t next)
 		budget = next - start;
 	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
 	for (unsigned i = 0;; i++) {
-		if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels) ||
+		/* Only the consumer lines (head.next: written by a producer
+		 * when it links the first item of an empty queue), never the
+		 * producers' tail lines: polling a tail would pull it away from
+		 * the next producer's exchange, a line transfer per submit. An
+		 * item still being linked is seen once it is linked; the sleep
+		 * path (work_visible) does the full check. */
+		if (atomic_load_explicit(&s->doorbell.head.next, memory_order_relaxed) ||
+		    atomic_load_explicit(&s->cancels.head.next, memory_order_relaxed) ||
 		    atomic_load_explicit(&e->exiting, memory_order_relaxed))
 			return true;
 		/* Read the clock every few polls only. */

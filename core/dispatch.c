@@ -392,7 +392,7 @@ ttl_add(struct flowq__shard *s, struct flowq_req *r)
 static void
 idle_check(struct flowq__shard *s, struct flowq_flow *f, int64_t now)
 {
-	if (f->pf.queued || f->in_pending || f->in_idle)
+	if (f->pf.queued || f->in_pending || f->in_idle || f->cancel_wait)
 		return;
 	f->in_idle = true;
 	f->idle_since = now;
@@ -495,7 +495,9 @@ evict(struct flowq__shard *s, struct flowq_flow *f, struct flowq_req *r,
 		idle_check(s, f, now);
 		return 1;
 	}
-	idle_check(s, f, now);
+	/* The canceller has not posted its message yet and still reads
+	 * req->priv.owner: keep the flow from collection until then. */
+	f->cancel_wait++;
 	return 0;
 }
 
@@ -516,6 +518,8 @@ process_cancels(struct flowq__shard *s, int64_t now)
 			r->priv.dflags |= RF_CANCEL_MSG;
 			if (r->priv.dflags & (RF_IN_PRIVATE | RF_UNLINKED)) {
 				struct flowq__band_shard *bs = bs_of(s, f->band);
+				if (r->priv.dflags & RF_UNLINKED)
+					f->cancel_wait--;
 				unlink_req(s, bs, f, r, false);
 				account_left(bs, f, r, FLOWQ_EVICTED_CANCELLED,
 					     FLOWQ_CAUSE_CANCELLED, now);
@@ -693,6 +697,23 @@ gate_scarce(const struct flowq_engine *e)
 	return e->gate_limited || e->gate_callback;
 }
 
+/* Read-only: whether the gate's use is below @p ceiling x its limits (both
+ * dimensions), counting @p bytes more. Approximate under concurrency
+ * (flowq__cap_in_use()). */
+static bool
+gate_under_ceiling(const struct flowq_engine *e, double ceiling, uint64_t bytes)
+{
+	uint64_t req, by;
+	flowq__cap_in_use(&e->gate, &req, &by);
+	const struct flowq_saturation_config *sc = &e->cfg.saturation;
+	if (sc->max_inflight && (double)req >= ceiling * (double)sc->max_inflight)
+		return false;
+	if (sc->max_inflight_bytes &&
+	    (double)(by + bytes) > ceiling * (double)sc->max_inflight_bytes)
+		return false;
+	return true;
+}
+
 /* Whether band @p b may take one more in-flight slot for @p bytes; if so
  * the slot is reserved (concurrency detector). */
 static bool
@@ -705,18 +726,16 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes)
 	}
 	if (!e->gate_limited)
 		return true;
-	if (b->usage_ceiling < 1.0) {
-		uint64_t req, by;
-		flowq__cap_in_use(&e->gate, &req, &by);
-		const struct flowq_saturation_config *sc = &e->cfg.saturation;
-		if (sc->max_inflight &&
-		    (double)req >= b->usage_ceiling * (double)sc->max_inflight)
-			return false;
-		if (sc->max_inflight_bytes &&
-		    (double)by >= b->usage_ceiling * (double)sc->max_inflight_bytes)
-			return false;
-	}
-	return flowq__cap_reserve(&e->gate, bytes) == 0;
+	if (b->usage_ceiling < 1.0 && !gate_under_ceiling(e, b->usage_ceiling, 0))
+		return false;
+	if (flowq__cap_reserve(&e->gate, bytes) == 0)
+		return true;
+	/* A failed reserve may have held credit for a moment (a request
+	 * taken and given back when the bytes did not fit, a steal): a
+	 * shard that looked while we held it must look again. No-op when
+	 * nobody waits. */
+	flowq__gate_wake(e);
+	return false;
 }
 
 static void
@@ -740,6 +759,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 	*r_blocked = false;
 	s->yielded = false;
 	s->yield_band = NULL;
+	s->blocked_band = NULL;
 	for (unsigned oi = 0; oi < s->norder; oi++) {
 		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
 							     memory_order_relaxed);
@@ -777,6 +797,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			}
 			if (!gate_take(s, b, r->bytes)) {
 				s->blocked_bytes = r->bytes;
+				s->blocked_band = b;
 				*r_blocked = true;
 				return done;
 			}
@@ -877,10 +898,10 @@ gc(struct flowq__shard *s, int64_t now)
 		struct flowq_flow *f =
 			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, ilink));
 		if (now - f->idle_since < timeout)
-			return f->idle_since + timeout;
+			return flowq__add_sat(f->idle_since, timeout);
 		flowq_list_remove(&f->ilink);
 		f->in_idle = false;
-		if (f->pf.queued || f->in_pending || !f->attached)
+		if (f->pf.queued || f->in_pending || !f->attached || f->cancel_wait)
 			continue; /* busy again since it was listed */
 		struct flowq__band_shard *bs = bs_of(s, f->band);
 		struct flowq_policy_env env = {.alloc = e->alloc, .priority = f->band->priority};
@@ -948,8 +969,9 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 		next = now + PENDING_RETRY_NS;
 	if (blocked) {
 		gate_wait_set(s);
-		if (e->gate_callback && now + e->cfg.saturation.callback_poll_ns < next)
-			next = now + e->cfg.saturation.callback_poll_ns;
+		int64_t again = flowq__add_sat(now, e->cfg.saturation.callback_poll_ns);
+		if (e->gate_callback && again < next)
+			next = again;
 	}
 	s->blocked = blocked;
 	*r_next = next;
@@ -977,13 +999,14 @@ work_visible(struct flowq__shard *s)
 				  : others_top(s) <= s->last_top)
 			return true;
 	} else if (s->blocked && !e->gate_callback) {
-		if (e->gate_limited) {
-			/* Probe: would the blocked head fit now? */
-			if (flowq__cap_reserve(&e->gate, s->blocked_bytes) == 0) {
-				flowq__cap_release(&e->gate, 1, s->blocked_bytes);
-				return true;
-			}
-		}
+		/* Read-only probe with the blocked band's ceiling: would its
+		 * head fit now? (Reserving and releasing here would hold the
+		 * last slot for a moment without waking anyone, and would
+		 * ignore the ceiling, so a ceiling-held band would never
+		 * sleep.) */
+		if (e->gate_limited && s->blocked_band &&
+		    gate_under_ceiling(e, s->blocked_band->usage_ceiling, s->blocked_bytes))
+			return true;
 	}
 	return false;
 }

@@ -93,7 +93,7 @@ free_flows(struct flowq__shard *s)
 		}
 		flowq__flow_free(f);
 	}
-	urcu_memb_read_unlock();
+	flowq__rcu_unlock();
 }
 
 static void
@@ -408,7 +408,7 @@ flows_foreach(struct flowq_engine *e, int (*visit)(struct flowq_flow *f, void *c
 			if ((ret = visit(f, ctx)))
 				break;
 		}
-		urcu_memb_read_unlock();
+		flowq__rcu_unlock();
 	}
 	return ret;
 }
@@ -551,7 +551,7 @@ flowq_stats_flow(struct flowq_engine *e, const void *id, uint32_t id_len, int32_
 	struct flowq_flow *f = flowq__flow_lookup_rcu(e, id, id_len, priority);
 	if (f)
 		flow_stats(f, r_stats);
-	urcu_memb_read_unlock();
+	flowq__rcu_unlock();
 	return f ? 0 : -ENOENT;
 }
 

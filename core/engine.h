@@ -246,6 +246,11 @@ struct flowq_flow {
 	/* Queue capacity of this flow to give back at the end of the round. */
 	uint64_t release_req;
 	uint64_t release_bytes;
+	/* Requests of this flow unlinked after a cancel won [T2] whose cancel
+	 * message has not arrived yet: the canceller still reads
+	 * req->priv.owner (this flow) to find the shard, so the flow must not
+	 * be collected until they are all completed. */
+	uint32_t cancel_wait;
 	bool attached;
 	bool in_pending;
 	bool in_idle;
@@ -309,6 +314,8 @@ struct flowq__shard {
 	 * more important band); blocked_bytes: the size it could not fit. */
 	bool blocked;
 	bool yielded;
+	/* The band whose gate check failed (its usage ceiling matters). */
+	const struct flowq__band *blocked_band;
 	/* The band-shard that yielded for fairness (else a priority yield). */
 	struct flowq__band_shard *yield_band;
 	uint64_t blocked_bytes;
@@ -454,6 +461,13 @@ flowq__shard_fini_private(struct flowq__shard *s);
 
 /* ---- engine.c ---- */
 
+/** a + b for b >= 0, saturating at INT64_MAX (deadlines, timeouts). */
+static inline int64_t
+flowq__add_sat(int64_t a, int64_t b)
+{
+	return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 static inline int64_t
 flowq__now(const struct flowq_engine *e)
 {
@@ -466,6 +480,11 @@ flowq__reject_count(struct flowq__rejects *r, enum flowq_cause cause)
 {
 	atomic_fetch_add_explicit(&r->causes[cause], 1, memory_order_relaxed);
 }
+
+/** End an RCU read-side section (with the TSan hand-off annotation that
+ * a later call_rcu callback acquires: registry.c). */
+void
+flowq__rcu_unlock(void);
 
 /** Wake dispatchers that wait for the gate (after a release). */
 void

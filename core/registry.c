@@ -104,6 +104,12 @@ rcu_unlock(void)
 	urcu_memb_read_unlock();
 }
 
+void
+flowq__rcu_unlock(void)
+{
+	rcu_unlock();
+}
+
 /* ---- keys ---- */
 
 /* A 64-bit hash of the key: 8 bytes at a time, multiply-xorshift mixing

@@ -69,12 +69,6 @@ flow_cap_reserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t by
 	return true;
 }
 
-static inline int64_t
-add_sat(int64_t a, int64_t b)
-{
-	return a > INT64_MAX - b ? INT64_MAX : a + b;
-}
-
 int
 flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 {
@@ -111,7 +105,7 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 
 	int64_t now = flowq__now(e);
 	int64_t ttl = req->ttl_ns ? req->ttl_ns : e->cfg.default_ttl_ns;
-	int64_t expire = ttl == FLOWQ_TTL_NONE ? INT64_MAX : add_sat(now, ttl);
+	int64_t expire = ttl == FLOWQ_TTL_NONE ? INT64_MAX : flowq__add_sat(now, ttl);
 	uint32_t dflags = 0;
 	if (req->deadline_ns && req->deadline_ns < expire) {
 		expire = req->deadline_ns;

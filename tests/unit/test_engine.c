@@ -14,6 +14,9 @@
 
 #include <flowq/flowq.h>
 
+#include "engine.h"
+#include "req.h"
+
 /* ---- fixture ---- */
 
 static int64_t fake_now = 1000000;
@@ -528,6 +531,51 @@ Test(engine, cancel_paths)
 	cr_assert_eq(flowq_release(e, &n.req), -EINVAL);
 	flowq_engine_destroy(e);
 	cr_assert_eq(a.completions + b.completions + q.completions, 3);
+}
+
+/* A canceller that stalls between its [T2] and posting its message: the
+ * dispatcher unlinks the request meanwhile, and the flow (which the
+ * canceller reads through req->priv.owner) must survive GC until the
+ * message is in (review finding: it was collected and freed). The two
+ * halves of flowq_cancel() are done by hand through the internals. */
+Test(engine, stalled_canceller_pins_the_flow)
+{
+	struct flowq_config c = polled_cfg();
+	c.flow_gc_timeout_ns = 1;
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = make(&c);
+	struct hreq hold, h;
+	hreq_init(&hold, "other", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hold.req), 0);
+	cr_assert_eq(poll_all(e), 1); /* takes the only slot */
+	hreq_init(&h, "victim", 0, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	poll_all(e); /* queued privately, gate closed */
+	cr_assert(flowq__req_finalize(&h.req, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED));
+	/* The dispatcher meets the decided request at expiry-free dispatch:
+	 * release the slot so that it tries, loses [T2] and unlinks it. */
+	cr_assert_eq(flowq_release(e, &hold.req), 0);
+	poll_all(e);
+	cr_assert_eq(h.completions, 0, "no completion before the cancel message");
+	for (int i = 0; i < 3; i++) {
+		advance(1000);
+		poll_all(e);
+	}
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, "victim", 6, 0, &st), 0,
+		     "the flow is not collected while its canceller may read it");
+	/* Second half of flowq_cancel(). */
+	struct flowq__shard *sh = ((struct flowq_flow *)h.req.priv.owner)->shard;
+	flowq_mpsc_enqueue(&sh->cancels, &h.req.priv.clink);
+	poll_all(e);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(h.seen, FLOWQ_EVICTED_CANCELLED);
+	advance(1000);
+	poll_all(e);
+	advance(1000);
+	poll_all(e);
+	cr_assert_eq(flowq_stats_flow(e, "victim", 6, 0, &st), -ENOENT, "collected afterwards");
+	flowq_engine_destroy(e);
 }
 
 /* ---- shutdown ---- */

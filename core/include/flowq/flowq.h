@@ -384,7 +384,9 @@ flowq_thread_detach(void);
  *                   CAUSE_INVALID_REQUEST);
  *         -ETIMEDOUT deadline_ns already passed or ttl expired at submit
  *                   (REJECTED_OTHER, CAUSE_DEADLINE_PASSED);
- *         -ENOENT   no band for this priority and no template
+ *         -ENOENT   no band for this priority and no template, or the
+ *                   engine already holds FLOWQ_MAX_BANDS bands
+ *                   (template bands are not collected yet)
  *                   (REJECTED_OTHER, CAUSE_UNKNOWN_BAND);
  *         -ENOMEM   the new flow or band could not be allocated
  *                   (REJECTED_OTHER, CAUSE_NO_MEMORY);
@@ -398,7 +400,10 @@ flowq_thread_detach(void);
  * Context: any thread; registers it with liburcu on first use.
  * Ordering: the host's writes to @p req before the call happen-before its
  * completion.
- * Progress: lock-free; O(1) for a known flow.
+ * Progress: lock-free and O(1) for a known flow. Creating a flow
+ * allocates; creating a band also takes a mutex (rare: once per new
+ * priority); a submit that meets a flow being collected retries (with
+ * sched_yield) until the collector has removed it from the table.
  */
 FLOWQ_API int
 flowq_submit(struct flowq_engine *e, struct flowq_req *req);
@@ -541,7 +546,10 @@ flowq_req_set_port(struct flowq_req *req, struct flowq_port *port);
  * work, reap cancellations, expire TTLs, dispatch until blocked (or until
  * @p budget requests got an outcome), run their completions.
  *
- * @param budget           most outcomes to decide; 0 = no limit.
+ * @param budget           most requests to dispatch; 0 = no limit.
+ *                         Cancellations, expiries and shutdown evictions
+ *                         found in the same round are not bounded by it,
+ *                         so the return value may exceed @p budget.
  * @param r_next_deadline  receives the engine-clock time at which the shard
  *                         must be polled again even if its fd stays quiet
  *                         (the next TTL expiry, or a saturation re-check),

@@ -1047,9 +1047,11 @@ idle_spin(struct flowq__shard *s, int64_t next)
 		/* Only the consumer lines (head.next: written by a producer
 		 * when it links the first item of an empty queue), never the
 		 * producers' tail lines: polling a tail would pull it away from
-		 * the next producer's exchange, a line transfer per submit. An
-		 * item still being linked is seen once it is linked; the sleep
-		 * path (work_visible) does the full check. */
+		 * the next producer's exchange. (An A/B in one session showed
+		 * no throughput difference at P = 1, F = 1: 1.70-1.78 M/s
+		 * before, 1.75-1.81 M/s after; it is kept because it cannot
+		 * cost anything.) An item still being linked is seen once it is
+		 * linked; the sleep path (work_visible) does the full check. */
 		if (atomic_load_explicit(&s->doorbell.head.next, memory_order_relaxed) ||
 		    atomic_load_explicit(&s->cancels.head.next, memory_order_relaxed) ||
 		    atomic_load_explicit(&e->exiting, memory_order_relaxed))

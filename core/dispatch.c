@@ -256,12 +256,25 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
  * each other. When the gate is not scarce every request is dispatched as
  * it comes and nothing is published or read.
  *
+ * vt is a wrapping fixed-point counter (VT_ONE below), so it never runs out
+ * of range or precision however long the engine runs.
+ *
  * Bound: per-flow service of two backlogged equal-weight flows on different
  * shards differs by at most FAIR_SLACK + 1 requests plus the requests
  * dispatched during one stale read of vt_pub (a dispatch round).
  */
-#define FAIR_SLACK  1.0
-#define VT_FIXED    1048576.0 /* vt_pub = vt * 2^20 */
+/*
+ * vt is fixed point, VT_ONE = one request per unit of weight, in a uint64_t
+ * that is allowed to wrap: vts are only ever compared by their signed
+ * difference (as TCP compares sequence numbers), which is right while the
+ * shards of a band are within 2^63 / VT_ONE = 2^31 requests per unit of
+ * weight of each other (the slack keeps them within a few). VT_ONE = 2^32
+ * keeps VT_ONE / wsum >= 1 for any weight sum below 2^32. The published
+ * value is vt | 1, so that 0 can mean "nothing backlogged here"
+ * (FLOWQ__VT_IDLE); the lost bit is 2^-32 of a request.
+ */
+#define VT_ONE     (UINT64_C(1) << 32)
+#define FAIR_SLACK ((int64_t)VT_ONE)
 
 static bool
 fair_on(const struct flowq__shard *s)
@@ -270,22 +283,29 @@ fair_on(const struct flowq__shard *s)
 	return e->nshards > 1 && (e->gate_limited || e->gate_callback);
 }
 
-/* Smallest vt published for band @p idx by the other shards, or -1. */
-static double
-fair_min_others(const struct flowq__shard *s, uint32_t idx)
+/* The signed distance from @p bs's vt to the smallest vt published for its
+ * band by the other shards (negative: another shard is behind us);
+ * *r_any tells whether any other shard has the band backlogged. */
+static int64_t
+fair_min_delta(const struct flowq__shard *s, const struct flowq__band_shard *bs, bool *r_any)
 {
 	const struct flowq_engine *e = s->engine;
-	uint64_t m = FLOWQ__VT_IDLE;
+	int64_t m = INT64_MAX;
+	*r_any = false;
 	for (unsigned i = 0; i < e->nshards; i++) {
 		if (i == s->index)
 			continue;
 		const struct flowq__band_shard *o =
-			atomic_load_explicit(&e->shards[i].bs[idx], memory_order_relaxed);
+			atomic_load_explicit(&e->shards[i].bs[bs->band->index], memory_order_relaxed);
 		uint64_t v = atomic_load_explicit(&o->vt_pub, memory_order_acquire);
-		if (v < m)
-			m = v;
+		if (v == FLOWQ__VT_IDLE)
+			continue;
+		int64_t d = (int64_t)(v - bs->vt);
+		if (d < m)
+			m = d;
+		*r_any = true;
 	}
-	return m == FLOWQ__VT_IDLE ? -1.0 : (double)m / VT_FIXED;
+	return m;
 }
 
 static void
@@ -296,16 +316,18 @@ fair_publish(struct flowq__shard *s, struct flowq__band_shard *bs, uint64_t v)
 	flowq__gate_wake(s->engine);
 }
 
-/* The band became backlogged on this shard. */
+/* The band became backlogged on this shard: start no earlier than the
+ * shard that is furthest behind (idle time is not banked as credit). */
 static void
 fair_active(struct flowq__shard *s, struct flowq__band_shard *bs)
 {
 	if (!fair_on(s))
 		return;
-	double m = fair_min_others(s, bs->band->index);
-	if (m > bs->vt)
-		bs->vt = m;
-	atomic_store_explicit(&bs->vt_pub, (uint64_t)(bs->vt * VT_FIXED), memory_order_seq_cst);
+	bool any;
+	int64_t d = fair_min_delta(s, bs, &any);
+	if (any && d > 0)
+		bs->vt += (uint64_t)d;
+	atomic_store_explicit(&bs->vt_pub, bs->vt | 1, memory_order_seq_cst);
 }
 
 /* The band has nothing backlogged on this shard any more. */
@@ -320,8 +342,9 @@ fair_idle(struct flowq__shard *s, struct flowq__band_shard *bs)
 static bool
 fair_may_dispatch(const struct flowq__shard *s, const struct flowq__band_shard *bs)
 {
-	double m = fair_min_others(s, bs->band->index);
-	return m < 0 || bs->vt <= m + FAIR_SLACK;
+	bool any;
+	int64_t d = fair_min_delta(s, bs, &any);
+	return !any || d >= -FAIR_SLACK;
 }
 
 /* Whether the gate is under pressure now (see above): the cross-shard
@@ -338,7 +361,7 @@ fair_catch_up(struct flowq__shard *s, struct flowq__band_shard *bs)
 {
 	if (bs->vt_dirty) {
 		bs->vt_dirty = false;
-		fair_publish(s, bs, (uint64_t)(bs->vt * VT_FIXED));
+		fair_publish(s, bs, bs->vt | 1);
 	}
 }
 
@@ -347,13 +370,13 @@ fair_charge(struct flowq__shard *s, struct flowq__band_shard *bs, bool pressed)
 {
 	if (!fair_on(s) || !bs->wsum)
 		return;
-	bs->vt += 1.0 / (double)bs->wsum;
+	bs->vt += VT_ONE / bs->wsum; /* wraps by design (see VT_ONE) */
 	if (!pressed) {
 		bs->vt_dirty = true;
 		return;
 	}
 	bs->vt_dirty = false;
-	fair_publish(s, bs, (uint64_t)(bs->vt * VT_FIXED));
+	fair_publish(s, bs, bs->vt | 1);
 }
 
 /* ---- TTL heap ---- */

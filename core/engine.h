@@ -174,7 +174,7 @@ struct flowq__band_shard {
 	/* Cross-shard fairness (dispatch.c): the band's virtual time on this
 	 * shard (service per unit of weight given to its backlogged flows)
 	 * and the weight of those flows. Dispatcher-private. */
-	double vt;
+	uint64_t vt; /* fixed point, wrapping: dispatch.c, VT_ONE */
 	uint64_t wsum;
 	/* vt moved since it was last published (no gate pressure). */
 	bool vt_dirty;
@@ -189,8 +189,9 @@ struct flowq__band_shard {
 	struct flowq__counters stats;
 };
 
-/* vt_pub of a band-shard with nothing backlogged. */
-#define FLOWQ__VT_IDLE UINT64_MAX
+/* vt_pub of a band-shard with nothing backlogged (a published vt is
+ * always odd: dispatch.c). */
+#define FLOWQ__VT_IDLE UINT64_C(0)
 
 /* Lease word of a flow: in-flight submitters + host handles; DEAD once the
  * dispatcher has claimed the flow for collection. */

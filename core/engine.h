@@ -140,8 +140,9 @@ flowq__flow_pair(enum flowq_outcome o, enum flowq_cause c)
 
 /* Rejections: counted by producers with an atomic add (the slow path). */
 struct flowq__rejects {
+	/* By cause; the outcome follows from it (the CAPACITY_* causes are
+	 * REJECTED_CAPACITY, the others REJECTED_OTHER: engine.c). */
 	_Atomic uint64_t causes[FLOWQ_CAUSE_COUNT];
-	/* by outcome: [0] REJECTED_CAPACITY, [1] REJECTED_OTHER */
 };
 
 /* A band: every flow of one priority. Settings read-only once published. */
@@ -365,8 +366,6 @@ struct flowq_engine {
 	/* Rejections that resolved no band (invalid, shutdown, ...). */
 	struct flowq__rejects rejects;
 };
-
-/* Ordering key of the request (the band's ordering policy). */
 
 /* ---- registry.c ---- */
 

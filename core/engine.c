@@ -615,3 +615,40 @@ flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *
 	flowq__free(e->alloc, st, sizeof(*st), _Alignof(struct flowq_stats));
 	return ret;
 }
+
+void
+flowq__debug_dump(struct flowq_engine *e, FILE *out)
+{
+	/* Racy by design: a diagnostic for a run that stopped making
+	 * progress (stress programs call it before they abort). */
+	uint64_t req, bytes;
+	flowq__cap_in_use(&e->gate, &req, &bytes);
+	fprintf(out, "engine: gate in use %llu req %llu bytes, gate_waiters %u, stopping %u\n",
+		(unsigned long long)req, (unsigned long long)bytes,
+		atomic_load(&e->gate_waiters), atomic_load(&e->stopping));
+	flowq__cap_in_use(&e->global, &req, &bytes);
+	fprintf(out, "engine: global queued %llu req %llu bytes\n", (unsigned long long)req,
+		(unsigned long long)bytes);
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct flowq__shard *s = &e->shards[i];
+		fprintf(out,
+			"shard %u: sleeping %u gate_wait %u top_waiting %lld last_top %lld "
+			"blocked %d yielded %d yield_band %p blocked_band %p blocked_bytes %llu "
+			"doorbell %s cancels %s pending %s\n",
+			i, atomic_load(&s->sleeping), atomic_load(&s->gate_wait),
+			(long long)atomic_load(&s->top_waiting), (long long)s->last_top, s->blocked,
+			s->yielded, (void *)s->yield_band, (void *)s->blocked_band,
+			(unsigned long long)s->blocked_bytes,
+			flowq_mpsc_empty(&s->doorbell) ? "empty" : "non-empty",
+			flowq_mpsc_empty(&s->cancels) ? "empty" : "non-empty",
+			flowq_list_empty(&s->pending) ? "empty" : "non-empty");
+		for (unsigned oi = 0; oi < s->norder; oi++) {
+			struct flowq__band *b = atomic_load(&e->bands[s->order[oi]]);
+			struct flowq__band_shard *bs = atomic_load(&s->bs[b->index]);
+			fprintf(out, "  band %d (%p): backlogged %llu vt %llu vt_pub %llu\n",
+				(int)b->priority, (void *)bs, (unsigned long long)bs->backlogged,
+				(unsigned long long)bs->vt,
+				(unsigned long long)atomic_load(&bs->vt_pub));
+		}
+	}
+}

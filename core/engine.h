@@ -490,4 +490,9 @@ flowq__rcu_unlock(void);
 void
 flowq__gate_wake(struct flowq_engine *e);
 
+/** Print the shards' scheduling state to @p out (racy: a diagnostic for a
+ * run that stopped making progress; stress programs call it, then abort). */
+void
+flowq__debug_dump(struct flowq_engine *e, FILE *out);
+
 #endif /* FLOWQ_CORE_ENGINE_H */

@@ -24,7 +24,9 @@
  *    submit, decremented at the completion) never exceed GLOBAL_LIMIT +
  *    PRODUCERS (each producer may be between its increment and the
  *    engine's decision);
- *  - liveness: the run finishes (CTest's timeout catches a lost wake-up).
+ *  - liveness: a watchdog thread aborts the run, after printing the
+ *    engine's scheduling state, when nothing was submitted or completed for
+ *    STALL_SECONDS (a lost wake-up; CTest's timeout is the last resort).
  *
  * Output: one line on stdout,
  *   SUMMARY stress_engine producers=P shards=S items=N violations=V seconds=T
@@ -44,6 +46,7 @@
 
 #include <flowq/flowq.h>
 
+#include "engine.h"
 #include "test_util.h"
 
 #define PROG          "stress_engine"
@@ -53,6 +56,7 @@
 #define GLOBAL_LIMIT  256
 #define INFLIGHT      16
 #define MAX_PRODUCERS 16
+#define STALL_SECONDS 10
 
 struct hreq {
 	struct flowq_req req;
@@ -67,6 +71,9 @@ static struct flowq_engine *engine;
 static _Atomic uint64_t host_queued;
 static _Atomic uint64_t host_queued_max;
 static _Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
+/* Submits + completions: the watchdog's measure of progress. */
+static _Atomic uint64_t progress;
+static _Atomic int finished;
 
 static void
 on_complete(struct flowq_req *req, void *arg)
@@ -78,6 +85,7 @@ on_complete(struct flowq_req *req, void *arg)
 		test_violation(PROG, "completion with outcome %s cause %s", flowq_outcome_str(o),
 			       flowq_cause_str(c));
 	atomic_fetch_add_explicit(&completed_by[o], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
 	/* Release half of the dispatched ones right here, on the
 	 * dispatcher: the API allows it and it exercises the gate wake from a
@@ -165,6 +173,7 @@ producer_main(void *arg)
 								       memory_order_relaxed))
 			;
 		int rc = flowq_submit(engine, &h->req);
+		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
 		if (rc == 0) {
 			h->outstanding = true;
 			p->accepted++;
@@ -189,6 +198,47 @@ producer_main(void *arg)
 				left++;
 		if (left)
 			sched_yield();
+	}
+	return NULL;
+}
+
+static struct producer ps[MAX_PRODUCERS];
+static unsigned nproducers;
+
+/* Abort with the engine's state when nothing moves for STALL_SECONDS. */
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	uint64_t last = 0;
+	double since = test_now_seconds();
+	while (!atomic_load(&finished)) {
+		struct timespec ts = {0, 100000000};
+		nanosleep(&ts, NULL);
+		uint64_t p = atomic_load_explicit(&progress, memory_order_relaxed);
+		double now = test_now_seconds();
+		if (p != last) {
+			last = p;
+			since = now;
+			continue;
+		}
+		if (now - since < STALL_SECONDS)
+			continue;
+		fprintf(stderr, "%s: no progress for %d s (%" PRIu64 " events): stalled\n", PROG,
+			STALL_SECONDS, p);
+		flowq__debug_dump(engine, stderr);
+		for (unsigned i = 0; i < nproducers; i++) {
+			unsigned out = 0, done = 0;
+			for (unsigned k = 0; k < WINDOW; k++) {
+				struct hreq *h = &ps[i].win[k];
+				out += h->outstanding;
+				done += h->outstanding && atomic_load(&h->completions);
+			}
+			fprintf(stderr, "producer %u: %u outstanding, %u of them completed\n", i,
+				out, done);
+		}
+		fflush(stderr);
+		abort();
 	}
 	return NULL;
 }
@@ -222,7 +272,12 @@ main(int argc, char **argv)
 	}
 
 	double t0 = test_now_seconds();
-	struct producer ps[MAX_PRODUCERS];
+	nproducers = np;
+	pthread_t wd;
+	if (pthread_create(&wd, NULL, watchdog_main, NULL)) {
+		fprintf(stderr, "%s: cannot start the watchdog\n", PROG);
+		return 1;
+	}
 	for (unsigned i = 0; i < np; i++) {
 		ps[i] = (struct producer){.index = i, .requests = nreq, .seed = seed * 1000 + i};
 		ps[i].win = calloc(WINDOW, sizeof(struct hreq));
@@ -239,6 +294,8 @@ main(int argc, char **argv)
 		cancels += ps[i].cancels_won;
 	}
 	double secs = test_now_seconds() - t0;
+	atomic_store(&finished, 1);
+	pthread_join(wd, NULL);
 
 	/* Quiescent: every accepted request has completed. */
 	uint64_t completed = 0;

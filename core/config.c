@@ -58,6 +58,7 @@ flowq_config_init(struct flowq_config *cfg)
 	cfg->default_band.fairness = "global_strict";
 	cfg->default_band.ordering = "fcfs";
 	cfg->default_band.usage_ceiling = 1.0;
+	cfg->default_band.quantum = FLOWQ_QUANTUM_DEFAULT;
 	cfg->flow_max_requests = 0;
 	cfg->flow_max_bytes = 0;
 	cfg->default_ttl_ns = FLOWQ_TTL_NONE;
@@ -195,6 +196,9 @@ config_check_band(const struct config_err *e, const char *path,
 	      b->usage_ceiling <= 1.0))
 		return config_fail(e, "%susage_ceiling: %s is not in (0, 1]", path,
 				   config_fmt_double(num, b->usage_ceiling));
+	if (b->quantum > FLOWQ_LIMIT_MAX)
+		return config_fail(e, "%squantum: %" PRIu64 " is above FLOWQ_LIMIT_MAX", path,
+				   b->quantum);
 	return 0;
 }
 

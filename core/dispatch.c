@@ -213,7 +213,7 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 		order_insert(s, b);
 		bs->fstate_live = true;
 	}
-	struct flowq_policy_env env = {.alloc = s->engine->alloc, .priority = b->priority};
+	struct flowq_policy_env env = flowq__policy_env(s->engine, b);
 	f->pf.seq = s->flow_seq++;
 	int err = b->fairness->flow_attach(bs->fstate, &f->pf, &env);
 	if (err)
@@ -927,7 +927,7 @@ gc(struct flowq__shard *s, int64_t now)
 		if (f->pf.queued || f->in_pending || !f->attached || f->cancel_wait)
 			continue; /* busy again since it was listed */
 		struct flowq__band_shard *bs = bs_of(s, f->band);
-		struct flowq_policy_env env = {.alloc = e->alloc, .priority = f->band->priority};
+		struct flowq_policy_env env = flowq__policy_env(e, f->band);
 		/* Detach first: the flow is empty and not offered; if the
 		 * collection fails (a lease), attach it again. */
 		f->band->fairness->flow_detach(bs->fstate, &f->pf, &env);
@@ -1184,7 +1184,7 @@ flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 {
 	size_t ssz = b->fairness->desc.band_state_size;
 	size_t size = sizeof(struct flowq__band_shard) + ssz;
-	struct flowq_policy_env env = {.alloc = e->alloc, .priority = b->priority};
+	struct flowq_policy_env env = flowq__policy_env(e, b);
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct flowq__band_shard *bs = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);
 		int err = bs ? 0 : -ENOMEM;
@@ -1210,7 +1210,7 @@ flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 void
 flowq__band_shards_fini(struct flowq_engine *e, struct flowq__band *b)
 {
-	struct flowq_policy_env env = {.alloc = e->alloc, .priority = b->priority};
+	struct flowq_policy_env env = flowq__policy_env(e, b);
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct flowq__band_shard *bs =
 			atomic_load_explicit(&e->shards[i].bs[b->index], memory_order_relaxed);

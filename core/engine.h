@@ -152,6 +152,7 @@ struct flowq__band {
 	uint32_t index;
 	bool configured;
 	double usage_ceiling;
+	uint64_t quantum; /* resolved: never 0 */
 	const struct flowq_fairness_ops *fairness;
 	const struct flowq_ordering_ops *ordering;
 	/* Band capacity (global, never per shard): used when limited. */
@@ -489,6 +490,14 @@ flowq__rcu_unlock(void);
 /** Wake dispatchers that wait for the gate (after a release). */
 void
 flowq__gate_wake(struct flowq_engine *e);
+
+/** What band @p b's policies are lent (allocator, priority, quantum). */
+static inline struct flowq_policy_env
+flowq__policy_env(const struct flowq_engine *e, const struct flowq__band *b)
+{
+	return (struct flowq_policy_env){
+		.alloc = e->alloc, .priority = b->priority, .quantum = b->quantum};
+}
 
 /** Print the shards' scheduling state to @p out (racy: a diagnostic for a
  * run that stopped making progress; stress programs call it, then abort). */

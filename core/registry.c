@@ -229,6 +229,7 @@ band_create(struct flowq_engine *e, const struct flowq_band_config *bc, int32_t 
 	b->index = index;
 	b->configured = configured;
 	b->usage_ceiling = bc->usage_ceiling;
+	b->quantum = bc->quantum ? bc->quantum : FLOWQ_QUANTUM_DEFAULT;
 	b->fairness = flowq_fairness_find(bc->fairness);
 	b->ordering = flowq_ordering_find(bc->ordering);
 	if (!b->fairness || !b->ordering) {

@@ -293,6 +293,24 @@ Test(config, nbands_and_bands_pointer)
 	expect_valid(&c);
 }
 
+Test(config, band_quantum_range)
+{
+	struct flowq_band_config bands[1] = {band(3, 1.0)};
+	struct flowq_config c;
+
+	flowq_config_init(&c);
+	cr_assert(c.default_band.quantum == FLOWQ_QUANTUM_DEFAULT);
+	c.bands = bands;
+	c.nbands = 1;
+	bands[0].quantum = FLOWQ_LIMIT_MAX + 1;
+	EXPECT_INVALID(&c, "bands[0].quantum: 4611686018427387905 is above FLOWQ_LIMIT_MAX");
+	c.default_band.quantum = UINT64_MAX;
+	bands[0].quantum = 0; /* 0: the default */
+	EXPECT_INVALID(&c, "default_band.quantum: 18446744073709551615 is above FLOWQ_LIMIT_MAX");
+	c.default_band.quantum = FLOWQ_LIMIT_MAX;
+	cr_assert_eq(flowq_config_validate(&c, NULL, 0), 0);
+}
+
 Test(config, band_usage_ceiling_range)
 {
 	struct flowq_band_config bands[3] = {band(3, 1.0), band(2, 1.0), band(1, 1.0)};

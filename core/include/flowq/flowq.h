@@ -100,6 +100,9 @@ enum flowq_mode {
  */
 #define FLOWQ_LIMIT_MAX (UINT64_C(1) << 62)
 
+/** Default fairness quantum (struct flowq_band_config::quantum), bytes. */
+#define FLOWQ_QUANTUM_DEFAULT UINT64_C(4096)
+
 /**
  * Engine clock: monotonic nanoseconds. Must never go backwards by more than
  * the caller accepts (a clock that does is tolerated: durations are clamped
@@ -145,6 +148,13 @@ struct flowq_band_config {
 	 * band explicitly wherever the ordering of ceilings matters.
 	 */
 	double usage_ceiling;
+	/**
+	 * Byte-based fairness policies ("drr"): the bytes of service a flow
+	 * of weight 1 is credited per turn (weight w: w times as much).
+	 * 0 = FLOWQ_QUANTUM_DEFAULT; at most FLOWQ_LIMIT_MAX. Ignored by
+	 * policies that count requests.
+	 */
+	uint64_t quantum;
 };
 
 /** Saturation detector: when the backend pool can take more. */

@@ -60,7 +60,7 @@ extern "C" {
 
 /** ABI version of the ops structs below; a policy built for another
  * version is refused by register(). */
-#define FLOWQ_POLICY_ABI 1u
+#define FLOWQ_POLICY_ABI 2u
 
 /** Longest policy name, bytes, without the NUL. */
 #define FLOWQ_POLICY_NAME_MAX 31u
@@ -109,6 +109,10 @@ struct flowq_policy_env {
 	const struct flowq_allocator *alloc;
 	/** The band's priority (for messages and tie-breaks). */
 	int32_t priority;
+	/** The band's quantum (struct flowq_band_config::quantum, resolved:
+	 * never 0): bytes of credit per turn at weight 1, for byte-based
+	 * policies. */
+	uint64_t quantum;
 };
 
 /** Fairness policy: which flow of a band goes next. */

@@ -64,6 +64,8 @@ flowq_config_init(struct flowq_config *cfg)
 	cfg->default_ttl_ns = FLOWQ_TTL_NONE;
 	cfg->flow_gc_timeout_ns = 10 * NS_PER_S;
 	cfg->saturation.detector = "concurrency";
+	cfg->displacement = "none";
+	cfg->displacement_max_pending = 64;
 	cfg->saturation.max_inflight = 0;
 	cfg->saturation.max_inflight_bytes = 0;
 	cfg->saturation.callback = NULL;
@@ -338,6 +340,16 @@ flowq_config_validate(const struct flowq_config *cfg, char *errbuf, size_t errbu
 				   cfg->flow_gc_timeout_ns);
 	if ((rc = config_check_saturation(&e, &cfg->saturation)) != 0)
 		return rc;
+	if (cfg->displacement == NULL)
+		return config_fail(&e, "displacement: is NULL");
+	if (flowq_displacement_find(cfg->displacement) == NULL)
+		return config_fail(&e, "displacement: unknown displacement policy \"%s\"",
+				   cfg->displacement);
+	if (cfg->displacement_max_pending == 0 || cfg->displacement_max_pending > FLOWQ_LIMIT_MAX)
+		return config_fail(&e,
+				   "displacement_max_pending: %" PRIu64
+				   " is not in [1, FLOWQ_LIMIT_MAX]",
+				   cfg->displacement_max_pending);
 	if (cfg->allocator != NULL && cfg->allocator->alloc == NULL)
 		return config_fail(&e, "allocator->alloc: is NULL");
 	if (cfg->allocator != NULL && cfg->allocator->free == NULL)

@@ -410,6 +410,63 @@ ttl_add(struct flowq__shard *s, struct flowq_req *r)
 		r->priv.dflags |= RF_IN_TTL;
 }
 
+/* ---- displacement ----
+ *
+ * When a submit finds the global limit full and the engine has a
+ * displacement policy, the submitter looks for a band-shard of a lower band
+ * that has published more sheddable requests (avail_*) than tickets already
+ * taken against it (doomed_*), takes a ticket (its request and bytes) with a
+ * CAS, and is admitted without a global reservation of its own: it
+ * inherits what the victims hold (submit.c displace_ticket()). This
+ * shard's dispatcher, at the start of its next round, sheds requests of
+ * that band-shard (the policy picks each) until the tickets' requests and
+ * bytes are covered, and adds the tickets to its debt; give_back() repays
+ * the debt out of the global capacity this shard's departures would give
+ * back, and reserves what is still owed from the global pool when it can.
+ * Transient excess over the global limit: the tickets not yet shed for
+ * (one dispatcher round), plus debt whose victims left on their own before
+ * the dispatcher got to them (repaid by the next departures or the next
+ * free global credit; a shard with debt looks again every DEBT_RETRY_NS).
+ * Never a victim of the newcomer's band or above: tickets are taken only on
+ * strictly lower bands, and the dispatcher sheds only from the ticketed
+ * band-shard.
+ */
+#define DEBT_RETRY_NS 1000000
+
+static void
+displace_arrived(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_req *r)
+{
+	s->engine->displace->arrived(bs->dstate, r);
+	bs->dq_req++;
+	bs->dq_bytes += r->bytes;
+}
+
+static void
+displace_left(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_req *r)
+{
+	s->engine->displace->left(bs->dstate, r);
+	bs->dq_req--;
+	bs->dq_bytes -= r->bytes;
+}
+
+/* Publish what each band-shard could shed (only when it changed). */
+static void
+displace_publish(struct flowq__shard *s)
+{
+	struct flowq_engine *e = s->engine;
+	for (unsigned oi = 0; oi < s->norder; oi++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
+							     memory_order_relaxed);
+		struct flowq__band_shard *bs = bs_of(s, b);
+		if (bs->dq_req == bs->dq_pub_req && bs->dq_bytes == bs->dq_pub_bytes)
+			continue;
+		bs->dq_pub_req = bs->dq_req;
+		bs->dq_pub_bytes = bs->dq_bytes;
+		atomic_store_explicit(&bs->avail_bytes, bs->dq_bytes, memory_order_relaxed);
+		atomic_store_explicit(&bs->avail_req, bs->dq_req, memory_order_release);
+	}
+}
+
 /* ---- leaving ---- */
 
 static void
@@ -469,6 +526,8 @@ unlink_req(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_fl
 	if (r->priv.dflags & RF_IN_PRIVATE) {
 		f->band->ordering->remove(f->ostate, r);
 		r->priv.dflags &= ~RF_IN_PRIVATE;
+		if (s->engine->displace)
+			displace_left(s, bs, r);
 		f->pf.queued--;
 		head_refresh(f);
 		f->band->fairness->update(bs->fstate, &f->pf, dispatched,
@@ -599,6 +658,8 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 			}
 			r->priv.dflags |= RF_IN_PRIVATE;
 			ttl_add(s, r);
+			if (s->engine->displace)
+				displace_arrived(s, bs, r);
 			live[k++] = r;
 		}
 		if (k) {
@@ -846,6 +907,70 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 	return done;
 }
 
+/* Shed for the tickets taken against this shard's band-shards. */
+static unsigned
+process_displacement(struct flowq__shard *s, int64_t now)
+{
+	struct flowq_engine *e = s->engine;
+	unsigned done = 0;
+	for (unsigned oi = 0; oi < s->norder; oi++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
+							     memory_order_relaxed);
+		struct flowq__band_shard *bs = bs_of(s, b);
+		uint64_t treq = atomic_load_explicit(&bs->doomed_req, memory_order_acquire);
+		if (!treq)
+			continue;
+		uint64_t tbytes = atomic_load_explicit(&bs->doomed_bytes, memory_order_relaxed);
+		uint64_t shed = 0, shed_bytes = 0;
+		struct flowq_req *r;
+		while ((shed < treq || shed_bytes < tbytes) &&
+		       (r = e->displace->victim(bs->dstate)) != NULL) {
+			shed++;
+			shed_bytes += r->bytes;
+			/* A victim whose cancel won leaves as cancelled: it
+			 * frees its capacity all the same. */
+			done += evict(s, r->priv.owner, r, FLOWQ_EVICTED_DISPLACED,
+				      FLOWQ_CAUSE_DISPLACED, now);
+		}
+		s->debt_req += treq;
+		s->debt_bytes += tbytes;
+		atomic_fetch_sub_explicit(&bs->doomed_bytes, tbytes, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&bs->doomed_req, treq, memory_order_release);
+	}
+	return done;
+}
+
+/* Repay debt out of @p *greq / @p *gbytes (capacity about to go back to
+ * the global pool), then from free global credit. */
+static void
+debt_repay(struct flowq__shard *s, uint64_t *greq, uint64_t *gbytes)
+{
+	struct flowq_engine *e = s->engine;
+	uint64_t before = s->debt_req;
+	uint64_t r = s->debt_req < *greq ? s->debt_req : *greq;
+	uint64_t by = s->debt_bytes < *gbytes ? s->debt_bytes : *gbytes;
+	s->debt_req -= r;
+	*greq -= r;
+	s->debt_bytes -= by;
+	*gbytes -= by;
+	/* Still owed (the victims left before we shed them): take it from
+	 * the pool, one request at a time (a reservation is one request),
+	 * the bytes with the last. */
+	while (s->debt_req || s->debt_bytes) {
+		uint64_t b = s->debt_req <= 1 ? s->debt_bytes : 0;
+		if (flowq__cap_reserve(&e->global, b) != 0)
+			break;
+		if (!s->debt_req) /* bytes only: give the request back */
+			flowq__cap_release(&e->global, 1, 0);
+		else
+			s->debt_req--;
+		s->debt_bytes -= b;
+	}
+	if (before != s->debt_req)
+		atomic_fetch_sub_explicit(&e->disp_pending, before - s->debt_req,
+					  memory_order_relaxed);
+}
+
 /* ---- phase 6 ---- */
 
 static void
@@ -882,7 +1007,9 @@ give_back(struct flowq__shard *s)
 		bs->release_req = 0;
 		bs->release_bytes = 0;
 	}
-	if (greq && e->global_limited)
+	if (e->global_limited && (s->debt_req || s->debt_bytes))
+		debt_repay(s, &greq, &gbytes);
+	if ((greq || gbytes) && e->global_limited)
 		flowq__cap_release(&e->global, greq, gbytes);
 }
 
@@ -962,6 +1089,8 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	done += process_cancels(s, now);
 	done += process_doorbell(s, now, stopping);
 	done += process_pending(s, now, stopping);
+	if (e->displace && !stopping)
+		done += process_displacement(s, now);
 	if (stopping) {
 		/* Evict everything queued: pick order, no gate. */
 		for (unsigned oi = 0; oi < s->norder; oi++) {
@@ -983,8 +1112,12 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	}
 	give_back(s);
 	publish_top(s);
+	if (e->displace)
+		displace_publish(s);
 
 	int64_t next = stopping ? INT64_MAX : gc(s, now);
+	if ((s->debt_req || s->debt_bytes) && !stopping && now + DEBT_RETRY_NS < next)
+		next = now + DEBT_RETRY_NS;
 	struct flowq_heap_node *hn = flowq_heap_peek(&s->ttl);
 	if (hn && hn->key < next)
 		next = hn->key;
@@ -1182,8 +1315,9 @@ flowq__shard_drain_all(struct flowq__shard *s)
 int
 flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 {
-	size_t ssz = b->fairness->desc.band_state_size;
-	size_t size = sizeof(struct flowq__band_shard) + ssz;
+	size_t ssz = (b->fairness->desc.band_state_size + 15) & ~(size_t)15;
+	size_t dsz = e->displace ? e->displace->desc.band_state_size : 0;
+	size_t size = sizeof(struct flowq__band_shard) + ssz + dsz;
 	struct flowq_policy_env env = flowq__policy_env(e, b);
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct flowq__band_shard *bs = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);
@@ -1194,7 +1328,13 @@ flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 			bs->band = b;
 			bs->alloc_size = size;
 			bs->fstate = ssz ? (void *)(bs + 1) : NULL;
+			bs->dstate = dsz ? (void *)((char *)(bs + 1) + ssz) : NULL;
 			err = b->fairness->band_init(bs->fstate, &env);
+			if (!err && e->displace) {
+				err = e->displace->band_init(bs->dstate, &env);
+				if (err)
+					b->fairness->band_fini(bs->fstate, &env);
+			}
 			if (err)
 				flowq__free(e->alloc, bs, size, FLOWQ_CACHE_LINE);
 		}
@@ -1217,6 +1357,8 @@ flowq__band_shards_fini(struct flowq_engine *e, struct flowq__band *b)
 		if (!bs)
 			continue;
 		b->fairness->band_fini(bs->fstate, &env);
+		if (e->displace)
+			e->displace->band_fini(bs->dstate, &env);
 		flowq__free(e->alloc, bs, bs->alloc_size, FLOWQ_CACHE_LINE);
 		atomic_store_explicit(&e->shards[i].bs[b->index], NULL, memory_order_relaxed);
 	}

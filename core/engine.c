@@ -206,6 +206,11 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		goto fail;
 	}
 	e->flow_limited = cfg->flow_max_requests || cfg->flow_max_bytes;
+	/* Validated: the policy exists. The name is the policy's own from
+	 * here on (the caller's string may be freed after create). */
+	const struct flowq_displacement_ops *dops = flowq_displacement_find(cfg->displacement);
+	e->cfg.displacement = dops->desc.name;
+	e->displace = strcmp(dops->desc.name, "none") == 0 ? NULL : dops;
 	const struct flowq_saturation_config *sc = &cfg->saturation;
 	e->gate_callback = strcmp(sc->detector, "callback") == 0;
 	e->gate_limited = !e->gate_callback && (sc->max_inflight || sc->max_inflight_bytes);

@@ -188,7 +188,22 @@ struct flowq__band_shard {
 	/* Queue capacity to give back at the end of the round (batched). */
 	uint64_t release_req;
 	uint64_t release_bytes;
+	/* Displacement (engine->displace set; dispatch.c "displacement"):
+	 * the policy's state, and the requests taken in and still queued
+	 * here (dispatcher-private), with the values last published. */
+	void *dstate;
+	uint64_t dq_req, dq_bytes;
+	uint64_t dq_pub_req, dq_pub_bytes;
 	struct flowq__counters stats;
+	/* Displacement, shared: avail_* published by this shard's dispatcher
+	 * (what it could shed); doomed_* added by submitters that were
+	 * admitted against it (tickets), taken off by the dispatcher once it
+	 * has shed for them. Own line: written only on the displacement
+	 * path. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t avail_req;
+	_Atomic uint64_t avail_bytes;
+	_Atomic uint64_t doomed_req;
+	_Atomic uint64_t doomed_bytes;
 };
 
 /* vt_pub of a band-shard with nothing backlogged (a published vt is
@@ -323,6 +338,10 @@ struct flowq__shard {
 	struct flowq__band_shard *yield_band;
 	uint64_t blocked_bytes;
 	int64_t last_top;
+	/* Displacement: global capacity that newcomers admitted against this
+	 * shard hold without a reservation of their own, not yet repaid by
+	 * departures (dispatch.c give_back()). */
+	uint64_t debt_req, debt_bytes;
 };
 
 /* Releases counted per CPU (in-flight statistics without a concurrency
@@ -350,6 +369,8 @@ struct flowq_engine {
 	bool gate_limited;
 	bool gate_callback;
 	bool any_ceiling; /* some band's usage ceiling is below 1 */
+	/* The displacement policy; NULL for "none" (no state is kept). */
+	const struct flowq_displacement_ops *displace;
 	struct flowq__cap gate;
 	struct flowq__cap global;
 
@@ -364,6 +385,10 @@ struct flowq_engine {
 	_Atomic uint32_t exiting;
 	/* Dispatchers waiting for the gate (a release must wake them). */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t gate_waiters;
+	/* Displacement: newcomers admitted without a global reservation whose
+	 * debt is not repaid yet (<= cfg.displacement_max_pending). Own line:
+	 * written on the displacement path only. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t disp_pending;
 	/* Rejections that resolved no band (invalid, shutdown, ...). */
 	struct flowq__rejects rejects;
 };

@@ -69,6 +69,94 @@ flow_cap_reserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t by
 	return true;
 }
 
+/*
+ * Displacement (dispatch.c, "displacement"): the global limit is full;
+ * take a ticket against the band-shard of the lowest band below @p prio
+ * that has published more sheddable requests and bytes than tickets
+ * already taken against it. @return true with the ticket taken and the
+ * shard woken: the newcomer is admitted without a global reservation.
+ * Slow path (only at the global limit): O(bands x shards) loads.
+ */
+static bool
+displace_ticket(struct flowq_engine *e, int32_t prio, uint64_t bytes)
+{
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
+	bool bytes_limited = e->cfg.max_bytes != 0;
+	/* The transient bound first (flowq.h displacement_max_pending). */
+	uint64_t p = atomic_load_explicit(&e->disp_pending, memory_order_relaxed);
+	do {
+		if (p >= e->cfg.displacement_max_pending)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&e->disp_pending, &p, p + 1,
+							memory_order_relaxed,
+							memory_order_relaxed));
+	for (;;) {
+		/* The lowest band below prio with something to shed. */
+		struct flowq__band *best = NULL;
+		struct flowq__band_shard *bbs = NULL;
+		uint64_t seen = 0;
+		for (uint32_t i = 0; i < nb; i++) {
+			struct flowq__band *b =
+				atomic_load_explicit(&e->bands[i], memory_order_acquire);
+			if (!b || b->priority >= prio || (best && b->priority >= best->priority))
+				continue;
+			for (unsigned k = 0; k < e->nshards; k++) {
+				struct flowq__band_shard *bs = atomic_load_explicit(
+					&e->shards[k].bs[b->index], memory_order_acquire);
+				if (!bs)
+					continue;
+				uint64_t av = atomic_load_explicit(&bs->avail_req,
+								   memory_order_acquire);
+				uint64_t d = atomic_load_explicit(&bs->doomed_req,
+								  memory_order_relaxed);
+				if (av <= d)
+					continue;
+				if (bytes_limited &&
+				    atomic_load_explicit(&bs->avail_bytes, memory_order_relaxed) <
+					    atomic_load_explicit(&bs->doomed_bytes,
+								 memory_order_relaxed) +
+						    bytes)
+					continue;
+				best = b;
+				bbs = bs;
+				seen = d;
+				break;
+			}
+		}
+		if (!best) {
+			atomic_fetch_sub_explicit(&e->disp_pending, 1, memory_order_relaxed);
+			return false;
+		}
+		/* The CAS on the ticket count is what makes two submitters
+		 * that saw the same last request take one ticket, not two. */
+		if (!atomic_compare_exchange_strong_explicit(&bbs->doomed_req, &seen, seen + 1,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		atomic_fetch_add_explicit(&bbs->doomed_bytes, bytes, memory_order_relaxed);
+		/* The dispatcher may be asleep with nothing else to do. */
+		struct flowq__shard *s = &e->shards[0];
+		for (unsigned k = 0; k < e->nshards; k++) {
+			if (atomic_load_explicit(&e->shards[k].bs[best->index],
+						 memory_order_relaxed) == bbs) {
+				s = &e->shards[k];
+				break;
+			}
+		}
+		flowq__shard_kick(s);
+		return true;
+	}
+}
+
+static void
+flow_cap_unreserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t bytes)
+{
+	if (e->cfg.flow_max_requests)
+		atomic_fetch_sub_explicit(&f->cap_req, 1, memory_order_relaxed);
+	if (e->cfg.flow_max_bytes)
+		atomic_fetch_sub_explicit(&f->cap_bytes, bytes, memory_order_relaxed);
+}
+
 int
 flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 {
@@ -118,13 +206,21 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	}
 
 	uint64_t bytes = req->bytes;
-	if (e->global_limited && flowq__cap_reserve(&e->global, bytes)) {
-		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
-			     FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
-		goto out;
+	/* global_held: this request holds a global reservation of its own
+	 * (else none is needed, or it will displace: then it may fail the
+	 * band and flow limits first, before any ticket is taken). */
+	bool global_held = false, displacing = false;
+	if (e->global_limited) {
+		global_held = flowq__cap_reserve(&e->global, bytes) == 0;
+		if (!global_held && !e->displace) {
+			err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+				     FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
+			goto out;
+		}
+		displacing = !global_held;
 	}
 	if (b->limited && flowq__cap_reserve(&b->cap, bytes)) {
-		if (e->global_limited)
+		if (global_held)
 			flowq__cap_release(&e->global, 1, bytes);
 		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
 			     FLOWQ_CAUSE_CAPACITY_BAND, -ENOSPC);
@@ -133,10 +229,19 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	if (e->flow_limited && !flow_cap_reserve(e, f, bytes)) {
 		if (b->limited)
 			flowq__cap_release(&b->cap, 1, bytes);
-		if (e->global_limited)
+		if (global_held)
 			flowq__cap_release(&e->global, 1, bytes);
 		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
 			     FLOWQ_CAUSE_CAPACITY_FLOW, -ENOSPC);
+		goto out;
+	}
+	if (displacing && !displace_ticket(e, b->priority, bytes)) {
+		if (e->flow_limited)
+			flow_cap_unreserve(e, f, bytes);
+		if (b->limited)
+			flowq__cap_release(&b->cap, 1, bytes);
+		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			     FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
 		goto out;
 	}
 

@@ -24,4 +24,15 @@ extern const struct flowq_fairness_ops flowq_fairness_round_robin;
  * intrusive list through req->priv.lnode. */
 extern const struct flowq_ordering_ops flowq_ordering_fcfs;
 
+/* "none": never sheds (the engine rejects the newcomer instead). */
+extern const struct flowq_displacement_ops flowq_displacement_none;
+
+/* "lowest_band_newest": sheds the request the band's dispatcher took in
+ * last (the newest work loses the least time already spent waiting). */
+extern const struct flowq_displacement_ops flowq_displacement_lowest_band_newest;
+
+/* "lowest_band_oldest": sheds the request taken in first (the one most
+ * likely to miss its deadline anyway). */
+extern const struct flowq_displacement_ops flowq_displacement_lowest_band_oldest;
+
 #endif /* FLOWQ_POLICIES_BUILTIN_H */

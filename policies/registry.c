@@ -45,6 +45,8 @@ _Static_assert(offsetof(struct flowq_fairness_ops, desc) == 0,
 	       "the descriptor is the first member of a fairness ops struct");
 _Static_assert(offsetof(struct flowq_ordering_ops, desc) == 0,
 	       "the descriptor is the first member of an ordering ops struct");
+_Static_assert(offsetof(struct flowq_displacement_ops, desc) == 0,
+	       "the descriptor is the first member of a displacement ops struct");
 
 /* Built-in fairness policies, in the order flowq_fairness_at() lists them. */
 static const struct flowq_policy_desc *const fairness_builtin[] = {
@@ -57,10 +59,17 @@ static const struct flowq_policy_desc *const ordering_builtin[] = {
 	&flowq_ordering_fcfs.desc,
 };
 
+static const struct flowq_policy_desc *const displacement_builtin[] = {
+	&flowq_displacement_none.desc,
+	&flowq_displacement_lowest_band_newest.desc,
+	&flowq_displacement_lowest_band_oldest.desc,
+};
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 _Static_assert(NELEM(fairness_builtin) <= FLOWQ_POLICY_MAX &&
-		       NELEM(ordering_builtin) <= FLOWQ_POLICY_MAX,
+		       NELEM(ordering_builtin) <= FLOWQ_POLICY_MAX &&
+		       NELEM(displacement_builtin) <= FLOWQ_POLICY_MAX,
 	       "the built-ins fit FLOWQ_POLICY_MAX");
 
 struct policy_table {
@@ -84,6 +93,12 @@ static struct policy_table fairness_table = {
 static struct policy_table ordering_table = {
 	.builtin = ordering_builtin,
 	.nbuiltin = NELEM(ordering_builtin),
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static struct policy_table displacement_table = {
+	.builtin = displacement_builtin,
+	.nbuiltin = NELEM(displacement_builtin),
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -233,4 +248,26 @@ flowq_ordering_register(const struct flowq_ordering_ops *ops)
 	    ops->key == NULL)
 		return -EINVAL;
 	return table_register(&ordering_table, &ops->desc);
+}
+
+const struct flowq_displacement_ops *
+flowq_displacement_find(const char *name)
+{
+	return (const struct flowq_displacement_ops *)table_find(&displacement_table, name);
+}
+
+const struct flowq_displacement_ops *
+flowq_displacement_at(size_t i)
+{
+	return (const struct flowq_displacement_ops *)table_at(&displacement_table, i);
+}
+
+int
+flowq_displacement_register(const struct flowq_displacement_ops *ops)
+{
+	if (ops == NULL || !policy_desc_valid(&ops->desc) || ops->band_init == NULL ||
+	    ops->band_fini == NULL || ops->arrived == NULL || ops->left == NULL ||
+	    ops->victim == NULL)
+		return -EINVAL;
+	return table_register(&displacement_table, &ops->desc);
 }

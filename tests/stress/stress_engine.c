@@ -1,8 +1,9 @@
 /*
  * stress_engine: the whole engine in threaded mode under concurrency.
  *
- *   stress_engine PRODUCERS SHARDS [REQUESTS [SEED]]
- *       REQUESTS per producer (default 100000), SEED (default 1)
+ *   stress_engine PRODUCERS SHARDS [REQUESTS [SEED [DISPLACEMENT]]]
+ *       REQUESTS per producer (default 100000), SEED (default 1),
+ *       DISPLACEMENT the engine's displacement policy (default "none")
  *
  * PRODUCERS threads each own a window of WINDOW requests and submit them
  * over FLOWS flows x PRIOS priorities (flows are created just in time and,
@@ -23,7 +24,12 @@
  *  - capacity: queued requests seen by the hosts (incremented before the
  *    submit, decremented at the completion) never exceed GLOBAL_LIMIT +
  *    PRODUCERS (each producer may be between its increment and the
- *    engine's decision);
+ *    engine's decision); with displacement, + MAX_PENDING more (the
+ *    engine's displacement_max_pending: newcomers whose victims' capacity
+ *    has not come back yet);
+ *  - displacement: a displaced request's band is below the band of some
+ *    request submitted while it was queued (checked loosely: never the
+ *    top priority), and nothing is displaced with "none";
  *  - liveness: a watchdog thread aborts the run, after printing the
  *    engine's scheduling state, when nothing was submitted or completed for
  *    STALL_SECONDS (a lost wake-up; CTest's timeout is the last resort).
@@ -57,6 +63,7 @@
 #define INFLIGHT      16
 #define MAX_PRODUCERS 16
 #define STALL_SECONDS 10
+#define MAX_PENDING   8
 
 struct hreq {
 	struct flowq_req req;
@@ -84,6 +91,9 @@ on_complete(struct flowq_req *req, void *arg)
 	if (o == FLOWQ_PENDING || flowq_outcome_is_rejected(o) || !flowq_cause_valid_for(o, c))
 		test_violation(PROG, "completion with outcome %s cause %s", flowq_outcome_str(o),
 			       flowq_cause_str(c));
+	if (o == FLOWQ_EVICTED_DISPLACED && req->priority >= PRIOS - 2)
+		test_violation(PROG, "a request of the top band (%d) was displaced",
+			       (int)req->priority);
 	atomic_fetch_add_explicit(&completed_by[o], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
@@ -246,8 +256,9 @@ watchdog_main(void *arg)
 int
 main(int argc, char **argv)
 {
-	if (argc < 3 || argc > 5) {
-		fprintf(stderr, "usage: %s PRODUCERS SHARDS [REQUESTS [SEED]]\n", argv[0]);
+	if (argc < 3 || argc > 6) {
+		fprintf(stderr, "usage: %s PRODUCERS SHARDS [REQUESTS [SEED [DISPLACEMENT]]]\n",
+			argv[0]);
 		return 2;
 	}
 	unsigned np = (unsigned)test_parse_ulong(PROG, argv[1], "producers", 1, MAX_PRODUCERS);
@@ -255,6 +266,8 @@ main(int argc, char **argv)
 	unsigned long nreq =
 		argc > 3 ? test_parse_ulong(PROG, argv[3], "requests", 1, 100000000) : 100000;
 	uint64_t seed = argc > 4 ? test_parse_ulong(PROG, argv[4], "seed", 0, ~0ul) : 1;
+	const char *displacement = argc > 5 ? argv[5] : "none";
+	bool displacing = strcmp(displacement, "none") != 0;
 
 	struct flowq_config cfg;
 	flowq_config_init(&cfg);
@@ -262,6 +275,8 @@ main(int argc, char **argv)
 	cfg.max_requests = GLOBAL_LIMIT;
 	cfg.saturation.max_inflight = INFLIGHT;
 	cfg.flow_gc_timeout_ns = 1000000; /* 1 ms: flows churn */
+	cfg.displacement = displacement;
+	cfg.displacement_max_pending = MAX_PENDING;
 	char err[256];
 	cfg.errbuf = err;
 	cfg.errbuf_size = sizeof(err);
@@ -308,9 +323,12 @@ main(int argc, char **argv)
 		test_violation(PROG, "cancels won %" PRIu64 " != cancelled completions %" PRIu64,
 			       cancels, (uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]));
 	uint64_t qmax = atomic_load(&host_queued_max);
-	if (qmax > GLOBAL_LIMIT + np)
+	unsigned slack = displacing ? np + MAX_PENDING : np;
+	if (qmax > GLOBAL_LIMIT + slack)
 		test_violation(PROG, "queued reached %" PRIu64 " > limit %d + %u", qmax,
-			       GLOBAL_LIMIT, np);
+			       GLOBAL_LIMIT, slack);
+	if (!displacing && atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]))
+		test_violation(PROG, "displaced requests with displacement \"none\"");
 
 	struct flowq_stats st;
 	flowq_stats_engine(engine, &st);
@@ -333,10 +351,12 @@ main(int argc, char **argv)
 
 	fprintf(stderr,
 		"%s: accepted=%" PRIu64 " rejected=%" PRIu64 " dispatched=%" PRIu64
-		" ttl=%" PRIu64 " cancelled=%" PRIu64 " queued_max=%" PRIu64 "\n",
+		" ttl=%" PRIu64 " cancelled=%" PRIu64 " displaced=%" PRIu64 " queued_max=%" PRIu64
+		"\n",
 		PROG, accepted, rejected, (uint64_t)atomic_load(&completed_by[FLOWQ_DISPATCHED]),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_TTL]),
-		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]), qmax);
+		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]),
+		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]), qmax);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s producers=%u shards=%u items=%" PRIu64 " violations=%lu seconds=%.2f\n",
 	       PROG, np, ns, accepted + rejected, v, secs);

@@ -224,6 +224,33 @@ struct flowq_config {
 	int64_t flow_gc_timeout_ns;
 	/** Saturation detector. */
 	struct flowq_saturation_config saturation;
+	/**
+	 * Displacement policy name: what is shed when a submit finds the
+	 * global limit (max_requests / max_bytes) full. "none" (default):
+	 * the newcomer is rejected (REJECTED_CAPACITY, CAPACITY_GLOBAL).
+	 * Otherwise, if a band of lower priority than the newcomer's has
+	 * queued requests (on any shard), the newcomer is admitted and that
+	 * band's dispatcher sheds requests of it (EVICTED_DISPLACED) until
+	 * the newcomer's request and bytes are covered; the policy chooses
+	 * which: "lowest_band_newest", "lowest_band_oldest"; see
+	 * flowq_displacement_find(). Never a request of the same or a higher
+	 * band. Only the global limit displaces: a band or flow limit holds
+	 * only that band's or flow's own requests, which shedding another
+	 * band cannot make room among. Transient bound: see
+	 * displacement_max_pending.
+	 */
+	const char *displacement;
+	/**
+	 * Most newcomers admitted by displacement whose victims' capacity has
+	 * not come back yet (their dispatcher sheds them at its next round;
+	 * a victim that left on its own first is repaid from the shard's
+	 * next departures or free global capacity, retried every
+	 * millisecond). The global request limit is exceeded by at most this
+	 * many requests (and the byte limit by at most their bytes); past it
+	 * a newcomer is rejected (CAPACITY_GLOBAL) until the dispatchers
+	 * catch up. Default 64; in [1, FLOWQ_LIMIT_MAX].
+	 */
+	uint64_t displacement_max_pending;
 	/** Allocator for every internal allocation; NULL = libc. Must
 	 * outlive the engine. */
 	const struct flowq_allocator *allocator;

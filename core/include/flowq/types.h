@@ -182,6 +182,10 @@ struct flowq_req {
 		/** Link in the shard's cancel queue: written by the thread
 		 * whose flowq_cancel() won, read by the dispatcher. */
 		struct flowq_mpsc_node clink;
+		/** Link for the band's displacement policy (dispatcher-
+		 * private; unused when the engine's displacement is
+		 * "none"). */
+		struct flowq_list_node dnode;
 	} priv;
 };
 
@@ -238,10 +242,11 @@ flowq_outcome_is_evicted(enum flowq_outcome o);
 FLOWQ_API bool
 flowq_cause_valid_for(enum flowq_outcome o, enum flowq_cause c);
 
-/* A request is about two cache lines: caller fields on the first, the
- * engine's private fields mostly on the second. Growing it costs every host
- * memory per in-flight request, so a change must be deliberate. */
-FLOWQ_STATIC_ASSERT(sizeof(struct flowq_req) <= 144, "struct flowq_req grew");
+/* A request is about two and a half cache lines: caller fields on the
+ * first, the engine's private fields mostly on the second. Growing it costs
+ * every host memory per in-flight request, so a change must be deliberate
+ * (144 -> 160: the displacement link, priv.dnode). */
+FLOWQ_STATIC_ASSERT(sizeof(struct flowq_req) <= 160, "struct flowq_req grew");
 
 #ifdef __cplusplus
 }

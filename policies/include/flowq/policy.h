@@ -179,6 +179,38 @@ struct flowq_ordering_ops {
 };
 
 /**
+ * Displacement policy: which queued request of a band to shed when a more
+ * important request needs the global capacity it holds (DESIGN.md
+ * vocabulary). The engine decides *whether* and *which band* (the lowest
+ * band below the newcomer's with queued requests, on any shard); the policy
+ * decides *which request* of that band on its shard, among the requests the
+ * dispatcher has taken in from the flows' inboxes. Policy state lives per
+ * (band, shard): band_state_size bytes, zeroed, then band_init; each queued
+ * request lends the policy its priv.dnode link (struct flowq_list_node),
+ * untouched by anything else while the request is queued. flow_state_size
+ * is ignored (set it to 0). Context, as for the other kinds: the shard's
+ * dispatcher thread only, never concurrently on one band state, O(1) or
+ * O(log n) per call, no allocation outside band_init/band_fini.
+ * The built-in "none" never picks a victim; an engine configured with it
+ * does not call the ops at all (and keeps no displacement state).
+ */
+struct flowq_displacement_ops {
+	struct flowq_policy_desc desc;
+	/** Set up @p band (zeroed). @return 0 or a negative errno. */
+	int (*band_init)(void *band, const struct flowq_policy_env *env);
+	/** Free what band_init allocated; no request is queued any more. */
+	void (*band_fini)(void *band, const struct flowq_policy_env *env);
+	/** @p req joined the band's queues on this shard (taken in from its
+	 * flow's inbox, in the order the dispatcher takes requests in). */
+	void (*arrived)(void *band, struct flowq_req *req);
+	/** @p req left them (dispatched, expired, cancelled, displaced). */
+	void (*left)(void *band, struct flowq_req *req);
+	/** The request to shed next, or NULL to shed nothing. Must not
+	 * change the state (the engine calls left() when it sheds it). */
+	struct flowq_req *(*victim)(void *band);
+};
+
+/**
  * The fairness policy named @p name (built-in or registered), or NULL if
  * there is none or @p name is NULL.
  *
@@ -194,6 +226,11 @@ flowq_fairness_find(const char *name);
 /** The ordering policy named @p name, or NULL; as flowq_fairness_find(). */
 FLOWQ_API const struct flowq_ordering_ops *
 flowq_ordering_find(const char *name);
+
+/** The displacement policy named @p name, or NULL; as
+ * flowq_fairness_find(). */
+FLOWQ_API const struct flowq_displacement_ops *
+flowq_displacement_find(const char *name);
 
 /**
  * Add a fairness policy. @p ops must stay valid for the process lifetime
@@ -219,6 +256,10 @@ flowq_fairness_register(const struct flowq_fairness_ops *ops);
 FLOWQ_API int
 flowq_ordering_register(const struct flowq_ordering_ops *ops);
 
+/** Add a displacement policy; as flowq_fairness_register(). */
+FLOWQ_API int
+flowq_displacement_register(const struct flowq_displacement_ops *ops);
+
 /**
  * The @p i-th fairness policy (built-ins first, then registered ones in
  * registration order), or NULL past the end: for listing and for the
@@ -234,6 +275,11 @@ flowq_fairness_at(size_t i);
  * flowq_fairness_at(). */
 FLOWQ_API const struct flowq_ordering_ops *
 flowq_ordering_at(size_t i);
+
+/** The @p i-th displacement policy, or NULL past the end; as
+ * flowq_fairness_at(). */
+FLOWQ_API const struct flowq_displacement_ops *
+flowq_displacement_at(size_t i);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,308 @@
+/*
+ * Displacement (flowq.h struct flowq_config::displacement; dispatch.c
+ * "displacement"): a submit that finds the global limit full sheds queued
+ * requests of a strictly lower band (EVICTED_DISPLACED), chosen by the
+ * policy, never of its own band or above; the global limit holds again once
+ * the victims' dispatcher has run; victims that leave on their own (a
+ * cancel) leave a debt that is repaid exactly. Polled mode, manual clock.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+
+#include <flowq/flowq.h>
+#include <flowq/policy.h>
+
+#include "engine.h"
+#include "engine_fixture.h"
+
+#define NLOW 4
+
+/* Global in use (exact: single-threaded). */
+static uint64_t
+global_in_use(struct flowq_engine *e, uint64_t *r_bytes)
+{
+	uint64_t req, bytes;
+	flowq__cap_in_use(&e->global, &req, &bytes);
+	if (r_bytes)
+		*r_bytes = bytes;
+	return req;
+}
+
+/* An engine whose global limit is full of band-0 requests: max_inflight 1
+ * holds the gate after the first dispatch (never released here), then
+ * NLOW band-0 requests fill max_requests = NLOW. low[0] is the dispatched
+ * one; low[1..NLOW] are queued, taken in in that order. */
+static struct flowq_engine *
+full_engine(const char *policy, unsigned shards, struct fx_req low[NLOW + 1])
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = shards;
+	c.max_requests = NLOW;
+	c.saturation.max_inflight = 1;
+	c.displacement = policy;
+	struct flowq_engine *e = fx_make(&c);
+	char id[16];
+	for (int i = 0; i <= NLOW; i++) {
+		snprintf(id, sizeof(id), "low%d", i);
+		fx_req_init(&low[i], i == 0 ? "first" : id, 0, 100);
+		cr_assert_eq(flowq_submit(e, &low[i].req), 0, "low[%d]", i);
+		fx_advance(1000);
+		fx_poll_all(e);
+	}
+	cr_assert_eq(low[0].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(global_in_use(e, NULL), NLOW);
+	return e;
+}
+
+static void
+drain_and_destroy(struct flowq_engine *e, struct fx_req *low)
+{
+	flowq_release(e, &low[0].req);
+	flowq_engine_destroy(e);
+}
+
+Test(displace, newest_sheds_the_newest_lower_band_request)
+{
+	struct fx_req low[NLOW + 1], hi;
+	struct flowq_engine *e = full_engine("lowest_band_newest", 1, low);
+	fx_req_init(&hi, "hi", 5, 100);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0, "admitted by displacement");
+	cr_assert_eq(low[NLOW].completions, 0, "shed by the dispatcher, not the submitter");
+	fx_poll_all(e);
+	cr_assert_eq(low[NLOW].completions, 1);
+	cr_assert_eq(low[NLOW].seen, FLOWQ_EVICTED_DISPLACED);
+	cr_assert_eq(low[NLOW].cause, FLOWQ_CAUSE_DISPLACED);
+	for (int i = 1; i < NLOW; i++)
+		cr_assert_eq(low[i].completions, 0, "low[%d] untouched", i);
+	cr_assert_eq(hi.completions, 0, "queued behind the held gate");
+	cr_assert_eq(global_in_use(e, NULL), NLOW, "the limit holds again");
+
+	struct flowq_stats st;
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.outcomes[FLOWQ_EVICTED_DISPLACED], 1);
+	cr_assert_eq(st.causes[FLOWQ_EVICTED_DISPLACED][FLOWQ_CAUSE_DISPLACED], 1);
+
+	/* Strict priority: the gate goes to the band-5 request first. */
+	flowq_release(e, &low[0].req);
+	fx_poll_all(e);
+	cr_assert_eq(hi.seen, FLOWQ_DISPATCHED);
+	flowq_release(e, &hi.req);
+	flowq_engine_destroy(e);
+	for (int i = 1; i < NLOW; i++)
+		cr_assert_eq(low[i].completions, 1, "every request has one outcome");
+}
+
+Test(displace, oldest_sheds_the_oldest_lower_band_request)
+{
+	struct fx_req low[NLOW + 1], hi;
+	struct flowq_engine *e = full_engine("lowest_band_oldest", 1, low);
+	fx_req_init(&hi, "hi", 1, 100);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(low[1].seen, FLOWQ_EVICTED_DISPLACED);
+	for (int i = 2; i <= NLOW; i++)
+		cr_assert_eq(low[i].completions, 0);
+	drain_and_destroy(e, low);
+}
+
+Test(displace, never_the_same_or_a_higher_band)
+{
+	struct fx_req low[NLOW + 1], same, below;
+	struct flowq_engine *e = full_engine("lowest_band_newest", 1, low);
+	fx_req_init(&same, "same", 0, 100);
+	cr_assert_eq(flowq_submit(e, &same.req), -ENOSPC);
+	cr_assert_eq(flowq_req_outcome(&same.req), FLOWQ_REJECTED_CAPACITY);
+	cr_assert_eq(flowq_req_cause(&same.req), FLOWQ_CAUSE_CAPACITY_GLOBAL);
+	fx_req_init(&below, "below", -3, 100);
+	cr_assert_eq(flowq_submit(e, &below.req), -ENOSPC);
+	fx_poll_all(e);
+	for (int i = 1; i <= NLOW; i++)
+		cr_assert_eq(low[i].completions, 0, "nothing shed");
+	drain_and_destroy(e, low);
+}
+
+Test(displace, none_rejects_the_newcomer)
+{
+	struct fx_req low[NLOW + 1], hi;
+	struct flowq_engine *e = full_engine("none", 1, low);
+	cr_assert_null(e->displace, "\"none\" keeps no displacement state");
+	fx_req_init(&hi, "hi", 9, 100);
+	cr_assert_eq(flowq_submit(e, &hi.req), -ENOSPC);
+	cr_assert_eq(flowq_req_cause(&hi.req), FLOWQ_CAUSE_CAPACITY_GLOBAL);
+	fx_poll_all(e);
+	for (int i = 1; i <= NLOW; i++)
+		cr_assert_eq(low[i].completions, 0);
+	drain_and_destroy(e, low);
+}
+
+Test(displace, one_ticket_per_victim)
+{
+	/* NLOW newcomers shed the NLOW queued requests; the next is
+	 * rejected: tickets never outnumber what was published. */
+	struct fx_req low[NLOW + 1], hi[NLOW + 1];
+	struct flowq_engine *e = full_engine("lowest_band_newest", 1, low);
+	char id[16];
+	for (int i = 0; i < NLOW; i++) {
+		snprintf(id, sizeof(id), "hi%d", i);
+		fx_req_init(&hi[i], id, 2, 100);
+		cr_assert_eq(flowq_submit(e, &hi[i].req), 0, "hi[%d]", i);
+	}
+	fx_req_init(&hi[NLOW], "hiX", 2, 100);
+	cr_assert_eq(flowq_submit(e, &hi[NLOW].req), -ENOSPC, "nothing left to shed");
+	fx_poll_all(e);
+	for (int i = 1; i <= NLOW; i++)
+		cr_assert_eq(low[i].seen, FLOWQ_EVICTED_DISPLACED, "low[%d]", i);
+	cr_assert_eq(global_in_use(e, NULL), NLOW);
+	drain_and_destroy(e, low);
+}
+
+Test(displace, bytes_shed_until_the_newcomer_fits)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.max_bytes = 1000;
+	c.saturation.max_inflight = 1;
+	c.displacement = "lowest_band_newest";
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req first, low[10], hi;
+	fx_req_init(&first, "first", 0, 0);
+	cr_assert_eq(flowq_submit(e, &first.req), 0);
+	fx_poll_all(e);
+	for (int i = 0; i < 10; i++) {
+		fx_req_init(&low[i], "low", 0, 100);
+		cr_assert_eq(flowq_submit(e, &low[i].req), 0);
+	}
+	fx_poll_all(e);
+	uint64_t bytes;
+	global_in_use(e, &bytes);
+	cr_assert_eq(bytes, 1000);
+	fx_req_init(&hi, "hi", 1, 250);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	fx_poll_all(e);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(low[i].completions, i >= 7 ? 1 : 0, "low[%d]: 3 x 100 B cover 250 B",
+			     i);
+	global_in_use(e, &bytes);
+	cr_assert_eq(bytes, 950, "700 B of band 0 + 250 B");
+	/* 50 B are free now: one more 60 B band-1 request needs a victim. */
+	struct fx_req hi2;
+	fx_req_init(&hi2, "hi", 1, 60);
+	cr_assert_eq(flowq_submit(e, &hi2.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(low[6].seen, FLOWQ_EVICTED_DISPLACED);
+	global_in_use(e, &bytes);
+	cr_assert_leq(bytes, 1000);
+	flowq_release(e, &first.req);
+	flowq_engine_destroy(e);
+}
+
+Test(displace, victims_that_leave_on_their_own_leave_an_exact_debt)
+{
+	/* The ticket is taken, then every band-0 request is cancelled before
+	 * the dispatcher runs: nothing is left to shed; the debt is repaid
+	 * from their departures, and the limit is exact afterwards. */
+	struct fx_req low[NLOW + 1], hi, more[NLOW];
+	struct flowq_engine *e = full_engine("lowest_band_oldest", 1, low);
+	fx_req_init(&hi, "hi", 1, 100);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	for (int i = 1; i <= NLOW; i++)
+		cr_assert_eq(flowq_cancel(e, &low[i].req), 0);
+	fx_poll_all(e);
+	for (int i = 1; i <= NLOW; i++)
+		cr_assert_eq(low[i].seen, FLOWQ_EVICTED_CANCELLED, "low[%d]", i);
+	cr_assert_eq(global_in_use(e, NULL), 1, "only the newcomer holds capacity");
+	cr_assert_eq(e->shards[0].debt_req, 0);
+	char id[16];
+	for (int i = 0; i < NLOW - 1; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		fx_req_init(&more[i], id, 0, 100);
+		cr_assert_eq(flowq_submit(e, &more[i].req), 0, "more[%d]", i);
+	}
+	fx_req_init(&more[NLOW - 1], "mX", 0, 100);
+	cr_assert_eq(flowq_submit(e, &more[NLOW - 1].req), -ENOSPC, "exactly full");
+	drain_and_destroy(e, low);
+}
+
+Test(displace, victims_on_another_shard)
+{
+	/* Two shards: the band-0 flows spread over both; a band-1 newcomer
+	 * sheds one request wherever the band has one, and conservation
+	 * holds. */
+	struct fx_req low[NLOW + 1], hi;
+	struct flowq_engine *e = full_engine("lowest_band_newest", 2, low);
+	fx_req_init(&hi, "hi", 1, 100);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	fx_poll_all(e);
+	int shed = 0;
+	for (int i = 1; i <= NLOW; i++)
+		shed += low[i].seen == FLOWQ_EVICTED_DISPLACED;
+	cr_assert_eq(shed, 1);
+	cr_assert_eq(global_in_use(e, NULL), NLOW);
+	flowq_release(e, &low[0].req);
+	flowq_engine_destroy(e);
+	for (int i = 1; i <= NLOW; i++)
+		cr_assert_eq(low[i].completions, 1);
+	cr_assert_eq(hi.completions, 1);
+}
+
+Test(displace, config_names_the_policy)
+{
+	struct flowq_config c = fx_polled_cfg();
+	char err[160];
+	c.displacement = "lowest_band_sideways";
+	cr_assert_eq(flowq_config_validate(&c, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "displacement: unknown displacement policy \"lowest_band_sideways\"");
+	c.displacement = NULL;
+	cr_assert_eq(flowq_config_validate(&c, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "displacement: is NULL");
+	for (size_t i = 0; flowq_displacement_at(i); i++) {
+		c.displacement = flowq_displacement_at(i)->desc.name;
+		cr_assert_eq(flowq_config_validate(&c, err, sizeof(err)), 0, "%s", err);
+	}
+	cr_assert_not_null(flowq_displacement_find("none"));
+	cr_assert_null(flowq_displacement_find("nonesuch"));
+}
+
+Test(displace, pending_bound_holds_until_the_dispatcher_sheds)
+{
+	/* displacement_max_pending = 1: a second newcomer before the
+	 * dispatcher's round is rejected; after the round it displaces. */
+	struct flowq_config c = fx_polled_cfg();
+	c.max_requests = NLOW;
+	c.saturation.max_inflight = 1;
+	c.displacement = "lowest_band_newest";
+	c.displacement_max_pending = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req low[NLOW + 1], a, b, b2;
+	char id[16];
+	for (int i = 0; i <= NLOW; i++) {
+		snprintf(id, sizeof(id), "low%d", i);
+		fx_req_init(&low[i], id, 0, 1);
+		cr_assert_eq(flowq_submit(e, &low[i].req), 0);
+		fx_poll_all(e);
+	}
+	fx_req_init(&a, "a", 1, 1);
+	fx_req_init(&b, "b", 1, 1);
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	cr_assert_eq(flowq_submit(e, &b.req), -ENOSPC, "one pending displacement at most");
+	cr_assert_eq(flowq_req_cause(&b.req), FLOWQ_CAUSE_CAPACITY_GLOBAL);
+	cr_assert_leq(global_in_use(e, NULL), NLOW, "a holds no reservation of its own");
+	fx_poll_all(e);
+	cr_assert_eq(atomic_load(&e->disp_pending), 0, "repaid by the victim's departure");
+	fx_req_init(&b2, "b", 1, 1);
+	cr_assert_eq(flowq_submit(e, &b2.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(low[NLOW].seen, FLOWQ_EVICTED_DISPLACED);
+	cr_assert_eq(low[NLOW - 1].seen, FLOWQ_EVICTED_DISPLACED);
+	drain_and_destroy(e, low);
+}
+
+Test(displace, config_pending_bound_range)
+{
+	struct flowq_config c = fx_polled_cfg();
+	char err[160];
+	cr_assert_eq(c.displacement_max_pending, 64);
+	c.displacement_max_pending = 0;
+	cr_assert_eq(flowq_config_validate(&c, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "displacement_max_pending: 0 is not in [1, FLOWQ_LIMIT_MAX]");
+}

@@ -45,6 +45,11 @@ bench_gie_register(void);
 void
 bench_engine_register(void);
 
+/** Register BM_displacement (overload simulation per displacement policy)
+ * and BM_displacement_shed (cost of one displacement). */
+void
+bench_displace_register(void);
+
 /** Whether FLOWQ_BENCH_PIN asks for pinned threads (and there are >= 2 CPUs);
  * see bench_env.c. */
 bool

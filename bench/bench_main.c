@@ -24,5 +24,6 @@ main(int argc, char **argv)
 	bench_e2e_register();
 	bench_engine_register();
 	bench_gie_register();
+	bench_displace_register();
 	return bench_main(argc, argv);
 }

@@ -265,7 +265,7 @@ cap_take_global(struct flowq__cap *cap, int d, uint64_t n)
  * pool for @p n once more. Returns 0 or -ENOSPC.
  */
 static int
-cap_steal(struct flowq__cap *cap, int d, uint64_t n)
+cap_steal(struct flowq__cap *cap, int d, uint64_t n, bool *r_moved)
 {
 	_Atomic uint64_t *g = &cap->global[d];
 	/* AND with this clears field d and keeps the other one. */
@@ -288,14 +288,16 @@ cap_steal(struct flowq__cap *cap, int d, uint64_t n)
 			return 0;
 		}
 	}
-	if (have > 0) /* [R3d] release: O1. */
+	if (have > 0) { /* [R3d] release: O1. */
 		atomic_fetch_add_explicit(g, have, memory_order_release);
+		*r_moved = true;
+	}
 	return cap_take(g, n) ? 0 : -ENOSPC; /* [R3g] */
 }
 
 /** Reserve @p n of dimension @p d on slot @p slot, after [R1] failed. */
 static int
-cap_reserve_dim(struct flowq__cap *cap, unsigned slot, int d, uint64_t n)
+cap_reserve_dim(struct flowq__cap *cap, unsigned slot, int d, uint64_t n, bool *r_moved)
 {
 	_Atomic uint64_t *s = &cap->slots[slot].credit;
 	uint64_t got;
@@ -309,7 +311,7 @@ cap_reserve_dim(struct flowq__cap *cap, unsigned slot, int d, uint64_t n)
 						  memory_order_release);
 		return 0;
 	}
-	return cap_steal(cap, d, n);
+	return cap_steal(cap, d, n, r_moved);
 }
 
 /**
@@ -471,7 +473,7 @@ flowq__cap_fini(struct flowq__cap *cap)
 }
 
 int
-flowq__cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes)
+cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes, bool *r_moved)
 {
 	bool req = cap->limit[FLOWQ__CAP_REQ] != 0;
 	uint64_t nbytes = cap->limit[FLOWQ__CAP_BYTES] != 0 ? bytes : 0;
@@ -496,15 +498,33 @@ flowq__cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes)
 		}
 	}
 	/* One dimension at a time: [R1'], [R2], [R3]. */
-	if (req && cap_reserve_dim(cap, slot, FLOWQ__CAP_REQ, 1) != 0)
+	if (req && cap_reserve_dim(cap, slot, FLOWQ__CAP_REQ, 1, r_moved) != 0)
 		return -ENOSPC;
-	if (nbytes != 0 && cap_reserve_dim(cap, slot, FLOWQ__CAP_BYTES, nbytes) != 0) {
+	if (nbytes != 0 && cap_reserve_dim(cap, slot, FLOWQ__CAP_BYTES, nbytes, r_moved) != 0) {
 		/* Both or neither: give the request back. */
-		if (req)
+		if (req) {
 			flowq__cap_release_on(cap, slot, 1, 0);
+			*r_moved = true;
+		}
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+int
+flowq__cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes)
+{
+	bool moved = false;
+	return cap_reserve_on(cap, slot, bytes, &moved);
+}
+
+int
+flowq__cap_reserve_moved(struct flowq__cap *cap, uint64_t bytes, bool *r_moved)
+{
+	*r_moved = false;
+	if (cap->limit[FLOWQ__CAP_REQ] == 0 && cap->limit[FLOWQ__CAP_BYTES] == 0)
+		return 0;
+	return cap_reserve_on(cap, cap_slot_self(cap), bytes, r_moved);
 }
 
 int

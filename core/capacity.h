@@ -218,6 +218,17 @@ int
 flowq__cap_reserve(struct flowq__cap *cap, uint64_t bytes);
 
 /**
+ * flowq__cap_reserve(), and on failure *r_moved tells whether the call
+ * held credit for a moment (a steal that gathered slots' credit into the
+ * global pool, or a request taken and given back when the bytes did not
+ * fit): a concurrent reserve could have failed only because of it, so a
+ * caller that parks waiters on failure must wake them then (and need not
+ * otherwise: a failure that moved nothing could not have hidden credit).
+ */
+int
+flowq__cap_reserve_moved(struct flowq__cap *cap, uint64_t bytes, bool *r_moved);
+
+/**
  * As flowq__cap_reserve(), but as if running on CPU slot @p slot (taken
  * modulo the slot count). Test hook: places credit in chosen slots
  * deterministically; flowq__cap_reserve() calls it with the current CPU

@@ -812,13 +812,16 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes)
 		return true;
 	if (b->usage_ceiling < 1.0 && !gate_under_ceiling(e, b->usage_ceiling, 0))
 		return false;
-	if (flowq__cap_reserve(&e->gate, bytes) == 0)
+	bool moved;
+	if (flowq__cap_reserve_moved(&e->gate, bytes, &moved) == 0)
 		return true;
-	/* A failed reserve may have held credit for a moment (a request
-	 * taken and given back when the bytes did not fit, a steal): a
-	 * shard that looked while we held it must look again. No-op when
-	 * nobody waits. */
-	flowq__gate_wake(e);
+	/* A failed reserve that held credit for a moment (a request taken
+	 * and given back when the bytes did not fit, a steal): a shard that
+	 * looked while we held it must look again. Only then: a wake after
+	 * every failure made blocked dispatchers wake each other in turn
+	 * (a futex or eventfd write per round) while the gate stayed full. */
+	if (moved)
+		flowq__gate_wake(e);
 	return false;
 }
 
@@ -1273,10 +1276,19 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 		return -EINVAL;
 	struct flowq__shard *s = &e->shards[shard];
 	flowq__rcu_thread_online();
-	uint64_t v;
-	ssize_t rd = read(s->efd, &v, sizeof(v)); /* clear; EAGAIN is fine */
-	(void)rd;
-	atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+	/* The eventfd is written only by a waker that took sleeping from 1
+	 * to 0 (flowq__shard_wake()). So it needs clearing (a system call)
+	 * only if the last poll armed it and a waker took it since: not on
+	 * every poll of a busy host loop. A waker between its exchange and
+	 * its write leaves the fd readable after our read: one spurious
+	 * wake-up of the host's loop, never a lost one. */
+	uint32_t was = atomic_exchange_explicit(&s->sleeping, 0, memory_order_acquire);
+	if (s->poll_armed && !was) {
+		uint64_t v;
+		ssize_t rd = read(s->efd, &v, sizeof(v)); /* EAGAIN is fine */
+		(void)rd;
+	}
+	s->poll_armed = false;
 	s->stopping_seen = atomic_load_explicit(&e->stopping, memory_order_acquire);
 	int64_t next;
 	unsigned n = flowq__shard_run(s, budget, &next);
@@ -1284,8 +1296,12 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 		next = flowq__now(e); /* more may be waiting: come back now */
 	} else {
 		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		s->poll_armed = true;
 		if (work_visible(s) || !flowq_list_empty(&s->pending)) {
-			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+			/* Take it back; if a waker took it first, it wrote
+			 * (or will write) the fd: the next poll clears it. */
+			if (atomic_exchange_explicit(&s->sleeping, 0, memory_order_relaxed))
+				s->poll_armed = false;
 			next = flowq__now(e);
 		}
 	}

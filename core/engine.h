@@ -292,6 +292,9 @@ struct flowq__shard {
 	unsigned index;
 	struct cds_lfht *ht;
 	int efd; /* polled mode: readable when there is new work */
+	/* Polled mode, the polling thread's: the last poll left sleeping = 1
+	 * (a waker may have written efd since). */
+	bool poll_armed;
 	pthread_t thread;
 	bool thread_started;
 

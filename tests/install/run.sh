@@ -13,7 +13,10 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 # include/flowq (a component missing from install(DIRECTORY) would leave
 # consumers of its header with a broken install).
 for h in "$src"/*/include/flowq/*.h; do
-	if ! find "$prefix" -path "*/include/flowq/$(basename "$h")" | grep -q .; then
+	# (Outputs are captured before grep: with pipefail, grep -q exiting at
+	# its first match can fail the pipeline through the writer's SIGPIPE.)
+	found=$(find "$prefix" -path "*/include/flowq/$(basename "$h")")
+	if [ -z "$found" ]; then
 		echo "public header not installed: ${h#"$src"/}" >&2
 		exit 1
 	fi
@@ -26,7 +29,8 @@ find_package)
 	"$work/c/consumer_shared"
 	"$work/c/consumer_static"
 	# The shared consumer must use the installed library, not the build tree's.
-	ldd "$work/c/consumer_shared" | grep -q "$prefix/.*libflowq.so" || {
+	deps=$(ldd "$work/c/consumer_shared")
+	grep -q "$prefix/.*libflowq.so" <<<"$deps" || {
 		echo "consumer_shared does not load the installed libflowq.so" >&2
 		exit 1
 	}
@@ -48,7 +52,8 @@ pkg_config)
 		$(pkg-config --static --cflags flowq) \
 		$(pkg-config --static --libs flowq | sed 's/-lflowq\b/-l:libflowq.a/') -o "$work/pc_static"
 	"$work/pc_static"
-	if ldd "$work/pc_static" | grep -q libflowq; then
+	deps=$(ldd "$work/pc_static")
+	if grep -q libflowq <<<"$deps"; then
 		echo "pc_static links libflowq dynamically" >&2
 		exit 1
 	fi

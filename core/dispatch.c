@@ -1294,6 +1294,11 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 	unsigned n = flowq__shard_run(s, budget, &next);
 	if (budget && n >= budget) {
 		next = flowq__now(e); /* more may be waiting: come back now */
+	} else if (!atomic_load_explicit(&e->fd_wanted, memory_order_relaxed)) {
+		/* Nobody waits on the fd: do not arm it (no waker will write
+		 * it); still say when more work is already visible. */
+		if (work_visible(s) || !flowq_list_empty(&s->pending))
+			next = flowq__now(e);
 	} else {
 		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
 		s->poll_armed = true;
@@ -1311,10 +1316,11 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 }
 
 int
-flowq_shard_fd(const struct flowq_engine *e, unsigned shard)
+flowq_shard_fd(struct flowq_engine *e, unsigned shard)
 {
 	if (!e || e->cfg.mode != FLOWQ_MODE_POLLED || shard >= e->nshards)
 		return -EINVAL;
+	atomic_store_explicit(&e->fd_wanted, 1, memory_order_relaxed);
 	return e->shards[shard].efd;
 }
 

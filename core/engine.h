@@ -383,6 +383,8 @@ struct flowq_engine {
 	_Atomic(struct flowq__band *) bands[FLOWQ_MAX_BANDS];
 	_Atomic uint32_t nbands;
 
+	/* Polled mode: flowq_shard_fd() was called (polls arm the fds). */
+	_Atomic uint32_t fd_wanted;
 	/* Written once by stop/destroy. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t stopping;
 	_Atomic uint32_t exiting;

@@ -604,11 +604,16 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
  * Polled mode: an eventfd that becomes readable when shard @p shard has new
  * work (a new backlogged flow, a cancellation, a release while it waits
  * for capacity) after a poll left it idle. flowq_shard_poll() clears it.
+ * The fd is armed only once it has been asked for: until the first call
+ * of flowq_shard_fd() on an engine, its polls leave every fd alone, so a
+ * host that polls in a loop of its own (a simulator, a busy event loop)
+ * pays no eventfd system calls. Ask for the fds before the first poll
+ * whose idle return you will wait on.
  *
  * @return the fd (>= 0); -EINVAL if not in polled mode or out of range.
  */
 FLOWQ_API int
-flowq_shard_fd(const struct flowq_engine *e, unsigned shard);
+flowq_shard_fd(struct flowq_engine *e, unsigned shard);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */

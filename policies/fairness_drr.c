@@ -69,6 +69,8 @@
  * (the lag of a flow is within one quantum plus one largest request per
  * unit of weight), and so for two flows i and j both backlogged over it:
  *     | S_i / w_i - S_j / w_j |  <  2 Q + M_i / w_i + M_j / w_j.
+ * The bounds assume w * Q <= 2^62 (below, "Ranges"): at w = 65535, the
+ * largest weight flowq_flow_set_weight() takes, any quantum up to 2^46.
  * With Q >= M (the paper's operating point) that is within two quanta of
  * each other, each within two quanta of its share; the issue's "lag within
  * one quantum" holds for the textbook quantity, the deficit counter, which

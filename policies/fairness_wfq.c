@@ -46,7 +46,7 @@
  * the served flow (sift down) or removes it, and flow_backlogged pushes it,
  * O(log F) each; an eviction or a new head that leaves the flow backlogged
  * is O(1). Allocation only in flow_attach/flow_detach (amortized O(1)).
- * Memory: 56 bytes per flow plus 8 per attached flow.
+ * Memory: 64 bytes per flow plus 8 per attached flow.
  *
  * Ranges, without wrap-around. Tags are int64_t byte counts kept in
  * [0, 2^62]: every live tag is within WFQ_COST_MAX of v (a backlogged
@@ -102,8 +102,12 @@ struct wfq_flow {
 	struct flowq_heap_node hn;
 	/* In wfq_band.flows while attached. */
 	struct flowq_list_node link;
-	/* Bytes charged but below one unit of tag (< weight). */
+	/* Bytes charged but below one unit of tag (< carry_w). */
 	uint64_t carry;
+	/* The weight carry was computed with: a flow's weight can change
+	 * while it is idle, and a carry of up to w - 1 bytes read with a
+	 * smaller weight would charge up to w - 1 units at once. */
+	uint32_t carry_w;
 	/* The engine's view of the flow, returned by pick(). */
 	struct flowq_policy_flow *flow;
 };
@@ -178,6 +182,7 @@ wfq_flow_attach(void *band, struct flowq_policy_flow *f,
 	flowq_heap_node_init(&wf->hn);
 	wf->hn.key = 0; /* max(v, 0) = v: a new flow starts at v */
 	wf->carry = 0;
+	wf->carry_w = 1;
 	wf->flow = f;
 	flowq_list_push_back(&b->flows, &wf->link);
 	return 0;
@@ -247,10 +252,17 @@ wfq_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t se
 				: served_bytes > (uint64_t)WFQ_COST_MAX
 					? (uint64_t)WFQ_COST_MAX
 					: served_bytes;
-		/* cost + carry < 2^60 + 2^32: no overflow. */
-		uint64_t total = cost + wf->carry;
-		int64_t finish = wf->hn.key + (int64_t)(total / w);
+		uint64_t total;
+		int64_t finish;
 
+		if (w != wf->carry_w) {
+			/* New weight: drop the carry (less than one unit). */
+			wf->carry = 0;
+			wf->carry_w = (uint32_t)w;
+		}
+		/* cost + carry < 2^60 + 2^32: no overflow. */
+		total = cost + wf->carry;
+		finish = wf->hn.key + (int64_t)(total / w);
 		wf->carry = total % w;
 		/* v is the start tag of the request in service: this one's,
 		 * the heap's minimum, so v never goes back. */

@@ -115,12 +115,18 @@ bp_free_fn(void *p, size_t size, size_t align, void *ctx)
 
 /* ---- fairness ------------------------------------------------------------- */
 
-/* One flow as the engine lays it out: the policy's view, then its state on
- * the next line (core/engine.h keeps them together in struct flowq_flow). */
-struct bp_flow {
-	alignas(64) struct flowq_policy_flow pf;
-	alignas(64) unsigned char state[64];
-};
+/* Flows are laid out as the engine lays them out: the policy's view on one
+ * line, its state from the next line on (core/engine.h keeps them together
+ * in struct flowq_flow). */
+#define BP_LINE 64u
+
+static inline size_t
+bp_round_up(size_t n)
+{
+	return (n + BP_LINE - 1) / BP_LINE * BP_LINE;
+}
+
+_Static_assert(sizeof(struct flowq_policy_flow) <= BP_LINE, "the view fits a line");
 
 static void
 bench_policy_fairness(struct bench_state *st, void *arg)
@@ -132,22 +138,20 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 				       .priority = 0,
 				       .quantum = FLOWQ_QUANTUM_DEFAULT};
 	uint64_t sizes[BP_SIZES];
-	struct bp_flow *flows = NULL;
+	size_t stride = BP_LINE + bp_round_up(ops->desc.flow_state_size);
+	unsigned char *mem = NULL;
 	void *band = NULL;
 	uint64_t nulls = 0, si = 0;
 	int64_t key = 0;
 	size_t attached = 0;
 	char msg[128];
 
+#define BP_FLOW(i) ((struct flowq_policy_flow *)(mem + (i) * stride))
 	ca.a.ctx = &ca;
-	if (ops->desc.flow_state_size > sizeof(flows[0].state)) {
-		bench_skip_with_error(st, "flow state larger than the bench's slot");
-		return;
-	}
 	bp_fill_sizes(sizes);
-	flows = aligned_alloc(64, nflows * sizeof(*flows));
-	band = aligned_alloc(64, (ops->desc.band_state_size + 63) / 64 * 64);
-	if (flows == NULL || band == NULL) {
+	mem = aligned_alloc(BP_LINE, nflows * stride);
+	band = aligned_alloc(BP_LINE, bp_round_up(ops->desc.band_state_size + 1));
+	if (mem == NULL || band == NULL) {
 		bench_skip_with_error(st, "out of memory");
 		goto out_free;
 	}
@@ -157,24 +161,25 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 		goto out_free;
 	}
 	for (size_t i = 0; i < nflows; i++) {
-		struct bp_flow *f = &flows[i];
+		struct flowq_policy_flow *f = BP_FLOW(i);
+		unsigned char *state = (unsigned char *)f + BP_LINE;
 
-		memset(f->state, 0, ops->desc.flow_state_size);
-		f->pf = (struct flowq_policy_flow){
-			.state = f->state,
+		memset(state, 0, ops->desc.flow_state_size);
+		*f = (struct flowq_policy_flow){
+			.state = state,
 			.queued = 0,
 			.weight = 1 + (uint32_t)(i % 4),
 			.seq = i,
 		};
-		if (ops->flow_attach(band, &f->pf, &env) != 0) {
+		if (ops->flow_attach(band, f, &env) != 0) {
 			bench_skip_with_error(st, "flow_attach failed");
 			goto out_fini;
 		}
 		attached++;
-		f->pf.queued = 1;
-		f->pf.head_bytes = sizes[si++ % BP_SIZES];
-		f->pf.head_key = key++;
-		ops->flow_backlogged(band, &f->pf);
+		f->queued = 1;
+		f->head_bytes = sizes[si++ % BP_SIZES];
+		f->head_key = key++;
+		ops->flow_backlogged(band, f);
 	}
 
 	while (bench_keep_running_batch(st, BP_BATCH)) {
@@ -205,30 +210,26 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 	}
 	/* Empty every flow the way the engine does before it detaches. */
 	for (size_t i = 0; i < attached; i++) {
-		if (flows[i].pf.queued != 0) {
-			flows[i].pf.queued = 0;
-			ops->update(band, &flows[i].pf, false, 0);
+		if (BP_FLOW(i)->queued != 0) {
+			BP_FLOW(i)->queued = 0;
+			ops->update(band, BP_FLOW(i), false, 0);
 		}
 	}
 	if (!bench_error_occurred(st) && ops->pick(band) != NULL)
 		bench_skip_with_error(st, "a flow is offered after every flow emptied");
 out_fini:
 	for (size_t i = 0; i < attached; i++)
-		ops->flow_detach(band, &flows[i].pf, &env);
+		ops->flow_detach(band, BP_FLOW(i), &env);
 	ops->band_fini(band, &env);
 	if (ca.outstanding != 0 && !bench_error_occurred(st))
 		bench_skip_with_error(st, "band_fini left memory allocated");
 out_free:
 	free(band);
-	free(flows);
+	free(mem);
+#undef BP_FLOW
 }
 
 /* ---- ordering --------------------------------------------------------------- */
-
-/* Ordering states, one line each (fcfs needs 16 bytes). */
-struct bp_ostate {
-	alignas(64) unsigned char s[64];
-};
 
 /* Set @r up as flowq_submit() does for a new request at @now. */
 static void
@@ -254,7 +255,8 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 	size_t nflows = (size_t)bench_range(st, 0);
 	size_t depth = (size_t)1 << 20 >= nflows * 8 ? 8 : ((size_t)1 << 20) / nflows;
 	size_t nreqs, stride, i = 0;
-	struct bp_ostate *states = NULL;
+	size_t ssz = bp_round_up(ops->desc.flow_state_size + 1);
+	unsigned char *states = NULL;
 	struct flowq_req *reqs = NULL;
 	uint64_t rng = 0x9e3779b97f4a7c15ull, misses = 0;
 	int64_t now = 1000000000;
@@ -262,17 +264,14 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 	if (depth == 0)
 		depth = 1;
 	nreqs = nflows * depth;
-	if (ops->desc.flow_state_size > sizeof(states[0].s)) {
-		bench_skip_with_error(st, "flow state larger than the bench's slot");
-		return;
-	}
-	states = aligned_alloc(64, nflows * sizeof(*states));
+	/* One or more whole lines per flow state. */
+	states = aligned_alloc(BP_LINE, nflows * ssz);
 	reqs = malloc(nreqs * sizeof(*reqs));
 	if (states == NULL || reqs == NULL) {
 		bench_skip_with_error(st, "out of memory");
 		goto out;
 	}
-	memset(states, 0, nflows * sizeof(*states));
+	memset(states, 0, nflows * ssz);
 	for (size_t f = 0; f < nflows; f++) {
 		for (size_t d = 0; d < depth; d++) {
 			struct flowq_req *r = &reqs[f * depth + d];
@@ -280,7 +279,7 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 			flowq_req_init(r);
 			r->bytes = 64 + bp_rand(&rng) % 1437;
 			bp_arrive(r, now++, &rng);
-			ops->push_batch(states[f].s, &r, 1);
+			ops->push_batch(states + f * ssz, &r, 1);
 		}
 	}
 	/* A stride coprime with nflows (7919 is prime and divides none of
@@ -292,7 +291,7 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 
 	while (bench_keep_running_batch(st, BP_BATCH)) {
 		for (int k = 0; k < BP_BATCH; k++) {
-			void *fs = states[i].s;
+			void *fs = states + i * ssz;
 			struct flowq_req *r = ops->peek(fs), *h;
 
 			i += stride;
@@ -323,7 +322,7 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 	for (size_t f = 0; f < nflows; f++) {
 		size_t n = 0;
 
-		while (ops->pop(states[f].s) != NULL)
+		while (ops->pop(states + f * ssz) != NULL)
 			n++;
 		if (n != depth) {
 			bench_skip_with_error(st, "a flow lost or gained requests");

@@ -29,9 +29,9 @@
  * backlogged starts from DC = 0 at the current round, so with
  * k = ceil(cost / (w * Q)) >= 1 (never in the current round: a newcomer
  * queues behind the flows already served in it, as on the textbook's
- * tail-appended active list). The result is the textbook schedule, round
- * for round; only the order *within* a round can differ (flows are served
- * in the order they were scheduled for it).
+ * tail-appended active list). While heads do not change, the result is the
+ * textbook schedule, round for round; only the order *within* a round can
+ * differ (flows are served in the order they were scheduled for it).
  *
  * Data structure: a timing wheel of DRR_WHEEL = 64 round buckets (each a
  * FIFO list of flows) for rounds round .. round + 63, with a 64-bit
@@ -61,30 +61,33 @@
  * pick that is not followed by a dispatch (the gate closed) leaves the
  * flow where it was.
  *
- * Bound. Let M_f be the largest cost of a request of flow f (max(bytes, 1)),
- * w_f its weight, Q the quantum, S_f(t) the bytes charged to f by t. For
- * any interval (t1, t2] over which f stays backlogged, with R rounds begun
- * in it:
- *     | S_f / w_f - R * Q |  <  Q + M_f / w_f
- * (the lag of a flow is within one quantum plus one largest request per
- * unit of weight), and so for two flows i and j both backlogged over it:
+ * Bound. Let M_f be the largest cost (max(bytes, 1)) of a request flow f
+ * had at the head of its queue, w_f its weight, Q the quantum, S_f the bytes
+ * charged to f. Over any interval in which f stays backlogged and the band
+ * advances R rounds:
+ *     | S_f / w_f - R * Q |  <  Q + M_f / w_f,
+ * i.e. a flow's lag behind (or lead over) its Q * w bytes per round stays
+ * within one quantum plus one largest request per unit of weight; and for
+ * two flows i and j both backlogged over an interval:
  *     | S_i / w_i - S_j / w_j |  <  2 Q + M_i / w_i + M_j / w_j.
- * The bounds assume w * Q <= 2^62 (below, "Ranges"): at w = 65535, the
+ * With Q >= M (the paper's operating point) every flow stays within two
+ * quanta of its share. The paper's "lag within one quantum" is about its
+ * deficit counter, which here too is in [0, M_f) at the end of every turn.
+ * Why: let e_f be the round f is scheduled for and c_f its credit as of
+ * e_f. A dispatch moves bytes from c_f to S_f, and every reschedule moves
+ * e_f by some k and c_f by k * w_f * Q, so (S_f + c_f) / w_f - Q * e_f is
+ * constant while f is backlogged. Hence S_f / w_f = Q * round + D_f + const,
+ * with D_f = Q * (e_f - round) - c_f / w_f. A flow is only ever scheduled
+ * with c_f >= (e_f - round) * w_f * Q (it earns every round it skips) and
+ * c_f < cost(head) + w_f * Q (it is scheduled at the first round that
+ * covers its head), so D_f is in (-(Q + M_f / w_f), 0], and the bounds are
+ * the widths of that interval. tests/conformance checks the pair bound
+ * after every decision for every pair of continuously backlogged flows,
+ * with quanta from 1 byte to 64 KB (it reaches 0.99 of the bound at small
+ * quanta: the bound is tight), and the ranges with quanta and requests up
+ * to 2^62.
+ * The bounds assume w * Q <= 2^62 (see "Ranges"): at w = 65535, the
  * largest weight flowq_flow_set_weight() takes, any quantum up to 2^46.
- * With Q >= M (the paper's operating point) that is within two quanta of
- * each other, each within two quanta of its share; the issue's "lag within
- * one quantum" holds for the textbook quantity, the deficit counter, which
- * stays in [0, M_f) after every turn. Proof sketch: S_f / w_f equals
- * Q * e_f - c_f / w_f plus a constant, where e_f is the round f is
- * scheduled for and c_f its credit as of e_f (every reschedule moves both
- * by the same number of quanta). Write D_f = Q * (e_f - round) - c_f / w_f,
- * so S_f / w_f = Q * round + D_f + constant. A flow is always scheduled with
- * c_f >= cost(head) >= 1, never more than (e_f - round) quanta ahead of the
- * current round when it is placed, and with c_f < cost(head) + w_f * Q, so
- * D_f lies in (-(Q + M_f / w_f), 0]; the difference of two values of D_f,
- * or of two flows' D, gives the bounds. tests/conformance checks the pair
- * bound after every decision for every pair of continuously backlogged
- * flows, with quanta from 1 byte to 64 KB.
  *
  * Ranges. Requests cost at most DRR_MAX_CREDIT = 2^62 (larger ones are
  * charged 2^62) and a flow's quantum w * Q is capped at 2^62, so credits
@@ -170,13 +173,16 @@ drr_cost(uint64_t bytes)
 	return bytes == 0 ? 1 : bytes > DRR_MAX_CREDIT ? DRR_MAX_CREDIT : bytes;
 }
 
-/* The flow's credit per visit, w * Q, at most DRR_MAX_CREDIT. */
+/* The flow's credit per visit, w * Q, at most DRR_MAX_CREDIT. A checked
+ * multiply, not a division: this runs on every decision. */
 static inline uint64_t
 drr_wq(const struct drr_band *b, const struct flowq_policy_flow *f)
 {
-	uint64_t w = f->weight ? f->weight : 1;
+	uint64_t w = f->weight ? f->weight : 1, wq;
 
-	return b->quantum > DRR_MAX_CREDIT / w ? DRR_MAX_CREDIT : b->quantum * w;
+	if (__builtin_mul_overflow(b->quantum, w, &wq) || wq > DRR_MAX_CREDIT)
+		return DRR_MAX_CREDIT;
+	return wq;
 }
 
 /* Visits needed to earn @need > 0 bytes at @wq per visit: ceil(need / wq).

@@ -40,13 +40,14 @@
  * so a flow of them advances its tag every w requests and cannot hold the
  * band: no loop, no starvation.
  *
- * Data structure: a heap (flow_heap.h: the 4-ary flowq_heap with room for
- * every attached flow) of the backlogged flows keyed by (start tag, f->seq);
+ * Data structure: a heap (flow_heap.h's flowq__kheap: 4-ary, the keys in
+ * the slot array rather than in the flows, with room for every attached
+ * flow) of the backlogged flows keyed by (start tag, f->seq);
  * f->seq makes ties deterministic. pick() is the top, O(1); update() re-keys
  * the served flow (sift down) or removes it, and flow_backlogged pushes it,
  * O(log F) each; an eviction or a new head that leaves the flow backlogged
  * is O(1). Allocation only in flow_attach/flow_detach (amortized O(1)).
- * Memory: 64 bytes per flow plus 8 per attached flow.
+ * Memory: 48 bytes per flow plus a 24-byte slot per attached flow.
  *
  * Ranges, without wrap-around. Tags are int64_t byte counts kept in
  * [0, 2^62]: every live tag is within WFQ_COST_MAX of v (a backlogged
@@ -69,7 +70,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <flowq/heap.h>
 #include <flowq/list.h>
 #include <flowq/policy.h>
 
@@ -83,7 +83,7 @@
 
 struct wfq_band {
 	/* Backlogged flows by (start tag of the head, f->seq). */
-	struct flowq__fheap fh;
+	struct flowq__kheap heap;
 	/* Every attached flow (for the rebase). */
 	struct flowq_list flows;
 	/* Virtual time: the start tag of the last request dispatched, or
@@ -95,19 +95,21 @@ struct wfq_band {
 };
 
 struct wfq_flow {
-	/* key: the head's start tag while backlogged (a member of the heap);
-	 * while idle, where its next start tag begins at the earliest (the
-	 * finish tag of its last dispatched request, or the start tag it had
-	 * if it left without service). seq: f->seq. */
-	struct flowq_heap_node hn;
-	/* In wfq_band.flows while attached. */
-	struct flowq_list_node link;
-	/* Bytes charged but below one unit of tag (< carry_w). */
-	uint64_t carry;
+	/* In wfq_band.heap while backlogged; its key (in the heap's slot) is
+	 * the head's start tag. */
+	struct flowq__kheap_node kn;
 	/* The weight carry was computed with: a flow's weight can change
 	 * while it is idle, and a carry of up to w - 1 bytes read with a
 	 * smaller weight would charge up to w - 1 units at once. */
 	uint32_t carry_w;
+	/* While idle: where its next start tag begins at the earliest (the
+	 * finish tag of its last dispatched request, or the start tag it had
+	 * if it left without service). */
+	int64_t tag;
+	/* Bytes charged but below one unit of tag (< carry_w). */
+	uint64_t carry;
+	/* In wfq_band.flows while attached. */
+	struct flowq_list_node link;
 	/* The engine's view of the flow, returned by pick(). */
 	struct flowq_policy_flow *flow;
 };
@@ -128,10 +130,12 @@ wfq_rebase(struct wfq_band *b)
 	for (n = flowq_list_front(&b->flows); n != NULL; n = flowq_list_next(&b->flows, n)) {
 		struct wfq_flow *wf = flowq_list_entry(n, struct wfq_flow, link);
 
-		/* Heap members are >= v, so their order is kept; idle flows
-		 * behind v start at v anyway. */
-		wf->hn.key = wf->hn.key > d ? wf->hn.key - d : 0;
+		/* Idle flows behind v start at v anyway. */
+		if (!flowq__kheap_member(&wf->kn))
+			wf->tag = wf->tag > d ? wf->tag - d : 0;
 	}
+	/* Heap members are >= v: their order is kept. */
+	flowq__kheap_shift(&b->heap, d);
 	b->vmax -= d;
 	b->v = 0;
 }
@@ -140,7 +144,7 @@ wfq_rebase(struct wfq_band *b)
 static inline void
 wfq_settle(struct wfq_band *b)
 {
-	if (flowq_heap_len(&b->fh.heap) == 0)
+	if (b->heap.len == 0)
 		b->v = b->vmax;
 	if (b->v >= WFQ_REBASE)
 		wfq_rebase(b);
@@ -152,7 +156,7 @@ wfq_band_init(void *band, const struct flowq_policy_env *env)
 	struct wfq_band *b = band;
 
 	(void)env;
-	flowq__fheap_init(&b->fh);
+	flowq__kheap_init(&b->heap);
 	flowq_list_init(&b->flows);
 	b->v = 0;
 	b->vmax = 0;
@@ -164,7 +168,7 @@ wfq_band_fini(void *band, const struct flowq_policy_env *env)
 {
 	struct wfq_band *b = band;
 
-	flowq__fheap_fini(&b->fh, env->alloc);
+	flowq__kheap_fini(&b->heap, env->alloc);
 	flowq_list_init(&b->flows);
 }
 
@@ -174,13 +178,12 @@ wfq_flow_attach(void *band, struct flowq_policy_flow *f,
 {
 	struct wfq_band *b = band;
 	struct wfq_flow *wf = wfq_flow_of(f);
-	int rc = flowq__fheap_attach(&b->fh, env->alloc);
+	int rc = flowq__kheap_attach(&b->heap, env->alloc);
 
 	if (rc != 0)
 		return rc;
-	/* The state is zeroed, and idx 0 would read as "member of a heap". */
-	flowq_heap_node_init(&wf->hn);
-	wf->hn.key = 0; /* max(v, 0) = v: a new flow starts at v */
+	flowq__kheap_node_init(&wf->kn);
+	wf->tag = 0; /* max(v, 0) = v: a new flow starts at v */
 	wf->carry = 0;
 	wf->carry_w = 1;
 	wf->flow = f;
@@ -198,13 +201,13 @@ wfq_flow_detach(void *band, struct flowq_policy_flow *f,
 	/* A detached flow is empty, so update() has removed it already;
 	 * removing it here too keeps a dangling node out of the heap even if
 	 * the engine got that wrong. */
-	if (flowq_heap_member(&wf->hn)) {
-		(void)flowq_heap_remove(&b->fh.heap, &wf->hn);
+	if (flowq__kheap_member(&wf->kn)) {
+		flowq__kheap_remove(&b->heap, &wf->kn);
 		wfq_settle(b);
 	}
 	if (flowq_list_linked(&wf->link))
 		flowq_list_remove(&wf->link);
-	flowq__fheap_detach(&b->fh, env->alloc);
+	flowq__kheap_detach(&b->heap, env->alloc);
 }
 
 static void
@@ -212,30 +215,24 @@ wfq_flow_backlogged(void *band, struct flowq_policy_flow *f)
 {
 	struct wfq_band *b = band;
 	struct wfq_flow *wf = wfq_flow_of(f);
-	int rc;
 
 	/* A repeated call: the start tag does not depend on the head. */
-	if (flowq_heap_member(&wf->hn))
+	if (flowq__kheap_member(&wf->kn))
 		return;
-	if (wf->hn.key < b->v)
-		wf->hn.key = b->v; /* S = max(v, F_prev): no banked credit */
-	wf->hn.seq = f->seq;
-	rc = flowq_heap_push(&b->fh.heap, &wf->hn);
-	/* -ENOSPC is impossible: the heap has room for every attached flow
-	 * (flow_heap.h). */
-	assert(rc == 0);
-	(void)rc;
+	/* S = max(v, F_prev): no banked credit. The heap has room for every
+	 * attached flow (flow_heap.h), so the push cannot fail. */
+	flowq__kheap_push(&b->heap, &wf->kn, wf->tag < b->v ? b->v : wf->tag, f->seq);
 }
 
 static struct flowq_policy_flow *
 wfq_pick(void *band)
 {
 	struct wfq_band *b = band;
-	struct flowq_heap_node *top = flowq_heap_peek(&b->fh.heap);
+	struct flowq__kheap_node *top = flowq__kheap_peek(&b->heap);
 
 	if (top == NULL)
 		return NULL;
-	return ((struct wfq_flow *)((char *)top - offsetof(struct wfq_flow, hn)))->flow;
+	return ((struct wfq_flow *)((char *)top - offsetof(struct wfq_flow, kn)))->flow;
 }
 
 static void
@@ -243,9 +240,11 @@ wfq_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t se
 {
 	struct wfq_band *b = band;
 	struct wfq_flow *wf = wfq_flow_of(f);
+	int64_t start;
 
-	if (!flowq_heap_member(&wf->hn))
+	if (!flowq__kheap_member(&wf->kn))
 		return;
+	start = flowq__kheap_key(&b->heap, &wf->kn);
 	if (dispatched) {
 		uint64_t w = f->weight ? f->weight : 1;
 		uint64_t cost = served_bytes == 0 ? 1
@@ -262,19 +261,19 @@ wfq_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t se
 		}
 		/* cost + carry < 2^60 + 2^32: no overflow. */
 		total = cost + wf->carry;
-		finish = wf->hn.key + (int64_t)(total / w);
+		finish = start + (int64_t)(total / w);
 		wf->carry = total % w;
 		/* v is the start tag of the request in service: this one's,
 		 * the heap's minimum, so v never goes back. */
-		b->v = wf->hn.key;
+		b->v = start;
 		if (finish > b->vmax)
 			b->vmax = finish;
 		if (f->queued == 0) {
-			(void)flowq_heap_remove(&b->fh.heap, &wf->hn);
-			wf->hn.key = finish;
+			flowq__kheap_remove(&b->heap, &wf->kn);
+			wf->tag = finish;
 		} else {
 			/* The next request starts where this one finished. */
-			(void)flowq_heap_update(&b->fh.heap, &wf->hn, finish);
+			flowq__kheap_update(&b->heap, &wf->kn, finish);
 		}
 		wfq_settle(b);
 		return;
@@ -283,7 +282,8 @@ wfq_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t se
 	 * only a flow that emptied changes anything. It keeps its start tag
 	 * for when it returns. */
 	if (f->queued == 0) {
-		(void)flowq_heap_remove(&b->fh.heap, &wf->hn);
+		flowq__kheap_remove(&b->heap, &wf->kn);
+		wf->tag = start;
 		wfq_settle(b);
 	}
 }

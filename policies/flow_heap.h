@@ -1,7 +1,8 @@
 /*
- * Internal: a heap of a band's flows whose slot array always has room for
- * every *attached* flow, shared by the heap-based fairness policies
- * (global_strict, wfq, and drr's far rounds).
+ * Internal: heaps of a band's flows whose slot array always has room for
+ * every *attached* flow, for the heap-based fairness policies:
+ * flowq__fheap (over queues/'s flowq_heap; global_strict, drr's far
+ * rounds) and flowq__kheap (keys in the slots; wfq), below.
  *
  * Why: policy.h allows allocation only in band_init, band_fini, flow_attach
  * and flow_detach, never on the hot path (flow_backlogged, pick, update). The
@@ -24,6 +25,7 @@
 #ifndef FLOWQ_POLICIES_FLOW_HEAP_H
 #define FLOWQ_POLICIES_FLOW_HEAP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <flowq/alloc.h>
@@ -73,5 +75,96 @@ flowq__fheap_detach(struct flowq__fheap *h, const struct flowq_allocator *a);
  */
 void
 flowq__fheap_shift(struct flowq__fheap *h, int64_t d);
+
+/*
+ * flowq__kheap: the same capacity rule, but a 4-ary min-heap whose slots
+ * hold the (key, seq) pair next to the member pointer, for policies whose
+ * members are re-keyed on every decision (wfq). flowq_heap keeps the key in
+ * the member, so each level of a sift reads up to four members' nodes: with
+ * one member per flow, spread over memory at the engine's flow size, that is
+ * a cache miss per child. Here a level reads four adjacent slots (24 bytes
+ * each) and writes one member's index; BM_policy_fairness_wfq measures the
+ * difference against BM_policy_peer_binary_heap.
+ */
+
+#define FLOWQ__KHEAP_NONE UINT32_MAX
+
+/** Handle embedded in a member: its slot, or FLOWQ__KHEAP_NONE. */
+struct flowq__kheap_node {
+	uint32_t idx;
+};
+
+struct flowq__kheap_slot {
+	int64_t key;
+	uint64_t seq;
+	struct flowq__kheap_node *node;
+};
+
+struct flowq__kheap {
+	struct flowq__kheap_slot *slots;
+	uint32_t len, cap;
+	/* Flows attached; cap >= nattached once any is. */
+	uint32_t nattached;
+};
+
+/** An empty heap with no array (band_init). */
+void
+flowq__kheap_init(struct flowq__kheap *h);
+
+/** Free the array (band_fini). */
+void
+flowq__kheap_fini(struct flowq__kheap *h, const struct flowq_allocator *a);
+
+/** As flowq__fheap_attach(): room for one more member; 0 or -ENOMEM. */
+int
+flowq__kheap_attach(struct flowq__kheap *h, const struct flowq_allocator *a);
+
+/** As flowq__fheap_detach() (the caller removed the member first). */
+void
+flowq__kheap_detach(struct flowq__kheap *h, const struct flowq_allocator *a);
+
+static inline void
+flowq__kheap_node_init(struct flowq__kheap_node *n)
+{
+	n->idx = FLOWQ__KHEAP_NONE;
+}
+
+static inline bool
+flowq__kheap_member(const struct flowq__kheap_node *n)
+{
+	return n->idx != FLOWQ__KHEAP_NONE;
+}
+
+/** The smallest member's node, or NULL. O(1). */
+static inline struct flowq__kheap_node *
+flowq__kheap_peek(const struct flowq__kheap *h)
+{
+	return h->len != 0 ? h->slots[0].node : NULL;
+}
+
+/** The key of @p n, a member. */
+static inline int64_t
+flowq__kheap_key(const struct flowq__kheap *h, const struct flowq__kheap_node *n)
+{
+	return h->slots[n->idx].key;
+}
+
+/** Insert @p n (not a member) with (@p key, @p seq). The caller keeps
+ * len < cap (the capacity rule above). O(log n). */
+void
+flowq__kheap_push(struct flowq__kheap *h, struct flowq__kheap_node *n, int64_t key,
+		  uint64_t seq);
+
+/** Remove @p n, a member. O(log n). */
+void
+flowq__kheap_remove(struct flowq__kheap *h, struct flowq__kheap_node *n);
+
+/** Change the key of @p n, a member. O(log n). */
+void
+flowq__kheap_update(struct flowq__kheap *h, struct flowq__kheap_node *n, int64_t key);
+
+/** Subtract @p d from every key (order is kept). O(members). */
+void
+flowq__kheap_shift(struct flowq__kheap *h, int64_t d);
 
 #endif /* FLOWQ_POLICIES_FLOW_HEAP_H */

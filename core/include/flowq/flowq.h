@@ -153,10 +153,12 @@ struct flowq_band_config {
 	 */
 	double usage_ceiling;
 	/**
-	 * Byte-based fairness policies ("drr"): the bytes of service a flow
-	 * of weight 1 is credited per turn (weight w: w times as much).
-	 * 0 = FLOWQ_QUANTUM_DEFAULT; at most FLOWQ_LIMIT_MAX. Ignored by
-	 * policies that count requests.
+	 * Quantum-based fairness policies ("drr"): the bytes of service a
+	 * flow of weight 1 is credited per turn (weight w: w times as much).
+	 * 0 = FLOWQ_QUANTUM_DEFAULT; at most FLOWQ_LIMIT_MAX. A larger quantum
+	 * means fewer turns and coarser short-term fairness (drr's lag bound
+	 * is one quantum plus one request). Ignored by the other built-ins
+	 * ("wfq" shares bytes without a quantum).
 	 */
 	uint64_t quantum;
 };

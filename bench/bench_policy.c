@@ -16,9 +16,8 @@
  *       (queued 0 -> 1, a new head of the next size and a later key) and
  *       flow_backlogged(f). All flows stay backlogged in steady state.
  *   BM_policy_ordering_<name>/flows:F  every flowq_ordering_at() policy.
- *       F flows' ordering states holding D = clamp(2^20 / F, 1, 8)
- *       requests each (at most 2^20 requests, 150 MB, in all), visited in
- *       a fixed scattered order (a stride coprime with F). One decision is
+ *       F flows' ordering states holding BP_DEPTH = 2 requests each,
+ *       visited in a fixed scattered order (a stride coprime with F). One decision is
  *       what the dispatcher does per request: peek, remove the head,
  *       re-read the head (peek + key), push the request back as a new
  *       arrival (fresh submit time, TTL expiry and, for half of them, a
@@ -41,8 +40,10 @@
  * through their ops pointers, as the dispatcher calls them.
  *
  * Memory at F = 10^6: fairness 128 bytes per flow (the policy's view and
- * state on their own two lines) plus the policy's slot arrays, about 140
- * MB; ordering one state line per flow plus the requests, about 210 MB.
+ * state on their own two lines) plus the policy's slot arrays, about 150
+ * MB; ordering one state line per flow plus two 144-byte requests, about
+ * 350 MB. Setup there takes about a second of CPU per run of the case
+ * (Google Benchmark runs a case a few times to size its iterations).
  */
 #include <stdalign.h>
 #include <stdio.h>
@@ -59,6 +60,9 @@
 
 /* Decisions per batch: a few microseconds to a few hundred. */
 #define BP_BATCH 1024
+/* Requests queued per flow in the ordering cases: the same at every F, so
+ * the columns compare (a sorted ordering's cost grows with it). */
+#define BP_DEPTH 2u
 /* Request sizes cycle through a table of this many entries. */
 #define BP_SIZES 4096u
 
@@ -253,7 +257,7 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 {
 	const struct flowq_ordering_ops *ops = arg;
 	size_t nflows = (size_t)bench_range(st, 0);
-	size_t depth = (size_t)1 << 20 >= nflows * 8 ? 8 : ((size_t)1 << 20) / nflows;
+	const size_t depth = BP_DEPTH;
 	size_t nreqs, stride, i = 0;
 	size_t ssz = bp_round_up(ops->desc.flow_state_size + 1);
 	unsigned char *states = NULL;
@@ -261,8 +265,6 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 	uint64_t rng = 0x9e3779b97f4a7c15ull, misses = 0;
 	int64_t now = 1000000000;
 
-	if (depth == 0)
-		depth = 1;
 	nreqs = nflows * depth;
 	/* One or more whole lines per flow state. */
 	states = aligned_alloc(BP_LINE, nflows * ssz);

@@ -25,15 +25,18 @@
  * Bound (Goyal et al., Theorem 1): for any interval in which flows i and j
  * are both backlogged,
  *     | S_i / w_i - S_j / w_j |  <=  M_i / w_i + M_j / w_j  (+ 4, rounding)
- * where S is the bytes charged in the interval and M the largest request
- * cost of each flow. It does not grow with the number of flows. The "+ 4"
- * is this implementation's integer arithmetic: tags count whole bytes per
- * unit of weight, and the bytes a request leaves below one unit (cost mod w)
- * are carried to the flow's next request rather than rounded away, so each
- * flow's tag trails its exact value by less than one unit and each request
- * is charged at most one unit more than cost / w. tests/conformance checks
- * the bound after every decision for every pair of continuously backlogged
- * flows.
+ * where S is the bytes charged in the interval and M_x / w_x the largest
+ * cost per unit of weight of a request of flow x, with the weight the flow
+ * had when that request was charged (what a flow owes for its last request
+ * outlives a change of its weight while it is idle). It does not grow with
+ * the number of flows. The "+ 4" is this implementation's integer
+ * arithmetic: tags count whole bytes per unit of weight, and the bytes a
+ * request leaves below one unit (cost mod w) are carried to the flow's next
+ * request rather than rounded away (dropped if the weight changed in
+ * between), so a flow's charged units differ from its bytes / w by less
+ * than one, and each request is charged less than one unit more than
+ * cost / w. tests/conformance checks the bound after every decision for
+ * every pair of continuously backlogged flows (it reaches 0.99 of it).
  *
  * Costs: cost(request) = max(bytes, 1), at most WFQ_COST_MAX = 2^60 bytes
  * (larger requests are charged 2^60). A zero-byte request costs one byte,

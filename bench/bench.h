@@ -31,6 +31,23 @@ bench_capacity_register(void);
 void
 bench_heap_register(void);
 
+/**
+ * The plain binary heap that BM_heap_binary measures (bench_heap.c): the
+ * peer of flowq_heap and of the heap-based policies (bench_policy.c).
+ * Same node, struct and argument checks as flowq_heap_push/_pop.
+ */
+struct flowq_heap;
+struct flowq_heap_node;
+int
+bench_bheap_push(struct flowq_heap *h, struct flowq_heap_node *n);
+struct flowq_heap_node *
+bench_bheap_pop(struct flowq_heap *h);
+
+/** Register BM_policy_*: ns per decision of every registered fairness and
+ * ordering policy, and a plain binary heap of the same size as their peer. */
+void
+bench_policy_register(void);
+
 /** Register BM_engine_raw_mpsc: the end-to-end workload over a bare flowq_mpsc
  * hand-off, the baseline of the engine suites (bench_e2e.c). */
 void

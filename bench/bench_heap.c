@@ -103,8 +103,8 @@ bheap_sift_down(struct flowq_heap *h, uint32_t i, struct flowq_heap_node *n)
 	bheap_place(h, i, n);
 }
 
-static int
-bheap_push(struct flowq_heap *h, struct flowq_heap_node *n)
+int
+bench_bheap_push(struct flowq_heap *h, struct flowq_heap_node *n)
 {
 	if (n->idx != FLOWQ_HEAP_NONE)
 		return -EINVAL;
@@ -114,8 +114,8 @@ bheap_push(struct flowq_heap *h, struct flowq_heap_node *n)
 	return 0;
 }
 
-static struct flowq_heap_node *
-bheap_pop(struct flowq_heap *h)
+struct flowq_heap_node *
+bench_bheap_pop(struct flowq_heap *h)
 {
 	struct flowq_heap_node *top, *last;
 
@@ -131,7 +131,7 @@ bheap_pop(struct flowq_heap *h)
 
 static const struct bench_heap_variant bench_heap_variants[] = {
 	{"BM_heap_flowq_4ary", flowq_heap_push, flowq_heap_pop},
-	{"BM_heap_binary", bheap_push, bheap_pop},
+	{"BM_heap_binary", bench_bheap_push, bench_bheap_pop},
 };
 
 /* ---- The workload ------------------------------------------------------- */

@@ -21,6 +21,7 @@ main(int argc, char **argv)
 	bench_mpsc_register();
 	bench_capacity_register();
 	bench_heap_register();
+	bench_policy_register();
 	bench_e2e_register();
 	bench_engine_register();
 	bench_gie_register();

@@ -20,6 +20,14 @@ extern const struct flowq_fairness_ops flowq_fairness_global_strict;
  * section 2.4); a ring of backlogged flows. */
 extern const struct flowq_fairness_ops flowq_fairness_round_robin;
 
+/* "drr": deficit round robin in bytes with weights (Shreedhar and Varghese,
+ * SIGCOMM 1995); a wheel of rounds, O(1) per decision. */
+extern const struct flowq_fairness_ops flowq_fairness_drr;
+
+/* "wfq": weighted fair queuing by start-time fair queuing (Goyal, Vin and
+ * Cheng, SIGCOMM 1996); a heap of backlogged flows by start tag. */
+extern const struct flowq_fairness_ops flowq_fairness_wfq;
+
 /* "fcfs": requests of a flow leave in arrival order (GIE section 2.5); an
  * intrusive list through req->priv.lnode. */
 extern const struct flowq_ordering_ops flowq_ordering_fcfs;

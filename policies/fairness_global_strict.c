@@ -14,18 +14,11 @@
  * Tie-break: equal head keys go to the smaller f->seq (deterministic; GIE
  * keeps whichever flow its map iteration saw first).
  *
- * Memory: the heap's slot array is the only allocation. Its capacity is kept
- * >= the number of *attached* flows, so flow_backlogged can never find it
- * full (backlogged flows are a subset of attached ones) and the hot path
- * (backlogged, pick, update) never allocates. flow_attach doubles the array
- * through env->alloc when it is full (first size GS_MIN_CAP, amortized O(1)
- * per attach; -ENOMEM leaves the band unchanged). flow_detach halves it when
- * at most a quarter is in use and the half is still >= GS_MIN_CAP, so a burst
- * of flows does not pin its peak memory for ever, and the 1/4 threshold
- * leaves room to grow again before the next reallocation (no thrash at a
- * boundary). A failed shrink keeps the larger array: detach cannot fail.
- * The array is allocated on the first attach, so a band that never sees a
- * flow on a shard costs no allocation there.
+ * Memory: the heap's slot array is the only allocation, sized by
+ * policies/flow_heap.c to hold every *attached* flow, so flow_backlogged
+ * can never find it full (backlogged flows are a subset of attached ones)
+ * and the hot path (backlogged, pick, update) never allocates; it grows in
+ * flow_attach and shrinks in flow_detach (see flow_heap.h).
  */
 #include <assert.h>
 #include <errno.h>
@@ -36,21 +29,16 @@
 #include <flowq/heap.h>
 #include <flowq/policy.h>
 
-#include "alloc_internal.h"
 #include "builtin.h"
-
-/* Smallest slot array, in flows. */
-#define GS_MIN_CAP 8u
+#include "flow_heap.h"
 
 struct gs_band {
-	/* Backlogged flows by (head_key, seq); heap.cap >= nattached. */
-	struct flowq_heap heap;
-	/* Flows attached to this band on this shard. */
-	uint32_t nattached;
+	/* Backlogged flows by (head_key, seq); room for every attached flow. */
+	struct flowq__fheap fh;
 };
 
 struct gs_flow {
-	/* Member of gs_band.heap while the flow is backlogged. */
+	/* Member of gs_band.fh.heap while the flow is backlogged. */
 	struct flowq_heap_node hn;
 	/* The engine's view of the flow, returned by pick(). */
 	struct flowq_policy_flow *flow;
@@ -62,41 +50,13 @@ gs_flow_of(const struct flowq_policy_flow *f)
 	return f->state;
 }
 
-/* Move the heap to a new slot array of @cap entries (>= the heap's length).
- * @return 0 or -ENOMEM (then nothing changed). */
-static int
-gs_resize(struct gs_band *b, uint32_t cap, const struct flowq_allocator *a)
-{
-	const size_t align = _Alignof(struct flowq_heap_node *);
-	struct flowq_heap_node **slots, **old;
-	uint32_t old_cap = b->heap.cap;
-
-#if SIZE_MAX / 8 < UINT32_MAX
-	/* 32-bit size_t: cap * sizeof(pointer) could wrap. */
-	if ((size_t)cap > SIZE_MAX / sizeof(*slots))
-		return -ENOMEM;
-#endif
-	slots = flowq__alloc(a, (size_t)cap * sizeof(*slots), align);
-	if (slots == NULL)
-		return -ENOMEM;
-	/* Cannot fail: slots is fresh, cap >= len (callers keep cap >=
-	 * nattached >= len) and cap <= FLOWQ_HEAP_MAX_CAP. */
-	if (flowq_heap_grow(&b->heap, slots, cap, &old) != 0) {
-		flowq__free(a, slots, (size_t)cap * sizeof(*slots), align);
-		return -ENOMEM;
-	}
-	flowq__free(a, old, (size_t)old_cap * sizeof(*old), align);
-	return 0;
-}
-
 static int
 gs_band_init(void *band, const struct flowq_policy_env *env)
 {
 	struct gs_band *b = band;
 
 	(void)env;
-	flowq_heap_init(&b->heap, NULL, 0);
-	b->nattached = 0;
+	flowq__fheap_init(&b->fh);
 	return 0;
 }
 
@@ -105,11 +65,7 @@ gs_band_fini(void *band, const struct flowq_policy_env *env)
 {
 	struct gs_band *b = band;
 
-	flowq__free(env->alloc, b->heap.slots,
-		    (size_t)b->heap.cap * sizeof(*b->heap.slots),
-		    _Alignof(struct flowq_heap_node *));
-	flowq_heap_init(&b->heap, NULL, 0);
-	b->nattached = 0;
+	flowq__fheap_fini(&b->fh, env->alloc);
 }
 
 static int
@@ -118,21 +74,10 @@ gs_flow_attach(void *band, struct flowq_policy_flow *f,
 {
 	struct gs_band *b = band;
 	struct gs_flow *gf = gs_flow_of(f);
+	int rc = flowq__fheap_attach(&b->fh, env->alloc);
 
-	if (b->nattached == b->heap.cap) {
-		uint32_t cap = b->heap.cap;
-		int rc;
-
-		if (cap >= FLOWQ_HEAP_MAX_CAP)
-			return -ENOMEM;
-		cap = cap < GS_MIN_CAP               ? GS_MIN_CAP
-		      : cap > FLOWQ_HEAP_MAX_CAP / 2 ? FLOWQ_HEAP_MAX_CAP
-						     : cap * 2;
-		rc = gs_resize(b, cap, env->alloc);
-		if (rc != 0)
-			return rc;
-	}
-	b->nattached++;
+	if (rc != 0)
+		return rc;
 	/* The state is zeroed, and idx 0 would read as "member of a heap". */
 	flowq_heap_node_init(&gf->hn);
 	gf->flow = f;
@@ -150,13 +95,8 @@ gs_flow_detach(void *band, struct flowq_policy_flow *f,
 	 * removing it here too keeps a dangling node out of the heap even if
 	 * the engine got that wrong. */
 	if (flowq_heap_member(&gf->hn))
-		(void)flowq_heap_remove(&b->heap, &gf->hn);
-	assert(b->nattached > 0);
-	if (b->nattached == 0)
-		return; /* a detach without attach: keep the count sane */
-	b->nattached--;
-	if (b->nattached <= b->heap.cap / 4 && b->heap.cap / 2 >= GS_MIN_CAP)
-		(void)gs_resize(b, b->heap.cap / 2, env->alloc); /* best effort */
+		(void)flowq_heap_remove(&b->fh.heap, &gf->hn);
+	flowq__fheap_detach(&b->fh, env->alloc);
 }
 
 static void
@@ -168,12 +108,12 @@ gs_flow_backlogged(void *band, struct flowq_policy_flow *f)
 
 	if (flowq_heap_member(&gf->hn)) {
 		/* Already offered (a repeated call): just follow the head. */
-		(void)flowq_heap_update(&b->heap, &gf->hn, f->head_key);
+		(void)flowq_heap_update(&b->fh.heap, &gf->hn, f->head_key);
 		return;
 	}
 	gf->hn.key = f->head_key;
 	gf->hn.seq = f->seq;
-	rc = flowq_heap_push(&b->heap, &gf->hn);
+	rc = flowq_heap_push(&b->fh.heap, &gf->hn);
 	/* -ENOSPC is impossible for an attached flow: cap >= nattached. */
 	assert(rc == 0);
 	(void)rc;
@@ -183,7 +123,7 @@ static struct flowq_policy_flow *
 gs_pick(void *band)
 {
 	struct gs_band *b = band;
-	struct flowq_heap_node *top = flowq_heap_peek(&b->heap);
+	struct flowq_heap_node *top = flowq_heap_peek(&b->fh.heap);
 
 	if (top == NULL)
 		return NULL;
@@ -202,9 +142,9 @@ gs_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t ser
 	if (!flowq_heap_member(&gf->hn))
 		return;
 	if (f->queued == 0)
-		(void)flowq_heap_remove(&b->heap, &gf->hn);
+		(void)flowq_heap_remove(&b->fh.heap, &gf->hn);
 	else
-		(void)flowq_heap_update(&b->heap, &gf->hn, f->head_key);
+		(void)flowq_heap_update(&b->fh.heap, &gf->hn, f->head_key);
 }
 
 const struct flowq_fairness_ops flowq_fairness_global_strict = {

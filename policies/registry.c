@@ -52,6 +52,8 @@ _Static_assert(offsetof(struct flowq_displacement_ops, desc) == 0,
 static const struct flowq_policy_desc *const fairness_builtin[] = {
 	&flowq_fairness_global_strict.desc,
 	&flowq_fairness_round_robin.desc,
+	&flowq_fairness_drr.desc,
+	&flowq_fairness_wfq.desc,
 };
 
 /* Built-in ordering policies, in the order flowq_ordering_at() lists them. */

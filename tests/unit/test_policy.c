@@ -233,6 +233,9 @@ model_init(struct model *m, const struct flowq_fairness_ops *fair,
 	m->ca.fail_after = ~0u;
 	m->env.alloc = &m->ca.a;
 	m->env.priority = 3;
+	/* Resolved by the engine, never 0 (policy.h); drr refuses 0. Small,
+	 * so that drr's multi-round skips run too. */
+	m->env.quantum = 512;
 	m->rng = seed;
 	m->clock = 1000;
 	m->maxreqs = maxreqs;
@@ -860,10 +863,11 @@ name_ok(const char *s)
 
 Test(registry, builtins_are_listed_and_found_by_name)
 {
-	static const char *const fair_names[] = {"global_strict", "round_robin"};
+	static const char *const fair_names[] = {"global_strict", "round_robin", "drr",
+						 "wfq"};
 	size_t nf = 0, no = 0;
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		const struct flowq_fairness_ops *f = flowq_fairness_find(fair_names[i]);
 
 		cr_assert_not_null(f, "%s", fair_names[i]);
@@ -880,7 +884,7 @@ Test(registry, builtins_are_listed_and_found_by_name)
 	for (const struct flowq_ordering_ops *o; (o = flowq_ordering_at(no)) != NULL;
 	     no++)
 		cr_assert_eq(flowq_ordering_find(o->desc.name), o);
-	cr_assert_eq(nf, 2, "built-in fairness policies");
+	cr_assert_eq(nf, 4, "built-in fairness policies");
 	cr_assert_eq(no, 1, "built-in ordering policies");
 	cr_assert_null(flowq_fairness_at(nf + 1));
 	cr_assert_null(flowq_fairness_at(SIZE_MAX));
@@ -1027,10 +1031,10 @@ Test(registry, register_rejects_invalid_ops)
 		}
 		cr_assert_eq(flowq_ordering_register(&o), -EINVAL, "ordering op %d", op);
 	}
-	/* None of that registered anything (2 and 1 built-ins). */
+	/* None of that registered anything (4 and 1 built-ins). */
 	cr_assert_null(flowq_fairness_find("x"));
 	cr_assert_null(flowq_ordering_find("x"));
-	cr_assert_null(flowq_fairness_at(2));
+	cr_assert_null(flowq_fairness_at(4));
 	cr_assert_null(flowq_ordering_at(1));
 	/* The longest valid name is accepted. */
 	f = fair_template("a_name_that_is_31_chars_long_xy");

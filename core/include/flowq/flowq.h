@@ -131,7 +131,11 @@ struct flowq_band_config {
 	 * Must fit with max_requests: see FLOWQ_LIMIT_MAX. */
 	uint64_t max_bytes;
 	/** Fairness policy name (which flow goes next): "global_strict"
-	 * (default) or "round_robin"; see flowq_fairness_find(). */
+	 * (default: best head request by the ordering, no fairness),
+	 * "round_robin" (one request per turn), "drr" (deficit round robin:
+	 * weighted byte shares, uses @c quantum) or "wfq" (start-time fair
+	 * queuing: weighted byte shares), or a host-registered name; see
+	 * flowq_fairness_find(). */
 	const char *fairness;
 	/** Ordering policy name (which request of a flow goes next): "fcfs"
 	 * (default); see flowq_ordering_find(). */
@@ -149,10 +153,12 @@ struct flowq_band_config {
 	 */
 	double usage_ceiling;
 	/**
-	 * Byte-based fairness policies ("drr"): the bytes of service a flow
-	 * of weight 1 is credited per turn (weight w: w times as much).
-	 * 0 = FLOWQ_QUANTUM_DEFAULT; at most FLOWQ_LIMIT_MAX. Ignored by
-	 * policies that count requests.
+	 * Quantum-based fairness policies ("drr"): the bytes of service a
+	 * flow of weight 1 is credited per turn (weight w: w times as much).
+	 * 0 = FLOWQ_QUANTUM_DEFAULT; at most FLOWQ_LIMIT_MAX. A larger quantum
+	 * means fewer turns and coarser short-term fairness (drr's lag bound
+	 * is one quantum plus one request). Ignored by the other built-ins
+	 * ("wfq" shares bytes without a quantum).
 	 */
 	uint64_t quantum;
 };

@@ -7,8 +7,10 @@
  * never allocate on the hot path.
  *
  * Two kinds ship with the engine:
- *  - fairness: which flow of a band goes next ("global_strict",
- *    "round_robin");
+ *  - fairness: which flow of a band goes next ("global_strict": best head
+ *    request, no fairness; "round_robin": one request per turn; "drr":
+ *    deficit round robin, weighted byte shares, O(1); "wfq": start-time
+ *    fair queuing, weighted byte shares, O(log flows));
  *  - ordering: which request of a flow goes next ("fcfs").
  * Built-ins are listed in policies/registry.c; a host adds its own with
  * flowq_fairness_register()/flowq_ordering_register() before it creates an

@@ -126,8 +126,11 @@ struct yk_enum {
 /* Most keys in one table (the duplicate-key bitmap is on the stack). */
 #define YK_MAX_KEYS 64
 
+/* clang-format 14 splits _Generic associations apart: */
+/* clang-format off */
 /* 0, or a compile error if field @f of @T is not of type @type. */
 #define YK_IS(T, f, type) (sizeof(char[_Generic(((T *)0)->f, type: 1, default: -1)]) - 1)
+#define YK_INT_SIZED(T, f) (sizeof(char[sizeof(((T *)0)->f) == sizeof(int) ? 1 : -1]) - 1)
 #define YK_FIELD(T, f)    .name = #f, .offset = offsetof(T, f), .size = sizeof(((T *)0)->f)
 #define YK_SIGNED(T, f)                                                                  \
 	_Generic(((T *)0)->f, signed char: YK_INT, short: YK_INT, int: YK_INT, long: YK_INT, \
@@ -146,7 +149,7 @@ struct yk_enum {
 	{YK_FIELD(T, f), .kind = YK_NAME + YK_IS(T, f, const char *), .aux = (refuse)}
 #define YK_ENUM(T, f, names)                                                             \
 	{YK_FIELD(T, f),                                                                 \
-	 .kind = YK_ENUM + (sizeof(char[sizeof(((T *)0)->f) == sizeof(int) ? 1 : -1]) - 1), \
+	 .kind = YK_ENUM + YK_INT_SIZED(T, f),                                           \
 	 .aux = (names)}
 #define YK_MAP(T, f, table, fl) {YK_FIELD(T, f), .kind = YK_MAP, .flags = (fl), .aux = (table)}
 #define YK_BANDS(T, f, count)                                                            \
@@ -156,13 +159,14 @@ struct yk_enum {
 	 .offset2 = offsetof(T, count)}
 #define YK_HOST(T, f, why) {YK_FIELD(T, f), .kind = YK_HOST, .aux = (why)}
 #define YK_TABLE(keys)     {(keys), sizeof(keys) / sizeof((keys)[0])}
+/* clang-format on */
 
 #define T struct flowq_band_config
 static const struct yk band_keys[] = {
 	{YK_FIELD(T, priority), .kind = YK_SIGNED(T, priority),
 	 .flags = YK_REQUIRED | YK_NOT_TEMPLATE,
-	 .aux2 = "the template has no priority: a just-in-time band takes the priority of "
-		 "the request that creates it"},
+	 .aux2 = "the template has no priority: a just-in-time band takes the "
+		 "priority of the request that creates it"},
 	YK_INTEGER(T, max_requests, 0),
 	YK_SIZE(T, max_bytes),
 	YK_NAME(T, fairness, NULL),
@@ -174,9 +178,10 @@ static const struct yk band_keys[] = {
 static const struct yk_table band_table = YK_TABLE(band_keys);
 
 static const struct yk_refuse detector_refuse[] = {
-	{"callback", "\"callback\" cannot be set from YAML: that detector needs a function "
-		     "pointer; set saturation.detector, saturation.callback and "
-		     "saturation.callback_ctx in code after loading"},
+	{"callback",
+	 "\"callback\" cannot be set from YAML: that detector needs a function "
+	 "pointer; set saturation.detector, saturation.callback and "
+	 "saturation.callback_ctx in code after loading"},
 	{NULL, NULL},
 };
 
@@ -185,10 +190,12 @@ static const struct yk saturation_keys[] = {
 	YK_NAME(T, detector, detector_refuse),
 	YK_INTEGER(T, max_inflight, 0),
 	YK_SIZE(T, max_inflight_bytes),
-	YK_HOST(T, callback, "is a function pointer and cannot be set from YAML: set it "
-			     "(and saturation.detector \"callback\") in code after loading"),
-	YK_HOST(T, callback_ctx, "is a host pointer and cannot be set from YAML: set it in "
-				 "code after loading"),
+	YK_HOST(T, callback,
+		"is a function pointer and cannot be set from YAML: set it "
+		"(and saturation.detector \"callback\") in code after loading"),
+	YK_HOST(T, callback_ctx,
+		"is a host pointer and cannot be set from YAML: set it in "
+		"code after loading"),
 	YK_DURATION(T, callback_poll_ns, 0),
 };
 #undef T
@@ -215,19 +222,24 @@ static const struct yk config_keys[] = {
 	YK_DURATION(T, default_ttl_ns, YK_NONE),
 	YK_DURATION(T, flow_gc_timeout_ns, 0),
 	YK_MAP(T, saturation, &saturation_table, 0),
-	YK_HOST(T, allocator, "is a host object and cannot be set from YAML: set it in code "
-			      "after loading"),
-	YK_HOST(T, clock, "is a function pointer and cannot be set from YAML: set it in "
-			  "code after loading"),
-	YK_HOST(T, clock_ctx, "is a host pointer and cannot be set from YAML: set it in code "
-			      "after loading"),
+	YK_HOST(T, allocator,
+		"is a host object and cannot be set from YAML: set it in code "
+		"after loading"),
+	YK_HOST(T, clock,
+		"is a function pointer and cannot be set from YAML: set it in "
+		"code after loading"),
+	YK_HOST(T, clock_ctx,
+		"is a host pointer and cannot be set from YAML: set it in code "
+		"after loading"),
 	YK_INTEGER(T, registry_buckets, 0),
 	YK_INTEGER(T, dispatch_batch, 0),
 	YK_DURATION(T, idle_spin_ns, 0),
-	YK_HOST(T, errbuf, "is a host buffer and cannot be set from YAML: set it in code "
-			   "after loading"),
-	YK_HOST(T, errbuf_size, "is the size of a host buffer and cannot be set from YAML: "
-				"set it in code after loading"),
+	YK_HOST(T, errbuf,
+		"is a host buffer and cannot be set from YAML: set it in code "
+		"after loading"),
+	YK_HOST(T, errbuf_size,
+		"is the size of a host buffer and cannot be set from YAML: "
+		"set it in code after loading"),
 };
 #undef T
 static const struct yk_table config_table = YK_TABLE(config_keys);
@@ -284,7 +296,8 @@ struct yl {
 static void *
 yl_malloc(size_t n)
 {
-	long f = atomic_load_explicit(&flowq__config_yaml_fail_after, memory_order_relaxed);
+	long f = atomic_load_explicit(&flowq__config_yaml_fail_after,
+				      memory_order_relaxed);
 	void *p;
 
 	if (f >= 0) {
@@ -294,7 +307,8 @@ yl_malloc(size_t n)
 				      memory_order_relaxed);
 	}
 	if ((p = malloc(n)) != NULL)
-		atomic_fetch_add_explicit(&flowq__config_yaml_live, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&flowq__config_yaml_live, 1,
+					  memory_order_relaxed);
 	return p;
 }
 
@@ -333,11 +347,13 @@ yl_vappend(struct yl *l, size_t *pos, const char *fmt, va_list ap)
 		return;
 	n = vsnprintf(l->err + *pos, l->err_size - *pos, fmt, ap);
 	if (n > 0)
-		*pos = *pos + (size_t)n < l->err_size ? *pos + (size_t)n : l->err_size - 1;
+		*pos = *pos + (size_t)n < l->err_size ? *pos + (size_t)n
+						      : l->err_size - 1;
 }
 
 static void
-yl_append(struct yl *l, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+yl_append(struct yl *l, size_t *pos, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void
 yl_append(struct yl *l, size_t *pos, const char *fmt, ...)
@@ -374,7 +390,8 @@ yl_fail(struct yl *l, int rc, yaml_mark_t m, const char *path, const char *fmt, 
 
 /* A message without a position (file errors, out of memory). */
 static int
-yl_fail_plain(struct yl *l, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+yl_fail_plain(struct yl *l, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int
 yl_fail_plain(struct yl *l, int rc, const char *fmt, ...)
@@ -437,7 +454,8 @@ yl_show(char out[128], const char *s, size_t n)
 #define YL_PATH_MAX 192
 
 static void
-yl_path(char dst[YL_PATH_MAX], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+yl_path(char dst[YL_PATH_MAX], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 yl_path(char dst[YL_PATH_MAX], const char *fmt, ...)
@@ -462,7 +480,8 @@ yl_offset_mark(const struct yl *l, size_t off)
 	for (size_t i = 0; i < off; i++) {
 		unsigned char c = l->in[i];
 
-		if (c == '\n' || (c == '\r' && (i + 1 >= l->len || l->in[i + 1] != '\n'))) {
+		if (c == '\n' ||
+		    (c == '\r' && (i + 1 >= l->len || l->in[i + 1] != '\n'))) {
 			m.line++;
 			m.column = 0;
 		} else if (c != '\r' && (c & 0xC0) != 0x80) {
@@ -484,17 +503,21 @@ yl_syntax_error(struct yl *l)
 		return yl_nomem(l);
 	case YAML_READER_ERROR:
 		if (p->problem_value != -1)
-			return yl_fail(l, -EINVAL, yl_offset_mark(l, p->problem_offset), NULL,
-				       "invalid input: %s (#%X at byte %zu)", problem,
-				       (unsigned)p->problem_value, p->problem_offset);
+			return yl_fail(l, -EINVAL, yl_offset_mark(l, p->problem_offset),
+				       NULL, "invalid input: %s (#%X at byte %zu)",
+				       problem, (unsigned)p->problem_value,
+				       p->problem_offset);
 		return yl_fail(l, -EINVAL, yl_offset_mark(l, p->problem_offset), NULL,
-			       "invalid input: %s (at byte %zu)", problem, p->problem_offset);
+			       "invalid input: %s (at byte %zu)", problem,
+			       p->problem_offset);
 	default:
 		if (p->context != NULL)
 			return yl_fail(l, -EINVAL, p->problem_mark, NULL,
-				       "YAML syntax: %s (%s at %zu:%zu)", problem, p->context,
-				       p->context_mark.line + 1, p->context_mark.column + 1);
-		return yl_fail(l, -EINVAL, p->problem_mark, NULL, "YAML syntax: %s", problem);
+				       "YAML syntax: %s (%s at %zu:%zu)", problem,
+				       p->context, p->context_mark.line + 1,
+				       p->context_mark.column + 1);
+		return yl_fail(l, -EINVAL, p->problem_mark, NULL, "YAML syntax: %s",
+			       problem);
 	}
 }
 
@@ -536,9 +559,10 @@ yl_what(const struct yl *l, char buf[160])
 		size_t n = l->ev.data.scalar.length;
 		bool plain = l->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 
-		if (plain && (n == 0 || (n == 1 && v[0] == '~') ||
-			      (n == 4 && (memcmp(v, "null", 4) == 0 || memcmp(v, "Null", 4) == 0 ||
-					  memcmp(v, "NULL", 4) == 0))))
+		if (plain &&
+		    (n == 0 || (n == 1 && v[0] == '~') ||
+		     (n == 4 && (memcmp(v, "null", 4) == 0 || memcmp(v, "Null", 4) == 0 ||
+				 memcmp(v, "NULL", 4) == 0))))
 			return "null";
 		snprintf(buf, 160, "%s\"%s\"", plain ? "" : "the quoted string ",
 			 yl_show(show, (const char *)v, n));
@@ -585,10 +609,12 @@ yl_plain_node(struct yl *l, const char *path)
 	if (anchor != NULL)
 		return yl_fail(l, -EINVAL, yl_mark(l), path,
 			       "anchors are not supported (&%s): write the value out",
-			       yl_show(show, (const char *)anchor, strlen((const char *)anchor)));
+			       yl_show(show, (const char *)anchor,
+				       strlen((const char *)anchor)));
 	if (tag != NULL)
-		return yl_fail(l, -EINVAL, yl_mark(l), path, "tags are not supported (%s)",
-			       yl_show(show, (const char *)tag, strlen((const char *)tag)));
+		return yl_fail(
+			l, -EINVAL, yl_mark(l), path, "tags are not supported (%s)",
+			yl_show(show, (const char *)tag, strlen((const char *)tag)));
 	return 0;
 }
 
@@ -648,7 +674,8 @@ yl_mark_add(struct yl *l, const char *path, yaml_mark_t m)
 	if ((p = yl_malloc(n)) == NULL)
 		return yl_nomem(l);
 	memcpy(p, path, n);
-	l->marks[l->nmarks++] = (struct yl_mark){.path = p, .line = m.line, .column = m.column};
+	l->marks[l->nmarks++] =
+		(struct yl_mark){.path = p, .line = m.line, .column = m.column};
 	return 0;
 }
 
@@ -767,11 +794,11 @@ static const struct unit size_units[] = {
 	{"PB", UINT64_C(1000000000000000)},
 	{"EB", UINT64_C(1000000000000000000)},
 	{"KiB", KIB},
-	{"MiB", KIB * KIB},
-	{"GiB", KIB * KIB * KIB},
-	{"TiB", KIB * KIB * KIB * KIB},
-	{"PiB", KIB * KIB * KIB * KIB * KIB},
-	{"EiB", KIB * KIB * KIB * KIB * KIB * KIB},
+	{"MiB", KIB *KIB},
+	{"GiB", KIB *KIB *KIB},
+	{"TiB", KIB *KIB *KIB *KIB},
+	{"PiB", KIB *KIB *KIB *KIB *KIB},
+	{"EiB", KIB *KIB *KIB *KIB *KIB *KIB},
 	{NULL, 0},
 };
 
@@ -796,8 +823,8 @@ static const struct unit duration_units[] = {
  * rounded. Negative (non-zero) values are refused; above @max overflows.
  */
 static enum num_rc
-parse_quantity(const char *s, size_t n, bool plain, const struct unit *units, uint64_t max,
-	       uint64_t *r)
+parse_quantity(const char *s, size_t n, bool plain, const struct unit *units,
+	       uint64_t max, uint64_t *r)
 {
 	__extension__ typedef unsigned __int128 u128;
 	size_t i = 0, int_start, int_len, frac_start, frac_len = 0, u;
@@ -830,7 +857,8 @@ parse_quantity(const char *s, size_t n, bool plain, const struct unit *units, ui
 		u++;
 	if (u < n) {
 		for (const struct unit *c = units; c->name != NULL; c++) {
-			if (strlen(c->name) == n - u && memcmp(c->name, s + u, n - u) == 0) {
+			if (strlen(c->name) == n - u &&
+			    memcmp(c->name, s + u, n - u) == 0) {
 				unit = c;
 				break;
 			}
@@ -937,11 +965,11 @@ is_one_of(const char *s, size_t n, const char *const *words)
 static const char *const yaml_true[] = {"true", "True", "TRUE", NULL};
 static const char *const yaml_false[] = {"false", "False", "FALSE", NULL};
 /* YAML 1.1 booleans that 1.2 reads as strings: refused, not guessed. */
-static const char *const yaml11_bool[] = {"yes", "Yes", "YES", "no", "No", "NO", "on",
-					  "On", "ON", "off", "Off", "OFF", "y", "Y", "n",
-					  "N", NULL};
-static const char *const yaml_inf[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-				       NULL};
+static const char *const yaml11_bool[] = {"yes", "Yes", "YES", "no",  "No",  "NO",
+					  "on",  "On",  "ON",  "off", "Off", "OFF",
+					  "y",   "Y",   "n",   "N",   NULL};
+static const char *const yaml_inf[] = {".inf",  ".Inf",  ".INF", "+.inf",
+				       "+.Inf", "+.INF", NULL};
 static const char *const yaml_ninf[] = {"-.inf", "-.Inf", "-.INF", NULL};
 static const char *const yaml_nan[] = {".nan", ".NaN", ".NAN", NULL};
 static const char *const yaml_null[] = {"", "~", "null", "Null", "NULL", NULL};
@@ -955,7 +983,8 @@ is_core_non_string(const char *s, size_t n)
 
 	if (is_one_of(s, n, yaml_null) || is_one_of(s, n, yaml_true) ||
 	    is_one_of(s, n, yaml_false) || is_one_of(s, n, yaml_inf) ||
-	    is_one_of(s, n, yaml_ninf) || is_one_of(s, n, yaml_nan) || is_core_number(s, n))
+	    is_one_of(s, n, yaml_ninf) || is_one_of(s, n, yaml_nan) ||
+	    is_core_number(s, n))
 		return true;
 	if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
 		for (i = 2; i < n; i++) {
@@ -993,25 +1022,36 @@ yl_store_int(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m, const c
 		return yl_expected(l, m, path, "an integer");
 	yl_show(show, yl_sv(l), yl_sn(l));
 	if (rc == NUM_ZEROS)
-		return yl_fail(l, -EINVAL, m, path,
-			       "%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
-			       "write it without them",
-			       show);
+		return yl_fail(
+			l, -EINVAL, m, path,
+			"%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
+			"write it without them",
+			show);
 	if (rc == NUM_OVERFLOW)
 		return yl_fail(l, -EINVAL, m, path, "%s does not fit in 64 bits", show);
 	if (k->kind == YK_UINT) {
-		uint64_t max = k->size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * k->size)) - 1;
+		uint64_t max =
+			k->size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * k->size)) - 1;
 
 		if (neg && mag != 0)
-			return yl_fail(l, -EINVAL, m, path, "%s is negative (must be >= 0)",
-				       show);
+			return yl_fail(l, -EINVAL, m, path,
+				       "%s is negative (must be >= 0)", show);
 		if (mag > max)
-			return yl_fail(l, -EINVAL, m, path, "%s is above %" PRIu64, show, max);
+			return yl_fail(l, -EINVAL, m, path, "%s is above %" PRIu64, show,
+				       max);
 		switch (k->size) {
-		case 1: *(uint8_t *)dst = (uint8_t)mag; break;
-		case 2: *(uint16_t *)dst = (uint16_t)mag; break;
-		case 4: *(uint32_t *)dst = (uint32_t)mag; break;
-		default: *(uint64_t *)dst = mag; break;
+		case 1:
+			*(uint8_t *)dst = (uint8_t)mag;
+			break;
+		case 2:
+			*(uint16_t *)dst = (uint16_t)mag;
+			break;
+		case 4:
+			*(uint32_t *)dst = (uint32_t)mag;
+			break;
+		default:
+			*(uint64_t *)dst = mag;
+			break;
 		}
 	} else {
 		unsigned bits = k->size >= 8 ? 64 : 8 * (unsigned)k->size;
@@ -1020,15 +1060,23 @@ yl_store_int(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m, const c
 
 		if (neg ? mag > lim : mag >= lim)
 			return yl_fail(l, -EINVAL, m, path,
-				       "%s is not in [-%" PRIu64 ", %" PRIu64 "]", show, lim,
-				       lim - 1);
+				       "%s is not in [-%" PRIu64 ", %" PRIu64 "]", show,
+				       lim, lim - 1);
 		/* -(mag - 1) - 1: no overflow at mag = 2^63. */
 		v = neg && mag > 0 ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
 		switch (k->size) {
-		case 1: *(int8_t *)dst = (int8_t)v; break;
-		case 2: *(int16_t *)dst = (int16_t)v; break;
-		case 4: *(int32_t *)dst = (int32_t)v; break;
-		default: *(int64_t *)dst = v; break;
+		case 1:
+			*(int8_t *)dst = (int8_t)v;
+			break;
+		case 2:
+			*(int16_t *)dst = (int16_t)v;
+			break;
+		case 4:
+			*(int32_t *)dst = (int32_t)v;
+			break;
+		default:
+			*(int64_t *)dst = v;
+			break;
 		}
 	}
 	return 0;
@@ -1040,10 +1088,12 @@ yl_store_quantity(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m,
 {
 	bool duration = k->kind == YK_DURATION;
 	const char *what =
-		duration ? "a duration (an integer of ns, or a number and a unit: ns, us, "
-			   "ms, s, m, h)"
-			 : "a size (an integer of bytes, or a number and a unit: B, kB, MB, "
-			   "GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB)";
+		duration
+			? "a duration (an integer of ns, or a number and a unit: ns, us, "
+			  "ms, s, m, h)"
+			: "a size (an integer of bytes, or a number and a unit: B, kB, "
+			  "MB, "
+			  "GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB)";
 	uint64_t max = duration ? (uint64_t)INT64_MAX : UINT64_MAX;
 	char show[128];
 	uint64_t v = 0;
@@ -1058,27 +1108,29 @@ yl_store_quantity(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m,
 	case NUM_OK:
 		break;
 	case NUM_ZEROS:
-		return yl_fail(l, -EINVAL, m, path,
-			       "%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
-			       "write it without them",
-			       show);
+		return yl_fail(
+			l, -EINVAL, m, path,
+			"%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
+			"write it without them",
+			show);
 	case NUM_NEGATIVE:
-		return yl_fail(l, -EINVAL, m, path, "%s is negative (must be >= 0)", show);
+		return yl_fail(l, -EINVAL, m, path, "%s is negative (must be >= 0)",
+			       show);
 	case NUM_OVERFLOW:
 		return yl_fail(l, -EINVAL, m, path,
 			       duration ? "%s is more than INT64_MAX ns (about 292 years)"
 					: "%s is more than 2^64 - 1 bytes",
 			       show);
 	case NUM_FRACTION:
-		return yl_fail(l, -EINVAL, m, path, "%s is not a whole number of %s", show,
-			       duration ? "nanoseconds" : "bytes");
+		return yl_fail(l, -EINVAL, m, path, "%s is not a whole number of %s",
+			       show, duration ? "nanoseconds" : "bytes");
 	case NUM_DIGITS:
 		return yl_fail(l, -EINVAL, m, path, "%s has more than 19 fraction digits",
 			       show);
 	case NUM_NEEDS_UNIT:
 		return yl_fail(l, -EINVAL, m, path,
-			       "%s needs a unit (a bare number is an integer of %s)", show,
-			       duration ? "nanoseconds" : "bytes");
+			       "%s needs a unit (a bare number is an integer of %s)",
+			       show, duration ? "nanoseconds" : "bytes");
 	default:
 		return yl_expected(l, m, path, what);
 	}
@@ -1183,7 +1235,8 @@ yl_store_enum(struct yl *l, const struct yk *k, int *dst, yaml_mark_t m, const c
 	size_t pos = 0;
 
 	for (const struct yk_enum *e = k->aux; e->name != NULL; e++) {
-		if (strlen(e->name) == yl_sn(l) && memcmp(e->name, yl_sv(l), yl_sn(l)) == 0) {
+		if (strlen(e->name) == yl_sn(l) &&
+		    memcmp(e->name, yl_sv(l), yl_sn(l)) == 0) {
 			*dst = e->value;
 			return 0;
 		}
@@ -1194,10 +1247,12 @@ yl_store_enum(struct yl *l, const struct yk *k, int *dst, yaml_mark_t m, const c
 	return yl_expected(l, m, path, what);
 }
 
-static int yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre,
-		  bool template, yaml_mark_t map_mark);
+static int
+yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre, bool template,
+       yaml_mark_t map_mark);
 
-static int yl_bands(struct yl *l, const struct yk *k, void *base, const char *path);
+static int
+yl_bands(struct yl *l, const struct yk *k, void *base, const char *path);
 
 /*
  * The value of key @k (the current event), stored into @base; @m is the
@@ -1229,10 +1284,10 @@ yl_value(struct yl *l, const struct yk *k, void *base, const char *path, yaml_ma
 	}
 	if (l->ev.type != YAML_SCALAR_EVENT) {
 		static const char *const what[] = {
-			[YK_INT] = "an integer",     [YK_UINT] = "an integer",
-			[YK_SIZE] = "a size",        [YK_DURATION] = "a duration",
-			[YK_REAL] = "a number",      [YK_BOOL] = "true or false",
-			[YK_NAME] = "a name",        [YK_ENUM] = "a name",
+			[YK_INT] = "an integer", [YK_UINT] = "an integer",
+			[YK_SIZE] = "a size",    [YK_DURATION] = "a duration",
+			[YK_REAL] = "a number",  [YK_BOOL] = "true or false",
+			[YK_NAME] = "a name",    [YK_ENUM] = "a name",
 		};
 		return yl_expected(l, m, path, what[k->kind]);
 	}
@@ -1269,7 +1324,8 @@ yl_known(char buf[768], const struct yk_table *t, bool template)
 
 		if (k->kind == YK_HOST || (template && (k->flags & YK_NOT_TEMPLATE)))
 			continue;
-		pos += (size_t)snprintf(buf + pos, 768 - pos, "%s%s", pos ? ", " : "", k->name);
+		pos += (size_t)snprintf(buf + pos, 768 - pos, "%s%s", pos ? ", " : "",
+					k->name);
 	}
 	return buf;
 }
@@ -1306,8 +1362,9 @@ yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre, bool
 		if (l->ev.type != YAML_SCALAR_EVENT)
 			return yl_fail(l, -EINVAL, km, path,
 				       "keys must be names, got %s as a key",
-				       l->ev.type == YAML_MAPPING_START_EVENT ? "a mapping"
-									  : "a sequence");
+				       l->ev.type == YAML_MAPPING_START_EVENT
+					       ? "a mapping"
+					       : "a sequence");
 		for (i = 0; i < t->n; i++) {
 			if (strlen(t->keys[i].name) == yl_sn(l) &&
 			    memcmp(t->keys[i].name, yl_sv(l), yl_sn(l)) == 0) {
@@ -1316,14 +1373,15 @@ yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre, bool
 			}
 		}
 		if (k == NULL) {
-			yl_path(path, "%s%s", pre,
-				 yl_show(show, yl_sv(l), yl_sn(l)));
-			return yl_fail(l, -EINVAL, km, path, "unknown key (expected one of: %s)",
+			yl_path(path, "%s%s", pre, yl_show(show, yl_sv(l), yl_sn(l)));
+			return yl_fail(l, -EINVAL, km, path,
+				       "unknown key (expected one of: %s)",
 				       yl_known(known, t, template));
 		}
 		yl_path(path, "%s%s", pre, k->name);
 		if (seen_mask & (UINT64_C(1) << i))
-			return yl_fail(l, -EINVAL, km, path, "duplicate key (first at %zu:%zu)",
+			return yl_fail(l, -EINVAL, km, path,
+				       "duplicate key (first at %zu:%zu)",
 				       seen[i].line + 1, seen[i].column + 1);
 		seen_mask |= UINT64_C(1) << i;
 		seen[i] = km;
@@ -1367,7 +1425,8 @@ yl_bands(struct yl *l, const struct yk *k, void *base, const char *path)
 		yl_path(ipath, "%s[%zu]", path, n);
 		if (n == FLOWQ_MAX_BANDS)
 			return yl_fail(l, -EINVAL, im, ipath,
-				       "more than FLOWQ_MAX_BANDS (%u) bands", FLOWQ_MAX_BANDS);
+				       "more than FLOWQ_MAX_BANDS (%u) bands",
+				       FLOWQ_MAX_BANDS);
 		if ((rc = yl_plain_node(l, ipath)) != 0)
 			return rc;
 		if (l->ev.type != YAML_MAPPING_START_EVENT)
@@ -1391,12 +1450,14 @@ yl_bands(struct yl *l, const struct yk *k, void *base, const char *path)
 			pm = yl_mark_find(l, ipath);
 			jm = yl_mark_find(l, jpath);
 			if (pm == NULL || jm == NULL)
-				return yl_fail(l, -EINVAL, im, ipath, "%" PRId32 " duplicates %s",
+				return yl_fail(l, -EINVAL, im, ipath,
+					       "%" PRId32 " duplicates %s",
 					       bands[n].priority, jpath);
-			return yl_fail(l, -EINVAL,
-				       (yaml_mark_t){.line = pm->line, .column = pm->column},
-				       ipath, "%" PRId32 " duplicates %s (at %zu:%zu)",
-				       bands[n].priority, jpath, jm->line + 1, jm->column + 1);
+			return yl_fail(
+				l, -EINVAL,
+				(yaml_mark_t){.line = pm->line, .column = pm->column},
+				ipath, "%" PRId32 " duplicates %s (at %zu:%zu)",
+				bands[n].priority, jpath, jm->line + 1, jm->column + 1);
 		}
 		n++;
 	}
@@ -1450,9 +1511,10 @@ yl_document(struct yl *l, const char *key, struct flowq_config *cfg)
 	if ((rc = yl_next(l)) != 0)
 		return rc;
 	if (l->ev.type == YAML_STREAM_END_EVENT)
-		return yl_fail(l, -EINVAL, yl_mark(l), NULL,
-			       "empty document: expected a mapping of engine configuration "
-			       "keys");
+		return yl_fail(
+			l, -EINVAL, yl_mark(l), NULL,
+			"empty document: expected a mapping of engine configuration "
+			"keys");
 	if ((rc = yl_next(l)) != 0) /* DOCUMENT_START -> the root node */
 		return rc;
 	if (key == NULL) {
@@ -1462,10 +1524,11 @@ yl_document(struct yl *l, const char *key, struct flowq_config *cfg)
 		if (l->ev.type != YAML_MAPPING_START_EVENT) {
 			char buf[160];
 
-			return yl_fail(l, -EINVAL, yl_mark(l), NULL,
-				       "the document is %s: expected a mapping with the key "
-				       "\"%s\"",
-				       yl_what(l, buf), key);
+			return yl_fail(
+				l, -EINVAL, yl_mark(l), NULL,
+				"the document is %s: expected a mapping with the key "
+				"\"%s\"",
+				yl_what(l, buf), key);
 		}
 		root = yl_mark(l);
 		for (;;) {
@@ -1483,7 +1546,8 @@ yl_document(struct yl *l, const char *key, struct flowq_config *cfg)
 						       found.line + 1, found.column + 1);
 				have = true;
 				found = km;
-				if ((rc = yl_next(l)) != 0 || (rc = yl_config(l, cfg, key, km)) != 0)
+				if ((rc = yl_next(l)) != 0 ||
+				    (rc = yl_config(l, cfg, key, km)) != 0)
 					return rc;
 				continue;
 			}
@@ -1521,8 +1585,7 @@ yl_validate(struct yl *l, const struct flowq_config *cfg)
 	if (rc == 0)
 		return 0;
 	n = strcspn(msg, ": ");
-	yl_path(path, "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1),
-		 msg);
+	yl_path(path, "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1), msg);
 	while ((m = yl_mark_find(l, path)) == NULL && path[0] != '\0') {
 		char *dot = strrchr(path, '.'), *br = strrchr(path, '[');
 		char *cut = dot > br ? dot : br;
@@ -1533,8 +1596,8 @@ yl_validate(struct yl *l, const struct flowq_config *cfg)
 	}
 	if (m == NULL) /* cannot happen: "" is recorded first */
 		return yl_fail_plain(l, rc, "%s: %s", l->name, msg);
-	return yl_fail(l, rc, (yaml_mark_t){.line = m->line, .column = m->column}, NULL, "%s",
-		       msg);
+	return yl_fail(l, rc, (yaml_mark_t){.line = m->line, .column = m->column}, NULL,
+		       "%s", msg);
 }
 
 /* Read @path whole, at most FLOWQ_CONFIG_YAML_MAX_SIZE bytes. */
@@ -1589,9 +1652,10 @@ yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_le
 		if (len > FLOWQ_CONFIG_YAML_MAX_SIZE) {
 			yl_free(buf);
 			close(fd);
-			return yl_fail_plain(l, -EFBIG,
-					     "%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (%u bytes)",
-					     path, FLOWQ_CONFIG_YAML_MAX_SIZE);
+			return yl_fail_plain(
+				l, -EFBIG,
+				"%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (%u bytes)",
+				path, FLOWQ_CONFIG_YAML_MAX_SIZE);
 		}
 	}
 	close(fd);
@@ -1628,9 +1692,10 @@ yl_load(struct flowq_config_yaml *r_cfg, const char *path, const void *buf, size
 			goto out;
 		buf = file;
 	} else if (len > FLOWQ_CONFIG_YAML_MAX_SIZE) {
-		rc = yl_fail_plain(&l, -EFBIG,
-				   "%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (%u bytes)", name,
-				   FLOWQ_CONFIG_YAML_MAX_SIZE);
+		rc = yl_fail_plain(
+			&l, -EFBIG,
+			"%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (%u bytes)", name,
+			FLOWQ_CONFIG_YAML_MAX_SIZE);
 		goto out;
 	}
 	l.in = buf != NULL ? buf : (const unsigned char *)"";
@@ -1692,8 +1757,8 @@ flowq_config_load_yaml_buf(struct flowq_config_yaml *r_cfg, const void *buf, siz
 				 r_cfg == NULL ? "r_cfg" : "buf");
 		return -EFAULT;
 	}
-	return yl_load(r_cfg, NULL, buf, len, name != NULL ? name : "<buffer>", key, errbuf,
-		       errbuf_size);
+	return yl_load(r_cfg, NULL, buf, len, name != NULL ? name : "<buffer>", key,
+		       errbuf, errbuf_size);
 }
 
 void

@@ -73,7 +73,6 @@ check_leaks(void)
 #endif
 }
 
-
 /* A failed load leaves defaults, owns nothing, and freeing is a no-op. */
 static void
 expect_reset(void)
@@ -94,7 +93,8 @@ expect_fail_key(const char *text, const char *key, int rc, const char *msg)
 {
 	int got = load(text, key);
 
-	cr_assert_eq(got, rc, "rc %d (want %d) for:\n%s\nmessage: %s", got, rc, text, err);
+	cr_assert_eq(got, rc, "rc %d (want %d) for:\n%s\nmessage: %s", got, rc, text,
+		     err);
 	cr_assert_str_eq(err, msg, "for:\n%s\ngot:  %s\nwant: %s", text, err, msg);
 	expect_reset();
 }
@@ -206,8 +206,8 @@ Test(config_yaml, example_file_sets_every_key)
 	want.bands = bands;
 	want.nbands = 3;
 	want.default_band_enabled = true;
-	want.default_band = (struct flowq_band_config){0, 1000, 64 * MiB, "round_robin",
-						       "fcfs", 0.5, 0};
+	want.default_band = (struct flowq_band_config){
+		0, 1000, 64 * MiB, "round_robin", "fcfs", 0.5, 0};
 	want.flow_max_requests = 500;
 	want.flow_max_bytes = 16 * MiB;
 	want.default_ttl_ns = 30 * SEC;
@@ -235,7 +235,8 @@ Test(config_yaml, loaded_config_creates_an_engine)
 	struct flowq_engine *e;
 	struct flowq_config cfg;
 
-	expect_ok("mode: polled\nshards: 2\nbands:\n  - {priority: 5, fairness: round_robin}\n"
+	expect_ok("mode: polled\nshards: 2\nbands:\n  - {priority: 5, fairness: "
+		  "round_robin}\n"
 		  "  - {priority: 1}\n");
 	/* The host sets host-only fields on a copy, then the engine copies. */
 	cfg = y.config;
@@ -309,16 +310,16 @@ size_text(char buf[64], uint64_t v)
 	static const struct {
 		const char *unit;
 		uint64_t scale;
-	} units[] = {{"EiB", GiB * GiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB},
-		     {"GB", 1000000000}, {"MB", 1000000},  {"kB", 1000}};
+	} units[] = {{"EiB", GiB * GiB}, {"GiB", GiB},    {"MiB", MiB}, {"KiB", KiB},
+		     {"GB", 1000000000}, {"MB", 1000000}, {"kB", 1000}};
 	size_t k = rnd_below(sizeof(units) / sizeof(units[0]) + 2);
 
 	if (k < sizeof(units) / sizeof(units[0]) && v > 0) {
 		uint64_t s = units[k].scale;
 
 		if (v % s == 0) {
-			snprintf(buf, 64, "%" PRIu64 "%s%s", v / s, rnd_below(2) ? " " : "",
-				 units[k].unit);
+			snprintf(buf, 64, "%" PRIu64 "%s%s", v / s,
+				 rnd_below(2) ? " " : "", units[k].unit);
 			return buf;
 		}
 		/* Half units: "1.5KiB". */
@@ -342,7 +343,7 @@ duration_text(char buf[64], int64_t v)
 		const char *unit;
 		int64_t scale;
 	} units[] = {{"h", 3600 * SEC}, {"m", 60 * SEC}, {"s", SEC},
-		     {"ms", MS},         {"us", 1000},     {"ns", 1}};
+		     {"ms", MS},        {"us", 1000},    {"ns", 1}};
 	size_t k = rnd_below(sizeof(units) / sizeof(units[0]) + 1);
 
 	if (v == FLOWQ_TTL_NONE)
@@ -426,7 +427,8 @@ emit_band(struct out *o, const struct flowq_band_config *b, bool with_priority,
 			emit(o, "%sordering: '%s'", sep, b->ordering);
 			break;
 		case 5:
-			emit(o, "%susage_ceiling: %s", sep, real_text(t, b->usage_ceiling));
+			emit(o, "%susage_ceiling: %s", sep,
+			     real_text(t, b->usage_ceiling));
 			break;
 		case 6:
 			emit(o, "%squantum: %s", sep, size_text(t, b->quantum));
@@ -476,9 +478,10 @@ Test(config_yaml, round_trip_of_every_field)
 			bool dup;
 
 			do {
-				prios[i] = rnd_below(8) == 0
-						   ? (rnd_below(2) ? INT32_MIN : INT32_MAX)
-						   : (int32_t)(rnd_below(2001)) - 1000;
+				prios[i] =
+					rnd_below(8) == 0
+						? (rnd_below(2) ? INT32_MIN : INT32_MAX)
+						: (int32_t)(rnd_below(2001)) - 1000;
 				dup = false;
 				for (size_t j = 0; j < i; j++)
 					dup |= prios[j] == prios[i];
@@ -505,8 +508,9 @@ Test(config_yaml, round_trip_of_every_field)
 		want.default_band.priority = 0;
 		want.flow_max_requests = rnd_bits(62);
 		want.flow_max_bytes = rnd_bits(62);
-		want.default_ttl_ns = rnd_below(4) == 0 ? FLOWQ_TTL_NONE
-							: (int64_t)rnd_below(INT64_C(1) << 50) + 1;
+		want.default_ttl_ns = rnd_below(4) == 0
+					      ? FLOWQ_TTL_NONE
+					      : (int64_t)rnd_below(INT64_C(1) << 50) + 1;
 		want.flow_gc_timeout_ns = (int64_t)rnd_below(INT64_C(1) << 45) + 1;
 		want.saturation.max_inflight = rnd_bits(20);
 		want.saturation.max_inflight_bytes = rnd_bits(44);
@@ -535,7 +539,8 @@ Test(config_yaml, round_trip_of_every_field)
 				break;
 			case 1:
 				emit(o, "mode: %s\n",
-				     want.mode == FLOWQ_MODE_POLLED ? "polled" : "\"threaded\"");
+				     want.mode == FLOWQ_MODE_POLLED ? "polled"
+								    : "\"threaded\"");
 				break;
 			case 2:
 				emit(o, "max_requests: %" PRIu64 "\n", want.max_requests);
@@ -551,7 +556,8 @@ Test(config_yaml, round_trip_of_every_field)
 						emit_band(o, &bands[b], true, "", true);
 					} else {
 						emit(o, "  -\n");
-						emit_band(o, &bands[b], true, "    ", false);
+						emit_band(o, &bands[b], true, "    ",
+							  false);
 					}
 				}
 				break;
@@ -568,7 +574,8 @@ Test(config_yaml, round_trip_of_every_field)
 				     want.flow_max_requests);
 				break;
 			case 8:
-				emit(o, "flow_max_bytes: %s\n", size_text(t, want.flow_max_bytes));
+				emit(o, "flow_max_bytes: %s\n",
+				     size_text(t, want.flow_max_bytes));
 				break;
 			case 9:
 				emit(o, "default_ttl_ns: %s\n",
@@ -594,7 +601,8 @@ Test(config_yaml, round_trip_of_every_field)
 				emit(o, "dispatch_batch: %u\n", want.dispatch_batch);
 				break;
 			case 14:
-				emit(o, "idle_spin_ns: %s\n", duration_text(t, want.idle_spin_ns));
+				emit(o, "idle_spin_ns: %s\n",
+				     duration_text(t, want.idle_spin_ns));
 				break;
 			default:
 				emit(o, "# end\n");
@@ -640,7 +648,8 @@ Test(config_yaml, band_keys_left_out_take_the_builtin_template)
 	band_eq(&y.config.bands[0], &def.default_band, "bands[0]");
 	cr_assert_str_eq(y.config.default_band.fairness, "round_robin");
 	cr_assert_eq(y.config.default_band.max_bytes, 1024);
-	cr_assert_str_eq(y.config.default_band.ordering, "fcfs", "template keeps the rest");
+	cr_assert_str_eq(y.config.default_band.ordering, "fcfs",
+			 "template keeps the rest");
 	check_leaks();
 }
 
@@ -675,7 +684,8 @@ Test(config_yaml, numbers_ignore_the_process_locale)
 	cr_assert(y.config.default_band.usage_ceiling == 0.25);
 	setlocale(LC_NUMERIC, "C");
 	if (set == NULL)
-		cr_log_info("no decimal-comma locale installed: checked in the C locale only");
+		cr_log_info("no decimal-comma locale installed: checked in the C locale "
+			    "only");
 	check_leaks();
 }
 
@@ -752,40 +762,51 @@ Test(config_yaml, sizes)
 	expect_size("4EiB", 4 * GiB * GiB); /* = FLOWQ_LIMIT_MAX */
 	expect_size("0.5 KB", 500);
 	expect_size("0.000000000000000001EB", 1);
-	expect_big_size("9.223372036854775807EB", UINT64_C(9223372036854775807)); /* 18 fraction digits, exact */
+	expect_big_size("9.223372036854775807EB",
+			UINT64_C(9223372036854775807)); /* 18 fraction digits, exact */
 	check_leaks();
 }
 
 Test(config_yaml, size_errors)
 {
-	expect_fail("max_bytes: -5KiB\n", "t.yaml:1:1: max_bytes: -5KiB is negative (must be >= 0)");
-	expect_fail("max_bytes: -1\n", "t.yaml:1:1: max_bytes: -1 is negative (must be >= 0)");
+	expect_fail("max_bytes: -5KiB\n",
+		    "t.yaml:1:1: max_bytes: -5KiB is negative (must be >= 0)");
+	expect_fail("max_bytes: -1\n",
+		    "t.yaml:1:1: max_bytes: -1 is negative (must be >= 0)");
 	expect_fail("max_bytes: 99999999999999999999GiB\n",
-		    "t.yaml:1:1: max_bytes: 99999999999999999999GiB is more than 2^64 - 1 bytes");
-	expect_fail("max_bytes: 16EiB\n", "t.yaml:1:1: max_bytes: 16EiB is more than 2^64 - 1 bytes");
+		    "t.yaml:1:1: max_bytes: 99999999999999999999GiB is more than 2^64 - "
+		    "1 bytes");
+	expect_fail("max_bytes: 16EiB\n",
+		    "t.yaml:1:1: max_bytes: 16EiB is more than 2^64 - 1 bytes");
 	expect_fail("max_bytes: 18446744073709551616\n",
-		    "t.yaml:1:1: max_bytes: 18446744073709551616 is more than 2^64 - 1 bytes");
+		    "t.yaml:1:1: max_bytes: 18446744073709551616 is more than 2^64 - 1 "
+		    "bytes");
 	expect_fail("max_bytes: 1.1KiB\n",
 		    "t.yaml:1:1: max_bytes: 1.1KiB is not a whole number of bytes");
-	expect_fail("max_bytes: 0.5B\n", "t.yaml:1:1: max_bytes: 0.5B is not a whole number of bytes");
+	expect_fail("max_bytes: 0.5B\n",
+		    "t.yaml:1:1: max_bytes: 0.5B is not a whole number of bytes");
 	expect_fail("max_bytes: 0.00000000000000000001EiB\n",
-		    "t.yaml:1:1: max_bytes: 0.00000000000000000001EiB has more than 19 fraction "
+		    "t.yaml:1:1: max_bytes: 0.00000000000000000001EiB has more than 19 "
+		    "fraction "
 		    "digits");
-	expect_fail("max_bytes: 1.5\n",
-		    "t.yaml:1:1: max_bytes: 1.5 needs a unit (a bare number is an integer of bytes)");
-	expect_fail("max_bytes: 010\n",
-		    "t.yaml:1:1: max_bytes: 010 has leading zeros (octal in YAML 1.1, decimal in "
-		    "1.2): write it without them");
-	expect_fail("max_bytes: 1K\n",
-		    "t.yaml:1:1: max_bytes: expected a size (an integer of bytes, or a number and a "
-		    "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB), got \"1K\"");
-	expect_fail("max_bytes: \"100\"\n",
-		    "t.yaml:1:1: max_bytes: expected a size (an integer of bytes, or a number and a "
-		    "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB), got the quoted "
-		    "string \"100\"");
-	expect_fail("max_bytes: 1e3\n",
-		    "t.yaml:1:1: max_bytes: expected a size (an integer of bytes, or a number and a "
-		    "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB), got \"1e3\"");
+	expect_fail("max_bytes: 1.5\n", "t.yaml:1:1: max_bytes: 1.5 needs a unit (a bare "
+					"number is an integer of bytes)");
+	expect_fail("max_bytes: 010\n", "t.yaml:1:1: max_bytes: 010 has leading zeros "
+					"(octal in YAML 1.1, decimal in "
+					"1.2): write it without them");
+	expect_fail("max_bytes: 1K\n", "t.yaml:1:1: max_bytes: expected a size (an "
+				       "integer of bytes, or a number and a "
+				       "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, "
+				       "TiB, PiB, EiB), got \"1K\"");
+	expect_fail("max_bytes: \"100\"\n", "t.yaml:1:1: max_bytes: expected a size (an "
+					    "integer of bytes, or a number and a "
+					    "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, "
+					    "GiB, TiB, PiB, EiB), got the quoted "
+					    "string \"100\"");
+	expect_fail("max_bytes: 1e3\n", "t.yaml:1:1: max_bytes: expected a size (an "
+					"integer of bytes, or a number and a "
+					"unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, "
+					"TiB, PiB, EiB), got \"1e3\"");
 	expect_fail("max_bytes: [1]\n",
 		    "t.yaml:1:1: max_bytes: expected a size, got a sequence");
 	check_leaks();
@@ -820,37 +841,47 @@ Test(config_yaml, durations)
 
 Test(config_yaml, duration_errors)
 {
-	const char *want_dur = "expected a duration (an integer of ns, or a number and a unit: "
-			       "ns, us, ms, s, m, h)";
+	const char *want_dur =
+		"expected a duration (an integer of ns, or a number and a unit: "
+		"ns, us, ms, s, m, h)";
 	char msg[512];
 
-	expect_fail("idle_spin_ns: -1s\n", "t.yaml:1:1: idle_spin_ns: -1s is negative (must be >= 0)");
+	expect_fail("idle_spin_ns: -1s\n",
+		    "t.yaml:1:1: idle_spin_ns: -1s is negative (must be >= 0)");
 	expect_fail("flow_gc_timeout_ns: 1.5ns\n",
-		    "t.yaml:1:1: flow_gc_timeout_ns: 1.5ns is not a whole number of nanoseconds");
-	expect_fail("flow_gc_timeout_ns: 0.0000000001s\n",
-		    "t.yaml:1:1: flow_gc_timeout_ns: 0.0000000001s is not a whole number of "
+		    "t.yaml:1:1: flow_gc_timeout_ns: 1.5ns is not a whole number of "
 		    "nanoseconds");
+	expect_fail(
+		"flow_gc_timeout_ns: 0.0000000001s\n",
+		"t.yaml:1:1: flow_gc_timeout_ns: 0.0000000001s is not a whole number of "
+		"nanoseconds");
 	expect_fail("flow_gc_timeout_ns: 1.5\n",
-		    "t.yaml:1:1: flow_gc_timeout_ns: 1.5 needs a unit (a bare number is an integer "
+		    "t.yaml:1:1: flow_gc_timeout_ns: 1.5 needs a unit (a bare number is "
+		    "an integer "
 		    "of nanoseconds)");
 	expect_fail("flow_gc_timeout_ns: 2562048h\n",
-		    "t.yaml:1:1: flow_gc_timeout_ns: 2562048h is more than INT64_MAX ns (about 292 "
+		    "t.yaml:1:1: flow_gc_timeout_ns: 2562048h is more than INT64_MAX ns "
+		    "(about 292 "
 		    "years)");
 	expect_fail("flow_gc_timeout_ns: 9223372036854775808\n",
-		    "t.yaml:1:1: flow_gc_timeout_ns: 9223372036854775808 is more than INT64_MAX ns "
+		    "t.yaml:1:1: flow_gc_timeout_ns: 9223372036854775808 is more than "
+		    "INT64_MAX ns "
 		    "(about 292 years)");
-	snprintf(msg, sizeof(msg), "t.yaml:1:1: flow_gc_timeout_ns: %s, got \"10 parsecs\"",
-		 want_dur);
+	snprintf(msg, sizeof(msg),
+		 "t.yaml:1:1: flow_gc_timeout_ns: %s, got \"10 parsecs\"", want_dur);
 	expect_fail("flow_gc_timeout_ns: 10 parsecs\n", msg);
 	/* `none` only where the field documents it (default_ttl_ns). */
-	snprintf(msg, sizeof(msg), "t.yaml:1:1: flow_gc_timeout_ns: %s, got \"none\"", want_dur);
+	snprintf(msg, sizeof(msg), "t.yaml:1:1: flow_gc_timeout_ns: %s, got \"none\"",
+		 want_dur);
 	expect_fail("flow_gc_timeout_ns: none\n", msg);
-	snprintf(msg, sizeof(msg), "t.yaml:1:1: flow_gc_timeout_ns: %s, got the quoted string "
-				   "\"100\"", want_dur);
+	snprintf(msg, sizeof(msg),
+		 "t.yaml:1:1: flow_gc_timeout_ns: %s, got the quoted string "
+		 "\"100\"",
+		 want_dur);
 	expect_fail("flow_gc_timeout_ns: \"100\"\n", msg);
 	/* In range for the schema, refused by validation, at the key. */
-	expect_fail("\ndefault_ttl_ns: 0s\n",
-		    "t.yaml:2:1: default_ttl_ns: 0 is not > 0 (FLOWQ_TTL_NONE means no expiry)");
+	expect_fail("\ndefault_ttl_ns: 0s\n", "t.yaml:2:1: default_ttl_ns: 0 is not > 0 "
+					      "(FLOWQ_TTL_NONE means no expiry)");
 	expect_fail("idle_spin_ns: 2s\n",
 		    "t.yaml:1:1: idle_spin_ns: 2000000000 is not in [0, 1000000000]");
 	expect_fail("saturation:\n  callback_poll_ns: 0\n",
@@ -863,30 +894,40 @@ Test(config_yaml, duration_errors)
 Test(config_yaml, unknown_keys)
 {
 	expect_fail("shards: 1\nshard: 2\n",
-		    "t.yaml:2:1: shard: unknown key (expected one of: shards, mode, max_requests, "
-		    "max_bytes, bands, default_band_enabled, default_band, flow_max_requests, "
+		    "t.yaml:2:1: shard: unknown key (expected one of: shards, mode, "
+		    "max_requests, "
+		    "max_bytes, bands, default_band_enabled, default_band, "
+		    "flow_max_requests, "
 		    "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, saturation, "
 		    "registry_buckets, dispatch_batch, idle_spin_ns)");
-	expect_fail("bands:\n  - priority: 1\n    weight: 2\n",
-		    "t.yaml:3:5: bands[0].weight: unknown key (expected one of: priority, "
-		    "max_requests, max_bytes, fairness, ordering, usage_ceiling, quantum)");
+	expect_fail(
+		"bands:\n  - priority: 1\n    weight: 2\n",
+		"t.yaml:3:5: bands[0].weight: unknown key (expected one of: priority, "
+		"max_requests, max_bytes, fairness, ordering, usage_ceiling, quantum)");
 	expect_fail("default_band:\n  prio: 1\n",
-		    "t.yaml:2:3: default_band.prio: unknown key (expected one of: max_requests, "
+		    "t.yaml:2:3: default_band.prio: unknown key (expected one of: "
+		    "max_requests, "
 		    "max_bytes, fairness, ordering, usage_ceiling, quantum)");
 	expect_fail("saturation: {detectr: concurrency}\n",
-		    "t.yaml:1:14: saturation.detectr: unknown key (expected one of: detector, "
+		    "t.yaml:1:14: saturation.detectr: unknown key (expected one of: "
+		    "detector, "
 		    "max_inflight, max_inflight_bytes, callback_poll_ns)");
 	/* Merge keys are not special. */
 	expect_fail("<<: {shards: 1}\n",
-		    "t.yaml:1:1: <<: unknown key (expected one of: shards, mode, max_requests, "
-		    "max_bytes, bands, default_band_enabled, default_band, flow_max_requests, "
+		    "t.yaml:1:1: <<: unknown key (expected one of: shards, mode, "
+		    "max_requests, "
+		    "max_bytes, bands, default_band_enabled, default_band, "
+		    "flow_max_requests, "
 		    "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, saturation, "
 		    "registry_buckets, dispatch_batch, idle_spin_ns)");
 	/* A long unknown key is shown cut, escaped. */
-	expect_fail("\"a\\tbcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnop\": 1\n",
-		    "t.yaml:1:1: a\\x09bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcd...: "
+	expect_fail("\"a\\tbcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk"
+		    "lmnop\": 1\n",
+		    "t.yaml:1:1: "
+		    "a\\x09bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcd...: "
 		    "unknown key (expected one of: shards, mode, max_requests, "
-		    "max_bytes, bands, default_band_enabled, default_band, flow_max_requests, "
+		    "max_bytes, bands, default_band_enabled, default_band, "
+		    "flow_max_requests, "
 		    "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, saturation, "
 		    "registry_buckets, dispatch_batch, idle_spin_ns)");
 	check_leaks();
@@ -894,50 +935,69 @@ Test(config_yaml, unknown_keys)
 
 Test(config_yaml, wrong_types)
 {
-	expect_fail("shards: abc\n", "t.yaml:1:1: shards: expected an integer, got \"abc\"");
-	expect_fail("shards: \"4\"\n",
-		    "t.yaml:1:1: shards: expected an integer, got the quoted string \"4\"");
-	expect_fail("shards: 1.5\n", "t.yaml:1:1: shards: expected an integer, got \"1.5\"");
+	expect_fail("shards: abc\n",
+		    "t.yaml:1:1: shards: expected an integer, got \"abc\"");
+	expect_fail(
+		"shards: \"4\"\n",
+		"t.yaml:1:1: shards: expected an integer, got the quoted string \"4\"");
+	expect_fail("shards: 1.5\n",
+		    "t.yaml:1:1: shards: expected an integer, got \"1.5\"");
 	expect_fail("shards:\n", "t.yaml:1:1: shards: expected an integer, got null");
 	expect_fail("shards: ~\n", "t.yaml:1:1: shards: expected an integer, got null");
-	expect_fail("shards: [1]\n", "t.yaml:1:1: shards: expected an integer, got a sequence");
-	expect_fail("shards: {a: 1}\n", "t.yaml:1:1: shards: expected an integer, got a mapping");
-	expect_fail("shards: 0x10\n", "t.yaml:1:1: shards: expected an integer, got \"0x10\"");
+	expect_fail("shards: [1]\n",
+		    "t.yaml:1:1: shards: expected an integer, got a sequence");
+	expect_fail("shards: {a: 1}\n",
+		    "t.yaml:1:1: shards: expected an integer, got a mapping");
+	expect_fail("shards: 0x10\n",
+		    "t.yaml:1:1: shards: expected an integer, got \"0x10\"");
 	expect_fail("saturation: [1]\n",
 		    "t.yaml:1:1: saturation: expected a mapping, got a sequence");
-	expect_fail("saturation:\n", "t.yaml:1:1: saturation: expected a mapping, got null");
+	expect_fail("saturation:\n",
+		    "t.yaml:1:1: saturation: expected a mapping, got null");
 	expect_fail("bands: {priority: 1}\n",
 		    "t.yaml:1:1: bands: expected a sequence of bands, got a mapping");
 	expect_fail("bands: [1]\n",
 		    "t.yaml:1:9: bands[0]: expected a mapping (one band), got \"1\"");
-	expect_fail("bands:\n  - [priority, 1]\n",
-		    "t.yaml:2:5: bands[0]: expected a mapping (one band), got a sequence");
+	expect_fail(
+		"bands:\n  - [priority, 1]\n",
+		"t.yaml:2:5: bands[0]: expected a mapping (one band), got a sequence");
 	expect_fail("default_band_enabled: yes\n",
-		    "t.yaml:1:1: default_band_enabled: yes is a boolean only in YAML 1.1: write "
+		    "t.yaml:1:1: default_band_enabled: yes is a boolean only in YAML "
+		    "1.1: write "
 		    "true or false");
-	expect_fail("default_band_enabled: 1\n",
-		    "t.yaml:1:1: default_band_enabled: expected true or false, got \"1\"");
+	expect_fail(
+		"default_band_enabled: 1\n",
+		"t.yaml:1:1: default_band_enabled: expected true or false, got \"1\"");
 	expect_fail("default_band_enabled: \"true\"\n",
-		    "t.yaml:1:1: default_band_enabled: expected true or false, got the quoted "
+		    "t.yaml:1:1: default_band_enabled: expected true or false, got the "
+		    "quoted "
 		    "string \"true\"");
 	expect_fail("default_band: {usage_ceiling: high}\n",
-		    "t.yaml:1:16: default_band.usage_ceiling: expected a number, got \"high\"");
+		    "t.yaml:1:16: default_band.usage_ceiling: expected a number, got "
+		    "\"high\"");
 	expect_fail("default_band: {usage_ceiling: '0.5'}\n",
-		    "t.yaml:1:16: default_band.usage_ceiling: expected a number, got the quoted "
+		    "t.yaml:1:16: default_band.usage_ceiling: expected a number, got the "
+		    "quoted "
 		    "string \"0.5\"");
-	expect_fail("default_band: {usage_ceiling: 1e999}\n",
-		    "t.yaml:1:16: default_band.usage_ceiling: 1e999 is out of the range of a "
-		    "double");
-	expect_fail("mode: fast\n", "t.yaml:1:1: mode: expected threaded or polled, got \"fast\"");
-	expect_fail("mode: 1\n", "t.yaml:1:1: mode: expected threaded or polled, got \"1\"");
+	expect_fail(
+		"default_band: {usage_ceiling: 1e999}\n",
+		"t.yaml:1:16: default_band.usage_ceiling: 1e999 is out of the range of a "
+		"double");
+	expect_fail("mode: fast\n",
+		    "t.yaml:1:1: mode: expected threaded or polled, got \"fast\"");
+	expect_fail("mode: 1\n",
+		    "t.yaml:1:1: mode: expected threaded or polled, got \"1\"");
 	expect_fail("bands: [{priority: 1, fairness: 12}]\n",
-		    "t.yaml:1:23: bands[0].fairness: expected a name (quote it if it is one), got "
+		    "t.yaml:1:23: bands[0].fairness: expected a name (quote it if it is "
+		    "one), got "
 		    "\"12\"");
 	expect_fail("bands: [{priority: 1, ordering: false}]\n",
-		    "t.yaml:1:23: bands[0].ordering: expected a name (quote it if it is one), got "
+		    "t.yaml:1:23: bands[0].ordering: expected a name (quote it if it is "
+		    "one), got "
 		    "\"false\"");
 	expect_fail("saturation: {detector: ~}\n",
-		    "t.yaml:1:14: saturation.detector: expected a name (quote it if it is one), got "
+		    "t.yaml:1:14: saturation.detector: expected a name (quote it if it "
+		    "is one), got "
 		    "null");
 	expect_fail("saturation: {detector: [a]}\n",
 		    "t.yaml:1:14: saturation.detector: expected a name, got a sequence");
@@ -949,13 +1009,15 @@ Test(config_yaml, wrong_types)
 
 Test(config_yaml, integer_ranges)
 {
-	expect_fail("max_requests: 99999999999999999999\n",
-		    "t.yaml:1:1: max_requests: 99999999999999999999 does not fit in 64 bits");
-	expect_fail("shards: 4294967296\n", "t.yaml:1:1: shards: 4294967296 is above 4294967295");
+	expect_fail(
+		"max_requests: 99999999999999999999\n",
+		"t.yaml:1:1: max_requests: 99999999999999999999 does not fit in 64 bits");
+	expect_fail("shards: 4294967296\n",
+		    "t.yaml:1:1: shards: 4294967296 is above 4294967295");
 	expect_fail("shards: -1\n", "t.yaml:1:1: shards: -1 is negative (must be >= 0)");
-	expect_fail("shards: 010\n",
-		    "t.yaml:1:1: shards: 010 has leading zeros (octal in YAML 1.1, decimal in 1.2): "
-		    "write it without them");
+	expect_fail("shards: 010\n", "t.yaml:1:1: shards: 010 has leading zeros (octal "
+				     "in YAML 1.1, decimal in 1.2): "
+				     "write it without them");
 	expect_fail("bands: [{priority: 2147483648}]\n",
 		    "t.yaml:1:10: bands[0].priority: 2147483648 is not in [-2147483648, "
 		    "2147483647]");
@@ -965,20 +1027,24 @@ Test(config_yaml, integer_ranges)
 	expect_fail("max_requests: -0x1\n",
 		    "t.yaml:1:1: max_requests: expected an integer, got \"-0x1\"");
 	/* Validation's ranges, at the key. */
-	expect_fail("shards: 300\n", "t.yaml:1:1: shards: 300 exceeds FLOWQ_MAX_SHARDS (256)");
+	expect_fail("shards: 300\n",
+		    "t.yaml:1:1: shards: 300 exceeds FLOWQ_MAX_SHARDS (256)");
 	expect_fail("mode: polled\ndispatch_batch: 0\n",
 		    "t.yaml:2:1: dispatch_batch: 0 is not in [1, 4096]");
-	expect_fail("registry_buckets: 1000\n",
-		    "t.yaml:1:1: registry_buckets: 1000 is not a power of two in [1, 2^30]");
+	expect_fail(
+		"registry_buckets: 1000\n",
+		"t.yaml:1:1: registry_buckets: 1000 is not a power of two in [1, 2^30]");
 	expect_fail("flow_max_bytes: 4611686018427387905\n",
-		    "t.yaml:1:1: flow_max_bytes: 4611686018427387905 exceeds FLOWQ_LIMIT_MAX (2^62 "
+		    "t.yaml:1:1: flow_max_bytes: 4611686018427387905 exceeds "
+		    "FLOWQ_LIMIT_MAX (2^62 "
 		    "= 4611686018427387904)");
 	check_leaks();
 }
 
 Test(config_yaml, integer_extremes)
 {
-	expect_ok("bands: [{priority: -2147483648}, {priority: 2147483647}, {priority: -0}]\n"
+	expect_ok("bands: [{priority: -2147483648}, {priority: 2147483647}, {priority: "
+		  "-0}]\n"
 		  "shards: 0\nmax_requests: +12\n");
 	cr_assert_eq(y.config.bands[0].priority, INT32_MIN);
 	cr_assert_eq(y.config.bands[1].priority, INT32_MAX);
@@ -992,69 +1058,93 @@ Test(config_yaml, validation_messages_carry_the_key_location)
 	expect_fail("bands:\n  - priority: 3\n  - priority: 2\n  - priority: 1\n"
 		    "    usage_ceiling: 1.5\n",
 		    "t.yaml:5:5: bands[2].usage_ceiling: 1.5 is not in (0, 1]");
-	expect_fail("bands:\n  - priority: 1\n    fairness: drr_typo\n",
-		    "t.yaml:3:5: bands[0].fairness: unknown fairness policy \"drr_typo\"");
-	expect_fail("default_band:\n  ordering: lifo\n",
-		    "t.yaml:2:3: default_band.ordering: unknown ordering policy \"lifo\"");
+	expect_fail(
+		"bands:\n  - priority: 1\n    fairness: drr_typo\n",
+		"t.yaml:3:5: bands[0].fairness: unknown fairness policy \"drr_typo\"");
+	expect_fail(
+		"default_band:\n  ordering: lifo\n",
+		"t.yaml:2:3: default_band.ordering: unknown ordering policy \"lifo\"");
 	expect_fail("default_band:\n  usage_ceiling: .nan\n",
 		    "t.yaml:2:3: default_band.usage_ceiling: nan is not in (0, 1]");
-	expect_fail("bands:\n  - {priority: 10, usage_ceiling: 0.5}\n"
-		    "  - {priority: 0, usage_ceiling: 0.9}\n",
-		    "t.yaml:3:19: bands[1].usage_ceiling: 0.9 is above the 0.5 of bands[0] "
-		    "(priority 10 > 0): ceilings must not increase from a more important band to a "
-		    "less important one");
+	expect_fail(
+		"bands:\n  - {priority: 10, usage_ceiling: 0.5}\n"
+		"  - {priority: 0, usage_ceiling: 0.9}\n",
+		"t.yaml:3:19: bands[1].usage_ceiling: 0.9 is above the 0.5 of bands[0] "
+		"(priority 10 > 0): ceilings must not increase from a more important "
+		"band to a "
+		"less important one");
 	/* The ceiling was left at its default: the band's own location. */
 	expect_fail("bands:\n  - {priority: 10, usage_ceiling: 0.5}\n  - {priority: 0}\n",
-		    "t.yaml:3:5: bands[1].usage_ceiling: 1 is above the 0.5 of bands[0] (priority "
-		    "10 > 0): ceilings must not increase from a more important band to a less "
+		    "t.yaml:3:5: bands[1].usage_ceiling: 1 is above the 0.5 of bands[0] "
+		    "(priority "
+		    "10 > 0): ceilings must not increase from a more important band to a "
+		    "less "
 		    "important one");
 	expect_fail("max_requests: 16777216\nmax_bytes: 1099511627776\n",
 		    "t.yaml:1:1: max_requests + max_bytes: 16777216 requests (25 bits) + "
-		    "1099511627776 bytes (41 bits) = 66 bits, more than 64: the two limits share "
-		    "one 64-bit counter word, so bitlen(requests) + bitlen(bytes) must be <= 64 "
-		    "(e.g. 16777215 requests with 2^40 - 1 bytes); lower one of them or set it to 0 "
+		    "1099511627776 bytes (41 bits) = 66 bits, more than 64: the two "
+		    "limits share "
+		    "one 64-bit counter word, so bitlen(requests) + bitlen(bytes) must "
+		    "be <= 64 "
+		    "(e.g. 16777215 requests with 2^40 - 1 bytes); lower one of them or "
+		    "set it to 0 "
 		    "(unlimited)");
-	expect_fail("bands:\n  - priority: 1\n    max_requests: 16777216\n    max_bytes: 1TiB\n",
-		    "t.yaml:3:5: bands[0].max_requests + bands[0].max_bytes: 16777216 requests (25 "
-		    "bits) + 1099511627776 bytes (41 bits) = 66 bits, more than 64: the two limits "
-		    "share one 64-bit counter word, so bitlen(requests) + bitlen(bytes) must be <= "
-		    "64 (e.g. 16777215 requests with 2^40 - 1 bytes); lower one of them or set it "
+	expect_fail("bands:\n  - priority: 1\n    max_requests: 16777216\n    max_bytes: "
+		    "1TiB\n",
+		    "t.yaml:3:5: bands[0].max_requests + bands[0].max_bytes: 16777216 "
+		    "requests (25 "
+		    "bits) + 1099511627776 bytes (41 bits) = 66 bits, more than 64: the "
+		    "two limits "
+		    "share one 64-bit counter word, so bitlen(requests) + bitlen(bytes) "
+		    "must be <= "
+		    "64 (e.g. 16777215 requests with 2^40 - 1 bytes); lower one of them "
+		    "or set it "
 		    "to 0 (unlimited)");
 	expect_fail("saturation:\n  detector: magic\n",
-		    "t.yaml:2:3: saturation.detector: unknown detector \"magic\" (\"concurrency\" "
+		    "t.yaml:2:3: saturation.detector: unknown detector \"magic\" "
+		    "(\"concurrency\" "
 		    "or \"callback\")");
 	check_leaks();
 }
 
 Test(config_yaml, host_only_fields_say_so)
 {
-	expect_fail("clock: 0\n", "t.yaml:1:1: clock: is a function pointer and cannot be set "
-				  "from YAML: set it in code after loading");
-	expect_fail("clock_ctx: 0\n", "t.yaml:1:1: clock_ctx: is a host pointer and cannot be "
-				      "set from YAML: set it in code after loading");
-	expect_fail("allocator: jemalloc\n",
-		    "t.yaml:1:1: allocator: is a host object and cannot be set from YAML: set it in "
-		    "code after loading");
-	expect_fail("errbuf: x\n", "t.yaml:1:1: errbuf: is a host buffer and cannot be set from "
-				   "YAML: set it in code after loading");
-	expect_fail("errbuf_size: 10\n",
-		    "t.yaml:1:1: errbuf_size: is the size of a host buffer and cannot be set from "
+	expect_fail("clock: 0\n",
+		    "t.yaml:1:1: clock: is a function pointer and cannot be set "
+		    "from YAML: set it in code after loading");
+	expect_fail("clock_ctx: 0\n",
+		    "t.yaml:1:1: clock_ctx: is a host pointer and cannot be "
+		    "set from YAML: set it in code after loading");
+	expect_fail("allocator: jemalloc\n", "t.yaml:1:1: allocator: is a host object "
+					     "and cannot be set from YAML: set it in "
+					     "code after loading");
+	expect_fail("errbuf: x\n",
+		    "t.yaml:1:1: errbuf: is a host buffer and cannot be set from "
 		    "YAML: set it in code after loading");
-	expect_fail("nbands: 2\n",
-		    "t.yaml:1:1: nbands: is the length of bands and cannot be set on its own");
+	expect_fail("errbuf_size: 10\n", "t.yaml:1:1: errbuf_size: is the size of a host "
+					 "buffer and cannot be set from "
+					 "YAML: set it in code after loading");
+	expect_fail("nbands: 2\n", "t.yaml:1:1: nbands: is the length of bands and "
+				   "cannot be set on its own");
 	expect_fail("saturation:\n  callback: f\n",
-		    "t.yaml:2:3: saturation.callback: is a function pointer and cannot be set from "
-		    "YAML: set it (and saturation.detector \"callback\") in code after loading");
+		    "t.yaml:2:3: saturation.callback: is a function pointer and cannot "
+		    "be set from "
+		    "YAML: set it (and saturation.detector \"callback\") in code after "
+		    "loading");
 	expect_fail("saturation: {callback_ctx: 1}\n",
-		    "t.yaml:1:14: saturation.callback_ctx: is a host pointer and cannot be set from "
+		    "t.yaml:1:14: saturation.callback_ctx: is a host pointer and cannot "
+		    "be set from "
 		    "YAML: set it in code after loading");
-	expect_fail("saturation: {detector: callback}\n",
-		    "t.yaml:1:14: saturation.detector: \"callback\" cannot be set from YAML: that "
-		    "detector needs a function pointer; set saturation.detector, "
-		    "saturation.callback and saturation.callback_ctx in code after loading");
-	expect_fail("default_band: {priority: 5}\n",
-		    "t.yaml:1:16: default_band.priority: the template has no priority: a "
-		    "just-in-time band takes the priority of the request that creates it");
+	expect_fail(
+		"saturation: {detector: callback}\n",
+		"t.yaml:1:14: saturation.detector: \"callback\" cannot be set from YAML: "
+		"that "
+		"detector needs a function pointer; set saturation.detector, "
+		"saturation.callback and saturation.callback_ctx in code after loading");
+	expect_fail(
+		"default_band: {priority: 5}\n",
+		"t.yaml:1:16: default_band.priority: the template has no priority: a "
+		"just-in-time band takes the priority of the request that creates it");
 	check_leaks();
 }
 
@@ -1066,15 +1156,20 @@ Test(config_yaml, duplicates)
 	cr_assert_not_null(doc);
 	expect_fail("shards: 1\nmode: polled\nshards: 2\n",
 		    "t.yaml:3:1: shards: duplicate key (first at 1:1)");
-	expect_fail("bands:\n  - priority: 1\n    fairness: round_robin\n    fairness: fcfs\n",
+	expect_fail("bands:\n  - priority: 1\n    fairness: round_robin\n    fairness: "
+		    "fcfs\n",
 		    "t.yaml:4:5: bands[0].fairness: duplicate key (first at 3:5)");
-	expect_fail("saturation: {max_inflight: 1, max_inflight: 2}\n",
-		    "t.yaml:1:31: saturation.max_inflight: duplicate key (first at 1:14)");
+	expect_fail(
+		"saturation: {max_inflight: 1, max_inflight: 2}\n",
+		"t.yaml:1:31: saturation.max_inflight: duplicate key (first at 1:14)");
 	/* A quoted key is the same key. */
-	expect_fail("shards: 1\n\"shards\": 1\n", "t.yaml:2:1: shards: duplicate key (first at 1:1)");
-	expect_fail("bands:\n  - priority: 5\n  - priority: 6\n  - {fairness: round_robin, "
-		    "priority: 5}\n",
-		    "t.yaml:4:29: bands[2].priority: 5 duplicates bands[0].priority (at 2:5)");
+	expect_fail("shards: 1\n\"shards\": 1\n",
+		    "t.yaml:2:1: shards: duplicate key (first at 1:1)");
+	expect_fail(
+		"bands:\n  - priority: 5\n  - priority: 6\n  - {fairness: round_robin, "
+		"priority: 5}\n",
+		"t.yaml:4:29: bands[2].priority: 5 duplicates bands[0].priority (at "
+		"2:5)");
 	expect_fail("bands:\n  - priority: 1\n  - max_requests: 5\n",
 		    "t.yaml:3:5: bands[1]: missing key \"priority\"");
 	expect_fail("bands: [{}]\n", "t.yaml:1:9: bands[0]: missing key \"priority\"");
@@ -1092,38 +1187,43 @@ Test(config_yaml, duplicates)
 Test(config_yaml, anchors_aliases_and_tags_are_refused)
 {
 	expect_fail("shards: &n 2\ndispatch_batch: *n\n",
-		    "t.yaml:1:9: shards: anchors are not supported (&n): write the value out");
-	expect_fail("dispatch_batch: *n\n",
-		    "t.yaml:1:17: dispatch_batch: aliases are not supported (*n): write the value "
+		    "t.yaml:1:9: shards: anchors are not supported (&n): write the value "
 		    "out");
-	expect_fail("bands: &b []\n",
-		    "t.yaml:1:8: bands: anchors are not supported (&b): write the value out");
+	expect_fail("dispatch_batch: *n\n", "t.yaml:1:17: dispatch_batch: aliases are "
+					    "not supported (*n): write the value "
+					    "out");
+	expect_fail(
+		"bands: &b []\n",
+		"t.yaml:1:8: bands: anchors are not supported (&b): write the value out");
 	expect_fail("bands:\n  - &x {priority: 1}\n",
-		    "t.yaml:2:5: bands[0]: anchors are not supported (&x): write the value out");
-	expect_fail("*k : 1\n", "t.yaml:1:1: aliases are not supported (*k): write the value out");
+		    "t.yaml:2:5: bands[0]: anchors are not supported (&x): write the "
+		    "value out");
+	expect_fail("*k : 1\n",
+		    "t.yaml:1:1: aliases are not supported (*k): write the value out");
 	expect_fail("shards: !!int 3\n",
 		    "t.yaml:1:9: shards: tags are not supported (tag:yaml.org,2002:int)");
 	expect_fail("!!str shards: 3\n",
 		    "t.yaml:1:1: tags are not supported (tag:yaml.org,2002:str)");
 	expect_fail("saturation: !custom {}\n",
 		    "t.yaml:1:13: saturation: tags are not supported (!custom)");
-	expect_fail("? [a]\n: 1\n", "t.yaml:1:3: keys must be names, got a sequence as a key");
-	expect_fail("saturation: {? {a: 1} : 2}\n",
-		    "t.yaml:1:16: saturation: keys must be names, got a mapping as a key");
+	expect_fail("? [a]\n: 1\n",
+		    "t.yaml:1:3: keys must be names, got a sequence as a key");
+	expect_fail(
+		"saturation: {? {a: 1} : 2}\n",
+		"t.yaml:1:16: saturation: keys must be names, got a mapping as a key");
 	check_leaks();
 }
 
 /* The "billion laughs": 10 levels of 10 aliases each. */
-static const char laughs[] =
-	"a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-	"b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-	"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-	"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-	"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
-	"f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
-	"g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
-	"h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
-	"i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
+static const char laughs[] = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+			     "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+			     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+			     "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+			     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+			     "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+			     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+			     "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+			     "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
 
 Test(config_yaml, alias_bomb, .timeout = 10)
 {
@@ -1132,7 +1232,8 @@ Test(config_yaml, alias_bomb, .timeout = 10)
 	/* In the engine's part: refused at the first alias. */
 	snprintf(doc, sizeof(doc), "engine:\n  bands: *i\n%s", laughs);
 	expect_fail_key(doc, "engine", -EINVAL,
-			"t.yaml:2:10: bands: aliases are not supported (*i): write the value out");
+			"t.yaml:2:10: bands: aliases are not supported (*i): write the "
+			"value out");
 	/* In someone else's section: skipped event by event, never expanded. */
 	snprintf(doc, sizeof(doc), "%sengine: {shards: 3}\n", laughs);
 	expect_ok_key(doc, "engine");
@@ -1163,7 +1264,8 @@ Test(config_yaml, depth_is_limited)
 		doc[pos++] = ']';
 	doc[pos++] = '\n';
 	doc[pos] = '\0';
-	expect_fail_key(doc, "engine", -EINVAL, "t.yaml:2:74: nesting deeper than 64 levels");
+	expect_fail_key(doc, "engine", -EINVAL,
+			"t.yaml:2:74: nesting deeper than 64 levels");
 	check_leaks();
 }
 
@@ -1185,46 +1287,56 @@ Test(config_yaml, deep_nesting_in_the_config_fails_at_once, .timeout = 10)
 Test(config_yaml, nul_characters_in_names)
 {
 	expect_fail("bands: [{priority: 1, fairness: \"round\\0robin\"}]\n",
-		    "t.yaml:1:23: bands[0].fairness: \"round\\x00robin\" contains a NUL character");
+		    "t.yaml:1:23: bands[0].fairness: \"round\\x00robin\" contains a NUL "
+		    "character");
 	check_leaks();
 }
 
 Test(config_yaml, libyaml_errors_with_line_and_column)
 {
-	expect_fail("shards: 1\nmode: \xff\n",
-		    "t.yaml:2:7: invalid input: invalid leading UTF-8 octet (#FF at byte 16)");
-	expect_fail("shards: 1\x01\n",
-		    "t.yaml:1:10: invalid input: control characters are not allowed (#1 at byte 9)");
-	expect_fail("mode: \"polled\n",
-		    "t.yaml:2:1: YAML syntax: found unexpected end of stream (while scanning a "
-		    "quoted scalar at 1:7)");
+	expect_fail("shards: 1\nmode: \xff\n", "t.yaml:2:7: invalid input: invalid "
+					       "leading UTF-8 octet (#FF at byte 16)");
+	expect_fail("shards: 1\x01\n", "t.yaml:1:10: invalid input: control characters "
+				       "are not allowed (#1 at byte 9)");
+	expect_fail("mode: \"polled\n", "t.yaml:2:1: YAML syntax: found unexpected end "
+					"of stream (while scanning a "
+					"quoted scalar at 1:7)");
 	expect_fail("saturation:\n\tmax_inflight: 1\n",
-		    "t.yaml:2:1: YAML syntax: found character that cannot start any token (while "
+		    "t.yaml:2:1: YAML syntax: found character that cannot start any "
+		    "token (while "
 		    "scanning for the next token at 2:1)");
 	expect_fail("shards: 1\nmode: polled: x\n",
-		    "t.yaml:2:13: YAML syntax: mapping values are not allowed in this context");
+		    "t.yaml:2:13: YAML syntax: mapping values are not allowed in this "
+		    "context");
 	/* Problems are reported in document order: a bad value before a
 	 * syntax error further on is what is reported. */
 	expect_fail("shards: 1\n  mode: polled\n",
 		    "t.yaml:1:1: shards: expected an integer, got \"1 mode\"");
 	expect_fail("bands: [{priority: 1}\n",
-		    "t.yaml:2:1: YAML syntax: did not find expected ',' or ']' (while parsing a flow "
+		    "t.yaml:2:1: YAML syntax: did not find expected ',' or ']' (while "
+		    "parsing a flow "
 		    "sequence at 1:8)");
 	check_leaks();
 }
 
 Test(config_yaml, documents)
 {
-	expect_fail("", "t.yaml:1:1: empty document: expected a mapping of engine configuration "
-			"keys");
-	expect_fail("# nothing\n", "t.yaml:2:1: empty document: expected a mapping of engine "
-				   "configuration keys");
-	expect_fail("---\n", "t.yaml:2:1: the document is null: expected a mapping of engine "
-			     "configuration keys");
-	expect_fail("- a\n- b\n", "t.yaml:1:1: the document is a sequence: expected a mapping of "
-				  "engine configuration keys");
-	expect_fail("42\n", "t.yaml:1:1: the document is \"42\": expected a mapping of engine "
-			    "configuration keys");
+	expect_fail(
+		"",
+		"t.yaml:1:1: empty document: expected a mapping of engine configuration "
+		"keys");
+	expect_fail("# nothing\n",
+		    "t.yaml:2:1: empty document: expected a mapping of engine "
+		    "configuration keys");
+	expect_fail("---\n",
+		    "t.yaml:2:1: the document is null: expected a mapping of engine "
+		    "configuration keys");
+	expect_fail("- a\n- b\n",
+		    "t.yaml:1:1: the document is a sequence: expected a mapping of "
+		    "engine configuration keys");
+	expect_fail("42\n",
+		    "t.yaml:1:1: the document is \"42\": expected a mapping of engine "
+		    "configuration keys");
 	expect_fail("shards: 1\n---\nshards: 2\n",
 		    "t.yaml:2:1: a second document: a configuration is one document");
 	expect_fail("shards: 1\n...\n---\n",
@@ -1257,44 +1369,55 @@ Test(config_yaml, subtree_key_loads_the_engine_part)
 	cr_assert(y.config.bands[0].usage_ceiling == 0.5);
 	flowq_config_yaml_free(&y);
 	/* Without a key, the simulator's sections are unknown keys. */
-	expect_fail(spec, "t.yaml:1:1: workload: unknown key (expected one of: shards, mode, "
-			  "max_requests, max_bytes, bands, default_band_enabled, default_band, "
-			  "flow_max_requests, flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
-			  "saturation, registry_buckets, dispatch_batch, idle_spin_ns)");
+	expect_fail(
+		spec,
+		"t.yaml:1:1: workload: unknown key (expected one of: shards, mode, "
+		"max_requests, max_bytes, bands, default_band_enabled, default_band, "
+		"flow_max_requests, flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
+		"saturation, registry_buckets, dispatch_batch, idle_spin_ns)");
 	check_leaks();
 }
 
 Test(config_yaml, subtree_key_errors)
 {
-	expect_fail_key(spec, "sim", -ENOENT, "t.yaml:1:1: no top-level key \"sim\" in the document");
+	expect_fail_key(spec, "sim", -ENOENT,
+			"t.yaml:1:1: no top-level key \"sim\" in the document");
 	expect_fail_key("engine: 5\n", "engine", -EINVAL,
-			"t.yaml:1:1: engine: expected a mapping of engine configuration keys, got "
+			"t.yaml:1:1: engine: expected a mapping of engine configuration "
+			"keys, got "
 			"\"5\"");
 	expect_fail_key("engine:\n", "engine", -EINVAL,
-			"t.yaml:1:1: engine: expected a mapping of engine configuration keys, got "
+			"t.yaml:1:1: engine: expected a mapping of engine configuration "
+			"keys, got "
 			"null");
 	expect_fail_key("engine: &e {}\n", "engine", -EINVAL,
-			"t.yaml:1:9: engine: anchors are not supported (&e): write the value out");
+			"t.yaml:1:9: engine: anchors are not supported (&e): write the "
+			"value out");
 	expect_fail_key("engine: {}\nx: 1\nengine: {}\n", "engine", -EINVAL,
 			"t.yaml:3:1: engine: duplicate key (first at 1:1)");
-	expect_fail_key("- 1\n", "engine", -EINVAL,
-			"t.yaml:1:1: the document is a sequence: expected a mapping with the key "
-			"\"engine\"");
-	expect_fail_key("", "engine", -EINVAL,
-			"t.yaml:1:1: empty document: expected a mapping of engine configuration "
-			"keys");
+	expect_fail_key(
+		"- 1\n", "engine", -EINVAL,
+		"t.yaml:1:1: the document is a sequence: expected a mapping with the key "
+		"\"engine\"");
+	expect_fail_key(
+		"", "engine", -EINVAL,
+		"t.yaml:1:1: empty document: expected a mapping of engine configuration "
+		"keys");
 	/* Paths are relative to the engine mapping; locations are the file's. */
 	expect_fail_key("workload: {}\nengine:\n  bands:\n    - priority: 1\n"
 			"      usage_ceiling: 1.5\n",
-			"engine", -EINVAL, "t.yaml:5:7: bands[0].usage_ceiling: 1.5 is not in (0, 1]");
-	expect_fail_key("engine:\n  shard: 1\n", "engine", -EINVAL,
-			"t.yaml:2:3: shard: unknown key (expected one of: shards, mode, "
-			"max_requests, max_bytes, bands, default_band_enabled, default_band, "
-			"flow_max_requests, flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
-			"saturation, registry_buckets, dispatch_batch, idle_spin_ns)");
+			"engine", -EINVAL,
+			"t.yaml:5:7: bands[0].usage_ceiling: 1.5 is not in (0, 1]");
+	expect_fail_key(
+		"engine:\n  shard: 1\n", "engine", -EINVAL,
+		"t.yaml:2:3: shard: unknown key (expected one of: shards, mode, "
+		"max_requests, max_bytes, bands, default_band_enabled, default_band, "
+		"flow_max_requests, flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
+		"saturation, registry_buckets, dispatch_batch, idle_spin_ns)");
 	/* The whole stream is still YAML-checked, and one document. */
 	expect_fail_key("engine: {}\nworkload: [1, 2\n", "engine", -EINVAL,
-			"t.yaml:3:1: YAML syntax: did not find expected ',' or ']' (while parsing a "
+			"t.yaml:3:1: YAML syntax: did not find expected ',' or ']' "
+			"(while parsing a "
 			"flow sequence at 2:11)");
 	expect_fail_key("engine: {}\n---\nengine: {}\n", "engine", -EINVAL,
 			"t.yaml:2:1: a second document: a configuration is one document");
@@ -1331,7 +1454,8 @@ Test(config_yaml, file_errors_give_errno_and_message)
 	cr_assert_eq(flowq_config_load_yaml(&y, "/nonexistent/engine.yaml", NULL, err,
 					    sizeof(err)),
 		     -ENOENT);
-	cr_assert_str_eq(err, "/nonexistent/engine.yaml: cannot open: No such file or directory");
+	cr_assert_str_eq(
+		err, "/nonexistent/engine.yaml: cannot open: No such file or directory");
 	expect_reset();
 
 	/* A directory opens but does not read. */
@@ -1345,7 +1469,8 @@ Test(config_yaml, file_errors_give_errno_and_message)
 	write_file(path, "shards: 1\n");
 	cr_assert_eq(chmod(path, 0), 0);
 	if (geteuid() != 0) {
-		cr_assert_eq(flowq_config_load_yaml(&y, path, NULL, err, sizeof(err)), -EACCES);
+		cr_assert_eq(flowq_config_load_yaml(&y, path, NULL, err, sizeof(err)),
+			     -EACCES);
 		snprintf(want, sizeof(want), "%s: cannot open: Permission denied", path);
 		cr_assert_str_eq(err, want);
 		expect_reset();
@@ -1364,8 +1489,8 @@ Test(config_yaml, file_errors_give_errno_and_message)
 		close(fd);
 	}
 	cr_assert_eq(flowq_config_load_yaml(&y, path, NULL, err, sizeof(err)), -EFBIG);
-	snprintf(want, sizeof(want), "%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (16777216 bytes)",
-		 path);
+	snprintf(want, sizeof(want),
+		 "%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (16777216 bytes)", path);
 	cr_assert_str_eq(err, want);
 	expect_reset();
 	unlink(path);
@@ -1375,8 +1500,10 @@ Test(config_yaml, file_errors_give_errno_and_message)
 	write_file(path, "shards: 1\nbands:\n  - priority: 1\n    quantum: lots\n");
 	cr_assert_eq(flowq_config_load_yaml(&y, path, NULL, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want),
-		 "%s:4:5: bands[0].quantum: expected a size (an integer of bytes, or a number "
-		 "and a unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB), got \"lots\"",
+		 "%s:4:5: bands[0].quantum: expected a size (an integer of bytes, or a "
+		 "number "
+		 "and a unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB), "
+		 "got \"lots\"",
 		 path);
 	cr_assert_str_eq(err, want);
 	expect_reset();
@@ -1392,10 +1519,12 @@ Test(config_yaml, buffer_limits_and_null_arguments)
 	cr_assert_not_null(big);
 	memset(big, ' ', (size_t)FLOWQ_CONFIG_YAML_MAX_SIZE + 1);
 	memset(err, 'x', sizeof(err));
-	cr_assert_eq(flowq_config_load_yaml_buf(&y, big, (size_t)FLOWQ_CONFIG_YAML_MAX_SIZE + 1,
+	cr_assert_eq(flowq_config_load_yaml_buf(&y, big,
+						(size_t)FLOWQ_CONFIG_YAML_MAX_SIZE + 1,
 						"big", NULL, err, sizeof(err)),
 		     -EFBIG);
-	cr_assert_str_eq(err, "big: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (16777216 bytes)");
+	cr_assert_str_eq(err,
+			 "big: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (16777216 bytes)");
 	expect_reset();
 	free(big);
 
@@ -1403,16 +1532,20 @@ Test(config_yaml, buffer_limits_and_null_arguments)
 	cr_assert_str_eq(err, "r_cfg is NULL");
 	cr_assert_eq(flowq_config_load_yaml(&y, NULL, NULL, err, sizeof(err)), -EFAULT);
 	cr_assert_str_eq(err, "path is NULL");
-	cr_assert_eq(flowq_config_load_yaml_buf(NULL, "", 0, NULL, NULL, err, sizeof(err)),
-		     -EFAULT);
-	cr_assert_eq(flowq_config_load_yaml_buf(&y, NULL, 3, NULL, NULL, err, sizeof(err)),
-		     -EFAULT);
+	cr_assert_eq(
+		flowq_config_load_yaml_buf(NULL, "", 0, NULL, NULL, err, sizeof(err)),
+		-EFAULT);
+	cr_assert_eq(
+		flowq_config_load_yaml_buf(&y, NULL, 3, NULL, NULL, err, sizeof(err)),
+		-EFAULT);
 	cr_assert_str_eq(err, "buf is NULL");
 	/* NULL with length 0 is an empty document; NULL name is "<buffer>". */
-	cr_assert_eq(flowq_config_load_yaml_buf(&y, NULL, 0, NULL, NULL, err, sizeof(err)),
-		     -EINVAL);
-	cr_assert_str_eq(err, "<buffer>:1:1: empty document: expected a mapping of engine "
-			      "configuration keys");
+	cr_assert_eq(
+		flowq_config_load_yaml_buf(&y, NULL, 0, NULL, NULL, err, sizeof(err)),
+		-EINVAL);
+	cr_assert_str_eq(err,
+			 "<buffer>:1:1: empty document: expected a mapping of engine "
+			 "configuration keys");
 	expect_reset();
 	/* Not NUL-terminated: only @len bytes are read. */
 	cr_assert_eq(flowq_config_load_yaml_buf(&y, "shards: 7junk", 9, NULL, NULL, err,
@@ -1429,22 +1562,25 @@ Test(config_yaml, errbuf_may_be_null_or_small)
 	const char *full = "t.yaml:1:1: shards: expected an integer, got \"abc\"";
 	char small[64];
 
-	cr_assert_eq(flowq_config_load_yaml_buf(&y, doc, strlen(doc), "t.yaml", NULL, NULL, 0),
-		     -EINVAL);
+	cr_assert_eq(
+		flowq_config_load_yaml_buf(&y, doc, strlen(doc), "t.yaml", NULL, NULL, 0),
+		-EINVAL);
 	expect_reset();
 	for (size_t n = 1; n <= strlen(full) + 1; n++) {
 		memset(small, 'x', sizeof(small));
-		cr_assert_eq(flowq_config_load_yaml_buf(&y, doc, strlen(doc), "t.yaml", NULL,
-							small, n),
+		cr_assert_eq(flowq_config_load_yaml_buf(&y, doc, strlen(doc), "t.yaml",
+							NULL, small, n),
 			     -EINVAL);
 		cr_assert_eq(small[n - 1], '\0', "size %zu", n);
-		cr_assert_eq(strncmp(small, full, n - 1), 0, "size %zu: \"%s\"", n, small);
+		cr_assert_eq(strncmp(small, full, n - 1), 0, "size %zu: \"%s\"", n,
+			     small);
 		cr_assert_eq(small[n], 'x', "size %zu: wrote past the buffer", n);
 		expect_reset();
 	}
 	/* Size 0 writes nothing. */
 	small[0] = 'x';
-	cr_assert_eq(flowq_config_load_yaml_buf(&y, doc, strlen(doc), "t.yaml", NULL, small, 0),
+	cr_assert_eq(flowq_config_load_yaml_buf(&y, doc, strlen(doc), "t.yaml", NULL,
+						small, 0),
 		     -EINVAL);
 	cr_assert_eq(small[0], 'x');
 	expect_reset();
@@ -1480,8 +1616,8 @@ fail_each_allocation(const char *path, const char *text, const char *key)
 		if (path != NULL)
 			rc = flowq_config_load_yaml(&y, path, key, err, sizeof(err));
 		else
-			rc = flowq_config_load_yaml_buf(&y, text, strlen(text), "t.yaml", key,
-							err, sizeof(err));
+			rc = flowq_config_load_yaml_buf(&y, text, strlen(text), "t.yaml",
+							key, err, sizeof(err));
 		atomic_store(&flowq__config_yaml_fail_after, -1);
 		if (rc == -ENOMEM) {
 			cr_assert_not_null(strstr(err, ": out of memory"), "%s", err);

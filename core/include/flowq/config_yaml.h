@@ -72,13 +72,17 @@
  *   engine.yaml:12:7: bands[2].usage_ceiling: 1.5 is not in (0, 1]
  * The key path is relative to the config mapping (with a subtree key, the
  * key is not repeated) and uses flowq_config_validate()'s spelling, so the
- * schema's messages and validate's read alike. The location is where the
- * named path starts: the key of a mapping entry, the item of a sequence,
- * the problem libyaml found. After the schema, the loader runs
- * flowq_config_validate() (policy names must resolve in the registries:
- * register host policies before loading) and reports its message at the
- * location of the key it names (of the nearest enclosing key given in the
- * document when the offending field was left at its default).
+ * schema's messages and validate's read alike. The location is the key of
+ * the named entry (for a bad value too), the item of a sequence ("bands[3]"),
+ * the anchor, alias or tag itself, or the position libyaml reports (for
+ * input that is not valid UTF-8: the offending byte). The document is read
+ * once, front to back, and the first problem in that order is reported (a
+ * bad value on line 3 is reported before a syntax error on line 9). After
+ * the schema, the loader runs flowq_config_validate() (policy names must
+ * resolve in the registries: register host policies before loading) and
+ * reports its message at the key it names, or at the nearest enclosing key
+ * given in the document when the offending field was left at its default
+ * (e.g. a band's default ceiling that breaks the ceiling order: the band).
  *
  * Memory: the loaded config points into storage the loader owns (the band
  * array, the policy and detector names), until flowq_config_yaml_free().

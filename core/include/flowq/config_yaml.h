@@ -154,6 +154,9 @@ struct flowq_config_yaml {
  *
  * Context: any thread; reentrant (no shared state: concurrent loads are
  * independent). May block (file I/O). Allocates (libc). Never prints.
+ * Ordering: none (reads the policy registries, like
+ * flowq_config_validate(): a policy registered before the call is seen).
+ * Progress: blocking (I/O); time and memory O(input size).
  */
 FLOWQ_API int
 flowq_config_load_yaml(struct flowq_config_yaml *r_cfg, const char *path, const char *key,
@@ -170,6 +173,8 @@ flowq_config_load_yaml(struct flowq_config_yaml *r_cfg, const char *path, const 
  *         than FLOWQ_CONFIG_YAML_MAX_SIZE); -ENOMEM.
  *
  * Context: any thread; reentrant. Allocates (libc). Never prints.
+ * Ordering: as flowq_config_load_yaml(). Progress: time and memory
+ * O(@p len); no I/O.
  */
 FLOWQ_API int
 flowq_config_load_yaml_buf(struct flowq_config_yaml *r_cfg, const void *buf, size_t len,
@@ -182,6 +187,7 @@ flowq_config_load_yaml_buf(struct flowq_config_yaml *r_cfg, const void *buf, siz
  * is unaffected (it copied what it needs). Idempotent; NULL is ignored.
  *
  * Context: any thread, not concurrently with a use of @p cfg.
+ * Progress: O(names loaded); never fails.
  */
 FLOWQ_API void
 flowq_config_yaml_free(struct flowq_config_yaml *cfg);

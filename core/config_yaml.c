@@ -1241,7 +1241,7 @@ yl_store_enum(struct yl *l, const struct yk *k, int *dst, yaml_mark_t m, const c
 			return 0;
 		}
 	}
-	for (const struct yk_enum *e = k->aux; e->name != NULL; e++)
+	for (const struct yk_enum *e = k->aux; e->name != NULL && pos < sizeof(what); e++)
 		pos += (size_t)snprintf(what + pos, sizeof(what) - pos, "%s%s",
 					pos == 0 ? "" : " or ", e->name);
 	return yl_expected(l, m, path, what);

@@ -222,6 +222,8 @@ static const struct yk config_keys[] = {
 	YK_DURATION(T, default_ttl_ns, YK_NONE),
 	YK_DURATION(T, flow_gc_timeout_ns, 0),
 	YK_MAP(T, saturation, &saturation_table, 0),
+	YK_NAME(T, displacement, NULL),
+	YK_INTEGER(T, displacement_max_pending, 0),
 	YK_HOST(T, allocator,
 		"is a host object and cannot be set from YAML: set it in code "
 		"after loading"),

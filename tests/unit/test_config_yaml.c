@@ -170,6 +170,8 @@ config_eq(const struct flowq_config *a, const struct flowq_config *b)
 	cr_assert_eq(a->saturation.callback, b->saturation.callback);
 	cr_assert_eq(a->saturation.callback_ctx, b->saturation.callback_ctx);
 	cr_assert_eq(a->saturation.callback_poll_ns, b->saturation.callback_poll_ns);
+	cr_assert_str_eq(a->displacement, b->displacement);
+	cr_assert_eq(a->displacement_max_pending, b->displacement_max_pending);
 	cr_assert_eq(a->allocator, b->allocator);
 	cr_assert_eq(a->clock, b->clock);
 	cr_assert_eq(a->clock_ctx, b->clock_ctx);
@@ -179,6 +181,18 @@ config_eq(const struct flowq_config *a, const struct flowq_config *b)
 	cr_assert_eq(a->errbuf, b->errbuf);
 	cr_assert_eq(a->errbuf_size, b->errbuf_size);
 }
+
+/* Each table's keys, as "unknown key" messages list them: a field added to
+ * a struct and its table is added here too. */
+#define ROOT_KEYS                                                                        \
+	"shards, mode, max_requests, max_bytes, bands, default_band_enabled, "           \
+	"default_band, flow_max_requests, flow_max_bytes, default_ttl_ns, "              \
+	"flow_gc_timeout_ns, saturation, displacement, displacement_max_pending, "       \
+	"registry_buckets, dispatch_batch, idle_spin_ns"
+#define TEMPLATE_KEYS                                                                    \
+	"max_requests, max_bytes, fairness, ordering, usage_ceiling, quantum"
+#define BAND_KEYS       "priority, " TEMPLATE_KEYS
+#define SATURATION_KEYS "detector, max_inflight, max_inflight_bytes, callback_poll_ns"
 
 #define KiB UINT64_C(1024)
 #define MiB (KiB * KiB)
@@ -216,6 +230,8 @@ Test(config_yaml, example_file_sets_every_key)
 	want.saturation.max_inflight = 256;
 	want.saturation.max_inflight_bytes = 1 * GiB;
 	want.saturation.callback_poll_ns = 2 * MS;
+	want.displacement = "lowest_band_newest";
+	want.displacement_max_pending = 128;
 	want.registry_buckets = 4096;
 	want.dispatch_batch = 64;
 	want.idle_spin_ns = 20000;
@@ -372,7 +388,36 @@ real_text(char buf[64], double v)
 	return buf;
 }
 
-static const char *fairness_names[] = {"global_strict", "round_robin"};
+/* A registered policy name, so that policies added later are covered. */
+static const char *
+rnd_fairness(void)
+{
+	size_t n = 0;
+
+	while (flowq_fairness_at(n) != NULL)
+		n++;
+	return flowq_fairness_at((size_t)rnd_below(n))->desc.name;
+}
+
+static const char *
+rnd_ordering(void)
+{
+	size_t n = 0;
+
+	while (flowq_ordering_at(n) != NULL)
+		n++;
+	return flowq_ordering_at((size_t)rnd_below(n))->desc.name;
+}
+
+static const char *
+rnd_displacement(void)
+{
+	size_t n = 0;
+
+	while (flowq_displacement_at(n) != NULL)
+		n++;
+	return flowq_displacement_at((size_t)rnd_below(n))->desc.name;
+}
 
 /* A band with limits that satisfy the joint rule. */
 static void
@@ -382,8 +427,8 @@ rnd_band(struct flowq_band_config *b, double ceiling)
 
 	b->max_requests = rnd_bits(rbits);
 	b->max_bytes = rnd_bits(40);
-	b->fairness = fairness_names[rnd_below(2)];
-	b->ordering = "fcfs";
+	b->fairness = rnd_fairness();
+	b->ordering = rnd_ordering();
 	b->usage_ceiling = ceiling;
 	b->quantum = rnd_bits(62);
 }
@@ -515,6 +560,8 @@ Test(config_yaml, round_trip_of_every_field)
 		want.saturation.max_inflight = rnd_bits(20);
 		want.saturation.max_inflight_bytes = rnd_bits(44);
 		want.saturation.callback_poll_ns = (int64_t)rnd_below(10 * SEC) + 1;
+		want.displacement = rnd_displacement();
+		want.displacement_max_pending = rnd_below(2) ? rnd_bits(62) + 1 : 64;
 		want.registry_buckets = 1ul << rnd_below(31);
 		want.dispatch_batch = (unsigned)rnd_below(4096) + 1;
 		want.idle_spin_ns = (int64_t)rnd_below(SEC + 1);
@@ -522,17 +569,17 @@ Test(config_yaml, round_trip_of_every_field)
 			     "generator made an invalid config: %s", vbuf);
 
 		/* Top-level keys in a random order. */
-		int order[16];
-		for (int i = 0; i < 16; i++)
+		int order[18];
+		for (int i = 0; i < 18; i++)
 			order[i] = i;
-		for (int i = 15; i > 0; i--) {
+		for (int i = 17; i > 0; i--) {
 			int j = (int)rnd_below((uint64_t)i + 1), tmp = order[i];
 
 			order[i] = order[j];
 			order[j] = tmp;
 		}
 		emit(o, "# round trip %d\n", iter);
-		for (int i = 0; i < 16; i++) {
+		for (int i = 0; i < 18; i++) {
 			switch (order[i]) {
 			case 0:
 				emit(o, "shards: %u\n", want.shards);
@@ -603,6 +650,13 @@ Test(config_yaml, round_trip_of_every_field)
 			case 14:
 				emit(o, "idle_spin_ns: %s\n",
 				     duration_text(t, want.idle_spin_ns));
+				break;
+			case 16:
+				emit(o, "displacement: %s\n", want.displacement);
+				break;
+			case 17:
+				emit(o, "displacement_max_pending: %" PRIu64 "\n",
+				     want.displacement_max_pending);
 				break;
 			default:
 				emit(o, "# end\n");
@@ -894,42 +948,26 @@ Test(config_yaml, duration_errors)
 Test(config_yaml, unknown_keys)
 {
 	expect_fail("shards: 1\nshard: 2\n",
-		    "t.yaml:2:1: shard: unknown key (expected one of: shards, mode, "
-		    "max_requests, "
-		    "max_bytes, bands, default_band_enabled, default_band, "
-		    "flow_max_requests, "
-		    "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, saturation, "
-		    "registry_buckets, dispatch_batch, idle_spin_ns)");
+		    "t.yaml:2:1: shard: unknown key (expected one of: " ROOT_KEYS ")");
 	expect_fail(
 		"bands:\n  - priority: 1\n    weight: 2\n",
-		"t.yaml:3:5: bands[0].weight: unknown key (expected one of: priority, "
-		"max_requests, max_bytes, fairness, ordering, usage_ceiling, quantum)");
+		"t.yaml:3:5: bands[0].weight: unknown key (expected one of: " BAND_KEYS
+		")");
 	expect_fail("default_band:\n  prio: 1\n",
-		    "t.yaml:2:3: default_band.prio: unknown key (expected one of: "
-		    "max_requests, "
-		    "max_bytes, fairness, ordering, usage_ceiling, quantum)");
+		    "t.yaml:2:3: default_band.prio: unknown key (expected one "
+		    "of: " TEMPLATE_KEYS ")");
 	expect_fail("saturation: {detectr: concurrency}\n",
-		    "t.yaml:1:14: saturation.detectr: unknown key (expected one of: "
-		    "detector, "
-		    "max_inflight, max_inflight_bytes, callback_poll_ns)");
+		    "t.yaml:1:14: saturation.detectr: unknown key (expected one "
+		    "of: " SATURATION_KEYS ")");
 	/* Merge keys are not special. */
 	expect_fail("<<: {shards: 1}\n",
-		    "t.yaml:1:1: <<: unknown key (expected one of: shards, mode, "
-		    "max_requests, "
-		    "max_bytes, bands, default_band_enabled, default_band, "
-		    "flow_max_requests, "
-		    "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, saturation, "
-		    "registry_buckets, dispatch_batch, idle_spin_ns)");
+		    "t.yaml:1:1: <<: unknown key (expected one of: " ROOT_KEYS ")");
 	/* A long unknown key is shown cut, escaped. */
 	expect_fail("\"a\\tbcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk"
 		    "lmnop\": 1\n",
 		    "t.yaml:1:1: "
 		    "a\\x09bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcd...: "
-		    "unknown key (expected one of: shards, mode, max_requests, "
-		    "max_bytes, bands, default_band_enabled, default_band, "
-		    "flow_max_requests, "
-		    "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, saturation, "
-		    "registry_buckets, dispatch_batch, idle_spin_ns)");
+		    "unknown key (expected one of: " ROOT_KEYS ")");
 	check_leaks();
 }
 
@@ -1100,6 +1138,12 @@ Test(config_yaml, validation_messages_carry_the_key_location)
 		    "64 (e.g. 16777215 requests with 2^40 - 1 bytes); lower one of them "
 		    "or set it "
 		    "to 0 (unlimited)");
+	expect_fail("\ndisplacement: shed_everything\n",
+		    "t.yaml:2:1: displacement: unknown displacement policy "
+		    "\"shed_everything\"");
+	expect_fail(
+		"displacement_max_pending: 0\n",
+		"t.yaml:1:1: displacement_max_pending: 0 is not in [1, FLOWQ_LIMIT_MAX]");
 	expect_fail("saturation:\n  detector: magic\n",
 		    "t.yaml:2:3: saturation.detector: unknown detector \"magic\" "
 		    "(\"concurrency\" "
@@ -1369,12 +1413,8 @@ Test(config_yaml, subtree_key_loads_the_engine_part)
 	cr_assert(y.config.bands[0].usage_ceiling == 0.5);
 	flowq_config_yaml_free(&y);
 	/* Without a key, the simulator's sections are unknown keys. */
-	expect_fail(
-		spec,
-		"t.yaml:1:1: workload: unknown key (expected one of: shards, mode, "
-		"max_requests, max_bytes, bands, default_band_enabled, default_band, "
-		"flow_max_requests, flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
-		"saturation, registry_buckets, dispatch_batch, idle_spin_ns)");
+	expect_fail(spec,
+		    "t.yaml:1:1: workload: unknown key (expected one of: " ROOT_KEYS ")");
 	check_leaks();
 }
 
@@ -1408,12 +1448,9 @@ Test(config_yaml, subtree_key_errors)
 			"      usage_ceiling: 1.5\n",
 			"engine", -EINVAL,
 			"t.yaml:5:7: bands[0].usage_ceiling: 1.5 is not in (0, 1]");
-	expect_fail_key(
-		"engine:\n  shard: 1\n", "engine", -EINVAL,
-		"t.yaml:2:3: shard: unknown key (expected one of: shards, mode, "
-		"max_requests, max_bytes, bands, default_band_enabled, default_band, "
-		"flow_max_requests, flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
-		"saturation, registry_buckets, dispatch_batch, idle_spin_ns)");
+	expect_fail_key("engine:\n  shard: 1\n", "engine", -EINVAL,
+			"t.yaml:2:3: shard: unknown key (expected one of: " ROOT_KEYS
+			")");
 	/* The whole stream is still YAML-checked, and one document. */
 	expect_fail_key("engine: {}\nworkload: [1, 2\n", "engine", -EINVAL,
 			"t.yaml:3:1: YAML syntax: did not find expected ',' or ']' "

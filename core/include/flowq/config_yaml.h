@@ -31,7 +31,7 @@
  *
  * Values:
  *  - integers (counts, limits, shards, dispatch_batch, registry_buckets,
- *    priority): plain decimal, optional sign, no leading zeros (YAML 1.1
+ *    displacement_max_pending, priority): plain decimal, optional sign, no leading zeros (YAML 1.1
  *    reads 010 as octal, YAML 1.2 as ten: refused as ambiguous), within the
  *    field's C type; a negative value for an unsigned field is an error.
  *  - sizes (max_bytes, flow_max_bytes, max_inflight_bytes, quantum): an
@@ -49,9 +49,9 @@
  *  - real numbers (usage_ceiling): YAML 1.2 core floats or integers
  *    (0.5, 1, 5e-1, .inf, .nan), read in the C locale whatever the process
  *    locale is.
- *  - names (fairness, ordering, saturation.detector): strings; a plain
- *    scalar that YAML would read as null, a boolean or a number is refused
- *    (quote it). `mode` is `threaded` or `polled`.
+ *  - names (fairness, ordering, saturation.detector, displacement): strings;
+ *    a plain scalar that YAML would read as null, a boolean or a number is
+ *    refused (quote it). `mode` is `threaded` or `polled`.
  * Not settable from YAML, with an error that says so (set them in code
  * after loading): allocator, clock, clock_ctx, saturation.callback,
  * saturation.callback_ctx, saturation.detector "callback" (it needs the

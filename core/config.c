@@ -392,7 +392,7 @@ flowq_strerror(int err)
 	case -EINVAL:
 		return "invalid argument or configuration";
 	case -ENOENT:
-		return "no such band or flow";
+		return "no such band, flow, file or config section";
 	case -ENOMEM:
 		return "out of memory";
 	case -ETIMEDOUT:
@@ -409,6 +409,12 @@ flowq_strerror(int err)
 		return "too many open files in the process";
 	case -ENFILE:
 		return "too many open files in the system";
+	case -EFBIG:
+		return "input too large";
+	case -EACCES:
+		return "permission denied";
+	case -EISDIR:
+		return "is a directory";
 	default:
 		return "unknown error";
 	}

@@ -1,6 +1,7 @@
 // Every public header must compile as C++ (hosts such as Envoy are C++):
 // this file includes them all; the test compiles it for C++11, 17 and 20.
 #include <flowq/alloc.h>
+#include <flowq/config_yaml.h>
 #include <flowq/flowq.h>
 #include <flowq/heap.h>
 #include <flowq/jemalloc.h>
@@ -10,6 +11,7 @@
 #include <flowq/types.h>
 
 static_assert(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE, "layout as in C");
+static_assert(sizeof(struct flowq_config_yaml) > sizeof(struct flowq_config), "holder");
 
 int
 main()

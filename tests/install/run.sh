@@ -28,6 +28,8 @@ find_package)
 	cmake --build "$work/c" >/dev/null
 	"$work/c/consumer_shared"
 	"$work/c/consumer_static"
+	"$work/c/yaml_shared"
+	"$work/c/yaml_static"
 	# The shared consumer must use the installed library, not the build tree's.
 	deps=$(ldd "$work/c/consumer_shared")
 	grep -q "$prefix/.*libflowq.so" <<<"$deps" || {
@@ -57,6 +59,16 @@ pkg_config)
 		echo "pc_static links libflowq dynamically" >&2
 		exit 1
 	fi
+	# The YAML loader, shared and static (libyaml from Requires.private).
+	# shellcheck disable=SC2046
+	cc -std=c11 -Wall -Wextra -Werror "$src/tests/install/consumer/yaml.c" \
+		$(pkg-config --cflags --libs flowq) -o "$work/pc_yaml_shared"
+	LD_LIBRARY_PATH="$libdir" "$work/pc_yaml_shared"
+	# shellcheck disable=SC2046
+	cc -std=c11 "$src/tests/install/consumer/yaml.c" \
+		$(pkg-config --static --cflags flowq) \
+		$(pkg-config --static --libs flowq | sed 's/-lflowq\b/-l:libflowq.a/') -o "$work/pc_yaml_static"
+	"$work/pc_yaml_static"
 	;;
 *)
 	echo "usage: run.sh find_package|pkg_config BUILD_DIR SOURCE_DIR" >&2

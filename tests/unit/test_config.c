@@ -747,7 +747,7 @@ Test(config, strerror_covers_every_documented_errno)
 		{-EBUSY, "request already submitted"},
 		{-EALREADY, "already done (outcome decided, or already released)"},
 		{-EINVAL, "invalid argument or configuration"},
-		{-ENOENT, "no such band or flow"},
+		{-ENOENT, "no such band, flow, file or config section"},
 		{-ENOMEM, "out of memory"},
 		{-ETIMEDOUT, "deadline or TTL already passed"},
 		{-EFAULT, "NULL argument"},
@@ -756,6 +756,9 @@ Test(config, strerror_covers_every_documented_errno)
 		{-EIO, "write failed"},
 		{-EMFILE, "too many open files in the process"},
 		{-ENFILE, "too many open files in the system"},
+		{-EFBIG, "input too large"},
+		{-EACCES, "permission denied"},
+		{-EISDIR, "is a directory"},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {

@@ -332,8 +332,10 @@ flowq_config_validate(const struct flowq_config *cfg, char *errbuf,
 /**
  * A short description of a negative errno returned by flowq (e.g.
  * flowq_strerror(-ENOSPC) = "capacity limit reached"): each errno this
- * header and flowq/policy.h document, "success" for 0, "unknown error" for
- * anything else. Never NULL; static storage. Context: any thread.
+ * header, flowq/policy.h and flowq/config_yaml.h document by name (the
+ * loader's other file errnos are whatever open(2)/read(2) gave: its message
+ * has their text), "success" for 0, "unknown error" for anything else.
+ * Never NULL; static storage. Context: any thread.
  */
 FLOWQ_API const char *
 flowq_strerror(int err);

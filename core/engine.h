@@ -153,6 +153,8 @@ struct flowq__band {
 	bool configured;
 	double usage_ceiling;
 	uint64_t quantum; /* resolved: never 0 */
+	/* Cross-shard fairness counts bytes (FLOWQ_POLICY_BYTE_FAIR). */
+	bool byte_fair;
 	const struct flowq_fairness_ops *fairness;
 	const struct flowq_ordering_ops *ordering;
 	/* Band capacity (global, never per shard): used when limited. */

@@ -232,6 +232,8 @@ band_create(struct flowq_engine *e, const struct flowq_band_config *bc, int32_t 
 	b->quantum = bc->quantum ? bc->quantum : FLOWQ_QUANTUM_DEFAULT;
 	b->fairness = flowq_fairness_find(bc->fairness);
 	b->ordering = flowq_ordering_find(bc->ordering);
+	if (b->fairness)
+		b->byte_fair = (b->fairness->desc.flags & FLOWQ_POLICY_BYTE_FAIR) != 0;
 	if (!b->fairness || !b->ordering) {
 		/* Validated at create; a policy cannot disappear. */
 		flowq__free(e->alloc, b, sizeof(*b), FLOWQ_CACHE_LINE);

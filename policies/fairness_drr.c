@@ -480,6 +480,7 @@ const struct flowq_fairness_ops flowq_fairness_drr = {
 				       "w x quantum bytes per flow per round, O(1)",
 			.band_state_size = sizeof(struct drr_band),
 			.flow_state_size = sizeof(struct drr_flow),
+			.flags = FLOWQ_POLICY_BYTE_FAIR,
 		},
 	.band_init = drr_band_init,
 	.band_fini = drr_band_fini,

@@ -300,6 +300,7 @@ const struct flowq_fairness_ops flowq_fairness_wfq = {
 				       "weighted byte shares, O(log flows)",
 			.band_state_size = sizeof(struct wfq_band),
 			.flow_state_size = sizeof(struct wfq_flow),
+			.flags = FLOWQ_POLICY_BYTE_FAIR,
 		},
 	.band_init = wfq_band_init,
 	.band_fini = wfq_band_fini,

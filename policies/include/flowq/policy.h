@@ -82,7 +82,18 @@ struct flowq_policy_desc {
 	size_t band_state_size;
 	/** Bytes of state per flow; zeroed before the flow is first used. */
 	size_t flow_state_size;
+	/** FLOWQ_POLICY_* flags (0 for none). */
+	uint32_t flags;
 };
+
+/**
+ * Fairness flag: the policy shares *bytes* among a band's flows (by
+ * weight), not requests. The engine's cross-shard fairness then counts
+ * bytes for the band too (core/dispatch.c, "cross-shard fairness"): two
+ * flows on different shards get equal bytes per unit of weight, not equal
+ * requests.
+ */
+#define FLOWQ_POLICY_BYTE_FAIR (1u << 0)
 
 /**
  * What a policy sees of a flow. Owned by the engine; the fields are

@@ -134,7 +134,10 @@ struct flowq_band_config {
 	 * (default) or "round_robin"; see flowq_fairness_find(). */
 	const char *fairness;
 	/** Ordering policy name (which request of a flow goes next): "fcfs"
-	 * (default); see flowq_ordering_find(). */
+	 * (default: arrival order), "edf" (earliest expiry, enqueue time +
+	 * TTL, first; no TTL last) or "slo_deadline" (earliest
+	 * req->deadline_ns first; none last); equal keys leave in arrival
+	 * order. See flowq_ordering_find(). */
 	const char *ordering;
 	/**
 	 * Usage ceiling in (0, 1]: the band dispatches only while the

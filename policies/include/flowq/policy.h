@@ -9,7 +9,8 @@
  * Two kinds ship with the engine:
  *  - fairness: which flow of a band goes next ("global_strict",
  *    "round_robin");
- *  - ordering: which request of a flow goes next ("fcfs").
+ *  - ordering: which request of a flow goes next ("fcfs", "edf",
+ *    "slo_deadline").
  * Built-ins are listed in policies/registry.c; a host adds its own with
  * flowq_fairness_register()/flowq_ordering_register() before it creates an
  * engine that names them.
@@ -25,8 +26,9 @@
  *     update(band, F, false, 0) a request of F left without service
  *                               (cancelled, expired, displaced), or a
  *                               push_batch gave the backlogged F a new head
- *                               request (possible for orderings other than
- *                               fcfs)
+ *                               request (edf, slo_deadline: a pushed
+ *                               request with a smaller key than the head;
+ *                               never with fcfs)
  *                               In both forms F->queued and F->head_* are
  *                               already updated; when F->queued is 0 the
  *                               policy forgets F until its next
@@ -153,15 +155,27 @@ struct flowq_fairness_ops {
  *
  * There is no init or fini op and no allocator: the engine zeroes the flow
  * state (flow_state_size bytes) before its first push_batch, so an all-zero
- * state must read as an empty queue, and the state must never own memory
- * (so an ordering that needs a growing array, such as a per-flow heap,
- * does not fit this interface yet). band_state_size is ignored: orderings
- * have no band state; set it to 0.
+ * state must read as an empty queue, and the state must never own memory.
+ * What an ordering links its requests with lives in the requests:
+ * req->priv.lnode (a list link, as fcfs uses) or req->priv.pnode (a
+ * pairing-heap node, flowq/pheap.h, as edf and slo_deadline use for a
+ * per-flow priority queue without a growing array); the two share storage,
+ * an ordering uses one of them, and nothing else touches them while the
+ * request is in the ordering (from push_batch until pop or remove).
+ * band_state_size is ignored: orderings have no band state; set it to 0.
+ *
+ * Keys: key() is a function of fields fixed at submit, never of the clock,
+ * and must give the order the ordering keeps: the request peek() returns
+ * has the smallest key of the flow's queued requests (ties are the
+ * ordering's to break, e.g. FIFO). The dispatcher copies key(head) into
+ * flowq_policy_flow::head_key after every change, and global_strict
+ * compares flows by it.
  */
 struct flowq_ordering_ops {
 	struct flowq_policy_desc desc;
-	/** Append @p n new requests, in arrival order (oldest first), to the
-	 * flow state @p fs. One call per inbox batch. */
+	/** Add @p n new requests, given in arrival order (oldest first), to
+	 * the flow state @p fs. One call per inbox batch. Arrival order is
+	 * the tie-break orderings owe their equal keys (FIFO). */
 	void (*push_batch)(void *fs, struct flowq_req *const *reqs, size_t n);
 	/** The next request, or NULL if empty. */
 	struct flowq_req *(*peek)(void *fs);

@@ -1,0 +1,96 @@
+/*
+ * Internal: what the heap orderings (ordering_edf.c, ordering_slo_deadline.c)
+ * share. Each is a per-flow intrusive pairing heap (flowq/pheap.h) through
+ * req->priv.pnode, ordered by (key, seq), where key is the ordering's key of
+ * the request and seq counts the flow's pushes; the orderings differ only in
+ * the key function, which each passes to oheap_push_batch() as a constant
+ * (these helpers are static inline, so the call is inlined).
+ *
+ * Keys are computed once, at push, from fields fixed at submit, by the same
+ * function the ordering's key op is: the heap and global_strict (which
+ * compares the heads of a band's flows through the key op) see one key.
+ *
+ * FIFO among equal keys: seq is the flow's push count, and push_batch takes
+ * the inbox batch in arrival order (oldest first), so requests with equal
+ * keys leave in inbox order, the order fcfs would give them. A uint64_t at
+ * one push per nanosecond wraps after 584 years: never.
+ *
+ * State: struct oheap_state, which the engine zeroes before the first
+ * push_batch; a zeroed struct flowq_pheap is an empty heap and seq may start
+ * anywhere, so no init op is needed. It owns no memory: the nodes are in the
+ * requests.
+ *
+ * Cost per request: push O(1), pop and remove O(log n) amortized in the
+ * flow's queue length n (flowq/pheap.h), peek O(1). Nothing allocates.
+ */
+#ifndef FLOWQ_POLICIES_ORDERING_HEAP_H
+#define FLOWQ_POLICIES_ORDERING_HEAP_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <flowq/pheap.h>
+#include <flowq/types.h>
+
+struct oheap_state {
+	/* The flow's queued requests by (key, seq). */
+	struct flowq_pheap heap;
+	/* seq of the next pushed request. */
+	uint64_t next_seq;
+};
+
+static inline struct flowq_req *
+oheap_req_of(struct flowq_pheap_node *n)
+{
+	return n == NULL ? NULL
+			 : (struct flowq_req *)((char *)n -
+						offsetof(struct flowq_req, priv.pnode));
+}
+
+static inline void
+oheap_push_batch(void *fs, struct flowq_req *const *reqs, size_t n,
+		 int64_t (*key)(const struct flowq_req *))
+{
+	struct oheap_state *st = fs;
+
+	for (size_t i = 0; i < n; i++) {
+		struct flowq_pheap_node *pn = &reqs[i]->priv.pnode;
+		int rc;
+
+		/* The node shares storage with lnode, which submit set up,
+		 * not with this node: initialize it here. */
+		flowq_pheap_node_init(pn);
+		pn->key = key(reqs[i]);
+		pn->seq = st->next_seq++;
+		rc = flowq_pheap_push(&st->heap, pn);
+		/* Cannot fail: the node was just made a non-member. */
+		assert(rc == 0);
+		(void)rc;
+	}
+}
+
+static inline struct flowq_req *
+oheap_peek(void *fs)
+{
+	return oheap_req_of(flowq_pheap_peek(&((struct oheap_state *)fs)->heap));
+}
+
+static inline struct flowq_req *
+oheap_pop(void *fs)
+{
+	return oheap_req_of(flowq_pheap_pop(&((struct oheap_state *)fs)->heap));
+}
+
+static inline void
+oheap_remove(void *fs, struct flowq_req *req)
+{
+	int rc = flowq_pheap_remove(&((struct oheap_state *)fs)->heap, &req->priv.pnode);
+
+	/* policy.h: @req is a member of this flow's state. -EINVAL would be
+	 * an engine bug (it changes nothing). */
+	assert(rc == 0);
+	(void)rc;
+}
+
+#endif /* FLOWQ_POLICIES_ORDERING_HEAP_H */

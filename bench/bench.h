@@ -27,7 +27,8 @@ bench_mpsc_register(void);
 void
 bench_capacity_register(void);
 
-/** Register BM_heap_*: flowq_heap (4-ary) and a binary heap, steady-state hold. */
+/** Register BM_heap_*: flowq_heap (4-ary), a binary heap and flowq_pheap
+ * (pairing): steady-state hold, FIFO keys, removal by handle. */
 void
 bench_heap_register(void);
 

@@ -41,8 +41,8 @@ bench_e2e_register(void);
 void
 bench_gie_register(void);
 
-/** Register BM_engine_e2e and BM_engine_rr_e2e: flowq's engine end to end
- * (needs core/engine.c). */
+/** Register BM_engine_e2e, BM_engine_rr_e2e and BM_engine_edf_e2e: flowq's
+ * engine end to end (needs core/engine.c). */
 void
 bench_engine_register(void);
 

@@ -167,9 +167,13 @@ struct flowq_fairness_ops {
  * Keys: key() is a function of fields fixed at submit, never of the clock,
  * and must give the order the ordering keeps: the request peek() returns
  * has the smallest key of the flow's queued requests (ties are the
- * ordering's to break, e.g. FIFO). The dispatcher copies key(head) into
- * flowq_policy_flow::head_key after every change, and global_strict
- * compares flows by it.
+ * ordering's to break; the built-ins break them FIFO). fcfs is the one
+ * approximation: its key is the submit time, which two producers racing
+ * on one flow can leave out of inbox order (ordering_fcfs.c). The
+ * dispatcher copies key(head) into flowq_policy_flow::head_key after every
+ * change, and global_strict compares flows by it.
+ * tests/conformance/test_conformance_ordering.c runs every listed ordering
+ * through this contract.
  */
 struct flowq_ordering_ops {
 	struct flowq_policy_desc desc;

@@ -19,6 +19,14 @@
  * With global_strict this is EDF across the band: the head with the
  * earliest expiry, over all flows, goes next. With round_robin (or another
  * fairness policy) it decides only which request of the chosen flow goes.
+ *
+ * Limit: global_strict breaks ties between equal head keys by the flows'
+ * seq (the order in which they were attached on the shard), not by arrival.
+ * Heads without an expiry all have key INT64_MAX, so while requests without
+ * a TTL are what is left in the band, global_strict serves them flow by
+ * flow (the earliest-attached backlogged flow until it empties), not in
+ * arrival order across flows as with fcfs. Set a TTL (or default_ttl_ns) on
+ * edf bands, or use a fairness policy other than global_strict.
  * A request whose head position comes too late is not reordered around:
  * the TTL heap evicts it at its expiry wherever it is in the flow's heap
  * (remove by handle).

@@ -20,6 +20,14 @@
  * short TTL and no deadline still sorts last. Use edf when the TTL is the
  * deadline.
  *
+ * Limit: global_strict breaks ties between equal head keys by the flows'
+ * seq (the order in which they were attached on the shard), not by arrival.
+ * Heads without a deadline all have key INT64_MAX, so while requests
+ * without a deadline are what is left in the band, global_strict serves
+ * them flow by flow (the earliest-attached backlogged flow until it
+ * empties), not in arrival order across flows as fcfs would. Pair
+ * slo_deadline with round_robin where many requests carry no deadline.
+ *
  * Algorithm and costs: policies/ordering_heap.h (per-flow intrusive pairing
  * heap through req->priv.pnode: push O(1), pop and remove O(log n)
  * amortized, no allocation).

@@ -120,17 +120,19 @@ flowq_pheap_peek(const struct flowq_pheap *h)
  * @return 0; -EINVAL if @p n is already a member of a heap (nothing
  *         changes).
  *
- * Context: the heap's owner thread. Progress: wait-free, O(1).
+ * Context: the thread that owns @p h (see the synchronization table).
+ * Ordering: none (plain memory operations). Progress: wait-free, O(1).
  */
 FLOWQ_API int
 flowq_pheap_push(struct flowq_pheap *h, struct flowq_pheap_node *n);
 
 /**
  * Remove and return the smallest member by (key, seq), or NULL if @p h is
- * empty. The node is left a non-member. O(log n) amortized, O(n) worst case
- * for one call.
+ * empty. The node is left a non-member. Cannot fail.
  *
- * Context: the heap's owner thread.
+ * Context: the thread that owns @p h. Ordering: none. Progress: wait-free:
+ * O(log n) amortized, O(n) worst case for one call (no recursion, no
+ * allocation).
  */
 FLOWQ_API struct flowq_pheap_node *
 flowq_pheap_pop(struct flowq_pheap *h);
@@ -144,7 +146,8 @@ flowq_pheap_pop(struct flowq_pheap *h);
  *         another heap cannot be told apart in O(1): passing one is a caller
  *         bug that corrupts both heaps.
  *
- * Context: the heap's owner thread.
+ * Context: the thread that owns @p h. Ordering: none. Progress: wait-free:
+ * O(log n) amortized, O(n) worst case for one call.
  */
 FLOWQ_API int
 flowq_pheap_remove(struct flowq_pheap *h, struct flowq_pheap_node *n);

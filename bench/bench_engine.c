@@ -173,7 +173,8 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		bands[k].max_requests = 0;
 		bands[k].max_bytes = BENCH_ENGINE_BAND_BYTES;
 		bands[k].fairness = run->suite->param;
-		bands[k].ordering = run->suite == &bench_engine_edf_suite ? "edf" : "fcfs";
+		bands[k].ordering =
+			run->suite == &bench_engine_edf_suite ? "edf" : "fcfs";
 		bands[k].usage_ceiling = 1.0;
 	}
 	cfg.shards = run->args.shards;

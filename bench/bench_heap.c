@@ -279,9 +279,9 @@ struct bench_pq_opsp {
 };
 
 static const struct bench_pq_ops4 bench_pq_ops4 = {flowq_heap_push, flowq_heap_pop,
-						    flowq_heap_remove};
+						   flowq_heap_remove};
 static const struct bench_pq_opsp bench_pq_opsp = {flowq_pheap_push, flowq_pheap_pop,
-						    flowq_pheap_remove};
+						   flowq_pheap_remove};
 
 /* The first key of member i in a pre-fill. */
 static int64_t
@@ -409,8 +409,9 @@ bench_pq_pairing(struct bench_state *st, const struct bench_pq_case *c, uint32_t
 		uint32_t popped = 0;
 
 		while ((cur = ops->pop(&h)) != NULL) {
-			if (prev != NULL && (cur->key < prev->key ||
-					     (cur->key == prev->key && cur->seq < prev->seq))) {
+			if (prev != NULL &&
+			    (cur->key < prev->key ||
+			     (cur->key == prev->key && cur->seq < prev->seq))) {
 				bench_skip_with_error(st, "pairing heap order violated");
 				goto out;
 			}
@@ -466,8 +467,8 @@ bench_heap_register(void)
 			bench_case_arg(c, sizes[j]);
 	}
 	for (size_t i = 0; i < sizeof(bench_pq_cases) / sizeof(bench_pq_cases[0]); i++) {
-		struct bench_case *c = bench_register(bench_pq_cases[i].name, bench_pq_run,
-						      (void *)&bench_pq_cases[i]);
+		struct bench_case *c = bench_register(
+			bench_pq_cases[i].name, bench_pq_run, (void *)&bench_pq_cases[i]);
 
 		if (c == NULL)
 			continue;

@@ -60,7 +60,8 @@
 static int64_t
 expiry_of(const struct flowq_req *r)
 {
-	int64_t e = r->ttl_ns == FLOWQ_TTL_NONE ? INT64_MAX : r->priv.enqueue_ns + r->ttl_ns;
+	int64_t e =
+		r->ttl_ns == FLOWQ_TTL_NONE ? INT64_MAX : r->priv.enqueue_ns + r->ttl_ns;
 
 	if (r->deadline_ns != 0 && r->deadline_ns < e)
 		e = r->deadline_ns;
@@ -198,11 +199,12 @@ cmodel_init(struct cmodel *m, const struct flowq_ordering_ops *ord, uint64_t see
 	cr_assert_not_null(m->reqs);
 	for (int f = 0; f < CFLOWS; f++) {
 		/* The engine zeroes the state before the first push_batch. */
-		m->flows[f].state = calloc(1, ord->desc.flow_state_size ? ord->desc.flow_state_size : 1);
+		m->flows[f].state = calloc(
+			1, ord->desc.flow_state_size ? ord->desc.flow_state_size : 1);
 		m->flows[f].queued = calloc(maxreqs, sizeof(struct creq *));
 		cr_assert(m->flows[f].state != NULL && m->flows[f].queued != NULL);
-		cr_assert_null(ord->peek(m->flows[f].state), "%s: a zeroed state is not empty",
-			       ord->desc.name);
+		cr_assert_null(ord->peek(m->flows[f].state),
+			       "%s: a zeroed state is not empty", ord->desc.name);
 		cr_assert_null(ord->pop(m->flows[f].state), "%s: pop on a zeroed state",
 			       ord->desc.name);
 	}
@@ -254,14 +256,16 @@ cmodel_check_head(struct cmodel *m, int f)
 	for (uint32_t i = 0; i < cf->nqueued; i++) {
 		const struct creq *q = cf->queued[i];
 
-		cr_assert_geq(m->ord->key(&q->req), hk,
-			      "%s: the head's key %lld is not the smallest (arrival %llu has "
-			      "%lld)",
-			      name, (long long)hk, (unsigned long long)q->arrival,
-			      (long long)m->ord->key(&q->req));
+		cr_assert_geq(
+			m->ord->key(&q->req), hk,
+			"%s: the head's key %lld is not the smallest (arrival %llu has "
+			"%lld)",
+			name, (long long)hk, (unsigned long long)q->arrival,
+			(long long)m->ord->key(&q->req));
 		if (m->prop != NULL && q != t)
 			cr_assert(prop_before(m, t, q),
-				  "%s: head arrival %llu (order key %lld) should leave after "
+				  "%s: head arrival %llu (order key %lld) should leave "
+				  "after "
 				  "arrival %llu (order key %lld)",
 				  name, (unsigned long long)t->arrival,
 				  (long long)m->prop->okey(&t->req),
@@ -608,18 +612,22 @@ e_complete(struct flowq_req *req, void *arg)
 			if (!q->queued)
 				continue;
 			if (q->flow == x->flow || run->global)
-				cr_assert_geq(run->ord->key(&q->req), k,
-					      "%s: dispatched key %lld (flow %d) while flow %d "
-					      "holds key %lld",
-					      name, (long long)k, x->flow, q->flow,
-					      (long long)run->ord->key(&q->req));
+				cr_assert_geq(
+					run->ord->key(&q->req), k,
+					"%s: dispatched key %lld (flow %d) while flow %d "
+					"holds key %lld",
+					name, (long long)k, x->flow, q->flow,
+					(long long)run->ord->key(&q->req));
 			if (q->flow == x->flow && run->prop != NULL) {
-				int64_t a = run->prop->okey(&x->req), b = run->prop->okey(&q->req);
+				int64_t a = run->prop->okey(&x->req),
+					b = run->prop->okey(&q->req);
 				cr_assert(a < b || (a == b && x->arrival < q->arrival),
-					  "%s: dispatched arrival %llu (order key %lld) before "
+					  "%s: dispatched arrival %llu (order key %lld) "
+					  "before "
 					  "arrival %llu (order key %lld) of its flow",
-					  name, (unsigned long long)x->arrival, (long long)a,
-					  (unsigned long long)q->arrival, (long long)b);
+					  name, (unsigned long long)x->arrival,
+					  (long long)a, (unsigned long long)q->arrival,
+					  (long long)b);
 			}
 		}
 		cr_assert_null(run->inflight, "two in flight with a one-slot gate");
@@ -628,7 +636,8 @@ e_complete(struct flowq_req *req, void *arg)
 		break;
 	}
 	case FLOWQ_EVICTED_TTL:
-		cr_assert_geq(fake_now, expiry_of(req), "%s: evicted before its expiry", name);
+		cr_assert_geq(fake_now, expiry_of(req), "%s: evicted before its expiry",
+			      name);
 		run->ttl++;
 		break;
 	case FLOWQ_EVICTED_CANCELLED:
@@ -656,8 +665,8 @@ e_make(const char *fairness, const char *ordering)
 	c.default_band.ordering = ordering;
 	c.errbuf = err;
 	c.errbuf_size = sizeof(err);
-	cr_assert_eq(flowq_engine_create(&c, &e), 0, "create %s/%s: %s", fairness, ordering,
-		     err);
+	cr_assert_eq(flowq_engine_create(&c, &e), 0, "create %s/%s: %s", fairness,
+		     ordering, err);
 	return e;
 }
 
@@ -722,8 +731,8 @@ e_random_run(const struct flowq_fairness_ops *fair, const struct flowq_ordering_
 		 * part of it expires (mid-heap removals). */
 		if (r < 30) {
 			/* A burst of 1-3 submits, maybe at the same instant. */
-			for (uint64_t k = 1 + test_rng_next(&rng) % 3; k > 0 && next < nreqs;
-			     k--) {
+			for (uint64_t k = 1 + test_rng_next(&rng) % 3;
+			     k > 0 && next < nreqs; k--) {
 				struct ereq *x = &run.reqs[next];
 				int flow = (int)(test_rng_next(&rng) % EFLOWS);
 				e_req_init(x, flow, next, pick_ttl(&rng),
@@ -734,7 +743,8 @@ e_random_run(const struct flowq_fairness_ops *fair, const struct flowq_ordering_
 			}
 		} else if (r < 36) {
 			/* Cancel a random queued request (mid-heap, mostly). */
-			struct ereq *x = next ? &run.reqs[test_rng_next(&rng) % next] : NULL;
+			struct ereq *x =
+				next ? &run.reqs[test_rng_next(&rng) % next] : NULL;
 			if (x != NULL && x->queued && !x->cancelled) {
 				cr_assert_eq(flowq_cancel(e, &x->req), 0);
 				x->cancelled = true;
@@ -752,8 +762,9 @@ e_random_run(const struct flowq_fairness_ops *fair, const struct flowq_ordering_
 			any |= run.reqs[i].queued;
 		if (!any)
 			break;
-		cr_assert_lt(guard, 10 * (int)nreqs + 10, "%s/%s: the queue does not drain",
-			     fair->desc.name, ord->desc.name);
+		cr_assert_lt(guard, 10 * (int)nreqs + 10,
+			     "%s/%s: the queue does not drain", fair->desc.name,
+			     ord->desc.name);
 		e_step(e, &run);
 	}
 	if (run.inflight != NULL) {
@@ -767,8 +778,10 @@ e_random_run(const struct flowq_fairness_ops *fair, const struct flowq_ordering_
 	cr_assert_eq(run.dispatched + run.ttl + run.cancelled, nreqs);
 	cr_assert_gt(run.dispatched, nreqs / 4, "%s/%s: few dispatches (%llu)",
 		     fair->desc.name, ord->desc.name, (unsigned long long)run.dispatched);
-	cr_assert_gt(run.ttl, 0, "%s/%s: no TTL eviction", fair->desc.name, ord->desc.name);
-	cr_assert_gt(run.cancelled, 0, "%s/%s: no cancel", fair->desc.name, ord->desc.name);
+	cr_assert_gt(run.ttl, 0, "%s/%s: no TTL eviction", fair->desc.name,
+		     ord->desc.name);
+	cr_assert_gt(run.cancelled, 0, "%s/%s: no cancel", fair->desc.name,
+		     ord->desc.name);
 	free(run.reqs);
 	erun = NULL;
 }
@@ -900,7 +913,8 @@ Test(ordering_engine, edf_uses_the_deadline_when_it_is_earlier_than_the_ttl)
 	fixed_start(&fx, "global_strict", "edf");
 	int64_t t0 = fake_now;
 	struct ereq *a = fixed_submit(&fx, 0, 3000, 0);
-	struct ereq *b = fixed_submit(&fx, 0, 9000, t0 + 2000); /* expires at the deadline */
+	struct ereq *b =
+		fixed_submit(&fx, 0, 9000, t0 + 2000); /* expires at the deadline */
 	struct ereq *c = fixed_submit(&fx, 0, FLOWQ_TTL_NONE, 0);
 	cr_assert_eq(fixed_next(&fx), b);
 	cr_assert_eq(fixed_next(&fx), a);

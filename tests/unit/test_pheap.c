@@ -61,7 +61,8 @@ check_pheap(const struct flowq_pheap *h)
 
 		seen++;
 		cr_assert_leq(seen, flowq_pheap_len(h), "more nodes than len (a cycle?)");
-		for (const struct flowq_pheap_node *c = n->child; c != NULL; c = c->next) {
+		for (const struct flowq_pheap_node *c = n->child; c != NULL;
+		     c = c->next) {
 			cr_assert_eq(c->prev, left, "child %d: prev is not %s",
 				     pitem_of(c)->id,
 				     left == n ? "its parent" : "its left sibling");
@@ -108,12 +109,13 @@ assert_pops_sorted(struct flowq_pheap *h, struct flowq_pheap_node **ref, size_t 
 	for (size_t i = 0; i < n; i++) {
 		struct flowq_pheap_node *top = flowq_pheap_pop(h);
 
-		cr_assert_eq(top, ref[i],
-			     "pop %zu: got id %d (key %lld seq %llu), want id %d (key %lld "
-			     "seq %llu)",
-			     i, top ? pitem_of(top)->id : -1, top ? (long long)top->key : 0,
-			     top ? (unsigned long long)top->seq : 0, pitem_of(ref[i])->id,
-			     (long long)ref[i]->key, (unsigned long long)ref[i]->seq);
+		cr_assert_eq(
+			top, ref[i],
+			"pop %zu: got id %d (key %lld seq %llu), want id %d (key %lld "
+			"seq %llu)",
+			i, top ? pitem_of(top)->id : -1, top ? (long long)top->key : 0,
+			top ? (unsigned long long)top->seq : 0, pitem_of(ref[i])->id,
+			(long long)ref[i]->key, (unsigned long long)ref[i]->seq);
 		cr_assert_not(flowq_pheap_member(top), "a popped node is no member");
 		cr_assert(top->child == NULL && top->next == NULL && top->prev == NULL);
 		/* Every pop on small heaps, 16 times per run on big ones. */
@@ -266,7 +268,8 @@ Test(pheap, remove_by_handle_at_every_position)
 		check_pheap(&h);
 		if (first == &it[victim].pn)
 			continue; /* already gone */
-		cr_assert_eq(flowq_pheap_remove(&h, &it[victim].pn), 0, "victim %d", victim);
+		cr_assert_eq(flowq_pheap_remove(&h, &it[victim].pn), 0, "victim %d",
+			     victim);
 		cr_assert_not(flowq_pheap_member(&it[victim].pn));
 		check_pheap(&h);
 		for (int i = 0; i < N; i++) {
@@ -316,10 +319,12 @@ model_run(uint64_t seed, size_t nitems, unsigned steps, uint64_t keyrange)
 				if (it[i].in && (want == NULL || less(&it[i].pn, want)))
 					want = &it[i].pn;
 			}
-			cr_assert_eq(flowq_pheap_peek(&h), want, "peek is not the minimum");
+			cr_assert_eq(flowq_pheap_peek(&h), want,
+				     "peek is not the minimum");
 			struct flowq_pheap_node *got = flowq_pheap_pop(&h);
-			cr_assert_eq(got, want, "step %u: pop gave id %d, the minimum is %d",
-				     step, got ? pitem_of(got)->id : -1,
+			cr_assert_eq(got, want,
+				     "step %u: pop gave id %d, the minimum is %d", step,
+				     got ? pitem_of(got)->id : -1,
 				     want ? pitem_of(want)->id : -1);
 			if (got != NULL) {
 				pitem_of(got)->in = false;

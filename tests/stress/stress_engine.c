@@ -203,9 +203,11 @@ producer_main(void *arg)
 			 * producer on a loaded machine): legal, with its
 			 * cause. */
 			if (rc == -ETIMEDOUT && h->req.deadline_ns != 0) {
-				if (flowq_req_cause(&h->req) != FLOWQ_CAUSE_DEADLINE_PASSED)
+				if (flowq_req_cause(&h->req) !=
+				    FLOWQ_CAUSE_DEADLINE_PASSED)
 					test_violation(PROG, "-ETIMEDOUT with cause %s",
-						       flowq_cause_str(flowq_req_cause(&h->req)));
+						       flowq_cause_str(
+							       flowq_req_cause(&h->req)));
 			} else if (rc != -ENOSPC) {
 				test_violation(PROG, "unexpected submit error %d", rc);
 			}

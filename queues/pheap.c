@@ -116,6 +116,35 @@ flowq_pheap_push(struct flowq_pheap *h, struct flowq_pheap_node *n)
 	return 0;
 }
 
+int
+flowq_pheap_push_batch(struct flowq_pheap *h, struct flowq_pheap_node *const *nodes,
+		       size_t n)
+{
+	if (n == 0)
+		return 0;
+	/* Chain the nodes into a sibling list for pheap_combine(), checking
+	 * each as it is chained: a member, or a node met earlier in this
+	 * batch (its prev is set by then), is refused after the chain built
+	 * so far is taken apart again. */
+	for (size_t i = 0; i < n; i++) {
+		struct flowq_pheap_node *x = nodes[i];
+
+		if (x->prev != NULL) {
+			for (size_t j = 0; j < i; j++)
+				flowq_pheap_node_init(nodes[j]);
+			return -EINVAL;
+		}
+		x->child = NULL;
+		x->next = NULL;
+		x->prev = i == 0 ? x : nodes[i - 1];
+		if (i > 0)
+			nodes[i - 1]->next = x;
+	}
+	pheap_meld_root(h, pheap_combine(nodes[0]));
+	h->len += n;
+	return 0;
+}
+
 struct flowq_pheap_node *
 flowq_pheap_pop(struct flowq_pheap *h)
 {

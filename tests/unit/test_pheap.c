@@ -302,7 +302,26 @@ model_run(uint64_t seed, size_t nitems, unsigned steps, uint64_t keyrange)
 		/* Phases of growth and shrinkage. */
 		bool grow = (step / 997) % 2 == 0;
 
-		if (r < (grow ? 55u : 30u)) {
+		if (r < (grow ? 20u : 10u)) {
+			/* A batch of up to 16 distinct non-members. */
+			struct flowq_pheap_node *batch[16];
+			size_t k = 0, want = 1 + test_rng_next(&rng) % 16;
+			for (size_t tries = 0; tries < 64 && k < want; tries++) {
+				struct pitem *p = &it[test_rng_next(&rng) % nitems];
+				bool dup = false;
+				for (size_t j = 0; j < k; j++)
+					dup |= batch[j] == &p->pn;
+				if (p->in || dup)
+					continue;
+				p->pn.key = (int64_t)(test_rng_next(&rng) % keyrange) - 3;
+				p->pn.seq = seq++;
+				batch[k++] = &p->pn;
+			}
+			cr_assert_eq(flowq_pheap_push_batch(&h, batch, k), 0);
+			for (size_t j = 0; j < k; j++)
+				pitem_of(batch[j])->in = true;
+			members += k;
+		} else if (r < (grow ? 55u : 30u)) {
 			struct pitem *p = &it[test_rng_next(&rng) % nitems];
 			if (p->in) {
 				cr_assert_eq(flowq_pheap_push(&h, &p->pn), -EINVAL);
@@ -423,6 +442,89 @@ Test(pheap, degenerate_shapes_million)
 			ref[n++] = &it[i].pn;
 	}
 	assert_pops_sorted(&h, ref, n);
+	free(it);
+	free(ref);
+}
+
+Test(pheap, push_batch_refuses_members_and_duplicates)
+{
+	struct flowq_pheap h = {0}, other = {0};
+	struct pitem it[6];
+
+	init_items(it, 6);
+	for (int i = 0; i < 6; i++)
+		it[i].pn.key = 10 - i;
+	cr_assert_eq(flowq_pheap_push(&h, &it[0].pn), 0);
+	cr_assert_eq(flowq_pheap_push(&other, &it[5].pn), 0);
+	struct flowq_pheap_node *with_member[] = {&it[1].pn, &it[2].pn, &it[0].pn};
+	struct flowq_pheap_node *with_other[] = {&it[1].pn, &it[5].pn};
+	struct flowq_pheap_node *with_dup[] = {&it[1].pn, &it[2].pn, &it[3].pn,
+					       &it[2].pn};
+	struct flowq_pheap_node *with_first_dup[] = {&it[1].pn, &it[2].pn, &it[1].pn};
+
+	cr_assert_eq(flowq_pheap_push_batch(&h, with_member, 3), -EINVAL);
+	cr_assert_eq(flowq_pheap_push_batch(&h, with_other, 2), -EINVAL);
+	cr_assert_eq(flowq_pheap_push_batch(&h, with_dup, 4), -EINVAL);
+	cr_assert_eq(flowq_pheap_push_batch(&h, with_first_dup, 3), -EINVAL);
+	/* Nothing changed: the refused nodes are still non-members. */
+	for (int i = 1; i < 5; i++)
+		cr_assert_not(flowq_pheap_member(&it[i].pn), "node %d", i);
+	cr_assert_eq(flowq_pheap_len(&h), 1);
+	cr_assert_eq(flowq_pheap_len(&other), 1);
+	check_pheap(&h);
+	check_pheap(&other);
+	cr_assert_eq(flowq_pheap_push_batch(&h, NULL, 0), 0, "an empty batch");
+	struct flowq_pheap_node *ok[] = {&it[1].pn, &it[2].pn, &it[3].pn, &it[4].pn};
+	cr_assert_eq(flowq_pheap_push_batch(&h, ok, 4), 0);
+	check_pheap(&h);
+	struct flowq_pheap_node *ref[] = {&it[0].pn, &it[1].pn, &it[2].pn, &it[3].pn,
+					  &it[4].pn};
+	assert_pops_sorted(&h, ref, 5);
+}
+
+/* The root's children: what the next pop has to combine. */
+static size_t
+root_degree(const struct flowq_pheap *h)
+{
+	size_t d = 0;
+
+	for (const struct flowq_pheap_node *c = h->root->child; c != NULL; c = c->next)
+		d++;
+	return d;
+}
+
+/*
+ * Why the orderings push in batches: B single pushes of increasing keys
+ * leave the root with B - 1 children (the next pop combines them all), the
+ * same B nodes in batches of 64 with about B / 64.
+ */
+Test(pheap, push_batch_keeps_the_root_degree_down)
+{
+	enum { B = 64000, K = 64 };
+	struct pitem *it = calloc(B, sizeof(*it));
+	struct flowq_pheap_node **ref = calloc(B, sizeof(*ref));
+	struct flowq_pheap h = {0};
+
+	cr_assert(it != NULL && ref != NULL);
+	init_items(it, B);
+	for (int i = 0; i < B; i++) {
+		it[i].pn.key = i / 3; /* increasing, with ties */
+		cr_assert_eq(flowq_pheap_push(&h, &it[i].pn), 0);
+		ref[i] = &it[i].pn;
+	}
+	cr_assert_eq(root_degree(&h), B - 1);
+	assert_pops_sorted(&h, ref, B);
+
+	init_items(it, B);
+	for (int i = 0; i < B; i++) {
+		it[i].pn.key = i / 3;
+		ref[i] = &it[i].pn;
+	}
+	for (int i = 0; i < B; i += K)
+		cr_assert_eq(flowq_pheap_push_batch(&h, ref + i, K), 0);
+	check_pheap(&h);
+	cr_assert_leq(root_degree(&h), B / K + 8, "root degree %zu", root_degree(&h));
+	assert_pops_sorted(&h, ref, B);
 	free(it);
 	free(ref);
 }

@@ -11,7 +11,8 @@
  * ("The pairing heap: a new form of self-adjusting heap", Algorithmica 1,
  * 1986), two-pass variant, in the child / next-sibling / prev representation
  * (prev is the left sibling, or the parent for a first child):
- *  - push melds the new node with the root: O(1) worst case;
+ *  - push melds the new node with the root: O(1) worst case; push_batch
+ *    combines n new nodes into one tree first (O(n)) and melds that;
  *  - pop removes the root and combines its children in two passes (pairs
  *    left to right, then the pairs right to left into one tree): O(log n)
  *    amortized (the paper's bound), O(n) worst case for one call (a root
@@ -125,6 +126,28 @@ flowq_pheap_peek(const struct flowq_pheap *h)
  */
 FLOWQ_API int
 flowq_pheap_push(struct flowq_pheap *h, struct flowq_pheap_node *n);
+
+/**
+ * Insert @p n nodes (each as for flowq_pheap_push()) as one batch: they are
+ * first combined into one tree (two-pass, n - 1 comparisons), which is then
+ * melded with the root. O(n). The same members as n pushes, but the root
+ * gains one child per batch instead of one per node: pushes are lazy (a
+ * push adds a child to the root and the next pop combines them all), so
+ * after a burst of B single pushes without a pop the next pop costs O(B),
+ * and after the same burst in batches of k it costs O(B / k). Measured on
+ * this project's (loaded, 2-vCPU) machines with increasing keys: B = 100 000
+ * single pushes, first pop 0.26-0.49 ms; in batches of 64, 17 us (B = 10^6:
+ * 4-22 ms against 0.7 ms).
+ *
+ * @return 0; -EINVAL if a node is already a member of a heap, or appears
+ *         twice in @p nodes (nothing changes: the nodes stay non-members).
+ *
+ * Context: the thread that owns @p h. Ordering: none. Progress: wait-free,
+ * O(n).
+ */
+FLOWQ_API int
+flowq_pheap_push_batch(struct flowq_pheap *h, struct flowq_pheap_node *const *nodes,
+		       size_t n);
 
 /**
  * Remove and return the smallest member by (key, seq), or NULL if @p h is

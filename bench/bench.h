@@ -27,7 +27,8 @@ bench_mpsc_register(void);
 void
 bench_capacity_register(void);
 
-/** Register BM_heap_*: flowq_heap (4-ary) and a binary heap, steady-state hold. */
+/** Register BM_heap_*: flowq_heap (4-ary), a binary heap and flowq_pheap
+ * (pairing): steady-state hold, FIFO keys, removal by handle. */
 void
 bench_heap_register(void);
 
@@ -57,8 +58,8 @@ bench_e2e_register(void);
 void
 bench_gie_register(void);
 
-/** Register BM_engine_e2e and BM_engine_rr_e2e: flowq's engine end to end
- * (needs core/engine.c). */
+/** Register BM_engine_e2e, BM_engine_rr_e2e and BM_engine_edf_e2e: flowq's
+ * engine end to end (needs core/engine.c). */
 void
 bench_engine_register(void);
 

@@ -8,6 +8,11 @@
  *   BM_engine_rr_e2e/...  the same with fairness "round_robin": the
  *       per-decision cost must stay flat in F (<= 1.5x from 1 to 50 000
  *       flows);
+ *   BM_engine_edf_e2e/...  BM_engine_e2e with ordering "edf" instead of
+ *       "fcfs": the cost of the per-flow pairing heap against fcfs's list.
+ *       The workload's requests have no TTL, so every key is INT64_MAX and
+ *       the heap keeps FIFO order by its sequence (the same dispatch order
+ *       as fcfs): only the data structure differs;
  *   BM_engine_raw_mpsc/producers:P/...  (bench_e2e.c) the raw flowq_mpsc
  *       hand-off in the same harness: end to end must keep >= 0.5x of it
  *       at F = 1.
@@ -16,7 +21,8 @@
  *
  * Engine setup: threaded mode, cfg.shards = S; bands 0..K-1 configured
  * (no just-in-time band: every priority the workload uses has one), each
- * with the fairness under test, FCFS ordering, a 10 GB byte limit (GIE's
+ * with the fairness under test, FCFS ordering (edf for BM_engine_edf_e2e),
+ * a 10 GB byte limit (GIE's
  * benchmark: never reached, at most P * 1024 requests of under 9.1 KB are
  * queued, but set, so the accounting runs) and no request limit; no global
  * limit; the concurrency detector with no in-flight limit (GIE's benchmark
@@ -136,6 +142,8 @@ bench_engine_ctx_free(struct bench_engine_ctx *c)
 	free(c);
 }
 
+static const struct bench_e2e_suite bench_engine_edf_suite;
+
 static int
 bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 {
@@ -165,7 +173,8 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		bands[k].max_requests = 0;
 		bands[k].max_bytes = BENCH_ENGINE_BAND_BYTES;
 		bands[k].fairness = run->suite->param;
-		bands[k].ordering = "fcfs";
+		bands[k].ordering =
+			run->suite == &bench_engine_edf_suite ? "edf" : "fcfs";
 		bands[k].usage_ceiling = 1.0;
 	}
 	cfg.shards = run->args.shards;
@@ -268,6 +277,16 @@ static const struct bench_e2e_suite bench_engine_rr_suite = {
 	.destroy = bench_engine_destroy,
 };
 
+static const struct bench_e2e_suite bench_engine_edf_suite = {
+	.name = "BM_engine_edf_e2e",
+	.param = "global_strict",
+	.batch_items = bench_engine_batch_items,
+	.create = bench_engine_create,
+	.produce = bench_engine_produce,
+	.verify = bench_engine_verify,
+	.destroy = bench_engine_destroy,
+};
+
 static void
 bench_engine_case(struct bench_state *st, void *arg)
 {
@@ -282,5 +301,7 @@ bench_engine_register(void)
 	bench_e2e_register_family(&bench_engine_gs_suite, bench_engine_case, flows,
 				  sizeof(flows) / sizeof(flows[0]), 0);
 	bench_e2e_register_family(&bench_engine_rr_suite, bench_engine_case, flows,
+				  sizeof(flows) / sizeof(flows[0]), 0);
+	bench_e2e_register_family(&bench_engine_edf_suite, bench_engine_case, flows,
 				  sizeof(flows) / sizeof(flows[0]), 0);
 }

@@ -32,6 +32,9 @@
  *
  * Read the ratio binary / flowq_4ary within one run: on this project's
  * shared 2-vCPU machines absolute numbers swing between runs.
+ *
+ * The pairing heap of the deadline orderings (flowq/pheap.h) is measured
+ * against the 4-ary heap below, on three workloads (see "The pairing heap").
  */
 #include <errno.h>
 #include <stddef.h>
@@ -39,6 +42,7 @@
 #include <stdlib.h>
 
 #include <flowq/heap.h>
+#include <flowq/pheap.h>
 
 #include "bench.h"
 
@@ -232,6 +236,218 @@ out:
 	free(slots);
 }
 
+/* ---- The pairing heap (flowq/pheap.h) against the 4-ary heap ----------- */
+
+/*
+ * Three workloads, each for both heaps, through function pointers as above
+ * (both libraries' functions are out of line; neither is inlined):
+ *
+ *   BM_heap_pairing/n:N           the hold loop above (random increments),
+ *                                 next to BM_heap_flowq_4ary;
+ *   BM_heap_<heap>_fifo/n:N       pop the minimum, push it back with the
+ *                                 largest key so far + 1: a flow's queue
+ *                                 under edf with one TTL for all requests
+ *                                 (or slo_deadline without deadlines), the
+ *                                 common case of the deadline orderings;
+ *   BM_heap_<heap>_remove/n:N     remove a random member by handle, push it
+ *                                 back with its key + a random increment:
+ *                                 cancellation and TTL expiry in the middle
+ *                                 of a flow's heap.
+ *
+ * Every iteration is one pop (or remove) and one push; the time column is ns
+ * per iteration. After the loop (timer stopped) the heap is emptied and its
+ * pops checked for non-decreasing (key, seq) order and count.
+ */
+enum bench_pq_work { BENCH_PQ_HOLD, BENCH_PQ_FIFO, BENCH_PQ_REMOVE };
+
+struct bench_pq_case {
+	const char *name;
+	bool pairing;
+	enum bench_pq_work work;
+};
+
+struct bench_pq_ops4 {
+	int (*push)(struct flowq_heap *h, struct flowq_heap_node *n);
+	struct flowq_heap_node *(*pop)(struct flowq_heap *h);
+	int (*remove)(struct flowq_heap *h, struct flowq_heap_node *n);
+};
+
+struct bench_pq_opsp {
+	int (*push)(struct flowq_pheap *h, struct flowq_pheap_node *n);
+	struct flowq_pheap_node *(*pop)(struct flowq_pheap *h);
+	int (*remove)(struct flowq_pheap *h, struct flowq_pheap_node *n);
+};
+
+static const struct bench_pq_ops4 bench_pq_ops4 = {flowq_heap_push, flowq_heap_pop,
+						   flowq_heap_remove};
+static const struct bench_pq_opsp bench_pq_opsp = {flowq_pheap_push, flowq_pheap_pop,
+						   flowq_pheap_remove};
+
+/* The first key of member i in a pre-fill. */
+static int64_t
+bench_pq_key0(enum bench_pq_work w, uint32_t i, uint64_t *rng)
+{
+	const uint64_t mask = (UINT64_C(1) << BENCH_HEAP_KEY_BITS) - 1;
+
+	return w == BENCH_PQ_FIFO ? (int64_t)i : (int64_t)(bench_heap_rand(rng) & mask);
+}
+
+static void
+bench_pq_4ary(struct bench_state *st, const struct bench_pq_case *c, uint32_t n)
+{
+	const struct bench_pq_ops4 *ops = &bench_pq_ops4;
+	const uint64_t mask = (UINT64_C(1) << BENCH_HEAP_KEY_BITS) - 1;
+	uint64_t rng = 0x9e3779b97f4a7c15u, seq = 0;
+	int64_t next_key = n;
+	struct flowq_heap_node *nodes = malloc((size_t)n * sizeof(*nodes));
+	struct flowq_heap_node **slots = malloc((size_t)n * sizeof(*slots));
+	struct flowq_heap h;
+	int rc = 0;
+
+	if (nodes == NULL || slots == NULL) {
+		bench_skip_with_error(st, "out of memory");
+		goto out;
+	}
+	flowq_heap_init(&h, slots, n);
+	for (uint32_t i = 0; i < n; i++) {
+		flowq_heap_node_init(&nodes[i]);
+		nodes[i].key = bench_pq_key0(c->work, i, &rng);
+		nodes[i].seq = seq++;
+		rc |= ops->push(&h, &nodes[i]);
+	}
+	while (bench_keep_running_batch(st, BENCH_HEAP_BATCH)) {
+		for (int i = 0; i < BENCH_HEAP_BATCH; i++) {
+			struct flowq_heap_node *x;
+
+			if (c->work == BENCH_PQ_REMOVE) {
+				x = &nodes[bench_heap_rand(&rng) % n];
+				rc |= ops->remove(&h, x);
+			} else {
+				x = ops->pop(&h);
+			}
+			if (c->work == BENCH_PQ_FIFO)
+				x->key = next_key++;
+			else
+				x->key += (int64_t)(bench_heap_rand(&rng) & mask) + 1;
+			x->seq = seq++;
+			rc |= ops->push(&h, x);
+		}
+	}
+	if (rc != 0) {
+		bench_skip_with_error(st, "a push or remove failed");
+		goto out;
+	}
+	{
+		struct flowq_heap_node *prev = NULL, *cur;
+		uint32_t popped = 0;
+
+		while ((cur = ops->pop(&h)) != NULL) {
+			if (prev != NULL && bheap_less(cur, prev)) {
+				bench_skip_with_error(st, "4-ary heap order violated");
+				goto out;
+			}
+			prev = cur;
+			popped++;
+		}
+		if (popped != n) {
+			bench_skip_with_error(st, "4-ary heap lost members");
+			goto out;
+		}
+	}
+	bench_set_items_processed(st, bench_iterations(st));
+out:
+	free(nodes);
+	free(slots);
+}
+
+static void
+bench_pq_pairing(struct bench_state *st, const struct bench_pq_case *c, uint32_t n)
+{
+	const struct bench_pq_opsp *ops = &bench_pq_opsp;
+	const uint64_t mask = (UINT64_C(1) << BENCH_HEAP_KEY_BITS) - 1;
+	uint64_t rng = 0x9e3779b97f4a7c15u, seq = 0;
+	int64_t next_key = n;
+	struct flowq_pheap_node *nodes = malloc((size_t)n * sizeof(*nodes));
+	struct flowq_pheap h;
+	int rc = 0;
+
+	if (nodes == NULL) {
+		bench_skip_with_error(st, "out of memory");
+		return;
+	}
+	flowq_pheap_init(&h);
+	for (uint32_t i = 0; i < n; i++) {
+		flowq_pheap_node_init(&nodes[i]);
+		nodes[i].key = bench_pq_key0(c->work, i, &rng);
+		nodes[i].seq = seq++;
+		rc |= ops->push(&h, &nodes[i]);
+	}
+	while (bench_keep_running_batch(st, BENCH_HEAP_BATCH)) {
+		for (int i = 0; i < BENCH_HEAP_BATCH; i++) {
+			struct flowq_pheap_node *x;
+
+			if (c->work == BENCH_PQ_REMOVE) {
+				x = &nodes[bench_heap_rand(&rng) % n];
+				rc |= ops->remove(&h, x);
+			} else {
+				x = ops->pop(&h);
+			}
+			if (c->work == BENCH_PQ_FIFO)
+				x->key = next_key++;
+			else
+				x->key += (int64_t)(bench_heap_rand(&rng) & mask) + 1;
+			x->seq = seq++;
+			rc |= ops->push(&h, x);
+		}
+	}
+	if (rc != 0) {
+		bench_skip_with_error(st, "a push or remove failed");
+		goto out;
+	}
+	{
+		struct flowq_pheap_node *prev = NULL, *cur;
+		uint32_t popped = 0;
+
+		while ((cur = ops->pop(&h)) != NULL) {
+			if (prev != NULL &&
+			    (cur->key < prev->key ||
+			     (cur->key == prev->key && cur->seq < prev->seq))) {
+				bench_skip_with_error(st, "pairing heap order violated");
+				goto out;
+			}
+			prev = cur;
+			popped++;
+		}
+		if (popped != n) {
+			bench_skip_with_error(st, "pairing heap lost members");
+			goto out;
+		}
+	}
+	bench_set_items_processed(st, bench_iterations(st));
+out:
+	free(nodes);
+}
+
+static void
+bench_pq_run(struct bench_state *st, void *arg)
+{
+	const struct bench_pq_case *c = arg;
+	uint32_t n = (uint32_t)bench_range(st, 0);
+
+	if (c->pairing)
+		bench_pq_pairing(st, c, n);
+	else
+		bench_pq_4ary(st, c, n);
+}
+
+static const struct bench_pq_case bench_pq_cases[] = {
+	{"BM_heap_pairing", true, BENCH_PQ_HOLD},
+	{"BM_heap_flowq_4ary_fifo", false, BENCH_PQ_FIFO},
+	{"BM_heap_pairing_fifo", true, BENCH_PQ_FIFO},
+	{"BM_heap_flowq_4ary_remove", false, BENCH_PQ_REMOVE},
+	{"BM_heap_pairing_remove", true, BENCH_PQ_REMOVE},
+};
+
 void
 bench_heap_register(void)
 {
@@ -243,6 +459,16 @@ bench_heap_register(void)
 		struct bench_case *c =
 			bench_register(bench_heap_variants[i].name, bench_heap_hold,
 				       (void *)&bench_heap_variants[i]);
+
+		if (c == NULL)
+			continue;
+		bench_case_arg_name(bench_case_unit(c, BENCH_UNIT_NS), "n");
+		for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++)
+			bench_case_arg(c, sizes[j]);
+	}
+	for (size_t i = 0; i < sizeof(bench_pq_cases) / sizeof(bench_pq_cases[0]); i++) {
+		struct bench_case *c = bench_register(
+			bench_pq_cases[i].name, bench_pq_run, (void *)&bench_pq_cases[i]);
 
 		if (c == NULL)
 			continue;

@@ -514,7 +514,8 @@ idle_check(struct flowq__shard *s, struct flowq_flow *f, int64_t now)
 	flowq_list_push_back(&s->idle, &f->ilink);
 }
 
-static void
+/* Copy the head's key and size into f->pf; @return the head (or NULL). */
+static struct flowq_req *
 head_refresh(struct flowq_flow *f)
 {
 	struct flowq_req *h = f->band->ordering->peek(f->ostate);
@@ -522,6 +523,7 @@ head_refresh(struct flowq_flow *f)
 		f->pf.head_key = f->band->ordering->key(h);
 		f->pf.head_bytes = h->bytes;
 	}
+	return h;
 }
 
 static void
@@ -699,10 +701,15 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 		}
 		if (k) {
 			bool was_empty = f->pf.queued == 0;
-			int64_t old_key = f->pf.head_key;
+			/* A push may give a backlogged flow a new head (edf,
+			 * slo_deadline: an earlier key). Compared by identity,
+			 * not by key: a new head with an equal key but another
+			 * size must reach the fairness policy too. */
+			struct flowq_req *old_head =
+				was_empty ? NULL : f->band->ordering->peek(f->ostate);
 			f->band->ordering->push_batch(f->ostate, live, k);
 			f->pf.queued += k;
-			head_refresh(f);
+			struct flowq_req *new_head = head_refresh(f);
 			if (was_empty) {
 				f->pf.weight = atomic_load_explicit(&f->weight,
 								    memory_order_relaxed);
@@ -711,7 +718,7 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 				if (bs->backlogged == 1)
 					fair_active(s, bs);
 				f->band->fairness->flow_backlogged(bs->fstate, &f->pf);
-			} else if (f->pf.head_key != old_key) {
+			} else if (new_head != old_head) {
 				f->band->fairness->update(bs->fstate, &f->pf, false, 0);
 			}
 		}

@@ -32,6 +32,16 @@ extern const struct flowq_fairness_ops flowq_fairness_wfq;
  * intrusive list through req->priv.lnode. */
 extern const struct flowq_ordering_ops flowq_ordering_fcfs;
 
+/* "edf": earliest expiry (enqueue time + TTL, or the caller's deadline if
+ * earlier) first; no TTL last, FIFO among equal expiries. A per-flow
+ * intrusive pairing heap through req->priv.pnode (ordering_heap.h). */
+extern const struct flowq_ordering_ops flowq_ordering_edf;
+
+/* "slo_deadline": earliest caller-supplied deadline (req->deadline_ns)
+ * first; no deadline last, FIFO among equal deadlines. The same heap as
+ * edf with another key. */
+extern const struct flowq_ordering_ops flowq_ordering_slo_deadline;
+
 /* "none": never sheds (the engine rejects the newcomer instead). */
 extern const struct flowq_displacement_ops flowq_displacement_none;
 

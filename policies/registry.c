@@ -59,6 +59,8 @@ static const struct flowq_policy_desc *const fairness_builtin[] = {
 /* Built-in ordering policies, in the order flowq_ordering_at() lists them. */
 static const struct flowq_policy_desc *const ordering_builtin[] = {
 	&flowq_ordering_fcfs.desc,
+	&flowq_ordering_edf.desc,
+	&flowq_ordering_slo_deadline.desc,
 };
 
 static const struct flowq_policy_desc *const displacement_builtin[] = {

@@ -7,6 +7,7 @@
 #include <flowq/jemalloc.h>
 #include <flowq/list.h>
 #include <flowq/mpsc.h>
+#include <flowq/pheap.h>
 #include <flowq/policy.h>
 #include <flowq/types.h>
 

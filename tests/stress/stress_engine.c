@@ -1,8 +1,16 @@
 /*
  * stress_engine: the whole engine in threaded mode under concurrency.
  *
- *   stress_engine PRODUCERS SHARDS [REQUESTS [SEED [DISPLACEMENT]]]
+ *   stress_engine PRODUCERS SHARDS [REQUESTS [SEED [ORDERING [DISPLACEMENT]]]]
  *       REQUESTS per producer (default 100000), SEED (default 1),
+ *       ORDERING (default: the engine's default, fcfs) the ordering policy
+ *       of every band, or "mixed": edf and slo_deadline bands under both
+ *       global_strict and round_robin (priority 2: edf/global_strict, 1:
+ *       slo_deadline/global_strict, 0: edf/round_robin, -1:
+ *       slo_deadline/round_robin). With an ORDERING, a quarter of the
+ *       requests also carry a deadline (50-550 us ahead), so the deadline
+ *       orderings reorder, expire and cancel requests in the middle of their
+ *       per-flow heaps while producers race; "-" = the default.
  *       DISPLACEMENT the engine's displacement policy (default "none")
  *
  * PRODUCERS threads each own a window of WINDOW requests and submit them
@@ -36,6 +44,7 @@
  *
  * Output: one line on stdout,
  *   SUMMARY stress_engine producers=P shards=S items=N violations=V seconds=T
+ * (with ", ordering=O" before violations when ORDERING is given).
  * Exit status 1 if V > 0.
  */
 #define _GNU_SOURCE
@@ -75,6 +84,8 @@ struct hreq {
 };
 
 static struct flowq_engine *engine;
+/* Whether requests get deadlines too (an ORDERING was given). */
+static bool with_deadlines;
 static _Atomic uint64_t host_queued;
 static _Atomic uint64_t host_queued_max;
 static _Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
@@ -174,6 +185,10 @@ producer_main(void *arg)
 		/* A quarter expire quickly (50-550 us), some never. */
 		if ((r >> 32) % 4 == 0)
 			h->req.ttl_ns = 50000 + (int64_t)((r >> 40) % 500000);
+		/* Another, independent quarter has a deadline. */
+		if (with_deadlines && (r >> 34) % 4 == 0)
+			h->req.deadline_ns =
+				flowq_now(engine) + 50000 + (int64_t)((r >> 44) % 500000);
 		h->req.complete = on_complete;
 		h->req.arg = h;
 		uint64_t q = atomic_fetch_add_explicit(&host_queued, 1, memory_order_relaxed) + 1;
@@ -193,8 +208,19 @@ producer_main(void *arg)
 			if (!flowq_outcome_is_rejected(flowq_req_outcome(&h->req)))
 				test_violation(PROG, "submit %d left outcome %s", rc,
 					       flowq_outcome_str(flowq_req_outcome(&h->req)));
-			if (rc != -ENOSPC)
+			/* -ETIMEDOUT: the deadline passed between the
+			 * producer's clock read and its submit (a preempted
+			 * producer on a loaded machine): legal, with its
+			 * cause. */
+			if (rc == -ETIMEDOUT && h->req.deadline_ns != 0) {
+				if (flowq_req_cause(&h->req) !=
+				    FLOWQ_CAUSE_DEADLINE_PASSED)
+					test_violation(PROG, "-ETIMEDOUT with cause %s",
+						       flowq_cause_str(
+							       flowq_req_cause(&h->req)));
+			} else if (rc != -ENOSPC) {
 				test_violation(PROG, "unexpected submit error %d", rc);
+			}
 		}
 		done++;
 	}
@@ -256,8 +282,10 @@ watchdog_main(void *arg)
 int
 main(int argc, char **argv)
 {
-	if (argc < 3 || argc > 6) {
-		fprintf(stderr, "usage: %s PRODUCERS SHARDS [REQUESTS [SEED [DISPLACEMENT]]]\n",
+	if (argc < 3 || argc > 7) {
+		fprintf(stderr,
+			"usage: %s PRODUCERS SHARDS [REQUESTS [SEED [ORDERING|mixed|- "
+			"[DISPLACEMENT]]]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -266,7 +294,7 @@ main(int argc, char **argv)
 	unsigned long nreq =
 		argc > 3 ? test_parse_ulong(PROG, argv[3], "requests", 1, 100000000) : 100000;
 	uint64_t seed = argc > 4 ? test_parse_ulong(PROG, argv[4], "seed", 0, ~0ul) : 1;
-	const char *displacement = argc > 5 ? argv[5] : "none";
+	const char *displacement = argc > 6 ? argv[6] : "none";
 	bool displacing = strcmp(displacement, "none") != 0;
 
 	struct flowq_config cfg;
@@ -277,6 +305,25 @@ main(int argc, char **argv)
 	cfg.flow_gc_timeout_ns = 1000000; /* 1 ms: flows churn */
 	cfg.displacement = displacement;
 	cfg.displacement_max_pending = MAX_PENDING;
+	const char *ordering = argc > 5 && strcmp(argv[5], "-") != 0 ? argv[5] : NULL;
+	static struct flowq_band_config mixed[4];
+	if (ordering && strcmp(ordering, "mixed") == 0) {
+		static const char *const ord[4] = {"edf", "slo_deadline", "edf",
+						   "slo_deadline"};
+		static const char *const fair[4] = {"global_strict", "global_strict",
+						    "round_robin", "round_robin"};
+		for (int i = 0; i < 4; i++) {
+			mixed[i] = cfg.default_band;
+			mixed[i].priority = PRIOS - 2 - i; /* 2, 1, 0, -1 */
+			mixed[i].ordering = ord[i];
+			mixed[i].fairness = fair[i];
+		}
+		cfg.bands = mixed;
+		cfg.nbands = 4;
+	} else if (ordering) {
+		cfg.default_band.ordering = ordering; /* create validates the name */
+	}
+	with_deadlines = ordering != NULL;
 	char err[256];
 	cfg.errbuf = err;
 	cfg.errbuf_size = sizeof(err);
@@ -358,7 +405,9 @@ main(int argc, char **argv)
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]), qmax);
 	unsigned long v = atomic_load(test_violations());
-	printf("SUMMARY %s producers=%u shards=%u items=%" PRIu64 " violations=%lu seconds=%.2f\n",
-	       PROG, np, ns, accepted + rejected, v, secs);
+	printf("SUMMARY %s producers=%u shards=%u items=%" PRIu64 "%s%s violations=%lu "
+	       "seconds=%.2f\n",
+	       PROG, np, ns, accepted + rejected, ordering ? " ordering=" : "",
+	       ordering ? ordering : "", v, secs);
 	return v ? 1 : 0;
 }

@@ -359,7 +359,11 @@ Test(config, band_policy_names)
 	bands[1].ordering = NULL;
 	EXPECT_INVALID(&c, "bands[1].ordering: is NULL");
 	bands[1].ordering = "edf";
-	EXPECT_INVALID(&c, "bands[1].ordering: unknown ordering policy \"edf\"");
+	expect_valid(&c);
+	bands[1].ordering = "slo_deadline";
+	expect_valid(&c);
+	bands[1].ordering = "lifo";
+	EXPECT_INVALID(&c, "bands[1].ordering: unknown ordering policy \"lifo\"");
 	bands[1].ordering = "FCFS"; /* names are case-sensitive */
 	EXPECT_INVALID(&c, "bands[1].ordering: unknown ordering policy \"FCFS\"");
 }

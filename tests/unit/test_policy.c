@@ -874,6 +874,8 @@ Test(registry, builtins_are_listed_and_found_by_name)
 		cr_assert_str_eq(f->desc.name, fair_names[i]);
 	}
 	cr_assert_str_eq(flowq_ordering_find("fcfs")->desc.name, "fcfs");
+	cr_assert_str_eq(flowq_ordering_find("edf")->desc.name, "edf");
+	cr_assert_str_eq(flowq_ordering_find("slo_deadline")->desc.name, "slo_deadline");
 	/* at() lists each exactly once, and find() returns the same object. */
 	for (const struct flowq_fairness_ops *f; (f = flowq_fairness_at(nf)) != NULL;
 	     nf++) {
@@ -885,7 +887,7 @@ Test(registry, builtins_are_listed_and_found_by_name)
 	     no++)
 		cr_assert_eq(flowq_ordering_find(o->desc.name), o);
 	cr_assert_eq(nf, 4, "built-in fairness policies");
-	cr_assert_eq(no, 1, "built-in ordering policies");
+	cr_assert_eq(no, 3, "built-in ordering policies");
 	cr_assert_null(flowq_fairness_at(nf + 1));
 	cr_assert_null(flowq_fairness_at(SIZE_MAX));
 	cr_assert_null(flowq_ordering_at(SIZE_MAX));
@@ -1031,11 +1033,11 @@ Test(registry, register_rejects_invalid_ops)
 		}
 		cr_assert_eq(flowq_ordering_register(&o), -EINVAL, "ordering op %d", op);
 	}
-	/* None of that registered anything (4 and 1 built-ins). */
+	/* None of that registered anything (4 and 3 built-ins). */
 	cr_assert_null(flowq_fairness_find("x"));
 	cr_assert_null(flowq_ordering_find("x"));
 	cr_assert_null(flowq_fairness_at(4));
-	cr_assert_null(flowq_ordering_at(1));
+	cr_assert_null(flowq_ordering_at(3));
 	/* The longest valid name is accepted. */
 	f = fair_template("a_name_that_is_31_chars_long_xy");
 	cr_assert_eq(strlen(f.desc.name), FLOWQ_POLICY_NAME_MAX);

@@ -138,7 +138,10 @@ struct flowq_band_config {
 	 * flowq_fairness_find(). */
 	const char *fairness;
 	/** Ordering policy name (which request of a flow goes next): "fcfs"
-	 * (default); see flowq_ordering_find(). */
+	 * (default: arrival order), "edf" (earliest expiry, enqueue time +
+	 * TTL, first; no TTL last) or "slo_deadline" (earliest
+	 * req->deadline_ns first; none last); equal keys leave in arrival
+	 * order. See flowq_ordering_find(). */
 	const char *ordering;
 	/**
 	 * Usage ceiling in (0, 1]: the band dispatches only while the

@@ -62,6 +62,7 @@
 #include <flowq/heap.h>
 #include <flowq/list.h>
 #include <flowq/mpsc.h>
+#include <flowq/pheap.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -172,13 +173,29 @@ struct flowq_req {
 		uint32_t dflags;
 		/** Engine clock at submit, ns. */
 		int64_t enqueue_ns;
-		/** Ordering key (computed once at submit) and heap position,
-		 * for orderings that keep a dispatcher-private heap. */
+		/** Expiry and position in the shard's TTL heap. key is the
+		 * expiry, computed once at submit: the earlier of enqueue_ns
+		 * + TTL and deadline_ns, INT64_MAX for neither (never
+		 * changed afterwards; the edf ordering sorts by it). */
 		struct flowq_heap_node hnode;
 		/** The flow the request was queued on. */
 		void *owner;
-		/** Link in a dispatcher-private list. */
-		struct flowq_list_node lnode;
+		/**
+		 * The ordering policy's node: the request's link in its
+		 * flow's ordering structure, which the flow's ordering
+		 * (one per band) alone uses, from push_batch until pop or
+		 * remove. One ordering uses one member: fcfs the list link
+		 * @c lnode, the deadline orderings the pairing-heap node
+		 * @c pnode (with the key and FIFO sequence they computed at
+		 * push). They share storage because a request is in at most
+		 * one ordering structure and nothing else in flowq touches
+		 * either (the dispatcher's own lists link flows, not
+		 * requests; the TTL heap uses @c hnode).
+		 */
+		union {
+			struct flowq_list_node lnode;
+			struct flowq_pheap_node pnode;
+		};
 		/** Link in the shard's cancel queue: written by the thread
 		 * whose flowq_cancel() won, read by the dispatcher. */
 		struct flowq_mpsc_node clink;
@@ -242,11 +259,19 @@ flowq_outcome_is_evicted(enum flowq_outcome o);
 FLOWQ_API bool
 flowq_cause_valid_for(enum flowq_outcome o, enum flowq_cause c);
 
-/* A request is about two and a half cache lines: caller fields on the
- * first, the engine's private fields mostly on the second. Growing it costs
- * every host memory per in-flight request, so a change must be deliberate
- * (144 -> 160: the displacement link, priv.dnode). */
-FLOWQ_STATIC_ASSERT(sizeof(struct flowq_req) <= 160, "struct flowq_req grew");
+/*
+ * Layout on LP64 (offsets in bytes): caller fields 0..63 (the first cache
+ * line); priv 64..183: link 64, state 72, dflags 76, enqueue_ns 80, hnode
+ * 88..111 (key, seq, idx + 4 bytes of padding), owner 112, the ordering
+ * node 120..159 (lnode 16 bytes or pnode 40 bytes: key, seq, child, next,
+ * prev), clink 160, dnode 168..183 (the displacement policy's link). 184
+ * bytes in all: 144 before the deadline orderings' pairing-heap node (an
+ * intrusive node keeps orderings allocation-free; it shares storage with
+ * the list link, so it costs 24 bytes, not 40) and the displacement link
+ * (16). Growing it costs every host memory per in-flight request, so a
+ * change must be deliberate.
+ */
+FLOWQ_STATIC_ASSERT(sizeof(struct flowq_req) <= 184, "struct flowq_req grew");
 
 #ifdef __cplusplus
 }

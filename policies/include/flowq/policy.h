@@ -11,7 +11,11 @@
  *    request, no fairness; "round_robin": one request per turn; "drr":
  *    deficit round robin, weighted byte shares, O(1); "wfq": start-time
  *    fair queuing, weighted byte shares, O(log flows));
- *  - ordering: which request of a flow goes next ("fcfs").
+ *  - ordering: which request of a flow goes next ("fcfs", "edf",
+ *    "slo_deadline");
+ *  - displacement: which queued request of a lower band is shed for a
+ *    more important newcomer ("none", "lowest_band_newest",
+ *    "lowest_band_oldest").
  * Built-ins are listed in policies/registry.c; a host adds its own with
  * flowq_fairness_register()/flowq_ordering_register() before it creates an
  * engine that names them.
@@ -27,8 +31,9 @@
  *     update(band, F, false, 0) a request of F left without service
  *                               (cancelled, expired, displaced), or a
  *                               push_batch gave the backlogged F a new head
- *                               request (possible for orderings other than
- *                               fcfs)
+ *                               request (edf, slo_deadline: a pushed
+ *                               request with a smaller key than the head;
+ *                               never with fcfs)
  *                               In both forms F->queued and F->head_* are
  *                               already updated; when F->queued is 0 the
  *                               policy forgets F until its next
@@ -166,15 +171,31 @@ struct flowq_fairness_ops {
  *
  * There is no init or fini op and no allocator: the engine zeroes the flow
  * state (flow_state_size bytes) before its first push_batch, so an all-zero
- * state must read as an empty queue, and the state must never own memory
- * (so an ordering that needs a growing array, such as a per-flow heap,
- * does not fit this interface yet). band_state_size is ignored: orderings
- * have no band state; set it to 0.
+ * state must read as an empty queue, and the state must never own memory.
+ * What an ordering links its requests with lives in the requests:
+ * req->priv.lnode (a list link, as fcfs uses) or req->priv.pnode (a
+ * pairing-heap node, flowq/pheap.h, as edf and slo_deadline use for a
+ * per-flow priority queue without a growing array); the two share storage,
+ * an ordering uses one of them, and nothing else touches them while the
+ * request is in the ordering (from push_batch until pop or remove).
+ * band_state_size is ignored: orderings have no band state; set it to 0.
+ *
+ * Keys: key() is a function of fields fixed at submit, never of the clock,
+ * and must give the order the ordering keeps: the request peek() returns
+ * has the smallest key of the flow's queued requests (ties are the
+ * ordering's to break; the built-ins break them FIFO). fcfs is the one
+ * approximation: its key is the submit time, which two producers racing
+ * on one flow can leave out of inbox order (ordering_fcfs.c). The
+ * dispatcher copies key(head) into flowq_policy_flow::head_key after every
+ * change, and global_strict compares flows by it.
+ * tests/conformance/test_conformance_ordering.c runs every listed ordering
+ * through this contract.
  */
 struct flowq_ordering_ops {
 	struct flowq_policy_desc desc;
-	/** Append @p n new requests, in arrival order (oldest first), to the
-	 * flow state @p fs. One call per inbox batch. */
+	/** Add @p n new requests, given in arrival order (oldest first), to
+	 * the flow state @p fs. One call per inbox batch. Arrival order is
+	 * the tie-break orderings owe their equal keys (FIFO). */
 	void (*push_batch)(void *fs, struct flowq_req *const *reqs, size_t n);
 	/** The next request, or NULL if empty. */
 	struct flowq_req *(*peek)(void *fs);

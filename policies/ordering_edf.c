@@ -1,0 +1,74 @@
+/*
+ * Ordering "edf": earliest deadline first within a flow, where a request's
+ * deadline is its expiry: its enqueue time plus its TTL, computed once at
+ * submit (core/submit.c) into req->priv.hnode.key, the key of the shard's
+ * TTL heap. If the caller also set req->deadline_ns and it comes earlier,
+ * the expiry is that deadline: the request is evicted then, so it is due
+ * then. A request with neither (TTL FLOWQ_TTL_NONE, the engine default
+ * unless default_ttl_ns is set) has key INT64_MAX: it sorts after every
+ * request that can expire. Equal keys (several requests without a TTL, or
+ * equal TTLs submitted within the same clock tick) leave in arrival order.
+ *
+ * Reading hnode.key is not re-deriving a deadline: submit wrote it before
+ * [T4] and nothing changes it while the request is queued (the TTL heap
+ * reads it, flowq_heap_update() is never used on it). It is copied into the
+ * pairing-heap node at push, and edf_key() is the one function that both
+ * computes that copy and answers the key op, so global_strict compares the
+ * same key the heap orders by.
+ *
+ * With global_strict this is EDF across the band: the head with the
+ * earliest expiry, over all flows, goes next. With round_robin (or another
+ * fairness policy) it decides only which request of the chosen flow goes.
+ *
+ * Limit: global_strict breaks ties between equal head keys by the flows'
+ * seq (the order in which they were attached on the shard), not by arrival.
+ * Heads without an expiry all have key INT64_MAX, so while requests without
+ * a TTL are what is left in the band, global_strict serves them flow by
+ * flow (the earliest-attached backlogged flow until it empties), not in
+ * arrival order across flows as with fcfs. Set a TTL (or default_ttl_ns) on
+ * edf bands, or use a fairness policy other than global_strict.
+ * A request whose head position comes too late is not reordered around:
+ * the TTL heap evicts it at its expiry wherever it is in the flow's heap
+ * (remove by handle).
+ *
+ * Algorithm and costs: policies/ordering_heap.h (per-flow intrusive pairing
+ * heap through req->priv.pnode: push O(1), pop and remove O(log n)
+ * amortized, no allocation).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <flowq/policy.h>
+#include <flowq/types.h>
+
+#include "builtin.h"
+#include "ordering_heap.h"
+
+static int64_t
+edf_key(const struct flowq_req *req)
+{
+	return req->priv.hnode.key;
+}
+
+static void
+edf_push_batch(void *fs, struct flowq_req *const *reqs, size_t n)
+{
+	oheap_push_batch(fs, reqs, n, edf_key);
+}
+
+const struct flowq_ordering_ops flowq_ordering_edf = {
+	.desc =
+		{
+			.abi_version = FLOWQ_POLICY_ABI,
+			.name = "edf",
+			.description = "earliest expiry (enqueue time + TTL) first "
+				       "per flow; no TTL last, FIFO among equal",
+			.band_state_size = 0,
+			.flow_state_size = sizeof(struct oheap_state),
+		},
+	.push_batch = edf_push_batch,
+	.peek = oheap_peek,
+	.pop = oheap_pop,
+	.remove = oheap_remove,
+	.key = edf_key,
+};

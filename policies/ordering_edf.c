@@ -5,9 +5,10 @@
  * TTL heap. If the caller also set req->deadline_ns and it comes earlier,
  * the expiry is that deadline: the request is evicted then, so it is due
  * then. A request with neither (TTL FLOWQ_TTL_NONE, the engine default
- * unless default_ttl_ns is set) has key INT64_MAX: it sorts after every
- * request that can expire. Equal keys (several requests without a TTL, or
- * equal TTLs submitted within the same clock tick) leave in arrival order.
+ * unless default_ttl_ns is set) has key 2^62 + its submit time
+ * (oheap_key()): it sorts after every request that can expire, and such
+ * requests leave in submit order, across flows too. Equal keys leave in
+ * arrival order.
  *
  * Reading hnode.key is not re-deriving a deadline: submit wrote it before
  * [T4] and nothing changes it while the request is queued (the TTL heap
@@ -20,13 +21,10 @@
  * earliest expiry, over all flows, goes next. With round_robin (or another
  * fairness policy) it decides only which request of the chosen flow goes.
  *
- * Limit: global_strict breaks ties between equal head keys by the flows'
- * seq (the order in which they were attached on the shard), not by arrival.
- * Heads without an expiry all have key INT64_MAX, so while requests without
- * a TTL are what is left in the band, global_strict serves them flow by
- * flow (the earliest-attached backlogged flow until it empties), not in
- * arrival order across flows as with fcfs. Set a TTL (or default_ttl_ns) on
- * edf bands, or use a fairness policy other than global_strict.
+ * Heads without an expiry are ordered by submit time (their keys differ),
+ * so global_strict serves them first come, first served across flows, as
+ * fcfs would, not flow by flow (which a single "no expiry" key would do:
+ * global_strict breaks ties by flow).
  * A request whose head position comes too late is not reordered around:
  * the TTL heap evicts it at its expiry wherever it is in the flow's heap
  * (remove by handle).
@@ -47,7 +45,8 @@
 static int64_t
 edf_key(const struct flowq_req *req)
 {
-	return req->priv.hnode.key;
+	return oheap_key(req->priv.hnode.key != INT64_MAX, req->priv.hnode.key,
+			 req->priv.enqueue_ns);
 }
 
 static void

@@ -28,11 +28,32 @@
 #define FLOWQ_POLICIES_ORDERING_HEAP_H
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <flowq/pheap.h>
 #include <flowq/types.h>
+
+/*
+ * Keys of requests without a deadline: after every deadline, and in submit
+ * order across the flows of a band (OHEAP_NONE + enqueue time). A single
+ * INT64_MAX would tie every such head, and global_strict breaks ties by
+ * flow (its attach order), so it would serve them flow by flow instead of
+ * first come, first served. Deadlines at or past OHEAP_NONE (2^62 ns = 146
+ * years of engine clock) count as OHEAP_NONE - 1; enqueue times are
+ * clamped to [0, 2^62).
+ */
+#define OHEAP_NONE (INT64_C(1) << 62)
+
+static inline int64_t
+oheap_key(bool has_deadline, int64_t deadline, int64_t enqueue_ns)
+{
+	if (has_deadline)
+		return deadline < OHEAP_NONE ? deadline : OHEAP_NONE - 1;
+	int64_t t = enqueue_ns < 0 ? 0 : enqueue_ns < OHEAP_NONE ? enqueue_ns : OHEAP_NONE - 1;
+	return OHEAP_NONE + t;
+}
 
 struct oheap_state {
 	/* The flow's queued requests by (key, seq). */

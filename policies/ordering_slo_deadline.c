@@ -3,7 +3,7 @@
  * deadline goes first within a flow. The deadline is req->deadline_ns, an
  * absolute time on the engine clock that the caller sets before submit and
  * does not change until the completion (flowq/types.h); 0 means "no
- * deadline", which sorts after every deadline (key INT64_MAX). Equal
+ * deadline", which sorts after every deadline (key 2^62 + submit time). Equal
  * deadlines, and requests without one, leave in arrival order: a flow whose
  * requests carry no deadline is served FIFO, as with fcfs.
  *
@@ -20,13 +20,10 @@
  * short TTL and no deadline still sorts last. Use edf when the TTL is the
  * deadline.
  *
- * Limit: global_strict breaks ties between equal head keys by the flows'
- * seq (the order in which they were attached on the shard), not by arrival.
- * Heads without a deadline all have key INT64_MAX, so while requests
- * without a deadline are what is left in the band, global_strict serves
- * them flow by flow (the earliest-attached backlogged flow until it
- * empties), not in arrival order across flows as fcfs would. Pair
- * slo_deadline with round_robin where many requests carry no deadline.
+ * Requests without a deadline have key 2^62 + their submit time
+ * (oheap_key()): after every deadline, and first come, first served across
+ * the flows of a band under global_strict (a single "no deadline" key
+ * would tie them, and global_strict breaks ties by flow).
  *
  * Algorithm and costs: policies/ordering_heap.h (per-flow intrusive pairing
  * heap through req->priv.pnode: push O(1), pop and remove O(log n)
@@ -44,7 +41,7 @@
 static int64_t
 slo_key(const struct flowq_req *req)
 {
-	return req->deadline_ns != 0 ? req->deadline_ns : INT64_MAX;
+	return oheap_key(req->deadline_ns != 0, req->deadline_ns, req->priv.enqueue_ns);
 }
 
 static void

@@ -24,8 +24,10 @@
  *    (enqueue_ns + ttl_ns, or the deadline if earlier; none last), FIFO among
  *    equal; slo_deadline non-decreasing deadline_ns, none (0) last, FIFO
  *    among equal. For edf and slo_deadline the key op must also equal the
- *    order key (global_strict compares flows by it). An ordering with no
- *    table entry gets the generic contract only.
+ *    order key (global_strict compares flows by it): requests with no
+ *    expiry (edf) or no deadline (slo_deadline) have order key 2^62 + their
+ *    submit time, so they sort last and in submit order across flows too.
+ *    An ordering with no table entry gets the generic contract only.
  * 3. End to end through a polled engine on a manual clock (the clock hook):
  *    a seeded random run per (fairness, ordering) pair of the registries,
  *    with submits over several flows, TTLs, deadlines, cancels, clock steps
@@ -75,16 +77,21 @@ okey_fcfs(const struct flowq_req *r)
 	return 0; /* arrival alone decides */
 }
 
+/* "None" keys: after every deadline, by submit time (the suite's submit
+ * times are small and non-negative: no clamping needed here). */
+#define NONE_BASE (INT64_C(1) << 62)
+
 static int64_t
 okey_edf(const struct flowq_req *r)
 {
-	return expiry_of(r);
+	int64_t e = expiry_of(r);
+	return e == INT64_MAX ? NONE_BASE + r->priv.enqueue_ns : e;
 }
 
 static int64_t
 okey_slo(const struct flowq_req *r)
 {
-	return r->deadline_ns != 0 ? r->deadline_ns : INT64_MAX;
+	return r->deadline_ns != 0 ? r->deadline_ns : NONE_BASE + r->priv.enqueue_ns;
 }
 
 struct order_prop {
@@ -1005,4 +1012,33 @@ Test(ordering_engine, slo_deadline_without_deadlines_is_fifo)
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(fixed_next(&fx), xs[i], "request %d", i);
 	fixed_end(&fx);
+}
+
+/* Requests without a deadline under global_strict: first come, first served
+ * across flows (keys 2^62 + submit time), not flow by flow (which a single
+ * "none" key did: global_strict breaks ties by flow). */
+static void
+no_deadline_fifo_across_flows(const char *ordering)
+{
+	struct fixed fx;
+
+	fixed_start(&fx, "global_strict", ordering);
+	struct ereq *a1 = fixed_submit(&fx, 0, FLOWQ_TTL_NONE, 0);
+	fake_now += 10;
+	struct ereq *b1 = fixed_submit(&fx, 1, FLOWQ_TTL_NONE, 0);
+	fake_now += 10;
+	struct ereq *a2 = fixed_submit(&fx, 0, FLOWQ_TTL_NONE, 0);
+	fake_now += 10;
+	struct ereq *a3 = fixed_submit(&fx, 0, FLOWQ_TTL_NONE, 0);
+	cr_assert_eq(fixed_next(&fx), a1, "%s", ordering);
+	cr_assert_eq(fixed_next(&fx), b1, "%s: b1 before a2 (submit order)", ordering);
+	cr_assert_eq(fixed_next(&fx), a2, "%s", ordering);
+	cr_assert_eq(fixed_next(&fx), a3, "%s", ordering);
+	fixed_end(&fx);
+}
+
+Test(ordering_engine, no_deadline_is_fifo_across_flows_under_global_strict)
+{
+	no_deadline_fifo_across_flows("edf");
+	no_deadline_fifo_across_flows("slo_deadline");
 }

@@ -471,7 +471,8 @@ ttl_add(struct flowq__shard *s, struct flowq_req *r)
 static void
 displace_arrived(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_req *r)
 {
-	s->engine->displace->arrived(bs->dstate, r);
+	struct flowq_flow *f = r->priv.owner;
+	s->engine->displace->arrived(bs->dstate, f->dstate, r, f->pf.weight);
 	bs->dq_req++;
 	bs->dq_bytes += r->bytes;
 }
@@ -479,7 +480,8 @@ displace_arrived(struct flowq__shard *s, struct flowq__band_shard *bs, struct fl
 static void
 displace_left(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_req *r)
 {
-	s->engine->displace->left(bs->dstate, r);
+	struct flowq_flow *f = r->priv.owner;
+	s->engine->displace->left(bs->dstate, f->dstate, r, f->pf.weight);
 	bs->dq_req--;
 	bs->dq_bytes -= r->bytes;
 }
@@ -683,6 +685,10 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 	do {
 		n = flowq_mpsc_dequeue_batch(&f->inbox, nodes, DRAIN_CHUNK);
 		size_t k = 0;
+		/* A flow's weight counts from the start of each backlog
+		 * period (the displacement policy sees it at each arrival). */
+		if (f->pf.queued == 0)
+			f->pf.weight = atomic_load_explicit(&f->weight, memory_order_relaxed);
 		for (size_t i = 0; i < n; i++) {
 			struct flowq_req *r = req_of_link(nodes[i]);
 			FLOWQ_TSAN_ACQUIRE(r);
@@ -711,8 +717,6 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 			f->pf.queued += k;
 			struct flowq_req *new_head = head_refresh(f);
 			if (was_empty) {
-				f->pf.weight = atomic_load_explicit(&f->weight,
-								    memory_order_relaxed);
 				bs->backlogged++;
 				bs->wsum += f->pf.weight;
 				if (bs->backlogged == 1)

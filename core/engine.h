@@ -263,6 +263,8 @@ struct flowq_flow {
 	/* Dispatcher-private. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_policy_flow pf;
 	void *ostate;
+	/* Displacement policy state (engine->displace set), else NULL. */
+	void *dstate;
 	/* Queue capacity of this flow to give back at the end of the round. */
 	uint64_t release_req;
 	uint64_t release_bytes;

@@ -351,7 +351,9 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	 * them per request, and every submit's lookup reads the id. */
 	size_t off_f = align_up(sizeof(struct flowq_flow) + id_len, FLOWQ_CACHE_LINE);
 	size_t off_o = align_up(off_f + b->fairness->desc.flow_state_size, 16);
-	size_t size = align_up(off_o + b->ordering->desc.flow_state_size, 16);
+	size_t off_d = align_up(off_o + b->ordering->desc.flow_state_size, 16);
+	size_t dsz = e->displace ? e->displace->desc.flow_state_size : 0;
+	size_t size = align_up(off_d + dsz, 16);
 	struct flowq_flow *f = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);
 	if (!f)
 		return -ENOMEM;
@@ -372,6 +374,7 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	f->pf.state = (char *)f + off_f;
 	f->pf.weight = 1;
 	f->ostate = (char *)f + off_o;
+	f->dstate = dsz ? (char *)f + off_d : NULL;
 	flowq_list_node_init(&f->plink);
 	flowq_list_node_init(&f->ilink);
 	flowq_list_node_init(&f->dlink);

@@ -53,4 +53,8 @@ extern const struct flowq_displacement_ops flowq_displacement_lowest_band_newest
  * likely to miss its deadline anyway). */
 extern const struct flowq_displacement_ops flowq_displacement_lowest_band_oldest;
 
+/* "most_over_share": sheds the newest request of the flow with the most
+ * queued bytes per unit of weight (the tenant furthest above its share). */
+extern const struct flowq_displacement_ops flowq_displacement_most_over_share;
+
 #endif /* FLOWQ_POLICIES_BUILTIN_H */

@@ -28,15 +28,19 @@ arrivals_band_fini(void *band, const struct flowq_policy_env *env)
 }
 
 static inline void
-arrivals_arrived(void *band, struct flowq_req *req)
+arrivals_arrived(void *band, void *flow, struct flowq_req *req, uint32_t weight)
 {
+	(void)flow;
+	(void)weight;
 	flowq_list_push_back(band, &req->priv.dnode);
 }
 
 static inline void
-arrivals_left(void *band, struct flowq_req *req)
+arrivals_left(void *band, void *flow, struct flowq_req *req, uint32_t weight)
 {
 	(void)band;
+	(void)flow;
+	(void)weight;
 	flowq_list_remove(&req->priv.dnode);
 }
 

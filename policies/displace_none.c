@@ -27,10 +27,12 @@ none_band_fini(void *band, const struct flowq_policy_env *env)
 }
 
 static void
-none_request(void *band, struct flowq_req *req)
+none_request(void *band, void *flow, struct flowq_req *req, uint32_t weight)
 {
 	(void)band;
+	(void)flow;
 	(void)req;
+	(void)weight;
 }
 
 static struct flowq_req *

@@ -67,6 +67,7 @@ static const struct flowq_policy_desc *const displacement_builtin[] = {
 	&flowq_displacement_none.desc,
 	&flowq_displacement_lowest_band_newest.desc,
 	&flowq_displacement_lowest_band_oldest.desc,
+	&flowq_displacement_most_over_share.desc,
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -306,3 +306,88 @@ Test(displace, config_pending_bound_range)
 	cr_assert_eq(flowq_config_validate(&c, err, sizeof(err)), -EINVAL);
 	cr_assert_str_eq(err, "displacement_max_pending: 0 is not in [1, FLOWQ_LIMIT_MAX]");
 }
+
+/* most_over_share: the flow with the most queued bytes per unit of weight
+ * pays, its newest request first. */
+static void
+over_share_case(uint32_t weight_a, int expect_flow_a)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.max_requests = 8;
+	c.saturation.max_inflight = 1;
+	c.displacement = "most_over_share";
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req first, a[5], b[3], hi;
+	fx_req_init(&first, "first", 0, 1);
+	cr_assert_eq(flowq_submit(e, &first.req), 0);
+	fx_poll_all(e);
+	struct flowq_flow *fa = NULL;
+	cr_assert_eq(flowq_flow_get(e, "a", 1, 0, &fa), 0);
+	cr_assert_eq(flowq_flow_set_weight(fa, weight_a), 0);
+	for (int i = 0; i < 5; i++) {
+		fx_req_init(&a[i], "a", 0, 100);
+		cr_assert_eq(flowq_submit(e, &a[i].req), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		fx_req_init(&b[i], "b", 0, 100);
+		cr_assert_eq(flowq_submit(e, &b[i].req), 0);
+	}
+	fx_poll_all(e);
+	fx_req_init(&hi, "hi", 1, 100);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	fx_poll_all(e);
+	if (expect_flow_a) {
+		cr_assert_eq(a[4].seen, FLOWQ_EVICTED_DISPLACED, "a's newest");
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(a[i].completions, 0);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(b[i].completions, 0);
+	} else {
+		cr_assert_eq(b[2].seen, FLOWQ_EVICTED_DISPLACED, "b's newest");
+		for (int i = 0; i < 5; i++)
+			cr_assert_eq(a[i].completions, 0);
+		for (int i = 0; i < 2; i++)
+			cr_assert_eq(b[i].completions, 0);
+	}
+	flowq_flow_put(e, fa);
+	flowq_release(e, &first.req);
+	flowq_engine_destroy(e);
+}
+
+Test(displace, most_over_share_sheds_from_the_heaviest_flow)
+{
+	over_share_case(1, 1); /* a: 500 B per unit of weight, b: 300 */
+	over_share_case(4, 0); /* a: 125 B per unit of weight, b: 300 */
+}
+
+/* The generic contract, over every registered displacement policy (a new
+ * policy is covered without editing this): "none" sheds nothing; any other
+ * sheds exactly what the newcomer needs, only from the lower band, every
+ * victim once, and the global limit holds after the round. */
+Test(displace, every_registered_policy_keeps_the_contract)
+{
+	for (size_t i = 0; flowq_displacement_at(i); i++) {
+		const char *name = flowq_displacement_at(i)->desc.name;
+		bool none = strcmp(name, "none") == 0;
+		struct fx_req low[NLOW + 1], same, hi;
+		struct flowq_engine *e = full_engine(name, 1 + (unsigned)(i % 2), low);
+		fx_req_init(&same, "same", 0, 100);
+		cr_assert_eq(flowq_submit(e, &same.req), -ENOSPC, "%s: same band", name);
+		fx_req_init(&hi, "hi", 2, 100);
+		cr_assert_eq(flowq_submit(e, &hi.req), none ? -ENOSPC : 0, "%s", name);
+		fx_poll_all(e);
+		int shed = 0;
+		for (int k = 1; k <= NLOW; k++) {
+			cr_assert_leq(low[k].completions, 1, "%s", name);
+			shed += low[k].seen == FLOWQ_EVICTED_DISPLACED;
+		}
+		cr_assert_eq(shed, none ? 0 : 1, "%s: shed %d", name, shed);
+		cr_assert_leq(global_in_use(e, NULL), NLOW, "%s", name);
+		flowq_release(e, &low[0].req);
+		flowq_engine_destroy(e);
+		for (int k = 1; k <= NLOW; k++)
+			cr_assert_eq(low[k].completions, 1, "%s: one outcome each", name);
+		if (!none)
+			cr_assert_eq(hi.completions, 1, "%s", name);
+	}
+}

@@ -241,7 +241,9 @@ struct flowq_config {
 	 * queued requests (on any shard), the newcomer is admitted and that
 	 * band's dispatcher sheds requests of it (EVICTED_DISPLACED) until
 	 * the newcomer's request and bytes are covered; the policy chooses
-	 * which: "lowest_band_newest", "lowest_band_oldest"; see
+	 * which: "lowest_band_newest", "lowest_band_oldest",
+	 * "most_over_share" (the newest request of the flow with the most
+	 * queued bytes per unit of weight); see
 	 * flowq_displacement_find(). Never a request of the same or a higher
 	 * band. Only the global limit displaces: a band or flow limit holds
 	 * only that band's or flow's own requests, which shedding another

@@ -15,7 +15,7 @@
  *    "slo_deadline");
  *  - displacement: which queued request of a lower band is shed for a
  *    more important newcomer ("none", "lowest_band_newest",
- *    "lowest_band_oldest").
+ *    "lowest_band_oldest", "most_over_share").
  * Built-ins are listed in policies/registry.c; a host adds its own with
  * flowq_fairness_register()/flowq_ordering_register() before it creates an
  * engine that names them.
@@ -219,10 +219,12 @@ struct flowq_ordering_ops {
  * band below the newcomer's with queued requests, on any shard); the policy
  * decides *which request* of that band on its shard, among the requests the
  * dispatcher has taken in from the flows' inboxes. Policy state lives per
- * (band, shard): band_state_size bytes, zeroed, then band_init; each queued
- * request lends the policy its priv.dnode link (struct flowq_list_node),
- * untouched by anything else while the request is queued. flow_state_size
- * is ignored (set it to 0). Context, as for the other kinds: the shard's
+ * (band, shard): band_state_size bytes, zeroed, then band_init; and per flow:
+ * flow_state_size bytes, zeroed when the flow is created (the policy must
+ * hold no reference to it once the flow has nothing queued: an empty flow
+ * may be freed). Each queued request lends the policy its priv.dnode link
+ * (struct flowq_list_node), untouched by anything else while the request is
+ * queued. Context, as for the other kinds: the shard's
  * dispatcher thread only, never concurrently on one band state, O(1) or
  * O(log n) per call, no allocation outside band_init/band_fini.
  * The built-in "none" never picks a victim; an engine configured with it
@@ -235,10 +237,11 @@ struct flowq_displacement_ops {
 	/** Free what band_init allocated; no request is queued any more. */
 	void (*band_fini)(void *band, const struct flowq_policy_env *env);
 	/** @p req joined the band's queues on this shard (taken in from its
-	 * flow's inbox, in the order the dispatcher takes requests in). */
-	void (*arrived)(void *band, struct flowq_req *req);
+	 * flow's inbox, in the order the dispatcher takes requests in);
+	 * @p flow is its flow's state, @p weight the flow's weight (>= 1). */
+	void (*arrived)(void *band, void *flow, struct flowq_req *req, uint32_t weight);
 	/** @p req left them (dispatched, expired, cancelled, displaced). */
-	void (*left)(void *band, struct flowq_req *req);
+	void (*left)(void *band, void *flow, struct flowq_req *req, uint32_t weight);
 	/** The request to shed next, or NULL to shed nothing. Must not
 	 * change the state (the engine calls left() when it sheds it). */
 	struct flowq_req *(*victim)(void *band);

@@ -5,6 +5,9 @@
  * policy, never of its own band or above; the global limit holds again once
  * the victims' dispatcher has run; victims that leave on their own (a
  * cancel) leave a debt that is repaid exactly. Polled mode, manual clock.
+ * The contract test (every_registered_policy_keeps_the_contract) iterates
+ * the registry, so a displacement policy a host registers is covered
+ * without editing this suite; the others pin each built-in's choice.
  */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -861,7 +861,7 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes,
 		if (!flowq__util_open(e->util, s->index, now, b->usage_ceiling))
 			return false;
 		if (!e->gate_limited) {
-			flowq__util_count(e->util);
+			flowq__util_count(e->util, now);
 			return true;
 		}
 	}
@@ -872,7 +872,7 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes,
 	bool moved;
 	if (flowq__cap_reserve_moved(&e->gate, bytes, &moved) == 0) {
 		if (e->gate_util)
-			flowq__util_count(e->util);
+			flowq__util_count(e->util, now);
 		return true;
 	}
 	/* A failed reserve that held credit for a moment (a request taken

@@ -15,8 +15,9 @@
  * dispatches until blocked, so a reading that is low for 50 ms would let
  * the whole backlog out at once (GIE's "thundering herd", worse). So each
  * dispatch is assumed to add `dispatch_cost` (c) waiting requests to one
- * endpoint, spread evenly, until that endpoint's next report: with D the
- * dispatches so far and d_i the value of D when i last reported,
+ * endpoint, spread evenly, until that endpoint reports metrics taken after
+ * it: with D the dispatches so far and d_i the number of them made at or
+ * before the time of i's latest metrics (at_i),
  *
  *     pend_i = (D - d_i) / N                  (fresh endpoints only)
  *     saturation = (1/N) * sum_i (score_i + c * pend_i / Q)
@@ -36,7 +37,13 @@
  *    of fresh endpoints. Then sum_i (D - d_i) over fresh endpoints is
  *    (F * D - fw) mod 2^51, exact (both sides are reduced mod 2^51), and the
  *    estimate is O(1) from (sum, fw, D).
- *  - D: dispatches so far, one atomic add per dispatch.
+ *  - D: dispatches so far, one atomic add per dispatch, and a ring of the
+ *    last RING dispatches' times (their round's clock reading). A report
+ *    finds d_i there by scanning back from D to the latest dispatch made at
+ *    or before at_i (O(dispatches since at_i), at most RING; not below the
+ *    endpoint's previous d_i). So a report that arrives late, or a reporter
+ *    preempted between reading its metrics and reporting them, neither
+ *    drops the dispatches its metrics cannot show nor counts them twice.
  *
  * Writers of an endpoint's state: its reporter (a new report: any state ->
  * fresh tag + 1; reporters of one endpoint exclude each other with a busy
@@ -70,9 +77,12 @@
  * the estimate (a report, or a sweep that retires a score above 1) calls
  * the wake after its sums, so a dispatcher that went to sleep on a higher
  * value is always woken after the last lowering. [U4] a reporter reads D
- * before it publishes d_i (release); a reader loads fw with acquire before
- * D, so it sees D >= every d_i it counts (read-read coherence): the
- * pending sum is never negative.
+ * before it publishes d_i <= D (release); a reader loads fw with acquire
+ * before D, so it sees D >= every d_i it counts (read-read coherence): the
+ * pending sum is never negative. [U5] a ring slot is a seqlock: seq 0,
+ * release fence, time, seq k (release); a reader takes the time only if
+ * it read seq k before and after it (acquire fence between), else counts
+ * that dispatch as pending.
  *
  * Progress: a report is wait-free on its endpoint (its CAS can fail only
  * once, against a sweep; a sweep never touches a stale state) and
@@ -96,6 +106,7 @@
 #define FW_SHIFT  51
 #define FW_MASK   ((UINT64_C(1) << FW_SHIFT) - 1)
 #define STALE     UINT64_C(1)
+#define RING      1024u /* dispatch stamps kept (16 KB) */
 
 /* sum <= N * ONE * SCORE_MAX = 2^12 * 2^51 = 2^63: fits; F <= 2^12 fits the
  * 13 bits above FW_SHIFT. */
@@ -118,6 +129,13 @@ struct util_ep {
 	struct util_rec rec[2];
 };
 _Static_assert(sizeof(struct util_ep) == FLOWQ_CACHE_LINE, "one line per endpoint");
+
+/* The stamp of dispatch number seq (1-based): when it was dispatched, on
+ * the engine clock (its round's start). Ring slot (seq - 1) % RING. */
+struct util_stamp {
+	_Atomic uint64_t seq; /* 0 while being written */
+	_Atomic int64_t at;
+};
 
 /* A dispatcher's private view: written and read by that shard's
  * dispatcher only. */
@@ -150,6 +168,8 @@ struct flowq__util {
 	_Atomic uint64_t revive;
 	/* Dispatches so far: written per dispatch, its own line. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t dispatched;
+	/* The last RING dispatches' stamps (written per dispatch). */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct util_stamp ring[RING];
 };
 
 static inline int64_t
@@ -259,6 +279,10 @@ flowq__util_create(const struct flowq__util_config *c, const struct flowq_alloca
 	atomic_init(&u->fw, 0);
 	atomic_init(&u->revive, 0);
 	atomic_init(&u->dispatched, 0);
+	for (unsigned i = 0; i < RING; i++) {
+		atomic_init(&u->ring[i].seq, 0);
+		atomic_init(&u->ring[i].at, INT64_MIN);
+	}
 	*r_util = u;
 	return 0;
 }
@@ -278,6 +302,38 @@ flowq__util_endpoints(const struct flowq__util *u)
 
 /* ---- reports ---- */
 
+/*
+ * How many of the first @p d dispatches the metrics taken at @p at include:
+ * the number of the latest dispatch stamped at or before @p at, looking back
+ * at most RING dispatches and not below @p lo (the endpoint's previous
+ * count; the metrics are newer than its previous report's). A dispatch
+ * whose stamp is not readable (being written, or its slot reused) counts
+ * as after @p at: pending, the safe side. If none is found, the bottom of
+ * the range: with @p lo that is exact (nothing since the previous report is
+ * included); past RING dispatches, up to RING of them stay pending. O(the
+ * dispatches after @p at), at most RING.
+ */
+static uint64_t
+dispatches_until(const struct flowq__util *u, int64_t at, uint64_t lo, uint64_t d)
+{
+	uint64_t b = d > RING ? d - RING : 0;
+	if (lo > b)
+		b = lo < d ? lo : d;
+	for (uint64_t k = d; k > b; k--) {
+		const struct util_stamp *sl = &u->ring[(k - 1) % RING];
+		/* [U5] seqlock read. */
+		if (atomic_load_explicit(&sl->seq, memory_order_acquire) != k)
+			continue;
+		int64_t t = atomic_load_explicit(&sl->at, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != k)
+			continue;
+		if (t <= at)
+			return k;
+	}
+	return b;
+}
+
 int
 flowq__util_report(struct flowq__util *u, unsigned ep, uint64_t waiting, double kv,
 		   int64_t at_ns, int64_t now_ns)
@@ -293,7 +349,11 @@ flowq__util_report(struct flowq__util *u, unsigned ep, uint64_t waiting, double 
 	}
 	uint64_t c_new = score_fixed(u, waiting, kv);
 	/* [U4] D before d_i is published (fw_add's release). */
-	uint64_t d_new = atomic_load_explicit(&u->dispatched, memory_order_relaxed);
+	uint64_t d_now = atomic_load_explicit(&u->dispatched, memory_order_relaxed);
+	uint64_t lo = 0;
+	if (!(st & STALE))
+		lo = atomic_load_explicit(&p->rec[(st >> 1) & 1].d, memory_order_relaxed);
+	uint64_t d_new = dispatches_until(u, at_ns, lo, d_now);
 	for (;;) {
 		struct util_rec *r = &p->rec[((st >> 1) + 1) & 1];
 		/* [U1] a reader that sees any of these writes also sees the
@@ -320,6 +380,7 @@ flowq__util_report(struct flowq__util *u, unsigned ep, uint64_t waiting, double 
 		 * and finds this endpoint fresh. */
 		atomic_fetch_add_explicit(&u->revive, 1, memory_order_release);
 		before = 1.0;
+		after += u->pend_one * (double)(d_now - d_new);
 	} else {
 		const struct util_rec *o = &p->rec[(st >> 1) & 1];
 		uint64_t c_old = atomic_load_explicit(&o->contrib, memory_order_relaxed);
@@ -327,8 +388,10 @@ flowq__util_report(struct flowq__util *u, unsigned ep, uint64_t waiting, double 
 		atomic_fetch_add_explicit(&u->sum, c_new - c_old, memory_order_relaxed);
 		if (d_new != d_old)
 			fw_add(u, 0, d_new - d_old);
+		/* Both with their pending dispatches as of d_now. */
 		before = (double)c_old / (double)ONE +
-			 u->pend_one * (double)(d_new - d_old);
+			 u->pend_one * (double)(d_now - d_old);
+		after += u->pend_one * (double)(d_now - d_new);
 	}
 	atomic_store_explicit(&p->busy, 0, memory_order_release);
 	/* [U3] after the sums; the wake issues the [W1] fence. */
@@ -338,10 +401,18 @@ flowq__util_report(struct flowq__util *u, unsigned ep, uint64_t waiting, double 
 }
 
 void
-flowq__util_count(struct flowq__util *u)
+flowq__util_count(struct flowq__util *u, int64_t now_ns)
 {
 	/* Relaxed: a counter; readers order it through fw ([U4]). */
-	atomic_fetch_add_explicit(&u->dispatched, 1, memory_order_relaxed);
+	uint64_t k =
+		atomic_fetch_add_explicit(&u->dispatched, 1, memory_order_relaxed) + 1;
+	struct util_stamp *sl = &u->ring[(k - 1) % RING];
+	/* [U5] a seqlock write: seq 0 while the stamp changes, then k
+	 * (release); pairs with dispatches_until()'s reads. */
+	atomic_store_explicit(&sl->seq, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&sl->at, now_ns, memory_order_relaxed);
+	atomic_store_explicit(&sl->seq, k, memory_order_release);
 }
 
 /* ---- the estimate ---- */

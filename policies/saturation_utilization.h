@@ -110,9 +110,10 @@ flowq__util_estimate(struct flowq__util *u, unsigned shard, int64_t now_ns);
 int64_t
 flowq__util_recheck(const struct flowq__util *u, unsigned shard);
 
-/** Count one dispatch (an atomic add on a shared line). Context: any. */
+/** Count one dispatch, made at @p now_ns (an atomic add and a stamp in a
+ * ring, on shared lines). Context: any thread. Progress: wait-free. */
 void
-flowq__util_count(struct flowq__util *u);
+flowq__util_count(struct flowq__util *u, int64_t now_ns);
 
 /**
  * The estimate at @p now_ns computed from the endpoints themselves, without

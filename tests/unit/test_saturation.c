@@ -96,7 +96,8 @@ Test(utilization, score_formula_and_mean)
 	report(e, 1, 10, 0.0); /* queue 10 / 5 = 2.0: above 1 counts */
 	report(e, 2, 2, 0.6);  /* max(0.4, 0.75) */
 	report(e, 3, 5, 0.8);  /* max(1.0, 1.0) */
-	cr_assert(fabs(sat_of(e) - (0.5 + 2.0 + 0.75 + 1.0) / 4) < 1e-9, "%.12f", sat_of(e));
+	cr_assert(fabs(sat_of(e) - (0.5 + 2.0 + 0.75 + 1.0) / 4) < 1e-9, "%.12f",
+		  sat_of(e));
 	/* Replacing a report replaces its score. */
 	report(e, 1, 0, 0.2); /* 0.25 */
 	cr_assert(fabs(sat_of(e) - (0.5 + 0.25 + 0.75 + 1.0) / 4) < 1e-9);
@@ -122,7 +123,8 @@ Test(utilization, staleness_turns_a_score_to_one)
 	fx_advance(4 * MS);
 	cr_assert_eq(sat_of(e), 1.0, "both stale");
 	/* A report that is already stale changes nothing. */
-	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, flowq_now(e) - 10 * MS - 1), -ESTALE);
+	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, flowq_now(e) - 10 * MS - 1),
+		     -ESTALE);
 	cr_assert_eq(sat_of(e), 1.0);
 	/* A fresh one revives the endpoint. */
 	report(e, 0, 0, 0.0);
@@ -139,9 +141,12 @@ Test(utilization, reports_out_of_order_and_bad_input)
 	cr_assert_eq(flowq_endpoint_report(e, 0, 5, 0.0, t - 1), -ESTALE,
 		     "older than the endpoint's latest report");
 	cr_assert_eq(sat_of(e), (0.0 + 1.0) / 2, "the refused report changed nothing");
-	cr_assert_eq(flowq_endpoint_report(e, 0, 5, 0.0, t), 0, "the same time is accepted");
-	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, t + 1), -EINVAL, "in the future");
-	cr_assert_eq(flowq_endpoint_report(e, 2, 0, 0.0, t), -EINVAL, "endpoint out of range");
+	cr_assert_eq(flowq_endpoint_report(e, 0, 5, 0.0, t), 0,
+		     "the same time is accepted");
+	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, t + 1), -EINVAL,
+		     "in the future");
+	cr_assert_eq(flowq_endpoint_report(e, 2, 0, 0.0, t), -EINVAL,
+		     "endpoint out of range");
 	cr_assert_eq(flowq_endpoint_report(e, UINT32_MAX, 0, 0.0, t), -EINVAL);
 	cr_assert_eq(flowq_endpoint_report(e, 1, 0, -0.01, t), -EINVAL, "kv below 0");
 	cr_assert_eq(flowq_endpoint_report(e, 1, 0, 1.01, t), -EINVAL, "kv above 1");
@@ -245,6 +250,52 @@ Test(utilization, dispatch_cost_bounds_a_burst_between_reports)
 	flowq_engine_destroy(e);
 }
 
+Test(utilization, metrics_taken_before_dispatches_keep_them_pending)
+{
+	/* A report counts as included only the dispatches made at or before
+	 * its metrics' time, however late the report call comes. */
+	struct flowq_config c = util_cfg(1, 4, 1.0);
+	struct flowq_engine *e = fx_make(&c);
+	int64_t t0 = flowq_now(e);
+	report(e, 0, 0, 0.0);
+	fx_advance(1 * MS);
+	struct fx_req r[2];
+	submit_n(e, r, 2, "f", 0);
+	cr_assert_eq(fx_poll_all(e), 2);
+	cr_assert_eq(sat_of(e), 0.5);
+	cr_assert_eq(flowq_endpoint_report(e, 0, 1, 0.0, t0 + MS / 2), 0);
+	cr_assert_eq(sat_of(e), 0.25 + 0.5,
+		     "taken before both dispatches: still pending");
+	cr_assert_eq(flowq_endpoint_report(e, 0, 1, 0.0, flowq_now(e)), 0);
+	cr_assert_eq(sat_of(e), 0.25, "taken after them: included");
+	flowq_engine_destroy(e);
+}
+
+Test(utilization, pending_dispatches_look_back_at_most_1024)
+{
+	struct flowq_config c = util_cfg(1, 2000, 1.0);
+	struct flowq_engine *e = fx_make(&c);
+	int64_t t0 = flowq_now(e);
+	report(e, 0, 0, 0.0);
+	fx_advance(1 * MS);
+	enum { N = 1500 };
+	struct fx_req *r = calloc(N, sizeof(*r));
+	for (int i = 0; i < N; i++) {
+		fx_req_init(&r[i], "f", 0, 1);
+		cr_assert_eq(flowq_submit(e, &r[i].req), 0);
+	}
+	cr_assert_eq(fx_poll_all(e), N);
+	cr_assert_eq(sat_of(e), 1500.0 / 2000);
+	/* Taken before all 1500: the last 1024 stamps are all later, so
+	 * those 1024 stay pending (the older ones are beyond the record). */
+	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, t0 + 1), 0);
+	cr_assert_eq(sat_of(e), 1024.0 / 2000);
+	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, flowq_now(e)), 0);
+	cr_assert_eq(sat_of(e), 0.0);
+	flowq_engine_destroy(e);
+	free(r);
+}
+
 Test(utilization, without_dispatch_cost_a_low_reading_lets_everything_out)
 {
 	/* GIE's formula (cost 0): the weakness dispatch_cost addresses. */
@@ -273,9 +324,55 @@ Test(utilization, report_that_lowers_saturation_signals_the_waiting_shard)
 	report(e, 0, 12, 0.0); /* higher: no reason to look */
 	cr_assert_not(fd_readable(fd), "a report that raises saturation does not signal");
 	report(e, 0, 4, 0.0); /* 0.8 */
-	cr_assert(fd_readable(fd), "a report that lowers it signals the gate-waiting shard");
+	cr_assert(fd_readable(fd),
+		  "a report that lowers it signals the gate-waiting shard");
 	cr_assert_eq(fx_poll_all(e), 2);
 	cr_assert_eq(count_dispatched(r, 2), 2);
+	flowq_engine_destroy(e);
+}
+
+/* A clock that, once armed, makes a report at the moment the polled shard
+ * has registered as a gate waiter and marked itself idle (inside its
+ * pre-sleep re-check): the window where the report's wake and the shard's
+ * re-check must meet (the Dekker pair of engine.h). */
+static struct flowq_engine *hook_engine;
+static bool hook_armed, hook_fired;
+
+static int64_t
+hook_clock(void *ctx)
+{
+	(void)ctx;
+	struct flowq__shard *s = hook_engine ? &hook_engine->shards[0] : NULL;
+	if (hook_armed && !hook_fired && s && atomic_load(&s->gate_wait) &&
+	    atomic_load(&s->sleeping)) {
+		hook_fired = true;
+		cr_assert_eq(flowq_endpoint_report(hook_engine, 0, 0, 0.0, fx_now), 0);
+	}
+	return fx_now;
+}
+
+Test(utilization, report_racing_the_sleep_is_not_lost)
+{
+	struct flowq_config c = util_cfg(1, 5, 0.0);
+	c.clock = hook_clock;
+	c.saturation.metrics_staleness_ns = 600 * INT64_C(1000000000);
+	hook_engine = NULL;
+	struct flowq_engine *e = fx_make(&c);
+	hook_engine = e;
+	report(e, 0, 10, 0.0); /* 2.0 */
+	struct fx_req r;
+	submit_n(e, &r, 1, "f", 0);
+	int64_t next = 0;
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0, "blocked");
+	cr_assert_gt(next, flowq_now(e), "and nothing to do before the horizon");
+	hook_armed = true;
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0, "still blocked at the gate check");
+	cr_assert(hook_fired, "the report ran inside the shard's pre-sleep re-check");
+	cr_assert_eq(next, flowq_now(e), "the re-check saw it: poll again now");
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 1);
+	cr_assert_eq(r.seen, FLOWQ_DISPATCHED);
+	hook_armed = false;
+	hook_engine = NULL;
 	flowq_engine_destroy(e);
 }
 
@@ -328,7 +425,9 @@ Test(utilization, in_flight_limit_holds_as_well)
 }
 
 /* A reference model of the formula, independent of the detector's fixed
- * point and sums: endpoint scores and the dispatch count at each report. */
+ * point and sums: endpoint scores, and for each report the number of
+ * dispatches its metrics include (those made at or before its time, not
+ * fewer than its previous report's count; at most 1024 dispatches back). */
 struct model {
 	unsigned n;
 	double q, k, cost;
@@ -338,7 +437,21 @@ struct model {
 	double score[8];
 	uint64_t d[8];
 	uint64_t dispatched;
+	int64_t stamp[8192]; /* stamp[i]: when dispatch i + 1 was made */
 };
+
+static uint64_t
+model_included(const struct model *m, unsigned ep, int64_t at, int64_t now)
+{
+	uint64_t lo = m->seen[ep] && now - m->at[ep] <= m->st ? m->d[ep] : 0;
+	uint64_t b = m->dispatched > 1024 ? m->dispatched - 1024 : 0;
+	if (lo > b)
+		b = lo;
+	uint64_t k = m->dispatched;
+	while (k > b && m->stamp[k - 1] > at)
+		k--;
+	return k;
+}
 
 static double
 model_sat(const struct model *m, int64_t now)
@@ -349,7 +462,8 @@ model_sat(const struct model *m, int64_t now)
 			t += 1.0;
 			continue;
 		}
-		t += m->score[i] + m->cost * (double)(m->dispatched - m->d[i]) / m->n / m->q;
+		t += m->score[i] +
+		     m->cost * (double)(m->dispatched - m->d[i]) / m->n / m->q;
 	}
 	return t / m->n;
 }
@@ -362,7 +476,8 @@ Test(utilization, random_reports_dispatches_and_time_match_a_model)
 		c.saturation.kv_cache_util_threshold = 0.5;
 		c.saturation.metrics_staleness_ns = 3 * MS;
 		struct flowq_engine *e = fx_make(&c);
-		struct model m = {.n = 5, .q = 3, .k = 0.5, .cost = 0.7, .st = 3 * MS};
+		static struct model m;
+		m = (struct model){.n = 5, .q = 3, .k = 0.5, .cost = 0.7, .st = 3 * MS};
 		uint64_t rng = 42 + shards;
 		enum { NREQ = 4000 };
 		struct fx_req *r = calloc(NREQ, sizeof(*r));
@@ -374,17 +489,20 @@ Test(utilization, random_reports_dispatches_and_time_match_a_model)
 				unsigned ep = (unsigned)(x >> 8) % m.n;
 				uint64_t q = (x >> 16) % 8;
 				double kv = (double)((x >> 24) % 101) / 100.0;
-				int64_t at = flowq_now(e) - (int64_t)((x >> 32) % (4 * MS));
+				int64_t at =
+					flowq_now(e) - (int64_t)((x >> 32) % (4 * MS));
 				int rc = flowq_endpoint_report(e, ep, q, kv, at);
 				bool older = m.seen[ep] && at < m.at[ep];
 				bool stale = flowq_now(e) - at > m.st;
-				cr_assert_eq(rc, older || stale ? -ESTALE : 0, "rc %d", rc);
+				cr_assert_eq(rc, older || stale ? -ESTALE : 0, "rc %d",
+					     rc);
 				if (rc == 0) {
+					m.d[ep] =
+						model_included(&m, ep, at, flowq_now(e));
 					m.seen[ep] = true;
 					m.at[ep] = at;
 					double a = (double)q / m.q, b = kv / m.k;
 					m.score[ep] = a > b ? a : b;
-					m.d[ep] = m.dispatched;
 				}
 				break;
 			}
@@ -393,26 +511,27 @@ Test(utilization, random_reports_dispatches_and_time_match_a_model)
 				break;
 			case 2: /* arrivals */
 				for (int i = 0; i < 3 && submitted < NREQ; i++)
-					submit_n(e, &r[submitted++], 1, (x >> 9) & 1 ? "a" : "b",
-						 0);
+					submit_n(e, &r[submitted++], 1,
+						 (x >> 9) & 1 ? "a" : "b", 0);
 				break;
 			case 3: { /* a dispatch round; the model counts them */
 				int n = fx_poll_all(e);
-				m.dispatched += (uint64_t)n;
+				for (int i = 0; i < n; i++)
+					m.stamp[m.dispatched++] = flowq_now(e);
 				/* Blocked means the gate is at or above 1 now:
 				 * the last dispatch crossed it, or nothing
 				 * could go. */
 				bool backlog = count_dispatched(r, submitted) < submitted;
 				if (backlog)
-					cr_assert_geq(model_sat(&m, flowq_now(e)), 1.0 - 1e-9,
-						      "blocked below 1");
+					cr_assert_geq(model_sat(&m, flowq_now(e)),
+						      1.0 - 1e-9, "blocked below 1");
 				break;
 			}
 			}
 			double v = sat_of(e);
 			double want = model_sat(&m, flowq_now(e));
-			cr_assert(fabs(v - want) < 1e-6, "step %d: %.9f != model %.9f", step, v,
-				  want);
+			cr_assert(fabs(v - want) < 1e-6, "step %d: %.9f != model %.9f",
+				  step, v, want);
 		}
 		flowq_engine_destroy(e);
 		free(r);
@@ -473,7 +592,8 @@ Test(utilization, threaded_report_wakes_the_dispatchers)
 		cr_assert_eq(atomic_load(&done_count), 0, "saturated: nothing goes");
 		report(e, 0, 0, 0.0);
 		usleep(20000);
-		cr_assert_eq(atomic_load(&done_count), 0, "(0 + 10) / 2 is still saturated");
+		cr_assert_eq(atomic_load(&done_count), 0,
+			     "(0 + 10) / 2 is still saturated");
 		report(e, 1, 0, 0.0);
 		cr_assert(wait_done(N, 5000), "woken by the report: %d of %d dispatched",
 			  atomic_load(&done_count), N);
@@ -526,7 +646,8 @@ Test(saturation, value_of_every_detector)
 
 Test(saturation, strerror_of_the_report_errors)
 {
-	cr_assert_str_eq(flowq_strerror(-ESTALE),
-			 "stale endpoint report (older than its latest or its staleness limit)");
+	cr_assert_str_eq(
+		flowq_strerror(-ESTALE),
+		"stale endpoint report (older than its latest or its staleness limit)");
 	cr_assert(strstr(flowq_strerror(-EBUSY), "endpoint report running"));
 }

@@ -229,8 +229,9 @@ struct flowq_saturation_config {
 	int64_t metrics_staleness_ns;
 	/**
 	 * utilization: waiting requests each dispatch is assumed to add to
-	 * one endpoint (spread evenly over the pool) until that endpoint's
-	 * next report. flowq dispatches until the gate closes, so without it
+	 * one endpoint (spread evenly over the pool) until that endpoint
+	 * reports metrics taken after the dispatch (flowq_endpoint_report()).
+	 * flowq dispatches until the gate closes, so without it
 	 * a low reading would let the whole backlog out before the next
 	 * report shows the load (GIE's "thundering herd", which GIE's 1 ms
 	 * dispatch cycle dampens and flowq would not): with 1, between two
@@ -561,11 +562,15 @@ flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout
  * Report endpoint @p endpoint's metrics to the "utilization" detector. The
  * report replaces the endpoint's previous one: its score becomes
  * max(waiting_queue_size / queue_depth_threshold, kv_cache_usage /
- * kv_cache_util_threshold) (clamped at 2^19) until the report is older than
- * metrics_staleness_ns, and the dispatches counted against the endpoint
- * since its previous report (dispatch_cost) are dropped: the new metrics
- * are taken to include them. If that lowers the saturation, dispatchers
- * waiting for the gate are woken (polled mode: their shard fd is signalled).
+ * kv_cache_util_threshold) (clamped at 2^19) until @p at_ns is older than
+ * metrics_staleness_ns, and of the dispatches counted against the endpoint
+ * (dispatch_cost) those made at or before @p at_ns are dropped: metrics
+ * taken then include them; later ones stay counted until a report with
+ * newer metrics (at most the last 1024 dispatches are told apart by time:
+ * metrics older than all of them leave those 1024 counted). So pass the
+ * time the metrics were taken, not the time of the call. If the report
+ * lowers the saturation, dispatchers waiting for the gate are woken
+ * (polled mode: their shard fd is signalled).
  *
  * @param e                   the engine (detector "utilization").
  * @param endpoint            index in [0, saturation.endpoints).
@@ -594,9 +599,9 @@ flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout
  * publication through the gate's [W1] fence, so a dispatcher cannot go to
  * sleep on the saturation this report replaced.
  * Progress: wait-free on the endpoint (at most one retry against a
- * concurrent staleness sweep), lock-free on the pool sums (a CAS shared
- * with other endpoints' reports). No allocation; a system call only to
- * wake a sleeping dispatcher.
+ * concurrent staleness sweep; a scan of at most 1024 dispatch times),
+ * lock-free on the pool sums (a CAS shared with other endpoints' reports).
+ * No allocation; a system call only to wake a sleeping dispatcher.
  */
 FLOWQ_API int
 flowq_endpoint_report(struct flowq_engine *e, unsigned endpoint,

@@ -1234,10 +1234,9 @@ work_visible(struct flowq__shard *s)
 		 * ignore the ceiling, so a ceiling-held band would never
 		 * sleep.) The utilization estimate may sweep stale reports,
 		 * which takes nothing. */
-		double ceil = s->blocked_band->usage_ceiling;
-		if ((!e->gate_util ||
-		     flowq__util_open(e->util, s->index, flowq__now(e), ceil)) &&
-		    (!e->gate_limited || gate_under_ceiling(e, ceil, s->blocked_bytes)))
+		double c = s->blocked_band->usage_ceiling;
+		if ((!e->gate_util || flowq__util_open(e->util, s->index, flowq__now(e), c)) &&
+		    (!e->gate_limited || gate_under_ceiling(e, c, s->blocked_bytes)))
 			return true;
 	}
 	return false;

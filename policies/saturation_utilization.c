@@ -194,8 +194,11 @@ score_fixed(const struct flowq__util *u, uint64_t waiting, double kv)
 	double s = qs > ks ? qs : ks;
 	if (!(s < (double)SCORE_MAX)) /* also NaN, which the caller refused */
 		return SCORE_MAX * ONE;
-	/* Rounded up: the fixed point never understates the load. */
-	return (uint64_t)ceil(s * (double)ONE);
+	/* Rounded up, so that the fixed point never understates the load
+	 * (by hand: ceil() would make libflowq depend on libm). */
+	double x = s * (double)ONE;
+	uint64_t v = (uint64_t)x;
+	return (double)v < x ? v + 1 : v;
 }
 
 /* fw += (df fresh endpoints, dd to their d sum), as one CAS. */

@@ -1235,7 +1235,8 @@ work_visible(struct flowq__shard *s)
 		 * sleep.) The utilization estimate may sweep stale reports,
 		 * which takes nothing. */
 		double c = s->blocked_band->usage_ceiling;
-		if ((!e->gate_util || flowq__util_open(e->util, s->index, flowq__now(e), c)) &&
+		int64_t now = flowq__now(e);
+		if ((!e->gate_util || flowq__util_open(e->util, s->index, now, c)) &&
 		    (!e->gate_limited || gate_under_ceiling(e, c, s->blocked_bytes)))
 			return true;
 	}

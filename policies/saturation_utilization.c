@@ -64,13 +64,15 @@
  * recomputes the horizon; in steady state (reports every T < staleness)
  * each dispatcher sweeps about once per (staleness - T).
  *
- * Ordering. [U1] a reporter writes the record for tag + 1 after a release
- * fence and publishes it with a release CAS on the state word; [U2] a
- * reader (sweep, scan) loads the state with acquire, reads the record, then
- * an acquire fence and a second look at the state (a CAS for the sweep):
- * if the record was being rewritten for a later state, that second look
- * sees the state moved (the seqlock argument, Boehm, MSPC 2012) and the
- * reader retries. [U3] the sums are updated after the state CAS and before
+ * Ordering. [U1] a reporter writes the record for tag + 1 with release
+ * stores (after its acquire load of the state that freed that record) and
+ * publishes it with a release CAS on the state word; [U2] a reader (sweep,
+ * scan) loads the state with acquire, reads the record with acquire loads,
+ * then takes a second look at the state (a CAS for the sweep): if the
+ * record was being rewritten for a later state, that second look sees the
+ * state moved (the seqlock argument, Boehm, MSPC 2012, with acquire loads
+ * and release stores in place of the fences, which GCC's TSan does not
+ * model; on x86 both are plain moves) and the reader retries. [U3] the sums are updated after the state CAS and before
  * the wake: the waker's [W1] fence (core/dispatch.c) then orders them before
  * its load of the gate waiters, the Dekker pair with a dispatcher that
  * registers as a waiter and re-checks (engine.h). Every update that lowers
@@ -80,9 +82,9 @@
  * before it publishes d_i <= D (release); a reader loads fw with acquire
  * before D, so it sees D >= every d_i it counts (read-read coherence): the
  * pending sum is never negative. [U5] a ring slot is a seqlock: seq 0,
- * release fence, time, seq k (release); a reader takes the time only if
- * it read seq k before and after it (acquire fence between), else counts
- * that dispatch as pending.
+ * time (release), seq k (release); a reader takes the time (acquire) only
+ * if it read seq k before and after it, else counts that dispatch as
+ * pending.
  *
  * Progress: a report is wait-free on its endpoint (its CAS can fail only
  * once, against a sweep; a sweep never touches a stale state) and
@@ -327,8 +329,7 @@ dispatches_until(const struct flowq__util *u, int64_t at, uint64_t lo, uint64_t 
 		/* [U5] seqlock read. */
 		if (atomic_load_explicit(&sl->seq, memory_order_acquire) != k)
 			continue;
-		int64_t t = atomic_load_explicit(&sl->at, memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
+		int64_t t = atomic_load_explicit(&sl->at, memory_order_acquire);
 		if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != k)
 			continue;
 		if (t <= at)
@@ -359,12 +360,13 @@ flowq__util_report(struct flowq__util *u, unsigned ep, uint64_t waiting, double 
 	uint64_t d_new = dispatches_until(u, at_ns, lo, d_now);
 	for (;;) {
 		struct util_rec *r = &p->rec[((st >> 1) + 1) & 1];
-		/* [U1] a reader that sees any of these writes also sees the
-		 * state that made this record free (pairs with [U2]). */
-		atomic_thread_fence(memory_order_release);
-		atomic_store_explicit(&r->at, at_ns, memory_order_relaxed);
-		atomic_store_explicit(&r->contrib, c_new, memory_order_relaxed);
-		atomic_store_explicit(&r->d, d_new, memory_order_relaxed);
+		/* [U1] release stores: a reader that sees any of them also
+		 * sees the state that made this record free (pairs with
+		 * [U2]). Plain moves on x86; no fences (GCC's TSan does not
+		 * model them). */
+		atomic_store_explicit(&r->at, at_ns, memory_order_release);
+		atomic_store_explicit(&r->contrib, c_new, memory_order_release);
+		atomic_store_explicit(&r->d, d_new, memory_order_release);
 		/* [U1] release: the record before the state that names it.
 		 * Fails only if a sweep marked the state stale meanwhile (no
 		 * other reporter runs); then the other record is free. */
@@ -410,11 +412,11 @@ flowq__util_count(struct flowq__util *u, int64_t now_ns)
 	uint64_t k =
 		atomic_fetch_add_explicit(&u->dispatched, 1, memory_order_relaxed) + 1;
 	struct util_stamp *sl = &u->ring[(k - 1) % RING];
-	/* [U5] a seqlock write: seq 0 while the stamp changes, then k
-	 * (release); pairs with dispatches_until()'s reads. */
+	/* [U5] a seqlock write: seq 0 while the stamp changes (the time's
+	 * release store orders it after the 0), then k (release); pairs
+	 * with dispatches_until()'s reads. */
 	atomic_store_explicit(&sl->seq, 0, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&sl->at, now_ns, memory_order_relaxed);
+	atomic_store_explicit(&sl->at, now_ns, memory_order_release);
 	atomic_store_explicit(&sl->seq, k, memory_order_release);
 }
 
@@ -447,12 +449,12 @@ sweep(struct flowq__util *u, struct util_shard *us, int64_t now, uint64_t revive
 			atomic_load_explicit(&p->state, memory_order_acquire); /* [U2] */
 		while (!(st & STALE)) {
 			const struct util_rec *r = &p->rec[(st >> 1) & 1];
-			int64_t at = atomic_load_explicit(&r->at, memory_order_relaxed);
+			/* [U2] acquire loads: the second look at the state
+			 * (or the CAS) comes after them. */
+			int64_t at = atomic_load_explicit(&r->at, memory_order_acquire);
 			uint64_t c =
-				atomic_load_explicit(&r->contrib, memory_order_relaxed);
-			uint64_t d = atomic_load_explicit(&r->d, memory_order_relaxed);
-			/* [U2] the record's loads before the second look. */
-			atomic_thread_fence(memory_order_acquire);
+				atomic_load_explicit(&r->contrib, memory_order_acquire);
+			uint64_t d = atomic_load_explicit(&r->d, memory_order_acquire);
 			if (is_fresh_at(u, at, now)) {
 				uint64_t st2 = atomic_load_explicit(&p->state,
 								    memory_order_acquire);
@@ -530,11 +532,11 @@ flowq__util_saturation(const struct flowq__util *u, int64_t now_ns)
 				break;
 			}
 			const struct util_rec *r = &p->rec[(st >> 1) & 1];
-			int64_t at = atomic_load_explicit(&r->at, memory_order_relaxed);
+			/* [U2] acquire loads before the second look. */
+			int64_t at = atomic_load_explicit(&r->at, memory_order_acquire);
 			uint64_t c =
-				atomic_load_explicit(&r->contrib, memory_order_relaxed);
-			uint64_t d = atomic_load_explicit(&r->d, memory_order_relaxed);
-			atomic_thread_fence(memory_order_acquire); /* [U2] */
+				atomic_load_explicit(&r->contrib, memory_order_acquire);
+			uint64_t d = atomic_load_explicit(&r->d, memory_order_acquire);
 			uint64_t st2 =
 				atomic_load_explicit(&p->state, memory_order_acquire);
 			if (st2 != st) {

@@ -468,6 +468,9 @@ main(int argc, char **argv)
 	if (dispatched == 0)
 		test_violation(PROG, "nothing was dispatched");
 
+	/* How much staleness the run saw: "revive" counts stale endpoints
+	 * that reported again (every one was marked stale by a sweep). */
+	flowq__util_dump(engine->util, stderr);
 	flowq_engine_destroy(engine);
 	for (unsigned i = 0; i < np; i++)
 		free(ps[i].win);

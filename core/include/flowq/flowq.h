@@ -364,7 +364,8 @@ flowq_config_init(struct flowq_config *cfg);
  * flowq_ordering_find() resolve, unique band priorities, monotone ceilings
  * among configured bands (see usage_ceiling), the detector name and its
  * callback, a complete allocator. The default-band template is checked
- * even when default_band_enabled is false (its priority is ignored).
+ * even when default_band_enabled is false (its priority is ignored), and
+ * every detector's settings whichever detector is selected.
  * Fields are checked in struct order, bands in index order; the first bad
  * one is reported.
  *

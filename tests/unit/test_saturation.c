@@ -366,7 +366,8 @@ Test(utilization, report_racing_the_sleep_is_not_lost)
 	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0, "blocked");
 	cr_assert_gt(next, flowq_now(e), "and nothing to do before the horizon");
 	hook_armed = true;
-	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0, "still blocked at the gate check");
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0,
+		     "still blocked at the gate check");
 	cr_assert(hook_fired, "the report ran inside the shard's pre-sleep re-check");
 	cr_assert_eq(next, flowq_now(e), "the re-check saw it: poll again now");
 	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 1);

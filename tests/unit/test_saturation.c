@@ -359,6 +359,9 @@ Test(utilization, report_racing_the_sleep_is_not_lost)
 	hook_engine = NULL;
 	struct flowq_engine *e = fx_make(&c);
 	hook_engine = e;
+	/* A host that waits on the shard's fd: polls arm it (sleeping = 1
+	 * before the re-check), the window a report must not fall into. */
+	cr_assert_geq(flowq_shard_fd(e, 0), 0);
 	report(e, 0, 10, 0.0); /* 2.0 */
 	struct fx_req r;
 	submit_n(e, &r, 1, "f", 0);

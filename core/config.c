@@ -30,6 +30,7 @@
 #define CONFIG_BUCKETS_MAX        (1ul << 30)
 #define CONFIG_DISPATCH_BATCH_MAX 4096u
 #define CONFIG_IDLE_SPIN_MAX      INT64_C(1000000000)
+#define CONFIG_DISPATCH_COST_MAX  1000000.0
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S  INT64_C(1000000000)
@@ -71,6 +72,12 @@ flowq_config_init(struct flowq_config *cfg)
 	cfg->saturation.callback = NULL;
 	cfg->saturation.callback_ctx = NULL;
 	cfg->saturation.callback_poll_ns = NS_PER_MS;
+	/* GIE's utilization-detector defaults (reference section 1.9). */
+	cfg->saturation.endpoints = 1;
+	cfg->saturation.queue_depth_threshold = 5;
+	cfg->saturation.kv_cache_util_threshold = 0.8;
+	cfg->saturation.metrics_staleness_ns = 200 * NS_PER_MS;
+	cfg->saturation.dispatch_cost = 1.0;
 	cfg->allocator = NULL;
 	cfg->clock = NULL;
 	cfg->clock_ctx = NULL;
@@ -260,24 +267,32 @@ config_check_bands(const struct config_err *e, const struct flowq_config *cfg)
 	return 0;
 }
 
+/*
+ * The detector and every detector's settings, in struct order. Settings of
+ * a detector that is not selected are still checked (their defaults are
+ * valid), as the default-band template is: a bad value fails now, not when
+ * someone switches detectors.
+ */
 static int
 config_check_saturation(const struct config_err *e,
 			const struct flowq_saturation_config *s)
 {
+	char num[32];
 	bool callback;
 	int rc;
 
 	if (s->detector == NULL)
 		return config_fail(e, "saturation.detector: is NULL");
-	if (strcmp(s->detector, "concurrency") == 0)
+	if (strcmp(s->detector, "concurrency") == 0 ||
+	    strcmp(s->detector, "utilization") == 0)
 		callback = false;
 	else if (strcmp(s->detector, "callback") == 0)
 		callback = true;
 	else
 		return config_fail(
 			e,
-			"saturation.detector: unknown detector \"%s\" (\"concurrency\" "
-			"or \"callback\")",
+			"saturation.detector: unknown detector \"%s\" (\"concurrency\", "
+			"\"utilization\" or \"callback\")",
 			s->detector);
 	rc = config_check_limits(e, "saturation.", "max_inflight", s->max_inflight,
 				 "max_inflight_bytes", s->max_inflight_bytes);
@@ -290,11 +305,37 @@ config_check_saturation(const struct config_err *e,
 	if (!callback && s->callback != NULL)
 		return config_fail(e,
 				   "saturation.callback: is set, but saturation.detector "
-				   "is \"concurrency\", which would ignore it");
+				   "is \"%s\", which would ignore it",
+				   s->detector);
 	if (s->callback_poll_ns <= 0)
 		return config_fail(e,
 				   "saturation.callback_poll_ns: %" PRId64 " is not > 0",
 				   s->callback_poll_ns);
+	if (s->endpoints < 1 || s->endpoints > FLOWQ_MAX_ENDPOINTS)
+		return config_fail(e,
+				   "saturation.endpoints: %u is not in [1, "
+				   "FLOWQ_MAX_ENDPOINTS (%u)]",
+				   s->endpoints, FLOWQ_MAX_ENDPOINTS);
+	if (s->queue_depth_threshold < 1 || s->queue_depth_threshold > FLOWQ_LIMIT_MAX)
+		return config_fail(e,
+				   "saturation.queue_depth_threshold: %" PRIu64
+				   " is not in [1, FLOWQ_LIMIT_MAX]",
+				   s->queue_depth_threshold);
+	/* Written so that NaN fails too. */
+	if (!(s->kv_cache_util_threshold > 0.0 && s->kv_cache_util_threshold <= 1.0))
+		return config_fail(e,
+				   "saturation.kv_cache_util_threshold: %s is not in "
+				   "(0, 1]",
+				   config_fmt_double(num, s->kv_cache_util_threshold));
+	if (s->metrics_staleness_ns <= 0)
+		return config_fail(e,
+				   "saturation.metrics_staleness_ns: %" PRId64
+				   " is not > 0",
+				   s->metrics_staleness_ns);
+	if (!(s->dispatch_cost >= 0.0 && s->dispatch_cost <= CONFIG_DISPATCH_COST_MAX))
+		return config_fail(e,
+				   "saturation.dispatch_cost: %s is not in [0, 1000000]",
+				   config_fmt_double(num, s->dispatch_cost));
 	return 0;
 }
 
@@ -386,7 +427,10 @@ flowq_strerror(int err)
 	case -ESHUTDOWN:
 		return "engine is shutting down";
 	case -EBUSY:
-		return "request already submitted";
+		return "busy (request already submitted, or endpoint report running)";
+	case -ESTALE:
+		return "stale endpoint report (older than its latest or its staleness "
+		       "limit)";
 	case -EALREADY:
 		return "already done (outcome decided, or already released)";
 	case -EINVAL:

@@ -197,6 +197,11 @@ static const struct yk saturation_keys[] = {
 		"is a host pointer and cannot be set from YAML: set it in "
 		"code after loading"),
 	YK_DURATION(T, callback_poll_ns, 0),
+	YK_INTEGER(T, endpoints, 0),
+	YK_INTEGER(T, queue_depth_threshold, 0),
+	YK_REAL(T, kv_cache_util_threshold),
+	YK_DURATION(T, metrics_staleness_ns, 0),
+	YK_REAL(T, dispatch_cost),
 };
 #undef T
 static const struct yk_table saturation_table = YK_TABLE(saturation_keys);

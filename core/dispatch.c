@@ -32,7 +32,7 @@
  * still holds it.
  *
  * Cross-shard strict priority (DESIGN.md invariant 2): while the gate is
- * scarce (a concurrency limit or a callback detector is configured) each
+ * scarce (a concurrency limit, a callback or a utilization detector) each
  * shard publishes the priority of its most important backlogged band
  * (top_waiting, written only when it changes), and before each dispatch of
  * band b a dispatcher checks whether another shard publishes a band above
@@ -62,6 +62,7 @@
 #include "alloc_internal.h"
 #include "engine.h"
 #include "req.h"
+#include "saturation_utilization.h"
 
 #define RF_IN_PRIVATE FLOWQ__RF_IN_PRIVATE
 #define RF_IN_TTL     FLOWQ__RF_IN_TTL
@@ -236,11 +237,11 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
  * dispatch, where wsum is the weight of its backlogged flows of the band
  * (as in start-time fair queuing, Goyal, Vin and Cheng, SIGCOMM 1996, with
  * shards in the role of flows and the shard's own policy below). While the
- * gate is under pressure (a concurrency limit or a callback detector is
- * configured, there is more than one shard, and some shard is waiting for
- * the gate or this one was blocked in its last round), a dispatcher
- * publishes vt after each dispatch and takes a slot for band b only if its
- * vt is at most FAIR_SLACK above the smallest vt published for b by the
+ * gate is under pressure (a concurrency limit, a callback or a utilization
+ * detector is configured, there is more than one shard, and some shard is
+ * waiting for the gate or this one was blocked in its last round), a
+ * dispatcher publishes vt after each dispatch and takes a slot for band b
+ * only if its vt is at most FAIR_SLACK above the smallest vt published for b by the
  * other shards (those with b backlogged); otherwise it yields like a gate
  * wait, and the shard whose publication may let it go on wakes the
  * waiters. Without pressure every dispatcher gets the slots it asks for, so
@@ -315,7 +316,7 @@ static bool
 fair_on(const struct flowq__shard *s)
 {
 	const struct flowq_engine *e = s->engine;
-	return e->nshards > 1 && (e->gate_limited || e->gate_callback);
+	return e->nshards > 1 && (e->gate_limited || e->gate_callback || e->gate_util);
 }
 
 /* The signed distance from @p bs's vt to the smallest vt published for its
@@ -824,7 +825,7 @@ others_top(struct flowq__shard *s)
 static bool
 gate_scarce(const struct flowq_engine *e)
 {
-	return e->gate_limited || e->gate_callback;
+	return e->gate_limited || e->gate_callback || e->gate_util;
 }
 
 /* Read-only: whether the gate's use is below @p ceiling x its limits (both
@@ -845,22 +846,35 @@ gate_under_ceiling(const struct flowq_engine *e, double ceiling, uint64_t bytes)
 }
 
 /* Whether band @p b may take one more in-flight slot for @p bytes; if so
- * the slot is reserved (concurrency detector). */
+ * the slot is reserved (concurrency detector) and the dispatch counted
+ * (utilization detector, which also keeps an in-flight limit if set). */
 static bool
-gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes)
+gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes,
+	  int64_t now)
 {
 	struct flowq_engine *e = s->engine;
 	if (e->gate_callback) {
 		double sat = e->cfg.saturation.callback(e->cfg.saturation.callback_ctx);
 		return sat < b->usage_ceiling;
 	}
+	if (e->gate_util) {
+		if (!flowq__util_open(e->util, s->index, now, b->usage_ceiling))
+			return false;
+		if (!e->gate_limited) {
+			flowq__util_count(e->util, now);
+			return true;
+		}
+	}
 	if (!e->gate_limited)
 		return true;
 	if (b->usage_ceiling < 1.0 && !gate_under_ceiling(e, b->usage_ceiling, 0))
 		return false;
 	bool moved;
-	if (flowq__cap_reserve_moved(&e->gate, bytes, &moved) == 0)
+	if (flowq__cap_reserve_moved(&e->gate, bytes, &moved) == 0) {
+		if (e->gate_util)
+			flowq__util_count(e->util, now);
 		return true;
+	}
 	/* A failed reserve that held credit for a moment (a request taken
 	 * and given back when the bytes did not fit, a steal): a shard that
 	 * looked while we held it must look again. Only then: a wake after
@@ -871,6 +885,10 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes)
 	return false;
 }
 
+/* Give back a slot that gate_take() granted. (A utilization dispatch count
+ * stays: the counter only grows, which the detector's pending sum relies
+ * on; one extra count over-estimates by one dispatch until the next
+ * reports.) */
 static void
 gate_untake(struct flowq__shard *s, uint64_t bytes)
 {
@@ -928,7 +946,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				done += evict(s, f, r, FLOWQ_EVICTED_TTL, c, now);
 				continue;
 			}
-			if (!gate_take(s, b, r->bytes)) {
+			if (!gate_take(s, b, r->bytes, now)) {
 				s->blocked_bytes = r->bytes;
 				s->blocked_band = b;
 				*r_blocked = true;
@@ -1177,6 +1195,11 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 		int64_t again = flowq__add_sat(now, e->cfg.saturation.callback_poll_ns);
 		if (e->gate_callback && again < next)
 			next = again;
+		/* A report going stale may lower the utilization estimate (a
+		 * score above 1 becomes 1): look again then. */
+		again = e->gate_util ? flowq__util_recheck(e->util, s->index) : INT64_MAX;
+		if (again < next)
+			next = again;
 	}
 	s->blocked = blocked;
 	*r_next = next;
@@ -1203,14 +1226,18 @@ work_visible(struct flowq__shard *s)
 		if (s->yield_band ? fair_may_dispatch(s, s->yield_band)
 				  : others_top(s) <= s->last_top)
 			return true;
-	} else if (s->blocked && !e->gate_callback) {
+	} else if (s->blocked && !e->gate_callback && s->blocked_band &&
+		   (e->gate_limited || e->gate_util)) {
 		/* Read-only probe with the blocked band's ceiling: would its
 		 * head fit now? (Reserving and releasing here would hold the
 		 * last slot for a moment without waking anyone, and would
 		 * ignore the ceiling, so a ceiling-held band would never
-		 * sleep.) */
-		if (e->gate_limited && s->blocked_band &&
-		    gate_under_ceiling(e, s->blocked_band->usage_ceiling, s->blocked_bytes))
+		 * sleep.) The utilization estimate may sweep stale reports,
+		 * which takes nothing. */
+		double c = s->blocked_band->usage_ceiling;
+		int64_t now = flowq__now(e);
+		if ((!e->gate_util || flowq__util_open(e->util, s->index, now, c)) &&
+		    (!e->gate_limited || gate_under_ceiling(e, c, s->blocked_bytes)))
 			return true;
 	}
 	return false;

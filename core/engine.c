@@ -24,6 +24,7 @@
 #include "alloc_internal.h"
 #include "engine.h"
 #include "port.h"
+#include "saturation_utilization.h"
 
 static int64_t
 default_clock(void *ctx)
@@ -126,6 +127,7 @@ engine_free(struct flowq_engine *e, unsigned nshards_made)
 		flowq__cap_fini(&e->global);
 	if (e->gate_limited)
 		flowq__cap_fini(&e->gate);
+	flowq__saturation_fini(e);
 	if (e->pcpu)
 		flowq__free(e->alloc, e->pcpu, sizeof(*e->pcpu) * e->npcpu, FLOWQ_CACHE_LINE);
 	if (e->cfg.bands)
@@ -213,12 +215,19 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 	e->displace = strcmp(dops->desc.name, "none") == 0 ? NULL : dops;
 	const struct flowq_saturation_config *sc = &cfg->saturation;
 	e->gate_callback = strcmp(sc->detector, "callback") == 0;
+	e->gate_util = strcmp(sc->detector, "utilization") == 0;
+	e->cfg.saturation.detector = e->gate_callback ? "callback"
+				     : e->gate_util   ? "utilization"
+						      : "concurrency";
+	/* The utilization detector keeps an in-flight limit if one is set. */
 	e->gate_limited = !e->gate_callback && (sc->max_inflight || sc->max_inflight_bytes);
 	if (e->gate_limited &&
 	    (err = cap_make(e, &e->gate, sc->max_inflight, sc->max_inflight_bytes))) {
 		e->gate_limited = false;
 		goto fail;
 	}
+	if ((err = flowq__saturation_init(e)))
+		goto fail;
 
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 	e->npcpu = ncpu > 0 ? (ncpu > 4096 ? 4096 : (unsigned)ncpu) : 1;
@@ -633,6 +642,8 @@ flowq__debug_dump(struct flowq_engine *e, FILE *out)
 	flowq__cap_in_use(&e->global, &req, &bytes);
 	fprintf(out, "engine: global queued %llu req %llu bytes\n", (unsigned long long)req,
 		(unsigned long long)bytes);
+	if (e->util)
+		flowq__util_dump(e->util, out);
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct flowq__shard *s = &e->shards[i];
 		fprintf(out,

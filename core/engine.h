@@ -375,6 +375,10 @@ struct flowq_engine {
 	/* The concurrency detector's in-flight limit (when limited). */
 	bool gate_limited;
 	bool gate_callback;
+	/* Detector "utilization": the per-endpoint metrics (policies/
+	 * saturation_utilization.c); NULL for the other detectors. */
+	bool gate_util;
+	struct flowq__util *util;
 	bool any_ceiling; /* some band's usage ceiling is below 1 */
 	/* The displacement policy; NULL for "none" (no state is kept). */
 	const struct flowq_displacement_ops *displace;
@@ -493,6 +497,17 @@ flowq__band_shards_fini(struct flowq_engine *e, struct flowq__band *b);
 /** Tear down the dispatcher-private state of @p s (band-shards, heap). */
 void
 flowq__shard_fini_private(struct flowq__shard *s);
+
+/* ---- saturation.c ---- */
+
+/** Set up the detector's state (utilization: e->util) from e->cfg.
+ * @return 0; -ENOMEM. */
+int
+flowq__saturation_init(struct flowq_engine *e);
+
+/** Free what flowq__saturation_init() made (safe on a partial create). */
+void
+flowq__saturation_fini(struct flowq_engine *e);
 
 /* ---- engine.c ---- */
 

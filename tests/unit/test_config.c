@@ -130,6 +130,11 @@ Test(config, defaults_are_the_documented_values)
 	cr_assert_null(c.saturation.callback);
 	cr_assert_null(c.saturation.callback_ctx);
 	cr_assert_eq(c.saturation.callback_poll_ns, INT64_C(1000000));
+	cr_assert_eq(c.saturation.endpoints, 1u);
+	cr_assert_eq(c.saturation.queue_depth_threshold, 5);
+	cr_assert(c.saturation.kv_cache_util_threshold == 0.8);
+	cr_assert_eq(c.saturation.metrics_staleness_ns, INT64_C(200000000));
+	cr_assert(c.saturation.dispatch_cost == 1.0);
 	cr_assert_null(c.allocator);
 	cr_assert_null(c.clock);
 	cr_assert_null(c.clock_ctx);
@@ -523,10 +528,15 @@ Test(config, saturation_detector)
 	flowq_config_init(&c);
 	c.saturation.detector = NULL;
 	EXPECT_INVALID(&c, "saturation.detector: is NULL");
-	c.saturation.detector = "utilization";
-	EXPECT_INVALID(&c, "saturation.detector: unknown detector \"utilization\"");
+	c.saturation.detector = "Utilization";
+	EXPECT_INVALID(&c, "saturation.detector: unknown detector \"Utilization\"",
+		       "(\"concurrency\", \"utilization\" or \"callback\")");
 	c.saturation.detector = "Concurrency";
 	EXPECT_INVALID(&c, "saturation.detector: unknown detector \"Concurrency\"");
+	c.saturation.detector = "utilization";
+	expect_valid(&c);
+	c.saturation.max_inflight = 8; /* an in-flight limit may go with it */
+	expect_valid(&c);
 }
 
 Test(config, saturation_callback_iff_callback_detector)
@@ -540,8 +550,82 @@ Test(config, saturation_callback_iff_callback_detector)
 	expect_valid(&c);
 	c.saturation.detector = "concurrency";
 	EXPECT_INVALID(&c, "saturation.callback: is set", "\"concurrency\"");
+	c.saturation.detector = "utilization";
+	EXPECT_INVALID(&c,
+		       "saturation.callback: is set, but saturation.detector is "
+		       "\"utilization\", which would ignore it");
 	c.saturation.callback = NULL;
 	expect_valid(&c);
+}
+
+/* The utilization settings, each at its bounds; checked whatever the
+ * detector (the defaults are valid). */
+Test(config, saturation_utilization_settings)
+{
+	struct flowq_config c;
+
+	flowq_config_init(&c);
+	c.saturation.detector = "utilization";
+	c.saturation.endpoints = 0;
+	EXPECT_INVALID(&c, "saturation.endpoints: 0 is not in [1, FLOWQ_MAX_ENDPOINTS (4096)]");
+	c.saturation.endpoints = FLOWQ_MAX_ENDPOINTS + 1;
+	EXPECT_INVALID(&c, "saturation.endpoints: 4097 is not in [1, FLOWQ_MAX_ENDPOINTS");
+	c.saturation.endpoints = FLOWQ_MAX_ENDPOINTS;
+	expect_valid(&c);
+	c.saturation.endpoints = 1;
+	expect_valid(&c);
+
+	c.saturation.queue_depth_threshold = 0;
+	EXPECT_INVALID(&c, "saturation.queue_depth_threshold: 0 is not in [1, FLOWQ_LIMIT_MAX]");
+	c.saturation.queue_depth_threshold = FLOWQ_LIMIT_MAX + 1;
+	EXPECT_INVALID(&c, "saturation.queue_depth_threshold: 4611686018427387905 is not in");
+	c.saturation.queue_depth_threshold = FLOWQ_LIMIT_MAX;
+	expect_valid(&c);
+	c.saturation.queue_depth_threshold = 1;
+	expect_valid(&c);
+
+	c.saturation.kv_cache_util_threshold = 0.0;
+	EXPECT_INVALID(&c, "saturation.kv_cache_util_threshold: 0 is not in (0, 1]");
+	c.saturation.kv_cache_util_threshold = -0.5;
+	EXPECT_INVALID(&c, "saturation.kv_cache_util_threshold: -0.5 is not in (0, 1]");
+	c.saturation.kv_cache_util_threshold = nextafter(1.0, 2.0);
+	EXPECT_INVALID(&c, "saturation.kv_cache_util_threshold: 1.0000000000000002 is not in");
+	c.saturation.kv_cache_util_threshold = NAN;
+	EXPECT_INVALID(&c, "saturation.kv_cache_util_threshold: nan is not in (0, 1]");
+	c.saturation.kv_cache_util_threshold = 1.0;
+	expect_valid(&c);
+	c.saturation.kv_cache_util_threshold = DBL_MIN;
+	expect_valid(&c);
+
+	c.saturation.metrics_staleness_ns = 0;
+	EXPECT_INVALID(&c, "saturation.metrics_staleness_ns: 0 is not > 0");
+	c.saturation.metrics_staleness_ns = -1;
+	EXPECT_INVALID(&c, "saturation.metrics_staleness_ns: -1 is not > 0");
+	c.saturation.metrics_staleness_ns = 1;
+	expect_valid(&c);
+	c.saturation.metrics_staleness_ns = INT64_MAX;
+	expect_valid(&c);
+
+	c.saturation.dispatch_cost = -0.25;
+	EXPECT_INVALID(&c, "saturation.dispatch_cost: -0.25 is not in [0, 1000000]");
+	c.saturation.dispatch_cost = INFINITY;
+	EXPECT_INVALID(&c, "saturation.dispatch_cost: inf is not in [0, 1000000]");
+	c.saturation.dispatch_cost = NAN;
+	EXPECT_INVALID(&c, "saturation.dispatch_cost: nan is not in [0, 1000000]");
+	c.saturation.dispatch_cost = 1000000.5;
+	EXPECT_INVALID(&c, "saturation.dispatch_cost: 1000000.5 is not in [0, 1000000]");
+	c.saturation.dispatch_cost = 1000000.0;
+	expect_valid(&c);
+	c.saturation.dispatch_cost = 0.0;
+	expect_valid(&c);
+
+	/* Checked with the default detector too; struct order decides which
+	 * bad field is named. */
+	c.saturation.detector = "concurrency";
+	c.saturation.dispatch_cost = -1.0;
+	EXPECT_INVALID(&c, "saturation.dispatch_cost: -1 is not");
+	c.saturation.endpoints = 0;
+	EXPECT_INVALID(&c, "saturation.endpoints: 0 is not");
 }
 
 Test(config, saturation_callback_poll)
@@ -748,7 +832,8 @@ Test(config, strerror_covers_every_documented_errno)
 		{0, "success"},
 		{-ENOSPC, "capacity limit reached"},
 		{-ESHUTDOWN, "engine is shutting down"},
-		{-EBUSY, "request already submitted"},
+		{-EBUSY, "busy (request already submitted, or endpoint report running)"},
+		{-ESTALE, "stale endpoint report (older than its latest or its staleness limit)"},
 		{-EALREADY, "already done (outcome decided, or already released)"},
 		{-EINVAL, "invalid argument or configuration"},
 		{-ENOENT, "no such band, flow, file or config section"},

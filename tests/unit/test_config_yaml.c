@@ -170,6 +170,19 @@ config_eq(const struct flowq_config *a, const struct flowq_config *b)
 	cr_assert_eq(a->saturation.callback, b->saturation.callback);
 	cr_assert_eq(a->saturation.callback_ctx, b->saturation.callback_ctx);
 	cr_assert_eq(a->saturation.callback_poll_ns, b->saturation.callback_poll_ns);
+	cr_assert_eq(a->saturation.endpoints, b->saturation.endpoints);
+	cr_assert_eq(a->saturation.queue_depth_threshold,
+		     b->saturation.queue_depth_threshold);
+	cr_assert(a->saturation.kv_cache_util_threshold ==
+			  b->saturation.kv_cache_util_threshold,
+		  "kv_cache_util_threshold %.17g != %.17g",
+		  a->saturation.kv_cache_util_threshold,
+		  b->saturation.kv_cache_util_threshold);
+	cr_assert_eq(a->saturation.metrics_staleness_ns,
+		     b->saturation.metrics_staleness_ns);
+	cr_assert(a->saturation.dispatch_cost == b->saturation.dispatch_cost,
+		  "dispatch_cost %.17g != %.17g", a->saturation.dispatch_cost,
+		  b->saturation.dispatch_cost);
 	cr_assert_str_eq(a->displacement, b->displacement);
 	cr_assert_eq(a->displacement_max_pending, b->displacement_max_pending);
 	cr_assert_eq(a->allocator, b->allocator);
@@ -191,8 +204,11 @@ config_eq(const struct flowq_config *a, const struct flowq_config *b)
 	"registry_buckets, dispatch_batch, idle_spin_ns"
 #define TEMPLATE_KEYS                                                                    \
 	"max_requests, max_bytes, fairness, ordering, usage_ceiling, quantum"
-#define BAND_KEYS       "priority, " TEMPLATE_KEYS
-#define SATURATION_KEYS "detector, max_inflight, max_inflight_bytes, callback_poll_ns"
+#define BAND_KEYS "priority, " TEMPLATE_KEYS
+#define SATURATION_KEYS                                                                  \
+	"detector, max_inflight, max_inflight_bytes, callback_poll_ns, endpoints, "      \
+	"queue_depth_threshold, kv_cache_util_threshold, metrics_staleness_ns, "         \
+	"dispatch_cost"
 
 #define KiB UINT64_C(1024)
 #define MiB (KiB * KiB)
@@ -230,6 +246,11 @@ Test(config_yaml, example_file_sets_every_key)
 	want.saturation.max_inflight = 256;
 	want.saturation.max_inflight_bytes = 1 * GiB;
 	want.saturation.callback_poll_ns = 2 * MS;
+	want.saturation.endpoints = 16;
+	want.saturation.queue_depth_threshold = 8;
+	want.saturation.kv_cache_util_threshold = 0.9;
+	want.saturation.metrics_staleness_ns = 250 * MS;
+	want.saturation.dispatch_cost = 1.5;
 	want.displacement = "lowest_band_newest";
 	want.displacement_max_pending = 128;
 	want.registry_buckets = 4096;
@@ -560,6 +581,13 @@ Test(config_yaml, round_trip_of_every_field)
 		want.saturation.max_inflight = rnd_bits(20);
 		want.saturation.max_inflight_bytes = rnd_bits(44);
 		want.saturation.callback_poll_ns = (int64_t)rnd_below(10 * SEC) + 1;
+		want.saturation.endpoints = (unsigned)rnd_below(FLOWQ_MAX_ENDPOINTS) + 1;
+		want.saturation.queue_depth_threshold = rnd_bits(62) + 1;
+		want.saturation.kv_cache_util_threshold =
+			(double)(rnd_below(1000) + 1) / 1000.0;
+		want.saturation.metrics_staleness_ns =
+			(int64_t)rnd_below(INT64_C(1) << 45) + 1;
+		want.saturation.dispatch_cost = (double)rnd_below(4000001) / 4.0;
 		want.displacement = rnd_displacement();
 		want.displacement_max_pending = rnd_below(2) ? rnd_bits(62) + 1 : 64;
 		want.registry_buckets = 1ul << rnd_below(31);
@@ -640,6 +668,17 @@ Test(config_yaml, round_trip_of_every_field)
 				     size_text(t, want.saturation.max_inflight_bytes));
 				emit(o, "  callback_poll_ns: %s\n",
 				     duration_text(t, want.saturation.callback_poll_ns));
+				emit(o, "  endpoints: %u\n", want.saturation.endpoints);
+				emit(o, "  queue_depth_threshold: %" PRIu64 "\n",
+				     want.saturation.queue_depth_threshold);
+				emit(o, "  kv_cache_util_threshold: %s\n",
+				     real_text(t,
+					       want.saturation.kv_cache_util_threshold));
+				emit(o, "  metrics_staleness_ns: %s\n",
+				     duration_text(t,
+						   want.saturation.metrics_staleness_ns));
+				emit(o, "  dispatch_cost: %s\n",
+				     real_text(t, want.saturation.dispatch_cost));
 				break;
 			case 12:
 				emit(o, "registry_buckets: %lu\n", want.registry_buckets);
@@ -1146,8 +1185,13 @@ Test(config_yaml, validation_messages_carry_the_key_location)
 		"t.yaml:1:1: displacement_max_pending: 0 is not in [1, FLOWQ_LIMIT_MAX]");
 	expect_fail("saturation:\n  detector: magic\n",
 		    "t.yaml:2:3: saturation.detector: unknown detector \"magic\" "
-		    "(\"concurrency\" "
-		    "or \"callback\")");
+		    "(\"concurrency\", \"utilization\" or \"callback\")");
+	expect_fail("saturation:\n  detector: utilization\n  endpoints: 0\n",
+		    "t.yaml:3:3: saturation.endpoints: 0 is not in [1, "
+		    "FLOWQ_MAX_ENDPOINTS (4096)]");
+	expect_fail(
+		"saturation:\n  kv_cache_util_threshold: 1.5\n",
+		"t.yaml:2:3: saturation.kv_cache_util_threshold: 1.5 is not in (0, 1]");
 	check_leaks();
 }
 

@@ -31,6 +31,10 @@
  *      shard_poll     X      X       -      -      -      *    -
  *      stats/metrics  X      X       -      -      -      -    -
  *
+ * flowq_endpoint_report() and flowq_saturation() pair like submit: they
+ * may run concurrently with every call but create and destroy (reports of
+ * one endpoint, one thread at a time: see flowq_endpoint_report()).
+ *
  * (*) flowq_shard_poll() on one shard must be called by one thread at a time
  * (it *is* that shard's dispatcher); different shards may be polled
  * concurrently. flowq_engine_destroy() must not race with any other call on
@@ -100,6 +104,9 @@ enum flowq_mode {
  */
 #define FLOWQ_LIMIT_MAX (UINT64_C(1) << 62)
 
+/** Most endpoints of the "utilization" detector (saturation.endpoints). */
+#define FLOWQ_MAX_ENDPOINTS 4096u
+
 /** Default fairness quantum (struct flowq_band_config::quantum), bytes. */
 #define FLOWQ_QUANTUM_DEFAULT UINT64_C(4096)
 
@@ -114,8 +121,9 @@ flowq_clock_fn(void *ctx);
 /**
  * Host saturation detector (detector "callback"): how loaded the backend
  * pool is, 0.0 = idle, >= 1.0 = saturated. Called by dispatchers, from any
- * of them concurrently, once per dispatch round; must be cheap and must not
- * block or call into the engine.
+ * of them concurrently, once per dispatch round (and by flowq_saturation()
+ * on its caller's thread); must be cheap and must not block or call into
+ * the engine.
  */
 typedef double
 flowq_saturation_fn(void *ctx);
@@ -174,12 +182,24 @@ struct flowq_saturation_config {
 	 * is in flight from its dispatch to its flowq_release(). With both
 	 * limits 0 the pool is never saturated.
 	 * "callback": saturation = callback(callback_ctx).
+	 * "utilization": host-fed per-endpoint metrics
+	 * (flowq_endpoint_report()), GIE's roofline formula: endpoint i
+	 * scores max(waiting_i / queue_depth_threshold, kv_i /
+	 * kv_cache_util_threshold) while its latest report is at most
+	 * metrics_staleness_ns old, else 1.0 (also before its first report);
+	 * saturation = the mean score over @c endpoints, plus the load
+	 * dispatched since the reports (see dispatch_cost). If max_inflight or
+	 * max_inflight_bytes is also set, that limit holds as well
+	 * (saturation = the larger of the two detectors' values).
+	 *
+	 * A band dispatches only while saturation < its usage_ceiling.
 	 */
 	const char *detector;
-	/** concurrency: most requests in flight; 0 = unlimited. */
+	/** concurrency (and utilization): most requests in flight; 0 =
+	 * unlimited. Ignored by "callback". */
 	uint64_t max_inflight;
-	/** concurrency: most bytes in flight; 0 = unlimited. Must fit with
-	 * max_inflight: see FLOWQ_LIMIT_MAX. */
+	/** concurrency (and utilization): most bytes in flight; 0 =
+	 * unlimited. Must fit with max_inflight: see FLOWQ_LIMIT_MAX. */
 	uint64_t max_inflight_bytes;
 	/** callback: the detector; required for "callback", else NULL. */
 	flowq_saturation_fn *callback;
@@ -191,6 +211,35 @@ struct flowq_saturation_config {
 	 * Default 1 ms.
 	 */
 	int64_t callback_poll_ns;
+	/**
+	 * utilization: endpoints in the backend pool, reported as indexes
+	 * 0..endpoints-1. Default 1; in [1, FLOWQ_MAX_ENDPOINTS]. Fixed for
+	 * the engine's life: an endpoint that never reports (or stops) scores
+	 * 1.0, as in GIE, so configure the pool's actual size.
+	 */
+	unsigned endpoints;
+	/** utilization: waiting requests at which an endpoint scores 1.0.
+	 * Default 5 (GIE); in [1, FLOWQ_LIMIT_MAX]. */
+	uint64_t queue_depth_threshold;
+	/** utilization: KV-cache fraction at which an endpoint scores 1.0.
+	 * Default 0.8 (GIE); in (0, 1]. */
+	double kv_cache_util_threshold;
+	/** utilization: a report older than this, ns, no longer counts (the
+	 * endpoint scores 1.0). Default 200 ms (GIE); > 0. */
+	int64_t metrics_staleness_ns;
+	/**
+	 * utilization: waiting requests each dispatch is assumed to add to
+	 * one endpoint (spread evenly over the pool) until that endpoint
+	 * reports metrics taken after the dispatch (flowq_endpoint_report()).
+	 * flowq dispatches until the gate closes, so without it
+	 * a low reading would let the whole backlog out before the next
+	 * report shows the load (GIE's "thundering herd", which GIE's 1 ms
+	 * dispatch cycle dampens and flowq would not): with 1, between two
+	 * reports the pool gets about endpoints x queue_depth_threshold x
+	 * (1 - saturation) requests. Default 1.0; in [0, 1000000]; 0 = GIE's
+	 * formula exactly.
+	 */
+	double dispatch_cost;
 };
 
 /**
@@ -296,7 +345,9 @@ struct flowq_config {
  * Fill @p cfg with the defaults (threaded, shards = online CPUs, no global
  * limit, default-band template on with GIE's defaults: global_strict, fcfs,
  * 10^9 bytes, ceiling 1.0; no per-flow limit; no TTL; flow GC after 10 s;
- * concurrency detector without limits, callback poll 1 ms; libc allocator;
+ * concurrency detector without limits, callback poll 1 ms, utilization
+ * settings 1 endpoint, thresholds 5 requests and 0.8 KV, staleness 200 ms,
+ * dispatch cost 1; libc allocator;
  * monotonic clock; 1024 registry buckets; dispatch batch 32; no errbuf).
  * Every other field (contexts, errbuf_size) is zeroed. A NULL @p cfg is
  * ignored.
@@ -313,7 +364,8 @@ flowq_config_init(struct flowq_config *cfg);
  * flowq_ordering_find() resolve, unique band priorities, monotone ceilings
  * among configured bands (see usage_ceiling), the detector name and its
  * callback, a complete allocator. The default-band template is checked
- * even when default_band_enabled is false (its priority is ignored).
+ * even when default_band_enabled is false (its priority is ignored), and
+ * every detector's settings whichever detector is selected.
  * Fields are checked in struct order, bands in index order; the first bad
  * one is reported.
  *
@@ -502,6 +554,79 @@ flowq_release(struct flowq_engine *e, struct flowq_req *req);
  */
 FLOWQ_API enum flowq_outcome
 flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout_ns);
+
+/* ------------------------------------------------------------------------ */
+/* Saturation                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Report endpoint @p endpoint's metrics to the "utilization" detector. The
+ * report replaces the endpoint's previous one: its score becomes
+ * max(waiting_queue_size / queue_depth_threshold, kv_cache_usage /
+ * kv_cache_util_threshold) (clamped at 2^19) until @p at_ns is older than
+ * metrics_staleness_ns, and of the dispatches counted against the endpoint
+ * (dispatch_cost) those made at or before @p at_ns are dropped: metrics
+ * taken then include them; later ones stay counted until a report with
+ * newer metrics (at most the last 1024 dispatches are told apart by time:
+ * metrics older than all of them leave those 1024 counted). So pass the
+ * time the metrics were taken, not the time of the call. If the report
+ * lowers the saturation, dispatchers waiting for the gate are woken
+ * (polled mode: their shard fd is signalled).
+ *
+ * @param e                   the engine (detector "utilization").
+ * @param endpoint            index in [0, saturation.endpoints).
+ * @param waiting_queue_size  requests waiting at the endpoint (queued in
+ *                            its model server, not running).
+ * @param kv_cache_usage      fraction of its KV cache in use, in [0, 1].
+ * @param at_ns               when the metrics were taken, on the engine
+ *                            clock (flowq_now()); not later than now.
+ * @return 0;
+ *         -EINVAL the detector is not "utilization", @p endpoint is out of
+ *                 range, @p kv_cache_usage is not in [0, 1] (or NaN), or
+ *                 @p at_ns is later than flowq_now(e);
+ *         -ESTALE @p at_ns is older than this endpoint's latest accepted
+ *                 report, or already older than metrics_staleness_ns
+ *                 (nothing changes);
+ *         -EBUSY  another report of the same endpoint is running on
+ *                 another thread (nothing changes; report each endpoint
+ *                 from one thread at a time);
+ *         -EFAULT @p e is NULL.
+ *
+ * Context: any thread, concurrently with submits, dispatch and reports of
+ * other endpoints; not during create or destroy. Never blocks; reads the
+ * engine clock once.
+ * Ordering: a gate check that starts after the call returns sees the
+ * report (release publication, acquire loads). The wake follows the
+ * publication through the gate's [W1] fence, so a dispatcher cannot go to
+ * sleep on the saturation this report replaced.
+ * Progress: wait-free on the endpoint (at most one retry against a
+ * concurrent staleness sweep; a scan of at most 1024 dispatch times),
+ * lock-free on the pool sums (a CAS shared with other endpoints' reports).
+ * No allocation; a system call only to wake a sleeping dispatcher.
+ */
+FLOWQ_API int
+flowq_endpoint_report(struct flowq_engine *e, unsigned endpoint,
+		      uint64_t waiting_queue_size, double kv_cache_usage, int64_t at_ns);
+
+/**
+ * The backend pool's saturation now, as the gate compares it with the
+ * bands' usage ceilings (0 = idle, >= 1 = saturated): "concurrency":
+ * max(in-flight / max_inflight, in-flight bytes / max_inflight_bytes), 0
+ * without limits; "callback": the callback's value (called on this
+ * thread); "utilization": the mean endpoint score at flowq_now() plus the
+ * dispatches counted since the reports, recomputed from every endpoint
+ * (O(endpoints)), and the larger of that and the in-flight ratio if an
+ * in-flight limit is set. For hosts, tests and the simulator; dispatchers
+ * keep their own O(1) view of the same value.
+ *
+ * @return 0; -EFAULT @p e or @p r_saturation is NULL.
+ * Context: any thread, not from the saturation callback itself. A snapshot:
+ * reports and dispatches that run meanwhile may or may not be counted.
+ * Progress: wait-free for concurrency, the callback's for callback,
+ * lock-free (per-endpoint retries) for utilization.
+ */
+FLOWQ_API int
+flowq_saturation(struct flowq_engine *e, double *r_saturation);
 
 /* ------------------------------------------------------------------------ */
 /* Flow handles                                                             */

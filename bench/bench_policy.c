@@ -22,6 +22,15 @@
  *       re-read the head (peek + key), push the request back as a new
  *       arrival (fresh submit time, TTL expiry and, for half of them, a
  *       caller deadline, set as flowq_submit sets them), re-read the head.
+ *   BM_policy_displacement_<name>/flows:F  every flowq_displacement_at()
+ *       policy: F flows of one band-shard, BP_DEPTH requests each (64-1500
+ *       bytes, weights 1-4), reported through arrived(). One decision is
+ *       what a displacement costs the policy: victim(), the victim leaves
+ *       (left()) and comes back as a new arrival on the next flow of the
+ *       scattered order (arrived()), so the population stays F x BP_DEPTH.
+ *       "none" never names a victim: its decision is the next flow's
+ *       oldest request leaving and coming back (what every request costs
+ *       an engine with that policy: nothing, through no-op calls).
  *   BM_policy_peer_binary_heap/flows:F  the peer: bench_heap.c's plain
  *       binary heap (bench_bheap_push/pop) of F members in the "hold"
  *       model: pop the minimum, push it back with key + a random increment;
@@ -337,6 +346,88 @@ out:
 	free(states);
 }
 
+/* ---- displacement ---------------------------------------------------------- */
+
+static void
+bench_policy_displacement(struct bench_state *st, void *arg)
+{
+	const struct flowq_displacement_ops *ops = arg;
+	size_t nflows = (size_t)bench_range(st, 0);
+	const size_t depth = BP_DEPTH;
+	size_t ssz = bp_round_up(ops->desc.flow_state_size + 1);
+	size_t bsz = bp_round_up(ops->desc.band_state_size + 1);
+	unsigned char *states = NULL, *band = NULL;
+	struct flowq_req *reqs = NULL;
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	size_t i = 0, stride;
+	struct flowq_policy_env env = {.alloc = NULL, .priority = 0, .quantum = 4096};
+
+	states = aligned_alloc(BP_LINE, nflows * ssz);
+	band = aligned_alloc(BP_LINE, bsz);
+	reqs = malloc(nflows * depth * sizeof(*reqs));
+	if (states == NULL || band == NULL || reqs == NULL) {
+		bench_skip_with_error(st, "out of memory");
+		goto out;
+	}
+	memset(states, 0, nflows * ssz);
+	memset(band, 0, bsz);
+	if (ops->band_init(band, &env) != 0) {
+		bench_skip_with_error(st, "band_init failed");
+		goto out;
+	}
+	/* A request's owner is its flow's index (+1), for the bench only. */
+	for (size_t f = 0; f < nflows; f++) {
+		for (size_t d = 0; d < depth; d++) {
+			struct flowq_req *r = &reqs[f * depth + d];
+
+			flowq_req_init(r);
+			r->bytes = 64 + bp_rand(&rng) % 1437;
+			r->priv.owner = (void *)(uintptr_t)(f + 1);
+			ops->arrived(band, states + f * ssz, r, (uint32_t)(1 + f % 4));
+		}
+	}
+	stride = 7919 % nflows;
+	if (stride == 0 || nflows % 7919 == 0)
+		stride = 1;
+	/* "none": the request that leaves is the next flow's; a per-flow
+	 * FIFO of indexes into reqs is overkill: take slot 0 or 1 in turn. */
+	unsigned turn = 0;
+	while (bench_keep_running_batch(st, BP_BATCH)) {
+		for (int k = 0; k < BP_BATCH; k++) {
+			struct flowq_req *r = ops->victim(band);
+			size_t to = i;
+
+			i += stride;
+			if (i >= nflows)
+				i -= nflows;
+			if (r == NULL)
+				r = &reqs[to * depth + (turn++ & 1)];
+			size_t from = (size_t)(uintptr_t)r->priv.owner - 1;
+			ops->left(band, states + from * ssz, r, (uint32_t)(1 + from % 4));
+			r->priv.owner = (void *)(uintptr_t)(to + 1);
+			ops->arrived(band, states + to * ssz, r, (uint32_t)(1 + to % 4));
+		}
+	}
+	/* Drain through the policy: every request leaves exactly once. */
+	size_t left = 0;
+	struct flowq_req *r;
+	while ((r = ops->victim(band)) != NULL && left <= nflows * depth) {
+		size_t from = (size_t)(uintptr_t)r->priv.owner - 1;
+		ops->left(band, states + from * ssz, r, (uint32_t)(1 + from % 4));
+		left++;
+	}
+	if (strcmp(ops->desc.name, "none") != 0 && left != nflows * depth) {
+		bench_skip_with_error(st, "the policy lost or repeated requests");
+		goto out;
+	}
+	ops->band_fini(band, &env);
+	bench_set_items_processed(st, bench_iterations(st));
+out:
+	free(reqs);
+	free(band);
+	free(states);
+}
+
 /* ---- the peer: a plain binary heap ------------------------------------------ */
 
 static void
@@ -426,5 +517,11 @@ bench_policy_register(void)
 
 		snprintf(name, sizeof(name), "BM_policy_ordering_%s", ops->desc.name);
 		bp_sizes(bench_register(name, bench_policy_ordering, (void *)ops));
+	}
+	for (size_t i = 0; flowq_displacement_at(i) != NULL; i++) {
+		const struct flowq_displacement_ops *ops = flowq_displacement_at(i);
+
+		snprintf(name, sizeof(name), "BM_policy_displacement_%s", ops->desc.name);
+		bp_sizes(bench_register(name, bench_policy_displacement, (void *)ops));
 	}
 }

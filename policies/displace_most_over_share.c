@@ -13,8 +13,9 @@
  * keyed by queued bytes / weight (an intrusive pairing heap, flowq/pheap.h,
  * with the key negated); per flow, its heap node, its queued bytes and its
  * queued requests in intake order (a list through req->priv.dnode). An
- * arrival or a departure re-keys its flow: remove + push, O(log flows)
- * amortized; victim() is O(1) (the heap's top, the back of its list).
+ * arrival moves its flow up (decrease-key: O(1), the subtree melded with
+ * the root); a departure moves it down (remove + push, O(log flows)
+ * amortized); victim() is O(1) (the heap's top, the back of its list).
  * Nothing allocates. A flow leaves the heap when its last request leaves,
  * so the heap never refers to an empty (collectable) flow.
  *
@@ -23,6 +24,7 @@
  * weight changed with flowq_flow_set_weight() counts from the flow's next
  * arrival or departure.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,11 +82,20 @@ mos_key(const struct mos_flow *f, uint32_t weight)
 static void
 mos_rekey(struct mos_band *b, struct mos_flow *f, uint32_t weight)
 {
-	if (flowq_pheap_member(&f->node))
+	bool member = flowq_pheap_member(&f->node);
+	int64_t key = f->nreqs ? mos_key(f, weight) : 0;
+	/* Moving up (an arrival: more bytes per weight): decrease-key, O(1).
+	 * Equal: nothing moves. Down or out: remove (and push again). */
+	if (member && f->nreqs && key <= f->node.key) {
+		if (key < f->node.key)
+			flowq_pheap_decrease(&b->flows, &f->node, key, f->node.seq);
+		return;
+	}
+	if (member)
 		flowq_pheap_remove(&b->flows, &f->node);
 	if (f->nreqs == 0)
 		return;
-	f->node.key = mos_key(f, weight);
+	f->node.key = key;
 	f->node.seq = b->seq++;
 	flowq_pheap_push(&b->flows, &f->node);
 }

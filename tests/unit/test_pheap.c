@@ -528,3 +528,56 @@ Test(pheap, push_batch_keeps_the_root_degree_down)
 	free(it);
 	free(ref);
 }
+
+/* flowq_pheap_decrease: random decreases on random members (roots and
+ * deep nodes), interleaved with pops; the structure stays valid after
+ * every step and the pops come out sorted; misuse is -EINVAL and changes
+ * nothing. */
+Test(pheap, decrease_key)
+{
+	enum { N = 600 };
+	static struct pitem it[N];
+	struct flowq_pheap h;
+	struct flowq_pheap_node *ref[N];
+	uint64_t rng = 12345;
+
+	flowq_pheap_init(&h);
+	init_items(it, N);
+	for (size_t i = 0; i < N; i++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		it[i].pn.key = (int64_t)(rng >> 40);
+		cr_assert_eq(flowq_pheap_push(&h, &it[i].pn), 0);
+	}
+	/* Make a shape with depth first. */
+	struct flowq_pheap_node *p0 = flowq_pheap_pop(&h);
+	cr_assert_not_null(p0);
+	size_t n = N - 1;
+	for (int step = 0; step < 3000; step++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		struct pitem *x = &it[(rng >> 33) % N];
+		if (!flowq_pheap_member(&x->pn)) {
+			cr_assert_eq(flowq_pheap_decrease(&h, &x->pn, 0, 0), -EINVAL);
+			continue;
+		}
+		int64_t old = x->pn.key;
+		cr_assert_eq(flowq_pheap_decrease(&h, &x->pn, old + 1, x->pn.seq), -EINVAL,
+			     "an increase is refused");
+		cr_assert_eq(x->pn.key, old);
+		int64_t nk = old - (int64_t)((rng >> 20) % 1000);
+		cr_assert_eq(flowq_pheap_decrease(&h, &x->pn, nk, x->pn.seq), 0);
+		cr_assert_eq(x->pn.key, nk);
+		check_pheap(&h);
+		cr_assert_leq(flowq_pheap_peek(&h)->key, nk, "the top is the minimum");
+		if (step % 7 == 0) {
+			cr_assert_not_null(flowq_pheap_pop(&h));
+			n--;
+			check_pheap(&h);
+		}
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < N; i++)
+		if (flowq_pheap_member(&it[i].pn))
+			ref[k++] = &it[i].pn;
+	cr_assert_eq(k, n);
+	assert_pops_sorted(&h, ref, k);
+}

@@ -16,108 +16,23 @@
 
 #include "engine.h"
 #include "req.h"
+#include "engine_fixture.h"
 
-/* ---- fixture ---- */
-
-static int64_t fake_now = 1000000;
-
-static int64_t
-fake_clock(void *ctx)
-{
-	(void)ctx;
-	return __atomic_load_n(&fake_now, __ATOMIC_RELAXED);
-}
-
-static void
-advance(int64_t ns)
-{
-	__atomic_add_fetch(&fake_now, ns, __ATOMIC_RELAXED);
-}
-
-struct hreq {
-	struct flowq_req req;
-	int completions;
-	enum flowq_outcome seen;
-	enum flowq_cause cause;
-	int order; /* position in the global completion order */
-};
-
-static int completion_seq;
-
-static void
-on_complete(struct flowq_req *req, void *arg)
-{
-	struct hreq *h = arg;
-	cr_assert_eq(&h->req, req);
-	h->completions++;
-	h->seen = flowq_req_outcome(req);
-	h->cause = flowq_req_cause(req);
-	h->order = completion_seq++;
-}
-
-static void
-hreq_init(struct hreq *h, const char *flow, int32_t prio, uint64_t bytes)
-{
-	memset(h, 0, sizeof(*h));
-	flowq_req_init(&h->req);
-	h->req.flow_id = flow;
-	h->req.flow_id_len = (uint32_t)strlen(flow);
-	h->req.priority = prio;
-	h->req.bytes = bytes;
-	h->req.complete = on_complete;
-	h->req.arg = h;
-}
-
-static struct flowq_config
-polled_cfg(void)
-{
-	struct flowq_config c;
-	flowq_config_init(&c);
-	c.mode = FLOWQ_MODE_POLLED;
-	c.shards = 1;
-	c.clock = fake_clock;
-	return c;
-}
-
-static struct flowq_engine *
-make(const struct flowq_config *c)
-{
-	struct flowq_engine *e = NULL;
-	char err[256] = "";
-	struct flowq_config cc = *c;
-	cc.errbuf = err;
-	cc.errbuf_size = sizeof(err);
-	int rc = flowq_engine_create(&cc, &e);
-	cr_assert_eq(rc, 0, "create: %d %s", rc, err);
-	completion_seq = 0;
-	return e;
-}
-
-static int
-poll_all(struct flowq_engine *e)
-{
-	int total = 0;
-	for (unsigned s = 0; s < flowq_shard_count(e); s++) {
-		int n = flowq_shard_poll(e, s, 0, NULL);
-		cr_assert_geq(n, 0);
-		total += n;
-	}
-	return total;
-}
+/* ---- fixture: tests/support/engine_fixture.h ---- */
 
 /* ---- create / destroy ---- */
 
 Test(engine, create_destroy_polled_and_threaded)
 {
-	struct flowq_config c = polled_cfg();
-	struct flowq_engine *e = make(&c);
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
 	cr_assert_eq(flowq_shard_count(e), 1);
-	cr_assert_eq(flowq_now(e), fake_now);
+	cr_assert_eq(flowq_now(e), fx_now);
 	flowq_engine_destroy(e);
 
 	flowq_config_init(&c);
 	c.shards = 2;
-	e = make(&c);
+	e = fx_make(&c);
 	cr_assert_eq(flowq_shard_count(e), 2);
 	cr_assert_eq(flowq_shard_poll(e, 0, 0, NULL), -EINVAL, "poll is polled-mode only");
 	cr_assert_eq(flowq_shard_fd(e, 0), -EINVAL);
@@ -126,7 +41,7 @@ Test(engine, create_destroy_polled_and_threaded)
 
 Test(engine, create_rejects_bad_config_with_message)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	struct flowq_band_config b = c.default_band;
 	b.priority = 3;
 	b.usage_ceiling = 1.5;
@@ -147,20 +62,20 @@ Test(engine, create_rejects_bad_config_with_message)
 
 Test(engine, submit_dispatch_release)
 {
-	struct flowq_config c = polled_cfg();
-	struct flowq_engine *e = make(&c);
-	struct hreq h;
-	hreq_init(&h, "tenant-a", 0, 100);
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
+	fx_req_init(&h, "tenant-a", 0, 100);
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
 	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_PENDING);
 	cr_assert_eq(flowq_submit(e, &h.req), -EBUSY, "double submit");
 	cr_assert_eq(flowq_release(e, &h.req), -EINVAL, "not dispatched yet");
-	advance(5000);
-	cr_assert_eq(poll_all(e), 1);
+	fx_advance(5000);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(h.completions, 1);
 	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
 	cr_assert_eq(h.cause, FLOWQ_CAUSE_NONE);
-	cr_assert_eq(poll_all(e), 0, "nothing more");
+	cr_assert_eq(fx_poll_all(e), 0, "nothing more");
 	cr_assert_eq(flowq_cancel(e, &h.req), -EALREADY);
 	cr_assert_eq(flowq_release(e, &h.req), 0);
 	cr_assert_eq(flowq_release(e, &h.req), -EALREADY);
@@ -182,14 +97,14 @@ Test(engine, submit_dispatch_release)
 
 Test(engine, invalid_requests_rejected_without_completion)
 {
-	struct flowq_config c = polled_cfg();
-	struct flowq_engine *e = make(&c);
-	struct hreq h;
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
 	char longid[FLOWQ_FLOW_ID_MAX + 1];
 	memset(longid, 'x', sizeof(longid));
 
 	for (int k = 0; k < 6; k++) {
-		hreq_init(&h, "f", 0, 1);
+		fx_req_init(&h, "f", 0, 1);
 		switch (k) {
 		case 0: h.req.flow_id = NULL; break;
 		case 1: h.req.flow_id_len = 0; break;
@@ -207,7 +122,7 @@ Test(engine, invalid_requests_rejected_without_completion)
 	}
 	cr_assert_eq(flowq_submit(NULL, &h.req), -EFAULT);
 	cr_assert_eq(flowq_submit(e, NULL), -EFAULT);
-	cr_assert_eq(poll_all(e), 0);
+	cr_assert_eq(fx_poll_all(e), 0);
 	cr_assert_eq(h.completions, 0);
 	struct flowq_stats st;
 	flowq_stats_engine(e, &st);
@@ -217,20 +132,20 @@ Test(engine, invalid_requests_rejected_without_completion)
 
 Test(engine, unknown_band_without_template)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	struct flowq_band_config b = c.default_band;
 	b.priority = 5;
 	c.bands = &b;
 	c.nbands = 1;
 	c.default_band_enabled = false;
-	struct flowq_engine *e = make(&c);
-	struct hreq h;
-	hreq_init(&h, "f", 6, 1);
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
+	fx_req_init(&h, "f", 6, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), -ENOENT);
 	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
-	hreq_init(&h, "f", 5, 1);
+	fx_req_init(&h, "f", 5, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
-	poll_all(e);
+	fx_poll_all(e);
 	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
 	flowq_engine_destroy(e);
 }
@@ -238,11 +153,11 @@ Test(engine, unknown_band_without_template)
 /* ---- capacity ---- */
 
 static void
-fill_until_reject(struct flowq_engine *e, struct hreq *hs, int n, const char *flow,
+fill_until_reject(struct flowq_engine *e, struct fx_req *hs, int n, const char *flow,
 		  int32_t prio, uint64_t bytes, int expect_ok, enum flowq_cause cause)
 {
 	for (int i = 0; i < n; i++) {
-		hreq_init(&hs[i], flow, prio, bytes);
+		fx_req_init(&hs[i], flow, prio, bytes);
 		int rc = flowq_submit(e, &hs[i].req);
 		if (i < expect_ok) {
 			cr_assert_eq(rc, 0, "submit %d", i);
@@ -256,40 +171,40 @@ fill_until_reject(struct flowq_engine *e, struct hreq *hs, int n, const char *fl
 
 Test(engine, capacity_global_band_flow)
 {
-	struct hreq hs[8];
+	struct fx_req hs[8];
 	/* Global: 3 requests. */
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.max_requests = 3;
-	struct flowq_engine *e = make(&c);
+	struct flowq_engine *e = fx_make(&c);
 	fill_until_reject(e, hs, 4, "a", 0, 10, 3, FLOWQ_CAUSE_CAPACITY_GLOBAL);
-	cr_assert_eq(poll_all(e), 3);
-	hreq_init(&hs[7], "a", 0, 10);
+	cr_assert_eq(fx_poll_all(e), 3);
+	fx_req_init(&hs[7], "a", 0, 10);
 	cr_assert_eq(flowq_submit(e, &hs[7].req), 0, "capacity came back after dispatch");
 	flowq_engine_destroy(e);
 
 	/* Band: 250 bytes. */
-	c = polled_cfg();
+	c = fx_polled_cfg();
 	struct flowq_band_config b = c.default_band;
 	b.priority = 1;
 	b.max_bytes = 250;
 	c.bands = &b;
 	c.nbands = 1;
-	e = make(&c);
+	e = fx_make(&c);
 	fill_until_reject(e, hs, 3, "a", 1, 100, 2, FLOWQ_CAUSE_CAPACITY_BAND);
-	hreq_init(&hs[7], "other-band", 0, 100);
+	fx_req_init(&hs[7], "other-band", 0, 100);
 	cr_assert_eq(flowq_submit(e, &hs[7].req), 0, "another band is not limited");
 	flowq_engine_destroy(e);
 
 	/* Flow: 2 requests per flow; another flow is independent. */
-	c = polled_cfg();
+	c = fx_polled_cfg();
 	c.flow_max_requests = 2;
-	e = make(&c);
+	e = fx_make(&c);
 	fill_until_reject(e, hs, 3, "a", 0, 1, 2, FLOWQ_CAUSE_CAPACITY_FLOW);
 	fill_until_reject(e, hs + 3, 2, "b", 0, 1, 2, FLOWQ_CAUSE_NONE);
 	struct flowq_stats st;
 	flowq_stats_flow(e, "a", 1, 0, &st);
 	cr_assert_eq(st.causes[FLOWQ_REJECTED_CAPACITY][FLOWQ_CAUSE_CAPACITY_FLOW], 1);
-	cr_assert_eq(poll_all(e), 4);
+	cr_assert_eq(fx_poll_all(e), 4);
 	fill_until_reject(e, hs, 3, "a", 0, 1, 2, FLOWQ_CAUSE_CAPACITY_FLOW);
 	flowq_engine_destroy(e);
 }
@@ -299,26 +214,26 @@ Test(engine, capacity_global_band_flow)
  * a poll clears it. */
 Test(engine, polled_fd_signals_new_work)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.shards = 2;
-	struct flowq_engine *e = make(&c);
+	struct flowq_engine *e = fx_make(&c);
 	int fds[2] = {flowq_shard_fd(e, 0), flowq_shard_fd(e, 1)};
 	cr_assert_geq(fds[0], 0);
 	cr_assert_geq(fds[1], 0);
 	cr_assert_eq(flowq_shard_fd(e, 2), -EINVAL);
 	cr_assert_eq(flowq_shard_poll(e, 2, 0, NULL), -EINVAL);
-	poll_all(e); /* both idle, fds clear */
+	fx_poll_all(e); /* both idle, fds clear */
 	uint64_t v;
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(read(fds[i], &v, sizeof(v)), -1, "fd %d clear after an idle poll", i);
-	struct hreq h;
-	hreq_init(&h, "wake-me", 0, 1);
+	struct fx_req h;
+	fx_req_init(&h, "wake-me", 0, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
 	int readable = 0;
 	for (int i = 0; i < 2; i++)
 		readable += read(fds[i], &v, sizeof(v)) == (ssize_t)sizeof(v);
 	cr_assert_eq(readable, 1, "exactly the flow's shard was signalled");
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
 	/* flowq_engine_wake() signals every shard (e.g. after moving a
 	 * custom clock). */
@@ -332,37 +247,37 @@ Test(engine, polled_fd_signals_new_work)
 
 Test(engine, strict_priority_under_gate)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq lo[3], hi[2];
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req lo[3], hi[2];
 	for (int i = 0; i < 3; i++) {
-		hreq_init(&lo[i], "lo", -1, 1);
+		fx_req_init(&lo[i], "lo", -1, 1);
 		cr_assert_eq(flowq_submit(e, &lo[i].req), 0);
-		advance(10);
+		fx_advance(10);
 	}
 	for (int i = 0; i < 2; i++) {
-		hreq_init(&hi[i], "hi", 7, 1);
+		fx_req_init(&hi[i], "hi", 7, 1);
 		cr_assert_eq(flowq_submit(e, &hi[i].req), 0);
-		advance(10);
+		fx_advance(10);
 	}
 	/* One slot: the most important band goes first although it came
 	 * last, then nothing until a release. */
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(hi[0].seen, FLOWQ_DISPATCHED);
-	cr_assert_eq(poll_all(e), 0);
+	cr_assert_eq(fx_poll_all(e), 0);
 	struct flowq_stats st;
 	flowq_stats_engine(e, &st);
 	cr_assert_eq(st.inflight, 1);
 	cr_assert_eq(flowq_release(e, &hi[0].req), 0);
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(hi[1].seen, FLOWQ_DISPATCHED);
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(lo[i].completions, 0, "low band waits while saturated");
 	}
 	cr_assert_eq(flowq_release(e, &hi[1].req), 0);
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(poll_all(e), 1);
+		cr_assert_eq(fx_poll_all(e), 1);
 		cr_assert_eq(lo[i].seen, FLOWQ_DISPATCHED, "fcfs within the flow");
 		cr_assert_eq(flowq_release(e, &lo[i].req), 0);
 	}
@@ -371,7 +286,7 @@ Test(engine, strict_priority_under_gate)
 
 Test(engine, usage_ceiling_holds_back_a_band)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.saturation.max_inflight = 4;
 	struct flowq_band_config b[2] = {c.default_band, c.default_band};
 	b[0].priority = 1;
@@ -380,18 +295,18 @@ Test(engine, usage_ceiling_holds_back_a_band)
 	b[1].usage_ceiling = 0.5; /* band 0 dispatches while in-flight < 2 */
 	c.bands = b;
 	c.nbands = 2;
-	struct flowq_engine *e = make(&c);
-	struct hreq lo[4];
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req lo[4];
 	for (int i = 0; i < 4; i++) {
-		hreq_init(&lo[i], "lo", 0, 1);
+		fx_req_init(&lo[i], "lo", 0, 1);
 		cr_assert_eq(flowq_submit(e, &lo[i].req), 0);
 	}
-	cr_assert_eq(poll_all(e), 2);
-	cr_assert_eq(poll_all(e), 0);
-	struct hreq hi;
-	hreq_init(&hi, "hi", 1, 1);
+	cr_assert_eq(fx_poll_all(e), 2);
+	cr_assert_eq(fx_poll_all(e), 0);
+	struct fx_req hi;
+	fx_req_init(&hi, "hi", 1, 1);
 	cr_assert_eq(flowq_submit(e, &hi.req), 0);
-	cr_assert_eq(poll_all(e), 1, "the higher band may go up to the limit");
+	cr_assert_eq(fx_poll_all(e), 1, "the higher band may go up to the limit");
 	cr_assert_eq(hi.seen, FLOWQ_DISPATCHED);
 	flowq_engine_destroy(e);
 	for (int i = 2; i < 4; i++)
@@ -409,20 +324,20 @@ sat_cb(void *ctx)
 
 Test(engine, callback_detector)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.saturation.detector = "callback";
 	c.saturation.callback = sat_cb;
-	struct flowq_engine *e = make(&c);
-	struct hreq h;
-	hreq_init(&h, "f", 0, 1);
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 1);
 	sat_value = 1.0;
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
 	int64_t next = 0;
 	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0);
-	cr_assert_leq(next, fake_now + c.saturation.callback_poll_ns,
+	cr_assert_leq(next, fx_now + c.saturation.callback_poll_ns,
 		      "a blocked shard asks again after callback_poll_ns");
 	sat_value = 0.2;
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
 	flowq_engine_destroy(e);
 }
@@ -431,42 +346,42 @@ Test(engine, callback_detector)
 
 Test(engine, ttl_and_deadline)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq block, t, d, forever;
-	hreq_init(&block, "x", 0, 1);
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req block, t, d, forever;
+	fx_req_init(&block, "x", 0, 1);
 	cr_assert_eq(flowq_submit(e, &block.req), 0);
-	cr_assert_eq(poll_all(e), 1); /* holds the only slot */
+	cr_assert_eq(fx_poll_all(e), 1); /* holds the only slot */
 
-	hreq_init(&t, "x", 0, 1);
+	fx_req_init(&t, "x", 0, 1);
 	t.req.ttl_ns = 1000;
-	hreq_init(&d, "y", 0, 1);
-	d.req.deadline_ns = fake_now + 500;
-	hreq_init(&forever, "z", 0, 1);
+	fx_req_init(&d, "y", 0, 1);
+	d.req.deadline_ns = fx_now + 500;
+	fx_req_init(&forever, "z", 0, 1);
 	cr_assert_eq(flowq_submit(e, &t.req), 0);
 	cr_assert_eq(flowq_submit(e, &d.req), 0);
 	cr_assert_eq(flowq_submit(e, &forever.req), 0);
 	int64_t next = 0;
 	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0);
-	cr_assert_eq(next, fake_now + 500, "next deadline is the earliest expiry");
-	advance(499);
-	cr_assert_eq(poll_all(e), 0, "not yet");
-	advance(1);
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(next, fx_now + 500, "next deadline is the earliest expiry");
+	fx_advance(499);
+	cr_assert_eq(fx_poll_all(e), 0, "not yet");
+	fx_advance(1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(d.seen, FLOWQ_EVICTED_TTL);
 	cr_assert_eq(d.cause, FLOWQ_CAUSE_DEADLINE_PASSED);
-	advance(500);
-	cr_assert_eq(poll_all(e), 1);
+	fx_advance(500);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(t.seen, FLOWQ_EVICTED_TTL);
 	cr_assert_eq(t.cause, FLOWQ_CAUSE_TTL_EXPIRED);
-	advance(INT64_C(1000000000));
-	cr_assert_eq(poll_all(e), 0);
+	fx_advance(INT64_C(1000000000));
+	cr_assert_eq(fx_poll_all(e), 0);
 	cr_assert_eq(forever.completions, 0, "no TTL, no expiry");
 
-	struct hreq late;
-	hreq_init(&late, "x", 0, 1);
-	late.req.deadline_ns = fake_now;
+	struct fx_req late;
+	fx_req_init(&late, "x", 0, 1);
+	late.req.deadline_ns = fx_now;
 	cr_assert_eq(flowq_submit(e, &late.req), -ETIMEDOUT);
 	cr_assert_eq(flowq_req_outcome(&late.req), FLOWQ_REJECTED_OTHER);
 	cr_assert_eq(flowq_req_cause(&late.req), FLOWQ_CAUSE_DEADLINE_PASSED);
@@ -476,18 +391,18 @@ Test(engine, ttl_and_deadline)
 
 Test(engine, default_ttl_applies)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.default_ttl_ns = 100;
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq a, b;
-	hreq_init(&a, "f", 0, 1);
-	hreq_init(&b, "f", 0, 1);
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, b;
+	fx_req_init(&a, "f", 0, 1);
+	fx_req_init(&b, "f", 0, 1);
 	flowq_submit(e, &a.req);
 	flowq_submit(e, &b.req);
-	cr_assert_eq(poll_all(e), 1);
-	advance(100);
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
+	fx_advance(100);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(b.seen, FLOWQ_EVICTED_TTL);
 	flowq_engine_destroy(e);
 }
@@ -496,36 +411,36 @@ Test(engine, default_ttl_applies)
 
 Test(engine, cancel_paths)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq a, b, q;
-	hreq_init(&a, "f", 0, 1);
-	hreq_init(&b, "f", 0, 1);
-	hreq_init(&q, "g", 0, 1);
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, b, q;
+	fx_req_init(&a, "f", 0, 1);
+	fx_req_init(&b, "f", 0, 1);
+	fx_req_init(&q, "g", 0, 1);
 	/* Cancel before the dispatcher ever saw it (still in the inbox). */
 	cr_assert_eq(flowq_submit(e, &a.req), 0);
 	cr_assert_eq(flowq_cancel(e, &a.req), 0);
 	cr_assert_eq(flowq_cancel(e, &a.req), -EALREADY);
 	cr_assert_eq(a.completions, 0, "completion only from the dispatcher");
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(a.completions, 1);
 	cr_assert_eq(a.seen, FLOWQ_EVICTED_CANCELLED);
 	cr_assert_eq(a.cause, FLOWQ_CAUSE_CANCELLED);
 
 	/* Cancel while queued in the private structures. */
 	cr_assert_eq(flowq_submit(e, &q.req), 0);
-	cr_assert_eq(poll_all(e), 1); /* q dispatched, holds the slot */
+	cr_assert_eq(fx_poll_all(e), 1); /* q dispatched, holds the slot */
 	cr_assert_eq(flowq_submit(e, &b.req), 0);
-	cr_assert_eq(poll_all(e), 0); /* drained, gate closed */
+	cr_assert_eq(fx_poll_all(e), 0); /* drained, gate closed */
 	cr_assert_eq(flowq_cancel(e, &b.req), 0);
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(b.seen, FLOWQ_EVICTED_CANCELLED);
 	cr_assert_eq(b.completions, 1);
 
 	/* Never submitted, and NULLs. */
-	struct hreq n;
-	hreq_init(&n, "f", 0, 1);
+	struct fx_req n;
+	fx_req_init(&n, "f", 0, 1);
 	cr_assert_eq(flowq_cancel(e, &n.req), -EALREADY);
 	cr_assert_eq(flowq_cancel(NULL, &n.req), -EFAULT);
 	cr_assert_eq(flowq_release(e, &n.req), -EINVAL);
@@ -540,26 +455,26 @@ Test(engine, cancel_paths)
  * halves of flowq_cancel() are done by hand through the internals. */
 Test(engine, stalled_canceller_pins_the_flow)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.flow_gc_timeout_ns = 1;
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq hold, h;
-	hreq_init(&hold, "other", 0, 1);
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hold, h;
+	fx_req_init(&hold, "other", 0, 1);
 	cr_assert_eq(flowq_submit(e, &hold.req), 0);
-	cr_assert_eq(poll_all(e), 1); /* takes the only slot */
-	hreq_init(&h, "victim", 0, 1);
+	cr_assert_eq(fx_poll_all(e), 1); /* takes the only slot */
+	fx_req_init(&h, "victim", 0, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
-	poll_all(e); /* queued privately, gate closed */
+	fx_poll_all(e); /* queued privately, gate closed */
 	cr_assert(flowq__req_finalize(&h.req, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED));
 	/* The dispatcher meets the decided request at expiry-free dispatch:
 	 * release the slot so that it tries, loses [T2] and unlinks it. */
 	cr_assert_eq(flowq_release(e, &hold.req), 0);
-	poll_all(e);
+	fx_poll_all(e);
 	cr_assert_eq(h.completions, 0, "no completion before the cancel message");
 	for (int i = 0; i < 3; i++) {
-		advance(1000);
-		poll_all(e);
+		fx_advance(1000);
+		fx_poll_all(e);
 	}
 	struct flowq_stats st;
 	cr_assert_eq(flowq_stats_flow(e, "victim", 6, 0, &st), 0,
@@ -567,13 +482,13 @@ Test(engine, stalled_canceller_pins_the_flow)
 	/* Second half of flowq_cancel(). */
 	struct flowq__shard *sh = ((struct flowq_flow *)h.req.priv.owner)->shard;
 	flowq_mpsc_enqueue(&sh->cancels, &h.req.priv.clink);
-	poll_all(e);
+	fx_poll_all(e);
 	cr_assert_eq(h.completions, 1);
 	cr_assert_eq(h.seen, FLOWQ_EVICTED_CANCELLED);
-	advance(1000);
-	poll_all(e);
-	advance(1000);
-	poll_all(e);
+	fx_advance(1000);
+	fx_poll_all(e);
+	fx_advance(1000);
+	fx_poll_all(e);
 	cr_assert_eq(flowq_stats_flow(e, "victim", 6, 0, &st), -ENOENT, "collected afterwards");
 	flowq_engine_destroy(e);
 }
@@ -582,19 +497,19 @@ Test(engine, stalled_canceller_pins_the_flow)
 
 Test(engine, destroy_evicts_everything_queued)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.shards = 3;
 	c.saturation.max_inflight = 2;
-	struct flowq_engine *e = make(&c);
+	struct flowq_engine *e = fx_make(&c);
 	enum { N = 200 };
-	struct hreq *hs = calloc(N, sizeof(*hs));
+	struct fx_req *hs = calloc(N, sizeof(*hs));
 	char names[N][8];
 	for (int i = 0; i < N; i++) {
 		snprintf(names[i], sizeof(names[i]), "f%d", i % 17);
-		hreq_init(&hs[i], names[i], i % 3, 1);
+		fx_req_init(&hs[i], names[i], i % 3, 1);
 		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
 	}
-	poll_all(e); /* two dispatched, the rest drained or in inboxes */
+	fx_poll_all(e); /* two dispatched, the rest drained or in inboxes */
 	flowq_engine_destroy(e);
 	int dispatched = 0, evicted = 0;
 	for (int i = 0; i < N; i++) {
@@ -617,23 +532,23 @@ Test(engine, destroy_evicts_everything_queued)
  * thread) may submit again: the engine is stopping, so the new request is
  * rejected on the spot and never queued. */
 static struct flowq_engine *resubmit_engine;
-static struct hreq resubmitted;
+static struct fx_req resubmitted;
 static int resubmit_rc = 1;
 
 static void
 resubmit_on_complete(struct flowq_req *req, void *arg)
 {
-	on_complete(req, arg);
-	hreq_init(&resubmitted, "again", 0, 1);
+	fx_on_complete(req, arg);
+	fx_req_init(&resubmitted, "again", 0, 1);
 	resubmit_rc = flowq_submit(resubmit_engine, &resubmitted.req);
 }
 
 Test(engine, submit_while_stopping_is_rejected)
 {
-	struct flowq_config c = polled_cfg();
-	struct flowq_engine *e = make(&c);
-	struct hreq h;
-	hreq_init(&h, "f", 0, 1);
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 1);
 	h.req.complete = resubmit_on_complete;
 	resubmit_engine = e;
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
@@ -650,21 +565,21 @@ Test(engine, submit_while_stopping_is_rejected)
 
 Test(engine, round_robin_alternates_flows)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.default_band.fairness = "round_robin";
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq hs[9];
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hs[9];
 	const char *flows[3] = {"a", "b", "c"};
 	/* All of a's first, then b's, then c's. */
 	for (int i = 0; i < 9; i++) {
-		hreq_init(&hs[i], flows[i / 3], 0, 1);
+		fx_req_init(&hs[i], flows[i / 3], 0, 1);
 		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
-		advance(1);
+		fx_advance(1);
 	}
 	for (int k = 0; k < 9; k++) {
-		cr_assert_eq(poll_all(e), 1);
-		struct hreq *got = NULL;
+		cr_assert_eq(fx_poll_all(e), 1);
+		struct fx_req *got = NULL;
 		for (int i = 0; i < 9; i++)
 			if (hs[i].completions && hs[i].order == k)
 				got = &hs[i];
@@ -679,18 +594,18 @@ Test(engine, round_robin_alternates_flows)
 
 Test(engine, global_strict_is_fcfs_across_flows)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
-	struct hreq hs[6];
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hs[6];
 	const char *flows[3] = {"a", "b", "c"};
 	for (int i = 0; i < 6; i++) {
-		hreq_init(&hs[i], flows[(i * 2) % 3], 0, 1);
+		fx_req_init(&hs[i], flows[(i * 2) % 3], 0, 1);
 		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
-		advance(1);
+		fx_advance(1);
 	}
 	for (int k = 0; k < 6; k++) {
-		cr_assert_eq(poll_all(e), 1);
+		cr_assert_eq(fx_poll_all(e), 1);
 		cr_assert_eq(hs[k].seen, FLOWQ_DISPATCHED, "oldest head first");
 		flowq_release(e, &hs[k].req);
 	}
@@ -701,9 +616,9 @@ Test(engine, global_strict_is_fcfs_across_flows)
 
 Test(engine, flow_handles_and_gc)
 {
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.flow_gc_timeout_ns = 1000;
-	struct flowq_engine *e = make(&c);
+	struct flowq_engine *e = fx_make(&c);
 	struct flowq_flow *fl = NULL;
 	cr_assert_eq(flowq_flow_get(e, "held", 4, 0, &fl), 0);
 	cr_assert_not_null(fl);
@@ -713,37 +628,37 @@ Test(engine, flow_handles_and_gc)
 	cr_assert_eq(flowq_flow_set_weight(fl, 65536), -EINVAL);
 	cr_assert_eq(flowq_flow_set_weight(fl, 3), 0);
 
-	struct hreq h, t;
-	hreq_init(&h, "ignored", 0, 1);
+	struct fx_req h, t;
+	fx_req_init(&h, "ignored", 0, 1);
 	h.req.flow = fl;
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
-	hreq_init(&t, "transient", 0, 1);
+	fx_req_init(&t, "transient", 0, 1);
 	cr_assert_eq(flowq_submit(e, &t.req), 0);
-	cr_assert_eq(poll_all(e), 2);
+	cr_assert_eq(fx_poll_all(e), 2);
 	struct flowq_stats st;
 	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), 0);
 	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1, "the handle's flow got it");
 	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), 0);
 
-	advance(999);
-	poll_all(e);
+	fx_advance(999);
+	fx_poll_all(e);
 	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), 0, "not idle long enough");
-	advance(1);
-	poll_all(e);
+	fx_advance(1);
+	fx_poll_all(e);
 	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), -ENOENT, "collected");
 	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), 0, "a handle pins its flow");
 
 	flowq_flow_put(e, fl);
-	advance(1000);
-	poll_all(e);
-	advance(1000);
-	poll_all(e);
+	fx_advance(1000);
+	fx_poll_all(e);
+	fx_advance(1000);
+	fx_poll_all(e);
 	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), -ENOENT, "collected after put");
 
 	/* A collected key comes back as a new flow. */
-	hreq_init(&t, "transient", 0, 1);
+	fx_req_init(&t, "transient", 0, 1);
 	cr_assert_eq(flowq_submit(e, &t.req), 0);
-	cr_assert_eq(poll_all(e), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
 	cr_assert_eq(flowq_stats_flow(e, "transient", 9, 0, &st), 0);
 	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1, "fresh counters");
 	struct flowq_stats band;
@@ -756,18 +671,18 @@ Test(engine, flow_handles_and_gc)
 
 Test(engine, completion_port)
 {
-	struct flowq_config c = polled_cfg();
-	struct flowq_engine *e = make(&c);
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
 	struct flowq_port *p = NULL;
 	cr_assert_eq(flowq_port_create(e, &p), 0);
 	cr_assert_geq(flowq_port_fd(p), 0);
-	struct hreq h[3];
+	struct fx_req h[3];
 	for (int i = 0; i < 3; i++) {
-		hreq_init(&h[i], "f", 0, 1);
+		fx_req_init(&h[i], "f", 0, 1);
 		flowq_req_set_port(&h[i].req, p);
 		cr_assert_eq(flowq_submit(e, &h[i].req), 0);
 	}
-	cr_assert_eq(poll_all(e), 3);
+	cr_assert_eq(fx_poll_all(e), 3);
 	struct flowq_req *out[8];
 	cr_assert_eq(flowq_port_drain(p, out, 8), 3);
 	for (int i = 0; i < 3; i++) {
@@ -815,7 +730,7 @@ Test(engine, allocation_failure_everywhere_in_create_leaks_nothing)
 	for (int k = 0; k < 100; k++) {
 		struct failing f = {.budget = k};
 		struct flowq_allocator a = {fail_alloc, fail_free, &f};
-		struct flowq_config c = polled_cfg();
+		struct flowq_config c = fx_polled_cfg();
 		c.shards = 2;
 		c.max_requests = 100;
 		struct flowq_band_config b = c.default_band;
@@ -842,19 +757,19 @@ Test(engine, allocation_failure_at_flow_creation)
 {
 	struct failing f = {.budget = 1000};
 	struct flowq_allocator a = {fail_alloc, fail_free, &f};
-	struct flowq_config c = polled_cfg();
+	struct flowq_config c = fx_polled_cfg();
 	c.allocator = &a;
-	struct flowq_engine *e = make(&c);
+	struct flowq_engine *e = fx_make(&c);
 	f.budget = 0;
-	struct hreq h;
-	hreq_init(&h, "new-flow", 0, 1);
+	struct fx_req h;
+	fx_req_init(&h, "new-flow", 0, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), -ENOMEM);
 	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
 	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_NO_MEMORY);
 	f.budget = 1000;
-	hreq_init(&h, "new-flow", 0, 1);
+	fx_req_init(&h, "new-flow", 0, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
-	poll_all(e);
+	fx_poll_all(e);
 	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
 	flowq_engine_destroy(e);
 	cr_assert_eq(f.live, 0);
@@ -868,7 +783,7 @@ Test(engine, threaded_submit_wait)
 	flowq_config_init(&c);
 	c.shards = 2;
 	c.saturation.max_inflight = 1;
-	struct flowq_engine *e = make(&c);
+	struct flowq_engine *e = fx_make(&c);
 	struct flowq_req a, b;
 	flowq_req_init(&a);
 	a.flow_id = "w";

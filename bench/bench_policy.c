@@ -360,7 +360,11 @@ bench_policy_displacement(struct bench_state *st, void *arg)
 	struct flowq_req *reqs = NULL;
 	uint64_t rng = 0x9e3779b97f4a7c15ull;
 	size_t i = 0, stride;
-	struct flowq_policy_env env = {.alloc = NULL, .priority = 0, .quantum = 4096};
+	struct bp_alloc ca = {.a = {.alloc = bp_alloc_fn, .free = bp_free_fn}};
+	struct flowq_policy_env env = {.alloc = &ca.a, .priority = 0, .quantum = 4096};
+	size_t attached = 0;
+
+	ca.a.ctx = &ca;
 
 	states = aligned_alloc(BP_LINE, nflows * ssz);
 	band = aligned_alloc(BP_LINE, bsz);
@@ -377,6 +381,11 @@ bench_policy_displacement(struct bench_state *st, void *arg)
 	}
 	/* A request's owner is its flow's index (+1), for the bench only. */
 	for (size_t f = 0; f < nflows; f++) {
+		if (ops->flow_attach && ops->flow_attach(band, states + f * ssz, &env) != 0) {
+			bench_skip_with_error(st, "flow_attach failed");
+			goto out_fini;
+		}
+		attached++;
 		for (size_t d = 0; d < depth; d++) {
 			struct flowq_req *r = &reqs[f * depth + d];
 
@@ -416,12 +425,16 @@ bench_policy_displacement(struct bench_state *st, void *arg)
 		ops->left(band, states + from * ssz, r, (uint32_t)(1 + from % 4));
 		left++;
 	}
-	if (strcmp(ops->desc.name, "none") != 0 && left != nflows * depth) {
+	if (strcmp(ops->desc.name, "none") != 0 && left != nflows * depth)
 		bench_skip_with_error(st, "the policy lost or repeated requests");
-		goto out;
-	}
+	else
+		bench_set_items_processed(st, bench_iterations(st));
+out_fini:
+	for (size_t f = 0; f < attached && ops->flow_detach; f++)
+		ops->flow_detach(band, states + f * ssz, &env);
 	ops->band_fini(band, &env);
-	bench_set_items_processed(st, bench_iterations(st));
+	if (ca.outstanding != 0 && !bench_error_occurred(st))
+		bench_skip_with_error(st, "band_fini left memory allocated");
 out:
 	free(reqs);
 	free(band);

@@ -219,8 +219,23 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 	int err = b->fairness->flow_attach(bs->fstate, &f->pf, &env);
 	if (err)
 		return err;
+	const struct flowq_displacement_ops *d = s->engine->displace;
+	if (d && d->flow_attach && (err = d->flow_attach(bs->dstate, f->dstate, &env))) {
+		b->fairness->flow_detach(bs->fstate, &f->pf, &env);
+		return err;
+	}
 	f->attached = true;
 	return 0;
+}
+
+void
+flowq__flow_detach_policies(struct flowq_engine *e, struct flowq__band_shard *bs,
+			    struct flowq_flow *f)
+{
+	struct flowq_policy_env env = flowq__policy_env(e, f->band);
+	f->band->fairness->flow_detach(bs->fstate, &f->pf, &env);
+	if (e->displace && e->displace->flow_detach)
+		e->displace->flow_detach(bs->dstate, f->dstate, &env);
 }
 
 /* ---- cross-shard fairness ----
@@ -1121,10 +1136,9 @@ gc(struct flowq__shard *s, int64_t now)
 		if (f->pf.queued || f->in_pending || !f->attached || f->cancel_wait)
 			continue; /* busy again since it was listed */
 		struct flowq__band_shard *bs = bs_of(s, f->band);
-		struct flowq_policy_env env = flowq__policy_env(e, f->band);
 		/* Detach first: the flow is empty and not offered; if the
 		 * collection fails (a lease), attach it again. */
-		f->band->fairness->flow_detach(bs->fstate, &f->pf, &env);
+		flowq__flow_detach_policies(s->engine, bs, f);
 		f->attached = false;
 		if (flowq__flow_try_collect(f))
 			continue;

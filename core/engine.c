@@ -88,8 +88,7 @@ free_flows(struct flowq__shard *s)
 		if (f->attached) {
 			struct flowq__band_shard *bs =
 				atomic_load_explicit(&s->bs[f->band->index], memory_order_relaxed);
-			struct flowq_policy_env env = flowq__policy_env(e, f->band);
-			f->band->fairness->flow_detach(bs->fstate, &f->pf, &env);
+			flowq__flow_detach_policies(e, bs, f);
 		}
 		flowq__flow_free(f);
 	}

@@ -548,6 +548,13 @@ flowq__policy_env(const struct flowq_engine *e, const struct flowq__band *b)
 		.alloc = e->alloc, .priority = b->priority, .quantum = b->quantum};
 }
 
+/** Detach @p f from its band's fairness and displacement policies on
+ * band-shard @p bs (it has nothing queued). Its shard's dispatcher, or
+ * teardown. */
+void
+flowq__flow_detach_policies(struct flowq_engine *e, struct flowq__band_shard *bs,
+			    struct flowq_flow *f);
+
 /** Print the shards' scheduling state to @p out (racy: a diagnostic for a
  * run that stopped making progress; stress programs call it, then abort). */
 void

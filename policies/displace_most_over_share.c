@@ -9,15 +9,17 @@
  * that stayed within their share (the choice GIE's design notes ask for and
  * never built).
  *
- * State: per band-shard, a max-heap of the flows with queued requests,
- * keyed by queued bytes / weight (an intrusive pairing heap, flowq/pheap.h,
- * with the key negated); per flow, its heap node, its queued bytes and its
- * queued requests in intake order (a list through req->priv.dnode). An
- * arrival moves its flow up (decrease-key: O(1), the subtree melded with
- * the root); a departure moves it down (remove + push, O(log flows)
- * amortized); victim() is O(1) (the heap's top, the back of its list).
- * Nothing allocates. A flow leaves the heap when its last request leaves,
- * so the heap never refers to an empty (collectable) flow.
+ * State: per band-shard, a heap of the flows with queued requests keyed by
+ * -(queued bytes / weight) (flowq__kheap, policies/flow_heap.h: a 4-ary
+ * heap with the keys in its slot array, whose capacity flow_attach keeps
+ * at least the number of attached flows, so the hot path never allocates);
+ * per flow, its heap handle, its queued bytes and its queued requests in
+ * intake order (a list through req->priv.dnode). An arrival or a departure
+ * re-keys its flow: O(log flows) worst case; victim() is O(1) (the heap's
+ * top, the back of its list). A flow leaves the heap when its last request
+ * leaves. (A pairing heap re-keyed on every arrival and departure
+ * degenerated at 10^6 flows: 2.8 us per decision against 0.7 us for a
+ * binary heap in the same run.)
  *
  * Ties (equal bytes per weight): the flow whose state was re-keyed first
  * (seq), so the choice is deterministic. Weights are read at each call: a
@@ -25,50 +27,67 @@
  * arrival or departure.
  */
 #include <stdbool.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <flowq/list.h>
-#include <flowq/pheap.h>
 #include <flowq/policy.h>
 #include <flowq/types.h>
 
 #include "builtin.h"
+#include "flow_heap.h"
 
 struct mos_band {
-	struct flowq_pheap flows;
+	struct flowq__kheap flows;
 	uint64_t seq;
 };
 
 struct mos_flow {
-	struct flowq_pheap_node node;
+	struct flowq__kheap_node node;
 	uint64_t queued_bytes;
-	/* Queued requests in intake order; a zeroed list is initialized on
-	 * first use (the engine zeroes flow state, and an empty list's
-	 * sentinel points to itself). */
-	struct flowq_list reqs;
 	uint64_t nreqs;
+	/* Queued requests in intake order. */
+	struct flowq_list reqs;
 };
 
 static int
 mos_band_init(void *band, const struct flowq_policy_env *env)
 {
 	(void)env;
-	flowq_pheap_init(&((struct mos_band *)band)->flows);
+	flowq__kheap_init(&((struct mos_band *)band)->flows);
 	return 0;
 }
 
 static void
 mos_band_fini(void *band, const struct flowq_policy_env *env)
 {
-	(void)band;
-	(void)env;
+	flowq__kheap_fini(&((struct mos_band *)band)->flows, env->alloc);
+}
+
+static int
+mos_flow_attach(void *band, void *flow, const struct flowq_policy_env *env)
+{
+	struct mos_flow *f = flow;
+	int err = flowq__kheap_attach(&((struct mos_band *)band)->flows, env->alloc);
+	if (err)
+		return err;
+	flowq__kheap_node_init(&f->node);
+	flowq_list_init(&f->reqs);
+	f->queued_bytes = 0;
+	f->nreqs = 0;
+	return 0;
+}
+
+static void
+mos_flow_detach(void *band, void *flow, const struct flowq_policy_env *env)
+{
+	(void)flow; /* empty: not in the heap */
+	flowq__kheap_detach(&((struct mos_band *)band)->flows, env->alloc);
 }
 
 /* Smaller goes first in the heap: the most bytes per weight is the most
- * negative key. Bytes per weight never exceed 2^62 (FLOWQ_LIMIT_MAX per
- * request, and a flow's queue is bounded by memory long before the sum
- * could pass 2^63). */
+ * negative key (bytes per weight capped at 2^62). */
 static int64_t
 mos_key(const struct mos_flow *f, uint32_t weight)
 {
@@ -82,30 +101,23 @@ mos_key(const struct mos_flow *f, uint32_t weight)
 static void
 mos_rekey(struct mos_band *b, struct mos_flow *f, uint32_t weight)
 {
-	bool member = flowq_pheap_member(&f->node);
-	int64_t key = f->nreqs ? mos_key(f, weight) : 0;
-	/* Moving up (an arrival: more bytes per weight): decrease-key, O(1).
-	 * Equal: nothing moves. Down or out: remove (and push again). */
-	if (member && f->nreqs && key <= f->node.key) {
-		if (key < f->node.key)
-			flowq_pheap_decrease(&b->flows, &f->node, key, f->node.seq);
+	bool member = flowq__kheap_member(&f->node);
+	if (f->nreqs == 0) {
+		if (member)
+			flowq__kheap_remove(&b->flows, &f->node);
 		return;
 	}
-	if (member)
-		flowq_pheap_remove(&b->flows, &f->node);
-	if (f->nreqs == 0)
-		return;
-	f->node.key = key;
-	f->node.seq = b->seq++;
-	flowq_pheap_push(&b->flows, &f->node);
+	int64_t key = mos_key(f, weight);
+	if (!member)
+		flowq__kheap_push(&b->flows, &f->node, key, b->seq++);
+	else if (key != flowq__kheap_key(&b->flows, &f->node))
+		flowq__kheap_update(&b->flows, &f->node, key);
 }
 
 static void
 mos_arrived(void *band, void *flow, struct flowq_req *req, uint32_t weight)
 {
 	struct mos_flow *f = flow;
-	if (f->nreqs == 0 && f->reqs.head.next == NULL)
-		flowq_list_init(&f->reqs);
 	flowq_list_push_back(&f->reqs, &req->priv.dnode);
 	f->nreqs++;
 	f->queued_bytes += req->bytes;
@@ -126,7 +138,7 @@ static struct flowq_req *
 mos_victim(void *band)
 {
 	struct mos_band *b = band;
-	struct flowq_pheap_node *n = flowq_pheap_peek(&b->flows);
+	struct flowq__kheap_node *n = flowq__kheap_peek(&b->flows);
 	if (!n)
 		return NULL;
 	struct mos_flow *f = (struct mos_flow *)((char *)n - offsetof(struct mos_flow, node));
@@ -146,6 +158,8 @@ const struct flowq_displacement_ops flowq_displacement_most_over_share = {
 		},
 	.band_init = mos_band_init,
 	.band_fini = mos_band_fini,
+	.flow_attach = mos_flow_attach,
+	.flow_detach = mos_flow_detach,
 	.arrived = mos_arrived,
 	.left = mos_left,
 	.victim = mos_victim,

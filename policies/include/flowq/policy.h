@@ -234,8 +234,16 @@ struct flowq_displacement_ops {
 	struct flowq_policy_desc desc;
 	/** Set up @p band (zeroed). @return 0 or a negative errno. */
 	int (*band_init)(void *band, const struct flowq_policy_env *env);
-	/** Free what band_init allocated; no request is queued any more. */
+	/** Free what band_init and flow_attach allocated; no flow is
+	 * attached any more. */
 	void (*band_fini)(void *band, const struct flowq_policy_env *env);
+	/** Optional (NULL: nothing to do). A flow joins the band on this
+	 * shard (its state @p flow zeroed); may allocate through env->alloc
+	 * (e.g. room in a heap of flows). @return 0 or -ENOMEM. */
+	int (*flow_attach)(void *band, void *flow, const struct flowq_policy_env *env);
+	/** Optional (NULL: nothing to do). The flow leaves (it has nothing
+	 * queued). */
+	void (*flow_detach)(void *band, void *flow, const struct flowq_policy_env *env);
 	/** @p req joined the band's queues on this shard (taken in from its
 	 * flow's inbox, in the order the dispatcher takes requests in);
 	 * @p flow is its flow's state, @p weight the flow's weight (>= 1). */

@@ -394,3 +394,62 @@ Test(displace, every_registered_policy_keeps_the_contract)
 			cr_assert_eq(hi.completions, 1, "%s", name);
 	}
 }
+
+/* A displacement policy's flow_attach that fails (-ENOMEM) leaves the flow
+ * pending and its request queued; the dispatcher attaches it on a later
+ * round once memory is back, and nothing leaks. round_robin allocates
+ * nothing at attach, so most_over_share's heap room is what fails. */
+struct fail_alloc {
+	struct flowq_allocator a;
+	bool fail;
+	long outstanding;
+};
+
+static void *
+fail_alloc_fn(size_t size, size_t align, void *ctx)
+{
+	struct fail_alloc *f = ctx;
+	if (f->fail)
+		return NULL;
+	void *p = flowq_allocator_libc()->alloc(size, align, NULL);
+	if (p)
+		f->outstanding++;
+	return p;
+}
+
+static void
+fail_free_fn(void *p, size_t size, size_t align, void *ctx)
+{
+	struct fail_alloc *f = ctx;
+	f->outstanding--;
+	flowq_allocator_libc()->free(p, size, align, NULL);
+}
+
+Test(displace, flow_attach_enomem_is_retried)
+{
+	struct fail_alloc fa = {.a = {.alloc = fail_alloc_fn, .free = fail_free_fn}};
+	fa.a.ctx = &fa;
+	struct flowq_config c = fx_polled_cfg();
+	c.allocator = &fa.a;
+	c.displacement = "most_over_share";
+	c.default_band.fairness = "round_robin";
+	struct flowq_engine *e = fx_make(&c);
+	struct flowq_flow *f = NULL;
+	cr_assert_eq(flowq_flow_get(e, "t", 1, 0, &f), 0);
+	struct fx_req r;
+	fx_req_init(&r, "t", 0, 10);
+	r.req.flow = f;
+	cr_assert_eq(flowq_submit(e, &r.req), 0);
+	fa.fail = true;
+	fx_poll_all(e);
+	fx_poll_all(e);
+	cr_assert_eq(r.completions, 0, "not adopted without memory: still queued");
+	fa.fail = false;
+	fx_poll_all(e);
+	cr_assert_eq(r.completions, 1);
+	cr_assert_eq(r.seen, FLOWQ_DISPATCHED);
+	flowq_release(e, &r.req);
+	flowq_flow_put(e, f);
+	flowq_engine_destroy(e);
+	cr_assert_eq(fa.outstanding, 0, "nothing leaked");
+}

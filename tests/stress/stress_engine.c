@@ -91,7 +91,6 @@ static _Atomic uint64_t host_queued_max;
 static _Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
 /* Submits + completions: the watchdog's measure of progress. */
 static _Atomic uint64_t progress;
-static _Atomic int finished;
 
 static void
 on_complete(struct flowq_req *req, void *arg)
@@ -241,42 +240,22 @@ producer_main(void *arg)
 static struct producer ps[MAX_PRODUCERS];
 static unsigned nproducers;
 
-/* Abort with the engine's state when nothing moves for STALL_SECONDS. */
-static void *
-watchdog_main(void *arg)
+/* The watchdog's dump: the engine's scheduling state and each producer's
+ * window (racy reads: the run has stalled). */
+static void
+stall_dump(void)
 {
-	(void)arg;
-	uint64_t last = 0;
-	double since = test_now_seconds();
-	while (!atomic_load(&finished)) {
-		struct timespec ts = {0, 100000000};
-		nanosleep(&ts, NULL);
-		uint64_t p = atomic_load_explicit(&progress, memory_order_relaxed);
-		double now = test_now_seconds();
-		if (p != last) {
-			last = p;
-			since = now;
-			continue;
+	flowq__debug_dump(engine, stderr);
+	for (unsigned i = 0; i < nproducers; i++) {
+		unsigned out = 0, done = 0;
+		for (unsigned k = 0; k < WINDOW; k++) {
+			struct hreq *h = &ps[i].win[k];
+			out += h->outstanding;
+			done += h->outstanding && atomic_load(&h->completions);
 		}
-		if (now - since < STALL_SECONDS)
-			continue;
-		fprintf(stderr, "%s: no progress for %d s (%" PRIu64 " events): stalled\n", PROG,
-			STALL_SECONDS, p);
-		flowq__debug_dump(engine, stderr);
-		for (unsigned i = 0; i < nproducers; i++) {
-			unsigned out = 0, done = 0;
-			for (unsigned k = 0; k < WINDOW; k++) {
-				struct hreq *h = &ps[i].win[k];
-				out += h->outstanding;
-				done += h->outstanding && atomic_load(&h->completions);
-			}
-			fprintf(stderr, "producer %u: %u outstanding, %u of them completed\n", i,
-				out, done);
-		}
-		fflush(stderr);
-		abort();
+		fprintf(stderr, "producer %u: %u outstanding, %u of them completed\n", i, out,
+			done);
 	}
-	return NULL;
 }
 
 int
@@ -335,11 +314,9 @@ main(int argc, char **argv)
 
 	double t0 = test_now_seconds();
 	nproducers = np;
-	pthread_t wd;
-	if (pthread_create(&wd, NULL, watchdog_main, NULL)) {
-		fprintf(stderr, "%s: cannot start the watchdog\n", PROG);
-		return 1;
-	}
+	struct test_watchdog wd = {
+		.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
+	test_watchdog_start(&wd);
 	for (unsigned i = 0; i < np; i++) {
 		ps[i] = (struct producer){.index = i, .requests = nreq, .seed = seed * 1000 + i};
 		ps[i].win = calloc(WINDOW, sizeof(struct hreq));
@@ -356,8 +333,7 @@ main(int argc, char **argv)
 		cancels += ps[i].cancels_won;
 	}
 	double secs = test_now_seconds() - t0;
-	atomic_store(&finished, 1);
-	pthread_join(wd, NULL);
+	test_watchdog_stop(&wd);
 
 	/* Quiescent: every accepted request has completed. */
 	uint64_t completed = 0;

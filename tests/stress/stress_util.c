@@ -89,7 +89,6 @@ static bool stale_mode;
 static unsigned nshards;
 static _Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
 static _Atomic uint64_t progress;
-static _Atomic int producers_done;
 static _Atomic int finished;
 
 /* The backend. */
@@ -302,38 +301,18 @@ reporter_main(void *arg)
 	return NULL;
 }
 
-/* Abort with the engine's state when nothing moves for STALL_SECONDS. */
-static void *
-watchdog_main(void *arg)
+/* The watchdog's dump: the backend model, the detector and the engine
+ * (racy reads: the run has stalled). */
+static void
+stall_dump(void)
 {
-	(void)arg;
-	uint64_t last = 0;
-	double since = test_now_seconds();
-	while (!atomic_load(&producers_done)) {
-		nap(100000000);
-		uint64_t p = atomic_load_explicit(&progress, memory_order_relaxed);
-		double now = test_now_seconds();
-		if (p != last) {
-			last = p;
-			since = now;
-			continue;
-		}
-		if (now - since < STALL_SECONDS)
-			continue;
-		fprintf(stderr,
-			"%s: no progress for %d s (%" PRIu64 " events): stalled\n", PROG,
-			STALL_SECONDS, p);
-		for (unsigned i = 0; i < ENDPOINTS; i++)
-			fprintf(stderr, "backend: endpoint %u waiting %" PRId64 "\n", i,
-				(int64_t)atomic_load(&waiting[i]));
-		double s = -1;
-		flowq_saturation(engine, &s);
-		fprintf(stderr, "flowq_saturation %.6f\n", s);
-		flowq__debug_dump(engine, stderr);
-		fflush(stderr);
-		abort();
-	}
-	return NULL;
+	for (unsigned i = 0; i < ENDPOINTS; i++)
+		fprintf(stderr, "backend: endpoint %u waiting %" PRId64 "\n", i,
+			(int64_t)atomic_load(&waiting[i]));
+	double s = -1;
+	flowq_saturation(engine, &s);
+	fprintf(stderr, "flowq_saturation %.6f\n", s);
+	flowq__debug_dump(engine, stderr);
 }
 
 int
@@ -387,11 +366,9 @@ main(int argc, char **argv)
 	}
 
 	double t0 = test_now_seconds();
-	pthread_t wd;
-	if (pthread_create(&wd, NULL, watchdog_main, NULL)) {
-		fprintf(stderr, "%s: cannot start the watchdog\n", PROG);
-		return 1;
-	}
+	struct test_watchdog wd = {
+		.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
+	test_watchdog_start(&wd);
 	static struct reporter rs[MAX_REPORTERS + 1];
 	unsigned nthreads_r = nr + 1;
 	for (unsigned i = 0; i < nthreads_r; i++) {
@@ -422,8 +399,7 @@ main(int argc, char **argv)
 		cancels += ps[i].cancels_won;
 	}
 	double secs = test_now_seconds() - t0;
-	atomic_store(&producers_done, 1);
-	pthread_join(wd, NULL);
+	test_watchdog_stop(&wd);
 	atomic_store_explicit(&finished, 1, memory_order_release);
 	for (unsigned i = 0; i < nthreads_r; i++)
 		pthread_join(rs[i].thread, NULL);

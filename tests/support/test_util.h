@@ -1,12 +1,15 @@
 /*
  * Helpers shared by the unit tests and the stress executables: a seeded
- * PRNG, a strict command-line number parser and a monotonic clock. Header
+ * PRNG, a strict command-line number parser, a monotonic clock and a stall
+ * watchdog for stress programs. Header
  * only (static inline) so every test stays one self-contained executable.
  */
 #ifndef FLOWQ_TEST_UTIL_H
 #define FLOWQ_TEST_UTIL_H
 
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -87,6 +90,66 @@ test_violation(const char *prog, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+}
+
+/*
+ * Stall watchdog for a stress program: a thread that reads @c progress every
+ * 100 ms and, when it has not moved for @c seconds, prints the stall, calls
+ * @c dump (the program's state, on stderr) and aborts. Liveness failures (a
+ * lost wake-up) then end with a diagnosis instead of a CTest timeout.
+ */
+struct test_watchdog {
+	const char *prog;
+	_Atomic uint64_t *progress;
+	int seconds;
+	void (*dump)(void);
+	_Atomic int stop;
+	pthread_t thread;
+};
+
+static inline void *
+test_watchdog_main(void *arg)
+{
+	struct test_watchdog *w = arg;
+	uint64_t last = 0;
+	double since = test_now_seconds();
+	while (!atomic_load(&w->stop)) {
+		struct timespec ts = {0, 100000000};
+		nanosleep(&ts, NULL);
+		uint64_t p = atomic_load_explicit(w->progress, memory_order_relaxed);
+		double now = test_now_seconds();
+		if (p != last) {
+			last = p;
+			since = now;
+			continue;
+		}
+		if (now - since < w->seconds)
+			continue;
+		fprintf(stderr, "%s: no progress for %d s (%" PRIu64 " events): stalled\n",
+			w->prog, w->seconds, p);
+		w->dump();
+		fflush(stderr);
+		abort();
+	}
+	return NULL;
+}
+
+/** Start @p w (fields set, stop 0). @return 0 or exits the program. */
+static inline void
+test_watchdog_start(struct test_watchdog *w)
+{
+	atomic_store(&w->stop, 0);
+	if (pthread_create(&w->thread, NULL, test_watchdog_main, w)) {
+		fprintf(stderr, "%s: cannot start the watchdog\n", w->prog);
+		exit(1);
+	}
+}
+
+static inline void
+test_watchdog_stop(struct test_watchdog *w)
+{
+	atomic_store(&w->stop, 1);
+	pthread_join(w->thread, NULL);
 }
 
 #endif /* FLOWQ_TEST_UTIL_H */

@@ -226,7 +226,8 @@ struct flowq_ordering_ops {
  * (struct flowq_list_node), untouched by anything else while the request is
  * queued. Context, as for the other kinds: the shard's
  * dispatcher thread only, never concurrently on one band state, O(1) or
- * O(log n) per call, no allocation outside band_init/band_fini.
+ * O(log n) per call, no allocation outside band_init/band_fini and
+ * flow_attach/flow_detach.
  * The built-in "none" never picks a victim; an engine configured with it
  * does not call the ops at all (and keeps no displacement state).
  */

@@ -57,19 +57,31 @@ flowq__fheap_fini(struct flowq__fheap *h, const struct flowq_allocator *a)
 	flowq__fheap_init(h);
 }
 
+/* The sizing rule both heaps follow (flow_heap.h): the capacity after a
+ * full array, or 0 when @p cap already is @p max (no room can be made). */
+static uint32_t
+cap_grown(uint32_t cap, uint32_t max)
+{
+	if (cap >= max)
+		return 0;
+	return cap < FLOWQ__FHEAP_MIN_CAP ? FLOWQ__FHEAP_MIN_CAP : cap > max / 2 ? max : cap * 2;
+}
+
+/* Whether to halve an array of @p cap after a detach left @p nattached
+ * flows attached and @p len members in it. */
+static bool
+cap_shrinks(uint32_t nattached, uint32_t cap, uint32_t len)
+{
+	return nattached <= cap / 4 && cap / 2 >= FLOWQ__FHEAP_MIN_CAP && len <= cap / 2;
+}
+
 int
 flowq__fheap_attach(struct flowq__fheap *h, const struct flowq_allocator *a)
 {
 	if (h->nattached == h->heap.cap) {
-		uint32_t cap = h->heap.cap;
-		int rc;
+		uint32_t cap = cap_grown(h->heap.cap, FLOWQ_HEAP_MAX_CAP);
+		int rc = cap ? fheap_resize(h, cap, a) : -ENOMEM;
 
-		if (cap >= FLOWQ_HEAP_MAX_CAP)
-			return -ENOMEM;
-		cap = cap < FLOWQ__FHEAP_MIN_CAP       ? FLOWQ__FHEAP_MIN_CAP
-		      : cap > FLOWQ_HEAP_MAX_CAP / 2 ? FLOWQ_HEAP_MAX_CAP
-						     : cap * 2;
-		rc = fheap_resize(h, cap, a);
 		if (rc != 0)
 			return rc;
 	}
@@ -84,8 +96,7 @@ flowq__fheap_detach(struct flowq__fheap *h, const struct flowq_allocator *a)
 	if (h->nattached == 0)
 		return; /* a detach without attach: keep the count sane */
 	h->nattached--;
-	if (h->nattached <= h->heap.cap / 4 && h->heap.cap / 2 >= FLOWQ__FHEAP_MIN_CAP &&
-	    h->heap.len <= h->heap.cap / 2)
+	if (cap_shrinks(h->nattached, h->heap.cap, h->heap.len))
 		(void)fheap_resize(h, h->heap.cap / 2, a); /* best effort */
 }
 
@@ -197,15 +208,9 @@ int
 flowq__kheap_attach(struct flowq__kheap *h, const struct flowq_allocator *a)
 {
 	if (h->nattached == h->cap) {
-		uint32_t cap = h->cap;
-		int rc;
+		uint32_t cap = cap_grown(h->cap, KHEAP_MAX_CAP);
+		int rc = cap ? kheap_resize(h, cap, a) : -ENOMEM;
 
-		if (cap >= KHEAP_MAX_CAP)
-			return -ENOMEM;
-		cap = cap < FLOWQ__FHEAP_MIN_CAP ? FLOWQ__FHEAP_MIN_CAP
-		      : cap > KHEAP_MAX_CAP / 2  ? KHEAP_MAX_CAP
-						 : cap * 2;
-		rc = kheap_resize(h, cap, a);
 		if (rc != 0)
 			return rc;
 	}
@@ -220,8 +225,7 @@ flowq__kheap_detach(struct flowq__kheap *h, const struct flowq_allocator *a)
 	if (h->nattached == 0)
 		return;
 	h->nattached--;
-	if (h->nattached <= h->cap / 4 && h->cap / 2 >= FLOWQ__FHEAP_MIN_CAP &&
-	    h->len <= h->cap / 2)
+	if (cap_shrinks(h->nattached, h->cap, h->len))
 		(void)kheap_resize(h, h->cap / 2, a); /* best effort */
 }
 

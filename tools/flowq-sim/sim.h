@@ -29,6 +29,7 @@
  *                                  # queue to empty before shutdown
  *     window: 1s                   # time-series resolution
  *     producers: 2                 # realtime: submitting threads
+ *     inversion_grace: 1ms         # see sim_band_result.inversions
  *   engine:                        # struct flowq_config (config_yaml.h)
  *     shards: 2
  *     mode: polled                 # forced by the simulator per mode
@@ -66,6 +67,9 @@
  *       ttl: 5s                    # 0 / absent: the engine's default
  *       deadline: 2s               # relative; 0 / absent: none
  *       cancel: {prob: 0.05, after: {dist: exp, mean: 500ms}}
+ *   compare:                       # optional: variants run side by side
+ *     - name: no displacement
+ *       set: {engine.displacement: none}
  */
 #ifndef FLOWQ_SIM_H
 #define FLOWQ_SIM_H
@@ -206,6 +210,15 @@ struct sim_trace_spec {
 	char *assign_column;
 };
 
+/** A named variant of the spec for side-by-side comparison (the spec's
+ * `compare:` list): the spec with these overrides applied (same syntax as
+ * sim_spec_load's @p overrides). */
+struct sim_variant {
+	char *name;
+	char **overrides;
+	size_t noverrides;
+};
+
 struct sim_spec {
 	char *name;
 	char *description;
@@ -222,6 +235,11 @@ struct sim_spec {
 	size_t nflows;
 	bool has_trace;
 	struct sim_trace_spec trace;
+	int64_t inversion_grace_ns; /* sim.inversion_grace; default 1ms */
+	/** `compare:` variants; `flowq-sim run` runs the spec as written and
+	 * then each variant, and prints them side by side. */
+	struct sim_variant *variants;
+	size_t nvariants;
 };
 
 #define SIM_MAX_WINDOWS 100000u

@@ -1777,3 +1777,240 @@ flowq_config_yaml_free(struct flowq_config_yaml *cfg)
 	cfg->owned = NULL;
 	flowq_config_init(&cfg->config);
 }
+
+/* ---- writing ------------------------------------------------------------- */
+
+/*
+ * The writer walks the same key tables as the loader, so every key it
+ * writes is one the loader reads back to the same value (tested as a round
+ * trip), and a field added to a table is written without more code.
+ */
+
+static int64_t
+yw_signed(const void *p, size_t size)
+{
+	switch (size) {
+	case 1: return *(const int8_t *)p;
+	case 2: return *(const int16_t *)p;
+	case 4: return *(const int32_t *)p;
+	default: return *(const int64_t *)p;
+	}
+}
+
+static uint64_t
+yw_unsigned(const void *p, size_t size)
+{
+	switch (size) {
+	case 1: return *(const uint8_t *)p;
+	case 2: return *(const uint16_t *)p;
+	case 4: return *(const uint32_t *)p;
+	default: return *(const uint64_t *)p;
+	}
+}
+
+/* The largest unit of @p units that divides @p v exactly, or none. */
+static void
+yw_unit(FILE *out, uint64_t v, const struct unit *units)
+{
+	const struct unit *best = NULL;
+	for (const struct unit *u = units; u->name != NULL && v != 0; u++)
+		if (u->scale > 1 && v % u->scale == 0 && (best == NULL || u->scale > best->scale))
+			best = u;
+	if (best != NULL)
+		fprintf(out, "%" PRIu64 "%s", v / best->scale, best->name);
+	else
+		fprintf(out, "%" PRIu64, v);
+}
+
+/* A name as a plain scalar when YAML reads it back as that string, else
+ * double-quoted. */
+static void
+yw_name(FILE *out, const char *s)
+{
+	size_t n = strlen(s);
+	bool plain = n > 0 && !is_core_non_string(s, n) && !is_one_of(s, n, yaml11_bool);
+	for (const char *c = s; plain && *c; c++)
+		plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			(*c >= '0' && *c <= '9' && c != s) || *c == '_' ||
+			(*c == '-' && c != s);
+	if (plain) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			fprintf(out, "\\%c", *c);
+		else if (*c < 0x20 || *c == 0x7f)
+			fprintf(out, "\\x%02x", *c);
+		else
+			fputc(*c, out);
+	}
+	fputc('"', out);
+}
+
+static bool yw_differs(const struct yk *k, const void *obj, const void *def);
+
+static void yw_table(FILE *out, const struct yk_table *t, const void *obj, const void *def,
+		     unsigned indent, bool all, bool first_dash, bool tmpl);
+
+/* One value (a scalar, or a nested mapping/sequence on the next lines). */
+static void
+yw_value(FILE *out, const struct yk *k, const void *obj, unsigned indent, bool all)
+{
+	const char *p = (const char *)obj + k->offset;
+	char num[40];
+	switch (k->kind) {
+	case YK_INT:
+		fprintf(out, "%" PRId64 "\n", yw_signed(p, k->size));
+		break;
+	case YK_UINT:
+		fprintf(out, "%" PRIu64 "\n", yw_unsigned(p, k->size));
+		break;
+	case YK_SIZE:
+		yw_unit(out, *(const uint64_t *)p, size_units);
+		fputc('\n', out);
+		break;
+	case YK_DURATION: {
+		int64_t v = *(const int64_t *)p;
+		if ((k->flags & YK_NONE) && v == FLOWQ_TTL_NONE)
+			fputs("none", out);
+		else
+			yw_unit(out, (uint64_t)v, duration_units);
+		fputc('\n', out);
+		break;
+	}
+	case YK_REAL: {
+		double v = *(const double *)p;
+		if (isnan(v))
+			fputs(".nan", out);
+		else if (isinf(v))
+			fputs(v > 0 ? ".inf" : "-.inf", out);
+		else {
+			/* %.17g in the C locale: exact, and a '.' whatever the
+			 * process locale says. */
+			locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+			locale_t old = c != (locale_t)0 ? uselocale(c) : (locale_t)0;
+			snprintf(num, sizeof(num), "%.17g", v);
+			if (c != (locale_t)0) {
+				uselocale(old);
+				freelocale(c);
+			}
+			fputs(num, out);
+		}
+		fputc('\n', out);
+		break;
+	}
+	case YK_BOOL:
+		fputs(*(const bool *)p ? "true\n" : "false\n", out);
+		break;
+	case YK_NAME: {
+		const char *s = *(const char *const *)p;
+		if (s == NULL)
+			fputs("null\n", out); /* not reached: names default non-NULL */
+		else {
+			yw_name(out, s);
+			fputc('\n', out);
+		}
+		break;
+	}
+	case YK_ENUM: {
+		int v = *(const int *)p;
+		const char *name = "?";
+		for (const struct yk_enum *e = k->aux; e->name != NULL; e++)
+			if (e->value == v)
+				name = e->name;
+		fprintf(out, "%s\n", name);
+		break;
+	}
+	case YK_MAP: {
+		/* A template band's defaults are flowq_config_init()'s; other
+		 * maps compare against the defaults of the same struct. */
+		struct flowq_config d;
+		flowq_config_init(&d);
+		fputc('\n', out);
+		yw_table(out, k->aux, p, (const char *)&d + k->offset, indent + 2, all, false,
+			 (k->flags & YK_TEMPLATE) != 0);
+		break;
+	}
+	case YK_BANDS: {
+		const struct flowq_band_config *b = *(const struct flowq_band_config *const *)p;
+		size_t n = *(const size_t *)((const char *)obj + k->offset2);
+		struct flowq_config d;
+		flowq_config_init(&d);
+		fputs(n == 0 ? " []\n" : "\n", out);
+		for (size_t i = 0; i < n; i++)
+			yw_table(out, &band_table, &b[i], &d.default_band, indent + 4, all, true,
+				 false);
+		break;
+	}
+	case YK_HOST:
+		break;
+	}
+}
+
+static bool
+yw_differs(const struct yk *k, const void *obj, const void *def)
+{
+	const char *p = (const char *)obj + k->offset, *q = (const char *)def + k->offset;
+	switch (k->kind) {
+	case YK_NAME: {
+		const char *a = *(const char *const *)p, *b = *(const char *const *)q;
+		return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+	}
+	case YK_REAL: {
+		double a = *(const double *)p, b = *(const double *)q;
+		return !(a == b || (isnan(a) && isnan(b)));
+	}
+	case YK_BANDS:
+		return *(const size_t *)((const char *)obj + k->offset2) != 0;
+	case YK_MAP:
+		for (size_t i = 0; i < ((const struct yk_table *)k->aux)->n; i++)
+			if (yw_differs(&((const struct yk_table *)k->aux)->keys[i], p, q))
+				return true;
+		return false;
+	case YK_HOST:
+		return false;
+	default:
+		return memcmp(p, q, k->size) != 0;
+	}
+}
+
+static void
+yw_table(FILE *out, const struct yk_table *t, const void *obj, const void *def, unsigned indent,
+	 bool all, bool first_dash, bool tmpl)
+{
+	bool dash = first_dash;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct yk *k = &t->keys[i];
+		if (k->kind == YK_HOST || (tmpl && (k->flags & YK_NOT_TEMPLATE)))
+			continue;
+		bool required = (k->flags & YK_REQUIRED) != 0;
+		if (!all && !required && !yw_differs(k, obj, def))
+			continue;
+		if (dash) {
+			fprintf(out, "%*s- ", (int)(indent - 2), "");
+			dash = false;
+		} else {
+			fprintf(out, "%*s", (int)indent, "");
+		}
+		fprintf(out, "%s:", k->name);
+		if (k->kind != YK_MAP && k->kind != YK_BANDS)
+			fputc(' ', out);
+		yw_value(out, k, obj, indent, all);
+	}
+	if (dash) /* an entry with nothing to say: still one sequence item */
+		fprintf(out, "%*s- {}\n", (int)(indent - 2), "");
+}
+
+int
+flowq_config_write_yaml(FILE *out, const struct flowq_config *cfg, unsigned indent,
+			bool only_changed)
+{
+	if (out == NULL || cfg == NULL)
+		return -EFAULT;
+	struct flowq_config d;
+	flowq_config_init(&d);
+	yw_table(out, &config_table, cfg, &d, indent, !only_changed, false, false);
+	return ferror(out) ? -EIO : 0;
+}

@@ -707,8 +707,69 @@ Test(config_yaml, round_trip_of_every_field)
 		config_eq(&y.config, &want);
 		flowq_config_yaml_free(&y);
 		free(o);
+		/* flowq_config_write_yaml() writes what loads back to the same
+		 * config: every key, or the changed ones only, nested under a
+		 * key (indent) or at the top. */
+		for (int mode = 0; mode < 2; mode++) {
+			char *text = NULL;
+			size_t len = 0;
+			FILE *f = open_memstream(&text, &len);
+			cr_assert_not_null(f);
+			if (mode == 1)
+				fputs("engine:\n", f);
+			cr_assert_eq(flowq_config_write_yaml(f, &want, mode == 1 ? 2 : 0,
+							     mode == 1), 0);
+			fclose(f);
+			rc = flowq_config_load_yaml_buf(&y, text, len, "written",
+							mode == 1 ? "engine" : NULL, err,
+							sizeof(err));
+			cr_assert_eq(rc, 0, "rc %d: %s\n%s", rc, err, text);
+			config_eq(&y.config, &want);
+			flowq_config_yaml_free(&y);
+			free(text);
+		}
 	}
 	check_leaks();
+}
+
+Test(config_yaml, write_only_changed_is_a_snippet)
+{
+	struct flowq_band_config bands[2] = {{.priority = 10}, {.priority = 0}};
+	struct flowq_config c;
+	char *text = NULL;
+	size_t len = 0;
+
+	flowq_config_init(&c);
+	for (int i = 0; i < 2; i++) {
+		int32_t prio = bands[i].priority;
+		bands[i] = c.default_band;
+		bands[i].priority = prio;
+	}
+	bands[0].fairness = "drr";
+	bands[1].max_bytes = 64 * MiB;
+	c.bands = bands;
+	c.nbands = 2;
+	c.shards = 2;
+	c.default_ttl_ns = 30 * SEC;
+	c.saturation.max_inflight = 64;
+	c.displacement = "most_over_share";
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, true), 0);
+	fclose(f);
+	cr_assert_str_eq(text, "shards: 2\n"
+			       "bands:\n"
+			       "  - priority: 10\n"
+			       "    fairness: drr\n"
+			       "  - priority: 0\n"
+			       "    max_bytes: 64MiB\n"
+			       "default_ttl_ns: 30s\n"
+			       "saturation:\n"
+			       "  max_inflight: 64\n"
+			       "displacement: most_over_share\n");
+	free(text);
+	cr_assert_eq(flowq_config_write_yaml(NULL, &c, 0, true), -EFAULT);
+	cr_assert_eq(flowq_config_write_yaml(stderr, NULL, 0, true), -EFAULT);
 }
 
 /* ---- defaults and partial configs ------------------------------------------ */

@@ -92,7 +92,9 @@
 #ifndef FLOWQ_CONFIG_YAML_H
 #define FLOWQ_CONFIG_YAML_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <flowq/common.h>
 #include <flowq/flowq.h>
@@ -191,6 +193,28 @@ flowq_config_load_yaml_buf(struct flowq_config_yaml *r_cfg, const void *buf, siz
  */
 FLOWQ_API void
 flowq_config_yaml_free(struct flowq_config_yaml *cfg);
+
+/**
+ * Write @p cfg as YAML that flowq_config_load_yaml() reads back to the same
+ * values: the settable keys (not the host-only ones: allocator, clock,
+ * callbacks, errbuf), sizes and durations with the largest exact unit
+ * ("64MiB", "30s"), names quoted when YAML would not read them as strings.
+ * @param out           the stream.
+ * @param cfg           the configuration.
+ * @param indent        spaces before each top-level key (to nest the
+ *                      output under a key such as `engine:`).
+ * @param only_changed  write only keys whose value differs from
+ *                      flowq_config_init()'s (a band's keys: from the
+ *                      default band's; its priority always), e.g. a snippet
+ *                      to paste; false writes every key.
+ * @return 0; -EFAULT if @p out or @p cfg is NULL; -EIO if the stream
+ *         reports an error.
+ * Context: any thread. Allocates nothing (but stdio). Not validated:
+ * whatever @p cfg holds is written.
+ */
+FLOWQ_API int
+flowq_config_write_yaml(FILE *out, const struct flowq_config *cfg, unsigned indent,
+			bool only_changed);
 
 #ifdef __cplusplus
 }

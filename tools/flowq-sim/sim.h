@@ -451,6 +451,7 @@ sim_report_csv(FILE *out, const struct sim_result *r);
 
 /** One combination of a tune run. */
 struct sim_tune_row {
+	size_t order;      /* its place in the enumeration (ties keep it) */
 	char **values;     /* one per key, as given on the command line */
 	double objective;  /* NaN when the run failed or was not conserved */
 	bool conserved;
@@ -466,6 +467,62 @@ struct sim_tune_result {
 	struct sim_tune_row *rows; /* ranked: best first, failed runs last */
 	size_t nrows;
 };
+
+#define SIM_TUNE_MAX_RUNS 10000u
+#define SIM_TUNE_MAX_KEYS 16u
+
+/** A parsed --objective (tune.c's header comment has the grammar). */
+struct sim_objective;
+
+/** @return 0; -EINVAL with "objective, column N: <what>"; -ENOMEM. */
+int
+sim_objective_parse(const char *text, struct sim_objective **r_obj, char *err, size_t errsz);
+/** The objective's value for @p r; NaN when a metric has no value. */
+double
+sim_objective_eval(const struct sim_objective *o, const struct sim_result *r);
+bool
+sim_objective_maximize(const struct sim_objective *o);
+void
+sim_objective_free(struct sim_objective *o);
+
+/** One --vary KEY=V1,V2,... (commas inside [], {} or quotes do not split). */
+struct sim_vary {
+	char *key;
+	char **values;
+	size_t nvalues;
+};
+
+int
+sim_vary_parse(const char *arg, struct sim_vary *r, char *err, size_t errsz);
+void
+sim_vary_free(struct sim_vary *v);
+
+struct sim_tune_opts {
+	const char *spec_path;               /* NULL: the built-in default */
+	const char *const *overrides;        /* --set, --seed, --duration */
+	size_t noverrides;
+	const struct sim_vary *vary;
+	size_t nvary;                        /* <= SIM_TUNE_MAX_KEYS */
+	const struct sim_objective *objective;
+	const char *objective_text;
+	const struct sim_run_opts *run;
+	FILE *log;                           /* a line per run; NULL: none */
+};
+
+/** Run every combination (at most SIM_TUNE_MAX_RUNS) and rank them. A
+ * combination whose spec fails to load or whose run fails is kept, with
+ * its error, and ranks last. @return 0; -E2BIG; -ENOMEM. */
+int
+sim_tune(const struct sim_tune_opts *o, struct sim_tune_result *r, char *err, size_t errsz);
+void
+sim_tune_result_free(struct sim_tune_result *r);
+/** The ranked table. */
+void
+sim_tune_print(FILE *out, const struct sim_tune_result *r);
+/** The best combination as YAML to paste (reloads its spec). */
+int
+sim_tune_print_best(FILE *out, const struct sim_tune_opts *o, const struct sim_tune_result *r,
+    char *err, size_t errsz);
 
 /** One self-contained HTML file (inline SVG, no scripts or external
  * resources): queue-time CDF per band, queue depth over time per band,

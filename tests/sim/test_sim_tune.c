@@ -1,0 +1,179 @@
+/*
+ * test_sim_tune: flowq-sim tune's objective expressions and --vary lists
+ * (tools/flowq-sim/tune.c), on results built by hand.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "sim.h"
+
+static char err[256];
+
+/* Two bands (priorities 10 and 0), two flows; band 10 dispatched 4
+ * requests with queue times 1..4 ms, band 0 two with 10 and 20 ms. */
+static struct sim_band_result bands[2];
+static struct sim_flow_result flows[2];
+static struct sim_result res;
+static int64_t q10[] = {1000000, 2000000, 3000000, 4000000}, q0[] = {10000000, 20000000};
+
+static void
+setup(void)
+{
+	memset(bands, 0, sizeof(bands));
+	memset(flows, 0, sizeof(flows));
+	memset(&res, 0, sizeof(res));
+	bands[0] = (struct sim_band_result){.priority = 10, .nflows = 1, .jain_mean = 0.9,
+					    .inversions = 0};
+	bands[0].c = (struct sim_counts){.offered = 5, .dispatched = 4, .completed = 4,
+					 .expired = 1};
+	bands[0].queue_ns = (struct sim_samples){q10, 4, 4};
+	bands[1] = (struct sim_band_result){.priority = 0, .nflows = 1, .jain_mean = NAN,
+					    .inversions = 3};
+	bands[1].c = (struct sim_counts){.offered = 10, .dispatched = 2, .completed = 1,
+					 .displaced = 6, .rejected_capacity = 2};
+	bands[1].queue_ns = (struct sim_samples){q0, 2, 2};
+	flows[0] = (struct sim_flow_result){.id = "premium", .priority = 10, .band = 0,
+					    .c = bands[0].c, .queue_ns = bands[0].queue_ns};
+	flows[1] = (struct sim_flow_result){.id = "batch-0", .priority = 0, .band = 1,
+					    .c = bands[1].c, .queue_ns = bands[1].queue_ns};
+	res.bands = bands;
+	res.nbands = 2;
+	res.flows = flows;
+	res.nflows = 2;
+	res.duration_ns = 2000000000;
+	res.backend_utilization = 0.75;
+	res.priority_inversions = 3;
+	res.total = (struct sim_counts){.offered = 15, .dispatched = 6, .completed = 5,
+					.expired = 1, .displaced = 6, .rejected_capacity = 2};
+	res.conserved = true;
+}
+
+static double
+value(const char *text, bool *r_max)
+{
+	struct sim_objective *o;
+	int rc = sim_objective_parse(text, &o, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s: %s", text, err);
+	double v = sim_objective_eval(o, &res);
+	if (r_max)
+		*r_max = sim_objective_maximize(o);
+	sim_objective_free(o);
+	return v;
+}
+
+TestSuite(sim_objective, .init = setup);
+
+Test(sim_objective, metrics_and_selectors)
+{
+	bool max;
+	cr_assert_float_eq(value("p99(band=10)", &max), 4.0, 1e-9);
+	cr_assert(!max, "min is the default");
+	cr_assert_float_eq(value("max: p50(band=0)", &max), 10.0, 1e-9);
+	cr_assert(max);
+	/* No selector: every dispatched request (1 2 3 4 10 20 ms). */
+	cr_assert_float_eq(value("p50", NULL), 3.0, 1e-9);
+	cr_assert_float_eq(value("p99", NULL), 20.0, 1e-9);
+	cr_assert_float_eq(value("shed", NULL), 6, 1e-9);
+	cr_assert_float_eq(value("displaced(band=0)", NULL), 6, 1e-9);
+	cr_assert_float_eq(value("rejected(flow=batch-0)", NULL), 2, 1e-9);
+	cr_assert_float_eq(value("served(band=10)", NULL), 0.8, 1e-9);
+	cr_assert_float_eq(value("goodput", NULL), 2.5, 1e-9);
+	cr_assert_float_eq(value("throughput(band=0)", NULL), 1.0, 1e-9);
+	cr_assert_float_eq(value("jain", NULL), 0.9, 1e-9); /* NaN band skipped */
+	cr_assert_float_eq(value("inversions", NULL), 3, 1e-9);
+	cr_assert_float_eq(value("utilization", NULL), 0.75, 1e-9);
+	cr_assert_float_eq(value("expired(flow = premium )", NULL), 1, 1e-9);
+}
+
+Test(sim_objective, arithmetic)
+{
+	cr_assert_float_eq(value("1 + 2 * 3", NULL), 7, 1e-12);
+	cr_assert_float_eq(value("(1 + 2) * 3", NULL), 9, 1e-12);
+	cr_assert_float_eq(value("10 - 4 - 3", NULL), 3, 1e-12);
+	cr_assert_float_eq(value("8 / 4 / 2", NULL), 1, 1e-12);
+	cr_assert_float_eq(value("-2 * -3", NULL), 6, 1e-12);
+	cr_assert_float_eq(value("1.5e3 + .5", NULL), 1500.5, 1e-9);
+	cr_assert_float_eq(value("max: goodput - 10 * shed(band=10)", NULL), 2.5, 1e-9);
+}
+
+Test(sim_objective, no_value_is_nan)
+{
+	cr_assert(isnan(value("p99(band=7)", NULL)), "no such band");
+	cr_assert(isnan(value("p99(flow=nobody)", NULL)), "no such flow");
+	cr_assert(isnan(value("jain(band=0)", NULL)), "one flow");
+	cr_assert(isnan(value("1 / 0", NULL)), "not finite");
+	cr_assert(isnan(value("inversions(flow=premium)", NULL)));
+}
+
+static void
+bad(const char *text, const char *want)
+{
+	struct sim_objective *o = (void *)1;
+	cr_assert_eq(sim_objective_parse(text, &o, err, sizeof(err)), -EINVAL, "%s", text);
+	cr_assert_null(o);
+	cr_assert_str_eq(err, want, "%s", text);
+}
+
+Test(sim_objective, errors_name_the_column)
+{
+	bad("", "objective, column 1: unexpected end");
+	bad("p98", "objective, column 1: unknown metric \"p98\" (p50 p90 p99 p999 offered "
+		   "dispatched completed rejected expired cancelled displaced shed shutdown "
+		   "served throughput goodput jain inversions utilization)");
+	bad("p99(band=x)", "objective, column 10: band= takes a priority (a 32-bit integer)");
+	bad("p99(band=99999999999)",
+	    "objective, column 10: band= takes a priority (a 32-bit integer)");
+	bad("p99(tenant=a)", "objective, column 5: expected band=PRIORITY or flow=ID");
+	bad("p99(band 1)", "objective, column 10: expected '=' after band");
+	bad("p99(band=1", "objective, column 11: expected ')'");
+	bad("p99(flow=)", "objective, column 10: flow= takes a flow id");
+	bad("utilization(band=1)",
+	    "objective, column 20: utilization has no band or flow selector");
+	bad("jain(flow=a)", "objective, column 13: jain is per band: use jain(band=P)");
+	bad("1 +", "objective, column 4: unexpected end");
+	bad("(1 + 2", "objective, column 7: expected ')'");
+	bad("1 2", "objective, column 3: unexpected '2'");
+	bad("1e", "objective, column 2: expected an exponent");
+	bad("#", "objective, column 1: unexpected '#'");
+	char deep[200];
+	memset(deep, '(', 100);
+	strcpy(deep + 100, "1");
+	bad(deep, "objective, column 66: nested deeper than 64");
+}
+
+Test(sim_vary, splits_values)
+{
+	struct sim_vary v;
+	cr_assert_eq(sim_vary_parse("engine.shards=1,2,4", &v, err, sizeof(err)), 0);
+	cr_assert_str_eq(v.key, "engine.shards");
+	cr_assert_eq(v.nvalues, 3);
+	cr_assert_str_eq(v.values[2], "4");
+	sim_vary_free(&v);
+	cr_assert_eq(sim_vary_parse("backend.service={dist: exp, mean: 1s},\"a,b\",[1, 2]", &v,
+				    err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(v.nvalues, 3);
+	cr_assert_str_eq(v.values[0], "{dist: exp, mean: 1s}");
+	cr_assert_str_eq(v.values[1], "\"a,b\"");
+	cr_assert_str_eq(v.values[2], "[1, 2]");
+	sim_vary_free(&v);
+}
+
+Test(sim_vary, errors)
+{
+	struct sim_vary v;
+	cr_assert_eq(sim_vary_parse("engine.shards", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "--vary engine.shards: expected KEY=V1,V2,...");
+	cr_assert_eq(sim_vary_parse("=1,2", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sim_vary_parse("a=", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sim_vary_parse("a=1,,2", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "--vary a=1,,2: an empty value");
+	cr_assert_eq(sim_vary_parse("a=1,", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sim_vary_parse("a={1,2", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "--vary a={1,2: unbalanced bracket");
+	cr_assert_eq(sim_vary_parse("a=\"x", &v, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "--vary a=\"x: unbalanced quote");
+}

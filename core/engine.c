@@ -387,6 +387,22 @@ stats_finish(struct flowq_stats *st)
 }
 
 /* A flow's queued requests and bytes: accepted by submit, not yet left. */
+/*
+ * in - out of two lifetime counters read at slightly different instants:
+ * the difference modulo 2^64, so that a counter that wrapped (2^64 bytes
+ * over the engine's life, or a few requests of FLOWQ_LIMIT_MAX bytes) still
+ * gives the right amount; a "negative" difference (bit 63 set) is the
+ * reader's reordering (out read after more left than it saw come in) and
+ * reads as 0. Exact while the true amount is below 2^63 (flowq.h, struct
+ * flowq_stats).
+ */
+static inline uint64_t
+counter_diff(uint64_t in, uint64_t out)
+{
+	uint64_t d = in - out;
+	return d >> 63 ? 0 : d;
+}
+
 static void
 flow_queued(const struct flowq_flow *f, uint64_t *r_req, uint64_t *r_bytes)
 {
@@ -396,8 +412,8 @@ flow_queued(const struct flowq_flow *f, uint64_t *r_req, uint64_t *r_bytes)
 	uint64_t lb = atomic_load_explicit(&f->stats.left_bytes, memory_order_acquire);
 	uint64_t a = atomic_load_explicit(&f->accepted, memory_order_acquire);
 	uint64_t ab = atomic_load_explicit(&f->accepted_bytes, memory_order_acquire);
-	*r_req = a > l ? a - l : 0;
-	*r_bytes = ab > lb ? ab - lb : 0;
+	*r_req = counter_diff(a, l);
+	*r_bytes = counter_diff(ab, lb);
 }
 
 /* Call @p visit for every live flow, shard by shard, each shard under the
@@ -476,31 +492,32 @@ flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
 	rejects_add(r_stats, &e->rejects);
 	queued_scan(e, NULL, r_stats);
 	stats_finish(r_stats);
+	/* In flight: from the gate's credit in the dimensions it limits,
+	 * else released (per-CPU sums, read first) against dispatched. */
+	uint64_t rel = 0, relb = 0, db = 0;
+	for (unsigned i = 0; i < e->npcpu; i++) {
+		rel += atomic_load_explicit(&e->pcpu[i].released, memory_order_acquire);
+		relb += atomic_load_explicit(&e->pcpu[i].released_bytes, memory_order_acquire);
+	}
+	for (uint32_t i = 0; i < nb; i++) {
+		const struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
+		for (unsigned k = 0; k < e->nshards; k++) {
+			const struct flowq__band_shard *bs = atomic_load_explicit(
+				&e->shards[k].bs[b->index], memory_order_acquire);
+			if (bs)
+				db += atomic_load_explicit(&bs->stats.dispatched_bytes,
+							   memory_order_relaxed);
+		}
+	}
+	r_stats->inflight = counter_diff(r_stats->outcomes[FLOWQ_DISPATCHED], rel);
+	r_stats->inflight_bytes = counter_diff(db, relb);
 	if (e->gate_limited) {
-		flowq__cap_in_use(&e->gate, &r_stats->inflight, &r_stats->inflight_bytes);
-	} else {
-		/* Released (per-CPU sums, read first) against dispatched. */
-		uint64_t rel = 0, relb = 0, db = 0;
-		for (unsigned i = 0; i < e->npcpu; i++) {
-			rel += atomic_load_explicit(&e->pcpu[i].released, memory_order_acquire);
-			relb += atomic_load_explicit(&e->pcpu[i].released_bytes,
-						     memory_order_acquire);
-		}
-		uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
-		for (uint32_t i = 0; i < nb; i++) {
-			const struct flowq__band *b =
-				atomic_load_explicit(&e->bands[i], memory_order_relaxed);
-			for (unsigned k = 0; k < e->nshards; k++) {
-				const struct flowq__band_shard *bs = atomic_load_explicit(
-					&e->shards[k].bs[b->index], memory_order_acquire);
-				if (bs)
-					db += atomic_load_explicit(&bs->stats.dispatched_bytes,
-								   memory_order_relaxed);
-			}
-		}
-		uint64_t d = r_stats->outcomes[FLOWQ_DISPATCHED];
-		r_stats->inflight = d > rel ? d - rel : 0;
-		r_stats->inflight_bytes = db > relb ? db - relb : 0;
+		uint64_t req, bytes;
+		flowq__cap_in_use(&e->gate, &req, &bytes);
+		if (e->gate.limit[FLOWQ__CAP_REQ] != 0)
+			r_stats->inflight = req;
+		if (e->gate.limit[FLOWQ__CAP_BYTES] != 0)
+			r_stats->inflight_bytes = bytes;
 	}
 	return 0;
 }

@@ -298,16 +298,24 @@ flowq_release(struct flowq_engine *e, struct flowq_req *req)
 	int err = flowq__req_release(req);
 	if (err)
 		return err;
+	/* A dimension the gate does not limit (none, with no gate) is counted
+	 * on this CPU's line for the in-flight statistics (never a line shared
+	 * with other CPUs); a limited one is known from the gate's credit. */
+	bool req_counted = e->gate_limited && e->gate.limit[FLOWQ__CAP_REQ] != 0;
+	bool bytes_counted = e->gate_limited && e->gate.limit[FLOWQ__CAP_BYTES] != 0;
+	if (!req_counted || !bytes_counted) {
+		struct flowq__pcpu *pc = &e->pcpu[flowq__cpu_current() % e->npcpu];
+		if (!req_counted)
+			atomic_fetch_add_explicit(&pc->released, 1, memory_order_relaxed);
+		if (!bytes_counted)
+			atomic_fetch_add_explicit(&pc->released_bytes, bytes,
+						  memory_order_relaxed);
+	}
 	if (e->gate_limited) {
 		flowq__cap_release(&e->gate, 1, bytes);
 		flowq__gate_wake(e);
 		return 0;
 	}
-	/* No limit to give back to: count the release on this CPU's line for
-	 * the in-flight statistics (never a line shared with other CPUs). */
-	struct flowq__pcpu *pc = &e->pcpu[flowq__cpu_current() % e->npcpu];
-	atomic_fetch_add_explicit(&pc->released, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&pc->released_bytes, bytes, memory_order_relaxed);
 	if (e->gate_callback) /* the host's detector may have room now */
 		flowq__gate_wake(e);
 	return 0;

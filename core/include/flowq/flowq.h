@@ -788,7 +788,14 @@ flowq_hist_quantile(const struct flowq_hist *h, double q);
 struct flowq_stats {
 	/** Requests admitted and not yet given an outcome. */
 	uint64_t queued;
-	/** Their bytes. */
+	/** Their bytes. The queued and in-flight byte counts are exact
+	 * while under 2^63 bytes are queued (in flight) at once, which any
+	 * byte limit guarantees (limits are at most FLOWQ_LIMIT_MAX = 2^62);
+	 * with no byte limit, a larger backlog (two requests of
+	 * FLOWQ_LIMIT_MAX bytes) reads wrong (0, or the amount modulo 2^64)
+	 * until it drains below 2^63 again. Only the statistic is affected:
+	 * admission and dispatch do not use it. Lifetime totals wrapping
+	 * past 2^64 do no harm. */
 	uint64_t queued_bytes;
 	/** Dispatched and not yet released (engine scope only; 0 else). */
 	uint64_t inflight;

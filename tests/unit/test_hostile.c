@@ -1,0 +1,365 @@
+/*
+ * test_hostile: mistaken and hostile use of the public API (issue 6). Each
+ * misuse gets its documented negative errno and changes nothing; nothing is
+ * lost or completed twice. Polled engine on a manual clock
+ * (tests/support/engine_fixture.h).
+ *
+ * What cannot be detected, and is documented as undefined instead: calls on
+ * a destroyed engine (the memory is gone), a cancel after the completion has
+ * run on a request the host has since re-initialised or freed, a port
+ * destroyed while requests still name it.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include <flowq/flowq.h>
+
+#include "engine_fixture.h"
+
+static struct flowq_engine *
+make_default(void)
+{
+	struct flowq_config c = fx_polled_cfg();
+	return fx_make(&c);
+}
+
+Test(hostile, double_submit_is_busy_and_changes_nothing)
+{
+	struct flowq_engine *e = make_default();
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 10);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	/* Again while queued: refused, still one request queued. */
+	cr_assert_eq(flowq_submit(e, &h.req), -EBUSY);
+	struct flowq_stats st;
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.queued, 1);
+	cr_assert_eq(st.queued_bytes, 10);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	/* Again after the outcome, without flowq_req_init(): refused, the
+	 * outcome stays. */
+	cr_assert_eq(flowq_submit(e, &h.req), -EBUSY);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	cr_assert_eq(flowq_submit(e, &h.req), -EBUSY);
+	/* A rejected request, resubmitted without init: refused too. */
+	struct fx_req bad;
+	fx_req_init(&bad, "f", 0, 1);
+	bad.req.ttl_ns = -5;
+	cr_assert_eq(flowq_submit(e, &bad.req), -EINVAL);
+	cr_assert_eq(flowq_submit(e, &bad.req), -EBUSY);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(bad.completions, 0);
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(st.outcomes[FLOWQ_REJECTED_OTHER], 1);
+	cr_assert_eq(st.queued + st.inflight, 0);
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, cancel_of_what_is_not_queued_is_already)
+{
+	struct flowq_engine *e = make_default();
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 1);
+	/* Never submitted. */
+	cr_assert_eq(flowq_cancel(e, &h.req), -EALREADY);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_PENDING);
+	/* Rejected on the spot. */
+	h.req.complete = NULL;
+	cr_assert_eq(flowq_submit(e, &h.req), -EINVAL);
+	cr_assert_eq(flowq_cancel(e, &h.req), -EALREADY);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+	/* Dispatched (before the host released it). */
+	fx_req_init(&h, "f", 0, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(flowq_cancel(e, &h.req), -EALREADY);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	/* Cancelled twice: the second loses. */
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *g = fx_make(&c);
+	struct fx_req a, b;
+	fx_req_init(&a, "f", 0, 1);
+	fx_req_init(&b, "f", 0, 1);
+	cr_assert_eq(flowq_submit(g, &a.req), 0);
+	cr_assert_eq(flowq_submit(g, &b.req), 0);
+	fx_poll_all(g); /* a dispatched; b held by the gate */
+	cr_assert_eq(flowq_cancel(g, &b.req), 0);
+	cr_assert_eq(flowq_cancel(g, &b.req), -EALREADY);
+	fx_poll_all(g);
+	cr_assert_eq(b.completions, 1);
+	cr_assert_eq(b.seen, FLOWQ_EVICTED_CANCELLED);
+	cr_assert_eq(flowq_cancel(NULL, &b.req), -EFAULT);
+	cr_assert_eq(flowq_cancel(g, NULL), -EFAULT);
+	cr_assert_eq(flowq_release(g, &a.req), 0);
+	flowq_engine_destroy(g);
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, release_of_what_was_not_dispatched)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, b;
+	fx_req_init(&a, "f", 0, 1);
+	fx_req_init(&b, "f", 0, 1);
+	/* Never submitted. */
+	cr_assert_eq(flowq_release(e, &a.req), -EINVAL);
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	/* Queued, not dispatched yet. */
+	cr_assert_eq(flowq_release(e, &a.req), -EINVAL);
+	fx_poll_all(e);
+	cr_assert_eq(a.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	fx_poll_all(e); /* b waits for a's slot */
+	cr_assert_eq(flowq_release(e, &b.req), -EINVAL);
+	/* Released twice: the in-flight count drops once. */
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	cr_assert_eq(flowq_release(e, &a.req), -EALREADY);
+	fx_poll_all(e);
+	cr_assert_eq(b.seen, FLOWQ_DISPATCHED, "b takes the freed slot");
+	struct flowq_stats st;
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.inflight, 1, "a's second release gave back nothing");
+	/* A cancelled request cannot be released. */
+	struct fx_req k;
+	fx_req_init(&k, "f", 0, 1);
+	cr_assert_eq(flowq_submit(e, &k.req), 0);
+	cr_assert_eq(flowq_cancel(e, &k.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(flowq_release(e, &k.req), -EINVAL);
+	cr_assert_eq(flowq_release(NULL, &k.req), -EFAULT);
+	cr_assert_eq(flowq_release(e, NULL), -EFAULT);
+	cr_assert_eq(flowq_release(e, &b.req), 0);
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.inflight, 0);
+	flowq_engine_destroy(e);
+}
+
+static uint64_t
+flow_queued(struct flowq_engine *e, const void *id, uint32_t len, int32_t prio)
+{
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, id, len, prio, &st), 0);
+	return st.queued;
+}
+
+Test(hostile, flow_ids_are_bytes)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1; /* keep everything queued */
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hold;
+	fx_req_init(&hold, "hold", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hold.req), 0);
+	fx_poll_all(e);
+	/* "a\0b", "a\0c", "a" and a non-UTF-8 id are four flows. */
+	static const char ids[4][3] = {{'a', 0, 'b'}, {'a', 0, 'c'}, {'a'}, {(char)0xff, (char)0xfe}};
+	static const uint32_t lens[4] = {3, 3, 1, 2};
+	struct fx_req r[4];
+	for (int i = 0; i < 4; i++) {
+		fx_req_init(&r[i], "x", 0, 1);
+		r[i].req.flow_id = ids[i];
+		r[i].req.flow_id_len = lens[i];
+		cr_assert_eq(flowq_submit(e, &r[i].req), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(flow_queued(e, ids[i], lens[i], 0), 1, "id %d", i);
+	/* The longest id is accepted, one byte more is not. */
+	char longid[FLOWQ_FLOW_ID_MAX + 1];
+	memset(longid, 'L', sizeof(longid));
+	struct fx_req l;
+	fx_req_init(&l, "x", 0, 1);
+	l.req.flow_id = longid;
+	l.req.flow_id_len = FLOWQ_FLOW_ID_MAX;
+	cr_assert_eq(flowq_submit(e, &l.req), 0);
+	struct flowq_flow *f;
+	cr_assert_eq(flowq_flow_get(e, longid, FLOWQ_FLOW_ID_MAX + 1, 0, &f), -EINVAL);
+	cr_assert_eq(flowq_flow_get(e, longid, 0, 0, &f), -EINVAL);
+	cr_assert_eq(flowq_flow_get(e, NULL, 1, 0, &f), -EINVAL);
+	cr_assert_eq(flowq_flow_get(e, "a", 1, 0, NULL), -EINVAL);
+	flowq_engine_destroy(e); /* evicts the queued ones */
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(r[i].completions, 1);
+	cr_assert_eq(l.completions, 1);
+}
+
+Test(hostile, priorities_at_the_integer_edges)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hold, lo, hi, mid;
+	fx_req_init(&hold, "hold", 0, 1);
+	fx_req_init(&lo, "lo", INT32_MIN, 1);
+	fx_req_init(&mid, "mid", 0, 1);
+	fx_req_init(&hi, "hi", INT32_MAX, 1);
+	cr_assert_eq(flowq_submit(e, &hold.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(flowq_submit(e, &lo.req), 0);
+	cr_assert_eq(flowq_submit(e, &mid.req), 0);
+	cr_assert_eq(flowq_submit(e, &hi.req), 0);
+	fx_poll_all(e);
+	struct fx_req *order[] = {&hi, &mid, &lo};
+	for (int i = 0; i < 3; i++) {
+		struct fx_req *prev = i == 0 ? &hold : order[i - 1];
+		cr_assert_eq(flowq_release(e, &prev->req), 0);
+		fx_poll_all(e);
+		cr_assert_eq(order[i]->seen, FLOWQ_DISPATCHED, "step %d", i);
+		for (int j = i + 1; j < 3; j++)
+			cr_assert_eq(order[j]->completions, 0, "step %d: %d early", i, j);
+	}
+	cr_assert_eq(flowq_release(e, &lo.req), 0);
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, byte_counts_near_the_limits)
+{
+	/* Four requests of FLOWQ_LIMIT_MAX (2^62) bytes each, 2^64 in all,
+	 * with no byte limit anywhere: all are admitted and served, and the
+	 * engine's state stays right. The byte statistics are exact below
+	 * 2^63 queued (flowq.h, struct flowq_stats): 2^64 and 3 * 2^62 read
+	 * as 0, and once the backlog is back to 2^62 it reads exactly, though
+	 * the lifetime byte counter behind it has wrapped past 2^64 (it read
+	 * 0 for as long as the counter stayed wrapped before the fix). */
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1;
+	c.default_band.max_bytes = 0; /* the default band holds 1 GB */
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hold, r[4];
+	fx_req_init(&hold, "hold", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hold.req), 0);
+	fx_poll_all(e);
+	for (int i = 0; i < 4; i++) {
+		fx_req_init(&r[i], "big", 0, FLOWQ_LIMIT_MAX);
+		cr_assert_eq(flowq_submit(e, &r[i].req), 0);
+	}
+	struct flowq_stats st;
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.queued, 4);
+	cr_assert_eq(st.queued_bytes, 0, "2^64 modulo 2^64");
+	cr_assert_eq(flowq_release(e, &hold.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(r[0].seen, FLOWQ_DISPATCHED);
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.queued, 3);
+	cr_assert_eq(st.queued_bytes, 0, "3 * 2^62 is above 2^63");
+	cr_assert_eq(st.inflight_bytes, FLOWQ_LIMIT_MAX);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(flowq_release(e, &r[i].req), 0);
+		fx_poll_all(e);
+		cr_assert_eq(r[i + 1].seen, FLOWQ_DISPATCHED);
+		flowq_stats_engine(e, &st);
+		cr_assert_eq(st.queued, 2u - (unsigned)i);
+		cr_assert_eq(st.inflight_bytes, FLOWQ_LIMIT_MAX);
+		if (i == 0)
+			cr_assert_eq(st.queued_bytes, 0, "2^63 is not below 2^63");
+		if (i == 1)
+			cr_assert_eq(st.queued_bytes, FLOWQ_LIMIT_MAX, "after the wrap");
+	}
+	cr_assert_eq(flowq_release(e, &r[3].req), 0);
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.queued + st.queued_bytes + st.inflight + st.inflight_bytes, 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 5);
+	/* With a byte limit of FLOWQ_LIMIT_MAX, one fits and the next does
+	 * not. */
+	struct flowq_config c2 = fx_polled_cfg();
+	c2.default_band.max_bytes = 0;
+	c2.max_bytes = FLOWQ_LIMIT_MAX;
+	struct flowq_engine *g = fx_make(&c2);
+	struct fx_req x, y;
+	fx_req_init(&x, "big", 0, FLOWQ_LIMIT_MAX);
+	fx_req_init(&y, "big", 0, 1);
+	cr_assert_eq(flowq_submit(g, &x.req), 0);
+	cr_assert_eq(flowq_submit(g, &y.req), -ENOSPC);
+	cr_assert_eq(flowq_req_cause(&y.req), FLOWQ_CAUSE_CAPACITY_GLOBAL);
+	flowq_engine_destroy(g);
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, ttl_and_deadline_edges)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hold, far, past, now;
+	fx_req_init(&hold, "hold", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hold.req), 0);
+	fx_poll_all(e);
+	/* A TTL so long that submit time + TTL overflows int64: never
+	 * expires (it must not wrap into the past). */
+	fx_req_init(&far, "f", 0, 1);
+	far.req.ttl_ns = INT64_MAX - 1;
+	far.req.deadline_ns = INT64_MAX;
+	cr_assert_eq(flowq_submit(e, &far.req), 0);
+	fx_advance(INT64_C(1) << 40);
+	fx_poll_all(e);
+	cr_assert_eq(far.completions, 0, "expired: outcome %d", far.seen);
+	/* A deadline already passed: refused at submit. */
+	fx_req_init(&past, "f", 0, 1);
+	past.req.deadline_ns = fx_clock(NULL) - 1;
+	cr_assert_eq(flowq_submit(e, &past.req), -ETIMEDOUT);
+	cr_assert_eq(flowq_req_cause(&past.req), FLOWQ_CAUSE_DEADLINE_PASSED);
+	/* A deadline of exactly now: passed too (nothing can run before it). */
+	fx_req_init(&now, "f", 0, 1);
+	now.req.deadline_ns = fx_clock(NULL);
+	int rc = flowq_submit(e, &now.req);
+	cr_assert(rc == -ETIMEDOUT || rc == 0, "rc %d", rc);
+	cr_assert_eq(flowq_release(e, &hold.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(far.seen, FLOWQ_DISPATCHED);
+	if (rc == 0)
+		cr_assert_neq(now.seen, FLOWQ_DISPATCHED, "dispatched at or past its deadline");
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, weights_and_handles)
+{
+	struct flowq_engine *e = make_default();
+	struct flowq_flow *f;
+	cr_assert_eq(flowq_flow_get(e, "w", 1, 0, &f), 0);
+	cr_assert_eq(flowq_flow_set_weight(f, 0), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(f, 65536), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(f, UINT32_MAX), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(NULL, 1), -EINVAL);
+	cr_assert_eq(flowq_flow_set_weight(f, 65535), 0);
+	cr_assert_eq(flowq_flow_set_weight(f, 1), 0);
+	flowq_flow_put(e, f);
+	flowq_flow_put(e, NULL); /* a no-op */
+	flowq_engine_destroy(e);
+	flowq_engine_destroy(NULL); /* a no-op */
+}
+
+Test(hostile, polled_calls_out_of_range)
+{
+	struct flowq_engine *e = make_default();
+	int64_t next;
+	cr_assert_eq(flowq_shard_poll(e, 1, 0, &next), -EINVAL);
+	cr_assert_eq(flowq_shard_poll(e, UINT32_MAX, 0, NULL), -EINVAL);
+	cr_assert_eq(flowq_shard_fd(e, 1), -EINVAL);
+	cr_assert_eq(flowq_shard_poll(NULL, 0, 0, NULL), -EINVAL);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(NULL, &st), -EFAULT);
+	cr_assert_eq(flowq_stats_engine(e, NULL), -EFAULT);
+	cr_assert_eq(flowq_stats_band(e, 12345, &st), -ENOENT);
+	cr_assert_eq(flowq_stats_flow(e, "nobody", 6, 0, &st), -ENOENT);
+	flowq_engine_destroy(e);
+	/* A threaded engine has no polled calls. */
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.shards = 1;
+	struct flowq_engine *t = fx_make(&c);
+	cr_assert_eq(flowq_shard_poll(t, 0, 0, NULL), -EINVAL);
+	cr_assert_eq(flowq_shard_fd(t, 0), -EINVAL);
+	flowq_engine_destroy(t);
+}

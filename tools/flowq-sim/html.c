@@ -29,7 +29,7 @@
  * Size: every series is cut to at most HTML_MAX_POINTS points (windows are
  * bucketed: the depth line shows each bucket's largest value, Jain's index
  * the mean of its windows that are not NaN, shares the bucket's bytes;
- * the CDF is sampled at evenly spaced ranks) and coordinates carry one
+ * the CDF, drawn as steps, is sampled at evenly spaced ranks) and coordinates carry one
  * decimal, so a chart stays a few tens of KB whatever the run's length.
  * Cost: O(F x W) for the share charts (every flow's windows once), O(P)
  * per other series; the heat-map sorts the tune rows' distinct values,
@@ -171,8 +171,10 @@ struct chart {
 	double l, t, pw, ph;
 	struct axis x, y;
 	size_t nlegend;
-	/* The open polyline (series_pt), if any. */
+	/* The open polyline (series_pt), if any, and its points. */
 	bool open;
+	size_t npts;
+	double lastx, lasty;
 	const char *col, *dash;
 };
 
@@ -202,7 +204,8 @@ py(const struct chart *c, double v)
 	return c->t + c->ph - ax_frac(&c->y, v) * c->ph;
 }
 
-/* A "nice" step (1, 2 or 5 x 10^k) for about @p n intervals over span. */
+/* A "nice" step (1, 2, 2.5 or 5 x 10^k) for about @p n intervals over
+ * span. */
 static double
 nice_step(double span, int n)
 {
@@ -211,7 +214,7 @@ nice_step(double span, int n)
 		return 1;
 	double mag = pow(10, floor(log10(raw)));
 	double f = raw / mag;
-	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
 }
 
 /* A linear axis from 0 to a nice ceiling of @p max. */
@@ -384,18 +387,29 @@ static void
 series_pt(struct chart *c, double x, double y)
 {
 	if (isnan(y)) {
-		if (c->open)
+		if (c->open) {
+			/* A lone point between gaps: a zero-length segment,
+			 * which the round line cap draws as a dot. */
+			if (c->npts == 1) {
+				fputc(' ', c->out);
+				put_xy(c->out, c->lastx, c->lasty);
+			}
 			fputs("\"/>\n", c->out);
+		}
 		c->open = false;
 		return;
 	}
 	if (!c->open) {
 		fprintf(c->out, "<polyline class=\"ln\" stroke=\"%s\"%s points=\"", c->col, c->dash);
 		c->open = true;
+		c->npts = 0;
 	} else {
 		fputc(' ', c->out);
 	}
-	put_xy(c->out, px(c, x), py(c, y));
+	c->lastx = px(c, x);
+	c->lasty = py(c, y);
+	c->npts++;
+	put_xy(c->out, c->lastx, c->lasty);
 }
 
 static void
@@ -534,13 +548,19 @@ chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, s
 			    " (none dispatched)");
 			continue;
 		}
+		/* The empirical CDF as steps (flat between samples, a rise
+		 * at each), at evenly spaced ranks when there are more
+		 * samples than points; the last rank is the maximum. */
 		series_begin(&c, ls[i].ci);
 		series_pt(&c, (double)s->v[0], 0);
-		/* Evenly spaced ranks; the last is the maximum. */
 		size_t p = s->n < HTML_MAX_POINTS ? s->n : HTML_MAX_POINTS;
+		double y = 0;
 		for (size_t k = 0; k < p; k++) {
 			size_t idx = (size_t)((unsigned long long)(k + 1) * s->n / p) - 1;
-			series_pt(&c, (double)s->v[idx], (double)(idx + 1) / (double)s->n);
+			double x = (double)s->v[idx];
+			series_pt(&c, x, y);
+			y = (double)(idx + 1) / (double)s->n;
+			series_pt(&c, x, y);
 		}
 		series_end(&c);
 		legend(&c, ls[i].ci, false, color(ls[i].ci), ls[i].label, NULL);
@@ -588,7 +608,13 @@ chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
 		const struct sim_result *r = ls[i].r;
 		const struct sim_band_result *b = ls[i].band;
 		size_t nb = nbuckets(r->nwindows);
-		if ((kind == WIN_DEPTH ? (const void *)b->win_depth : (const void *)b->win_jain)) {
+		bool data = kind == WIN_DEPTH ? b->win_depth != NULL : b->win_jain != NULL;
+		if (data && kind == WIN_JAIN) {
+			data = false;
+			for (size_t w = 0; w < r->nwindows && !data; w++)
+				data = !isnan(b->win_jain[w]);
+		}
+		if (data && nb > 0) {
 			series_begin(&c, ls[i].ci);
 			for (size_t k = 0; k < nb; k++)
 				series_pt(&c, bucket_x(r, k, nb),
@@ -596,7 +622,8 @@ chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
 						      : bucket_jain(r, b, k, nb));
 			series_end(&c);
 		}
-		legend(&c, ls[i].ci, false, color(ls[i].ci), ls[i].label, NULL);
+		legend(&c, ls[i].ci, false, color(ls[i].ci), ls[i].label,
+		    data ? NULL : " (no data)");
 	}
 	char cap[640], a[SIM_FMT_MAX], per[160] = "";
 	sim__fmt_dur(a, ls && n ? ls[0].r->window_ns : 0);
@@ -736,7 +763,7 @@ static const char style[] =
     ".pa{fill:#fcfcfd;stroke:#999;stroke-width:1}\n"
     ".gr{stroke:#e3e3e3;stroke-width:1;fill:none}\n"
     ".rf{stroke:#bbb;stroke-width:1;stroke-dasharray:3 3;fill:none}\n"
-    ".ln{fill:none;stroke-width:1.8;stroke-linejoin:round}\n"
+    ".ln{fill:none;stroke-width:1.8;stroke-linejoin:round;stroke-linecap:round}\n"
     ".ar{stroke:#fff;stroke-width:0.4}\n"
     "details{margin:8px 0}summary{cursor:pointer;font-weight:600}\n"
     "code{font-size:13px;background:#f3f3f3;padding:1px 4px;border-radius:3px}\n"
@@ -1214,8 +1241,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 
 	/* Layout: y labels on the left, the grid, the color scale right. */
 	double cw = nx ? fmin(96, 560.0 / (double)nx) : 96, chh = fmin(40, 320.0 / (double)ny);
-	double gl = 150, gt = 50, gw = cw * (double)nx, gh = chh * (double)ny;
-	double W = gl + gw + 150, H = gt + gh + 64;
+	double gl = 150, gt = 56, gw = cw * (double)nx, gh = chh * (double)ny;
+	double W = fmax(gl + gw + 150, 680), H = gt + gh + 64;
 	fprintf(out, "<figure>\n<svg id=\"chart-heatmap\" class=\"chart\" "
 		     "viewBox=\"0 0 %d %d\" width=\"%d\" "
 		     "height=\"%d\" role=\"img\" aria-labelledby=\"chart-heatmap-t\">\n"
@@ -1230,7 +1257,7 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 	fputs("</title>\n", out);
 	{
 		char title[256];
-		snprintf(title, sizeof(title), "Objective (%s is better) by %s%s%s",
+		snprintf(title, sizeof(title), "Objective (%s is better) by %.32s%s%.32s",
 		    t->maximize ? "higher" : "lower", t->keys[0], t->nkeys > 1 ? " and " : "",
 		    t->nkeys > 1 ? t->keys[1] : "");
 		svg_text(out, 10, 22, "class=\"ct\"", title);
@@ -1285,16 +1312,22 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		sim__html_str(out, xs[ix], cw >= 60 ? 14 : cw >= 30 ? 6 : 3);
 		fputs("</text>\n", out);
 	}
-	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++)
-		svg_text(out, gl - 6, gt + chh * ((double)iy + 0.5) + 4, "text-anchor=\"end\"",
-		    ys[iy]);
+	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++) {
+		fputs("<text text-anchor=\"end\" x=\"", out);
+		put_fx(out, gl - 6);
+		fputs("\" y=\"", out);
+		put_fx(out, gt + chh * ((double)iy + 0.5) + 4);
+		fputs("\">", out);
+		sim__html_str(out, ys[iy], 22);
+		fputs("</text>\n", out);
+	}
 	{
 		char lab[128];
 		snprintf(lab, sizeof(lab), "%.100s", t->keys[0]);
 		svg_text(out, gl + gw / 2, gt + gh + 34, "class=\"al\" text-anchor=\"middle\"", lab);
 		if (t->nkeys > 1) {
-			snprintf(lab, sizeof(lab), "%.100s", t->keys[1]);
-			svg_text(out, gl - 6, gt - 10, "class=\"al\" text-anchor=\"end\"", lab);
+			snprintf(lab, sizeof(lab), "%.40s", t->keys[1]);
+			svg_text(out, 10, gt - 12, "class=\"al\"", lab);
 		}
 	}
 	/* Color scale: best at the top. */

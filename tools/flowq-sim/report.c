@@ -686,8 +686,10 @@ tt_row(struct tt *t, char cells[][TT_CELL], enum tt_kind kind)
 		}
 		fprintf(t->out, "<tr class=\"%s\">", cls[kind]);
 		for (size_t c = 0; c < t->ncols; c++) {
+			/* The text form's indentation is the style sheet's job. */
+			const char *cell = cells[c] + (c == 0 ? strspn(cells[c], " ") : 0);
 			fputs(c ? "<td class=\"n\">" : "<th scope=\"row\">", t->out);
-			sim__html_str(t->out, cells[c], 0);
+			sim__html_str(t->out, cell, 0);
 			fputs(c ? "</td>" : "</th>", t->out);
 		}
 		fputs("</tr>\n", t->out);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "html_check.h"
+#include "utf8_seq.h"
 
 #define HC_MAXDEPTH 256
 #define HC_MAXNAME  32
@@ -48,33 +49,9 @@ is_void(const char *name)
 static bool
 utf8_valid(const unsigned char *s, size_t len)
 {
-	for (size_t i = 0; i < len;) {
-		unsigned c = s[i];
-		size_t n;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 2, cp = c & 0x1f, min = 0x80;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 3, cp = c & 0x0f, min = 0x800;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 4, cp = c & 0x07, min = 0x10000;
-		else
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = test_utf8_seq(s + i, len - i)) == 0)
 			return false;
-		if (len - i < n)
-			return false;
-		for (size_t k = 1; k < n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n;
-	}
 	return true;
 }
 

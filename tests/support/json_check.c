@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json_check.h"
+#include "utf8_seq.h"
 
 #define JC_MAXDEPTH 64
 #define JC_MAXKEYS  256
@@ -75,26 +76,9 @@ hex4(struct jc *j, unsigned *r)
 static int
 utf8(struct jc *j)
 {
-	unsigned c = j->s[j->pos];
-	size_t n;
-	uint32_t cp, min;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, cp = c & 0x1f, min = 0x80;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, cp = c & 0x0f, min = 0x800;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, cp = c & 0x07, min = 0x10000;
-	else
-		return fail(j, "invalid UTF-8 lead byte");
-	if (j->len - j->pos < n)
-		return fail(j, "truncated UTF-8 sequence");
-	for (size_t i = 1; i < n; i++) {
-		if ((j->s[j->pos + i] & 0xc0) != 0x80)
-			return fail(j, "invalid UTF-8 continuation");
-		cp = cp << 6 | (j->s[j->pos + i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return fail(j, "overlong or out-of-range UTF-8");
+	size_t n = test_utf8_seq(j->s + j->pos, j->len - j->pos);
+	if (n == 0)
+		return fail(j, "invalid UTF-8");
 	j->pos += n;
 	return 0;
 }

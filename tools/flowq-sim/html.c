@@ -35,9 +35,8 @@
  * per other series; the heat-map sorts the tune rows' distinct values,
  * the only allocation here (a failure prints a note instead of the chart).
  */
-#define _GNU_SOURCE /* newlocale, strtod_l */
+#define _GNU_SOURCE /* strcasestr */
 #include <inttypes.h>
-#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,18 +125,39 @@ fmt_compact(char buf[SIM_FMT_MAX], double v)
 	sim__fmt_num(buf, v, 4);
 }
 
-/* An SVG <text>: x, y, extra attributes (literal), then the escaped
- * text. */
+/* An SVG <text>: x, y, extra attributes (literal markup), then the
+ * escaped text, cut at @p max characters (0: whole). */
 static void
-svg_text(FILE *out, double x, double y, const char *attrs, const char *text)
+svg_text_cut(FILE *out, double x, double y, const char *attrs, const char *text, size_t max)
 {
 	fputs("<text x=\"", out);
 	put_fx(out, x);
 	fputs("\" y=\"", out);
 	put_fx(out, y);
 	fprintf(out, "\"%s%s>", *attrs ? " " : "", attrs);
-	sim__html_str(out, text, 0);
+	sim__html_str(out, text, max);
 	fputs("</text>\n", out);
+}
+
+static void
+svg_text(FILE *out, double x, double y, const char *attrs, const char *text)
+{
+	svg_text_cut(out, x, y, attrs, text, 0);
+}
+
+/* An SVG <rect> with extra attributes (literal markup). */
+static void
+svg_rect(FILE *out, double x, double y, double w, double h, const char *attrs)
+{
+	fputs("<rect x=\"", out);
+	put_fx(out, x);
+	fputs("\" y=\"", out);
+	put_fx(out, y);
+	fputs("\" width=\"", out);
+	put_fx(out, w);
+	fputs("\" height=\"", out);
+	put_fx(out, h);
+	fprintf(out, "\" %s/>\n", attrs);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -279,15 +299,7 @@ chart_begin(struct chart *c, FILE *out, const char *id, const char *title, const
 	sim__html_str(out, title, 0);
 	fputs("</title>\n", out);
 	svg_text(out, c->l, 20, "class=\"ct\"", title);
-	fputs("<rect class=\"pa\" x=\"", out);
-	put_fx(out, c->l);
-	fputs("\" y=\"", out);
-	put_fx(out, c->t);
-	fputs("\" width=\"", out);
-	put_fx(out, c->pw);
-	fputs("\" height=\"", out);
-	put_fx(out, c->ph);
-	fputs("\"/>\n", out);
+	svg_rect(out, c->l, c->t, c->pw, c->ph, "class=\"pa\"");
 
 	double t[12];
 	char lab[SIM_FMT_MAX];
@@ -335,11 +347,9 @@ legend(struct chart *c, size_t ci, bool block, const char *col, const char *labe
 	FILE *out = c->out;
 	double y = c->t + 6 + 17.0 * (double)i;
 	if (block) {
-		fputs("<rect x=\"", out);
-		put_fx(out, CH_LEGX);
-		fputs("\" y=\"", out);
-		put_fx(out, y - 5);
-		fprintf(out, "\" width=\"14\" height=\"10\" fill=\"%s\"/>\n", col);
+		char fill[32];
+		snprintf(fill, sizeof(fill), "fill=\"%s\"", col);
+		svg_rect(out, CH_LEGX, y - 5, 14, 10, fill);
 	} else {
 		fputs("<path d=\"M", out);
 		put_xy(out, CH_LEGX, y);
@@ -352,7 +362,7 @@ legend(struct chart *c, size_t ci, bool block, const char *col, const char *labe
 	fputs("\">", out);
 	sim__html_str(out, label, 22);
 	if (suffix)
-		fputs(suffix, out);
+		fputs(suffix, out); /* literal text from this file */
 	fputs("</text>\n", out);
 }
 
@@ -784,15 +794,25 @@ page_begin(FILE *out, const char *kind, const char *name)
 	fputs("</h1>\n", out);
 }
 
+/* Whether @p r replays the Azure LLM inference trace (cited in the
+ * footer, as its licence asks). */
+static bool
+azure_trace(const struct sim_result *r)
+{
+	return r && r->spec && r->spec->has_trace && r->spec->trace.path &&
+	    strcasestr(r->spec->trace.path, "azure") != NULL;
+}
+
 static void
-page_end(FILE *out, bool trace)
+page_end(FILE *out, bool azure)
 {
 	fputs("<footer>Made by flowq-sim, which runs the real flowq engine against the workload "
 	      "and a modelled backend.",
 	    out);
-	if (trace)
-		fputs(" Arrivals replay a trace; the default scenario's is the Azure LLM inference "
-		      "trace 2023 (Microsoft Azure, CC-BY 4.0).",
+	if (azure)
+		fputs(" Arrivals replay the Azure LLM inference trace 2023 (Azure/AzurePublicDataset, "
+		      "CC-BY 4.0; Patel et al., &#8220;Splitwise: Efficient generative LLM inference "
+		      "using phase splitting&#8221;, ISCA 2024).",
 		    out);
 	fputs("</footer>\n</body>\n</html>\n", out);
 }
@@ -913,7 +933,11 @@ html_setup(FILE *out, const struct sim_result *r)
 	if (s) {
 		const struct flowq_config *e = &s->engine.config;
 		kv_begin(out, "engine");
-		fprintf(out, "%u shard%s; displacement <code>", e->shards, e->shards == 1 ? "" : "s");
+		if (e->shards)
+			fprintf(out, "%u shard%s", e->shards, e->shards == 1 ? "" : "s");
+		else
+			fputs("one shard per online CPU", out);
+		fputs("; displacement <code>", out);
 		sim__html_str(out, e->displacement ? e->displacement : "none", 0);
 		fputs("</code>; queue limit ", out);
 		if (e->max_requests)
@@ -1116,18 +1140,40 @@ html_result_charts(FILE *out, const struct sim_result *r)
 /* Tuning                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Values of one --vary key, distinct, sorted: numerically when both parse
- * as numbers in the C locale (numbers before words), else bytewise. */
-static locale_t cmp_locale;
-
+/* Values of one --vary key, distinct, sorted: numerically when both are
+ * decimal numbers ([+-]digits[.digits][e[+-]digits], '.' whatever the
+ * locale), numbers before words, else bytewise. The value is only used to
+ * order, so plain double arithmetic is precise enough. */
 static bool
 as_number(const char *s, double *r_v)
 {
-	char *end;
-	if (!*s || cmp_locale == (locale_t)0)
+	double m = 0, sign = 1;
+	int exp = 0, digits = 0;
+	if (*s == '+' || *s == '-')
+		sign = *s++ == '-' ? -1 : 1;
+	for (; *s >= '0' && *s <= '9'; s++, digits++)
+		m = m * 10 + (*s - '0');
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++, digits++, exp--)
+			m = m * 10 + (*s - '0');
+	if (digits == 0)
 		return false;
-	*r_v = strtod_l(s, &end, cmp_locale);
-	return *end == '\0';
+	if (*s == 'e' || *s == 'E') {
+		int es = 1, e = 0;
+		s++;
+		if (*s == '+' || *s == '-')
+			es = *s++ == '-' ? -1 : 1;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		for (; *s >= '0' && *s <= '9'; s++)
+			if (e < 10000)
+				e = e * 10 + (*s - '0');
+		exp += es * e;
+	}
+	if (*s != '\0')
+		return false;
+	*r_v = sign * m * pow(10, exp);
+	return true;
 }
 
 static int
@@ -1273,15 +1319,9 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 				viridis(col, good);
 				fmt_compact(lab, v);
 			}
-			fputs("<rect x=\"", out);
-			put_fx(out, x);
-			fputs("\" y=\"", out);
-			put_fx(out, y);
-			fputs("\" width=\"", out);
-			put_fx(out, cw);
-			fputs("\" height=\"", out);
-			put_fx(out, chh);
-			fprintf(out, "\" fill=\"%s\" stroke=\"#fff\"/>\n", col);
+			char fill[48];
+			snprintf(fill, sizeof(fill), "fill=\"%s\" stroke=\"#fff\"", col);
+			svg_rect(out, x, y, cw, chh, fill);
 			if (cw >= 34 && chh >= 14)
 				svg_text(out, x + cw / 2, y + chh / 2 + 4,
 				    !isnan(v) && good < 0.6 ? "class=\"cv\" style=\"fill:#fff\""
@@ -1289,38 +1329,17 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 				    lab);
 		}
 	}
-	if (bx != SIZE_MAX) {
-		fputs("<rect x=\"", out);
-		put_fx(out, gl + cw * (double)bx + 1.5);
-		fputs("\" y=\"", out);
-		put_fx(out, gt + chh * (double)by + 1.5);
-		fputs("\" width=\"", out);
-		put_fx(out, cw - 3);
-		fputs("\" height=\"", out);
-		put_fx(out, chh - 3);
-		fputs("\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"3\"/>\n", out);
-	}
-	/* Value labels: columns under the grid (slanted when narrow), rows
-	 * on the left; then the axis titles. */
-	for (size_t ix = 0; ix < nx; ix++) {
-		double x = gl + cw * ((double)ix + 0.5), y = gt + gh + 14;
-		fputs("<text text-anchor=\"middle\" x=\"", out);
-		put_fx(out, x);
-		fputs("\" y=\"", out);
-		put_fx(out, y);
-		fputs("\">", out);
-		sim__html_str(out, xs[ix], cw >= 60 ? 14 : cw >= 30 ? 6 : 3);
-		fputs("</text>\n", out);
-	}
-	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++) {
-		fputs("<text text-anchor=\"end\" x=\"", out);
-		put_fx(out, gl - 6);
-		fputs("\" y=\"", out);
-		put_fx(out, gt + chh * ((double)iy + 0.5) + 4);
-		fputs("\">", out);
-		sim__html_str(out, ys[iy], 22);
-		fputs("</text>\n", out);
-	}
+	if (bx != SIZE_MAX)
+		svg_rect(out, gl + cw * (double)bx + 1.5, gt + chh * (double)by + 1.5, cw - 3,
+		    chh - 3, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"3\"");
+	/* Value labels: columns under the grid (cut shorter when cells are
+	 * narrow), rows on the left; then the axis titles. */
+	for (size_t ix = 0; ix < nx; ix++)
+		svg_text_cut(out, gl + cw * ((double)ix + 0.5), gt + gh + 14,
+		    "text-anchor=\"middle\"", xs[ix], cw >= 60 ? 14 : cw >= 30 ? 6 : 3);
+	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++)
+		svg_text_cut(out, gl - 6, gt + chh * ((double)iy + 0.5) + 4, "text-anchor=\"end\"",
+		    ys[iy], 22);
 	{
 		char lab[128];
 		snprintf(lab, sizeof(lab), "%.100s", t->keys[0]);
@@ -1338,13 +1357,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		viridis(col, i / 10.0);
 		fprintf(out, "<stop offset=\"%d%%\" stop-color=\"%s\"/>", i * 10, col);
 	}
-	fputs("</linearGradient></defs>\n<rect x=\"", out);
-	put_fx(out, lx);
-	fputs("\" y=\"", out);
-	put_fx(out, lt);
-	fputs("\" width=\"16\" height=\"", out);
-	put_fx(out, lh);
-	fputs("\" fill=\"url(#hm-scale)\" stroke=\"#999\"/>\n", out);
+	fputs("</linearGradient></defs>\n", out);
+	svg_rect(out, lx, lt, 16, lh, "fill=\"url(#hm-scale)\" stroke=\"#999\"");
 	{
 		char a[SIM_FMT_MAX], lab[SIM_FMT_MAX + 16];
 		bool have = vmin <= vmax;
@@ -1452,11 +1466,7 @@ sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_res
 		fputs("</p>\n", out);
 	}
 	if (tune) {
-		cmp_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 		html_tune(out, tune);
-		if (cmp_locale != (locale_t)0)
-			freelocale(cmp_locale);
-		cmp_locale = (locale_t)0;
 		if (r)
 			fputs("<h2>The run</h2>\n", out);
 	}
@@ -1466,7 +1476,7 @@ sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_res
 	}
 	if (!r && !tune)
 		fputs("<p>Nothing to report.</p>\n", out);
-	page_end(out, r && r->spec && r->spec->has_trace);
+	page_end(out, azure_trace(r));
 }
 
 void
@@ -1477,14 +1487,14 @@ sim_report_html_compare(FILE *out, const char *const *names, const struct sim_re
 	page_begin(out, "comparison", r0 && r0->spec && r0->spec->name ? r0->spec->name
 								       : "(unnamed)");
 	fprintf(out, "<p>%zu variants of the same workload, run side by side:", n);
-	bool trace = false;
+	bool azure = false;
 	for (size_t v = 0; v < n; v++) {
 		fputs(v ? ", <b>" : " <b>", out);
 		sim__html_str(out, names[v], 60);
 		fputs("</b>", out);
 		if (!rs[v]->conserved)
 			fputs(" <span class=\"bad\">(conservation FAILED)</span>", out);
-		trace |= rs[v]->spec && rs[v]->spec->has_trace;
+		azure |= azure_trace(rs[v]);
 	}
 	fputs(".</p>\n<h2>Side by side</h2>\n<p class=\"note\">Per band (most important first) "
 	      "and in total: dispatched requests, the 99th percentile of queue time, requests "
@@ -1526,5 +1536,5 @@ sim_report_html_compare(FILE *out, const char *const *names, const struct sim_re
 		html_result_body(out, rs[v]);
 		fputs("</details>\n", out);
 	}
-	page_end(out, trace);
+	page_end(out, azure);
 }

@@ -323,7 +323,8 @@ sim__utf8_seq(const char *str)
 	return n;
 }
 
-/* Appends to a bounded buffer; keeps it NUL-terminated. */
+/* Appends to a bounded buffer, NUL-terminated; a piece that does not fit
+ * whole is dropped (so a UTF-8 sequence or an escape is never cut). */
 struct sbuf {
 	char *p;
 	size_t n, cap;
@@ -332,24 +333,35 @@ struct sbuf {
 static void
 sbuf_put(struct sbuf *b, const char *s, size_t len)
 {
-	if (b->cap == 0)
+	if (b->cap == 0 || len > b->cap - 1 - b->n)
 		return;
-	size_t room = b->cap - 1 - b->n;
-	if (len > room)
-		len = room;
 	memcpy(b->p + b->n, s, len);
 	b->n += len;
 	b->p[b->n] = '\0';
 }
 
-/* Walks @p s for the terminal escaper: writes into @p b (NULL: only
- * counts) and returns the display width (one column per character, four
- * per escaped byte). */
+/* Characters in @p s as the escapers count them: code points of valid
+ * sequences, and single bytes otherwise. */
 static size_t
-term_walk(struct sbuf *b, const char *s)
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+	while (*s) {
+		size_t k = sim__utf8_seq(s);
+		s += k ? k : 1;
+		n++;
+	}
+	return n;
+}
+
+/* The terminal escaper: the first @p max characters of @p s (0: all) into
+ * @p b (NULL: only counted). @return their display width (one column per
+ * character, four per escaped byte). */
+static size_t
+term_walk(struct sbuf *b, const char *s, size_t max)
 {
 	size_t width = 0;
-	while (*s) {
+	for (size_t i = 0; *s && (max == 0 || i < max); i++) {
 		size_t n = sim__utf8_seq(s);
 		if (n == 0) {
 			char esc[8];
@@ -374,36 +386,19 @@ sim__term_str(char *buf, size_t bufsz, const char *s, size_t max_chars)
 	struct sbuf b = {buf, 0, bufsz};
 	if (bufsz)
 		buf[0] = '\0';
-	size_t total = 0;
-	for (const char *t = s; *t; total++) {
-		size_t n = sim__utf8_seq(t);
-		t += n ? n : 1;
-	}
-	if (max_chars == 0 || total <= max_chars) {
-		term_walk(&b, s);
+	if (max_chars == 0 || utf8_chars(s) <= max_chars) {
+		term_walk(&b, s, 0);
 		return;
 	}
-	/* Keep max_chars - 3 characters, then "...". */
-	size_t keep = max_chars > 3 ? max_chars - 3 : 0;
-	for (size_t i = 0; i < keep; i++) {
-		size_t n = sim__utf8_seq(s);
-		if (n == 0) {
-			char esc[8];
-			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)*s);
-			sbuf_put(&b, esc, 4);
-			s++;
-		} else {
-			sbuf_put(&b, s, n);
-			s += n;
-		}
-	}
+	/* Cut: max_chars - 3 characters, then "...". */
+	term_walk(&b, s, max_chars > 3 ? max_chars - 3 : 1);
 	sbuf_put(&b, "...", 3);
 }
 
 size_t
 sim__term_width(const char *s)
 {
-	return term_walk(NULL, s);
+	return term_walk(NULL, s, 0);
 }
 
 void
@@ -454,12 +449,7 @@ sim__json_str(FILE *out, const char *s)
 void
 sim__html_str(FILE *out, const char *s, size_t max_chars)
 {
-	size_t total = 0;
-	for (const char *t = s; *t; total++) {
-		size_t n = sim__utf8_seq(t);
-		t += n ? n : 1;
-	}
-	size_t keep = total;
+	size_t total = utf8_chars(s), keep = total;
 	bool cut = max_chars && total > max_chars;
 	if (cut)
 		keep = max_chars > 1 ? max_chars - 1 : 0;

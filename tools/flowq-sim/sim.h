@@ -433,6 +433,12 @@ sim_result_free(struct sim_result *r);
 /* Reports (report.c, html.c)                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Every renderer: any thread (reads the result only; concurrent renders of
+ * one result are fine); writes to @p out and never to stdout on its own;
+ * output does not depend on the process locale. Write errors are left in
+ * ferror(out) for the caller to check. Nothing allocates except the HTML
+ * tuning heat-map (which prints a note instead on ENOMEM). */
+
 /** Human table: per band and per flow (top flows by offered when there
  * are many), outcomes, queue-time quantiles, Jain, inversions,
  * conservation. */

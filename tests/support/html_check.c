@@ -31,15 +31,16 @@ fail(struct hc *h, const char *what, const char *detail)
 	for (size_t i = 0; i < h->pos && i < h->len; i++)
 		line += h->s[i] == '\n';
 	snprintf(h->err, h->errsz, "line %zu: %s%s%s", line, what, detail ? ": " : "",
-	    detail ? detail : "");
+		 detail ? detail : "");
 	return -1;
 }
 
 static bool
 is_void(const char *name)
 {
-	static const char *const v[] = {"area", "base", "br", "col", "embed", "hr", "img",
-	    "input", "link", "meta", "source", "track", "wbr", NULL};
+	static const char *const v[] = {"area",   "base",  "br",    "col",  "embed",
+					"hr",     "img",   "input", "link", "meta",
+					"source", "track", "wbr",   NULL};
 	for (size_t i = 0; v[i]; i++)
 		if (strcmp(v[i], name) == 0)
 			return true;
@@ -59,16 +60,18 @@ utf8_valid(const unsigned char *s, size_t len)
 static int
 entity(struct hc *h)
 {
-	static const char *const named[] = {"amp", "lt", "gt", "quot", "apos", "nbsp", NULL};
+	static const char *const named[] = {"amp",  "lt",   "gt", "quot",
+					    "apos", "nbsp", NULL};
 	size_t p = h->pos + 1;
 	if (p < h->len && h->s[p] == '#') {
 		p++;
 		bool hex = p < h->len && (h->s[p] == 'x' || h->s[p] == 'X');
 		p += hex;
 		size_t d0 = p;
-		while (p < h->len && (hex ? strchr("0123456789abcdefABCDEF", h->s[p]) != NULL
-					  : (h->s[p] >= '0' && h->s[p] <= '9')) &&
-		    h->s[p])
+		while (p < h->len &&
+		       (hex ? strchr("0123456789abcdefABCDEF", h->s[p]) != NULL
+			    : (h->s[p] >= '0' && h->s[p] <= '9')) &&
+		       h->s[p])
 			p++;
 		if (p == d0 || p >= h->len || h->s[p] != ';')
 			return fail(h, "bad character reference", NULL);
@@ -77,7 +80,8 @@ entity(struct hc *h)
 	}
 	for (size_t i = 0; named[i]; i++) {
 		size_t n = strlen(named[i]);
-		if (h->len - p > n && memcmp(h->s + p, named[i], n) == 0 && h->s[p + n] == ';') {
+		if (h->len - p > n && memcmp(h->s + p, named[i], n) == 0 &&
+		    h->s[p + n] == ';') {
 			h->pos = p + n + 1;
 			return 0;
 		}
@@ -107,7 +111,8 @@ static bool
 name_char(char c, bool first)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (!first && ((c >= '0' && c <= '9') || c == '-' || c == ':' || c == '_' || c == '.'));
+	       (!first &&
+		((c >= '0' && c <= '9') || c == '-' || c == ':' || c == '_' || c == '.'));
 }
 
 static size_t
@@ -138,14 +143,16 @@ start_tag(struct hc *h)
 	if (strcmp(tag, "script") == 0)
 		return fail(h, "script element", NULL);
 	for (;;) {
-		bool space = h->pos < h->len && strchr(" \t\r\n", h->s[h->pos]) && h->s[h->pos];
+		bool space = h->pos < h->len && strchr(" \t\r\n", h->s[h->pos]) &&
+			     h->s[h->pos];
 		skip_ws(h);
 		if (h->pos >= h->len)
 			return fail(h, "unterminated tag", tag);
 		if (h->s[h->pos] == '>' || h->s[h->pos] == '/')
 			break;
 		if (!space)
-			return fail(h, "attributes must be separated by white space", tag);
+			return fail(h, "attributes must be separated by white space",
+				    tag);
 		char an[HC_MAXNAME];
 		if (!name(h, an))
 			return fail(h, "bad attribute name", tag);
@@ -154,13 +161,15 @@ start_tag(struct hc *h)
 				return fail(h, "duplicate attribute", an);
 		if (nattrs < HC_MAXATTRS)
 			strcpy(attrs[nattrs++], an);
-		if (h->pos + 1 >= h->len || h->s[h->pos] != '=' || h->s[h->pos + 1] != '"')
+		if (h->pos + 1 >= h->len || h->s[h->pos] != '=' ||
+		    h->s[h->pos + 1] != '"')
 			return fail(h, "attribute value not double-quoted", an);
 		h->pos += 2;
 		while (h->pos < h->len && h->s[h->pos] != '"') {
 			char c = h->s[h->pos];
 			if (c == '<' || c == '>')
-				return fail(h, "raw '<' or '>' in an attribute value", an);
+				return fail(h, "raw '<' or '>' in an attribute value",
+					    an);
 			if (c == '&') {
 				if (entity(h))
 					return -1;
@@ -186,8 +195,10 @@ start_tag(struct hc *h)
 	}
 	if (self) {
 		if (h->svg == 0)
-			return fail(h, "self-closed HTML element (an HTML parser leaves it open)",
-			    tag);
+			return fail(h,
+				    "self-closed HTML element (an HTML parser leaves it "
+				    "open)",
+				    tag);
 		return 0;
 	}
 	if (h->depth == HC_MAXDEPTH)
@@ -222,7 +233,8 @@ end_tag(struct hc *h)
 		return fail(h, "end tag with nothing open", tag);
 	if (strcmp(h->stack[h->depth - 1], tag) != 0) {
 		char both[2 * HC_MAXNAME + 16];
-		snprintf(both, sizeof(both), "</%s> closes <%s>", tag, h->stack[h->depth - 1]);
+		snprintf(both, sizeof(both), "</%s> closes <%s>", tag,
+			 h->stack[h->depth - 1]);
 		return fail(h, "tags out of order", both);
 	}
 	h->depth--;

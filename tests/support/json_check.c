@@ -37,7 +37,7 @@ static void
 ws(struct jc *j)
 {
 	while (j->pos < j->len && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' ||
-				      j->s[j->pos] == '\n' || j->s[j->pos] == '\r'))
+				   j->s[j->pos] == '\n' || j->s[j->pos] == '\r'))
 		j->pos++;
 }
 
@@ -166,7 +166,8 @@ number(struct jc *j)
 	return 0;
 }
 
-static int value(struct jc *j);
+static int
+value(struct jc *j);
 
 static int
 object(struct jc *j)

@@ -29,11 +29,14 @@
  * Size: every series is cut to at most HTML_MAX_POINTS points (windows are
  * bucketed: the depth line shows each bucket's largest value, Jain's index
  * the mean of its windows that are not NaN, shares the bucket's bytes;
- * the CDF, drawn as steps, is sampled at evenly spaced ranks) and coordinates carry one
- * decimal, so a chart stays a few tens of KB whatever the run's length.
- * Cost: O(F x W) for the share charts (every flow's windows once), O(P)
- * per other series; the heat-map sorts the tune rows' distinct values,
- * the only allocation here (a failure prints a note instead of the chart).
+ * the CDF, drawn as steps, is sampled at evenly spaced ranks) and
+ * coordinates carry one decimal, so a chart stays a few tens of KB
+ * whatever the run's length.
+ *
+ * Cost: O(B x F + F x W) for the share charts (each band scans the flows,
+ * each flow's windows are read once), O(W) per depth or Jain line, O(P)
+ * per CDF line; the heat-map sorts the tune rows' distinct values, the
+ * only allocation here (a failure prints a note instead of the chart).
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <inttypes.h>
@@ -47,9 +50,11 @@
 #define HTML_SHARE_TOP  7  /* flows drawn in a share chart; the rest: others */
 #define HTML_LEGEND_MAX 13 /* legend entries beside a chart */
 
-/* Tableau 10: categorical colors that stay apart for most color vision. */
-static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+/* Tableau 10, a categorical palette; past its ten colors lines are also
+ * dashed (dash()). */
+static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
+				      "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+				      "#9c755f", "#bab0ac"};
 #define NPALETTE   (sizeof(palette) / sizeof(palette[0]))
 #define OTHERS_COL "#d4d4d4"
 
@@ -64,7 +69,8 @@ static const char *
 dash(size_t i)
 {
 	static const char *const d[] = {"", " stroke-dasharray=\"6 3\"",
-	    " stroke-dasharray=\"2 2\"", " stroke-dasharray=\"8 3 2 3\""};
+					" stroke-dasharray=\"2 2\"",
+					" stroke-dasharray=\"8 3 2 3\""};
 	return d[(i / NPALETTE) % 4];
 }
 
@@ -128,7 +134,8 @@ fmt_compact(char buf[SIM_FMT_MAX], double v)
 /* An SVG <text>: x, y, extra attributes (literal markup), then the
  * escaped text, cut at @p max characters (0: whole). */
 static void
-svg_text_cut(FILE *out, double x, double y, const char *attrs, const char *text, size_t max)
+svg_text_cut(FILE *out, double x, double y, const char *attrs, const char *text,
+	     size_t max)
 {
 	fputs("<text x=\"", out);
 	put_fx(out, x);
@@ -165,9 +172,9 @@ svg_rect(FILE *out, double x, double y, double w, double h, const char *attrs)
 /* ------------------------------------------------------------------------ */
 
 enum ax_kind {
-	AX_NUM,  /* plain numbers (compact) */
-	AX_DUR,  /* ns, labelled in human units */
-	AX_PCT,  /* fractions 0..1, labelled as percent */
+	AX_NUM, /* plain numbers (compact) */
+	AX_DUR, /* ns, labelled in human units */
+	AX_PCT, /* fractions 0..1, labelled as percent */
 };
 
 struct axis {
@@ -275,15 +282,16 @@ ticks(const struct axis *a, double *r_t)
 		return n;
 	}
 	double step = nice_step(a->hi - a->lo, 5);
-	for (double v = ceil(a->lo / step) * step; v <= a->hi + step * 1e-6 && n < 12; v += step)
+	for (double v = ceil(a->lo / step) * step; v <= a->hi + step * 1e-6 && n < 12;
+	     v += step)
 		r_t[n++] = fabs(v) < step * 1e-9 ? 0 : v;
 	return n;
 }
 
 /* Opens a figure and its <svg>, draws the frame, grid, ticks and titles. */
 static void
-chart_begin(struct chart *c, FILE *out, const char *id, const char *title, const char *xlabel,
-    const char *ylabel)
+chart_begin(struct chart *c, FILE *out, const char *id, const char *title,
+	    const char *xlabel, const char *ylabel)
 {
 	c->out = out;
 	c->l = CH_L;
@@ -292,10 +300,11 @@ chart_begin(struct chart *c, FILE *out, const char *id, const char *title, const
 	c->ph = CH_PH;
 	c->nlegend = 0;
 	c->open = false;
-	fprintf(out, "<figure>\n<svg id=\"%s\" class=\"chart\" "
-		     "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" "
-		     "aria-labelledby=\"%s-t\">\n<title id=\"%s-t\">",
-	    id, (int)CH_W, (int)CH_H, (int)CH_W, (int)CH_H, id, id);
+	fprintf(out,
+		"<figure>\n<svg id=\"%s\" class=\"chart\" "
+		"viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" "
+		"aria-labelledby=\"%s-t\">\n<title id=\"%s-t\">",
+		id, (int)CH_W, (int)CH_H, (int)CH_W, (int)CH_H, id, id);
 	sim__html_str(out, title, 0);
 	fputs("</title>\n", out);
 	svg_text(out, c->l, 20, "class=\"ct\"", title);
@@ -325,9 +334,10 @@ chart_begin(struct chart *c, FILE *out, const char *id, const char *title, const
 		tick_label(lab, &c->y, t[i]);
 		svg_text(out, c->l - 7, y + 4, "text-anchor=\"end\"", lab);
 	}
-	svg_text(out, c->l + c->pw / 2, c->t + c->ph + 36, "class=\"al\" text-anchor=\"middle\"",
-	    xlabel);
-	fprintf(out, "<text class=\"al\" text-anchor=\"middle\" transform=\"translate(16,");
+	svg_text(out, c->l + c->pw / 2, c->t + c->ph + 36,
+		 "class=\"al\" text-anchor=\"middle\"", xlabel);
+	fprintf(out,
+		"<text class=\"al\" text-anchor=\"middle\" transform=\"translate(16,");
 	put_fx(out, c->t + c->ph / 2);
 	fputs(") rotate(-90)\">", out);
 	sim__html_str(out, ylabel, 0);
@@ -339,7 +349,7 @@ chart_begin(struct chart *c, FILE *out, const char *id, const char *title, const
  * entries, one "+ k more" line is drawn by chart_end. */
 static void
 legend(struct chart *c, size_t ci, bool block, const char *col, const char *label,
-    const char *suffix)
+       const char *suffix)
 {
 	size_t i = c->nlegend++;
 	if (i >= HTML_LEGEND_MAX)
@@ -353,7 +363,8 @@ legend(struct chart *c, size_t ci, bool block, const char *col, const char *labe
 	} else {
 		fputs("<path d=\"M", out);
 		put_xy(out, CH_LEGX, y);
-		fprintf(out, "h16\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n", col, dash(ci));
+		fprintf(out, "h16\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n", col,
+			dash(ci));
 	}
 	fputs("<text x=\"", out);
 	put_fx(out, CH_LEGX + 22);
@@ -372,7 +383,8 @@ chart_end(struct chart *c, const char *caption)
 	if (c->nlegend > HTML_LEGEND_MAX) {
 		char more[64];
 		snprintf(more, sizeof(more), "+ %zu more", c->nlegend - HTML_LEGEND_MAX);
-		svg_text(c->out, CH_LEGX + 22, c->t + 10 + 17.0 * HTML_LEGEND_MAX, "", more);
+		svg_text(c->out, CH_LEGX + 22, c->t + 10 + 17.0 * HTML_LEGEND_MAX, "",
+			 more);
 	}
 	fputs("</svg>\n", c->out);
 	if (caption) {
@@ -410,7 +422,8 @@ series_pt(struct chart *c, double x, double y)
 		return;
 	}
 	if (!c->open) {
-		fprintf(c->out, "<polyline class=\"ln\" stroke=\"%s\"%s points=\"", c->col, c->dash);
+		fprintf(c->out, "<polyline class=\"ln\" stroke=\"%s\"%s points=\"",
+			c->col, c->dash);
 		c->open = true;
 		c->npts = 0;
 	} else {
@@ -465,21 +478,25 @@ bucket_x(const struct sim_result *r, size_t b, size_t nb)
 /* A window series, bucketed: the most of win_depth, or the mean of the
  * win_jain values that are not NaN (NaN when there are none). */
 static double
-bucket_depth(const struct sim_result *r, const struct sim_band_result *b, size_t k, size_t nb)
+bucket_depth(const struct sim_result *r, const struct sim_band_result *b, size_t k,
+	     size_t nb)
 {
 	double m = 0;
-	for (size_t w = bucket_lo(k, r->nwindows, nb); w < bucket_lo(k + 1, r->nwindows, nb); w++)
+	for (size_t w = bucket_lo(k, r->nwindows, nb);
+	     w < bucket_lo(k + 1, r->nwindows, nb); w++)
 		if (b->win_depth[w] > m)
 			m = b->win_depth[w];
 	return m;
 }
 
 static double
-bucket_jain(const struct sim_result *r, const struct sim_band_result *b, size_t k, size_t nb)
+bucket_jain(const struct sim_result *r, const struct sim_band_result *b, size_t k,
+	    size_t nb)
 {
 	double s = 0;
 	size_t n = 0;
-	for (size_t w = bucket_lo(k, r->nwindows, nb); w < bucket_lo(k + 1, r->nwindows, nb); w++)
+	for (size_t w = bucket_lo(k, r->nwindows, nb);
+	     w < bucket_lo(k + 1, r->nwindows, nb); w++)
 		if (!isnan(b->win_jain[w])) {
 			s += b->win_jain[w];
 			n++;
@@ -538,7 +555,7 @@ chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, s
 
 	struct chart c = {.x = {lo, hi, true, AX_DUR}, .y = {0, 1, false, AX_PCT}};
 	chart_begin(&c, out, id, title, "queue time, submit to dispatch (log scale)",
-	    "dispatched within that time");
+		    "dispatched within that time");
 	/* Reference lines at p50, p90 and p99. */
 	static const double refs[] = {0.5, 0.9, 0.99};
 	static const char *const refn[] = {"p50", "p90", "p99"};
@@ -548,14 +565,14 @@ chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, s
 		fputs("H", out);
 		put_fx(out, c.l + c.pw);
 		fputs("\"/>\n", out);
-		svg_text(out, c.l + c.pw - 3, py(&c, refs[i]) - 3, "class=\"rl\" text-anchor=\"end\"",
-		    refn[i]);
+		svg_text(out, c.l + c.pw - 3, py(&c, refs[i]) - 3,
+			 "class=\"rl\" text-anchor=\"end\"", refn[i]);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct sim_samples *s = &ls[i].band->queue_ns;
 		if (s->n == 0) {
 			legend(&c, ls[i].ci, false, color(ls[i].ci), ls[i].label,
-			    " (none dispatched)");
+			       " (none dispatched)");
 			continue;
 		}
 		/* The empirical CDF as steps (flat between samples, a rise
@@ -578,10 +595,14 @@ chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, s
 	char cap[512], a[SIM_FMT_MAX];
 	sim__fmt_dur(a, llround(lo));
 	snprintf(cap, sizeof(cap),
-	    "The fraction of each band's dispatched requests that waited at most the time on the "
-	    "x axis: a line further left and rising sooner means shorter queueing.%s%s%s",
-	    clamped ? " Queue times under " : "", clamped ? a : "",
-	    clamped ? " (including zero: dispatched at once) are drawn at the left edge." : "");
+		 "The fraction of each band's dispatched requests that waited at most "
+		 "the time on the "
+		 "x axis: a line further left and rising sooner means shorter "
+		 "queueing.%s%s%s",
+		 clamped ? " Queue times under " : "", clamped ? a : "",
+		 clamped ? " (including zero: dispatched at once) are drawn at the left "
+			   "edge."
+			 : "");
 	chart_end(&c, any ? cap : "No request was dispatched.");
 }
 
@@ -590,7 +611,7 @@ enum win_kind { WIN_DEPTH, WIN_JAIN };
 /* Depth or Jain's index over time, one line per @p ls entry. */
 static void
 chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
-    const struct line *ls, size_t n)
+	      const struct line *ls, size_t n)
 {
 	double tmax = 0, ymax = 0;
 	size_t most = 1; /* windows per point, for the caption */
@@ -602,7 +623,8 @@ chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
 		size_t nb = nbuckets(r->nwindows);
 		if (nb && (r->nwindows + nb - 1) / nb > most)
 			most = (r->nwindows + nb - 1) / nb;
-		for (size_t w = 0; kind == WIN_DEPTH && ls[i].band->win_depth && w < r->nwindows; w++)
+		for (size_t w = 0;
+		     kind == WIN_DEPTH && ls[i].band->win_depth && w < r->nwindows; w++)
 			if (ls[i].band->win_depth[w] > ymax)
 				ymax = ls[i].band->win_depth[w];
 	}
@@ -613,12 +635,13 @@ chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
 	else
 		c.y = (struct axis){0, 1, false, AX_NUM};
 	chart_begin(&c, out, id, title, "time since the start (s)",
-	    kind == WIN_DEPTH ? "requests queued" : "Jain's index (1 = fair)");
+		    kind == WIN_DEPTH ? "requests queued" : "Jain's index (1 = fair)");
 	for (size_t i = 0; i < n; i++) {
 		const struct sim_result *r = ls[i].r;
 		const struct sim_band_result *b = ls[i].band;
 		size_t nb = nbuckets(r->nwindows);
-		bool data = kind == WIN_DEPTH ? b->win_depth != NULL : b->win_jain != NULL;
+		bool data =
+			kind == WIN_DEPTH ? b->win_depth != NULL : b->win_jain != NULL;
 		if (data && kind == WIN_JAIN) {
 			data = false;
 			for (size_t w = 0; w < r->nwindows && !data; w++)
@@ -628,30 +651,35 @@ chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
 			series_begin(&c, ls[i].ci);
 			for (size_t k = 0; k < nb; k++)
 				series_pt(&c, bucket_x(r, k, nb),
-				    kind == WIN_DEPTH ? bucket_depth(r, b, k, nb)
-						      : bucket_jain(r, b, k, nb));
+					  kind == WIN_DEPTH ? bucket_depth(r, b, k, nb)
+							    : bucket_jain(r, b, k, nb));
 			series_end(&c);
 		}
 		legend(&c, ls[i].ci, false, color(ls[i].ci), ls[i].label,
-		    data ? NULL : " (no data)");
+		       data ? NULL : " (no data)");
 	}
 	char cap[640], a[SIM_FMT_MAX], per[160] = "";
 	sim__fmt_dur(a, ls && n ? ls[0].r->window_ns : 0);
 	if (most > 1)
-		snprintf(per, sizeof(per), " Long runs are drawn with one point per %zu windows (%s).",
-		    most, kind == WIN_DEPTH ? "their largest value" : "their mean");
+		snprintf(per, sizeof(per),
+			 " Long runs are drawn with one point per %zu windows (%s).",
+			 most, kind == WIN_DEPTH ? "their largest value" : "their mean");
 	if (kind == WIN_DEPTH)
 		snprintf(cap, sizeof(cap),
-		    "Requests waiting in each band (submitted, no outcome yet) at the end of each "
-		    "%s window.%s",
-		    a, per);
+			 "Requests waiting in each band (submitted, no outcome yet) at "
+			 "the end of each "
+			 "%s window.%s",
+			 a, per);
 	else
 		snprintf(cap, sizeof(cap),
-		    "Fairness inside each band per %s window: 1 when every flow that wanted service "
-		    "got its weighted max-min fair share of what the band dispatched, 1/n when one "
-		    "of n flows got it all. Gaps: windows where fewer than two flows wanted "
-		    "service.%s",
-		    a, per);
+			 "Fairness inside each band per %s window: 1 when every flow "
+			 "that wanted service "
+			 "got its weighted max-min fair share of what the band "
+			 "dispatched, 1/n when one "
+			 "of n flows got it all. Gaps: windows where fewer than two "
+			 "flows wanted "
+			 "service.%s",
+			 a, per);
 	chart_end(&c, cap);
 }
 
@@ -672,7 +700,7 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 			continue;
 		for (size_t b = 0; b < nb; b++)
 			for (size_t w = bucket_lo(b, r->nwindows, nb);
-			    w < bucket_lo(b + 1, r->nwindows, nb); w++)
+			     w < bucket_lo(b + 1, r->nwindows, nb); w++)
 				tot[b] += (double)r->flows[f].win_bytes[w];
 	}
 	for (size_t i = 0; i < k; i++) {
@@ -680,7 +708,7 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 		for (size_t b = 0; b < nb; b++) {
 			double s = 0;
 			for (size_t w = bucket_lo(b, r->nwindows, nb);
-			    f->win_bytes && w < bucket_lo(b + 1, r->nwindows, nb); w++)
+			     f->win_bytes && w < bucket_lo(b + 1, r->nwindows, nb); w++)
 				s += (double)f->win_bytes[w];
 			cum[i + 1][b] = cum[i][b] + (tot[b] > 0 ? s / tot[b] : 0);
 		}
@@ -692,13 +720,14 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 	char id[64], title[128];
 	snprintf(id, sizeof(id), "chart-share-b%zu", bi);
 	snprintf(title, sizeof(title), "Service share per flow over time: band %" PRId32,
-	    band->priority);
-	struct chart c = {.x = {0, (double)r->nwindows * ((double)r->window_ns / 1e9), false,
-			      AX_NUM},
-	    .y = {0, 1, false, AX_PCT}};
+		 band->priority);
+	struct chart c = {.x = {0, (double)r->nwindows * ((double)r->window_ns / 1e9),
+				false, AX_NUM},
+			  .y = {0, 1, false, AX_PCT}};
 	if (!(c.x.hi > 0))
 		c.x.hi = 1;
-	chart_begin(&c, out, id, title, "time since the start (s)", "share of dispatched bytes");
+	chart_begin(&c, out, id, title, "time since the start (s)",
+		    "share of dispatched bytes");
 	size_t layers = k + (others ? 1 : 0);
 	for (size_t j = 0; j < layers; j++) {
 		const char *col = j < k ? color(j) : OTHERS_COL;
@@ -725,21 +754,27 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 				bytes -= r->flows[top[i]].c.dispatched_bytes;
 		}
 		double share = band->c.dispatched_bytes
-		    ? (double)bytes / (double)band->c.dispatched_bytes : 0;
+				       ? (double)bytes / (double)band->c.dispatched_bytes
+				       : 0;
 		sim__fmt_num(pct, share * 100, 3);
 		snprintf(suffix, sizeof(suffix), " (%s%%)", pct);
 		char others_label[64];
 		snprintf(others_label, sizeof(others_label), "%zu others", total - k);
 		legend(&c, j, true, j < k ? color(j) : OTHERS_COL,
-		    j < k ? (r->flows[top[j]].id ? r->flows[top[j]].id : "") : others_label, suffix);
+		       j < k ? (r->flows[top[j]].id ? r->flows[top[j]].id : "")
+			     : others_label,
+		       suffix);
 	}
 	char cap[512], a[SIM_FMT_MAX];
 	sim__fmt_dur(a, r->window_ns);
 	snprintf(cap, sizeof(cap),
-	    "Each flow's part of the bytes band %" PRId32 " dispatched, per %s window%s; the "
-	    "legend gives each one's part of the whole run. %s",
-	    band->priority, a, nb < r->nwindows ? " (windows merged to keep the chart small)" : "",
-	    k == 0 ? "The band dispatched nothing." : "Blank stretches: nothing dispatched.");
+		 "Each flow's part of the bytes band %" PRId32
+		 " dispatched, per %s window%s; the "
+		 "legend gives each one's part of the whole run. %s",
+		 band->priority, a,
+		 nb < r->nwindows ? " (windows merged to keep the chart small)" : "",
+		 k == 0 ? "The band dispatched nothing."
+			: "Blank stretches: nothing dispatched.");
 	chart_end(&c, cap);
 }
 
@@ -748,48 +783,53 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 /* ------------------------------------------------------------------------ */
 
 static const char style[] =
-    "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d1d1f;"
-    "max-width:1040px;margin:24px auto;padding:0 16px}\n"
-    "h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;"
-    "border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}\n"
-    "table{border-collapse:collapse;margin:8px 0 12px;font-size:13px}\n"
-    "th,td{padding:3px 9px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}\n"
-    "thead th{border-bottom:2px solid #bbb;font-weight:600}\n"
-    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
-    "tr.band th,tr.band td{font-weight:600;background:#f5f7fa}\n"
-    "tr.flow th{font-weight:normal;padding-left:22px}tr.more th{font-weight:normal;"
-    "font-style:italic;padding-left:22px;color:#666}\n"
-    "tr.total th,tr.total td{font-weight:600;border-top:2px solid #bbb}\n"
-    "tr.best td,tr.best th{background:#fff4c2}\n"
-    "table.kv th{font-weight:600;padding-right:18px;white-space:nowrap}\n"
-    ".ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}\n"
-    ".note{color:#555;font-size:13px}\n"
-    "figure{margin:14px 0 22px}figcaption{color:#444;font-size:13px;max-width:740px}\n"
-    "svg.chart{max-width:100%;height:auto;display:block}\n"
-    "svg text{font:11px system-ui,sans-serif;fill:#333}\n"
-    "svg text.ct{font-size:14px;font-weight:600;fill:#1d1d1f}\n"
-    "svg text.al{font-size:12px;fill:#444}svg text.rl{fill:#888;font-size:10px}\n"
-    "svg text.cv{font-size:11px;text-anchor:middle}\n"
-    ".pa{fill:#fcfcfd;stroke:#999;stroke-width:1}\n"
-    ".gr{stroke:#e3e3e3;stroke-width:1;fill:none}\n"
-    ".rf{stroke:#bbb;stroke-width:1;stroke-dasharray:3 3;fill:none}\n"
-    ".ln{fill:none;stroke-width:1.8;stroke-linejoin:round;stroke-linecap:round}\n"
-    ".ar{stroke:#fff;stroke-width:0.4}\n"
-    "details{margin:8px 0}summary{cursor:pointer;font-weight:600}\n"
-    "code{font-size:13px;background:#f3f3f3;padding:1px 4px;border-radius:3px}\n"
-    "footer{margin-top:32px;color:#777;font-size:12px}\n";
+	"body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d1d1f;"
+	"max-width:1040px;margin:24px auto;padding:0 16px}\n"
+	"h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;"
+	"border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px;margin:18px 0 "
+	"6px}\n"
+	"table{border-collapse:collapse;margin:8px 0 12px;font-size:13px}\n"
+	"th,td{padding:3px 9px;border-bottom:1px solid "
+	"#eee;text-align:left;vertical-align:top}\n"
+	"thead th{border-bottom:2px solid #bbb;font-weight:600}\n"
+	"td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+	"\n"
+	"tr.band th,tr.band td{font-weight:600;background:#f5f7fa}\n"
+	"tr.flow th{font-weight:normal;padding-left:22px}tr.more th{font-weight:normal;"
+	"font-style:italic;padding-left:22px;color:#666}\n"
+	"tr.total th,tr.total td{font-weight:600;border-top:2px solid #bbb}\n"
+	"tr.best td,tr.best th{background:#fff4c2}\n"
+	"table.kv th{font-weight:600;padding-right:18px;white-space:nowrap}\n"
+	".ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}\n"
+	".note{color:#555;font-size:13px}\n"
+	"figure{margin:14px 0 "
+	"22px}figcaption{color:#444;font-size:13px;max-width:740px}\n"
+	"svg.chart{max-width:100%;height:auto;display:block}\n"
+	"svg text{font:11px system-ui,sans-serif;fill:#333}\n"
+	"svg text.ct{font-size:14px;font-weight:600;fill:#1d1d1f}\n"
+	"svg text.al{font-size:12px;fill:#444}svg text.rl{fill:#888;font-size:10px}\n"
+	"svg text.cv{font-size:11px;text-anchor:middle}\n"
+	".pa{fill:#fcfcfd;stroke:#999;stroke-width:1}\n"
+	".gr{stroke:#e3e3e3;stroke-width:1;fill:none}\n"
+	".rf{stroke:#bbb;stroke-width:1;stroke-dasharray:3 3;fill:none}\n"
+	".ln{fill:none;stroke-width:1.8;stroke-linejoin:round;stroke-linecap:round}\n"
+	".ar{stroke:#fff;stroke-width:0.4}\n"
+	"details{margin:8px 0}summary{cursor:pointer;font-weight:600}\n"
+	"code{font-size:13px;background:#f3f3f3;padding:1px 4px;border-radius:3px}\n"
+	"footer{margin-top:32px;color:#777;font-size:12px}\n";
 
 static void
 page_begin(FILE *out, const char *kind, const char *name)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
-	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
+	      "<meta name=\"viewport\" content=\"width=device-width, "
+	      "initial-scale=1\"/>\n"
 	      "<meta name=\"generator\" content=\"flowq-sim\"/>\n<title>",
-	    out);
+	      out);
 	fprintf(out, "flowq-sim %s: ", kind);
 	sim__html_str(out, name, 80);
-	fprintf(out, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>flowq-sim %s: ", style,
-	    kind);
+	fprintf(out, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>flowq-sim %s: ",
+		style, kind);
 	sim__html_str(out, name, 80);
 	fputs("</h1>\n", out);
 }
@@ -800,20 +840,23 @@ static bool
 azure_trace(const struct sim_result *r)
 {
 	return r && r->spec && r->spec->has_trace && r->spec->trace.path &&
-	    strcasestr(r->spec->trace.path, "azure") != NULL;
+	       strcasestr(r->spec->trace.path, "azure") != NULL;
 }
 
 static void
 page_end(FILE *out, bool azure)
 {
-	fputs("<footer>Made by flowq-sim, which runs the real flowq engine against the workload "
+	fputs("<footer>Made by flowq-sim, which runs the real flowq engine against the "
+	      "workload "
 	      "and a modelled backend.",
-	    out);
+	      out);
 	if (azure)
-		fputs(" Arrivals replay the Azure LLM inference trace 2023 (Azure/AzurePublicDataset, "
-		      "CC-BY 4.0; Patel et al., &#8220;Splitwise: Efficient generative LLM inference "
+		fputs(" Arrivals replay the Azure LLM inference trace 2023 "
+		      "(Azure/AzurePublicDataset, "
+		      "CC-BY 4.0; Patel et al., &#8220;Splitwise: Efficient generative "
+		      "LLM inference "
 		      "using phase splitting&#8221;, ISCA 2024).",
-		    out);
+		      out);
 	fputs("</footer>\n</body>\n</html>\n", out);
 }
 
@@ -822,8 +865,9 @@ put_dist(FILE *out, const struct sim_dist *d, bool time)
 {
 	char a[SIM_FMT_MAX], b[SIM_FMT_MAX];
 	/* A value in the distribution's unit (ns or bytes). */
-#define DV(buf, v)                                                                          \
-	(time ? (void)sim__fmt_dur(buf, llround(v)) : (void)sim__fmt_bytes(buf, (uint64_t)llround(v)))
+#define DV(buf, v)                                                                       \
+	(time ? (void)sim__fmt_dur(buf, llround(v))                                      \
+	      : (void)sim__fmt_bytes(buf, (uint64_t)llround(v)))
 	switch (d->kind) {
 	case SIM_DIST_CONST:
 		DV(a, d->p1);
@@ -915,9 +959,9 @@ html_setup(FILE *out, const struct sim_result *r)
 	}
 	kv_begin(out, "run");
 	fprintf(out, "%s (%s), seed %" PRIu64 "; arrivals for ", sim__mode_name(r->mode),
-	    r->mode == SIM_MODE_VIRTUAL ? "simulated clock, deterministic"
-					: "producer threads on the wall clock",
-	    r->seed);
+		r->mode == SIM_MODE_VIRTUAL ? "simulated clock, deterministic"
+					    : "producer threads on the wall clock",
+		r->seed);
 	put_dur(out, r->duration_ns);
 	if (s && s->drain_ns) {
 		fputs(", then up to ", out);
@@ -950,10 +994,14 @@ html_setup(FILE *out, const struct sim_result *r)
 			fprintf(out, ", %s", a);
 		}
 		fputs("; saturation detector <code>", out);
-		sim__html_str(out, e->saturation.detector ? e->saturation.detector : "concurrency", 0);
+		sim__html_str(out,
+			      e->saturation.detector ? e->saturation.detector
+						     : "concurrency",
+			      0);
 		fputs("</code>", out);
 		if (e->saturation.max_inflight)
-			fprintf(out, ", at most %" PRIu64 " in flight", e->saturation.max_inflight);
+			fprintf(out, ", at most %" PRIu64 " in flight",
+				e->saturation.max_inflight);
 		kv_end(out);
 		for (size_t b = 0; b < e->nbands; b++) {
 			const struct flowq_band_config *bc = &e->bands[b];
@@ -967,12 +1015,13 @@ html_setup(FILE *out, const struct sim_result *r)
 			fputs("</code>, usage ceiling ", out);
 			put_num(out, bc->usage_ceiling, 3);
 			if (bc->max_requests)
-				fprintf(out, ", at most %" PRIu64 " queued", bc->max_requests);
+				fprintf(out, ", at most %" PRIu64 " queued",
+					bc->max_requests);
 			kv_end(out);
 		}
 		kv_begin(out, "backend");
 		fprintf(out, "%" PRIu32 " slot%s; service time ", s->backend.slots,
-		    s->backend.slots == 1 ? "" : "s");
+			s->backend.slots == 1 ? "" : "s");
 		put_dist(out, &s->backend.service_ns, true);
 		if (s->backend.ns_per_byte > 0) {
 			fputs(" + ", out);
@@ -1001,8 +1050,9 @@ html_setup(FILE *out, const struct sim_result *r)
 	}
 	kv_begin(out, "backend load");
 	put_num(out, r->backend_utilization * 100, 3);
-	fprintf(out, "%% of slot time busy; at most %" PRIu64 " requests waited for a slot",
-	    r->backend_queue_max);
+	fprintf(out,
+		"%% of slot time busy; at most %" PRIu64 " requests waited for a slot",
+		r->backend_queue_max);
 	kv_end(out);
 	if (r->mode == SIM_MODE_REALTIME) {
 		kv_begin(out, "time taken");
@@ -1015,19 +1065,23 @@ html_setup(FILE *out, const struct sim_result *r)
 	fputs("</table>\n", out);
 
 	if (s && s->nflows) {
-		fputs("<h3>Flow classes</h3>\n<table>\n<thead><tr><th>flow</th><th class=\"n\">"
+		fputs("<h3>Flow classes</h3>\n<table>\n<thead><tr><th>flow</th><th "
+		      "class=\"n\">"
 		      "count</th><th class=\"n\">priority</th><th class=\"n\">weight</th>"
-		      "<th>arrivals</th><th>request size</th><th>TTL</th></tr></thead>\n<tbody>\n",
-		    out);
+		      "<th>arrivals</th><th>request "
+		      "size</th><th>TTL</th></tr></thead>\n<tbody>\n",
+		      out);
 		for (size_t i = 0; i < s->nflows; i++) {
 			const struct sim_flow_spec *f = &s->flows[i];
 			fputs("<tr><th scope=\"row\">", out);
 			sim__html_str(out, f->id ? f->id : "", 40);
 			if (f->count > 1)
 				fputs("-<i>k</i>", out);
-			fprintf(out, "</th><td class=\"n\">%" PRIu32 "</td><td class=\"n\">%" PRId32
-				     "</td><td class=\"n\">%" PRIu32 "</td><td>",
-			    f->count, f->priority, f->weight);
+			fprintf(out,
+				"</th><td class=\"n\">%" PRIu32
+				"</td><td class=\"n\">%" PRId32
+				"</td><td class=\"n\">%" PRIu32 "</td><td>",
+				f->count, f->priority, f->weight);
 			put_arrival(out, &f->arrival);
 			fputs("</td><td>", out);
 			if (f->arrival.kind == SIM_ARRIVAL_TRACE && s->has_trace &&
@@ -1052,10 +1106,12 @@ static void
 html_conservation(FILE *out, const struct sim_result *r)
 {
 	if (r->conserved) {
-		fputs("<p><span class=\"ok\">Conservation: OK.</span> Every submitted request had "
-		      "exactly one outcome (per flow, per band and in total), and the engine's own "
+		fputs("<p><span class=\"ok\">Conservation: OK.</span> Every submitted "
+		      "request had "
+		      "exactly one outcome (per flow, per band and in total), and the "
+		      "engine's own "
 		      "counters agree.</p>\n",
-		    out);
+		      out);
 	} else {
 		fputs("<p><span class=\"bad\">Conservation FAILED:</span> ", out);
 		sim__html_str(out, r->conservation_error, 0);
@@ -1068,33 +1124,43 @@ html_headline(FILE *out, const struct sim_result *r)
 {
 	const struct sim_counts *t = &r->total;
 	char a[SIM_FMT_MAX];
-	fprintf(out, "<p>%" PRIu64 " requests offered, %" PRIu64 " dispatched (", t->offered,
-	    t->dispatched);
-	put_num(out, t->offered ? 100.0 * (double)t->dispatched / (double)t->offered : 0, 3);
+	fprintf(out, "<p>%" PRIu64 " requests offered, %" PRIu64 " dispatched (",
+		t->offered, t->dispatched);
+	put_num(out, t->offered ? 100.0 * (double)t->dispatched / (double)t->offered : 0,
+		3);
 	fprintf(out, "%%, ");
 	sim__fmt_num(a, sim__throughput(r, t), 4);
-	fprintf(out, "%s per second); %" PRIu64 " rejected, %" PRIu64 " expired, %" PRIu64
-		     " cancelled, %" PRIu64 " displaced, %" PRIu64
-		     " still queued at shutdown. %" PRIu64 " priority inversions (",
-	    a, sim__rejected(t), t->expired, t->cancelled, t->displaced, t->shutdown,
-	    r->priority_inversions);
+	fprintf(out,
+		"%s per second); %" PRIu64 " rejected, %" PRIu64 " expired, %" PRIu64
+		" cancelled, %" PRIu64 " displaced, %" PRIu64
+		" still queued at shutdown. %" PRIu64 " priority inversions (",
+		a, sim__rejected(t), t->expired, t->cancelled, t->displaced, t->shutdown,
+		r->priority_inversions);
 	put_dur(out, r->inversion_grace_ns);
 	fputs(" grace).</p>\n", out);
 }
 
-static const char outcome_help[] =
-    "<p class=\"note\">Every request has one outcome: <b>dispatched</b> to the backend; "
-    "<b>rejected</b> at submission (a queue limit was full, or another reason such as an "
-    "unknown band); <b>expired</b> in the queue when its TTL ran out; <b>cancelled</b> by "
-    "its client while queued; <b>displaced</b>: shed from the queue to make room for a "
-    "higher-priority request; <b>left at shutdown</b>: still queued when the run ended. "
-    "Bands are listed most important first; inside each, the flows that offered most.</p>\n";
+static const char outcome_help[] = "<p class=\"note\">Every request has one outcome: "
+				   "<b>dispatched</b> to the backend; "
+				   "<b>rejected</b> at submission (a queue limit was "
+				   "full, or another reason such as an "
+				   "unknown band); <b>expired</b> in the queue when its "
+				   "TTL ran out; <b>cancelled</b> by "
+				   "its client while queued; <b>displaced</b>: shed from "
+				   "the queue to make room for a "
+				   "higher-priority request; <b>left at shutdown</b>: "
+				   "still queued when the run ended. "
+				   "Bands are listed most important first; inside each, "
+				   "the flows that offered most.</p>\n";
 
-static const char queue_help[] =
-    "<p class=\"note\">Queue time runs from submission to dispatch, over dispatched requests "
-    "(p99.9: 999 in 1000 waited at most this). Jain's index measures fairness among a band's "
-    "flows per window (1 = every flow got its fair share); a priority inversion is a dispatch "
-    "from a band while a more important band had a request waiting past the grace time.</p>\n";
+static const char queue_help[] = "<p class=\"note\">Queue time runs from submission to "
+				 "dispatch, over dispatched requests "
+				 "(p99.9: 999 in 1000 waited at most this). Jain's index "
+				 "measures fairness among a band's "
+				 "flows per window (1 = every flow got its fair share); "
+				 "a priority inversion is a dispatch "
+				 "from a band while a more important band had a request "
+				 "waiting past the grace time.</p>\n";
 
 static void
 html_result_body(FILE *out, const struct sim_result *r)
@@ -1129,9 +1195,11 @@ html_result_charts(FILE *out, const struct sim_result *r)
 	band_lines(r, nb, ls, labels);
 	fputs("<h2>Charts</h2>\n", out);
 	chart_cdf(out, "chart-cdf", "Queue time per band (CDF)", ls, nb);
-	chart_windows(out, "chart-depth", "Queue depth per band over time", WIN_DEPTH, ls, nb);
-	chart_windows(out, "chart-jain", "Fairness inside each band over time (Jain's index)",
-	    WIN_JAIN, ls, nb);
+	chart_windows(out, "chart-depth", "Queue depth per band over time", WIN_DEPTH, ls,
+		      nb);
+	chart_windows(out, "chart-jain",
+		      "Fairness inside each band over time (Jain's index)", WIN_JAIN, ls,
+		      nb);
 	for (size_t b = 0; b < nb; b++)
 		chart_share(out, r, b);
 }
@@ -1217,9 +1285,10 @@ value_index(const char *const *v, size_t n, const char *s)
 static void
 viridis(char buf[8], double t)
 {
-	static const unsigned char stops[11][3] = {{68, 1, 84}, {72, 36, 117}, {65, 68, 135},
-	    {53, 95, 141}, {42, 120, 142}, {33, 145, 140}, {34, 168, 132}, {68, 191, 112},
-	    {122, 209, 81}, {189, 223, 38}, {253, 231, 37}};
+	static const unsigned char stops[11][3] = {
+		{68, 1, 84},    {72, 36, 117},  {65, 68, 135},  {53, 95, 141},
+		{42, 120, 142}, {33, 145, 140}, {34, 168, 132}, {68, 191, 112},
+		{122, 209, 81}, {189, 223, 38}, {253, 231, 37}};
 	if (!(t >= 0))
 		t = 0;
 	if (t > 1)
@@ -1251,7 +1320,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		cell = malloc((nx ? nx : 1) * ny * sizeof(*cell));
 	}
 	if (!cell) {
-		fputs("<p class=\"bad\">The heat-map was left out: out of memory.</p>\n", out);
+		fputs("<p class=\"bad\">The heat-map was left out: out of memory.</p>\n",
+		      out);
 		goto done;
 	}
 	/* Best objective per (x, y) cell over the other keys. */
@@ -1266,7 +1336,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		if (ix == SIZE_MAX || iy == SIZE_MAX)
 			continue;
 		double *c = &cell[iy * nx + ix];
-		if (isnan(*c) || (t->maximize ? row->objective > *c : row->objective < *c))
+		if (isnan(*c) ||
+		    (t->maximize ? row->objective > *c : row->objective < *c))
 			*c = row->objective;
 	}
 	double vmin = INFINITY, vmax = -INFINITY;
@@ -1286,14 +1357,16 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		}
 
 	/* Layout: y labels on the left, the grid, the color scale right. */
-	double cw = nx ? fmin(96, 560.0 / (double)nx) : 96, chh = fmin(40, 320.0 / (double)ny);
+	double cw = nx ? fmin(96, 560.0 / (double)nx) : 96,
+	       chh = fmin(40, 320.0 / (double)ny);
 	double gl = 150, gt = 56, gw = cw * (double)nx, gh = chh * (double)ny;
 	double W = fmax(gl + gw + 150, 680), H = gt + gh + 64;
-	fprintf(out, "<figure>\n<svg id=\"chart-heatmap\" class=\"chart\" "
-		     "viewBox=\"0 0 %d %d\" width=\"%d\" "
-		     "height=\"%d\" role=\"img\" aria-labelledby=\"chart-heatmap-t\">\n"
-		     "<title id=\"chart-heatmap-t\">",
-	    (int)ceil(W), (int)ceil(H), (int)ceil(W), (int)ceil(H));
+	fprintf(out,
+		"<figure>\n<svg id=\"chart-heatmap\" class=\"chart\" "
+		"viewBox=\"0 0 %d %d\" width=\"%d\" "
+		"height=\"%d\" role=\"img\" aria-labelledby=\"chart-heatmap-t\">\n"
+		"<title id=\"chart-heatmap-t\">",
+		(int)ceil(W), (int)ceil(H), (int)ceil(W), (int)ceil(H));
 	fputs("Tuning: the objective by ", out);
 	sim__html_str(out, t->keys[0], 40);
 	if (t->nkeys > 1) {
@@ -1304,8 +1377,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 	{
 		char title[256];
 		snprintf(title, sizeof(title), "Objective (%s is better) by %.32s%s%.32s",
-		    t->maximize ? "higher" : "lower", t->keys[0], t->nkeys > 1 ? " and " : "",
-		    t->nkeys > 1 ? t->keys[1] : "");
+			 t->maximize ? "higher" : "lower", t->keys[0],
+			 t->nkeys > 1 ? " and " : "", t->nkeys > 1 ? t->keys[1] : "");
 		svg_text(out, 10, 22, "class=\"ct\"", title);
 	}
 	for (size_t iy = 0; iy < ny; iy++) {
@@ -1324,26 +1397,32 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 			svg_rect(out, x, y, cw, chh, fill);
 			if (cw >= 34 && chh >= 14)
 				svg_text(out, x + cw / 2, y + chh / 2 + 4,
-				    !isnan(v) && good < 0.6 ? "class=\"cv\" style=\"fill:#fff\""
-							    : "class=\"cv\"",
-				    lab);
+					 !isnan(v) && good < 0.6
+						 ? "class=\"cv\" style=\"fill:#fff\""
+						 : "class=\"cv\"",
+					 lab);
 		}
 	}
 	if (bx != SIZE_MAX)
-		svg_rect(out, gl + cw * (double)bx + 1.5, gt + chh * (double)by + 1.5, cw - 3,
-		    chh - 3, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"3\"");
+		svg_rect(out, gl + cw * (double)bx + 1.5, gt + chh * (double)by + 1.5,
+			 cw - 3, chh - 3,
+			 "fill=\"none\" stroke=\"#d62728\" stroke-width=\"3\"");
 	/* Value labels: columns under the grid (cut shorter when cells are
 	 * narrow), rows on the left; then the axis titles. */
 	for (size_t ix = 0; ix < nx; ix++)
 		svg_text_cut(out, gl + cw * ((double)ix + 0.5), gt + gh + 14,
-		    "text-anchor=\"middle\"", xs[ix], cw >= 60 ? 14 : cw >= 30 ? 6 : 3);
+			     "text-anchor=\"middle\"", xs[ix],
+			     cw >= 60   ? 14
+			     : cw >= 30 ? 6
+					: 3);
 	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++)
-		svg_text_cut(out, gl - 6, gt + chh * ((double)iy + 0.5) + 4, "text-anchor=\"end\"",
-		    ys[iy], 22);
+		svg_text_cut(out, gl - 6, gt + chh * ((double)iy + 0.5) + 4,
+			     "text-anchor=\"end\"", ys[iy], 22);
 	{
 		char lab[128];
 		snprintf(lab, sizeof(lab), "%.100s", t->keys[0]);
-		svg_text(out, gl + gw / 2, gt + gh + 34, "class=\"al\" text-anchor=\"middle\"", lab);
+		svg_text(out, gl + gw / 2, gt + gh + 34,
+			 "class=\"al\" text-anchor=\"middle\"", lab);
 		if (t->nkeys > 1) {
 			snprintf(lab, sizeof(lab), "%.40s", t->keys[1]);
 			svg_text(out, 10, gt - 12, "class=\"al\"", lab);
@@ -1351,7 +1430,9 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 	}
 	/* Color scale: best at the top. */
 	double lx = gl + gw + 30, lt = gt, lh = fmax(gh, 100);
-	fputs("<defs><linearGradient id=\"hm-scale\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">", out);
+	fputs("<defs><linearGradient id=\"hm-scale\" x1=\"0\" y1=\"1\" x2=\"0\" "
+	      "y2=\"0\">",
+	      out);
 	for (int i = 0; i <= 10; i++) {
 		char col[8];
 		viridis(col, i / 10.0);
@@ -1369,11 +1450,13 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		snprintf(lab, sizeof(lab), "worst %s", have ? a : "-");
 		svg_text(out, lx + 22, lt + lh, "", lab);
 	}
-	fputs("</svg>\n<figcaption>Each cell is the best objective among the runs with those two "
-	      "values (over every value of the other keys); the framed cell is the best overall. "
+	fputs("</svg>\n<figcaption>Each cell is the best objective among the runs with "
+	      "those two "
+	      "values (over every value of the other keys); the framed cell is the best "
+	      "overall. "
 	      "Grey cells: every run there failed or broke conservation.</figcaption>\n"
 	      "</figure>\n",
-	    out);
+	      out);
 done:
 	free(xs);
 	free(ys);
@@ -1386,7 +1469,7 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 	fputs("<h2>Tuning</h2>\n<p>Objective <code>", out);
 	sim__html_str(out, t->objective ? t->objective : "", 0);
 	fprintf(out, "</code> (%s is better), %zu combinations of ",
-	    t->maximize ? "higher" : "lower", t->nrows);
+		t->maximize ? "higher" : "lower", t->nrows);
 	for (size_t k = 0; k < t->nkeys; k++) {
 		fputs(k ? ", <code>" : "<code>", out);
 		sim__html_str(out, t->keys[k], 0);
@@ -1399,7 +1482,8 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 			fputs(k ? ", <code>" : "<code>", out);
 			sim__html_str(out, t->keys[k], 0);
 			fputs("=", out);
-			sim__html_str(out, t->rows[0].values[k] ? t->rows[0].values[k] : "", 0);
+			sim__html_str(
+				out, t->rows[0].values[k] ? t->rows[0].values[k] : "", 0);
 			fputs("</code>", out);
 		}
 		fputs(" (objective ", out);
@@ -1418,12 +1502,13 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 	}
 	fputs("<th class=\"n\">objective</th><th class=\"n\">offered</th><th class=\"n\">"
 	      "dispatched</th><th class=\"n\">rejected</th><th class=\"n\">expired</th>"
-	      "<th class=\"n\">displaced</th><th>conservation</th></tr></thead>\n<tbody>\n",
-	    out);
+	      "<th "
+	      "class=\"n\">displaced</th><th>conservation</th></tr></thead>\n<tbody>\n",
+	      out);
 	for (size_t i = 0; i < t->nrows; i++) {
 		const struct sim_tune_row *row = &t->rows[i];
 		fprintf(out, "<tr%s><td class=\"n\">%zu</td>",
-		    i == 0 && !isnan(row->objective) ? " class=\"best\"" : "", i + 1);
+			i == 0 && !isnan(row->objective) ? " class=\"best\"" : "", i + 1);
 		for (size_t k = 0; k < t->nkeys; k++) {
 			fputs("<td>", out);
 			sim__html_str(out, row->values[k] ? row->values[k] : "", 40);
@@ -1434,17 +1519,20 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 			fputs("-", out);
 		else
 			put_num(out, row->objective, 6);
-		fprintf(out, "</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
-			     "</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
-			     "</td><td class=\"n\">%" PRIu64 "</td><td>",
-		    row->total.offered, row->total.dispatched, sim__rejected(&row->total),
-		    row->total.expired, row->total.displaced);
+		fprintf(out,
+			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
+			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
+			"</td><td class=\"n\">%" PRIu64 "</td><td>",
+			row->total.offered, row->total.dispatched,
+			sim__rejected(&row->total), row->total.expired,
+			row->total.displaced);
 		if (row->error) {
 			fputs("<span class=\"bad\">", out);
 			sim__html_str(out, row->error, 0);
 			fputs("</span>", out);
 		} else {
-			fputs(row->conserved ? "OK" : "<span class=\"bad\">FAILED</span>", out);
+			fputs(row->conserved ? "OK" : "<span class=\"bad\">FAILED</span>",
+			      out);
 		}
 		fputs("</td></tr>\n", out);
 	}
@@ -1480,12 +1568,12 @@ sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_res
 }
 
 void
-sim_report_html_compare(FILE *out, const char *const *names, const struct sim_result *const *rs,
-    size_t n)
+sim_report_html_compare(FILE *out, const char *const *names,
+			const struct sim_result *const *rs, size_t n)
 {
 	const struct sim_result *r0 = n ? rs[0] : NULL;
-	page_begin(out, "comparison", r0 && r0->spec && r0->spec->name ? r0->spec->name
-								       : "(unnamed)");
+	page_begin(out, "comparison",
+		   r0 && r0->spec && r0->spec->name ? r0->spec->name : "(unnamed)");
 	fprintf(out, "<p>%zu variants of the same workload, run side by side:", n);
 	bool azure = false;
 	for (size_t v = 0; v < n; v++) {
@@ -1496,36 +1584,44 @@ sim_report_html_compare(FILE *out, const char *const *names, const struct sim_re
 			fputs(" <span class=\"bad\">(conservation FAILED)</span>", out);
 		azure |= azure_trace(rs[v]);
 	}
-	fputs(".</p>\n<h2>Side by side</h2>\n<p class=\"note\">Per band (most important first) "
-	      "and in total: dispatched requests, the 99th percentile of queue time, requests "
-	      "shed by displacement, expired and rejected, and the band's mean Jain's index "
+	fputs(".</p>\n<h2>Side by side</h2>\n<p class=\"note\">Per band (most important "
+	      "first) "
+	      "and in total: dispatched requests, the 99th percentile of queue time, "
+	      "requests "
+	      "shed by displacement, expired and rejected, and the band's mean Jain's "
+	      "index "
 	      "(1 = fair).</p>\n",
-	    out);
+	      out);
 	sim__table_compare(out, names, rs, n, true);
 
 	int32_t prio[FLOWQ_MAX_BANDS];
 	size_t nprio = sim__band_union(rs, n, prio, FLOWQ_MAX_BANDS);
 	struct line ls[FLOWQ_MAX_BANDS] = {{0}};
 	size_t nv = n < FLOWQ_MAX_BANDS ? n : FLOWQ_MAX_BANDS;
-	fputs("<h2>Charts</h2>\n<p class=\"note\">One chart per band; one line per variant.</p>\n",
-	    out);
+	fputs("<h2>Charts</h2>\n<p class=\"note\">One chart per band; one line per "
+	      "variant.</p>\n",
+	      out);
 	for (size_t p = 0; p < nprio; p++) {
 		size_t k = 0;
 		for (size_t v = 0; v < nv; v++) {
 			size_t b = sim__band_by_prio(rs[v], prio[p]);
 			if (b != SIZE_MAX)
-				ls[k++] = (struct line){names[v], v, rs[v], &rs[v]->bands[b]};
+				ls[k++] = (struct line){names[v], v, rs[v],
+							&rs[v]->bands[b]};
 		}
 		char id[64], title[128];
 		fprintf(out, "<h3>Band %" PRId32 "</h3>\n", prio[p]);
 		snprintf(id, sizeof(id), "chart-cmp-cdf-b%zu", p);
-		snprintf(title, sizeof(title), "Queue time, band %" PRId32 " (CDF)", prio[p]);
+		snprintf(title, sizeof(title), "Queue time, band %" PRId32 " (CDF)",
+			 prio[p]);
 		chart_cdf(out, id, title, ls, k);
 		snprintf(id, sizeof(id), "chart-cmp-depth-b%zu", p);
-		snprintf(title, sizeof(title), "Queue depth over time, band %" PRId32, prio[p]);
+		snprintf(title, sizeof(title), "Queue depth over time, band %" PRId32,
+			 prio[p]);
 		chart_windows(out, id, title, WIN_DEPTH, ls, k);
 		snprintf(id, sizeof(id), "chart-cmp-jain-b%zu", p);
-		snprintf(title, sizeof(title), "Jain's index over time, band %" PRId32, prio[p]);
+		snprintf(title, sizeof(title), "Jain's index over time, band %" PRId32,
+			 prio[p]);
 		chart_windows(out, id, title, WIN_JAIN, ls, k);
 	}
 	fputs("<h2>Each variant</h2>\n", out);

@@ -260,14 +260,16 @@ sim__fmt_dur(char buf[SIM_FMT_MAX], int64_t ns)
 size_t
 sim__fmt_bytes(char buf[SIM_FMT_MAX], uint64_t bytes)
 {
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	static const char *const units[] = {"B",   "KiB", "MiB", "GiB",
+					    "TiB", "PiB", "EiB"};
 	double v = (double)bytes;
 	size_t u = 0;
 	while (u + 1 < sizeof(units) / sizeof(units[0]) && v >= 1023.5) {
 		v /= 1024;
 		u++;
 	}
-	size_t n = u == 0 ? (size_t)sprintf(buf, "%" PRIu64, bytes) : sim__fmt_num(buf, v, 3);
+	size_t n = u == 0 ? (size_t)sprintf(buf, "%" PRIu64, bytes)
+			  : sim__fmt_num(buf, v, 3);
 	return (size_t)(stpcpy(buf + n, units[u]) - buf);
 }
 
@@ -490,7 +492,7 @@ sim__csv_str(FILE *out, const char *s)
 {
 	size_t len = strlen(s);
 	bool quote = strpbrk(s, ",\"\r\n") != NULL ||
-	    (len > 0 && (s[0] == ' ' || s[len - 1] == ' '));
+		     (len > 0 && (s[0] == ' ' || s[len - 1] == ' '));
 	if (!quote) {
 		fputs(s, out);
 		return;
@@ -555,7 +557,7 @@ sim__mode_name(enum sim_mode m)
 
 size_t
 sim__top_flows(const struct sim_result *r, size_t band, bool by_bytes, size_t *r_idx,
-    size_t max, size_t *r_total)
+	       size_t max, size_t *r_total)
 {
 	size_t n = 0, total = 0;
 	for (size_t f = 0; f < r->nflows; f++) {
@@ -610,7 +612,8 @@ sim__band_union(const struct sim_result *const *rs, size_t n, int32_t *r_prio, s
 			if ((pos < k && r_prio[pos] == p) || pos >= max)
 				continue;
 			size_t last = k < max ? k : max - 1;
-			memmove(r_prio + pos + 1, r_prio + pos, (last - pos) * sizeof(*r_prio));
+			memmove(r_prio + pos + 1, r_prio + pos,
+				(last - pos) * sizeof(*r_prio));
 			r_prio[pos] = p;
 			if (k < max)
 				k++;
@@ -677,7 +680,8 @@ tt_row(struct tt *t, char cells[][TT_CELL], enum tt_kind kind)
 		fprintf(t->out, "<tr class=\"%s\">", cls[kind]);
 		for (size_t c = 0; c < t->ncols; c++) {
 			/* The text form's indentation is the style sheet's job. */
-			const char *cell = cells[c] + (c == 0 ? strspn(cells[c], " ") : 0);
+			const char *cell =
+				cells[c] + (c == 0 ? strspn(cells[c], " ") : 0);
 			fputs(c ? "<td class=\"n\">" : "<th scope=\"row\">", t->out);
 			sim__html_str(t->out, cell, 0);
 			fputs(c ? "</td>" : "</th>", t->out);
@@ -743,8 +747,11 @@ tt_print(struct tt *t, const char *cls, tt_gen_fn *gen, const void *arg)
 static struct tt
 tt_make(FILE *out, bool html, size_t ncols)
 {
-	return (struct tt){.out = out, .html = html, .ncols = ncols,
-	    .id_chars = html ? 40 : 14, .top = html ? 20 : 10};
+	return (struct tt){.out = out,
+			   .html = html,
+			   .ncols = ncols,
+			   .id_chars = html ? 40 : 14,
+			   .top = html ? 20 : 10};
 }
 
 static void
@@ -800,7 +807,8 @@ cell_band(char *cell, const struct sim_band_result *b)
 #define TT_TOP_MAX 20
 
 static void
-outcome_cells(char cells[][TT_CELL], const struct sim_result *r, const struct sim_counts *c)
+outcome_cells(char cells[][TT_CELL], const struct sim_result *r,
+	      const struct sim_counts *c)
 {
 	cell_u64(cells[1], c->offered);
 	cell_u64(cells[2], c->dispatched);
@@ -836,10 +844,18 @@ gen_outcomes(struct tt *t, const void *arg)
 	const struct sim_result *r = arg;
 	char cells[10][TT_CELL];
 	static const char *const head[] = {"outcomes", "offered", "dispatch", "rej.cap",
-	    "rej.oth", "expired", "cancel", "displ", "shutdn", "req/s"};
-	static const char *const head_html[] = {"", "offered", "dispatched",
-	    "rejected (capacity)", "rejected (other)", "expired (TTL)", "cancelled",
-	    "displaced (shed)", "left at shutdown", "dispatched per second"};
+					   "rej.oth",  "expired", "cancel",   "displ",
+					   "shutdn",   "req/s"};
+	static const char *const head_html[] = {"",
+						"offered",
+						"dispatched",
+						"rejected (capacity)",
+						"rejected (other)",
+						"expired (TTL)",
+						"cancelled",
+						"displaced (shed)",
+						"left at shutdown",
+						"dispatched per second"};
 	tt_head(t, head, head_html);
 	for (size_t b = 0; b < r->nbands; b++) {
 		cell_band(cells[0], &r->bands[b]);
@@ -884,10 +900,19 @@ gen_queue(struct tt *t, const void *arg)
 {
 	const struct sim_result *r = arg;
 	char cells[10][TT_CELL];
-	static const char *const head[] = {"queue time", "flows", "p50", "p90", "p99",
-	    "p999", "max", "jain", "jain.min", "inversions"};
-	static const char *const head_html[] = {"", "flows", "p50", "p90", "p99", "p99.9",
-	    "max", "Jain's index (mean)", "Jain's index (min)", "priority inversions"};
+	static const char *const head[] = {"queue time", "flows",     "p50", "p90",
+					   "p99",        "p999",      "max", "jain",
+					   "jain.min",   "inversions"};
+	static const char *const head_html[] = {"",
+						"flows",
+						"p50",
+						"p90",
+						"p99",
+						"p99.9",
+						"max",
+						"Jain's index (mean)",
+						"Jain's index (min)",
+						"priority inversions"};
 	tt_head(t, head, head_html);
 	for (size_t b = 0; b < r->nbands; b++) {
 		const struct sim_band_result *band = &r->bands[b];
@@ -940,27 +965,33 @@ sim_report_table(FILE *out, const struct sim_result *r)
 	sim__fmt_dur(a, r->duration_ns);
 	sim__fmt_dur(b, r->end_ns);
 	sim__fmt_dur(c, r->window_ns);
-	fprintf(out, "flowq-sim: %s\n%s run, seed %" PRIu64 ", %s of arrivals (last outcome at %s), "
-		     "windows of %s\n\n",
-	    id, sim__mode_name(r->mode), r->seed, a, b, c);
+	fprintf(out,
+		"flowq-sim: %s\n%s run, seed %" PRIu64
+		", %s of arrivals (last outcome at %s), "
+		"windows of %s\n\n",
+		id, sim__mode_name(r->mode), r->seed, a, b, c);
 	sim__table_outcomes(out, r, false);
 	fputc('\n', out);
 	sim__table_queue(out, r, false);
 	fputc('\n', out);
 	sim__fmt_dur(a, r->inversion_grace_ns);
-	fprintf(out, "priority inversions: %" PRIu64 " (dispatches while a higher band had waited "
-		     "over %s)\n",
-	    r->priority_inversions, a);
+	fprintf(out,
+		"priority inversions: %" PRIu64
+		" (dispatches while a higher band had waited "
+		"over %s)\n",
+		r->priority_inversions, a);
 	sim__fmt_fixed(a, r->backend_utilization * 100, 1);
-	fprintf(out, "backend: %s%% utilized, at most %" PRIu64 " waiting for a slot\n", a,
-	    r->backend_queue_max);
+	fprintf(out, "backend: %s%% utilized, at most %" PRIu64 " waiting for a slot\n",
+		a, r->backend_queue_max);
 	if (r->mode == SIM_MODE_REALTIME) {
 		sim__fmt_num(a, r->wall_s, 3);
 		sim__fmt_num(b, r->cpu_s, 3);
-		fprintf(out, "time: %ss wall, %ss cpu, %" PRIu64 " events\n", a, b, r->events);
+		fprintf(out, "time: %ss wall, %ss cpu, %" PRIu64 " events\n", a, b,
+			r->events);
 	}
 	if (r->conserved)
-		fprintf(out, "conservation: OK (offered = sum of outcomes, per flow, per band and "
+		fprintf(out, "conservation: OK (offered = sum of outcomes, per flow, per "
+			     "band and "
 			     "in total)\n");
 	else
 		fprintf(out, "conservation: FAILED: %s\n", r->conservation_error);
@@ -977,8 +1008,8 @@ sim_report_table(FILE *out, const struct sim_result *r)
 struct jw {
 	FILE *out;
 	int depth;
-	bool first;    /* nothing written yet in the current container */
-	bool keyed;    /* a key was written; its value comes next */
+	bool first; /* nothing written yet in the current container */
+	bool keyed; /* a key was written; its value comes next */
 	bool inl[JW_MAXDEPTH + 1];
 };
 
@@ -1098,7 +1129,8 @@ json_queue(struct jw *j, const struct sim_samples *s)
 	jw_open(j, "queue_ns", '{', true);
 	jw_u64(j, "n", q.n);
 	if (q.n == 0) {
-		static const char *const keys[] = {"mean", "p50", "p90", "p99", "p999", "max"};
+		static const char *const keys[] = {"mean", "p50",  "p90",
+						   "p99",  "p999", "max"};
 		for (size_t i = 0; i < 6; i++)
 			jw_num(j, keys[i], NAN);
 	} else {
@@ -1212,8 +1244,8 @@ sim_report_json(FILE *out, const struct sim_result *r)
 }
 
 void
-sim_report_json_compare(FILE *out, const char *const *names, const struct sim_result *const *rs,
-    size_t n)
+sim_report_json_compare(FILE *out, const char *const *names,
+			const struct sim_result *const *rs, size_t n)
 {
 	struct jw j = {.out = out, .first = true};
 	jw_open(&j, NULL, '{', false);
@@ -1247,21 +1279,23 @@ csv_num(FILE *out, double v)
 
 static void
 csv_common(FILE *out, const struct sim_result *r, const struct sim_counts *c,
-    const struct sim_samples *s)
+	   const struct sim_samples *s)
 {
 	fprintf(out,
-	    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-	    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
-	    c->offered, c->rejected_capacity, c->rejected_other, c->dispatched, c->expired,
-	    c->cancelled, c->displaced, c->shutdown, c->completed, c->offered_bytes,
-	    c->dispatched_bytes);
+		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+		c->offered, c->rejected_capacity, c->rejected_other, c->dispatched,
+		c->expired, c->cancelled, c->displaced, c->shutdown, c->completed,
+		c->offered_bytes, c->dispatched_bytes);
 	csv_num(out, sim__throughput(r, c));
 	struct sim__qsum q;
 	sim__qsum(s, &q);
 	fprintf(out, ",%zu", q.n);
 	if (q.n)
-		fprintf(out, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64,
-		    (int64_t)llround(q.mean), q.p50, q.p90, q.p99, q.p999, q.max);
+		fprintf(out,
+			",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+			",%" PRId64,
+			(int64_t)llround(q.mean), q.p50, q.p90, q.p99, q.p999, q.max);
 	else
 		fputs(",,,,,,", out);
 }
@@ -1269,14 +1303,17 @@ csv_common(FILE *out, const struct sim_result *r, const struct sim_counts *c,
 void
 sim_report_csv(FILE *out, const struct sim_result *r)
 {
-	fputs("kind,id,priority,band,weight,flows,offered,rejected_capacity,rejected_other,"
+	fputs("kind,id,priority,band,weight,flows,offered,rejected_capacity,rejected_"
+	      "other,"
 	      "dispatched,expired,cancelled,displaced,shutdown,completed,offered_bytes,"
-	      "dispatched_bytes,throughput_rps,queue_n,queue_mean_ns,queue_p50_ns,queue_p90_ns,"
+	      "dispatched_bytes,throughput_rps,queue_n,queue_mean_ns,queue_p50_ns,queue_"
+	      "p90_ns,"
 	      "queue_p99_ns,queue_p999_ns,queue_max_ns,jain_mean,jain_min,inversions\r\n",
-	    out);
+	      out);
 	for (size_t b = 0; b < r->nbands; b++) {
 		const struct sim_band_result *band = &r->bands[b];
-		fprintf(out, "band,,%" PRId32 ",%zu,,%zu", band->priority, b, band->nflows);
+		fprintf(out, "band,,%" PRId32 ",%zu,,%zu", band->priority, b,
+			band->nflows);
 		csv_common(out, r, &band->c, &band->queue_ns);
 		csv_num(out, band->jain_mean);
 		csv_num(out, sim__jain_min(r, band));
@@ -1287,7 +1324,7 @@ sim_report_csv(FILE *out, const struct sim_result *r)
 		fputs("flow,", out);
 		sim__csv_str(out, flow->id ? flow->id : "");
 		fprintf(out, ",%" PRId32 ",%zu,%" PRIu32 ",", flow->priority, flow->band,
-		    flow->weight);
+			flow->weight);
 		csv_common(out, r, &flow->c, &flow->queue_ns);
 		fputs(",,,\r\n", out);
 	}
@@ -1308,12 +1345,14 @@ enum cmp_line {
 	CMP_NLINES,
 };
 
-static const char *const cmp_line_names[CMP_NLINES] = {"dispatched", "p99 queue time",
-    "shed (displaced)", "expired", "rejected", "Jain's index"};
+static const char *const cmp_line_names[CMP_NLINES] = {
+	"dispatched", "p99 queue time", "shed (displaced)",
+	"expired",    "rejected",       "Jain's index"};
 
 /* The cell of one variant: band @p prio's, or the total's. */
 static void
-cmp_cell(char *cell, const struct sim_result *r, int32_t prio, bool total, enum cmp_line line)
+cmp_cell(char *cell, const struct sim_result *r, int32_t prio, bool total,
+	 enum cmp_line line)
 {
 	const struct sim_counts *c;
 	const struct sim_band_result *band = NULL;
@@ -1367,7 +1406,8 @@ gen_compare(struct tt *t, const void *arg)
 	char cells[TT_MAXCOLS][TT_CELL];
 	strcpy(cells[0], "");
 	for (size_t v = a->from; v < a->to; v++)
-		sim__term_str(cells[1 + v - a->from], TT_CELL, a->names[v], t->html ? 40 : 20);
+		sim__term_str(cells[1 + v - a->from], TT_CELL, a->names[v],
+			      t->html ? 40 : 20);
 	tt_row(t, cells, TT_HEAD);
 	for (size_t p = 0; p <= a->nprio; p++) {
 		bool total = p == a->nprio;
@@ -1383,8 +1423,8 @@ gen_compare(struct tt *t, const void *arg)
 				continue; /* no samples or windows for the total */
 			snprintf(cells[0], TT_CELL, "  %s", cmp_line_names[line]);
 			for (size_t v = a->from; v < a->to; v++)
-				cmp_cell(cells[1 + v - a->from], a->rs[v], total ? 0 : a->prio[p],
-				    total, line);
+				cmp_cell(cells[1 + v - a->from], a->rs[v],
+					 total ? 0 : a->prio[p], total, line);
 			tt_row(t, cells, TT_FLOW);
 		}
 	}
@@ -1399,8 +1439,8 @@ gen_compare(struct tt *t, const void *arg)
 #define CMP_TEXT_COLUMNS 100
 
 void
-sim__table_compare(FILE *out, const char *const *names, const struct sim_result *const *rs,
-    size_t n, bool html)
+sim__table_compare(FILE *out, const char *const *names,
+		   const struct sim_result *const *rs, size_t n, bool html)
 {
 	int32_t prio[FLOWQ_MAX_BANDS];
 	size_t nprio = sim__band_union(rs, n, prio, FLOWQ_MAX_BANDS);
@@ -1414,7 +1454,8 @@ sim__table_compare(FILE *out, const char *const *names, const struct sim_result 
 			gen_compare(&m, &one);
 			if (used == 0)
 				used = m.width[0];
-			if (!html && to > from && used + 2 + m.width[1] > CMP_TEXT_COLUMNS)
+			if (!html && to > from &&
+			    used + 2 + m.width[1] > CMP_TEXT_COLUMNS)
 				break;
 			used += 2 + m.width[1];
 			to++;
@@ -1429,12 +1470,14 @@ sim__table_compare(FILE *out, const char *const *names, const struct sim_result 
 }
 
 void
-sim_report_compare(FILE *out, const char *const *names, const struct sim_result *const *rs,
-    size_t n)
+sim_report_compare(FILE *out, const char *const *names,
+		   const struct sim_result *const *rs, size_t n)
 {
-	fprintf(out, "comparison of %zu variants, per band: dispatched, p99 queue time, shed,\n"
-		     "expired, rejected, Jain's index\n\n",
-	    n);
+	fprintf(out,
+		"comparison of %zu variants, per band: dispatched, p99 queue time, "
+		"shed,\n"
+		"expired, rejected, Jain's index\n\n",
+		n);
 	sim__table_compare(out, names, rs, n, false);
 	fputc('\n', out);
 	bool ok = true;
@@ -1443,7 +1486,7 @@ sim_report_compare(FILE *out, const char *const *names, const struct sim_result 
 			char nm[TT_CELL];
 			sim__term_str(nm, sizeof(nm), names[v], 40);
 			fprintf(out, "conservation: FAILED in %s: %s\n", nm,
-			    rs[v]->conservation_error);
+				rs[v]->conservation_error);
 			ok = false;
 		}
 	if (ok)

@@ -116,13 +116,13 @@ sim__mode_name(enum sim_mode m);
 
 /**
  * The @p max flows of band @p band with the most offered requests, or
- * with @p by_bytes the most dispatched bytes (ties: lower index first), in that order, written to @p r_idx; O(F x max), no
- * allocation. @return how many were written; @p r_total gets the band's
- * flow count.
+ * with @p by_bytes the most dispatched bytes (ties: lower index first), in
+ * that order, written to @p r_idx; O(F x max), no allocation.
+ * @return how many were written; @p r_total gets the band's flow count.
  */
 size_t
 sim__top_flows(const struct sim_result *r, size_t band, bool by_bytes, size_t *r_idx,
-    size_t max, size_t *r_total);
+	       size_t max, size_t *r_total);
 
 /** Index of the band with priority @p prio in @p r, or SIZE_MAX. */
 size_t
@@ -134,7 +134,8 @@ sim__band_by_prio(const struct sim_result *r, int32_t prio);
  * @p max are kept). @return how many.
  */
 size_t
-sim__band_union(const struct sim_result *const *rs, size_t n, int32_t *r_prio, size_t max);
+sim__band_union(const struct sim_result *const *rs, size_t n, int32_t *r_prio,
+		size_t max);
 
 /**
  * The report's tables, as aligned text (100 columns) or, with @p html, as
@@ -147,7 +148,7 @@ sim__table_outcomes(FILE *out, const struct sim_result *r, bool html);
 void
 sim__table_queue(FILE *out, const struct sim_result *r, bool html);
 void
-sim__table_compare(FILE *out, const char *const *names, const struct sim_result *const *rs,
-    size_t n, bool html);
+sim__table_compare(FILE *out, const char *const *names,
+		   const struct sim_result *const *rs, size_t n, bool html);
 
 #endif /* FLOWQ_SIM_REPORT_H */

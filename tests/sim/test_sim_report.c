@@ -988,11 +988,14 @@ Test(sim_report, html_is_well_formed_with_every_chart)
 	char *depth = svg_by_id(s, "chart-depth");
 	cr_assert_eq(count(depth, "<polyline"), 3);
 	free(depth);
-	cr_assert_not_null(strstr(s, "one point per 3 windows (their largest value)"));
+	cr_assert_not_null(
+		strstr(s, "each point covers up to 3 windows (their largest value)"));
 	/* Jain: band -1 is all NaN (no line), band 0 has gaps. */
 	char *jain = svg_by_id(s, "chart-jain");
 	cr_assert_gt(count(jain, "<polyline"), 3);
 	free(jain);
+	cr_assert_not_null(strstr(s, "band -1 (no data)</text>"));
+	cr_assert_not_null(strstr(s, "The band dispatched nothing."));
 	/* Share of band 0 (15 flows): 7 flows and "others". */
 	char *share = svg_by_id(s, "chart-share-b1");
 	cr_assert_eq(count(share, "<polygon"), 8);
@@ -1262,5 +1265,46 @@ Test(sim_report, output_ignores_the_process_locale)
 	free(c_csv);
 	free(c_html);
 	free(c_table);
+	result_free(&r);
+}
+
+/* ---- an empty result -------------------------------------------------------------- */
+
+Test(sim_report, empty_result_renders_everywhere)
+{
+	/* No bands, no flows, no windows, no duration, no spec: every
+	 * renderer still writes something valid. */
+	struct sim_result r;
+	result_init(&r, 0, 0, 0);
+	r.duration_ns = 0;
+	r.end_ns = 0;
+	char *s, err[256];
+	RENDER(s, sim_report_json(out, &r));
+	cr_assert_eq(json_check(s, strlen(s), err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(strstr(s, "\"spec\": null,"));
+	cr_assert_not_null(strstr(s, "\"throughput_rps\": null,"));
+	cr_assert_not_null(strstr(s, "\"bands\": [],"));
+	free(s);
+	RENDER(s, sim_report_csv(out, &r));
+	cr_assert_eq(count(s, "\r\n"), 1);
+	free(s);
+	RENDER(s, sim_report_table(out, &r));
+	check_text_tables(s);
+	free(s);
+	RENDER(s, sim_report_html(out, &r, NULL));
+	check_html(s);
+	char *svg = svg_by_id(s, "chart-cdf");
+	cr_assert_not_null(svg);
+	free(svg);
+	cr_assert_not_null(strstr(s, "No request was dispatched."));
+	free(s);
+	const struct sim_result *rs[] = {&r};
+	const char *names[] = {"only"};
+	RENDER(s, sim_report_html_compare(out, names, rs, 1));
+	check_html(s);
+	free(s);
+	RENDER(s, sim_report_html(out, NULL, NULL));
+	check_html(s);
+	free(s);
 	result_free(&r);
 }

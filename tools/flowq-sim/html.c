@@ -524,7 +524,8 @@ first_positive(const struct sim_samples *s)
 }
 
 static void
-chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, size_t n)
+chart_cdf(FILE *out, const char *id, const char *title, const char *per,
+	  const struct line *ls, size_t n)
 {
 	/* x: decades from the smallest positive queue time to the largest,
 	 * at most 7 of them; anything below the first is drawn at it. */
@@ -565,7 +566,7 @@ chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, s
 		fputs("H", out);
 		put_fx(out, c.l + c.pw);
 		fputs("\"/>\n", out);
-		svg_text(out, c.l + c.pw - 3, py(&c, refs[i]) - 3,
+		svg_text(out, c.l + c.pw - 3, py(&c, refs[i]) + 11,
 			 "class=\"rl\" text-anchor=\"end\"", refn[i]);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -594,24 +595,25 @@ chart_cdf(FILE *out, const char *id, const char *title, const struct line *ls, s
 	}
 	char cap[512], a[SIM_FMT_MAX];
 	sim__fmt_dur(a, llround(lo));
-	snprintf(cap, sizeof(cap),
-		 "The fraction of each band's dispatched requests that waited at most "
-		 "the time on the "
-		 "x axis: a line further left and rising sooner means shorter "
-		 "queueing.%s%s%s",
-		 clamped ? " Queue times under " : "", clamped ? a : "",
-		 clamped ? " (including zero: dispatched at once) are drawn at the left "
-			   "edge."
-			 : "");
+	snprintf(
+		cap, sizeof(cap),
+		"One line per %s: the fraction of its dispatched requests that waited at "
+		"most the time on the x axis. Further left and rising sooner means "
+		"shorter queueing.%s%s%s",
+		per, clamped ? " Queue times under " : "", clamped ? a : "",
+		clamped ? " (including zero: dispatched at once) are drawn at the left "
+			  "edge."
+			: "");
 	chart_end(&c, any ? cap : "No request was dispatched.");
 }
 
 enum win_kind { WIN_DEPTH, WIN_JAIN };
 
-/* Depth or Jain's index over time, one line per @p ls entry. */
+/* Depth or Jain's index over time, one line per @p ls entry (a band or a
+ * variant: @p per names which, for the caption). */
 static void
-chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
-	      const struct line *ls, size_t n)
+chart_windows(FILE *out, const char *id, const char *title, const char *per,
+	      enum win_kind kind, const struct line *ls, size_t n)
 {
 	double tmax = 0, ymax = 0;
 	size_t most = 1; /* windows per point, for the caption */
@@ -658,28 +660,28 @@ chart_windows(FILE *out, const char *id, const char *title, enum win_kind kind,
 		legend(&c, ls[i].ci, false, color(ls[i].ci), ls[i].label,
 		       data ? NULL : " (no data)");
 	}
-	char cap[640], a[SIM_FMT_MAX], per[160] = "";
+	char cap[640], a[SIM_FMT_MAX], merged[160] = "";
 	sim__fmt_dur(a, ls && n ? ls[0].r->window_ns : 0);
 	if (most > 1)
-		snprintf(per, sizeof(per),
-			 " Long runs are drawn with one point per %zu windows (%s).",
+		snprintf(merged, sizeof(merged),
+			 " To keep the chart small, each point covers up to %zu windows "
+			 "(%s).",
 			 most, kind == WIN_DEPTH ? "their largest value" : "their mean");
 	if (kind == WIN_DEPTH)
 		snprintf(cap, sizeof(cap),
-			 "Requests waiting in each band (submitted, no outcome yet) at "
-			 "the end of each "
-			 "%s window.%s",
-			 a, per);
+			 "One line per %s: requests waiting (submitted, no outcome yet) "
+			 "at "
+			 "the end of each %s window.%s",
+			 per, a, merged);
 	else
-		snprintf(cap, sizeof(cap),
-			 "Fairness inside each band per %s window: 1 when every flow "
-			 "that wanted service "
-			 "got its weighted max-min fair share of what the band "
-			 "dispatched, 1/n when one "
-			 "of n flows got it all. Gaps: windows where fewer than two "
-			 "flows wanted "
-			 "service.%s",
-			 a, per);
+		snprintf(
+			cap, sizeof(cap),
+			"One line per %s: fairness among the band's flows per %s window. "
+			"1 when every flow that wanted service got its weighted max-min "
+			"fair share of what the band dispatched, 1/n when one of n flows "
+			"got it all. Gaps: windows where fewer than two flows wanted "
+			"service.%s",
+			per, a, merged);
 	chart_end(&c, cap);
 }
 
@@ -773,8 +775,8 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 		 "legend gives each one's part of the whole run. %s",
 		 band->priority, a,
 		 nb < r->nwindows ? " (windows merged to keep the chart small)" : "",
-		 k == 0 ? "The band dispatched nothing."
-			: "Blank stretches: nothing dispatched.");
+		 band->c.dispatched_bytes == 0 ? "The band dispatched nothing."
+					       : "Blank stretches: nothing dispatched.");
 	chart_end(&c, cap);
 }
 
@@ -1194,12 +1196,12 @@ html_result_charts(FILE *out, const struct sim_result *r)
 	size_t nb = r->nbands < FLOWQ_MAX_BANDS ? r->nbands : FLOWQ_MAX_BANDS;
 	band_lines(r, nb, ls, labels);
 	fputs("<h2>Charts</h2>\n", out);
-	chart_cdf(out, "chart-cdf", "Queue time per band (CDF)", ls, nb);
-	chart_windows(out, "chart-depth", "Queue depth per band over time", WIN_DEPTH, ls,
-		      nb);
+	chart_cdf(out, "chart-cdf", "Queue time per band (CDF)", "band", ls, nb);
+	chart_windows(out, "chart-depth", "Queue depth per band over time", "band",
+		      WIN_DEPTH, ls, nb);
 	chart_windows(out, "chart-jain",
-		      "Fairness inside each band over time (Jain's index)", WIN_JAIN, ls,
-		      nb);
+		      "Fairness inside each band over time (Jain's index)", "band",
+		      WIN_JAIN, ls, nb);
 	for (size_t b = 0; b < nb; b++)
 		chart_share(out, r, b);
 }
@@ -1614,15 +1616,15 @@ sim_report_html_compare(FILE *out, const char *const *names,
 		snprintf(id, sizeof(id), "chart-cmp-cdf-b%zu", p);
 		snprintf(title, sizeof(title), "Queue time, band %" PRId32 " (CDF)",
 			 prio[p]);
-		chart_cdf(out, id, title, ls, k);
+		chart_cdf(out, id, title, "variant", ls, k);
 		snprintf(id, sizeof(id), "chart-cmp-depth-b%zu", p);
 		snprintf(title, sizeof(title), "Queue depth over time, band %" PRId32,
 			 prio[p]);
-		chart_windows(out, id, title, WIN_DEPTH, ls, k);
+		chart_windows(out, id, title, "variant", WIN_DEPTH, ls, k);
 		snprintf(id, sizeof(id), "chart-cmp-jain-b%zu", p);
 		snprintf(title, sizeof(title), "Jain's index over time, band %" PRId32,
 			 prio[p]);
-		chart_windows(out, id, title, WIN_JAIN, ls, k);
+		chart_windows(out, id, title, "variant", WIN_JAIN, ls, k);
 	}
 	fputs("<h2>Each variant</h2>\n", out);
 	for (size_t v = 0; v < n; v++) {

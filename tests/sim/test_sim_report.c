@@ -1010,6 +1010,18 @@ Test(sim_report, html_is_well_formed_with_every_chart)
 	result_free(&r);
 }
 
+/* Each of @p want occurs in @p s, in that order. */
+static void
+check_in_order(const char *s, const char *const *want, size_t n)
+{
+	cr_assert_not_null(s);
+	for (size_t i = 0; i < n; i++) {
+		s = strstr(s, want[i]);
+		cr_assert_not_null(s, "%s (#%zu) missing or out of order", want[i], i);
+		s += strlen(want[i]);
+	}
+}
+
 static void
 tune_fixture(struct sim_tune_result *t)
 {
@@ -1035,6 +1047,7 @@ tune_fixture(struct sim_tune_result *t)
 				if (a == 2 && b == 0 && c == 1)
 					obj = 50; /* 2, wfq, edf */
 				rows[n] = (struct sim_tune_row){
+					.order = n,
 					.values = values[n],
 					.objective = obj,
 					.conserved = true,
@@ -1081,20 +1094,28 @@ Test(sim_report, html_tune_heatmap)
 	cr_assert_not_null(strstr(hm, "<linearGradient id=\"hm-scale\""));
 	cr_assert_not_null(strstr(hm, ">best 50</text>"));
 	cr_assert_not_null(strstr(hm, ">worst 125</text>"));
-	/* Values sorted as numbers: 1, 2, 10. */
-	const char *v1 = strstr(hm, ">1</text>"), *v2 = strstr(hm, ">2</text>"),
-		   *v10 = strstr(hm, ">10</text>");
-	cr_assert(v1 && v2 && v10 && v1 < v2 && v2 < v10);
-	/* Cells row by row (drr, then wfq; columns 1, 2, 10), each the best
-	 * over ordering; (10, drr) is fcfs's 105 since edf failed there. */
-	static const char *const cells[] = {">115<", ">125<", ">105<",
-					    ">110<", ">50<",  ">100<"};
-	const char *at = hm;
-	for (size_t i = 0; i < 6; i++) {
-		at = strstr(at, cells[i]);
-		cr_assert_not_null(at, "cell %zu (%s) missing or out of order", i,
-				   cells[i]);
-	}
+	/* Axes in command-line order (the enumeration's), cells row by row
+	 * (wfq, then drr; columns 10, 1, 2), each the best over ordering;
+	 * (10, drr) is fcfs's 105 since edf failed there. */
+	static const char *const axis_cmdline[] = {">10<", ">1<", ">2<", ">wfq<",
+						   ">drr<"};
+	static const char *const cells_cmdline[] = {">100<", ">110<", ">50<",
+						    ">105<", ">115<", ">125<"};
+	check_in_order(hm, cells_cmdline, 6);
+	check_in_order(strstr(hm, ">125<"), axis_cmdline, 5);
+	free(hm);
+	free(s);
+	/* Without an enumeration order (all 0), values sort as numbers (1,
+	 * 2, 10) or bytes (drr, wfq). */
+	for (size_t i = 0; i < t.nrows; i++)
+		t.rows[i].order = 0;
+	RENDER(s, sim_report_html(out, &r, &t));
+	hm = svg_by_id(s, "chart-heatmap");
+	static const char *const axis_sorted[] = {">1<", ">2<", ">10<", ">drr<", ">wfq<"};
+	static const char *const cells_sorted[] = {">115<", ">125<", ">105<",
+						   ">110<", ">50<",  ">100<"};
+	check_in_order(hm, cells_sorted, 6);
+	check_in_order(strstr(hm, ">100<"), axis_sorted, 5);
 	free(hm);
 	cr_assert_not_null(strstr(s, "engine: &lt;oops&gt; &amp; &quot;bad&quot;"));
 	cr_assert_not_null(strstr(s, "<code>engine.shards=2</code>"));

@@ -39,6 +39,7 @@
  * only allocation here (a failure prints a note instead of the chart).
  */
 #define _GNU_SOURCE /* strcasestr */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -1210,10 +1211,13 @@ html_result_charts(FILE *out, const struct sim_result *r)
 /* Tuning                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Values of one --vary key, distinct, sorted: numerically when both are
- * decimal numbers ([+-]digits[.digits][e[+-]digits], '.' whatever the
- * locale), numbers before words, else bytewise. The value is only used to
- * order, so plain double arithmetic is precise enough. */
+/* The values of a --vary key are shown in command-line order: the order of
+ * each value's first row in the enumeration (sim_tune_row.order). Rows
+ * that tie there (e.g. results without an order) fall back to value
+ * order: numerically when both are decimal numbers ([+-]digits[.digits]
+ * [e[+-]digits], '.' whatever the locale), numbers before words, else
+ * bytewise. as_number's value only orders, so plain double arithmetic is
+ * precise enough. */
 static bool
 as_number(const char *s, double *r_v)
 {
@@ -1247,9 +1251,8 @@ as_number(const char *s, double *r_v)
 }
 
 static int
-cmp_value(const void *pa, const void *pb)
+cmp_value(const char *a, const char *b)
 {
-	const char *a = *(const char *const *)pa, *b = *(const char *const *)pb;
 	double x, y;
 	bool na = as_number(a, &x), nb = as_number(b, &y);
 	if (na && nb && x != y)
@@ -1259,28 +1262,101 @@ cmp_value(const void *pa, const void *pb)
 	return strcmp(a, b);
 }
 
-/* The distinct values of key @p k over the rows into @p r_v (room for
- * nrows); @return how many. */
-static size_t
-distinct_values(const struct sim_tune_result *t, size_t k, const char **r_v)
+struct hval {
+	const char *s;
+	size_t first; /* the smallest order of a row with this value */
+	size_t pos;   /* its place on the axis */
+};
+
+/* By bytes, then first order (so a group's first element has the least). */
+static int
+cmp_hval_name(const void *pa, const void *pb)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < t->nrows; i++)
-		r_v[n++] = t->rows[i].values[k] ? t->rows[i].values[k] : "";
-	qsort(r_v, n, sizeof(*r_v), cmp_value);
-	size_t m = 0;
-	for (size_t i = 0; i < n; i++)
-		if (m == 0 || strcmp(r_v[m - 1], r_v[i]) != 0)
-			r_v[m++] = r_v[i];
-	return m;
+	const struct hval *a = pa, *b = pb;
+	int c = strcmp(a->s, b->s);
+	if (c)
+		return c;
+	return (a->first > b->first) - (a->first < b->first);
 }
 
-static size_t
-value_index(const char *const *v, size_t n, const char *s)
+static int
+cmp_hval_shown(const void *pa, const void *pb)
 {
-	const char *key = s ? s : "";
-	const char *const *hit = bsearch(&key, v, n, sizeof(*v), cmp_value);
-	return hit ? (size_t)(hit - v) : SIZE_MAX;
+	const struct hval *a = pa, *b = pb;
+	if (a->first != b->first)
+		return a->first < b->first ? -1 : 1;
+	return cmp_value(a->s, b->s);
+}
+
+/* One axis of the heat-map: the distinct values of a key. */
+struct haxis {
+	struct hval *byname; /* sorted by bytes: lookups */
+	const char **shown;  /* in axis order */
+	size_t n;
+};
+
+/* The entry of value @p s (values are distinct in byname), or NULL. */
+static struct hval *
+haxis_find(const struct haxis *h, const char *s)
+{
+	size_t lo = 0, hi = h->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(h->byname[mid].s, s);
+		if (c == 0)
+			return &h->byname[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* O(R log R) for R rows. @return 0 or -ENOMEM. */
+static int
+haxis_init(struct haxis *h, const struct sim_tune_result *t, size_t k)
+{
+	size_t n = t->nrows ? t->nrows : 1;
+	struct hval *disp = malloc(n * sizeof(*disp));
+	h->byname = malloc(n * sizeof(*h->byname));
+	h->shown = malloc(n * sizeof(*h->shown));
+	h->n = 0;
+	if (!disp || !h->byname || !h->shown) {
+		free(disp);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nrows; i++) {
+		const char *v = t->rows[i].values[k];
+		h->byname[i] = (struct hval){v ? v : "", t->rows[i].order, 0};
+	}
+	qsort(h->byname, t->nrows, sizeof(*h->byname), cmp_hval_name);
+	for (size_t i = 0; i < t->nrows; i++)
+		if (h->n == 0 || strcmp(h->byname[h->n - 1].s, h->byname[i].s) != 0)
+			h->byname[h->n++] = h->byname[i];
+	memcpy(disp, h->byname, h->n * sizeof(*disp));
+	qsort(disp, h->n, sizeof(*disp), cmp_hval_shown);
+	for (size_t i = 0; i < h->n; i++) {
+		haxis_find(h, disp[i].s)->pos = i;
+		h->shown[i] = disp[i].s;
+	}
+	free(disp);
+	return 0;
+}
+
+/* The axis position of value @p s, or SIZE_MAX. */
+static size_t
+haxis_pos(const struct haxis *h, const char *s)
+{
+	const struct hval *v = haxis_find(h, s ? s : "");
+	return v ? v->pos : SIZE_MAX;
+}
+
+static void
+haxis_free(struct haxis *h)
+{
+	free(h->byname);
+	free(h->shown);
 }
 
 /* Viridis at t in [0, 1] (dark purple to yellow), as #rrggbb. */
@@ -1309,16 +1385,18 @@ viridis(char buf[8], double t)
 static void
 chart_heatmap(FILE *out, const struct sim_tune_result *t)
 {
-	const char **xs = malloc((t->nrows ? t->nrows : 1) * sizeof(*xs));
-	const char **ys = malloc((t->nrows ? t->nrows : 1) * sizeof(*ys));
+	struct haxis ax = {0}, ay = {0};
+	static const char *const none[] = {""};
+	const char *const *xs = NULL, *const *ys = none;
 	double *cell = NULL;
 	size_t nx = 0, ny = 1;
-	if (xs && ys) {
-		nx = distinct_values(t, 0, xs);
-		if (t->nkeys > 1)
-			ny = distinct_values(t, 1, ys);
-		else
-			ys[0] = "";
+	if (haxis_init(&ax, t, 0) == 0 && (t->nkeys < 2 || haxis_init(&ay, t, 1) == 0)) {
+		xs = ax.shown;
+		nx = ax.n;
+		if (t->nkeys > 1) {
+			ys = ay.shown;
+			ny = ay.n;
+		}
 		cell = malloc((nx ? nx : 1) * ny * sizeof(*cell));
 	}
 	if (!cell) {
@@ -1333,8 +1411,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		const struct sim_tune_row *row = &t->rows[i];
 		if (isnan(row->objective))
 			continue;
-		size_t ix = value_index(xs, nx, row->values[0]);
-		size_t iy = t->nkeys > 1 ? value_index(ys, ny, row->values[1]) : 0;
+		size_t ix = haxis_pos(&ax, row->values[0]);
+		size_t iy = t->nkeys > 1 ? haxis_pos(&ay, row->values[1]) : 0;
 		if (ix == SIZE_MAX || iy == SIZE_MAX)
 			continue;
 		double *c = &cell[iy * nx + ix];
@@ -1460,8 +1538,8 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 	      "</figure>\n",
 	      out);
 done:
-	free(xs);
-	free(ys);
+	haxis_free(&ax);
+	haxis_free(&ay);
 	free(cell);
 }
 

@@ -433,6 +433,12 @@ sim_result_free(struct sim_result *r);
 /* Reports (report.c, html.c)                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Every renderer: any thread (reads the result only; concurrent renders of
+ * one result are fine); writes to @p out and never to stdout on its own;
+ * output does not depend on the process locale. Write errors are left in
+ * ferror(out) for the caller to check. Nothing allocates except the HTML
+ * tuning heat-map (which prints a note instead on ENOMEM). */
+
 /** Human table: per band and per flow (top flows by offered when there
  * are many), outcomes, queue-time quantiles, Jain, inversions,
  * conservation. */
@@ -444,6 +450,19 @@ sim_report_json(FILE *out, const struct sim_result *r);
 /** CSV: one row per flow and one per band (a `kind` column). */
 void
 sim_report_csv(FILE *out, const struct sim_result *r);
+/** The spec's `compare:` variants side by side: per band (matched by
+ * priority) and in total, dispatched, p99 queue time, shed, expired,
+ * rejected, Jain's index; one column per variant (@p names[i] for
+ * @p rs[i]), split into several tables when they do not fit in 100
+ * columns. */
+void
+sim_report_compare(FILE *out, const char *const *names, const struct sim_result *const *rs,
+    size_t n);
+/** JSON of a comparison: {"format", "variants": [{"name", "result"}]},
+ * each result as sim_report_json writes it. Deterministic. */
+void
+sim_report_json_compare(FILE *out, const char *const *names,
+    const struct sim_result *const *rs, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Tuning (tune.c)                                                          */
@@ -527,8 +546,15 @@ sim_tune_print_best(FILE *out, const struct sim_tune_opts *o, const struct sim_t
 /** One self-contained HTML file (inline SVG, no scripts or external
  * resources): queue-time CDF per band, queue depth over time per band,
  * service share per flow over time; with @p tune non-NULL also the tuning
- * table and heat-map. */
+ * table and heat-map. @p r may be NULL when @p tune is given (the tuning
+ * part only). */
 void
 sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_result *tune);
+/** The HTML form of sim_report_compare: the comparison tables, and charts
+ * that overlay the variants (queue-time CDF, depth and Jain's index per
+ * band), then each variant's own tables. */
+void
+sim_report_html_compare(FILE *out, const char *const *names,
+    const struct sim_result *const *rs, size_t n);
 
 #endif /* FLOWQ_SIM_H */

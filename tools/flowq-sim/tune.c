@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "sim.h"
 
 /* ---- the objective -------------------------------------------------------- */
@@ -415,15 +416,6 @@ sim_objective_free(struct sim_objective *o)
 	free(o);
 }
 
-static const struct sim_band_result *
-find_band(const struct sim_result *r, int32_t prio)
-{
-	for (size_t i = 0; i < r->nbands; i++)
-		if (r->bands[i].priority == prio)
-			return &r->bands[i];
-	return NULL;
-}
-
 static const struct sim_flow_result *
 find_flow(const struct sim_result *r, const char *id)
 {
@@ -460,8 +452,10 @@ metric_value(const struct node *n, const struct sim_result *r)
 	const struct sim_samples *qs = NULL;
 	const struct sim_band_result *band = NULL;
 	if (n->sel == SEL_BAND) {
-		if (!(band = find_band(r, n->band)))
+		size_t bi = sim__band_by_prio(r, n->band);
+		if (bi == SIZE_MAX)
 			return NAN;
+		band = &r->bands[bi];
 		c = &band->c;
 		qs = &band->queue_ns;
 	} else if (n->sel == SEL_FLOW) {
@@ -747,8 +741,11 @@ sim_tune(const struct sim_tune_opts *o, struct sim_tune_result *r, char *err, si
 				fprintf(o->log, " %s=%s", r->keys[k], row->values[k]);
 			if (row->error)
 				fprintf(o->log, ": %s\n", row->error);
-			else
-				fprintf(o->log, ": objective %.6g\n", row->objective);
+			else {
+				char num[SIM_FMT_MAX];
+				fprintf(o->log, ": objective %s\n",
+					(sim__fmt_num(num, row->objective, 6), num));
+			}
 		}
 	}
 	tune_maximize = r->maximize;
@@ -801,10 +798,9 @@ sim_tune_print(FILE *out, const struct sim_tune_result *r)
 			fprintf(out, "  failed: %s\n", row->error);
 			continue;
 		}
-		if (isnan(row->objective))
-			fprintf(out, "  %14s", "n/a");
-		else
-			fprintf(out, "  %14.6g", row->objective);
+		char num[SIM_FMT_MAX];
+		fprintf(out, "  %14s",
+			isnan(row->objective) ? "n/a" : (sim__fmt_num(num, row->objective, 6), num));
 		fprintf(out, "  %10llu  %10llu  %10llu\n", (unsigned long long)row->total.offered,
 			(unsigned long long)row->total.dispatched,
 			(unsigned long long)row->total.displaced);
@@ -836,7 +832,8 @@ sim_tune_print_best(FILE *out, const struct sim_tune_opts *o, const struct sim_t
 	struct sim_spec spec;
 	int rc = sim_spec_load(&spec, o->spec_path, (const char *const *)ov, n, err, errsz);
 	if (rc == 0) {
-		fprintf(out, "\nBest (objective %.6g):", best->objective);
+		char num[SIM_FMT_MAX];
+		fprintf(out, "\nBest (objective %s):", (sim__fmt_num(num, best->objective, 6), num));
 		for (size_t k = 0; k < r->nkeys; k++)
 			fprintf(out, " %s=%s", r->keys[k], best->values[k]);
 		fprintf(out, "\n\n# The engine section of the best combination (keys that "

@@ -651,9 +651,10 @@ Test(engine, flow_handles_and_gc)
 	flowq_flow_put(e, fl);
 	fx_advance(1000);
 	fx_poll_all(e);
-	fx_advance(1000);
-	fx_poll_all(e);
 	cr_assert_eq(flowq_stats_flow(e, "held", 4, 0, &st), -ENOENT, "collected after put");
+	/* The template band 0 has no flow now: one more timeout would
+	 * collect it too (tests/unit/test_bands.c); a flow before that keeps
+	 * it. */
 
 	/* A collected key comes back as a new flow. */
 	fx_req_init(&t, "transient", 0, 1);

@@ -695,42 +695,15 @@ Test(engine, completion_port)
 	flowq_port_destroy(p);
 }
 
-/* ---- allocation failure ---- */
-
-struct failing {
-	int budget; /* allocations allowed before failing */
-	size_t live;
-};
-
-static void *
-fail_alloc(size_t size, size_t align, void *ctx)
-{
-	struct failing *f = ctx;
-	if (f->budget-- <= 0)
-		return NULL;
-	void *p = aligned_alloc(align, (size + align - 1) & ~(align - 1));
-	if (p)
-		f->live++;
-	return p;
-}
-
-static void
-fail_free(void *p, size_t size, size_t align, void *ctx)
-{
-	(void)size;
-	(void)align;
-	struct failing *f = ctx;
-	f->live--;
-	free(p);
-}
+/* ---- allocation failure (the fixture's failing allocator) ---- */
 
 Test(engine, allocation_failure_everywhere_in_create_leaks_nothing)
 {
 	/* Fail the k-th allocation of create for every k until create
 	 * succeeds: each failure is -ENOMEM and frees everything. */
 	for (int k = 0; k < 100; k++) {
-		struct failing f = {.budget = k};
-		struct flowq_allocator a = {fail_alloc, fail_free, &f};
+		struct fx_failing f = {.budget = k};
+		struct flowq_allocator a = {fx_fail_alloc, fx_fail_free, &f};
 		struct flowq_config c = fx_polled_cfg();
 		c.shards = 2;
 		c.max_requests = 100;
@@ -756,8 +729,8 @@ Test(engine, allocation_failure_everywhere_in_create_leaks_nothing)
 
 Test(engine, allocation_failure_at_flow_creation)
 {
-	struct failing f = {.budget = 1000};
-	struct flowq_allocator a = {fail_alloc, fail_free, &f};
+	struct fx_failing f = {.budget = 1000};
+	struct flowq_allocator a = {fx_fail_alloc, fx_fail_free, &f};
 	struct flowq_config c = fx_polled_cfg();
 	c.allocator = &a;
 	struct flowq_engine *e = fx_make(&c);

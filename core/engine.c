@@ -410,6 +410,7 @@ flowq__band_unpublish(struct flowq_engine *e, struct flowq__band *b)
 	for (unsigned k = 0; k < e->nshards; k++)
 		atomic_store_explicit(&e->shards[k].bs[b->index], NULL, memory_order_release);
 	atomic_store_explicit(&e->band_seq, seq + 2, memory_order_release);
+	atomic_fetch_add_explicit(&e->bands_collected, 1, memory_order_relaxed);
 }
 
 static void
@@ -740,6 +741,8 @@ flowq__debug_dump(struct flowq_engine *e, FILE *out)
 	flowq__cap_in_use(&e->global, &req, &bytes);
 	fprintf(out, "engine: global queued %llu req %llu bytes\n", (unsigned long long)req,
 		(unsigned long long)bytes);
+	fprintf(out, "engine: %u band slots, %llu template bands collected\n",
+		atomic_load(&e->nbands), (unsigned long long)atomic_load(&e->bands_collected));
 	if (e->util)
 		flowq__util_dump(e->util, out);
 	for (unsigned i = 0; i < e->nshards; i++) {

@@ -444,6 +444,8 @@ struct flowq_engine {
 	 * while a collector folds and unpublishes (a seqlock for the
 	 * readers: engine.c flowq_stats_engine()). */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t band_seq;
+	/* Template bands collected so far (diagnostics: debug dump, stress). */
+	_Atomic uint64_t bands_collected;
 	struct flowq__counters retired;
 
 	/* Polled mode: flowq_shard_fd() was called (polls arm the fds). */

@@ -15,7 +15,8 @@
  * Wake-up handshake (DESIGN.md invariant 5; the no-lost-wake-up argument):
  *  A dispatcher about to sleep stores shard->sleeping = 1 (seq_cst), then
  *  re-checks every source of work (doorbell, cancel queue, stop flag, the
- *  capacity gate it waits for); only if all are empty does it sleep on the
+ *  capacity gate it waits for, the band hint and the debt a collected band
+ *  left: registry.c); only if all are empty does it sleep on the
  *  futex word shard->sleeping while it still reads 1. A waker publishes its
  *  work first (an atomic RMW on a queue tail, or a capacity release), then
  *  issues a seq_cst fence [W1] and loads shard->sleeping; if it reads 1 it

@@ -46,7 +46,11 @@
  *       b in order[] only while one of b's flows is attached there
  *       (bs->nflows > 0: dispatch.c band_shard_live()/band_shard_park()),
  *       and blocked_band/yield_band name a band with a request queued on
- *       that shard, so all of (H3) needs a flow of b on that shard;
+ *       that shard, so all of (H3) needs a flow of b on that shard. A
+ *       dispatcher reads other shards' band-shards of b (vt_pub, for
+ *       cross-shard fairness) only while it has b backlogged itself, which
+ *       again needs a flow of b; top_waiting holds a priority, never a
+ *       band;
  *  (H4) RCU readers that found b in e->bands[]: flowq__band_get()'s scan,
  *       displacement tickets (submit.c), statistics and metrics (engine.c);
  *       they read b->bss[], never a slot's current state, and keep nothing

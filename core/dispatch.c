@@ -201,6 +201,53 @@ order_insert(struct flowq__shard *s, struct flowq__band *b)
 	s->norder++;
 }
 
+static void
+order_remove(struct flowq__shard *s, const struct flowq__band *b)
+{
+	unsigned i = 0;
+	while (s->order[i] != b->index)
+		i++;
+	s->norder--;
+	memmove(&s->order[i], &s->order[i + 1], sizeof(s->order[0]) * (s->norder - i));
+}
+
+static unsigned
+displace_settle(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t now);
+
+/* The band-shard takes part in this shard's rounds (its band's first flow
+ * here): into order[] and, for a template band, out of the park. */
+static void
+band_shard_live(struct flowq__shard *s, struct flowq__band_shard *bs)
+{
+	order_insert(s, bs->band);
+	bs->fstate_live = true;
+	if (s->engine->displace && !bs->band->configured)
+		atomic_fetch_and_explicit(&bs->doomed_req, ~FLOWQ__DOOMED_PARKED,
+					  memory_order_relaxed);
+}
+
+/*
+ * A template band's last flow here was detached: the band-shard leaves
+ * order[] (so that no round looks at it, and the band can be collected:
+ * registry.c (H3)). Nothing of it is queued, backlogged or owed: the flow
+ * was idle, and give_back() and displace_publish() ran after its last
+ * request left. With displacement, park it: tickets taken from here on
+ * fail their CAS, and those taken already are settled now, as debt (there
+ * is nothing to shed), since process_displacement() no longer looks here.
+ */
+static void
+band_shard_park(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t now)
+{
+	order_remove(s, bs->band);
+	bs->fstate_live = false;
+	if (!s->engine->displace)
+		return;
+	/* acq_rel: reads every ticket CAS before it (their bytes may come
+	 * later: registry.c, the free callback takes what is left). */
+	atomic_fetch_or_explicit(&bs->doomed_req, FLOWQ__DOOMED_PARKED, memory_order_acq_rel);
+	(void)displace_settle(s, bs, now);
+}
+
 /* Attach @p f to its band's fairness policy on this shard. @return 0 or
  * -ENOMEM (then retried on a later round: the flow stays pending). */
 static int
@@ -210,10 +257,6 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 		return 0;
 	struct flowq__band *b = f->band;
 	struct flowq__band_shard *bs = bs_of(s, b);
-	if (!bs->fstate_live) {
-		order_insert(s, b);
-		bs->fstate_live = true;
-	}
 	struct flowq_policy_env env = flowq__policy_env(s->engine, b);
 	f->pf.seq = s->flow_seq++;
 	int err = b->fairness->flow_attach(bs->fstate, &f->pf, &env);
@@ -225,6 +268,10 @@ flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 		return err;
 	}
 	f->attached = true;
+	if (!b->configured)
+		bs->nflows++;
+	if (!bs->fstate_live)
+		band_shard_live(s, bs);
 	return 0;
 }
 
@@ -989,35 +1036,54 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 	return done;
 }
 
-/* Shed for the tickets taken against this shard's band-shards. */
+/* Shed for the tickets taken against band-shard @p bs (its own
+ * shard's). @return outcomes decided. */
+static unsigned
+displace_settle(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t now)
+{
+	struct flowq_engine *e = s->engine;
+	unsigned done = 0;
+	uint64_t treq = atomic_load_explicit(&bs->doomed_req, memory_order_acquire) &
+			~FLOWQ__DOOMED_PARKED;
+	if (!treq)
+		return 0;
+	uint64_t tbytes = atomic_load_explicit(&bs->doomed_bytes, memory_order_relaxed);
+	uint64_t shed = 0, shed_bytes = 0;
+	struct flowq_req *r;
+	while ((shed < treq || shed_bytes < tbytes) &&
+	       (r = e->displace->victim(bs->dstate)) != NULL) {
+		shed++;
+		shed_bytes += r->bytes;
+		/* A victim whose cancel won leaves as cancelled: it frees its
+		 * capacity all the same. */
+		done += evict(s, r->priv.owner, r, FLOWQ_EVICTED_DISPLACED,
+			      FLOWQ_CAUSE_DISPLACED, now);
+	}
+	s->debt_req += treq;
+	s->debt_bytes += tbytes;
+	atomic_fetch_sub_explicit(&bs->doomed_bytes, tbytes, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&bs->doomed_req, treq, memory_order_release);
+	return done;
+}
+
+/* Shed for the tickets taken against this shard's band-shards, and take
+ * the debt collected bands left (registry.c band_free_rcu()). */
 static unsigned
 process_displacement(struct flowq__shard *s, int64_t now)
 {
 	struct flowq_engine *e = s->engine;
 	unsigned done = 0;
+	if (atomic_load_explicit(&s->debt_in_req, memory_order_relaxed) ||
+	    atomic_load_explicit(&s->debt_in_bytes, memory_order_relaxed)) {
+		/* Acquire: pairs with the callback's release add of req. */
+		s->debt_req += atomic_exchange_explicit(&s->debt_in_req, 0, memory_order_acquire);
+		s->debt_bytes +=
+			atomic_exchange_explicit(&s->debt_in_bytes, 0, memory_order_relaxed);
+	}
 	for (unsigned oi = 0; oi < s->norder; oi++) {
 		struct flowq__band *b = atomic_load_explicit(&e->bands[s->order[oi]],
 							     memory_order_relaxed);
-		struct flowq__band_shard *bs = bs_of(s, b);
-		uint64_t treq = atomic_load_explicit(&bs->doomed_req, memory_order_acquire);
-		if (!treq)
-			continue;
-		uint64_t tbytes = atomic_load_explicit(&bs->doomed_bytes, memory_order_relaxed);
-		uint64_t shed = 0, shed_bytes = 0;
-		struct flowq_req *r;
-		while ((shed < treq || shed_bytes < tbytes) &&
-		       (r = e->displace->victim(bs->dstate)) != NULL) {
-			shed++;
-			shed_bytes += r->bytes;
-			/* A victim whose cancel won leaves as cancelled: it
-			 * frees its capacity all the same. */
-			done += evict(s, r->priv.owner, r, FLOWQ_EVICTED_DISPLACED,
-				      FLOWQ_CAUSE_DISPLACED, now);
-		}
-		s->debt_req += treq;
-		s->debt_bytes += tbytes;
-		atomic_fetch_sub_explicit(&bs->doomed_bytes, tbytes, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&bs->doomed_req, treq, memory_order_release);
+		done += displace_settle(s, bs_of(s, b), now);
 	}
 	return done;
 }
@@ -1137,9 +1203,14 @@ gc(struct flowq__shard *s, int64_t now)
 			continue; /* busy again since it was listed */
 		struct flowq__band_shard *bs = bs_of(s, f->band);
 		/* Detach first: the flow is empty and not offered; if the
-		 * collection fails (a lease), attach it again. */
+		 * collection fails (a lease), attach it again. A template
+		 * band's last flow here takes the band-shard out of the
+		 * rounds before the flow's band reference goes (registry.c
+		 * (H3)). */
 		flowq__flow_detach_policies(s->engine, bs, f);
 		f->attached = false;
+		if (!f->band->configured && --bs->nflows == 0)
+			band_shard_park(s, bs, now);
 		if (flowq__flow_try_collect(f))
 			continue;
 		if (flow_adopt(s, f)) {
@@ -1196,7 +1267,13 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	if (e->displace)
 		displace_publish(s);
 
-	int64_t next = stopping ? INT64_MAX : gc(s, now);
+	int64_t next = INT64_MAX;
+	if (!stopping) {
+		next = gc(s, now);
+		int64_t bnext = flowq__band_gc(s, now);
+		if (bnext < next)
+			next = bnext;
+	}
 	if ((s->debt_req || s->debt_bytes) && !stopping && now + DEBT_RETRY_NS < next)
 		next = now + DEBT_RETRY_NS;
 	struct flowq_heap_node *hn = flowq_heap_peek(&s->ttl);
@@ -1228,6 +1305,11 @@ work_visible(struct flowq__shard *s)
 	struct flowq_engine *e = s->engine;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels))
+		return true;
+	/* A band to collect, debt to take (set before their kick's [W1]). */
+	if (atomic_load_explicit(&s->band_hint, memory_order_relaxed) ||
+	    atomic_load_explicit(&s->debt_in_req, memory_order_relaxed) ||
+	    atomic_load_explicit(&s->debt_in_bytes, memory_order_relaxed))
 		return true;
 	if (atomic_load_explicit(&e->stopping, memory_order_acquire) != s->stopping_seen)
 		return true;
@@ -1436,6 +1518,10 @@ flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 			atomic_init(&bs->vt_pub, FLOWQ__VT_IDLE);
 			bs->band = b;
 			bs->alloc_size = size;
+			/* A template band-shard is parked until its first
+			 * flow here (band_shard_live()). */
+			if (e->displace && !b->configured)
+				atomic_init(&bs->doomed_req, FLOWQ__DOOMED_PARKED);
 			bs->fstate = ssz ? (void *)(bs + 1) : NULL;
 			bs->dstate = dsz ? (void *)((char *)(bs + 1) + ssz) : NULL;
 			err = b->fairness->band_init(bs->fstate, &env);
@@ -1451,6 +1537,7 @@ flowq__band_shards_init(struct flowq_engine *e, struct flowq__band *b)
 			flowq__band_shards_fini(e, b);
 			return err;
 		}
+		b->bss[i] = bs;
 		atomic_store_explicit(&e->shards[i].bs[b->index], bs, memory_order_release);
 	}
 	return 0;
@@ -1461,15 +1548,22 @@ flowq__band_shards_fini(struct flowq_engine *e, struct flowq__band *b)
 {
 	struct flowq_policy_env env = flowq__policy_env(e, b);
 	for (unsigned i = 0; i < e->nshards; i++) {
-		struct flowq__band_shard *bs =
-			atomic_load_explicit(&e->shards[i].bs[b->index], memory_order_relaxed);
+		/* b->bss, not the shard's slot: a collected band's slot may
+		 * hold a newer band's state by now. */
+		struct flowq__band_shard *bs = b->bss[i];
 		if (!bs)
 			continue;
 		b->fairness->band_fini(bs->fstate, &env);
 		if (e->displace)
 			e->displace->band_fini(bs->dstate, &env);
+		/* A band that fails to initialize (never published) leaves
+		 * its slot empty. */
+		struct flowq__band_shard *mine = bs;
+		atomic_compare_exchange_strong_explicit(&e->shards[i].bs[b->index], &mine, NULL,
+							memory_order_relaxed,
+							memory_order_relaxed);
 		flowq__free(e->alloc, bs, bs->alloc_size, FLOWQ_CACHE_LINE);
-		atomic_store_explicit(&e->shards[i].bs[b->index], NULL, memory_order_relaxed);
+		b->bss[i] = NULL;
 	}
 }
 

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -116,9 +117,14 @@ engine_free(struct flowq_engine *e, unsigned nshards_made)
 	/* Flows first (they detach from band-shard states), then bands. */
 	if (e->shards)
 		shards_fini(e, nshards_made);
+	/* Collected bands were freed by their call_rcu callbacks (the
+	 * caller's rcu barrier); their slots are NULL. */
 	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_relaxed);
-	for (uint32_t i = 0; i < nb; i++)
-		flowq__band_free(e, atomic_load_explicit(&e->bands[i], memory_order_relaxed));
+	for (uint32_t i = 0; i < nb; i++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
+		if (b)
+			flowq__band_free(e, b);
+	}
 	if (e->shards)
 		flowq__free(e->alloc, e->shards, sizeof(*e->shards) * e->nshards,
 			    FLOWQ_CACHE_LINE);
@@ -253,6 +259,7 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		flowq_mpsc_init(&s->cancels);
 		flowq_list_init(&s->pending);
 		flowq_list_init(&s->idle);
+		flowq_list_init(&s->band_idle);
 		flowq_list_init(&s->dirty);
 		flowq_heap_init(&s->ttl, NULL, 0);
 		made = i + 1;
@@ -348,15 +355,72 @@ flowq_port_create(struct flowq_engine *e, struct flowq_port **r_port)
 	return flowq__port_create(e->alloc, r_port);
 }
 
-/* ---- statistics ---- */
+/* ---- statistics ----
+ *
+ * Collected bands (registry.c, "Band lifetime"). A template band's counters
+ * do not vanish with it: its collector folds them into the engine's own
+ * (e->retired for outcomes, queue time and dispatched bytes; e->rejects for
+ * rejections) in the same band_lock section that unpublishes it, so engine
+ * totals stay conserved and never go down. The band itself is gone:
+ * flowq_stats_band() answers -ENOENT, the walks skip it, and a later band
+ * of the same priority starts from zero (a counter reset to Prometheus).
+ *
+ * Engine readers sum the live bands and the folded totals; a reader that
+ * overlapped a fold could count a band twice (in its slot and folded) or
+ * not at all, so the fold is a seqlock write: band_seq odd, release stores
+ * of the sums and of the emptied slots, band_seq even (release). A reader
+ * loads band_seq (acquire), then every value with acquire loads, then
+ * band_seq again: if it saw any store of the section, that store's
+ * release makes the odd band_seq visible to the second load, and it
+ * retries. Acquire loads instead of a fence, because GCC's TSan rejects
+ * atomic_thread_fence; on x86 both are plain loads. Writers are
+ * serialized by band_lock.
+ */
+
+/* Relaxed load + release store of a sum: the fold's single writer. */
+static void
+counters_merge(struct flowq__counters *dst, const struct flowq__counters *src)
+{
+	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++)
+			flowq__merge_word(&dst->causes[o][k], &src->causes[o][k]);
+	flowq__merge_word(&dst->left, &src->left);
+	flowq__merge_word(&dst->left_bytes, &src->left_bytes);
+	flowq__merge_word(&dst->dispatched_bytes, &src->dispatched_bytes);
+	flowq__hist_merge(&dst->queue_time, &src->queue_time);
+}
+
+void
+flowq__band_unpublish(struct flowq_engine *e, struct flowq__band *b)
+{
+	uint64_t seq = atomic_load_explicit(&e->band_seq, memory_order_relaxed);
+	atomic_store_explicit(&e->band_seq, seq + 1, memory_order_relaxed);
+	/* Every band-shard is quiescent: its shard's last account_left()
+	 * happened before the [B1] that [B3] read. */
+	for (unsigned k = 0; k < e->nshards; k++)
+		counters_merge(&e->retired, &b->bss[k]->stats);
+	for (unsigned c = 0; c < FLOWQ_CAUSE_COUNT; c++) {
+		uint64_t v = atomic_load_explicit(&b->rejects.causes[c], memory_order_relaxed);
+		/* An RMW (producers add here too); release heads a release
+		 * sequence that their later adds continue. */
+		if (v)
+			atomic_fetch_add_explicit(&e->rejects.causes[c], v, memory_order_release);
+	}
+	atomic_store_explicit(&e->bands[b->index], NULL, memory_order_release);
+	for (unsigned k = 0; k < e->nshards; k++)
+		atomic_store_explicit(&e->shards[k].bs[b->index], NULL, memory_order_release);
+	atomic_store_explicit(&e->band_seq, seq + 2, memory_order_release);
+	atomic_fetch_add_explicit(&e->bands_collected, 1, memory_order_relaxed);
+}
 
 static void
 counters_add(struct flowq_stats *st, const struct flowq__counters *c)
 {
+	/* Acquire: the band seqlock (above). */
 	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
 		for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++)
 			st->causes[o][k] +=
-				atomic_load_explicit(&c->causes[o][k], memory_order_relaxed);
+				atomic_load_explicit(&c->causes[o][k], memory_order_acquire);
 	flowq__hist_add_to(&c->queue_time, &st->queue_time);
 }
 
@@ -364,7 +428,7 @@ static void
 rejects_add(struct flowq_stats *st, const struct flowq__rejects *r)
 {
 	for (unsigned k = 0; k < FLOWQ_CAUSE_COUNT; k++) {
-		uint64_t v = atomic_load_explicit(&r->causes[k], memory_order_relaxed);
+		uint64_t v = atomic_load_explicit(&r->causes[k], memory_order_acquire);
 		if (!v)
 			continue;
 		enum flowq_outcome o = (k == FLOWQ_CAUSE_CAPACITY_GLOBAL ||
@@ -468,16 +532,49 @@ queued_scan(struct flowq_engine *e, const struct flowq__band *only, struct flowq
 	(void)flows_foreach(e, queued_add, &q);
 }
 
+/* Band @p b's counters (b->bss: a reader may hold a band whose slot a
+ * newer band took). Inside a read-side section. */
 static void
-band_stats(struct flowq_engine *e, const struct flowq__band *b, struct flowq_stats *st)
+band_stats(const struct flowq__band *b, unsigned nshards, struct flowq_stats *st)
 {
-	for (unsigned i = 0; i < e->nshards; i++) {
-		const struct flowq__band_shard *bs =
-			atomic_load_explicit(&e->shards[i].bs[b->index], memory_order_acquire);
-		if (bs)
-			counters_add(st, &bs->stats);
-	}
+	for (unsigned i = 0; i < nshards; i++)
+		counters_add(st, &b->bss[i]->stats);
 	rejects_add(st, &b->rejects);
+}
+
+/* The bands' part of the engine totals: live bands, collected ones, and
+ * rejections of none; one seqlock read (above). *r_dbytes: dispatched
+ * bytes. Inside a read-side section. */
+static void
+bands_total(struct flowq_engine *e, struct flowq_stats *st, uint64_t *r_dbytes)
+{
+	for (;;) {
+		uint64_t seq = atomic_load_explicit(&e->band_seq, memory_order_acquire);
+		if (seq & 1) {
+			sched_yield(); /* a collector is folding: short */
+			continue;
+		}
+		memset(st, 0, sizeof(*st));
+		uint64_t db = atomic_load_explicit(&e->retired.dispatched_bytes,
+						   memory_order_acquire);
+		uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
+		for (uint32_t i = 0; i < nb; i++) {
+			const struct flowq__band *b =
+				atomic_load_explicit(&e->bands[i], memory_order_acquire);
+			if (!b)
+				continue;
+			band_stats(b, e->nshards, st);
+			for (unsigned k = 0; k < e->nshards; k++)
+				db += atomic_load_explicit(&b->bss[k]->stats.dispatched_bytes,
+							   memory_order_acquire);
+		}
+		counters_add(st, &e->retired);
+		rejects_add(st, &e->rejects);
+		if (atomic_load_explicit(&e->band_seq, memory_order_relaxed) == seq) {
+			*r_dbytes = db;
+			return;
+		}
+	}
 }
 
 int
@@ -485,30 +582,22 @@ flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
 {
 	if (!e || !r_stats)
 		return -EFAULT;
-	memset(r_stats, 0, sizeof(*r_stats));
-	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
-	for (uint32_t i = 0; i < nb; i++)
-		band_stats(e, atomic_load_explicit(&e->bands[i], memory_order_relaxed), r_stats);
-	rejects_add(r_stats, &e->rejects);
-	queued_scan(e, NULL, r_stats);
-	stats_finish(r_stats);
-	/* In flight: from the gate's credit in the dimensions it limits,
-	 * else released (per-CPU sums, read first) against dispatched. */
-	uint64_t rel = 0, relb = 0, db = 0;
+	/* In flight: from the gate's credit in the dimensions it limits, else
+	 * dispatched - released: the per-CPU release sums are read first (a
+	 * release follows its dispatch, so none is counted whose dispatch is
+	 * not); flowq_release() counts there every dimension the gate does not
+	 * limit. */
+	uint64_t rel = 0, relb = 0, db;
 	for (unsigned i = 0; i < e->npcpu; i++) {
 		rel += atomic_load_explicit(&e->pcpu[i].released, memory_order_acquire);
 		relb += atomic_load_explicit(&e->pcpu[i].released_bytes, memory_order_acquire);
 	}
-	for (uint32_t i = 0; i < nb; i++) {
-		const struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
-		for (unsigned k = 0; k < e->nshards; k++) {
-			const struct flowq__band_shard *bs = atomic_load_explicit(
-				&e->shards[k].bs[b->index], memory_order_acquire);
-			if (bs)
-				db += atomic_load_explicit(&bs->stats.dispatched_bytes,
-							   memory_order_relaxed);
-		}
-	}
+	flowq__rcu_thread_online();
+	urcu_memb_read_lock();
+	bands_total(e, r_stats, &db);
+	flowq__rcu_unlock();
+	queued_scan(e, NULL, r_stats);
+	stats_finish(r_stats);
 	r_stats->inflight = counter_diff(r_stats->outcomes[FLOWQ_DISPATCHED], rel);
 	r_stats->inflight_bytes = counter_diff(db, relb);
 	if (e->gate_limited) {
@@ -527,18 +616,23 @@ flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r
 {
 	if (!e || !r_stats)
 		return -EFAULT;
+	flowq__rcu_thread_online();
+	int ret = -ENOENT;
+	urcu_memb_read_lock();
 	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
 	for (uint32_t i = 0; i < nb; i++) {
-		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
-		if (b->priority != priority)
+		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_acquire);
+		if (!b || b->priority != priority)
 			continue;
 		memset(r_stats, 0, sizeof(*r_stats));
-		band_stats(e, b, r_stats);
+		band_stats(b, e->nshards, r_stats);
 		queued_scan(e, b, r_stats);
 		stats_finish(r_stats);
-		return 0;
+		ret = 0;
+		break;
 	}
-	return -ENOENT;
+	flowq__rcu_unlock();
+	return ret;
 }
 
 static void
@@ -597,22 +691,32 @@ flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *
 {
 	if (!e || !fn)
 		return -EFAULT;
-	struct flowq__band *sorted[FLOWQ_MAX_BANDS];
-	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
-	for (uint32_t i = 0; i < nb; i++)
-		sorted[i] = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
-	qsort(sorted, nb, sizeof(sorted[0]), band_cmp);
 	struct flowq_stats *st = flowq__alloc(e->alloc, sizeof(*st), _Alignof(struct flowq_stats));
 	if (!st)
 		return -ENOMEM;
+	flowq__rcu_thread_online();
+	/* One read-side section for the walk, callbacks included (as
+	 * flows_foreach() does per shard): the bands sorted here stay valid
+	 * until its end, even if collected meanwhile (then visited with their
+	 * last counts). */
+	urcu_memb_read_lock();
+	struct flowq__band *sorted[FLOWQ_MAX_BANDS];
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire), n = 0;
+	for (uint32_t i = 0; i < nb; i++) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_acquire);
+		if (b)
+			sorted[n++] = b;
+	}
+	qsort(sorted, n, sizeof(sorted[0]), band_cmp);
 	int ret = 0;
-	for (uint32_t i = 0; i < nb && !ret; i++) {
+	for (uint32_t i = 0; i < n && !ret; i++) {
 		memset(st, 0, sizeof(*st));
-		band_stats(e, sorted[i], st);
+		band_stats(sorted[i], e->nshards, st);
 		queued_scan(e, sorted[i], st);
 		stats_finish(st);
 		ret = fn(sorted[i]->priority, st, ctx);
 	}
+	flowq__rcu_unlock();
 	flowq__free(e->alloc, st, sizeof(*st), _Alignof(struct flowq_stats));
 	return ret;
 }
@@ -658,6 +762,8 @@ flowq__debug_dump(struct flowq_engine *e, FILE *out)
 	flowq__cap_in_use(&e->global, &req, &bytes);
 	fprintf(out, "engine: global queued %llu req %llu bytes\n", (unsigned long long)req,
 		(unsigned long long)bytes);
+	fprintf(out, "engine: %u band slots, %llu template bands collected\n",
+		atomic_load(&e->nbands), (unsigned long long)atomic_load(&e->bands_collected));
 	if (e->util)
 		flowq__util_dump(e->util, out);
 	for (unsigned i = 0; i < e->nshards; i++) {
@@ -675,7 +781,9 @@ flowq__debug_dump(struct flowq_engine *e, FILE *out)
 			flowq_list_empty(&s->pending) ? "empty" : "non-empty");
 		for (unsigned oi = 0; oi < s->norder; oi++) {
 			struct flowq__band *b = atomic_load(&e->bands[s->order[oi]]);
-			struct flowq__band_shard *bs = atomic_load(&s->bs[b->index]);
+			struct flowq__band_shard *bs = b ? atomic_load(&s->bs[b->index]) : NULL;
+			if (!bs) /* racy read of a collected band's slot */
+				continue;
 			fprintf(out, "  band %d (%p): backlogged %llu vt %llu vt_pub %llu\n",
 				(int)b->priority, (void *)bs, (unsigned long long)bs->backlogged,
 				(unsigned long long)bs->vt,

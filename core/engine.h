@@ -15,7 +15,8 @@
  * Wake-up handshake (DESIGN.md invariant 5; the no-lost-wake-up argument):
  *  A dispatcher about to sleep stores shard->sleeping = 1 (seq_cst), then
  *  re-checks every source of work (doorbell, cancel queue, stop flag, the
- *  capacity gate it waits for); only if all are empty does it sleep on the
+ *  capacity gate it waits for, the band hint and the debt a collected band
+ *  left: registry.c); only if all are empty does it sleep on the
  *  futex word shard->sleeping while it still reads 1. A waker publishes its
  *  work first (an atomic RMW on a queue tail, or a capacity release), then
  *  issues a seq_cst fence [W1] and loads shard->sleeping; if it reads 1 it
@@ -145,12 +146,17 @@ struct flowq__rejects {
 	_Atomic uint64_t causes[FLOWQ_CAUSE_COUNT];
 };
 
-/* A band: every flow of one priority. Settings read-only once published. */
+/* A band: every flow of one priority. Settings read-only once published.
+ * Configured bands live as long as the engine; template (JIT) bands are
+ * collected once no flow holds them (registry.c, "Band lifetime"). */
 struct flowq__band {
 	int32_t priority;
-	/* Index in engine->bands and in every shard's band-shard array. */
+	/* Index in engine->bands and in every shard's band-shard array (a
+	 * collected band's index is reused by a later band). */
 	uint32_t index;
 	bool configured;
+	size_t alloc_size;
+	struct flowq_engine *engine;
 	double usage_ceiling;
 	uint64_t quantum; /* resolved: never 0 */
 	/* Cross-shard fairness counts bytes (FLOWQ_POLICY_BYTE_FAIR). */
@@ -162,7 +168,30 @@ struct flowq__band {
 	struct flowq__cap cap;
 	/* Rejections of requests that resolved to this band. */
 	struct flowq__rejects rejects;
+	/* Lifetime of a template band (unused for configured ones): the
+	 * flows holding it (FLOWQ__BU_COUNT), a generation bumped each time
+	 * that count drops to 0 (FLOWQ__BU_GEN), and FLOWQ__BU_DEAD once it
+	 * is collected. Written by flow creators and flow collectors (once
+	 * per flow, never per request): its own line. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t users;
+	/* The home shard's dispatcher only (registry.c flowq__band_gc()):
+	 * link in its list of idle bands, since when, and the users word it
+	 * saw then (count 0, that generation). */
+	struct flowq_list_node ilink;
+	bool in_idle;
+	int64_t idle_since;
+	uint64_t idle_users;
+	struct rcu_head rcu;
+	/* The band's state on each shard (engine->nshards entries), also
+	 * published in shards[k].bs[index] while the band is. Read-only. */
+	struct flowq__band_shard *bss[];
 };
+
+/* The users word of a template band. */
+#define FLOWQ__BU_COUNT UINT64_C(0xffffffff)
+#define FLOWQ__BU_GEN_ONE (UINT64_C(1) << 32)
+#define FLOWQ__BU_GEN (UINT64_C(0x7fffffff) << 32)
+#define FLOWQ__BU_DEAD (UINT64_C(1) << 63)
 
 /* A band's state on one shard: dispatcher-private except the counters and
  * the published pointer (readers: stats). */
@@ -172,8 +201,11 @@ struct flowq__band_shard {
 	void *fstate;
 	/* Flows of this band currently offered to the fairness policy. */
 	uint64_t backlogged;
-	/* Whether the band is in the shard's order[] yet (first flow). */
+	/* Whether the band is in the shard's order[] (from its first flow
+	 * here; a template band leaves it again when nflows drops to 0). */
 	bool fstate_live;
+	/* Template bands: flows of the band attached on this shard. */
+	uint32_t nflows;
 	size_t alloc_size;
 	/* Cross-shard fairness (dispatch.c): the band's virtual time on this
 	 * shard (service per unit of weight given to its backlogged flows)
@@ -204,9 +236,14 @@ struct flowq__band_shard {
 	 * path. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t avail_req;
 	_Atomic uint64_t avail_bytes;
+	/* Tickets; FLOWQ__DOOMED_PARKED while the band-shard is out of its
+	 * shard's order[] (a template band with no flow here: dispatch.c
+	 * band_shard_park()), which makes every ticket CAS fail. */
 	_Atomic uint64_t doomed_req;
 	_Atomic uint64_t doomed_bytes;
 };
+
+#define FLOWQ__DOOMED_PARKED (UINT64_C(1) << 63)
 
 /* vt_pub of a band-shard with nothing backlogged (a published vt is
  * always odd: dispatch.c). */
@@ -312,6 +349,15 @@ struct flowq__shard {
 	/* 1 while the dispatcher waits for the capacity gate (a release must
 	 * wake it); written by the dispatcher, read by releasers. */
 	_Atomic uint32_t gate_wait;
+	/* A template band homed here (index % nshards == this shard) lost its
+	 * last flow: set by whoever dropped it, taken by this dispatcher
+	 * (registry.c flowq__band_gc()). */
+	_Atomic uint32_t band_hint;
+	/* Displacement debt left on collected bands' band-shards (tickets
+	 * whose bytes arrived after the band-shard was parked), added by the
+	 * band's free callback, taken by this dispatcher. */
+	_Atomic uint64_t debt_in_req;
+	_Atomic uint64_t debt_in_bytes;
 
 	/* Published by the dispatcher when it changes, read by other shards'
 	 * dispatchers while the gate is scarce (cross-shard priority). */
@@ -331,6 +377,8 @@ struct flowq__shard {
 	struct flowq_list pending;
 	/* Empty, attached flows, oldest idle first: GC candidates. */
 	struct flowq_list idle;
+	/* Template bands homed here with no flow, oldest idle first. */
+	struct flowq_list band_idle;
 	/* Flows with queue capacity to give back at the end of the round. */
 	struct flowq_list dirty;
 	uint64_t flow_seq;
@@ -385,11 +433,21 @@ struct flowq_engine {
 	struct flowq__cap gate;
 	struct flowq__cap global;
 
-	/* Bands: indexes 0..nbands-1, published with release; created under
-	 * band_lock (a new priority is rare: flow creation only). */
+	/* Bands: slots 0..nbands-1, each a band published with release or
+	 * NULL (a collected template band's slot, free for the next one);
+	 * created and collected under band_lock (a new priority is rare:
+	 * flow creation only). Read under RCU (registry.c). */
 	pthread_mutex_t band_lock;
 	_Atomic(struct flowq__band *) bands[FLOWQ_MAX_BANDS];
 	_Atomic uint32_t nbands;
+	/* Collected bands' counters, folded in by their collector (under
+	 * band_lock) so that engine totals never shrink; band_seq is odd
+	 * while a collector folds and unpublishes (a seqlock for the
+	 * readers: engine.c flowq_stats_engine()). */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t band_seq;
+	/* Template bands collected so far (diagnostics: debug dump, stress). */
+	_Atomic uint64_t bands_collected;
+	struct flowq__counters retired;
 
 	/* Polled mode: flowq_shard_fd() was called (polls arm the fds). */
 	_Atomic uint32_t fd_wanted;
@@ -402,7 +460,8 @@ struct flowq_engine {
 	 * debt is not repaid yet (<= cfg.displacement_max_pending). Own line:
 	 * written on the displacement path only. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t disp_pending;
-	/* Rejections that resolved no band (invalid, shutdown, ...). */
+	/* Rejections that resolved no band (invalid, shutdown, ...), and
+	 * those of collected bands (folded in at collection). */
 	struct flowq__rejects rejects;
 };
 
@@ -435,10 +494,25 @@ flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
 uint64_t
 flowq__flow_hash(const void *id, uint32_t id_len, int32_t priority);
 
-/** The band of @p priority, creating it from the template if allowed.
- * @return 0; -ENOENT; -ENOMEM. */
+/** The band of @p priority, creating it from the template if allowed, with
+ * a reference for the flow about to be created (template bands; give it
+ * back with flowq__band_put() if that flow is never published).
+ * @return 0; -ENOENT; -ENOMEM. Context: registered thread, not inside a
+ * read-side section. */
 int
 flowq__band_get(struct flowq_engine *e, int32_t priority, struct flowq__band **r_band);
+
+/** Drop a flow's reference on @p b (no-op for configured bands); the last
+ * one tells the band's home shard. Any thread; @p b is not touched after
+ * the drop. */
+void
+flowq__band_put(struct flowq_engine *e, struct flowq__band *b);
+
+/** The home shard's band collection step: take new idle bands, collect
+ * those idle past the GC timeout. @return when to run it again at the
+ * latest. Context: the dispatcher of @p s. */
+int64_t
+flowq__band_gc(struct flowq__shard *s, int64_t now);
 
 /** Create the configured bands (engine create). */
 int
@@ -449,12 +523,13 @@ flowq__bands_init(struct flowq_engine *e);
 void
 flowq__flow_ring(struct flowq_flow *f);
 
-/** Free a band (engine teardown). */
+/** Free a band (engine teardown, or after its collection's grace
+ * period). */
 void
 flowq__band_free(struct flowq_engine *e, struct flowq__band *b);
 
 /** Try to collect @p f (dispatcher of its shard). @return true if it was
- * unlinked and handed to call_rcu. */
+ * unlinked and handed to call_rcu (its band reference is then dropped). */
 bool
 flowq__flow_try_collect(struct flowq_flow *f);
 
@@ -523,6 +598,20 @@ flowq__now(const struct flowq_engine *e)
 {
 	return e->clock(e->clock_ctx);
 }
+
+/** Which shard collects template band @p b: its slot's, so that every band
+ * a slot ever holds has the same home (registry.c, "Band lifetime"). */
+static inline struct flowq__shard *
+flowq__band_home(struct flowq_engine *e, const struct flowq__band *b)
+{
+	return &e->shards[b->index % e->nshards];
+}
+
+/** Fold collected band @p b's counters into the engine's and unpublish it
+ * from e->bands and every shard's bs[], as one step for statistics readers
+ * (the band_seq seqlock). Context: under band_lock, @p b dead. */
+void
+flowq__band_unpublish(struct flowq_engine *e, struct flowq__band *b);
 
 /** Count a rejection with @p cause in @p r (atomic add). */
 static inline void

@@ -92,8 +92,18 @@ flowq__hist_record(struct flowq__hist *h, int64_t ns)
 void
 flowq__hist_add_to(const struct flowq__hist *h, struct flowq_hist *dst)
 {
+	/* Acquire (plain loads on x86): pairs with flowq__hist_merge(). */
 	for (unsigned i = 0; i < FLOWQ_HIST_BUCKETS; i++)
-		dst->buckets[i] += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-	dst->count += atomic_load_explicit(&h->count, memory_order_relaxed);
-	dst->sum_ns += atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
+		dst->buckets[i] += atomic_load_explicit(&h->buckets[i], memory_order_acquire);
+	dst->count += atomic_load_explicit(&h->count, memory_order_acquire);
+	dst->sum_ns += atomic_load_explicit(&h->sum_ns, memory_order_acquire);
+}
+
+void
+flowq__hist_merge(struct flowq__hist *dst, const struct flowq__hist *src)
+{
+	for (unsigned i = 0; i < FLOWQ_HIST_BUCKETS; i++)
+		flowq__merge_word(&dst->buckets[i], &src->buckets[i]);
+	flowq__merge_word(&dst->count, &src->count);
+	flowq__merge_word(&dst->sum_ns, &src->sum_ns);
 }

@@ -34,8 +34,28 @@ flowq__hist_index(int64_t ns);
 void
 flowq__hist_record(struct flowq__hist *h, int64_t ns);
 
-/** Add @p h's counts into @p dst (relaxed loads). Context: any thread. */
+/** Add @p h's counts into @p dst. Context: any thread. Ordering: acquire
+ * loads, so that a reader that sees a value flowq__hist_merge() stored
+ * also sees what its writer did before (the engine's band seqlock). */
 void
 flowq__hist_add_to(const struct flowq__hist *h, struct flowq_hist *dst);
+
+/** dst += src for a counter with a single writer (the caller) whose source
+ * no longer changes: a relaxed load and a release store, so a reader whose
+ * acquire load sees the sum also sees the writer's earlier stores (the
+ * engine's band seqlock, engine.c). */
+static inline void
+flowq__merge_word(_Atomic uint64_t *dst, const _Atomic uint64_t *src)
+{
+	uint64_t v = atomic_load_explicit(src, memory_order_relaxed);
+	if (v)
+		atomic_store_explicit(dst, atomic_load_explicit(dst, memory_order_relaxed) + v,
+				      memory_order_release);
+}
+
+/** Add @p src's counts into @p dst (release stores). Context: @p dst's
+ * single writer; @p src no longer written (a collected band's). */
+void
+flowq__hist_merge(struct flowq__hist *dst, const struct flowq__hist *src);
 
 #endif /* FLOWQ_CORE_HIST_H */

@@ -76,11 +76,18 @@
  * blocking; allocates nothing.
  *
  * Consistency: each family is one walk of the bands or flows (families must
- * be contiguous in the output), so a flow created or collected during the
- * call may be in one flow family and not another, and a value in one
- * family may be a little newer than in another. Each value is exact
- * (flowq_stats_engine()). Any number of flows is written in constant
+ * be contiguous in the output), so a flow or a just-in-time band created or
+ * collected during the call may be in one family and not another, and a
+ * value in one family may be a little newer than in another. Each value is
+ * exact (flowq_stats_engine()). Any number of flows is written in constant
  * space.
+ *
+ * Collected bands: a just-in-time band that is collected (flowq.h,
+ * flow_gc_timeout_ns) leaves the band families, and its counts stay in the
+ * engine families; so an engine counter is the sum of the band series plus
+ * what collected bands had, and it never goes down. A band made again for
+ * the same priority starts its series from zero, which Prometheus's rate()
+ * reads as a counter reset.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -29,6 +29,91 @@
  * stays valid for the backing-off submitter because it still holds the
  * read lock while it touches the flow, and the flow is freed only after a
  * grace period.
+ *
+ * Band lifetime. Configured bands live as long as the engine. A template
+ * (JIT) band is created by the first flow of its priority and collected by
+ * its home shard's dispatcher (flowq__band_home(): its slot's shard) once
+ * no flow has held it for the GC timeout.
+ *
+ * Who can hold a pointer to a template band b:
+ *  (H1) a flow of b (f->band), and through it: a submitter holding the
+ *       flow's lease or a host handle (b->cap, b->rejects, b->priority);
+ *       the flow's dispatcher (s->bs[b->index], b's policies);
+ *  (H2) a creator between flowq__band_get() and publishing its new flow
+ *       (or discarding it);
+ *  (H3) a shard's dispatch state: order[] (by index) and the band-shard's
+ *       policy state, blocked_band/yield_band between rounds. A shard keeps
+ *       b in order[] only while one of b's flows is attached there
+ *       (bs->nflows > 0: dispatch.c band_shard_live()/band_shard_park()),
+ *       and blocked_band/yield_band name a band with a request queued on
+ *       that shard, so all of (H3) needs a flow of b on that shard. A
+ *       dispatcher reads other shards' band-shards of b (vt_pub, for
+ *       cross-shard fairness) only while it has b backlogged itself, which
+ *       again needs a flow of b; top_waiting holds a priority, never a
+ *       band;
+ *  (H4) RCU readers that found b in e->bands[]: flowq__band_get()'s scan,
+ *       displacement tickets (submit.c), statistics and metrics (engine.c);
+ *       they read b->bss[], never a slot's current state, and keep nothing
+ *       past their read-side section;
+ *  (H5) the home shard's list of idle bands (home dispatcher only);
+ *  (H6) the collector and the free callback.
+ *
+ * b->users counts (H1) and (H2): a reference is taken [B0] (fetch_add) by
+ * flowq__band_get() for the flow about to be created, carried by that flow,
+ * and dropped [B1] by the dispatcher that collects the flow (after it has
+ * unlinked the flow and, for its shard, detached it from b's policies and
+ * left order[]: gc() in dispatch.c), or by a creator that discards its
+ * unpublished flow. The drop that leaves 0 bumps the generation in the
+ * same CAS (release), then sets the home's band_hint and kicks it.
+ *
+ * Collection (flowq__band_gc(), the home dispatcher):
+ *  [B2] take the hint (acq_rel exchange: reads the [B1] before it) and list
+ *       every band of the home's slots whose count is 0, with the users
+ *       word seen (count 0, generation g) and the time;
+ *  [B3] once idle for the GC timeout: under band_lock (trylock: a busy
+ *       lock means "next round", never a blocked dispatcher), CAS users
+ *       from exactly (0, g) to DEAD (acq_rel). It fails if any reference
+ *       was taken since (count) or taken and dropped again (g): the band
+ *       stays (or is listed again with a new time by the hint);
+ *  [B4] still under band_lock: fold b's counters into the engine totals
+ *       and unpublish it from e->bands[] and every shards[k].bs[] (one
+ *       step for statistics readers: flowq__band_unpublish());
+ *  [B5] call_rcu: the callback hands leftover displacement debt to the
+ *       shards (below) and frees b and its band-shards.
+ *
+ * Why nobody uses b after it is freed:
+ *  - No reference after [B3]: [B0] happens only inside a read-side section
+ *    that found b published (a fetch_add that reads DEAD gives the
+ *    reference back and retries under band_lock, where b is already
+ *    unpublished: [B3] and [B4] are one critical section), or under
+ *    band_lock, where no published band is dead.
+ *  - No holder of an earlier reference: [B3] read count 0, so every [B0]
+ *    before it was matched by a [B1], and [B3]'s acquire reads every [B1]
+ *    through the users word's modification order (release RMWs). So every
+ *    flow of b was collected (H1: a submitter or handle holds a lease,
+ *    which prevents that; RCU readers of the flow tables never dereference
+ *    f->band), no creator is between [B0] and its drop (H2), and each
+ *    shard left order[] before the [B1] of its last flow of b (H3).
+ *  - (H4) read b only inside read-side sections that began before [B4]'s
+ *    unpublish, and the callback runs after a grace period that follows
+ *    [B5], i.e. after every such section ended. (H5): the home removed b
+ *    from its list before [B3]. A new band may take b's slot right after
+ *    [B4]; no shard holds b's index any more (H3), and (H4) read b->bss[].
+ *  - Displacement: a ticket taken against one of b's band-shards would be
+ *    processed by no dispatcher once it left order[]. A shard therefore
+ *    parks the band-shard when it leaves order[] (doomed_req gets
+ *    FLOWQ__DOOMED_PARKED, which fails every later ticket CAS) and settles
+ *    the tickets already taken as debt (nothing is queued there to shed).
+ *    A ticket's bytes are added after its CAS, so bytes of a ticket taken
+ *    just before the park may arrive after it; the free callback, after the
+ *    grace period (every ticket-taker is in a read-side section), hands
+ *    whatever is left to the shard as debt (debt_in_*).
+ *
+ * A submit racing the collection either takes its reference before [B3]
+ * (then [B3] fails and b stays) or sees DEAD and creates a fresh band for
+ * the priority: its request is queued on a live band or rejected with an
+ * error on the spot, never lost. A submit on an existing flow holds its
+ * lease, hence b (H1).
  */
 #define _GNU_SOURCE /* sched_yield is POSIX; rcu headers need GNU */
 #include <errno.h>
@@ -217,17 +302,29 @@ flowq__flow_unlease(struct flowq_flow *f)
 
 /* ---- bands ---- */
 
+static size_t
+band_size(const struct flowq_engine *e)
+{
+	return sizeof(struct flowq__band) + sizeof(struct flowq__band_shard *) * e->nshards;
+}
+
 static int
 band_create(struct flowq_engine *e, const struct flowq_band_config *bc, int32_t priority,
 	    bool configured, uint32_t index, struct flowq__band **r_band)
 {
-	struct flowq__band *b = flowq__alloc(e->alloc, sizeof(*b), FLOWQ_CACHE_LINE);
+	size_t size = band_size(e);
+	struct flowq__band *b = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);
 	if (!b)
 		return -ENOMEM;
-	memset(b, 0, sizeof(*b));
+	memset(b, 0, size);
+	b->alloc_size = size;
 	b->priority = priority;
 	b->index = index;
 	b->configured = configured;
+	b->engine = e;
+	/* A template band starts with its creator's reference ([B0]). */
+	atomic_init(&b->users, configured ? 0 : 1);
+	flowq_list_node_init(&b->ilink);
 	b->usage_ceiling = bc->usage_ceiling;
 	b->quantum = bc->quantum ? bc->quantum : FLOWQ_QUANTUM_DEFAULT;
 	b->fairness = flowq_fairness_find(bc->fairness);
@@ -236,7 +333,7 @@ band_create(struct flowq_engine *e, const struct flowq_band_config *bc, int32_t 
 		b->byte_fair = (b->fairness->desc.flags & FLOWQ_POLICY_BYTE_FAIR) != 0;
 	if (!b->fairness || !b->ordering) {
 		/* Validated at create; a policy cannot disappear. */
-		flowq__free(e->alloc, b, sizeof(*b), FLOWQ_CACHE_LINE);
+		flowq__free(e->alloc, b, size, FLOWQ_CACHE_LINE);
 		return -EINVAL;
 	}
 	b->limited = bc->max_requests || bc->max_bytes;
@@ -247,7 +344,7 @@ band_create(struct flowq_engine *e, const struct flowq_band_config *bc, int32_t 
 		};
 		int err = flowq__cap_init(&b->cap, e->alloc, &cc);
 		if (err) {
-			flowq__free(e->alloc, b, sizeof(*b), FLOWQ_CACHE_LINE);
+			flowq__free(e->alloc, b, size, FLOWQ_CACHE_LINE);
 			return err;
 		}
 	}
@@ -257,7 +354,7 @@ band_create(struct flowq_engine *e, const struct flowq_band_config *bc, int32_t 
 	if (err) {
 		if (b->limited)
 			flowq__cap_fini(&b->cap);
-		flowq__free(e->alloc, b, sizeof(*b), FLOWQ_CACHE_LINE);
+		flowq__free(e->alloc, b, size, FLOWQ_CACHE_LINE);
 		return err;
 	}
 	*r_band = b;
@@ -270,7 +367,7 @@ flowq__band_free(struct flowq_engine *e, struct flowq__band *b)
 	flowq__band_shards_fini(e, b);
 	if (b->limited)
 		flowq__cap_fini(&b->cap);
-	flowq__free(e->alloc, b, sizeof(*b), FLOWQ_CACHE_LINE);
+	flowq__free(e->alloc, b, b->alloc_size, FLOWQ_CACHE_LINE);
 }
 
 /* Configured bands at create: indexes 0..nbands-1 in config order. */
@@ -289,42 +386,102 @@ flowq__bands_init(struct flowq_engine *e)
 	return 0;
 }
 
+/* The published band of @p priority, or NULL. Inside a read-side section
+ * or under band_lock. */
 static struct flowq__band *
 band_scan(struct flowq_engine *e, int32_t priority)
 {
 	uint32_t n = atomic_load_explicit(&e->nbands, memory_order_acquire);
 	for (uint32_t i = 0; i < n; i++) {
-		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_relaxed);
-		if (b->priority == priority)
+		/* [B6] acquire: pairs with the release store that published
+		 * the band (a reused slot is not covered by nbands). */
+		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_acquire);
+		if (b && b->priority == priority)
 			return b;
 	}
 	return NULL;
 }
 
+/* [B0] Take a reference on @p b for a flow being created; false if @p b is
+ * dead (collected). Inside the read-side section that found @p b, or under
+ * band_lock. */
+static bool
+band_ref_try(struct flowq__band *b)
+{
+	if (b->configured)
+		return true;
+	uint64_t v = atomic_fetch_add_explicit(&b->users, 1, memory_order_acquire);
+	if (!(v & FLOWQ__BU_DEAD))
+		return true;
+	atomic_fetch_sub_explicit(&b->users, 1, memory_order_relaxed);
+	return false;
+}
+
+void
+flowq__band_put(struct flowq_engine *e, struct flowq__band *b)
+{
+	if (b->configured)
+		return;
+	/* [B1] release: this holder's uses of b happen before a collector's
+	 * [B3] that reads the count this leaves. The drop to 0 also moves
+	 * the generation, so that a collector that listed b before a
+	 * reference came and went does not take it for idle since then. */
+	uint64_t v = atomic_load_explicit(&b->users, memory_order_relaxed), nv;
+	do {
+		if ((v & FLOWQ__BU_COUNT) == 1)
+			nv = (v & ~(FLOWQ__BU_COUNT | FLOWQ__BU_GEN)) |
+			     ((v + FLOWQ__BU_GEN_ONE - 1) & FLOWQ__BU_GEN);
+		else
+			nv = v - 1;
+	} while (!atomic_compare_exchange_weak_explicit(&b->users, &v, nv, memory_order_release,
+							 memory_order_relaxed));
+	if (nv & FLOWQ__BU_COUNT)
+		return;
+	/* b may be collected from here on: only its home is touched. The
+	 * home's [B2] exchange reads this store (or a later one). */
+	struct flowq__shard *home = flowq__band_home(e, b);
+	atomic_store_explicit(&home->band_hint, 1, memory_order_release);
+	flowq__shard_kick(home);
+}
+
 int
 flowq__band_get(struct flowq_engine *e, int32_t priority, struct flowq__band **r_band)
 {
-	/* [B1] acquire of nbands pairs with the release store below: a band
-	 * seen in the array is fully initialized. */
+	rcu_lock();
 	struct flowq__band *b = band_scan(e, priority);
-	if (b) {
+	bool ok = b && band_ref_try(b);
+	rcu_unlock();
+	if (ok) {
 		*r_band = b;
 		return 0;
 	}
-	if (!e->cfg.default_band_enabled)
+	if (!b && !e->cfg.default_band_enabled)
 		return -ENOENT;
+	/* Absent, or dead and about to be unpublished: a collector holds
+	 * band_lock from [B3] to the end of [B4], so under it the slot is
+	 * empty already. */
 	int err = 0;
 	pthread_mutex_lock(&e->band_lock);
 	b = band_scan(e, priority);
-	if (!b) {
+	if (b) {
+		if (!band_ref_try(b)) /* published bands are alive under the lock */
+			abort();
+	} else {
+		/* The lowest free slot: one a collected band left, or the
+		 * next one. */
 		uint32_t n = atomic_load_explicit(&e->nbands, memory_order_relaxed);
-		if (n == FLOWQ_MAX_BANDS) {
+		uint32_t slot = 0;
+		while (slot < n && atomic_load_explicit(&e->bands[slot], memory_order_relaxed))
+			slot++;
+		if (slot == FLOWQ_MAX_BANDS) {
 			err = -ENOENT;
 		} else {
-			err = band_create(e, &e->default_band, priority, false, n, &b);
+			err = band_create(e, &e->default_band, priority, false, slot, &b);
 			if (!err) {
-				atomic_store_explicit(&e->bands[n], b, memory_order_relaxed);
-				atomic_store_explicit(&e->nbands, n + 1, memory_order_release);
+				atomic_store_explicit(&e->bands[slot], b, memory_order_release);
+				if (slot == n)
+					atomic_store_explicit(&e->nbands, n + 1,
+							      memory_order_release);
 			}
 		}
 	}
@@ -332,6 +489,114 @@ flowq__band_get(struct flowq_engine *e, int32_t priority, struct flowq__band **r
 	if (!err)
 		*r_band = b;
 	return err;
+}
+
+/* [B5]'s callback: after the grace period nobody reads b (H4), and every
+ * ticket-taker that saw one of its band-shards has finished its adds. */
+static void
+band_free_rcu(struct rcu_head *head)
+{
+	FLOWQ_TSAN_ACQUIRE(&rcu_hb);
+	struct flowq__band *b = caa_container_of(head, struct flowq__band, rcu);
+	/* The collector's accesses (call_rcu's queue is invisible to TSan). */
+	FLOWQ_TSAN_ACQUIRE(b);
+	struct flowq_engine *e = b->engine;
+	for (unsigned k = 0; e->displace && k < e->nshards; k++) {
+		/* Debt left on a parked band-shard (the header comment,
+		 * "Displacement"): its shard's dispatcher takes it as debt. */
+		struct flowq__band_shard *bs = b->bss[k];
+		uint64_t r = atomic_load_explicit(&bs->doomed_req, memory_order_acquire) &
+			     ~FLOWQ__DOOMED_PARKED;
+		uint64_t by = atomic_load_explicit(&bs->doomed_bytes, memory_order_relaxed);
+		if (!r && !by)
+			continue;
+		struct flowq__shard *s = &e->shards[k];
+		atomic_fetch_add_explicit(&s->debt_in_bytes, by, memory_order_relaxed);
+		/* Release: the dispatcher's acquire exchange of debt_in_req
+		 * sees the bytes too. */
+		atomic_fetch_add_explicit(&s->debt_in_req, r, memory_order_release);
+		flowq__shard_kick(s);
+	}
+	flowq__band_free(e, b);
+}
+
+/* [B3]-[B5] for @p b, idle since it was listed. @return false if
+ * band_lock was busy (b stays listed: try again soon). */
+static bool
+band_collect(struct flowq__shard *s, struct flowq__band *b)
+{
+	struct flowq_engine *e = s->engine;
+	if (pthread_mutex_trylock(&e->band_lock))
+		return false;
+	flowq_list_remove(&b->ilink);
+	b->in_idle = false;
+	uint64_t idle = b->idle_users;
+	/* [B3] acq_rel: reads every [B1]; a later [B0] reads DEAD. */
+	bool dead = atomic_compare_exchange_strong_explicit(
+		&b->users, &idle, FLOWQ__BU_DEAD, memory_order_acq_rel, memory_order_relaxed);
+	if (dead)
+		flowq__band_unpublish(e, b); /* [B4] */
+	pthread_mutex_unlock(&e->band_lock);
+	if (dead) {
+		FLOWQ_TSAN_RELEASE(b);
+		urcu_memb_call_rcu(&b->rcu, band_free_rcu); /* [B5] */
+	}
+	return true;
+}
+
+/* [B2] List (or re-list, with a new time) every band of the home's slots
+ * whose count is 0, and unlist those in use again. The slots s->index,
+ * s->index + nshards, ...: their bands are collected only by s, so they
+ * cannot go away under this scan. */
+static void
+band_idle_scan(struct flowq__shard *s, int64_t now)
+{
+	struct flowq_engine *e = s->engine;
+	uint32_t n = atomic_load_explicit(&e->nbands, memory_order_acquire);
+	for (uint32_t i = s->index; i < n; i += e->nshards) {
+		struct flowq__band *b = atomic_load_explicit(&e->bands[i], memory_order_acquire);
+		if (!b || b->configured)
+			continue;
+		uint64_t v = atomic_load_explicit(&b->users, memory_order_acquire);
+		if (v & FLOWQ__BU_COUNT) {
+			if (b->in_idle) {
+				flowq_list_remove(&b->ilink);
+				b->in_idle = false;
+			}
+			continue;
+		}
+		if (b->in_idle && b->idle_users == v)
+			continue; /* idle all along: keep its time */
+		if (b->in_idle)
+			flowq_list_remove(&b->ilink);
+		b->in_idle = true;
+		b->idle_since = now;
+		b->idle_users = v;
+		flowq_list_push_back(&s->band_idle, &b->ilink);
+	}
+}
+
+/* How soon to try again when band_lock was busy, ns. */
+#define BAND_RETRY_NS 100000
+
+int64_t
+flowq__band_gc(struct flowq__shard *s, int64_t now)
+{
+	/* [B2] acq_rel: reads the [B1] store of the hint, hence its drop. */
+	if (atomic_load_explicit(&s->band_hint, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&s->band_hint, 0, memory_order_acq_rel))
+		band_idle_scan(s, now);
+	int64_t timeout = s->engine->cfg.flow_gc_timeout_ns;
+	struct flowq_list_node *ln;
+	while ((ln = flowq_list_front(&s->band_idle))) {
+		struct flowq__band *b =
+			(struct flowq__band *)((char *)ln - offsetof(struct flowq__band, ilink));
+		if (now - b->idle_since < timeout)
+			return flowq__add_sat(b->idle_since, timeout);
+		if (!band_collect(s, b))
+			return flowq__add_sat(now, BAND_RETRY_NS);
+	}
+	return INT64_MAX;
 }
 
 /* ---- flows ---- */
@@ -388,6 +653,16 @@ flowq__flow_free(struct flowq_flow *f)
 	flowq__free(f->engine->alloc, f, f->alloc_size, FLOWQ_CACHE_LINE);
 }
 
+/* Free a flow that was never published, with its band reference. */
+static void
+flow_discard(struct flowq_flow *f)
+{
+	struct flowq_engine *e = f->engine;
+	struct flowq__band *b = f->band;
+	flowq__flow_free(f);
+	flowq__band_put(e, b);
+}
+
 void
 flowq__flow_ring(struct flowq_flow *f)
 {
@@ -420,7 +695,7 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 			rcu_unlock();
 			if (ok) {
 				if (mine)
-					flowq__flow_free(mine);
+					flow_discard(mine);
 				*r_flow = f;
 				return 0;
 			}
@@ -436,8 +711,10 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 			if (err)
 				return err;
 			err = flow_create(e, b, id, id_len, priority, hash, &mine);
-			if (err)
+			if (err) {
+				flowq__band_put(e, b);
 				return err;
+			}
 		}
 		rcu_lock();
 		FLOWQ_TSAN_RELEASE(mine);
@@ -457,7 +734,7 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 		bool ok = lease_try(w);
 		rcu_unlock();
 		if (ok) {
-			flowq__flow_free(mine);
+			flow_discard(mine);
 			*r_flow = w;
 			return 0;
 		}
@@ -496,7 +773,13 @@ flowq__flow_try_collect(struct flowq_flow *f)
 	rcu_unlock();
 	if (err) /* cannot happen: only this dispatcher removes its flows */
 		abort();
+	/* Read before call_rcu: f may be freed as soon as it is queued. */
+	struct flowq_engine *e = f->engine;
+	struct flowq__band *b = f->band;
 	FLOWQ_TSAN_RELEASE(f);
 	urcu_memb_call_rcu(&f->rcu, flow_free_rcu);
+	/* [B1] the flow's band reference, last (the caller has detached
+	 * it and left order[] if it was the shard's last flow of b). */
+	flowq__band_put(e, b);
 	return true;
 }

@@ -76,11 +76,16 @@ flow_cap_reserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t by
  * already taken against it. @return true with the ticket taken and the
  * shard woken: the newcomer is admitted without a global reservation.
  * Slow path (only at the global limit): O(bands x shards) loads.
+ *
+ * Inside a read-side section: the bands seen may be template bands being
+ * collected (registry.c, "Band lifetime"); their band-shards stay valid
+ * until the section ends, a parked one fails the ticket CAS, and the
+ * bytes added after a successful CAS are seen by the band's free callback,
+ * which runs after this section.
  */
 static bool
 displace_ticket(struct flowq_engine *e, int32_t prio, uint64_t bytes)
 {
-	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
 	bool bytes_limited = e->cfg.max_bytes != 0;
 	/* The transient bound first (flowq.h displacement_max_pending). */
 	uint64_t p = atomic_load_explicit(&e->disp_pending, memory_order_relaxed);
@@ -90,10 +95,15 @@ displace_ticket(struct flowq_engine *e, int32_t prio, uint64_t bytes)
 	} while (!atomic_compare_exchange_weak_explicit(&e->disp_pending, &p, p + 1,
 							memory_order_relaxed,
 							memory_order_relaxed));
+	/* A request with a handle did not register the thread yet. */
+	flowq__rcu_thread_online();
+	urcu_memb_read_lock();
+	uint32_t nb = atomic_load_explicit(&e->nbands, memory_order_acquire);
 	for (;;) {
 		/* The lowest band below prio with something to shed. */
 		struct flowq__band *best = NULL;
 		struct flowq__band_shard *bbs = NULL;
+		unsigned bk = 0;
 		uint64_t seen = 0;
 		for (uint32_t i = 0; i < nb; i++) {
 			struct flowq__band *b =
@@ -101,12 +111,13 @@ displace_ticket(struct flowq_engine *e, int32_t prio, uint64_t bytes)
 			if (!b || b->priority >= prio || (best && b->priority >= best->priority))
 				continue;
 			for (unsigned k = 0; k < e->nshards; k++) {
-				struct flowq__band_shard *bs = atomic_load_explicit(
-					&e->shards[k].bs[b->index], memory_order_acquire);
-				if (!bs)
-					continue;
+				/* b's own state, never its slot's: a collected
+				 * band's slot may hold a newer band. */
+				struct flowq__band_shard *bs = b->bss[k];
 				uint64_t av = atomic_load_explicit(&bs->avail_req,
 								   memory_order_acquire);
+				/* A parked band-shard's count has the top bit
+				 * set: never below av. */
 				uint64_t d = atomic_load_explicit(&bs->doomed_req,
 								  memory_order_relaxed);
 				if (av <= d)
@@ -119,31 +130,27 @@ displace_ticket(struct flowq_engine *e, int32_t prio, uint64_t bytes)
 					continue;
 				best = b;
 				bbs = bs;
+				bk = k;
 				seen = d;
 				break;
 			}
 		}
 		if (!best) {
+			flowq__rcu_unlock();
 			atomic_fetch_sub_explicit(&e->disp_pending, 1, memory_order_relaxed);
 			return false;
 		}
 		/* The CAS on the ticket count is what makes two submitters
-		 * that saw the same last request take one ticket, not two. */
+		 * that saw the same last request take one ticket, not two
+		 * (and fails once the band-shard is parked). */
 		if (!atomic_compare_exchange_strong_explicit(&bbs->doomed_req, &seen, seen + 1,
 							     memory_order_acq_rel,
 							     memory_order_relaxed))
 			continue;
 		atomic_fetch_add_explicit(&bbs->doomed_bytes, bytes, memory_order_relaxed);
+		flowq__rcu_unlock();
 		/* The dispatcher may be asleep with nothing else to do. */
-		struct flowq__shard *s = &e->shards[0];
-		for (unsigned k = 0; k < e->nshards; k++) {
-			if (atomic_load_explicit(&e->shards[k].bs[best->index],
-						 memory_order_relaxed) == bbs) {
-				s = &e->shards[k];
-				break;
-			}
-		}
-		flowq__shard_kick(s);
+		flowq__shard_kick(&e->shards[bk]);
 		return true;
 	}
 }

@@ -62,6 +62,7 @@
 #include <flowq/flowq.h>
 
 #include "engine.h"
+#include "stress_engine_util.h"
 #include "test_util.h"
 
 #define PROG          "stress_engine"
@@ -96,15 +97,10 @@ static void
 on_complete(struct flowq_req *req, void *arg)
 {
 	struct hreq *h = arg;
-	enum flowq_outcome o = flowq_req_outcome(req);
-	enum flowq_cause c = flowq_req_cause(req);
-	if (o == FLOWQ_PENDING || flowq_outcome_is_rejected(o) || !flowq_cause_valid_for(o, c))
-		test_violation(PROG, "completion with outcome %s cause %s", flowq_outcome_str(o),
-			       flowq_cause_str(c));
+	enum flowq_outcome o = stress_completion_check(PROG, req, completed_by);
 	if (o == FLOWQ_EVICTED_DISPLACED && req->priority >= PRIOS - 2)
 		test_violation(PROG, "a request of the top band (%d) was displaced",
 			       (int)req->priority);
-	atomic_fetch_add_explicit(&completed_by[o], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
 	/* Release half of the dispatched ones right here, on the
@@ -115,9 +111,7 @@ on_complete(struct flowq_req *req, void *arg)
 			test_violation(PROG, "release from the completion failed");
 		atomic_store_explicit(&h->released_by_cb, 1, memory_order_relaxed);
 	}
-	atomic_store_explicit(&h->outcome, o, memory_order_relaxed);
-	if (atomic_fetch_add_explicit(&h->completions, 1, memory_order_release) != 0)
-		test_violation(PROG, "request %p completed twice", (void *)h);
+	stress_completion_publish(PROG, h, &h->outcome, &h->completions, o);
 }
 
 struct producer {
@@ -190,12 +184,7 @@ producer_main(void *arg)
 				flowq_now(engine) + 50000 + (int64_t)((r >> 44) % 500000);
 		h->req.complete = on_complete;
 		h->req.arg = h;
-		uint64_t q = atomic_fetch_add_explicit(&host_queued, 1, memory_order_relaxed) + 1;
-		uint64_t m = atomic_load_explicit(&host_queued_max, memory_order_relaxed);
-		while (q > m && !atomic_compare_exchange_weak_explicit(&host_queued_max, &m, q,
-								       memory_order_relaxed,
-								       memory_order_relaxed))
-			;
+		stress_queued_inc(&host_queued, &host_queued_max);
 		int rc = flowq_submit(engine, &h->req);
 		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
 		if (rc == 0) {
@@ -303,14 +292,7 @@ main(int argc, char **argv)
 		cfg.default_band.ordering = ordering; /* create validates the name */
 	}
 	with_deadlines = ordering != NULL;
-	char err[256];
-	cfg.errbuf = err;
-	cfg.errbuf_size = sizeof(err);
-	int rc = flowq_engine_create(&cfg, &engine);
-	if (rc) {
-		fprintf(stderr, "%s: create: %d %s\n", PROG, rc, err);
-		return 1;
-	}
+	engine = stress_engine_create(PROG, &cfg);
 
 	double t0 = test_now_seconds();
 	nproducers = np;
@@ -336,15 +318,8 @@ main(int argc, char **argv)
 	test_watchdog_stop(&wd);
 
 	/* Quiescent: every accepted request has completed. */
-	uint64_t completed = 0;
-	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
-		completed += atomic_load(&completed_by[o]);
-	if (completed != accepted)
-		test_violation(PROG, "accepted %" PRIu64 " != completed %" PRIu64, accepted,
-			       completed);
-	if (atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]) != cancels)
-		test_violation(PROG, "cancels won %" PRIu64 " != cancelled completions %" PRIu64,
-			       cancels, (uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]));
+	struct flowq_stats st;
+	stress_check_conservation(PROG, engine, completed_by, accepted, cancels, &st);
 	uint64_t qmax = atomic_load(&host_queued_max);
 	unsigned slack = displacing ? np + MAX_PENDING : np;
 	if (qmax > GLOBAL_LIMIT + slack)
@@ -353,18 +328,8 @@ main(int argc, char **argv)
 	if (!displacing && atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]))
 		test_violation(PROG, "displaced requests with displacement \"none\"");
 
-	struct flowq_stats st;
-	flowq_stats_engine(engine, &st);
-	for (unsigned o = 1; o < FLOWQ_OUTCOME_COUNT; o++) {
-		uint64_t host = flowq_outcome_is_rejected(o) ? 0 : atomic_load(&completed_by[o]);
-		if (!flowq_outcome_is_rejected(o) && st.outcomes[o] != host)
-			test_violation(PROG, "stats %s %" PRIu64 " != host %" PRIu64,
-				       flowq_outcome_str(o), st.outcomes[o], host);
-	}
 	if (st.outcomes[FLOWQ_REJECTED_CAPACITY] + st.outcomes[FLOWQ_REJECTED_OTHER] != rejected)
 		test_violation(PROG, "stats rejected != host rejected %" PRIu64, rejected);
-	if (st.queued != 0)
-		test_violation(PROG, "stats queued %" PRIu64 " at quiescence", st.queued);
 	if (st.inflight != 0)
 		test_violation(PROG, "stats inflight %" PRIu64 " after all releases", st.inflight);
 

@@ -64,6 +64,7 @@
 
 #include "engine.h"
 #include "saturation_utilization.h"
+#include "stress_engine_util.h"
 #include "test_util.h"
 
 #define PROG          "stress_util"
@@ -102,12 +103,7 @@ static void
 on_complete(struct flowq_req *req, void *arg)
 {
 	struct hreq *h = arg;
-	enum flowq_outcome o = flowq_req_outcome(req);
-	enum flowq_cause c = flowq_req_cause(req);
-	if (o == FLOWQ_PENDING || flowq_outcome_is_rejected(o) ||
-	    !flowq_cause_valid_for(o, c))
-		test_violation(PROG, "completion with outcome %s cause %s",
-			       flowq_outcome_str(o), flowq_cause_str(c));
+	enum flowq_outcome o = stress_completion_check(PROG, req, completed_by);
 	if (o == FLOWQ_DISPATCHED) {
 		/* Route to the next endpoint; count it waiting there. */
 		uint64_t k =
@@ -127,11 +123,8 @@ on_complete(struct flowq_req *req, void *arg)
 		if (flowq_release(engine, req) != 0)
 			test_violation(PROG, "release failed");
 	}
-	atomic_fetch_add_explicit(&completed_by[o], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-	atomic_store_explicit(&h->outcome, o, memory_order_relaxed);
-	if (atomic_fetch_add_explicit(&h->completions, 1, memory_order_release) != 0)
-		test_violation(PROG, "request %p completed twice", (void *)h);
+	stress_completion_publish(PROG, h, &h->outcome, &h->completions, o);
 }
 
 struct producer {
@@ -356,14 +349,7 @@ main(int argc, char **argv)
 	cfg.saturation.dispatch_cost = 1.0;
 	cfg.saturation.metrics_staleness_ns =
 		stale_mode ? 2000000 : 60 * INT64_C(1000000000);
-	char err[256];
-	cfg.errbuf = err;
-	cfg.errbuf_size = sizeof(err);
-	int rc = flowq_engine_create(&cfg, &engine);
-	if (rc) {
-		fprintf(stderr, "%s: create: %d %s\n", PROG, rc, err);
-		return 1;
-	}
+	engine = stress_engine_create(PROG, &cfg);
 
 	double t0 = test_now_seconds();
 	struct test_watchdog wd = {
@@ -409,29 +395,8 @@ main(int argc, char **argv)
 		test_violation(PROG,
 			       "pool sums disagree with the endpoints at quiescence");
 
-	uint64_t completed = 0;
-	for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
-		completed += atomic_load(&completed_by[o]);
-	if (completed != accepted)
-		test_violation(PROG, "accepted %" PRIu64 " != completed %" PRIu64,
-			       accepted, completed);
-	if (atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]) != cancels)
-		test_violation(
-			PROG, "cancels won %" PRIu64 " != cancelled completions %" PRIu64,
-			cancels,
-			(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]));
 	struct flowq_stats st;
-	flowq_stats_engine(engine, &st);
-	for (unsigned o = 1; o < FLOWQ_OUTCOME_COUNT; o++) {
-		if (flowq_outcome_is_rejected(o))
-			continue;
-		if (st.outcomes[o] != atomic_load(&completed_by[o]))
-			test_violation(PROG, "stats %s %" PRIu64 " != host %" PRIu64,
-				       flowq_outcome_str(o), st.outcomes[o],
-				       (uint64_t)atomic_load(&completed_by[o]));
-	}
-	if (st.queued != 0)
-		test_violation(PROG, "stats queued %" PRIu64 " at quiescence", st.queued);
+	stress_check_conservation(PROG, engine, completed_by, accepted, cancels, &st);
 	int64_t bmax = atomic_load(&backend_max);
 	int64_t bound = ENDPOINTS * QDEPTH + ENDPOINTS + 4 * (int64_t)nshards + 4;
 	if (!stale_mode && bmax > bound)

@@ -87,7 +87,9 @@ enum flowq_mode {
 	FLOWQ_MODE_POLLED = 1,
 };
 
-/** Most configured bands, and most bands in all (configured + template). */
+/** Most configured bands, and most bands alive at once (configured +
+ * template; collected template bands do not count: see
+ * flowq_config::flow_gc_timeout_ns). */
 #define FLOWQ_MAX_BANDS 64u
 /** Most shards. */
 #define FLOWQ_MAX_SHARDS 256u
@@ -266,6 +268,10 @@ struct flowq_config {
 	 * Whether a request at a priority with no configured band gets a band
 	 * made from @c default_band (just in time). Default true. If false,
 	 * such a request is rejected (REJECTED_OTHER, CAUSE_UNKNOWN_BAND).
+	 * A just-in-time band is collected once it has had no flow for
+	 * @c flow_gc_timeout_ns (so a priority that is no longer used frees
+	 * its place among the FLOWQ_MAX_BANDS); the next request of that
+	 * priority makes a new one.
 	 */
 	bool default_band_enabled;
 	/** Template for just-in-time bands (its priority is ignored). */
@@ -278,7 +284,9 @@ struct flowq_config {
 	 * no expiry. */
 	int64_t default_ttl_ns;
 	/** An idle, empty flow with no handle is reclaimed after this long,
-	 * ns. Default 10 s; must be > 0. */
+	 * ns; a just-in-time band is collected after it has had no flow for
+	 * this long (so after about twice this long without requests).
+	 * Configured bands are never collected. Default 10 s; must be > 0. */
 	int64_t flow_gc_timeout_ns;
 	/** Saturation detector. */
 	struct flowq_saturation_config saturation;
@@ -487,8 +495,9 @@ flowq_thread_detach(void);
  *         -ETIMEDOUT deadline_ns already passed or ttl expired at submit
  *                   (REJECTED_OTHER, CAUSE_DEADLINE_PASSED);
  *         -ENOENT   no band for this priority and no template, or the
- *                   engine already holds FLOWQ_MAX_BANDS bands
- *                   (template bands are not collected yet)
+ *                   engine already holds FLOWQ_MAX_BANDS bands (template
+ *                   bands are collected once they have had no flow for
+ *                   flow_gc_timeout_ns: a later submit may succeed)
  *                   (REJECTED_OTHER, CAUSE_UNKNOWN_BAND);
  *         -ENOMEM   the new flow or band could not be allocated
  *                   (REJECTED_OTHER, CAUSE_NO_MEMORY);
@@ -505,7 +514,9 @@ flowq_thread_detach(void);
  * Progress: lock-free and O(1) for a known flow. Creating a flow
  * allocates; creating a band also takes a mutex (rare: once per new
  * priority); a submit that meets a flow being collected retries (with
- * sched_yield) until the collector has removed it from the table.
+ * sched_yield) until the collector has removed it from the table, and one
+ * that meets a template band being collected makes a new band (the
+ * request is never lost to the collection).
  */
 FLOWQ_API int
 flowq_submit(struct flowq_engine *e, struct flowq_req *req);
@@ -638,7 +649,8 @@ flowq_saturation(struct flowq_engine *e, double *r_saturation);
  * requests skip the registry lookup (set req->flow).
  *
  * @return 0; -EINVAL bad id (NULL, empty, too long) or NULL argument;
- *         -ENOENT no band for @p priority and no template; -ENOMEM;
+ *         -ENOENT no band for @p priority and no template, or
+ *         FLOWQ_MAX_BANDS bands alive (as flowq_submit()); -ENOMEM;
  *         -ESHUTDOWN engine stopping.
  * Context: any thread. Progress: lock-free (allocates for a new flow).
  */
@@ -813,15 +825,22 @@ struct flowq_stats {
 /**
  * Snapshot of the whole engine. Read without stopping dispatch: each
  * counter is exact, the set is not one instant (a request may be counted as
- * queued and, an instant later, as dispatched).
+ * queued and, an instant later, as dispatched). The totals include the
+ * counters of collected just-in-time bands (folded in at collection, in one
+ * step with the band's removal), so they never go down.
  *
  * @return 0; -EFAULT NULL argument. Context: any thread.
+ * Progress: lock-free; retries (sched_yield) while a band collection
+ * folds its counters (a few microseconds, once per collected band).
  */
 FLOWQ_API int
 flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats);
 
 /**
- * Snapshot of band @p priority. @return 0; -ENOENT no such band; -EFAULT.
+ * Snapshot of band @p priority. @return 0; -ENOENT no such band (never
+ * made, or a just-in-time band that was collected: its counts live on only
+ * in the engine totals; a band made again for the priority starts from
+ * zero); -EFAULT. Context: any thread.
  */
 FLOWQ_API int
 flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r_stats);
@@ -842,9 +861,13 @@ flowq_flow_stats_fn(const void *id, uint32_t id_len, int32_t priority,
 		    const struct flowq_stats *stats, void *ctx);
 
 /**
- * Call @p fn for every band, most important first. @return 0, or the first
- * nonzero value @p fn returned. Context: any thread except from inside a
- * callback of this engine.
+ * Call @p fn for every band, most important first. @return 0, the first
+ * nonzero value @p fn returned, or -ENOMEM. A just-in-time band collected
+ * during the walk may still be visited (with its final counts); a band
+ * made during it may or may not be. Context: any thread except from inside
+ * a callback of this engine. The walk holds an RCU read-side section
+ * around @p fn, which delays (never blocks) the reclamation of collected
+ * flows and bands while @p fn runs.
  */
 FLOWQ_API int
 flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *ctx);

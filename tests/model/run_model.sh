@@ -45,7 +45,7 @@ safety)
 	pan_run=()
 	;;
 np)
-	pan_cflags=(-DNP -DNOREDUCE)
+	pan_cflags=(-DNP -DNFAIR=16)
 	pan_run=(-l -f)
 	;;
 *)

@@ -258,22 +258,27 @@ inline evict(i, o)
 	}
 }
 
-/* Some request in the private structures, chosen nondeterministically
- * (any policy's pick), or NONE if there is none. */
+#define ANY_PRIV (npriv > 0)
+
+/* Some request in the private structures, any of them (any policy's
+ * pick): a nondeterministic starting point, then the first one from there.
+ * Call only while ANY_PRIV. */
 inline pick_priv(v)
 {
 	atomic {
+		assert(ANY_PRIV);
 		v = 0;
 		do
-		:: v < NREQ && !r[v].in_priv -> v++
-		:: v < NREQ && r[v].in_priv -> break
-		:: v < NREQ && r[v].in_priv -> v++	/* not this one */
-		:: v == NREQ -> v = NONE; break
+		:: v + 1 < NREQ -> v++
+		:: break
+		od;
+		do
+		:: r[v].in_priv -> break
+		:: else -> v = (v + 1) % NREQ
 		od
 	}
 }
 
-#define ANY_PRIV (npriv > 0)
 
 proctype Submitter(byte i)
 {
@@ -488,10 +493,7 @@ proctype Dispatcher()
 		:: !stop_l && !ticket && ANY_PRIV ->
 			ticket = 1;
 			pick_priv(i);
-			if
-			:: i != NONE -> evict(i, EV_DISP)
-			:: else -> skip
-			fi
+			evict(i, EV_DISP)
 		:: else -> skip
 		fi;
 		if
@@ -500,10 +502,7 @@ proctype Dispatcher()
 			do
 			:: ANY_PRIV ->
 				pick_priv(i);
-				if
-				:: i != NONE -> evict(i, EV_OTHER)
-				:: else -> skip
-				fi
+				evict(i, EV_OTHER)
 			:: else -> break
 			od
 		:: else ->
@@ -514,10 +513,6 @@ proctype Dispatcher()
 			:: !ANY_PRIV -> break
 			:: ANY_PRIV ->
 				pick_priv(i);
-				if
-				:: i == NONE -> break
-				:: else -> skip
-				fi;
 				if
 				:: r[i].in_ttl -> evict(i, EV_TTL); goto next
 				:: skip

@@ -54,7 +54,10 @@ np)
 	;;
 esac
 
-"$spin" "${defs[@]}" -a model.pml >spin.log 2>&1 || { cat spin.log; exit 1; }
+if ! "$spin" "${defs[@]}" -a model.pml >spin.log 2>&1 || grep -q 'Error' spin.log || [ ! -f pan.c ]; then
+	cat spin.log >&2
+	exit 1
+fi
 "$cc" -O2 -w -DCOLLAPSE -DMEMLIM=4096 "${pan_cflags[@]}" -o pan pan.c
 start=$(date +%s.%N)
 ./pan -m"$depth" -n "${pan_run[@]}" >pan.log 2>&1 || true

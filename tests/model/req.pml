@@ -25,13 +25,19 @@
  *  P7 no thread is left blocked: spin's invalid-end-state check (destroy
  *     joins the dispatcher only once the shard is empty).
  *
- * Bounds: NREQ = 2 requests on one flow of one shard (default; -DNREQ=1 or
- * 3 also work, 3 takes minutes), one canceller and one releaser per
- * request, a second (double) submit of request 0, one displacement ticket,
- * a gate of GATE = 1 in-flight slot, nondeterministic TTL expiry and
- * capacity rejection. The dispatcher picks any backlogged request for
- * dispatch, expiry or displacement (this over-approximates every fairness,
- * ordering and displacement policy: they only choose among these).
+ * Bounds: NREQ = 2 requests on one flow of one shard (-DNREQ=1 also
+ * works; 3 runs for many minutes). Request 0 has every actor: its
+ * submitter, a canceller, a releaser (hostile too: a release before the
+ * completion, a second release), and with -DDOUBLE_SUBMIT a second submit
+ * racing the first; request 1 has a submitter only and contends for the
+ * inbox (the exchange/link window), the doorbell and the gate. One
+ * displacement ticket, a gate of GATE = 1 in-flight slot, TTL expiry and
+ * capacity rejection at any moment (nondeterministic), then destroy. The
+ * dispatcher picks any backlogged request for dispatch, expiry or
+ * displacement (this over-approximates every fairness, ordering and
+ * displacement policy: they only choose among these).
+ * Also checked for non-progress cycles under weak fairness (pan -l -f):
+ * every fair run ends (the dispatcher exits after destroy).
  *
  * Mutations (tests/model/CMakeLists.txt runs each and expects spin to find
  * a counterexample):
@@ -45,7 +51,8 @@
  * the SC model is sound for it because of these orderings:
  *  - The state word is one atomic location and every transition is an RMW
  *    on it ([T1] claim, [T2] finalize, [T4] mark_queued: core/types.c
- *    flowq__req_claim/finalize/mark_queued; [T3] flowq__req_release).
+ *    flowq__req_claim 131-142, flowq__req_finalize 157-182,
+ *    flowq__req_mark_queued 144-155; [T3] flowq__req_release 184-200).
  *    RMWs on one location are totally ordered (modification order) and each
  *    reads the latest value, whatever their memory_order, so "exactly one
  *    [T2] wins" holds in C11 exactly as in the SC model. The orderings
@@ -72,15 +79,16 @@
  *  here; the sleep/wake handshake is wake.pml's subject.
  *
  * Map from the Promela below to the C code (line numbers of this commit):
- *  finalize()          core/types.c flowq__req_finalize, 141-167 ([T2])
+ *  finalize()          core/types.c flowq__req_finalize, 157-182 ([T2])
  *  Submitter           core/submit.c flowq_submit, 160-271: [T1] 165,
  *                      stopping 167-169, capacity rejections 213-246 (one
  *                      nondeterministic REJECTED_CAPACITY stands for all),
- *                      [T4] 257, inbox enqueue 265, ring 266 ->
+ *                      [T4] 257 (core/types.c 144-155), inbox enqueue 265,
+ *                      ring 266 ->
  *                      core/registry.c flowq__flow_ring 392-402 ([D1])
  *  Canceller           core/submit.c flowq_cancel, 273-290
  *  Releaser            core/submit.c flowq_release 292-314 and
- *                      core/types.c flowq__req_release 169-185 ([T3])
+ *                      core/types.c flowq__req_release 184-200 ([T3])
  *  Dispatcher          core/dispatch.c flowq__shard_run 1160-1221, with
  *    process_cancel    process_cancels 643-671
  *    doorbell / drain  process_doorbell 756-779 ([D2] 770), drain_inbox
@@ -92,7 +100,7 @@
  *    dispatch          dispatch 919-990 (gate_take 866, [T2] 970,
  *                      gate_untake 973)
  *    exit              flowq__dispatcher_main 1325, shard_empty 1260-1273
- *  Destroy             core/engine.c flowq_engine_destroy 313-335 (called
+ *  Destroy             core/engine.c flowq_engine_destroy 314-336 (called
  *                      only once every other call on the engine returned:
  *                      flowq.h's synchronization table)
  */
@@ -175,7 +183,7 @@ inline mpsc_exchange(q, x, pos, was)
 #define LIVE(i) assert(r[i].ncompl == 0)
 
 /* [T2]: PENDING -> o, needing SUBMITTED, and QUEUED iff o is not a
- * rejection. One CAS (core/types.c 141-167). */
+ * rejection. One CAS (core/types.c 157-182). */
 inline finalize(i, o, won)
 {
 #ifndef MUT_PLAIN_FINALIZE

@@ -101,7 +101,7 @@
  *                1207-1208 (165-174)
  *  PollLoop      core/dispatch.c flowq_shard_poll 1358-1403 and a host loop
  *                around it (epoll_wait on flowq_shard_fd)
- *  Destroy       core/engine.c flowq_engine_destroy 313-335 (threaded)
+ *  Destroy       core/engine.c flowq_engine_destroy 314-336 (threaded)
  */
 
 #ifndef NSHARD
@@ -355,10 +355,13 @@ inline drain(ds, di, dn)
  * releaser's [W1]), so the probe after the dispatcher's fence sees it. A
  * concurrent reserve that *fails* after holding credit for a moment (a
  * steal, a request taken back when the bytes do not fit) sets "moved" and
- * wakes the gate waiters (dispatch.c 893-899). The model does not cover
- * credit held for a moment by a reserve that *succeeds* with more than it
- * needs (a chunk refill [R2]/[R2d], a steal's surplus [R3]/[R3d]): see
- * the report in the commit that added this model.
+ * wakes the gate waiters (dispatch.c 893-899). Not modelled: credit held
+ * for a moment by a reserve that *succeeds* with more than it needs (a
+ * steal's surplus between its fetch_and [R3] and its deposit [R3d],
+ * capacity.c 280-287; a chunk refill between [R2] and [R2d]). A shard
+ * whose reserve and probe fall in that window sleeps although credit is
+ * about to be free, until the next gate wake-up (any release) or its
+ * futex timeout; the model's atomic counter cannot show it.
  */
 inline gate_take(tok)
 {
@@ -659,7 +662,7 @@ proctype EngineWake()
 #endif
 
 /* The host waits for every completion and release, then destroys the
- * engine: exiting, then a fenced wake of every shard (engine.c 322-325). */
+ * engine: exiting, then a fenced wake of every shard (engine.c 320-326). */
 proctype Destroy()
 {
 	byte k;

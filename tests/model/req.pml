@@ -142,15 +142,7 @@ typedef Req {
 	bit gslot;	/* holds the gate slot taken by its dispatch */
 };
 
-/* An intrusive MPSC (queues/mpsc.c) over positions 0..QN-1, used once
- * each: item[p] entered at position p by an [E1] exchange; lk[p] is set by
- * the [E2] link store that makes it reachable from its predecessor. */
-typedef Mpsc {
-	byte item[QN];
-	bit lk[QN];
-	byte hd;	/* consumer: position of the oldest item */
-	byte tl;	/* producers: position the next exchange takes */
-};
+#include "mpsc.pml"
 
 Req r[NREQ];
 Mpsc inbox;		/* the flow's inbox */
@@ -165,19 +157,6 @@ bit stopping;
 bit exiting;
 byte hosts_left;	/* host calls still running (destroy waits for 0) */
 bit disp_exited;
-
-#define MPSC_EMPTY(q)    (q.hd == q.tl)
-#define MPSC_CAN_TAKE(q) (q.hd < q.tl && q.lk[q.hd] && \
-			  (q.hd + 1 == q.tl || q.lk[q.hd + 1]))
-
-/* [E1]: exchange the tail; was = it found the queue empty. */
-inline mpsc_exchange(q, x, pos, was)
-{
-	was = MPSC_EMPTY(q);
-	pos = q.tl;
-	q.item[pos] = x;
-	q.tl++
-}
 
 /* P5: the request is not the host's again yet. */
 #define LIVE(i) assert(r[i].ncompl == 0)

@@ -34,6 +34,10 @@ rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 cp "$model" model.pml
+# The models' shared parts (#include "mpsc.pml").
+for inc in "$(dirname "$model")"/*.pml; do
+	[ "$inc" = "$model" ] || cp "$inc" .
+done
 
 # -m: search depth; a pass needs the whole state space within it (checked
 # below). Exhaustive search with state compression (COLLAPSE), no

@@ -121,24 +121,7 @@
 #define DISP 1
 #define CANC 2
 
-typedef Mpsc {
-	byte item[QN];
-	bit lk[QN];
-	byte hd;
-	byte tl;
-};
-
-#define MPSC_EMPTY(q)    (q.hd == q.tl)
-#define MPSC_CAN_TAKE(q) (q.hd < q.tl && q.lk[q.hd] && \
-			  (q.hd + 1 == q.tl || q.lk[q.hd + 1]))
-
-inline mpsc_exchange(xq, xx, xpos, xwas)
-{
-	xwas = MPSC_EMPTY(xq);
-	xpos = xq.tl;
-	xq.item[xpos] = xx;
-	xq.tl++
-}
+#include "mpsc.pml"
 
 /* Per request (the dispatcher-private dflags are locals of the
  * Dispatcher: DISPATCHER_PRIVATE below). */

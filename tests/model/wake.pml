@@ -28,12 +28,24 @@
  *     spurious wake-up of the host's loop: epoll returns that find no work
  *     <= eventfd writes.
  *
- * Bounds: NSHARD = 2 shards (one dispatcher thread each), one flow per
- * shard; request i is submitted to shard i % NSHARD (-DNREQ=3 puts two
- * submitters on shard 0's flow: the inbox's exchange/link window and the
- * pending list); request 0 also has a canceller; a gate of GATE = 1
- * in-flight slot; one host thread per request releases it after its
- * DISPATCHED completion; then the host destroys the engine.
+ * Bounds (the configurations tests/model/CMakeLists.txt runs): request i
+ * goes to shard i % NSHARD, one flow per shard; request 0 also has a
+ * canceller (-DNO_CANCEL drops it); one host thread per request releases
+ * it after a DISPATCHED completion, then the host destroys the engine.
+ *  doorbell: -DNSHARD=1 -DGATE=2: one threaded shard, two submitters on
+ *            its one flow (the inbox's exchange/link window, the pending
+ *            list, the doorbell's [D1]/[D2]), the cancel queue; the gate
+ *            never blocks;
+ *  gate:     -DNSHARD=2 -DPREQUEUED: two threaded shards whose request is
+ *            already in their private structures, a gate of GATE = 1
+ *            slot: a host's release, or the other dispatcher's
+ *            gate_untake() after losing [T2] to the cancel, must wake a
+ *            shard parked at the gate;
+ *  polled:   -DNSHARD=1 -DNREQ=1 -DPOLLED: shard 0 in polled mode, one
+ *            submitter and the canceller as wakers (-DENGINE_WAKE adds a
+ *            flowq_engine_wake() call); -DNO_W3 leaves out W3, which the
+ *            current code does not meet (see PollLoop).
+ * Larger bounds (-DNSHARD=2 with submitters, -DNREQ=3) run for minutes.
  *
  * Mutations (each must make spin report an error):
  *  -DMUT_NO_RECHECK    the dispatcher sleeps right after storing
@@ -556,9 +568,26 @@ again:
 }
 
 #ifdef POLLED
-/* Shard 0 in polled mode: the host's loop calls flowq_shard_poll() and
- * sleeps in epoll_wait on the shard's eventfd (flowq_shard_fd() was
- * asked for, so polls arm it). Completions run on this thread. */
+/*
+ * Shard 0 in polled mode: the host's loop calls flowq_shard_poll() and
+ * sleeps in epoll_wait on the shard's eventfd (flowq_shard_fd() was asked
+ * for, so polls arm it). Completions run on this thread.
+ *
+ * Finding (W3 fails on the C code as it is; tests model_wake_polled_*
+ * _spurious_known pin the counterexample): flowq_shard_poll() reads the
+ * eventfd only when the last poll armed it and a waker took the word since
+ * (dispatch.c 1372-1377: poll_armed && !was). (a) Waker W takes sleeping
+ * 1 -> 0 (dispatch.c 129) while the host's loop polls for another reason;
+ * poll P1 sees was == 0, reads the fd (empty: W has not written yet),
+ * runs, arms (1390-1391); W now writes the fd (134). epoll returns; P2 sees
+ * was == 1 (nobody took the word since P1 armed it), so it does not read;
+ * it finds nothing and arms again; epoll returns at once (the fd is still
+ * readable), and so on: the loop spins until some waker takes the word
+ * again. (b) flowq_engine_wake() writes the fd without taking the word
+ * (engine.c 57-63): the same spin follows at once. Candidate fix,
+ * -DFIX_POLL_CLEAR: read the fd after every poll that armed it (one
+ * read(2), EAGAIN when clean, on the first poll after an idle one).
+ */
 proctype PollLoop()
 {
 	byte i, n, k;

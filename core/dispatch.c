@@ -1445,14 +1445,21 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 		return -EINVAL;
 	struct flowq__shard *s = &e->shards[shard];
 	flowq__rcu_thread_online();
-	/* The eventfd is written only by a waker that took sleeping from 1
-	 * to 0 (flowq__shard_wake()). So it needs clearing (a system call)
-	 * only if the last poll armed it and a waker took it since: not on
-	 * every poll of a busy host loop. A waker between its exchange and
+	/* The eventfd is written by a waker that took sleeping from 1 to 0
+	 * (flowq__shard_wake()) and by flowq_engine_wake(); nothing writes it
+	 * while no poll has armed it (fd_wanted: only then do polls arm). So
+	 * it is read (a system call, EAGAIN when clean) after every poll that
+	 * armed it, not on every poll of a busy host loop. Reading only when a
+	 * waker took the word since (the earlier rule) missed a waker whose
+	 * write lands after that read, and flowq_engine_wake()'s write: the fd
+	 * stayed readable across polls that never read it, and a
+	 * level-triggered loop spun until the next real wake-up (found by
+	 * tests/model/wake.pml; the mutant wake_polled_mut_clear_when_taken
+	 * keeps the old rule and must fail). A waker between its exchange and
 	 * its write leaves the fd readable after our read: one spurious
-	 * wake-up of the host's loop, never a lost one. */
-	uint32_t was = atomic_exchange_explicit(&s->sleeping, 0, memory_order_acquire);
-	if (s->poll_armed && !was) {
+	 * wake-up of the host's loop, whose next poll (armed) reads it. */
+	(void)atomic_exchange_explicit(&s->sleeping, 0, memory_order_acquire);
+	if (s->poll_armed) {
 		uint64_t v;
 		ssize_t rd = read(s->efd, &v, sizeof(v)); /* EAGAIN is fine */
 		(void)rd;

@@ -573,10 +573,10 @@ again:
  * sleeps in epoll_wait on the shard's eventfd (flowq_shard_fd() was asked
  * for, so polls arm it). Completions run on this thread.
  *
- * Finding (W3 fails on the C code as it is; tests model_wake_polled_*
- * _spurious_known pin the counterexample): flowq_shard_poll() reads the
- * eventfd only when the last poll armed it and a waker took the word since
- * (dispatch.c 1372-1377: poll_armed && !was). (a) Waker W takes sleeping
+ * Finding, fixed in the C code (the mutant -DMUT_CLEAR_WHEN_TAKEN keeps the
+ * old rule and must fail): flowq_shard_poll() read the eventfd only when
+ * the last poll armed it and a waker took the word since
+ * (poll_armed && !was). (a) Waker W takes sleeping
  * 1 -> 0 (dispatch.c 129) while the host's loop polls for another reason;
  * poll P1 sees was == 0, reads the fd (empty: W has not written yet),
  * runs, arms (1390-1391); W now writes the fd (134). epoll returns; P2 sees
@@ -584,9 +584,9 @@ again:
  * it finds nothing and arms again; epoll returns at once (the fd is still
  * readable), and so on: the loop spins until some waker takes the word
  * again. (b) flowq_engine_wake() writes the fd without taking the word
- * (engine.c 57-63): the same spin follows at once. Candidate fix,
- * -DFIX_POLL_CLEAR: read the fd after every poll that armed it (one
- * read(2), EAGAIN when clean, on the first poll after an idle one).
+ * (engine.c 57-63): the same spin follows at once. The fix, now the code:
+ * read the fd after every poll that armed it (one read(2), EAGAIN when
+ * clean, on the first poll after an idle one).
  */
 proctype PollLoop()
 {
@@ -603,14 +603,14 @@ proctype PollLoop()
 			w = sleeping[0];
 			sleeping[0] = 0
 		}
-#ifndef FIX_POLL_CLEAR
+#ifdef MUT_CLEAR_WHEN_TAKEN
 		if
-		:: poll_armed && !w -> efd = 0	/* read(efd) */
+		:: poll_armed && !w -> efd = 0	/* the old rule: must fail */
 		:: else -> skip
 		fi;
 #else
 		if
-		:: poll_armed -> efd = 0
+		:: poll_armed -> efd = 0	/* read(efd) */
 		:: else -> skip
 		fi;
 #endif

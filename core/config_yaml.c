@@ -364,31 +364,25 @@ yl_owned_free(struct yl_owned *o)
 
 /* ---- messages -------------------------------------------------------------- */
 
-/* Append to the errbuf (truncating, always NUL-terminated). */
-static void
-yl_vappend(struct yl *l, size_t *pos, const char *fmt, va_list ap)
+void
+flowq__yaml_vappend(char *buf, size_t size, size_t *pos, const char *fmt, va_list ap)
 {
 	int n;
 
-	if (l->err == NULL || l->err_size == 0 || *pos >= l->err_size - 1)
+	if (buf == NULL || size == 0 || *pos >= size - 1)
 		return;
-	n = vsnprintf(l->err + *pos, l->err_size - *pos, fmt, ap);
+	n = vsnprintf(buf + *pos, size - *pos, fmt, ap);
 	if (n > 0)
-		*pos = *pos + (size_t)n < l->err_size ? *pos + (size_t)n
-						      : l->err_size - 1;
+		*pos = *pos + (size_t)n < size ? *pos + (size_t)n : size - 1;
 }
 
-static void
-yl_append(struct yl *l, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-yl_append(struct yl *l, size_t *pos, const char *fmt, ...)
+void
+flowq__yaml_append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	yl_vappend(l, pos, fmt, ap);
+	flowq__yaml_vappend(buf, size, pos, fmt, ap);
 	va_end(ap);
 }
 
@@ -413,12 +407,13 @@ yl_fail(struct yl *l, int rc, yaml_mark_t m, const char *path, const char *fmt, 
 			pos = strlen(l->err);
 		}
 	} else {
-		yl_append(l, &pos, "%s:%zu:%zu: ", l->name, m.line + 1, m.column + 1);
+		flowq__yaml_append(l->err, l->err_size, &pos, "%s:%zu:%zu: ", l->name,
+				   m.line + 1, m.column + 1);
 		if (path != NULL && path[0] != '\0')
-			yl_append(l, &pos, "%s: ", path);
+			flowq__yaml_append(l->err, l->err_size, &pos, "%s: ", path);
 	}
 	va_start(ap, fmt);
-	yl_vappend(l, &pos, fmt, ap);
+	flowq__yaml_vappend(l->err, l->err_size, &pos, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -435,7 +430,7 @@ yl_fail_plain(struct yl *l, int rc, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	yl_vappend(l, &pos, fmt, ap);
+	flowq__yaml_vappend(l->err, l->err_size, &pos, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -1343,53 +1338,41 @@ static int
 yl_store_int(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m, const char *path)
 {
 	char msg[FLOWQ__YAML_MSG];
+	uint64_t u = 0;
 	int rc;
 
 	if (k->kind == YK_UINT) {
 		uint64_t max =
 			k->size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * k->size)) - 1;
-		uint64_t v = 0;
 
-		rc = flowq__yaml_parse_uint(yl_sv(l), yl_sn(l), yl_plain(l), max, &v, msg,
+		rc = flowq__yaml_parse_uint(yl_sv(l), yl_sn(l), yl_plain(l), max, &u, msg,
 					    sizeof(msg));
-		if (rc != 0)
-			return yl_scalar_fail(l, rc, m, path, msg);
-		switch (k->size) {
-		case 1:
-			*(uint8_t *)dst = (uint8_t)v;
-			break;
-		case 2:
-			*(uint16_t *)dst = (uint16_t)v;
-			break;
-		case 4:
-			*(uint32_t *)dst = (uint32_t)v;
-			break;
-		default:
-			*(uint64_t *)dst = v;
-			break;
-		}
 	} else {
 		unsigned bits = k->size >= 8 ? 64 : 8 * (unsigned)k->size;
 		int64_t v = 0;
 
 		rc = flowq__yaml_parse_sint(yl_sv(l), yl_sn(l), yl_plain(l), bits, &v,
 					    msg, sizeof(msg));
-		if (rc != 0)
-			return yl_scalar_fail(l, rc, m, path, msg);
-		switch (k->size) {
-		case 1:
-			*(int8_t *)dst = (int8_t)v;
-			break;
-		case 2:
-			*(int16_t *)dst = (int16_t)v;
-			break;
-		case 4:
-			*(int32_t *)dst = (int32_t)v;
-			break;
-		default:
-			*(int64_t *)dst = v;
-			break;
-		}
+		u = (uint64_t)
+			v; /* two's complement: its low bytes are the narrow value */
+	}
+	if (rc != 0)
+		return yl_scalar_fail(l, rc, m, path, msg);
+	/* The unsigned type of the field's width: a signed field may be
+	 * written through it (C11 6.5p7), and the value is in range. */
+	switch (k->size) {
+	case 1:
+		*(uint8_t *)dst = (uint8_t)u;
+		break;
+	case 2:
+		*(uint16_t *)dst = (uint16_t)u;
+		break;
+	case 4:
+		*(uint32_t *)dst = (uint32_t)u;
+		break;
+	default:
+		*(uint64_t *)dst = u;
+		break;
 	}
 	return 0;
 }

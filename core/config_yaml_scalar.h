@@ -20,6 +20,7 @@
 #define FLOWQ_CONFIG_YAML_SCALAR_H
 
 #include <locale.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,16 @@
 
 /* Room for any parser message (a shown value is at most ~128 bytes). */
 #define FLOWQ__YAML_MSG 384
+
+/*
+ * Append to the message in @buf[0..size) at *@pos (truncating, always
+ * NUL-terminated; nothing if @buf is NULL or @size is 0), advancing *@pos.
+ */
+void
+flowq__yaml_vappend(char *buf, size_t size, size_t *pos, const char *fmt, va_list ap);
+void
+flowq__yaml_append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /*
  * @s[0..n) for a message: control bytes, quotes and backslashes escaped, at

@@ -32,6 +32,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+/* spec.c's allocation-failure injection (see there). */
+extern _Atomic long sim__spec_fail_after;
+
 #define MS INT64_C(1000000)
 #define S  INT64_C(1000000000)
 
@@ -53,13 +56,23 @@ loadv(const char *text, const char *const *ovr, size_t n)
 				 sizeof(err));
 }
 
+/* Free the spec; nothing of the engine loader's may be left. */
 static void
-check_leaks(void)
+check_freed(void)
 {
 	sim_spec_free(&spec);
 	cr_assert_eq(atomic_load(&flowq__config_yaml_live), 0,
 		     "%ld allocations of the engine loader outstanding",
 		     atomic_load(&flowq__config_yaml_live));
+}
+
+/* The same, and in an ASan build nothing unreachable at all (libyaml's and
+ * spec.c's memory included; LeakSanitizer's exit-time report from a
+ * Criterion worker comes too late to fail the test). */
+static void
+check_leaks(void)
+{
+	check_freed();
 #if defined(__SANITIZE_ADDRESS__)
 	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks");
 #endif
@@ -1259,5 +1272,61 @@ Test(sim_spec, free_twice)
 	sim_spec_free(&spec);
 	sim_spec_free(&spec);
 	sim_spec_free(NULL);
+	check_leaks();
+}
+
+/* Every allocation of the loader, and of the engine loader under it, may
+ * fail: -ENOMEM, the message, and nothing leaks. */
+Test(sim_spec, out_of_memory_at_every_allocation)
+{
+	const char *text = "sim: {seed: 3}\n"
+			   "engine:\n  bands: [{priority: 1, fairness: drr}]\n"
+			   "backend: {slots: 4, service: 10ms, slowdown: [{at: 1s, for: "
+			   "1s, factor: 2}]}\n"
+			   "trace: {file: " FLOWQ_SIM_SCENARIOS_DIR
+			   "/default.yaml, time_column: T}\n"
+			   "flows:\n"
+			   "  - {id: a, count: 2, priority: 1, arrival: {process: "
+			   "trace}, size: 1KiB}\n"
+			   "  - {id: b, priority: 0, arrival: {process: poisson, rate: "
+			   "5}, size: 1KiB}\n"
+			   "compare:\n"
+			   "  - {name: v, set: {engine.shards: 2, \"flows[1].size\": "
+			   "{dist: exp, mean: 1KiB}}}\n";
+	const char *const o[] = {"sim.mode=virtual", "engine.shards=3",
+				 "flows[0].cancel={prob: 0.5, after: 1ms}"};
+	_Atomic long *hooks[] = {&sim__spec_fail_after, &flowq__config_yaml_fail_after};
+	long total[2] = {0, 0};
+
+	for (size_t h = 0; h < 2; h++) {
+		for (long k = 0;; k++) {
+			int rc;
+
+			atomic_store(hooks[h], k);
+			rc = loadv(text, o, 3);
+			atomic_store(hooks[h], -1);
+			if (rc == 0) {
+				total[h] = k;
+				break;
+			}
+			cr_assert_eq(rc, -ENOMEM, "hook %zu, after %ld: rc %d: %s", h, k,
+				     rc, err);
+			cr_assert_str_eq(err, "t.yaml: out of memory");
+			cr_assert_null(spec.flows);
+			check_freed(); /* LeakSanitizer once, below: it is slow */
+		}
+		check_leaks();
+	}
+	cr_log_info("allocations: %ld of spec.c, %ld of the engine loader", total[0],
+		    total[1]);
+	cr_assert_gt(total[0], 100, "%ld", total[0]);
+	cr_assert_gt(total[1], 10, "%ld", total[1]);
+	/* A file load: its buffer is the engine loader's. */
+	atomic_store(&flowq__config_yaml_fail_after, 0);
+	cr_assert_eq(sim_spec_load(&spec, FLOWQ_SIM_SCENARIOS_DIR "/closed-loop.yaml",
+				   NULL, 0, err, sizeof(err)),
+		     -ENOMEM);
+	atomic_store(&flowq__config_yaml_fail_after, -1);
+	cr_assert_str_eq(err, FLOWQ_SIM_SCENARIOS_DIR "/closed-loop.yaml: out of memory");
 	check_leaks();
 }

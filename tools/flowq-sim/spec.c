@@ -148,6 +148,7 @@
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -176,6 +177,66 @@ extern const size_t sim_default_spec_len;
 #define SPEC_MAX_PATH 32
 /* Key paths in messages. */
 #define SPEC_PATH 256
+
+/* ---- allocations ----------------------------------------------------------- */
+
+/*
+ * Allocation-failure injection for test_sim_spec (declared there): -1 (the
+ * default) never fails; n >= 0 lets n more allocations of this file
+ * succeed, then fails every one after. Relaxed: it orders nothing; a test
+ * sets it only while no load runs. Compiled in every build (STYLE.md:
+ * debug code that cannot rot). libyaml's and the engine loader's own
+ * allocations are not counted here (the engine loader has its own hook).
+ */
+_Atomic long sim__spec_fail_after = -1;
+
+static bool
+sp_fails(void)
+{
+	long f = atomic_load_explicit(&sim__spec_fail_after, memory_order_relaxed);
+
+	if (f < 0)
+		return false;
+	if (f > 0)
+		atomic_store_explicit(&sim__spec_fail_after, f - 1, memory_order_relaxed);
+	return f == 0;
+}
+
+static void *
+sp_malloc(size_t n)
+{
+	return sp_fails() ? NULL : malloc(n);
+}
+
+static void *
+sp_calloc(size_t n, size_t size)
+{
+	return sp_fails() ? NULL : calloc(n, size);
+}
+
+static void *
+sp_realloc(void *p, size_t n)
+{
+	return sp_fails() ? NULL : realloc(p, n);
+}
+
+static char *
+sp_strndup(const char *s, size_t n)
+{
+	char *d = sp_malloc(n + 1);
+
+	if (d != NULL) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static char *
+sp_strdup(const char *s)
+{
+	return sp_strndup(s, strlen(s));
+}
 
 /* ---- the document tree ------------------------------------------------- */
 
@@ -211,7 +272,7 @@ sn_free(struct sn *n)
 static char *
 dup_str(const char *s)
 {
-	return s != NULL ? strdup(s) : NULL;
+	return s != NULL ? sp_strdup(s) : NULL;
 }
 
 static struct sn *
@@ -241,7 +302,7 @@ sn_new(const yaml_event_t *e)
 		tag = (const char *)e->data.mapping_start.tag;
 		break;
 	}
-	if ((n = calloc(1, sizeof(*n) + len + 1)) == NULL)
+	if ((n = sp_calloc(1, sizeof(*n) + len + 1)) == NULL)
 		return NULL;
 	memcpy(n->value, v, len);
 	n->len = len;
@@ -277,7 +338,7 @@ sn_add(struct sn *parent, struct sn *kid)
 {
 	if (parent->nkid == parent->cap) {
 		size_t cap = parent->cap ? 2 * parent->cap : 8;
-		struct sn **k = realloc(parent->kid, cap * sizeof(*k));
+		struct sn **k = sp_realloc(parent->kid, cap * sizeof(*k));
 
 		if (k == NULL)
 			return -ENOMEM;
@@ -523,33 +584,6 @@ struct ld {
 	const struct sn *compare;
 };
 
-/* Append to ld->err (truncating, NUL-terminated). */
-static void
-ld_vappend(struct ld *ld, size_t *pos, const char *fmt, va_list ap)
-{
-	int n;
-
-	if (ld->err == NULL || ld->errsz == 0 || *pos >= ld->errsz - 1)
-		return;
-	n = vsnprintf(ld->err + *pos, ld->errsz - *pos, fmt, ap);
-	if (n > 0)
-		*pos = *pos + (size_t)n < ld->errsz ? *pos + (size_t)n : ld->errsz - 1;
-}
-
-static void
-ld_append(struct ld *ld, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-ld_append(struct ld *ld, size_t *pos, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	ld_vappend(ld, pos, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * Where character @m->index of the edited text came from: the override it
  * came from (>= 0), or -1 with its line and column in the file (0-based).
@@ -613,14 +647,16 @@ ld_prefix(struct ld *ld, const yaml_mark_t *m, const yaml_mark_t *blame, const c
 	if (ld->err != NULL && ld->errsz > 0)
 		ld->err[0] = '\0';
 	if (o >= 0)
-		ld_append(ld, &pos, "override %s: ",
-			  flowq__yaml_show(show, ld->ovr[o], strlen(ld->ovr[o])));
+		flowq__yaml_append(
+			ld->err, ld->errsz, &pos, "override %s: ",
+			flowq__yaml_show(show, ld->ovr[o], strlen(ld->ovr[o])));
 	else
-		ld_append(ld, &pos, "%s:%zu:%zu: ", ld->name, line + 1, col + 1);
+		flowq__yaml_append(ld->err, ld->errsz, &pos, "%s:%zu:%zu: ", ld->name,
+				   line + 1, col + 1);
 	ld->rest = pos;
 	ld->blame = o;
 	if (path != NULL && path[0] != '\0')
-		ld_append(ld, &pos, "%s: ", path);
+		flowq__yaml_append(ld->err, ld->errsz, &pos, "%s: ", path);
 }
 
 /* A position inside a message: "<l>:<c>" in the file, or the override. */
@@ -652,7 +688,7 @@ ld_vfail(struct ld *ld, int rc, const yaml_mark_t *at, const yaml_mark_t *blame,
 
 	ld_prefix(ld, at, blame, path, false);
 	pos = ld->err != NULL && ld->errsz > 0 ? strlen(ld->err) : 0;
-	ld_vappend(ld, &pos, fmt, ap);
+	flowq__yaml_vappend(ld->err, ld->errsz, &pos, fmt, ap);
 	return rc;
 }
 
@@ -704,7 +740,7 @@ ld_fail_plain(struct ld *ld, int rc, const char *fmt, ...)
 	ld->rest = 0;
 	ld->blame = -1;
 	va_start(ap, fmt);
-	ld_vappend(ld, &pos, fmt, ap);
+	flowq__yaml_vappend(ld->err, ld->errsz, &pos, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -727,12 +763,12 @@ ld_fail_ovr(struct ld *ld, int rc, size_t o, const char *fmt, ...)
 	char show[128];
 	va_list ap;
 
-	ld_append(ld, &pos, "override %s: ",
-		  flowq__yaml_show(show, ld->ovr[o], strlen(ld->ovr[o])));
+	flowq__yaml_append(ld->err, ld->errsz, &pos, "override %s: ",
+			   flowq__yaml_show(show, ld->ovr[o], strlen(ld->ovr[o])));
 	ld->rest = pos;
 	ld->blame = (long)o;
 	va_start(ap, fmt);
-	ld_vappend(ld, &pos, fmt, ap);
+	flowq__yaml_vappend(ld->err, ld->errsz, &pos, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -923,7 +959,7 @@ sbuf_put(struct sbuf *b, const char *s, size_t n)
 
 		while (cap < b->n + n + 1)
 			cap *= 2;
-		if ((p = realloc(b->s, cap)) == NULL) {
+		if ((p = sp_realloc(b->s, cap)) == NULL) {
 			b->nomem = true;
 			return;
 		}
@@ -967,13 +1003,13 @@ ld_splice(struct ld *ld, size_t a, size_t b, const char *ins, size_t o)
 				   FLOWQ_CONFIG_YAML_MAX_SIZE);
 	if (ld->segs == NULL) {
 		/* The first edit: one segment, the whole file. */
-		if ((ld->segs = malloc(sizeof(*ld->segs))) == NULL)
+		if ((ld->segs = sp_malloc(sizeof(*ld->segs))) == NULL)
 			return ld_nomem(ld);
 		ld->segs[0] = (struct seg){.at = 0, .len = total, .src = -1, .from = 0};
 		ld->nsegs = 1;
 	}
-	if ((t = malloc(len + 1)) == NULL ||
-	    (segs = malloc((ld->nsegs + 2) * sizeof(*segs))) == NULL) {
+	if ((t = sp_malloc(len + 1)) == NULL ||
+	    (segs = sp_malloc((ld->nsegs + 2) * sizeof(*segs))) == NULL) {
 		free(t);
 		return ld_nomem(ld);
 	}
@@ -1365,23 +1401,43 @@ ld_parsed(struct ld *ld, const struct kv *e, const char *path, int rc, const cha
 
 #define SV(e) (e)->val->value, (e)->val->len, (e)->val->plain
 
+/*
+ * The value of @e must be a scalar (else "expected @what, got ...") that a
+ * shared parser read: @rc and @msg are its result. The parser runs before
+ * the kind is checked, harmlessly: a collection's value is "", which every
+ * parser refuses without writing its result.
+ */
+static int
+ld_scalar(struct ld *ld, const struct kv *e, const char *path, const char *what, int rc,
+	  const char *msg)
+{
+	int k = ld_kind(ld, e, path, SN_SCALAR, what);
+
+	return k != 0 ? k : ld_parsed(ld, e, path, rc, msg);
+}
+
+/* "<value> is not <what>" for the value of @e. */
+static int
+ld_not(struct ld *ld, const struct kv *e, const char *path, const char *what)
+{
+	char show[128];
+
+	return ld_fail(ld, -EINVAL, kv_at(e), e->val, path, "%s is not %s",
+		       flowq__yaml_show(show, e->val->value, e->val->len), what);
+}
+
 static int
 ld_uint(struct ld *ld, const struct kv *e, const char *path, uint64_t min, uint64_t max,
 	uint64_t *r)
 {
-	char msg[FLOWQ__YAML_MSG], show[128];
-	int rc;
+	char msg[FLOWQ__YAML_MSG], what[32];
+	int rc = ld_scalar(ld, e, path, "an integer",
+			   flowq__yaml_parse_uint(SV(e), max, r, msg, sizeof(msg)), msg);
 
-	if ((rc = ld_kind(ld, e, path, SN_SCALAR, "an integer")) != 0 ||
-	    (rc = ld_parsed(ld, e, path,
-			    flowq__yaml_parse_uint(SV(e), max, r, msg, sizeof(msg)),
-			    msg)) != 0)
+	if (rc != 0 || *r >= min)
 		return rc;
-	if (*r < min)
-		return ld_fail(ld, -EINVAL, kv_at(e), e->val, path,
-			       "%s is not >= %" PRIu64,
-			       flowq__yaml_show(show, e->val->value, e->val->len), min);
-	return 0;
+	snprintf(what, sizeof(what), ">= %" PRIu64, min);
+	return ld_not(ld, e, path, what);
 }
 
 static int
@@ -1399,27 +1455,20 @@ ld_i32(struct ld *ld, const struct kv *e, const char *path, int32_t *r)
 {
 	char msg[FLOWQ__YAML_MSG];
 	int64_t v = 0;
-	int rc;
+	int rc = ld_scalar(ld, e, path, "an integer",
+			   flowq__yaml_parse_sint(SV(e), 32, &v, msg, sizeof(msg)), msg);
 
-	if ((rc = ld_kind(ld, e, path, SN_SCALAR, "an integer")) != 0 ||
-	    (rc = ld_parsed(ld, e, path,
-			    flowq__yaml_parse_sint(SV(e), 32, &v, msg, sizeof(msg)),
-			    msg)) != 0)
-		return rc;
 	*r = (int32_t)v;
-	return 0;
+	return rc;
 }
 
 static int
 ld_size(struct ld *ld, const struct kv *e, const char *path, uint64_t *r)
 {
 	char msg[FLOWQ__YAML_MSG];
-	int rc;
 
-	if ((rc = ld_kind(ld, e, path, SN_SCALAR, "a size")) != 0)
-		return rc;
-	return ld_parsed(ld, e, path, flowq__yaml_parse_size(SV(e), r, msg, sizeof(msg)),
-			 msg);
+	return ld_scalar(ld, e, path, "a size",
+			 flowq__yaml_parse_size(SV(e), r, msg, sizeof(msg)), msg);
 }
 
 /* A duration; @positive: > 0; @none: `none` is FLOWQ_TTL_NONE. */
@@ -1427,18 +1476,14 @@ static int
 ld_dur(struct ld *ld, const struct kv *e, const char *path, bool positive, bool none,
        int64_t *r)
 {
-	char msg[FLOWQ__YAML_MSG], show[128];
-	int rc;
+	char msg[FLOWQ__YAML_MSG];
+	int rc = ld_scalar(ld, e, path, "a duration",
+			   flowq__yaml_parse_duration(SV(e), none, r, msg, sizeof(msg)),
+			   msg);
 
-	if ((rc = ld_kind(ld, e, path, SN_SCALAR, "a duration")) != 0 ||
-	    (rc = ld_parsed(ld, e, path,
-			    flowq__yaml_parse_duration(SV(e), none, r, msg, sizeof(msg)),
-			    msg)) != 0)
+	if (rc != 0 || !positive || *r != 0)
 		return rc;
-	if (positive && *r == 0)
-		return ld_fail(ld, -EINVAL, kv_at(e), e->val, path, "%s is not > 0",
-			       flowq__yaml_show(show, e->val->value, e->val->len));
-	return 0;
+	return ld_not(ld, e, path, "> 0");
 }
 
 /* Ranges of real numbers (all finite). */
@@ -1477,26 +1522,18 @@ static const char *const rr_what[] = {
 static int
 ld_range(struct ld *ld, const struct kv *e, const char *path, double v, enum rrange rr)
 {
-	char show[128];
-
-	if (rr_ok(v, rr))
-		return 0;
-	return ld_fail(ld, -EINVAL, kv_at(e), e->val, path, "%s is not %s",
-		       flowq__yaml_show(show, e->val->value, e->val->len), rr_what[rr]);
+	return rr_ok(v, rr) ? 0 : ld_not(ld, e, path, rr_what[rr]);
 }
 
 static int
 ld_real(struct ld *ld, const struct kv *e, const char *path, enum rrange rr, double *r)
 {
 	char msg[FLOWQ__YAML_MSG];
-	int rc;
+	int rc = ld_scalar(ld, e, path, "a number",
+			   flowq__yaml_parse_real(SV(e), ld->loc, r, msg, sizeof(msg)),
+			   msg);
 
-	if ((rc = ld_kind(ld, e, path, SN_SCALAR, "a number")) != 0 ||
-	    (rc = ld_parsed(ld, e, path,
-			    flowq__yaml_parse_real(SV(e), ld->loc, r, msg, sizeof(msg)),
-			    msg)) != 0)
-		return rc;
-	return ld_range(ld, e, path, *r, rr);
+	return rc != 0 ? rc : ld_range(ld, e, path, *r, rr);
 }
 
 /*
@@ -1576,7 +1613,7 @@ ld_text(struct ld *ld, const struct kv *e, const char *path, char **r)
 			       "\"%s\" contains a NUL character",
 			       flowq__yaml_show(show, e->val->value, e->val->len));
 	free(*r);
-	if ((*r = strdup(e->val->value)) == NULL)
+	if ((*r = sp_strdup(e->val->value)) == NULL)
 		return ld_nomem(ld);
 	return 0;
 }
@@ -1723,11 +1760,9 @@ ld_dist(struct ld *ld, const struct kv *e, const char *path, bool size,
 		const struct kv *p1 = &k[dist_params[kind][0]];
 
 		if (d->p1 <= 0)
-			return ld_fail(
-				ld, -EINVAL, p1->key, p1->val,
-				kpath(kp, path, dist_keys[dist_params[kind][0]]),
-				"%s is not > 0",
-				flowq__yaml_show(show, p1->val->value, p1->val->len));
+			return ld_not(ld, p1,
+				      kpath(kp, path, dist_keys[dist_params[kind][0]]),
+				      "> 0");
 		if (kind == SIM_DIST_EXP)
 			return 0;
 		return ld_real(ld, &k[dist_params[kind][1]],
@@ -1856,8 +1891,8 @@ ld_backend(struct ld *ld, const struct kv *e, struct spec_at *at)
 	if ((rc = ld_kind(ld, &k[SLOWDOWN], "backend.slowdown", SN_SEQ,
 			  "a sequence of {at, for, factor}")) != 0)
 		return rc;
-	if ((b->slowdowns = calloc(k[SLOWDOWN].val->nkid + 1, sizeof(*b->slowdowns))) ==
-	    NULL)
+	if ((b->slowdowns =
+		     sp_calloc(k[SLOWDOWN].val->nkid + 1, sizeof(*b->slowdowns))) == NULL)
 		return ld_nomem(ld);
 	for (size_t i = 0; i < k[SLOWDOWN].val->nkid; i++) {
 		struct kv item = {NULL, k[SLOWDOWN].val->kid[i]}, s[SN];
@@ -2165,8 +2200,8 @@ ld_flows(struct ld *ld, const struct kv *e, struct spec_at *at)
 	if (seq->nkid == 0)
 		return ld_fail(ld, -EINVAL, e->key, seq, "flows",
 			       "no flows (expected at least one class)");
-	if ((sp->flows = calloc(seq->nkid, sizeof(*sp->flows))) == NULL ||
-	    (at->flows = calloc(seq->nkid, sizeof(*at->flows))) == NULL)
+	if ((sp->flows = sp_calloc(seq->nkid, sizeof(*sp->flows))) == NULL ||
+	    (at->flows = sp_calloc(seq->nkid, sizeof(*at->flows))) == NULL)
 		return ld_nomem(ld);
 	for (size_t i = 0; i < seq->nkid; i++) {
 		struct sim_flow_spec *f = &sp->flows[i];
@@ -2235,7 +2270,7 @@ ld_compare(struct ld *ld, const struct kv *e)
 	if ((rc = ld_kind(ld, e, "compare", SN_SEQ, "a sequence of {name, set}")) != 0)
 		return rc;
 	if (seq->nkid > 0 &&
-	    (sp->variants = calloc(seq->nkid, sizeof(*sp->variants))) == NULL)
+	    (sp->variants = sp_calloc(seq->nkid, sizeof(*sp->variants))) == NULL)
 		return ld_nomem(ld);
 	for (size_t i = 0; i < seq->nkid; i++) {
 		struct sim_variant *v = &sp->variants[i];
@@ -2270,7 +2305,8 @@ ld_compare(struct ld *ld, const struct kv *e)
 			return ld_fail(
 				ld, -EINVAL, k[SET].key, set, kp,
 				"no settings (expected at least one key.path: value)");
-		if ((v->overrides = calloc(set->nkid / 2, sizeof(*v->overrides))) == NULL)
+		if ((v->overrides = sp_calloc(set->nkid / 2, sizeof(*v->overrides))) ==
+		    NULL)
 			return ld_nomem(ld);
 		for (size_t j = 0; j + 1 < set->nkid; j += 2) {
 			struct kv s = {set->kid[j], set->kid[j + 1]};
@@ -2441,7 +2477,7 @@ ld_ids(struct ld *ld, const struct spec_at *at)
 				FLOWQ_FLOW_ID_MAX);
 		}
 	}
-	if ((ord = malloc(n * sizeof(*ord))) == NULL)
+	if ((ord = sp_malloc(n * sizeof(*ord))) == NULL)
 		return ld_nomem(ld);
 	for (size_t i = 0; i < n; i++)
 		ord[i] = i;
@@ -2642,7 +2678,7 @@ ld_variants(struct ld *ld)
 {
 	struct sim_spec *sp = ld->spec;
 	size_t esz = ld->errsz > 512 ? ld->errsz : 512;
-	char *err = malloc(esz), vp[SPEC_PATH], setp[SPEC_PATH];
+	char *err = sp_malloc(esz), vp[SPEC_PATH], setp[SPEC_PATH];
 	int rc = 0;
 
 	if (err == NULL)
@@ -2650,7 +2686,7 @@ ld_variants(struct ld *ld)
 	for (size_t v = 0; rc == 0 && v < sp->nvariants; v++) {
 		const struct sim_variant *var = &sp->variants[v];
 		size_t n = ld->novr + var->noverrides, rest = 0;
-		const char **o = malloc((n ? n : 1) * sizeof(*o));
+		const char **o = sp_malloc((n ? n : 1) * sizeof(*o));
 		struct sim_spec tmp;
 		long blame = -1;
 
@@ -2786,10 +2822,10 @@ default_name(const char *source)
 	const char *b = strrchr(source, '/'), *dot;
 
 	if (strcmp(source, "<default>") == 0)
-		return strdup("default");
+		return sp_strdup("default");
 	b = b != NULL ? b + 1 : source;
 	dot = strrchr(b, '.');
-	return strndup(b, dot != NULL && dot > b ? (size_t)(dot - b) : strlen(b));
+	return sp_strndup(b, dot != NULL && dot > b ? (size_t)(dot - b) : strlen(b));
 }
 
 static int
@@ -2818,7 +2854,7 @@ spec_load(struct sim_spec *sp, const char *name, const char *dir,
 	if (err != NULL && errsz > 0)
 		err[0] = '\0';
 	spec_init(sp);
-	if ((sp->source = strdup(name)) == NULL ||
+	if ((sp->source = sp_strdup(name)) == NULL ||
 	    (ld.loc = newlocale(LC_ALL_MASK, "C", (locale_t)0)) == (locale_t)0) {
 		rc = ld_nomem(&ld);
 		goto out;
@@ -2870,7 +2906,7 @@ spec_load(struct sim_spec *sp, const char *name, const char *dir,
 	if ((rc = ld_top(&ld)) != 0)
 		goto out;
 	if ((sp->name == NULL && (sp->name = default_name(name)) == NULL) ||
-	    (sp->description == NULL && (sp->description = strdup("")) == NULL))
+	    (sp->description == NULL && (sp->description = sp_strdup("")) == NULL))
 		rc = ld_nomem(&ld);
 out:
 	if (r_blame != NULL)
@@ -2940,7 +2976,7 @@ sim_spec_load(struct sim_spec *r_spec, const char *path, const char *const *over
 	freelocale(loc);
 	if (rc != 0)
 		return rc;
-	if ((dir = strdup(path)) == NULL) {
+	if ((dir = sp_strdup(path)) == NULL) {
 		flowq__yaml_free(buf);
 		if (err != NULL && errsz > 0)
 			snprintf(err, errsz, "%s: out of memory", path);

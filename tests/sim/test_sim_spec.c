@@ -894,7 +894,10 @@ Test(sim_spec, missing_required)
 	fail(MIN_BACKEND
 	     "flows:\n  - {id: \"\", priority: 0, arrival: {process: poisson, rate: "
 	     "1}, size: 1}\n",
-	     "t.yaml:3:6: flows[0].id: an empty flow id");
+	     "t.yaml:3:6: flows[0].id: expected text, got an empty string");
+	fail1(MIN, "name=", "override name=: name: expected text, got null");
+	fail1(MIN, "sim.seed= ",
+	      "override sim.seed= : sim.seed: expected an integer, got null");
 	fail(MIN "compare:\n  - {name: x}\n",
 	     "t.yaml:5:5: compare[0]: missing key \"set\"");
 	fail(MIN "compare:\n  - {name: x, set: {}}\n",

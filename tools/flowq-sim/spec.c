@@ -69,7 +69,9 @@
  *   compare:                    optional: variants run beside the spec
  *     - name: text              required, unique
  *       set: {dotted.key: value, ...}  required, at least one entry; each
- *                               entry is an override (below)
+ *                               entry is an override (below); a key with
+ *                               [ ] must be quoted in a flow mapping
+ *                               ({"flows[0].weight": 2}), not in a block one
  *
  * Values. Integers, sizes, durations, numbers and booleans are read by the
  * engine loader's own grammars (core/config_yaml_scalar.h: "10ms", "1.5KiB",
@@ -578,10 +580,9 @@ struct ld {
 	size_t novr;
 	struct sn *root;
 	struct sim_spec *spec;
-	bool nested;                  /* checking a variant: `compare` is read,
+	bool nested;              /* checking a variant: `compare` is read,
 				       * not checked again */
-	const struct sn *compare_key; /* the `compare` entry, checked last */
-	const struct sn *compare;
+	const struct sn *compare; /* the `compare` sequence, checked last */
 };
 
 /*
@@ -1175,7 +1176,7 @@ ld_ovr_value(struct ld *ld, size_t o, const char *v)
 static int
 ld_override(struct ld *ld, size_t o)
 {
-	const char *s = ld->ovr[o], *eq = strchr(s, '='), *why;
+	const char *s = ld->ovr[o], *eq = strchr(s, '='), *why, *value;
 	char msg[SPEC_PATH + 96], at[SPEC_PATH];
 	struct sbuf ins = {0};
 	struct ofind f;
@@ -1193,6 +1194,9 @@ ld_override(struct ld *ld, size_t o)
 		return ld_fail_ovr(ld, -EINVAL, o, "compare cannot be overridden");
 	if ((rc = ld_ovr_value(ld, o, eq + 1)) != 0)
 		return rc;
+	/* An empty value is null; written "~" so that it is a node of the
+	 * edited text (where messages about it are located). */
+	value = eq[1 + strspn(eq + 1, " ")] == '\0' ? "~" : eq + 1;
 	if ((rc = ofind(ld->root, &p, &f, msg)) != 0)
 		return ld_fail_ovr(ld, rc, o, "%s", msg);
 	if (f.node != NULL) {
@@ -1207,7 +1211,7 @@ ld_override(struct ld *ld, size_t o)
 			if (!ld_blank_before(ld, a))
 				sbuf_str(&ins, " ");
 		}
-		sbuf_str(&ins, eq + 1);
+		sbuf_str(&ins, value);
 	} else {
 		/* Add "key: {key: ... value}" to the deepest mapping found,
 		 * first in it. */
@@ -1219,7 +1223,7 @@ ld_override(struct ld *ld, size_t o)
 			sbuf_str(&ins, k + 1 < p.nc ? ": {" : ": ");
 			close += k + 1 < p.nc;
 		}
-		sbuf_str(&ins, eq + 1);
+		sbuf_str(&ins, value);
 		while (close-- > 0)
 			sbuf_str(&ins, "}");
 		a = b = m->start.index;
@@ -1596,18 +1600,20 @@ ld_rate(struct ld *ld, const struct kv *e, const char *path, double *r)
 		RR_POS, r);
 }
 
-/* Any scalar but null, as text (copied). */
+/* Any scalar but null (and but "" unless @empty), as text (copied). */
 static int
-ld_text(struct ld *ld, const struct kv *e, const char *path, char **r)
+ld_text(struct ld *ld, const struct kv *e, const char *path, bool empty, char **r)
 {
 	char buf[160], show[128];
 	int rc;
 
 	if ((rc = ld_kind(ld, e, path, SN_SCALAR, "text")) != 0)
 		return rc;
-	if (strcmp(flowq__yaml_describe(buf, SV(e)), "null") == 0)
-		return ld_fail(ld, -EINVAL, kv_at(e), e->val, path,
-			       "expected text, got null");
+	if (strcmp(flowq__yaml_describe(buf, SV(e)), "null") == 0 ||
+	    (!empty && e->val->len == 0))
+		return ld_fail(
+			ld, -EINVAL, kv_at(e), e->val, path, "expected text, got %s",
+			e->val->len == 0 && !e->val->plain ? "an empty string" : "null");
 	if (memchr(e->val->value, '\0', e->val->len) != NULL)
 		return ld_fail(ld, -EINVAL, kv_at(e), e->val, path,
 			       "\"%s\" contains a NUL character",
@@ -1969,9 +1975,9 @@ ld_trace(struct ld *ld, const struct kv *e, struct spec_at *at)
 	if (k[SERVICE_COLUMN].val != NULL && k[SERVICE_PER_UNIT].val == NULL)
 		return ld_missing(ld, e, "trace", "service_per_unit",
 				  " (trace.service_column needs it)");
-	if ((rc = ld_text(ld, &k[FILE_], "trace.file", &t->path)) != 0 ||
-	    (rc = ld_text(ld, &k[TIME_COLUMN], "trace.time_column", &t->time_column)) !=
-		    0)
+	if ((rc = ld_text(ld, &k[FILE_], "trace.file", false, &t->path)) != 0 ||
+	    (rc = ld_text(ld, &k[TIME_COLUMN], "trace.time_column", false,
+			  &t->time_column)) != 0)
 		return rc;
 	at->trace_file = k[FILE_];
 	if (k[TIME_SCALE].val != NULL &&
@@ -1982,8 +1988,8 @@ ld_trace(struct ld *ld, const struct kv *e, struct spec_at *at)
 	    (rc = ld_dur(ld, &k[START], "trace.start", false, false, &t->start_ns)) != 0)
 		return rc;
 	if (k[COST_COLUMN].val != NULL &&
-	    (rc = ld_text(ld, &k[COST_COLUMN], "trace.cost_column", &t->cost_column)) !=
-		    0)
+	    (rc = ld_text(ld, &k[COST_COLUMN], "trace.cost_column", false,
+			  &t->cost_column)) != 0)
 		return rc;
 	if (k[BYTES_PER_UNIT].val != NULL) {
 		if (k[COST_COLUMN].val == NULL)
@@ -1995,7 +2001,7 @@ ld_trace(struct ld *ld, const struct kv *e, struct spec_at *at)
 			return rc;
 	}
 	if (k[SERVICE_COLUMN].val != NULL &&
-	    (rc = ld_text(ld, &k[SERVICE_COLUMN], "trace.service_column",
+	    (rc = ld_text(ld, &k[SERVICE_COLUMN], "trace.service_column", false,
 			  &t->service_column)) != 0)
 		return rc;
 	for (int i = SERVICE_PER_UNIT; i <= SERVICE_BASE; i++) {
@@ -2026,7 +2032,7 @@ ld_trace(struct ld *ld, const struct kv *e, struct spec_at *at)
 			return ld_fail(ld, -EINVAL, k[ASSIGN_COLUMN].key,
 				       k[ASSIGN_COLUMN].val, "trace.assign_column",
 				       "needs trace.assign: column");
-		if ((rc = ld_text(ld, &k[ASSIGN_COLUMN], "trace.assign_column",
+		if ((rc = ld_text(ld, &k[ASSIGN_COLUMN], "trace.assign_column", false,
 				  &t->assign_column)) != 0)
 			return rc;
 	}
@@ -2147,10 +2153,8 @@ ld_flow(struct ld *ld, const struct kv *item, const char *fp, struct sim_flow_sp
 		return ld_missing(ld, item, fp, "priority", NULL);
 	if (k[ARRIVAL].val == NULL)
 		return ld_missing(ld, item, fp, "arrival", NULL);
-	if ((rc = ld_text(ld, &k[ID], kpath(kp, fp, "id"), &f->id)) != 0)
+	if ((rc = ld_text(ld, &k[ID], kpath(kp, fp, "id"), false, &f->id)) != 0)
 		return rc;
-	if (f->id[0] == '\0')
-		return ld_fail(ld, -EINVAL, k[ID].key, k[ID].val, kp, "an empty flow id");
 	if ((k[COUNT].val != NULL &&
 	     (rc = ld_u32(ld, &k[COUNT], kpath(kp, fp, "count"), 1, &f->count)) != 0) ||
 	    (rc = ld_i32(ld, &k[PRIORITY], kpath(kp, fp, "priority"), &f->priority)) !=
@@ -2221,8 +2225,9 @@ ld_flows(struct ld *ld, const struct kv *e, struct spec_at *at)
 		{
 			size_t line = 0, col = 0;
 
-			ld_origin(ld, &item.val->start, &line, &col);
-			f->line = (unsigned)line + 1;
+			/* 0: the class came from an override. */
+			if (ld_origin(ld, &item.val->start, &line, &col) < 0)
+				f->line = (unsigned)line + 1;
 		}
 		total += f->count;
 		if (total > SIM_MAX_FLOWS) {
@@ -2286,7 +2291,8 @@ ld_compare(struct ld *ld, const struct kv *e)
 			return ld_missing(ld, &item, vp, "name", NULL);
 		if (k[SET].val == NULL)
 			return ld_missing(ld, &item, vp, "set", NULL);
-		if ((rc = ld_text(ld, &k[NAME], kpath(kp, vp, "name"), &v->name)) != 0)
+		if ((rc = ld_text(ld, &k[NAME], kpath(kp, vp, "name"), false,
+				  &v->name)) != 0)
 			return rc;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(sp->variants[j].name, v->name) == 0)
@@ -2331,8 +2337,8 @@ ld_compare(struct ld *ld, const struct kv *e)
 						flowq__yaml_show(show, o->value, o->len),
 						ld_at(ld, at, &o->start));
 			}
-			if ((rc = ld_text(ld, &(struct kv){s.key, s.key}, kp, &key)) !=
-				    0 ||
+			if ((rc = ld_text(ld, &(struct kv){s.key, s.key}, kp, false,
+					  &key)) != 0 ||
 			    (rc = ld_plain_tree(ld, s.val, kp)) != 0) {
 				free(key);
 				return rc;
@@ -2744,10 +2750,11 @@ ld_top(struct ld *ld)
 			t++;
 		switch (t) {
 		case TOP_NAME:
-			rc = ld_text(ld, &at.top[t], "name", &sp->name);
+			rc = ld_text(ld, &at.top[t], "name", false, &sp->name);
 			break;
 		case TOP_DESCRIPTION:
-			rc = ld_text(ld, &at.top[t], "description", &sp->description);
+			rc = ld_text(ld, &at.top[t], "description", true,
+				     &sp->description);
 			break;
 		case TOP_SIM:
 			rc = ld_sim(ld, &at.top[t], &at);

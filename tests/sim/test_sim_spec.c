@@ -544,7 +544,8 @@ Test(sim_spec, override_errors)
 	      "override flows[01].id=3: bad key path: an index has leading zeros");
 	fail1(MIN, "[0]=3",
 	      "override [0]=3: bad key path: an index needs a key before it");
-	fail1(MIN, "compare=[]", "override compare=[]: compare cannot be overridden");
+	fail1(MIN, "compare=[{name: x}]",
+	      "override compare=[{name: x}]: compare[0]: missing key \"set\"");
 	fail1(MIN, "flows[1].id=b",
 	      "override flows[1].id=b: flows has no item [1] (it has 1)");
 	fail1(MIN, "flows.id=b", "override flows.id=b: flows is not a mapping");
@@ -1097,7 +1098,12 @@ Test(sim_spec, variant_errors)
 	     "{sim.seed: 2}\n",
 	     "t.yaml:7:5: compare[1].name: \"x\" is the name of compare[0] too");
 	fail(MIN "compare:\n  - name: x\n    set: {compare: []}\n",
-	     "t.yaml:6:11: compare[0].set: compare cannot be overridden");
+	     "t.yaml:6:11: compare[0].set: a variant cannot set compare");
+	/* Every variant is checked, not only the first. */
+	fail(MIN
+	     "compare:\n  - {name: x, set: {sim.seed: 2}}\n  - {name: y, set: {sim.seed: "
+	     "2}}\n  - {name: z, set: {sim.seed: -2}}\n",
+	     "t.yaml:7:21: compare[2].set: sim.seed: -2 is negative (must be >= 0)");
 	fail(MIN "compare:\n  - name: x\n    set: {sim.seed: &a 1}\n",
 	     "t.yaml:6:21: compare[0].set: anchors are not supported (&a): write the "
 	     "value out");
@@ -1331,5 +1337,29 @@ Test(sim_spec, out_of_memory_at_every_allocation)
 		     -ENOMEM);
 	atomic_store(&flowq__config_yaml_fail_after, -1);
 	cr_assert_str_eq(err, FLOWQ_SIM_SCENARIOS_DIR "/closed-loop.yaml: out of memory");
+	check_leaks();
+}
+
+/* A variant loads as sim.h says: the overrides, the variant's, "compare=[]". */
+Test(sim_spec, variants_load_as_documented)
+{
+	struct sim_spec v;
+	const char *o[8] = {"sim.seed=5"};
+
+	cr_assert_eq(sim_spec_load(&spec, NULL, o, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_geq(spec.nvariants, 2);
+	for (size_t i = 0; i < spec.nvariants; i++) {
+		size_t n = 1;
+
+		cr_assert_lt(spec.variants[i].noverrides, 6);
+		for (size_t j = 0; j < spec.variants[i].noverrides; j++)
+			o[n++] = spec.variants[i].overrides[j];
+		o[n++] = "compare=[]";
+		cr_assert_eq(sim_spec_load(&v, NULL, o, n, err, sizeof(err)), 0, "%s",
+			     err);
+		cr_assert_eq(v.nvariants, 0);
+		cr_assert_eq(v.seed, 5);
+		sim_spec_free(&v);
+	}
 	check_leaks();
 }

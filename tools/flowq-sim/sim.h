@@ -215,7 +215,11 @@ struct sim_trace_spec {
 
 /** A named variant of the spec for side-by-side comparison (the spec's
  * `compare:` list): the spec with these overrides applied (same syntax as
- * sim_spec_load's @p overrides). */
+ * sim_spec_load's @p overrides). Load a variant as
+ * sim_spec_load(path, <the spec's own overrides>, then @c overrides, then
+ * "compare=[]"): the last drops the variant's sibling variants, which are
+ * then neither checked against it nor run again. sim_spec_load checked each
+ * variant that way already, so the load succeeds (unless a file changed). */
 struct sim_variant {
 	char *name;
 	char **overrides;

@@ -109,18 +109,19 @@
  * "drr", "{dist: exp, mean: 5ms}") replaces the node at the key path, or,
  * if the last keys are missing, is added with them to the deepest mapping
  * that exists; an index must name an existing item ("flows[5]" of two flows
- * is an error), and `compare` cannot be overridden. The edit is made in the
- * text (so the rest keeps its lines and columns for messages) and checked:
+ * is an error). The edit is made in the text (so the rest keeps its lines
+ * and columns for messages) and checked:
  * the edited text is parsed again and the value must be found at its path.
  * A problem in an override, or a bad value that came from one, is reported
  * as "override <key=value>: <key path>: <what>". An override into a spec
  * that is UTF-16 is refused (messages locate characters of UTF-8 text).
  *
  * Variants. Each `compare:` entry is checked at load by loading the spec
- * once more with the load's overrides and then the entry's (the variant as
- * `flowq-sim run` will run it): a failure is reported at the entry
- * ("<file>:<l>:<c>: compare[1].set: <what>" for a bad value of its own, else
- * "...: compare[1]: with this variant: <the message>").
+ * once more with the load's overrides, then the entry's, then "compare=[]"
+ * (the variant as `flowq-sim run` runs it: sim.h, struct sim_variant): a
+ * failure is reported at the entry ("<file>:<l>:<c>: compare[1].set: <what>"
+ * for a bad value of its own, else "...: compare[1]: with this variant:
+ * <the message>"). A variant cannot set compare.
  *
  * Trace files. trace.file is used as is when absolute; else it is looked up
  * relative to the spec file's directory (not for a buffer or the built-in
@@ -580,8 +581,6 @@ struct ld {
 	size_t novr;
 	struct sn *root;
 	struct sim_spec *spec;
-	bool nested;              /* checking a variant: `compare` is read,
-				       * not checked again */
 	const struct sn *compare; /* the `compare` sequence, checked last */
 };
 
@@ -1190,8 +1189,6 @@ ld_override(struct ld *ld, size_t o)
 		return ld_fail_ovr(ld, -EINVAL, o, "expected key.path=value");
 	if ((why = opath_parse(s, (size_t)(eq - s), &p)) != NULL)
 		return ld_fail_ovr(ld, -EINVAL, o, "bad key path: %s", why);
-	if (p.c[0].n == 7 && memcmp(p.c[0].name, "compare", 7) == 0)
-		return ld_fail_ovr(ld, -EINVAL, o, "compare cannot be overridden");
 	if ((rc = ld_ovr_value(ld, o, eq + 1)) != 0)
 		return rc;
 	/* An empty value is null; written "~" so that it is a node of the
@@ -2270,8 +2267,6 @@ ld_compare(struct ld *ld, const struct kv *e)
 	int rc;
 
 	ld->compare = NULL;
-	if (ld->nested) /* the variant of a spec whose variants are checked */
-		return 0;
 	if ((rc = ld_kind(ld, e, "compare", SN_SEQ, "a sequence of {name, set}")) != 0)
 		return rc;
 	if (seq->nkid > 0 &&
@@ -2342,6 +2337,12 @@ ld_compare(struct ld *ld, const struct kv *e)
 			    (rc = ld_plain_tree(ld, s.val, kp)) != 0) {
 				free(key);
 				return rc;
+			}
+			if (strncmp(key, "compare", 7) == 0 &&
+			    strchr(".[", key[7]) != NULL) {
+				free(key);
+				return ld_fail(ld, -EINVAL, s.key, s.key, kp,
+					       "a variant cannot set compare");
 			}
 			sbuf_str(&b, key);
 			sbuf_str(&b, "=");
@@ -2676,9 +2677,10 @@ ld_rules(struct ld *ld, struct spec_at *at)
 static int
 spec_load(struct sim_spec *sp, const char *name, const char *dir,
 	  const unsigned char *buf, size_t len, const char *const *ovr, size_t novr,
-	  bool nested, char *err, size_t errsz, long *r_blame, size_t *r_rest);
+	  char *err, size_t errsz, long *r_blame, size_t *r_rest);
 
-/* Each compare variant loads (see the header comment). */
+/* Each compare variant loads: with the load's overrides, the variant's and
+ * "compare=[]" (see the header comment). */
 static int
 ld_variants(struct ld *ld)
 {
@@ -2691,8 +2693,8 @@ ld_variants(struct ld *ld)
 		return ld_nomem(ld);
 	for (size_t v = 0; rc == 0 && v < sp->nvariants; v++) {
 		const struct sim_variant *var = &sp->variants[v];
-		size_t n = ld->novr + var->noverrides, rest = 0;
-		const char **o = sp_malloc((n ? n : 1) * sizeof(*o));
+		size_t n = ld->novr + var->noverrides + 1, rest = 0;
+		const char **o = sp_malloc(n * sizeof(*o));
 		struct sim_spec tmp;
 		long blame = -1;
 
@@ -2704,16 +2706,18 @@ ld_variants(struct ld *ld)
 			o[i] = ld->ovr[i];
 		for (size_t i = 0; i < var->noverrides; i++)
 			o[ld->novr + i] = var->overrides[i];
-		rc = spec_load(&tmp, ld->name, ld->dir, ld->orig, ld->orig_len, o, n,
-			       true, err, esz, &blame, &rest);
+		o[n - 1] = "compare=[]"; /* the siblings are not checked with it */
+		rc = spec_load(&tmp, ld->name, ld->dir, ld->orig, ld->orig_len, o, n, err,
+			       esz, &blame, &rest);
 		free(o);
 		sim_spec_free(&tmp);
 		if (rc == 0)
-			break;
+			continue;
 		snprintf(vp, sizeof(vp), "compare[%zu]", v);
 		if (rc == -ENOMEM) {
 			rc = ld_nomem(ld);
-		} else if (blame >= (long)ld->novr) {
+		} else if (blame >= (long)ld->novr &&
+			   blame < (long)(ld->novr + var->noverrides)) {
 			/* A value of the variant's own: at its entry of set. */
 			const struct sn *item = ld->compare->kid[v];
 			long s = map_find(item, "set", 3);
@@ -2838,7 +2842,7 @@ default_name(const char *source)
 static int
 spec_load(struct sim_spec *sp, const char *name, const char *dir,
 	  const unsigned char *buf, size_t len, const char *const *ovr, size_t novr,
-	  bool nested, char *err, size_t errsz, long *r_blame, size_t *r_rest)
+	  char *err, size_t errsz, long *r_blame, size_t *r_rest)
 {
 	struct ld ld = {
 		.name = name,
@@ -2853,7 +2857,6 @@ spec_load(struct sim_spec *sp, const char *name, const char *dir,
 		.ovr = ovr,
 		.novr = novr,
 		.spec = sp,
-		.nested = nested,
 	};
 	struct perr pe;
 	int rc = 0;
@@ -2951,7 +2954,7 @@ sim_spec_load_buf(struct sim_spec *r_spec, const char *name, const char *buf, si
 	}
 	return spec_load(r_spec, name != NULL ? name : "<buffer>", NULL,
 			 (const unsigned char *)(buf != NULL ? buf : ""), len, overrides,
-			 noverrides, false, err, errsz, NULL, NULL);
+			 noverrides, err, errsz, NULL, NULL);
 }
 
 int
@@ -2994,8 +2997,8 @@ sim_spec_load(struct sim_spec *r_spec, const char *path, const char *const *over
 		strcpy(dir, ".");
 	else
 		slash[slash == dir] = '\0';
-	rc = spec_load(r_spec, path, dir, buf, len, overrides, noverrides, false, err,
-		       errsz, NULL, NULL);
+	rc = spec_load(r_spec, path, dir, buf, len, overrides, noverrides, err, errsz,
+		       NULL, NULL);
 	free(dir);
 	flowq__yaml_free(buf);
 	return rc;

@@ -66,6 +66,8 @@
  *       deadline: duration      default 0 (none)
  *       cancel: {prob: [0, 1] (required), after: dist (duration; required
  *                when prob > 0)}   default prob 0
+ *     (sim_flow_spec.line: the class's line in the file, 0 if it came from
+ *     an override; .first: its first flow's index over all classes)
  *   compare:                    optional: variants run beside the spec
  *     - name: text              required, unique
  *       set: {dotted.key: value, ...}  required, at least one entry; each
@@ -77,8 +79,9 @@
  * engine loader's own grammars (core/config_yaml_scalar.h: "10ms", "1.5KiB",
  * no leading zeros, YAML 1.2 core numbers in the C locale). A rate is a
  * number of requests per second, optionally with "/" and a duration unit:
- * "200", "200/s", "12000/m", "0.5/ms". Text is any scalar but null (ids,
- * names, columns, files; "7" is the id "7"). A distribution (dist) is a
+ * "200", "200/s", "12000/m", "0.5/ms". Text is any scalar but null or ""
+ * (description may be ""): ids, names, columns, files; "7" is the id "7".
+ * A distribution (dist) is a
  * plain value (a constant in the field's unit), or a mapping
  *   {dist: const, value: V} | {dist: uniform, min: A, max: B} (A <= B)
  *   | {dist: exp, mean: M} (M > 0) | {dist: lognormal, median: M, sigma: S}

@@ -531,6 +531,24 @@ Test(sim_spec, messages_located_in_the_file_after_edits)
 	/* Two keys added above, one value made longer before it, a section
 	 * added: the same place. */
 	fail_v(text, o, 4, -EINVAL, want);
+	/* The same with CR LF and with CR line breaks. */
+	for (int crlf = 0; crlf < 2; crlf++) {
+		char other[1024];
+		size_t n = 0;
+
+		for (const char *c = text; *c != '\0'; c++) {
+			if (*c == '\n') {
+				other[n++] = '\r';
+				if (crlf)
+					other[n++] = '\n';
+			} else {
+				other[n++] = *c;
+			}
+		}
+		other[n] = '\0';
+		fail(other, want);
+		fail_v(other, o, 4, -EINVAL, want);
+	}
 }
 
 Test(sim_spec, override_errors)

@@ -41,6 +41,14 @@
  * current event are deleted before returning. No allocation outlives a
  * failed call.
  *
+ * Sharing. The scalar grammars with their messages, the refusal of
+ * anchors, aliases and tags, libyaml's error text and the file reader are
+ * flowq__yaml_* functions (config_yaml_scalar.h) that flowq-sim's spec
+ * loader uses too, so a spec and an engine file read values alike;
+ * flowq__config_load_yaml_where() (config_yaml_internal.h) is the load whose
+ * messages the caller locates (the simulator edits a spec's text before the
+ * engine section is read, so the text's line and column are not the file's).
+ *
  * Complexity: O(input) time and memory; duplicate-priority checks are
  * O(bands^2) with bands <= FLOWQ_MAX_BANDS; mark lookups after a failed
  * validation are linear in the keys given.
@@ -67,6 +75,7 @@
 #include <flowq/flowq.h>
 
 #include "config_yaml_internal.h"
+#include "config_yaml_scalar.h"
 
 _Atomic long flowq__config_yaml_fail_after = -1;
 _Atomic long flowq__config_yaml_live = 0;
@@ -275,8 +284,7 @@ struct yl_owned {
 /* Where a key path was given (0-based, as libyaml). */
 struct yl_mark {
 	char *path;
-	size_t line;
-	size_t column;
+	yaml_mark_t m;
 };
 
 struct yl {
@@ -289,6 +297,12 @@ struct yl {
 	char *err;
 	size_t err_size;
 	locale_t c_locale;
+	/* NULL: messages say "<name>:<line>:<col>"; else where->prefix and
+	 * where->at write the locations (config_yaml_internal.h). */
+	const struct flowq__config_yaml_where *where;
+	/* What key paths start with: "" (relative to the configuration), or
+	 * "<key>." (from the root: a located load with a subtree key). */
+	const char *pre;
 	struct yl_owned *owned;
 	struct yl_mark *marks;
 	size_t nmarks;
@@ -328,6 +342,12 @@ yl_free(void *p)
 	free(p);
 }
 
+void
+flowq__yaml_free(void *p)
+{
+	yl_free(p);
+}
+
 static void
 yl_owned_free(struct yl_owned *o)
 {
@@ -344,31 +364,25 @@ yl_owned_free(struct yl_owned *o)
 
 /* ---- messages -------------------------------------------------------------- */
 
-/* Append to the errbuf (truncating, always NUL-terminated). */
-static void
-yl_vappend(struct yl *l, size_t *pos, const char *fmt, va_list ap)
+void
+flowq__yaml_vappend(char *buf, size_t size, size_t *pos, const char *fmt, va_list ap)
 {
 	int n;
 
-	if (l->err == NULL || l->err_size == 0 || *pos >= l->err_size - 1)
+	if (buf == NULL || size == 0 || *pos >= size - 1)
 		return;
-	n = vsnprintf(l->err + *pos, l->err_size - *pos, fmt, ap);
+	n = vsnprintf(buf + *pos, size - *pos, fmt, ap);
 	if (n > 0)
-		*pos = *pos + (size_t)n < l->err_size ? *pos + (size_t)n
-						      : l->err_size - 1;
+		*pos = *pos + (size_t)n < size ? *pos + (size_t)n : size - 1;
 }
 
-static void
-yl_append(struct yl *l, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-yl_append(struct yl *l, size_t *pos, const char *fmt, ...)
+void
+flowq__yaml_append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	yl_vappend(l, pos, fmt, ap);
+	flowq__yaml_vappend(buf, size, pos, fmt, ap);
 	va_end(ap);
 }
 
@@ -386,11 +400,20 @@ yl_fail(struct yl *l, int rc, yaml_mark_t m, const char *path, const char *fmt, 
 	size_t pos = 0;
 	va_list ap;
 
-	yl_append(l, &pos, "%s:%zu:%zu: ", l->name, m.line + 1, m.column + 1);
-	if (path != NULL && path[0] != '\0')
-		yl_append(l, &pos, "%s: ", path);
+	if (l->where != NULL) {
+		if (l->err != NULL && l->err_size > 0) {
+			l->err[0] = '\0';
+			l->where->prefix(l->where->ctx, l->err, l->err_size, &m, path);
+			pos = strlen(l->err);
+		}
+	} else {
+		flowq__yaml_append(l->err, l->err_size, &pos, "%s:%zu:%zu: ", l->name,
+				   m.line + 1, m.column + 1);
+		if (path != NULL && path[0] != '\0')
+			flowq__yaml_append(l->err, l->err_size, &pos, "%s: ", path);
+	}
 	va_start(ap, fmt);
-	yl_vappend(l, &pos, fmt, ap);
+	flowq__yaml_vappend(l->err, l->err_size, &pos, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -407,7 +430,7 @@ yl_fail_plain(struct yl *l, int rc, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	yl_vappend(l, &pos, fmt, ap);
+	flowq__yaml_vappend(l->err, l->err_size, &pos, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -418,13 +441,24 @@ yl_nomem(struct yl *l)
 	return yl_fail_plain(l, -ENOMEM, "%s: out of memory", l->name);
 }
 
+/* A position inside a message ("first at <line>:<col>"); returns @buf. */
+static const char *
+yl_at(const struct yl *l, char buf[64], yaml_mark_t m)
+{
+	if (l->where != NULL)
+		l->where->at(l->where->ctx, buf, 64, &m);
+	else
+		snprintf(buf, 64, "%zu:%zu", m.line + 1, m.column + 1);
+	return buf;
+}
+
 /*
  * @s[0..n) for a message: control bytes, quotes and backslashes escaped, at
  * most about 60 bytes of input shown, "..." if cut (never in the middle of a
  * UTF-8 sequence). Returns @out.
  */
-static const char *
-yl_show(char out[128], const char *s, size_t n)
+const char *
+flowq__yaml_show(char out[128], const char *s, size_t n)
 {
 	size_t o = 0, i;
 
@@ -456,7 +490,7 @@ yl_show(char out[128], const char *s, size_t n)
 /*
  * A key path ("bands[2].usage_ceiling"). Paths are built from table names
  * and indices below FLOWQ_MAX_BANDS, far below the bound; an unknown key
- * enters one only through yl_show(), itself bounded.
+ * enters one only through flowq__yaml_show(), itself bounded.
  */
 #define YL_PATH_MAX 192
 
@@ -476,19 +510,18 @@ yl_path(char dst[YL_PATH_MAX], const char *fmt, ...)
 
 /* ---- events -------------------------------------------------------------- */
 
-/* Line and column (0-based) of byte @off of the input. */
+/* Line and column (0-based) of byte @off of @in[0..len). */
 static yaml_mark_t
-yl_offset_mark(const struct yl *l, size_t off)
+offset_mark(const unsigned char *in, size_t len, size_t off)
 {
 	yaml_mark_t m = {.index = off, .line = 0, .column = 0};
 
-	if (off > l->len)
-		off = l->len;
+	if (off > len)
+		off = len;
 	for (size_t i = 0; i < off; i++) {
-		unsigned char c = l->in[i];
+		unsigned char c = in[i];
 
-		if (c == '\n' ||
-		    (c == '\r' && (i + 1 >= l->len || l->in[i + 1] != '\n'))) {
+		if (c == '\n' || (c == '\r' && (i + 1 >= len || in[i + 1] != '\n'))) {
 			m.line++;
 			m.column = 0;
 		} else if (c != '\r' && (c & 0xC0) != 0x80) {
@@ -498,34 +531,64 @@ yl_offset_mark(const struct yl *l, size_t off)
 	return m;
 }
 
-/* libyaml refused the input: its problem, where, and in what context. */
+/* Format into @msg (truncating); returns @rc. */
 static int
-yl_syntax_error(struct yl *l)
+msg_fmt(char *msg, size_t msgsz, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+msg_fmt(char *msg, size_t msgsz, int rc, const char *fmt, ...)
 {
-	const yaml_parser_t *p = &l->parser;
+	va_list ap;
+
+	if (msg == NULL || msgsz == 0)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(msg, msgsz, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* libyaml refused the input: its problem, where, and in what context. */
+int
+flowq__yaml_syntax_error(const yaml_parser_t *p, const unsigned char *in, size_t len,
+			 yaml_mark_t *r_mark, char *msg, size_t msgsz)
+{
 	const char *problem = p->problem != NULL ? p->problem : "unknown error";
 
+	*r_mark = p->problem_mark;
 	switch (p->error) {
 	case YAML_MEMORY_ERROR:
-		return yl_nomem(l);
+		return msg_fmt(msg, msgsz, -ENOMEM, "out of memory");
 	case YAML_READER_ERROR:
+		*r_mark = offset_mark(in, len, p->problem_offset);
 		if (p->problem_value != -1)
-			return yl_fail(l, -EINVAL, yl_offset_mark(l, p->problem_offset),
-				       NULL, "invalid input: %s (#%X at byte %zu)",
-				       problem, (unsigned)p->problem_value,
-				       p->problem_offset);
-		return yl_fail(l, -EINVAL, yl_offset_mark(l, p->problem_offset), NULL,
-			       "invalid input: %s (at byte %zu)", problem,
-			       p->problem_offset);
+			return msg_fmt(msg, msgsz, -EINVAL,
+				       "invalid input: %s (#%X at byte %zu)", problem,
+				       (unsigned)p->problem_value, p->problem_offset);
+		return msg_fmt(msg, msgsz, -EINVAL, "invalid input: %s (at byte %zu)",
+			       problem, p->problem_offset);
 	default:
 		if (p->context != NULL)
-			return yl_fail(l, -EINVAL, p->problem_mark, NULL,
+			return msg_fmt(msg, msgsz, -EINVAL,
 				       "YAML syntax: %s (%s at %zu:%zu)", problem,
 				       p->context, p->context_mark.line + 1,
 				       p->context_mark.column + 1);
-		return yl_fail(l, -EINVAL, p->problem_mark, NULL, "YAML syntax: %s",
-			       problem);
+		return msg_fmt(msg, msgsz, -EINVAL, "YAML syntax: %s", problem);
 	}
+}
+
+static int
+yl_syntax_error(struct yl *l)
+{
+	char msg[FLOWQ__YAML_MSG];
+	yaml_mark_t m;
+	int rc =
+		flowq__yaml_syntax_error(&l->parser, l->in, l->len, &m, msg, sizeof(msg));
+
+	if (rc == -ENOMEM)
+		return yl_nomem(l);
+	return yl_fail(l, rc, m, NULL, "%s", msg);
 }
 
 /* Advance to the next event (l->ev). */
@@ -548,12 +611,25 @@ yl_mark(const struct yl *l)
 	return l->ev.start_mark;
 }
 
+const char *
+flowq__yaml_describe(char out[160], const char *s, size_t n, bool plain)
+{
+	char show[128];
+
+	if (plain &&
+	    (n == 0 || (n == 1 && s[0] == '~') ||
+	     (n == 4 && (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 ||
+			 memcmp(s, "NULL", 4) == 0))))
+		return "null";
+	snprintf(out, 160, "%s\"%s\"", plain ? "" : "the quoted string ",
+		 flowq__yaml_show(show, s, n));
+	return out;
+}
+
 /* What the current event is, for "expected X, got Y". */
 static const char *
 yl_what(const struct yl *l, char buf[160])
 {
-	char show[128];
-
 	switch (l->ev.type) {
 	case YAML_SEQUENCE_START_EVENT:
 		return "a sequence";
@@ -561,23 +637,34 @@ yl_what(const struct yl *l, char buf[160])
 		return "a mapping";
 	case YAML_ALIAS_EVENT:
 		return "an alias";
-	case YAML_SCALAR_EVENT: {
-		const yaml_char_t *v = l->ev.data.scalar.value;
-		size_t n = l->ev.data.scalar.length;
-		bool plain = l->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-
-		if (plain &&
-		    (n == 0 || (n == 1 && v[0] == '~') ||
-		     (n == 4 && (memcmp(v, "null", 4) == 0 || memcmp(v, "Null", 4) == 0 ||
-				 memcmp(v, "NULL", 4) == 0))))
-			return "null";
-		snprintf(buf, 160, "%s\"%s\"", plain ? "" : "the quoted string ",
-			 yl_show(show, (const char *)v, n));
-		return buf;
-	}
+	case YAML_SCALAR_EVENT:
+		return flowq__yaml_describe(buf, (const char *)l->ev.data.scalar.value,
+					    l->ev.data.scalar.length,
+					    l->ev.data.scalar.style ==
+						    YAML_PLAIN_SCALAR_STYLE);
 	default:
 		return "something else";
 	}
+}
+
+int
+flowq__yaml_refuse_node(const char *alias, const char *anchor, const char *tag, char *msg,
+			size_t msgsz)
+{
+	char show[128];
+
+	if (alias != NULL)
+		return msg_fmt(msg, msgsz, -EINVAL,
+			       "aliases are not supported (*%s): write the value out",
+			       flowq__yaml_show(show, alias, strlen(alias)));
+	if (anchor != NULL)
+		return msg_fmt(msg, msgsz, -EINVAL,
+			       "anchors are not supported (&%s): write the value out",
+			       flowq__yaml_show(show, anchor, strlen(anchor)));
+	if (tag != NULL)
+		return msg_fmt(msg, msgsz, -EINVAL, "tags are not supported (%s)",
+			       flowq__yaml_show(show, tag, strlen(tag)));
+	return 0;
 }
 
 /*
@@ -589,15 +676,14 @@ static int
 yl_plain_node(struct yl *l, const char *path)
 {
 	const yaml_event_t *e = &l->ev;
-	const yaml_char_t *anchor = NULL, *tag = NULL;
-	char show[128];
+	const yaml_char_t *alias = NULL, *anchor = NULL, *tag = NULL;
+	char msg[FLOWQ__YAML_MSG];
+	int rc;
 
 	switch (e->type) {
 	case YAML_ALIAS_EVENT:
-		return yl_fail(l, -EINVAL, yl_mark(l), path,
-			       "aliases are not supported (*%s): write the value out",
-			       yl_show(show, (const char *)e->data.alias.anchor,
-				       strlen((const char *)e->data.alias.anchor)));
+		alias = e->data.alias.anchor;
+		break;
 	case YAML_SCALAR_EVENT:
 		anchor = e->data.scalar.anchor;
 		tag = e->data.scalar.tag;
@@ -613,16 +699,9 @@ yl_plain_node(struct yl *l, const char *path)
 	default:
 		break;
 	}
-	if (anchor != NULL)
-		return yl_fail(l, -EINVAL, yl_mark(l), path,
-			       "anchors are not supported (&%s): write the value out",
-			       yl_show(show, (const char *)anchor,
-				       strlen((const char *)anchor)));
-	if (tag != NULL)
-		return yl_fail(
-			l, -EINVAL, yl_mark(l), path, "tags are not supported (%s)",
-			yl_show(show, (const char *)tag, strlen((const char *)tag)));
-	return 0;
+	rc = flowq__yaml_refuse_node((const char *)alias, (const char *)anchor,
+				     (const char *)tag, msg, sizeof(msg));
+	return rc != 0 ? yl_fail(l, rc, yl_mark(l), path, "%s", msg) : 0;
 }
 
 /*
@@ -681,8 +760,7 @@ yl_mark_add(struct yl *l, const char *path, yaml_mark_t m)
 	if ((p = yl_malloc(n)) == NULL)
 		return yl_nomem(l);
 	memcpy(p, path, n);
-	l->marks[l->nmarks++] =
-		(struct yl_mark){.path = p, .line = m.line, .column = m.column};
+	l->marks[l->nmarks++] = (struct yl_mark){.path = p, .m = m};
 	return 0;
 }
 
@@ -821,6 +899,27 @@ static const struct unit duration_units[] = {
 	{NULL, 0},
 };
 
+/* @s[0..n) in @units: its scale, or NULL. */
+static const struct unit *
+unit_find(const struct unit *units, const char *s, size_t n)
+{
+	for (const struct unit *c = units; c->name != NULL; c++) {
+		if (strlen(c->name) == n && memcmp(c->name, s, n) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+bool
+flowq__yaml_duration_unit(const char *s, size_t n, uint64_t *r_ns)
+{
+	const struct unit *u = unit_find(duration_units, s, n);
+
+	if (u != NULL)
+		*r_ns = u->scale;
+	return u != NULL;
+}
+
 /*
  * A quantity: a plain integer (the base unit), or a decimal number and a
  * unit from @units with optional spaces between: [-+]?(D+(.D*)?|.D+) *U.
@@ -863,14 +962,7 @@ parse_quantity(const char *s, size_t n, bool plain, const struct unit *units,
 	while (u < n && s[u] == ' ')
 		u++;
 	if (u < n) {
-		for (const struct unit *c = units; c->name != NULL; c++) {
-			if (strlen(c->name) == n - u &&
-			    memcmp(c->name, s + u, n - u) == 0) {
-				unit = c;
-				break;
-			}
-		}
-		if (unit == NULL)
+		if ((unit = unit_find(units, s + u, n - u)) == NULL)
 			return NUM_SYNTAX;
 	} else if (u != i) {
 		return NUM_SYNTAX; /* trailing spaces, no unit */
@@ -1006,6 +1098,224 @@ is_core_non_string(const char *s, size_t n)
 	return false;
 }
 
+/* ---- scalar values (shared: config_yaml_scalar.h) ---------------------------- */
+
+/* "expected @what, got <the scalar>". */
+static int
+msg_expected(char *msg, size_t msgsz, const char *s, size_t n, bool plain,
+	     const char *what)
+{
+	char buf[160];
+
+	return msg_fmt(msg, msgsz, -EINVAL, "expected %s, got %s", what,
+		       flowq__yaml_describe(buf, s, n, plain));
+}
+
+static int
+msg_zeros(char *msg, size_t msgsz, const char *show)
+{
+	return msg_fmt(msg, msgsz, -EINVAL,
+		       "%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
+		       "write it without them",
+		       show);
+}
+
+/* An integer's magnitude and sign, or the message why not. */
+static int
+scalar_int(const char *s, size_t n, bool plain, bool *r_neg, uint64_t *r_mag,
+	   char show[128], char *msg, size_t msgsz)
+{
+	enum num_rc rc = parse_int(s, n, r_neg, r_mag);
+
+	if (!plain || rc == NUM_SYNTAX)
+		return msg_expected(msg, msgsz, s, n, plain, "an integer");
+	flowq__yaml_show(show, s, n);
+	if (rc == NUM_ZEROS)
+		return msg_zeros(msg, msgsz, show);
+	if (rc == NUM_OVERFLOW)
+		return msg_fmt(msg, msgsz, -EINVAL, "%s does not fit in 64 bits", show);
+	return 0;
+}
+
+int
+flowq__yaml_parse_uint(const char *s, size_t n, bool plain, uint64_t max, uint64_t *r,
+		       char *msg, size_t msgsz)
+{
+	char show[128];
+	bool neg;
+	uint64_t mag;
+	int rc = scalar_int(s, n, plain, &neg, &mag, show, msg, msgsz);
+
+	if (rc != 0)
+		return rc;
+	if (neg && mag != 0)
+		return msg_fmt(msg, msgsz, -EINVAL, "%s is negative (must be >= 0)",
+			       show);
+	if (mag > max)
+		return msg_fmt(msg, msgsz, -EINVAL, "%s is above %" PRIu64, show, max);
+	*r = mag;
+	return 0;
+}
+
+int
+flowq__yaml_parse_sint(const char *s, size_t n, bool plain, unsigned bits, int64_t *r,
+		       char *msg, size_t msgsz)
+{
+	char show[128];
+	bool neg;
+	uint64_t mag, lim = UINT64_C(1) << (bits - 1); /* |min|; max = lim - 1 */
+	int rc = scalar_int(s, n, plain, &neg, &mag, show, msg, msgsz);
+
+	if (rc != 0)
+		return rc;
+	if (neg ? mag > lim : mag >= lim)
+		return msg_fmt(msg, msgsz, -EINVAL,
+			       "%s is not in [-%" PRIu64 ", %" PRIu64 "]", show, lim,
+			       lim - 1);
+	/* -(mag - 1) - 1: no overflow at mag = 2^63. */
+	*r = neg && mag > 0 ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
+	return 0;
+}
+
+/* A size (@duration false) or a duration. */
+static int
+scalar_quantity(const char *s, size_t n, bool plain, bool duration, uint64_t *r,
+		char *msg, size_t msgsz)
+{
+	const char *what =
+		duration
+			? "a duration (an integer of ns, or a number and a unit: ns, us, "
+			  "ms, s, m, h)"
+			: "a size (an integer of bytes, or a number and a unit: B, kB, "
+			  "MB, "
+			  "GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB)";
+	uint64_t max = duration ? (uint64_t)INT64_MAX : UINT64_MAX;
+	char show[128];
+
+	flowq__yaml_show(show, s, n);
+	switch (parse_quantity(s, n, plain, duration ? duration_units : size_units, max,
+			       r)) {
+	case NUM_OK:
+		return 0;
+	case NUM_ZEROS:
+		return msg_zeros(msg, msgsz, show);
+	case NUM_NEGATIVE:
+		return msg_fmt(msg, msgsz, -EINVAL, "%s is negative (must be >= 0)",
+			       show);
+	case NUM_OVERFLOW:
+		return msg_fmt(msg, msgsz, -EINVAL,
+			       duration ? "%s is more than INT64_MAX ns (about 292 years)"
+					: "%s is more than 2^64 - 1 bytes",
+			       show);
+	case NUM_FRACTION:
+		return msg_fmt(msg, msgsz, -EINVAL, "%s is not a whole number of %s",
+			       show, duration ? "nanoseconds" : "bytes");
+	case NUM_DIGITS:
+		return msg_fmt(msg, msgsz, -EINVAL, "%s has more than 19 fraction digits",
+			       show);
+	case NUM_NEEDS_UNIT:
+		return msg_fmt(msg, msgsz, -EINVAL,
+			       "%s needs a unit (a bare number is an integer of %s)",
+			       show, duration ? "nanoseconds" : "bytes");
+	default:
+		return msg_expected(msg, msgsz, s, n, plain, what);
+	}
+}
+
+int
+flowq__yaml_parse_size(const char *s, size_t n, bool plain, uint64_t *r, char *msg,
+		       size_t msgsz)
+{
+	return scalar_quantity(s, n, plain, false, r, msg, msgsz);
+}
+
+int
+flowq__yaml_parse_duration(const char *s, size_t n, bool plain, bool none, int64_t *r,
+			   char *msg, size_t msgsz)
+{
+	uint64_t v;
+	int rc;
+
+	if (none && n == 4 && memcmp(s, "none", 4) == 0) {
+		*r = FLOWQ_TTL_NONE;
+		return 0;
+	}
+	if ((rc = scalar_quantity(s, n, plain, true, &v, msg, msgsz)) == 0)
+		*r = (int64_t)v;
+	return rc;
+}
+
+int
+flowq__yaml_parse_real(const char *s, size_t n, bool plain, locale_t c_locale, double *r,
+		       char *msg, size_t msgsz)
+{
+	char show[128], *end;
+	double v;
+
+	if (!plain)
+		return msg_expected(msg, msgsz, s, n, plain, "a number");
+	if (is_one_of(s, n, yaml_inf)) {
+		*r = INFINITY;
+		return 0;
+	}
+	if (is_one_of(s, n, yaml_ninf)) {
+		*r = -INFINITY;
+		return 0;
+	}
+	if (is_one_of(s, n, yaml_nan)) {
+		*r = NAN;
+		return 0;
+	}
+	if (!is_core_number(s, n))
+		return msg_expected(msg, msgsz, s, n, plain, "a number");
+	/* libyaml NUL-terminates values; the C locale makes '.' the decimal
+	 * point whatever setlocale() the host ran. */
+	errno = 0;
+	v = strtod_l(s, &end, c_locale);
+	if (end != s + n)
+		return msg_expected(msg, msgsz, s, n, plain, "a number");
+	if (errno == ERANGE && isinf(v))
+		return msg_fmt(msg, msgsz, -EINVAL, "%s is out of the range of a double",
+			       flowq__yaml_show(show, s, n));
+	*r = v;
+	return 0;
+}
+
+int
+flowq__yaml_parse_bool(const char *s, size_t n, bool plain, bool *r, char *msg,
+		       size_t msgsz)
+{
+	char show[128];
+
+	if (plain && is_one_of(s, n, yaml_true)) {
+		*r = true;
+		return 0;
+	}
+	if (plain && is_one_of(s, n, yaml_false)) {
+		*r = false;
+		return 0;
+	}
+	if (plain && is_one_of(s, n, yaml11_bool))
+		return msg_fmt(msg, msgsz, -EINVAL,
+			       "%s is a boolean only in YAML 1.1: write true or false",
+			       flowq__yaml_show(show, s, n));
+	return msg_expected(msg, msgsz, s, n, plain, "true or false");
+}
+
+int
+flowq__yaml_check_name(const char *s, size_t n, bool plain, char *msg, size_t msgsz)
+{
+	char show[128];
+
+	if (plain && is_core_non_string(s, n))
+		return msg_expected(msg, msgsz, s, n, plain,
+				    "a name (quote it if it is one)");
+	if (memchr(s, '\0', n) != NULL)
+		return msg_fmt(msg, msgsz, -EINVAL, "\"%s\" contains a NUL character",
+			       flowq__yaml_show(show, s, n));
+	return 0;
+}
+
 /* ---- values ------------------------------------------------------------------ */
 
 /* "expected @what, got ..." for the current event. */
@@ -1017,74 +1327,52 @@ yl_expected(struct yl *l, yaml_mark_t m, const char *path, const char *what)
 	return yl_fail(l, -EINVAL, m, path, "expected %s, got %s", what, yl_what(l, buf));
 }
 
+/* A shared parser's failure (@rc, @msg) as the message for @path. */
+static int
+yl_scalar_fail(struct yl *l, int rc, yaml_mark_t m, const char *path, const char *msg)
+{
+	return rc == 0 ? 0 : yl_fail(l, rc, m, path, "%s", msg);
+}
+
 static int
 yl_store_int(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m, const char *path)
 {
-	char show[128];
-	bool neg;
-	uint64_t mag;
-	enum num_rc rc = parse_int(yl_sv(l), yl_sn(l), &neg, &mag);
+	char msg[FLOWQ__YAML_MSG];
+	uint64_t u = 0;
+	int rc;
 
-	if (!yl_plain(l) || rc == NUM_SYNTAX)
-		return yl_expected(l, m, path, "an integer");
-	yl_show(show, yl_sv(l), yl_sn(l));
-	if (rc == NUM_ZEROS)
-		return yl_fail(
-			l, -EINVAL, m, path,
-			"%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
-			"write it without them",
-			show);
-	if (rc == NUM_OVERFLOW)
-		return yl_fail(l, -EINVAL, m, path, "%s does not fit in 64 bits", show);
 	if (k->kind == YK_UINT) {
 		uint64_t max =
 			k->size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * k->size)) - 1;
 
-		if (neg && mag != 0)
-			return yl_fail(l, -EINVAL, m, path,
-				       "%s is negative (must be >= 0)", show);
-		if (mag > max)
-			return yl_fail(l, -EINVAL, m, path, "%s is above %" PRIu64, show,
-				       max);
-		switch (k->size) {
-		case 1:
-			*(uint8_t *)dst = (uint8_t)mag;
-			break;
-		case 2:
-			*(uint16_t *)dst = (uint16_t)mag;
-			break;
-		case 4:
-			*(uint32_t *)dst = (uint32_t)mag;
-			break;
-		default:
-			*(uint64_t *)dst = mag;
-			break;
-		}
+		rc = flowq__yaml_parse_uint(yl_sv(l), yl_sn(l), yl_plain(l), max, &u, msg,
+					    sizeof(msg));
 	} else {
 		unsigned bits = k->size >= 8 ? 64 : 8 * (unsigned)k->size;
-		uint64_t lim = UINT64_C(1) << (bits - 1); /* |min|; max = lim - 1 */
-		int64_t v;
+		int64_t v = 0;
 
-		if (neg ? mag > lim : mag >= lim)
-			return yl_fail(l, -EINVAL, m, path,
-				       "%s is not in [-%" PRIu64 ", %" PRIu64 "]", show,
-				       lim, lim - 1);
-		/* -(mag - 1) - 1: no overflow at mag = 2^63. */
-		v = neg && mag > 0 ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
-		switch (k->size) {
-		case 1:
-			*(int8_t *)dst = (int8_t)v;
-			break;
-		case 2:
-			*(int16_t *)dst = (int16_t)v;
-			break;
-		case 4:
-			*(int32_t *)dst = (int32_t)v;
-			break;
-		default:
-			*(int64_t *)dst = v;
-			break;
-		}
+		rc = flowq__yaml_parse_sint(yl_sv(l), yl_sn(l), yl_plain(l), bits, &v,
+					    msg, sizeof(msg));
+		u = (uint64_t)
+			v; /* two's complement: its low bytes are the narrow value */
+	}
+	if (rc != 0)
+		return yl_scalar_fail(l, rc, m, path, msg);
+	/* The unsigned type of the field's width: a signed field may be
+	 * written through it (C11 6.5p7), and the value is in range. */
+	switch (k->size) {
+	case 1:
+		*(uint8_t *)dst = (uint8_t)u;
+		break;
+	case 2:
+		*(uint16_t *)dst = (uint16_t)u;
+		break;
+	case 4:
+		*(uint32_t *)dst = (uint32_t)u;
+		break;
+	default:
+		*(uint64_t *)dst = u;
+		break;
 	}
 	return 0;
 }
@@ -1093,118 +1381,41 @@ static int
 yl_store_quantity(struct yl *l, const struct yk *k, void *dst, yaml_mark_t m,
 		  const char *path)
 {
-	bool duration = k->kind == YK_DURATION;
-	const char *what =
-		duration
-			? "a duration (an integer of ns, or a number and a unit: ns, us, "
-			  "ms, s, m, h)"
-			: "a size (an integer of bytes, or a number and a unit: B, kB, "
-			  "MB, "
-			  "GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB)";
-	uint64_t max = duration ? (uint64_t)INT64_MAX : UINT64_MAX;
-	char show[128];
-	uint64_t v = 0;
+	char msg[FLOWQ__YAML_MSG];
 
-	if ((k->flags & YK_NONE) && yl_sn(l) == 4 && memcmp(yl_sv(l), "none", 4) == 0) {
-		*(int64_t *)dst = FLOWQ_TTL_NONE;
-		return 0;
-	}
-	yl_show(show, yl_sv(l), yl_sn(l));
-	switch (parse_quantity(yl_sv(l), yl_sn(l), yl_plain(l),
-			       duration ? duration_units : size_units, max, &v)) {
-	case NUM_OK:
-		break;
-	case NUM_ZEROS:
-		return yl_fail(
-			l, -EINVAL, m, path,
-			"%s has leading zeros (octal in YAML 1.1, decimal in 1.2): "
-			"write it without them",
-			show);
-	case NUM_NEGATIVE:
-		return yl_fail(l, -EINVAL, m, path, "%s is negative (must be >= 0)",
-			       show);
-	case NUM_OVERFLOW:
-		return yl_fail(l, -EINVAL, m, path,
-			       duration ? "%s is more than INT64_MAX ns (about 292 years)"
-					: "%s is more than 2^64 - 1 bytes",
-			       show);
-	case NUM_FRACTION:
-		return yl_fail(l, -EINVAL, m, path, "%s is not a whole number of %s",
-			       show, duration ? "nanoseconds" : "bytes");
-	case NUM_DIGITS:
-		return yl_fail(l, -EINVAL, m, path, "%s has more than 19 fraction digits",
-			       show);
-	case NUM_NEEDS_UNIT:
-		return yl_fail(l, -EINVAL, m, path,
-			       "%s needs a unit (a bare number is an integer of %s)",
-			       show, duration ? "nanoseconds" : "bytes");
-	default:
-		return yl_expected(l, m, path, what);
-	}
-	if (duration)
-		*(int64_t *)dst = (int64_t)v;
-	else
-		*(uint64_t *)dst = v;
-	return 0;
+	if (k->kind == YK_DURATION)
+		return yl_scalar_fail(
+			l,
+			flowq__yaml_parse_duration(yl_sv(l), yl_sn(l), yl_plain(l),
+						   (k->flags & YK_NONE) != 0, dst, msg,
+						   sizeof(msg)),
+			m, path, msg);
+	return yl_scalar_fail(l,
+			      flowq__yaml_parse_size(yl_sv(l), yl_sn(l), yl_plain(l), dst,
+						     msg, sizeof(msg)),
+			      m, path, msg);
 }
 
 static int
 yl_store_real(struct yl *l, double *dst, yaml_mark_t m, const char *path)
 {
-	const char *s = yl_sv(l);
-	size_t n = yl_sn(l);
-	char show[128], *end;
-	double v;
+	char msg[FLOWQ__YAML_MSG];
 
-	if (!yl_plain(l))
-		return yl_expected(l, m, path, "a number");
-	if (is_one_of(s, n, yaml_inf)) {
-		*dst = INFINITY;
-		return 0;
-	}
-	if (is_one_of(s, n, yaml_ninf)) {
-		*dst = -INFINITY;
-		return 0;
-	}
-	if (is_one_of(s, n, yaml_nan)) {
-		*dst = NAN;
-		return 0;
-	}
-	if (!is_core_number(s, n))
-		return yl_expected(l, m, path, "a number");
-	/* libyaml NUL-terminates values; the C locale makes '.' the decimal
-	 * point whatever setlocale() the host ran. */
-	errno = 0;
-	v = strtod_l(s, &end, l->c_locale);
-	if (end != s + n)
-		return yl_expected(l, m, path, "a number");
-	if (errno == ERANGE && isinf(v))
-		return yl_fail(l, -EINVAL, m, path, "%s is out of the range of a double",
-			       yl_show(show, s, n));
-	*dst = v;
-	return 0;
+	return yl_scalar_fail(l,
+			      flowq__yaml_parse_real(yl_sv(l), yl_sn(l), yl_plain(l),
+						     l->c_locale, dst, msg, sizeof(msg)),
+			      m, path, msg);
 }
 
 static int
 yl_store_bool(struct yl *l, bool *dst, yaml_mark_t m, const char *path)
 {
-	const char *s = yl_sv(l);
-	size_t n = yl_sn(l);
-	char show[128];
+	char msg[FLOWQ__YAML_MSG];
 
-	if (yl_plain(l) && is_one_of(s, n, yaml_true)) {
-		*dst = true;
-		return 0;
-	}
-	if (yl_plain(l) && is_one_of(s, n, yaml_false)) {
-		*dst = false;
-		return 0;
-	}
-	if (yl_plain(l) && is_one_of(s, n, yaml11_bool))
-		return yl_fail(l, -EINVAL, m, path,
-			       "%s is a boolean only in YAML 1.1: write true or false",
-			       yl_show(show, s, n));
-	return yl_expected(l, m, path, "true or false");
+	return yl_scalar_fail(l,
+			      flowq__yaml_parse_bool(yl_sv(l), yl_sn(l), yl_plain(l), dst,
+						     msg, sizeof(msg)),
+			      m, path, msg);
 }
 
 static int
@@ -1214,17 +1425,15 @@ yl_store_name(struct yl *l, const struct yk *k, const char **dst, yaml_mark_t m,
 	const char *s = yl_sv(l);
 	size_t n = yl_sn(l);
 	struct yl_str *str;
-	char show[128];
+	char msg[FLOWQ__YAML_MSG];
+	int rc;
 
-	if (yl_plain(l) && is_core_non_string(s, n))
-		return yl_expected(l, m, path, "a name (quote it if it is one)");
+	if ((rc = flowq__yaml_check_name(s, n, yl_plain(l), msg, sizeof(msg))) != 0)
+		return yl_scalar_fail(l, rc, m, path, msg);
 	for (const struct yk_refuse *r = k->aux; r != NULL && r->value != NULL; r++) {
 		if (strlen(r->value) == n && memcmp(r->value, s, n) == 0)
 			return yl_fail(l, -EINVAL, m, path, "%s", r->why);
 	}
-	if (memchr(s, '\0', n) != NULL)
-		return yl_fail(l, -EINVAL, m, path, "\"%s\" contains a NUL character",
-			       yl_show(show, s, n));
 	if ((str = yl_malloc(sizeof(*str) + n + 1)) == NULL)
 		return yl_nomem(l);
 	memcpy(str->s, s, n);
@@ -1348,7 +1557,7 @@ yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre, bool
 {
 	yaml_mark_t seen[YK_MAX_KEYS];
 	uint64_t seen_mask = 0;
-	char path[YL_PATH_MAX], show[128], known[768];
+	char path[YL_PATH_MAX], show[128], known[768], at[64];
 	size_t plen = strlen(pre);
 	int rc;
 
@@ -1380,7 +1589,8 @@ yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre, bool
 			}
 		}
 		if (k == NULL) {
-			yl_path(path, "%s%s", pre, yl_show(show, yl_sv(l), yl_sn(l)));
+			yl_path(path, "%s%s", pre,
+				flowq__yaml_show(show, yl_sv(l), yl_sn(l)));
 			return yl_fail(l, -EINVAL, km, path,
 				       "unknown key (expected one of: %s)",
 				       yl_known(known, t, template));
@@ -1388,8 +1598,8 @@ yl_map(struct yl *l, const struct yk_table *t, void *base, const char *pre, bool
 		yl_path(path, "%s%s", pre, k->name);
 		if (seen_mask & (UINT64_C(1) << i))
 			return yl_fail(l, -EINVAL, km, path,
-				       "duplicate key (first at %zu:%zu)",
-				       seen[i].line + 1, seen[i].column + 1);
+				       "duplicate key (first at %s)",
+				       yl_at(l, at, seen[i]));
 		seen_mask |= UINT64_C(1) << i;
 		seen[i] = km;
 		if (template && (k->flags & YK_NOT_TEMPLATE))
@@ -1446,7 +1656,7 @@ yl_bands(struct yl *l, const struct yk *k, void *base, const char *path)
 			return rc;
 		/* Unique priorities: report the later band, with the first. */
 		for (size_t j = 0; j < n; j++) {
-			char jpath[YL_PATH_MAX];
+			char jpath[YL_PATH_MAX], at[64];
 			const struct yl_mark *jm;
 
 			if (bands[j].priority != bands[n].priority)
@@ -1460,11 +1670,9 @@ yl_bands(struct yl *l, const struct yk *k, void *base, const char *path)
 				return yl_fail(l, -EINVAL, im, ipath,
 					       "%" PRId32 " duplicates %s",
 					       bands[n].priority, jpath);
-			return yl_fail(
-				l, -EINVAL,
-				(yaml_mark_t){.line = pm->line, .column = pm->column},
-				ipath, "%" PRId32 " duplicates %s (at %zu:%zu)",
-				bands[n].priority, jpath, jm->line + 1, jm->column + 1);
+			return yl_fail(l, -EINVAL, pm->m, ipath,
+				       "%" PRId32 " duplicates %s (at %s)",
+				       bands[n].priority, jpath, yl_at(l, at, jm->m));
 		}
 		n++;
 	}
@@ -1486,6 +1694,7 @@ yl_scalar_is(const struct yl *l, const char *s)
 static int
 yl_config(struct yl *l, struct flowq_config *cfg, const char *path, yaml_mark_t m)
 {
+	char root[YL_PATH_MAX];
 	int rc;
 
 	if ((rc = yl_plain_node(l, path)) != 0)
@@ -1500,10 +1709,12 @@ yl_config(struct yl *l, struct flowq_config *cfg, const char *path, yaml_mark_t 
 				       yl_what(l, buf));
 		return yl_expected(l, m, path, "a mapping of engine configuration keys");
 	}
-	/* The config itself: validate's last-resort location. */
-	if ((rc = yl_mark_add(l, "", m)) != 0)
+	/* The config itself: validate's last-resort location ("" or the
+	 * key, as l->pre without its dot). */
+	yl_path(root, "%.*s", l->pre[0] != '\0' ? (int)strlen(l->pre) - 1 : 0, l->pre);
+	if ((rc = yl_mark_add(l, root, m)) != 0)
 		return rc;
-	return yl_map(l, &config_table, cfg, "", false, m);
+	return yl_map(l, &config_table, cfg, l->pre, false, m);
 }
 
 static int
@@ -1511,6 +1722,7 @@ yl_document(struct yl *l, const char *key, struct flowq_config *cfg)
 {
 	yaml_mark_t found = {0}, root;
 	bool have = false;
+	char at[64];
 	int rc;
 
 	if ((rc = yl_next(l)) != 0) /* STREAM_START */
@@ -1549,8 +1761,8 @@ yl_document(struct yl *l, const char *key, struct flowq_config *cfg)
 			if (yl_scalar_is(l, key)) {
 				if (have)
 					return yl_fail(l, -EINVAL, km, key,
-						       "duplicate key (first at %zu:%zu)",
-						       found.line + 1, found.column + 1);
+						       "duplicate key (first at %s)",
+						       yl_at(l, at, found));
 				have = true;
 				found = km;
 				if ((rc = yl_next(l)) != 0 ||
@@ -1584,15 +1796,23 @@ yl_document(struct yl *l, const char *key, struct flowq_config *cfg)
 static int
 yl_validate(struct yl *l, const struct flowq_config *cfg)
 {
-	char msg[1024], path[YL_PATH_MAX];
+	char msg[1024], path[YL_PATH_MAX], field[YL_PATH_MAX];
 	const struct yl_mark *m = NULL;
+	const char *text = msg;
 	size_t n;
 	int rc = flowq_config_validate(cfg, msg, sizeof(msg));
 
 	if (rc == 0)
 		return 0;
 	n = strcspn(msg, ": ");
-	yl_path(path, "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1), msg);
+	yl_path(path, "%s%.*s", l->pre, (int)(n < sizeof(path) ? n : sizeof(path) - 1),
+		msg);
+	/* "<field path>: <what>": the path goes where key paths go. */
+	field[0] = '\0';
+	if (n > 0 && msg[n] == ':' && msg[n + 1] == ' ') {
+		yl_path(field, "%s", path);
+		text = msg + n + 2;
+	}
 	while ((m = yl_mark_find(l, path)) == NULL && path[0] != '\0') {
 		char *dot = strrchr(path, '.'), *br = strrchr(path, '[');
 		char *cut = dot > br ? dot : br;
@@ -1601,15 +1821,15 @@ yl_validate(struct yl *l, const struct flowq_config *cfg)
 			cut = path;
 		*cut = '\0';
 	}
-	if (m == NULL) /* cannot happen: "" is recorded first */
+	if (m == NULL) /* cannot happen: the root is recorded first */
 		return yl_fail_plain(l, rc, "%s: %s", l->name, msg);
-	return yl_fail(l, rc, (yaml_mark_t){.line = m->line, .column = m->column}, NULL,
-		       "%s", msg);
+	return yl_fail(l, rc, m->m, field, "%s", text);
 }
 
 /* Read @path whole, at most FLOWQ_CONFIG_YAML_MAX_SIZE bytes. */
-static int
-yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_len)
+int
+flowq__yaml_read_file(const char *path, locale_t c_locale, unsigned char **r_buf,
+		      size_t *r_len, char *msg, size_t msgsz)
 {
 	size_t cap = 4096, len = 0;
 	unsigned char *buf = NULL;
@@ -1620,8 +1840,8 @@ yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_le
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
 		err = errno;
-		return yl_fail_plain(l, -err, "%s: cannot open: %s", path,
-				     strerror_l(err, l->c_locale));
+		return msg_fmt(msg, msgsz, -err, "%s: cannot open: %s", path,
+			       strerror_l(err, c_locale));
 	}
 	for (;;) {
 		ssize_t got;
@@ -1636,7 +1856,8 @@ yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_le
 			if ((nb = yl_malloc(cap)) == NULL) {
 				yl_free(buf);
 				close(fd);
-				return yl_nomem(l);
+				return msg_fmt(msg, msgsz, -ENOMEM, "%s: out of memory",
+					       path);
 			}
 			if (len > 0)
 				memcpy(nb, buf, len);
@@ -1650,8 +1871,8 @@ yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_le
 			err = errno;
 			yl_free(buf);
 			close(fd);
-			return yl_fail_plain(l, -err, "%s: cannot read: %s", path,
-					     strerror_l(err, l->c_locale));
+			return msg_fmt(msg, msgsz, -err, "%s: cannot read: %s", path,
+				       strerror_l(err, c_locale));
 		}
 		if (got == 0)
 			break;
@@ -1659,8 +1880,8 @@ yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_le
 		if (len > FLOWQ_CONFIG_YAML_MAX_SIZE) {
 			yl_free(buf);
 			close(fd);
-			return yl_fail_plain(
-				l, -EFBIG,
+			return msg_fmt(
+				msg, msgsz, -EFBIG,
 				"%s: larger than FLOWQ_CONFIG_YAML_MAX_SIZE (%u bytes)",
 				path, FLOWQ_CONFIG_YAML_MAX_SIZE);
 		}
@@ -1674,13 +1895,17 @@ yl_read_file(struct yl *l, const char *path, unsigned char **r_buf, size_t *r_le
 /* One load: from @path (buf NULL) or from @buf/@len. */
 static int
 yl_load(struct flowq_config_yaml *r_cfg, const char *path, const void *buf, size_t len,
-	const char *name, const char *key, char *errbuf, size_t errbuf_size)
+	const char *name, const char *key, const struct flowq__config_yaml_where *where,
+	char *errbuf, size_t errbuf_size)
 {
 	struct yl l = {
 		.name = name,
 		.err = errbuf,
 		.err_size = errbuf_size,
+		.where = where,
+		.pre = "",
 	};
+	char pre[YL_PATH_MAX];
 	unsigned char *file = NULL;
 	bool parser = false;
 	int rc;
@@ -1694,8 +1919,13 @@ yl_load(struct flowq_config_yaml *r_cfg, const char *path, const void *buf, size
 		rc = yl_fail_plain(&l, -ENOMEM, "%s: out of memory", name);
 		goto out;
 	}
+	if (where != NULL && key != NULL) {
+		yl_path(pre, "%s.", key);
+		l.pre = pre;
+	}
 	if (path != NULL) {
-		if ((rc = yl_read_file(&l, path, &file, &len)) != 0)
+		if ((rc = flowq__yaml_read_file(path, l.c_locale, &file, &len, errbuf,
+						errbuf_size)) != 0)
 			goto out;
 		buf = file;
 	} else if (len > FLOWQ_CONFIG_YAML_MAX_SIZE) {
@@ -1750,13 +1980,23 @@ flowq_config_load_yaml(struct flowq_config_yaml *r_cfg, const char *path, const 
 				 r_cfg == NULL ? "r_cfg" : "path");
 		return -EFAULT;
 	}
-	return yl_load(r_cfg, path, NULL, 0, path, key, errbuf, errbuf_size);
+	return yl_load(r_cfg, path, NULL, 0, path, key, NULL, errbuf, errbuf_size);
 }
 
 int
 flowq_config_load_yaml_buf(struct flowq_config_yaml *r_cfg, const void *buf, size_t len,
 			   const char *name, const char *key, char *errbuf,
 			   size_t errbuf_size)
+{
+	return flowq__config_load_yaml_where(r_cfg, buf, len, name, key, NULL, errbuf,
+					     errbuf_size);
+}
+
+int
+flowq__config_load_yaml_where(struct flowq_config_yaml *r_cfg, const void *buf,
+			      size_t len, const char *name, const char *key,
+			      const struct flowq__config_yaml_where *where, char *errbuf,
+			      size_t errbuf_size)
 {
 	if (r_cfg == NULL || (buf == NULL && len > 0)) {
 		if (errbuf != NULL && errbuf_size > 0)
@@ -1765,7 +2005,7 @@ flowq_config_load_yaml_buf(struct flowq_config_yaml *r_cfg, const void *buf, siz
 		return -EFAULT;
 	}
 	return yl_load(r_cfg, NULL, buf, len, name != NULL ? name : "<buffer>", key,
-		       errbuf, errbuf_size);
+		       where, errbuf, errbuf_size);
 }
 
 void

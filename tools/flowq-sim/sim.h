@@ -173,7 +173,10 @@ struct sim_flow_spec {
 	double cancel_prob;   /* in [0, 1]: a request is cancelled ... */
 	struct sim_dist cancel_after_ns; /* ... this long after submit, if
 	                                  * still queued */
-	unsigned line;        /* 1-based line of the entry in the spec */
+	unsigned line;        /* 1-based line of the entry in the spec (0:
+	                       * the entry came from an override) */
+	size_t first;         /* global index of the class's first flow
+	                       * (sim_spec_flow numbering) */
 };
 
 struct sim_slowdown {
@@ -212,7 +215,11 @@ struct sim_trace_spec {
 
 /** A named variant of the spec for side-by-side comparison (the spec's
  * `compare:` list): the spec with these overrides applied (same syntax as
- * sim_spec_load's @p overrides). */
+ * sim_spec_load's @p overrides). Load a variant as
+ * sim_spec_load(path, <the spec's own overrides>, then @c overrides, then
+ * "compare=[]"): the last drops the variant's sibling variants, which are
+ * then neither checked against it nor run again. sim_spec_load checked each
+ * variant that way already, so the load succeeds (unless a file changed). */
 struct sim_variant {
 	char *name;
 	char **overrides;
@@ -255,8 +262,14 @@ struct sim_spec {
  *              (tools/scenarios/default.yaml, compiled in).
  * @return 0; -EINVAL with "<file>:<line>:<col>: <key path>: <what>" in
  *         @p err (an override's error names the override); -ENOENT (file,
- *         or the trace file: the message lists where it looked); -ENOMEM.
- * On failure @p r_spec owns nothing. Never prints.
+ *         or the trace file: the message lists where it looked); -EFBIG
+ *         (more than FLOWQ_CONFIG_YAML_MAX_SIZE); -ENOMEM; -EFAULT (a NULL
+ *         argument or override); another errno of open(2)/read(2).
+ * On failure @p r_spec owns nothing (it holds the defaults; freeing it is a
+ * no-op). spec.c's header comment is the document's reference (keys,
+ * defaults, value forms, overrides, order of checks). Context: any thread;
+ * reentrant; reads the policy registries and $FLOWQ_SIM_DATA, stats the
+ * trace file. Allocates (libc). Never prints.
  */
 int
 sim_spec_load(struct sim_spec *r_spec, const char *path, const char *const *overrides,
@@ -265,13 +278,16 @@ sim_spec_load(struct sim_spec *r_spec, const char *path, const char *const *over
 int
 sim_spec_load_buf(struct sim_spec *r_spec, const char *name, const char *buf, size_t len,
     const char *const *overrides, size_t noverrides, char *err, size_t errsz);
+/** Free what a load left in @p spec and reset it to the defaults;
+ * idempotent; NULL is ignored. */
 void
 sim_spec_free(struct sim_spec *spec);
 /** Total flows (sum of the classes' counts). */
 size_t
 sim_spec_nflows(const struct sim_spec *spec);
 /** Write the flow id of flow @p k (0-based over all classes, in class
- * order) to @p buf; returns its class. */
+ * order) to @p buf (truncated to @p bufsz; NULL: not written); returns its
+ * class, or NULL if @p k >= sim_spec_nflows(). O(log classes). */
 const struct sim_flow_spec *
 sim_spec_flow(const struct sim_spec *spec, size_t k, char *buf, size_t bufsz);
 

@@ -97,6 +97,14 @@ void
 sim_rng_seed(struct sim_rng *r, uint64_t seed, uint64_t stream);
 uint64_t
 sim_rng_next(struct sim_rng *r);
+/** Stream numbers of a run (sim_rng_seed's @p stream, with the spec's
+ * seed): the backend's service draws, the trace's weighted assignment, and
+ * one stream per flow (flow k: SIM_STREAM_FLOW + k, sim_spec_flow
+ * numbering) for its arrivals, sizes, cancels and think times. */
+#define SIM_STREAM_BACKEND 0u
+#define SIM_STREAM_TRACE   1u
+#define SIM_STREAM_FLOW    2u
+
 /** Uniform in (0, 1): never 0, never 1. */
 double
 sim_rng_unit(struct sim_rng *r);

@@ -384,6 +384,32 @@ Test(sim_run, backend_slots_are_never_exceeded)
 	sim_result_free(&r);
 }
 
+/* The utilization detector: the backend reports its endpoints' queue
+ * and slot use, and the gate holds the backend's FIFO near endpoints x
+ * queue_depth_threshold instead of letting everything through. */
+Test(sim_run, utilization_detector_is_fed_by_the_backend)
+{
+	struct tspec t;
+	tspec_init(&t);
+	struct flowq_saturation_config *sc = &t.s.engine.config.saturation;
+	sc->detector = "utilization";
+	sc->max_inflight = 0;
+	sc->endpoints = 2;
+	sc->queue_depth_threshold = 5;
+	t.s.backend.slots = 8;
+	t.s.backend.service_ns = tconst(50e6); /* 160/s */
+	t.s.drain_ns = 0;
+	tspec_flow(&t, "a", 1)->arrival.rate = 240;
+	struct sim_result r;
+	run_ok(&t.s, NULL, &r);
+	cr_assert_gt(r.total.dispatched, 280);
+	cr_assert_gt(r.total.shutdown, 100); /* the rest waited in the engine */
+	cr_assert_lt(r.backend_queue_max, 40, "backend FIFO reached %llu",
+		     (unsigned long long)r.backend_queue_max);
+	cr_assert_gt(r.backend_utilization, 0.9);
+	sim_result_free(&r);
+}
+
 /* Saturated (offered 600/s, served 400/s): the high band's p99 queue time
  * is far below the low band's. */
 Test(sim_run, priority_under_saturation)

@@ -118,6 +118,7 @@ enum ev_kind {
 	EV_DONE,    /* a request's service end */
 	EV_END,     /* the duration: arrivals stop */
 	EV_STOP,    /* duration + drain: the run stops */
+	EV_METRICS, /* utilization detector: the backend reports its metrics */
 };
 
 struct ev {
@@ -237,7 +238,9 @@ struct run {
 	size_t nbands;
 	struct sim_trace trace;
 	size_t trace_next;
-	struct ev trace_ev, end_ev, stop_ev;
+	struct ev trace_ev, end_ev, stop_ev, metrics_ev;
+	int64_t metrics_every; /* > 0: the engine's detector is utilization */
+	unsigned endpoints;
 	bool draining, stop, closed;
 	/* Backend. */
 	struct flowq_list bq;
@@ -766,6 +769,52 @@ backend_done(struct run *run, struct sreq *sr, int64_t now)
 	}
 }
 
+/*
+ * The utilization detector's feed: every metrics_every (a quarter of the
+ * detector's staleness horizon, at most 10 ms: a scrape interval), each of
+ * the `endpoints` endpoints reports its part of the backend: waiting = the
+ * backend's FIFO spread evenly (the first endpoints take the remainder),
+ * KV-cache use = the fraction of slots busy (a proxy: the model has no
+ * memory).
+ */
+static void
+backend_metrics(struct run *run)
+{
+	int64_t at = flowq_now(run->e);
+	double kv = (double)run->active / (double)run->spec->backend.slots;
+	unsigned n = run->endpoints;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t waiting = run->bq_len / n + (i < run->bq_len % n);
+		int rc = flowq_endpoint_report(run->e, i, waiting, kv > 1 ? 1 : kv, at);
+		if (rc < 0 && rc != -ESTALE)
+			violation(run, "flowq_endpoint_report failed");
+	}
+}
+
+/* The backend's own events (both modes: the virtual loop, the collector). */
+static void
+backend_event(struct run *run, struct ev *ev, int64_t now)
+{
+	if (ev->kind == EV_METRICS) {
+		backend_metrics(run);
+		if (ev_push(&run->heap, ev, now + run->metrics_every) < 0)
+			set_err(run, -ENOMEM, "%s", "out of memory");
+		return;
+	}
+	struct sreq *sr = EV_OWNER(ev, struct sreq, ev);
+	if (ev->kind == EV_DONE) {
+		backend_done(run, sr, now);
+		return;
+	}
+	/* EV_CANCEL. Still queued in virtual mode (an outcome removes the
+	 * event); in real time the request stays ours until both of its
+	 * records are in, so the cancel cannot hit a reused request. A
+	 * cancel that loses to a decision made meanwhile is -EALREADY. */
+	int c = flowq_cancel(run->e, &sr->req);
+	if (c != 0 && c != -EALREADY)
+		violation(run, "flowq_cancel failed");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Arrivals (shared by both modes: the caller supplies the heap and pool)   */
 /* ------------------------------------------------------------------------ */
@@ -1094,17 +1143,10 @@ vevent(struct run *run, struct ev *ev)
 	case EV_TRACE:
 		rc = arrival_event(&s, ev, &run->trace_next, run->now);
 		break;
-	case EV_CANCEL: {
-		struct sreq *sr = EV_OWNER(ev, struct sreq, ev);
-		/* Still queued (an outcome removes the event): a cancel that
-		 * loses to a decision made in this instant is -EALREADY. */
-		int c = flowq_cancel(run->e, &sr->req);
-		if (c != 0 && c != -EALREADY)
-			violation(run, "flowq_cancel failed");
-		break;
-	}
+	case EV_CANCEL:
 	case EV_DONE:
-		backend_done(run, EV_OWNER(ev, struct sreq, ev), run->now);
+	case EV_METRICS:
+		backend_event(run, ev, run->now);
 		break;
 	case EV_END:
 		run->draining = true;
@@ -1135,6 +1177,8 @@ run_virtual(struct run *run)
 			     spec->duration_ns + spec->drain_ns);
 	if (rc < 0)
 		return rc;
+	if (run->metrics_every)
+		backend_event(run, &run->metrics_ev, 0);
 	int64_t eng = poll_all(run);
 	while (!run->err) {
 		int64_t tev = ev_next(&run->heap);
@@ -1291,21 +1335,6 @@ rt_drain(struct run *run)
 	return n;
 }
 
-static void
-rt_timer(struct run *run, struct ev *ev, int64_t now)
-{
-	struct sreq *sr = EV_OWNER(ev, struct sreq, ev);
-	if (ev->kind == EV_CANCEL) {
-		/* The request is ours until both records are in, so the
-		 * cancel cannot hit a reused request. */
-		int c = flowq_cancel(run->e, &sr->req);
-		if (c != 0 && c != -EALREADY)
-			violation(run, "flowq_cancel failed");
-	} else {
-		backend_done(run, sr, now);
-	}
-}
-
 static void *
 producer_main(void *arg)
 {
@@ -1408,6 +1437,8 @@ run_realtime(struct run *run)
 	struct sim_result *r = run->r;
 	int rc = 0;
 	run->t0 = mono_ns();
+	if (run->metrics_every)
+		backend_event(run, &run->metrics_ev, 0);
 	atomic_store(&run->producers_live, run->nprod);
 	for (unsigned i = 0; i < run->nprod; i++) {
 		struct producer *p = &run->prod[i];
@@ -1427,7 +1458,7 @@ run_realtime(struct run *run)
 		now = rt_now(run);
 		while (ev_next(&run->heap) <= now) {
 			struct ev *ev = (struct ev *)flowq_heap_pop(&run->heap.h);
-			rt_timer(run, ev, now);
+			backend_event(run, ev, now);
 			r->events++;
 		}
 		if (now >= stop)
@@ -1642,6 +1673,14 @@ engine_create(struct run *run)
 		return rc;
 	}
 	run->nshards = flowq_shard_count(run->e);
+	if (cfg.saturation.detector &&
+	    strcmp(cfg.saturation.detector, "utilization") == 0) {
+		int64_t every = cfg.saturation.metrics_staleness_ns / 4;
+		run->metrics_every = every < 1              ? 1
+				     : every > 10 * 1000000 ? 10 * 1000000
+							    : every;
+		run->endpoints = cfg.saturation.endpoints ? cfg.saturation.endpoints : 1;
+	}
 	for (size_t k = 0; k < run->nflows; k++) {
 		struct rflow *f = &run->flows[k];
 		rc = flowq_flow_get(run->e, f->id, f->id_len, f->cls->priority, &f->h);
@@ -1917,6 +1956,8 @@ sim_run(const struct sim_spec *spec, const struct sim_run_opts *opts,
 	run->trace_ev.kind = EV_TRACE;
 	run->end_ev.kind = EV_END;
 	run->stop_ev.kind = EV_STOP;
+	run->metrics_ev.kind = EV_METRICS;
+	flowq_heap_node_init(&run->metrics_ev.hn);
 	flowq_heap_node_init(&run->trace_ev.hn);
 	flowq_heap_node_init(&run->end_ev.hn);
 	flowq_heap_node_init(&run->stop_ev.hn);
@@ -1945,7 +1986,8 @@ sim_run(const struct sim_spec *spec, const struct sim_run_opts *opts,
 	if (rc == 0) {
 		/* The last window (partial), then the engine's counters. */
 		advance(run, end);
-		window_close(run);
+		if (end > run->wnext - spec->window_ns)
+			window_close(run);
 		r->nwindows = run->wcur < run->wcap ? run->wcur : run->wcap;
 		run->closed = true;
 		struct flowq_stats st;

@@ -366,7 +366,8 @@ struct sim_flow_result {
 	struct sim_counts c;
 	struct sim_samples queue_ns; /* submit -> dispatch, dispatched requests */
 	/** Per window: bytes dispatched, and this flow's share of its band's
-	 * dispatched bytes in the window (0 when the band dispatched none). */
+	 * dispatched bytes in the window (0 when the band dispatched none).
+	 * Both NULL when flows x windows is above 2^22 (run.c: memory). */
 	uint64_t *win_bytes;
 	double *win_share;
 };
@@ -383,7 +384,8 @@ struct sim_band_result {
 	 * flows with demand, where fair_i is the weighted max-min fair share
 	 * of the bytes the band dispatched in the window given each flow's
 	 * demand (bytes offered in the window plus its backlog at the start);
-	 * NaN when fewer than two flows had demand. */
+	 * NaN when fewer than two flows had demand or the band dispatched
+	 * nothing in the window. */
 	double *win_jain;
 	double jain_mean;         /* mean over windows that are not NaN */
 	/** Dispatches of this band while a higher band had a request queued
@@ -396,9 +398,11 @@ struct sim_result {
 	const struct sim_spec *spec;
 	enum sim_mode mode;
 	uint64_t seed;
-	int64_t duration_ns, end_ns; /* end: when the last outcome came */
+	/* end: when the run stopped: the queues and the backend empty after
+	 * the duration, or duration + drain (the shutdown's outcomes). */
+	int64_t duration_ns, end_ns;
 	int64_t window_ns;
-	size_t nwindows;
+	size_t nwindows; /* windows up to end_ns; the last may be partial */
 	struct sim_flow_result *flows;
 	size_t nflows;
 	struct sim_band_result *bands; /* by priority, highest first */

@@ -478,6 +478,27 @@ cmd_run(int argc, char **argv)
 		return status;
 	}
 
+	/* Fail before a long run, not after it: the report files must be
+	 * writable (they are created now and rewritten at the end). */
+	const char *paths[] = {a.json, a.csv, a.html};
+	for (int k = 0; k < 3 && status == 0; k++) {
+		FILE *f = paths[k] ? fopen(paths[k], "w") : NULL;
+		if (paths[k] && !f) {
+			fprintf(stderr, "flowq-sim: %s: cannot open for writing: %s\n",
+				paths[k], strerror(errno));
+			status = EXIT_USAGE;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (status) {
+		for (size_t i = 0; i < nowned; i++)
+			free(owned[i]);
+		free(owned);
+		free(a.overrides);
+		return status;
+	}
+
 	struct outcome *runs = calloc(1, sizeof(*runs));
 	size_t nruns = 1;
 	bool conserved = true;

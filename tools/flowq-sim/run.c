@@ -280,7 +280,6 @@ struct run {
 	atomic_uint producers_live;
 	atomic_ullong callbacks;
 	uint64_t out_seen;
-	pthread_mutex_t pool_mu; /* producers' chunk allocation (rare) */
 };
 
 static void
@@ -1823,9 +1822,7 @@ cpu_now(void)
 static double
 wall_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	return (double)mono_ns() * 1e-9;
 }
 
 /* Spec checks run.c depends on (spec.c validates the rest). */

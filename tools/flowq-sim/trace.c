@@ -259,15 +259,9 @@ fraction(const char **p, int64_t *r_ns)
 {
 	int64_t ns = 0;
 	int n = 0;
-	while (**p >= '0' && **p <= '9') {
-		if (n < 9) {
+	for (; **p >= '0' && **p <= '9'; (*p)++, n++)
+		if (n < 9)
 			ns = ns * 10 + (**p - '0');
-			n++;
-		} else {
-			n++;
-		}
-		(*p)++;
-	}
 	if (n == 0)
 		return false;
 	for (int i = n < 9 ? n : 9; i < 9; i++)
@@ -375,16 +369,6 @@ by_share(const struct loader *l, double u)
 			lo = mid + 1;
 	}
 	return l->tf[lo].flow;
-}
-
-/* splitmix64's finalizer: a well-mixed hash of the line number. */
-static uint64_t
-hash64(uint64_t x)
-{
-	x += UINT64_C(0x9e3779b97f4a7c15);
-	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return x ^ (x >> 31);
 }
 
 static int
@@ -528,8 +512,11 @@ map_row(struct loader *l)
 	if (ts->assign == SIM_ASSIGN_WEIGHTED) {
 		flow = by_share(l, sim_rng_unit(&l->rng));
 	} else if (ts->assign == SIM_ASSIGN_HASH) {
-		uint64_t h = hash64(l->line);
-		flow = by_share(l, (double)(h >> 11) * (1.0 / 9007199254740992.0));
+		/* A stream seeded by the line alone (not the spec's seed):
+		 * its first draw is a well-mixed hash of the line. */
+		struct sim_rng h;
+		sim_rng_seed(&h, l->line, SIM_STREAM_TRACE);
+		flow = by_share(l, sim_rng_unit(&h));
 	} else {
 		const char *v = l->fields[l->c_assign];
 		struct fid key = {.id = (char *)v};

@@ -64,11 +64,16 @@ tspec_init(struct tspec *t)
 	s->flows = t->flows;
 }
 
-/* Add a flow class (count 1, weight 1, Poisson at 100/s, 1000 bytes). */
+/* Add a flow class (count 1, weight 1, Poisson at 100/s, 1000 bytes). Set
+ * its count before adding the next class (that class's `first` follows
+ * from it). */
 static inline struct sim_flow_spec *
 tspec_flow(struct tspec *t, const char *id, int32_t priority)
 {
 	struct sim_flow_spec *f = &t->flows[t->s.nflows++];
+	/* The previous classes' counts are final once another is added. */
+	if (f > t->flows)
+		f->first = f[-1].first + f[-1].count;
 	f->id = (char *)id;
 	f->count = 1;
 	f->priority = priority;

@@ -5,20 +5,29 @@
  *   flowq-sim run [SPEC] [--virtual|--realtime] [--seed N] [--duration T]
  *                 [--json F] [--csv F] [--html F] [--set KEY=VALUE]...
  *                 [--progress auto|always|never]
+ *   flowq-sim tune [SPEC] --vary KEY=V1,V2,... [--vary ...] --objective EXPR
+ *                  [--virtual|--realtime] [--seed N] [--duration T]
+ *                  [--set KEY=VALUE]... [--html F] [--progress ...]
  *   flowq-sim list
- *   flowq-sim tune ...        (not yet)
  *
  * run: loads SPEC (without it the built-in default scenario), applies the
  * overrides (--seed N is "sim.seed=N", --duration T "sim.duration=T", each
  * --set as given, in command-line order), runs it, then each of its
  * `compare:` variants (the same overrides, then the variant's own: the
- * variant wins where both set a key), prints each run's table and, with
- * variants, a side-by-side comparison, on stdout. --json/--csv/--html
- * write the spec's run to F and variant i's to F with ".<variant>" put
- * before the extension (e.g. out.json, out.no-displacement.json).
- * Progress goes to stderr only: a live line when stderr is a terminal
- * (auto) or always, a line every few seconds otherwise (auto), nothing
- * with never.
+ * variant wins where both set a key). stdout gets the spec's table and,
+ * with variants, the side-by-side comparison (sim_report_compare).
+ * --json and --html write the run (with variants: the comparison,
+ * sim_report_json_compare / sim_report_html_compare, every run in one
+ * file); --csv writes the spec's run to F and each variant's to F with
+ * ".<variant>" before the extension (out.csv, out.no-displacement.csv).
+ * tune: tune.c (sim_tune) runs every combination of the --vary values,
+ * prints the ranked table and the best combination as YAML; --html writes
+ * the tuning table and heat-map; a line per run on stderr unless
+ * --progress never.
+ * Report files are created before the first run (a bad path fails at
+ * once, not after a long run). Progress goes to stderr only: a live line
+ * when stderr is a terminal (auto) or always, a line every 5 s otherwise
+ * (auto), nothing with never.
  *
  * Exit status: 0; 1 when a run broke conservation (sim_result.conserved);
  * 2 on bad usage, a bad spec, or a run that could not be carried out
@@ -26,7 +35,6 @@
  */
 #define _POSIX_C_SOURCE 200809L /* isatty, fileno, clock_gettime */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +52,20 @@ static const char usage_text[] =
 	"usage: flowq-sim run [SPEC] [--virtual|--realtime] [--seed N] [--duration T]\n"
 	"                     [--json F] [--csv F] [--html F] [--set KEY=VALUE]...\n"
 	"                     [--progress auto|always|never]\n"
+	"       flowq-sim tune [SPEC] --vary KEY=V1,V2,... [--vary ...] --objective "
+	"EXPR\n"
+	"                      [--virtual|--realtime] [--seed N] [--duration T]\n"
+	"                      [--set KEY=VALUE]... [--html F] [--progress ...]\n"
 	"       flowq-sim list\n"
-	"       flowq-sim tune SPEC --vary KEY=V1,V2,... --objective EXPR (not yet)\n"
 	"\n"
 	"run   runs SPEC (a workload spec, YAML; without it the built-in default\n"
 	"      scenario) and each of its compare: variants, prints the results and\n"
 	"      writes the reports asked for. --virtual: deterministic, on a simulated\n"
 	"      clock; --realtime: producer threads and dispatchers on the wall clock.\n"
 	"      --seed and --duration are short for --set sim.seed=N, sim.duration=T.\n"
+	"tune  runs SPEC once per combination of the --vary values and ranks the\n"
+	"      runs by the objective (e.g. 'min:p99(band=10)', 'max:jain(band=0)';\n"
+	"      tools/flowq-sim/tune.c has the grammar); prints the best as YAML.\n"
 	"list  the policies and detectors a spec may name, and the queue settings.\n"
 	"\n"
 	"Exit status: 0; 1 if a run broke conservation; 2 on bad usage or spec.\n";
@@ -203,14 +217,21 @@ enum progress_mode {
 	PROGRESS_NEVER,
 };
 
-struct run_args {
+/* The options of run and tune. */
+struct args {
+	bool tune;
 	const char *spec;
 	bool mode_set;
 	enum sim_mode mode;
 	const char *json, *csv, *html;
 	enum progress_mode progress;
-	const char **overrides;
+	const char **overrides; /* in command-line order */
 	size_t noverrides;
+	char **owned; /* the overrides made from --seed, --duration */
+	size_t nowned;
+	const char **vary; /* tune: --vary arguments */
+	size_t nvary;
+	const char *objective; /* tune */
 };
 
 struct outcome {
@@ -220,26 +241,164 @@ struct outcome {
 	bool loaded, ran;
 };
 
-static int
-add_override(struct run_args *a, const char *ov)
+static void
+args_free(struct args *a)
 {
-	const char **n = realloc(a->overrides, (a->noverrides + 1) * sizeof(*n));
-	if (!n)
+	for (size_t i = 0; i < a->nowned; i++)
+		free(a->owned[i]);
+	free(a->owned);
+	free(a->overrides);
+	free(a->vary);
+}
+
+static int
+push(const char ***v, size_t *n, const char *s)
+{
+	const char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
 		return -ENOMEM;
-	a->overrides = n;
-	a->overrides[a->noverrides++] = ov;
+	*v = nv;
+	nv[(*n)++] = s;
 	return 0;
 }
 
-/* "--seed" + N -> "sim.seed=N" (owned by the caller's list of strings). */
-static char *
-make_override(const char *key, const char *value)
+/* "--seed" + N -> "sim.seed=N". */
+static int
+add_owned(struct args *a, const char *key, const char *value)
 {
 	size_t n = strlen(key) + strlen(value) + 2;
 	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s=%s", key, value);
-	return s;
+	char **no = realloc(a->owned, (a->nowned + 1) * sizeof(*no));
+	if (no)
+		a->owned = no;
+	if (!s || !no || push(&a->overrides, &a->noverrides, s) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	snprintf(s, n, "%s=%s", key, value);
+	a->owned[a->nowned++] = s;
+	return 0;
+}
+
+/* Parse the options of run (@p tune false) or tune. @return 0 or an exit
+ * status (message printed). */
+static int
+parse_args(struct args *a, int argc, char **argv)
+{
+	const char *cmd = a->tune ? "tune" : "run";
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		bool takes = strcmp(s, "--seed") == 0 || strcmp(s, "--duration") == 0 ||
+			     strcmp(s, "--json") == 0 || strcmp(s, "--csv") == 0 ||
+			     strcmp(s, "--html") == 0 || strcmp(s, "--set") == 0 ||
+			     strcmp(s, "--progress") == 0 ||
+			     (a->tune && (strcmp(s, "--vary") == 0 ||
+					  strcmp(s, "--objective") == 0));
+		if (takes && !val)
+			return usage_error("%s needs a value", s);
+		if (takes)
+			i++;
+		int rc = 0;
+		if (strcmp(s, "--virtual") == 0 || strcmp(s, "--realtime") == 0) {
+			enum sim_mode m =
+				s[2] == 'v' ? SIM_MODE_VIRTUAL : SIM_MODE_REALTIME;
+			if (a->mode_set && a->mode != m)
+				return usage_error(
+					"%s",
+					"--virtual and --realtime exclude each other");
+			a->mode_set = true;
+			a->mode = m;
+		} else if (strcmp(s, "--seed") == 0) {
+			rc = add_owned(a, "sim.seed", val);
+		} else if (strcmp(s, "--duration") == 0) {
+			rc = add_owned(a, "sim.duration", val);
+		} else if (strcmp(s, "--set") == 0) {
+			if (!strchr(val, '=') || val[0] == '=')
+				return usage_error("--set %s: expected KEY=VALUE", val);
+			rc = push(&a->overrides, &a->noverrides, val);
+		} else if (strcmp(s, "--vary") == 0) {
+			rc = push(&a->vary, &a->nvary, val);
+		} else if (strcmp(s, "--objective") == 0) {
+			a->objective = val;
+		} else if (strcmp(s, "--json") == 0) {
+			a->json = val;
+		} else if (strcmp(s, "--csv") == 0) {
+			a->csv = val;
+		} else if (strcmp(s, "--html") == 0) {
+			a->html = val;
+		} else if (strcmp(s, "--progress") == 0) {
+			if (strcmp(val, "auto") == 0)
+				a->progress = PROGRESS_AUTO;
+			else if (strcmp(val, "always") == 0)
+				a->progress = PROGRESS_ALWAYS;
+			else if (strcmp(val, "never") == 0)
+				a->progress = PROGRESS_NEVER;
+			else
+				return usage_error(
+					"--progress %s: expected auto, always or never",
+					val);
+		} else if (s[0] == '-' && s[1] != '\0') {
+			fprintf(stderr,
+				"flowq-sim: %s: unknown option %s\n(flowq-sim --help for "
+				"usage)\n",
+				cmd, s);
+			return EXIT_USAGE;
+		} else if (a->spec) {
+			return usage_error("one SPEC only (got a second: %s)", s);
+		} else {
+			a->spec = s;
+		}
+		if (rc < 0)
+			return usage_error("%s", "out of memory");
+	}
+	if (a->tune) {
+		if (a->nvary == 0)
+			return usage_error(
+				"%s",
+				"tune: at least one --vary KEY=V1,V2,... is needed");
+		if (!a->objective)
+			return usage_error("%s", "tune: --objective EXPR is needed");
+		if (a->json || a->csv)
+			return usage_error(
+				"%s", "tune writes --html only (the tuning table and "
+				      "heat-map); the table goes to stdout");
+	}
+	/* Fail before a long run, not after it: the report files must be
+	 * writable (they are created now and rewritten at the end). */
+	const char *paths[] = {a->json, a->csv, a->html};
+	for (int k = 0; k < 3; k++) {
+		FILE *f = paths[k] ? fopen(paths[k], "w") : NULL;
+		if (paths[k] && !f) {
+			fprintf(stderr, "flowq-sim: %s: cannot open for writing: %s\n",
+				paths[k], strerror(errno));
+			return EXIT_USAGE;
+		}
+		if (f)
+			fclose(f);
+	}
+	return 0;
+}
+
+static FILE *
+open_out(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "flowq-sim: %s: cannot open for writing: %s\n", path,
+			strerror(errno));
+	return f;
+}
+
+static int
+close_out(FILE *f, const char *path)
+{
+	if (fclose(f) != 0) {
+		fprintf(stderr, "flowq-sim: %s: write failed: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* F with ".<variant>" before its extension; spaces and slashes become
@@ -265,77 +424,79 @@ variant_path(const char *path, const char *variant)
 	return out;
 }
 
+/* The report files of @p n runs (those that ran; the first is the spec's
+ * own). @return 0, or -1 if one could not be written (message printed). */
 static int
-write_report(const char *path, const char *kind, const struct sim_result *r)
+write_reports(const struct args *a, const struct outcome *runs, size_t n)
 {
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "flowq-sim: %s: cannot open for writing: %s\n", path,
-			strerror(errno));
-		return -1;
+	const char **names = calloc(n, sizeof(*names));
+	const struct sim_result **rs = calloc(n, sizeof(*rs));
+	size_t m = 0;
+	int bad = 0;
+	if (!names || !rs) {
+		fprintf(stderr, "flowq-sim: out of memory\n");
+		bad = -1;
+		goto out;
 	}
-	if (strcmp(kind, "json") == 0)
-		sim_report_json(f, r);
-	else if (strcmp(kind, "csv") == 0)
-		sim_report_csv(f, r);
-	else
-		sim_report_html(f, r, NULL);
-	if (fclose(f) != 0) {
-		fprintf(stderr, "flowq-sim: %s: write failed: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void
-print_q(int64_t ns)
-{
-	if (ns >= 1000000000)
-		printf(" %8.2fs ", (double)ns * 1e-9);
-	else if (ns >= 1000000)
-		printf(" %7.2fms ", (double)ns * 1e-6);
-	else
-		printf(" %7.1fus ", (double)ns * 1e-3);
-}
-
-/* The comparison of the spec's run with its variants: per band, the
- * figures that differ most between policies. */
-static void
-print_comparison(const struct outcome *runs, size_t n)
-{
-	printf("\ncomparison (%zu runs)\n", n);
-	printf("%-24s %6s %10s %10s %10s %10s %10s %7s %7s\n", "run", "band", "offered",
-	       "dispatched", "shed", "p50 queue", "p99 queue", "jain", "invers");
-	for (size_t i = 0; i < n; i++) {
-		const struct outcome *o = &runs[i];
-		if (!o->ran)
-			continue;
-		for (size_t b = 0; b < o->r.nbands; b++) {
-			const struct sim_band_result *br = &o->r.bands[b];
-			uint64_t shed = br->c.rejected_capacity + br->c.rejected_other +
-					br->c.expired + br->c.displaced + br->c.shutdown;
-			printf("%-24.24s %6d %10llu %10llu %10llu", b == 0 ? o->name : "",
-			       (int)br->priority, (unsigned long long)br->c.offered,
-			       (unsigned long long)br->c.dispatched,
-			       (unsigned long long)shed);
-			print_q(sim_quantile(&br->queue_ns, 0.5));
-			print_q(sim_quantile(&br->queue_ns, 0.99));
-			if (isnan(br->jain_mean))
-				printf("%7s", "-");
-			else
-				printf("%7.3f", br->jain_mean);
-			printf(" %7llu\n", (unsigned long long)br->inversions);
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].ran) {
+			names[m] = runs[i].name;
+			rs[m++] = &runs[i].r;
 		}
-		printf("%-24s %6s %10llu %10llu %s\n", "", "all",
-		       (unsigned long long)o->r.total.offered,
-		       (unsigned long long)o->r.total.dispatched,
-		       o->r.conserved ? "conserved" : "NOT CONSERVED");
+	if (m == 0)
+		goto out;
+	FILE *f;
+	if (a->json && (f = open_out(a->json))) {
+		if (n > 1)
+			sim_report_json_compare(f, names, rs, m);
+		else
+			sim_report_json(f, rs[0]);
+		bad |= close_out(f, a->json);
+	} else if (a->json) {
+		bad = -1;
 	}
+	if (a->html && (f = open_out(a->html))) {
+		if (n > 1)
+			sim_report_html_compare(f, names, rs, m);
+		else
+			sim_report_html(f, rs[0], NULL);
+		bad |= close_out(f, a->html);
+	} else if (a->html) {
+		bad = -1;
+	}
+	for (size_t i = 0; a->csv && i < m; i++) {
+		char *path = i == 0 ? strdup(a->csv) : variant_path(a->csv, names[i]);
+		if (path && (f = open_out(path))) {
+			sim_report_csv(f, rs[i]);
+			bad |= close_out(f, path);
+		} else {
+			bad = -1;
+		}
+		free(path);
+	}
+out:
+	free(names);
+	free(rs);
+	return bad;
+}
+
+static struct sim_run_opts
+run_opts(const struct args *a, enum sim_mode spec_mode, struct progress *p)
+{
+	bool tty = isatty(fileno(stderr));
+	p->live = a->progress == PROGRESS_ALWAYS || (a->progress == PROGRESS_AUTO && tty);
+	p->every_s = p->live ? 0.1 : 5;
+	p->last_wall = wall_s();
+	return (struct sim_run_opts){
+		.mode = a->mode_set ? a->mode : spec_mode,
+		.progress = a->progress == PROGRESS_NEVER ? NULL : on_progress,
+		.progress_ctx = p,
+		.progress_every_ns = 100000000,
+	};
 }
 
 static int
-run_one(const struct run_args *a, struct outcome *o, const char *const *ovs, size_t novs,
+run_one(const struct args *a, struct outcome *o, const char *const *ovs, size_t novs,
 	bool *r_conserved)
 {
 	char err[512] = "";
@@ -345,23 +506,8 @@ run_one(const struct run_args *a, struct outcome *o, const char *const *ovs, siz
 		return EXIT_USAGE;
 	}
 	o->loaded = true;
-	struct progress p = {
-		.name = o->name,
-		.duration_ns = o->spec.duration_ns,
-		.every_s = 0.1,
-		.last_wall = 0,
-	};
-	bool tty = isatty(fileno(stderr));
-	p.live = a->progress == PROGRESS_ALWAYS || (a->progress == PROGRESS_AUTO && tty);
-	if (!p.live)
-		p.every_s = 5;
-	p.last_wall = wall_s();
-	struct sim_run_opts opts = {
-		.mode = a->mode_set ? a->mode : o->spec.mode,
-		.progress = a->progress == PROGRESS_NEVER ? NULL : on_progress,
-		.progress_ctx = &p,
-		.progress_every_ns = 100000000,
-	};
+	struct progress p = {.name = o->name, .duration_ns = o->spec.duration_ns};
+	struct sim_run_opts opts = run_opts(a, o->spec.mode, &p);
 	rc = sim_run(&o->spec, &opts, &o->r, err, sizeof(err));
 	progress_end(&p);
 	if (rc < 0) {
@@ -378,143 +524,30 @@ run_one(const struct run_args *a, struct outcome *o, const char *const *ovs, siz
 }
 
 static int
-write_reports(const struct run_args *a, const struct outcome *o, bool variant)
-{
-	static const char *kinds[] = {"json", "csv", "html"};
-	const char *paths[] = {a->json, a->csv, a->html};
-	int bad = 0;
-	for (int k = 0; k < 3; k++) {
-		if (!paths[k])
-			continue;
-		char *path = variant ? variant_path(paths[k], o->name) : strdup(paths[k]);
-		if (!path || write_report(path, kinds[k], &o->r) < 0)
-			bad = 1;
-		free(path);
-	}
-	return bad;
-}
-
-static int
 cmd_run(int argc, char **argv)
 {
-	struct run_args a = {.progress = PROGRESS_AUTO};
-	char **owned = calloc((size_t)argc + 1, sizeof(*owned));
-	size_t nowned = 0;
-	int status = 0;
-	if (!owned)
-		return usage_error("%s", "out of memory");
-	for (int i = 0; i < argc && status == 0; i++) {
-		const char *s = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		bool takes = strcmp(s, "--seed") == 0 || strcmp(s, "--duration") == 0 ||
-			     strcmp(s, "--json") == 0 || strcmp(s, "--csv") == 0 ||
-			     strcmp(s, "--html") == 0 || strcmp(s, "--set") == 0 ||
-			     strcmp(s, "--progress") == 0;
-		if (takes && !val) {
-			status = usage_error("%s needs a value", s);
-			break;
-		}
-		if (strcmp(s, "--virtual") == 0 || strcmp(s, "--realtime") == 0) {
-			if (a.mode_set && a.mode != (s[2] == 'v' ? SIM_MODE_VIRTUAL
-								 : SIM_MODE_REALTIME)) {
-				status = usage_error(
-					"%s", "--virtual and --realtime exclude each "
-					      "other");
-				break;
-			}
-			a.mode_set = true;
-			a.mode = s[2] == 'v' ? SIM_MODE_VIRTUAL : SIM_MODE_REALTIME;
-		} else if (strcmp(s, "--seed") == 0 || strcmp(s, "--duration") == 0) {
-			char *ov = make_override(
-				s[2] == 's' ? "sim.seed" : "sim.duration", val);
-			if (!ov || add_override(&a, ov) < 0) {
-				free(ov);
-				status = usage_error("%s", "out of memory");
-				break;
-			}
-			owned[nowned++] = ov;
-			i++;
-		} else if (strcmp(s, "--set") == 0) {
-			if (!strchr(val, '=') || val[0] == '=') {
-				status = usage_error("--set %s: expected KEY=VALUE", val);
-				break;
-			}
-			if (add_override(&a, val) < 0) {
-				status = usage_error("%s", "out of memory");
-				break;
-			}
-			i++;
-		} else if (strcmp(s, "--json") == 0) {
-			a.json = argv[++i];
-		} else if (strcmp(s, "--csv") == 0) {
-			a.csv = argv[++i];
-		} else if (strcmp(s, "--html") == 0) {
-			a.html = argv[++i];
-		} else if (strcmp(s, "--progress") == 0) {
-			if (strcmp(val, "auto") == 0)
-				a.progress = PROGRESS_AUTO;
-			else if (strcmp(val, "always") == 0)
-				a.progress = PROGRESS_ALWAYS;
-			else if (strcmp(val, "never") == 0)
-				a.progress = PROGRESS_NEVER;
-			else
-				status = usage_error(
-					"--progress %s: expected auto, always or never",
-					val);
-			i++;
-		} else if (s[0] == '-' && s[1] != '\0') {
-			status = usage_error("run: unknown option %s", s);
-		} else if (a.spec) {
-			status = usage_error("run: one SPEC only (got a second: %s)", s);
-		} else {
-			a.spec = s;
-		}
-	}
-	if (status) {
-		for (size_t i = 0; i < nowned; i++)
-			free(owned[i]);
-		free(owned);
-		free(a.overrides);
-		return status;
-	}
-
-	/* Fail before a long run, not after it: the report files must be
-	 * writable (they are created now and rewritten at the end). */
-	const char *paths[] = {a.json, a.csv, a.html};
-	for (int k = 0; k < 3 && status == 0; k++) {
-		FILE *f = paths[k] ? fopen(paths[k], "w") : NULL;
-		if (paths[k] && !f) {
-			fprintf(stderr, "flowq-sim: %s: cannot open for writing: %s\n",
-				paths[k], strerror(errno));
-			status = EXIT_USAGE;
-		}
-		if (f)
-			fclose(f);
-	}
-	if (status) {
-		for (size_t i = 0; i < nowned; i++)
-			free(owned[i]);
-		free(owned);
-		free(a.overrides);
-		return status;
-	}
-
-	struct outcome *runs = calloc(1, sizeof(*runs));
-	size_t nruns = 1;
+	struct args a = {.progress = PROGRESS_AUTO};
+	struct outcome *runs = NULL;
+	size_t nruns = 0;
 	bool conserved = true;
-	if (!runs) {
+	int status = parse_args(&a, argc, argv);
+	if (status)
+		goto out;
+	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0].name = strdup("spec"))) {
 		status = usage_error("%s", "out of memory");
 		goto out;
 	}
-	runs[0].name = strdup("spec");
+	nruns = 1;
 	status = run_one(&a, &runs[0], a.overrides, a.noverrides, &conserved);
 	if (status)
 		goto out;
-	free(runs[0].name);
-	runs[0].name = strdup(runs[0].spec.name ? runs[0].spec.name : "spec");
-	sim_report_table(stdout, &runs[0].r);
-	status |= write_reports(&a, &runs[0], false) ? EXIT_USAGE : 0;
-
+	if (runs[0].spec.name) {
+		char *name = strdup(runs[0].spec.name);
+		if (name) {
+			free(runs[0].name);
+			runs[0].name = name;
+		}
+	}
 	size_t nv = runs[0].spec.nvariants;
 	if (nv) {
 		struct outcome *more = realloc(runs, (nv + 1) * sizeof(*runs));
@@ -546,15 +579,28 @@ cmd_run(int argc, char **argv)
 			fprintf(stderr, "flowq-sim: variant \"%s\" did not run\n",
 				o->name);
 			status = st;
-			continue;
 		}
-		printf("\nvariant: %s\n", o->name);
-		sim_report_table(stdout, &o->r);
-		status |= write_reports(&a, o, true) ? EXIT_USAGE : 0;
 	}
-	if (nv)
-		print_comparison(runs, nruns);
+	sim_report_table(stdout, &runs[0].r);
+	if (nv) {
+		const char **names = calloc(nruns, sizeof(*names));
+		const struct sim_result **rs = calloc(nruns, sizeof(*rs));
+		size_t m = 0;
+		for (size_t i = 0; names && rs && i < nruns; i++)
+			if (runs[i].ran) {
+				names[m] = runs[i].name;
+				rs[m++] = &runs[i].r;
+			}
+		if (names && rs) {
+			fputc('\n', stdout);
+			sim_report_compare(stdout, names, rs, m);
+		}
+		free(names);
+		free(rs);
+	}
 	fflush(stdout);
+	if (write_reports(&a, runs, nruns) < 0 && status == 0)
+		status = EXIT_USAGE;
 	if (status == 0 && !conserved)
 		status = EXIT_CONSERVATION;
 out:
@@ -566,10 +612,83 @@ out:
 		free(runs[i].name);
 	}
 	free(runs);
-	for (size_t i = 0; i < nowned; i++)
-		free(owned[i]);
-	free(owned);
-	free(a.overrides);
+	args_free(&a);
+	return status;
+}
+
+static int
+cmd_tune(int argc, char **argv)
+{
+	struct args a = {.tune = true, .progress = PROGRESS_AUTO};
+	struct sim_objective *obj = NULL;
+	struct sim_vary *vary = NULL;
+	size_t nvary = 0;
+	char err[512] = "";
+	int status = parse_args(&a, argc, argv);
+	if (status)
+		goto out;
+	if (sim_objective_parse(a.objective, &obj, err, sizeof(err)) < 0) {
+		status = usage_error("--objective: %s", err);
+		goto out;
+	}
+	if (!(vary = calloc(a.nvary, sizeof(*vary)))) {
+		status = usage_error("%s", "out of memory");
+		goto out;
+	}
+	for (; nvary < a.nvary; nvary++)
+		if (sim_vary_parse(a.vary[nvary], &vary[nvary], err, sizeof(err)) < 0) {
+			status = usage_error("--vary: %s", err);
+			goto out;
+		}
+	/* The runs' own progress is not shown: tune logs a line per run.
+	 * Without --virtual/--realtime each run takes its spec's mode (no
+	 * options). */
+	struct sim_run_opts ropts = {.mode = a.mode};
+	struct sim_tune_opts o = {
+		.spec_path = a.spec,
+		.overrides = a.overrides,
+		.noverrides = a.noverrides,
+		.vary = vary,
+		.nvary = nvary,
+		.objective = obj,
+		.objective_text = a.objective,
+		.run = a.mode_set ? &ropts : NULL,
+		.log = a.progress == PROGRESS_NEVER ? NULL : stderr,
+	};
+	struct sim_tune_result res;
+	int rc = sim_tune(&o, &res, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "flowq-sim: tune: %s\n",
+			err[0] ? err : flowq_strerror(rc));
+		status = EXIT_USAGE;
+		goto out;
+	}
+	sim_tune_print(stdout, &res);
+	if (sim_tune_print_best(stdout, &o, &res, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flowq-sim: tune: %s\n", err);
+		status = EXIT_USAGE;
+	}
+	fflush(stdout);
+	FILE *f;
+	if (a.html && (f = open_out(a.html))) {
+		sim_report_html(f, NULL, &res);
+		if (close_out(f, a.html) < 0)
+			status = EXIT_USAGE;
+	} else if (a.html) {
+		status = EXIT_USAGE;
+	}
+	/* A combination that broke conservation is a failed run of the
+	 * engine, as in run. */
+	for (size_t i = 0; i < res.nrows && status == 0; i++)
+		if (!res.rows[i].error && !res.rows[i].conserved)
+			status = EXIT_CONSERVATION;
+	sim_tune_result_free(&res);
+out:
+	for (size_t i = 0; i < nvary; i++)
+		sim_vary_free(&vary[i]);
+	free(vary);
+	sim_objective_free(obj);
+	args_free(&a);
 	return status;
 }
 
@@ -591,12 +710,7 @@ main(int argc, char **argv)
 			return usage_error("list takes no arguments (got %s)", argv[2]);
 		return cmd_list();
 	}
-	if (strcmp(cmd, "tune") == 0) {
-		fputs("flowq-sim: tune: not yet implemented (tools/flowq-sim/tune.c is "
-		      "still to "
-		      "be written); use run with --set and compare: variants meanwhile\n",
-		      stderr);
-		return EXIT_USAGE;
-	}
+	if (strcmp(cmd, "tune") == 0)
+		return cmd_tune(argc - 2, argv + 2);
 	return usage_error("unknown command \"%s\" (run, list or tune)", cmd);
 }

@@ -182,6 +182,8 @@ struct sim_flow_spec {
 	struct sim_dist cancel_after_ns; /* ... this long after submit, if
 	                                  * still queued */
 	unsigned line;        /* 1-based line of the entry in the spec */
+	size_t first;         /* global index of the class's first flow
+	                       * (sim_spec_flow numbering) */
 };
 
 struct sim_slowdown {

@@ -424,30 +424,19 @@ variant_path(const char *path, const char *variant)
 	return out;
 }
 
-/* The report files of @p n runs (those that ran; the first is the spec's
- * own). @return 0, or -1 if one could not be written (message printed). */
+/* The report files of the @p m runs that ran (@p names, @p rs; the first
+ * is the spec's own; @p compare: the spec has variants). @return 0, or -1
+ * if one could not be written (message printed). */
 static int
-write_reports(const struct args *a, const struct outcome *runs, size_t n)
+write_reports(const struct args *a, const char *const *names,
+	      const struct sim_result *const *rs, size_t m, bool compare)
 {
-	const char **names = calloc(n, sizeof(*names));
-	const struct sim_result **rs = calloc(n, sizeof(*rs));
-	size_t m = 0;
 	int bad = 0;
-	if (!names || !rs) {
-		fprintf(stderr, "flowq-sim: out of memory\n");
-		bad = -1;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (runs[i].ran) {
-			names[m] = runs[i].name;
-			rs[m++] = &runs[i].r;
-		}
-	if (m == 0)
-		goto out;
 	FILE *f;
+	if (m == 0)
+		return 0;
 	if (a->json && (f = open_out(a->json))) {
-		if (n > 1)
+		if (compare)
 			sim_report_json_compare(f, names, rs, m);
 		else
 			sim_report_json(f, rs[0]);
@@ -456,7 +445,7 @@ write_reports(const struct args *a, const struct outcome *runs, size_t n)
 		bad = -1;
 	}
 	if (a->html && (f = open_out(a->html))) {
-		if (n > 1)
+		if (compare)
 			sim_report_html_compare(f, names, rs, m);
 		else
 			sim_report_html(f, rs[0], NULL);
@@ -474,9 +463,6 @@ write_reports(const struct args *a, const struct outcome *runs, size_t n)
 		}
 		free(path);
 	}
-out:
-	free(names);
-	free(rs);
 	return bad;
 }
 
@@ -523,53 +509,78 @@ run_one(const struct args *a, struct outcome *o, const char *const *ovs, size_t 
 	return 0;
 }
 
+static void
+outcome_free(struct outcome *o)
+{
+	if (!o)
+		return;
+	if (o->ran)
+		sim_result_free(&o->r);
+	if (o->loaded)
+		sim_spec_free(&o->spec);
+	free(o->name);
+	free(o);
+}
+
+static struct outcome *
+outcome_new(const char *name)
+{
+	struct outcome *o = calloc(1, sizeof(*o));
+	if (o && !(o->name = strdup(name))) {
+		free(o);
+		o = NULL;
+	}
+	return o;
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
 	struct args a = {.progress = PROGRESS_AUTO};
-	struct outcome *runs = NULL;
-	size_t nruns = 0;
+	/* One allocation per run: a result points at its spec (r->spec), so
+	 * neither may move. */
+	struct outcome **runs = NULL;
+	const char **names = NULL;
+	const struct sim_result **rs = NULL;
+	size_t nruns = 0, m = 0;
 	bool conserved = true;
 	int status = parse_args(&a, argc, argv);
 	if (status)
 		goto out;
-	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0].name = strdup("spec"))) {
+	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0] = outcome_new("spec"))) {
 		status = usage_error("%s", "out of memory");
 		goto out;
 	}
 	nruns = 1;
-	status = run_one(&a, &runs[0], a.overrides, a.noverrides, &conserved);
+	status = run_one(&a, runs[0], a.overrides, a.noverrides, &conserved);
 	if (status)
 		goto out;
-	if (runs[0].spec.name) {
-		char *name = strdup(runs[0].spec.name);
+	if (runs[0]->spec.name) {
+		char *name = strdup(runs[0]->spec.name);
 		if (name) {
-			free(runs[0].name);
-			runs[0].name = name;
+			free(runs[0]->name);
+			runs[0]->name = name;
 		}
 	}
-	size_t nv = runs[0].spec.nvariants;
-	if (nv) {
-		struct outcome *more = realloc(runs, (nv + 1) * sizeof(*runs));
-		if (!more) {
-			status = usage_error("%s", "out of memory");
-			goto out;
-		}
-		runs = more;
-		memset(runs + 1, 0, nv * sizeof(*runs));
-		nruns = nv + 1;
+	size_t nv = runs[0]->spec.nvariants;
+	struct outcome **more = realloc(runs, (nv + 1) * sizeof(*runs));
+	if (!more) {
+		status = usage_error("%s", "out of memory");
+		goto out;
 	}
+	runs = more;
 	for (size_t v = 0; v < nv; v++) {
-		const struct sim_variant *var = &runs[0].spec.variants[v];
-		struct outcome *o = &runs[v + 1];
+		const struct sim_variant *var = &runs[0]->spec.variants[v];
+		struct outcome *o = runs[nruns] =
+			outcome_new(var->name ? var->name : "variant");
 		const char **ovs =
 			calloc(a.noverrides + var->noverrides + 1, sizeof(*ovs));
-		o->name = strdup(var->name ? var->name : "variant");
-		if (!ovs || !o->name) {
+		if (!ovs || !o) {
 			free(ovs);
 			status = usage_error("%s", "out of memory");
 			goto out;
 		}
+		nruns++;
 		memcpy(ovs, a.overrides, a.noverrides * sizeof(*ovs));
 		for (size_t i = 0; i < var->noverrides; i++)
 			ovs[a.noverrides + i] = var->overrides[i];
@@ -581,37 +592,33 @@ cmd_run(int argc, char **argv)
 			status = st;
 		}
 	}
-	sim_report_table(stdout, &runs[0].r);
-	if (nv) {
-		const char **names = calloc(nruns, sizeof(*names));
-		const struct sim_result **rs = calloc(nruns, sizeof(*rs));
-		size_t m = 0;
-		for (size_t i = 0; names && rs && i < nruns; i++)
-			if (runs[i].ran) {
-				names[m] = runs[i].name;
-				rs[m++] = &runs[i].r;
-			}
-		if (names && rs) {
-			fputc('\n', stdout);
-			sim_report_compare(stdout, names, rs, m);
+	names = calloc(nruns, sizeof(*names));
+	rs = calloc(nruns, sizeof(*rs));
+	if (!names || !rs) {
+		status = usage_error("%s", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nruns; i++)
+		if (runs[i]->ran) {
+			names[m] = runs[i]->name;
+			rs[m++] = &runs[i]->r;
 		}
-		free(names);
-		free(rs);
+	sim_report_table(stdout, &runs[0]->r);
+	if (nv) {
+		fputc('\n', stdout);
+		sim_report_compare(stdout, names, rs, m);
 	}
 	fflush(stdout);
-	if (write_reports(&a, runs, nruns) < 0 && status == 0)
+	if (write_reports(&a, names, rs, m, nv > 0) < 0 && status == 0)
 		status = EXIT_USAGE;
 	if (status == 0 && !conserved)
 		status = EXIT_CONSERVATION;
 out:
-	for (size_t i = 0; runs && i < nruns; i++) {
-		if (runs[i].ran)
-			sim_result_free(&runs[i].r);
-		if (runs[i].loaded)
-			sim_spec_free(&runs[i].spec);
-		free(runs[i].name);
-	}
+	for (size_t i = 0; i < nruns; i++)
+		outcome_free(runs[i]);
 	free(runs);
+	free(names);
+	free(rs);
 	args_free(&a);
 	return status;
 }

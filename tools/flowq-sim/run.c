@@ -41,8 +41,8 @@
  * r_next_deadline over all shards: TTL expiries, displacement retries,
  * saturation re-checks), moves the clock there, handles the event, and
  * polls every shard (again, up to MAX_PASSES times, while a shard says more
- * work is already visible, e.g. after another shard's priority published),
- * with the completions running inside the polls. flowq_shard_fd() is never
+ * work is already visible or, with several shards, while a pass decided
+ * outcomes: see poll_all), with the completions running inside the polls. flowq_shard_fd() is never
  * called: a host that polls in its own loop pays no eventfd. After the
  * duration no arrival is scheduled; the run stops when the engine's queues
  * and the backend are empty, or at duration + drain. Then the engine's own
@@ -103,7 +103,7 @@
 #include "sim.h"
 
 #define POOL_CHUNK     1024u
-#define MAX_PASSES     16
+#define MAX_PASSES     64
 #define STALL_NS       INT64_C(1000)       /* re-poll after MAX_PASSES */
 #define MIN_THINK_NS   INT64_C(1000)       /* closed loop: least wait */
 #define FLOW_WIN_CELLS (UINT64_C(1) << 22) /* flows x windows, per-flow series */
@@ -1107,13 +1107,21 @@ on_complete(struct flowq_req *req, void *arg)
 	after_outcome(run, sr, o, run->now);
 }
 
-/* Poll every shard until none sees work at this instant. @return the
- * engine's next deadline. */
+/*
+ * Poll every shard until none has more to do at this instant. Another pass
+ * follows a pass in which a shard said more work is already visible, or
+ * (with several shards) in which any shard decided an outcome: a dispatch
+ * or a release of capacity on one shard can unblock a shard polled before
+ * it in the same pass (one that yielded to its more important band, or
+ * waited for the gate), and a host loop would poll that shard again at
+ * once, not at the next event. @return the engine's next deadline.
+ */
 static int64_t
 poll_all(struct run *run)
 {
 	for (int pass = 0;; pass++) {
 		int64_t next = INT64_MAX;
+		int decided = 0;
 		for (unsigned k = 0; k < run->nshards; k++) {
 			int64_t nd;
 			int rc = flowq_shard_poll(run->e, k, 0, &nd);
@@ -1121,13 +1129,14 @@ poll_all(struct run *run)
 				set_err(run, rc, "%s", "flowq_shard_poll failed");
 				return INT64_MAX;
 			}
+			decided += rc;
 			if (nd < next)
 				next = nd;
 		}
-		if (next > run->now)
+		if (next > run->now && (decided == 0 || run->nshards == 1))
 			return next;
 		if (pass == MAX_PASSES)
-			return run->now + STALL_NS;
+			return next > run->now ? next : run->now + STALL_NS;
 	}
 }
 

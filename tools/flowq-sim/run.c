@@ -42,8 +42,10 @@
  * saturation re-checks), moves the clock there, handles the event, and
  * polls every shard (again, up to MAX_PASSES times, while a shard says more
  * work is already visible or, with several shards, while a pass decided
- * outcomes: see poll_all), with the completions running inside the polls. flowq_shard_fd() is never
- * called: a host that polls in its own loop pays no eventfd. After the
+ * outcomes: see poll_all), with the completions running inside the polls.
+ * flowq_shard_fd() is never called: a host that polls in its own loop pays
+ * no eventfd. With the utilization detector the backend reports its
+ * endpoints' metrics periodically (backend_metrics). After the
  * duration no arrival is scheduled; the run stops when the engine's queues
  * and the backend are empty, or at duration + drain. Then the engine's own
  * counters (flowq_stats_engine) are compared with the simulator's, the
@@ -85,9 +87,13 @@
  * dispatch.
  *
  * Cost per request (virtual): a few heap operations O(log events), the
- * engine's own work, one poll of every shard per event.
+ * engine's own work, one poll of every shard per event (two after a
+ * dispatch with several shards). Measured (2 vCPUs shared with other
+ * builds): 600 s of 1000 requests/s, 18 flows in two bands, 16 slots:
+ * 1.2 M events in 0.58 s of CPU with 1 shard (~1000 simulated s per CPU
+ * second, 2 M events/s), 0.74 s with 2 shards, 0.98 s with 4.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, getline, strdup under -std=c11 */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, strdup under -std=c11 */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -159,7 +165,6 @@ struct sreq {
 	uint32_t client;   /* NONE32: open loop */
 	uint32_t outcomes; /* completions seen: must end at 1 if queued */
 	bool queued;       /* submit returned 0 */
-	bool in_backend;
 	/* Real time. */
 	struct flowq_mpsc_node sub_link, out_link;
 	uint8_t rt_seen;
@@ -259,7 +264,6 @@ struct run {
 	/* Jain scratch. */
 	double *dem, *wt, *fair, *x;
 	size_t *scratch;
-	uint32_t *ids;
 	size_t scap;
 	int64_t progress_next;
 	uint64_t in_engine; /* queued in the engine (sum over bands) */
@@ -275,8 +279,8 @@ struct run {
 	struct flowq_mpsc subq, outq;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	atomic_bool collector_waiting;
-	atomic_bool quit; /* producers: stop now */
+	atomic_uint coll_state; /* see collector_wake() */
+	atomic_bool quit;       /* producers: stop now */
 	atomic_uint producers_live;
 	atomic_ullong callbacks;
 	uint64_t out_seen;
@@ -584,10 +588,7 @@ scratch_reserve(struct run *run, size_t n)
 	size_t *s = realloc(run->scratch, cap * sizeof(*s));
 	if (s)
 		run->scratch = s;
-	uint32_t *id = realloc(run->ids, cap * sizeof(*id));
-	if (id)
-		run->ids = id;
-	if (!d || !w || !fa || !x || !s || !id)
+	if (!d || !w || !fa || !x || !s)
 		return -ENOMEM;
 	run->scap = cap;
 	return 0;
@@ -718,7 +719,6 @@ backend_start(struct run *run, struct sreq *sr, int64_t now)
 static void
 backend_dispatch(struct run *run, struct sreq *sr, int64_t now)
 {
-	sr->in_backend = true;
 	if (run->active < run->spec->backend.slots) {
 		backend_start(run, sr, now);
 		return;
@@ -753,7 +753,6 @@ backend_done(struct run *run, struct sreq *sr, int64_t now)
 	struct sim_result *r = run->r;
 	run->active--;
 	run->busy_ns += (double)sr->svc_ns;
-	sr->in_backend = false;
 	struct sim_flow_result *fr = &r->flows[sr->flow];
 	fr->c.completed++;
 	r->bands[fr->band].c.completed++;
@@ -949,7 +948,6 @@ submit(struct src *s, uint32_t flow, uint32_t client, const struct sim_trace_row
 		sr->cancel_at = now + draw_ns(&cls->cancel_after_ns, &f->rng);
 	sr->outcomes = 0;
 	sr->queued = false;
-	sr->in_backend = false;
 	sr->rt_seen = 0;
 	flowq_list_node_init(&sr->link);
 	if (run->mode == SIM_MODE_REALTIME) {
@@ -1239,10 +1237,27 @@ abs_time(struct timespec *ts, int64_t mono_ns)
 	ts->tv_nsec = mono_ns % 1000000000;
 }
 
+/*
+ * The collector's sleep and its wake-up, on one atomic word (coll_state:
+ * bit 0 = the collector is about to wait, the other bits count posts):
+ *   collector (holding mu): [W1] fetch_or(bit 0); if both queues look
+ *              empty: timedwait (releases mu); clear bit 0;
+ *   poster:    enqueue; [P1] fetch_add(2); if bit 0 was set: lock mu,
+ *              signal.
+ * [W1] and [P1] are acq_rel RMWs of one word, so one reads the other's
+ * value: if [P1] comes first, [W1] acquires it and the emptiness check
+ * sees the enqueue before it; if [W1] comes first, the poster sees bit 0
+ * and signals, under mu, so not before the collector waits. (Standalone
+ * fences would do too, but GCC's TSan refuses them once inlined.) The
+ * timed wait (at most 10 ms) is a safety net, not the mechanism.
+ */
 static void
 collector_wake(struct run *run)
 {
-	if (!atomic_load_explicit(&run->collector_waiting, memory_order_seq_cst))
+	/* [P1] acq_rel, pairs with [W1]. */
+	unsigned old =
+		atomic_fetch_add_explicit(&run->coll_state, 2, memory_order_acq_rel);
+	if (!(old & 1u))
 		return;
 	pthread_mutex_lock(&run->mu);
 	pthread_cond_signal(&run->cv);
@@ -1493,12 +1508,11 @@ run_realtime(struct run *run)
 		struct timespec ts;
 		abs_time(&ts, run->t0 + t);
 		pthread_mutex_lock(&run->mu);
-		atomic_store_explicit(&run->collector_waiting, true,
-				      memory_order_seq_cst);
+		/* [W1] acq_rel, pairs with [P1]. */
+		atomic_fetch_or_explicit(&run->coll_state, 1u, memory_order_acq_rel);
 		if (flowq_mpsc_empty(&run->subq) && flowq_mpsc_empty(&run->outq))
 			pthread_cond_timedwait(&run->cv, &run->mu, &ts);
-		atomic_store_explicit(&run->collector_waiting, false,
-				      memory_order_relaxed);
+		atomic_fetch_and_explicit(&run->coll_state, ~1u, memory_order_relaxed);
 		pthread_mutex_unlock(&run->mu);
 	}
 	run->now = rt_now(run);
@@ -1899,7 +1913,6 @@ run_fini(struct run *run)
 	free(run->fair);
 	free(run->x);
 	free(run->scratch);
-	free(run->ids);
 	sim_trace_free(&run->trace);
 	if (run->mode == SIM_MODE_REALTIME) {
 		pthread_mutex_destroy(&run->mu);

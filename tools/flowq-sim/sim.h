@@ -181,7 +181,8 @@ struct sim_flow_spec {
 	double cancel_prob;   /* in [0, 1]: a request is cancelled ... */
 	struct sim_dist cancel_after_ns; /* ... this long after submit, if
 	                                  * still queued */
-	unsigned line;        /* 1-based line of the entry in the spec */
+	unsigned line;        /* 1-based line of the entry in the spec (0:
+	                       * the entry came from an override) */
 	size_t first;         /* global index of the class's first flow
 	                       * (sim_spec_flow numbering) */
 };

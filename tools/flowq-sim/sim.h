@@ -97,6 +97,14 @@ void
 sim_rng_seed(struct sim_rng *r, uint64_t seed, uint64_t stream);
 uint64_t
 sim_rng_next(struct sim_rng *r);
+/** Stream numbers of a run (sim_rng_seed's @p stream, with the spec's
+ * seed): the backend's service draws, the trace's weighted assignment, and
+ * one stream per flow (flow k: SIM_STREAM_FLOW + k, sim_spec_flow
+ * numbering) for its arrivals, sizes, cancels and think times. */
+#define SIM_STREAM_BACKEND 0u
+#define SIM_STREAM_TRACE   1u
+#define SIM_STREAM_FLOW    2u
+
 /** Uniform in (0, 1): never 0, never 1. */
 double
 sim_rng_unit(struct sim_rng *r);
@@ -374,7 +382,8 @@ struct sim_flow_result {
 	struct sim_counts c;
 	struct sim_samples queue_ns; /* submit -> dispatch, dispatched requests */
 	/** Per window: bytes dispatched, and this flow's share of its band's
-	 * dispatched bytes in the window (0 when the band dispatched none). */
+	 * dispatched bytes in the window (0 when the band dispatched none).
+	 * Both NULL when flows x windows is above 2^22 (run.c: memory). */
 	uint64_t *win_bytes;
 	double *win_share;
 };
@@ -391,7 +400,8 @@ struct sim_band_result {
 	 * flows with demand, where fair_i is the weighted max-min fair share
 	 * of the bytes the band dispatched in the window given each flow's
 	 * demand (bytes offered in the window plus its backlog at the start);
-	 * NaN when fewer than two flows had demand. */
+	 * NaN when fewer than two flows had demand or the band dispatched
+	 * nothing in the window. */
 	double *win_jain;
 	double jain_mean;         /* mean over windows that are not NaN */
 	/** Dispatches of this band while a higher band had a request queued
@@ -404,9 +414,11 @@ struct sim_result {
 	const struct sim_spec *spec;
 	enum sim_mode mode;
 	uint64_t seed;
-	int64_t duration_ns, end_ns; /* end: when the last outcome came */
+	/* end: when the run stopped: the queues and the backend empty after
+	 * the duration, or duration + drain (the shutdown's outcomes). */
+	int64_t duration_ns, end_ns;
 	int64_t window_ns;
-	size_t nwindows;
+	size_t nwindows; /* windows up to end_ns; the last may be partial */
 	struct sim_flow_result *flows;
 	size_t nflows;
 	struct sim_band_result *bands; /* by priority, highest first */

@@ -2127,11 +2127,16 @@ yw_value(FILE *out, const struct yk *k, const void *obj, unsigned indent, bool a
 		else if (isinf(v))
 			fputs(v > 0 ? ".inf" : "-.inf", out);
 		else {
-			/* %.17g in the C locale: exact, and a '.' whatever the
-			 * process locale says. */
+			/* The shortest %.Ng (N = 15..17) that reads back to v
+			 * ("0.9", not "0.90000000000000002"), in the C locale:
+			 * a '.' whatever the process locale says. */
 			locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
 			locale_t old = c != (locale_t)0 ? uselocale(c) : (locale_t)0;
-			snprintf(num, sizeof(num), "%.17g", v);
+			for (int prec = 15; prec <= 17; prec++) {
+				snprintf(num, sizeof(num), "%.*g", prec, v);
+				if (strtod(num, NULL) == v)
+					break;
+			}
 			if (c != (locale_t)0) {
 				uselocale(old);
 				freelocale(c);

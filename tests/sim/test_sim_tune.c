@@ -2,8 +2,11 @@
  * test_sim_tune: flowq-sim tune's objective expressions and --vary lists
  * (tools/flowq-sim/tune.c), on results built by hand.
  */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -176,4 +179,73 @@ Test(sim_vary, errors)
 	cr_assert_str_eq(err, "--vary a={1,2: unbalanced bracket");
 	cr_assert_eq(sim_vary_parse("a=\"x", &v, err, sizeof(err)), -EINVAL);
 	cr_assert_str_eq(err, "--vary a=\"x: unbalanced quote");
+}
+
+/* A real tune run over the golden spec: two displacement policies, ranked
+ * by shed requests; the runs are the same virtual runs `flowq-sim run`
+ * makes, so "none" sheds nothing and ranks first under min:. */
+Test(sim_tune, ranks_real_runs_and_prints_the_best)
+{
+	struct sim_vary v;
+	cr_assert_eq(sim_vary_parse("engine.displacement=lowest_band_newest,none", &v, err,
+				    sizeof(err)),
+		     0, "%s", err);
+	struct sim_objective *obj;
+	cr_assert_eq(sim_objective_parse("min: shed", &obj, err, sizeof(err)), 0);
+	struct sim_run_opts run = {.mode = SIM_MODE_VIRTUAL};
+	struct sim_tune_opts o = {
+		.spec_path = FLOWQ_SIM_TESTDATA_DIR "/golden_small.yaml",
+		.vary = &v,
+		.nvary = 1,
+		.objective = obj,
+		.objective_text = "min: shed",
+		.run = &run,
+	};
+	struct sim_tune_result r;
+	cr_assert_eq(sim_tune(&o, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.nrows, 2);
+	cr_assert_str_eq(r.rows[0].values[0], "none");
+	cr_assert_float_eq(r.rows[0].objective, 0, 1e-12);
+	cr_assert_gt(r.rows[1].objective, 0, "the golden spec displaces");
+	cr_assert(r.rows[0].conserved && r.rows[1].conserved);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	sim_tune_print(f, &r);
+	cr_assert_eq(sim_tune_print_best(f, &o, &r, err, sizeof(err)), 0, "%s", err);
+	fclose(f);
+	cr_assert_not_null(strstr(text, "Best (objective 0): engine.displacement=none"), "%s",
+			   text);
+	cr_assert_not_null(strstr(text, "\nengine:\n"), "%s", text);
+	free(text);
+	sim_tune_result_free(&r);
+	sim_objective_free(obj);
+	sim_vary_free(&v);
+}
+
+Test(sim_tune, a_bad_combination_fails_alone)
+{
+	struct sim_vary v;
+	cr_assert_eq(sim_vary_parse("engine.shards=1,nonsense", &v, err, sizeof(err)), 0);
+	struct sim_objective *obj;
+	cr_assert_eq(sim_objective_parse("max: goodput", &obj, err, sizeof(err)), 0);
+	struct sim_run_opts run = {.mode = SIM_MODE_VIRTUAL};
+	struct sim_tune_opts o = {
+		.spec_path = FLOWQ_SIM_TESTDATA_DIR "/golden_small.yaml",
+		.vary = &v,
+		.nvary = 1,
+		.objective = obj,
+		.objective_text = "max: goodput",
+		.run = &run,
+	};
+	struct sim_tune_result r;
+	cr_assert_eq(sim_tune(&o, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.nrows, 2);
+	cr_assert_str_eq(r.rows[0].values[0], "1");
+	cr_assert_null(r.rows[0].error);
+	cr_assert_not_null(r.rows[1].error, "the bad value ranks last with its error");
+	cr_assert(isnan(r.rows[1].objective));
+	sim_tune_result_free(&r);
+	sim_objective_free(obj);
+	sim_vary_free(&v);
 }

@@ -613,10 +613,15 @@ sim_vary_free(struct sim_vary *v)
 static char **
 combo_overrides(const struct sim_tune_opts *o, size_t idx, size_t *r_n, size_t *r_pick)
 {
-	size_t n = o->noverrides + o->nvary;
-	char **ov = calloc(n ? n : 1, sizeof(*ov));
+	/* The last override drops the spec's `compare:` variants: a tune run
+	 * is one run per combination, and a variant that a --vary value made
+	 * invalid must not fail the combination. */
+	size_t n = o->noverrides + o->nvary + 1;
+	char **ov = calloc(n, sizeof(*ov));
 	if (!ov)
 		return NULL;
+	if (!(ov[n - 1] = strdup("compare=[]")))
+		goto fail;
 	for (size_t i = 0; i < o->noverrides; i++)
 		if (!(ov[i] = strdup(o->overrides[i])))
 			goto fail;
@@ -816,10 +821,12 @@ sim_tune_print_best(FILE *out, const struct sim_tune_opts *o, const struct sim_t
 		return 0;
 	}
 	const struct sim_tune_row *best = &r->rows[0];
-	size_t n = o->noverrides + r->nkeys;
-	char **ov = calloc(n ? n : 1, sizeof(*ov));
+	size_t n = o->noverrides + r->nkeys + 1;
+	char **ov = calloc(n, sizeof(*ov));
 	if (!ov)
 		goto nomem;
+	if (!(ov[n - 1] = strdup("compare=[]")))
+		goto nomem_ov;
 	for (size_t i = 0; i < o->noverrides; i++)
 		if (!(ov[i] = strdup(o->overrides[i])))
 			goto nomem_ov;

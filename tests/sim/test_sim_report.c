@@ -77,22 +77,6 @@ dump(const char *name, const char *text)
 #define WEIRD_ID "q\"<&>,\xc3\xa9\xff"
 
 static void
-counts_add(struct sim_counts *a, const struct sim_counts *b)
-{
-	a->offered += b->offered;
-	a->rejected_capacity += b->rejected_capacity;
-	a->rejected_other += b->rejected_other;
-	a->dispatched += b->dispatched;
-	a->expired += b->expired;
-	a->cancelled += b->cancelled;
-	a->displaced += b->displaced;
-	a->shutdown += b->shutdown;
-	a->completed += b->completed;
-	a->offered_bytes += b->offered_bytes;
-	a->dispatched_bytes += b->dispatched_bytes;
-}
-
-static void
 result_init(struct sim_result *r, size_t nbands, size_t nflows, size_t nwindows)
 {
 	memset(r, 0, sizeof(*r));
@@ -137,7 +121,7 @@ result_finish(struct sim_result *r)
 			if (fl->band != b)
 				continue;
 			band->nflows++;
-			counts_add(&band->c, &fl->c);
+			sim_counts_add(&band->c, &fl->c);
 			for (size_t i = 0; i < fl->queue_ns.n; i++)
 				cr_assert_eq(sim_samples_add(&band->queue_ns,
 							     fl->queue_ns.v[i]),
@@ -165,7 +149,7 @@ result_finish(struct sim_result *r)
 			}
 		band->jain_mean = n ? s / (double)n : NAN;
 		r->priority_inversions += band->inversions;
-		counts_add(&r->total, &band->c);
+		sim_counts_add(&r->total, &band->c);
 	}
 	for (size_t f = 0; f < r->nflows; f++)
 		sim_samples_sort(&r->flows[f].queue_ns);

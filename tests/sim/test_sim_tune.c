@@ -181,28 +181,43 @@ Test(sim_vary, errors)
 	cr_assert_str_eq(err, "--vary a=\"x: unbalanced quote");
 }
 
-/* A real tune run over the golden spec: two displacement policies, ranked
- * by shed requests; the runs are the same virtual runs `flowq-sim run`
- * makes, so "none" sheds nothing and ranks first under min:. */
+/* Run tune over the golden spec with one --vary and an objective. */
+static struct sim_vary tv;
+static struct sim_objective *tobj;
+static struct sim_run_opts trun = {.mode = SIM_MODE_VIRTUAL};
+static struct sim_tune_opts topts;
+
+static void
+tune_golden(const char *vary, const char *objective, struct sim_tune_result *r)
+{
+	cr_assert_eq(sim_vary_parse(vary, &tv, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sim_objective_parse(objective, &tobj, err, sizeof(err)), 0, "%s", err);
+	topts = (struct sim_tune_opts){
+		.spec_path = FLOWQ_SIM_TESTDATA_DIR "/golden_small.yaml",
+		.vary = &tv,
+		.nvary = 1,
+		.objective = tobj,
+		.objective_text = objective,
+		.run = &trun,
+	};
+	cr_assert_eq(sim_tune(&topts, r, err, sizeof(err)), 0, "%s", err);
+}
+
+static void
+tune_done(struct sim_tune_result *r)
+{
+	sim_tune_result_free(r);
+	sim_objective_free(tobj);
+	sim_vary_free(&tv);
+}
+
+/* A real tune run: two displacement policies ranked by shed requests; the
+ * runs are the same virtual runs `flowq-sim run` makes, so "none" sheds
+ * nothing and ranks first under min:. */
 Test(sim_tune, ranks_real_runs_and_prints_the_best)
 {
-	struct sim_vary v;
-	cr_assert_eq(sim_vary_parse("engine.displacement=lowest_band_newest,none", &v, err,
-				    sizeof(err)),
-		     0, "%s", err);
-	struct sim_objective *obj;
-	cr_assert_eq(sim_objective_parse("min: shed", &obj, err, sizeof(err)), 0);
-	struct sim_run_opts run = {.mode = SIM_MODE_VIRTUAL};
-	struct sim_tune_opts o = {
-		.spec_path = FLOWQ_SIM_TESTDATA_DIR "/golden_small.yaml",
-		.vary = &v,
-		.nvary = 1,
-		.objective = obj,
-		.objective_text = "min: shed",
-		.run = &run,
-	};
 	struct sim_tune_result r;
-	cr_assert_eq(sim_tune(&o, &r, err, sizeof(err)), 0, "%s", err);
+	tune_golden("engine.displacement=lowest_band_newest,none", "min: shed", &r);
 	cr_assert_eq(r.nrows, 2);
 	cr_assert_str_eq(r.rows[0].values[0], "none");
 	cr_assert_float_eq(r.rows[0].objective, 0, 1e-12);
@@ -212,40 +227,23 @@ Test(sim_tune, ranks_real_runs_and_prints_the_best)
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	sim_tune_print(f, &r);
-	cr_assert_eq(sim_tune_print_best(f, &o, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sim_tune_print_best(f, &topts, &r, err, sizeof(err)), 0, "%s", err);
 	fclose(f);
 	cr_assert_not_null(strstr(text, "Best (objective 0): engine.displacement=none"), "%s",
 			   text);
 	cr_assert_not_null(strstr(text, "\nengine:\n"), "%s", text);
 	free(text);
-	sim_tune_result_free(&r);
-	sim_objective_free(obj);
-	sim_vary_free(&v);
+	tune_done(&r);
 }
 
 Test(sim_tune, a_bad_combination_fails_alone)
 {
-	struct sim_vary v;
-	cr_assert_eq(sim_vary_parse("engine.shards=1,nonsense", &v, err, sizeof(err)), 0);
-	struct sim_objective *obj;
-	cr_assert_eq(sim_objective_parse("max: goodput", &obj, err, sizeof(err)), 0);
-	struct sim_run_opts run = {.mode = SIM_MODE_VIRTUAL};
-	struct sim_tune_opts o = {
-		.spec_path = FLOWQ_SIM_TESTDATA_DIR "/golden_small.yaml",
-		.vary = &v,
-		.nvary = 1,
-		.objective = obj,
-		.objective_text = "max: goodput",
-		.run = &run,
-	};
 	struct sim_tune_result r;
-	cr_assert_eq(sim_tune(&o, &r, err, sizeof(err)), 0, "%s", err);
+	tune_golden("engine.shards=1,nonsense", "max: goodput", &r);
 	cr_assert_eq(r.nrows, 2);
 	cr_assert_str_eq(r.rows[0].values[0], "1");
 	cr_assert_null(r.rows[0].error);
 	cr_assert_not_null(r.rows[1].error, "the bad value ranks last with its error");
 	cr_assert(isnan(r.rows[1].objective));
-	sim_tune_result_free(&r);
-	sim_objective_free(obj);
-	sim_vary_free(&v);
+	tune_done(&r);
 }

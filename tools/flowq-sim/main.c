@@ -156,14 +156,6 @@ struct progress {
 	bool printed;
 };
 
-static double
-wall_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint64_t
 queued_of(const struct sim_counts *c)
 {
@@ -176,7 +168,7 @@ static void
 on_progress(void *ctx, int64_t now_ns, const struct sim_result *partial)
 {
 	struct progress *p = ctx;
-	double w = wall_s();
+	double w = sim_clock_s(SIM_CLOCK_WALL);
 	if (w - p->last_wall < p->every_s)
 		return;
 	p->last_wall = w;
@@ -472,7 +464,7 @@ run_opts(const struct args *a, enum sim_mode spec_mode, struct progress *p)
 	bool tty = isatty(fileno(stderr));
 	p->live = a->progress == PROGRESS_ALWAYS || (a->progress == PROGRESS_AUTO && tty);
 	p->every_s = p->live ? 0.1 : 5;
-	p->last_wall = wall_s();
+	p->last_wall = sim_clock_s(SIM_CLOCK_WALL);
 	return (struct sim_run_opts){
 		.mode = a->mode_set ? a->mode : spec_mode,
 		.progress = a->progress == PROGRESS_NEVER ? NULL : on_progress,

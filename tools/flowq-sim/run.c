@@ -1767,22 +1767,6 @@ counts_balance(const struct sim_counts *c)
 }
 
 static void
-counts_add(struct sim_counts *a, const struct sim_counts *b)
-{
-	a->offered += b->offered;
-	a->rejected_capacity += b->rejected_capacity;
-	a->rejected_other += b->rejected_other;
-	a->dispatched += b->dispatched;
-	a->expired += b->expired;
-	a->cancelled += b->cancelled;
-	a->displaced += b->displaced;
-	a->shutdown += b->shutdown;
-	a->completed += b->completed;
-	a->offered_bytes += b->offered_bytes;
-	a->dispatched_bytes += b->dispatched_bytes;
-}
-
-static void
 conservation(struct run *run)
 {
 	struct sim_result *r = run->r;
@@ -1807,7 +1791,7 @@ conservation(struct run *run)
 				 fr->id, (unsigned long long)fr->c.offered);
 			goto out;
 		}
-		counts_add(&bsum[fr->band], &fr->c);
+		sim_counts_add(&bsum[fr->band], &fr->c);
 	}
 	for (size_t b = 0; b < r->nbands; b++) {
 		if (memcmp(&bsum[b], &r->bands[b].c, sizeof(bsum[b])) != 0 ||
@@ -1817,7 +1801,7 @@ conservation(struct run *run)
 				 (int)r->bands[b].priority);
 			goto out;
 		}
-		counts_add(&tot, &bsum[b]);
+		sim_counts_add(&tot, &bsum[b]);
 	}
 	if (memcmp(&tot, &r->total, sizeof(tot)) != 0 || !counts_balance(&r->total)) {
 		snprintf(m, msz, "total counts differ from the sum of the bands");
@@ -1832,20 +1816,6 @@ conservation(struct run *run)
 	m[0] = '\0';
 out:
 	free(bsum);
-}
-
-static double
-cpu_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double
-wall_now(void)
-{
-	return (double)mono_ns() * 1e-9;
 }
 
 /* Spec checks run.c depends on (spec.c validates the rest). */
@@ -1962,7 +1932,7 @@ sim_run(const struct sim_spec *spec, const struct sim_run_opts *opts,
 	int rc = check_spec(spec, err, errsz);
 	if (rc < 0)
 		return rc;
-	double wall0 = wall_now(), cpu0 = cpu_now();
+	double wall0 = sim_clock_s(SIM_CLOCK_WALL), cpu0 = sim_clock_s(SIM_CLOCK_CPU);
 	struct run *run = calloc(1, sizeof(*run));
 	if (!run)
 		return -ENOMEM;
@@ -2063,8 +2033,8 @@ sim_run(const struct sim_spec *spec, const struct sim_run_opts *opts,
 				: NAN;
 	}
 	conservation(run);
-	r->wall_s = wall_now() - wall0;
-	r->cpu_s = cpu_now() - cpu0;
+	r->wall_s = sim_clock_s(SIM_CLOCK_WALL) - wall0;
+	r->cpu_s = sim_clock_s(SIM_CLOCK_CPU) - cpu0;
 	run_fini(run);
 	free(run);
 	return 0;

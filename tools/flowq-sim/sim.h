@@ -348,6 +348,17 @@ struct sim_samples {
 	size_t n, cap;
 };
 
+/** Add @p b's counts to @p a, field by field. */
+void
+sim_counts_add(struct sim_counts *a, const struct sim_counts *b);
+enum sim_clock {
+	SIM_CLOCK_WALL, /* CLOCK_MONOTONIC */
+	SIM_CLOCK_CPU,  /* CLOCK_PROCESS_CPUTIME_ID */
+};
+/** The clock @p which now, seconds. */
+double
+sim_clock_s(enum sim_clock which);
+
 /** Append @p v. @return 0 or -ENOMEM. */
 int
 sim_samples_add(struct sim_samples *s, int64_t v);

@@ -6,9 +6,11 @@
  * at the end): a run of a minute at 10^4 requests/s keeps 5 MB, and golden
  * tests compare exact figures rather than a histogram's bucket bounds.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "sim.h"
 
@@ -118,4 +120,28 @@ sim_jain(size_t n, const double *x)
 	if (!(sq > 0))
 		return NAN;
 	return sum * sum / ((double)n * sq);
+}
+
+void
+sim_counts_add(struct sim_counts *a, const struct sim_counts *b)
+{
+	a->offered += b->offered;
+	a->rejected_capacity += b->rejected_capacity;
+	a->rejected_other += b->rejected_other;
+	a->dispatched += b->dispatched;
+	a->expired += b->expired;
+	a->cancelled += b->cancelled;
+	a->displaced += b->displaced;
+	a->shutdown += b->shutdown;
+	a->completed += b->completed;
+	a->offered_bytes += b->offered_bytes;
+	a->dispatched_bytes += b->dispatched_bytes;
+}
+
+double
+sim_clock_s(enum sim_clock which)
+{
+	struct timespec ts;
+	clock_gettime(which == SIM_CLOCK_CPU ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

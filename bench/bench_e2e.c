@@ -790,32 +790,20 @@ bench_e2e_register_matrix(const struct bench_e2e_suite *suite,
 }
 
 struct bench_case *
-bench_e2e_register_churn(const struct bench_e2e_suite *suite,
-			 void (*fn)(struct bench_state *st, void *arg))
+bench_e2e_register_gie(const struct bench_e2e_suite *suite,
+		       void (*fn)(struct bench_state *st, void *arg))
 {
-	static const int64_t cases[][3] = {{100, 4, 200}, {100, 1, 200}};
+	/* Churn: L = 100, S = 4 and 1, W = 200; cancel: T = 50 ms and
+	 * 100 us, S = 4, W = 200. */
+	static const int64_t churn[][3] = {{100, 4, 200}, {100, 1, 200}};
+	static const int64_t cancel[][3] = {{50000, 4, 200}, {100, 4, 200}};
+	bool is_churn = suite->layout == BENCH_E2E_LAYOUT_CHURN;
+	const int64_t(*cases)[3] = is_churn ? churn : cancel;
 	struct bench_case *c;
 
-	c = bench_e2e_family(suite, fn, bench_e2e_names_churn,
-			     sizeof(bench_e2e_names_churn) /
-				     sizeof(bench_e2e_names_churn[0]));
-	for (size_t i = 0; c != NULL && i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (bench_case_args(c, cases[i], 3) == NULL)
-			return NULL;
-	return c;
-}
-
-struct bench_case *
-bench_e2e_register_cancel(const struct bench_e2e_suite *suite,
-			  void (*fn)(struct bench_state *st, void *arg))
-{
-	static const int64_t cases[][3] = {{50000, 4, 200}, {100, 4, 200}};
-	struct bench_case *c;
-
-	c = bench_e2e_family(suite, fn, bench_e2e_names_cancel,
-			     sizeof(bench_e2e_names_cancel) /
-				     sizeof(bench_e2e_names_cancel[0]));
-	for (size_t i = 0; c != NULL && i < sizeof(cases) / sizeof(cases[0]); i++)
+	c = bench_e2e_family(
+		suite, fn, is_churn ? bench_e2e_names_churn : bench_e2e_names_cancel, 3);
+	for (size_t i = 0; c != NULL && i < 2; i++)
 		if (bench_case_args(c, cases[i], 3) == NULL)
 			return NULL;
 	return c;

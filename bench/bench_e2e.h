@@ -725,22 +725,16 @@ bench_e2e_register_matrix(const struct bench_e2e_suite *suite,
 			  const unsigned *flows, size_t nflows, bool one_batch);
 
 /**
- * Register @p suite's flow churn family (layout CHURN): GIE's TopologyChurn
- * coordinate, L = 100, S = 4, W = 200 (100 per GOMAXPROCS), plus S = 1.
+ * Register @p suite's family in the churn or the cancel layout (by
+ * suite->layout). Churn: GIE's TopologyChurn coordinate, L = 100, S = 4, W =
+ * 200 (100 per GOMAXPROCS), plus S = 1. Cancel: GIE's MassCancellation
+ * coordinate, S = 4, W = 200, a 50 ms timeout, plus a 100 us timeout, at
+ * which the clients give up faster than an engine takes requests in and the
+ * engine's cost per cancellation sets the rate.
  */
 struct bench_case *
-bench_e2e_register_churn(const struct bench_e2e_suite *suite,
-			 void (*fn)(struct bench_state *st, void *arg));
-
-/**
- * Register @p suite's mass cancellation family (layout CANCEL): GIE's
- * MassCancellation coordinate, S = 4, W = 200, a 50 ms timeout, plus a
- * 100 us timeout, at which the clients give up faster than an engine can
- * take requests in and the engine's cost per cancellation sets the rate.
- */
-struct bench_case *
-bench_e2e_register_cancel(const struct bench_e2e_suite *suite,
-			  void (*fn)(struct bench_state *st, void *arg));
+bench_e2e_register_gie(const struct bench_e2e_suite *suite,
+		       void (*fn)(struct bench_state *st, void *arg));
 
 /**
  * Register @p suite's family over the matrix P in {1, 2, 4} x flows @p flows

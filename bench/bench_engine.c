@@ -191,7 +191,17 @@ bench_engine_ctx_free(struct bench_engine_ctx *c)
 	free(c);
 }
 
-static const struct bench_e2e_suite bench_engine_edf_suite;
+/* The suites of this file (bench_engine_suites[]). */
+enum bench_engine_suite {
+	BENCH_ENGINE_GS,
+	BENCH_ENGINE_RR,
+	BENCH_ENGINE_EDF,
+	BENCH_ENGINE_MATRIX,
+	BENCH_ENGINE_CHURN,
+	BENCH_ENGINE_CANCEL,
+	BENCH_ENGINE_NSUITES
+};
+static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES];
 
 static int
 bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
@@ -222,8 +232,9 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		bands[k].max_requests = 0;
 		bands[k].max_bytes = BENCH_ENGINE_BAND_BYTES;
 		bands[k].fairness = run->suite->param;
-		bands[k].ordering =
-			run->suite == &bench_engine_edf_suite ? "edf" : "fcfs";
+		bands[k].ordering = run->suite == &bench_engine_suites[BENCH_ENGINE_EDF]
+					    ? "edf"
+					    : "fcfs";
 		bands[k].usage_ceiling = 1.0;
 	}
 	cfg.shards = run->args.shards;
@@ -318,68 +329,29 @@ bench_engine_destroy(struct bench_e2e_run *run)
 	bench_engine_ctx_free(run->ctx);
 }
 
-static const struct bench_e2e_suite bench_engine_gs_suite = {
-	.name = "BM_engine_e2e",
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
+/* One flowq suite: its family name, case layout and fairness policy. */
+#define BENCH_ENGINE_SUITE(nm, lay, fair)                                                \
+	{                                                                                \
+		.name = (nm), .layout = (lay), .param = (fair),                          \
+		.batch_items = bench_engine_batch_items, .create = bench_engine_create,  \
+		.produce = bench_engine_produce, .verify = bench_engine_verify,          \
+		.destroy = bench_engine_destroy,                                         \
+	}
 
-static const struct bench_e2e_suite bench_engine_rr_suite = {
-	.name = "BM_engine_rr_e2e",
-	.param = "round_robin",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
-
-static const struct bench_e2e_suite bench_engine_edf_suite = {
-	.name = "BM_engine_edf_e2e",
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
-
-/* The GIE-suite ports: global_strict + fcfs, GIE's defaults. */
-static const struct bench_e2e_suite bench_engine_matrix_suite = {
-	.name = "BM_gie_matrix_flowq",
-	.layout = BENCH_E2E_LAYOUT_MATRIX,
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
-
-static const struct bench_e2e_suite bench_engine_churn_suite = {
-	.name = "BM_gie_churn_flowq",
-	.layout = BENCH_E2E_LAYOUT_CHURN,
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
-
-static const struct bench_e2e_suite bench_engine_cancel_suite = {
-	.name = "BM_gie_cancel_flowq",
-	.layout = BENCH_E2E_LAYOUT_CANCEL,
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
+/* The GIE-suite ports run global_strict + fcfs, GIE's defaults. */
+static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES] = {
+	[BENCH_ENGINE_GS] = BENCH_ENGINE_SUITE("BM_engine_e2e", BENCH_E2E_LAYOUT_E2E,
+					       "global_strict"),
+	[BENCH_ENGINE_RR] = BENCH_ENGINE_SUITE("BM_engine_rr_e2e", BENCH_E2E_LAYOUT_E2E,
+					       "round_robin"),
+	[BENCH_ENGINE_EDF] = BENCH_ENGINE_SUITE("BM_engine_edf_e2e", BENCH_E2E_LAYOUT_E2E,
+						"global_strict"),
+	[BENCH_ENGINE_MATRIX] = BENCH_ENGINE_SUITE(
+		"BM_gie_matrix_flowq", BENCH_E2E_LAYOUT_MATRIX, "global_strict"),
+	[BENCH_ENGINE_CHURN] = BENCH_ENGINE_SUITE(
+		"BM_gie_churn_flowq", BENCH_E2E_LAYOUT_CHURN, "global_strict"),
+	[BENCH_ENGINE_CANCEL] = BENCH_ENGINE_SUITE(
+		"BM_gie_cancel_flowq", BENCH_E2E_LAYOUT_CANCEL, "global_strict"),
 };
 
 static void
@@ -394,15 +366,14 @@ bench_engine_register(void)
 	static const unsigned flows[] = {1, 1000, 50000};
 	static const unsigned matrix_flows[] = {10, 50000};
 
-	bench_e2e_register_family(&bench_engine_gs_suite, bench_engine_case, flows,
-				  sizeof(flows) / sizeof(flows[0]), 0);
-	bench_e2e_register_family(&bench_engine_rr_suite, bench_engine_case, flows,
-				  sizeof(flows) / sizeof(flows[0]), 0);
-	bench_e2e_register_family(&bench_engine_edf_suite, bench_engine_case, flows,
-				  sizeof(flows) / sizeof(flows[0]), 0);
-	bench_e2e_register_matrix(&bench_engine_matrix_suite, bench_engine_case,
-				  matrix_flows,
+	for (int i = BENCH_ENGINE_GS; i <= BENCH_ENGINE_EDF; i++)
+		bench_e2e_register_family(&bench_engine_suites[i], bench_engine_case,
+					  flows, sizeof(flows) / sizeof(flows[0]), 0);
+	bench_e2e_register_matrix(&bench_engine_suites[BENCH_ENGINE_MATRIX],
+				  bench_engine_case, matrix_flows,
 				  sizeof(matrix_flows) / sizeof(matrix_flows[0]), false);
-	bench_e2e_register_churn(&bench_engine_churn_suite, bench_engine_case);
-	bench_e2e_register_cancel(&bench_engine_cancel_suite, bench_engine_case);
+	bench_e2e_register_gie(&bench_engine_suites[BENCH_ENGINE_CHURN],
+			       bench_engine_case);
+	bench_e2e_register_gie(&bench_engine_suites[BENCH_ENGINE_CANCEL],
+			       bench_engine_case);
 }

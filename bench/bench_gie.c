@@ -54,6 +54,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,19 @@ bench_gie_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t, ch
 	return gie_style_check(c->e, msg, len);
 }
 
+/* The counters reported as totals over the run (GIE-suite layouts). */
+static const struct {
+	const char *name;
+	size_t off;
+} bench_gie_totals[] = {
+	{"gated_cycles", offsetof(struct gie_style_stats, gated_cycles)},
+	{"swept", offsetof(struct gie_style_stats, swept)},
+	{"zombie_heads", offsetof(struct gie_style_stats, zombie_heads)},
+	{"zombie_handoffs", offsetof(struct gie_style_stats, zombie_handoffs)},
+	{"flows_created", offsetof(struct gie_style_stats, flows_created)},
+	{"flows_collected", offsetof(struct gie_style_stats, flows_collected)},
+};
+
 static void
 bench_gie_report(struct bench_state *st, struct bench_e2e_run *run,
 		 const struct bench_e2e_totals *t)
@@ -276,23 +290,16 @@ bench_gie_report(struct bench_state *st, struct bench_e2e_run *run,
 			  BENCH_COUNTER_PLAIN);
 	if (run->args.layout == BENCH_E2E_LAYOUT_E2E)
 		return;
-	bench_set_counter(st, "gated_cycles",
-			  (double)(s.gated_cycles - c->start.gated_cycles),
-			  BENCH_COUNTER_PLAIN);
-	bench_set_counter(st, "swept", (double)(s.swept - c->start.swept),
-			  BENCH_COUNTER_PLAIN);
-	bench_set_counter(st, "zombie_heads",
-			  (double)(s.zombie_heads - c->start.zombie_heads),
-			  BENCH_COUNTER_PLAIN);
-	bench_set_counter(st, "zombie_handoffs",
-			  (double)(s.zombie_handoffs - c->start.zombie_handoffs),
-			  BENCH_COUNTER_PLAIN);
-	bench_set_counter(st, "flows_created",
-			  (double)(s.flows_created - c->start.flows_created),
-			  BENCH_COUNTER_PLAIN);
-	bench_set_counter(st, "flows_collected",
-			  (double)(s.flows_collected - c->start.flows_collected),
-			  BENCH_COUNTER_PLAIN);
+	for (size_t i = 0; i < sizeof(bench_gie_totals) / sizeof(bench_gie_totals[0]);
+	     i++) {
+		size_t off = bench_gie_totals[i].off;
+
+		bench_set_counter(
+			st, bench_gie_totals[i].name,
+			(double)(*(const uint64_t *)((const char *)&s + off) -
+				 *(const uint64_t *)((const char *)&c->start + off)),
+			BENCH_COUNTER_PLAIN);
+	}
 	bench_set_counter(st, "flows_live", (double)s.flows, BENCH_COUNTER_PLAIN);
 }
 
@@ -305,48 +312,23 @@ bench_gie_destroy(struct bench_e2e_run *run)
 	free(c);
 }
 
-static const struct bench_e2e_suite bench_gie_suite = {
-	.name = "BM_gie_style_e2e",
-	.batch_items = bench_gie_batch_items,
-	.create = bench_gie_create,
-	.produce = bench_gie_produce,
-	.verify = bench_gie_verify,
-	.report = bench_gie_report,
-	.destroy = bench_gie_destroy,
-};
+/* One GIE-style suite: its family name and case layout. */
+#define BENCH_GIE_SUITE(nm, lay)                                                         \
+	{                                                                                \
+		.name = (nm), .layout = (lay), .batch_items = bench_gie_batch_items,     \
+		.create = bench_gie_create, .produce = bench_gie_produce,                \
+		.verify = bench_gie_verify, .report = bench_gie_report,                  \
+		.destroy = bench_gie_destroy,                                            \
+	}
 
-static const struct bench_e2e_suite bench_gie_matrix_suite = {
-	.name = "BM_gie_matrix_gie",
-	.layout = BENCH_E2E_LAYOUT_MATRIX,
-	.batch_items = bench_gie_batch_items,
-	.create = bench_gie_create,
-	.produce = bench_gie_produce,
-	.verify = bench_gie_verify,
-	.report = bench_gie_report,
-	.destroy = bench_gie_destroy,
-};
-
-static const struct bench_e2e_suite bench_gie_churn_suite = {
-	.name = "BM_gie_churn_gie",
-	.layout = BENCH_E2E_LAYOUT_CHURN,
-	.batch_items = bench_gie_batch_items,
-	.create = bench_gie_create,
-	.produce = bench_gie_produce,
-	.verify = bench_gie_verify,
-	.report = bench_gie_report,
-	.destroy = bench_gie_destroy,
-};
-
-static const struct bench_e2e_suite bench_gie_cancel_suite = {
-	.name = "BM_gie_cancel_gie",
-	.layout = BENCH_E2E_LAYOUT_CANCEL,
-	.batch_items = bench_gie_batch_items,
-	.create = bench_gie_create,
-	.produce = bench_gie_produce,
-	.verify = bench_gie_verify,
-	.report = bench_gie_report,
-	.destroy = bench_gie_destroy,
-};
+static const struct bench_e2e_suite bench_gie_suite =
+	BENCH_GIE_SUITE("BM_gie_style_e2e", BENCH_E2E_LAYOUT_E2E);
+static const struct bench_e2e_suite bench_gie_matrix_suite =
+	BENCH_GIE_SUITE("BM_gie_matrix_gie", BENCH_E2E_LAYOUT_MATRIX);
+static const struct bench_e2e_suite bench_gie_churn_suite =
+	BENCH_GIE_SUITE("BM_gie_churn_gie", BENCH_E2E_LAYOUT_CHURN);
+static const struct bench_e2e_suite bench_gie_cancel_suite =
+	BENCH_GIE_SUITE("BM_gie_cancel_gie", BENCH_E2E_LAYOUT_CANCEL);
 
 static void
 bench_gie_case(struct bench_state *st, void *arg)
@@ -373,6 +355,6 @@ bench_gie_register(void)
 				  false);
 	bench_e2e_register_matrix(&bench_gie_matrix_suite, bench_gie_case, matrix_slow, 1,
 				  true);
-	bench_e2e_register_churn(&bench_gie_churn_suite, bench_gie_case);
-	bench_e2e_register_cancel(&bench_gie_cancel_suite, bench_gie_case);
+	bench_e2e_register_gie(&bench_gie_churn_suite, bench_gie_case);
+	bench_e2e_register_gie(&bench_gie_cancel_suite, bench_gie_case);
 }

@@ -113,6 +113,17 @@ prep(struct titem *t, unsigned i, unsigned nflows)
 	t->it.complete = complete;
 }
 
+/* prep() and submit items [0, n) (item i: prep(i * @p stride)). */
+static void
+submit_all(struct gie_style_engine *e, struct titem *t, unsigned n, unsigned nflows,
+	   unsigned stride)
+{
+	for (unsigned i = 0; i < n; i++) {
+		prep(&t[i], i * stride, nflows);
+		cr_assert_eq(gie_style_submit(e, &t[i].it), 0, "submit %u", i);
+	}
+}
+
 /* Every item completed exactly once; give the leases back. */
 static void
 finish_all(struct gie_style_engine *e, struct titem *t, unsigned n)
@@ -160,10 +171,7 @@ Test(gie_style, free_flow_dispatches_everything)
 	struct titem *t = calloc(NITEMS, sizeof(*t));
 	struct gie_style_stats s;
 
-	for (unsigned i = 0; i < NITEMS; i++) {
-		prep(&t[i], i, 13);
-		cr_assert_eq(gie_style_submit(e, &t[i].it), 0);
-	}
+	submit_all(e, t, NITEMS, 13, 1);
 	wait_completed(NITEMS);
 	for (unsigned i = 0; i < NITEMS; i++)
 		cr_assert_eq(atomic_load(&t[i].outcome), GIE_STYLE_DISPATCHED);
@@ -186,10 +194,7 @@ Test(gie_style, bench_detector_bounds_inflight_and_release_wakes)
 	unsigned released = 0;
 	struct gie_style_stats s;
 
-	for (unsigned i = 0; i < NITEMS; i++) {
-		prep(&t[i], i, 7);
-		cr_assert_eq(gie_style_submit(e, &t[i].it), 0);
-	}
+	submit_all(e, t, NITEMS, 7, 1);
 	/* Release dispatched items as they come; the gate admits 3 at most. */
 	for (int spin = 0; released < NITEMS && spin < 200000; spin++) {
 		bool any = false;
@@ -227,10 +232,7 @@ Test(gie_style, saturated_cancel_and_sweep)
 	struct gie_style_stats s;
 	unsigned long cancelled = 0, rejected = 0;
 
-	for (unsigned i = 0; i < NITEMS; i++) {
-		prep(&t[i], i, 5);
-		cr_assert_eq(gie_style_submit(e, &t[i].it), 0);
-	}
+	submit_all(e, t, NITEMS, 5, 1);
 	sleep_ms(20);
 	cr_assert_eq(atomic_load(&completed), 0, "a closed gate dispatched");
 	for (unsigned i = 0; i < NITEMS; i++) {
@@ -267,10 +269,7 @@ Test(gie_style, cancelled_items_without_sweep_leave_at_shutdown)
 	struct gie_style_engine *e = make(1, 0, true, 0, 0);
 	struct titem *t = calloc(64, sizeof(*t));
 
-	for (unsigned i = 0; i < 64; i++) {
-		prep(&t[i], i, 3);
-		cr_assert_eq(gie_style_submit(e, &t[i].it), 0);
-	}
+	submit_all(e, t, 64, 3, 1);
 	sleep_ms(10);
 	/* Every other one cancelled: a zombie keeps its outcome at shutdown. */
 	for (unsigned i = 0; i < 64; i += 2)
@@ -295,11 +294,9 @@ Test(gie_style, zombie_at_the_head_is_removed_by_a_cycle)
 	struct titem t[3];
 	struct gie_style_stats s;
 
-	/* One flow, one band: t0 dispatched (the only slot), t1 and t2 wait. */
-	for (unsigned i = 0; i < 3; i++) {
-		prep(&t[i], 2 * i, 1);
-		cr_assert_eq(gie_style_submit(e, &t[i].it), 0);
-	}
+	/* One flow, one band (even ids: priority 0): t0 dispatched (the only
+	 * slot), t1 and t2 wait. */
+	submit_all(e, t, 3, 1, 2);
 	wait_completed(1);
 	cr_assert_eq(atomic_load(&t[0].outcome), GIE_STYLE_DISPATCHED);
 	sleep_ms(5);
@@ -324,10 +321,7 @@ Test(gie_style, gc_collects_idle_flows_only)
 	struct titem t[8];
 	struct gie_style_stats s;
 
-	for (unsigned i = 0; i < 8; i++) {
-		prep(&t[i], i, 4); /* f0..f3 at priorities 0/1: 4 flows */
-		cr_assert_eq(gie_style_submit(e, &t[i].it), 0);
-	}
+	submit_all(e, t, 8, 4, 1); /* f0..f3 at priorities 0/1: 4 flows */
 	wait_completed(8);
 	/* t0..t3 keep their leases (not done yet): those flows stay. */
 	for (unsigned i = 4; i < 8; i++)

@@ -115,9 +115,12 @@ def fmt_ns(x):
     return "%.3gns" % x
 
 
-def format_table(cols, rows):
+def format_table(cols, rows, markdown=False):
     """Lines of a right-aligned text table: a header, a rule, the rows
-    (lists of strings, as many as @cols)."""
+    (lists of strings, as many as @cols); @markdown: a Markdown table."""
+    if markdown:
+        return (["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
+                ["| " + " | ".join(r) + " |" for r in rows])
     w = [len(c) for c in cols]
     for r in rows:
         w = [max(a, len(b)) for a, b in zip(w, r)]

@@ -69,8 +69,10 @@
 #define BENCH_GIE_SLOW_BATCHES 2
 #define BENCH_GIE_SLOW_ITEMS   (1u << 10)
 /* The GIE-suite ports: fast matrix cases, the one batch of a slow one
- * (per client, at least BENCH_GIE_MATRIX_MIN), churn, cancellation. */
+ * (per client, at least BENCH_GIE_MATRIX_MIN), churn, cancellation; 10
+ * clients are bound by a round trip's wake-ups. */
 #define BENCH_GIE_MATRIX_ITEMS      (1u << 14)
+#define BENCH_GIE_MATRIX_FEW_ITEMS  (1u << 13)
 #define BENCH_GIE_MATRIX_PER_CLIENT 2u
 #define BENCH_GIE_MATRIX_MIN        2048u
 #define BENCH_GIE_CHURN_ITEMS       (1u << 14)
@@ -90,7 +92,9 @@ bench_gie_batch_items(const struct bench_e2e_args *a)
 	switch (a->layout) {
 	case BENCH_E2E_LAYOUT_MATRIX:
 		if (a->flows < 10000)
-			return BENCH_GIE_MATRIX_ITEMS;
+			return a->window * a->producers <= 100
+				       ? BENCH_GIE_MATRIX_FEW_ITEMS
+				       : BENCH_GIE_MATRIX_ITEMS;
 		n = (size_t)BENCH_GIE_MATRIX_PER_CLIENT * a->window * a->producers;
 		return n > BENCH_GIE_MATRIX_MIN ? n : BENCH_GIE_MATRIX_MIN;
 	case BENCH_E2E_LAYOUT_CHURN:

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -47,9 +48,15 @@ struct bench_e2e_flow *bench_e2e_flows;
 /* Producers, reused by every case (one case at a time). */
 static struct bench_e2e_producer *bench_e2e_producers[BENCH_E2E_MAX_PRODUCERS];
 
-/* Zipf CDF (s = 1.0) for bench_e2e_zipf_n flows, kept for the next case. */
+/* Zipf CDF (exponent bench_e2e_zipf_s) for bench_e2e_zipf_n flows, kept for
+ * the next case. */
 static double *bench_e2e_zipf_cdf;
 static unsigned bench_e2e_zipf_n;
+static double bench_e2e_zipf_s;
+
+/* The flows a case registers (run->reg): a list and a membership bitmap. */
+static uint32_t bench_e2e_reg_list[BENCH_E2E_MAX_FLOWS];
+static uint64_t bench_e2e_reg_bits[(BENCH_E2E_MAX_FLOWS + 63) / 64];
 
 /* ---- sleep / wake --------------------------------------------------------- */
 
@@ -120,20 +127,24 @@ bench_e2e_flows_get(void)
 	return 0;
 }
 
-/* The Zipf(s = 1.0) CDF over @p n ranks: cdf[r] = sum_{i <= r} 1/(i+1), normalized. */
+/*
+ * The Zipf CDF over @p n ranks with exponent @p s: cdf[r] = sum_{i <= r}
+ * (i + 1)^-s, normalized (Go's rand.Zipf with v = 1, which GIE's benchmark
+ * draws from, has the same weights).
+ */
 static int
-bench_e2e_zipf_get(unsigned n)
+bench_e2e_zipf_get(unsigned n, double s)
 {
 	double sum = 0;
 	double *cdf;
 
-	if (bench_e2e_zipf_n == n)
+	if (bench_e2e_zipf_n == n && bench_e2e_zipf_s == s)
 		return 0;
 	cdf = malloc(n * sizeof(*cdf));
 	if (cdf == NULL)
 		return -ENOMEM;
 	for (unsigned r = 0; r < n; r++) {
-		sum += 1.0 / (r + 1);
+		sum += s == 1.0 ? 1.0 / (r + 1) : pow(r + 1.0, -s);
 		cdf[r] = sum;
 	}
 	for (unsigned r = 0; r < n; r++)
@@ -142,7 +153,14 @@ bench_e2e_zipf_get(unsigned n)
 	free(bench_e2e_zipf_cdf);
 	bench_e2e_zipf_cdf = cdf;
 	bench_e2e_zipf_n = n;
+	bench_e2e_zipf_s = s;
 	return 0;
+}
+
+static double
+bench_e2e_zipf_exponent(unsigned dist)
+{
+	return dist == BENCH_E2E_ZIPF_GIE ? 1.1 : 1.0;
 }
 
 /* Inverse CDF: the first rank whose cdf exceeds @p u in [0, 1). */
@@ -171,11 +189,11 @@ bench_e2e_seq_fill(struct bench_e2e_producer *p, const struct bench_e2e_args *a)
 	for (uint32_t i = 0; i < BENCH_E2E_SEQ_LEN; i++) {
 		uint64_t r = bench_e2e_splitmix(&x);
 
-		if (a->dist == BENCH_E2E_ZIPF && a->flows > 1) {
+		if (a->dist != BENCH_E2E_UNIFORM && a->flows > 1) {
 			u = (double)(r >> 11) * 0x1.0p-53;
 			p->seq[i] = bench_e2e_zipf_draw(u);
 		} else {
-			p->seq[i] = (uint32_t)(r % a->flows);
+			p->seq[i] = a->flows > 0 ? (uint32_t)(r % a->flows) : 0;
 		}
 	}
 }
@@ -192,11 +210,13 @@ bench_e2e_producer_get(unsigned index)
 	if (p == NULL)
 		return NULL;
 	memset(p, 0, size);
-	p->objs = bench_pool_prefault(sizeof(*p->objs) * BENCH_E2E_WINDOW);
+	p->objs = bench_pool_prefault(sizeof(*p->objs) * BENCH_E2E_MAX_OBJS);
 	p->seq = bench_pool_prefault(sizeof(*p->seq) * BENCH_E2E_SEQ_LEN);
-	if (p->objs == NULL || p->seq == NULL) {
+	p->clients = bench_pool_prefault(sizeof(*p->clients) * BENCH_E2E_MAX_WINDOW);
+	if (p->objs == NULL || p->seq == NULL || p->clients == NULL) {
 		free(p->objs);
 		free(p->seq);
+		free(p->clients);
 		free(p);
 		return NULL;
 	}
@@ -223,22 +243,72 @@ bench_e2e_producer_reset(struct bench_e2e_producer *p, struct bench_e2e_run *run
 	memset(p->hist, 0, sizeof(p->hist));
 	flowq_mpsc_init(&p->ret);
 	atomic_store_explicit(&p->wake.sleeping, false, memory_order_relaxed);
-	for (unsigned i = 0; i < BENCH_E2E_WINDOW; i++) {
+	p->nobjs = run->args.layout == BENCH_E2E_LAYOUT_CANCEL ? BENCH_E2E_MAX_OBJS
+							       : run->args.window;
+	for (unsigned i = 0; i < p->nobjs; i++) {
 		struct bench_e2e_obj *o = &p->objs[i];
 
 		memset(o, 0, sizeof(*o));
 		o->producer = p;
 		/* 100 B .. 9099 B by a multiplicative hash, as GIE's benchmark
-		 * sizes its payloads (§6). */
-		o->bytes = 100u +
-			   (uint32_t)(((p->index * BENCH_E2E_WINDOW + i) * 2654435761u) >>
-				      7) %
-				   9000u;
+		 * sizes its payloads (§6); its churn and cancellation cases
+		 * send 1024 B. */
+		if (run->args.layout == BENCH_E2E_LAYOUT_CHURN ||
+		    run->args.layout == BENCH_E2E_LAYOUT_CANCEL)
+			o->bytes = 1024;
+		else
+			o->bytes = 100u + (uint32_t)(((p->index * BENCH_E2E_WINDOW + i) *
+						      2654435761u) >>
+						     7) %
+						  9000u;
+		o->churn.id_len = sizeof(o->churn.id);
+		o->churn.priority = 0;
 		atomic_init(&o->state, BENCH_E2E_FREE);
 		p->free[i] = o;
 	}
-	p->nfree = BENCH_E2E_WINDOW;
+	p->nfree = p->nobjs;
 	bench_e2e_seq_fill(p, &run->args);
+}
+
+/*
+ * Set run->reg to the flows to register before the timed region: all F in
+ * the e2e layout, the distinct flows of the producers' choice tables in the
+ * matrix (the flows GIE's benchmark creates on their first use), flow 0 in
+ * the cancel layout, none for churn.
+ */
+static void
+bench_e2e_reg_set(struct bench_e2e_run *run)
+{
+	unsigned n = 0;
+
+	switch (run->args.layout) {
+	case BENCH_E2E_LAYOUT_MATRIX:
+		memset(bench_e2e_reg_bits, 0, sizeof(bench_e2e_reg_bits));
+		for (unsigned i = 0; i < run->args.producers; i++) {
+			const uint32_t *seq = run->producers[i]->seq;
+
+			for (uint32_t k = 0; k < BENCH_E2E_SEQ_LEN; k++) {
+				uint32_t fl = seq[k];
+
+				if (bench_e2e_reg_bits[fl / 64] >> (fl % 64) & 1)
+					continue;
+				bench_e2e_reg_bits[fl / 64] |= 1ull << (fl % 64);
+				bench_e2e_reg_list[n++] = fl;
+			}
+		}
+		break;
+	case BENCH_E2E_LAYOUT_CHURN:
+		break;
+	case BENCH_E2E_LAYOUT_CANCEL:
+		bench_e2e_reg_list[n++] = 0;
+		break;
+	default:
+		for (unsigned i = 0; i < run->args.flows; i++)
+			bench_e2e_reg_list[n++] = i;
+		break;
+	}
+	run->reg = bench_e2e_reg_list;
+	run->nreg = n;
 }
 
 static void
@@ -287,9 +357,9 @@ bench_e2e_verify(const struct bench_pool *pool, const uint64_t *log, size_t got,
 				 i, p->bad);
 			return -1;
 		}
-		if (p->nfree != BENCH_E2E_WINDOW) {
-			snprintf(msg, len, "producer %u: %zu of %u requests back", i,
-				 p->nfree, BENCH_E2E_WINDOW);
+		if (p->nfree != p->nobjs) {
+			snprintf(msg, len, "producer %u: %zu of %zu requests back", i,
+				 p->nfree, p->nobjs);
 			return -1;
 		}
 	}
@@ -309,11 +379,19 @@ bench_e2e_verify(const struct bench_pool *pool, const uint64_t *log, size_t got,
 			 t.outcomes[BENCH_E2E_REJECTED], t.outcomes[BENCH_E2E_EVICTED]);
 		return -1;
 	}
-	if (t.outcomes[BENCH_E2E_EVICTED] != 0) {
+	if (run->args.layout != BENCH_E2E_LAYOUT_CANCEL &&
+	    t.outcomes[BENCH_E2E_EVICTED] != 0) {
 		snprintf(msg, len,
 			 "%" PRIu64 " requests evicted in a run that neither cancels "
 			 "nor expires anything",
 			 t.outcomes[BENCH_E2E_EVICTED]);
+		return -1;
+	}
+	if (run->args.saturated && t.outcomes[BENCH_E2E_DISPATCHED] != 0) {
+		snprintf(msg, len,
+			 "%" PRIu64 " requests dispatched through a gate that is always "
+			 "closed",
+			 t.outcomes[BENCH_E2E_DISPATCHED]);
 		return -1;
 	}
 	return run->suite->verify(run, &t, msg, len);
@@ -381,9 +459,17 @@ bench_e2e_report(struct bench_state *st, struct bench_e2e_run *run,
 	for (unsigned b = 0; b < BENCH_E2E_HIST_BUCKETS; b++)
 		count += h[b];
 	bench_e2e_totals(run, &t);
-	/* The harness counted submits; the rate that matters is dispatches. */
+	/* The harness counted submits; the rate that matters is dispatches
+	 * (with mass cancellation: requests completed, GIE's zombies/s). */
 	bench_set_counter(st, "items_per_second",
-			  (double)t.outcomes[BENCH_E2E_DISPATCHED], BENCH_COUNTER_RATE);
+			  (double)(run->args.layout == BENCH_E2E_LAYOUT_CANCEL
+					   ? t.completed
+					   : t.outcomes[BENCH_E2E_DISPATCHED]),
+			  BENCH_COUNTER_RATE);
+	if (run->args.layout != BENCH_E2E_LAYOUT_E2E && t.completed != 0)
+		bench_set_counter(st, "cpu_ns_per_request",
+				  (double)other_cpu_ns / (double)t.completed,
+				  BENCH_COUNTER_PLAIN);
 	bench_set_counter(st, "p50_ns", (double)bench_e2e_quantile(h, count, 0.50),
 			  BENCH_COUNTER_PLAIN);
 	bench_set_counter(st, "p99_ns", (double)bench_e2e_quantile(h, count, 0.99),
@@ -392,7 +478,9 @@ bench_e2e_report(struct bench_state *st, struct bench_e2e_run *run,
 	bench_set_counter(st, "rejected",
 			  (double)(t.sync_rejects + t.outcomes[BENCH_E2E_REJECTED]),
 			  BENCH_COUNTER_PLAIN);
-	bench_set_counter(st, "window", BENCH_E2E_WINDOW, BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "evicted", (double)t.outcomes[BENCH_E2E_EVICTED],
+			  BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "window", (double)run->args.window, BENCH_COUNTER_PLAIN);
 	bench_set_counter(st, "stalled", pt->stalled ? 1.0 : 0.0, BENCH_COUNTER_PLAIN);
 	for (unsigned i = 0; i < run->args.producers; i++)
 		other_cpu_ns = other_cpu_ns > run->producers[i]->cpu_ns
@@ -415,36 +503,114 @@ bench_e2e_report(struct bench_state *st, struct bench_e2e_run *run,
 
 /* ---- the case runner ------------------------------------------------------ */
 
-static int
-bench_e2e_args_get(struct bench_state *st, struct bench_e2e_args *a, char *msg,
-		   size_t len)
+/* The argument names of each layout, in case-name order. */
+static const char *const bench_e2e_names_e2e[] = {
+	"producers", "flows", "dist", "shards", "prios",
+};
+static const char *const bench_e2e_names_matrix[] = {
+	"limit", "shards", "prios", "flows", "clients",
+};
+static const char *const bench_e2e_names_churn[] = {"limit", "shards", "clients"};
+static const char *const bench_e2e_names_cancel[] = {"timeout_us", "shards", "clients"};
+
+/* Argument @p name of the running case (layout @p names, @p n of them). */
+static int64_t
+bench_e2e_arg(struct bench_state *st, const char *const *names, size_t n,
+	      const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return bench_range(st, (int)i);
+	return -1;
+}
+
+/* The e2e layout's arguments. */
+static void
+bench_e2e_args_e2e(struct bench_state *st, struct bench_e2e_args *a)
 {
 	int64_t v[BENCH_E2E_NARGS];
 
 	for (int i = 0; i < BENCH_E2E_NARGS; i++)
 		v[i] = bench_range(st, i);
-	if (v[BENCH_E2E_ARG_PRODUCERS] < 1 ||
-	    v[BENCH_E2E_ARG_PRODUCERS] > BENCH_E2E_MAX_PRODUCERS ||
-	    v[BENCH_E2E_ARG_FLOWS] < 1 || v[BENCH_E2E_ARG_FLOWS] > BENCH_E2E_MAX_FLOWS ||
-	    (v[BENCH_E2E_ARG_DIST] != BENCH_E2E_UNIFORM &&
-	     v[BENCH_E2E_ARG_DIST] != BENCH_E2E_ZIPF) ||
-	    v[BENCH_E2E_ARG_SHARDS] < 1 ||
-	    v[BENCH_E2E_ARG_SHARDS] > GIE_STYLE_MAX_SHARDS ||
-	    v[BENCH_E2E_ARG_PRIOS] < 1 || v[BENCH_E2E_ARG_PRIOS] > GIE_STYLE_MAX_BANDS) {
-		snprintf(
-			msg, len,
-			"arguments out of range (producers 1..%u, flows 1..%u, dist 0|1, "
-			"shards 1..%u, prios 1..%u)",
-			BENCH_E2E_MAX_PRODUCERS, BENCH_E2E_MAX_FLOWS,
-			GIE_STYLE_MAX_SHARDS, GIE_STYLE_MAX_BANDS);
-		return -1;
-	}
 	a->producers = (unsigned)v[BENCH_E2E_ARG_PRODUCERS];
 	a->flows = (unsigned)v[BENCH_E2E_ARG_FLOWS];
 	a->dist = (unsigned)v[BENCH_E2E_ARG_DIST];
 	a->shards = (unsigned)v[BENCH_E2E_ARG_SHARDS];
 	a->prios = (unsigned)v[BENCH_E2E_ARG_PRIOS];
+	a->window = BENCH_E2E_WINDOW;
+}
+
+/* One of the GIE-benchmark layouts' arguments (clients -> window). */
+static int
+bench_e2e_args_gie(struct bench_state *st, struct bench_e2e_args *a)
+{
+#define BENCH_E2E_ARG(names, name)                                                       \
+	bench_e2e_arg(st, names, sizeof(names) / sizeof(names[0]), name)
+	int64_t clients;
+
+	a->producers = BENCH_E2E_GIE_PRODUCERS;
+	a->prios = 1;
+	a->flows = 1;
+	switch (a->layout) {
+	case BENCH_E2E_LAYOUT_MATRIX:
+		a->limit = (unsigned)BENCH_E2E_ARG(bench_e2e_names_matrix, "limit");
+		a->shards = (unsigned)BENCH_E2E_ARG(bench_e2e_names_matrix, "shards");
+		a->prios = (unsigned)BENCH_E2E_ARG(bench_e2e_names_matrix, "prios");
+		a->flows = (unsigned)BENCH_E2E_ARG(bench_e2e_names_matrix, "flows");
+		clients = BENCH_E2E_ARG(bench_e2e_names_matrix, "clients");
+		a->dist = BENCH_E2E_ZIPF_GIE;
+		break;
+	case BENCH_E2E_LAYOUT_CHURN:
+		a->limit = (unsigned)BENCH_E2E_ARG(bench_e2e_names_churn, "limit");
+		a->shards = (unsigned)BENCH_E2E_ARG(bench_e2e_names_churn, "shards");
+		clients = BENCH_E2E_ARG(bench_e2e_names_churn, "clients");
+		a->flows = 0;
+		a->flow_gc_ns = BENCH_E2E_CHURN_GC_NS;
+		break;
+	default: /* BENCH_E2E_LAYOUT_CANCEL */
+		a->timeout_ns =
+			(uint64_t)BENCH_E2E_ARG(bench_e2e_names_cancel, "timeout_us") *
+			1000u;
+		a->shards = (unsigned)BENCH_E2E_ARG(bench_e2e_names_cancel, "shards");
+		clients = BENCH_E2E_ARG(bench_e2e_names_cancel, "clients");
+		a->saturated = true;
+		break;
+	}
+#undef BENCH_E2E_ARG
+	if (clients < (int64_t)a->producers || clients % a->producers != 0 ||
+	    clients / a->producers > BENCH_E2E_MAX_WINDOW)
+		return -1;
+	a->window = (unsigned)(clients / a->producers);
 	return 0;
+}
+
+static int
+bench_e2e_args_get(struct bench_state *st, enum bench_e2e_layout layout,
+		   struct bench_e2e_args *a, char *msg, size_t len)
+{
+	memset(a, 0, sizeof(*a));
+	a->layout = layout;
+	if (layout == BENCH_E2E_LAYOUT_E2E)
+		bench_e2e_args_e2e(st, a);
+	else if (bench_e2e_args_gie(st, a) != 0)
+		goto bad;
+	if (a->producers < 1 || a->producers > BENCH_E2E_MAX_PRODUCERS ||
+	    a->flows > BENCH_E2E_MAX_FLOWS ||
+	    (a->flows < 1 && layout != BENCH_E2E_LAYOUT_CHURN) ||
+	    (a->dist != BENCH_E2E_UNIFORM && a->dist != BENCH_E2E_ZIPF &&
+	     a->dist != BENCH_E2E_ZIPF_GIE) ||
+	    a->shards < 1 || a->shards > GIE_STYLE_MAX_SHARDS || a->prios < 1 ||
+	    a->prios > GIE_STYLE_MAX_BANDS)
+		goto bad;
+	return 0;
+bad:
+	snprintf(msg, len,
+		 "arguments out of range (producers 1..%u, flows 1..%u, dist 0..2, "
+		 "shards 1..%u, prios 1..%u, clients a multiple of the producers, "
+		 "at most %u each)",
+		 BENCH_E2E_MAX_PRODUCERS, BENCH_E2E_MAX_FLOWS, GIE_STYLE_MAX_SHARDS,
+		 GIE_STYLE_MAX_BANDS, BENCH_E2E_MAX_WINDOW);
+	return -1;
 }
 
 void
@@ -469,7 +635,7 @@ bench_e2e_case(struct bench_state *st, const struct bench_e2e_suite *suite)
 	memset(&run, 0, sizeof(run));
 	atomic_init(&run.bad_completions, 0);
 	run.suite = suite;
-	if (bench_e2e_args_get(st, &run.args, msg, sizeof(msg)) != 0) {
+	if (bench_e2e_args_get(st, suite->layout, &run.args, msg, sizeof(msg)) != 0) {
 		bench_skip_with_error(st, msg);
 		return;
 	}
@@ -480,8 +646,9 @@ bench_e2e_case(struct bench_state *st, const struct bench_e2e_suite *suite)
 	}
 	run.per_producer = items / run.args.producers;
 	if (bench_e2e_flows_get() != 0 ||
-	    (run.args.dist == BENCH_E2E_ZIPF && run.args.flows > 1 &&
-	     bench_e2e_zipf_get(run.args.flows) != 0)) {
+	    (run.args.dist != BENCH_E2E_UNIFORM && run.args.flows > 1 &&
+	     bench_e2e_zipf_get(run.args.flows, bench_e2e_zipf_exponent(run.args.dist)) !=
+		     0)) {
 		bench_skip_with_error(st, "out of memory for the flow tables");
 		return;
 	}
@@ -495,6 +662,7 @@ bench_e2e_case(struct bench_state *st, const struct bench_e2e_suite *suite)
 		}
 		bench_e2e_producer_reset(run.producers[i], &run);
 	}
+	bench_e2e_reg_set(&run);
 	if (suite->create(&run, msg, sizeof(msg)) != 0) {
 		bench_skip_with_error(st, msg);
 		return;
@@ -518,11 +686,6 @@ bench_e2e_case(struct bench_state *st, const struct bench_e2e_suite *suite)
 	}
 	suite->destroy(&run);
 }
-
-/* The case names' argument names, in enum bench_e2e_arg order. */
-static const char *const bench_e2e_arg_names[BENCH_E2E_NARGS] = {
-	"producers", "flows", "dist", "shards", "prios",
-};
 
 /* Add the cases (P, F, D) x S in {1, 2} x K in {1, 8} to @p c. */
 static int
@@ -558,7 +721,7 @@ bench_e2e_register_family(const struct bench_e2e_suite *suite,
 	/* The suite is never written; arg is void * only for the shim. */
 	c = bench_register(suite->name, fn, (void *)suite);
 	if (c == NULL ||
-	    bench_case_arg_names(c, bench_e2e_arg_names, BENCH_E2E_NARGS) == NULL)
+	    bench_case_arg_names(c, bench_e2e_names_e2e, BENCH_E2E_NARGS) == NULL)
 		return NULL;
 	for (size_t p = 0; p < sizeof(producers) / sizeof(producers[0]); p++) {
 		for (size_t f = 0; f < nflows; f++) {
@@ -574,6 +737,75 @@ bench_e2e_register_family(const struct bench_e2e_suite *suite,
 	bench_case_unit(c, BENCH_UNIT_NS);
 	if (iterations > 0)
 		bench_case_iterations(c, iterations);
+	return c;
+}
+
+/* Register @p suite's family with the argument names @p names (@p n). */
+static struct bench_case *
+bench_e2e_family(const struct bench_e2e_suite *suite,
+		 void (*fn)(struct bench_state *st, void *arg), const char *const *names,
+		 size_t n)
+{
+	struct bench_case *c = bench_register(suite->name, fn, (void *)suite);
+
+	if (c == NULL || bench_case_arg_names(c, names, n) == NULL)
+		return NULL;
+	bench_case_use_real_time(c);
+	bench_case_unit(c, BENCH_UNIT_NS);
+	return c;
+}
+
+struct bench_case *
+bench_e2e_register_matrix(const struct bench_e2e_suite *suite,
+			  void (*fn)(struct bench_state *st, void *arg),
+			  const unsigned *flows, size_t nflows, bool one_batch)
+{
+	static const int64_t limits[] = {0, 1, 100};
+	static const int64_t shards[] = {1, 2};
+	static const int64_t prios[] = {1, 8};
+	static const int64_t clients[] = {10, 5000};
+	struct bench_case *c;
+
+	c = bench_e2e_family(suite, fn, bench_e2e_names_matrix,
+			     sizeof(bench_e2e_names_matrix) /
+				     sizeof(bench_e2e_names_matrix[0]));
+	if (c == NULL)
+		return NULL;
+	/* The cross product, L outermost, W innermost (GIE's order). */
+	for (size_t i = 0; i < 3 * 2 * 2 * nflows * 2; i++) {
+		int64_t v[] = {limits[i / (2 * 2 * nflows * 2)],
+			       shards[i / (2 * nflows * 2) % 2],
+			       prios[i / (nflows * 2) % 2], flows[i / 2 % nflows],
+			       clients[i % 2]};
+
+		/* GIE's skipped coordinates. */
+		if ((v[0] == 0 && v[4] > 100) || (v[0] > 0 && v[4] <= v[0]))
+			continue;
+		if (bench_case_args(c, v, 5) == NULL)
+			return NULL;
+	}
+	if (one_batch)
+		bench_case_iterations(c, 1);
+	return c;
+}
+
+struct bench_case *
+bench_e2e_register_gie(const struct bench_e2e_suite *suite,
+		       void (*fn)(struct bench_state *st, void *arg))
+{
+	/* Churn: L = 100, S = 4 and 1, W = 200; cancel: T = 50 ms and
+	 * 100 us, S = 4, W = 200. */
+	static const int64_t churn[][3] = {{100, 4, 200}, {100, 1, 200}};
+	static const int64_t cancel[][3] = {{50000, 4, 200}, {100, 4, 200}};
+	bool is_churn = suite->layout == BENCH_E2E_LAYOUT_CHURN;
+	const int64_t(*cases)[3] = is_churn ? churn : cancel;
+	struct bench_case *c;
+
+	c = bench_e2e_family(
+		suite, fn, is_churn ? bench_e2e_names_churn : bench_e2e_names_cancel, 3);
+	for (size_t i = 0; c != NULL && i < 2; i++)
+		if (bench_case_args(c, cases[i], 3) == NULL)
+			return NULL;
 	return c;
 }
 
@@ -753,7 +985,7 @@ bench_e2e_register(void)
 	c = bench_register(bench_raw_suite.name, bench_raw_case,
 			   (void *)&bench_raw_suite);
 	if (c == NULL ||
-	    bench_case_arg_names(c, bench_e2e_arg_names, BENCH_E2E_NARGS) == NULL)
+	    bench_case_arg_names(c, bench_e2e_names_e2e, BENCH_E2E_NARGS) == NULL)
 		return;
 	for (size_t p = 0; p < sizeof(producers) / sizeof(producers[0]); p++) {
 		int64_t v[BENCH_E2E_NARGS] = {producers[p], 1, 0, 1, 1};

@@ -68,6 +68,41 @@
  * against the producers' totals, queues empty). A violation fails the case
  * through bench_skip_with_error().
  *
+ * The port of GIE's benchmark suite (§6 of reference/gie-flowcontrol.md;
+ * its harness: W blocking clients, each a closed loop of EnqueueAndWait
+ * then, if dispatched, an immediate detector.Release()) uses the same
+ * producers with other case layouts (enum bench_e2e_layout):
+ *
+ *   BM_gie_matrix_<engine>/limit:L/shards:S/prios:P/flows:F/clients:W
+ *       PerformanceMatrix. W clients = W requests outstanding, spread over
+ *       BENCH_E2E_GIE_PRODUCERS producer threads (event loops, not a thread
+ *       per client: the host flowq is built for), each re-submitting as soon
+ *       as a completion comes back; L = the egress limit: at most L
+ *       dispatched requests not yet released (0 = free flow), released by
+ *       the producer as soon as it takes the completion back, so the
+ *       queues hold about W - L requests; flow choice Zipf(s = 1.1, v = 1)
+ *       over F flows (GIE's hot tenant), flow i at priority i % P; every
+ *       flow the producers' choice tables name is registered before the
+ *       timed region (GIE creates them just in time on first use and keeps
+ *       them 5 min, so a run reaches that state after its warm-up).
+ *   BM_gie_churn_<engine>/limit:L/shards:S/clients:W
+ *       TopologyChurn, as a stream: every request names a flow never seen
+ *       before (priority 0, 1024 B), created just in time, and flows idle
+ *       for BENCH_E2E_CHURN_GC_NS are collected while the submits run.
+ *   BM_gie_cancel_<engine>/timeout_us:T/shards:S/clients:W
+ *       MassCancellation: the gate is always closed (GIE's
+ *       alwaysSaturatedDetector), one flow, 1024 B; each of the W clients
+ *       cancels its request T after submitting it (its context timing out)
+ *       and submits the next one at once; the engine must get rid of the
+ *       cancelled request (GIE: a zombie until the cleanup sweep every
+ *       BENCH_E2E_SWEEP_NS). The object of a cancelled request is reused
+ *       once its completion came back, so a producer owns
+ *       BENCH_E2E_MAX_OBJS objects for its clients. items_per_second is
+ *       then requests completed per second (GIE's zombies/s).
+ * Those cases report cpu_ns_per_request too: the CPU time of every thread
+ * but the benchmark thread (producers included: their submit and cancel
+ * calls are engine code) per completed request.
+ *
  * Context: one case at a time in the process (the flow table, the producers
  * and their tables are process-wide and reused).
  */
@@ -88,8 +123,21 @@
 #include "bench_harness.h"
 #include "gie_style.h"
 
-/** Requests outstanding per producer at most (its object pool). */
+/** Requests outstanding per producer at most in the e2e layout. */
 #define BENCH_E2E_WINDOW 1024u
+/** Most requests outstanding (clients) per producer in any layout. */
+#define BENCH_E2E_MAX_WINDOW 4096u
+/** Objects a producer owns: its clients' requests plus cancelled ones
+ * whose completion has not come back yet. */
+#define BENCH_E2E_MAX_OBJS 16384u
+/** Producers of the GIE-benchmark layouts (GOMAXPROCS on the project's
+ * 2-CPU machines). */
+#define BENCH_E2E_GIE_PRODUCERS 2u
+/** Churn layout: flows idle this long are collected, ns. */
+#define BENCH_E2E_CHURN_GC_NS 1000000
+/** Cancel layout: the GIE peer's cleanup sweep period (GIE's benchmark:
+ * ExpiryCleanupInterval 10 ms), ns. */
+#define BENCH_E2E_SWEEP_NS 10000000
 /** Most producers a case may have. */
 #define BENCH_E2E_MAX_PRODUCERS 4u
 /** Most flows a case may have. */
@@ -110,7 +158,19 @@
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 /* clang-format on */
 
-/** Argument positions, in the order of the case names. */
+/** How a family's case names read, and which workload they run. */
+enum bench_e2e_layout {
+	/** producers:P/flows:F/dist:D/shards:S/prios:K (BM_engine_*...). */
+	BENCH_E2E_LAYOUT_E2E,
+	/** limit:L/shards:S/prios:P/flows:F/clients:W (GIE's matrix). */
+	BENCH_E2E_LAYOUT_MATRIX,
+	/** limit:L/shards:S/clients:W (flow churn). */
+	BENCH_E2E_LAYOUT_CHURN,
+	/** timeout_us:T/shards:S/clients:W (mass cancellation). */
+	BENCH_E2E_LAYOUT_CANCEL,
+};
+
+/** Argument positions of the e2e layout, in the order of the case names. */
 enum bench_e2e_arg {
 	BENCH_E2E_ARG_PRODUCERS,
 	BENCH_E2E_ARG_FLOWS,
@@ -122,16 +182,32 @@ enum bench_e2e_arg {
 
 enum bench_e2e_dist {
 	BENCH_E2E_UNIFORM = 0,
+	/** Zipf, s = 1.0 (rank r has weight 1 / (r + 1)). */
 	BENCH_E2E_ZIPF = 1,
+	/** Zipf, s = 1.1, v = 1.0: GIE's benchmark (weight (r + 1)^-1.1). */
+	BENCH_E2E_ZIPF_GIE = 2,
 };
 
-/** One case's arguments. */
+/** One case's workload and the engine settings it asks for. */
 struct bench_e2e_args {
+	enum bench_e2e_layout layout;
 	unsigned producers;
+	/** Flows of the workload (churn: 0, every request a new flow). */
 	unsigned flows;
 	unsigned dist;
 	unsigned shards;
 	unsigned prios;
+	/** Requests outstanding per producer (its clients). */
+	unsigned window;
+	/** Most dispatched requests not yet released; 0 = unlimited. */
+	unsigned limit;
+	/** The gate never opens (GIE's alwaysSaturatedDetector). */
+	bool saturated;
+	/** Collect flows idle this long, ns; 0 = never within a run. */
+	int64_t flow_gc_ns;
+	/** Cancel layout: each client cancels its request this long after
+	 * submitting it, ns; 0 = never. */
+	uint64_t timeout_ns;
 };
 
 /** One flow of the workload; 16 bytes, in one process-wide table. */
@@ -186,8 +262,21 @@ struct bench_e2e_obj {
 	_Atomic uint32_t state;
 	/** enum bench_e2e_outcome; completer-written. */
 	uint32_t outcome;
-	/** Request size, bytes (100..9099, fixed per object). */
+	/** Request size, bytes (100..9099, fixed per object; churn and
+	 * cancel layouts: 1024, as GIE's benchmark). */
 	uint32_t bytes;
+	/** Submits of this object so far (the cancel layout's clients tell a
+	 * stale entry by it). */
+	uint32_t gen;
+	/** Churn layout: this request's flow, a new one each submit. */
+	struct bench_e2e_flow churn;
+};
+
+/** A client of the cancel layout: its request and when it gives up. */
+struct bench_e2e_client {
+	struct bench_e2e_obj *obj;
+	uint32_t gen;
+	uint64_t deadline_ns;
 };
 
 /**
@@ -223,10 +312,16 @@ struct bench_e2e_producer {
 	uint32_t *seq;
 	uint32_t seq_pos;
 	uint32_t sample_ctr;
-	/** Objects (BENCH_E2E_WINDOW) and the free ones (a stack). */
+	/** Objects (BENCH_E2E_MAX_OBJS, nobjs in use by the case) and the
+	 * free ones (a stack). */
 	struct bench_e2e_obj *objs;
-	struct bench_e2e_obj *free[BENCH_E2E_WINDOW];
+	struct bench_e2e_obj *free[BENCH_E2E_MAX_OBJS];
 	size_t nfree;
+	size_t nobjs;
+	/** Cancel layout: the clients waiting, a ring (BENCH_E2E_MAX_WINDOW). */
+	struct bench_e2e_client *clients;
+	/** Churn layout: flows named so far. */
+	uint64_t churn_ctr;
 	/* Counters over the whole case. */
 	uint64_t attempts;
 	uint64_t sync_rejects;
@@ -255,13 +350,16 @@ struct bench_e2e_totals {
 struct bench_e2e_suite {
 	/** "BM_<suite>": the family name. */
 	const char *name;
+	/** Its case names and workload. */
+	enum bench_e2e_layout layout;
 	/** Free for the suite (e.g. a fairness policy name). */
 	const char *param;
 	/** Items per batch for @p a; a multiple of every P registered. */
 	size_t (*batch_items)(const struct bench_e2e_args *a);
 	/**
-	 * Create the engine for @p run (args and flow priorities set), register
-	 * every flow 0..F-1 (GIE's scan and flowq's registry must hold them all
+	 * Create the engine for @p run (args and flow priorities set) as
+	 * run->args asks (limit, saturated, flow_gc_ns), register the flows
+	 * run->reg lists (GIE's scan and flowq's registry must hold them
 	 * before the timed region), set run->engine (passed to submit and
 	 * finish) and run->ctx. Returns 0 or -1 with a message.
 	 */
@@ -291,6 +389,11 @@ struct bench_e2e_run {
 	/** Items the batches asked for so far (harness's produced sums). */
 	uint64_t expected;
 	struct bench_e2e_producer *producers[BENCH_E2E_MAX_PRODUCERS];
+	/** The flows to register before the timed region (indexes into
+	 * bench_e2e_flows): all F in the e2e layout, the ones the producers'
+	 * tables name in the matrix, flow 0 for cancel, none for churn. */
+	const uint32_t *reg;
+	unsigned nreg;
 	/** Completions of objects that were not submitted (any thread). */
 	_Atomic uint64_t bad_completions;
 };
@@ -305,6 +408,10 @@ bench_e2e_submit_fn(void *engine, struct bench_e2e_obj *o,
 /** Producer-side finish of a completed object (flowq_release, ...). */
 typedef void
 bench_e2e_finish_fn(void *engine, struct bench_e2e_obj *o);
+/** Client-side cancel of a submitted object (its completion follows, or
+ * has already run); the return value is not used. */
+typedef int
+bench_e2e_cancel_fn(void *engine, struct bench_e2e_obj *o);
 
 /** CPU time of the calling thread, ns (a vDSO-less syscall: per batch only). */
 static inline uint64_t
@@ -423,12 +530,29 @@ bench_e2e_reap_wait(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish)
 	}
 }
 
+/*
+ * Churn layout: name a new flow in @p o: "c" and 10 hex digits of the
+ * producer and its flow count (unique for 2^36 flows per producer).
+ */
+static inline const struct bench_e2e_flow *
+bench_e2e_churn_flow(struct bench_e2e_producer *p, struct bench_e2e_obj *o)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v = (uint64_t)p->index << 36 | (p->churn_ctr++ & ((1ull << 36) - 1));
+
+	o->churn.id[0] = 'c';
+	for (int d = 10; d >= 1; d--, v >>= 4)
+		o->churn.id[d] = hex[v & 15];
+	return &o->churn;
+}
+
 /**
  * One producer's share of a batch: submit run->per_producer requests (fewer
- * if the watchdog stops it), each on the next flow of its table, reusing
- * objects as completions come back, then wait for all of them. Returns the
- * number of submits attempted. Instantiate it with the suite's own
- * @p submit and @p finish (constants: the calls inline).
+ * if the watchdog stops it), each on the next flow of its table (churn
+ * layout: a new flow each), reusing objects as completions come back, then
+ * wait for all of them. Returns the number of submits attempted.
+ * Instantiate it with the suite's own @p submit and @p finish (constants:
+ * the calls inline).
  */
 static inline size_t
 bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
@@ -437,6 +561,7 @@ bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
 	const _Atomic bool *stop = bench_pool_stop_flag(pool);
 	const struct bench_e2e_flow *flows = bench_e2e_flows;
 	const uint32_t *seq = p->seq;
+	const bool churn = p->run->args.layout == BENCH_E2E_LAYOUT_CHURN;
 	size_t n = p->run->per_producer, i;
 	struct bench_e2e_obj *o;
 	const struct bench_e2e_flow *f;
@@ -446,7 +571,10 @@ bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
 		if (p->nfree == 0)
 			bench_e2e_reap_wait(p, finish);
 		o = p->free[--p->nfree];
-		f = &flows[seq[p->seq_pos++ & (BENCH_E2E_SEQ_LEN - 1)]];
+		if (churn)
+			f = bench_e2e_churn_flow(p, o);
+		else
+			f = &flows[seq[p->seq_pos++ & (BENCH_E2E_SEQ_LEN - 1)]];
 		if (++p->sample_ctr == BENCH_E2E_SAMPLE_EVERY) {
 			p->sample_ctr = 0;
 			o->t_submit = bench_now_ns();
@@ -465,7 +593,104 @@ bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
 		p->free[p->nfree++] = o;
 	}
 	/* The batch ends when every request of ours is back. */
-	while (p->nfree + p->leaked < BENCH_E2E_WINDOW)
+	while (p->nfree + p->leaked < p->nobjs)
+		bench_e2e_reap_wait(p, finish);
+	p->cpu_ns += bench_e2e_thread_cpu_ns() - cpu0;
+	return i;
+}
+
+/* Cancel layout: wait for the oldest client's deadline @p deadline, taking
+ * completions back meanwhile; sleeps when it is far (the CPUs are shared
+ * with the engine's threads). */
+static inline void
+bench_e2e_client_wait(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish,
+		      uint64_t deadline)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	while ((now = bench_now_ns()) < deadline) {
+		if (bench_e2e_reap(p, finish) != 0)
+			continue;
+		if (deadline - now < 20000) {
+			bench_cpu_relax();
+			continue;
+		}
+		ts.tv_sec = 0;
+		ts.tv_nsec =
+			(long)((deadline - now) < 1000000 ? deadline - now : 1000000);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/**
+ * One producer's share of a batch in the cancel layout: run->args.window
+ * clients, each submitting a request, cancelling it run->args.timeout_ns
+ * later (its context timing out) and submitting the next one at once, on a
+ * fresh object: the cancelled one is reused once its completion came back.
+ * A client keeps its request for the whole timeout even if it completes
+ * earlier (the workload's gate is always closed, so none does). Deadlines
+ * come in submit order, so the waiting clients form a FIFO ring. Returns the
+ * number of submits attempted.
+ */
+static inline size_t
+bench_e2e_produce_cancel_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
+			      bench_e2e_submit_fn *submit, bench_e2e_cancel_fn *cancel,
+			      bench_e2e_finish_fn *finish)
+{
+	const _Atomic bool *stop = bench_pool_stop_flag(pool);
+	const struct bench_e2e_flow *f = &bench_e2e_flows[0];
+	struct bench_e2e_client *ring = p->clients, *c;
+	unsigned clients = p->run->args.window, head = 0, count = 0;
+	uint64_t timeout = p->run->args.timeout_ns;
+	size_t n = p->run->per_producer, i = 0;
+	struct bench_e2e_obj *o;
+	uint64_t cpu0 = bench_e2e_thread_cpu_ns(), now;
+
+	for (;;) {
+		/* Every idle client submits. */
+		while (count < clients && i < n && !bench_pool_stop_due(stop, i)) {
+			if (p->nfree == 0)
+				bench_e2e_reap_wait(p, finish);
+			o = p->free[--p->nfree];
+			o->t_submit = 0;
+			o->gen++;
+			atomic_store_explicit(&o->state, BENCH_E2E_SUBMITTED,
+					      memory_order_relaxed);
+			p->attempts++;
+			i++;
+			if (submit(p->engine, o, f) != 0) {
+				p->sync_rejects++;
+				atomic_store_explicit(&o->state, BENCH_E2E_FREE,
+						      memory_order_relaxed);
+				p->free[p->nfree++] = o;
+				continue;
+			}
+			p->accepted++;
+			c = &ring[(head + count++) % BENCH_E2E_MAX_WINDOW];
+			c->obj = o;
+			c->gen = o->gen;
+			c->deadline_ns = bench_now_ns() + timeout;
+		}
+		if (count == 0)
+			break; /* share done, every client has given up */
+		/* The oldest client times out first. */
+		c = &ring[head];
+		bench_e2e_client_wait(p, finish, c->deadline_ns);
+		now = bench_now_ns();
+		while (count != 0 && ring[head].deadline_ns <= now) {
+			c = &ring[head];
+			head = (head + 1) % BENCH_E2E_MAX_WINDOW;
+			count--;
+			/* Still this client's request (not completed and
+			 * reused already): cancel it. */
+			if (c->obj->gen == c->gen &&
+			    atomic_load_explicit(&c->obj->state, memory_order_relaxed) !=
+				    BENCH_E2E_FREE)
+				(void)cancel(p->engine, c->obj);
+		}
+	}
+	while (p->nfree + p->leaked < p->nobjs)
 		bench_e2e_reap_wait(p, finish);
 	p->cpu_ns += bench_e2e_thread_cpu_ns() - cpu0;
 	return i;
@@ -485,6 +710,31 @@ bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
  */
 void
 bench_e2e_case(struct bench_state *st, const struct bench_e2e_suite *suite);
+
+/**
+ * Register @p suite's family (layout MATRIX) over GIE's PerformanceMatrix:
+ * L in {0, 1, 100} x S in {1, 2} x P in {1, 8} x flows @p flows x W in {10,
+ * 5000}, without the coordinates GIE skips (L = 0 with W > 100: free flow
+ * needs no depth; L > 0 with W <= L: no backpressure). @p one_batch: run
+ * exactly one batch per repetition (Iterations(1)) for slow engines. The
+ * family's benchmark function must call bench_e2e_case().
+ */
+struct bench_case *
+bench_e2e_register_matrix(const struct bench_e2e_suite *suite,
+			  void (*fn)(struct bench_state *st, void *arg),
+			  const unsigned *flows, size_t nflows, bool one_batch);
+
+/**
+ * Register @p suite's family in the churn or the cancel layout (by
+ * suite->layout). Churn: GIE's TopologyChurn coordinate, L = 100, S = 4, W =
+ * 200 (100 per GOMAXPROCS), plus S = 1. Cancel: GIE's MassCancellation
+ * coordinate, S = 4, W = 200, a 50 ms timeout, plus a 100 us timeout, at
+ * which the clients give up faster than an engine takes requests in and the
+ * engine's cost per cancellation sets the rate.
+ */
+struct bench_case *
+bench_e2e_register_gie(const struct bench_e2e_suite *suite,
+		       void (*fn)(struct bench_state *st, void *arg));
 
 /**
  * Register @p suite's family over the matrix P in {1, 2, 4} x flows @p flows

@@ -19,6 +19,20 @@
  * tools/engine-report runs the three with BM_gie_style_e2e in one process
  * and prints the ratios against the targets.
  *
+ * The port of GIE's benchmark suite (bench_e2e.h has the workloads), each
+ * with a GIE-style twin in bench_gie.c; tools/bench-report prints the
+ * ratios:
+ *   BM_gie_matrix_flowq/limit:L/shards:S/prios:P/flows:F/clients:W
+ *       GIE's PerformanceMatrix: global_strict + fcfs (GIE's defaults), the
+ *       concurrency detector with max_inflight = L (0: none), released by
+ *       the client as soon as its request is dispatched;
+ *   BM_gie_churn_flowq/limit:L/shards:S/clients:W
+ *       every request a new flow, created just in time by flowq_submit()
+ *       and collected BENCH_E2E_CHURN_GC_NS after it went idle;
+ *   BM_gie_cancel_flowq/timeout_us:T/shards:S/clients:W
+ *       the "callback" detector answering 1.0 (always saturated): every
+ *       request waits until its client's flowq_cancel() (EVICTED_CANCELLED).
+ *
  * Engine setup: threaded mode, cfg.shards = S; bands 0..K-1 configured
  * (no just-in-time band: every priority the workload uses has one), each
  * with the fairness under test, FCFS ordering (edf for BM_engine_edf_e2e),
@@ -66,6 +80,15 @@
 
 /* Items per batch (a multiple of every P registered). */
 #define BENCH_ENGINE_ITEMS (1u << 18)
+/* The GIE-suite ports: matrix (10 clients or L = 1: bound by the wake-ups
+ * of a round trip, ~10^4 requests/s), churn, and cancellation (a 50 ms
+ * timeout takes W requests per 50 ms). */
+#define BENCH_ENGINE_MATRIX_ITEMS      (1u << 17)
+#define BENCH_ENGINE_MATRIX1_ITEMS     (1u << 15)
+#define BENCH_ENGINE_MATRIX_FEW_ITEMS  (1u << 13)
+#define BENCH_ENGINE_CHURN_ITEMS       (1u << 16)
+#define BENCH_ENGINE_CANCEL_ITEMS      (1u << 16)
+#define BENCH_ENGINE_SLOW_CANCEL_ITEMS (1u << 12)
 /* Band byte limit, as GIE's benchmark (10 GB per band). */
 #define BENCH_ENGINE_BAND_BYTES (10ull * 1000 * 1000 * 1000)
 /* Flow GC timeout: longer than any run. */
@@ -83,8 +106,28 @@ struct bench_engine_ctx {
 static size_t
 bench_engine_batch_items(const struct bench_e2e_args *a)
 {
-	(void)a;
-	return BENCH_ENGINE_ITEMS;
+	switch (a->layout) {
+	case BENCH_E2E_LAYOUT_MATRIX:
+		if (a->window * a->producers <= 100)
+			return BENCH_ENGINE_MATRIX_FEW_ITEMS;
+		return a->limit == 1 ? BENCH_ENGINE_MATRIX1_ITEMS
+				     : BENCH_ENGINE_MATRIX_ITEMS;
+	case BENCH_E2E_LAYOUT_CHURN:
+		return BENCH_ENGINE_CHURN_ITEMS;
+	case BENCH_E2E_LAYOUT_CANCEL:
+		return a->timeout_ns >= 1000000 ? BENCH_ENGINE_SLOW_CANCEL_ITEMS
+						: BENCH_ENGINE_CANCEL_ITEMS;
+	default:
+		return BENCH_ENGINE_ITEMS;
+	}
+}
+
+/* GIE's alwaysSaturatedDetector. */
+static double
+bench_engine_saturated(void *ctx)
+{
+	(void)ctx;
+	return 1.0;
 }
 
 static void
@@ -122,11 +165,21 @@ bench_engine_finish(void *engine, struct bench_e2e_obj *o)
 		o->producer->bad++;
 }
 
+static int
+bench_engine_cancel(void *engine, struct bench_e2e_obj *o)
+{
+	return flowq_cancel(engine, &o->u.fq);
+}
+
 static size_t
 bench_engine_produce(struct bench_pool *pool, unsigned index, void *ctx)
 {
 	struct bench_e2e_run *run = ctx;
 
+	if (run->args.layout == BENCH_E2E_LAYOUT_CANCEL)
+		return bench_e2e_produce_cancel_loop(
+			pool, run->producers[index], bench_engine_submit,
+			bench_engine_cancel, bench_engine_finish);
 	return bench_e2e_produce_loop(pool, run->producers[index], bench_engine_submit,
 				      bench_engine_finish);
 }
@@ -142,7 +195,17 @@ bench_engine_ctx_free(struct bench_engine_ctx *c)
 	free(c);
 }
 
-static const struct bench_e2e_suite bench_engine_edf_suite;
+/* The suites of this file (bench_engine_suites[]). */
+enum bench_engine_suite {
+	BENCH_ENGINE_GS,
+	BENCH_ENGINE_RR,
+	BENCH_ENGINE_EDF,
+	BENCH_ENGINE_MATRIX,
+	BENCH_ENGINE_CHURN,
+	BENCH_ENGINE_CANCEL,
+	BENCH_ENGINE_NSUITES
+};
+static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES];
 
 static int
 bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
@@ -159,7 +222,7 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 	}
 	c = calloc(1, sizeof(*c));
 	if (c != NULL)
-		c->flows = calloc(run->args.flows, sizeof(*c->flows));
+		c->flows = calloc(run->nreg + 1, sizeof(*c->flows));
 	if (c == NULL || c->flows == NULL) {
 		free(c);
 		snprintf(msg, len, "out of memory");
@@ -173,8 +236,9 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		bands[k].max_requests = 0;
 		bands[k].max_bytes = BENCH_ENGINE_BAND_BYTES;
 		bands[k].fairness = run->suite->param;
-		bands[k].ordering =
-			run->suite == &bench_engine_edf_suite ? "edf" : "fcfs";
+		bands[k].ordering = run->suite == &bench_engine_suites[BENCH_ENGINE_EDF]
+					    ? "edf"
+					    : "fcfs";
 		bands[k].usage_ceiling = 1.0;
 	}
 	cfg.shards = run->args.shards;
@@ -182,10 +246,16 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 	cfg.bands = bands;
 	cfg.nbands = run->args.prios;
 	cfg.default_band_enabled = false;
-	cfg.flow_gc_timeout_ns = BENCH_ENGINE_FLOW_GC_NS;
-	cfg.saturation.detector = "concurrency";
-	cfg.saturation.max_inflight = 0;
-	cfg.saturation.max_inflight_bytes = 0;
+	cfg.flow_gc_timeout_ns =
+		run->args.flow_gc_ns > 0 ? run->args.flow_gc_ns : BENCH_ENGINE_FLOW_GC_NS;
+	if (run->args.saturated) {
+		cfg.saturation.detector = "callback";
+		cfg.saturation.callback = bench_engine_saturated;
+	} else {
+		cfg.saturation.detector = "concurrency";
+		cfg.saturation.max_inflight = run->args.limit;
+		cfg.saturation.max_inflight_bytes = 0;
+	}
 	cfg.errbuf = errbuf;
 	cfg.errbuf_size = sizeof(errbuf);
 	err = flowq_engine_create(&cfg, &c->e);
@@ -196,12 +266,13 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		bench_engine_ctx_free(c);
 		return -1;
 	}
-	for (unsigned i = 0; i < run->args.flows; i++) {
-		err = flowq_flow_get(c->e, bench_e2e_flows[i].id,
-				     bench_e2e_flows[i].id_len,
-				     bench_e2e_flows[i].priority, &c->flows[i]);
+	for (unsigned i = 0; i < run->nreg; i++) {
+		const struct bench_e2e_flow *fl = &bench_e2e_flows[run->reg[i]];
+
+		err = flowq_flow_get(c->e, fl->id, fl->id_len, fl->priority,
+				     &c->flows[i]);
 		if (err != 0) {
-			snprintf(msg, len, "flowq_flow_get(%u): %s", i,
+			snprintf(msg, len, "flowq_flow_get(%u): %s", run->reg[i],
 				 flowq_strerror(err));
 			bench_engine_ctx_free(c);
 			return -1;
@@ -221,7 +292,7 @@ bench_engine_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t,
 	struct bench_engine_ctx *c = run->ctx;
 	const struct timespec ms = {0, 1000000};
 	uint64_t rejected = t->sync_rejects + t->outcomes[BENCH_E2E_REJECTED];
-	uint64_t eng_rejected = 0;
+	uint64_t eng_rejected = 0, eng_evicted = 0;
 	int err;
 
 	for (int tries = 0;; tries++) {
@@ -232,9 +303,14 @@ bench_engine_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t,
 		}
 		eng_rejected = s.outcomes[FLOWQ_REJECTED_CAPACITY] +
 			       s.outcomes[FLOWQ_REJECTED_OTHER];
+		eng_evicted = 0;
+		for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+			if (flowq_outcome_is_evicted((enum flowq_outcome)o))
+				eng_evicted += s.outcomes[o];
 		if (s.outcomes[FLOWQ_DISPATCHED] == t->outcomes[BENCH_E2E_DISPATCHED] &&
-		    eng_rejected == rejected && s.queued == 0 && s.queued_bytes == 0 &&
-		    s.inflight == 0 && s.inflight_bytes == 0)
+		    eng_rejected == rejected &&
+		    eng_evicted == t->outcomes[BENCH_E2E_EVICTED] && s.queued == 0 &&
+		    s.queued_bytes == 0 && s.inflight == 0 && s.inflight_bytes == 0)
 			return 0;
 		if (tries >= BENCH_ENGINE_SETTLE_MS)
 			break;
@@ -243,11 +319,11 @@ bench_engine_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t,
 	snprintf(msg, len,
 		 "flowq engine stats after the batch: dispatched %" PRIu64
 		 " (producers %" PRIu64 "), rejected %" PRIu64 " (producers %" PRIu64
-		 "), queued %" PRIu64 " (%" PRIu64 " B), in flight %" PRIu64 " (%" PRIu64
-		 " B)",
+		 "), evicted %" PRIu64 " (producers %" PRIu64 "), queued %" PRIu64
+		 " (%" PRIu64 " B), in flight %" PRIu64 " (%" PRIu64 " B)",
 		 s.outcomes[FLOWQ_DISPATCHED], t->outcomes[BENCH_E2E_DISPATCHED],
-		 eng_rejected, rejected, s.queued, s.queued_bytes, s.inflight,
-		 s.inflight_bytes);
+		 eng_rejected, rejected, eng_evicted, t->outcomes[BENCH_E2E_EVICTED],
+		 s.queued, s.queued_bytes, s.inflight, s.inflight_bytes);
 	return -1;
 }
 
@@ -257,34 +333,29 @@ bench_engine_destroy(struct bench_e2e_run *run)
 	bench_engine_ctx_free(run->ctx);
 }
 
-static const struct bench_e2e_suite bench_engine_gs_suite = {
-	.name = "BM_engine_e2e",
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
+/* One flowq suite: its family name, case layout and fairness policy. */
+#define BENCH_ENGINE_SUITE(nm, lay, fair)                                                \
+	{                                                                                \
+		.name = (nm), .layout = (lay), .param = (fair),                          \
+		.batch_items = bench_engine_batch_items, .create = bench_engine_create,  \
+		.produce = bench_engine_produce, .verify = bench_engine_verify,          \
+		.destroy = bench_engine_destroy,                                         \
+	}
 
-static const struct bench_e2e_suite bench_engine_rr_suite = {
-	.name = "BM_engine_rr_e2e",
-	.param = "round_robin",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
-};
-
-static const struct bench_e2e_suite bench_engine_edf_suite = {
-	.name = "BM_engine_edf_e2e",
-	.param = "global_strict",
-	.batch_items = bench_engine_batch_items,
-	.create = bench_engine_create,
-	.produce = bench_engine_produce,
-	.verify = bench_engine_verify,
-	.destroy = bench_engine_destroy,
+/* The GIE-suite ports run global_strict + fcfs, GIE's defaults. */
+static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES] = {
+	[BENCH_ENGINE_GS] = BENCH_ENGINE_SUITE("BM_engine_e2e", BENCH_E2E_LAYOUT_E2E,
+					       "global_strict"),
+	[BENCH_ENGINE_RR] = BENCH_ENGINE_SUITE("BM_engine_rr_e2e", BENCH_E2E_LAYOUT_E2E,
+					       "round_robin"),
+	[BENCH_ENGINE_EDF] = BENCH_ENGINE_SUITE("BM_engine_edf_e2e", BENCH_E2E_LAYOUT_E2E,
+						"global_strict"),
+	[BENCH_ENGINE_MATRIX] = BENCH_ENGINE_SUITE(
+		"BM_gie_matrix_flowq", BENCH_E2E_LAYOUT_MATRIX, "global_strict"),
+	[BENCH_ENGINE_CHURN] = BENCH_ENGINE_SUITE(
+		"BM_gie_churn_flowq", BENCH_E2E_LAYOUT_CHURN, "global_strict"),
+	[BENCH_ENGINE_CANCEL] = BENCH_ENGINE_SUITE(
+		"BM_gie_cancel_flowq", BENCH_E2E_LAYOUT_CANCEL, "global_strict"),
 };
 
 static void
@@ -297,11 +368,16 @@ void
 bench_engine_register(void)
 {
 	static const unsigned flows[] = {1, 1000, 50000};
+	static const unsigned matrix_flows[] = {10, 50000};
 
-	bench_e2e_register_family(&bench_engine_gs_suite, bench_engine_case, flows,
-				  sizeof(flows) / sizeof(flows[0]), 0);
-	bench_e2e_register_family(&bench_engine_rr_suite, bench_engine_case, flows,
-				  sizeof(flows) / sizeof(flows[0]), 0);
-	bench_e2e_register_family(&bench_engine_edf_suite, bench_engine_case, flows,
-				  sizeof(flows) / sizeof(flows[0]), 0);
+	for (int i = BENCH_ENGINE_GS; i <= BENCH_ENGINE_EDF; i++)
+		bench_e2e_register_family(&bench_engine_suites[i], bench_engine_case,
+					  flows, sizeof(flows) / sizeof(flows[0]), 0);
+	bench_e2e_register_matrix(&bench_engine_suites[BENCH_ENGINE_MATRIX],
+				  bench_engine_case, matrix_flows,
+				  sizeof(matrix_flows) / sizeof(matrix_flows[0]), false);
+	bench_e2e_register_gie(&bench_engine_suites[BENCH_ENGINE_CHURN],
+			       bench_engine_case);
+	bench_e2e_register_gie(&bench_engine_suites[BENCH_ENGINE_CANCEL],
+			       bench_engine_case);
 }

@@ -8,12 +8,33 @@
  *   with anything.
  * As in GIE, no lock is held across a completion callback.
  *
- * Memory: flows live until destroy (no GC, as in a benchmark run of GIE, whose
- * GC period is 5 min), so a flow pointer found under the registry lock stays
- * valid after the lock is dropped.
+ * Memory. Without flow GC (flow_gc_timeout_ns = 0, as in a benchmark run of
+ * GIE, whose GC period is 5 min) flows live until destroy. With it, the GC
+ * thread unlinks a collected flow under the registry write lock and pushes
+ * it on its shard's graveyard, which the shard's processor frees at the top
+ * of its loop. Who may hold a flow pointer outside the registry lock, and
+ * why that is safe:
+ *   - an item's lease and queue pointers: the flow is leased (pinned from
+ *     submit to gie_style_done()), and a leased flow is never collected;
+ *   - a processor's pick snapshot: lives within one cycle, and the graveyard
+ *     is freed by that same processor between cycles;
+ *   - the sweeper: walks under the registry read lock, so it never sees a
+ *     flow that is being unlinked, and holds nothing after the walk.
+ * A submitter pins under the read lock, and the GC marks a flow (under its
+ * lease mutex, read lock held) before it unlinks it: a pin of a marked flow
+ * fails and the submitter retries until the flow is gone and it creates a
+ * new one (GIE's markedForDeletion, §4.3).
+ *
+ * Gate wake-up handshake (benchDetector): a processor whose cycle met the
+ * closed gate stores gate_waiting = true [G1], re-reads the in-flight count
+ * and waits only if the gate is still closed; gie_style_release() decrements
+ * the count [G2] and then reads gate_waiting. Both sides are seq_cst, so
+ * either the processor sees the freed slot or the releaser sees the flag
+ * and signals. The wait is also bounded by GIE's 1 ms tick.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +50,9 @@
 #define GIE_STYLE_BUCKETS 1024u
 /* dispatch_cycle_duration buckets, ns (GIE: 0.0001 .. 0.1 s, §8.1). */
 #define GIE_STYLE_HIST_BUCKETS 10u
+/* GIE's dispatch ticker period (§1.11): a gated processor looks again at
+ * least this often. */
+#define GIE_STYLE_TICK_NS 1000000
 
 static const uint64_t gie_style_hist_bounds_ns[GIE_STYLE_HIST_BUCKETS] = {
 	100000,  200000,   500000,   1000000,  2000000,
@@ -56,6 +80,13 @@ struct gie_style_flow {
 	/* The lease (flowState's mutex and count). */
 	pthread_mutex_t lease_lock;
 	uint64_t leases;
+	/* Under lease_lock: when the last lease went (0 = leased, or never
+	 * leased and not yet seen idle by the GC), and whether the GC has
+	 * claimed the flow (pins fail from then on). */
+	int64_t idle_since;
+	bool marked;
+	/* GC victim list, then the shard's graveyard. */
+	struct gie_style_flow *gcnext;
 
 	char id[];
 };
@@ -147,6 +178,10 @@ struct gie_style_shard {
 	_Alignas(GIE_STYLE_LINE) struct gie_style_handoff ho;
 	/* Written under ho.lock by submitters. */
 	_Atomic uint64_t blocked;
+	/* Collected flows for the processor to free (pushed by the GC). */
+	_Atomic(struct gie_style_flow *) graveyard;
+	/* The processor waits on a closed gate ([G1]). */
+	_Atomic bool gate_waiting;
 
 	/* Processor-written instrumentation (single writer, relaxed). */
 	_Alignas(GIE_STYLE_LINE) _Atomic uint64_t received;
@@ -155,11 +190,18 @@ struct gie_style_shard {
 	_Atomic uint64_t idle_cycles;
 	_Atomic uint64_t scanned;
 	_Atomic uint64_t peeked;
+	_Atomic uint64_t gated;
+	_Atomic uint64_t zombie_heads;
+	_Atomic uint64_t zombie_handoffs;
 	struct gie_style_hist cycle_hist;
+	/* Sweeper-written. */
+	_Alignas(GIE_STYLE_LINE) _Atomic uint64_t swept;
 
 	pthread_t thread;
+	pthread_t sweeper;
 	clockid_t cpu_clock;
 	bool started;
+	bool sweeper_started;
 	bool cpu_clock_ok;
 };
 
@@ -173,9 +215,30 @@ struct gie_style_engine {
 	_Alignas(GIE_STYLE_LINE) _Atomic int64_t len;
 	_Atomic int64_t bytes;
 
+	/* Under the registry write lock / the GC thread. */
+	_Atomic uint64_t flows_created;
+	_Atomic uint64_t flows_collected;
+
+	/* benchDetector: dispatched and not yet released. */
+	_Alignas(GIE_STYLE_LINE) _Atomic int64_t inflight;
+	/* Outcomes decided by gie_style_cancel() (any thread). */
+	_Alignas(GIE_STYLE_LINE) _Atomic uint64_t cancelled[GIE_STYLE_OUTCOME_COUNT];
+
 	_Alignas(GIE_STYLE_LINE) _Atomic bool stopping;
+	uint64_t max_inflight;
+	bool always_saturated;
+	int64_t gc_timeout_ns;
+	int64_t sweep_ns;
 	unsigned nshards;
 	struct gie_style_shard *shards;
+
+	/* The GC and sweeper threads sleep here (CLOCK_MONOTONIC) until
+	 * their period passes or bg_stop is set. */
+	pthread_mutex_t bg_lock;
+	pthread_cond_t bg_cond;
+	bool bg_stop;
+	pthread_t gc_thread;
+	bool gc_started;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -294,6 +357,31 @@ gie_style_band_put_locked(struct gie_style_band *band, struct gie_style_flow *f)
 	band->slots[i] = f;
 }
 
+/*
+ * Remove @p f from @p band's map: backward-shift deletion, so every other
+ * flow stays reachable from its home slot without tombstones. Caller holds
+ * the registry write lock.
+ */
+static void
+gie_style_band_del_locked(struct gie_style_band *band, struct gie_style_flow *f)
+{
+	size_t mask = band->slot_mask, i = f->hash & mask, j, home;
+
+	while (band->slots[i] != f)
+		i = (i + 1) & mask;
+	band->slots[i] = NULL;
+	for (j = (i + 1) & mask; band->slots[j] != NULL; j = (j + 1) & mask) {
+		home = band->slots[j]->hash & mask;
+		/* Leave slots[j] if its home lies cyclically in (i, j]. */
+		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+			continue;
+		band->slots[i] = band->slots[j];
+		band->slots[j] = NULL;
+		i = j;
+	}
+	band->nflows--;
+}
+
 /* Make room for one more flow in @p band's map. Caller holds the registry
  * write lock. */
 static int
@@ -393,32 +481,74 @@ gie_style_flow_create_locked(struct gie_style_engine *e, const void *id, uint32_
 	f->hnext = e->buckets[hash & e->mask];
 	e->buckets[hash & e->mask] = f;
 	e->nflows++;
+	gie_style_count(&e->flows_created, 1);
 	*r_flow = f;
 	return 0;
 }
 
+/* Remove @p f from the registry (GC). Caller holds the registry write lock. */
+static void
+gie_style_flow_unlink_locked(struct gie_style_engine *e, struct gie_style_flow *f)
+{
+	struct gie_style_flow **pp = &e->buckets[f->hash & e->mask];
+
+	while (*pp != f)
+		pp = &(*pp)->hnext;
+	*pp = f->hnext;
+	gie_style_band_del_locked(f->band, f);
+	e->nflows--;
+}
+
+/* Pin @p f unless the GC claimed it. Caller holds the registry lock. */
+static bool
+gie_style_try_pin(struct gie_style_flow *f)
+{
+	bool ok;
+
+	pthread_mutex_lock(&f->lease_lock);
+	ok = !f->marked;
+	if (ok) {
+		f->leases++;
+		f->idle_since = 0;
+	}
+	pthread_mutex_unlock(&f->lease_lock);
+	return ok;
+}
+
 /*
- * The flow of (id, priority), created if new: a lookup under the read lock
- * and, for a new flow, a double-checked create under the write lock.
+ * The flow of (id, priority), created if new, and pinned if @p pin (GIE's
+ * WithConnection, §4.2): a lookup under the read lock and, for a new flow,
+ * a double-checked create under the write lock. A flow the GC has claimed
+ * cannot be pinned: yield until the GC has unlinked it, then create anew.
  */
 static int
 gie_style_flow_get(struct gie_style_engine *e, const void *id, uint32_t len,
-		   int32_t priority, struct gie_style_flow **r_flow)
+		   int32_t priority, bool pin, struct gie_style_flow **r_flow)
 {
 	uint64_t hash = gie_style_hash(id, len, priority);
 	struct gie_style_flow *f;
+	bool ok;
 	int err = 0;
 
-	pthread_rwlock_rdlock(&e->reg_lock);
-	f = gie_style_lookup_locked(e, id, len, priority, hash);
-	pthread_rwlock_unlock(&e->reg_lock);
-	if (f == NULL) {
-		pthread_rwlock_wrlock(&e->reg_lock);
+	for (;;) {
+		pthread_rwlock_rdlock(&e->reg_lock);
 		f = gie_style_lookup_locked(e, id, len, priority, hash);
-		if (f == NULL)
-			err = gie_style_flow_create_locked(e, id, len, priority, hash,
-							   &f);
+		ok = f != NULL && (!pin || gie_style_try_pin(f));
 		pthread_rwlock_unlock(&e->reg_lock);
+		if (ok)
+			break;
+		if (f == NULL) {
+			pthread_rwlock_wrlock(&e->reg_lock);
+			f = gie_style_lookup_locked(e, id, len, priority, hash);
+			if (f == NULL)
+				err = gie_style_flow_create_locked(e, id, len, priority,
+								   hash, &f);
+			ok = err == 0 && (!pin || gie_style_try_pin(f));
+			pthread_rwlock_unlock(&e->reg_lock);
+			if (ok || err != 0)
+				break;
+		}
+		sched_yield(); /* marked for deletion: let the GC finish */
 	}
 	*r_flow = f;
 	return err;
@@ -432,7 +562,7 @@ gie_style_flow_ensure(struct gie_style_engine *e, const void *id, uint32_t id_le
 
 	if (e == NULL || id == NULL || id_len == 0 || id_len > GIE_STYLE_FLOW_ID_MAX)
 		return -EINVAL;
-	return gie_style_flow_get(e, id, id_len, priority, &f);
+	return gie_style_flow_get(e, id, id_len, priority, false, &f);
 }
 
 /* ---- the queue (ManagedQueue over ListQueue) ------------------------------- */
@@ -468,6 +598,8 @@ gie_style_queue_add(struct gie_style_engine *e, struct gie_style_flow *f,
 		f->head = it;
 	f->tail = it;
 	it->priv.queue = f;
+	/* SetHandle: from now on a cancel infers EVICTED_CANCELLED. */
+	atomic_store_explicit(&it->priv.queued, true, memory_order_release);
 	gie_style_stats_delta(e, f, 1, (int64_t)it->bytes);
 	pthread_mutex_unlock(&f->lock);
 }
@@ -507,23 +639,35 @@ gie_style_queue_remove(struct gie_style_engine *e, struct gie_style_flow *f,
 
 /* ---- the processor ---------------------------------------------------------- */
 
-/* FinalizeWithOutcome: exactly once (sync.Once), then the completion. */
-static void
-gie_style_finalize(struct gie_style_shard *sh, struct gie_style_item *it,
-		   enum gie_style_outcome outcome)
+/*
+ * An item the calling processor has just unlinked
+ * from everything: FinalizeWithOutcome(@p outcome), exactly once (sync.Once:
+ * one CAS), then the completion. If a cancel decided first, its outcome
+ * stands and the completion carries it: the unlinker always completes, the
+ * canceller never does, so the completion runs once, when the engine lets
+ * go of the item. Returns whether @p outcome was the one decided.
+ */
+static bool
+gie_style_retire(_Atomic uint64_t *counter, struct gie_style_item *it,
+		 enum gie_style_outcome outcome)
 {
-	uint32_t pending = GIE_STYLE_PENDING;
+	uint32_t state = GIE_STYLE_PENDING;
+	bool won;
 
 	/* acq_rel: the winner's writes are visible to whoever reads the
-	 * outcome; a loser (impossible without cancellation) does nothing. */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &it->priv.state, &pending, (uint32_t)outcome, memory_order_acq_rel,
-		    memory_order_acquire))
-		return;
+	 * outcome; on failure, acquire the canceller's decision. */
+	won = atomic_compare_exchange_strong_explicit(
+		&it->priv.state, &state, (uint32_t)outcome, memory_order_acq_rel,
+		memory_order_acquire);
 	/* Before the callback, so a caller that saw its completion also sees
-	 * the count (gie_style_check). */
-	gie_style_count(&sh->outcomes[outcome], 1);
+	 * the count (gie_style_check). @p counter: the processor's own
+	 * outcome counters. */
+	if (won)
+		gie_style_count(&counter[outcome], 1);
+	else
+		outcome = (enum gie_style_outcome)state;
 	it->complete(it, outcome, it->arg);
+	return won;
 }
 
 /* One item from the hand-off, or NULL: Go's non-blocking channel receive
@@ -553,17 +697,65 @@ gie_style_handoff_take(struct gie_style_shard *sh)
 	return it;
 }
 
-/* Sleep until the hand-off has an item or the engine stops. */
+/* Whether a cycle could reserve a benchDetector slot now (no side effect). */
+static bool
+gie_style_gate_open(struct gie_style_engine *e)
+{
+	if (e->always_saturated)
+		return false;
+	return e->max_inflight == 0 ||
+	       atomic_load_explicit(&e->inflight, memory_order_seq_cst) <
+		       (int64_t)e->max_inflight;
+}
+
+/* @p ts = CLOCK_MONOTONIC now + @p ns. */
 static void
-gie_style_handoff_wait(struct gie_style_shard *sh)
+gie_style_deadline(struct timespec *ts, int64_t ns)
+{
+	int64_t t = gie_style_now() + ns;
+
+	ts->tv_sec = (time_t)(t / 1000000000);
+	ts->tv_nsec = (long)(t % 1000000000);
+}
+
+/*
+ * Sleep until the hand-off has an item or the engine stops. @p gated: the
+ * last cycle met a closed gate; then also until a release opens it, or at
+ * most one tick (GIE's 1 ms ticker).
+ */
+static void
+gie_style_handoff_wait(struct gie_style_shard *sh, bool gated)
 {
 	struct gie_style_handoff *ho = &sh->ho;
+	struct timespec until;
 
 	pthread_mutex_lock(&ho->lock);
-	while (ho->head == NULL && !ho->stop) {
-		ho->proc_waiting = true;
-		pthread_cond_wait(&ho->nonempty, &ho->lock);
-		ho->proc_waiting = false;
+	if (gated) {
+		/* [G1] seq_cst, pairs with [G2] in gie_style_release(). */
+		atomic_store_explicit(&sh->gate_waiting, true, memory_order_seq_cst);
+		if (!gie_style_gate_open(sh->e)) {
+			gie_style_deadline(&until, GIE_STYLE_TICK_NS);
+			/* A release clears gate_waiting under ho->lock. */
+			while (ho->head == NULL && !ho->stop &&
+			       atomic_load_explicit(&sh->gate_waiting,
+						    memory_order_relaxed)) {
+				int rc;
+
+				ho->proc_waiting = true;
+				rc = pthread_cond_timedwait(&ho->nonempty, &ho->lock,
+							    &until);
+				ho->proc_waiting = false;
+				if (rc == ETIMEDOUT)
+					break; /* the tick */
+			}
+		}
+		atomic_store_explicit(&sh->gate_waiting, false, memory_order_relaxed);
+	} else {
+		while (ho->head == NULL && !ho->stop) {
+			ho->proc_waiting = true;
+			pthread_cond_wait(&ho->nonempty, &ho->lock);
+			ho->proc_waiting = false;
+		}
 	}
 	pthread_mutex_unlock(&ho->lock);
 }
@@ -645,8 +837,16 @@ gie_style_enqueue(struct gie_style_shard *sh, struct gie_style_item *it)
 	struct gie_style_band_accessor *ba;
 	struct gie_style_flow *f;
 	struct gie_style_band *band;
+	uint32_t state;
 
 	gie_style_count(&sh->received, 1);
+	/* Finalized while buffered (cancelled): discarded, and let go of. */
+	state = atomic_load_explicit(&it->priv.state, memory_order_acquire);
+	if (state != GIE_STYLE_PENDING) {
+		gie_style_count(&sh->zombie_handoffs, 1);
+		it->complete(it, (enum gie_style_outcome)state, it->arg);
+		return;
+	}
 	/* ManagedQueue(key): the shard read lock, the band, its map. */
 	pthread_rwlock_rdlock(&e->reg_lock);
 	band = gie_style_band_find(sh, it->priority);
@@ -655,18 +855,18 @@ gie_style_enqueue(struct gie_style_shard *sh, struct gie_style_item *it)
 			 : NULL;
 	pthread_rwlock_unlock(&e->reg_lock);
 	if (f == NULL) {
-		gie_style_finalize(sh, it, GIE_STYLE_REJECTED_OTHER);
+		gie_style_retire(sh->outcomes, it, GIE_STYLE_REJECTED_OTHER);
 		return;
 	}
 	/* PriorityBandAccessor(priority): the read lock again, a proxy. */
 	ba = gie_style_band_accessor_get(sh, it->priority);
 	if (ba == NULL) {
-		gie_style_finalize(sh, it, GIE_STYLE_REJECTED_OTHER);
+		gie_style_retire(sh->outcomes, it, GIE_STYLE_REJECTED_OTHER);
 		return;
 	}
 	free(ba);
 	if (!gie_style_has_capacity(sh, it->priority, it->bytes)) {
-		gie_style_finalize(sh, it, GIE_STYLE_REJECTED_CAPACITY);
+		gie_style_retire(sh->outcomes, it, GIE_STYLE_REJECTED_CAPACITY);
 		return;
 	}
 	gie_style_queue_add(e, f, it);
@@ -732,31 +932,64 @@ gie_style_pick_global_strict(struct gie_style_shard *sh, struct gie_style_band *
 	return oom ? NULL : best;
 }
 
+/* What a dispatch cycle did. */
+enum gie_style_cycle {
+	GIE_STYLE_CYCLE_IDLE,
+	GIE_STYLE_CYCLE_DISPATCHED,
+	GIE_STYLE_CYCLE_GATED,
+};
+
+/*
+ * SaturationDetector.Saturation() of GIE's benchmark detectors (§6), once
+ * per cycle. benchDetector reserves a slot as a side effect: *@p reserved
+ * tells the cycle to give it back if it dispatches nothing.
+ */
+static double
+gie_style_saturation(struct gie_style_engine *e, bool *reserved)
+{
+	*reserved = false;
+	if (e->always_saturated)
+		return 1.0;
+	if (e->max_inflight == 0)
+		return 0.0; /* free flow */
+	if (atomic_fetch_add_explicit(&e->inflight, 1, memory_order_seq_cst) + 1 <=
+	    (int64_t)e->max_inflight) {
+		*reserved = true;
+		return 0.99;
+	}
+	atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_seq_cst);
+	return 1.0;
+}
+
 /*
  * dispatchCycle (§1.10): one saturation reading, bands highest first, the
- * usage ceiling, Pick, PeekHead, Remove, finalize: at most one item.
- * Returns whether it dispatched one.
+ * usage ceiling, Pick, PeekHead, Remove, finalize: at most one item. A
+ * zombie (cancelled) at the head is removed and let go of, and the cycle
+ * ends as if it had dispatched (GIE: the finalize is a no-op, the cycle
+ * reports success).
  */
-static bool
+static enum gie_style_cycle
 gie_style_dispatch_cycle(struct gie_style_shard *sh)
 {
 	struct gie_style_engine *e = sh->e;
-	/* GIE's benchmark detector at L = 0 (free flow): always 0.0; the
-	 * static usage-limit policy's ceiling: 1.0 for every band. */
-	const double saturation = 0.0, ceiling = 1.0;
+	/* The static usage-limit policy's ceiling: 1.0 for every band. */
+	const double ceiling = 1.0;
 	int64_t t0 = gie_style_now();
 	struct gie_style_band_accessor *ba;
 	struct gie_style_flow *f;
 	struct gie_style_item *it;
-	bool dispatched = false;
+	enum gie_style_cycle r = GIE_STYLE_CYCLE_IDLE;
+	bool reserved, used = false;
+	double saturation = gie_style_saturation(e, &reserved);
 
-	for (size_t i = 0; i < sh->nbands && !dispatched; i++) {
+	for (size_t i = 0; i < sh->nbands && r == GIE_STYLE_CYCLE_IDLE; i++) {
 		ba = gie_style_band_accessor_get(sh, sh->bands[i].priority);
 		if (ba == NULL)
 			continue;
 		if (saturation >= ceiling) {
 			free(ba);
-			break; /* HoL: stop the whole cycle */
+			r = GIE_STYLE_CYCLE_GATED; /* HoL: stop the whole cycle */
+			break;
 		}
 		f = gie_style_pick_global_strict(sh, ba->band);
 		free(ba);
@@ -769,16 +1002,23 @@ gie_style_dispatch_cycle(struct gie_style_shard *sh)
 		if (it == NULL)
 			continue;
 		/* dispatchItem: Remove(handle), then finalize. A failed
-		 * Remove (item gone) counts as success in GIE. */
-		if (gie_style_queue_remove(e, f, it))
-			gie_style_finalize(sh, it, GIE_STYLE_DISPATCHED);
-		dispatched = true;
+		 * Remove (item swept meanwhile) counts as success in GIE. */
+		if (gie_style_queue_remove(e, f, it)) {
+			used = gie_style_retire(sh->outcomes, it, GIE_STYLE_DISPATCHED);
+			if (!used)
+				gie_style_count(&sh->zombie_heads, 1);
+		}
+		r = GIE_STYLE_CYCLE_DISPATCHED;
 	}
+	if (reserved && !used)
+		atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_seq_cst);
 	gie_style_count(&sh->cycles, 1);
-	if (!dispatched)
+	if (r != GIE_STYLE_CYCLE_DISPATCHED)
 		gie_style_count(&sh->idle_cycles, 1);
+	if (r == GIE_STYLE_CYCLE_GATED)
+		gie_style_count(&sh->gated, 1);
 	gie_style_hist_observe(&sh->cycle_hist, (uint64_t)(gie_style_now() - t0));
-	return dispatched;
+	return r;
 }
 
 /* Shutdown (§5.3): buffered items REJECTED_OTHER, queued ones EVICTED_OTHER. */
@@ -796,7 +1036,7 @@ gie_style_processor_shutdown(struct gie_style_shard *sh)
 	pthread_mutex_unlock(&sh->ho.lock);
 	for (; it != NULL; it = next) {
 		next = it->priv.next;
-		gie_style_finalize(sh, it, GIE_STYLE_REJECTED_OTHER);
+		gie_style_retire(sh->outcomes, it, GIE_STYLE_REJECTED_OTHER);
 	}
 	/* Submitters have stopped (destroy's contract), so the band maps no
 	 * longer change. */
@@ -811,16 +1051,36 @@ gie_style_processor_shutdown(struct gie_style_shard *sh)
 				pthread_mutex_unlock(&f->lock);
 				if (it == NULL)
 					break;
-				gie_style_finalize(sh, it, GIE_STYLE_EVICTED_OTHER);
+				gie_style_retire(sh->outcomes, it,
+						 GIE_STYLE_EVICTED_OTHER);
 			}
 		}
 	}
 }
 
+/* Free the flows the GC collected on @p sh (no pick holds one now). */
+static void
+gie_style_graveyard_free(struct gie_style_shard *sh)
+{
+	struct gie_style_flow *f, *next;
+
+	if (atomic_load_explicit(&sh->graveyard, memory_order_relaxed) == NULL)
+		return;
+	/* Acquire, pairs with the GC's release push. */
+	f = atomic_exchange_explicit(&sh->graveyard, NULL, memory_order_acquire);
+	for (; f != NULL; f = next) {
+		next = f->gcnext;
+		pthread_mutex_destroy(&f->lock);
+		pthread_mutex_destroy(&f->lease_lock);
+		free(f);
+	}
+}
+
 /*
  * ShardProcessor.Run: per turn at most one arrival (enqueue + one cycle);
- * with no arrival, one cycle; sleep only when that cycle found nothing. No
- * 1 ms ticker (see gie_style.h).
+ * with no arrival, one cycle; sleep only when that cycle dispatched
+ * nothing (for at most a tick if the gate was closed). No 1 ms ticker
+ * while there is work (see gie_style.h).
  */
 static void *
 gie_style_processor_main(void *arg)
@@ -828,19 +1088,159 @@ gie_style_processor_main(void *arg)
 	struct gie_style_shard *sh = arg;
 	struct gie_style_engine *e = sh->e;
 	struct gie_style_item *it;
+	enum gie_style_cycle r;
 
 	while (!atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+		gie_style_graveyard_free(sh);
 		it = gie_style_handoff_take(sh);
 		if (it != NULL) {
 			gie_style_enqueue(sh, it);
 			gie_style_dispatch_cycle(sh);
 			continue;
 		}
-		if (gie_style_dispatch_cycle(sh))
+		r = gie_style_dispatch_cycle(sh);
+		if (r == GIE_STYLE_CYCLE_DISPATCHED)
 			continue;
-		gie_style_handoff_wait(sh);
+		gie_style_handoff_wait(sh, r == GIE_STYLE_CYCLE_GATED);
 	}
 	gie_style_processor_shutdown(sh);
+	return NULL;
+}
+
+/* Sleep on the background condvar for @p ns; false once bg_stop is set. */
+static bool
+gie_style_bg_sleep(struct gie_style_engine *e, int64_t ns)
+{
+	struct timespec until;
+	bool go;
+
+	gie_style_deadline(&until, ns);
+	pthread_mutex_lock(&e->bg_lock);
+	while (!e->bg_stop &&
+	       pthread_cond_timedwait(&e->bg_cond, &e->bg_lock, &until) != ETIMEDOUT)
+		;
+	go = !e->bg_stop;
+	pthread_mutex_unlock(&e->bg_lock);
+	return go;
+}
+
+/*
+ * The cleanup sweep of one shard (§5.3, sweepFinalizedItems): under the
+ * registry read lock, every non-empty queue of the shard is locked in turn
+ * and its finalized (cancelled) items are unlinked; their completions run
+ * after the locks are dropped. GIE cleans up with a snapshot and a pool of
+ * up to 4 goroutines; one walker here.
+ */
+static void
+gie_style_sweep(struct gie_style_shard *sh)
+{
+	struct gie_style_engine *e = sh->e;
+	struct gie_style_item *dead = NULL, *it, *next;
+	struct gie_style_flow *f;
+	uint64_t n = 0;
+
+	pthread_rwlock_rdlock(&e->reg_lock);
+	for (size_t b = 0; b < sh->nbands; b++) {
+		for (size_t i = 0; i <= sh->bands[b].slot_mask; i++) {
+			f = sh->bands[b].slots[i];
+			if (f == NULL ||
+			    atomic_load_explicit(&f->len, memory_order_relaxed) == 0)
+				continue;
+			pthread_mutex_lock(&f->lock);
+			for (it = f->head; it != NULL; it = next) {
+				next = it->priv.next;
+				if (atomic_load_explicit(&it->priv.state,
+							 memory_order_acquire) ==
+				    GIE_STYLE_PENDING)
+					continue;
+				gie_style_queue_unlink_locked(e, f, it);
+				it->priv.next = dead;
+				dead = it;
+			}
+			pthread_mutex_unlock(&f->lock);
+		}
+	}
+	pthread_rwlock_unlock(&e->reg_lock);
+	for (it = dead; it != NULL; it = next) {
+		next = it->priv.next;
+		it->complete(it,
+			     (enum gie_style_outcome)atomic_load_explicit(
+				     &it->priv.state, memory_order_acquire),
+			     it->arg);
+		n++;
+	}
+	gie_style_count(&sh->swept, n);
+}
+
+static void *
+gie_style_sweeper_main(void *arg)
+{
+	struct gie_style_shard *sh = arg;
+
+	while (gie_style_bg_sleep(sh->e, sh->e->sweep_ns))
+		gie_style_sweep(sh);
+	return NULL;
+}
+
+/*
+ * One GC cycle (§4.3, gcFlows + cleanupFlowResources): mark every unleased
+ * flow idle for at least the timeout (a flow seen idle without a timestamp
+ * gets one now, as checkAndMarkForDeletion does), then unlink the marked
+ * ones under the write lock and hand each to its shard's processor.
+ */
+static void
+gie_style_gc(struct gie_style_engine *e)
+{
+	struct gie_style_flow *victims = NULL, *f, *next, *top;
+	int64_t now = gie_style_now();
+	uint64_t n = 0;
+
+	pthread_rwlock_rdlock(&e->reg_lock);
+	for (size_t i = 0; i <= e->mask; i++) {
+		for (f = e->buckets[i]; f != NULL; f = f->hnext) {
+			pthread_mutex_lock(&f->lease_lock);
+			if (f->leases == 0 && !f->marked) {
+				if (f->idle_since == 0) {
+					f->idle_since = now;
+				} else if (now - f->idle_since >= e->gc_timeout_ns) {
+					f->marked = true;
+					f->gcnext = victims;
+					victims = f;
+				}
+			}
+			pthread_mutex_unlock(&f->lease_lock);
+		}
+	}
+	pthread_rwlock_unlock(&e->reg_lock);
+	if (victims == NULL)
+		return;
+	pthread_rwlock_wrlock(&e->reg_lock);
+	for (f = victims; f != NULL; f = f->gcnext)
+		gie_style_flow_unlink_locked(e, f);
+	pthread_rwlock_unlock(&e->reg_lock);
+	for (f = victims; f != NULL; f = next) {
+		struct gie_style_shard *sh = &e->shards[f->shard];
+
+		next = f->gcnext;
+		top = atomic_load_explicit(&sh->graveyard, memory_order_relaxed);
+		do
+			f->gcnext = top;
+		/* Release: the unlinking, to the processor that frees it. */
+		while (!atomic_compare_exchange_weak_explicit(&sh->graveyard, &top, f,
+							      memory_order_release,
+							      memory_order_relaxed));
+		n++;
+	}
+	gie_style_count(&e->flows_collected, n);
+}
+
+static void *
+gie_style_gc_main(void *arg)
+{
+	struct gie_style_engine *e = arg;
+
+	while (gie_style_bg_sleep(e, e->gc_timeout_ns))
+		gie_style_gc(e);
 	return NULL;
 }
 
@@ -885,11 +1285,13 @@ gie_style_handoff_send(struct gie_style_shard *sh, struct gie_style_item *it)
 	return 0;
 }
 
+/* The lease's unpin(now): the last one starts the flow's idle time. */
 static void
 gie_style_unpin(struct gie_style_flow *f)
 {
 	pthread_mutex_lock(&f->lease_lock);
-	f->leases--;
+	if (--f->leases == 0)
+		f->idle_since = gie_style_now();
 	pthread_mutex_unlock(&f->lease_lock);
 }
 
@@ -904,15 +1306,13 @@ gie_style_submit(struct gie_style_engine *e, struct gie_style_item *it)
 		return -EINVAL;
 	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
 		return -ESHUTDOWN;
-	/* WithConnection: find or JIT-create the flow, then pin it. */
-	err = gie_style_flow_get(e, it->flow_id, it->flow_id_len, it->priority, &f);
+	/* WithConnection: find or JIT-create the flow, and pin it. */
+	err = gie_style_flow_get(e, it->flow_id, it->flow_id_len, it->priority, true, &f);
 	if (err != 0)
 		return err;
-	pthread_mutex_lock(&f->lease_lock);
-	f->leases++;
-	pthread_mutex_unlock(&f->lease_lock);
 	it->priv.lease = f;
 	it->priv.queue = NULL;
+	atomic_store_explicit(&it->priv.queued, false, memory_order_relaxed);
 	/* createRequestContext: enqueueTime = clock.Now(). */
 	it->priv.enqueue_ns = gie_style_now();
 	atomic_store_explicit(&it->priv.state, GIE_STYLE_PENDING, memory_order_relaxed);
@@ -921,6 +1321,47 @@ gie_style_submit(struct gie_style_engine *e, struct gie_style_item *it)
 	if (err != 0)
 		gie_style_unpin(f);
 	return err;
+}
+
+int
+gie_style_cancel(struct gie_style_engine *e, struct gie_style_item *it)
+{
+	uint32_t state = GIE_STYLE_PENDING;
+	enum gie_style_outcome outcome;
+
+	if (e == NULL || it == NULL)
+		return -EINVAL;
+	/* inferOutcome(cause, handle != nil): acquire, pairs with the
+	 * release in gie_style_queue_add(). */
+	outcome = atomic_load_explicit(&it->priv.queued, memory_order_acquire)
+			  ? GIE_STYLE_EVICTED_CANCELLED
+			  : GIE_STYLE_REJECTED_OTHER;
+	if (!atomic_compare_exchange_strong_explicit(
+		    &it->priv.state, &state, (uint32_t)outcome, memory_order_acq_rel,
+		    memory_order_relaxed))
+		return -EALREADY;
+	atomic_fetch_add_explicit(&e->cancelled[outcome], 1, memory_order_relaxed);
+	return 0;
+}
+
+void
+gie_style_release(struct gie_style_engine *e)
+{
+	if (e == NULL || e->max_inflight == 0)
+		return;
+	/* [G2] seq_cst, pairs with [G1] in gie_style_handoff_wait(). */
+	atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_seq_cst);
+	for (unsigned s = 0; s < e->nshards; s++) {
+		struct gie_style_shard *sh = &e->shards[s];
+
+		if (!atomic_load_explicit(&sh->gate_waiting, memory_order_seq_cst))
+			continue;
+		pthread_mutex_lock(&sh->ho.lock);
+		atomic_store_explicit(&sh->gate_waiting, false, memory_order_relaxed);
+		if (sh->ho.proc_waiting)
+			pthread_cond_signal(&sh->ho.nonempty);
+		pthread_mutex_unlock(&sh->ho.lock);
+	}
 }
 
 int
@@ -943,6 +1384,18 @@ gie_style_config_init(struct gie_style_config *cfg)
 	cfg->shards = 1;
 }
 
+/* A condvar whose timed waits use CLOCK_MONOTONIC (gie_style_deadline). */
+static void
+gie_style_cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
 static int
 gie_style_prio_desc(const void *a, const void *b)
 {
@@ -956,6 +1409,8 @@ gie_style_free(struct gie_style_engine *e)
 {
 	struct gie_style_flow *f, *next;
 
+	for (unsigned s = 0; e->shards != NULL && s < e->nshards; s++)
+		gie_style_graveyard_free(&e->shards[s]);
 	if (e->buckets != NULL) {
 		for (size_t i = 0; i <= e->mask; i++) {
 			for (f = e->buckets[i]; f != NULL; f = next) {
@@ -978,14 +1433,29 @@ gie_style_free(struct gie_style_engine *e)
 		pthread_mutex_destroy(&sh->ho.lock);
 	}
 	free(e->shards);
+	pthread_cond_destroy(&e->bg_cond);
+	pthread_mutex_destroy(&e->bg_lock);
 	pthread_rwlock_destroy(&e->reg_lock);
 	free(e);
 }
 
-/* Tell every processor (and blocked submitter) to stop, then join. */
+/* Stop the GC and the sweepers, then every processor (and blocked
+ * submitter), and join them. */
 static void
 gie_style_stop(struct gie_style_engine *e)
 {
+	pthread_mutex_lock(&e->bg_lock);
+	e->bg_stop = true;
+	pthread_cond_broadcast(&e->bg_cond);
+	pthread_mutex_unlock(&e->bg_lock);
+	if (e->gc_started)
+		pthread_join(e->gc_thread, NULL);
+	e->gc_started = false;
+	for (unsigned s = 0; s < e->nshards; s++) {
+		if (e->shards[s].sweeper_started)
+			pthread_join(e->shards[s].sweeper, NULL);
+		e->shards[s].sweeper_started = false;
+	}
 	atomic_store_explicit(&e->stopping, true, memory_order_relaxed);
 	for (unsigned s = 0; s < e->nshards; s++) {
 		struct gie_style_handoff *ho = &e->shards[s].ho;
@@ -1014,7 +1484,9 @@ gie_style_create(const struct gie_style_config *cfg, struct gie_style_engine **r
 
 	if (cfg == NULL || r_engine == NULL || cfg->shards < 1 ||
 	    cfg->shards > GIE_STYLE_MAX_SHARDS || cfg->priorities == NULL ||
-	    cfg->npriorities < 1 || cfg->npriorities > GIE_STYLE_MAX_BANDS)
+	    cfg->npriorities < 1 || cfg->npriorities > GIE_STYLE_MAX_BANDS ||
+	    cfg->max_inflight > INT64_MAX || cfg->flow_gc_timeout_ns < 0 ||
+	    cfg->sweep_interval_ns < 0)
 		return -EINVAL;
 	nb = cfg->npriorities;
 	memcpy(prios, cfg->priorities, nb * sizeof(prios[0]));
@@ -1032,6 +1504,13 @@ gie_style_create(const struct gie_style_config *cfg, struct gie_style_engine **r
 		return -ENOMEM;
 	memset(e, 0, sizeof(*e));
 	pthread_rwlock_init(&e->reg_lock, NULL);
+	pthread_mutex_init(&e->bg_lock, NULL);
+	gie_style_cond_init(&e->bg_cond);
+	e->max_inflight = cfg->max_inflight;
+	e->always_saturated = cfg->always_saturated;
+	e->gc_timeout_ns = cfg->flow_gc_timeout_ns;
+	e->sweep_ns = cfg->sweep_interval_ns;
+	atomic_init(&e->inflight, 0);
 	atomic_init(&e->len, 0);
 	atomic_init(&e->bytes, 0);
 	atomic_init(&e->stopping, false);
@@ -1054,7 +1533,7 @@ gie_style_create(const struct gie_style_config *cfg, struct gie_style_engine **r
 		sh->max_bytes = gie_style_partition(cfg->max_bytes, e->nshards, s);
 		sh->max_requests = gie_style_partition(cfg->max_requests, e->nshards, s);
 		pthread_mutex_init(&sh->ho.lock, NULL);
-		pthread_cond_init(&sh->ho.nonempty, NULL);
+		gie_style_cond_init(&sh->ho.nonempty);
 		pthread_cond_init(&sh->ho.notfull, NULL);
 		sh->ho.cap = cap;
 		sh->bands = calloc(nb, sizeof(*sh->bands));
@@ -1090,6 +1569,25 @@ gie_style_create(const struct gie_style_config *cfg, struct gie_style_engine **r
 		}
 		sh->started = true;
 		sh->cpu_clock_ok = pthread_getcpuclockid(sh->thread, &sh->cpu_clock) == 0;
+		if (e->sweep_ns > 0) {
+			err = pthread_create(&sh->sweeper, NULL, gie_style_sweeper_main,
+					     sh);
+			if (err != 0) {
+				gie_style_stop(e);
+				gie_style_free(e);
+				return -EAGAIN;
+			}
+			sh->sweeper_started = true;
+		}
+	}
+	if (e->gc_timeout_ns > 0) {
+		err = pthread_create(&e->gc_thread, NULL, gie_style_gc_main, e);
+		if (err != 0) {
+			gie_style_stop(e);
+			gie_style_free(e);
+			return -EAGAIN;
+		}
+		e->gc_started = true;
 	}
 	*r_engine = e;
 	return 0;
@@ -1117,6 +1615,12 @@ gie_style_stats(struct gie_style_engine *e, struct gie_style_stats *r)
 		for (unsigned o = 0; o < GIE_STYLE_OUTCOME_COUNT; o++)
 			r->outcomes[o] += atomic_load_explicit(&sh->outcomes[o],
 							       memory_order_relaxed);
+		r->gated_cycles += atomic_load_explicit(&sh->gated, memory_order_relaxed);
+		r->swept += atomic_load_explicit(&sh->swept, memory_order_relaxed);
+		r->zombie_heads +=
+			atomic_load_explicit(&sh->zombie_heads, memory_order_relaxed);
+		r->zombie_handoffs +=
+			atomic_load_explicit(&sh->zombie_handoffs, memory_order_relaxed);
 		r->cycles += atomic_load_explicit(&sh->cycles, memory_order_relaxed);
 		r->idle_cycles +=
 			atomic_load_explicit(&sh->idle_cycles, memory_order_relaxed);
@@ -1131,6 +1635,12 @@ gie_style_stats(struct gie_style_engine *e, struct gie_style_stats *r)
 			r->processor_cpu_ns +=
 				(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	}
+	for (unsigned o = 0; o < GIE_STYLE_OUTCOME_COUNT; o++)
+		r->outcomes[o] +=
+			atomic_load_explicit(&e->cancelled[o], memory_order_relaxed);
+	r->flows_created = atomic_load_explicit(&e->flows_created, memory_order_relaxed);
+	r->flows_collected =
+		atomic_load_explicit(&e->flows_collected, memory_order_relaxed);
 	r->queued = (uint64_t)atomic_load_explicit(&e->len, memory_order_relaxed);
 	r->queued_bytes = (uint64_t)atomic_load_explicit(&e->bytes, memory_order_relaxed);
 	pthread_rwlock_rdlock(&e->reg_lock);

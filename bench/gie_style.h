@@ -52,9 +52,31 @@
  *   every call; §1.8), ManagedQueue.Add()       malloc'd and filled under the
  *                                               read lock, add under the flow mutex
  *   dispatchCycle() (§1.10): saturation once    the same loop; the detector is
- *   per cycle, bands highest first, usage       GIE's benchmark detector at L = 0
- *   ceiling, Pick, PeekHead, Remove, finalize;  (always 0.0), the ceiling the
- *   at most ONE item per cycle                  static policy's 1.0
+ *   per cycle, bands highest first, usage       one of GIE's benchmark detectors
+ *   ceiling, Pick, PeekHead, Remove, finalize;  (§6): free flow (always 0.0),
+ *   at most ONE item per cycle                  benchDetector (reserves one of
+ *                                               max_inflight slots per cycle:
+ *                                               0.99, or 1.0 when none is
+ *                                               left; gie_style_release() gives
+ *                                               it back) or alwaysSaturated-
+ *                                               Detector (1.0); the ceiling the
+ *                                               static policy's 1.0
+ *   Client cancellation (§1.4: the context      gie_style_cancel(): one CAS on
+ *   ends, Finalize(cause) through sync.Once,    the item's state, EVICTED_CANCEL-
+ *   inferOutcome by whether the handle is set)  LED if it is queued, else
+ *                                               REJECTED_OTHER; the item stays in
+ *                                               its queue as a zombie
+ *   Zombies: the cleanup sweep every Expiry-    one sweeper thread per shard
+ *   CleanupInterval removes finalized items     every sweep_interval_ns: under
+ *   (§5.3); a zombie met at a head is removed   each non-empty queue's lock,
+ *   by dispatchItem and the cycle counts as a   finalized items are unlinked;
+ *   dispatch; a finalized item still in the     the dispatch cycle and the
+ *   hand-off is discarded by enqueue()          hand-off take do the same
+ *   Lease-based flow GC (registry Run, §4.3):   a GC thread every flow_gc_-
+ *   every FlowGCTimeout, an unleased flow idle  timeout_ns: marks (under the
+ *   for a timeout is marked (pins then fail     read lock, each flow's lease
+ *   and retry) and deleted from the map and     mutex) then unlinks (under the
+ *   from every shard under the write lock       write lock) flows idle that long
  *   global-strict Pick (framework/plugins/      under the read lock, the band's map
  *   flowcontrol/fairness/globalstrict; §2.3)    is iterated and one accessor per
  *   over IterateQueues() (registry/shard.go):   flow is malloc'd into a malloc'd
@@ -104,6 +126,22 @@
  * iteration and interface calls are not reproduced beyond that, so the
  * model's walk is, if anything, cheaper per flow than Go's.
  *
+ * Timing that differs from GIE, each in the peer's favour or neutral. The
+ * dispatch ticker (above). A gie_style_release() wakes a processor whose
+ * last cycle met a closed gate (GIE's processor notices a release only at
+ * its next tick or arrival; the model also keeps a 1 ms tick while gated, so
+ * the gate is never slower than GIE's). A cycle that reserved a benchDetector
+ * slot and dispatched nothing (or only removed a zombie) gives the slot back
+ * (GIE's benchmark detector leaks it). The completion of a cancelled item
+ * runs when the engine unlinks it (sweep, head, hand-off), since its memory
+ * is the caller's again only then (Go's garbage collector keeps a zombie
+ * alive for free); its outcome is decided at the cancel, as in GIE. A flow
+ * is pinned under the registry read lock rather than pinned and then looked
+ * up again (Go's CAS loop, §4.2). The GC walks the registry under its read
+ * lock (Go ranges over a sync.Map without one), which only delays flow
+ * creation, and frees a collected flow on its shard's processor once no
+ * pick can still see it.
+ *
  * Not modelled (each one would only make this peer slower): the Go runtime (a
  * goroutine blocked per request, channel hand-offs, garbage collection);
  * per-request allocations (FlowItem, a context with a deadline timer per
@@ -114,24 +152,27 @@
  * WithValues per band per cycle; JSQ-Bytes and the replication of flows on
  * every shard; the sync.Map loads around the lease pin; the second lock per
  * mutation (ManagedQueue.mu and the ListQueue's own lock; one mutex here);
- * the ordering-policy type check per non-empty queue in Pick; TTLs,
- * cancellation, zombies and the 1 s cleanup sweep, flow and band GC and the
- * processor reconcile loop (all idle in GIE's own benchmark, §6).
+ * the ordering-policy type check per non-empty queue in Pick; TTLs, band
+ * GC and the processor reconcile loop (all idle in GIE's own benchmark,
+ * §6); the sweep's pool of up to 4 goroutines per shard (one thread walks).
  *
  * Synchronization table ("-": may run concurrently from any threads; "X":
  * the caller must serialize the pair):
  *
- *                  create destroy flow_ensure submit done stats check
- *      create        -      X         X         X     X     X     X
- *      destroy       X      X         X         X     X     X     X
- *      flow_ensure   X      X         -         -     -     -     X
- *      submit        X      X         -         -     -     -     X
- *      done          X      X         -         -     -     -     X
- *      stats         X      X         -         -     -     -     -
- *      check         X      X         X         X     X     -     X
+ *                  create destroy flow_ensure submit done cancel release stats check
+ *      create        -      X         X         X     X     X      X       X     X
+ *      destroy       X      X         X         X     X     X      X       X     X
+ *      flow_ensure   X      X         -         -     -     -      -       -     X
+ *      submit        X      X         -         -     -     -      -       -     X
+ *      done          X      X         -         -     -     -      -       -     X
+ *      cancel        X      X         -         -     -     -      -       -     X
+ *      release       X      X         -         -     -     -      -       -     X
+ *      stats         X      X         -         -     -     -      -       -     -
+ *      check         X      X         X         X     X     X      X       -     X
  *
- * Completions run on the processor threads. gie_style_check() needs a
- * quiescent engine: no submit in flight and every completion delivered.
+ * Completions run on the processor threads and, for swept zombies, on the
+ * sweeper threads. gie_style_check() needs a quiescent engine: no submit in
+ * flight and every completion delivered.
  */
 #ifndef FLOWQ_BENCH_GIE_STYLE_H
 #define FLOWQ_BENCH_GIE_STYLE_H
@@ -163,14 +204,20 @@ enum gie_style_outcome {
 	GIE_STYLE_REJECTED_OTHER,
 	/** Was queued; removed at shutdown. */
 	GIE_STYLE_EVICTED_OTHER,
+	/** Was queued; the client cancelled it (GIE: EvictedContextCancelled;
+	 * a cancel before the item was queued gives REJECTED_OTHER). */
+	GIE_STYLE_EVICTED_CANCELLED,
 	GIE_STYLE_OUTCOME_COUNT
 };
 
 /**
- * Completion: @p item got @p outcome. Runs on a processor thread; must be
- * short and must not call into the engine. The item is the caller's again
- * once this is called, except that gie_style_done() must still be called
- * for it.
+ * Completion: @p item got @p outcome and the engine no longer holds it. Runs
+ * on a processor (or sweeper) thread, exactly once per submitted item; must
+ * be short and must not call into the engine. The item is the caller's
+ * again once this is called, except that gie_style_done() must still be
+ * called for it. For a cancelled item it runs when the item leaves its
+ * queue (the sweep, or a dispatch cycle meeting it at the head), not at the
+ * cancel.
  */
 typedef void
 gie_style_complete_fn(struct gie_style_item *item, enum gie_style_outcome outcome,
@@ -199,6 +246,9 @@ struct gie_style_item {
 		struct gie_style_flow *lease;
 		/* The flow queue holding the item, or NULL. */
 		struct gie_style_flow *queue;
+		/* GIE's handle != nil: set (release) once the item is queued,
+		 * read by a canceller to infer its outcome. */
+		_Atomic bool queued;
 		/* EnqueueTime(): the engine clock at submit, ns. */
 		int64_t enqueue_ns;
 		/* enum gie_style_outcome; PENDING until finalized (one CAS). */
@@ -224,6 +274,22 @@ struct gie_style_config {
 	/** Hand-off capacity per shard; 0 = max(2000 / shards, 10), GIE's
 	 * benchmark setting (§6). */
 	unsigned handoff_capacity;
+	/** GIE's benchDetector (§6): at most this many dispatched items not
+	 * yet released (gie_style_release()); 0 = free flow (saturation
+	 * always 0.0, the default). */
+	uint64_t max_inflight;
+	/** GIE's alwaysSaturatedDetector (§6): nothing is ever dispatched
+	 * (overrides max_inflight). */
+	bool always_saturated;
+	/** Flow GC (§4.3): every this many ns, flows without a lease that
+	 * have been idle this long are collected; 0 = never (the default;
+	 * GIE's is 5 min, i.e. never within a benchmark). */
+	int64_t flow_gc_timeout_ns;
+	/** Cleanup sweep (§5.3): every this many ns each shard's finalized
+	 * (cancelled) items are removed from the queues; 0 = no sweep (the
+	 * default, as GIE's benchmark's 1 h; cancelled items then leave only
+	 * at a head or at shutdown). */
+	int64_t sweep_interval_ns;
 };
 
 /** Counters, summed over the shards. */
@@ -243,6 +309,16 @@ struct gie_style_stats {
 	uint64_t heads_peeked;
 	/** Submits that found the hand-off full and blocked. */
 	uint64_t blocked_submits;
+	/** Cycles that stopped at a closed gate (saturation >= ceiling). */
+	uint64_t gated_cycles;
+	/** Cancelled items removed by the sweep, met at a head by a cycle,
+	 * and discarded from the hand-off. */
+	uint64_t swept;
+	uint64_t zombie_heads;
+	uint64_t zombie_handoffs;
+	/** Flows created (JIT or flow_ensure) and collected by the GC. */
+	uint64_t flows_created;
+	uint64_t flows_collected;
 	/** CPU time of the processor threads so far, ns. */
 	uint64_t processor_cpu_ns;
 	/** Registered flows. */
@@ -307,6 +383,33 @@ gie_style_submit(struct gie_style_engine *e, struct gie_style_item *item);
  */
 int
 gie_style_done(struct gie_style_engine *e, struct gie_style_item *item);
+
+/**
+ * The client gives up on @p item (its context ended: GIE's Finalize(cause)
+ * from EnqueueAndWait, §1.4): if the item has no outcome yet it gets
+ * EVICTED_CANCELLED when it is queued, REJECTED_OTHER while it is still in
+ * the hand-off (GIE's inferOutcome). The item stays where it is until the
+ * engine removes it (a zombie, §1.4); its completion runs then.
+ *
+ * @return 0 if this call decided the outcome; -EALREADY if an outcome was
+ *         decided already; -EINVAL NULL argument.
+ * Context: any thread, between a successful submit and gie_style_done().
+ * Ordering: the outcome is published by the CAS (acq_rel); the completion
+ * happens-after it. Progress: wait-free (one load, one CAS).
+ */
+int
+gie_style_cancel(struct gie_style_engine *e, struct gie_style_item *item);
+
+/**
+ * The client is done with a dispatched item: give its benchDetector slot
+ * back (GIE benchmark's detector.Release()); a no-op without max_inflight.
+ * Wakes a processor whose last cycle met the closed gate.
+ *
+ * Context: any thread. Progress: lock-free unless a processor waits on the
+ * gate (then one mutex per waiting shard).
+ */
+void
+gie_style_release(struct gie_style_engine *e);
 
 /** Fill @p r_stats. Context: any thread. */
 void

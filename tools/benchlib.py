@@ -1,4 +1,4 @@
-"""benchlib: what tools/mpsc-report and tools/engine-report share.
+"""benchlib: what tools/mpsc-report, tools/engine-report and tools/bench-report share.
 
 Running flowq_bench with JSON output, grouping its repetitions into cells,
 medians and spreads, ratios, and telling how busy the machine was while the
@@ -12,6 +12,7 @@ directory (tools/).
 import json
 import math
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -64,16 +65,19 @@ class Cell:
         v = self.counters.get(name)
         return statistics.median(v) if v else None
 
-    def add(self, bench, counters=()):
-        """Add one repetition (a JSON benchmark entry); keep @counters."""
+    def add(self, bench, counters=(), need_rate=True):
+        """Add one repetition (a JSON benchmark entry); keep @counters.
+        Without items_per_second the entry is an error, unless @need_rate
+        is false (a case that reports only counters)."""
         if bench.get("error_occurred"):
             self.errors.append(bench.get("error_message", "error"))
             return
         rate = bench.get("items_per_second")
-        if rate is None:
+        if rate is None and need_rate:
             self.errors.append("no items_per_second")
             return
-        self.rates.append(float(rate))
+        if rate is not None:
+            self.rates.append(float(rate))
         if bench.get("real_time"):
             self.cpu_share.append(float(bench.get("cpu_time", 0)) /
                                   float(bench["real_time"]))
@@ -98,6 +102,41 @@ def fmt_ratio(r):
     if math.isinf(r):
         return "inf"
     return ("%.2fx" % r) if r < 100 else ("%.0fx" % r)
+
+
+def fmt_ns(x):
+    """12345.6 -> "12.3us"; None -> "-"."""
+    if x is None:
+        return "-"
+    if x >= 1e6:
+        return "%.3gms" % (x / 1e6)
+    if x >= 1e3:
+        return "%.3gus" % (x / 1e3)
+    return "%.3gns" % x
+
+
+def format_table(cols, rows, markdown=False):
+    """Lines of a right-aligned text table: a header, a rule, the rows
+    (lists of strings, as many as @cols); @markdown: a Markdown table."""
+    if markdown:
+        return (["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
+                ["| " + " | ".join(r) + " |" for r in rows])
+    w = [len(c) for c in cols]
+    for r in rows:
+        w = [max(a, len(b)) for a, b in zip(w, r)]
+    line = "  ".join(c.rjust(x) for c, x in zip(cols, w))
+    out = [line, "-" * len(line)]
+    for r in rows:
+        out.append("  ".join(v.rjust(x) for v, x in zip(r, w)).rstrip())
+    return out
+
+
+def geomean(xs):
+    """Geometric mean of the positive finite numbers in @xs, or None."""
+    v = [x for x in xs if x is not None and x > 0 and not math.isinf(x)]
+    if not v:
+        return None
+    return math.exp(sum(math.log(x) for x in v) / len(v))
 
 
 def fmt_si(x, digits=3):
@@ -215,6 +254,79 @@ def run_bench(prog, binary, filt, reps, min_time, verbose):
             pass
 
 
+def add_common_args(ap, reps, min_time, min_time_help=""):
+    """The options every report takes: the binary, --repetitions,
+    --min-time, --json, --pin, --verbose."""
+    ap.add_argument("binary", metavar="BENCH_BINARY", help="path to flowq_bench")
+    ap.add_argument("--repetitions", type=int, default=reps, metavar="N",
+                    help="repetitions of every case (default %d); medians are "
+                         "reported" % reps)
+    ap.add_argument("--min-time", type=float, default=min_time, metavar="S",
+                    help="--benchmark_min_time per repetition, seconds (default "
+                         "%g%s)" % (min_time, min_time_help))
+    ap.add_argument("--json", metavar="OUT",
+                    help="write Google Benchmark's JSON plus the summary to OUT")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the benchmark's own threads (FLOWQ_BENCH_PIN=1; "
+                         "see bench/bench_env.c)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="pass the benchmark's console output through to stderr")
+
+
+def check_common_args(prog, args):
+    """Validate add_common_args()' options (exit 2 on a bad one); --pin sets
+    FLOWQ_BENCH_PIN for the benchmark."""
+    if args.repetitions < 1:
+        die(prog, "--repetitions must be >= 1")
+    if args.min_time is not None and args.min_time <= 0:
+        die(prog, "--min-time must be > 0")
+    if not (os.path.isfile(args.binary) and os.access(args.binary, os.X_OK)):
+        die(prog, "%s: not an executable file" % args.binary)
+    if args.pin:
+        os.environ["FLOWQ_BENCH_PIN"] = "1"
+
+
+def write_json(prog, path, data, key, summary):
+    """Write Google Benchmark's JSON @data with the report's @summary under
+    top-level @key to @path (usable with Google Benchmark's compare.py)."""
+    data[key] = summary
+    try:
+        with open(path, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+    except OSError as e:
+        die(prog, "cannot write %s: %s" % (path, e))
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or the platform's guess."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":")[0].strip() in ("model name", "Model", "cpu model"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def machine_info(ctx):
+    """The machine a run came from: CPU model, CPUs (online / the
+    benchmark's count), MHz, kernel, and the allocator and Google Benchmark
+    build the binary reported."""
+    return {
+        "cpu_model": cpu_model(),
+        "cpus_online": os.cpu_count(),
+        "num_cpus": ctx.get("num_cpus"),
+        "mhz_per_cpu": ctx.get("mhz_per_cpu"),
+        "kernel": "%s %s" % (platform.system(), platform.release()),
+        "machine": platform.machine(),
+        "allocator": ctx.get("flowq_allocator"),
+        "benchmark_build": ctx.get("library_build_type"),
+        "date": ctx.get("date"),
+    }
+
+
 def iterations(data):
     """The per-repetition entries of @data (Google Benchmark's own
     aggregates left out: the reports take their own medians)."""
@@ -225,8 +337,10 @@ def iterations(data):
 
 def machine_lines(ctx, load, load_after):
     """Lines on the machine: CPUs, load average, how busy it was."""
-    lines = ["  num_cpus %s, %s MHz, load average before %s, after %s"
-             % (ctx.get("num_cpus", "?"), ctx.get("mhz_per_cpu", "?"),
+    m = machine_info(ctx)
+    lines = ["  %s, num_cpus %s, %s MHz, %s; load average before %s, after %s"
+             % (m["cpu_model"], ctx.get("num_cpus", "?"), ctx.get("mhz_per_cpu", "?"),
+                m["kernel"],
                 " ".join("%.2f" % x for x in ctx.get("load_avg", [])) or "?",
                 " ".join("%.2f" % x for x in load_after) if load_after else "?")]
     if "foreign_cpus" in load:

@@ -894,11 +894,16 @@ generic_enomem(const struct flowq_fairness_ops *ops)
 	int attached = 0, rc = 0;
 
 	band_init(&b, ops, 4096, 5);
-	/* A budget of 2 allocations: policies that allocate per attach run
-	 * out (drr, wfq and global_strict grow a slot array by doubling). */
-	b.ca.fail_after = b.ca.allocs + 2;
 	while (attached < NF) {
 		struct cflow *cf = &b.f[attached];
+
+		/* The first attach may allocate what it needs (drr: three
+		 * arrays); after it, a budget of one allocation: policies that
+		 * grow arrays by doubling run out (round_robin, drr, wfq,
+		 * global_strict), drr half-way through an attach (its far heap
+		 * grows, then a ring cannot: the attach must undo the first). */
+		if (attached == 1)
+			b.ca.fail_after = b.ca.allocs + 1;
 
 		memset(cf->state, 0, ops->desc.flow_state_size);
 		memset(&cf->pf, 0, sizeof(cf->pf));

@@ -34,30 +34,40 @@
  * differ (see "Data structure" for the order).
  *
  * Data structure. Most flows are scheduled one round ahead (every flow
- * whose head fits in w * Q bytes, k = 1), so the next two rounds are kept
- * in two flow rings (flow_ring.h: FIFOs in arrays, with a look-ahead
- * prefetch): near[cur] holds the flows scheduled for the current round,
- * front first, near[cur ^ 1] those scheduled for the next; when the band
- * moves on, the (empty) current ring becomes the next one. Flows scheduled
- * 2 to 63 rounds ahead go to a timing wheel of DRR_WHEEL = 64 round buckets
- * (FIFO lists) with a 64-bit occupancy word, and flows scheduled further
- * ahead ("far": a head larger than 63 * w * Q bytes) to a 4-ary heap
- * (flow_heap.h's flowq__kheap) by (round, scheduling order). pick() is the
- * current ring's front, else the front of the current round's bucket, else
- * the far heap's top when its round is the current one: within a round, the
- * flows scheduled one round ahead go first, in the order they were
- * scheduled, then the wheel's, then the far ones. When the current round has
- * no flow left the band moves to the next round that has one: the next ring
- * if it is not empty, else a rotate and a count of trailing zeros of the
- * occupancy word, compared with the far heap's top, so empty rounds cost
- * nothing.
+ * whose head fits in w * Q bytes, k = 1), so the current and the next
+ * round are kept in one flow ring (flow_ring.h: a FIFO in an array, with a
+ * look-ahead prefetch), split at its mark: the flows of the current round
+ * not yet done with it from the front up to the mark, then the flows
+ * scheduled for the next round; when the band moves on, the mark moves to
+ * the tail. Flows scheduled 2 to 63 rounds ahead go to a timing wheel of
+ * DRR_WHEEL = 64 round buckets (FIFO lists) with a 64-bit occupancy word,
+ * and flows scheduled further ahead ("far": a head larger than
+ * 63 * w * Q bytes) to a 4-ary heap (flow_heap.h's flowq__kheap) by
+ * (round, scheduling order). pick() is the ring's front if it is before the
+ * mark, else the front of the current round's bucket, else the far heap's
+ * top when its round is the current one: within a round, the flows
+ * scheduled one round ahead go first, in the order they were scheduled,
+ * then the wheel's, then the far ones. When the current round has no flow
+ * left the band moves to the next round that has one: the next if the ring
+ * has flows after the mark, else a rotate and a count of trailing zeros of
+ * the occupancy word, compared with the far heap's top, so empty rounds
+ * cost nothing.
  *
- * Why rings for the next two rounds: with the buckets linked through the
- * flows' states, finding the next flow meant reading the current one's
- * state, a dependent cache miss per decision once the flows outnumber the
- * caches and the round's order is not their memory order (flow_ring.h). A
- * flow scheduled 2+ rounds ahead still waits in a linked bucket: those are
- * flows whose heads exceed a quantum, each visited once per several rounds.
+ * Places. A flow that leaves the ring from the middle keeps its place (a
+ * tombstone, flow_ring.h) until the front passes it. Scheduled for the next
+ * round again, it takes that place back if it is after the mark (the next
+ * round's part); a place before the mark is in the current round, where a
+ * rescheduled flow must not be served again, so it gives that place up (an
+ * orphan) and joins at the tail. That happens at most once per flow and
+ * round (its new place is after the mark), and those orphans are all passed
+ * when the round ends: the ring reserves two slots per flow for it.
+ *
+ * Why a ring: with the rounds' flows in lists linked through the flows'
+ * states, finding the next flow meant reading the current one's state, a
+ * dependent cache miss per decision once the flows outnumber the caches
+ * and the round's order is not their memory order (flow_ring.h). A flow
+ * scheduled 2+ rounds ahead still waits in a linked bucket: those are flows
+ * whose heads exceed a quantum, each visited once per several rounds.
  *
  * Cost per call: pick O(1); update and flow_backlogged O(1) (at most one
  * 64-bit division, skipped when the head fits in one quantum; amortized:
@@ -66,16 +76,15 @@
  * request larger than 63 * w * Q bytes (258 KB at the default quantum and
  * weight 1). flow_attach/flow_detach amortized O(1) (the rings' and the far
  * heap's arrays, the only allocations). Memory: 64 bytes per flow, about
- * 1.2 KB per band and shard, plus per attached flow 8-16 bytes of far heap
- * and 32-128 bytes of ring slots (flow_ring.h's sizing).
+ * 1.1 KB per band and shard, plus per attached flow 24-96 bytes of far
+ * heap and 32-128 bytes of ring slots (flow_ring.h's sizing).
  *
  * Changes while waiting. A backlogged flow's head can change before its
  * turn (an eviction, or an ordering other than fcfs putting a new request
  * first): update(f, false, 0) reschedules it at the first round after the
  * current one at which its credit covers the new head (possibly earlier
  * than before, never in the current round, in which it may have had its
- * visit already; a flow that stays in the next round keeps its place in
- * it). A flow in the current round whose new head no longer
+ * visit already; see "Places" for its place in the ring). A flow in the current round whose new head no longer
  * fits ends its turn as above. pick() never changes state (policy.h): a
  * pick that is not followed by a dispatch (the gate closed) leaves the
  * flow where it was.
@@ -147,18 +156,19 @@
 _Static_assert(DRR_WHEEL == 64, "the occupancy word has 64 bits");
 
 struct drr_band {
-	/* near[cur]: the flows of the current round not yet done with it,
-	 * front first; near[cur ^ 1]: the flows scheduled for the next. */
-	struct flowq__fring near[2];
-	unsigned cur;
+	/* The flows of the current round not yet done with it, front first,
+	 * up to ring.mark; from the mark on, the flows scheduled for the
+	 * next round. */
+	struct flowq__fring ring;
 	/* wheel[i]: flows scheduled 2 to 63 rounds ahead when they were
 	 * placed, for the round in [round, round + 63] that is i modulo 64, in
 	 * the order they were scheduled. */
 	struct flowq_list wheel[DRR_WHEEL];
 	/* Bit i set iff wheel[i] is non-empty. */
 	uint64_t occupied;
-	/* The current round: near[cur] or its bucket is non-empty, or the
-	 * far heap's top is scheduled for it, unless nothing is backlogged. */
+	/* The current round: the ring has a flow before its mark, or its
+	 * bucket is non-empty, or the far heap's top is scheduled for it,
+	 * unless nothing is backlogged. */
 	uint64_t round;
 	/* env->quantum, checked at band_init: bytes per visit at weight 1. */
 	uint64_t quantum;
@@ -174,15 +184,14 @@ struct drr_band {
 /* Where a backlogged flow is scheduled. */
 enum drr_where {
 	DRR_NONE = 0, /* not backlogged (zeroed state) */
-	DRR_NEAR0,    /* near[0] (near[1]: DRR_NEAR0 + 1) */
-	DRR_NEAR1,
+	DRR_RING,
 	DRR_WHEEL_LIST,
 	DRR_FAR,
 };
 
 struct drr_flow {
-	/* Its places in near[0] and near[1] (flow_ring.h). */
-	struct flowq__fring_node node[2];
+	/* Its place in the ring (flow_ring.h). */
+	struct flowq__fring_node node;
 	/* In a wheel bucket while scheduled 2 to 63 rounds ahead. */
 	struct flowq_list_node link;
 	/* The round the flow is served in next (while backlogged). */
@@ -247,56 +256,69 @@ drr_rotr(uint64_t x, unsigned s)
 	return s == 0 ? x : (x >> s) | (x << (64 - s));
 }
 
-/* Take @df (scheduled) out of its ring, bucket or the far heap. */
+/* Take @df (in the wheel or the far heap) out. */
 static void
-drr_unschedule(struct drr_band *b, struct drr_flow *df)
+drr_unschedule_far(struct drr_band *b, struct drr_flow *df)
 {
-	switch (df->where) {
-	case DRR_NEAR0:
-	case DRR_NEAR1: {
-		unsigned r = df->where - DRR_NEAR0;
-
-		flowq__fring_remove(&b->near[r], &df->node[r]);
-		break;
-	}
-	case DRR_WHEEL_LIST: {
+	if (df->where == DRR_WHEEL_LIST) {
 		unsigned i = (unsigned)(df->round % DRR_WHEEL);
 
 		flowq_list_remove(&df->link);
 		if (flowq_list_empty(&b->wheel[i]))
 			b->occupied &= ~(UINT64_C(1) << i);
-		break;
-	}
-	case DRR_FAR:
+	} else {
 		flowq__kheap_remove(&b->far, &df->kn);
-		break;
-	default:
-		break;
 	}
 	df->where = DRR_NONE;
 }
 
+/* Take @df (scheduled) out of the ring, its bucket or the far heap. The
+ * ring is the hot case: inline. */
+static inline void
+drr_unschedule(struct drr_band *b, struct drr_flow *df)
+{
+	if (df->where == DRR_RING) {
+		flowq__fring_remove(&b->ring, &df->node);
+		df->where = DRR_NONE;
+	} else {
+		drr_unschedule_far(b, df);
+	}
+}
+
+/* Schedule @df (not scheduled) for the next round: at the tail of the
+ * ring, or at the place it still owns in the next round's part ("Places"
+ * above). The hot case: inline. */
+static inline void
+drr_schedule_next(struct drr_band *b, struct drr_flow *df)
+{
+	struct flowq__fring *r = &b->ring;
+
+	df->round = b->round + 1;
+	df->where = DRR_RING;
+	if (flowq__fring_owns(r, &df->node)) {
+		if (df->node.pos >= r->mark) {
+			flowq__fring_revive(r, df->flow, &df->node);
+			return;
+		}
+		flowq__fring_abandon(r, &df->node);
+	}
+	flowq__fring_push(r, df->flow, &df->node);
+}
+
 /* Schedule @df (not scheduled) for round @round > b->round, at the back of
- * that round; in the next round's ring, a flow that still owns its place
- * there (it left the round since the band entered the current one) takes
- * it back. */
+ * that round. */
 static void
 drr_schedule(struct drr_band *b, struct drr_flow *df, uint64_t round)
 {
 	uint64_t ahead = round - b->round;
 
 	assert(df->where == DRR_NONE && ahead >= 1);
-	df->round = round;
 	if (ahead == 1) {
-		unsigned r = b->cur ^ 1;
-		struct flowq__fring *ring = &b->near[r];
-
-		if (flowq__fring_owns(ring, &df->node[r]))
-			flowq__fring_revive(ring, df->flow, &df->node[r]);
-		else
-			flowq__fring_push(ring, df->flow, &df->node[r]);
-		df->where = (uint8_t)(DRR_NEAR0 + r);
-	} else if (ahead < DRR_WHEEL) {
+		drr_schedule_next(b, df);
+		return;
+	}
+	df->round = round;
+	if (ahead < DRR_WHEEL) {
 		unsigned i = (unsigned)(round % DRR_WHEEL);
 
 		flowq_list_push_back(&b->wheel[i], &df->link);
@@ -312,17 +334,20 @@ drr_schedule(struct drr_band *b, struct drr_flow *df, uint64_t round)
 	}
 }
 
-/* Restore the invariant on b->round: if the current round has no flow
- * left, move to the nearest round that has one (none: stay). O(1), plus
- * O(far flows) for a rebase every 2^61 rounds. */
+/* Whether the ring has a flow of the current round (before its mark). */
+static inline bool
+drr_ring_current(const struct drr_band *b)
+{
+	return b->ring.head < b->ring.mark;
+}
+
+/* drr_advance() once the ring has no flow of the current round. */
 static void
-drr_advance(struct drr_band *b)
+drr_advance_round(struct drr_band *b)
 {
 	struct flowq__kheap_node *top;
 	uint64_t step = UINT64_MAX;
 
-	if (!flowq__fring_empty(&b->near[b->cur]))
-		return;
 	if (b->occupied & (UINT64_C(1) << (b->round % DRR_WHEEL)))
 		return;
 	top = flowq__kheap_peek(&b->far);
@@ -333,7 +358,8 @@ drr_advance(struct drr_band *b)
 			return;
 		step = fr - b->round;
 	}
-	if (!flowq__fring_empty(&b->near[b->cur ^ 1])) {
+	if (!flowq__fring_empty(&b->ring)) {
+		/* The front is after the mark: a flow of the next round. */
 		step = 1;
 	} else if (b->occupied != 0) {
 		/* Bit 0 of the rotated word is the current (empty) bucket,
@@ -347,15 +373,25 @@ drr_advance(struct drr_band *b)
 	if (step == UINT64_MAX)
 		return; /* nothing backlogged */
 	b->round += step;
-	/* The current ring is empty; the next one holds the new round's
-	 * flows (none if step > 1). */
-	b->cur ^= 1;
+	/* The ring's flows (none if step > 1) are the new round's. */
+	b->ring.mark = b->ring.tail;
 	if (top != NULL && b->round - b->far_base >= DRR_REBASE) {
 		/* Every far flow is scheduled at or after the new round, so
 		 * no key goes negative. */
 		flowq__kheap_shift(&b->far, (int64_t)(b->round - b->far_base));
 		b->far_base = b->round;
 	}
+}
+
+/* Restore the invariant on b->round: if the current round has no flow
+ * left, move to the nearest round that has one (none: stay). O(1), plus
+ * O(far flows) for a rebase every 2^61 rounds. The usual case, flows left
+ * in the current ring, inline. */
+static inline void
+drr_advance(struct drr_band *b)
+{
+	if (!drr_ring_current(b))
+		drr_advance_round(b);
 }
 
 static int
@@ -367,9 +403,8 @@ drr_band_init(void *band, const struct flowq_policy_env *env)
 	 * range (FLOWQ_LIMIT_MAX = 2^62); refuse what it would not lend. */
 	if (env->quantum == 0 || env->quantum > DRR_MAX_CREDIT)
 		return -EINVAL;
-	flowq__fring_init(&b->near[0]);
-	flowq__fring_init(&b->near[1]);
-	b->cur = 0;
+	/* Two slots per flow: its own and one it may give up ("Places"). */
+	flowq__fring_init(&b->ring, 2);
 	for (unsigned i = 0; i < DRR_WHEEL; i++)
 		flowq_list_init(&b->wheel[i]);
 	b->occupied = 0;
@@ -386,8 +421,7 @@ drr_band_fini(void *band, const struct flowq_policy_env *env)
 {
 	struct drr_band *b = band;
 
-	flowq__fring_fini(&b->near[0], env->alloc);
-	flowq__fring_fini(&b->near[1], env->alloc);
+	flowq__fring_fini(&b->ring, env->alloc);
 	flowq__kheap_fini(&b->far, env->alloc);
 }
 
@@ -401,14 +435,8 @@ drr_flow_attach(void *band, struct flowq_policy_flow *f,
 
 	if (rc != 0)
 		return rc;
-	flowq__fring_node_init(&df->node[0]);
-	flowq__fring_node_init(&df->node[1]);
-	rc = flowq__fring_attach(&b->near[0], env->alloc);
-	if (rc == 0) {
-		rc = flowq__fring_attach(&b->near[1], env->alloc);
-		if (rc != 0)
-			flowq__fring_detach(&b->near[0], &df->node[0], env->alloc);
-	}
+	flowq__fring_node_init(&df->node);
+	rc = flowq__fring_attach(&b->ring, env->alloc);
 	if (rc != 0) {
 		flowq__kheap_detach(&b->far, env->alloc);
 		return rc;
@@ -436,9 +464,8 @@ drr_flow_detach(void *band, struct flowq_policy_flow *f,
 		drr_unschedule(b, df);
 		drr_advance(b);
 	}
-	/* The rings forget the places it still owns. */
-	flowq__fring_detach(&b->near[0], &df->node[0], env->alloc);
-	flowq__fring_detach(&b->near[1], &df->node[1], env->alloc);
+	/* The ring forgets the place it may still own. */
+	flowq__fring_detach(&b->ring, &df->node, env->alloc);
 	flowq__kheap_detach(&b->far, env->alloc);
 }
 
@@ -536,9 +563,15 @@ drr_flow_backlogged(void *band, struct flowq_policy_flow *f)
 	/* DC starts at 0: first visit in the next round, served at the k-th. */
 	need = drr_cost(f->head_bytes);
 	wq = drr_wq(b, f);
-	k = drr_visits(need, wq);
-	df->credit = k * wq;
-	drr_schedule(b, df, b->round + k);
+	if (need <= wq) {
+		/* k = 1, the usual case. */
+		df->credit = wq;
+		drr_schedule_next(b, df);
+	} else {
+		k = drr_visits(need, wq);
+		df->credit = k * wq;
+		drr_schedule(b, df, b->round + k);
+	}
 	drr_advance(b);
 }
 
@@ -546,12 +579,11 @@ static struct flowq_policy_flow *
 drr_pick(void *band)
 {
 	struct drr_band *b = band;
-	struct flowq_policy_flow *f = flowq__fring_front(&b->near[b->cur]);
 	const struct flowq_list *l;
 	struct flowq__kheap_node *top;
 
-	if (f != NULL)
-		return f;
+	if (drr_ring_current(b))
+		return flowq__fring_front(&b->ring);
 	l = &b->wheel[b->round % DRR_WHEEL];
 	if (!flowq_list_empty(l))
 		return flowq_list_entry(l->head.next, struct drr_flow, link)->flow;

@@ -73,7 +73,7 @@ rr_band_init(void *band, const struct flowq_policy_env *env)
 	struct rr_band *b = band;
 
 	(void)env;
-	flowq__fring_init(&b->ring);
+	flowq__fring_init(&b->ring, 1);
 	return 0;
 }
 
@@ -138,19 +138,19 @@ rr_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t ser
 	struct flowq__fring_node *n = &rr_flow_of(f)->node;
 
 	(void)served_bytes; /* turns, not bytes */
-	if (!flowq__fring_live(&b->ring, n))
+	if (flowq__fring_at_front(&b->ring, n)) {
+		if (f->queued == 0)
+			flowq__fring_pop_front(&b->ring);
+		else if (dispatched)
+			flowq__fring_rotate(&b->ring); /* its turn is used */
 		return;
-	if (f->queued == 0) {
-		flowq__fring_remove(&b->ring, n);
-	} else if (dispatched && flowq__fring_at_front(&b->ring, n)) {
-		/* Its turn is used: to the back of the ring. */
-		flowq__fring_remove(&b->ring, n);
-		flowq__fring_push(&b->ring, f, n);
 	}
-	/* Evicted (or a new head after a push) and still backlogged: the
-	 * flow keeps its place. So does a flow served without being the
-	 * front (pick() did not offer it: an engine bug), since moving it
-	 * would give it a second slot. */
+	/* Not the front: it leaves if it emptied. Evicted (or a new head
+	 * after a push) and still backlogged: it keeps its place. So does a
+	 * flow served without being the front (pick() did not offer it: an
+	 * engine bug), since moving it would give it a second slot. */
+	if (f->queued == 0 && flowq__fring_live(&b->ring, n))
+		flowq__fring_remove(&b->ring, n);
 }
 
 const struct flowq_fairness_ops flowq_fairness_round_robin = {

@@ -34,19 +34,34 @@
  * (amortized O(1): each dead slot is passed once; passing reads only the
  * array, never a member). A member that owns a tombstone and joins again
  * revives it (flowq__fring_revive()): it takes its old place back. So a
- * member owns at most one slot.
+ * member owns at most one slot. A member that owns a tombstone may also
+ * give it up (flowq__fring_abandon(): it becomes an orphan) to join at the
+ * back instead, which is how drr keeps two rounds in one ring. The owner
+ * promises that the orphans abandoning made since the last attach, while
+ * in the ring, never number more than (per - 1) x the members attached
+ * after that attach (see the capacity rule; drr: a flow gives up at most
+ * one place per round, and a round's are all passed when it ends).
  *
- * Capacity rule: cap >= nattached + orphans at all times, so that a push
- * (by a member that owns no slot) always finds room, without allocating:
- * the ring holds at most one slot per attached member plus the orphans.
- * flowq__fring_attach() grows the array (flow_heap.h's sizing rule, powers
- * of two from FLOWQ__FHEAP_MIN_CAP) or, when the orphans are at least half
- * of the slots needed, compacts it instead (drops the orphans and renumbers
- * the survivors, writing each one's node: O(ring), paid for by the detaches
- * that made the orphans); flowq__fring_detach() halves it when
- * nattached + orphans <= cap / 4. Only attach and detach allocate. Memory:
- * 16 bytes per slot, between 1 and 4 slots per attached flow (plus orphans
- * until the next compaction).
+ * The mark: a position the owner keeps as a boundary between two parts of
+ * the ring (drr: the first slot of the next round); compaction moves it
+ * with the slots. The ring itself does not use it.
+ *
+ * Capacity rule: cap >= per x nattached + orphans after every attach, where
+ * per (set at init: 1 for round_robin, 2 for drr) is the slots reserved per
+ * member: one it owns plus the orphans it may make by abandoning. Then the
+ * ring never holds more than cap slots, so a push (by a member that owns no
+ * slot) always finds room, without allocating: until the next attach the
+ * members own at most nattached slots, a detach turns an owned slot into an
+ * orphan (the sum does not grow), and abandoning adds at most
+ * (per - 1) x nattached by the promise above. flowq__fring_attach() grows
+ * the array (flow_heap.h's sizing rule, powers of two from
+ * FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half of it,
+ * compacts it first (drops the orphans and renumbers the survivors, writing
+ * each one's node: O(ring), paid for by the detaches that made the
+ * orphans); flowq__fring_detach() halves it when per x nattached + orphans
+ * <= cap / 4. Only attach and detach allocate. Memory: 16 bytes per slot,
+ * between per and 4 x per slots per attached flow (plus orphans until the
+ * next compaction).
  *
  * Context: the band's dispatcher only, like every policy op (no atomics).
  */
@@ -90,13 +105,17 @@ struct flowq__fring {
 	uint32_t cap;
 	/* The ring is positions [head, tail); the slot at head is live. */
 	uint64_t head, tail;
-	/* Members attached; orphans in [head, tail). cap >= their sum. */
-	uint32_t nattached, orphans;
+	/* The owner's boundary (see above). */
+	uint64_t mark;
+	/* Members attached; orphans in [head, tail); slots reserved per
+	 * member. cap >= per x nattached + orphans after every attach. */
+	uint32_t nattached, orphans, per;
 };
 
-/** An empty ring with no array (band_init). */
+/** An empty ring with no array, reserving @p per >= 1 slots per member
+ * (band_init); the mark is at the tail. */
 void
-flowq__fring_init(struct flowq__fring *r);
+flowq__fring_init(struct flowq__fring *r, uint32_t per);
 
 /** Free the array (band_fini); the ring is left as after init. */
 void
@@ -166,19 +185,48 @@ flowq__fring_at_front(const struct flowq__fring *r, const struct flowq__fring_no
 }
 
 /* Start loading the view and state of the member FLOWQ__FRING_AHEAD turns
- * behind the front. A hint only: nothing is read through the pointers. */
+ * behind the front. A hint only, unconditional to keep it cheap: when the
+ * ring is shorter, the slot read is a dead or stale one (the array is
+ * zeroed when allocated, so it is never uninitialized), and prefetching a
+ * stale or NULL address is harmless: a prefetch does not fault and nothing
+ * is read through it. */
 static inline void
 flowq__fring_prefetch(const struct flowq__fring *r)
 {
-	if (r->tail - r->head > FLOWQ__FRING_AHEAD) {
-		const struct flowq__fring_slot *s =
-			&r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask];
+	const struct flowq__fring_slot *s =
+		&r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask];
 
-		if (s->flow != NULL) {
-			__builtin_prefetch(s->flow, 1);
-			__builtin_prefetch(s->node, 1);
-		}
-	}
+	__builtin_prefetch(s->flow, 1);
+	__builtin_prefetch(s->node, 1);
+}
+
+/** The front member leaves the ring; head moves on to the next live member
+ * and the ring prefetches the member FLOWQ__FRING_AHEAD turns behind it.
+ * O(1) amortized. */
+static inline void
+flowq__fring_pop_front(struct flowq__fring *r)
+{
+	assert(r->head != r->tail);
+	r->head++;
+	if (r->head != r->tail && r->slots[r->head & r->mask].flow == NULL)
+		flowq__fring_skip(r);
+	else
+		flowq__fring_prefetch(r);
+}
+
+/** The front member moves to the back (its turn is over, it stays): as
+ * flowq__fring_pop_front() then flowq__fring_push(), in one step. */
+static inline void
+flowq__fring_rotate(struct flowq__fring *r)
+{
+	struct flowq__fring_slot s = r->slots[r->head & r->mask];
+
+	assert(r->head != r->tail);
+	/* With the array full, tail's slot is head's: rewritten with itself,
+	 * then passed. */
+	r->slots[r->tail & r->mask] = s;
+	s.node->pos = r->tail++;
+	flowq__fring_pop_front(r);
 }
 
 /** Append the member (@p f, @p n), which owns no slot, at the back. O(1). */
@@ -207,25 +255,33 @@ flowq__fring_revive(struct flowq__fring *r, struct flowq_policy_flow *f,
 	s->flow = f;
 }
 
+/** The member of @p n, which owns a tombstone, gives it up: the slot
+ * becomes an orphan, the member owns nothing (and may push). O(1). The
+ * caller keeps the promise on such orphans (see above). */
+static inline void
+flowq__fring_abandon(struct flowq__fring *r, struct flowq__fring_node *n)
+{
+	struct flowq__fring_slot *s = &r->slots[n->pos & r->mask];
+
+	assert(flowq__fring_owns(r, n) && s->flow == NULL && s->node == n);
+	s->node = NULL;
+	r->orphans++;
+	n->pos = 0;
+}
+
 /**
  * The member of @p n, which owns a live slot, leaves the ring: from the
  * middle its slot becomes a tombstone (it still owns it, and may revive
- * it); from the front, head moves on to the next live member and the ring
- * prefetches the member FLOWQ__FRING_AHEAD turns behind it. O(1) amortized.
+ * it); from the front, as flowq__fring_pop_front(). O(1) amortized.
  */
 static inline void
 flowq__fring_remove(struct flowq__fring *r, struct flowq__fring_node *n)
 {
 	assert(flowq__fring_live(r, n));
-	if (n->pos != r->head) {
-		r->slots[n->pos & r->mask].flow = NULL;
-		return;
-	}
-	r->head++;
-	if (r->head != r->tail && r->slots[r->head & r->mask].flow == NULL)
-		flowq__fring_skip(r);
+	if (n->pos == r->head)
+		flowq__fring_pop_front(r);
 	else
-		flowq__fring_prefetch(r);
+		r->slots[n->pos & r->mask].flow = NULL;
 }
 
 #endif /* FLOWQ_POLICIES_FLOW_RING_H */

@@ -469,6 +469,8 @@ Test(flow_ring, array_grows_and_shrinks_only_at_attach_and_detach)
 		for (int m = 0; m < NM; m += 2) {
 			long i = model_find(t, m);
 
+			if (i < 0 || !t->e[i].live)
+				continue;
 			flowq__fring_remove(&t->r, &t->mem[m].node);
 			if (i == 0)
 				model_pop_front(t);

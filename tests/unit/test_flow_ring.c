@@ -25,61 +25,20 @@
 #include <flowq/alloc.h>
 
 #include "flow_ring.h"
+#include "count_alloc.h"
 #include "test_util.h"
 
-struct count_alloc {
-	struct flowq_allocator a;
-	size_t outstanding;
-	unsigned allocs, fail_after;
-};
-
-static void *
-ca_alloc(size_t size, size_t align, void *ctx)
-{
-	struct count_alloc *c = ctx;
-	void *p;
-
-	if (c->allocs >= c->fail_after)
-		return NULL;
-	p = flowq_allocator_libc()->alloc(size, align, NULL);
-	if (p != NULL) {
-		c->allocs++;
-		c->outstanding += size;
-	}
-	return p;
-}
-
-static void
-ca_free(void *p, size_t size, size_t align, void *ctx)
-{
-	struct count_alloc *c = ctx;
-
-	cr_assert_geq(c->outstanding, size);
-	c->outstanding -= size;
-	flowq_allocator_libc()->free(p, size, align, NULL);
-}
-
-static void
-ca_init(struct count_alloc *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->a.alloc = ca_alloc;
-	c->a.free = ca_free;
-	c->a.ctx = c;
-	c->fail_after = ~0u;
-}
-
 #define NM 48 /* members */
-
-/* What the random walk reached, so that the test fails if it stops
- * reaching the paths it is meant to check. */
-static unsigned n_compacted, n_enomem, n_orphaned, n_revived, n_abandoned, n_rotated;
 
 struct member {
 	struct flowq_policy_flow pf;
 	struct flowq__fring_node node;
 	bool attached;
 };
+
+/* What the random walk reached, so that the test fails if it stops
+ * reaching the paths it is meant to check. */
+static unsigned n_compacted, n_enomem, n_orphaned, n_revived, n_abandoned, n_rotated;
 
 /* A model entry: the member owning the slot (-1: an orphan), whether the
  * slot is live, and whether it is an orphan abandoned since the last
@@ -92,7 +51,7 @@ struct entry {
 
 struct model {
 	struct flowq__fring r;
-	struct count_alloc ca;
+	struct test_count_alloc ca;
 	struct member mem[NM];
 	struct entry e[4 * NM + 64];
 	size_t ne;
@@ -105,7 +64,7 @@ static void
 model_init(struct model *t, unsigned per)
 {
 	memset(t, 0, sizeof(*t));
-	ca_init(&t->ca);
+	test_count_alloc_init(&t->ca);
 	t->per = per;
 	flowq__fring_init(&t->r, per);
 	for (int i = 0; i < NM; i++)
@@ -159,6 +118,44 @@ model_orphans(const struct model *t)
 	for (size_t i = 0; i < t->ne; i++)
 		n += t->e[i].m < 0;
 	return n;
+}
+
+/* Member @p m, which owns no slot, joins at the back. */
+static void
+op_push(struct model *t, int m)
+{
+	flowq__fring_push(&t->r, &t->mem[m].pf, &t->mem[m].node);
+	t->e[t->ne++] = (struct entry){.m = m, .live = true};
+}
+
+/* Member @p m leaves if it is live (a tombstone, or passed at the front);
+ * whether it was. */
+static bool
+op_remove(struct model *t, int m)
+{
+	long i = model_find(t, m);
+
+	if (i < 0 || !t->e[i].live)
+		return false;
+	flowq__fring_remove(&t->r, &t->mem[m].node);
+	if (i == 0)
+		model_pop_front(t);
+	else
+		t->e[i].live = false;
+	return true;
+}
+
+/* Member @p m takes its place back if it owns a tombstone. */
+static void
+op_revive(struct model *t, int m)
+{
+	long i = model_find(t, m);
+
+	if (i < 0 || t->e[i].live)
+		return;
+	flowq__fring_revive(&t->r, &t->mem[m].pf, &t->mem[m].node);
+	t->e[i].live = true;
+	n_revived++;
 }
 
 static void
@@ -228,7 +225,7 @@ op_attach(struct model *t, int m, bool fail)
 	if (fail)
 		t->ca.fail_after = t->ca.allocs;
 	rc = flowq__fring_attach(&t->r, &t->ca.a);
-	t->ca.fail_after = ~0u;
+	t->ca.fail_after = ~0ul;
 	if (rc != 0) {
 		cr_assert_eq(rc, -ENOMEM);
 		n_enomem++;
@@ -267,6 +264,23 @@ op_detach(struct model *t, int m)
 	}
 }
 
+/* Every member leaves and is detached (live ones first leave the ring);
+ * then fini must give every byte back. */
+static void
+model_fini(struct model *t)
+{
+	for (int m = 0; m < NM; m++)
+		if (t->mem[m].attached) {
+			op_remove(t, m);
+			op_detach(t, m);
+			check(t);
+		}
+	cr_assert_eq(t->ne, 0, "the ring is empty once everyone left");
+	flowq__fring_fini(&t->r, &t->ca.a);
+	cr_assert_eq(t->ca.outstanding, 0, "fini frees everything");
+	free(t);
+}
+
 /* One random operation. With @hold the front never leaves (a band whose
  * dispatcher is held by its gate) and members leave from the middle and
  * are detached more often: orphans pile up until an attach compacts. */
@@ -291,14 +305,10 @@ step(struct model *t, uint64_t x, bool hold)
 	case 1:
 	case 2:
 	case 3: /* join: push, or take the place back */
-		if (i < 0) {
-			flowq__fring_push(&t->r, &mb->pf, &mb->node);
-			t->e[t->ne++] = (struct entry){.m = m, .live = true};
-		} else if (!t->e[i].live) {
-			flowq__fring_revive(&t->r, &mb->pf, &mb->node);
-			t->e[i].live = true;
-			n_revived++;
-		}
+		if (i < 0)
+			op_push(t, m);
+		else
+			op_revive(t, m);
 		break;
 	case 4: /* the owner moves the mark to the tail (drr: a new round) */
 		if ((x / 8) % 4 == 0) {
@@ -312,8 +322,7 @@ step(struct model *t, uint64_t x, bool hold)
 		    model_abandoned(t) < (t->per - 1) * t->nattached_at_attach) {
 			flowq__fring_abandon(&t->r, &mb->node);
 			t->e[i] = (struct entry){.m = -1, .live = false, .abandoned = true};
-			flowq__fring_push(&t->r, &mb->pf, &mb->node);
-			t->e[t->ne++] = (struct entry){.m = m, .live = true};
+			op_push(t, m);
 			n_abandoned++;
 		}
 		break;
@@ -334,18 +343,8 @@ step(struct model *t, uint64_t x, bool hold)
 			mb = &t->mem[m];
 			i = 0;
 		}
-		if (i >= 0 && t->e[i].live && !(hold && i == 0)) {
-			flowq__fring_remove(&t->r, &mb->node);
-			if (i == 0)
-				model_pop_front(t);
-			else
-				t->e[i].live = false;
-			if (x % 2 == 0 && i == 0) {
-				/* A turn: straight to the back. */
-				flowq__fring_push(&t->r, &mb->pf, &mb->node);
-				t->e[t->ne++] = (struct entry){.m = m, .live = true};
-			}
-		}
+		if (!(hold && i == 0) && op_remove(t, m) && x % 2 == 0 && i == 0)
+			op_push(t, m); /* a turn: straight to the back */
 		break;
 	}
 }
@@ -366,14 +365,7 @@ Test(flow_ring, random_ops_match_the_model)
 			check(t);
 		}
 		/* Everyone leaves; the array goes back to the allocator. */
-		for (int m = 0; m < NM; m++)
-			if (t->mem[m].attached)
-				op_detach(t, m);
-		check(t);
-		flowq__fring_fini(&t->r, &t->ca.a);
-		cr_assert_eq(t->ca.outstanding, 0, "seed %llu: fini frees everything",
-			     (unsigned long long)seed);
-		free(t);
+		model_fini(t);
 	}
 	cr_assert(n_compacted > 0 && n_enomem > 0 && n_orphaned > 0 && n_revived > 0 &&
 			  n_abandoned > 0 && n_rotated > 0,
@@ -397,17 +389,13 @@ Test(flow_ring, orphans_are_compacted_at_attach_not_grown)
 	model_init(t, 1);
 	for (int m = 0; m < 16; m++) {
 		op_attach(t, m, false);
-		flowq__fring_push(&t->r, &t->mem[m].pf, &t->mem[m].node);
-		t->e[t->ne++] = (struct entry){.m = m, .live = true};
+		op_push(t, m);
 	}
 	check(t);
 	cr_assert_eq(t->r.cap, 16u);
 	/* Members 1..12 leave from the middle and are detached. */
 	for (int m = 1; m <= 12; m++) {
-		long i = model_find(t, m);
-
-		flowq__fring_remove(&t->r, &t->mem[m].node);
-		t->e[i].live = false;
+		cr_assert(op_remove(t, m));
 		op_detach(t, m);
 		check(t);
 	}
@@ -422,27 +410,10 @@ Test(flow_ring, orphans_are_compacted_at_attach_not_grown)
 	cr_assert_eq(t->r.orphans, 0u);
 	cr_assert_eq(t->r.cap, 16u);
 	check(t);
-	flowq__fring_push(&t->r, &t->mem[20].pf, &t->mem[20].node);
-	t->e[t->ne++] = (struct entry){.m = 20, .live = true};
+	op_push(t, 20);
 	check(t);
 	cr_assert_eq(flowq__fring_front(&t->r), &t->mem[0].pf);
-	for (int m = 0; m < NM; m++)
-		if (t->mem[m].attached) {
-			if (flowq__fring_live(&t->r, &t->mem[m].node)) {
-				long i = model_find(t, m);
-
-				flowq__fring_remove(&t->r, &t->mem[m].node);
-				if (i == 0)
-					model_pop_front(t);
-				else
-					t->e[i].live = false;
-			}
-			op_detach(t, m);
-			check(t);
-		}
-	flowq__fring_fini(&t->r, &t->ca.a);
-	cr_assert_eq(t->ca.outstanding, 0);
-	free(t);
+	model_fini(t);
 }
 
 /* The array doubles as members attach and halves once at most a quarter
@@ -462,48 +433,25 @@ Test(flow_ring, array_grows_and_shrinks_only_at_attach_and_detach)
 
 	for (int round = 0; round < 3; round++) {
 		for (int m = 0; m < NM; m++)
-			if (!flowq__fring_owns(&t->r, &t->mem[m].node)) {
-				flowq__fring_push(&t->r, &t->mem[m].pf, &t->mem[m].node);
-				t->e[t->ne++] = (struct entry){.m = m, .live = true};
-			}
-		for (int m = 0; m < NM; m += 2) {
-			long i = model_find(t, m);
-
-			if (i < 0 || !t->e[i].live)
-				continue;
-			flowq__fring_remove(&t->r, &t->mem[m].node);
-			if (i == 0)
-				model_pop_front(t);
-			else
-				t->e[i].live = false;
-		}
+			if (!flowq__fring_owns(&t->r, &t->mem[m].node))
+				op_push(t, m);
+		for (int m = 0; m < NM; m += 2)
+			op_remove(t, m);
 		for (int m = 0; m < NM; m += 4)
-			if (flowq__fring_owns(&t->r, &t->mem[m].node)) {
-				flowq__fring_revive(&t->r, &t->mem[m].pf, &t->mem[m].node);
-				t->e[model_find(t, m)].live = true;
-			}
+			op_revive(t, m);
 		check(t);
 	}
 	cr_assert_eq(t->ca.allocs, allocs, "the hot path does not allocate");
 	/* Drain the ring, then detach down to a quarter: the array halves. */
-	while (!flowq__fring_empty(&t->r)) {
-		int m = t->e[0].m;
-
-		flowq__fring_remove(&t->r, &t->mem[m].node);
-		model_pop_front(t);
-	}
+	while (!flowq__fring_empty(&t->r))
+		op_remove(t, t->e[0].m);
 	for (int m = NM - 1; m >= 8; m--) {
 		op_detach(t, m);
 		check(t);
 	}
 	cr_assert_leq(t->r.cap, 32u, "shrunk: cap %u for 8 attached", t->r.cap);
 	cr_assert_geq(t->r.cap, 8u);
-	for (int m = 0; m < 8; m++)
-		op_detach(t, m);
-	check(t);
-	flowq__fring_fini(&t->r, &t->ca.a);
-	cr_assert_eq(t->ca.outstanding, 0);
-	free(t);
+	model_fini(t);
 }
 
 /* A zeroed node owns nothing, whatever positions the ring has reached. */
@@ -521,8 +469,5 @@ Test(flow_ring, a_zeroed_node_owns_nothing)
 		cr_assert_not(flowq__fring_owns(&t->r, &z));
 		flowq__fring_remove(&t->r, &t->mem[0].node);
 	}
-	op_detach(t, 0);
-	flowq__fring_fini(&t->r, &t->ca.a);
-	cr_assert_eq(t->ca.outstanding, 0);
-	free(t);
+	model_fini(t);
 }

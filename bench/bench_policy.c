@@ -14,10 +14,19 @@
  *       with one request: pick(); the flow's request leaves
  *       (queued 1 -> 0) and update(f, true, bytes); a new request arrives
  *       (queued 0 -> 1, a new head of the next size and a later key) and
- *       flow_backlogged(f). All flows stay backlogged in steady state.
+ *       flow_backlogged(f). All flows stay backlogged in steady state. The
+ *       flows join the band in memory order, and a turn-based policy keeps
+ *       that order: its next flow is the next 128 bytes, which the hardware
+ *       prefetchers stream. The favourable case.
+ *   BM_policy_fairness_scattered_<name>/flows:F  the same, with the flows
+ *       joining in a random order (bp_perm): what a dispatcher's ring looks
+ *       like once flows have emptied and joined again in arrival order.
+ *       The case that shows what a policy's structure costs when its next
+ *       flow cannot be guessed from addresses (a list linked through the
+ *       flows' states: a dependent miss per decision).
  *   BM_policy_ordering_<name>/flows:F  every flowq_ordering_at() policy.
  *       F flows' ordering states holding BP_DEPTH = 2 requests each,
- *       visited in a fixed scattered order (a stride coprime with F). One decision is
+ *       visited in a fixed scattered order (bp_stride). One decision is
  *       what the dispatcher does per request: peek, remove the head,
  *       re-read the head (peek + key), push the request back as a new
  *       arrival (fresh submit time, TTL expiry and, for half of them, a
@@ -36,6 +45,17 @@
  *       model: pop the minimum, push it back with key + a random increment;
  *       one pop + one push per decision, as a heap-based fairness policy
  *       does one remove + one push per decision above.
+ *   BM_policy_peer_flow_touch[_scattered]/flows:F  the memory a fairness
+ *       decision touches, with no policy: per decision one flow laid out as
+ *       in the fairness cases (view line, state line), in their order
+ *       (memory order; the same random order): read the head's size, write
+ *       queued and the new head, write one word of the state. The floor of
+ *       any fairness policy at that F: at 10^6 flows (128 MB) the flows'
+ *       own lines leave the caches, a cost of the workload, not the policy.
+ *   BM_policy_peer_pointer_chase/flows:F  one dependent load per step
+ *       through the F flows' state lines in the random order: the cost of
+ *       one cache miss that nothing can overlap, what a ring linked
+ *       through the flows' states pays per decision to find its next flow.
  *
  * Targets (issue 4): heap-based policies <= 2x the binary heap at the same
  * F; round_robin and drr flat in F (<= 1.5x from F = 4 to 10^6) and
@@ -50,7 +70,7 @@
  *
  * Memory at F = 10^6: fairness 128 bytes per flow (the policy's view and
  * state on their own two lines) plus the policy's slot arrays, about 150
- * MB; ordering one state line per flow plus two 144-byte requests, about
+ * MB (and 4 MB of permutation in the scattered cases); ordering one state line per flow plus two 144-byte requests, about
  * 350 MB. Setup there takes about a second of CPU per run of the case
  * (Google Benchmark runs a case a few times to size its iterations).
  */
@@ -99,6 +119,47 @@ bp_fill_sizes(uint64_t *sizes)
 		sizes[i] = 64 + bp_rand(&rng) % 1437;
 }
 
+/* A stride coprime with @p nflows (7919 is prime and divides none of the
+ * sizes): visiting i, i + stride, ... (mod nflows) reaches every flow once
+ * per nflows steps, scattered over memory. A constant stride all the same:
+ * hardware stride prefetchers can follow it (a pointer chain in this order
+ * measured ~35 ns a step at 10^6 flows, in a random order ~300 ns);
+ * bp_perm() is the order they cannot follow. */
+static size_t
+bp_stride(size_t nflows)
+{
+	size_t stride = 7919 % nflows;
+
+	if (stride == 0 || nflows % 7919 == 0)
+		stride = 1;
+	return stride;
+}
+
+/* A random permutation of 0 .. nflows - 1 (Fisher-Yates, fixed seed), or
+ * NULL if out of memory: the order in which a dispatcher's flows take turns
+ * once they have emptied and joined again at random, which neither the
+ * hardware prefetchers nor anything but a look-up of the order itself can
+ * predict. */
+static uint32_t *
+bp_perm(size_t nflows)
+{
+	uint32_t *perm = malloc(nflows * sizeof(*perm));
+	uint64_t rng = 0x853c49e6748fea9bull;
+
+	if (perm == NULL)
+		return NULL;
+	for (size_t i = 0; i < nflows; i++)
+		perm[i] = (uint32_t)i;
+	for (size_t i = nflows - 1; i > 0; i--) {
+		size_t j = bp_rand(&rng) % (i + 1);
+		uint32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	return perm;
+}
+
 /* ---- an allocator that counts what is outstanding ----------------------- */
 
 struct bp_alloc {
@@ -141,11 +202,20 @@ bp_round_up(size_t n)
 
 _Static_assert(sizeof(struct flowq_policy_flow) <= BP_LINE, "the view fits a line");
 
+/* A fairness case: the policy, and whether its flows join the band in a
+ * random order (bp_perm) rather than in memory order. */
+struct bp_fair_case {
+	const struct flowq_fairness_ops *ops;
+	bool scattered;
+};
+
 static void
 bench_policy_fairness(struct bench_state *st, void *arg)
 {
-	const struct flowq_fairness_ops *ops = arg;
+	const struct bp_fair_case *fc = arg;
+	const struct flowq_fairness_ops *ops = fc->ops;
 	size_t nflows = (size_t)bench_range(st, 0);
+	uint32_t *perm = NULL;
 	struct bp_alloc ca = {.a = {.alloc = bp_alloc_fn, .free = bp_free_fn}};
 	struct flowq_policy_env env = {.alloc = &ca.a,
 				       .priority = 0,
@@ -160,11 +230,15 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 	char msg[128];
 
 #define BP_FLOW(i) ((struct flowq_policy_flow *)(mem + (i) * stride))
+	/* The k-th flow to join. */
+#define BP_JOIN(k) BP_FLOW(perm != NULL ? perm[k] : (k))
 	ca.a.ctx = &ca;
 	bp_fill_sizes(sizes);
 	mem = aligned_alloc(BP_LINE, nflows * stride);
 	band = aligned_alloc(BP_LINE, bp_round_up(ops->desc.band_state_size + 1));
-	if (mem == NULL || band == NULL) {
+	if (fc->scattered)
+		perm = bp_perm(nflows);
+	if (mem == NULL || band == NULL || (fc->scattered && perm == NULL)) {
 		bench_skip_with_error(st, "out of memory");
 		goto out_free;
 	}
@@ -173,7 +247,8 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 		bench_skip_with_error(st, "band_init failed");
 		goto out_free;
 	}
-	for (size_t i = 0; i < nflows; i++) {
+	for (size_t k = 0; k < nflows; k++) {
+		size_t i = perm != NULL ? perm[k] : k;
 		struct flowq_policy_flow *f = BP_FLOW(i);
 		unsigned char *state = (unsigned char *)f + BP_LINE;
 
@@ -222,23 +297,25 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 		bench_set_items_processed(st, bench_iterations(st));
 	}
 	/* Empty every flow the way the engine does before it detaches. */
-	for (size_t i = 0; i < attached; i++) {
-		if (BP_FLOW(i)->queued != 0) {
-			BP_FLOW(i)->queued = 0;
-			ops->update(band, BP_FLOW(i), false, 0);
+	for (size_t k = 0; k < attached; k++) {
+		if (BP_JOIN(k)->queued != 0) {
+			BP_JOIN(k)->queued = 0;
+			ops->update(band, BP_JOIN(k), false, 0);
 		}
 	}
 	if (!bench_error_occurred(st) && ops->pick(band) != NULL)
 		bench_skip_with_error(st, "a flow is offered after every flow emptied");
 out_fini:
-	for (size_t i = 0; i < attached; i++)
-		ops->flow_detach(band, BP_FLOW(i), &env);
+	for (size_t k = 0; k < attached; k++)
+		ops->flow_detach(band, BP_JOIN(k), &env);
 	ops->band_fini(band, &env);
 	if (ca.outstanding != 0 && !bench_error_occurred(st))
 		bench_skip_with_error(st, "band_fini left memory allocated");
 out_free:
+	free(perm);
 	free(band);
 	free(mem);
+#undef BP_JOIN
 #undef BP_FLOW
 }
 
@@ -293,12 +370,8 @@ bench_policy_ordering(struct bench_state *st, void *arg)
 			ops->push_batch(states + f * ssz, &r, 1);
 		}
 	}
-	/* A stride coprime with nflows (7919 is prime and divides none of
-	 * the sizes): every flow is visited once per nflows decisions, in an
-	 * order that defeats the prefetcher. */
-	stride = 7919 % nflows;
-	if (stride == 0 || nflows % 7919 == 0)
-		stride = 1;
+	/* Every flow is visited once per nflows decisions, scattered. */
+	stride = bp_stride(nflows);
 
 	while (bench_keep_running_batch(st, BP_BATCH)) {
 		for (int k = 0; k < BP_BATCH; k++) {
@@ -395,9 +468,7 @@ bench_policy_displacement(struct bench_state *st, void *arg)
 			ops->arrived(band, states + f * ssz, r, (uint32_t)(1 + f % 4));
 		}
 	}
-	stride = 7919 % nflows;
-	if (stride == 0 || nflows % 7919 == 0)
-		stride = 1;
+	stride = bp_stride(nflows);
 	/* "none": the request that leaves is the next flow's; a per-flow
 	 * FIFO of indexes into reqs is overkill: take slot 0 or 1 in turn. */
 	unsigned turn = 0;
@@ -501,6 +572,113 @@ out:
 	free(slots);
 }
 
+/* ---- peers: the memory a fairness decision touches, without a policy ------ */
+
+/* Flows as the fairness case lays them out: the view on one line, one line
+ * of state (round_robin's and drr's states fit it). */
+#define BP_PEER_STRIDE (2 * BP_LINE)
+
+static unsigned char *
+bp_peer_flows(size_t nflows)
+{
+	unsigned char *mem = aligned_alloc(BP_LINE, nflows * BP_PEER_STRIDE);
+
+	if (mem != NULL)
+		memset(mem, 0, nflows * BP_PEER_STRIDE);
+	return mem;
+}
+
+static void
+bench_policy_peer_touch(struct bench_state *st, void *arg)
+{
+	size_t nflows = (size_t)bench_range(st, 0), k = 0;
+	unsigned char *mem = bp_peer_flows(nflows);
+	uint32_t *perm = arg != NULL ? bp_perm(nflows) : NULL;
+	uint64_t sizes[BP_SIZES], si = 0, sum = 0, count = 0;
+	int64_t key = 0;
+
+	if (mem == NULL || (arg != NULL && perm == NULL)) {
+		bench_skip_with_error(st, "out of memory");
+		goto out;
+	}
+	bp_fill_sizes(sizes);
+	for (size_t i = 0; i < nflows; i++) {
+		struct flowq_policy_flow *f =
+			(struct flowq_policy_flow *)(mem + i * BP_PEER_STRIDE);
+
+		f->queued = 1;
+		f->head_bytes = sizes[si++ % BP_SIZES];
+	}
+	while (bench_keep_running_batch(st, BP_BATCH)) {
+		for (int j = 0; j < BP_BATCH; j++) {
+			size_t i = perm != NULL ? perm[k] : k;
+			struct flowq_policy_flow *f =
+				(struct flowq_policy_flow *)(mem + i * BP_PEER_STRIDE);
+			uint64_t *state = (uint64_t *)((unsigned char *)f + BP_LINE);
+
+			if (++k == nflows)
+				k = 0;
+			/* The dispatcher reads the head and empties the flow;
+			 * the policy writes its state (a link, a position); a
+			 * new head arrives. */
+			sum += f->head_bytes;
+			f->queued = 0;
+			(*state)++;
+			f->queued = 1;
+			f->head_bytes = sizes[si++ % BP_SIZES];
+			f->head_key = key++;
+		}
+	}
+	/* Every decision wrote one state and read a head of >= 64 bytes. */
+	for (size_t i = 0; i < nflows; i++)
+		count += *(uint64_t *)(mem + i * BP_PEER_STRIDE + BP_LINE);
+	if (count != (uint64_t)bench_iterations(st) || sum < 64 * count)
+		bench_skip_with_error(st, "a decision was lost");
+	else
+		bench_set_items_processed(st, bench_iterations(st));
+out:
+	free(perm);
+	free(mem);
+}
+
+static void
+bench_policy_peer_chase(struct bench_state *st, void *arg)
+{
+	size_t nflows = (size_t)bench_range(st, 0), n = 0;
+	unsigned char *mem = bp_peer_flows(nflows);
+	uint32_t *perm = bp_perm(nflows);
+	void **p, **q;
+
+	(void)arg;
+	if (mem == NULL || perm == NULL) {
+		bench_skip_with_error(st, "out of memory");
+		goto out;
+	}
+#define BP_NEXT(i) ((void **)(mem + (size_t)(i) * BP_PEER_STRIDE + BP_LINE))
+	/* A cycle through every flow's state line, in the random order. */
+	for (size_t k = 0; k < nflows; k++)
+		*BP_NEXT(perm[k]) = BP_NEXT(perm[(k + 1) % nflows]);
+	p = BP_NEXT(perm[0]);
+	while (bench_keep_running_batch(st, BP_BATCH)) {
+		for (int j = 0; j < BP_BATCH; j++)
+			p = *p;
+	}
+	/* p is still on the cycle: nflows steps bring it back. */
+	q = p;
+	do {
+		q = *q;
+		n++;
+	} while (q != p && n <= nflows);
+	if (n != nflows)
+		bench_skip_with_error(st, "the chain is broken");
+	else
+		bench_set_items_processed(st, bench_iterations(st));
+#undef BP_NEXT
+out:
+	free(perm);
+	free(mem);
+}
+
 /* ---- registration ------------------------------------------------------------ */
 
 static void
@@ -518,12 +696,22 @@ bench_policy_register(void)
 {
 	char name[96];
 
+	static struct bp_fair_case fair[2][FLOWQ_POLICY_MAX];
+
 	bp_sizes(bench_register("BM_policy_peer_binary_heap", bench_policy_peer_heap, NULL));
-	for (size_t i = 0; flowq_fairness_at(i) != NULL; i++) {
+	bp_sizes(bench_register("BM_policy_peer_flow_touch", bench_policy_peer_touch, NULL));
+	bp_sizes(bench_register("BM_policy_peer_flow_touch_scattered", bench_policy_peer_touch,
+				(void *)fair));
+	bp_sizes(bench_register("BM_policy_peer_pointer_chase", bench_policy_peer_chase, NULL));
+	for (size_t i = 0; flowq_fairness_at(i) != NULL && i < FLOWQ_POLICY_MAX; i++) {
 		const struct flowq_fairness_ops *ops = flowq_fairness_at(i);
 
+		fair[0][i] = (struct bp_fair_case){.ops = ops, .scattered = false};
+		fair[1][i] = (struct bp_fair_case){.ops = ops, .scattered = true};
 		snprintf(name, sizeof(name), "BM_policy_fairness_%s", ops->desc.name);
-		bp_sizes(bench_register(name, bench_policy_fairness, (void *)ops));
+		bp_sizes(bench_register(name, bench_policy_fairness, &fair[0][i]));
+		snprintf(name, sizeof(name), "BM_policy_fairness_scattered_%s", ops->desc.name);
+		bp_sizes(bench_register(name, bench_policy_fairness, &fair[1][i]));
 	}
 	for (size_t i = 0; flowq_ordering_at(i) != NULL; i++) {
 		const struct flowq_ordering_ops *ops = flowq_ordering_at(i);

@@ -31,32 +31,60 @@
  * queues behind the flows already served in it, as on the textbook's
  * tail-appended active list). While heads do not change, the result is the
  * textbook schedule, round for round; only the order *within* a round can
- * differ (flows are served in the order they were scheduled for it).
+ * differ (see "Data structure" for the order).
  *
- * Data structure: a timing wheel of DRR_WHEEL = 64 round buckets (each a
- * FIFO list of flows) for rounds round .. round + 63, with a 64-bit
- * occupancy word, and a heap (flow_heap.h) for flows scheduled further
- * ahead ("far": a head larger than 63 * w * Q bytes). pick() is the front
- * of the current round's bucket, or else the far heap's top when its round
- * is the current one. When the current round has no flow left the band
- * moves to the next round that has one: a rotate and a count of trailing
- * zeros of the occupancy word, compared with the far heap's top, so empty
- * rounds cost nothing.
+ * Data structure. Most flows are scheduled one round ahead (every flow
+ * whose head fits in w * Q bytes, k = 1), so the current and the next
+ * round are kept in one flow ring (flow_ring.h: a FIFO in an array, with a
+ * look-ahead prefetch), split at its mark: the flows of the current round
+ * not yet done with it from the front up to the mark, then the flows
+ * scheduled for the next round; when the band moves on, the mark moves to
+ * the tail. Flows scheduled 2 to 63 rounds ahead go to a timing wheel of
+ * DRR_WHEEL = 64 round buckets (FIFO lists) with a 64-bit occupancy word,
+ * and flows scheduled further ahead ("far": a head larger than
+ * 63 * w * Q bytes) to a 4-ary heap (flow_heap.h's flowq__kheap) by
+ * (round, scheduling order). pick() is the ring's front if it is before the
+ * mark, else the front of the current round's bucket, else the far heap's
+ * top when its round is the current one: within a round, the flows
+ * scheduled one round ahead go first, in the order they were scheduled,
+ * then the wheel's, then the far ones. When the current round has no flow
+ * left the band moves to the next round that has one: the next if the ring
+ * has flows after the mark, else a rotate and a count of trailing zeros of
+ * the occupancy word, compared with the far heap's top, so empty rounds
+ * cost nothing.
+ *
+ * Places. A flow that leaves the ring from the middle keeps its place (a
+ * tombstone, flow_ring.h) until the front passes it. Scheduled for the next
+ * round again, it takes that place back if it is after the mark (the next
+ * round's part); a place before the mark is in the current round, where a
+ * rescheduled flow must not be served again, so it gives that place up (an
+ * orphan) and joins at the tail. That happens at most once per flow and
+ * round (its new place is after the mark), and those orphans are all passed
+ * when the round ends: the ring reserves two slots per flow for it.
+ *
+ * Why a ring: with the rounds' flows in lists linked through the flows'
+ * states, finding the next flow meant reading the current one's state, a
+ * dependent cache miss per decision once the flows outnumber the caches
+ * and the round's order is not their memory order (flow_ring.h). A flow
+ * scheduled 2+ rounds ahead still waits in a linked bucket: those are flows
+ * whose heads exceed a quantum, each visited once per several rounds.
  *
  * Cost per call: pick O(1); update and flow_backlogged O(1) (at most one
- * 64-bit division, skipped when the head fits in one quantum), and
+ * 64-bit division, skipped when the head fits in one quantum; amortized:
+ * a ring's front passes the places of flows that left, once each), and
  * O(log F) only when the flow goes to or leaves the far heap, i.e. for a
  * request larger than 63 * w * Q bytes (258 KB at the default quantum and
- * weight 1). flow_attach/flow_detach amortized O(1) (the far heap's slot
- * array, flow_heap.h, the only allocation). Memory: 64 bytes per flow,
- * about 1.1 KB per band and shard plus 8 bytes per attached flow.
+ * weight 1). flow_attach/flow_detach amortized O(1) (the rings' and the far
+ * heap's arrays, the only allocations). Memory: 64 bytes per flow, about
+ * 1.1 KB per band and shard, plus per attached flow 24-96 bytes of far
+ * heap and 32-128 bytes of ring slots (flow_ring.h's sizing).
  *
  * Changes while waiting. A backlogged flow's head can change before its
  * turn (an eviction, or an ordering other than fcfs putting a new request
  * first): update(f, false, 0) reschedules it at the first round after the
  * current one at which its credit covers the new head (possibly earlier
  * than before, never in the current round, in which it may have had its
- * visit already). A flow in the current round whose new head no longer
+ * visit already; see "Places" for its place in the ring). A flow in the current round whose new head no longer
  * fits ends its turn as above. pick() never changes state (policy.h): a
  * pick that is not followed by a dispatch (the gate closed) leaves the
  * flow where it was.
@@ -110,12 +138,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <flowq/heap.h>
 #include <flowq/list.h>
 #include <flowq/policy.h>
 
 #include "builtin.h"
 #include "flow_heap.h"
+#include "flow_ring.h"
 
 /* Round buckets of the wheel: one 64-bit occupancy word. */
 #define DRR_WHEEL 64u
@@ -128,13 +156,19 @@
 _Static_assert(DRR_WHEEL == 64, "the occupancy word has 64 bits");
 
 struct drr_band {
-	/* wheel[i]: flows scheduled for the round in [round, round + 63]
-	 * that is i modulo 64, in the order they were scheduled. */
+	/* The flows of the current round not yet done with it, front first,
+	 * up to ring.mark; from the mark on, the flows scheduled for the
+	 * next round. */
+	struct flowq__fring ring;
+	/* wheel[i]: flows scheduled 2 to 63 rounds ahead when they were
+	 * placed, for the round in [round, round + 63] that is i modulo 64, in
+	 * the order they were scheduled. */
 	struct flowq_list wheel[DRR_WHEEL];
 	/* Bit i set iff wheel[i] is non-empty. */
 	uint64_t occupied;
-	/* The current round: its bucket is non-empty or the far heap's top is
-	 * scheduled for it, unless nothing is backlogged. */
+	/* The current round: the ring has a flow before its mark, or its
+	 * bucket is non-empty, or the far heap's top is scheduled for it,
+	 * unless nothing is backlogged. */
 	uint64_t round;
 	/* env->quantum, checked at band_init: bytes per visit at weight 1. */
 	uint64_t quantum;
@@ -144,14 +178,22 @@ struct drr_band {
 	uint64_t far_seq;
 	/* Flows scheduled at least 64 rounds ahead when they were placed, by
 	 * (round, scheduling order); room for every attached flow. */
-	struct flowq__fheap far;
+	struct flowq__kheap far;
+};
+
+/* Where a backlogged flow is scheduled. */
+enum drr_where {
+	DRR_NONE = 0, /* not backlogged (zeroed state) */
+	DRR_RING,
+	DRR_WHEEL_LIST,
+	DRR_FAR,
 };
 
 struct drr_flow {
-	/* In a wheel bucket while scheduled within 64 rounds. */
+	/* Its place in the ring (flow_ring.h). */
+	struct flowq__fring_node node;
+	/* In a wheel bucket while scheduled 2 to 63 rounds ahead. */
 	struct flowq_list_node link;
-	/* In the far heap while scheduled further ahead. */
-	struct flowq_heap_node hn;
 	/* The round the flow is served in next (while backlogged). */
 	uint64_t round;
 	/* Its deficit counter as of that round's visit (>= cost(head) while
@@ -159,7 +201,14 @@ struct drr_flow {
 	uint64_t credit;
 	/* The engine's view of the flow, returned by pick(). */
 	struct flowq_policy_flow *flow;
+	/* In the far heap while scheduled 64+ rounds ahead. */
+	struct flowq__kheap_node kn;
+	/* enum drr_where. */
+	uint8_t where;
 };
+
+/* One line: the ring prefetches it whole (flow_ring.h). */
+_Static_assert(sizeof(struct drr_flow) <= 64, "a drr flow state fits a cache line");
 
 static inline struct drr_flow *
 drr_flow_of(const struct flowq_policy_flow *f)
@@ -195,16 +244,10 @@ drr_visits(uint64_t need, uint64_t wq)
 	return need / wq + (need % wq != 0);
 }
 
-static inline bool
-drr_scheduled(const struct drr_flow *df)
-{
-	return flowq_list_linked(&df->link) || flowq_heap_member(&df->hn);
-}
-
 static inline struct drr_flow *
-drr_of_hn(struct flowq_heap_node *n)
+drr_of_kn(struct flowq__kheap_node *n)
 {
-	return (struct drr_flow *)((char *)n - offsetof(struct drr_flow, hn));
+	return (struct drr_flow *)((char *)n - offsetof(struct drr_flow, kn));
 }
 
 static inline uint64_t
@@ -213,67 +256,112 @@ drr_rotr(uint64_t x, unsigned s)
 	return s == 0 ? x : (x >> s) | (x << (64 - s));
 }
 
-/* Take @df out of its bucket or the far heap. */
+/* Take @df (in the wheel or the far heap) out. */
 static void
-drr_unschedule(struct drr_band *b, struct drr_flow *df)
+drr_unschedule_far(struct drr_band *b, struct drr_flow *df)
 {
-	if (flowq_list_linked(&df->link)) {
+	if (df->where == DRR_WHEEL_LIST) {
 		unsigned i = (unsigned)(df->round % DRR_WHEEL);
 
 		flowq_list_remove(&df->link);
 		if (flowq_list_empty(&b->wheel[i]))
 			b->occupied &= ~(UINT64_C(1) << i);
-	} else if (flowq_heap_member(&df->hn)) {
-		(void)flowq_heap_remove(&b->far.heap, &df->hn);
+	} else {
+		flowq__kheap_remove(&b->far, &df->kn);
+	}
+	df->where = DRR_NONE;
+}
+
+/* Take @df (scheduled) out of the ring, its bucket or the far heap. The
+ * ring is the hot case: inline. */
+static inline void
+drr_unschedule(struct drr_band *b, struct drr_flow *df)
+{
+	if (df->where == DRR_RING) {
+		flowq__fring_remove(&b->ring, &df->node);
+		df->where = DRR_NONE;
+	} else {
+		drr_unschedule_far(b, df);
 	}
 }
 
-/* Schedule @df (not scheduled) for round @round >= b->round, at the back
- * of that round. */
+/* Schedule @df (not scheduled) for the next round: at the tail of the
+ * ring, or at the place it still owns in the next round's part ("Places"
+ * above). The hot case: inline. */
+static inline void
+drr_schedule_next(struct drr_band *b, struct drr_flow *df)
+{
+	struct flowq__fring *r = &b->ring;
+
+	df->round = b->round + 1;
+	df->where = DRR_RING;
+	if (flowq__fring_owns(r, &df->node)) {
+		if (df->node.pos >= r->mark) {
+			flowq__fring_revive(r, df->flow, &df->node);
+			return;
+		}
+		flowq__fring_abandon(r, &df->node);
+	}
+	flowq__fring_push(r, df->flow, &df->node);
+}
+
+/* Schedule @df (not scheduled) for round @round > b->round, at the back of
+ * that round. */
 static void
 drr_schedule(struct drr_band *b, struct drr_flow *df, uint64_t round)
 {
+	uint64_t ahead = round - b->round;
+
+	assert(df->where == DRR_NONE && ahead >= 1);
+	if (ahead == 1) {
+		drr_schedule_next(b, df);
+		return;
+	}
 	df->round = round;
-	if (round - b->round < DRR_WHEEL) {
+	if (ahead < DRR_WHEEL) {
 		unsigned i = (unsigned)(round % DRR_WHEEL);
 
 		flowq_list_push_back(&b->wheel[i], &df->link);
 		b->occupied |= UINT64_C(1) << i;
+		df->where = DRR_WHEEL_LIST;
 	} else {
-		int rc;
-
-		if (flowq_heap_len(&b->far.heap) == 0)
+		if (b->far.len == 0)
 			b->far_base = b->round; /* a free rebase */
-		df->hn.key = (int64_t)(round - b->far_base);
-		df->hn.seq = b->far_seq++;
-		rc = flowq_heap_push(&b->far.heap, &df->hn);
-		/* -ENOSPC is impossible: the heap has room for every
-		 * attached flow (flow_heap.h). */
-		assert(rc == 0);
-		(void)rc;
+		/* The heap has room for every attached flow (flow_heap.h). */
+		flowq__kheap_push(&b->far, &df->kn, (int64_t)(round - b->far_base),
+				  b->far_seq++);
+		df->where = DRR_FAR;
 	}
 }
 
-/* Restore the invariant on b->round: if its bucket is empty and the far
- * heap has nothing for it, move to the nearest round that has a flow (none:
- * stay). O(1), plus O(far flows) for a rebase every 2^61 rounds. */
-static void
-drr_advance(struct drr_band *b)
+/* Whether the ring has a flow of the current round (before its mark). */
+static inline bool
+drr_ring_current(const struct drr_band *b)
 {
-	struct flowq_heap_node *top;
+	return b->ring.head < b->ring.mark;
+}
+
+/* drr_advance() once the ring has no flow of the current round. */
+static void
+drr_advance_round(struct drr_band *b)
+{
+	struct flowq__kheap_node *top;
 	uint64_t step = UINT64_MAX;
 
 	if (b->occupied & (UINT64_C(1) << (b->round % DRR_WHEEL)))
 		return;
-	top = flowq_heap_peek(&b->far.heap);
+	top = flowq__kheap_peek(&b->far);
 	if (top != NULL) {
-		uint64_t fr = b->far_base + (uint64_t)top->key;
+		uint64_t fr = b->far_base + (uint64_t)flowq__kheap_key(&b->far, top);
 
 		if (fr == b->round)
 			return;
 		step = fr - b->round;
 	}
-	if (b->occupied != 0) {
+	if (!flowq__fring_empty(&b->ring)) {
+		/* The front is after the mark: a flow of the next round. */
+		step = 1;
+	} else if (b->occupied != 0) {
 		/* Bit 0 of the rotated word is the current (empty) bucket,
 		 * so the distance to the next occupied one is >= 1. */
 		uint64_t d = (uint64_t)__builtin_ctzll(
@@ -285,12 +373,25 @@ drr_advance(struct drr_band *b)
 	if (step == UINT64_MAX)
 		return; /* nothing backlogged */
 	b->round += step;
+	/* The ring's flows (none if step > 1) are the new round's. */
+	b->ring.mark = b->ring.tail;
 	if (top != NULL && b->round - b->far_base >= DRR_REBASE) {
 		/* Every far flow is scheduled at or after the new round, so
 		 * no key goes negative. */
-		flowq__fheap_shift(&b->far, (int64_t)(b->round - b->far_base));
+		flowq__kheap_shift(&b->far, (int64_t)(b->round - b->far_base));
 		b->far_base = b->round;
 	}
+}
+
+/* Restore the invariant on b->round: if the current round has no flow
+ * left, move to the nearest round that has one (none: stay). O(1), plus
+ * O(far flows) for a rebase every 2^61 rounds. The usual case, flows left
+ * in the current ring, inline. */
+static inline void
+drr_advance(struct drr_band *b)
+{
+	if (!drr_ring_current(b))
+		drr_advance_round(b);
 }
 
 static int
@@ -302,6 +403,8 @@ drr_band_init(void *band, const struct flowq_policy_env *env)
 	 * range (FLOWQ_LIMIT_MAX = 2^62); refuse what it would not lend. */
 	if (env->quantum == 0 || env->quantum > DRR_MAX_CREDIT)
 		return -EINVAL;
+	/* Two slots per flow: its own and one it may give up ("Places"). */
+	flowq__fring_init(&b->ring, 2);
 	for (unsigned i = 0; i < DRR_WHEEL; i++)
 		flowq_list_init(&b->wheel[i]);
 	b->occupied = 0;
@@ -309,7 +412,7 @@ drr_band_init(void *band, const struct flowq_policy_env *env)
 	b->quantum = env->quantum;
 	b->far_base = 0;
 	b->far_seq = 0;
-	flowq__fheap_init(&b->far);
+	flowq__kheap_init(&b->far);
 	return 0;
 }
 
@@ -318,7 +421,8 @@ drr_band_fini(void *band, const struct flowq_policy_env *env)
 {
 	struct drr_band *b = band;
 
-	flowq__fheap_fini(&b->far, env->alloc);
+	flowq__fring_fini(&b->ring, env->alloc);
+	flowq__kheap_fini(&b->far, env->alloc);
 }
 
 static int
@@ -327,16 +431,22 @@ drr_flow_attach(void *band, struct flowq_policy_flow *f,
 {
 	struct drr_band *b = band;
 	struct drr_flow *df = drr_flow_of(f);
-	int rc = flowq__fheap_attach(&b->far, env->alloc);
+	int rc = flowq__kheap_attach(&b->far, env->alloc);
 
 	if (rc != 0)
 		return rc;
+	flowq__fring_node_init(&df->node);
+	rc = flowq__fring_attach(&b->ring, env->alloc);
+	if (rc != 0) {
+		flowq__kheap_detach(&b->far, env->alloc);
+		return rc;
+	}
 	flowq_list_node_init(&df->link);
-	/* The state is zeroed, and idx 0 would read as "member of a heap". */
-	flowq_heap_node_init(&df->hn);
+	flowq__kheap_node_init(&df->kn);
 	df->round = 0;
 	df->credit = 0;
 	df->flow = f;
+	df->where = DRR_NONE;
 	return 0;
 }
 
@@ -348,13 +458,15 @@ drr_flow_detach(void *band, struct flowq_policy_flow *f,
 	struct drr_flow *df = drr_flow_of(f);
 
 	/* A detached flow is empty, so update() has unscheduled it already;
-	 * doing it here too keeps a dangling link out of the band even if the
-	 * engine got that wrong. */
-	if (drr_scheduled(df)) {
+	 * doing it here too keeps a dangling reference out of the band even
+	 * if the engine got that wrong. */
+	if (df->where != DRR_NONE) {
 		drr_unschedule(b, df);
 		drr_advance(b);
 	}
-	flowq__fheap_detach(&b->far, env->alloc);
+	/* The ring forgets the place it may still own. */
+	flowq__fring_detach(&b->ring, &df->node, env->alloc);
+	flowq__kheap_detach(&b->far, env->alloc);
 }
 
 /*
@@ -400,7 +512,7 @@ drr_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t se
 	struct drr_flow *df = drr_flow_of(f);
 	uint64_t need, wq;
 
-	if (!drr_scheduled(df))
+	if (df->where == DRR_NONE)
 		return;
 	if (f->queued == 0) {
 		/* Empty: forget it, credit included (no banked credit). */
@@ -443,7 +555,7 @@ drr_flow_backlogged(void *band, struct flowq_policy_flow *f)
 	struct drr_flow *df = drr_flow_of(f);
 	uint64_t need, wq, k;
 
-	if (drr_scheduled(df)) {
+	if (df->where != DRR_NONE) {
 		/* Already offered (a repeated call): just follow the head. */
 		drr_update(band, f, false, 0);
 		return;
@@ -451,9 +563,15 @@ drr_flow_backlogged(void *band, struct flowq_policy_flow *f)
 	/* DC starts at 0: first visit in the next round, served at the k-th. */
 	need = drr_cost(f->head_bytes);
 	wq = drr_wq(b, f);
-	k = drr_visits(need, wq);
-	df->credit = k * wq;
-	drr_schedule(b, df, b->round + k);
+	if (need <= wq) {
+		/* k = 1, the usual case. */
+		df->credit = wq;
+		drr_schedule_next(b, df);
+	} else {
+		k = drr_visits(need, wq);
+		df->credit = k * wq;
+		drr_schedule(b, df, b->round + k);
+	}
 	drr_advance(b);
 }
 
@@ -461,14 +579,17 @@ static struct flowq_policy_flow *
 drr_pick(void *band)
 {
 	struct drr_band *b = band;
-	const struct flowq_list *l = &b->wheel[b->round % DRR_WHEEL];
-	struct flowq_heap_node *top;
+	const struct flowq_list *l;
+	struct flowq__kheap_node *top;
 
+	if (drr_ring_current(b))
+		return flowq__fring_front(&b->ring);
+	l = &b->wheel[b->round % DRR_WHEEL];
 	if (!flowq_list_empty(l))
 		return flowq_list_entry(l->head.next, struct drr_flow, link)->flow;
 	/* By the invariant on b->round, a far top is scheduled for it. */
-	top = flowq_heap_peek(&b->far.heap);
-	return top == NULL ? NULL : drr_of_hn(top)->flow;
+	top = flowq__kheap_peek(&b->far);
+	return top == NULL ? NULL : drr_of_kn(top)->flow;
 }
 
 const struct flowq_fairness_ops flowq_fairness_drr = {

@@ -57,29 +57,11 @@ flowq__fheap_fini(struct flowq__fheap *h, const struct flowq_allocator *a)
 	flowq__fheap_init(h);
 }
 
-/* The sizing rule both heaps follow (flow_heap.h): the capacity after a
- * full array, or 0 when @p cap already is @p max (no room can be made). */
-static uint32_t
-cap_grown(uint32_t cap, uint32_t max)
-{
-	if (cap >= max)
-		return 0;
-	return cap < FLOWQ__FHEAP_MIN_CAP ? FLOWQ__FHEAP_MIN_CAP : cap > max / 2 ? max : cap * 2;
-}
-
-/* Whether to halve an array of @p cap after a detach left @p nattached
- * flows attached and @p len members in it. */
-static bool
-cap_shrinks(uint32_t nattached, uint32_t cap, uint32_t len)
-{
-	return nattached <= cap / 4 && cap / 2 >= FLOWQ__FHEAP_MIN_CAP && len <= cap / 2;
-}
-
 int
 flowq__fheap_attach(struct flowq__fheap *h, const struct flowq_allocator *a)
 {
 	if (h->nattached == h->heap.cap) {
-		uint32_t cap = cap_grown(h->heap.cap, FLOWQ_HEAP_MAX_CAP);
+		uint32_t cap = flowq__cap_grown(h->heap.cap, FLOWQ_HEAP_MAX_CAP);
 		int rc = cap ? fheap_resize(h, cap, a) : -ENOMEM;
 
 		if (rc != 0)
@@ -96,7 +78,7 @@ flowq__fheap_detach(struct flowq__fheap *h, const struct flowq_allocator *a)
 	if (h->nattached == 0)
 		return; /* a detach without attach: keep the count sane */
 	h->nattached--;
-	if (cap_shrinks(h->nattached, h->heap.cap, h->heap.len))
+	if (flowq__cap_shrinks(h->nattached, h->heap.cap, h->heap.len))
 		(void)fheap_resize(h, h->heap.cap / 2, a); /* best effort */
 }
 
@@ -208,7 +190,7 @@ int
 flowq__kheap_attach(struct flowq__kheap *h, const struct flowq_allocator *a)
 {
 	if (h->nattached == h->cap) {
-		uint32_t cap = cap_grown(h->cap, KHEAP_MAX_CAP);
+		uint32_t cap = flowq__cap_grown(h->cap, KHEAP_MAX_CAP);
 		int rc = cap ? kheap_resize(h, cap, a) : -ENOMEM;
 
 		if (rc != 0)
@@ -225,7 +207,7 @@ flowq__kheap_detach(struct flowq__kheap *h, const struct flowq_allocator *a)
 	if (h->nattached == 0)
 		return;
 	h->nattached--;
-	if (cap_shrinks(h->nattached, h->cap, h->len))
+	if (flowq__cap_shrinks(h->nattached, h->cap, h->len))
 		(void)kheap_resize(h, h->cap / 2, a); /* best effort */
 }
 

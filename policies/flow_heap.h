@@ -34,6 +34,29 @@
 /* Smallest slot array, in flows. */
 #define FLOWQ__FHEAP_MIN_CAP 8u
 
+/*
+ * The sizing rule above, shared by both heaps and by the flow ring
+ * (flow_ring.h): the capacity after a full array of @p cap slots, or 0 when
+ * @p cap already is @p max (no room can be made). From 0 the first array has
+ * FLOWQ__FHEAP_MIN_CAP slots; a power-of-two @p max keeps every capacity a
+ * power of two.
+ */
+static inline uint32_t
+flowq__cap_grown(uint32_t cap, uint32_t max)
+{
+	if (cap >= max)
+		return 0;
+	return cap < FLOWQ__FHEAP_MIN_CAP ? FLOWQ__FHEAP_MIN_CAP : cap > max / 2 ? max : cap * 2;
+}
+
+/* Whether to halve an array of @p cap slots after a detach left @p nattached
+ * flows that may need a slot and @p len slots in use. */
+static inline bool
+flowq__cap_shrinks(uint32_t nattached, uint32_t cap, uint32_t len)
+{
+	return nattached <= cap / 4 && cap / 2 >= FLOWQ__FHEAP_MIN_CAP && len <= cap / 2;
+}
+
 struct flowq__fheap {
 	/* Members by (key, seq); heap.cap >= nattached once any flow is
 	 * attached. */

@@ -189,37 +189,3 @@ flowq_pheap_remove(struct flowq_pheap *h, struct flowq_pheap_node *n)
 	flowq_pheap_node_init(n);
 	return 0;
 }
-
-int
-flowq_pheap_decrease(struct flowq_pheap *h, struct flowq_pheap_node *n, int64_t key,
-		     uint64_t seq)
-{
-	struct flowq_pheap_node *p = n->prev;
-	struct flowq_pheap_node probe = {.key = key, .seq = seq};
-
-	if (p == NULL || pheap_less(n, &probe))
-		return -EINVAL;
-	if (p == n) {
-		/* A root: ours, or another heap's; it stays on top. */
-		if (h->root != n)
-			return -EINVAL;
-		n->key = key;
-		n->seq = seq;
-		return 0;
-	}
-	/* Cut n's subtree out of its sibling list, as remove does, but keep
-	 * it whole: n's children are >= n's old position >= the new one, so
-	 * the subtree stays heap-ordered; meld it with the root. O(1). */
-	if (p->child == n)
-		p->child = n->next;
-	else
-		p->next = n->next;
-	if (n->next != NULL)
-		n->next->prev = p;
-	n->next = NULL;
-	n->prev = n;
-	n->key = key;
-	n->seq = seq;
-	pheap_meld_root(h, n);
-	return 0;
-}

@@ -19,49 +19,8 @@
 #include <flowq/alloc.h>
 
 #include "flow_heap.h"
+#include "count_alloc.h"
 #include "test_util.h"
-
-struct count_alloc {
-	struct flowq_allocator a;
-	size_t outstanding;
-	unsigned allocs, fail_after;
-};
-
-static void *
-ca_alloc(size_t size, size_t align, void *ctx)
-{
-	struct count_alloc *c = ctx;
-	void *p;
-
-	if (c->allocs >= c->fail_after)
-		return NULL;
-	p = flowq_allocator_libc()->alloc(size, align, NULL);
-	if (p != NULL) {
-		c->allocs++;
-		c->outstanding += size;
-	}
-	return p;
-}
-
-static void
-ca_free(void *p, size_t size, size_t align, void *ctx)
-{
-	struct count_alloc *c = ctx;
-
-	cr_assert_geq(c->outstanding, size);
-	c->outstanding -= size;
-	flowq_allocator_libc()->free(p, size, align, NULL);
-}
-
-static void
-ca_init(struct count_alloc *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->a.alloc = ca_alloc;
-	c->a.free = ca_free;
-	c->a.ctx = c;
-	c->fail_after = ~0u;
-}
 
 #define N 600
 
@@ -102,11 +61,11 @@ check(const struct flowq__kheap *h, struct member *m)
 Test(flow_heap, kheap_matches_a_model_through_random_operations)
 {
 	static struct member m[N];
-	struct count_alloc ca;
+	struct test_count_alloc ca;
 	struct flowq__kheap h;
 	uint64_t rng = 42, seq = 0;
 
-	ca_init(&ca);
+	test_count_alloc_init(&ca);
 	flowq__kheap_init(&h);
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(flowq__kheap_attach(&h, &ca.a), 0);
@@ -167,12 +126,12 @@ Test(flow_heap, kheap_matches_a_model_through_random_operations)
  * attached flow, shrink at a quarter, -ENOMEM leaves it unchanged. */
 Test(flow_heap, capacity_grows_shrinks_and_survives_enomem)
 {
-	struct count_alloc ca;
+	struct test_count_alloc ca;
 	struct flowq__kheap k;
 	struct flowq__fheap f;
 	uint32_t cap;
 
-	ca_init(&ca);
+	test_count_alloc_init(&ca);
 	flowq__kheap_init(&k);
 	flowq__fheap_init(&f);
 	cr_assert_eq(ca.allocs, 0, "nothing before the first attach");
@@ -195,7 +154,7 @@ Test(flow_heap, capacity_grows_shrinks_and_survives_enomem)
 	while (k.nattached > cap / 4)
 		flowq__kheap_detach(&k, &ca.a);
 	cr_assert_eq(k.cap, cap, "a failed shrink keeps the array");
-	ca.fail_after = ~0u;
+	ca.fail_after = ~0ul;
 	flowq__kheap_detach(&k, &ca.a);
 	cr_assert_lt(k.cap, cap, "shrunk");
 	while (k.nattached > 0)

@@ -38,6 +38,7 @@
 #include <flowq/policy.h>
 #include <flowq/types.h>
 
+#include "count_alloc.h"
 #include "test_util.h"
 
 /* ---- a test ordering: newest first ---------------------------------------- */
@@ -109,46 +110,11 @@ static const struct flowq_ordering_ops test_lifo = {
 /* ---- the model engine ------------------------------------------------------ */
 
 /*
- * An allocator that counts what is outstanding and can be told to fail:
- * libc underneath (flowq_allocator_libc()). The model checks that a policy
- * gives back everything by band_fini; LeakSanitizer alone would not fail the
- * suite, because a leak report from a Criterion worker comes after the test
- * result is recorded.
+ * The model allocates through struct test_count_alloc (count_alloc.h) and
+ * checks that a policy gives back everything by band_fini; LeakSanitizer
+ * alone would not fail the suite, because a leak report from a Criterion
+ * worker comes after the test result is recorded.
  */
-struct count_alloc {
-	struct flowq_allocator a;
-	size_t outstanding, peak;
-	unsigned allocs;
-	unsigned fail_after; /* allocations that succeed; UINT_MAX = all */
-};
-
-static void *
-count_alloc_fn(size_t size, size_t align, void *ctx)
-{
-	struct count_alloc *c = ctx;
-	void *p;
-
-	if (c->allocs >= c->fail_after)
-		return NULL;
-	p = flowq_allocator_libc()->alloc(size, align, NULL);
-	if (p != NULL) {
-		c->allocs++;
-		c->outstanding += size;
-		if (c->outstanding > c->peak)
-			c->peak = c->outstanding;
-	}
-	return p;
-}
-
-static void
-count_free_fn(void *p, size_t size, size_t align, void *ctx)
-{
-	struct count_alloc *c = ctx;
-
-	cr_assert_geq(c->outstanding, size, "freed more than allocated");
-	c->outstanding -= size;
-	flowq_allocator_libc()->free(p, size, align, NULL);
-}
 
 /* Flow slots of a model; at most MODEL_FLOWS are attached at once. */
 #define MODEL_FLOWS 40
@@ -181,7 +147,7 @@ struct mflow {
 struct model {
 	const struct flowq_fairness_ops *fair;
 	const struct flowq_ordering_ops *ord;
-	struct count_alloc ca;
+	struct test_count_alloc ca;
 	struct flowq_policy_env env;
 	void *band;
 	struct mflow flows[MODEL_FLOWS];
@@ -227,10 +193,10 @@ model_init(struct model *m, const struct flowq_fairness_ops *fair,
 	memset(m, 0, sizeof(*m));
 	m->fair = fair;
 	m->ord = ord;
-	m->ca.a.alloc = count_alloc_fn;
-	m->ca.a.free = count_free_fn;
+	m->ca.a.alloc = test_count_alloc_fn;
+	m->ca.a.free = test_count_free_fn;
 	m->ca.a.ctx = &m->ca;
-	m->ca.fail_after = ~0u;
+	m->ca.fail_after = ~0ul;
 	m->env.alloc = &m->ca.a;
 	m->env.priority = 3;
 	/* Resolved by the engine, never 0 (policy.h); drr refuses 0. Small,
@@ -750,8 +716,8 @@ Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
 {
 	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");
 	enum { N = 1000 };
-	struct count_alloc ca = {.a = {.alloc = count_alloc_fn, .free = count_free_fn},
-				 .fail_after = ~0u};
+	struct test_count_alloc ca = {.a = {.alloc = test_count_alloc_fn, .free = test_count_free_fn},
+				 .fail_after = ~0ul};
 	struct flowq_policy_env env = {.alloc = &ca.a, .priority = 0};
 	static struct flowq_policy_flow pf[N];
 	/* Policy state is engine memory, aligned for any type. */
@@ -801,7 +767,7 @@ Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
 Test(global_strict, attach_enomem_leaves_the_band_working)
 {
 	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");
-	struct count_alloc ca = {.a = {.alloc = count_alloc_fn, .free = count_free_fn},
+	struct test_count_alloc ca = {.a = {.alloc = test_count_alloc_fn, .free = test_count_free_fn},
 				 .fail_after = 1};
 	struct flowq_policy_env env = {.alloc = &ca.a, .priority = 0};
 	struct flowq_policy_flow pf[40];
@@ -835,7 +801,7 @@ Test(global_strict, attach_enomem_leaves_the_band_working)
 	}
 	cr_assert_null(gs->pick(band));
 	/* Once memory is back, the failed flow attaches. */
-	ca.fail_after = ~0u;
+	ca.fail_after = ~0ul;
 	cr_assert_eq(gs->flow_attach(band, &pf[attached], &env), 0);
 	for (int i = 0; i <= attached; i++)
 		gs->flow_detach(band, &pf[i], &env);

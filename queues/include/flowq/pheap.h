@@ -175,19 +175,6 @@ flowq_pheap_pop(struct flowq_pheap *h);
 FLOWQ_API int
 flowq_pheap_remove(struct flowq_pheap *h, struct flowq_pheap_node *n);
 
-/**
- * Move member @p n of @p h up to (@p key, @p seq), which must not order
- * after its current (key, seq) (decrease-key): its subtree is cut out and
- * melded with the root, O(1), no pairing. For a key that grows, remove and
- * push again.
- * @return 0; -EINVAL @p n is not a member of @p h (as far as a root check
- *         can tell, see flowq_pheap_remove()) or the new (key, seq) orders
- *         after the old one.
- */
-int
-flowq_pheap_decrease(struct flowq_pheap *h, struct flowq_pheap_node *n, int64_t key,
-		     uint64_t seq);
-
 #ifdef __cplusplus
 }
 #endif

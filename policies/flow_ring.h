@@ -41,34 +41,24 @@
  * (amortized O(1): each dead slot is passed once; passing reads only the
  * array, never a member). A member that owns a tombstone and joins again
  * revives it (flowq__fring_revive()): it takes its old place back. So a
- * member owns at most one slot. A member that owns a tombstone may also
- * give it up (flowq__fring_abandon(): it becomes an orphan) to join at the
- * back instead, which is how drr keeps two rounds in one ring. The owner
- * promises that the orphans abandoning made since the last attach, while
- * in the ring, never number more than (per - 1) x the members attached
- * after that attach (see the capacity rule; drr: a flow gives up at most
- * one place per round, and a round's are all passed when it ends).
+ * member owns at most one slot.
  *
  * The mark: a position the owner keeps as a boundary between two parts of
  * the ring (drr: the first slot of the next round); compaction moves it
  * with the slots. The ring itself does not use it.
  *
- * Capacity rule: cap >= per x nattached + orphans after every attach, where
- * per (set at init: 1 for round_robin, 2 for drr) is the slots reserved per
- * member: one it owns plus the orphans it may make by abandoning. Then the
- * ring never holds more than cap slots, so a push (by a member that owns no
- * slot) always finds room, without allocating: until the next attach the
- * members own at most nattached slots, a detach turns an owned slot into an
- * orphan (the sum does not grow), and abandoning adds at most
- * (per - 1) x nattached by the promise above. flowq__fring_attach() grows
- * the array (flow_heap.h's sizing rule, powers of two from
- * FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half of it,
- * compacts it first (drops the orphans and renumbers the survivors, writing
- * each one's node: O(ring), paid for by the detaches that made the
- * orphans); flowq__fring_detach() halves it when per x nattached + orphans
+ * Capacity rule: cap >= nattached + orphans at all times, so that a push
+ * (by a member that owns no slot) always finds room, without allocating:
+ * the ring holds at most one slot per attached member plus the orphans, and
+ * a detach turns an owned slot into an orphan (the sum does not grow).
+ * flowq__fring_attach() grows the array (flow_heap.h's sizing rule, powers
+ * of two from FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half
+ * of it, compacts it first (drops the orphans and renumbers the survivors,
+ * writing each one's node: O(ring), paid for by the detaches that made the
+ * orphans); flowq__fring_detach() halves it when nattached + orphans
  * <= cap / 4. Only attach and detach allocate. Memory: 16 bytes per slot,
- * between per and 4 x per slots per attached flow (plus orphans until the
- * next compaction).
+ * between 1 and 4 slots per attached flow (plus orphans until the next
+ * compaction).
  *
  * Context: the band's dispatcher only, like every policy op (no atomics).
  */
@@ -114,15 +104,13 @@ struct flowq__fring {
 	uint64_t head, tail;
 	/* The owner's boundary (see above). */
 	uint64_t mark;
-	/* Members attached; orphans in [head, tail); slots reserved per
-	 * member. cap >= per x nattached + orphans after every attach. */
-	uint32_t nattached, orphans, per;
+	/* Members attached; orphans in [head, tail). cap >= their sum. */
+	uint32_t nattached, orphans;
 };
 
-/** An empty ring with no array, reserving @p per >= 1 slots per member
- * (band_init); the mark is at the tail. */
+/** An empty ring with no array (band_init); the mark is at the tail. */
 void
-flowq__fring_init(struct flowq__fring *r, uint32_t per);
+flowq__fring_init(struct flowq__fring *r);
 
 /** Free the array (band_fini); the ring is left as after init. */
 void
@@ -260,20 +248,6 @@ flowq__fring_revive(struct flowq__fring *r, struct flowq_policy_flow *f,
 
 	assert(flowq__fring_owns(r, n) && s->flow == NULL && s->node == n);
 	s->flow = f;
-}
-
-/** The member of @p n, which owns a tombstone, gives it up: the slot
- * becomes an orphan, the member owns nothing (and may push). O(1). The
- * caller keeps the promise on such orphans (see above). */
-static inline void
-flowq__fring_abandon(struct flowq__fring *r, struct flowq__fring_node *n)
-{
-	struct flowq__fring_slot *s = &r->slots[n->pos & r->mask];
-
-	assert(flowq__fring_owns(r, n) && s->flow == NULL && s->node == n);
-	s->node = NULL;
-	r->orphans++;
-	n->pos = 0;
 }
 
 /**

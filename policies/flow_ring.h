@@ -12,18 +12,21 @@
  * dispatcher does not get that order for long, since flows empty and join
  * again in arrival order. With the flows joining in a random order
  * (BM_policy_fairness_scattered_*, README), the linked round_robin cost
- * 172 ns per decision at 65536 flows and 312 ns at 10^6, a dependent miss
- * per decision (BM_policy_peer_pointer_chase: 147 and 266 ns in the same
+ * 172 ns per decision at 65536 flows and 292 ns at 10^6, a dependent miss
+ * per decision (BM_policy_peer_pointer_chase: 149 and 267 ns in the same
  * run). In an array the flows FLOWQ__FRING_AHEAD turns ahead are known
  * without touching them: each time the front moves, the ring prefetches
  * that flow's view (struct flowq_policy_flow) and its policy state (both
  * addresses are in the slot, so the prefetch waits for nothing), and the
  * misses of successive decisions overlap instead of following one another:
- * 6.1 and 22.6 ns in the same run (drr: 173 and 309 ns before, 9.2 and 29.8
+ * 6.5 and 20.9 ns in the same run (drr: 174 and 316 ns before, 9.7 and 25.9
  * after). The price is the slots' own traffic, two sequential streams:
  * with the flows in memory order, which the hardware prefetchers already
- * stream, round_robin at 10^6 flows measured 9.3 ns against the linked
- * ring's 7.8.
+ * stream, round_robin at 10^6 flows measured 11.0 ns against the linked
+ * ring's 7.6 in that run. (A slot of 8 bytes, the view only, with the
+ * state's address read from the prefetched view, halves that traffic but
+ * stalls on the read when the view has not arrived: 2-10x slower
+ * scattered.)
  *
  * Positions. Each append takes the next 64-bit position (tail); the slot of
  * position p is slots[p & mask], and the ring is positions [head, tail). A

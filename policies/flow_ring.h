@@ -25,7 +25,7 @@
  * stream, round_robin at 10^6 flows measured 11.0 ns against the linked
  * ring's 7.6 in that run. (A slot of 8 bytes, the view only, with the
  * state's address read from the prefetched view, halves that traffic but
- * stalls on the read when the view has not arrived: 2-10x slower
+ * stalls on the read when the view has not arrived: 2-6x slower
  * scattered.)
  *
  * Positions. Each append takes the next 64-bit position (tail); the slot of

@@ -169,10 +169,12 @@ check(const struct model *t)
 		const struct entry *e = &t->e[i];
 
 		if (e->m < 0) {
-			cr_assert(s->flow == NULL && s->node == NULL, "slot %zu: an orphan", i);
+			cr_assert(s->flow == NULL && s->node == NULL,
+				  "slot %zu: an orphan", i);
 			continue;
 		}
-		cr_assert_eq(s->node, &t->mem[e->m].node, "slot %zu: member %d's", i, e->m);
+		cr_assert_eq(s->node, &t->mem[e->m].node, "slot %zu: member %d's", i,
+			     e->m);
 		cr_assert_eq(t->mem[e->m].node.pos, r->head + i);
 		if (e->live)
 			cr_assert_eq(s->flow, &t->mem[e->m].pf, "slot %zu: live", i);
@@ -190,9 +192,10 @@ check(const struct model *t)
 			cr_assert_eq(i, -1);
 			continue;
 		}
-		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].node), i >= 0, "member %d owns", m);
-		cr_assert_eq(flowq__fring_live(r, &t->mem[m].node), i >= 0 && t->e[i].live,
-			     "member %d live", m);
+		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].node), i >= 0,
+			     "member %d owns", m);
+		cr_assert_eq(flowq__fring_live(r, &t->mem[m].node),
+			     i >= 0 && t->e[i].live, "member %d live", m);
 		cr_assert_eq(flowq__fring_at_front(r, &t->mem[m].node), i == 0);
 	}
 }

@@ -699,10 +699,12 @@ bench_policy_register(void)
 	static struct bp_fair_case fair[2][FLOWQ_POLICY_MAX];
 
 	bp_sizes(bench_register("BM_policy_peer_binary_heap", bench_policy_peer_heap, NULL));
-	bp_sizes(bench_register("BM_policy_peer_flow_touch", bench_policy_peer_touch, NULL));
-	bp_sizes(bench_register("BM_policy_peer_flow_touch_scattered", bench_policy_peer_touch,
-				(void *)fair));
-	bp_sizes(bench_register("BM_policy_peer_pointer_chase", bench_policy_peer_chase, NULL));
+	bp_sizes(bench_register("BM_policy_peer_flow_touch", bench_policy_peer_touch,
+				NULL));
+	bp_sizes(bench_register("BM_policy_peer_flow_touch_scattered",
+				bench_policy_peer_touch, (void *)fair));
+	bp_sizes(bench_register("BM_policy_peer_pointer_chase", bench_policy_peer_chase,
+				NULL));
 	for (size_t i = 0; flowq_fairness_at(i) != NULL && i < FLOWQ_POLICY_MAX; i++) {
 		const struct flowq_fairness_ops *ops = flowq_fairness_at(i);
 
@@ -710,7 +712,8 @@ bench_policy_register(void)
 		fair[1][i] = (struct bp_fair_case){.ops = ops, .scattered = true};
 		snprintf(name, sizeof(name), "BM_policy_fairness_%s", ops->desc.name);
 		bp_sizes(bench_register(name, bench_policy_fairness, &fair[0][i]));
-		snprintf(name, sizeof(name), "BM_policy_fairness_scattered_%s", ops->desc.name);
+		snprintf(name, sizeof(name), "BM_policy_fairness_scattered_%s",
+			 ops->desc.name);
 		bp_sizes(bench_register(name, bench_policy_fairness, &fair[1][i]));
 	}
 	for (size_t i = 0; flowq_ordering_at(i) != NULL; i++) {

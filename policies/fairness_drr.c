@@ -39,7 +39,8 @@
  * look-ahead prefetch), split at its mark: the flows of the current round
  * not yet done with it from the front up to the mark, then the flows
  * scheduled for the next round; when the band moves on, the mark moves to
- * the tail. Flows scheduled 2 to 63 rounds ahead go to a timing wheel of
+ * the tail. Flows scheduled 2 to 63 rounds ahead (and the rare flow of
+ * "Places" below, one round ahead) go to a timing wheel of
  * DRR_WHEEL = 64 round buckets (FIFO lists) with a 64-bit occupancy word,
  * and flows scheduled further ahead ("far": a head larger than
  * 63 * w * Q bytes) to a 4-ary heap (flow_heap.h's flowq__kheap) by
@@ -56,11 +57,13 @@
  * Places. A flow that leaves the ring from the middle keeps its place (a
  * tombstone, flow_ring.h) until the front passes it. Scheduled for the next
  * round again, it takes that place back if it is after the mark (the next
- * round's part); a place before the mark is in the current round, where a
- * rescheduled flow must not be served again, so it gives that place up (an
- * orphan) and joins at the tail. That happens at most once per flow and
- * round (its new place is after the mark), and those orphans are all passed
- * when the round ends: the ring reserves two slots per flow for it.
+ * round's part). A place before the mark is in the current round, where a
+ * rescheduled flow must not be served again, and the ring gives a flow one
+ * place at a time: that flow waits for the next round in the wheel's
+ * bucket instead (it is served after the ring's flows of that round). That
+ * takes a change of head (an eviction, or a new first request under edf)
+ * that ends the turn of a flow waiting in the current round, so it is rare,
+ * and the ring needs one slot per flow.
  *
  * Why a ring: with the rounds' flows in lists linked through the flows'
  * states, finding the next flow meant reading the current one's state, a
@@ -77,7 +80,7 @@
  * weight 1). flow_attach/flow_detach amortized O(1) (the rings' and the far
  * heap's arrays, the only allocations). Memory: 64 bytes per flow, about
  * 1.1 KB per band and shard, plus per attached flow 24-96 bytes of far
- * heap and 32-128 bytes of ring slots (flow_ring.h's sizing).
+ * heap and 16-64 bytes of ring slots (flow_ring.h's sizing).
  *
  * Changes while waiting. A backlogged flow's head can change before its
  * turn (an eviction, or an ordering other than fcfs putting a new request
@@ -161,8 +164,9 @@ struct drr_band {
 	 * next round. */
 	struct flowq__fring ring;
 	/* wheel[i]: flows scheduled 2 to 63 rounds ahead when they were
-	 * placed, for the round in [round, round + 63] that is i modulo 64, in
-	 * the order they were scheduled. */
+	 * placed (or one round ahead, "Places"), for the round in
+	 * [round, round + 63] that is i modulo 64, in the order they were
+	 * scheduled. */
 	struct flowq_list wheel[DRR_WHEEL];
 	/* Bit i set iff wheel[i] is non-empty. */
 	uint64_t occupied;
@@ -192,7 +196,7 @@ enum drr_where {
 struct drr_flow {
 	/* Its place in the ring (flow_ring.h). */
 	struct flowq__fring_node node;
-	/* In a wheel bucket while scheduled 2 to 63 rounds ahead. */
+	/* In a wheel bucket while scheduled there. */
 	struct flowq_list_node link;
 	/* The round the flow is served in next (while backlogged). */
 	uint64_t round;
@@ -285,24 +289,39 @@ drr_unschedule(struct drr_band *b, struct drr_flow *df)
 	}
 }
 
+/* Put @df (not scheduled) in the wheel's bucket for @round, 2 to 63 rounds
+ * ahead (or the next round: "Places" above). */
+static void
+drr_wheel_push(struct drr_band *b, struct drr_flow *df, uint64_t round)
+{
+	unsigned i = (unsigned)(round % DRR_WHEEL);
+
+	df->round = round;
+	flowq_list_push_back(&b->wheel[i], &df->link);
+	b->occupied |= UINT64_C(1) << i;
+	df->where = DRR_WHEEL_LIST;
+}
+
 /* Schedule @df (not scheduled) for the next round: at the tail of the
- * ring, or at the place it still owns in the next round's part ("Places"
- * above). The hot case: inline. */
+ * ring, or at the place it still owns in the next round's part, or, if its
+ * place is in the current round's part, in the wheel ("Places" above). The
+ * hot case: inline. */
 static inline void
 drr_schedule_next(struct drr_band *b, struct drr_flow *df)
 {
 	struct flowq__fring *r = &b->ring;
 
-	df->round = b->round + 1;
-	df->where = DRR_RING;
 	if (flowq__fring_owns(r, &df->node)) {
-		if (df->node.pos >= r->mark) {
-			flowq__fring_revive(r, df->flow, &df->node);
+		if (df->node.pos < r->mark) {
+			drr_wheel_push(b, df, b->round + 1);
 			return;
 		}
-		flowq__fring_abandon(r, &df->node);
+		flowq__fring_revive(r, df->flow, &df->node);
+	} else {
+		flowq__fring_push(r, df->flow, &df->node);
 	}
-	flowq__fring_push(r, df->flow, &df->node);
+	df->round = b->round + 1;
+	df->where = DRR_RING;
 }
 
 /* Schedule @df (not scheduled) for round @round > b->round, at the back of
@@ -317,14 +336,10 @@ drr_schedule(struct drr_band *b, struct drr_flow *df, uint64_t round)
 		drr_schedule_next(b, df);
 		return;
 	}
-	df->round = round;
 	if (ahead < DRR_WHEEL) {
-		unsigned i = (unsigned)(round % DRR_WHEEL);
-
-		flowq_list_push_back(&b->wheel[i], &df->link);
-		b->occupied |= UINT64_C(1) << i;
-		df->where = DRR_WHEEL_LIST;
+		drr_wheel_push(b, df, round);
 	} else {
+		df->round = round;
 		if (b->far.len == 0)
 			b->far_base = b->round; /* a free rebase */
 		/* The heap has room for every attached flow (flow_heap.h). */
@@ -403,8 +418,7 @@ drr_band_init(void *band, const struct flowq_policy_env *env)
 	 * range (FLOWQ_LIMIT_MAX = 2^62); refuse what it would not lend. */
 	if (env->quantum == 0 || env->quantum > DRR_MAX_CREDIT)
 		return -EINVAL;
-	/* Two slots per flow: its own and one it may give up ("Places"). */
-	flowq__fring_init(&b->ring, 2);
+	flowq__fring_init(&b->ring);
 	for (unsigned i = 0; i < DRR_WHEEL; i++)
 		flowq_list_init(&b->wheel[i]);
 	b->occupied = 0;

@@ -73,7 +73,7 @@ rr_band_init(void *band, const struct flowq_policy_env *env)
 	struct rr_band *b = band;
 
 	(void)env;
-	flowq__fring_init(&b->ring, 1);
+	flowq__fring_init(&b->ring);
 	return 0;
 }
 

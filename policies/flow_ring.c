@@ -17,10 +17,8 @@
 #define FRING_ALIGN _Alignof(struct flowq__fring_slot)
 
 void
-flowq__fring_init(struct flowq__fring *r, uint32_t per)
+flowq__fring_init(struct flowq__fring *r)
 {
-	/* per <= 4: one doubling from FLOWQ__FHEAP_MIN_CAP covers per more. */
-	assert(per >= 1 && per <= FLOWQ__FHEAP_MIN_CAP / 2);
 	r->slots = NULL;
 	r->mask = 0;
 	r->cap = 0;
@@ -30,21 +28,13 @@ flowq__fring_init(struct flowq__fring *r, uint32_t per)
 	r->mark = 1;
 	r->nattached = 0;
 	r->orphans = 0;
-	r->per = per;
 }
 
 void
 flowq__fring_fini(struct flowq__fring *r, const struct flowq_allocator *a)
 {
 	flowq__free(a, r->slots, (size_t)r->cap * sizeof(*r->slots), FRING_ALIGN);
-	flowq__fring_init(r, r->per);
-}
-
-/* Slots the capacity rule asks for with @p nattached members. */
-static uint64_t
-fring_need(const struct flowq__fring *r, uint64_t nattached)
-{
-	return (uint64_t)r->per * nattached + r->orphans;
+	flowq__fring_init(r);
 }
 
 /* Move the ring to a new array of @p cap slots (a power of two >= the
@@ -107,26 +97,24 @@ fring_compact(struct flowq__fring *r)
 int
 flowq__fring_attach(struct flowq__fring *r, const struct flowq_allocator *a)
 {
-	/* 64-bit: per x nattached + orphans <= cap <= 2^31 before. */
-	uint64_t need = fring_need(r, (uint64_t)r->nattached + 1);
+	/* 64-bit: nattached + orphans <= cap <= 2^31. */
+	uint64_t need = (uint64_t)r->nattached + r->orphans + 1;
 
 	if (need > r->cap && (uint64_t)r->orphans * 2 > r->cap) {
-		/* Afterwards per x nattached < cap / 2 and no orphans: room
-		 * for per more (cap >= FLOWQ__FHEAP_MIN_CAP >= 2 x per). */
+		/* Afterwards nattached < cap / 2 and no orphans. */
 		fring_compact(r);
-		need = fring_need(r, (uint64_t)r->nattached + 1);
-		assert(need <= r->cap);
+		need = (uint64_t)r->nattached + 1;
 	}
 	if (need > r->cap) {
 		uint32_t cap = flowq__cap_grown(r->cap, FLOWQ__FRING_MAX_CAP);
 		int rc = cap ? fring_resize(r, cap, a) : -ENOMEM;
 
-		/* need <= cap + per (the rule held), so one doubling of at
-		 * least FLOWQ__FHEAP_MIN_CAP slots is enough. */
+		/* need <= cap + 1 (the rule held), so one doubling is
+		 * enough. */
 		if (rc != 0)
 			return rc;
-		assert(need <= r->cap);
 	}
+	assert(need <= r->cap);
 	r->nattached++;
 	return 0;
 }
@@ -147,7 +135,7 @@ flowq__fring_detach(struct flowq__fring *r, struct flowq__fring_node *n,
 			struct flowq__fring_slot *s = &r->slots[n->pos & r->mask];
 
 			/* Its slot stays (an orphan) until the front passes
-			 * it: the rule's sum does not grow (per >= 1). */
+			 * it: nattached - 1 + orphans + 1 keeps the rule. */
 			s->flow = NULL;
 			s->node = NULL;
 			r->orphans++;
@@ -155,8 +143,7 @@ flowq__fring_detach(struct flowq__fring *r, struct flowq__fring_node *n,
 	}
 	n->pos = 0;
 	r->nattached--;
-	/* fring_need() <= cap <= 2^31. */
-	if (flowq__cap_shrinks((uint32_t)fring_need(r, r->nattached), r->cap,
+	if (flowq__cap_shrinks(r->nattached + r->orphans, r->cap,
 			       (uint32_t)(r->tail - r->head)))
 		(void)fring_resize(r, r->cap / 2, a); /* best effort */
 }

@@ -10,13 +10,23 @@
  * full cache misses in a row. A benchmark whose ring order is the flows'
  * memory order hides this (the hardware prefetcher streams the states); a
  * dispatcher does not get that order for long, since flows empty and join
- * again in arrival order. Measured with the ring order scattered over
- * memory (BM_policy_fairness_scattered_*, README), the linked ring cost
- * 270-870 ns per decision at 65536 and 10^6 flows. In an array the flows
- * FLOWQ__FRING_AHEAD turns ahead are known without touching them: each time
- * the front moves, the ring prefetches that flow's view (struct
- * flowq_policy_flow) and its policy state, so the misses of successive
- * decisions overlap instead of following one another.
+ * again in arrival order. With the flows joining in a random order
+ * (BM_policy_fairness_scattered_*, README), the linked round_robin cost
+ * 172 ns per decision at 65536 flows and 292 ns at 10^6, a dependent miss
+ * per decision (BM_policy_peer_pointer_chase: 149 and 267 ns in the same
+ * run). In an array the flows FLOWQ__FRING_AHEAD turns ahead are known
+ * without touching them: each time the front moves, the ring prefetches
+ * that flow's view (struct flowq_policy_flow) and its policy state (both
+ * addresses are in the slot, so the prefetch waits for nothing), and the
+ * misses of successive decisions overlap instead of following one another:
+ * 6.5 and 20.9 ns in the same run (drr: 174 and 316 ns before, 9.7 and 25.9
+ * after). The price is the slots' own traffic, two sequential streams:
+ * with the flows in memory order, which the hardware prefetchers already
+ * stream, round_robin at 10^6 flows measured 11.0 ns against the linked
+ * ring's 7.6 in that run. (A slot of 8 bytes, the view only, with the
+ * state's address read from the prefetched view, halves that traffic but
+ * stalls on the read when the view has not arrived: 2-6x slower
+ * scattered.)
  *
  * Positions. Each append takes the next 64-bit position (tail); the slot of
  * position p is slots[p & mask], and the ring is positions [head, tail). A
@@ -34,34 +44,24 @@
  * (amortized O(1): each dead slot is passed once; passing reads only the
  * array, never a member). A member that owns a tombstone and joins again
  * revives it (flowq__fring_revive()): it takes its old place back. So a
- * member owns at most one slot. A member that owns a tombstone may also
- * give it up (flowq__fring_abandon(): it becomes an orphan) to join at the
- * back instead, which is how drr keeps two rounds in one ring. The owner
- * promises that the orphans abandoning made since the last attach, while
- * in the ring, never number more than (per - 1) x the members attached
- * after that attach (see the capacity rule; drr: a flow gives up at most
- * one place per round, and a round's are all passed when it ends).
+ * member owns at most one slot.
  *
  * The mark: a position the owner keeps as a boundary between two parts of
  * the ring (drr: the first slot of the next round); compaction moves it
  * with the slots. The ring itself does not use it.
  *
- * Capacity rule: cap >= per x nattached + orphans after every attach, where
- * per (set at init: 1 for round_robin, 2 for drr) is the slots reserved per
- * member: one it owns plus the orphans it may make by abandoning. Then the
- * ring never holds more than cap slots, so a push (by a member that owns no
- * slot) always finds room, without allocating: until the next attach the
- * members own at most nattached slots, a detach turns an owned slot into an
- * orphan (the sum does not grow), and abandoning adds at most
- * (per - 1) x nattached by the promise above. flowq__fring_attach() grows
- * the array (flow_heap.h's sizing rule, powers of two from
- * FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half of it,
- * compacts it first (drops the orphans and renumbers the survivors, writing
- * each one's node: O(ring), paid for by the detaches that made the
- * orphans); flowq__fring_detach() halves it when per x nattached + orphans
+ * Capacity rule: cap >= nattached + orphans at all times, so that a push
+ * (by a member that owns no slot) always finds room, without allocating:
+ * the ring holds at most one slot per attached member plus the orphans, and
+ * a detach turns an owned slot into an orphan (the sum does not grow).
+ * flowq__fring_attach() grows the array (flow_heap.h's sizing rule, powers
+ * of two from FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half
+ * of it, compacts it first (drops the orphans and renumbers the survivors,
+ * writing each one's node: O(ring), paid for by the detaches that made the
+ * orphans); flowq__fring_detach() halves it when nattached + orphans
  * <= cap / 4. Only attach and detach allocate. Memory: 16 bytes per slot,
- * between per and 4 x per slots per attached flow (plus orphans until the
- * next compaction).
+ * between 1 and 4 slots per attached flow (plus orphans until the next
+ * compaction).
  *
  * Context: the band's dispatcher only, like every policy op (no atomics).
  */
@@ -77,9 +77,9 @@
 
 /* How many turns ahead of the front the ring prefetches. Each decision
  * starts two misses (the flow's view and its state); 8 turns keep up to 16
- * in flight, what one core's miss buffers hold, and cover a miss of about
- * 8 decisions' time. BM_policy_fairness_scattered_round_robin: 4 and 16
- * measured no better (README). */
+ * in flight, about what one core's miss buffers hold. 4 was slower with the
+ * flows in a random order at 10^6 flows; 16 and 32 were no better within
+ * this machine's noise (+-30% between runs). */
 #define FLOWQ__FRING_AHEAD 8u
 
 /* The largest slot array (a power of two, so every capacity is one). */
@@ -107,15 +107,13 @@ struct flowq__fring {
 	uint64_t head, tail;
 	/* The owner's boundary (see above). */
 	uint64_t mark;
-	/* Members attached; orphans in [head, tail); slots reserved per
-	 * member. cap >= per x nattached + orphans after every attach. */
-	uint32_t nattached, orphans, per;
+	/* Members attached; orphans in [head, tail). cap >= their sum. */
+	uint32_t nattached, orphans;
 };
 
-/** An empty ring with no array, reserving @p per >= 1 slots per member
- * (band_init); the mark is at the tail. */
+/** An empty ring with no array (band_init); the mark is at the tail. */
 void
-flowq__fring_init(struct flowq__fring *r, uint32_t per);
+flowq__fring_init(struct flowq__fring *r);
 
 /** Free the array (band_fini); the ring is left as after init. */
 void
@@ -253,20 +251,6 @@ flowq__fring_revive(struct flowq__fring *r, struct flowq_policy_flow *f,
 
 	assert(flowq__fring_owns(r, n) && s->flow == NULL && s->node == n);
 	s->flow = f;
-}
-
-/** The member of @p n, which owns a tombstone, gives it up: the slot
- * becomes an orphan, the member owns nothing (and may push). O(1). The
- * caller keeps the promise on such orphans (see above). */
-static inline void
-flowq__fring_abandon(struct flowq__fring *r, struct flowq__fring_node *n)
-{
-	struct flowq__fring_slot *s = &r->slots[n->pos & r->mask];
-
-	assert(flowq__fring_owns(r, n) && s->flow == NULL && s->node == n);
-	s->node = NULL;
-	r->orphans++;
-	n->pos = 0;
 }
 
 /**

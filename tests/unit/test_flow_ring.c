@@ -4,11 +4,10 @@
  * first: each entry a member's live slot, a member's tombstone, or an
  * orphan, plus the mark as a count of entries before it. After every random
  * attach (with injected allocation failures), detach, push, revive,
- * remove, rotate, abandon and mark move, the ring's slots from head to tail
- * must be the model's entries one for one, every member's owns/live must
- * agree, the front must be live, the mark must sit where the model has it,
- * and the capacity rule (cap >= per x attached + orphans, a power of two)
- * must hold; both per = 1 (round_robin) and per = 2 (drr, which abandons).
+ * remove, rotate and mark move, the ring's slots from head to tail must be
+ * the model's entries one for one, every member's owns/live must agree, the
+ * front must be live, the mark must sit where the model has it, and the
+ * capacity rule (cap >= attached + orphans, a power of two) must hold.
  * Compaction, which drops the orphans during an attach, is followed by
  * dropping them from the model. A counting
  * allocator checks that only attach and detach allocate and that fini
@@ -38,15 +37,13 @@ struct member {
 
 /* What the random walk reached, so that the test fails if it stops
  * reaching the paths it is meant to check. */
-static unsigned n_compacted, n_enomem, n_orphaned, n_revived, n_abandoned, n_rotated;
+static unsigned n_compacted, n_enomem, n_orphaned, n_revived, n_rotated;
 
-/* A model entry: the member owning the slot (-1: an orphan), whether the
- * slot is live, and whether it is an orphan abandoned since the last
- * attach (the promise flow_ring.h asks of abandoning). */
+/* A model entry: the member owning the slot (-1: an orphan) and whether
+ * the slot is live. */
 struct entry {
 	int m;
 	bool live;
-	bool abandoned;
 };
 
 struct model {
@@ -57,16 +54,15 @@ struct model {
 	size_t ne;
 	/* Entries before the mark (0: the mark is at or before head). */
 	size_t mark;
-	unsigned nattached, nattached_at_attach, per;
+	unsigned nattached;
 };
 
 static void
-model_init(struct model *t, unsigned per)
+model_init(struct model *t)
 {
 	memset(t, 0, sizeof(*t));
 	test_count_alloc_init(&t->ca);
-	t->per = per;
-	flowq__fring_init(&t->r, per);
+	flowq__fring_init(&t->r);
 	for (int i = 0; i < NM; i++)
 		t->mem[i].pf.seq = (uint64_t)i;
 }
@@ -88,17 +84,6 @@ model_erase(struct model *t, size_t i)
 	t->ne--;
 	if (i < t->mark)
 		t->mark--;
-}
-
-/* Orphans abandoned since the last attach, still in the ring. */
-static unsigned
-model_abandoned(const struct model *t)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < t->ne; i++)
-		n += t->e[i].abandoned;
-	return n;
 }
 
 /* The front left: drop it and every dead entry behind it. */
@@ -168,10 +153,9 @@ check(const struct model *t)
 	cr_assert_eq(r->nattached, t->nattached);
 	cr_assert_eq(r->orphans, model_orphans(t));
 	cr_assert_leq(r->tail - r->head, (uint64_t)r->cap, "the ring fits its array");
-	cr_assert_geq((uint64_t)r->cap,
-		      (uint64_t)t->per * r->nattached + r->orphans - model_abandoned(t),
-		      "capacity rule: cap %u < %u x %u attached + %u orphans", r->cap,
-		      t->per, r->nattached, r->orphans);
+	cr_assert_geq((uint64_t)r->cap, (uint64_t)r->nattached + r->orphans,
+		      "capacity rule: cap %u < %u attached + %u orphans", r->cap,
+		      r->nattached, r->orphans);
 	if (t->mark == 0)
 		cr_assert_leq(r->mark, r->head, "the mark is at or before head");
 	else
@@ -185,10 +169,12 @@ check(const struct model *t)
 		const struct entry *e = &t->e[i];
 
 		if (e->m < 0) {
-			cr_assert(s->flow == NULL && s->node == NULL, "slot %zu: an orphan", i);
+			cr_assert(s->flow == NULL && s->node == NULL,
+				  "slot %zu: an orphan", i);
 			continue;
 		}
-		cr_assert_eq(s->node, &t->mem[e->m].node, "slot %zu: member %d's", i, e->m);
+		cr_assert_eq(s->node, &t->mem[e->m].node, "slot %zu: member %d's", i,
+			     e->m);
 		cr_assert_eq(t->mem[e->m].node.pos, r->head + i);
 		if (e->live)
 			cr_assert_eq(s->flow, &t->mem[e->m].pf, "slot %zu: live", i);
@@ -206,9 +192,10 @@ check(const struct model *t)
 			cr_assert_eq(i, -1);
 			continue;
 		}
-		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].node), i >= 0, "member %d owns", m);
-		cr_assert_eq(flowq__fring_live(r, &t->mem[m].node), i >= 0 && t->e[i].live,
-			     "member %d live", m);
+		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].node), i >= 0,
+			     "member %d owns", m);
+		cr_assert_eq(flowq__fring_live(r, &t->mem[m].node),
+			     i >= 0 && t->e[i].live, "member %d live", m);
 		cr_assert_eq(flowq__fring_at_front(r, &t->mem[m].node), i == 0);
 	}
 }
@@ -235,9 +222,6 @@ op_attach(struct model *t, int m, bool fail)
 	}
 	x->attached = true;
 	t->nattached++;
-	t->nattached_at_attach = t->nattached;
-	for (size_t i = 0; i < t->ne; i++)
-		t->e[i].abandoned = false;
 	if (orphans != 0 && t->r.orphans == 0) {
 		/* Compacted: the orphans are gone, the order and the mark
 		 * are kept. */
@@ -314,16 +298,6 @@ step(struct model *t, uint64_t x, bool hold)
 		if ((x / 8) % 4 == 0) {
 			t->r.mark = t->r.tail;
 			t->mark = t->ne;
-			break;
-		}
-		/* Otherwise give a tombstone up and join at the back, within
-		 * the promise (per - 1) x attached since the last attach. */
-		if (i >= 0 && !t->e[i].live && t->per > 1 &&
-		    model_abandoned(t) < (t->per - 1) * t->nattached_at_attach) {
-			flowq__fring_abandon(&t->r, &mb->node);
-			t->e[i] = (struct entry){.m = -1, .live = false, .abandoned = true};
-			op_push(t, m);
-			n_abandoned++;
 		}
 		break;
 	case 5: /* the front's turn is over: to the back */
@@ -356,7 +330,7 @@ Test(flow_ring, random_ops_match_the_model)
 		uint64_t rng = seed * 0x9e3779b97f4a7c15ull;
 
 		cr_assert_not_null(t);
-		model_init(t, 1 + (unsigned)(seed % 3 == 0));
+		model_init(t);
 		for (int k = 0; k < 4000; k++) {
 			rng ^= rng << 13;
 			rng ^= rng >> 7;
@@ -368,13 +342,13 @@ Test(flow_ring, random_ops_match_the_model)
 		model_fini(t);
 	}
 	cr_assert(n_compacted > 0 && n_enomem > 0 && n_orphaned > 0 && n_revived > 0 &&
-			  n_abandoned > 0 && n_rotated > 0,
+			  n_rotated > 0,
 		  "reached: %u compactions, %u -ENOMEM, %u orphans, %u revivals, "
-		  "%u abandoned, %u rotations",
-		  n_compacted, n_enomem, n_orphaned, n_revived, n_abandoned, n_rotated);
+		  "%u rotations",
+		  n_compacted, n_enomem, n_orphaned, n_revived, n_rotated);
 	cr_log_info("reached: %u compactions, %u -ENOMEM, %u orphans, %u revivals, "
-		    "%u abandoned, %u rotations",
-		    n_compacted, n_enomem, n_orphaned, n_revived, n_abandoned, n_rotated);
+		    "%u rotations",
+		    n_compacted, n_enomem, n_orphaned, n_revived, n_rotated);
 }
 
 /* Detached members' tombstones pile up while the front stays put (a band
@@ -386,7 +360,7 @@ Test(flow_ring, orphans_are_compacted_at_attach_not_grown)
 	struct model *t = calloc(1, sizeof(*t));
 
 	cr_assert_not_null(t);
-	model_init(t, 1);
+	model_init(t);
 	for (int m = 0; m < 16; m++) {
 		op_attach(t, m, false);
 		op_push(t, m);
@@ -423,7 +397,7 @@ Test(flow_ring, array_grows_and_shrinks_only_at_attach_and_detach)
 	struct model *t = calloc(1, sizeof(*t));
 
 	cr_assert_not_null(t);
-	model_init(t, 1);
+	model_init(t);
 	for (int m = 0; m < NM; m++) {
 		op_attach(t, m, false);
 		check(t);
@@ -461,7 +435,7 @@ Test(flow_ring, a_zeroed_node_owns_nothing)
 	struct flowq__fring_node z = {0};
 
 	cr_assert_not_null(t);
-	model_init(t, 1);
+	model_init(t);
 	cr_assert_not(flowq__fring_owns(&t->r, &z));
 	op_attach(t, 0, false);
 	for (int k = 0; k < 100; k++) {

@@ -678,6 +678,60 @@ Test(sim_spec, document_errors)
 	       "t.yaml:1:1: the document is \"x\": expected a mapping of spec keys");
 }
 
+/* Issue 6's hostile inputs in the spec's own parts (the engine part is
+ * tests/unit/test_config_yaml.c's): each is refused at its line and column,
+ * at once, without leaks. */
+Test(sim_spec, hostile_yaml, .timeout = 10)
+{
+	/* A "billion laughs" in the flows: refused at the first anchor. */
+	char bomb[4096];
+	size_t at = (size_t)snprintf(bomb, sizeof(bomb),
+				     MIN_BACKEND "flows:\n  - &a0 [lol]\n");
+	for (int i = 1; i < 10; i++)
+		at += (size_t)snprintf(
+			bomb + at, sizeof(bomb) - at,
+			"  - &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, "
+			"*a%d, *a%d, *a%d]\n",
+			i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1,
+			i - 1);
+	fail(bomb, "t.yaml:3:5: flows[0]: anchors are not supported (&a0): write the "
+		   "value out");
+	/* Huge numbers and overflowing units in workload fields. */
+	fail(MIN_BACKEND "flows:\n  - {id: a, priority: 0, arrival: {process: poisson, "
+			 "rate: 1e999}, size: 1}\n",
+	     "t.yaml:3:54: flows[0].arrival.rate: expected a rate (requests per second: "
+	     "a "
+	     "number, optionally with / and a duration unit: 200, 200/s, 3/ms), got "
+	     "\"1e999\"");
+	fail(MIN_BACKEND "flows:\n  - {id: a, priority: 0, arrival: {process: poisson, "
+			 "rate: 1e300/ns}, size: 1}\n",
+	     "t.yaml:3:54: flows[0].arrival.rate: 1e300/ns is not a finite number > 0");
+	fail(MIN_BACKEND "flows:\n  - {id: a, priority: 0, arrival: {process: poisson, "
+			 "rate: 1}, size: 1, ttl: 99999999999999999999s}\n",
+	     "t.yaml:3:73: flows[0].ttl: 99999999999999999999s is more than INT64_MAX ns "
+	     "(about 292 years)");
+	fail(MIN_BACKEND "flows:\n  - {id: a, count: 99999999999999999999, priority: 0, "
+			 "arrival: {process: poisson, rate: 1}, size: 1}\n",
+	     "t.yaml:3:13: flows[0].count: 99999999999999999999 does not fit in 64 bits");
+	/* Deep nesting inside a flow. */
+	{
+		char deep[300];
+		at = (size_t)snprintf(deep, sizeof(deep), MIN_BACKEND "flows:\n  - ");
+		memset(deep + at, '[', 70);
+		strcpy(deep + at + 70, "\n");
+		fail(deep, "t.yaml:3:67: nesting deeper than 64 levels");
+	}
+	/* Non-UTF-8 in a flow id and in an override. */
+	fail(MIN_BACKEND
+	     "flows:\n  - {id: a\xc3, priority: 0, arrival: {process: poisson, "
+	     "rate: 1}, size: 1}\n",
+	     "t.yaml:3:12: invalid input: invalid trailing UTF-8 octet (#2C at byte 53)");
+	fail1(MIN, "flows[0].id=\xff\xfe",
+	      "override flows[0].id=\xff\xfe: the value must be one YAML scalar or flow "
+	      "collection ({...} or [...])");
+	check_leaks();
+}
+
 Test(sim_spec, key_errors)
 {
 	fail("bogus: 1\n" MIN,

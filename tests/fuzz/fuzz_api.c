@@ -55,7 +55,12 @@
  *    queue times are never negative (a clock step back counts as 0).
  *
  * Build: clang, -DFLOWQ_BUILD_FUZZ=ON; run: build/tests/fuzz/fuzz_api
- * tests/fuzz/corpus_api (tools/test runs it briefly).
+ * -max_len=1024 tests/fuzz/corpus_api (tools/test runs it briefly).
+ * Corpus: the hand-made seeds (make_api_seeds.py writes them) plus what
+ * longer runs found, minimised to the inputs that add an edge:
+ *   mkdir new && cp tests/fuzz/corpus_api/[a-z]* new/   (the named seeds)
+ *   fuzz_api -merge=1 -use_counters=0 -max_len=1024 new tests/fuzz/corpus_api FOUND...
+ * then replace corpus_api with new/ (keeps the replay in tools/test short).
  */
 #include <errno.h>
 #include <inttypes.h>

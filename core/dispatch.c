@@ -890,9 +890,18 @@ gate_scarce(const struct flowq_engine *e)
 	return e->gate_limited || e->gate_callback || e->gate_util;
 }
 
-/* Read-only: whether the gate's use is below @p ceiling x its limits (both
- * dimensions), counting @p bytes more. Approximate under concurrency
- * (flowq__cap_in_use()). */
+/*
+ * Read-only: whether a band with usage ceiling @p ceiling may dispatch a
+ * request of @p bytes now (approximate under concurrency,
+ * flowq__cap_in_use()): the saturation is below the ceiling (flowq.h
+ * usage_ceiling), i.e. in each limited dimension the use is below ceiling x
+ * the limit, and the request fits the limits. At ceiling 1 only the fit
+ * counts: that is the reserve gate_take() makes (a request of 0 bytes
+ * needs no byte room). gate_take() asks with @p bytes 0 for the ceiling
+ * alone; the sleep probe asks for the blocked head, so both apply one
+ * rule (the probe once compared use + head with ceiling x limit in bytes,
+ * stricter than the dispatch, and could sleep on a head the gate admits).
+ */
 static bool
 gate_under_ceiling(const struct flowq_engine *e, double ceiling, uint64_t bytes)
 {
@@ -901,8 +910,10 @@ gate_under_ceiling(const struct flowq_engine *e, double ceiling, uint64_t bytes)
 	const struct flowq_saturation_config *sc = &e->cfg.saturation;
 	if (sc->max_inflight && (double)req >= ceiling * (double)sc->max_inflight)
 		return false;
+	/* by and bytes are at most FLOWQ_LIMIT_MAX (2^62): no overflow. */
 	if (sc->max_inflight_bytes &&
-	    (double)(by + bytes) > ceiling * (double)sc->max_inflight_bytes)
+	    (by + bytes > sc->max_inflight_bytes ||
+	     (ceiling < 1.0 && (double)by >= ceiling * (double)sc->max_inflight_bytes)))
 		return false;
 	return true;
 }

@@ -58,7 +58,7 @@
  * -max_len=1024 tests/fuzz/corpus_api (tools/test runs it briefly).
  * Corpus: the hand-made seeds (make_api_seeds.py writes them) plus what
  * longer runs found, minimised to the inputs that add an edge:
- *   mkdir new && cp tests/fuzz/corpus_api/[a-z]* new/   (the named seeds)
+ *   mkdir new && cp the named seeds (not the 40-hex-digit names) to new/
  *   fuzz_api -merge=1 -use_counters=0 -max_len=1024 new tests/fuzz/corpus_api FOUND...
  * then replace corpus_api with new/ (keeps the replay in tools/test short).
  */

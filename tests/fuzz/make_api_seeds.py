@@ -135,6 +135,13 @@ for i in range(12, 20):
     s += submit_raw_prio(i, 2, 10 * i - 50)
 seeds["jit_bands"] = s + POLL_ALL
 
+# Regression: in-flight bytes exactly at a band's ceiling (0.5 x 100) must
+# hold the band back (core/dispatch.c gate_under_ceiling()).
+s = config(1, [band(1, ceil=0.5)], inflight=(0, 100))
+for i in range(6):
+    s += submit(i, 0, 0, size=2)
+seeds["ceiling_bytes_at_equality"] = s + POLL_ALL
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_api")
 os.makedirs(out, exist_ok=True)
 for name, data in seeds.items():

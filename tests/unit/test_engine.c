@@ -313,6 +313,35 @@ Test(engine, usage_ceiling_holds_back_a_band)
 		cr_assert_eq(lo[i].seen, FLOWQ_EVICTED_OTHER);
 }
 
+/* The byte dimension of the ceiling: a band dispatches only while the
+ * in-flight bytes are below ceiling x limit, as for requests (found by
+ * fuzz_api: at exactly the ceiling it still dispatched; corpus file
+ * tests/fuzz/corpus_api/ceiling_bytes_at_equality). */
+Test(engine, usage_ceiling_holds_in_bytes_at_equality)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight_bytes = 100;
+	struct flowq_band_config b = c.default_band;
+	b.priority = 0;
+	b.usage_ceiling = 0.5; /* dispatches while in-flight bytes < 50 */
+	c.bands = &b;
+	c.nbands = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req r[7];
+	for (int i = 0; i < 7; i++) {
+		fx_req_init(&r[i], "f", 0, 10);
+		cr_assert_eq(flowq_submit(e, &r[i].req), 0);
+	}
+	cr_assert_eq(fx_poll_all(e), 5, "40 bytes in flight is below 50; 50 is not");
+	cr_assert_eq(r[5].seen, FLOWQ_PENDING);
+	cr_assert_eq(flowq_release(e, &r[0].req), 0);
+	cr_assert_eq(fx_poll_all(e), 1, "40 again: one more");
+	cr_assert_eq(r[5].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(fx_poll_all(e), 0);
+	flowq_engine_destroy(e);
+	cr_assert_eq(r[6].seen, FLOWQ_EVICTED_OTHER);
+}
+
 static double sat_value;
 
 static double

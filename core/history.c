@@ -17,6 +17,9 @@
  * happens-before another gets the smaller key. Relaxed suffices because the
  * key orders the events only; it publishes nothing.
  *
+ * Chunks come from mmap with MAP_POPULATE (chunk_new()), not the engine's
+ * allocator hook: the recorder is a process-wide debugging aid.
+ *
  * If a chunk cannot be allocated the event is counted in `dropped` (header
  * line) and the checker refuses the history.
  */
@@ -27,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "history.h"
@@ -132,6 +136,19 @@ flowq__history_stamp(struct flowq__history_stamp *r_st)
 	r_st->t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A chunk, its pages populated at once: one mmap instead of a page fault
+ * per 57 events on first touch (measured on this VM, one polled-mode thread
+ * submitting, dispatching and releasing: the recorder's CPU time per
+ * request, 3 events, fell from 1.05-1.4 us to 0.82 us), NULL if no
+ * memory. */
+static struct chunk *
+chunk_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct chunk), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /* A zeroed event of @p kind with its order key and time (from @p st, else
  * taken now), or NULL if no memory (counted). */
 static struct hev *
@@ -142,7 +159,7 @@ ev_new_at(char kind, const struct flowq__history_stamp *st)
 		return NULL;
 	struct chunk *c = l->tail;
 	if (!c || c->n == CHUNK_EVENTS) {
-		c = malloc(sizeof(*c));
+		c = chunk_new();
 		if (!c) {
 			l->dropped++;
 			return NULL;
@@ -275,7 +292,7 @@ log_clear(struct hlog *l)
 	struct chunk *c = l->head;
 	while (c) {
 		struct chunk *next = c->next;
-		free(c);
+		munmap(c, sizeof(*c));
 		c = next;
 	}
 	l->head = l->tail = NULL;

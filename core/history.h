@@ -23,11 +23,13 @@
  * Cost when on, per event: one relaxed fetch-add on the process-wide order
  * counter (a shared cache line: ~7 ns uncontended, ~100 ns when threads
  * record at once), one clock_gettime (~20 ns), a 72-byte store into the
- * thread's own log, and a malloc per 4096 events. Memory: 72 bytes per event
- * until the next dump (~3 events per request). No lock on the hot path: a
- * mutex is taken only when a thread records its first event (it adopts a
- * free log or creates one) and when it exits (its log is freed for reuse,
- * events kept for the dump).
+ * thread's own log, and an mmap of a populated chunk per 4096 events.
+ * Measured (README, Reliability): +0.82 us of CPU per request (3 events)
+ * over 0.26 us without, one polled-mode thread; most of it is the store
+ * into log memory not yet in the cache. Memory: 72 bytes per event until
+ * the next dump. No lock on the hot path: a mutex is taken only when a
+ * thread records its first event (it adopts a free log or creates one) and
+ * when it exits (its log is freed for reuse, events kept for the dump).
  */
 #ifndef FLOWQ_CORE_HISTORY_H
 #define FLOWQ_CORE_HISTORY_H

@@ -461,5 +461,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_bandgc", argc, argv, run);
+	return stress_soak_main("stress_bandgc", argc, argv, run, test_violations());
 }

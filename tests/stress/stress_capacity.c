@@ -392,5 +392,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_capacity", argc, argv, run);
+	return stress_soak_main("stress_capacity", argc, argv, run, test_violations());
 }

@@ -364,5 +364,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_engine", argc, argv, run);
+	return stress_soak_main("stress_engine", argc, argv, run, test_violations());
 }

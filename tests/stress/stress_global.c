@@ -1118,5 +1118,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_global", argc, argv, run);
+	return stress_soak_main("stress_global", argc, argv, run, test_violations());
 }

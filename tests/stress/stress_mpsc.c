@@ -445,5 +445,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_mpsc", argc, argv, run);
+	return stress_soak_main("stress_mpsc", argc, argv, run, test_violations());
 }

@@ -393,5 +393,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_port", argc, argv, run);
+	return stress_soak_main("stress_port", argc, argv, run, test_violations());
 }

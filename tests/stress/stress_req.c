@@ -550,5 +550,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_req", argc, argv, run);
+	return stress_soak_main("stress_req", argc, argv, run, test_violations());
 }

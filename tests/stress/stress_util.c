@@ -450,5 +450,5 @@ run(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	return stress_soak_main("stress_util", argc, argv, run);
+	return stress_soak_main("stress_util", argc, argv, run, test_violations());
 }

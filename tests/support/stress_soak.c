@@ -104,9 +104,10 @@ stress_soak_engine(uint64_t ops, _Atomic uint64_t const completed_by[FLOWQ_OUTCO
 	stress_soak_count("ops", ops);
 	for (int o = FLOWQ_DISPATCHED; o < FLOWQ_OUTCOME_COUNT; o++) {
 		enum flowq_outcome oc = (enum flowq_outcome)o;
-		stress_soak_count(flowq_outcome_str(oc), flowq_outcome_is_rejected(oc)
-								 ? st->outcomes[o]
-								 : atomic_load(&completed_by[o]));
+		stress_soak_count(flowq_outcome_str(oc),
+				  flowq_outcome_is_rejected(oc)
+					  ? st->outcomes[o]
+					  : atomic_load(&completed_by[o]));
 	}
 }
 
@@ -122,12 +123,14 @@ window_max(size_t from, size_t to)
 }
 
 int
-stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char **))
+stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char **),
+		 _Atomic unsigned long *violations)
 {
 	const char *env = getenv("FLOWQ_STRESS_SECONDS");
 	if (!env || !*env)
 		return run(argc, argv);
-	double secs = (double)test_parse_ulong(prog, env, "FLOWQ_STRESS_SECONDS", 1, 86400 * 7);
+	double secs =
+		(double)test_parse_ulong(prog, env, "FLOWQ_STRESS_SECONDS", 1, 86400 * 7);
 	soaking = true;
 	pthread_t sampler;
 	if (pthread_create(&sampler, NULL, sampler_main, NULL)) {
@@ -170,7 +173,7 @@ stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char *
 	printf(" violations=%lu peak_rss_kb=%" PRIu64 " rss_first_kb=%" PRIu64
 	       " rss_last_kb=%" PRIu64 " growth_kb=%" PRId64 " busy_first_kb=%" PRIu64
 	       " busy_last_kb=%" PRIu64 "\n",
-	       atomic_load(test_violations()), status_kb("VmHWM:"), rss_first, rss_last,
+	       atomic_load(violations), status_kb("VmHWM:"), rss_first, rss_last,
 	       (int64_t)(rss_last - rss_first), window_max(0, sw),
 	       window_max(nsamples > sw ? nsamples - sw : 0, nsamples));
 	free(samples);

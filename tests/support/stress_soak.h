@@ -6,7 +6,10 @@
  * state every time: it zeroes its own statics) and ends with
  *
  *     int main(int argc, char **argv)
- *     { return stress_soak_main(PROG, argc, argv, run); }
+ *     { return stress_soak_main(PROG, argc, argv, run, test_violations()); }
+ *
+ * (the program's own counter: test_violations() is static inline, one
+ * counter per translation unit).
  *
  * Without FLOWQ_STRESS_SECONDS in the environment this is run(argc, argv):
  * nothing changes for CTest. With FLOWQ_STRESS_SECONDS=N, run() is called
@@ -18,7 +21,8 @@
  *        busy_first_kb=X busy_last_kb=Y
  *
  * ops and the outcome counts are what run() passed to stress_soak_count()
- * summed over the iterations; V is test_violations(); P is VmHWM. The
+ * summed over the iterations; V is the program's violation count; P is
+ * VmHWM. The
  * growth is measured between iterations, where a program holds only what
  * leaks from one iteration to the next: A is VmRSS after the first
  * iteration that ends once the first window of min(60 s, N/4) is over (the
@@ -40,7 +44,8 @@
 
 /** See above. Context: main thread. */
 int
-stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char **));
+stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char **),
+		 _Atomic unsigned long *violations);
 
 /** Add @p n to counter @p what ("ops", or an outcome name) for the SOAK
  * line; at most 16 distinct names. Any thread; a no-op when not soaking. */

@@ -77,8 +77,14 @@ flowq_history_enabled(void);
 FLOWQ_API int
 flowq_history_dump(FILE *out);
 
-/** Forget every recorded event (e.g. after a warm-up). @return 0 or
- * -ENOTSUP. Context: quiescence only. */
+/**
+ * Forget every recorded event (e.g. after a warm-up).
+ *
+ * @return 0; -ENOTSUP if recording is not built in.
+ *
+ * Context: quiescence only (see above); takes the recorder's registration
+ * mutex. Progress: blocking. Cost: O(chunks).
+ */
 FLOWQ_API int
 flowq_history_reset(void);
 

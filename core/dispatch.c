@@ -61,6 +61,7 @@
 
 #include "alloc_internal.h"
 #include "engine.h"
+#include "history.h"
 #include "req.h"
 #include "saturation_utilization.h"
 
@@ -664,6 +665,8 @@ evict(struct flowq__shard *s, struct flowq_flow *f, struct flowq_req *r,
 {
 	struct flowq__band_shard *bs = bs_of(s, f->band);
 	bool won = flowq__req_finalize(r, o, c);
+	if (FLOWQ__HISTORY_ON && won)
+		flowq__history_outcome(r, o, c, now, s->index, flowq__gate_scarce(s->engine));
 	unlink_req(s, bs, f, r, false);
 	if (won) {
 		account_left(bs, f, r, o, c, now);
@@ -884,12 +887,6 @@ others_top(struct flowq__shard *s)
 	return top;
 }
 
-static bool
-gate_scarce(const struct flowq_engine *e)
-{
-	return e->gate_limited || e->gate_callback || e->gate_util;
-}
-
 /*
  * Read-only: whether a band with usage ceiling @p ceiling may dispatch a
  * request of @p bytes now (approximate under concurrency,
@@ -978,7 +975,7 @@ static unsigned
 dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 {
 	struct flowq_engine *e = s->engine;
-	bool scarce = gate_scarce(e) && e->nshards > 1;
+	bool scarce = flowq__gate_scarce(e) && e->nshards > 1;
 	unsigned done = 0;
 	*r_blocked = false;
 	s->yielded = false;
@@ -1032,6 +1029,9 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 					      FLOWQ_CAUSE_CANCELLED, now);
 				continue;
 			}
+			if (FLOWQ__HISTORY_ON)
+				flowq__history_outcome(r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now,
+						       s->index, flowq__gate_scarce(e));
 			fair_charge(s, bs, r->bytes, pressed);
 			unlink_req(s, bs, f, r, true);
 			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
@@ -1176,7 +1176,7 @@ static void
 publish_top(struct flowq__shard *s)
 {
 	struct flowq_engine *e = s->engine;
-	if (!gate_scarce(e) || e->nshards == 1)
+	if (!flowq__gate_scarce(e) || e->nshards == 1)
 		return;
 	int64_t top = INT64_MIN;
 	for (unsigned oi = 0; oi < s->norder; oi++) {

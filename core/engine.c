@@ -24,6 +24,7 @@
 
 #include "alloc_internal.h"
 #include "engine.h"
+#include "history.h"
 #include "port.h"
 #include "saturation_utilization.h"
 
@@ -343,6 +344,8 @@ flowq_engine_destroy(struct flowq_engine *e)
 	 * engine's allocator: wait for all of them. */
 	urcu_memb_barrier();
 	engine_free(e, e->nshards);
+	if (FLOWQ__HISTORY_ON)
+		flowq__history_dump_env();
 }
 
 /* ---- ports ---- */

@@ -490,6 +490,15 @@ struct flowq_flow *
 flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
 		       int32_t priority);
 
+/** Whether dispatch slots are scarce: a gate (concurrency limit, callback
+ * or utilization detector) can stop a dispatch, so the cross-shard
+ * strict-priority rule applies (dispatch.c). */
+static inline bool
+flowq__gate_scarce(const struct flowq_engine *e)
+{
+	return e->gate_limited || e->gate_callback || e->gate_util;
+}
+
 /** Hash of a flow key. */
 uint64_t
 flowq__flow_hash(const void *id, uint32_t id_len, int32_t priority);

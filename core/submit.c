@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "builtin.h"
 #include "engine.h"
+#include "history.h"
 #include "req.h"
 
 
@@ -37,6 +39,8 @@ reject(struct flowq_req *req, struct flowq__rejects *where, struct flowq__reject
        enum flowq_outcome o, enum flowq_cause c, int err)
 {
 	flowq__req_finalize(req, o, c);
+	if (FLOWQ__HISTORY_ON)
+		flowq__history_reject(req, o, c);
 	flowq__reject_count(where, c);
 	if (also)
 		flowq__reject_count(also, c);
@@ -258,6 +262,9 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	flowq_heap_node_init(&req->priv.hnode);
 	req->priv.hnode.key = expire;
 	flowq_list_node_init(&req->priv.lnode);
+	if (FLOWQ__HISTORY_ON)
+		flowq__history_submit(req, f->hash, b->priority, now, expire,
+				      b->ordering == &flowq_ordering_fcfs);
 	/* [T4] release: the fields above are visible to the dispatcher (it
 	 * reads them after the inbox hand-off, which also orders them) and to
 	 * a canceller (its [T2] CAS acquires this). */
@@ -282,9 +289,18 @@ flowq_cancel(struct flowq_engine *e, struct flowq_req *req)
 {
 	if (!e || !req)
 		return -EFAULT;
+	struct flowq__history_stamp hst;
+	if (FLOWQ__HISTORY_ON)
+		flowq__history_stamp(&hst);
 	/* [T2]: only a queued, undecided request can be cancelled. */
 	if (!flowq__req_finalize(req, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED))
 		return -EALREADY;
+	if (FLOWQ__HISTORY_ON) {
+		struct flowq__shard *hs = ((struct flowq_flow *)req->priv.owner)->shard;
+		flowq__history_outcome_at(&hst, req, FLOWQ_EVICTED_CANCELLED,
+					  FLOWQ_CAUSE_CANCELLED, flowq__now(e), hs->index,
+					  flowq__gate_scarce(e));
+	}
 	/* The request cannot complete before the dispatcher has our message
 	 * (dispatch.c, the two-event rule), so it and its flow (which cannot
 	 * be collected while the request is queued) stay valid until the
@@ -305,6 +321,8 @@ flowq_release(struct flowq_engine *e, struct flowq_req *req)
 	int err = flowq__req_release(req);
 	if (err)
 		return err;
+	if (FLOWQ__HISTORY_ON)
+		flowq__history_release(req);
 	/* A dimension the gate does not limit (none, with no gate) is counted
 	 * on this CPU's line for the in-flight statistics (never a line shared
 	 * with other CPUs); a limited one is known from the gate's credit. */

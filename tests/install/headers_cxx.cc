@@ -4,6 +4,7 @@
 #include <flowq/config_yaml.h>
 #include <flowq/flowq.h>
 #include <flowq/heap.h>
+#include <flowq/history.h>
 #include <flowq/jemalloc.h>
 #include <flowq/list.h>
 #include <flowq/mpsc.h>

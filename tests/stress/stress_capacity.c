@@ -49,11 +49,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <flowq/alloc.h>
 #include <flowq/mpsc.h>
 
 #include "capacity.h"
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define MAX_THREADS 64
@@ -275,8 +277,9 @@ check_exact_fill(void)
 	check_quiescent("after the exact fill");
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	static struct producer prod[MAX_THREADS];
 	struct flowq__cap_config cfg = {
@@ -316,6 +319,11 @@ main(int argc, char **argv)
 		nthreads, (uint64_t)per * nthreads, seed, LIMIT_REQ, LIMIT_BYTES,
 		cap.nslots, cap.chunk[FLOWQ__CAP_REQ], cap.chunk[FLOWQ__CAP_BYTES],
 		cap.shift);
+	/* A clean slate for each soak iteration. */
+	memset(prod, 0, sizeof(prod));
+	atomic_store(&producers_done, 0);
+	atomic_store(&shadow_req, 0);
+	atomic_store(&shadow_bytes, 0);
 	flowq_mpsc_init(&queue);
 	c.nthreads = nthreads;
 	c.rng = seed;
@@ -365,6 +373,9 @@ main(int argc, char **argv)
 		"stress_capacity: reserved=%" PRIu64 " enospc=%" PRIu64
 		" batches=%" PRIu64 " bytes=%" PRIu64 "\n",
 		reserved, enospc, c.batches, bytes);
+	stress_soak_count("ops", (uint64_t)per * nthreads);
+	stress_soak_count("reserved", reserved);
+	stress_soak_count("enospc", enospc);
 	printf("SUMMARY stress_capacity threads=%u attempts=%" PRIu64 " reserved=%" PRIu64
 	       " enospc=%" PRIu64 " violations=%lu seconds=%.3f\n",
 	       nthreads, (uint64_t)per * nthreads, reserved, enospc,
@@ -376,4 +387,10 @@ main(int argc, char **argv)
 	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_capacity", argc, argv, run, test_violations());
 }

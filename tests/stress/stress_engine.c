@@ -63,6 +63,7 @@
 
 #include "engine.h"
 #include "stress_engine_util.h"
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define PROG          "stress_engine"
@@ -247,8 +248,9 @@ stall_dump(void)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	if (argc < 3 || argc > 7) {
 		fprintf(stderr,
@@ -264,6 +266,11 @@ main(int argc, char **argv)
 	uint64_t seed = argc > 4 ? test_parse_ulong(PROG, argv[4], "seed", 0, ~0ul) : 1;
 	const char *displacement = argc > 6 ? argv[6] : "none";
 	bool displacing = strcmp(displacement, "none") != 0;
+	/* A clean slate for each soak iteration. */
+	atomic_store(&host_queued, 0);
+	atomic_store(&host_queued_max, 0);
+	for (int o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		atomic_store(&completed_by[o], 0);
 
 	struct flowq_config cfg;
 	flowq_config_init(&cfg);
@@ -345,10 +352,17 @@ main(int argc, char **argv)
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_TTL]),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]), qmax);
+	stress_soak_engine(accepted + rejected, completed_by, &st);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s producers=%u shards=%u items=%" PRIu64 "%s%s violations=%lu "
 	       "seconds=%.2f\n",
 	       PROG, np, ns, accepted + rejected, ordering ? " ordering=" : "",
 	       ordering ? ordering : "", v, secs);
 	return v ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_engine", argc, argv, run, test_violations());
 }

@@ -153,6 +153,7 @@
 #include <flowq/mpsc.h>
 
 #include "engine.h"
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define PROG         "stress_global"
@@ -896,6 +897,8 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 		waiting_any, (double)max_age / 1e6, over, (double)max_eff / 1e6,
 		inversions, sched_n, hs.queued_min[0], hs.queued_max[1]);
 	unsigned long v = atomic_load(test_violations());
+	stress_soak_count("ops", n0 + n1);
+	stress_soak_count("dispatched", n0 + n1);
 	printf("SUMMARY %s mode=priority shards=%u bound_us=%" PRId64 " dispatched=%zu"
 	       " b0_with_b1_waiting=%" PRIu64 " max_age_us=%.1f over_bound=%" PRIu64
 	       " inversions=%" PRIu64 " violations=%lu seconds=%.2f\n",
@@ -1058,6 +1061,8 @@ run_fairness(unsigned nshards, double seconds, const char *policy)
 		test_violation(PROG, "Jain's index %.4f < %.2f (min over %u windows)",
 			       jmin, JAIN_TARGET, nwindows);
 	unsigned long v = atomic_load(test_violations());
+	stress_soak_count("ops", total);
+	stress_soak_count("dispatched", total);
 	printf("SUMMARY %s mode=fairness shards=%u policy=%s flows=%u windows=%u"
 	       " window_ms=%.0f dispatched=%" PRIu64 " jain_min=%.4f jain_mean=%.4f"
 	       " violations=%lu seconds=%.2f\n",
@@ -1068,8 +1073,9 @@ run_fairness(unsigned nshards, double seconds, const char *policy)
 	return v ? 1 : 0;
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	if (argc < 2 || argc > 5 ||
 	    (strcmp(argv[1], "priority") != 0 && strcmp(argv[1], "fairness") != 0)) {
@@ -1085,6 +1091,15 @@ main(int argc, char **argv)
 			       : 2;
 	double seconds = argc > 3 ? parse_seconds(argv[3]) : 3.0;
 	flowq_mpsc_init(&done_q);
+	/* A clean slate for each soak iteration. */
+	for (int b = 0; b < 2; b++) {
+		atomic_store(&host_queued[b], 0);
+		log_n[b] = 0;
+	}
+	sched_off = false;
+	sched_n = 0;
+	for (unsigned f = 0; f < NFLOWS; f++)
+		atomic_store(&flow_queued[f], 0);
 	if (mode == MODE_PRIORITY) {
 		int64_t bound_us =
 			argc > 4 ? (int64_t)test_parse_ulong(PROG, argv[4], "bound_us", 1,
@@ -1098,4 +1113,10 @@ main(int argc, char **argv)
 		return run_priority(ns, seconds, bound_us * 1000);
 	}
 	return run_fairness(ns, seconds, argc > 4 ? argv[4] : "round_robin");
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_global", argc, argv, run, test_violations());
 }

@@ -71,6 +71,7 @@
 
 #include <flowq/mpsc.h>
 
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define MAX_PRODUCERS 64
@@ -321,8 +322,9 @@ consume(struct consumer *c)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	static struct producer prod[MAX_PRODUCERS];
 	struct consumer c = {0};
@@ -357,6 +359,7 @@ main(int argc, char **argv)
 	fprintf(stderr, "stress_mpsc: producers=%u items=%" PRIu64 " seed=%" PRIu64 "\n",
 		nprod, c.total, seed);
 
+	memset(prod, 0, sizeof(prod)); /* a clean slate for each soak iteration */
 	flowq_mpsc_init(&queue);
 	atomic_init(&producers_done, 0);
 	if (pthread_barrier_init(&start, NULL, nprod + 1) != 0) {
@@ -426,6 +429,7 @@ main(int argc, char **argv)
 		" dequeue_calls_ok=%" PRIu64 " eagain=%" PRIu64 " enoent=%" PRIu64
 		" batch_zero=%" PRIu64 "\n",
 		enq_true, c.emptied, c.calls_ok, c.eagain, c.enoent, c.batch_zero);
+	stress_soak_count("ops", c.total);
 	printf("SUMMARY stress_mpsc producers=%u items=%" PRIu64
 	       " violations=%lu seconds=%.3f\n",
 	       nprod, c.total, atomic_load(test_violations()), secs);
@@ -436,4 +440,10 @@ main(int argc, char **argv)
 	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_mpsc", argc, argv, run, test_violations());
 }

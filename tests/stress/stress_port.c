@@ -55,6 +55,7 @@
 #include <flowq/flowq.h>
 
 #include "port.h"
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define PROG            "stress_port"
@@ -275,8 +276,9 @@ loop_main(void *arg)
 	return NULL;
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	static struct poster posters[MAX_POSTERS];
 	struct loop l = {0};
@@ -298,6 +300,7 @@ main(int argc, char **argv)
 	if (argc > 3)
 		seed = test_parse_ulong(PROG, argv[3], "seed", 0, ~0ul);
 
+	memset(posters, 0, sizeof(posters)); /* a clean slate for each soak iteration */
 	l.per_poster = (uint32_t)per;
 	l.total = per * np;
 	l.nposters = np;
@@ -370,6 +373,7 @@ main(int argc, char **argv)
 		PROG ": wakeups=%" PRIu64 " empty_wakes=%" PRIu64 " drains=%" PRIu64
 		     " full_drains=%" PRIu64 " gaps=%" PRIu64 "\n",
 		l.wakeups, l.empty_wakes, l.drains, l.full_drains, l.gaps);
+	stress_soak_count("ops", l.total);
 	printf("SUMMARY " PROG " posters=%u items=%" PRIu64
 	       " violations=%lu seconds=%.3f\n",
 	       np, l.total, atomic_load(test_violations()), secs);
@@ -384,4 +388,10 @@ main(int argc, char **argv)
 	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_port", argc, argv, run, test_violations());
 }

@@ -50,6 +50,7 @@
 
 #include "req.h"
 
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define POOL        1024 /* a power of two: odd strides walk the whole pool */
@@ -424,8 +425,9 @@ reset_pool(void)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	static struct worker workers[MAX_THREADS];
 	struct totals tot = {0};
@@ -446,6 +448,7 @@ main(int argc, char **argv)
 					  1ul << 30);
 	if (argc > 3)
 		seed = test_parse_ulong("stress_req", argv[3], "seed", 0, ~0ul);
+	memset(workers, 0, sizeof(workers)); /* a clean slate for each soak iteration */
 	items = (uint64_t)rounds * POOL;
 	fprintf(stderr, "stress_req: threads=%u rounds=%lu pool=%d seed=%" PRIu64 "\n",
 		nthreads, rounds, POOL, seed);
@@ -531,6 +534,9 @@ main(int argc, char **argv)
 		tot.claimed, claim_busy, decided, tot.outcomes[FLOWQ_PENDING], fin_lost,
 		fin_unclaimed, tot.outcomes[FLOWQ_DISPATCHED], tot.released, rel_already,
 		rel_inval, queued_ok, queued_lost, fin_boundary);
+	stress_soak_count("ops", items);
+	for (int o = FLOWQ_DISPATCHED; o < FLOWQ_OUTCOME_COUNT; o++)
+		stress_soak_count(flowq_outcome_str((enum flowq_outcome)o), won_by_outcome[o]);
 	printf("SUMMARY stress_req threads=%u items=%" PRIu64
 	       " violations=%lu seconds=%.3f\n",
 	       nthreads, items, atomic_load(test_violations()), secs);
@@ -539,4 +545,10 @@ main(int argc, char **argv)
 	if (atomic_load(test_violations()) != 0)
 		return 1; /* any violation fails the test */
 	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_req", argc, argv, run, test_violations());
 }

@@ -65,6 +65,7 @@
 #include "engine.h"
 #include "saturation_utilization.h"
 #include "stress_engine_util.h"
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define PROG          "stress_util"
@@ -308,8 +309,9 @@ stall_dump(void)
 	flowq__debug_dump(engine, stderr);
 }
 
-int
-main(int argc, char **argv)
+/* The workload, once (stress_soak.h: main loops it in soak mode). */
+static int
+run(int argc, char **argv)
 {
 	if (argc < 5 || argc > 7) {
 		fprintf(stderr,
@@ -328,6 +330,17 @@ main(int argc, char **argv)
 		return 2;
 	}
 	stale_mode = strcmp(argv[4], "stale") == 0;
+	/* A clean slate for each soak iteration. */
+	for (int o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		atomic_store(&completed_by[o], 0);
+	atomic_store(&finished, 0);
+	for (unsigned i = 0; i < ENDPOINTS; i++)
+		atomic_store(&waiting[i], 0);
+	atomic_store(&backend_total, 0);
+	atomic_store(&backend_max, 0);
+	atomic_store(&reports_ok, 0);
+	atomic_store(&reports_busy, 0);
+	atomic_store(&reports_stale, 0);
 	unsigned long nreq =
 		argc > 5 ? test_parse_ulong(PROG, argv[5], "requests", 1, 100000000)
 			 : 20000;
@@ -426,9 +439,16 @@ main(int argc, char **argv)
 		bound, stale_mode ? ", not checked in stale mode" : "",
 		(uint64_t)atomic_load(&reports_ok), (uint64_t)atomic_load(&reports_busy),
 		(uint64_t)atomic_load(&reports_stale));
+	stress_soak_engine(accepted + rejected, completed_by, &st);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s producers=%u shards=%u reporters=%u mode=%s items=%" PRIu64
 	       " violations=%lu seconds=%.2f\n",
 	       PROG, np, nshards, nr, argv[4], accepted + rejected, v, secs);
 	return v ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return stress_soak_main("stress_util", argc, argv, run, test_violations());
 }

@@ -40,8 +40,7 @@ flowq__req_claim(struct flowq_req *req);
  * Context: the submitting thread, after flowq__req_claim().
  * Ordering: release: the submitter's writes to the private fields before
  * this call are visible to whoever decides the outcome later with acquire.
- * Progress: wait-free: a load and a release store (no locked instruction:
- * no other thread can write the word between [T1] and [T4]).
+ * Progress: wait-free (one CAS).
  */
 int
 flowq__req_mark_queued(struct flowq_req *req);

@@ -144,18 +144,14 @@ flowq__req_claim(struct flowq_req *req)
 int
 flowq__req_mark_queued(struct flowq_req *req)
 {
-	/* [T4] A load and a release store, not a CAS: between [T1] and [T4]
-	 * no other thread can change the word (every other transition needs
-	 * IDLE, QUEUED or an outcome, so their CASes fail without writing),
-	 * so the check cannot be invalidated before the store. One locked
-	 * instruction less per submit (README "Engine end to end"). */
-	uint32_t cur = atomic_load_explicit(&req->priv.state, memory_order_relaxed);
+	uint32_t expected = FLOWQ__RS_SUBMITTED;
 
-	if (cur != FLOWQ__RS_SUBMITTED)
-		return -EINVAL;
-	atomic_store_explicit(&req->priv.state, FLOWQ__RS_SUBMITTED | FLOWQ__RS_QUEUED,
-			      memory_order_release);
-	return 0;
+	/* [T4] Release: see req.h. */
+	if (atomic_compare_exchange_strong_explicit(
+		    &req->priv.state, &expected, FLOWQ__RS_SUBMITTED | FLOWQ__RS_QUEUED,
+		    memory_order_release, memory_order_relaxed))
+		return 0;
+	return -EINVAL;
 }
 
 bool

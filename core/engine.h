@@ -393,6 +393,12 @@ struct flowq__shard {
 	struct flowq__band_shard *yield_band;
 	uint64_t blocked_bytes;
 	int64_t last_top;
+	/* Adaptive idle spin (dispatch.c idle_spin()): the moving average
+	 * of the idle gaps the spins measured, ns, and whether the last
+	 * idle period ended in a sleep (the round after it counts its
+	 * work). */
+	int64_t spin_gap_avg;
+	bool slept;
 	/* Displacement: global capacity that newcomers admitted against this
 	 * shard hold without a reservation of their own, not yet repaid by
 	 * departures (dispatch.c give_back()). */

@@ -338,9 +338,12 @@ struct flowq_config {
 	 * 1..4096. */
 	unsigned dispatch_batch;
 	/** How long an idle dispatcher keeps polling for work before it
-	 * sleeps, ns (threaded mode). Polling costs a CPU while it lasts;
-	 * sleeping costs a futex wake (a system call, microseconds) on the
-	 * next submit. Default 50 us; 0 = sleep at once; at most 1 s. */
+	 * sleeps, ns (threaded mode), at most. Polling costs a CPU while it
+	 * lasts; sleeping costs a futex wake (a system call, microseconds) on
+	 * the next submit. The dispatcher polls this long only while its
+	 * recent idle gaps were short (work came within about 8 us on
+	 * average, or piled up while it slept); at low load it polls 1 us
+	 * and sleeps. Default 50 us; 0 = sleep at once; at most 1 s. */
 	int64_t idle_spin_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad
 	 * field here on -EINVAL (NUL-terminated, truncated to

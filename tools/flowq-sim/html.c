@@ -1437,8 +1437,16 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		}
 
 	/* Layout: y labels on the left, the grid, the color scale right. */
-	double cw = nx ? fmin(96, 560.0 / (double)nx) : 96,
+	/* Columns as wide as their value labels need (at about 6.6 px per
+	 * character of the 11 px font), within 760 px for the grid. */
+	size_t maxlab = 0;
+	for (size_t ix = 0; ix < nx; ix++)
+		if (strlen(xs[ix]) > maxlab)
+			maxlab = strlen(xs[ix]);
+	double want = fmax(96, 6.6 * (double)(maxlab < 30 ? maxlab : 30) + 12);
+	double cw = nx ? fmin(want, 760.0 / (double)nx) : 96,
 	       chh = fmin(40, 320.0 / (double)ny);
+	size_t xcut = cw > 28 ? (size_t)((cw - 8) / 6.6) : 3;
 	double gl = 150, gt = 56, gw = cw * (double)nx, gh = chh * (double)ny;
 	double W = fmax(gl + gw + 150, 680), H = gt + gh + 64;
 	fprintf(out,
@@ -1491,10 +1499,7 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 	 * narrow), rows on the left; then the axis titles. */
 	for (size_t ix = 0; ix < nx; ix++)
 		svg_text_cut(out, gl + cw * ((double)ix + 0.5), gt + gh + 14,
-			     "text-anchor=\"middle\"", xs[ix],
-			     cw >= 60   ? 14
-			     : cw >= 30 ? 6
-					: 3);
+			     "text-anchor=\"middle\"", xs[ix], xcut);
 	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++)
 		svg_text_cut(out, gl - 6, gt + chh * ((double)iy + 0.5) + 4,
 			     "text-anchor=\"end\"", ys[iy], 22);
@@ -1583,7 +1588,8 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 	fputs("<th class=\"n\">objective</th><th class=\"n\">offered</th><th class=\"n\">"
 	      "dispatched</th><th class=\"n\">rejected</th><th class=\"n\">expired</th>"
 	      "<th "
-	      "class=\"n\">displaced</th><th>conservation</th></tr></thead>\n<tbody>\n",
+	      "class=\"n\">displaced</th><th class=\"n\">p99 queue</th>"
+	      "<th>conserved</th></tr></thead>\n<tbody>\n",
 	      out);
 	for (size_t i = 0; i < t->nrows; i++) {
 		const struct sim_tune_row *row = &t->rows[i];
@@ -1602,10 +1608,14 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 		fprintf(out,
 			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
 			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
-			"</td><td class=\"n\">%" PRIu64 "</td><td>",
+			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">",
 			row->total.offered, row->total.dispatched,
 			sim__rejected(&row->total), row->total.expired,
 			row->total.displaced);
+		char p99[SIM_FMT_MAX] = "-";
+		if (row->queue.n)
+			sim__fmt_dur(p99, row->queue.p99);
+		fprintf(out, "%s</td><td>", p99);
 		if (row->error) {
 			fputs("<span class=\"bad\">", out);
 			sim__html_str(out, row->error, 0);
@@ -1626,7 +1636,9 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 void
 sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_result *tune)
 {
-	const char *name = r && r->spec && r->spec->name ? r->spec->name : "(unnamed)";
+	const char *name = r && r->spec && r->spec->name ? r->spec->name
+			   : !r && tune && tune->spec_name ? tune->spec_name
+							 : "(unnamed)";
 	page_begin(out, tune ? "tuning" : "report", name);
 	if (r && r->spec && r->spec->description && *r->spec->description) {
 		fputs("<p>", out);

@@ -19,7 +19,8 @@
  *     (chart-heatmap), with its color scale.
  * The comparison page overlays the variants instead: chart-cmp-cdf-b<k>,
  * chart-cmp-depth-b<k>, chart-cmp-jain-b<k> for the k-th band priority of
- * the union of the variants' bands, then each variant's tables.
+ * the union of the variants' bands, then each variant's tables and share
+ * charts (chart-cmp-share-v<variant>-b<band index>), the first open.
  *
  * Markup is XHTML-compatible (every element closed, void elements written
  * <x/>, attributes double-quoted) so that a plain tag-balance check can
@@ -687,9 +688,10 @@ chart_windows(FILE *out, const char *id, const char *title, const char *per,
 }
 
 /* Stacked shares of band @p bi's dispatched bytes over time: its busiest
- * flows (by dispatched bytes) and the others. */
+ * flows (by dispatched bytes) and the others; the chart's id is @p id_prefix
+ * followed by "-b<bi>". */
 static void
-chart_share(FILE *out, const struct sim_result *r, size_t bi)
+chart_share(FILE *out, const struct sim_result *r, size_t bi, const char *id_prefix)
 {
 	const struct sim_band_result *band = &r->bands[bi];
 	size_t top[HTML_SHARE_TOP], total;
@@ -721,7 +723,7 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 		cum[k + 1][b] = tot[b] > 0 ? 1 : 0;
 
 	char id[64], title[128];
-	snprintf(id, sizeof(id), "chart-share-b%zu", bi);
+	snprintf(id, sizeof(id), "%.40s-b%zu", id_prefix, bi);
 	snprintf(title, sizeof(title), "Service share per flow over time: band %" PRId32,
 		 band->priority);
 	struct chart c = {.x = {0, (double)r->nwindows * ((double)r->window_ns / 1e9),
@@ -797,6 +799,7 @@ static const char style[] =
 	"thead th{border-bottom:2px solid #bbb;font-weight:600}\n"
 	"td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
 	"\n"
+	"thead th.n{white-space:normal}tbody th{white-space:nowrap}\n"
 	"tr.band th,tr.band td{font-weight:600;background:#f5f7fa}\n"
 	"tr.flow th{font-weight:normal;padding-left:22px}tr.more th{font-weight:normal;"
 	"font-style:italic;padding-left:22px;color:#666}\n"
@@ -1204,7 +1207,7 @@ html_result_charts(FILE *out, const struct sim_result *r)
 		      "Fairness inside each band over time (Jain's index)", "band",
 		      WIN_JAIN, ls, nb);
 	for (size_t b = 0; b < nb; b++)
-		chart_share(out, r, b);
+		chart_share(out, r, b, "chart-share");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1716,12 +1719,19 @@ sim_report_html_compare(FILE *out, const char *const *names,
 			 prio[p]);
 		chart_windows(out, id, title, "variant", WIN_JAIN, ls, k);
 	}
-	fputs("<h2>Each variant</h2>\n", out);
+	fputs("<h2>Each variant</h2>\n<p class=\"note\">Each variant's own tables, "
+	      "and the service share of each flow of each band over time (the first "
+	      "open; click a name to open or close it).</p>\n",
+	      out);
 	for (size_t v = 0; v < n; v++) {
-		fputs("<details>\n<summary>", out);
+		fputs(v ? "<details>\n<summary>" : "<details open=\"open\">\n<summary>", out);
 		sim__html_str(out, names[v], 60);
 		fputs("</summary>\n", out);
 		html_result_body(out, rs[v]);
+		char prefix[48];
+		snprintf(prefix, sizeof(prefix), "chart-cmp-share-v%zu", v);
+		for (size_t b = 0; b < rs[v]->nbands && b < FLOWQ_MAX_BANDS; b++)
+			chart_share(out, rs[v], b, prefix);
 		fputs("</details>\n", out);
 	}
 	page_end(out, azure);

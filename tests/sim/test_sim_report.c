@@ -1174,6 +1174,19 @@ Test(sim_report, compare_variants)
 	char *cdf = svg_by_id(s, "chart-cmp-cdf-b0");
 	cr_assert_eq(count(cdf, "<polyline"), 2, "band 10: two variants have it");
 	free(cdf);
+	/* Each variant's share per flow over time, one chart per band of it,
+	 * inside its <details> (the first open). */
+	for (size_t v = 0; v < 3; v++)
+		for (size_t b = 0; b < rs[v]->nbands; b++) {
+			char id[64];
+			snprintf(id, sizeof(id), "chart-cmp-share-v%zu-b%zu", v, b);
+			char *svg = svg_by_id(s, id);
+			cr_assert_not_null(svg, "no %s", id);
+			cr_assert_geq(count(svg, "<polygon"), 1, "%s: no layer", id);
+			free(svg);
+		}
+	cr_assert_eq(count(s, "<details open=\"open\">"), 1);
+	cr_assert_eq(count(s, "<details"), 3);
 	cr_assert_not_null(strstr(s, "no &lt;displacement&gt;"));
 	free(s);
 	result_free(&a);

@@ -181,9 +181,10 @@ on_progress(void *ctx, int64_t now_ns, const struct sim_result *partial)
 	const struct sim_counts *c = &partial->total;
 	char line[200];
 	snprintf(line, sizeof(line),
-		 "%s: %.1f s / %.1f s simulated, offered %llu, dispatched %llu, queued "
+		 "%s: %.1f s / %.1f s %s, offered %llu, dispatched %llu, queued "
 		 "%llu",
 		 p->name, (double)now_ns * 1e-9, (double)partial->duration_ns * 1e-9,
+		 partial->mode == SIM_MODE_VIRTUAL ? "simulated" : "on the wall clock",
 		 (unsigned long long)c->offered, (unsigned long long)c->dispatched,
 		 (unsigned long long)queued_of(c));
 	if (p->live) {
@@ -486,6 +487,11 @@ run_one(const struct args *a, struct outcome *o, const char *const *ovs, size_t 
 		return EXIT_USAGE;
 	}
 	o->loaded = true;
+	if (!o->name) { /* the spec's own run: named after the spec */
+		o->name = strdup(o->spec.name ? o->spec.name : "spec");
+		if (!o->name)
+			return usage_error("%s", "out of memory");
+	}
 	struct progress p = {.name = o->name};
 	struct sim_run_opts opts = run_opts(a, o->spec.mode, &p);
 	rc = sim_run(&o->spec, &opts, &o->r, err, sizeof(err));
@@ -516,11 +522,12 @@ outcome_free(struct outcome *o)
 	free(o);
 }
 
+/* @p name NULL: the spec's own run (run_one names it after the spec). */
 static struct outcome *
 outcome_new(const char *name)
 {
 	struct outcome *o = calloc(1, sizeof(*o));
-	if (o && !(o->name = strdup(name))) {
+	if (o && name && !(o->name = strdup(name))) {
 		free(o);
 		o = NULL;
 	}
@@ -541,7 +548,7 @@ cmd_run(int argc, char **argv)
 	int status = parse_args(&a, argc, argv);
 	if (status)
 		goto out;
-	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0] = outcome_new("spec"))) {
+	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0] = outcome_new(NULL))) {
 		status = usage_error("%s", "out of memory");
 		goto out;
 	}
@@ -549,13 +556,6 @@ cmd_run(int argc, char **argv)
 	status = run_one(&a, runs[0], a.overrides, a.noverrides, &conserved);
 	if (status)
 		goto out;
-	if (runs[0]->spec.name) {
-		char *name = strdup(runs[0]->spec.name);
-		if (name) {
-			free(runs[0]->name);
-			runs[0]->name = name;
-		}
-	}
 	size_t nv = runs[0]->spec.nvariants;
 	struct outcome **more = realloc(runs, (nv + 1) * sizeof(*runs));
 	if (!more) {

@@ -11,6 +11,7 @@
 
 #include <criterion/criterion.h>
 
+#include "csv_read.h"
 #include "html_check.h"
 #include "json_check.h"
 #include "sim.h"
@@ -280,49 +281,6 @@ Test(sim_tune, rows_keep_the_figures_of_their_runs)
 	tune_done(&r);
 }
 
-/* The fields of one CSV record (RFC 4180) starting at *@p p, which moves
- * past its CRLF; NULL at the end. Fields are written, unquoted, to
- * @p fields (at most @p max). */
-static size_t
-csv_record(const char **p, char fields[][256], size_t max)
-{
-	const char *s = *p;
-	size_t n = 0;
-	if (!*s)
-		return 0;
-	for (;;) {
-		char *f = fields[n < max ? n : max - 1];
-		size_t len = 0;
-		if (*s == '"') {
-			for (s++;; s++) {
-				cr_assert_neq(*s, '\0', "an unterminated quoted field");
-				if (*s == '"' && s[1] == '"')
-					s++;
-				else if (*s == '"')
-					break;
-				if (len < 255)
-					f[len++] = *s;
-			}
-			s++;
-		} else {
-			while (*s && *s != ',' && *s != '\r' && *s != '\n') {
-				if (len < 255)
-					f[len++] = *s;
-				s++;
-			}
-		}
-		f[len] = '\0';
-		n++;
-		if (*s == ',') {
-			s++;
-			continue;
-		}
-		cr_assert(s[0] == '\r' && s[1] == '\n', "records end with CRLF");
-		*p = s + 2;
-		return n;
-	}
-}
-
 static char *
 render_tune(void (*fn)(FILE *, const struct sim_tune_result *), const struct sim_tune_result *r)
 {
@@ -381,13 +339,15 @@ Test(sim_tune, json_csv_and_html_of_a_tune)
 
 	char *csv = render_tune(sim_report_tune_csv, &r);
 	const char *p = csv;
-	char fields[40][256];
-	size_t ncol = csv_record(&p, fields, 40);
+	static char fields[40][CSV_FIELD_MAX];
+	size_t ncol, n;
+	cr_assert_eq(csv_read_record(&p, fields, 40, &ncol, jerr, sizeof(jerr)), 1, "%s", jerr);
 	cr_assert_eq(ncol, 30, "rank, kind, one key, 27 figures");
 	cr_assert_str_eq(fields[2], "backend.service");
 	cr_assert_str_eq(fields[3], "objective");
-	size_t runs = 0, bands = 0, n;
-	while ((n = csv_record(&p, fields, 40)) != 0) {
+	size_t runs = 0, bands = 0;
+	int rc;
+	while ((rc = csv_read_record(&p, fields, 40, &n, jerr, sizeof(jerr))) == 1) {
 		cr_assert_eq(n, ncol, "every record has the header's columns");
 		bool run = strcmp(fields[1], "run") == 0;
 		cr_assert(run || strcmp(fields[1], "band") == 0);
@@ -404,6 +364,7 @@ Test(sim_tune, json_csv_and_html_of_a_tune)
 			cr_assert_neq(fields[5][0], '\0', "the error");
 		}
 	}
+	cr_assert_eq(rc, 0, "%s", jerr);
 	cr_assert_eq(runs, 3);
 	cr_assert_eq(bands, 6, "three bands for each of the two runs that ran");
 	free(csv);

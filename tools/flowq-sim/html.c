@@ -1639,9 +1639,9 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 void
 sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_result *tune)
 {
-	const char *name = r && r->spec && r->spec->name ? r->spec->name
+	const char *name = r && r->spec && r->spec->name   ? r->spec->name
 			   : !r && tune && tune->spec_name ? tune->spec_name
-							 : "(unnamed)";
+							   : "(unnamed)";
 	page_begin(out, tune ? "tuning" : "report", name);
 	if (r && r->spec && r->spec->description && *r->spec->description) {
 		fputs("<p>", out);
@@ -1724,7 +1724,8 @@ sim_report_html_compare(FILE *out, const char *const *names,
 	      "open; click a name to open or close it).</p>\n",
 	      out);
 	for (size_t v = 0; v < n; v++) {
-		fputs(v ? "<details>\n<summary>" : "<details open=\"open\">\n<summary>", out);
+		fputs(v ? "<details>\n<summary>" : "<details open=\"open\">\n<summary>",
+		      out);
 		sim__html_str(out, names[v], 60);
 		fputs("</summary>\n", out);
 		html_result_body(out, rs[v]);

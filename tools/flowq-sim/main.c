@@ -636,7 +636,8 @@ tune_on_run(void *ctx, size_t idx, size_t n, const char *const *values,
 		return;
 	}
 	int len = snprintf(tp->name, sizeof(tp->name), "tune: run %zu/%zu:", idx + 1, n);
-	for (size_t k = 0; k < tp->nkeys && len > 0 && (size_t)len < sizeof(tp->name); k++)
+	for (size_t k = 0; k < tp->nkeys && len > 0 && (size_t)len < sizeof(tp->name);
+	     k++)
 		len += snprintf(tp->name + len, sizeof(tp->name) - (size_t)len, " %s=%s",
 				tp->vary[k].key, values[k]);
 }

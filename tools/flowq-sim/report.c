@@ -1309,7 +1309,8 @@ csv_qsum(FILE *out, const struct sim_qsum *q)
 		fprintf(out,
 			",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
 			",%" PRId64,
-			(int64_t)llround(q->mean), q->p50, q->p90, q->p99, q->p999, q->max);
+			(int64_t)llround(q->mean), q->p50, q->p90, q->p99, q->p999,
+			q->max);
 	else
 		fputs(",,,,,,", out);
 }
@@ -1395,8 +1396,10 @@ sim_report_tune_json(FILE *out, const struct sim_tune_result *t)
 		jw_bool(&j, "conserved", row->conserved);
 		jw_i64(&j, "duration_ns", row->duration_ns);
 		json_counts(&j, "total", &row->total);
-		jw_num(&j, "throughput_rps", sim__per_s(row->total.dispatched, row->duration_ns));
-		jw_num(&j, "goodput_rps", sim__per_s(row->total.completed, row->duration_ns));
+		jw_num(&j, "throughput_rps",
+		       sim__per_s(row->total.dispatched, row->duration_ns));
+		jw_num(&j, "goodput_rps",
+		       sim__per_s(row->total.completed, row->duration_ns));
 		json_qsum(&j, row->queue);
 		jw_num(&j, "backend_utilization", row->utilization);
 		jw_u64(&j, "priority_inversions", row->inversions);

@@ -438,3 +438,35 @@ Test(sim_tune, progress_hooks)
 	cr_assert_geq(h.progress, 2 * 4, "every 0.5 s of 2 s, in each run");
 	tune_done(&r);
 }
+
+/* A tune of the built-in default scenario replays the Azure trace: its
+ * page cites it, as the trace's licence asks; the golden spec has none. */
+Test(sim_tune, the_tuning_page_cites_the_trace_it_replayed)
+{
+	static const char *const ov[] = {"sim.duration=3s"};
+	cr_assert_eq(sim_vary_parse("engine.shards=1", &tv, err, sizeof(err)), 0);
+	cr_assert_eq(sim_objective_parse("max: goodput", &tobj, err, sizeof(err)), 0);
+	topts = (struct sim_tune_opts){
+		.overrides = ov,
+		.noverrides = 1,
+		.vary = &tv,
+		.nvary = 1,
+		.objective = tobj,
+		.objective_text = "max: goodput",
+	};
+	struct sim_tune_result r;
+	cr_assert_eq(sim_tune(&topts, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(r.rows[0].error, "%s", r.rows[0].error);
+	cr_assert_not_null(r.trace_path);
+	char *html = render_tune(html_no_run, &r);
+	cr_assert_not_null(strstr(html, "Splitwise"), "the Azure trace is cited");
+	free(html);
+	tune_done(&r);
+
+	tune_golden("engine.shards=1", "max: goodput", &r);
+	cr_assert_null(r.trace_path);
+	html = render_tune(html_no_run, &r);
+	cr_assert_null(strstr(html, "Splitwise"));
+	free(html);
+	tune_done(&r);
+}

@@ -840,13 +840,19 @@ page_begin(FILE *out, const char *kind, const char *name)
 	fputs("</h1>\n", out);
 }
 
-/* Whether @p r replays the Azure LLM inference trace (cited in the
- * footer, as its licence asks). */
+/* Whether the trace file @p path (NULL: none) is the Azure LLM inference
+ * trace (cited in the footer, as its licence asks). */
+static bool
+azure_path(const char *path)
+{
+	return path && strcasestr(path, "azure") != NULL;
+}
+
+/* Whether @p r replays the Azure trace. */
 static bool
 azure_trace(const struct sim_result *r)
 {
-	return r && r->spec && r->spec->has_trace && r->spec->trace.path &&
-	       strcasestr(r->spec->trace.path, "azure") != NULL;
+	return r && r->spec && r->spec->has_trace && azure_path(r->spec->trace.path);
 }
 
 static void
@@ -1659,7 +1665,7 @@ sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_res
 	}
 	if (!r && !tune)
 		fputs("<p>Nothing to report.</p>\n", out);
-	page_end(out, azure_trace(r));
+	page_end(out, azure_trace(r) || (tune && azure_path(tune->trace_path)));
 }
 
 void

@@ -547,6 +547,7 @@ struct sim_tune_result {
 	char *objective;   /* the expression as given */
 	bool maximize;
 	char *spec_name;   /* the spec's name (first combination that loaded), or NULL */
+	char *trace_path;  /* a trace file a combination replayed (the first), or NULL */
 	struct sim_tune_row *rows; /* ranked: best first, failed runs last */
 	size_t nrows;
 };

@@ -779,6 +779,9 @@ sim_tune(const struct sim_tune_opts *o, struct sim_tune_result *r, char *err, si
 		bool oom = false; /* ours, not the run's: fails the tune */
 		if (rc == 0 && spec.name && !r->spec_name && !(r->spec_name = strdup(spec.name)))
 			oom = true;
+		if (rc == 0 && spec.has_trace && spec.trace.path && !r->trace_path &&
+		    !(r->trace_path = strdup(spec.trace.path)))
+			oom = true;
 		if (rc == 0 && !oom) {
 			struct sim_run_opts ro = {
 				.mode = o->run ? o->run->mode : spec.mode,
@@ -837,6 +840,7 @@ sim_tune_result_free(struct sim_tune_result *r)
 	strv_free(r->keys, r->nkeys);
 	free(r->objective);
 	free(r->spec_name);
+	free(r->trace_path);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -182,8 +182,16 @@ def read_loadavg():
         return None
 
 
+def fmt_elapsed(s):
+    """Seconds as "42 s" or "3 min 05 s"."""
+    s = int(s)
+    return "%d s" % s if s < 60 else "%d min %02d s" % (s // 60, s % 60)
+
+
 def run_bench(prog, binary, filt, reps, min_time, verbose):
     """Run @binary on @filt, @reps repetitions interleaved at random.
+    Progress goes to stderr: a live count of the runs done on a terminal,
+    a line every 30 s otherwise.
 
     Returns (parsed JSON of its --benchmark_out, load info): load has wall_s
     and bench_cpus (CPUs this process used on average) and, when
@@ -211,6 +219,7 @@ def run_bench(prog, binary, filt, reps, min_time, verbose):
     tail = []
     hz = os.sysconf("SC_CLK_TCK")
     j0, t0 = read_cpu_jiffies(), time.monotonic()
+    last_line = t0
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -221,9 +230,17 @@ def run_bench(prog, binary, filt, reps, min_time, verbose):
             elif line.startswith("BM_") and not re.search(
                     r"_(mean|median|stddev|cv)\s", line):
                 done += 1
+                now = time.monotonic()
                 if tty:
-                    sys.stderr.write("\r  %d/%d runs" % (done, total))
+                    sys.stderr.write("\r  %d/%d runs, %s" % (
+                        done, total, fmt_elapsed(now - t0)))
                     sys.stderr.flush()
+                elif now - last_line >= 30 or done == total:
+                    # Not a terminal (a log, CI): a line every 30 s.
+                    print("%s: %d/%d runs, %s" % (prog, done, total,
+                                                 fmt_elapsed(now - t0)),
+                          file=sys.stderr, flush=True)
+                    last_line = now
         # wait4 rather than wait: the child's own CPU time tells its load
         # apart from everyone else's on the machine.
         _, status, ru = os.wait4(proc.pid, 0)

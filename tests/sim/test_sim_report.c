@@ -18,6 +18,7 @@
 
 #include <criterion/criterion.h>
 
+#include "csv_read.h"
 #include "html_check.h"
 #include "json_check.h"
 #include "report.h"
@@ -691,54 +692,24 @@ Test(sim_report, json_is_valid_and_deterministic)
 
 /* ---- CSV ------------------------------------------------------------------------ */
 
-/* RFC 4180 reader: the fields of each CRLF-terminated record; returns the
- * record count and checks every record has @p nfields fields. Writes the
- * second field of record @p want_rec (unquoted) to @p r_field. */
+/* Every CRLF-terminated record (csv_read.h): returns the record count and
+ * checks every record has @p nfields fields. Writes the second field of
+ * record @p want_rec (unquoted) to @p r_field. */
 static size_t
 csv_records(const char *s, size_t nfields, size_t want_rec, char *r_field, size_t fsz)
 {
-	size_t rec = 0, field = 0;
+	static char fields[64][CSV_FIELD_MAX];
+	char err[128];
+	size_t rec = 0, n;
+	int rc;
 	r_field[0] = '\0';
-	while (*s) {
-		char val[256];
-		size_t n = 0;
-		if (*s == '"') {
-			s++;
-			for (;;) {
-				cr_assert(*s, "unterminated quoted field");
-				if (*s == '"' && s[1] == '"') {
-					val[n++] = '"';
-					s += 2;
-				} else if (*s == '"') {
-					s++;
-					break;
-				} else {
-					val[n++] = *s++;
-				}
-				cr_assert_lt(n, sizeof(val));
-			}
-		} else {
-			while (*s && *s != ',' && *s != '\r' && *s != '\n') {
-				cr_assert_neq(*s, '"', "quote inside an unquoted field");
-				val[n++] = *s++;
-				cr_assert_lt(n, sizeof(val));
-			}
-		}
-		val[n] = '\0';
-		if (rec == want_rec && field == 1)
-			snprintf(r_field, fsz, "%s", val);
-		field++;
-		if (*s == ',') {
-			s++;
-			continue;
-		}
-		cr_assert(s[0] == '\r' && s[1] == '\n', "record %zu not ended by CRLF",
-			  rec);
-		s += 2;
-		cr_assert_eq(field, nfields, "record %zu has %zu fields", rec, field);
-		field = 0;
+	while ((rc = csv_read_record(&s, fields, 64, &n, err, sizeof(err))) == 1) {
+		cr_assert_eq(n, nfields, "record %zu has %zu fields", rec, n);
+		if (rec == want_rec)
+			snprintf(r_field, fsz, "%s", fields[1]);
 		rec++;
 	}
+	cr_assert_eq(rc, 0, "record %zu: %s", rec, err);
 	return rec;
 }
 
@@ -1174,6 +1145,19 @@ Test(sim_report, compare_variants)
 	char *cdf = svg_by_id(s, "chart-cmp-cdf-b0");
 	cr_assert_eq(count(cdf, "<polyline"), 2, "band 10: two variants have it");
 	free(cdf);
+	/* Each variant's share per flow over time, one chart per band of it,
+	 * inside its <details> (the first open). */
+	for (size_t v = 0; v < 3; v++)
+		for (size_t b = 0; b < rs[v]->nbands; b++) {
+			char id[64];
+			snprintf(id, sizeof(id), "chart-cmp-share-v%zu-b%zu", v, b);
+			char *svg = svg_by_id(s, id);
+			cr_assert_not_null(svg, "no %s", id);
+			cr_assert_geq(count(svg, "<polygon"), 1, "%s: no layer", id);
+			free(svg);
+		}
+	cr_assert_eq(count(s, "<details open=\"open\">"), 1);
+	cr_assert_eq(count(s, "<details"), 3);
 	cr_assert_not_null(strstr(s, "no &lt;displacement&gt;"));
 	free(s);
 	result_free(&a);

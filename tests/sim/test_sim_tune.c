@@ -11,6 +11,9 @@
 
 #include <criterion/criterion.h>
 
+#include "csv_read.h"
+#include "html_check.h"
+#include "json_check.h"
 #include "sim.h"
 
 static char err[256];
@@ -245,5 +248,225 @@ Test(sim_tune, a_bad_combination_fails_alone)
 	cr_assert_null(r.rows[0].error);
 	cr_assert_not_null(r.rows[1].error, "the bad value ranks last with its error");
 	cr_assert(isnan(r.rows[1].objective));
+	tune_done(&r);
+}
+
+/* Each row keeps its run's key figures, consistent with its counts. */
+Test(sim_tune, rows_keep_the_figures_of_their_runs)
+{
+	struct sim_tune_result r;
+	tune_golden("engine.displacement=lowest_band_newest,none", "min: shed", &r);
+	cr_assert_str_eq(r.spec_name, "golden-small");
+	for (size_t i = 0; i < r.nrows; i++) {
+		const struct sim_tune_row *row = &r.rows[i];
+		cr_assert(row->ran);
+		cr_assert_eq(row->duration_ns, 2000000000);
+		cr_assert_eq(row->nbands, 3, "bands 10, 0 and the template's -5");
+		cr_assert_eq(row->queue.n, row->total.dispatched);
+		cr_assert(row->queue.p50 <= row->queue.p99 && row->queue.p99 <= row->queue.max);
+		cr_assert(row->utilization > 0 && row->utilization <= 1);
+		struct sim_counts sum = {0};
+		for (size_t b = 0; b < row->nbands; b++) {
+			sim_counts_add(&sum, &row->bands[b].c);
+			cr_assert_eq(row->bands[b].queue.n, row->bands[b].c.dispatched);
+			if (b)
+				cr_assert_gt(row->bands[b - 1].priority, row->bands[b].priority);
+		}
+		cr_assert_eq(memcmp(&sum, &row->total, sizeof(sum)), 0,
+			     "the bands' counts add up to the run's");
+	}
+	cr_assert_gt(r.rows[1].total.displaced, 0);
+	cr_assert_eq(r.rows[1].bands[1].c.displaced + r.rows[1].bands[2].c.displaced,
+		     r.rows[1].total.displaced, "band 10 is never displaced");
+	tune_done(&r);
+}
+
+static char *
+render_tune(void (*fn)(FILE *, const struct sim_tune_result *), const struct sim_tune_result *r)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	fn(f, r);
+	cr_assert_eq(fclose(f), 0);
+	return text;
+}
+
+static void
+html_no_run(FILE *f, const struct sim_tune_result *r)
+{
+	sim_report_html(f, NULL, r);
+}
+
+static size_t
+count_of(const char *s, const char *what)
+{
+	size_t n = 0;
+	for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what))
+		n++;
+	return n;
+}
+
+/* JSON, CSV and HTML of a real tune: values with commas and quotes (YAML
+ * flow maps), a combination that fails, every run's figures. */
+Test(sim_tune, json_csv_and_html_of_a_tune)
+{
+	struct sim_tune_result r;
+	tune_golden("backend.service={dist: exp, mean: 10ms},\"nonsense\",{dist: const, "
+		    "value: 5ms}",
+		    "max: goodput", &r);
+	cr_assert_eq(r.nrows, 3);
+	cr_assert_str_eq(r.rows[0].values[0], "{dist: const, value: 5ms}",
+			 "the faster backend has the higher goodput");
+	cr_assert_not_null(r.rows[2].error);
+
+	char *json = render_tune(sim_report_tune_json, &r);
+	char jerr[256];
+	cr_assert_eq(json_check(json, strlen(json), jerr, sizeof(jerr)), 0, "%s\n%s", jerr,
+		     json);
+	cr_assert_not_null(strstr(json, "\"format\": \"flowq-sim.tune.v1\""));
+	cr_assert_not_null(strstr(json, "\"spec\": \"golden-small\""));
+	cr_assert_not_null(strstr(json, "\"keys\": [\"backend.service\"]"));
+	cr_assert_not_null(strstr(json, "\"best\": [\"{dist: const, value: 5ms}\"]"));
+	cr_assert_not_null(strstr(json, "\"values\": [\"\\\"nonsense\\\"\"]"), "%s", json);
+	cr_assert_eq(count_of(json, "\"rank\": "), 3);
+	cr_assert_eq(count_of(json, "\"ran\": true"), 2);
+	cr_assert_eq(count_of(json, "\"ran\": false"), 1);
+	cr_assert_eq(count_of(json, "\"error\": null"), 2);
+	cr_assert_eq(count_of(json, "\"priority\": 10,"), 2, "a band list per run that ran");
+	free(json);
+
+	char *csv = render_tune(sim_report_tune_csv, &r);
+	const char *p = csv;
+	static char fields[40][CSV_FIELD_MAX];
+	size_t ncol, n;
+	cr_assert_eq(csv_read_record(&p, fields, 40, &ncol, jerr, sizeof(jerr)), 1, "%s", jerr);
+	cr_assert_eq(ncol, 30, "rank, kind, one key, 27 figures");
+	cr_assert_str_eq(fields[2], "backend.service");
+	cr_assert_str_eq(fields[3], "objective");
+	size_t runs = 0, bands = 0;
+	int rc;
+	while ((rc = csv_read_record(&p, fields, 40, &n, jerr, sizeof(jerr))) == 1) {
+		cr_assert_eq(n, ncol, "every record has the header's columns");
+		bool run = strcmp(fields[1], "run") == 0;
+		cr_assert(run || strcmp(fields[1], "band") == 0);
+		runs += run;
+		bands += !run;
+		if (run && strcmp(fields[0], "1") == 0) {
+			cr_assert_str_eq(fields[2], "{dist: const, value: 5ms}");
+			cr_assert_str_eq(fields[4], "true");
+			cr_assert_str_eq(fields[5], "");
+		}
+		if (run && strcmp(fields[0], "3") == 0) {
+			cr_assert_str_eq(fields[2], "\"nonsense\"");
+			cr_assert_str_eq(fields[3], "", "no objective");
+			cr_assert_neq(fields[5][0], '\0', "the error");
+		}
+	}
+	cr_assert_eq(rc, 0, "%s", jerr);
+	cr_assert_eq(runs, 3);
+	cr_assert_eq(bands, 6, "three bands for each of the two runs that ran");
+	free(csv);
+
+	char *html = render_tune(html_no_run, &r);
+	cr_assert_eq(html_check(html, strlen(html), jerr, sizeof(jerr)), 0, "%s", jerr);
+	cr_assert_not_null(strstr(html, "<title>flowq-sim tuning: golden-small"));
+	cr_assert_not_null(strstr(html, "<svg id=\"chart-heatmap\""));
+	free(html);
+	tune_done(&r);
+}
+
+/* The progress hooks: on_run before (no row) and after (its row) each
+ * run, the runs' own progress in between. */
+struct hooks {
+	size_t before, after, progress;
+	bool in_run;
+};
+
+static void
+hook_run(void *ctx, size_t idx, size_t n, const char *const *values,
+	 const struct sim_tune_row *row)
+{
+	struct hooks *h = ctx;
+	cr_assert_eq(n, 2);
+	cr_assert_not_null(values[0]);
+	if (!row) {
+		cr_assert_eq(idx, h->before);
+		cr_assert(!h->in_run);
+		h->before++;
+		h->in_run = true;
+	} else {
+		cr_assert_eq(idx, h->after);
+		cr_assert(h->in_run);
+		cr_assert_str_eq(row->values[0], values[0]);
+		h->after++;
+		h->in_run = false;
+	}
+}
+
+static void
+hook_progress(void *ctx, int64_t now_ns, const struct sim_result *partial)
+{
+	struct hooks *h = ctx;
+	cr_assert(h->in_run);
+	cr_assert(now_ns >= 0 && partial->duration_ns == 2000000000);
+	h->progress++;
+}
+
+Test(sim_tune, progress_hooks)
+{
+	struct hooks h = {0};
+	cr_assert_eq(sim_vary_parse("engine.shards=1,2", &tv, err, sizeof(err)), 0);
+	cr_assert_eq(sim_objective_parse("max: goodput", &tobj, err, sizeof(err)), 0);
+	topts = (struct sim_tune_opts){
+		.spec_path = FLOWQ_SIM_TESTDATA_DIR "/golden_small.yaml",
+		.vary = &tv,
+		.nvary = 1,
+		.objective = tobj,
+		.objective_text = "max: goodput",
+		.progress = hook_progress,
+		.progress_ctx = &h,
+		.progress_every_ns = 500000000,
+		.on_run = hook_run,
+		.on_run_ctx = &h,
+	};
+	struct sim_tune_result r;
+	cr_assert_eq(sim_tune(&topts, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(h.before, 2);
+	cr_assert_eq(h.after, 2);
+	cr_assert_geq(h.progress, 2 * 4, "every 0.5 s of 2 s, in each run");
+	tune_done(&r);
+}
+
+/* A tune of the built-in default scenario replays the Azure trace: its
+ * page cites it, as the trace's licence asks; the golden spec has none. */
+Test(sim_tune, the_tuning_page_cites_the_trace_it_replayed)
+{
+	static const char *const ov[] = {"sim.duration=3s"};
+	cr_assert_eq(sim_vary_parse("engine.shards=1", &tv, err, sizeof(err)), 0);
+	cr_assert_eq(sim_objective_parse("max: goodput", &tobj, err, sizeof(err)), 0);
+	topts = (struct sim_tune_opts){
+		.overrides = ov,
+		.noverrides = 1,
+		.vary = &tv,
+		.nvary = 1,
+		.objective = tobj,
+		.objective_text = "max: goodput",
+	};
+	struct sim_tune_result r;
+	cr_assert_eq(sim_tune(&topts, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(r.rows[0].error, "%s", r.rows[0].error);
+	cr_assert_not_null(r.trace_path);
+	char *html = render_tune(html_no_run, &r);
+	cr_assert_not_null(strstr(html, "Splitwise"), "the Azure trace is cited");
+	free(html);
+	tune_done(&r);
+
+	tune_golden("engine.shards=1", "max: goodput", &r);
+	cr_assert_null(r.trace_path);
+	html = render_tune(html_no_run, &r);
+	cr_assert_null(strstr(html, "Splitwise"));
+	free(html);
 	tune_done(&r);
 }

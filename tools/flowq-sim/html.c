@@ -19,7 +19,8 @@
  *     (chart-heatmap), with its color scale.
  * The comparison page overlays the variants instead: chart-cmp-cdf-b<k>,
  * chart-cmp-depth-b<k>, chart-cmp-jain-b<k> for the k-th band priority of
- * the union of the variants' bands, then each variant's tables.
+ * the union of the variants' bands, then each variant's tables and share
+ * charts (chart-cmp-share-v<variant>-b<band index>), the first open.
  *
  * Markup is XHTML-compatible (every element closed, void elements written
  * <x/>, attributes double-quoted) so that a plain tag-balance check can
@@ -687,9 +688,10 @@ chart_windows(FILE *out, const char *id, const char *title, const char *per,
 }
 
 /* Stacked shares of band @p bi's dispatched bytes over time: its busiest
- * flows (by dispatched bytes) and the others. */
+ * flows (by dispatched bytes) and the others; the chart's id is @p id_prefix
+ * followed by "-b<bi>". */
 static void
-chart_share(FILE *out, const struct sim_result *r, size_t bi)
+chart_share(FILE *out, const struct sim_result *r, size_t bi, const char *id_prefix)
 {
 	const struct sim_band_result *band = &r->bands[bi];
 	size_t top[HTML_SHARE_TOP], total;
@@ -721,7 +723,7 @@ chart_share(FILE *out, const struct sim_result *r, size_t bi)
 		cum[k + 1][b] = tot[b] > 0 ? 1 : 0;
 
 	char id[64], title[128];
-	snprintf(id, sizeof(id), "chart-share-b%zu", bi);
+	snprintf(id, sizeof(id), "%.40s-b%zu", id_prefix, bi);
 	snprintf(title, sizeof(title), "Service share per flow over time: band %" PRId32,
 		 band->priority);
 	struct chart c = {.x = {0, (double)r->nwindows * ((double)r->window_ns / 1e9),
@@ -797,6 +799,7 @@ static const char style[] =
 	"thead th{border-bottom:2px solid #bbb;font-weight:600}\n"
 	"td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
 	"\n"
+	"thead th.n{white-space:normal}tbody th{white-space:nowrap}\n"
 	"tr.band th,tr.band td{font-weight:600;background:#f5f7fa}\n"
 	"tr.flow th{font-weight:normal;padding-left:22px}tr.more th{font-weight:normal;"
 	"font-style:italic;padding-left:22px;color:#666}\n"
@@ -837,13 +840,19 @@ page_begin(FILE *out, const char *kind, const char *name)
 	fputs("</h1>\n", out);
 }
 
-/* Whether @p r replays the Azure LLM inference trace (cited in the
- * footer, as its licence asks). */
+/* Whether the trace file @p path (NULL: none) is the Azure LLM inference
+ * trace (cited in the footer, as its licence asks). */
+static bool
+azure_path(const char *path)
+{
+	return path && strcasestr(path, "azure") != NULL;
+}
+
+/* Whether @p r replays the Azure trace. */
 static bool
 azure_trace(const struct sim_result *r)
 {
-	return r && r->spec && r->spec->has_trace && r->spec->trace.path &&
-	       strcasestr(r->spec->trace.path, "azure") != NULL;
+	return r && r->spec && r->spec->has_trace && azure_path(r->spec->trace.path);
 }
 
 static void
@@ -1204,7 +1213,7 @@ html_result_charts(FILE *out, const struct sim_result *r)
 		      "Fairness inside each band over time (Jain's index)", "band",
 		      WIN_JAIN, ls, nb);
 	for (size_t b = 0; b < nb; b++)
-		chart_share(out, r, b);
+		chart_share(out, r, b, "chart-share");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1437,8 +1446,16 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 		}
 
 	/* Layout: y labels on the left, the grid, the color scale right. */
-	double cw = nx ? fmin(96, 560.0 / (double)nx) : 96,
+	/* Columns as wide as their value labels need (at about 6.6 px per
+	 * character of the 11 px font), within 760 px for the grid. */
+	size_t maxlab = 0;
+	for (size_t ix = 0; ix < nx; ix++)
+		if (strlen(xs[ix]) > maxlab)
+			maxlab = strlen(xs[ix]);
+	double want = fmax(96, 6.6 * (double)(maxlab < 30 ? maxlab : 30) + 12);
+	double cw = nx ? fmin(want, 760.0 / (double)nx) : 96,
 	       chh = fmin(40, 320.0 / (double)ny);
+	size_t xcut = cw > 28 ? (size_t)((cw - 8) / 6.6) : 3;
 	double gl = 150, gt = 56, gw = cw * (double)nx, gh = chh * (double)ny;
 	double W = fmax(gl + gw + 150, 680), H = gt + gh + 64;
 	fprintf(out,
@@ -1491,10 +1508,7 @@ chart_heatmap(FILE *out, const struct sim_tune_result *t)
 	 * narrow), rows on the left; then the axis titles. */
 	for (size_t ix = 0; ix < nx; ix++)
 		svg_text_cut(out, gl + cw * ((double)ix + 0.5), gt + gh + 14,
-			     "text-anchor=\"middle\"", xs[ix],
-			     cw >= 60   ? 14
-			     : cw >= 30 ? 6
-					: 3);
+			     "text-anchor=\"middle\"", xs[ix], xcut);
 	for (size_t iy = 0; t->nkeys > 1 && iy < ny; iy++)
 		svg_text_cut(out, gl - 6, gt + chh * ((double)iy + 0.5) + 4,
 			     "text-anchor=\"end\"", ys[iy], 22);
@@ -1583,7 +1597,8 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 	fputs("<th class=\"n\">objective</th><th class=\"n\">offered</th><th class=\"n\">"
 	      "dispatched</th><th class=\"n\">rejected</th><th class=\"n\">expired</th>"
 	      "<th "
-	      "class=\"n\">displaced</th><th>conservation</th></tr></thead>\n<tbody>\n",
+	      "class=\"n\">displaced</th><th class=\"n\">p99 queue</th>"
+	      "<th>conserved</th></tr></thead>\n<tbody>\n",
 	      out);
 	for (size_t i = 0; i < t->nrows; i++) {
 		const struct sim_tune_row *row = &t->rows[i];
@@ -1602,10 +1617,14 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 		fprintf(out,
 			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
 			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
-			"</td><td class=\"n\">%" PRIu64 "</td><td>",
+			"</td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">",
 			row->total.offered, row->total.dispatched,
 			sim__rejected(&row->total), row->total.expired,
 			row->total.displaced);
+		char p99[SIM_FMT_MAX] = "-";
+		if (row->queue.n)
+			sim__fmt_dur(p99, row->queue.p99);
+		fprintf(out, "%s</td><td>", p99);
 		if (row->error) {
 			fputs("<span class=\"bad\">", out);
 			sim__html_str(out, row->error, 0);
@@ -1626,7 +1645,9 @@ html_tune(FILE *out, const struct sim_tune_result *t)
 void
 sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_result *tune)
 {
-	const char *name = r && r->spec && r->spec->name ? r->spec->name : "(unnamed)";
+	const char *name = r && r->spec && r->spec->name   ? r->spec->name
+			   : !r && tune && tune->spec_name ? tune->spec_name
+							   : "(unnamed)";
 	page_begin(out, tune ? "tuning" : "report", name);
 	if (r && r->spec && r->spec->description && *r->spec->description) {
 		fputs("<p>", out);
@@ -1644,7 +1665,7 @@ sim_report_html(FILE *out, const struct sim_result *r, const struct sim_tune_res
 	}
 	if (!r && !tune)
 		fputs("<p>Nothing to report.</p>\n", out);
-	page_end(out, azure_trace(r));
+	page_end(out, azure_trace(r) || (tune && azure_path(tune->trace_path)));
 }
 
 void
@@ -1704,12 +1725,20 @@ sim_report_html_compare(FILE *out, const char *const *names,
 			 prio[p]);
 		chart_windows(out, id, title, "variant", WIN_JAIN, ls, k);
 	}
-	fputs("<h2>Each variant</h2>\n", out);
+	fputs("<h2>Each variant</h2>\n<p class=\"note\">Each variant's own tables, "
+	      "and the service share of each flow of each band over time (the first "
+	      "open; click a name to open or close it).</p>\n",
+	      out);
 	for (size_t v = 0; v < n; v++) {
-		fputs("<details>\n<summary>", out);
+		fputs(v ? "<details>\n<summary>" : "<details open=\"open\">\n<summary>",
+		      out);
 		sim__html_str(out, names[v], 60);
 		fputs("</summary>\n", out);
 		html_result_body(out, rs[v]);
+		char prefix[48];
+		snprintf(prefix, sizeof(prefix), "chart-cmp-share-v%zu", v);
+		for (size_t b = 0; b < rs[v]->nbands && b < FLOWQ_MAX_BANDS; b++)
+			chart_share(out, rs[v], b, prefix);
 		fputs("</details>\n", out);
 	}
 	page_end(out, azure);

@@ -7,7 +7,8 @@
  *                 [--progress auto|always|never]
  *   flowq-sim tune [SPEC] --vary KEY=V1,V2,... [--vary ...] --objective EXPR
  *                  [--virtual|--realtime] [--seed N] [--duration T]
- *                  [--set KEY=VALUE]... [--html F] [--progress ...]
+ *                  [--set KEY=VALUE]... [--json F] [--csv F] [--html F]
+ *                  [--progress auto|always|never]
  *   flowq-sim list
  *
  * run: loads SPEC (without it the built-in default scenario), applies the
@@ -21,9 +22,12 @@
  * file); --csv writes the spec's run to F and each variant's to F with
  * ".<variant>" before the extension (out.csv, out.no-displacement.csv).
  * tune: tune.c (sim_tune) runs every combination of the --vary values,
- * prints the ranked table and the best combination as YAML; --html writes
- * the tuning table and heat-map; a line per run on stderr unless
- * --progress never.
+ * prints the ranked table and the best combination as YAML; --json and
+ * --csv write the ranked runs with each one's objective and key figures
+ * (sim_report_tune_json, sim_report_tune_csv), --html the tuning table and
+ * heat-map; the progress of each run as in run (named "tune: run I/N:
+ * K=V ...") and a line per finished run on stderr, unless --progress
+ * never.
  * Report files are created before the first run (a bad path fails at
  * once, not after a long run). Progress goes to stderr only: a live line
  * when stderr is a terminal (auto) or always, a line every 5 s otherwise
@@ -55,7 +59,8 @@ static const char usage_text[] =
 	"       flowq-sim tune [SPEC] --vary KEY=V1,V2,... [--vary ...] --objective "
 	"EXPR\n"
 	"                      [--virtual|--realtime] [--seed N] [--duration T]\n"
-	"                      [--set KEY=VALUE]... [--html F] [--progress ...]\n"
+	"                      [--set KEY=VALUE]... [--json F] [--csv F] [--html F]\n"
+	"                      [--progress auto|always|never]\n"
 	"       flowq-sim list\n"
 	"\n"
 	"run   runs SPEC (a workload spec, YAML; without it the built-in default\n"
@@ -65,7 +70,9 @@ static const char usage_text[] =
 	"      --seed and --duration are short for --set sim.seed=N, sim.duration=T.\n"
 	"tune  runs SPEC once per combination of the --vary values and ranks the\n"
 	"      runs by the objective (e.g. 'min:p99(band=10)', 'max:jain(band=0)';\n"
-	"      tools/flowq-sim/tune.c has the grammar); prints the best as YAML.\n"
+	"      tools/flowq-sim/tune.c has the grammar); prints the best as YAML;\n"
+	"      --json/--csv: every run's objective and key figures, --html: the\n"
+	"      table and a heat-map of the objective over the first two keys.\n"
 	"list  the policies and detectors a spec may name, and the queue settings.\n"
 	"\n"
 	"Exit status: 0; 1 if a run broke conservation; 2 on bad usage or spec.\n";
@@ -150,7 +157,6 @@ cmd_list(void)
 struct progress {
 	bool live;
 	const char *name;
-	int64_t duration_ns;
 	double last_wall;
 	double every_s;
 	bool printed;
@@ -175,9 +181,10 @@ on_progress(void *ctx, int64_t now_ns, const struct sim_result *partial)
 	const struct sim_counts *c = &partial->total;
 	char line[200];
 	snprintf(line, sizeof(line),
-		 "%s: %.1f s / %.1f s simulated, offered %llu, dispatched %llu, queued "
+		 "%s: %.1f s / %.1f s %s, offered %llu, dispatched %llu, queued "
 		 "%llu",
-		 p->name, (double)now_ns * 1e-9, (double)p->duration_ns * 1e-9,
+		 p->name, (double)now_ns * 1e-9, (double)partial->duration_ns * 1e-9,
+		 partial->mode == SIM_MODE_VIRTUAL ? "simulated" : "on the wall clock",
 		 (unsigned long long)c->offered, (unsigned long long)c->dispatched,
 		 (unsigned long long)queued_of(c));
 	if (p->live) {
@@ -351,10 +358,6 @@ parse_args(struct args *a, int argc, char **argv)
 				"tune: at least one --vary KEY=V1,V2,... is needed");
 		if (!a->objective)
 			return usage_error("%s", "tune: --objective EXPR is needed");
-		if (a->json || a->csv)
-			return usage_error(
-				"%s", "tune writes --html only (the tuning table and "
-				      "heat-map); the table goes to stdout");
 	}
 	/* Fail before a long run, not after it: the report files must be
 	 * writable (they are created now and rewritten at the end). */
@@ -484,7 +487,12 @@ run_one(const struct args *a, struct outcome *o, const char *const *ovs, size_t 
 		return EXIT_USAGE;
 	}
 	o->loaded = true;
-	struct progress p = {.name = o->name, .duration_ns = o->spec.duration_ns};
+	if (!o->name) { /* the spec's own run: named after the spec */
+		o->name = strdup(o->spec.name ? o->spec.name : "spec");
+		if (!o->name)
+			return usage_error("%s", "out of memory");
+	}
+	struct progress p = {.name = o->name};
 	struct sim_run_opts opts = run_opts(a, o->spec.mode, &p);
 	rc = sim_run(&o->spec, &opts, &o->r, err, sizeof(err));
 	progress_end(&p);
@@ -514,11 +522,12 @@ outcome_free(struct outcome *o)
 	free(o);
 }
 
+/* @p name NULL: the spec's own run (run_one names it after the spec). */
 static struct outcome *
 outcome_new(const char *name)
 {
 	struct outcome *o = calloc(1, sizeof(*o));
-	if (o && !(o->name = strdup(name))) {
+	if (o && name && !(o->name = strdup(name))) {
 		free(o);
 		o = NULL;
 	}
@@ -539,7 +548,7 @@ cmd_run(int argc, char **argv)
 	int status = parse_args(&a, argc, argv);
 	if (status)
 		goto out;
-	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0] = outcome_new("spec"))) {
+	if (!(runs = calloc(1, sizeof(*runs))) || !(runs[0] = outcome_new(NULL))) {
 		status = usage_error("%s", "out of memory");
 		goto out;
 	}
@@ -547,13 +556,6 @@ cmd_run(int argc, char **argv)
 	status = run_one(&a, runs[0], a.overrides, a.noverrides, &conserved);
 	if (status)
 		goto out;
-	if (runs[0]->spec.name) {
-		char *name = strdup(runs[0]->spec.name);
-		if (name) {
-			free(runs[0]->name);
-			runs[0]->name = name;
-		}
-	}
 	size_t nv = runs[0]->spec.nvariants;
 	struct outcome **more = realloc(runs, (nv + 1) * sizeof(*runs));
 	if (!more) {
@@ -615,6 +617,59 @@ out:
 	return status;
 }
 
+/* tune's progress: the runs' (struct progress, named "run I/N: K=V ...")
+ * and the combination's line. */
+struct tune_progress {
+	struct progress p;
+	char name[160];
+	size_t nkeys;
+	const struct sim_vary *vary;
+};
+
+static void
+tune_on_run(void *ctx, size_t idx, size_t n, const char *const *values,
+	    const struct sim_tune_row *row)
+{
+	struct tune_progress *tp = ctx;
+	if (row) {
+		progress_end(&tp->p);
+		return;
+	}
+	int len = snprintf(tp->name, sizeof(tp->name), "tune: run %zu/%zu:", idx + 1, n);
+	for (size_t k = 0; k < tp->nkeys && len > 0 && (size_t)len < sizeof(tp->name);
+	     k++)
+		len += snprintf(tp->name + len, sizeof(tp->name) - (size_t)len, " %s=%s",
+				tp->vary[k].key, values[k]);
+}
+
+/* tune's --json, --csv and --html. @return 0, or -1 if one could not be
+ * written (message printed). */
+static int
+write_tune_reports(const struct args *a, const struct sim_tune_result *res)
+{
+	int bad = 0;
+	FILE *f;
+	if (a->json && (f = open_out(a->json))) {
+		sim_report_tune_json(f, res);
+		bad |= close_out(f, a->json);
+	} else if (a->json) {
+		bad = -1;
+	}
+	if (a->csv && (f = open_out(a->csv))) {
+		sim_report_tune_csv(f, res);
+		bad |= close_out(f, a->csv);
+	} else if (a->csv) {
+		bad = -1;
+	}
+	if (a->html && (f = open_out(a->html))) {
+		sim_report_html(f, NULL, res);
+		bad |= close_out(f, a->html);
+	} else if (a->html) {
+		bad = -1;
+	}
+	return bad;
+}
+
 static int
 cmd_tune(int argc, char **argv)
 {
@@ -639,10 +694,13 @@ cmd_tune(int argc, char **argv)
 			status = usage_error("--vary: %s", err);
 			goto out;
 		}
-	/* The runs' own progress is not shown: tune logs a line per run.
-	 * Without --virtual/--realtime each run takes its spec's mode (no
-	 * options). */
+	/* Without --virtual/--realtime each run takes its spec's mode. The
+	 * progress: each run's as in run, named after the combination, and
+	 * tune's line per run (after the live line is cleared). */
 	struct sim_run_opts ropts = {.mode = a.mode};
+	struct tune_progress tp = {.nkeys = nvary, .vary = vary};
+	run_opts(&a, SIM_MODE_VIRTUAL, &tp.p);
+	tp.p.name = tp.name;
 	struct sim_tune_opts o = {
 		.spec_path = a.spec,
 		.overrides = a.overrides,
@@ -652,6 +710,11 @@ cmd_tune(int argc, char **argv)
 		.objective = obj,
 		.objective_text = a.objective,
 		.run = a.mode_set ? &ropts : NULL,
+		.progress = a.progress == PROGRESS_NEVER ? NULL : on_progress,
+		.progress_ctx = &tp.p,
+		.progress_every_ns = 100000000,
+		.on_run = a.progress == PROGRESS_NEVER ? NULL : tune_on_run,
+		.on_run_ctx = &tp,
 		.log = a.progress == PROGRESS_NEVER ? NULL : stderr,
 	};
 	struct sim_tune_result res;
@@ -668,14 +731,8 @@ cmd_tune(int argc, char **argv)
 		status = EXIT_USAGE;
 	}
 	fflush(stdout);
-	FILE *f;
-	if (a.html && (f = open_out(a.html))) {
-		sim_report_html(f, NULL, &res);
-		if (close_out(f, a.html) < 0)
-			status = EXIT_USAGE;
-	} else if (a.html) {
+	if (write_tune_reports(&a, &res) < 0 && status == 0)
 		status = EXIT_USAGE;
-	}
 	/* A combination that broke conservation is a failed run of the
 	 * engine, as in run. */
 	for (size_t i = 0; i < res.nrows && status == 0; i++)

@@ -511,7 +511,7 @@ sim__csv_str(FILE *out, const char *s)
 /* ------------------------------------------------------------------------ */
 
 void
-sim__qsum(const struct sim_samples *s, struct sim__qsum *r)
+sim__qsum(const struct sim_samples *s, struct sim_qsum *r)
 {
 	r->n = s->n;
 	r->p50 = sim_quantile(s, 0.5);
@@ -536,11 +536,17 @@ sim__jain_min(const struct sim_result *r, const struct sim_band_result *b)
 }
 
 double
+sim__per_s(uint64_t n, int64_t duration_ns)
+{
+	if (duration_ns <= 0)
+		return NAN;
+	return (double)n / ((double)duration_ns / 1e9);
+}
+
+double
 sim__throughput(const struct sim_result *r, const struct sim_counts *c)
 {
-	if (r->duration_ns <= 0)
-		return NAN;
-	return (double)c->dispatched / ((double)r->duration_ns / 1e9);
+	return sim__per_s(c->dispatched, r->duration_ns);
 }
 
 uint64_t
@@ -886,7 +892,7 @@ gen_outcomes(struct tt *t, const void *arg)
 static void
 queue_cells(char cells[][TT_CELL], const struct sim_samples *s)
 {
-	struct sim__qsum q;
+	struct sim_qsum q;
 	sim__qsum(s, &q);
 	cell_dur(cells[2], q.p50, q.n);
 	cell_dur(cells[3], q.p90, q.n);
@@ -1122,10 +1128,8 @@ json_counts(struct jw *j, const char *key, const struct sim_counts *c)
 }
 
 static void
-json_queue(struct jw *j, const struct sim_samples *s)
+json_qsum(struct jw *j, const struct sim_qsum q)
 {
-	struct sim__qsum q;
-	sim__qsum(s, &q);
 	jw_open(j, "queue_ns", '{', true);
 	jw_u64(j, "n", q.n);
 	if (q.n == 0) {
@@ -1142,6 +1146,14 @@ json_queue(struct jw *j, const struct sim_samples *s)
 		jw_i64(j, "max", q.max);
 	}
 	jw_close(j, '}');
+}
+
+static void
+json_queue(struct jw *j, const struct sim_samples *s)
+{
+	struct sim_qsum q;
+	sim__qsum(s, &q);
+	json_qsum(j, q);
 }
 
 static void
@@ -1278,8 +1290,7 @@ csv_num(FILE *out, double v)
 }
 
 static void
-csv_common(FILE *out, const struct sim_result *r, const struct sim_counts *c,
-	   const struct sim_samples *s)
+csv_counts(FILE *out, const struct sim_counts *c)
 {
 	fprintf(out,
 		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
@@ -1287,17 +1298,32 @@ csv_common(FILE *out, const struct sim_result *r, const struct sim_counts *c,
 		c->offered, c->rejected_capacity, c->rejected_other, c->dispatched,
 		c->expired, c->cancelled, c->displaced, c->shutdown, c->completed,
 		c->offered_bytes, c->dispatched_bytes);
-	csv_num(out, sim__throughput(r, c));
-	struct sim__qsum q;
-	sim__qsum(s, &q);
-	fprintf(out, ",%zu", q.n);
-	if (q.n)
+}
+
+/* ",n,mean,p50,p90,p99,p999,max" (all but n empty when n is 0). */
+static void
+csv_qsum(FILE *out, const struct sim_qsum *q)
+{
+	fprintf(out, ",%zu", q->n);
+	if (q->n)
 		fprintf(out,
 			",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
 			",%" PRId64,
-			(int64_t)llround(q.mean), q.p50, q.p90, q.p99, q.p999, q.max);
+			(int64_t)llround(q->mean), q->p50, q->p90, q->p99, q->p999,
+			q->max);
 	else
 		fputs(",,,,,,", out);
+}
+
+static void
+csv_common(FILE *out, const struct sim_result *r, const struct sim_counts *c,
+	   const struct sim_samples *s)
+{
+	csv_counts(out, c);
+	csv_num(out, sim__throughput(r, c));
+	struct sim_qsum q;
+	sim__qsum(s, &q);
+	csv_qsum(out, &q);
 }
 
 void
@@ -1327,6 +1353,128 @@ sim_report_csv(FILE *out, const struct sim_result *r)
 			flow->weight);
 		csv_common(out, r, &flow->c, &flow->queue_ns);
 		fputs(",,,\r\n", out);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tune results: JSON and CSV                                               */
+/* ------------------------------------------------------------------------ */
+
+void
+sim_report_tune_json(FILE *out, const struct sim_tune_result *t)
+{
+	struct jw j = {.out = out, .first = true};
+	jw_open(&j, NULL, '{', false);
+	jw_str(&j, "format", "flowq-sim.tune.v1");
+	jw_str(&j, "spec", t->spec_name);
+	jw_str(&j, "objective", t->objective);
+	jw_bool(&j, "maximize", t->maximize);
+	jw_open(&j, "keys", '[', true);
+	for (size_t k = 0; k < t->nkeys; k++)
+		jw_str(&j, NULL, t->keys[k]);
+	jw_close(&j, ']');
+	if (t->nrows && !isnan(t->rows[0].objective)) {
+		jw_open(&j, "best", '[', true);
+		for (size_t k = 0; k < t->nkeys; k++)
+			jw_str(&j, NULL, t->rows[0].values[k]);
+		jw_close(&j, ']');
+	} else {
+		jw_str(&j, "best", NULL);
+	}
+	jw_open(&j, "runs", '[', false);
+	for (size_t i = 0; i < t->nrows; i++) {
+		const struct sim_tune_row *row = &t->rows[i];
+		jw_open(&j, NULL, '{', false);
+		jw_u64(&j, "rank", i + 1);
+		jw_open(&j, "values", '[', true);
+		for (size_t k = 0; k < t->nkeys; k++)
+			jw_str(&j, NULL, row->values[k]);
+		jw_close(&j, ']');
+		jw_num(&j, "objective", row->objective);
+		jw_str(&j, "error", row->error);
+		jw_bool(&j, "ran", row->ran);
+		jw_bool(&j, "conserved", row->conserved);
+		jw_i64(&j, "duration_ns", row->duration_ns);
+		json_counts(&j, "total", &row->total);
+		jw_num(&j, "throughput_rps",
+		       sim__per_s(row->total.dispatched, row->duration_ns));
+		jw_num(&j, "goodput_rps",
+		       sim__per_s(row->total.completed, row->duration_ns));
+		json_qsum(&j, row->queue);
+		jw_num(&j, "backend_utilization", row->utilization);
+		jw_u64(&j, "priority_inversions", row->inversions);
+		jw_open(&j, "bands", '[', false);
+		for (size_t b = 0; b < row->nbands; b++) {
+			const struct sim_tune_band *band = &row->bands[b];
+			jw_open(&j, NULL, '{', false);
+			jw_i64(&j, "priority", band->priority);
+			json_counts(&j, "counts", &band->c);
+			jw_num(&j, "throughput_rps",
+			       sim__per_s(band->c.dispatched, row->duration_ns));
+			json_qsum(&j, band->queue);
+			jw_num(&j, "jain_mean", band->jain_mean);
+			jw_u64(&j, "inversions", band->inversions);
+			jw_close(&j, '}');
+		}
+		jw_close(&j, ']');
+		jw_close(&j, '}');
+	}
+	jw_close(&j, ']');
+	jw_close(&j, '}');
+	fputc('\n', out);
+}
+
+/* The columns a tune CSV row starts with: rank, kind, the values. */
+static void
+csv_tune_head(FILE *out, const struct sim_tune_result *t, size_t i, const char *kind)
+{
+	fprintf(out, "%zu,%s", i + 1, kind);
+	for (size_t k = 0; k < t->nkeys; k++) {
+		fputc(',', out);
+		sim__csv_str(out, t->rows[i].values[k]);
+	}
+}
+
+void
+sim_report_tune_csv(FILE *out, const struct sim_tune_result *t)
+{
+	fputs("rank,kind", out);
+	for (size_t k = 0; k < t->nkeys; k++) {
+		fputc(',', out);
+		sim__csv_str(out, t->keys[k]);
+	}
+	fputs(",objective,conserved,error,priority,offered,rejected_capacity,"
+	      "rejected_other,dispatched,expired,cancelled,displaced,shutdown,completed,"
+	      "offered_bytes,dispatched_bytes,throughput_rps,goodput_rps,queue_n,"
+	      "queue_mean_ns,queue_p50_ns,queue_p90_ns,queue_p99_ns,queue_p999_ns,"
+	      "queue_max_ns,jain_mean,inversions,backend_utilization\r\n",
+	      out);
+	for (size_t i = 0; i < t->nrows; i++) {
+		const struct sim_tune_row *row = &t->rows[i];
+		csv_tune_head(out, t, i, "run");
+		csv_num(out, row->objective);
+		fputs(row->conserved ? ",true," : ",false,", out);
+		if (row->error)
+			sim__csv_str(out, row->error);
+		fputc(',', out); /* no priority: the whole run */
+		csv_counts(out, &row->total);
+		csv_num(out, sim__per_s(row->total.dispatched, row->duration_ns));
+		csv_num(out, sim__per_s(row->total.completed, row->duration_ns));
+		csv_qsum(out, &row->queue);
+		fprintf(out, ",,%" PRIu64, row->inversions);
+		csv_num(out, row->utilization);
+		fputs("\r\n", out);
+		for (size_t b = 0; b < row->nbands; b++) {
+			const struct sim_tune_band *band = &row->bands[b];
+			csv_tune_head(out, t, i, "band");
+			fprintf(out, ",,,,%" PRId32, band->priority);
+			csv_counts(out, &band->c);
+			csv_num(out, sim__per_s(band->c.dispatched, row->duration_ns));
+			csv_num(out, sim__per_s(band->c.completed, row->duration_ns));
+			csv_qsum(out, &band->queue);
+			csv_num(out, band->jain_mean);
+			fprintf(out, ",%" PRIu64 ",\r\n", band->inversions);
+		}
 	}
 }
 
@@ -1404,9 +1552,13 @@ gen_compare(struct tt *t, const void *arg)
 {
 	const struct cmp_args *a = arg;
 	char cells[TT_MAXCOLS][TT_CELL];
+	/* sim__table_compare puts at most TT_MAXCOLS - 1 variants in a
+	 * table; said here too, so that the compiler sees the bound (GCC 12's
+	 * -O3 -Wstringop-overflow does not). */
+	size_t nv = a->to - a->from < TT_MAXCOLS ? a->to - a->from : TT_MAXCOLS - 1;
 	strcpy(cells[0], "");
-	for (size_t v = a->from; v < a->to; v++)
-		sim__term_str(cells[1 + v - a->from], TT_CELL, a->names[v],
+	for (size_t i = 0; i < nv; i++)
+		sim__term_str(cells[1 + i], TT_CELL, a->names[a->from + i],
 			      t->html ? 40 : 20);
 	tt_row(t, cells, TT_HEAD);
 	for (size_t p = 0; p <= a->nprio; p++) {
@@ -1415,22 +1567,22 @@ gen_compare(struct tt *t, const void *arg)
 			strcpy(cells[0], "total");
 		else
 			snprintf(cells[0], TT_CELL, "band %" PRId32, a->prio[p]);
-		for (size_t v = a->from; v < a->to; v++)
-			cells[1 + v - a->from][0] = '\0';
+		for (size_t i = 0; i < nv; i++)
+			cells[1 + i][0] = '\0';
 		tt_row(t, cells, total ? TT_TOTAL : TT_BAND);
 		for (size_t line = 0; line < CMP_NLINES; line++) {
 			if (total && (line == CMP_P99 || line == CMP_JAIN))
 				continue; /* no samples or windows for the total */
 			snprintf(cells[0], TT_CELL, "  %s", cmp_line_names[line]);
-			for (size_t v = a->from; v < a->to; v++)
-				cmp_cell(cells[1 + v - a->from], a->rs[v],
+			for (size_t i = 0; i < nv; i++)
+				cmp_cell(cells[1 + i], a->rs[a->from + i],
 					 total ? 0 : a->prio[p], total, line);
 			tt_row(t, cells, TT_FLOW);
 		}
 	}
 	strcpy(cells[0], "conservation");
-	for (size_t v = a->from; v < a->to; v++)
-		strcpy(cells[1 + v - a->from], a->rs[v]->conserved ? "OK" : "FAILED");
+	for (size_t i = 0; i < nv; i++)
+		strcpy(cells[1 + i], a->rs[a->from + i]->conserved ? "OK" : "FAILED");
 	tt_row(t, cells, TT_FLOW);
 }
 

@@ -88,15 +88,9 @@ sim__html_str(FILE *out, const char *s, size_t max_chars);
 void
 sim__csv_str(FILE *out, const char *s);
 
-/** Queue-time summary of sorted samples (sim_quantile, nearest rank). */
-struct sim__qsum {
-	size_t n;
-	int64_t p50, p90, p99, p999, max;
-	double mean; /* NaN when n == 0 */
-};
-
+/** The summary (sim.h: struct sim_qsum) of sorted samples. */
 void
-sim__qsum(const struct sim_samples *s, struct sim__qsum *r);
+sim__qsum(const struct sim_samples *s, struct sim_qsum *r);
 
 /** The smallest non-NaN window Jain index of band @p b, NaN if none. */
 double
@@ -105,6 +99,10 @@ sim__jain_min(const struct sim_result *r, const struct sim_band_result *b);
 /** Dispatched requests per second of the run's duration (NaN if 0). */
 double
 sim__throughput(const struct sim_result *r, const struct sim_counts *c);
+
+/** @p n per second of @p duration_ns (NaN unless the duration is > 0). */
+double
+sim__per_s(uint64_t n, int64_t duration_ns);
 
 /** Requests that got a rejection outcome (capacity or other). */
 uint64_t

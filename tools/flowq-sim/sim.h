@@ -507,14 +507,38 @@ sim_report_json_compare(FILE *out, const char *const *names,
 /* Tuning (tune.c)                                                          */
 /* ------------------------------------------------------------------------ */
 
-/** One combination of a tune run. */
+/** Queue-time summary of sorted samples (sim_quantile, nearest rank), ns. */
+struct sim_qsum {
+	size_t n;
+	int64_t p50, p90, p99, p999, max; /* 0 when n == 0 */
+	double mean;                      /* NaN when n == 0 */
+};
+
+/** What a tune run keeps of one band of a run (sim_band_result). */
+struct sim_tune_band {
+	int32_t priority;
+	struct sim_counts c;
+	struct sim_qsum queue; /* its dispatched requests' queue times */
+	double jain_mean;      /* NaN: no window with two flows wanting service */
+	uint64_t inversions;
+};
+
+/** One combination of a tune run, with the key figures of its run. */
 struct sim_tune_row {
 	size_t order;      /* its place in the enumeration (ties keep it) */
 	char **values;     /* one per key, as given on the command line */
 	double objective;  /* NaN when the run failed or was not conserved */
+	bool ran;          /* the run was carried out (the figures below) */
 	bool conserved;
 	char *error;       /* the run's error message, or NULL */
 	struct sim_counts total;
+	/* The figures of the run (zero, and NaN for doubles, unless ran): */
+	int64_t duration_ns;          /* of the arrivals: rates are per it */
+	struct sim_qsum queue;        /* every dispatched request */
+	double utilization;           /* sim_result.backend_utilization */
+	uint64_t inversions;          /* sim_result.priority_inversions */
+	struct sim_tune_band *bands;  /* highest priority first */
+	size_t nbands;
 };
 
 struct sim_tune_result {
@@ -522,6 +546,8 @@ struct sim_tune_result {
 	size_t nkeys;
 	char *objective;   /* the expression as given */
 	bool maximize;
+	char *spec_name;   /* the spec's name (first combination that loaded), or NULL */
+	char *trace_path;  /* a trace file a combination replayed (the first), or NULL */
 	struct sim_tune_row *rows; /* ranked: best first, failed runs last */
 	size_t nrows;
 };
@@ -563,7 +589,18 @@ struct sim_tune_opts {
 	size_t nvary;                        /* <= SIM_TUNE_MAX_KEYS */
 	const struct sim_objective *objective;
 	const char *objective_text;
-	const struct sim_run_opts *run;
+	const struct sim_run_opts *run;      /* mode; NULL: each spec's own */
+	/** Each run's progress (sim_run_opts.progress: progress_every_ns of
+	 * simulated time); NULL: none. */
+	sim_progress_fn *progress;
+	void *progress_ctx;
+	int64_t progress_every_ns;
+	/** Called before each run with @p row NULL, and after it with its row
+	 * (before the ranking and before the log line); NULL: none. @p values:
+	 * the combination's value per key. */
+	void (*on_run)(void *ctx, size_t idx, size_t n, const char *const *values,
+		       const struct sim_tune_row *row);
+	void *on_run_ctx;
 	FILE *log;                           /* a line per run; NULL: none */
 };
 
@@ -581,6 +618,30 @@ sim_tune_print(FILE *out, const struct sim_tune_result *r);
 int
 sim_tune_print_best(FILE *out, const struct sim_tune_opts *o, const struct sim_tune_result *r,
     char *err, size_t errsz);
+
+/**
+ * JSON of a tune result (deterministic: the same result, the same bytes):
+ *   {"format": "flowq-sim.tune.v1", "spec": NAME, "objective": TEXT,
+ *    "maximize": BOOL, "keys": [KEY...], "best": [VALUE...] or null,
+ *    "runs": [{"rank", "values": [VALUE...], "objective" (null: none),
+ *              "error" (null: none), "ran", "conserved", "duration_ns",
+ *              "total": counts, "throughput_rps", "goodput_rps",
+ *              "queue_ns": {n, mean, p50, p90, p99, p999, max},
+ *              "backend_utilization", "priority_inversions",
+ *              "bands": [{"priority", "counts", "throughput_rps",
+ *                         "queue_ns", "jain_mean", "inversions"}]}]}
+ * with the runs ranked (best first) and "values" in "keys" order; counts
+ * as in sim_report_json.
+ */
+void
+sim_report_tune_json(FILE *out, const struct sim_tune_result *t);
+/** CSV of a tune result (RFC 4180, CRLF): per combination, ranked, one
+ * row of kind "run" (its values, objective, conservation, error, totals,
+ * rates, queue time, utilization, inversions) and one of kind "band" per
+ * band (the same values; its counts, queue time, Jain's index and
+ * inversions). A column per --vary key, headed by the key. */
+void
+sim_report_tune_csv(FILE *out, const struct sim_tune_result *t);
 
 /** One self-contained HTML file (inline SVG, no scripts or external
  * resources): queue-time CDF per band, queue depth over time per band,

@@ -5,6 +5,7 @@
  *   flowq-sim tune SPEC --vary KEY=V1,V2,... [--vary ...] --objective EXPR
  *                  [--virtual|--realtime] [--seed N] [--duration T]
  *                  [--set KEY=VALUE]... [--json F] [--csv F] [--html F]
+ *                  [--progress auto|always|never]
  *
  * Each combination is the spec loaded with the --set overrides and one
  * value per --vary key (sim_spec_load's override syntax: a key the file
@@ -37,7 +38,15 @@
  * Output: the ranked table on stdout (best first), then the best
  * combination as YAML to paste: the engine section through
  * flowq_config_write_yaml() (only the keys that differ from the engine's
- * defaults) and the other varied keys as overrides.
+ * defaults) and the other varied keys as overrides. Each row keeps its
+ * run's key figures (struct sim_tune_row: counts, queue-time summary,
+ * utilization, inversions, per band counts, queue time and Jain's index),
+ * which report.c writes as JSON and CSV (sim_report_tune_json/_csv) and
+ * html.c as a table and a heat-map.
+ *
+ * Cost: the runs, one after another, plus O(R log R) for a run's merged
+ * queue-time samples (R dispatched requests; freed at once) and O(N log N)
+ * for the ranking of N combinations; memory per row O(bands).
  */
 #define _POSIX_C_SOURCE 200809L /* strdup, strndup */
 #include <ctype.h>
@@ -425,21 +434,31 @@ find_flow(const struct sim_result *r, const char *id)
 	return NULL;
 }
 
-/* The quantile of every dispatched request of the run (the bands' samples
- * merged). */
+/* Every dispatched request's queue time (the bands' samples merged),
+ * sorted, into @p all. @return 0 or -ENOMEM (@p all freed). */
+static int
+merged_samples(const struct sim_result *r, struct sim_samples *all)
+{
+	*all = (struct sim_samples){0};
+	for (size_t b = 0; b < r->nbands; b++)
+		for (size_t i = 0; i < r->bands[b].queue_ns.n; i++)
+			if (sim_samples_add(all, r->bands[b].queue_ns.v[i]) != 0) {
+				sim_samples_free(all);
+				return -ENOMEM;
+			}
+	sim_samples_sort(all);
+	return 0;
+}
+
+/* The quantile of every dispatched request of the run. */
 static double
 total_quantile(const struct sim_result *r, double q)
 {
-	struct sim_samples all = {0};
-	for (size_t b = 0; b < r->nbands; b++)
-		for (size_t i = 0; i < r->bands[b].queue_ns.n; i++)
-			if (sim_samples_add(&all, r->bands[b].queue_ns.v[i]) != 0) {
-				sim_samples_free(&all);
-				return NAN;
-			}
-	if (all.n == 0)
+	struct sim_samples all;
+	if (merged_samples(r, &all) < 0 || all.n == 0) {
+		sim_samples_free(&all);
 		return NAN;
-	sim_samples_sort(&all);
+	}
 	double v = (double)sim_quantile(&all, q);
 	sim_samples_free(&all);
 	return v;
@@ -465,7 +484,6 @@ metric_value(const struct node *n, const struct sim_result *r)
 		c = &f->c;
 		qs = &f->queue_ns;
 	}
-	double secs = (double)r->duration_ns / 1e9;
 	static const double qv[] = {0.5, 0.9, 0.99, 0.999};
 	switch (n->m) {
 	case M_P50:
@@ -486,8 +504,8 @@ metric_value(const struct node *n, const struct sim_result *r)
 	case M_DISPLACED: return (double)c->displaced;
 	case M_SHUTDOWN: return (double)c->shutdown;
 	case M_SERVED: return c->offered ? (double)c->dispatched / (double)c->offered : 0;
-	case M_THROUGHPUT: return secs > 0 ? (double)c->dispatched / secs : NAN;
-	case M_GOODPUT: return secs > 0 ? (double)c->completed / secs : NAN;
+	case M_THROUGHPUT: return sim__per_s(c->dispatched, r->duration_ns);
+	case M_GOODPUT: return sim__per_s(c->completed, r->duration_ns);
 	case M_JAIN:
 		if (band)
 			return band->jain_mean;
@@ -671,6 +689,36 @@ cmp_rows(const void *pa, const void *pb)
 	return (a->order > b->order) - (a->order < b->order);
 }
 
+/* Keep @p res's key figures in @p row. @return 0 or -ENOMEM. */
+static int
+row_figures(struct sim_tune_row *row, const struct sim_result *res)
+{
+	row->ran = true;
+	row->conserved = res->conserved;
+	row->total = res->total;
+	row->duration_ns = res->duration_ns;
+	row->utilization = res->backend_utilization;
+	row->inversions = res->priority_inversions;
+	struct sim_samples all;
+	if (merged_samples(res, &all) < 0)
+		return -ENOMEM;
+	sim__qsum(&all, &row->queue);
+	sim_samples_free(&all);
+	if (res->nbands && !(row->bands = calloc(res->nbands, sizeof(*row->bands))))
+		return -ENOMEM;
+	row->nbands = res->nbands;
+	for (size_t b = 0; b < res->nbands; b++) {
+		const struct sim_band_result *src = &res->bands[b];
+		struct sim_tune_band *dst = &row->bands[b];
+		dst->priority = src->priority;
+		dst->c = src->c;
+		sim__qsum(&src->queue_ns, &dst->queue);
+		dst->jain_mean = src->jain_mean;
+		dst->inversions = src->inversions;
+	}
+	return 0;
+}
+
 int
 sim_tune(const struct sim_tune_opts *o, struct sim_tune_result *r, char *err, size_t errsz)
 {
@@ -708,6 +756,8 @@ sim_tune(const struct sim_tune_opts *o, struct sim_tune_result *r, char *err, si
 		r->nrows++;
 		row->order = idx;
 		row->objective = NAN;
+		row->utilization = NAN;
+		row->queue.mean = NAN;
 		row->values = calloc(o->nvary ? o->nvary : 1, sizeof(*row->values));
 		if (!row->values) {
 			strv_free(ov, nov);
@@ -718,28 +768,44 @@ sim_tune(const struct sim_tune_opts *o, struct sim_tune_result *r, char *err, si
 				strv_free(ov, nov);
 				goto nomem;
 			}
+		const char *const *values = (const char *const *)row->values;
+		if (o->on_run)
+			o->on_run(o->on_run_ctx, idx, ncombo, values, NULL);
 		char msg[512] = "";
 		struct sim_spec spec;
 		int rc = sim_spec_load(&spec, o->spec_path, (const char *const *)ov, nov, msg,
 				       sizeof(msg));
 		strv_free(ov, nov);
-		if (rc == 0) {
+		bool oom = false; /* ours, not the run's: fails the tune */
+		if (rc == 0 && spec.name && !r->spec_name && !(r->spec_name = strdup(spec.name)))
+			oom = true;
+		if (rc == 0 && spec.has_trace && spec.trace.path && !r->trace_path &&
+		    !(r->trace_path = strdup(spec.trace.path)))
+			oom = true;
+		if (rc == 0 && !oom) {
+			struct sim_run_opts ro = {
+				.mode = o->run ? o->run->mode : spec.mode,
+				.progress = o->progress,
+				.progress_ctx = o->progress_ctx,
+				.progress_every_ns = o->progress_every_ns,
+			};
 			struct sim_result res;
-			rc = sim_run(&spec, o->run, &res, msg, sizeof(msg));
-			if (rc == 0) {
-				row->conserved = res.conserved;
-				row->total = res.total;
-				if (res.conserved)
-					row->objective = sim_objective_eval(o->objective, &res);
-				else
+			if (sim_run(&spec, &ro, &res, msg, sizeof(msg)) == 0) {
+				oom = row_figures(row, &res) < 0;
+				if (!res.conserved)
 					snprintf(msg, sizeof(msg), "conservation failed: %s",
 						 res.conservation_error);
+				else if (!oom)
+					row->objective = sim_objective_eval(o->objective, &res);
 				sim_result_free(&res);
 			}
-			sim_spec_free(&spec);
 		}
-		if (msg[0] && !(row->error = strdup(msg)))
+		if (rc == 0)
+			sim_spec_free(&spec);
+		if (oom || (msg[0] && !(row->error = strdup(msg))))
 			goto nomem;
+		if (o->on_run)
+			o->on_run(o->on_run_ctx, idx, ncombo, values, row);
 		if (o->log) {
 			fprintf(o->log, "tune: run %zu/%zu:", idx + 1, ncombo);
 			for (size_t k = 0; k < o->nvary; k++)
@@ -768,10 +834,13 @@ sim_tune_result_free(struct sim_tune_result *r)
 	for (size_t i = 0; r->rows && i < r->nrows; i++) {
 		strv_free(r->rows[i].values, r->nkeys);
 		free(r->rows[i].error);
+		free(r->rows[i].bands);
 	}
 	free(r->rows);
 	strv_free(r->keys, r->nkeys);
 	free(r->objective);
+	free(r->spec_name);
+	free(r->trace_path);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -14,10 +14,13 @@
  *       with one request: pick(); the flow's request leaves
  *       (queued 1 -> 0) and update(f, true, bytes); a new request arrives
  *       (queued 0 -> 1, a new head of the next size and a later key) and
- *       flow_backlogged(f). All flows stay backlogged in steady state. The
- *       flows join the band in memory order, and a turn-based policy keeps
- *       that order: its next flow is the next 128 bytes, which the hardware
- *       prefetchers stream. The favourable case.
+ *       flow_backlogged(f). All flows stay backlogged in steady state. Each
+ *       flow is laid out as the engine lays it out: the view (policy.h,
+ *       with the policy's hot words) on one line, then the policy's state,
+ *       if it has one, from the next line on. The flows join the band in
+ *       memory order, and a turn-based policy keeps that order: its next
+ *       flow is the next 64 (round_robin: no state) or 128 bytes (drr),
+ *       which the hardware prefetchers stream. The favourable case.
  *   BM_policy_fairness_scattered_<name>/flows:F  the same, with the flows
  *       joining in a random order (bp_perm): what a dispatcher's ring looks
  *       like once flows have emptied and joined again in arrival order.
@@ -46,12 +49,18 @@
  *       one pop + one push per decision, as a heap-based fairness policy
  *       does one remove + one push per decision above.
  *   BM_policy_peer_flow_touch[_scattered]/flows:F  the memory a fairness
- *       decision touches, with no policy: per decision one flow laid out as
- *       in the fairness cases (view line, state line), in their order
- *       (memory order; the same random order): read the head's size, write
- *       queued and the new head, write one word of the state. The floor of
- *       any fairness policy at that F: at 10^6 flows (128 MB) the flows'
- *       own lines leave the caches, a cost of the workload, not the policy.
+ *       decision touches, with no policy: per decision one flow's view
+ *       line, 64 bytes a flow, in the fairness cases' order (memory order;
+ *       the same random order): read the head's size, write queued and the
+ *       new head, write one hot word (the policy's position). The floor of
+ *       any fairness policy at that F, and the layout of round_robin's
+ *       flows: at 10^6 flows (64 MB) the views leave the caches, a cost of
+ *       the workload, not the policy.
+ *   BM_policy_peer_flow_touch_state/flows:F  the same in memory order with
+ *       a state line per flow (view line + state line, 128 bytes a flow)
+ *       whose first word is written: what a policy that writes its state
+ *       on every decision pays, and what flow_touch measured before the
+ *       hot words (policy ABI 2), so that older figures still compare.
  *   BM_policy_peer_pointer_chase/flows:F  one dependent load per step
  *       through the F flows' state lines in the random order: the cost of
  *       one cache miss that nothing can overlap, what a ring linked
@@ -68,9 +77,9 @@
  * the binary heap is checked in order after the loop. Policies are called
  * through their ops pointers, as the dispatcher calls them.
  *
- * Memory at F = 10^6: fairness 128 bytes per flow (the policy's view and
- * state on their own two lines) plus the policy's slot arrays, about 150
- * MB (and 4 MB of permutation in the scattered cases); ordering one state line per flow plus two 144-byte requests, about
+ * Memory at F = 10^6: fairness 64 bytes per flow (the view) plus a line
+ * per flow of state if the policy has any, plus the policy's slot arrays,
+ * 70 to 150 MB (and 4 MB of permutation in the scattered cases); ordering one state line per flow plus two 144-byte requests, about
  * 350 MB. Setup there takes about a second of CPU per run of the case
  * (Google Benchmark runs a case a few times to size its iterations).
  */

@@ -78,9 +78,11 @@
  * O(log F) only when the flow goes to or leaves the far heap, i.e. for a
  * request larger than 63 * w * Q bytes (258 KB at the default quantum and
  * weight 1). flow_attach/flow_detach amortized O(1) (the rings' and the far
- * heap's arrays, the only allocations). Memory: 64 bytes per flow, about
- * 1.1 KB per band and shard, plus per attached flow 24-96 bytes of far
- * heap and 16-64 bytes of ring slots (flow_ring.h's sizing).
+ * heap's arrays, the only allocations). Memory: the view's two hot words
+ * and 40 bytes of state per flow, about 1.1 KB per band and shard, plus
+ * per attached flow 24-96 bytes of far heap and 8-32 bytes of ring slots
+ * (flow_ring.h's sizing). A decision on a flow of the ring touches the
+ * view's line only, never the state ("Per-flow state" below).
  *
  * Changes while waiting. A backlogged flow's head can change before its
  * turn (an eviction, or an ordering other than fcfs putting a new request

@@ -630,7 +630,8 @@ bench_policy_peer_touch(struct bench_state *st, void *arg)
 	}
 	bp_fill_sizes(sizes);
 	for (size_t i = 0; i < nflows; i++) {
-		struct flowq_policy_flow *f = (struct flowq_policy_flow *)(mem + i * stride);
+		struct flowq_policy_flow *f =
+			(struct flowq_policy_flow *)(mem + i * stride);
 
 		f->queued = 1;
 		f->head_bytes = sizes[si++ % BP_SIZES];
@@ -679,7 +680,7 @@ bench_policy_peer_chase(struct bench_state *st, void *arg)
 		bench_skip_with_error(st, "out of memory");
 		goto out;
 	}
-#define BP_NEXT(i) ((void **)(mem + (size_t)(i) * 2 * BP_LINE + BP_LINE))
+#define BP_NEXT(i) ((void **)(mem + (size_t)(i)*2 * BP_LINE + BP_LINE))
 	/* A cycle through every flow's state line, in the random order. */
 	for (size_t k = 0; k < nflows; k++)
 		*BP_NEXT(perm[k]) = BP_NEXT(perm[(k + 1) % nflows]);
@@ -734,8 +735,8 @@ bench_policy_register(void)
 				&touch[0]));
 	bp_sizes(bench_register("BM_policy_peer_flow_touch_scattered",
 				bench_policy_peer_touch, &touch[1]));
-	bp_sizes(bench_register("BM_policy_peer_flow_touch_state", bench_policy_peer_touch,
-				&touch[2]));
+	bp_sizes(bench_register("BM_policy_peer_flow_touch_state",
+				bench_policy_peer_touch, &touch[2]));
 	bp_sizes(bench_register("BM_policy_peer_pointer_chase", bench_policy_peer_chase,
 				NULL));
 	for (size_t i = 0; flowq_fairness_at(i) != NULL && i < FLOWQ_POLICY_MAX; i++) {

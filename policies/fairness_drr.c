@@ -213,7 +213,7 @@ enum drr_where {
  * The state (struct drr_flow) holds what only flows scheduled 2+ rounds
  * ahead (or parked in the wheel, "Places") need.
  */
-#define DRR_HOT 1u
+#define DRR_HOT      1u
 #define DRR_OFF_RING (UINT64_C(1) << 63)
 
 _Static_assert(DRR_HOT < FLOWQ_POLICY_HOT_WORDS && DRR_HOT != FLOWQ__FRING_POS,

@@ -207,8 +207,9 @@ flowq__fring_live(const struct flowq__fring *r, const struct flowq_policy_flow *
 static inline struct flowq_policy_flow *
 flowq__fring_front(const struct flowq__fring *r)
 {
-	return r->head == r->tail ? NULL
-				  : (struct flowq_policy_flow *)r->slots[r->head & r->mask];
+	return r->head == r->tail
+		       ? NULL
+		       : (struct flowq_policy_flow *)r->slots[r->head & r->mask];
 }
 
 /** Whether @p f is the front member. */
@@ -227,7 +228,8 @@ flowq__fring_at_front(const struct flowq__fring *r, const struct flowq_policy_fl
 static inline void
 flowq__fring_prefetch(const struct flowq__fring *r)
 {
-	__builtin_prefetch((const void *)r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask], 1);
+	__builtin_prefetch(
+		(const void *)r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask], 1);
 }
 
 /** The front member leaves the ring; head moves on to the next live member

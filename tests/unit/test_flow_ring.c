@@ -172,8 +172,8 @@ check(const struct model *t)
 			cr_assert_eq(s, 0, "slot %zu: an orphan", i);
 			continue;
 		}
-		cr_assert_eq(flowq__fring_view(s), &t->mem[e->m].pf, "slot %zu: member %d's",
-			     i, e->m);
+		cr_assert_eq(flowq__fring_view(s), &t->mem[e->m].pf,
+			     "slot %zu: member %d's", i, e->m);
 		cr_assert_eq(t->mem[e->m].pf.hot[FLOWQ__FRING_POS], r->head + i);
 		if (e->live)
 			cr_assert_eq(s, (uintptr_t)&t->mem[e->m].pf, "slot %zu: live", i);
@@ -195,8 +195,8 @@ check(const struct model *t)
 		}
 		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].pf), i >= 0,
 			     "member %d owns", m);
-		cr_assert_eq(flowq__fring_live(r, &t->mem[m].pf),
-			     i >= 0 && t->e[i].live, "member %d live", m);
+		cr_assert_eq(flowq__fring_live(r, &t->mem[m].pf), i >= 0 && t->e[i].live,
+			     "member %d live", m);
 		cr_assert_eq(flowq__fring_at_front(r, &t->mem[m].pf), i == 0);
 	}
 }

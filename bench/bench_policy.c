@@ -14,10 +14,13 @@
  *       with one request: pick(); the flow's request leaves
  *       (queued 1 -> 0) and update(f, true, bytes); a new request arrives
  *       (queued 0 -> 1, a new head of the next size and a later key) and
- *       flow_backlogged(f). All flows stay backlogged in steady state. The
- *       flows join the band in memory order, and a turn-based policy keeps
- *       that order: its next flow is the next 128 bytes, which the hardware
- *       prefetchers stream. The favourable case.
+ *       flow_backlogged(f). All flows stay backlogged in steady state. Each
+ *       flow is laid out as the engine lays it out: the view (policy.h,
+ *       with the policy's hot words) on one line, then the policy's state,
+ *       if it has one, from the next line on. The flows join the band in
+ *       memory order, and a turn-based policy keeps that order: its next
+ *       flow is the next 64 (round_robin: no state) or 128 bytes (drr),
+ *       which the hardware prefetchers stream. The favourable case.
  *   BM_policy_fairness_scattered_<name>/flows:F  the same, with the flows
  *       joining in a random order (bp_perm): what a dispatcher's ring looks
  *       like once flows have emptied and joined again in arrival order.
@@ -46,12 +49,18 @@
  *       one pop + one push per decision, as a heap-based fairness policy
  *       does one remove + one push per decision above.
  *   BM_policy_peer_flow_touch[_scattered]/flows:F  the memory a fairness
- *       decision touches, with no policy: per decision one flow laid out as
- *       in the fairness cases (view line, state line), in their order
- *       (memory order; the same random order): read the head's size, write
- *       queued and the new head, write one word of the state. The floor of
- *       any fairness policy at that F: at 10^6 flows (128 MB) the flows'
- *       own lines leave the caches, a cost of the workload, not the policy.
+ *       decision touches, with no policy: per decision one flow's view
+ *       line, 64 bytes a flow, in the fairness cases' order (memory order;
+ *       the same random order): read the head's size, write queued and the
+ *       new head, write one hot word (the policy's position). The floor of
+ *       any fairness policy at that F, and the layout of round_robin's
+ *       flows: at 10^6 flows (64 MB) the views leave the caches, a cost of
+ *       the workload, not the policy.
+ *   BM_policy_peer_flow_touch_state/flows:F  the same in memory order with
+ *       a state line per flow (view line + state line, 128 bytes a flow)
+ *       whose first word is written: what a policy that writes its state
+ *       on every decision pays, and what flow_touch measured before the
+ *       hot words (policy ABI 2), so that older figures still compare.
  *   BM_policy_peer_pointer_chase/flows:F  one dependent load per step
  *       through the F flows' state lines in the random order: the cost of
  *       one cache miss that nothing can overlap, what a ring linked
@@ -68,9 +77,9 @@
  * the binary heap is checked in order after the loop. Policies are called
  * through their ops pointers, as the dispatcher calls them.
  *
- * Memory at F = 10^6: fairness 128 bytes per flow (the policy's view and
- * state on their own two lines) plus the policy's slot arrays, about 150
- * MB (and 4 MB of permutation in the scattered cases); ordering one state line per flow plus two 144-byte requests, about
+ * Memory at F = 10^6: fairness 64 bytes per flow (the view) plus a line
+ * per flow of state if the policy has any, plus the policy's slot arrays,
+ * 70 to 150 MB (and 4 MB of permutation in the scattered cases); ordering one state line per flow plus two 144-byte requests, about
  * 350 MB. Setup there takes about a second of CPU per run of the case
  * (Google Benchmark runs a case a few times to size its iterations).
  */
@@ -189,9 +198,10 @@ bp_free_fn(void *p, size_t size, size_t align, void *ctx)
 
 /* ---- fairness ------------------------------------------------------------- */
 
-/* Flows are laid out as the engine lays them out: the policy's view on one
- * line, its state from the next line on (core/engine.h keeps them together
- * in struct flowq_flow). */
+/* Flows are laid out as the engine lays them out: the policy's view (with
+ * the policy's hot words) on one line, its state, if it has any
+ * (flow_state_size > 0), from the next line on (core/engine.h keeps them
+ * in one allocation, struct flowq_flow). */
 #define BP_LINE 64u
 
 static inline size_t
@@ -201,6 +211,7 @@ bp_round_up(size_t n)
 }
 
 _Static_assert(sizeof(struct flowq_policy_flow) <= BP_LINE, "the view fits a line");
+_Static_assert(FLOWQ_POLICY_HOT_WORDS >= 1, "the peers write a hot word");
 
 /* A fairness case: the policy, and whether its flows join the band in a
  * random order (bp_perm) rather than in memory order. */
@@ -254,7 +265,7 @@ bench_policy_fairness(struct bench_state *st, void *arg)
 
 		memset(state, 0, ops->desc.flow_state_size);
 		*f = (struct flowq_policy_flow){
-			.state = state,
+			.state = ops->desc.flow_state_size ? state : NULL,
 			.queued = 0,
 			.weight = 1 + (uint32_t)(i % 4),
 			.seq = i,
@@ -574,37 +585,53 @@ out:
 
 /* ---- peers: the memory a fairness decision touches, without a policy ------ */
 
-/* Flows as the fairness case lays them out: the view on one line, one line
- * of state (round_robin's and drr's states fit it). */
-#define BP_PEER_STRIDE (2 * BP_LINE)
+/* A flow-touch peer: @p lines per flow (1: the view only, whose hot word the
+ * policy writes; 2: the view and a state line, whose first word it writes),
+ * and whether the flows are visited in a random order. */
+struct bp_touch_case {
+	unsigned lines;
+	bool scattered;
+};
 
+/* Flows for the peers, @p lines lines each, zeroed. */
 static unsigned char *
-bp_peer_flows(size_t nflows)
+bp_peer_flows(size_t nflows, unsigned lines)
 {
-	unsigned char *mem = aligned_alloc(BP_LINE, nflows * BP_PEER_STRIDE);
+	unsigned char *mem = aligned_alloc(BP_LINE, nflows * lines * BP_LINE);
 
 	if (mem != NULL)
-		memset(mem, 0, nflows * BP_PEER_STRIDE);
+		memset(mem, 0, nflows * lines * BP_LINE);
 	return mem;
+}
+
+/* The word a peer's decision writes for the policy: the view's first hot
+ * word, or the state line's first word. */
+static inline uint64_t *
+bp_peer_word(unsigned char *flow, unsigned lines)
+{
+	return lines == 1 ? &((struct flowq_policy_flow *)flow)->hot[0]
+			  : (uint64_t *)(flow + BP_LINE);
 }
 
 static void
 bench_policy_peer_touch(struct bench_state *st, void *arg)
 {
+	const struct bp_touch_case *tc = arg;
+	const size_t stride = (size_t)tc->lines * BP_LINE;
 	size_t nflows = (size_t)bench_range(st, 0), k = 0;
-	unsigned char *mem = bp_peer_flows(nflows);
-	uint32_t *perm = arg != NULL ? bp_perm(nflows) : NULL;
+	unsigned char *mem = bp_peer_flows(nflows, tc->lines);
+	uint32_t *perm = tc->scattered ? bp_perm(nflows) : NULL;
 	uint64_t sizes[BP_SIZES], si = 0, sum = 0, count = 0;
 	int64_t key = 0;
 
-	if (mem == NULL || (arg != NULL && perm == NULL)) {
+	if (mem == NULL || (tc->scattered && perm == NULL)) {
 		bench_skip_with_error(st, "out of memory");
 		goto out;
 	}
 	bp_fill_sizes(sizes);
 	for (size_t i = 0; i < nflows; i++) {
 		struct flowq_policy_flow *f =
-			(struct flowq_policy_flow *)(mem + i * BP_PEER_STRIDE);
+			(struct flowq_policy_flow *)(mem + i * stride);
 
 		f->queued = 1;
 		f->head_bytes = sizes[si++ % BP_SIZES];
@@ -612,26 +639,25 @@ bench_policy_peer_touch(struct bench_state *st, void *arg)
 	while (bench_keep_running_batch(st, BP_BATCH)) {
 		for (int j = 0; j < BP_BATCH; j++) {
 			size_t i = perm != NULL ? perm[k] : k;
-			struct flowq_policy_flow *f =
-				(struct flowq_policy_flow *)(mem + i * BP_PEER_STRIDE);
-			uint64_t *state = (uint64_t *)((unsigned char *)f + BP_LINE);
+			unsigned char *flow = mem + i * stride;
+			struct flowq_policy_flow *f = (struct flowq_policy_flow *)flow;
 
 			if (++k == nflows)
 				k = 0;
 			/* The dispatcher reads the head and empties the flow;
-			 * the policy writes its state (a link, a position); a
-			 * new head arrives. */
+			 * the policy writes its word (a position); a new head
+			 * arrives. */
 			sum += f->head_bytes;
 			f->queued = 0;
-			(*state)++;
+			(*bp_peer_word(flow, tc->lines))++;
 			f->queued = 1;
 			f->head_bytes = sizes[si++ % BP_SIZES];
 			f->head_key = key++;
 		}
 	}
-	/* Every decision wrote one state and read a head of >= 64 bytes. */
+	/* Every decision wrote one word and read a head of >= 64 bytes. */
 	for (size_t i = 0; i < nflows; i++)
-		count += *(uint64_t *)(mem + i * BP_PEER_STRIDE + BP_LINE);
+		count += *bp_peer_word(mem + i * stride, tc->lines);
 	if (count != (uint64_t)bench_iterations(st) || sum < 64 * count)
 		bench_skip_with_error(st, "a decision was lost");
 	else
@@ -645,7 +671,7 @@ static void
 bench_policy_peer_chase(struct bench_state *st, void *arg)
 {
 	size_t nflows = (size_t)bench_range(st, 0), n = 0;
-	unsigned char *mem = bp_peer_flows(nflows);
+	unsigned char *mem = bp_peer_flows(nflows, 2);
 	uint32_t *perm = bp_perm(nflows);
 	void **p, **q;
 
@@ -654,7 +680,7 @@ bench_policy_peer_chase(struct bench_state *st, void *arg)
 		bench_skip_with_error(st, "out of memory");
 		goto out;
 	}
-#define BP_NEXT(i) ((void **)(mem + (size_t)(i) * BP_PEER_STRIDE + BP_LINE))
+#define BP_NEXT(i) ((void **)(mem + (size_t)(i)*2 * BP_LINE + BP_LINE))
 	/* A cycle through every flow's state line, in the random order. */
 	for (size_t k = 0; k < nflows; k++)
 		*BP_NEXT(perm[k]) = BP_NEXT(perm[(k + 1) % nflows]);
@@ -699,10 +725,18 @@ bench_policy_register(void)
 	static struct bp_fair_case fair[2][FLOWQ_POLICY_MAX];
 
 	bp_sizes(bench_register("BM_policy_peer_binary_heap", bench_policy_peer_heap, NULL));
+	static struct bp_touch_case touch[] = {
+		{.lines = 1, .scattered = false},
+		{.lines = 1, .scattered = true},
+		{.lines = 2, .scattered = false},
+	};
+
 	bp_sizes(bench_register("BM_policy_peer_flow_touch", bench_policy_peer_touch,
-				NULL));
+				&touch[0]));
 	bp_sizes(bench_register("BM_policy_peer_flow_touch_scattered",
-				bench_policy_peer_touch, (void *)fair));
+				bench_policy_peer_touch, &touch[1]));
+	bp_sizes(bench_register("BM_policy_peer_flow_touch_state",
+				bench_policy_peer_touch, &touch[2]));
 	bp_sizes(bench_register("BM_policy_peer_pointer_chase", bench_policy_peer_chase,
 				NULL));
 	for (size_t i = 0; flowq_fairness_at(i) != NULL && i < FLOWQ_POLICY_MAX; i++) {

@@ -297,8 +297,14 @@ struct flowq_flow {
 	_Atomic uint64_t accepted_bytes;
 	struct flowq__rejects rejects;
 
-	/* Dispatcher-private. */
+	/* Dispatcher-private. The fairness policy's view, one line of its
+	 * own (policy.h): read and written per request, with the policy's
+	 * hot words in it, so a policy whose per-decision state fits them
+	 * (round_robin, drr) touches no other line of the flow. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_policy_flow pf;
+	/* From here on the next lines: also touched per request (the
+	 * ordering state's address, the release counters, the dirty link,
+	 * stats). */
 	void *ostate;
 	/* Displacement policy state (engine->displace set), else NULL. */
 	void *dstate;

@@ -636,7 +636,9 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	atomic_init(&f->lease, 1); /* the creator's */
 	atomic_init(&f->in_doorbell, 0);
 	atomic_init(&f->weight, 1);
-	f->pf.state = (char *)f + off_f;
+	/* A fairness policy may keep all its per-flow state in the view's
+	 * hot words (flow_state_size 0): then there is nothing to point at. */
+	f->pf.state = b->fairness->desc.flow_state_size ? (char *)f + off_f : NULL;
 	f->pf.weight = 1;
 	f->ostate = (char *)f + off_o;
 	f->dstate = dsz ? (char *)f + off_d : NULL;

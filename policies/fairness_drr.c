@@ -78,9 +78,11 @@
  * O(log F) only when the flow goes to or leaves the far heap, i.e. for a
  * request larger than 63 * w * Q bytes (258 KB at the default quantum and
  * weight 1). flow_attach/flow_detach amortized O(1) (the rings' and the far
- * heap's arrays, the only allocations). Memory: 64 bytes per flow, about
- * 1.1 KB per band and shard, plus per attached flow 24-96 bytes of far
- * heap and 16-64 bytes of ring slots (flow_ring.h's sizing).
+ * heap's arrays, the only allocations). Memory: the view's two hot words
+ * and 40 bytes of state per flow, about 1.1 KB per band and shard, plus
+ * per attached flow 24-96 bytes of far heap and 8-32 bytes of ring slots
+ * (flow_ring.h's sizing). A decision on a flow of the ring touches the
+ * view's line only, never the state ("Per-flow state" below).
  *
  * Changes while waiting. A backlogged flow's head can change before its
  * turn (an eviction, or an ordering other than fcfs putting a new request
@@ -185,39 +187,92 @@ struct drr_band {
 	struct flowq__kheap far;
 };
 
-/* Where a backlogged flow is scheduled. */
+/* Where a backlogged flow is scheduled (drr_where()). */
 enum drr_where {
-	DRR_NONE = 0, /* not backlogged (zeroed state) */
+	DRR_NONE = 0, /* not backlogged */
 	DRR_RING,
 	DRR_WHEEL_LIST,
 	DRR_FAR,
 };
 
+/*
+ * Per-flow state, in two parts (policy.h: hot words and state).
+ *
+ * Hot, in the view's line, which every decision touches anyway:
+ * hot[FLOWQ__FRING_POS] is the flow's place in the ring (flow_ring.h), and
+ * hot[DRR_HOT] its credit (bits 0-62: credits stay below 2^63, "Ranges")
+ * with DRR_OFF_RING (bit 63) set while it is scheduled in the wheel or the
+ * far heap. Where a flow is follows without the state: in the ring iff it
+ * owns a live slot there; else in the wheel or the far heap iff
+ * DRR_OFF_RING (which of them: the state's `where`); else not backlogged.
+ * And so does a ring flow's round: the current one before the mark, the
+ * next from it. So a decision on a flow of the ring, the common case (its
+ * head fits in w * Q bytes), reads and writes only the view's line: one
+ * line of the flow, not two (README, "Policies").
+ *
+ * The state (struct drr_flow) holds what only flows scheduled 2+ rounds
+ * ahead (or parked in the wheel, "Places") need.
+ */
+#define DRR_HOT      1u
+#define DRR_OFF_RING (UINT64_C(1) << 63)
+
+_Static_assert(DRR_HOT < FLOWQ_POLICY_HOT_WORDS && DRR_HOT != FLOWQ__FRING_POS,
+	       "the credit has a hot word of its own");
+
 struct drr_flow {
-	/* Its place in the ring (flow_ring.h). */
-	struct flowq__fring_node node;
 	/* In a wheel bucket while scheduled there. */
 	struct flowq_list_node link;
-	/* The round the flow is served in next (while backlogged). */
+	/* The round the flow is served in next, while in the wheel or the
+	 * far heap (a ring flow's follows from the mark). */
 	uint64_t round;
-	/* Its deficit counter as of that round's visit (>= cost(head) while
-	 * backlogged). */
-	uint64_t credit;
 	/* The engine's view of the flow, returned by pick(). */
 	struct flowq_policy_flow *flow;
 	/* In the far heap while scheduled 64+ rounds ahead. */
 	struct flowq__kheap_node kn;
-	/* enum drr_where. */
+	/* DRR_WHEEL_LIST or DRR_FAR while DRR_OFF_RING is set. */
 	uint8_t where;
 };
-
-/* One line: the ring prefetches it whole (flow_ring.h). */
-_Static_assert(sizeof(struct drr_flow) <= 64, "a drr flow state fits a cache line");
 
 static inline struct drr_flow *
 drr_flow_of(const struct flowq_policy_flow *f)
 {
 	return f->state;
+}
+
+/* The flow's credit as of the round it is scheduled for (>= cost(head)
+ * while backlogged). */
+static inline uint64_t
+drr_credit(const struct flowq_policy_flow *f)
+{
+	return f->hot[DRR_HOT] & ~DRR_OFF_RING;
+}
+
+static inline void
+drr_set_credit(struct flowq_policy_flow *f, uint64_t credit)
+{
+	assert(credit < DRR_OFF_RING);
+	f->hot[DRR_HOT] = (f->hot[DRR_HOT] & DRR_OFF_RING) | credit;
+}
+
+/* Where @f is scheduled. Reads the state only for a flow off the ring. */
+static inline enum drr_where
+drr_where(const struct drr_band *b, const struct flowq_policy_flow *f)
+{
+	if (flowq__fring_live(&b->ring, f))
+		return DRR_RING;
+	if (!(f->hot[DRR_HOT] & DRR_OFF_RING))
+		return DRR_NONE;
+	return (enum drr_where)drr_flow_of(f)->where;
+}
+
+/* The round @f (scheduled @where, not DRR_NONE) is served in next. */
+static inline uint64_t
+drr_round_of(const struct drr_band *b, const struct flowq_policy_flow *f,
+	     enum drr_where where)
+{
+	if (where == DRR_RING)
+		return flowq__fring_pos_of(f) < b->ring.mark ? b->round : b->round + 1;
+	return drr_flow_of(f)->round;
 }
 
 static inline uint64_t
@@ -260,10 +315,12 @@ drr_rotr(uint64_t x, unsigned s)
 	return s == 0 ? x : (x >> s) | (x << (64 - s));
 }
 
-/* Take @df (in the wheel or the far heap) out. */
+/* Take @f (in the wheel or the far heap) out. */
 static void
-drr_unschedule_far(struct drr_band *b, struct drr_flow *df)
+drr_unschedule_far(struct drr_band *b, struct flowq_policy_flow *f)
 {
+	struct drr_flow *df = drr_flow_of(f);
+
 	if (df->where == DRR_WHEEL_LIST) {
 		unsigned i = (unsigned)(df->round % DRR_WHEEL);
 
@@ -273,72 +330,73 @@ drr_unschedule_far(struct drr_band *b, struct drr_flow *df)
 	} else {
 		flowq__kheap_remove(&b->far, &df->kn);
 	}
-	df->where = DRR_NONE;
+	f->hot[DRR_HOT] &= ~DRR_OFF_RING;
 }
 
-/* Take @df (scheduled) out of the ring, its bucket or the far heap. The
- * ring is the hot case: inline. */
+/* Take @f (scheduled @where) out of the ring, its bucket or the far heap.
+ * The ring is the hot case: inline. */
 static inline void
-drr_unschedule(struct drr_band *b, struct drr_flow *df)
+drr_unschedule(struct drr_band *b, struct flowq_policy_flow *f, enum drr_where where)
 {
-	if (df->where == DRR_RING) {
-		flowq__fring_remove(&b->ring, &df->node);
-		df->where = DRR_NONE;
-	} else {
-		drr_unschedule_far(b, df);
-	}
+	assert(where != DRR_NONE);
+	if (where == DRR_RING)
+		flowq__fring_remove(&b->ring, f);
+	else
+		drr_unschedule_far(b, f);
 }
 
-/* Put @df (not scheduled) in the wheel's bucket for @round, 2 to 63 rounds
+/* Put @f (not scheduled) in the wheel's bucket for @round, 2 to 63 rounds
  * ahead (or the next round: "Places" above). */
 static void
-drr_wheel_push(struct drr_band *b, struct drr_flow *df, uint64_t round)
+drr_wheel_push(struct drr_band *b, struct flowq_policy_flow *f, uint64_t round)
 {
+	struct drr_flow *df = drr_flow_of(f);
 	unsigned i = (unsigned)(round % DRR_WHEEL);
 
 	df->round = round;
 	flowq_list_push_back(&b->wheel[i], &df->link);
 	b->occupied |= UINT64_C(1) << i;
 	df->where = DRR_WHEEL_LIST;
+	f->hot[DRR_HOT] |= DRR_OFF_RING;
 }
 
-/* Schedule @df (not scheduled) for the next round: at the tail of the
+/* Schedule @f (not scheduled) for the next round: at the tail of the
  * ring, or at the place it still owns in the next round's part, or, if its
  * place is in the current round's part, in the wheel ("Places" above). The
- * hot case: inline. */
+ * hot case: inline, and it touches nothing but the ring and the view. */
 static inline void
-drr_schedule_next(struct drr_band *b, struct drr_flow *df)
+drr_schedule_next(struct drr_band *b, struct flowq_policy_flow *f)
 {
 	struct flowq__fring *r = &b->ring;
 
-	if (flowq__fring_owns(r, &df->node)) {
-		if (df->node.pos < r->mark) {
-			drr_wheel_push(b, df, b->round + 1);
+	if (flowq__fring_owns(r, f)) {
+		if (flowq__fring_pos_of(f) < r->mark) {
+			drr_wheel_push(b, f, b->round + 1);
 			return;
 		}
-		flowq__fring_revive(r, df->flow, &df->node);
+		flowq__fring_revive(r, f);
 	} else {
-		flowq__fring_push(r, df->flow, &df->node);
+		flowq__fring_push(r, f);
 	}
-	df->round = b->round + 1;
-	df->where = DRR_RING;
 }
 
-/* Schedule @df (not scheduled) for round @round > b->round, at the back of
+/* Schedule @f (not scheduled) for round @round > b->round, at the back of
  * that round. */
 static void
-drr_schedule(struct drr_band *b, struct drr_flow *df, uint64_t round)
+drr_schedule(struct drr_band *b, struct flowq_policy_flow *f, uint64_t round)
 {
 	uint64_t ahead = round - b->round;
 
-	assert(df->where == DRR_NONE && ahead >= 1);
+	assert(drr_where(b, f) == DRR_NONE && ahead >= 1);
 	if (ahead == 1) {
-		drr_schedule_next(b, df);
+		drr_schedule_next(b, f);
 		return;
 	}
 	if (ahead < DRR_WHEEL) {
-		drr_wheel_push(b, df, round);
+		drr_wheel_push(b, f, round);
 	} else {
+		struct drr_flow *df = drr_flow_of(f);
+
 		df->round = round;
 		if (b->far.len == 0)
 			b->far_base = b->round; /* a free rebase */
@@ -346,6 +404,7 @@ drr_schedule(struct drr_band *b, struct drr_flow *df, uint64_t round)
 		flowq__kheap_push(&b->far, &df->kn, (int64_t)(round - b->far_base),
 				  b->far_seq++);
 		df->where = DRR_FAR;
+		f->hot[DRR_HOT] |= DRR_OFF_RING;
 	}
 }
 
@@ -449,16 +508,16 @@ drr_flow_attach(void *band, struct flowq_policy_flow *f,
 
 	if (rc != 0)
 		return rc;
-	flowq__fring_node_init(&df->node);
+	flowq__fring_member_init(f);
 	rc = flowq__fring_attach(&b->ring, env->alloc);
 	if (rc != 0) {
 		flowq__kheap_detach(&b->far, env->alloc);
 		return rc;
 	}
+	f->hot[DRR_HOT] = 0; /* no credit, not off the ring */
 	flowq_list_node_init(&df->link);
 	flowq__kheap_node_init(&df->kn);
 	df->round = 0;
-	df->credit = 0;
 	df->flow = f;
 	df->where = DRR_NONE;
 	return 0;
@@ -469,37 +528,38 @@ drr_flow_detach(void *band, struct flowq_policy_flow *f,
 		const struct flowq_policy_env *env)
 {
 	struct drr_band *b = band;
-	struct drr_flow *df = drr_flow_of(f);
+	enum drr_where where = drr_where(b, f);
 
 	/* A detached flow is empty, so update() has unscheduled it already;
 	 * doing it here too keeps a dangling reference out of the band even
 	 * if the engine got that wrong. */
-	if (df->where != DRR_NONE) {
-		drr_unschedule(b, df);
+	if (where != DRR_NONE) {
+		drr_unschedule(b, f, where);
 		drr_advance(b);
 	}
 	/* The ring forgets the place it may still own. */
-	flowq__fring_detach(&b->ring, &df->node, env->alloc);
+	flowq__fring_detach(&b->ring, f, env->alloc);
 	flowq__kheap_detach(&b->far, env->alloc);
 }
 
 /*
- * @df is scheduled for a later round than the current one and its head
- * changed: move it to the first round after the current one at which its
- * credit covers the head (it may have had the current round's visit).
+ * @f is scheduled (@where) for round @fr, later than the current one, and
+ * its head changed: move it to the first round after the current one at
+ * which its credit covers the head (it may have had the current round's
+ * visit).
  */
 static void
-drr_reschedule_waiting(struct drr_band *b, struct drr_flow *df, uint64_t need,
-		       uint64_t wq)
+drr_reschedule_waiting(struct drr_band *b, struct flowq_policy_flow *f,
+		       enum drr_where where, uint64_t fr, uint64_t need, uint64_t wq)
 {
-	uint64_t ahead = df->round - b->round - 1; /* visits after the next */
-	uint64_t c1, x, credit;
+	uint64_t ahead = fr - b->round - 1; /* visits after the next */
+	uint64_t c0 = drr_credit(f), c1, x, credit;
 
 	/* Credit as of the next round's visit: remove the visits between
-	 * that round and df->round. It is >= wq when the weight has not
-	 * changed since scheduling; clamp in case it has. */
-	if (ahead <= df->credit / wq)
-		c1 = df->credit - ahead * wq;
+	 * that round and fr. It is >= wq when the weight has not changed
+	 * since scheduling; clamp in case it has. */
+	if (ahead <= c0 / wq)
+		c1 = c0 - ahead * wq;
 	else
 		c1 = 0;
 	if (c1 >= need) {
@@ -511,11 +571,11 @@ drr_reschedule_waiting(struct drr_band *b, struct drr_flow *df, uint64_t need,
 		x = b->round + 1 + k;
 		credit = c1 + k * wq;
 	}
-	if (x == df->round && credit == df->credit)
+	if (x == fr && credit == c0)
 		return; /* same place: keep its position in the round */
-	drr_unschedule(b, df);
-	df->credit = credit;
-	drr_schedule(b, df, x);
+	drr_unschedule(b, f, where);
+	drr_set_credit(f, credit);
+	drr_schedule(b, f, x);
 	drr_advance(b);
 }
 
@@ -523,41 +583,47 @@ static void
 drr_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t served_bytes)
 {
 	struct drr_band *b = band;
-	struct drr_flow *df = drr_flow_of(f);
-	uint64_t need, wq;
+	enum drr_where where = drr_where(b, f);
+	uint64_t need, wq, fr, credit;
 
-	if (df->where == DRR_NONE)
+	if (where == DRR_NONE)
 		return;
 	if (f->queued == 0) {
-		/* Empty: forget it, credit included (no banked credit). */
-		drr_unschedule(b, df);
+		/* Empty: forget it, credit included (no banked credit:
+		 * flow_backlogged sets it afresh). */
+		drr_unschedule(b, f, where);
 		drr_advance(b);
 		return;
 	}
 	need = drr_cost(f->head_bytes);
 	wq = drr_wq(b, f);
-	if (df->round != b->round) {
+	fr = drr_round_of(b, f, where);
+	if (fr != b->round) {
 		/* Waiting for a later round: only its head can have changed
 		 * (pick() offers only flows of the current round). */
-		drr_reschedule_waiting(b, df, need, wq);
+		drr_reschedule_waiting(b, f, where, fr, need, wq);
 		return;
 	}
+	credit = drr_credit(f);
 	if (dispatched) {
 		uint64_t c = drr_cost(served_bytes);
 
 		/* c <= credit for the head that pick() offered; saturate in
 		 * case the engine served something else. */
-		df->credit = df->credit > c ? df->credit - c : 0;
+		credit = credit > c ? credit - c : 0;
 	}
-	if (df->credit >= need)
-		return; /* the turn goes on (or its place in the round stays) */
+	if (credit >= need) {
+		/* The turn goes on (or its place in the round stays). */
+		drr_set_credit(f, credit);
+		return;
+	}
 	{
 		/* Turn over: skip the visits that could not serve the head. */
-		uint64_t k = drr_visits(need - df->credit, wq);
+		uint64_t k = drr_visits(need - credit, wq);
 
-		drr_unschedule(b, df);
-		df->credit += k * wq;
-		drr_schedule(b, df, b->round + k);
+		drr_unschedule(b, f, where);
+		drr_set_credit(f, credit + k * wq);
+		drr_schedule(b, f, b->round + k);
 		drr_advance(b);
 	}
 }
@@ -566,10 +632,9 @@ static void
 drr_flow_backlogged(void *band, struct flowq_policy_flow *f)
 {
 	struct drr_band *b = band;
-	struct drr_flow *df = drr_flow_of(f);
 	uint64_t need, wq, k;
 
-	if (df->where != DRR_NONE) {
+	if (drr_where(b, f) != DRR_NONE) {
 		/* Already offered (a repeated call): just follow the head. */
 		drr_update(band, f, false, 0);
 		return;
@@ -579,12 +644,12 @@ drr_flow_backlogged(void *band, struct flowq_policy_flow *f)
 	wq = drr_wq(b, f);
 	if (need <= wq) {
 		/* k = 1, the usual case. */
-		df->credit = wq;
-		drr_schedule_next(b, df);
+		drr_set_credit(f, wq);
+		drr_schedule_next(b, f);
 	} else {
 		k = drr_visits(need, wq);
-		df->credit = k * wq;
-		drr_schedule(b, df, b->round + k);
+		drr_set_credit(f, k * wq);
+		drr_schedule(b, f, b->round + k);
 	}
 	drr_advance(b);
 }

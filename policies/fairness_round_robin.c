@@ -27,8 +27,13 @@
  * states, which costs one or two dependent cache misses per decision once
  * the flows outnumber the caches and the ring order is not their memory
  * order; the array knows the flows a few turns ahead and prefetches them
- * (flow_ring.h has the figures). Memory: 8 bytes of state per flow, 16 to
- * 64 bytes of ring slots per attached flow.
+ * (flow_ring.h has the figures).
+ *
+ * Per-flow state: none of its own (flow_state_size 0). All a flow needs is
+ * its place in the ring, which the ring keeps in the view's hot words
+ * (policy.h), on the line the dispatcher touches anyway: a decision touches
+ * one line of the flow. Memory: 8 to 32 bytes of ring slots per attached
+ * flow.
  *
  * Differences from GIE, on purpose: GIE sorts every flow key of the band and
  * scans them on each pick (O(F log F), empty flows included); here empty
@@ -55,18 +60,6 @@ struct rr_band {
 	struct flowq__fring ring;
 };
 
-struct rr_flow {
-	/* The flow's place in rr_band.ring (flow_ring.h: owned while the flow
-	 * is backlogged, and while it is empty with its place not passed). */
-	struct flowq__fring_node node;
-};
-
-static inline struct rr_flow *
-rr_flow_of(const struct flowq_policy_flow *f)
-{
-	return f->state;
-}
-
 static int
 rr_band_init(void *band, const struct flowq_policy_env *env)
 {
@@ -91,7 +84,7 @@ rr_flow_attach(void *band, struct flowq_policy_flow *f,
 {
 	struct rr_band *b = band;
 
-	flowq__fring_node_init(&rr_flow_of(f)->node);
+	flowq__fring_member_init(f);
 	return flowq__fring_attach(&b->ring, env->alloc);
 }
 
@@ -104,23 +97,22 @@ rr_flow_detach(void *band, struct flowq_policy_flow *f,
 	/* A detached flow is empty, so update() has taken it out of the ring
 	 * already; the ring forgets its place, and would take it out too if
 	 * the engine got that wrong. */
-	flowq__fring_detach(&b->ring, &rr_flow_of(f)->node, env->alloc);
+	flowq__fring_detach(&b->ring, f, env->alloc);
 }
 
 static void
 rr_flow_backlogged(void *band, struct flowq_policy_flow *f)
 {
 	struct rr_band *b = band;
-	struct flowq__fring_node *n = &rr_flow_of(f)->node;
 
-	if (flowq__fring_owns(&b->ring, n)) {
+	if (flowq__fring_owns(&b->ring, f)) {
 		/* Its place is not passed yet: take it back (a no-op for a
 		 * repeated call, which must not give the flow two places). */
-		if (!flowq__fring_live(&b->ring, n))
-			flowq__fring_revive(&b->ring, f, n);
+		if (!flowq__fring_live(&b->ring, f))
+			flowq__fring_revive(&b->ring, f);
 		return;
 	}
-	flowq__fring_push(&b->ring, f, n);
+	flowq__fring_push(&b->ring, f);
 }
 
 static struct flowq_policy_flow *
@@ -135,10 +127,9 @@ static void
 rr_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t served_bytes)
 {
 	struct rr_band *b = band;
-	struct flowq__fring_node *n = &rr_flow_of(f)->node;
 
 	(void)served_bytes; /* turns, not bytes */
-	if (flowq__fring_at_front(&b->ring, n)) {
+	if (flowq__fring_at_front(&b->ring, f)) {
 		if (f->queued == 0)
 			flowq__fring_pop_front(&b->ring);
 		else if (dispatched)
@@ -149,8 +140,8 @@ rr_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t ser
 	 * after a push) and still backlogged: it keeps its place. So does a
 	 * flow served without being the front (pick() did not offer it: an
 	 * engine bug), since moving it would give it a second slot. */
-	if (f->queued == 0 && flowq__fring_live(&b->ring, n))
-		flowq__fring_remove(&b->ring, n);
+	if (f->queued == 0 && flowq__fring_live(&b->ring, f))
+		flowq__fring_remove(&b->ring, f);
 }
 
 const struct flowq_fairness_ops flowq_fairness_round_robin = {
@@ -160,7 +151,7 @@ const struct flowq_fairness_ops flowq_fairness_round_robin = {
 			.name = "round_robin",
 			.description = "backlogged flows take turns, one request each",
 			.band_state_size = sizeof(struct rr_band),
-			.flow_state_size = sizeof(struct rr_flow),
+			.flow_state_size = 0, /* the ring's position is a hot word */
 		},
 	.band_init = rr_band_init,
 	.band_fini = rr_band_fini,

@@ -14,7 +14,7 @@
 #include "flow_heap.h"
 #include "flow_ring.h"
 
-#define FRING_ALIGN _Alignof(struct flowq__fring_slot)
+#define FRING_ALIGN _Alignof(uintptr_t)
 
 void
 flowq__fring_init(struct flowq__fring *r)
@@ -22,7 +22,7 @@ flowq__fring_init(struct flowq__fring *r)
 	r->slots = NULL;
 	r->mask = 0;
 	r->cap = 0;
-	/* Position 0 is never used: a zeroed node owns nothing. */
+	/* Position 0 is never used: a zeroed position owns nothing. */
 	r->head = 1;
 	r->tail = 1;
 	r->mark = 1;
@@ -43,11 +43,11 @@ flowq__fring_fini(struct flowq__fring *r, const struct flowq_allocator *a)
 static int
 fring_resize(struct flowq__fring *r, uint32_t cap, const struct flowq_allocator *a)
 {
-	struct flowq__fring_slot *slots;
+	uintptr_t *slots;
 
 	assert(cap != 0 && (cap & (cap - 1)) == 0 && r->tail - r->head <= cap);
-#if SIZE_MAX / 16 < UINT32_MAX
-	/* 32-bit size_t: cap * 16 could wrap. */
+#if SIZE_MAX / 8 < UINT32_MAX
+	/* 32-bit size_t: cap * 8 could wrap. */
 	if ((size_t)cap > SIZE_MAX / sizeof(*slots))
 		return -ENOMEM;
 #endif
@@ -67,9 +67,9 @@ fring_resize(struct flowq__fring *r, uint32_t cap, const struct flowq_allocator 
 }
 
 /* Drop the orphans: the survivors (live slots and tombstones, in order)
- * move up to consecutive positions from head, and each one's node follows,
- * and so does the mark. In place: the write position never passes the read
- * position, and both stay within cap of head, so no unread slot is
+ * move up to consecutive positions from head, and each one's position word
+ * follows, and so does the mark. In place: the write position never passes
+ * the read position, and both stay within cap of head, so no unread slot is
  * overwritten. O(ring). */
 static void
 fring_compact(struct flowq__fring *r)
@@ -77,13 +77,13 @@ fring_compact(struct flowq__fring *r)
 	uint64_t w = r->head, mark = r->mark;
 
 	for (uint64_t p = r->head; p != r->tail; p++) {
-		struct flowq__fring_slot s = r->slots[p & r->mask];
+		uintptr_t s = r->slots[p & r->mask];
 
 		if (p == r->mark)
 			mark = w;
-		if (s.node == NULL)
+		if (s == 0)
 			continue;
-		s.node->pos = w;
+		*flowq__fring_pos(flowq__fring_view(s)) = w;
 		r->slots[w & r->mask] = s;
 		w++;
 	}
@@ -120,28 +120,25 @@ flowq__fring_attach(struct flowq__fring *r, const struct flowq_allocator *a)
 }
 
 void
-flowq__fring_detach(struct flowq__fring *r, struct flowq__fring_node *n,
+flowq__fring_detach(struct flowq__fring *r, struct flowq_policy_flow *f,
 		    const struct flowq_allocator *a)
 {
 	assert(r->nattached > 0);
 	if (r->nattached == 0)
 		return; /* a detach without attach: keep the count sane */
-	if (flowq__fring_owns(r, n)) {
-		if (flowq__fring_at_front(r, n)) {
+	if (flowq__fring_owns(r, f)) {
+		if (flowq__fring_at_front(r, f)) {
 			/* Live (the front always is): the policy should have
 			 * removed it; pass it. */
-			flowq__fring_remove(r, n);
+			flowq__fring_remove(r, f);
 		} else {
-			struct flowq__fring_slot *s = &r->slots[n->pos & r->mask];
-
 			/* Its slot stays (an orphan) until the front passes
 			 * it: nattached - 1 + orphans + 1 keeps the rule. */
-			s->flow = NULL;
-			s->node = NULL;
+			r->slots[flowq__fring_pos_of(f) & r->mask] = 0;
 			r->orphans++;
 		}
 	}
-	n->pos = 0;
+	*flowq__fring_pos(f) = 0;
 	r->nattached--;
 	if (flowq__cap_shrinks(r->nattached + r->orphans, r->cap,
 			       (uint32_t)(r->tail - r->head)))
@@ -152,11 +149,11 @@ void
 flowq__fring_skip(struct flowq__fring *r)
 {
 	while (r->head != r->tail) {
-		const struct flowq__fring_slot *s = &r->slots[r->head & r->mask];
+		uintptr_t s = r->slots[r->head & r->mask];
 
-		if (s->flow != NULL)
+		if (!flowq__fring_dead(s))
 			break;
-		if (s->node == NULL)
+		if (s == 0)
 			r->orphans--;
 		r->head++;
 	}

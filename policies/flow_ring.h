@@ -16,35 +16,42 @@
  * per decision (BM_policy_peer_pointer_chase: 149 and 267 ns in the same
  * run). In an array the flows FLOWQ__FRING_AHEAD turns ahead are known
  * without touching them: each time the front moves, the ring prefetches
- * that flow's view (struct flowq_policy_flow) and its policy state (both
- * addresses are in the slot, so the prefetch waits for nothing), and the
- * misses of successive decisions overlap instead of following one another:
- * 6.5 and 20.9 ns in the same run (drr: 174 and 316 ns before, 9.7 and 25.9
- * after). The price is the slots' own traffic, two sequential streams:
- * with the flows in memory order, which the hardware prefetchers already
- * stream, round_robin at 10^6 flows measured 11.0 ns against the linked
- * ring's 7.6 in that run. (A slot of 8 bytes, the view only, with the
- * state's address read from the prefetched view, halves that traffic but
- * stalls on the read when the view has not arrived: 2-6x slower
- * scattered.)
+ * that flow's view (its address is in the slot, so the prefetch waits for
+ * nothing), and the misses of successive decisions overlap instead of
+ * following one another: 6.5 and 20.9 ns in the same run (drr: 174 and
+ * 316 ns before, 9.7 and 25.9 after).
+ *
+ * One line per member. A member's position, the only thing the ring keeps
+ * in the member, is the view's hot[FLOWQ__FRING_POS] (policy.h: the words
+ * of the view's line that the fairness policy owns), not a word of the
+ * policy's state: the dispatcher touches the view's line on every request
+ * anyway, so a decision that moves a flow through the ring touches that one
+ * line of it, where an earlier version, with the position in the policy
+ * state, touched two (the view's and the state's) and streamed 128 bytes of
+ * flow memory per decision at 10^6 flows. And since the view is the whole
+ * member, a slot is one tagged pointer (8 bytes), not a (view, state node)
+ * pair: half the slot traffic, with nothing read through a prefetched view
+ * (an 8-byte slot that had to read the state's address from the view
+ * stalled on that read, 2-6x slower scattered). README, "Policies", has
+ * the A/B figures.
  *
  * Positions. Each append takes the next 64-bit position (tail); the slot of
  * position p is slots[p & mask], and the ring is positions [head, tail). A
- * member records its position in its struct flowq__fring_node and owns that
- * slot while head <= pos < tail: positions are never reused (it would take
+ * member records its position in its view (hot[FLOWQ__FRING_POS]) and owns
+ * that slot while head <= pos < tail: positions are never reused (it would take
  * 2^64 appends), so no other member can hold the same one, and a position
  * the front has passed is simply stale. Positions start at 1, so a zeroed
- * node (pos 0) owns nothing.
+ * position owns nothing.
  *
- * Slots. Live: flow and node set. Tombstone: flow NULL, node set: its
- * member left from the middle of the ring (O(1), instead of shifting the
- * slots behind it). Orphan: both NULL: a tombstone whose member was
- * detached. The front (the slot at head) is always live: when the front
- * member leaves, head moves past it and past every dead slot behind it
- * (amortized O(1): each dead slot is passed once; passing reads only the
- * array, never a member). A member that owns a tombstone and joins again
- * revives it (flowq__fring_revive()): it takes its old place back. So a
- * member owns at most one slot.
+ * Slots. Live: the member's view. Tombstone: the view with bit 0 set
+ * (FLOWQ__FRING_TOMB): its member left from the middle of the ring (O(1),
+ * instead of shifting the slots behind it). Orphan: 0: a tombstone whose
+ * member was detached. The front (the slot at head) is always live: when
+ * the front member leaves, head moves past it and past every dead slot
+ * behind it (amortized O(1): each dead slot is passed once; passing reads
+ * only the array, never a member). A member that owns a tombstone and
+ * joins again revives it (flowq__fring_revive()): it takes its old place
+ * back. So a member owns at most one slot.
  *
  * The mark: a position the owner keeps as a boundary between two parts of
  * the ring (drr: the first slot of the next round); compaction moves it
@@ -57,11 +64,11 @@
  * flowq__fring_attach() grows the array (flow_heap.h's sizing rule, powers
  * of two from FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half
  * of it, compacts it first (drops the orphans and renumbers the survivors,
- * writing each one's node: O(ring), paid for by the detaches that made the
- * orphans); flowq__fring_detach() halves it when nattached + orphans
- * <= cap / 4. Only attach and detach allocate. Memory: 16 bytes per slot,
- * between 1 and 4 slots per attached flow (plus orphans until the next
- * compaction).
+ * writing each one's position: O(ring), paid for by the detaches that
+ * made the orphans); flowq__fring_detach() halves it when nattached +
+ * orphans <= cap / 4. Only attach and detach allocate. Memory: 8 bytes per
+ * slot, between 1 and 4 slots per attached flow (plus orphans until the
+ * next compaction), and one of the view's hot words.
  *
  * Context: the band's dispatcher only, like every policy op (no atomics).
  */
@@ -76,31 +83,29 @@
 #include <flowq/policy.h>
 
 /* How many turns ahead of the front the ring prefetches. Each decision
- * starts two misses (the flow's view and its state); 8 turns keep up to 16
- * in flight, about what one core's miss buffers hold. 4 was slower with the
- * flows in a random order at 10^6 flows; 16 and 32 were no better within
- * this machine's noise (+-30% between runs). */
+ * starts one miss (the flow's view; the slots stream); 8 turns keep 8 in
+ * flight. (With two misses per decision, the view and a state line, 4 was
+ * slower with the flows in a random order at 10^6 flows and 16 and 32 no
+ * better within this machine's noise; README has the re-check for one.) */
 #define FLOWQ__FRING_AHEAD 8u
+
+/* The view's hot word that holds a member's position. */
+#define FLOWQ__FRING_POS 0u
+
+/* Bit 0 of a slot: a tombstone (views are 8-byte aligned at least). */
+#define FLOWQ__FRING_TOMB ((uintptr_t)1)
 
 /* The largest slot array (a power of two, so every capacity is one). */
 #define FLOWQ__FRING_MAX_CAP (UINT32_C(1) << 31)
 
-/** Handle embedded in a member's policy state. */
-struct flowq__fring_node {
-	/* Position of the member's slot; owned while in [head, tail). */
-	uint64_t pos;
-};
-
-struct flowq__fring_slot {
-	/* The member's view (returned as the front); NULL in a dead slot. */
-	struct flowq_policy_flow *flow;
-	/* The member's node; NULL in an orphan. */
-	struct flowq__fring_node *node;
-};
+_Static_assert(FLOWQ__FRING_POS < FLOWQ_POLICY_HOT_WORDS, "the position is a hot word");
+_Static_assert(_Alignof(struct flowq_policy_flow) > 1, "a view's bit 0 is free");
 
 struct flowq__fring {
-	/* cap slots, cap a power of two (0 and NULL before the first attach). */
-	struct flowq__fring_slot *slots;
+	/* cap slots, cap a power of two (0 and NULL before the first attach):
+	 * a view (live), a view | FLOWQ__FRING_TOMB (tombstone) or 0
+	 * (orphan). */
+	uintptr_t *slots;
 	uint32_t mask; /* cap - 1 */
 	uint32_t cap;
 	/* The ring is positions [head, tail); the slot at head is live. */
@@ -110,6 +115,13 @@ struct flowq__fring {
 	/* Members attached; orphans in [head, tail). cap >= their sum. */
 	uint32_t nattached, orphans;
 };
+
+/* Whether slot value @p s is dead (a tombstone or an orphan). */
+static inline bool
+flowq__fring_dead(uintptr_t s)
+{
+	return s == 0 || (s & FLOWQ__FRING_TOMB) != 0;
+}
 
 /** An empty ring with no array (band_init); the mark is at the tail. */
 void
@@ -121,7 +133,8 @@ flowq__fring_fini(struct flowq__fring *r, const struct flowq_allocator *a);
 
 /**
  * Room for one more member (flow_attach), growing or compacting the array.
- * The member's node must be initialized by the caller.
+ * The member's position must be set with flowq__fring_member_init() by the
+ * caller.
  * @return 0; -ENOMEM (allocation failed, or FLOWQ__FRING_MAX_CAP slots
  *         would not be enough): nothing changed.
  */
@@ -129,22 +142,43 @@ int
 flowq__fring_attach(struct flowq__fring *r, const struct flowq_allocator *a);
 
 /**
- * The member of @p n leaves for good (flow_detach): a slot it owns becomes
- * an orphan (or, at the front, is passed), and the array may shrink. Never
+ * The member @p f leaves for good (flow_detach): a slot it owns becomes an
+ * orphan (or, at the front, is passed), and the array may shrink. Never
  * fails; a detach without an attach is ignored.
  */
 void
-flowq__fring_detach(struct flowq__fring *r, struct flowq__fring_node *n,
+flowq__fring_detach(struct flowq__fring *r, struct flowq_policy_flow *f,
 		    const struct flowq_allocator *a);
 
 /* Out of line: move head past the dead slots at the front, then prefetch. */
 void
 flowq__fring_skip(struct flowq__fring *r);
 
-static inline void
-flowq__fring_node_init(struct flowq__fring_node *n)
+/* The member's position word. */
+static inline uint64_t *
+flowq__fring_pos(struct flowq_policy_flow *f)
 {
-	n->pos = 0;
+	return &f->hot[FLOWQ__FRING_POS];
+}
+
+static inline uint64_t
+flowq__fring_pos_of(const struct flowq_policy_flow *f)
+{
+	return f->hot[FLOWQ__FRING_POS];
+}
+
+/* The view in slot value @p s (live or tombstone), or NULL (orphan). */
+static inline struct flowq_policy_flow *
+flowq__fring_view(uintptr_t s)
+{
+	return (struct flowq_policy_flow *)(s & ~FLOWQ__FRING_TOMB);
+}
+
+/** A member that owns nothing (flow_attach). */
+static inline void
+flowq__fring_member_init(struct flowq_policy_flow *f)
+{
+	*flowq__fring_pos(f) = 0;
 }
 
 /** Whether the ring has no live member. */
@@ -154,48 +188,48 @@ flowq__fring_empty(const struct flowq__fring *r)
 	return r->head == r->tail;
 }
 
-/** Whether @p n owns a slot (live or a tombstone). */
+/** Whether @p f owns a slot (live or a tombstone). */
 static inline bool
-flowq__fring_owns(const struct flowq__fring *r, const struct flowq__fring_node *n)
+flowq__fring_owns(const struct flowq__fring *r, const struct flowq_policy_flow *f)
 {
-	return n->pos - r->head < r->tail - r->head;
+	return flowq__fring_pos_of(f) - r->head < r->tail - r->head;
 }
 
-/** Whether @p n owns a live slot: its member is in the ring. */
+/** Whether @p f owns a live slot: it is in the ring. */
 static inline bool
-flowq__fring_live(const struct flowq__fring *r, const struct flowq__fring_node *n)
+flowq__fring_live(const struct flowq__fring *r, const struct flowq_policy_flow *f)
 {
-	return flowq__fring_owns(r, n) && r->slots[n->pos & r->mask].flow != NULL;
+	return flowq__fring_owns(r, f) &&
+	       !(r->slots[flowq__fring_pos_of(f) & r->mask] & FLOWQ__FRING_TOMB);
 }
 
 /** The front member's view, or NULL if the ring is empty. O(1). */
 static inline struct flowq_policy_flow *
 flowq__fring_front(const struct flowq__fring *r)
 {
-	return r->head == r->tail ? NULL : r->slots[r->head & r->mask].flow;
+	return r->head == r->tail
+		       ? NULL
+		       : (struct flowq_policy_flow *)r->slots[r->head & r->mask];
 }
 
-/** Whether @p n is the front member. */
+/** Whether @p f is the front member. */
 static inline bool
-flowq__fring_at_front(const struct flowq__fring *r, const struct flowq__fring_node *n)
+flowq__fring_at_front(const struct flowq__fring *r, const struct flowq_policy_flow *f)
 {
-	return n->pos == r->head && r->head != r->tail;
+	return flowq__fring_pos_of(f) == r->head && r->head != r->tail;
 }
 
-/* Start loading the view and state of the member FLOWQ__FRING_AHEAD turns
- * behind the front. A hint only, unconditional to keep it cheap: when the
- * ring is shorter, the slot read is a dead or stale one (the array is
- * zeroed when allocated, so it is never uninitialized), and prefetching a
- * stale or NULL address is harmless: a prefetch does not fault and nothing
- * is read through it. */
+/* Start loading the view of the member FLOWQ__FRING_AHEAD turns behind the
+ * front. A hint only, unconditional to keep it cheap: when the ring is
+ * shorter, the slot read is a dead or stale one (the array is zeroed when
+ * allocated, so it is never uninitialized), and prefetching a stale or NULL
+ * address (or a tombstone's, bit 0 set: the same line) is harmless: a
+ * prefetch does not fault and nothing is read through it. */
 static inline void
 flowq__fring_prefetch(const struct flowq__fring *r)
 {
-	const struct flowq__fring_slot *s =
-		&r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask];
-
-	__builtin_prefetch(s->flow, 1);
-	__builtin_prefetch(s->node, 1);
+	__builtin_prefetch(
+		(const void *)r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask], 1);
 }
 
 /** The front member leaves the ring; head moves on to the next live member
@@ -206,7 +240,7 @@ flowq__fring_pop_front(struct flowq__fring *r)
 {
 	assert(r->head != r->tail);
 	r->head++;
-	if (r->head != r->tail && r->slots[r->head & r->mask].flow == NULL)
+	if (r->head != r->tail && flowq__fring_dead(r->slots[r->head & r->mask]))
 		flowq__fring_skip(r);
 	else
 		flowq__fring_prefetch(r);
@@ -217,55 +251,52 @@ flowq__fring_pop_front(struct flowq__fring *r)
 static inline void
 flowq__fring_rotate(struct flowq__fring *r)
 {
-	struct flowq__fring_slot s = r->slots[r->head & r->mask];
+	uintptr_t s = r->slots[r->head & r->mask];
 
 	assert(r->head != r->tail);
 	/* With the array full, tail's slot is head's: rewritten with itself,
 	 * then passed. */
 	r->slots[r->tail & r->mask] = s;
-	s.node->pos = r->tail++;
+	*flowq__fring_pos((struct flowq_policy_flow *)s) = r->tail++;
 	flowq__fring_pop_front(r);
 }
 
-/** Append the member (@p f, @p n), which owns no slot, at the back. O(1). */
+/** Append @p f, which owns no slot, at the back. O(1). */
 static inline void
-flowq__fring_push(struct flowq__fring *r, struct flowq_policy_flow *f,
-		  struct flowq__fring_node *n)
+flowq__fring_push(struct flowq__fring *r, struct flowq_policy_flow *f)
 {
-	struct flowq__fring_slot *s = &r->slots[r->tail & r->mask];
-
-	assert(!flowq__fring_owns(r, n));
+	assert(!flowq__fring_owns(r, f));
 	/* The capacity rule: one slot per attached member plus orphans. */
 	assert(r->tail - r->head < r->cap);
-	s->flow = f;
-	s->node = n;
-	n->pos = r->tail++;
+	r->slots[r->tail & r->mask] = (uintptr_t)f;
+	*flowq__fring_pos(f) = r->tail++;
 }
 
-/** The member of @p n, which owns a tombstone, takes its place back. O(1). */
+/** @p f, which owns a tombstone, takes its place back. O(1). */
 static inline void
-flowq__fring_revive(struct flowq__fring *r, struct flowq_policy_flow *f,
-		    struct flowq__fring_node *n)
+flowq__fring_revive(struct flowq__fring *r, struct flowq_policy_flow *f)
 {
-	struct flowq__fring_slot *s = &r->slots[n->pos & r->mask];
+	uintptr_t *s = &r->slots[flowq__fring_pos_of(f) & r->mask];
 
-	assert(flowq__fring_owns(r, n) && s->flow == NULL && s->node == n);
-	s->flow = f;
+	assert(flowq__fring_owns(r, f) && *s == ((uintptr_t)f | FLOWQ__FRING_TOMB));
+	*s = (uintptr_t)f;
 }
 
 /**
- * The member of @p n, which owns a live slot, leaves the ring: from the
- * middle its slot becomes a tombstone (it still owns it, and may revive
- * it); from the front, as flowq__fring_pop_front(). O(1) amortized.
+ * @p f, which owns a live slot, leaves the ring: from the middle its slot
+ * becomes a tombstone (it still owns it, and may revive it); from the
+ * front, as flowq__fring_pop_front(). O(1) amortized.
  */
 static inline void
-flowq__fring_remove(struct flowq__fring *r, struct flowq__fring_node *n)
+flowq__fring_remove(struct flowq__fring *r, struct flowq_policy_flow *f)
 {
-	assert(flowq__fring_live(r, n));
-	if (n->pos == r->head)
+	uint64_t pos = flowq__fring_pos_of(f);
+
+	assert(flowq__fring_live(r, f));
+	if (pos == r->head)
 		flowq__fring_pop_front(r);
 	else
-		r->slots[n->pos & r->mask].flow = NULL;
+		r->slots[pos & r->mask] = (uintptr_t)f | FLOWQ__FRING_TOMB;
 }
 
 #endif /* FLOWQ_POLICIES_FLOW_RING_H */

@@ -491,6 +491,10 @@ flow_attach(struct band *b, int i, uint32_t weight)
 	cr_assert_not(cf->attached);
 	memset(cf->state, 0, b->ops->desc.flow_state_size);
 	memset(&cf->pf, 0, sizeof(cf->pf));
+	/* policy.h: the hot words are undefined before flow_attach, which
+	 * must set what the policy uses. Garbage, not the zeros the engine
+	 * happens to give, so that a policy relying on them fails here. */
+	memset(cf->pf.hot, 0xa5, sizeof(cf->pf.hot));
 	cf->pf.state = cf->state;
 	cf->pf.weight = weight;
 	cf->pf.seq = b->next_seq++;

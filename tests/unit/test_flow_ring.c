@@ -30,8 +30,8 @@
 #define NM 48 /* members */
 
 struct member {
+	/* The member: the ring keeps its position in pf.hot[]. */
 	struct flowq_policy_flow pf;
-	struct flowq__fring_node node;
 	bool attached;
 };
 
@@ -109,7 +109,7 @@ model_orphans(const struct model *t)
 static void
 op_push(struct model *t, int m)
 {
-	flowq__fring_push(&t->r, &t->mem[m].pf, &t->mem[m].node);
+	flowq__fring_push(&t->r, &t->mem[m].pf);
 	t->e[t->ne++] = (struct entry){.m = m, .live = true};
 }
 
@@ -122,7 +122,7 @@ op_remove(struct model *t, int m)
 
 	if (i < 0 || !t->e[i].live)
 		return false;
-	flowq__fring_remove(&t->r, &t->mem[m].node);
+	flowq__fring_remove(&t->r, &t->mem[m].pf);
 	if (i == 0)
 		model_pop_front(t);
 	else
@@ -138,7 +138,7 @@ op_revive(struct model *t, int m)
 
 	if (i < 0 || t->e[i].live)
 		return;
-	flowq__fring_revive(&t->r, &t->mem[m].pf, &t->mem[m].node);
+	flowq__fring_revive(&t->r, &t->mem[m].pf);
 	t->e[i].live = true;
 	n_revived++;
 }
@@ -165,21 +165,22 @@ check(const struct model *t)
 	if (r->cap != 0)
 		cr_assert_eq(r->mask, r->cap - 1);
 	for (size_t i = 0; i < t->ne; i++) {
-		const struct flowq__fring_slot *s = &r->slots[(r->head + i) & r->mask];
+		uintptr_t s = r->slots[(r->head + i) & r->mask];
 		const struct entry *e = &t->e[i];
 
 		if (e->m < 0) {
-			cr_assert(s->flow == NULL && s->node == NULL,
-				  "slot %zu: an orphan", i);
+			cr_assert_eq(s, 0, "slot %zu: an orphan", i);
 			continue;
 		}
-		cr_assert_eq(s->node, &t->mem[e->m].node, "slot %zu: member %d's", i,
-			     e->m);
-		cr_assert_eq(t->mem[e->m].node.pos, r->head + i);
+		cr_assert_eq(flowq__fring_view(s), &t->mem[e->m].pf,
+			     "slot %zu: member %d's", i, e->m);
+		cr_assert_eq(t->mem[e->m].pf.hot[FLOWQ__FRING_POS], r->head + i);
 		if (e->live)
-			cr_assert_eq(s->flow, &t->mem[e->m].pf, "slot %zu: live", i);
+			cr_assert_eq(s, (uintptr_t)&t->mem[e->m].pf, "slot %zu: live", i);
 		else
-			cr_assert_null(s->flow, "slot %zu: a tombstone", i);
+			cr_assert_eq(s, (uintptr_t)&t->mem[e->m].pf | FLOWQ__FRING_TOMB,
+				     "slot %zu: a tombstone", i);
+		cr_assert_eq(flowq__fring_dead(s), !e->live);
 	}
 	if (t->ne > 0)
 		cr_assert(t->e[0].live, "the front is live");
@@ -192,11 +193,11 @@ check(const struct model *t)
 			cr_assert_eq(i, -1);
 			continue;
 		}
-		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].node), i >= 0,
+		cr_assert_eq(flowq__fring_owns(r, &t->mem[m].pf), i >= 0,
 			     "member %d owns", m);
-		cr_assert_eq(flowq__fring_live(r, &t->mem[m].node),
-			     i >= 0 && t->e[i].live, "member %d live", m);
-		cr_assert_eq(flowq__fring_at_front(r, &t->mem[m].node), i == 0);
+		cr_assert_eq(flowq__fring_live(r, &t->mem[m].pf), i >= 0 && t->e[i].live,
+			     "member %d live", m);
+		cr_assert_eq(flowq__fring_at_front(r, &t->mem[m].pf), i == 0);
 	}
 }
 
@@ -208,7 +209,7 @@ op_attach(struct model *t, int m, bool fail)
 	unsigned orphans = model_orphans(t);
 	int rc;
 
-	flowq__fring_node_init(&x->node);
+	flowq__fring_member_init(&x->pf);
 	if (fail)
 		t->ca.fail_after = t->ca.allocs;
 	rc = flowq__fring_attach(&t->r, &t->ca.a);
@@ -237,7 +238,7 @@ op_detach(struct model *t, int m)
 {
 	long i = model_find(t, m);
 
-	flowq__fring_detach(&t->r, &t->mem[m].node, &t->ca.a);
+	flowq__fring_detach(&t->r, &t->mem[m].pf, &t->ca.a);
 	t->mem[m].attached = false;
 	t->nattached--;
 	if (i == 0)
@@ -407,7 +408,7 @@ Test(flow_ring, array_grows_and_shrinks_only_at_attach_and_detach)
 
 	for (int round = 0; round < 3; round++) {
 		for (int m = 0; m < NM; m++)
-			if (!flowq__fring_owns(&t->r, &t->mem[m].node))
+			if (!flowq__fring_owns(&t->r, &t->mem[m].pf))
 				op_push(t, m);
 		for (int m = 0; m < NM; m += 2)
 			op_remove(t, m);
@@ -428,20 +429,20 @@ Test(flow_ring, array_grows_and_shrinks_only_at_attach_and_detach)
 	model_fini(t);
 }
 
-/* A zeroed node owns nothing, whatever positions the ring has reached. */
-Test(flow_ring, a_zeroed_node_owns_nothing)
+/* A zeroed position owns nothing, whatever positions the ring has reached. */
+Test(flow_ring, a_zeroed_position_owns_nothing)
 {
 	struct model *t = calloc(1, sizeof(*t));
-	struct flowq__fring_node z = {0};
+	struct flowq_policy_flow z = {0};
 
 	cr_assert_not_null(t);
 	model_init(t);
 	cr_assert_not(flowq__fring_owns(&t->r, &z));
 	op_attach(t, 0, false);
 	for (int k = 0; k < 100; k++) {
-		flowq__fring_push(&t->r, &t->mem[0].pf, &t->mem[0].node);
+		flowq__fring_push(&t->r, &t->mem[0].pf);
 		cr_assert_not(flowq__fring_owns(&t->r, &z));
-		flowq__fring_remove(&t->r, &t->mem[0].node);
+		flowq__fring_remove(&t->r, &t->mem[0].pf);
 	}
 	model_fini(t);
 }

@@ -66,8 +66,13 @@ extern "C" {
 #endif
 
 /** ABI version of the ops structs below; a policy built for another
- * version is refused by register(). */
-#define FLOWQ_POLICY_ABI 2u
+ * version is refused by register(). 3: struct flowq_policy_flow gained
+ * the policy's hot words (hot[]) and is one cache line (64 bytes). */
+#define FLOWQ_POLICY_ABI 3u
+
+/** Words of a flow's view (struct flowq_policy_flow::hot) that its band's
+ * fairness policy owns. */
+#define FLOWQ_POLICY_HOT_WORDS 2u
 
 /** Longest policy name, bytes, without the NUL. */
 #define FLOWQ_POLICY_NAME_MAX 31u
@@ -85,7 +90,10 @@ struct flowq_policy_desc {
 	const char *description;
 	/** Bytes of state per (band, shard); zeroed before band_init. */
 	size_t band_state_size;
-	/** Bytes of state per flow; zeroed before the flow is first used. */
+	/** Bytes of state per flow; zeroed before the flow is first used.
+	 * May be 0 (fairness: a policy whose per-flow state fits the view's
+	 * hot words; then struct flowq_policy_flow::state is not to be
+	 * used). */
 	size_t flow_state_size;
 	/** FLOWQ_POLICY_* flags (0 for none). */
 	uint32_t flags;
@@ -101,11 +109,15 @@ struct flowq_policy_desc {
 #define FLOWQ_POLICY_BYTE_FAIR (1u << 0)
 
 /**
- * What a policy sees of a flow. Owned by the engine; the fields are
- * maintained by the dispatcher before each op is called.
+ * What a policy sees of a flow (its "view"). Owned by the engine; the
+ * fields other than hot[] are maintained by the dispatcher before each op
+ * is called. The view is one cache line: the engine keeps it on a line of
+ * its own (FLOWQ_CACHE_LINE-aligned), which the dispatcher reads and writes
+ * on every request of the flow anyway.
  */
 struct flowq_policy_flow {
-	/** This policy's per-flow state (flow_state_size bytes). */
+	/** This policy's per-flow state (flow_state_size bytes; unusable
+	 * when that is 0). */
 	void *state;
 	/** Requests queued in the flow's ordering structure. */
 	uint64_t queued;
@@ -118,7 +130,24 @@ struct flowq_policy_flow {
 	uint32_t weight;
 	/** Unique per flow and shard, for deterministic tie-breaks. */
 	uint64_t seq;
+	/**
+	 * The band's fairness policy's own words, on the view's line: the
+	 * place for per-flow state that the policy reads or writes on every
+	 * decision, so that a decision touches one line of the flow, not
+	 * the view's line and a state line (at 10^6 flows, half the flow
+	 * memory per decision; README, "Policies"). What does not fit, or
+	 * is touched only off the hot path, goes in @c state
+	 * (flow_state_size, which may be 0). Undefined before flow_attach
+	 * (the policy sets them there; the engine happens to zero them);
+	 * the policy owns them from flow_attach to flow_detach, and
+	 * nothing else reads or writes them.
+	 */
+	uint64_t hot[FLOWQ_POLICY_HOT_WORDS];
 };
+
+/* One line: the view must not spill onto a second line per request. */
+FLOWQ_STATIC_ASSERT(sizeof(struct flowq_policy_flow) <= FLOWQ_CACHE_LINE,
+		    "the view fits a cache line");
 
 /** What the engine lends a policy at init/attach time. */
 struct flowq_policy_env {

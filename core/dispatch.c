@@ -61,6 +61,7 @@
 
 #include "alloc_internal.h"
 #include "engine.h"
+#include "fault.h"
 #include "req.h"
 #include "saturation_utilization.h"
 
@@ -1014,6 +1015,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				*r_blocked = true;
 				return done;
 			}
+			FLOWQ__FAULT(D_CLAIMED);
 			if (!flowq__req_finalize(r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE)) {
 				/* Cancelled meanwhile: the slot goes back. */
 				gate_untake(s, r->bytes);
@@ -1232,6 +1234,7 @@ unsigned
 flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 {
 	struct flowq_engine *e = s->engine;
+	FLOWQ__FAULT(D_ROUND_START);
 	int64_t now = flowq__now(e);
 	bool stopping = atomic_load_explicit(&e->stopping, memory_order_acquire);
 	unsigned done = 0;
@@ -1243,6 +1246,7 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	done += process_pending(s, now, stopping);
 	if (e->displace && !stopping)
 		done += process_displacement(s, now);
+	FLOWQ__FAULT(D_AFTER_INTAKE);
 	if (stopping) {
 		/* Evict everything queued: pick order, no gate. */
 		for (unsigned oi = 0; oi < s->norder; oi++) {
@@ -1259,6 +1263,7 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 		}
 	} else {
 		done += expire(s, now);
+		FLOWQ__FAULT(D_BEFORE_DISPATCH);
 		publish_top(s);
 		done += dispatch(s, now, budget, &blocked);
 	}
@@ -1417,6 +1422,7 @@ flowq__dispatcher_main(void *arg)
 		if (idle_spin(s, next))
 			continue;
 		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		FLOWQ__FAULT(D_BEFORE_SLEEP);
 		if (work_visible(s)) {
 			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
 			continue;
@@ -1431,6 +1437,7 @@ flowq__dispatcher_main(void *arg)
 			tsp = &ts;
 		}
 		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, 1, tsp);
+		FLOWQ__FAULT(D_AFTER_WAKE);
 		atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
 	}
 	flowq_thread_detach();

@@ -933,19 +933,22 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes,
 	if (b->usage_ceiling < 1.0 && !gate_under_ceiling(e, b->usage_ceiling, 0))
 		return false;
 	bool moved;
-	if (flowq__cap_reserve_moved(&e->gate, bytes, &moved) == 0) {
-		if (e->gate_util)
-			flowq__util_count(e->util, now);
-		return true;
-	}
-	/* A failed reserve that held credit for a moment (a request taken
-	 * and given back when the bytes did not fit, a steal): a shard that
-	 * looked while we held it must look again. Only then: a wake after
-	 * every failure made blocked dispatchers wake each other in turn
-	 * (a futex or eventfd write per round) while the gate stayed full. */
+	int err = flowq__cap_reserve_moved(&e->gate, bytes, &moved);
+	/* A reserve that held credit it did not keep for a moment (a steal,
+	 * a global chunk's rest, a request taken and given back when the
+	 * bytes did not fit), failed or not: a shard that looked while we
+	 * held it must look again (capacity.c H1: a successful steal's
+	 * surplus used to go unannounced, and a dispatcher that failed
+	 * meanwhile slept until the next release). Only then: a wake after
+	 * every failure made blocked dispatchers wake each other in turn (a
+	 * futex or eventfd write per round) while the gate stayed full. */
 	if (moved)
 		flowq__gate_wake(e);
-	return false;
+	if (err)
+		return false;
+	if (e->gate_util)
+		flowq__util_count(e->util, now);
+	return true;
 }
 
 /* Give back a slot that gate_take() granted. (A utilization dispatch count

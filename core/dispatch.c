@@ -250,7 +250,13 @@ band_shard_park(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t no
 }
 
 /* Attach @p f to its band's fairness policy on this shard. @return 0 or
- * -ENOMEM (then retried on a later round: the flow stays pending). */
+ * -ENOMEM (then retried on a later round: the flow stays pending, its
+ * requests in its inbox, where their TTL is not watched until memory comes
+ * back: late evictions, never late dispatches). While stopping a flow
+ * that cannot be attached is drained all the same: the drain evicts
+ * everything and needs no policy state, and retrying it instead made
+ * destroy spin for ever while allocations kept failing (found by
+ * tests/unit/test_resilience.c, oom destroy_under_total_failure). */
 static int
 flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 {
@@ -816,7 +822,7 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 			 * cleared before the drain, so an enqueue after this
 			 * point rings again. */
 			atomic_exchange_explicit(&f->in_doorbell, 0, memory_order_acq_rel);
-			if (flow_adopt(s, f)) {
+			if (flow_adopt(s, f) && !stopping) {
 				pending_set(s, f, true);
 				continue;
 			}
@@ -839,7 +845,7 @@ process_pending(struct flowq__shard *s, int64_t now, bool stopping)
 		struct flowq_flow *f =
 			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, plink));
 		f->in_pending = false;
-		if (flow_adopt(s, f)) {
+		if (flow_adopt(s, f) && !stopping) {
 			pending_set(s, f, true);
 			continue;
 		}

@@ -16,13 +16,15 @@
  *   stress_faults stall PRODUCERS SHARDS SECONDS [SEED]
  *       Random dispatcher stalls: every D_* point (fault.h) stalls with
  *       chance STALL_PPM for STALL_MIN..STALL_MAX ms while producers submit
- *       (with TTLs) against a global limit. Checks: producers never block
- *       (submits slower than STALL_MIN: at most SLOW_ALLOWED, with the
- *       maximum reported), the queue stays within the admission limits
- *       (hosts' count <= GLOBAL_LIMIT + PRODUCERS; the engine's sampled
- *       queued <= GLOBAL_LIMIT and in flight <= INFLIGHT), and every TTL
- *       expiry is delivered within EXPIRY_BOUND of the later of its expiry
- *       and the end of its dispatcher's last stall (both reported).
+ *       (with TTLs, in bursts: BURST_MS of every PERIOD_MS) against a
+ *       global limit. Checks: producers never block (submits slower than
+ *       STALL_MIN: at most 0.1 % + 3, the maximum reported), the queue
+ *       stays within the admission limits (hosts' count <= GLOBAL_LIMIT +
+ *       PRODUCERS; the engine's sampled queued <= GLOBAL_LIMIT and in
+ *       flight <= INFLIGHT), and TTL expiries are delivered right after
+ *       the later of the expiry and the end of their dispatcher's last
+ *       stall: the 99th percentile of that delay below EXPIRY_P99_BOUND
+ *       (p50, p99 and the maximum reported).
  *   stress_faults clock PRODUCERS SHARDS SECONDS [SEED]
  *       Clock faults through the clock hook: a controller jumps the engine
  *       clock forward and back (up to 200 ms) and freezes it for 10-40 ms,
@@ -104,6 +106,13 @@ atomic_max(_Atomic int64_t *m, int64_t v)
 	while (v > c && !atomic_compare_exchange_weak_explicit(m, &c, v, memory_order_relaxed,
 							       memory_order_relaxed))
 		;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
 }
 
 /* A log2 histogram of durations (ns) for the percentiles reported. */
@@ -514,18 +523,26 @@ run_alloc(int argc, char **argv)
 /* stall                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define STALL_PPM   20000 /* 2 % of the hits */
-#define STALL_MIN   (5 * MS)
-#define STALL_MAX   (25 * MS)
-#define SLOW_ALLOWED 3
-
+#define STALL_PPM 20000 /* 2 % of the hits */
+#define STALL_MIN (5 * MS)
+#define STALL_MAX (25 * MS)
+/* Producers submit in bursts of BURST ms every PERIOD ms: between bursts
+ * expiries are the dispatchers' timers' alone (a dispatcher that slept
+ * through its timer would deliver them at the next burst). */
+#define BURST_MS  30
+#define PERIOD_MS 90
+/* The 99th percentile of the expiry delay after resume must stay below
+ * this (the maximum is reported: on a machine shared with other jobs a
+ * preempted dispatcher makes single outliers of tens of ms). */
 #ifdef FLOWQ_TSAN
-#define EXPIRY_BOUND (100 * MS)
+#define EXPIRY_P99_BOUND (40 * MS)
 #else
-#define EXPIRY_BOUND (25 * MS)
+#define EXPIRY_P99_BOUND (20 * MS)
 #endif
+#define MAX_EXPIRIES (1u << 20)
 
-static struct lat_hist submit_lat, expiry_lat;
+static struct lat_hist submit_lat;
+static int64_t *expiry_delays;
 static _Atomic int64_t submit_max, expiry_max;
 static _Atomic uint64_t slow_submits, expiries, queued_seen_max, inflight_seen_max;
 static _Atomic uint64_t host_queued, host_queued_max;
@@ -543,12 +560,10 @@ on_complete_stall(struct flowq_req *req, void *arg)
 		if (resumed > from)
 			from = resumed;
 		int64_t d = now - from;
-		lat_add(&expiry_lat, d);
 		atomic_max(&expiry_max, d);
-		atomic_fetch_add_explicit(&expiries, 1, memory_order_relaxed);
-		if (d > EXPIRY_BOUND)
-			test_violation(PROG, "expiry delivered %.1f ms after expiry/resume",
-				       (double)d / 1e6);
+		uint64_t i = atomic_fetch_add_explicit(&expiries, 1, memory_order_relaxed);
+		if (i < MAX_EXPIRIES)
+			expiry_delays[i] = d;
 	}
 	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
 	on_complete(req, arg);
@@ -565,6 +580,11 @@ stall_producer(void *arg)
 		uint64_t r = test_rng_next(&rng);
 		if (!try_settle(h)) {
 			sched_yield();
+			continue;
+		}
+		if ((mono_ns() / MS) % PERIOD_MS >= BURST_MS) {
+			struct timespec ts = {0, MS};
+			nanosleep(&ts, NULL); /* between bursts: timers only */
 			continue;
 		}
 		req_prepare(h, "s", (unsigned)(r % 32), (int32_t)((r >> 8) % 3), 100);
@@ -631,6 +651,9 @@ run_stall(int argc, char **argv)
 	cfg.max_requests = GLOBAL_LIMIT;
 	cfg.saturation.max_inflight = INFLIGHT;
 	engine = stress_engine_create(PROG, &cfg);
+	expiry_delays = calloc(MAX_EXPIRIES, sizeof(*expiry_delays));
+	if (!expiry_delays)
+		exit(1);
 	struct flowq__fault_stall st = {.mask = FLOWQ__FAULT_DISPATCHER,
 					.per_million = STALL_PPM,
 					.min_ns = STALL_MIN,
@@ -664,37 +687,46 @@ run_stall(int argc, char **argv)
 	if (atomic_load(&inflight_seen_max) > INFLIGHT)
 		test_violation(PROG, "in flight %" PRIu64 " > limit %d",
 			       (uint64_t)atomic_load(&inflight_seen_max), INFLIGHT);
-	uint64_t slow = atomic_load(&slow_submits);
-	if (slow > SLOW_ALLOWED)
+	uint64_t submits = sum_accepted();
+	for (unsigned i = 0; i < np; i++)
+		submits += ps[i].rejected;
+	uint64_t slow = atomic_load(&slow_submits), slow_allowed = submits / 1000 + 3;
+	if (slow > slow_allowed)
 		test_violation(PROG, "%" PRIu64 " submits took >= %d ms (producers blocked?)",
 			       slow, (int)(STALL_MIN / MS));
 	uint64_t stall_ns, stalls = flowq__fault_stalls(&stall_ns);
 	if (stalls == 0)
 		test_violation(PROG, "no stall was injected");
-	if (atomic_load(&expiries) == 0)
+	uint64_t nexp = atomic_load(&expiries);
+	nexp = nexp < MAX_EXPIRIES ? nexp : MAX_EXPIRIES;
+	qsort(expiry_delays, nexp, sizeof(*expiry_delays), cmp_i64);
+	int64_t p50 = nexp ? expiry_delays[nexp / 2] : 0;
+	int64_t p99 = nexp ? expiry_delays[nexp * 99 / 100] : 0;
+	if (nexp == 0)
 		test_violation(PROG, "no request expired");
+	if (p99 > EXPIRY_P99_BOUND)
+		test_violation(PROG, "expiries after expiry/resume: p99 %.3f ms > %d ms",
+			       (double)p99 / 1e6, (int)(EXPIRY_P99_BOUND / MS));
 	flowq_engine_destroy(engine);
 	for (unsigned i = 0; i < np; i++)
 		free(ps[i].win);
-	uint64_t submits = sum_accepted();
-	for (unsigned i = 0; i < np; i++)
-		submits += ps[i].rejected;
+	free(expiry_delays);
 	fprintf(stderr,
 		"%s: stall: %" PRIu64 " stalls (%.0f ms in all), %" PRIu64
 		" submits: max %.3f ms, p99.9 <= %.3f ms, %" PRIu64 " >= %d ms; %" PRIu64
-		" expiries: after expiry/resume max %.3f ms, p99 <= %.3f ms; queued max: hosts %" PRIu64
-		" engine %" PRIu64 " (limit %d), in flight max %" PRIu64 " (limit %d)\n",
+		" expiries: after expiry/resume p50 %.3f ms, p99 %.3f ms, max %.3f ms; queued max: "
+		"hosts %" PRIu64 " engine %" PRIu64 " (limit %d), in flight max %" PRIu64
+		" (limit %d)\n",
 		PROG, stalls, (double)stall_ns / 1e6, submits, (double)atomic_load(&submit_max) / 1e6,
-		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow, (int)(STALL_MIN / MS),
-		(uint64_t)atomic_load(&expiries), (double)atomic_load(&expiry_max) / 1e6,
-		(double)lat_quantile(&expiry_lat, 0.99) / 1e6, qmax,
+		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow, (int)(STALL_MIN / MS), nexp,
+		(double)p50 / 1e6, (double)p99 / 1e6, (double)atomic_load(&expiry_max) / 1e6, qmax,
 		(uint64_t)atomic_load(&queued_seen_max), GLOBAL_LIMIT,
 		(uint64_t)atomic_load(&inflight_seen_max), INFLIGHT);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s stall producers=%u shards=%u stalls=%" PRIu64
-	       " submit_max_ms=%.3f expiry_after_resume_max_ms=%.3f violations=%lu seconds=%.2f\n",
-	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6,
-	       (double)atomic_load(&expiry_max) / 1e6, v, secs);
+	       " submit_max_ms=%.3f expiry_after_resume_p99_ms=%.3f violations=%lu seconds=%.2f\n",
+	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6, (double)p99 / 1e6, v,
+	       secs);
 	return v ? 1 : 0;
 }
 
@@ -1026,6 +1058,12 @@ storm_canceller(void *arg)
 		if (rc != 0 && rc != -EALREADY)
 			test_violation(PROG, "cancel returned %d", rc);
 		cgate_leave(h);
+		/* A storm, not a monopoly: producers and dispatchers must
+		 * keep the queues full for the shutdown to find. */
+		if ((r >> 40) % 4 == 0) {
+			struct timespec ts = {0, 20000};
+			nanosleep(&ts, NULL);
+		}
 	}
 	return NULL;
 }

@@ -17,14 +17,18 @@
  *       Random dispatcher stalls: every D_* point (fault.h) stalls with
  *       chance STALL_PPM for STALL_MIN..STALL_MAX ms while producers submit
  *       (with TTLs, in bursts: BURST_MS of every PERIOD_MS) against a
- *       global limit. Checks: producers never block (submits slower than
- *       STALL_MIN: at most 0.1 % + 3, the maximum reported), the queue
+ *       global limit. Checks: producers never block (a submit that made a
+ *       voluntary context switch, i.e. slept in the kernel, is a blocked
+ *       one: at most BLOCKED_ALLOWED, for liburcu's registration and the
+ *       band lock of a band's creation; preemption is involuntary and does
+ *       not count, so the check holds on a loaded machine; the maximum
+ *       latency and the submits slower than STALL_MIN are reported), the queue
  *       stays within the admission limits (hosts' count <= GLOBAL_LIMIT +
  *       PRODUCERS; the engine's sampled queued <= GLOBAL_LIMIT and in
  *       flight <= INFLIGHT), and TTL expiries are delivered right after
  *       the later of the expiry and the end of their dispatcher's last
- *       stall: the 99th percentile of that delay below EXPIRY_P99_BOUND
- *       (p50, p99 and the maximum reported).
+ *       stall: the 90th percentile of that delay below EXPIRY_P90_BOUND
+ *       (p50, p90, p99 and the maximum reported).
  *   stress_faults clock PRODUCERS SHARDS SECONDS [SEED]
  *       Clock faults through the clock hook: a controller jumps the engine
  *       clock forward and back (up to 200 ms) and freezes it for 10-40 ms,
@@ -61,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <flowq/flowq.h>
@@ -435,17 +440,16 @@ run_alloc(int argc, char **argv)
 		cfg.saturation.max_inflight = INFLIGHT;
 		cfg.flow_gc_timeout_ns = MS;
 		cfg.allocator = &ca.a;
-		int rc;
-		for (unsigned tries = 0; (rc = flowq_engine_create(&cfg, &engine)) != 0; tries++) {
-			if (rc != -ENOMEM || tries > 10000) {
-				test_violation(PROG, "create returned %d after %u tries", rc, tries);
-				return 1;
-			}
-			enomem_create++;
-			if (atomic_load(&ca.blocks) != 0)
-				test_violation(PROG, "create failed with %ld blocks left",
-					       (long)atomic_load(&ca.blocks));
+		/* Create fails at each of its allocations in turn. */
+		unsigned nfail, leaky;
+		int rc = test_count_alloc_create(&ca, &cfg, &engine, &nfail, &leaky);
+		if (rc != 0) {
+			test_violation(PROG, "create returned %d", rc);
+			return 1;
 		}
+		if (leaky)
+			test_violation(PROG, "%u failed creates left blocks", leaky);
+		enomem_create += nfail;
 		creates++;
 		struct flowq_port *port = NULL;
 		for (unsigned tries = 0; (rc = flowq_port_create(engine, &port)) != 0; tries++) {
@@ -529,20 +533,37 @@ run_alloc(int argc, char **argv)
 /* Producers submit in bursts of BURST ms every PERIOD ms: between bursts
  * expiries are the dispatchers' timers' alone (a dispatcher that slept
  * through its timer would deliver them at the next burst). */
-#define BURST_MS  30
-#define PERIOD_MS 90
-/* The 99th percentile of the expiry delay after resume must stay below
- * this (the maximum is reported: on a machine shared with other jobs a
- * preempted dispatcher makes single outliers of tens of ms). */
+#define BURST_MS  40
+#define PERIOD_MS 240
+/* The 90th percentile of the expiry delay after resume must stay below
+ * this. About half the expiries fall between bursts (TTLs of 1-40 ms), so
+ * a dispatcher that slept through its timers would put the 90th
+ * percentile near the 200 ms pause; p99 and the maximum are reported, not
+ * checked: on a machine shared with other jobs (load 20 on 2 cores seen)
+ * a preempted dispatcher makes outliers of 100 ms under TSan. */
 #ifdef FLOWQ_TSAN
-#define EXPIRY_P99_BOUND (40 * MS)
+#define EXPIRY_P90_BOUND (50 * MS)
 #else
-#define EXPIRY_P99_BOUND (20 * MS)
+#define EXPIRY_P90_BOUND (20 * MS)
 #endif
 #define MAX_EXPIRIES (1u << 20)
 
+/* Submits that slept in the kernel: a thread's first call registers it
+ * with liburcu (a mutex), a new band takes the band lock. */
+#define BLOCKED_ALLOWED(np) (4 * (np) + 8)
+
 static struct lat_hist submit_lat;
 static int64_t *expiry_delays;
+static _Atomic uint64_t blocked_submits;
+
+/* The calling thread's voluntary context switches so far. */
+static long
+nvcsw_self(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_nvcsw;
+}
 static _Atomic int64_t submit_max, expiry_max;
 static _Atomic uint64_t slow_submits, expiries, queued_seen_max, inflight_seen_max;
 static _Atomic uint64_t host_queued, host_queued_max;
@@ -589,13 +610,16 @@ stall_producer(void *arg)
 		}
 		req_prepare(h, "s", (unsigned)(r % 32), (int32_t)((r >> 8) % 3), 100);
 		h->req.complete = on_complete_stall;
-		/* Half expire within 1-20 ms, the rest never. */
+		/* Half expire within 1-40 ms, the rest never. */
 		if ((r >> 16) % 2 == 0)
-			h->req.ttl_ns = MS + (int64_t)((r >> 20) % (19 * MS));
+			h->req.ttl_ns = MS + (int64_t)((r >> 20) % (39 * MS));
 		stress_queued_inc(&host_queued, &host_queued_max);
+		long cs0 = nvcsw_self();
 		int64_t t0 = mono_ns();
 		int rc = flowq_submit(engine, &h->req);
 		int64_t d = mono_ns() - t0;
+		if (nvcsw_self() != cs0)
+			atomic_fetch_add_explicit(&blocked_submits, 1, memory_order_relaxed);
 		lat_add(&submit_lat, d);
 		atomic_max(&submit_max, d);
 		if (d >= STALL_MIN)
@@ -690,10 +714,10 @@ run_stall(int argc, char **argv)
 	uint64_t submits = sum_accepted();
 	for (unsigned i = 0; i < np; i++)
 		submits += ps[i].rejected;
-	uint64_t slow = atomic_load(&slow_submits), slow_allowed = submits / 1000 + 3;
-	if (slow > slow_allowed)
-		test_violation(PROG, "%" PRIu64 " submits took >= %d ms (producers blocked?)",
-			       slow, (int)(STALL_MIN / MS));
+	uint64_t slow = atomic_load(&slow_submits), blocked = atomic_load(&blocked_submits);
+	if (blocked > BLOCKED_ALLOWED(np))
+		test_violation(PROG, "%" PRIu64 " submits slept in the kernel (> %u): producers block",
+			       blocked, BLOCKED_ALLOWED(np));
 	uint64_t stall_ns, stalls = flowq__fault_stalls(&stall_ns);
 	if (stalls == 0)
 		test_violation(PROG, "no stall was injected");
@@ -701,31 +725,36 @@ run_stall(int argc, char **argv)
 	nexp = nexp < MAX_EXPIRIES ? nexp : MAX_EXPIRIES;
 	qsort(expiry_delays, nexp, sizeof(*expiry_delays), cmp_i64);
 	int64_t p50 = nexp ? expiry_delays[nexp / 2] : 0;
+	int64_t p90 = nexp ? expiry_delays[nexp * 9 / 10] : 0;
 	int64_t p99 = nexp ? expiry_delays[nexp * 99 / 100] : 0;
 	if (nexp == 0)
 		test_violation(PROG, "no request expired");
-	if (p99 > EXPIRY_P99_BOUND)
-		test_violation(PROG, "expiries after expiry/resume: p99 %.3f ms > %d ms",
-			       (double)p99 / 1e6, (int)(EXPIRY_P99_BOUND / MS));
+	if (p90 > EXPIRY_P90_BOUND)
+		test_violation(PROG, "expiries after expiry/resume: p90 %.3f ms > %d ms",
+			       (double)p90 / 1e6, (int)(EXPIRY_P90_BOUND / MS));
 	flowq_engine_destroy(engine);
 	for (unsigned i = 0; i < np; i++)
 		free(ps[i].win);
 	free(expiry_delays);
 	fprintf(stderr,
 		"%s: stall: %" PRIu64 " stalls (%.0f ms in all), %" PRIu64
-		" submits: max %.3f ms, p99.9 <= %.3f ms, %" PRIu64 " >= %d ms; %" PRIu64
-		" expiries: after expiry/resume p50 %.3f ms, p99 %.3f ms, max %.3f ms; queued max: "
+		" submits: max %.3f ms, p99.9 <= %.3f ms, %" PRIu64 " >= %d ms, %" PRIu64
+		" slept; %" PRIu64
+		" expiries: after expiry/resume p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms;"
+		" queued max: "
 		"hosts %" PRIu64 " engine %" PRIu64 " (limit %d), in flight max %" PRIu64
 		" (limit %d)\n",
 		PROG, stalls, (double)stall_ns / 1e6, submits, (double)atomic_load(&submit_max) / 1e6,
-		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow, (int)(STALL_MIN / MS), nexp,
-		(double)p50 / 1e6, (double)p99 / 1e6, (double)atomic_load(&expiry_max) / 1e6, qmax,
+		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow, (int)(STALL_MIN / MS), blocked,
+		nexp,
+		(double)p50 / 1e6, (double)p90 / 1e6, (double)p99 / 1e6,
+		(double)atomic_load(&expiry_max) / 1e6, qmax,
 		(uint64_t)atomic_load(&queued_seen_max), GLOBAL_LIMIT,
 		(uint64_t)atomic_load(&inflight_seen_max), INFLIGHT);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s stall producers=%u shards=%u stalls=%" PRIu64
-	       " submit_max_ms=%.3f expiry_after_resume_p99_ms=%.3f violations=%lu seconds=%.2f\n",
-	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6, (double)p99 / 1e6, v,
+	       " submit_max_ms=%.3f expiry_after_resume_p90_ms=%.3f violations=%lu seconds=%.2f\n",
+	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6, (double)p90 / 1e6, v,
 	       secs);
 	return v ? 1 : 0;
 }

@@ -17,12 +17,14 @@
 #ifndef FLOWQ_TEST_COUNT_ALLOC_H
 #define FLOWQ_TEST_COUNT_ALLOC_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <flowq/alloc.h>
+#include <flowq/flowq.h>
 
 struct test_count_alloc {
 	struct flowq_allocator a;
@@ -136,6 +138,42 @@ static inline void
 test_count_alloc_budget(struct test_count_alloc *c, unsigned long k)
 {
 	atomic_store(&c->fail_after, atomic_load(&c->allocs) + k);
+}
+
+/*
+ * flowq_engine_create(@p cfg) (whose allocator is @p c's) with each of
+ * create's allocations failing in turn, until one succeeds: every k-th
+ * failure would never let a create of k or more allocations through, so
+ * create's own failure points are walked this way, and the failure mode
+ * (every, per_million) is suspended meanwhile and restored after.
+ * @return 0 with *r_engine set, or the first error other than -ENOMEM.
+ * *r_enomem counts the creates that failed; *r_leaky those that left
+ * blocks allocated (must be 0).
+ */
+static inline int
+test_count_alloc_create(struct test_count_alloc *c, const struct flowq_config *cfg,
+			struct flowq_engine **r_engine, unsigned *r_enomem, unsigned *r_leaky)
+{
+	unsigned long every = atomic_load(&c->every);
+	uint32_t pm = atomic_load(&c->per_million);
+	long blocks = atomic_load(&c->blocks);
+	int rc;
+
+	atomic_store(&c->every, 0);
+	atomic_store(&c->per_million, 0);
+	*r_enomem = *r_leaky = 0;
+	for (unsigned long j = 0;; j++) {
+		test_count_alloc_budget(c, j);
+		rc = flowq_engine_create(cfg, r_engine);
+		if (rc != -ENOMEM)
+			break;
+		(*r_enomem)++;
+		*r_leaky += atomic_load(&c->blocks) != blocks;
+	}
+	atomic_store(&c->fail_after, ~0ul);
+	atomic_store(&c->every, every);
+	atomic_store(&c->per_million, pm);
+	return rc;
 }
 
 #endif /* FLOWQ_TEST_COUNT_ALLOC_H */

@@ -296,22 +296,15 @@ oom_life(struct oom_run *o, uint64_t seed)
 	c.max_requests = 32;
 	c.flow_gc_timeout_ns = MS;
 	c.allocator = &o->ca.a;
-	int rc;
-	/* Create fails at each of its allocations in turn (every k-th would
-	 * never let a create with k or more allocations through), then the
-	 * life runs with the failure mode. */
-	for (unsigned long j = 0;; j++) {
-		test_count_alloc_budget(&o->ca, j);
-		rc = flowq_engine_create(&c, &o->e);
-		if (rc == 0)
-			break;
-		oom_rc(o, rc, "create");
-		o->creates_failed++;
-		cr_assert_eq(o->ca.blocks, 0, "a failed create left blocks");
-	}
-	o->ca.fail_after = ~0ul;
+	/* Create fails at each of its allocations in turn, then the life
+	 * runs with the failure mode. */
 	o->ca.every = o->every;
 	o->ca.per_million = o->per_million;
+	unsigned leaky;
+	int rc = test_count_alloc_create(&o->ca, &c, &o->e, &o->creates_failed, &leaky);
+	cr_assert_eq(rc, 0, "create: %d", rc);
+	cr_assert_eq(leaky, 0, "%u failed creates left blocks", leaky);
+	o->enomem += o->creates_failed;
 	struct flowq_port *port;
 	while ((rc = flowq_port_create(o->e, &port)) != 0)
 		oom_rc(o, rc, "port_create");

@@ -3,7 +3,8 @@
  * in only with the CMake option FLOWQ_FAULT_INJECTION=ON, which defines the
  * macro FLOWQ_FAULT_INJECTION for every target and adds core/fault.c to the
  * library; otherwise FLOWQ__FAULT(point) expands to nothing and the library
- * holds no trace of it (tools/test checks the release library's symbols).
+ * holds no trace of it (CTest fault_points_compiled_out checks the normal
+ * build's libraries: no flowq__fault symbol, no point name).
  *
  * A point is a call FLOWQ__FAULT(NAME) placed where a stall (a preemption,
  * a page fault, a slow callback) widens a race window the design must

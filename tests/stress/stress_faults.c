@@ -103,6 +103,31 @@ stall_dump(void)
 		flowq__debug_dump(engine, stderr);
 }
 
+/* PRODUCERS SHARDS N [SEED] of the stall, clock and storm modes (N: @p
+ * what, at most @p nmax); exits with the usage on anything else. */
+struct args {
+	unsigned np, ns;
+	unsigned long n;
+	uint64_t seed;
+};
+
+static struct args
+parse_args(int argc, char **argv, const char *what, unsigned long nmax)
+{
+	if (argc < 5 || argc > 6) {
+		fprintf(stderr, "usage: %s %s PRODUCERS SHARDS %s [SEED]\n", PROG, argv[1], what);
+		exit(2);
+	}
+	return (struct args){
+		.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1, MAX_THREADS),
+		.ns = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64),
+		.n = test_parse_ulong(PROG, argv[4], what, 1, nmax),
+		.seed = argc > 5 ? test_parse_ulong(PROG, argv[5], "seed", 0, ~0ul) : 1};
+}
+
+static struct test_watchdog watchdog = {
+	.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
+
 /* Max of @p v into @p m. */
 static void
 atomic_max(_Atomic int64_t *m, int64_t v)
@@ -259,6 +284,35 @@ req_prepare(struct hreq *h, const char *prefix, unsigned flow, int32_t prio, uin
 	h->req.arg = h;
 }
 
+/* A producer's next slot: a random one of its window, settled; NULL if
+ * it is still queued (then cancelled with chance 1 / @p cancel_one_in,
+ * 0 = never, and the producer yields). *r_rng gets the step's random word. */
+static struct hreq *
+pick_slot(struct producer *p, uint64_t *rng, uint64_t *r_rng, unsigned cancel_one_in)
+{
+	struct hreq *h = &p->win[test_rng_next(rng) % WINDOW];
+	uint64_t r = *r_rng = test_rng_next(rng);
+	if (try_settle(h))
+		return h;
+	if (cancel_one_in && r % cancel_one_in == 0 && flowq_cancel(engine, &h->req) == 0)
+		p->cancels_won++;
+	sched_yield();
+	return NULL;
+}
+
+/* Account flowq_submit()'s @p rc for @p h. */
+static void
+submitted(struct producer *p, struct hreq *h, int rc)
+{
+	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+	if (rc == 0) {
+		h->outstanding = true;
+		p->accepted++;
+	} else {
+		check_rejected(p, h, rc);
+	}
+}
+
 static uint64_t
 sum_accepted(void)
 {
@@ -326,14 +380,10 @@ alloc_producer(void *arg)
 	struct producer *p = arg;
 	uint64_t rng = p->seed;
 	for (unsigned long done = 0; done < p->requests;) {
-		struct hreq *h = &p->win[test_rng_next(&rng) % WINDOW];
-		uint64_t r = test_rng_next(&rng);
-		if (!try_settle(h)) {
-			if (r % 8 == 0 && flowq_cancel(engine, &h->req) == 0)
-				p->cancels_won++;
-			sched_yield();
+		uint64_t r;
+		struct hreq *h = pick_slot(p, &rng, &r, 8);
+		if (!h)
 			continue;
-		}
 		/* 64 flows over 8 priorities: every request may create a
 		 * flow, and a band, each collected 1 ms after its last use. */
 		req_prepare(h, "a", (unsigned)(r % 64), (int32_t)((r >> 8) % 8), 64);
@@ -354,13 +404,7 @@ alloc_producer(void *arg)
 			h->req.flow = f;
 		}
 		int rc = flowq_submit(engine, &h->req);
-		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-		if (rc == 0) {
-			h->outstanding = true;
-			p->accepted++;
-		} else {
-			check_rejected(p, h, rc);
-		}
+		submitted(p, h, rc);
 		if (f)
 			flowq_flow_put(engine, f);
 		if ((r >> 28) % 256 == 0) {
@@ -416,9 +460,7 @@ run_alloc(int argc, char **argv)
 	test_count_alloc_init(&ca);
 	test_count_alloc_seed(&ca, seed);
 	double t0 = test_now_seconds();
-	struct test_watchdog wd = {
-		.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
-	test_watchdog_start(&wd);
+	test_watchdog_start(&watchdog);
 	uint64_t accepted_total = 0, rejected_total = 0, enomem_sub = 0, enomem_fg = 0,
 		 enomem_st = 0, failed_total = 0, attempts_total = 0;
 	for (unsigned long round = 0; round < rounds; round++) {
@@ -503,7 +545,7 @@ run_alloc(int argc, char **argv)
 		failed_total += atomic_load(&ca.failed) - f0;
 		attempts_total += atomic_load(&ca.attempts) - a0;
 	}
-	test_watchdog_stop(&wd);
+	test_watchdog_stop(&watchdog);
 	double secs = test_now_seconds() - t0;
 	for (unsigned i = 0; i < nproducers; i++)
 		free(ps[i].win);
@@ -599,12 +641,10 @@ stall_producer(void *arg)
 	uint64_t rng = p->seed;
 	double end = test_now_seconds() + run_seconds;
 	while (test_now_seconds() < end) {
-		struct hreq *h = &p->win[test_rng_next(&rng) % WINDOW];
-		uint64_t r = test_rng_next(&rng);
-		if (!try_settle(h)) {
-			sched_yield();
+		uint64_t r;
+		struct hreq *h = pick_slot(p, &rng, &r, 0);
+		if (!h)
 			continue;
-		}
 		if ((mono_ns() / MS) % PERIOD_MS >= BURST_MS) {
 			struct timespec ts = {0, MS};
 			nanosleep(&ts, NULL); /* between bursts: timers only */
@@ -626,14 +666,9 @@ stall_producer(void *arg)
 		atomic_max(&submit_max, d);
 		if (d >= STALL_MIN)
 			atomic_fetch_add_explicit(&slow_submits, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-		if (rc == 0) {
-			h->outstanding = true;
-			p->accepted++;
-		} else {
+		if (rc != 0)
 			atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
-			check_rejected(p, h, rc);
-		}
+		submitted(p, h, rc);
 		/* Hold dispatched requests a little: the gate stays scarce. */
 		if ((r >> 40) % 64 == 0)
 			sched_yield();
@@ -663,14 +698,10 @@ sampler_main(void *arg)
 static int
 run_stall(int argc, char **argv)
 {
-	if (argc < 5 || argc > 6) {
-		fprintf(stderr, "usage: %s stall PRODUCERS SHARDS SECONDS [SEED]\n", PROG);
-		return 2;
-	}
-	unsigned np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1, MAX_THREADS);
-	unsigned ns = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64);
-	run_seconds = (double)test_parse_ulong(PROG, argv[4], "seconds", 1, 3600);
-	uint64_t seed = argc > 5 ? test_parse_ulong(PROG, argv[5], "seed", 0, ~0ul) : 1;
+	struct args a = parse_args(argc, argv, "SECONDS", 3600);
+	unsigned np = a.np, ns = a.ns;
+	uint64_t seed = a.seed;
+	run_seconds = (double)a.n;
 	struct flowq_config cfg;
 	flowq_config_init(&cfg);
 	cfg.shards = ns;
@@ -687,9 +718,7 @@ run_stall(int argc, char **argv)
 					.seed = seed};
 	flowq__fault_stall_arm(&st);
 	double t0 = test_now_seconds();
-	struct test_watchdog wd = {
-		.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
-	test_watchdog_start(&wd);
+	test_watchdog_start(&watchdog);
 	pthread_t sampler;
 	if (pthread_create(&sampler, NULL, sampler_main, NULL))
 		exit(1);
@@ -697,7 +726,7 @@ run_stall(int argc, char **argv)
 	join_producers();
 	atomic_store_explicit(&stop_flag, 1, memory_order_release);
 	pthread_join(sampler, NULL);
-	test_watchdog_stop(&wd);
+	test_watchdog_stop(&watchdog);
 	flowq__fault_disarm();
 	double secs = test_now_seconds() - t0;
 	struct flowq_stats est;
@@ -831,14 +860,10 @@ clock_producer(void *arg)
 	uint64_t rng = p->seed;
 	double end = test_now_seconds() + run_seconds;
 	while (test_now_seconds() < end) {
-		struct hreq *h = &p->win[test_rng_next(&rng) % WINDOW];
-		uint64_t r = test_rng_next(&rng);
-		if (!try_settle(h)) {
-			if (r % 16 == 0 && flowq_cancel(engine, &h->req) == 0)
-				p->cancels_won++;
-			sched_yield();
+		uint64_t r;
+		struct hreq *h = pick_slot(p, &rng, &r, 16);
+		if (!h)
 			continue;
-		}
 		req_prepare(h, "c", (unsigned)(r % 16), (int32_t)((r >> 8) % 2), 100);
 		h->req.complete = on_complete_clock;
 		if ((r >> 16) % 2 == 0)
@@ -846,13 +871,7 @@ clock_producer(void *arg)
 		if ((r >> 17) % 4 == 0)
 			h->req.deadline_ns = flowq_now(engine) + MS + (int64_t)((r >> 30) % (50 * MS));
 		int rc = flowq_submit(engine, &h->req);
-		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-		if (rc == 0) {
-			h->outstanding = true;
-			p->accepted++;
-		} else {
-			check_rejected(p, h, rc);
-		}
+		submitted(p, h, rc);
 	}
 	settle_all(p);
 	return NULL;
@@ -925,14 +944,10 @@ check_hist(int32_t prio, const struct flowq_stats *st, void *ctx)
 static int
 run_clock(int argc, char **argv)
 {
-	if (argc < 5 || argc > 6) {
-		fprintf(stderr, "usage: %s clock PRODUCERS SHARDS SECONDS [SEED]\n", PROG);
-		return 2;
-	}
-	unsigned np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1, MAX_THREADS);
-	unsigned ns = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64);
-	run_seconds = (double)test_parse_ulong(PROG, argv[4], "seconds", 1, 3600);
-	uint64_t seed = argc > 5 ? test_parse_ulong(PROG, argv[5], "seed", 0, ~0ul) : 1;
+	struct args a = parse_args(argc, argv, "SECONDS", 3600);
+	unsigned np = a.np, ns = a.ns;
+	uint64_t seed = a.seed;
+	run_seconds = (double)a.n;
 	struct flowq_config cfg;
 	flowq_config_init(&cfg);
 	cfg.shards = ns;
@@ -941,9 +956,7 @@ run_clock(int argc, char **argv)
 	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(D_ROUND_START), round_hook, NULL);
 	engine = stress_engine_create(PROG, &cfg);
 	double t0 = test_now_seconds();
-	struct test_watchdog wd = {
-		.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
-	test_watchdog_start(&wd);
+	test_watchdog_start(&watchdog);
 	pthread_t ctl;
 	uint64_t cseed = seed ^ 0x5eed;
 	if (pthread_create(&ctl, NULL, clock_controller, &cseed))
@@ -952,7 +965,7 @@ run_clock(int argc, char **argv)
 	join_producers();
 	atomic_store_explicit(&stop_flag, 1, memory_order_release);
 	pthread_join(ctl, NULL);
-	test_watchdog_stop(&wd);
+	test_watchdog_stop(&watchdog);
 	double secs = test_now_seconds() - t0;
 	struct flowq_stats est;
 	stress_check_conservation(PROG, engine, completed_by, sum_accepted(), sum_cancels(),
@@ -1054,12 +1067,10 @@ storm_producer(void *arg)
 	struct producer *p = arg;
 	uint64_t rng = p->seed;
 	while (!atomic_load_explicit(&stop_flag, memory_order_acquire)) {
-		struct hreq *h = &p->win[test_rng_next(&rng) % WINDOW];
-		uint64_t r = test_rng_next(&rng);
-		if (!try_settle(h)) {
-			sched_yield();
+		uint64_t r;
+		struct hreq *h = pick_slot(p, &rng, &r, 0);
+		if (!h)
 			continue;
-		}
 		cgate_close(h);
 		storm_check_wins(h);
 		h->was_accepted = false;
@@ -1068,14 +1079,8 @@ storm_producer(void *arg)
 			h->req.ttl_ns = 20000 + (int64_t)((r >> 20) % (2 * MS));
 		cgate_open(h);
 		int rc = flowq_submit(engine, &h->req);
-		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-		if (rc == 0) {
-			h->outstanding = true;
-			h->was_accepted = true;
-			p->accepted++;
-		} else {
-			check_rejected(p, h, rc);
-		}
+		submitted(p, h, rc);
+		h->was_accepted = rc == 0;
 	}
 	/* Release what has completed; leave the rest to the destroy. */
 	for (unsigned i = 0; i < WINDOW; i++)
@@ -1117,21 +1122,15 @@ storm_canceller(void *arg)
 static int
 run_storm(int argc, char **argv)
 {
-	if (argc < 5 || argc > 6) {
-		fprintf(stderr, "usage: %s storm PRODUCERS SHARDS ROUNDS [SEED]\n", PROG);
-		return 2;
-	}
-	unsigned np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1, MAX_THREADS);
-	unsigned ns = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64);
-	unsigned long rounds = test_parse_ulong(PROG, argv[4], "rounds", 1, 100000);
-	uint64_t seed = argc > 5 ? test_parse_ulong(PROG, argv[5], "seed", 0, ~0ul) : 1;
+	struct args a = parse_args(argc, argv, "ROUNDS", 100000);
+	unsigned np = a.np, ns = a.ns;
+	unsigned long rounds = a.n;
+	uint64_t seed = a.seed;
 	uint64_t rng = seed;
 	uint64_t accepted_total = 0, shutdown_total = 0, cancelled_total = 0, displaced_total = 0,
 		 ttl_total = 0, dispatched_total = 0;
 	double t0 = test_now_seconds();
-	struct test_watchdog wd = {
-		.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
-	test_watchdog_start(&wd);
+	test_watchdog_start(&watchdog);
 	/* Short spins between claim and finalize on every side. */
 	struct flowq__fault_stall st = {
 		.mask = FLOWQ__FAULT_BIT(S_CLAIMED) | FLOWQ__FAULT_BIT(S_QUEUED) |
@@ -1200,7 +1199,7 @@ run_storm(int argc, char **argv)
 		dispatched_total += atomic_load(&completed_by[FLOWQ_DISPATCHED]);
 		atomic_store(&storm_cancel_won, 0);
 	}
-	test_watchdog_stop(&wd);
+	test_watchdog_stop(&watchdog);
 	double secs = test_now_seconds() - t0;
 	for (unsigned i = 0; i < np; i++)
 		free(ps[i].win);

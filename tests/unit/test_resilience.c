@@ -25,6 +25,39 @@
 
 #define MS INT64_C(1000000)
 
+/* Slots of a random walk: h[i] is in use when used[i] (accepted); a
+ * dispatched one must be released (released[i]) before its slot is reused. */
+static bool
+slot_busy(const struct fx_req *h, const bool *used, const bool *released, unsigned i)
+{
+	return used[i] && (!h[i].completions || (h[i].seen == FLOWQ_DISPATCHED && !released[i]));
+}
+
+/* Release what is dispatched and poll, the clock moving @p step_ns a
+ * round, until every used slot has its outcome (at most @p rounds). */
+static void
+quiesce(struct flowq_engine *e, struct fx_req *h, const bool *used, bool *released, unsigned n,
+	int64_t step_ns, int rounds)
+{
+	for (int round = 0; round < rounds; round++) {
+		bool open = false;
+		for (unsigned i = 0; i < n; i++) {
+			if (!used[i])
+				continue;
+			if (!h[i].completions)
+				open = true;
+			else if (h[i].seen == FLOWQ_DISPATCHED && !released[i]) {
+				cr_assert_eq(flowq_release(e, &h[i].req), 0);
+				released[i] = true;
+			}
+		}
+		if (!open)
+			return;
+		fx_advance(step_ns);
+		fx_poll_all(e);
+	}
+}
+
 /* ---- clock ---- */
 
 /* The lowest and highest clock values the run used. */
@@ -161,8 +194,7 @@ Test(clock, random_jumps_and_freezes)
 			switch ((r >> 16) % 8) {
 			case 0:
 			case 1: /* submit (a slot whose request is done) */
-				if (used[i] && (!h[i].completions ||
-						(h[i].seen == FLOWQ_DISPATCHED && !released[i])))
+				if (slot_busy(h, used, released, i))
 					break;
 				fx_req_init(&h[i], ids[(r >> 24) % 8], (int32_t)((r >> 28) % 2), 1);
 				h[i].req.complete = clk_complete;
@@ -217,23 +249,8 @@ Test(clock, random_jumps_and_freezes)
 			}
 		}
 		/* Drain: release what is out, let the clock run until all done. */
-		for (int round = 0; round < 1000; round++) {
-			bool open = false;
-			for (unsigned i = 0; i < N; i++) {
-				if (!used[i])
-					continue;
-				if (!h[i].completions)
-					open = true;
-				else if (h[i].seen == FLOWQ_DISPATCHED && !released[i]) {
-					flowq_release(e, &h[i].req);
-					released[i] = true;
-				}
-			}
-			if (!open)
-				break;
-			clk_set(fx_clock(NULL) + MS);
-			fx_poll_all(e);
-		}
+		quiesce(e, h, used, released, N, MS, 1000);
+		clk_set(fx_clock(NULL));
 		for (unsigned i = 0; i < N; i++)
 			if (used[i])
 				cr_assert_eq(h[i].completions, 1, "seed %lu: request %u",
@@ -325,8 +342,7 @@ oom_life(struct oom_run *o, uint64_t seed)
 		case 0:
 		case 1:
 		case 2: { /* submit, by id or through a handle */
-			if (used[i] && (!h[i].completions ||
-					(h[i].seen == FLOWQ_DISPATCHED && !released[i])))
+			if (slot_busy(h, used, released, i))
 				break;
 			struct flowq_flow *f = NULL;
 			if ((r >> 32) % 4 == 0) {
@@ -376,23 +392,7 @@ oom_life(struct oom_run *o, uint64_t seed)
 		}
 	}
 	/* Quiesce: release, poll until every accepted request is done. */
-	for (int round = 0; round < 100; round++) {
-		bool open = false;
-		for (unsigned i = 0; i < N; i++) {
-			if (!used[i])
-				continue;
-			if (!h[i].completions)
-				open = true;
-			else if (h[i].seen == FLOWQ_DISPATCHED && !released[i]) {
-				flowq_release(o->e, &h[i].req);
-				released[i] = true;
-			}
-		}
-		if (!open)
-			break;
-		fx_advance(MS);
-		fx_poll_all(o->e);
-	}
+	quiesce(o->e, h, used, released, N, MS, 100);
 	unsigned done = 0;
 	for (unsigned i = 0; i < N; i++)
 		if (used[i]) {

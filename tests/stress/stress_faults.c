@@ -681,15 +681,17 @@ stall_producer(void *arg)
 	uint64_t rng = p->seed;
 	double end = test_now_seconds() + run_seconds;
 	while (test_now_seconds() < end) {
+		if ((mono_ns() / MS) % PERIOD_MS >= BURST_MS) {
+			/* Between bursts no call at all (not even a release,
+			 * which would wake a dispatcher): timers only. */
+			struct timespec ts = {0, MS};
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		uint64_t r;
 		struct hreq *h = pick_slot(p, &rng, &r, 0);
 		if (!h)
 			continue;
-		if ((mono_ns() / MS) % PERIOD_MS >= BURST_MS) {
-			struct timespec ts = {0, MS};
-			nanosleep(&ts, NULL); /* between bursts: timers only */
-			continue;
-		}
 		req_prepare(h, "s", (unsigned)(r % 32), (int32_t)((r >> 8) % 3), 100);
 		h->req.complete = on_complete_stall;
 		/* Half expire within 1-40 ms, the rest never. */

@@ -40,8 +40,9 @@ static _Thread_local struct {
 } self;
 
 static const char *const names[FLOWQ__FAULT_COUNT] = {
-	"D_ROUND_START", "D_AFTER_INTAKE", "D_BEFORE_DISPATCH", "D_CLAIMED", "D_BEFORE_SLEEP",
-	"D_AFTER_WAKE",	 "S_CLAIMED",	   "S_QUEUED",		"C_WON",     "CAP_IN_HAND",
+	"D_ROUND_START",  "D_AFTER_INTAKE", "D_BEFORE_DISPATCH", "D_CLAIMED",
+	"D_BEFORE_SLEEP", "D_AFTER_WAKE",   "S_CLAIMED",         "S_QUEUED",
+	"C_WON",          "CAP_IN_HAND",
 };
 
 /* SplitMix64 (Steele, Lea, Flood, OOPSLA 2014). */
@@ -71,17 +72,21 @@ stall_fn(enum flowq__fault_point p, void *ctx)
 	(void)ctx;
 	uint64_t epoch = atomic_load_explicit(&fault.epoch, memory_order_relaxed);
 	if (self.epoch != epoch) {
-		uint64_t k = atomic_fetch_add_explicit(&fault.threads, 1, memory_order_relaxed);
+		uint64_t k = atomic_fetch_add_explicit(&fault.threads, 1,
+						       memory_order_relaxed);
 		self.rng = atomic_load_explicit(&fault.seed, memory_order_relaxed) ^
 			   (k + 1) * 0xd1b54a32d192ed03ull;
 		self.epoch = epoch;
 	}
 	uint64_t r = rng_next(&self.rng);
-	if (r % 1000000u >= atomic_load_explicit(&fault.per_million, memory_order_relaxed))
+	if (r % 1000000u >=
+	    atomic_load_explicit(&fault.per_million, memory_order_relaxed))
 		return;
 	int64_t lo = atomic_load_explicit(&fault.min_ns, memory_order_relaxed);
 	int64_t hi = atomic_load_explicit(&fault.max_ns, memory_order_relaxed);
-	int64_t d = lo + (hi > lo ? (int64_t)(rng_next(&self.rng) % (uint64_t)(hi - lo + 1)) : 0);
+	int64_t d =
+		lo +
+		(hi > lo ? (int64_t)(rng_next(&self.rng) % (uint64_t)(hi - lo + 1)) : 0);
 	int64_t start = mono_ns(), end = start + d;
 	if (atomic_load_explicit(&fault.spin, memory_order_relaxed)) {
 		while (mono_ns() < end)
@@ -127,7 +132,8 @@ flowq__fault_stall_arm(const struct flowq__fault_stall *cfg)
 			      memory_order_relaxed);
 	atomic_store_explicit(&fault.min_ns, cfg->min_ns < 0 ? 0 : cfg->min_ns,
 			      memory_order_relaxed);
-	atomic_store_explicit(&fault.max_ns, cfg->max_ns < cfg->min_ns ? cfg->min_ns : cfg->max_ns,
+	atomic_store_explicit(&fault.max_ns,
+			      cfg->max_ns < cfg->min_ns ? cfg->min_ns : cfg->max_ns,
 			      memory_order_relaxed);
 	atomic_store_explicit(&fault.spin, cfg->spin, memory_order_relaxed);
 	atomic_store_explicit(&fault.seed, cfg->seed, memory_order_relaxed);

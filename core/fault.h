@@ -70,9 +70,9 @@ enum flowq__fault_point {
 /** The bit of point @p p in a mask. */
 #define FLOWQ__FAULT_BIT(p) (UINT64_C(1) << FLOWQ__FAULT_##p)
 /** Every point a dispatcher thread runs (D_*). */
-#define FLOWQ__FAULT_DISPATCHER                                                           \
-	(FLOWQ__FAULT_BIT(D_ROUND_START) | FLOWQ__FAULT_BIT(D_AFTER_INTAKE) |             \
-	 FLOWQ__FAULT_BIT(D_BEFORE_DISPATCH) | FLOWQ__FAULT_BIT(D_CLAIMED) |              \
+#define FLOWQ__FAULT_DISPATCHER                                                          \
+	(FLOWQ__FAULT_BIT(D_ROUND_START) | FLOWQ__FAULT_BIT(D_AFTER_INTAKE) |            \
+	 FLOWQ__FAULT_BIT(D_BEFORE_DISPATCH) | FLOWQ__FAULT_BIT(D_CLAIMED) |             \
 	 FLOWQ__FAULT_BIT(D_BEFORE_SLEEP) | FLOWQ__FAULT_BIT(D_AFTER_WAKE))
 
 #ifdef FLOWQ_FAULT_INJECTION
@@ -136,13 +136,13 @@ flowq__fault_thread_resumed_ns(void);
 const char *
 flowq__fault_name(enum flowq__fault_point p);
 
-#define FLOWQ__FAULT(name)                                                                \
-	do {                                                                              \
-		if (__builtin_expect(atomic_load_explicit(&flowq__fault_mask,             \
-							  memory_order_relaxed) &         \
-					     FLOWQ__FAULT_BIT(name),                      \
-				     0))                                                  \
-			flowq__fault_hit(FLOWQ__FAULT_##name);                            \
+#define FLOWQ__FAULT(name)                                                               \
+	do {                                                                             \
+		if (__builtin_expect(atomic_load_explicit(&flowq__fault_mask,            \
+							  memory_order_relaxed) &        \
+					     FLOWQ__FAULT_BIT(name),                     \
+				     0))                                                 \
+			flowq__fault_hit(FLOWQ__FAULT_##name);                           \
 	} while (0)
 
 #else /* !FLOWQ_FAULT_INJECTION */

@@ -79,18 +79,18 @@
 #include "stress_engine_util.h"
 #include "test_util.h"
 
-#define PROG	      "stress_faults"
-#define MAX_THREADS   16
+#define PROG        "stress_faults"
+#define MAX_THREADS 16
 /* Requests per producer (the window it reuses): stall mode's 4 x 160
  * exceed GLOBAL_LIMIT, so the queue bound is tested; the allocation mode
  * uses a smaller one (polled, a producer that picks still-queued slots
  * only yields: on a loaded machine 160 slowed it tenfold). */
-#define WINDOW	      160
+#define WINDOW        160
 #define WINDOW_ALLOC  48
 #define STALL_SECONDS 20
 #define GLOBAL_LIMIT  256
 #define INFLIGHT      16
-#define MS	      INT64_C(1000000)
+#define MS            INT64_C(1000000)
 
 static _Atomic uint64_t progress;
 static struct flowq_engine *engine;
@@ -123,26 +123,30 @@ static struct args
 parse_args(int argc, char **argv, const char *what, unsigned long nmax)
 {
 	if (argc < 5 || argc > 6) {
-		fprintf(stderr, "usage: %s %s PRODUCERS SHARDS %s [SEED]\n", PROG, argv[1], what);
+		fprintf(stderr, "usage: %s %s PRODUCERS SHARDS %s [SEED]\n", PROG,
+			argv[1], what);
 		exit(2);
 	}
 	return (struct args){
-		.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1, MAX_THREADS),
+		.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1,
+						 MAX_THREADS),
 		.ns = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64),
 		.n = test_parse_ulong(PROG, argv[4], what, 1, nmax),
 		.seed = argc > 5 ? test_parse_ulong(PROG, argv[5], "seed", 0, ~0ul) : 1};
 }
 
-static struct test_watchdog watchdog = {
-	.prog = PROG, .progress = &progress, .seconds = STALL_SECONDS, .dump = stall_dump};
+static struct test_watchdog watchdog = {.prog = PROG,
+					.progress = &progress,
+					.seconds = STALL_SECONDS,
+					.dump = stall_dump};
 
 /* Max of @p v into @p m. */
 static void
 atomic_max(_Atomic int64_t *m, int64_t v)
 {
 	int64_t c = atomic_load_explicit(m, memory_order_relaxed);
-	while (v > c && !atomic_compare_exchange_weak_explicit(m, &c, v, memory_order_relaxed,
-							       memory_order_relaxed))
+	while (v > c && !atomic_compare_exchange_weak_explicit(
+				m, &c, v, memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -266,10 +270,12 @@ check_rejected(struct producer *p, struct hreq *h, int rc)
 	p->rejected++;
 	enum flowq_outcome o = flowq_req_outcome(&h->req);
 	if (!flowq_outcome_is_rejected(o))
-		test_violation(PROG, "submit %d left outcome %s", rc, flowq_outcome_str(o));
+		test_violation(PROG, "submit %d left outcome %s", rc,
+			       flowq_outcome_str(o));
 	if (rc == -ENOMEM) {
 		p->enomem_submit++;
-		if (o != FLOWQ_REJECTED_OTHER || flowq_req_cause(&h->req) != FLOWQ_CAUSE_NO_MEMORY)
+		if (o != FLOWQ_REJECTED_OTHER ||
+		    flowq_req_cause(&h->req) != FLOWQ_CAUSE_NO_MEMORY)
 			test_violation(PROG, "-ENOMEM with %s/%s", flowq_outcome_str(o),
 				       flowq_cause_str(flowq_req_cause(&h->req)));
 	} else if (rc != -ENOSPC && rc != -ETIMEDOUT) {
@@ -279,7 +285,8 @@ check_rejected(struct producer *p, struct hreq *h, int rc)
 
 /* Prepare @p h for a submit on flow "<prefix><flow>" at @p prio. */
 static void
-req_prepare(struct hreq *h, const char *prefix, unsigned flow, int32_t prio, uint64_t bytes)
+req_prepare(struct hreq *h, const char *prefix, unsigned flow, int32_t prio,
+	    uint64_t bytes)
 {
 	flowq_req_init(&h->req);
 	atomic_store_explicit(&h->completions, 0, memory_order_relaxed);
@@ -346,8 +353,10 @@ start_producers(unsigned np, uint64_t seed, unsigned long nreq, void *(*fn)(void
 	nproducers = np;
 	for (unsigned i = 0; i < np; i++) {
 		struct hreq *win = ps[i].win;
-		ps[i] = (struct producer){
-			.index = i, .seed = seed * 1000 + i, .requests = nreq, .win = win};
+		ps[i] = (struct producer){.index = i,
+					  .seed = seed * 1000 + i,
+					  .requests = nreq,
+					  .win = win};
 		if (!ps[i].win)
 			ps[i].win = calloc(WINDOW, sizeof(struct hreq));
 		else
@@ -422,7 +431,8 @@ alloc_producer(void *arg)
 			if (rc == -ENOMEM)
 				p->enomem_stats++;
 			else if (rc != 0)
-				test_violation(PROG, "stats_foreach_band returned %d", rc);
+				test_violation(PROG, "stats_foreach_band returned %d",
+					       rc);
 		}
 		done++;
 	}
@@ -453,7 +463,9 @@ static int
 run_alloc(int argc, char **argv)
 {
 	if (argc < 6 || argc > 7) {
-		fprintf(stderr, "usage: %s alloc threaded|polled EVERY PER_MILLION ROUNDS [SEED]\n",
+		fprintf(stderr,
+			"usage: %s alloc threaded|polled EVERY PER_MILLION ROUNDS "
+			"[SEED]\n",
 			PROG);
 		return 2;
 	}
@@ -480,7 +492,8 @@ run_alloc(int argc, char **argv)
 		ca.fail_after = ~0ul;
 		for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
 			atomic_store(&completed_by[o], 0);
-		unsigned long f0 = atomic_load(&ca.failed), a0 = atomic_load(&ca.attempts);
+		unsigned long f0 = atomic_load(&ca.failed),
+			      a0 = atomic_load(&ca.attempts);
 		atomic_store(&ca.every, every);
 		atomic_store(&ca.per_million, (uint32_t)ppm);
 
@@ -504,7 +517,8 @@ run_alloc(int argc, char **argv)
 		enomem_create += nfail;
 		creates++;
 		struct flowq_port *port = NULL;
-		for (unsigned tries = 0; (rc = flowq_port_create(engine, &port)) != 0; tries++) {
+		for (unsigned tries = 0; (rc = flowq_port_create(engine, &port)) != 0;
+		     tries++) {
 			if (rc != -ENOMEM || tries > 10000) {
 				test_violation(PROG, "port_create returned %d", rc);
 				port = NULL;
@@ -532,23 +546,28 @@ run_alloc(int argc, char **argv)
 			enomem_fg += ps[i].enomem_flow_get;
 			enomem_st += ps[i].enomem_stats;
 		}
-		if (st.outcomes[FLOWQ_REJECTED_CAPACITY] + st.outcomes[FLOWQ_REJECTED_OTHER] !=
+		if (st.outcomes[FLOWQ_REJECTED_CAPACITY] +
+			    st.outcomes[FLOWQ_REJECTED_OTHER] !=
 		    rejected)
-			test_violation(PROG, "stats rejected != host rejected %" PRIu64, rejected);
+			test_violation(PROG, "stats rejected != host rejected %" PRIu64,
+				       rejected);
 		if (st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_NO_MEMORY] != enomem)
-			test_violation(PROG, "stats no_memory %" PRIu64 " != host -ENOMEM %" PRIu64,
-				       st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_NO_MEMORY],
-				       enomem);
+			test_violation(
+				PROG,
+				"stats no_memory %" PRIu64 " != host -ENOMEM %" PRIu64,
+				st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_NO_MEMORY],
+				enomem);
 		if (port)
 			flowq_port_destroy(port);
 		flowq_engine_destroy(engine);
 		engine = NULL;
 		if (atomic_load(&ca.blocks) != 0 || atomic_load(&ca.outstanding) != 0)
-			test_violation(PROG, "round %lu: %ld blocks (%zu bytes) leaked", round,
-				       (long)atomic_load(&ca.blocks),
+			test_violation(PROG, "round %lu: %ld blocks (%zu bytes) leaked",
+				       round, (long)atomic_load(&ca.blocks),
 				       (size_t)atomic_load(&ca.outstanding));
 		if (atomic_load(&ca.bad_frees))
-			test_violation(PROG, "bad frees: %lu", atomic_load(&ca.bad_frees));
+			test_violation(PROG, "bad frees: %lu",
+				       atomic_load(&ca.bad_frees));
 		accepted_total += sum_accepted();
 		rejected_total += rejected;
 		enomem_sub += enomem;
@@ -562,13 +581,15 @@ run_alloc(int argc, char **argv)
 	fprintf(stderr,
 		"%s: alloc %s every=%lu ppm=%lu: allocations %" PRIu64 " failed %" PRIu64
 		"; -ENOMEM: create %" PRIu64 " port %" PRIu64 " submit %" PRIu64
-		" flow_get %" PRIu64 " stats %" PRIu64 "; accepted %" PRIu64 " rejected %" PRIu64
-		"; leaked blocks 0 unless reported\n",
-		PROG, argv[2], every, ppm, attempts_total, failed_total, enomem_create, enomem_port,
-		enomem_sub, enomem_fg, enomem_st, accepted_total, rejected_total);
+		" flow_get %" PRIu64 " stats %" PRIu64 "; accepted %" PRIu64
+		" rejected %" PRIu64 "; leaked blocks 0 unless reported\n",
+		PROG, argv[2], every, ppm, attempts_total, failed_total, enomem_create,
+		enomem_port, enomem_sub, enomem_fg, enomem_st, accepted_total,
+		rejected_total);
 	unsigned long v = atomic_load(test_violations());
-	printf("SUMMARY %s alloc mode=%s every=%lu ppm=%lu rounds=%lu alloc_failed=%" PRIu64
-	       " enomem=%" PRIu64 " leaked_blocks=%ld violations=%lu seconds=%.2f\n",
+	printf("SUMMARY %s alloc mode=%s every=%lu ppm=%lu rounds=%lu "
+	       "alloc_failed=%" PRIu64 " enomem=%" PRIu64
+	       " leaked_blocks=%ld violations=%lu seconds=%.2f\n",
 	       PROG, argv[2], every, ppm, rounds, failed_total,
 	       enomem_create + enomem_port + enomem_sub + enomem_fg + enomem_st,
 	       (long)atomic_load(&ca.blocks), v, secs);
@@ -600,7 +621,7 @@ run_alloc(int argc, char **argv)
 #endif
 /* And the 99th below this (under TSan at load 20, 95 ms was seen). */
 #define EXPIRY_P99_BOUND (300 * MS)
-#define MAX_EXPIRIES (1u << 20)
+#define MAX_EXPIRIES     (1u << 20)
 
 /* Submits that slept in the kernel: a thread's first call registers it
  * with liburcu (a mutex), a new band takes the band lock. */
@@ -664,7 +685,8 @@ on_complete_stall(struct flowq_req *req, void *arg)
 			d = d < 0 ? 0 : d;
 		}
 		atomic_max(&expiry_max, d);
-		uint64_t i = atomic_fetch_add_explicit(&expiries, 1, memory_order_relaxed);
+		uint64_t i =
+			atomic_fetch_add_explicit(&expiries, 1, memory_order_relaxed);
 		if (i < MAX_EXPIRIES)
 			expiry_delays[i] = d;
 	}
@@ -703,7 +725,8 @@ stall_producer(void *arg)
 		int rc = flowq_submit(engine, &h->req);
 		int64_t d = mono_ns() - t0;
 		if (nvcsw_self() != cs0)
-			atomic_fetch_add_explicit(&blocked_submits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&blocked_submits, 1,
+						  memory_order_relaxed);
 		lat_add(&submit_lat, d);
 		atomic_max(&submit_max, d);
 		if (d >= STALL_MIN)
@@ -772,8 +795,8 @@ run_stall(int argc, char **argv)
 	flowq__fault_disarm();
 	double secs = test_now_seconds() - t0;
 	struct flowq_stats est;
-	stress_check_conservation(PROG, engine, completed_by, sum_accepted(), sum_cancels(),
-				  &est);
+	stress_check_conservation(PROG, engine, completed_by, sum_accepted(),
+				  sum_cancels(), &est);
 	uint64_t qmax = atomic_load(&host_queued_max);
 	if (qmax > GLOBAL_LIMIT + np)
 		test_violation(PROG, "hosts' queued reached %" PRIu64 " > %d + %u", qmax,
@@ -787,9 +810,12 @@ run_stall(int argc, char **argv)
 	uint64_t submits = sum_accepted();
 	for (unsigned i = 0; i < np; i++)
 		submits += ps[i].rejected;
-	uint64_t slow = atomic_load(&slow_submits), blocked = atomic_load(&blocked_submits);
+	uint64_t slow = atomic_load(&slow_submits),
+		 blocked = atomic_load(&blocked_submits);
 	if (blocked > BLOCKED_ALLOWED(np))
-		test_violation(PROG, "%" PRIu64 " submits slept in the kernel (> %u): producers block",
+		test_violation(PROG,
+			       "%" PRIu64
+			       " submits slept in the kernel (> %u): producers block",
 			       blocked, BLOCKED_ALLOWED(np));
 	uint64_t stall_ns, stalls = flowq__fault_stalls(&stall_ns);
 	if (stalls == 0)
@@ -815,23 +841,25 @@ run_stall(int argc, char **argv)
 	fprintf(stderr,
 		"%s: stall: %" PRIu64 " stalls (%.0f ms in all), %" PRIu64
 		" submits: max %.3f ms, p99.9 <= %.3f ms, %" PRIu64 " >= %d ms, %" PRIu64
-		" slept; %" PRIu64
-		" expiries: after expiry/resume p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms;"
+		" slept; %" PRIu64 " expiries: after expiry/resume p50 %.3f ms, p90 %.3f "
+				   "ms, p99 %.3f ms, max %.3f ms;"
 		" queued max: "
 		"hosts %" PRIu64 " engine %" PRIu64 " (limit %d), in flight max %" PRIu64
 		" (limit %d)\n",
-		PROG, stalls, (double)stall_ns / 1e6, submits, (double)atomic_load(&submit_max) / 1e6,
-		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow, (int)(STALL_MIN / MS), blocked,
-		nexp,
-		(double)p50 / 1e6, (double)p90 / 1e6, (double)p99 / 1e6,
+		PROG, stalls, (double)stall_ns / 1e6, submits,
+		(double)atomic_load(&submit_max) / 1e6,
+		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow,
+		(int)(STALL_MIN / MS), blocked, nexp, (double)p50 / 1e6,
+		(double)p90 / 1e6, (double)p99 / 1e6,
 		(double)atomic_load(&expiry_max) / 1e6, qmax,
 		(uint64_t)atomic_load(&queued_seen_max), GLOBAL_LIMIT,
 		(uint64_t)atomic_load(&inflight_seen_max), INFLIGHT);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s stall producers=%u shards=%u stalls=%" PRIu64
-	       " submit_max_ms=%.3f expiry_after_resume_p90_ms=%.3f violations=%lu seconds=%.2f\n",
-	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6, (double)p90 / 1e6, v,
-	       secs);
+	       " submit_max_ms=%.3f expiry_after_resume_p90_ms=%.3f violations=%lu "
+	       "seconds=%.2f\n",
+	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6,
+	       (double)p90 / 1e6, v, secs);
 	return v ? 1 : 0;
 }
 
@@ -853,7 +881,9 @@ fault_clock(void *ctx)
 {
 	(void)ctx;
 	int64_t f = atomic_load_explicit(&clk_frozen, memory_order_acquire);
-	int64_t v = f ? f : mono_ns() + atomic_load_explicit(&clk_offset, memory_order_acquire);
+	int64_t v =
+		f ? f
+		  : mono_ns() + atomic_load_explicit(&clk_offset, memory_order_acquire);
 	if (clk_capture) {
 		clk_capture = false;
 		clk_round_now = v;
@@ -882,14 +912,17 @@ on_complete_clock(struct flowq_req *req, void *arg)
 	int64_t key = req->priv.hnode.key;
 	if (o == FLOWQ_DISPATCHED) {
 		if (key <= clk_round_now)
-			test_violation(PROG, "dispatched %.3f ms past its expiry (round clock)",
+			test_violation(PROG,
+				       "dispatched %.3f ms past its expiry (round clock)",
 				       (double)(clk_round_now - key) / 1e6);
 		if (atomic_load_explicit(&clk_is_frozen, memory_order_relaxed))
-			atomic_fetch_add_explicit(&frozen_dispatches, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&frozen_dispatches, 1,
+						  memory_order_relaxed);
 	} else if (o == FLOWQ_EVICTED_TTL) {
 		atomic_fetch_add_explicit(&early_checks, 1, memory_order_relaxed);
 		if (key > clk_round_now)
-			test_violation(PROG, "evicted %.3f ms before its expiry (round clock)",
+			test_violation(PROG,
+				       "evicted %.3f ms before its expiry (round clock)",
 				       (double)(key - clk_round_now) / 1e6);
 	}
 	on_complete(req, arg);
@@ -911,7 +944,8 @@ clock_producer(void *arg)
 		if ((r >> 16) % 2 == 0)
 			h->req.ttl_ns = MS + (int64_t)((r >> 20) % (50 * MS));
 		if ((r >> 17) % 4 == 0)
-			h->req.deadline_ns = flowq_now(engine) + MS + (int64_t)((r >> 30) % (50 * MS));
+			h->req.deadline_ns =
+				flowq_now(engine) + MS + (int64_t)((r >> 30) % (50 * MS));
 		int rc = flowq_submit(engine, &h->req);
 		submitted(p, h, rc);
 	}
@@ -940,7 +974,8 @@ clock_controller(void *arg)
 			atomic_store(&clk_is_frozen, 1);
 			atomic_store_explicit(&clk_frozen, now, memory_order_release);
 			flowq_engine_wake(engine);
-			struct timespec ts = {0, (long)(10 * MS + (int64_t)((r >> 40) % (30 * MS)))};
+			struct timespec ts = {
+				0, (long)(10 * MS + (int64_t)((r >> 40) % (30 * MS)))};
 			nanosleep(&ts, NULL);
 			/* Resume where it stopped: the frozen span is lost. */
 			atomic_store(&clk_offset, now - mono_ns());
@@ -975,11 +1010,12 @@ check_hist(int32_t prio, const struct flowq_stats *st, void *ctx)
 	}
 	double sum = (double)h->sum_ns;
 	if (h->count && (sum > (double)h->count * (double)span || sum < lo || sum > hi))
-		test_violation(PROG, "%s %d: queue-time sum %" PRIu64 " of %" PRIu64
+		test_violation(PROG,
+			       "%s %d: queue-time sum %" PRIu64 " of %" PRIu64
 			       " outside [%.0f, %.0f] or > count x span %" PRId64
 			       " (a negative duration?)",
-			       prio == INT32_MIN ? "engine" : "band", (int)prio, h->sum_ns,
-			       h->count, lo, hi, span);
+			       prio == INT32_MIN ? "engine" : "band", (int)prio,
+			       h->sum_ns, h->count, lo, hi, span);
 	return 0;
 }
 
@@ -1010,8 +1046,8 @@ run_clock(int argc, char **argv)
 	test_watchdog_stop(&watchdog);
 	double secs = test_now_seconds() - t0;
 	struct flowq_stats est;
-	stress_check_conservation(PROG, engine, completed_by, sum_accepted(), sum_cancels(),
-				  &est);
+	stress_check_conservation(PROG, engine, completed_by, sum_accepted(),
+				  sum_cancels(), &est);
 	check_hist(INT32_MIN, &est, NULL);
 	flowq_stats_foreach_band(engine, check_hist, NULL);
 	if (atomic_load(&freezes) && atomic_load(&frozen_dispatches) == 0)
@@ -1022,18 +1058,21 @@ run_clock(int argc, char **argv)
 		free(ps[i].win);
 	fprintf(stderr,
 		"%s: clock: %" PRIu64 " jumps forward, %" PRIu64 " back, %" PRIu64
-		" freezes; dispatched %" PRIu64 " (%" PRIu64 " while frozen), ttl %" PRIu64
-		", cancelled %" PRIu64 "; queue-time sum %" PRIu64 " ns over %" PRIu64 "\n",
-		PROG, (uint64_t)atomic_load(&jumps_fwd), (uint64_t)atomic_load(&jumps_back),
-		(uint64_t)atomic_load(&freezes), (uint64_t)atomic_load(&completed_by[FLOWQ_DISPATCHED]),
+		" freezes; dispatched %" PRIu64 " (%" PRIu64
+		" while frozen), ttl %" PRIu64 ", cancelled %" PRIu64
+		"; queue-time sum %" PRIu64 " ns over %" PRIu64 "\n",
+		PROG, (uint64_t)atomic_load(&jumps_fwd),
+		(uint64_t)atomic_load(&jumps_back), (uint64_t)atomic_load(&freezes),
+		(uint64_t)atomic_load(&completed_by[FLOWQ_DISPATCHED]),
 		(uint64_t)atomic_load(&frozen_dispatches),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_TTL]),
-		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]), est.queue_time.sum_ns,
-		est.queue_time.count);
+		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]),
+		est.queue_time.sum_ns, est.queue_time.count);
 	unsigned long v = atomic_load(test_violations());
-	printf("SUMMARY %s clock producers=%u shards=%u jumps=%" PRIu64 " freezes=%" PRIu64
-	       " items=%" PRIu64 " violations=%lu seconds=%.2f\n",
-	       PROG, np, ns, (uint64_t)(atomic_load(&jumps_fwd) + atomic_load(&jumps_back)),
+	printf("SUMMARY %s clock producers=%u shards=%u jumps=%" PRIu64
+	       " freezes=%" PRIu64 " items=%" PRIu64 " violations=%lu seconds=%.2f\n",
+	       PROG, np, ns,
+	       (uint64_t)(atomic_load(&jumps_fwd) + atomic_load(&jumps_back)),
 	       (uint64_t)atomic_load(&freezes), sum_accepted(), v, secs);
 	return v ? 1 : 0;
 }
@@ -1042,7 +1081,7 @@ run_clock(int argc, char **argv)
 /* storm                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define CANCELLERS 3
+#define CANCELLERS  3
 #define STORM_PRIOS 4
 
 static _Atomic uint64_t storm_cancel_calls, storm_cancel_won;
@@ -1055,8 +1094,8 @@ cgate_enter(struct hreq *h)
 	do {
 		if (v < 0)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&h->cgate, &v, v + 1, memory_order_acquire,
-							memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&h->cgate, &v, v + 1, memory_order_acquire, memory_order_relaxed));
 	return true;
 }
 
@@ -1071,8 +1110,8 @@ static void
 cgate_close(struct hreq *h)
 {
 	int z = 0;
-	while (!atomic_compare_exchange_weak_explicit(&h->cgate, &z, -1, memory_order_acquire,
-						      memory_order_relaxed)) {
+	while (!atomic_compare_exchange_weak_explicit(
+		&h->cgate, &z, -1, memory_order_acquire, memory_order_relaxed)) {
 		z = 0;
 		sched_yield();
 	}
@@ -1100,7 +1139,8 @@ storm_check_wins(struct hreq *h)
 	if (w > 1)
 		test_violation(PROG, "%d cancels of one request won", w);
 	if ((w == 1) != (o == FLOWQ_EVICTED_CANCELLED))
-		test_violation(PROG, "%d cancels won, outcome %s", w, flowq_outcome_str(o));
+		test_violation(PROG, "%d cancels won, outcome %s", w,
+			       flowq_outcome_str(o));
 }
 
 static void *
@@ -1116,7 +1156,8 @@ storm_producer(void *arg)
 		cgate_close(h);
 		storm_check_wins(h);
 		h->was_accepted = false;
-		req_prepare(h, "x", (unsigned)(r % 24), (int32_t)((r >> 8) % STORM_PRIOS), 100);
+		req_prepare(h, "x", (unsigned)(r % 24), (int32_t)((r >> 8) % STORM_PRIOS),
+			    100);
 		if ((r >> 16) % 2 == 0)
 			h->req.ttl_ns = 20000 + (int64_t)((r >> 20) % (2 * MS));
 		cgate_open(h);
@@ -1145,8 +1186,10 @@ storm_canceller(void *arg)
 		 * checked by the owner once it has closed the gate. */
 		int rc = flowq_cancel(engine, &h->req);
 		if (rc == 0) {
-			atomic_fetch_add_explicit(&h->cancel_wins, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&storm_cancel_won, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&h->cancel_wins, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&storm_cancel_won, 1,
+						  memory_order_relaxed);
 		}
 		if (rc != 0 && rc != -EALREADY)
 			test_violation(PROG, "cancel returned %d", rc);
@@ -1169,8 +1212,8 @@ run_storm(int argc, char **argv)
 	unsigned long rounds = a.n;
 	uint64_t seed = a.seed;
 	uint64_t rng = seed;
-	uint64_t accepted_total = 0, shutdown_total = 0, cancelled_total = 0, displaced_total = 0,
-		 ttl_total = 0, dispatched_total = 0;
+	uint64_t accepted_total = 0, shutdown_total = 0, cancelled_total = 0,
+		 displaced_total = 0, ttl_total = 0, dispatched_total = 0;
 	double t0 = test_now_seconds();
 	test_watchdog_start(&watchdog);
 	/* Short spins between claim and finalize on every side. */
@@ -1203,7 +1246,8 @@ run_storm(int argc, char **argv)
 			if (pthread_create(&cs[i], NULL, storm_canceller, &cseed[i]))
 				exit(1);
 		}
-		struct timespec ts = {0, (long)(50 * MS + (int64_t)(test_rng_next(&rng) % (250 * MS)))};
+		struct timespec ts = {
+			0, (long)(50 * MS + (int64_t)(test_rng_next(&rng) % (250 * MS)))};
 		nanosleep(&ts, NULL);
 		atomic_store_explicit(&stop_flag, 1, memory_order_release);
 		join_producers();
@@ -1218,7 +1262,9 @@ run_storm(int argc, char **argv)
 		for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
 			completed += atomic_load(&completed_by[o]);
 		if (completed != accepted)
-			test_violation(PROG, "round %lu: accepted %" PRIu64 " != outcomes %" PRIu64,
+			test_violation(PROG,
+				       "round %lu: accepted %" PRIu64
+				       " != outcomes %" PRIu64,
 				       round, accepted, completed);
 		for (unsigned i = 0; i < np; i++)
 			for (unsigned k = 0; k < window; k++) {
@@ -1230,9 +1276,11 @@ run_storm(int argc, char **argv)
 			}
 		if (atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]) !=
 		    atomic_load(&storm_cancel_won))
-			test_violation(PROG, "cancels won %" PRIu64 " != cancelled %" PRIu64,
+			test_violation(PROG,
+				       "cancels won %" PRIu64 " != cancelled %" PRIu64,
 				       (uint64_t)atomic_load(&storm_cancel_won),
-				       (uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]));
+				       (uint64_t)atomic_load(
+					       &completed_by[FLOWQ_EVICTED_CANCELLED]));
 		accepted_total += accepted;
 		shutdown_total += atomic_load(&completed_by[FLOWQ_EVICTED_OTHER]);
 		cancelled_total += atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]);
@@ -1252,7 +1300,8 @@ run_storm(int argc, char **argv)
 		" cancelled %" PRIu64 " (of %" PRIu64 " cancel calls) displaced %" PRIu64
 		" shutdown %" PRIu64 "\n",
 		PROG, accepted_total, dispatched_total, ttl_total, cancelled_total,
-		(uint64_t)atomic_load(&storm_cancel_calls), displaced_total, shutdown_total);
+		(uint64_t)atomic_load(&storm_cancel_calls), displaced_total,
+		shutdown_total);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s storm producers=%u shards=%u rounds=%lu items=%" PRIu64
 	       " shutdown_evicted=%" PRIu64 " violations=%lu seconds=%.2f\n",

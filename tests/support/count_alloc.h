@@ -78,7 +78,8 @@ test_count_alloc_fn(size_t size, size_t align, void *ctx)
 	void *p;
 
 	atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
-	unsigned long n = atomic_fetch_add_explicit(&c->attempts, 1, memory_order_relaxed) + 1;
+	unsigned long n =
+		atomic_fetch_add_explicit(&c->attempts, 1, memory_order_relaxed) + 1;
 	if (test_count_alloc_fails(c, n)) {
 		atomic_fetch_add_explicit(&c->failed, 1, memory_order_relaxed);
 		return NULL;
@@ -152,7 +153,8 @@ test_count_alloc_budget(struct test_count_alloc *c, unsigned long k)
  */
 static inline int
 test_count_alloc_create(struct test_count_alloc *c, const struct flowq_config *cfg,
-			struct flowq_engine **r_engine, unsigned *r_enomem, unsigned *r_leaky)
+			struct flowq_engine **r_engine, unsigned *r_enomem,
+			unsigned *r_leaky)
 {
 	unsigned long every = atomic_load(&c->every);
 	uint32_t pm = atomic_load(&c->per_million);

@@ -63,9 +63,10 @@ Test(fault, points_are_hit_on_the_request_paths)
 	flowq_release(e, &a.req);
 	flowq_engine_destroy(e);
 	static const enum flowq__fault_point hit[] = {
-		FLOWQ__FAULT_S_CLAIMED,	    FLOWQ__FAULT_S_QUEUED,	   FLOWQ__FAULT_C_WON,
-		FLOWQ__FAULT_D_ROUND_START, FLOWQ__FAULT_D_AFTER_INTAKE,
-		FLOWQ__FAULT_D_BEFORE_DISPATCH, FLOWQ__FAULT_D_CLAIMED};
+		FLOWQ__FAULT_S_CLAIMED,      FLOWQ__FAULT_S_QUEUED,
+		FLOWQ__FAULT_C_WON,          FLOWQ__FAULT_D_ROUND_START,
+		FLOWQ__FAULT_D_AFTER_INTAKE, FLOWQ__FAULT_D_BEFORE_DISPATCH,
+		FLOWQ__FAULT_D_CLAIMED};
 	for (size_t i = 0; i < sizeof(hit) / sizeof(hit[0]); i++)
 		cr_assert_gt(flowq__fault_hits(hit[i]), 0, "%s never hit",
 			     flowq__fault_name(hit[i]));
@@ -133,7 +134,7 @@ pin(unsigned cpu)
 
 static struct {
 	_Atomic int in_hand; /* the stealer is inside the window */
-	_Atomic int go;	     /* let it finish */
+	_Atomic int go;      /* let it finish */
 	pthread_t stealer;
 	struct flowq_engine *e;
 	unsigned shard;
@@ -201,7 +202,8 @@ Test(fault, cap_steal_surplus_wakes_the_gate_waiter)
 	struct flowq_engine *e = fx_make(&c);
 	if (e->gate.nslots < 2 || e->gate.chunk[FLOWQ__CAP_REQ] != 1) {
 		flowq_engine_destroy(e);
-		cr_skip("the gate needs 2+ slots with chunk 1 here (%u slots)", e->gate.nslots);
+		cr_skip("the gate needs 2+ slots with chunk 1 here (%u slots)",
+			e->gate.nslots);
 	}
 	char ida[16], idb[16];
 	flow_on(e, 0, ida, sizeof(ida));

@@ -30,14 +30,15 @@
 static bool
 slot_busy(const struct fx_req *h, const bool *used, const bool *released, unsigned i)
 {
-	return used[i] && (!h[i].completions || (h[i].seen == FLOWQ_DISPATCHED && !released[i]));
+	return used[i] &&
+	       (!h[i].completions || (h[i].seen == FLOWQ_DISPATCHED && !released[i]));
 }
 
 /* Release what is dispatched and poll, the clock moving @p step_ns a
  * round, until every used slot has its outcome (at most @p rounds). */
 static void
-quiesce(struct flowq_engine *e, struct fx_req *h, const bool *used, bool *released, unsigned n,
-	int64_t step_ns, int rounds)
+quiesce(struct flowq_engine *e, struct fx_req *h, const bool *used, bool *released,
+	unsigned n, int64_t step_ns, int rounds)
 {
 	for (int round = 0; round < rounds; round++) {
 		bool open = false;
@@ -83,18 +84,20 @@ clk_complete(struct flowq_req *req, void *arg)
 	int64_t now = fx_clock(NULL);
 	enum flowq_outcome o = flowq_req_outcome(req);
 	if (o == FLOWQ_DISPATCHED) {
-		cr_assert_gt(req->priv.hnode.key, now, "dispatched at or past its expiry");
+		cr_assert_gt(req->priv.hnode.key, now,
+			     "dispatched at or past its expiry");
 		clk_dispatched++;
 	} else if (o == FLOWQ_EVICTED_TTL) {
-		cr_assert_leq(req->priv.hnode.key, now, "evicted for TTL before its expiry");
+		cr_assert_leq(req->priv.hnode.key, now,
+			      "evicted for TTL before its expiry");
 	}
 	clk_checked++;
 	fx_on_complete(req, arg);
 }
 
 static int
-clk_check_flow(const void *id, uint32_t id_len, int32_t prio, const struct flowq_stats *st,
-	       void *ctx)
+clk_check_flow(const void *id, uint32_t id_len, int32_t prio,
+	       const struct flowq_stats *st, void *ctx)
 {
 	(void)id;
 	(void)id_len;
@@ -196,13 +199,16 @@ Test(clock, random_jumps_and_freezes)
 			case 1: /* submit (a slot whose request is done) */
 				if (slot_busy(h, used, released, i))
 					break;
-				fx_req_init(&h[i], ids[(r >> 24) % 8], (int32_t)((r >> 28) % 2), 1);
+				fx_req_init(&h[i], ids[(r >> 24) % 8],
+					    (int32_t)((r >> 28) % 2), 1);
 				h[i].req.complete = clk_complete;
 				if ((r >> 32) % 2)
-					h[i].req.ttl_ns = MS + (int64_t)((r >> 36) % (50 * MS));
+					h[i].req.ttl_ns =
+						MS + (int64_t)((r >> 36) % (50 * MS));
 				if ((r >> 33) % 4 == 0)
 					h[i].req.deadline_ns =
-						fx_clock(NULL) + MS + (int64_t)((r >> 40) % (50 * MS));
+						fx_clock(NULL) + MS +
+						(int64_t)((r >> 40) % (50 * MS));
 				used[i] = true;
 				released[i] = false;
 				if (flowq_submit(e, &h[i].req) == 0)
@@ -215,7 +221,8 @@ Test(clock, random_jumps_and_freezes)
 					(void)flowq_cancel(e, &h[i].req);
 				break;
 			case 3: /* release */
-				if (used[i] && h[i].seen == FLOWQ_DISPATCHED && !released[i]) {
+				if (used[i] && h[i].seen == FLOWQ_DISPATCHED &&
+				    !released[i]) {
 					cr_assert_eq(flowq_release(e, &h[i].req), 0);
 					released[i] = true;
 				}
@@ -236,15 +243,18 @@ Test(clock, random_jumps_and_freezes)
 				else if ((r >> 20) % 4 == 0)
 					frozen = 1 + (int)((r >> 24) % 200);
 				else
-					clk_set(fx_clock(NULL) + (int64_t)((r >> 24) % MS));
+					clk_set(fx_clock(NULL) +
+						(int64_t)((r >> 24) % MS));
 				break;
 			default: /* clock: jump, forward or back, up to 100 ms */
 				if (frozen)
 					break;
 				if ((r >> 20) % 2)
-					clk_set(fx_clock(NULL) + (int64_t)((r >> 24) % (100 * MS)));
+					clk_set(fx_clock(NULL) +
+						(int64_t)((r >> 24) % (100 * MS)));
 				else
-					clk_set(fx_clock(NULL) - (int64_t)((r >> 24) % (100 * MS)));
+					clk_set(fx_clock(NULL) -
+						(int64_t)((r >> 24) % (100 * MS)));
 				break;
 			}
 		}
@@ -255,7 +265,8 @@ Test(clock, random_jumps_and_freezes)
 			if (used[i])
 				cr_assert_eq(h[i].completions, 1, "seed %lu: request %u",
 					     (unsigned long)seed, i);
-		cr_assert_gt(frozen_dispatches, 0, "seed %lu: frozen time starved the queue",
+		cr_assert_gt(frozen_dispatches, 0,
+			     "seed %lu: frozen time starved the queue",
 			     (unsigned long)seed);
 		struct flowq_stats st;
 		flowq_stats_engine(e, &st);
@@ -346,7 +357,8 @@ oom_life(struct oom_run *o, uint64_t seed)
 				break;
 			struct flowq_flow *f = NULL;
 			if ((r >> 32) % 4 == 0) {
-				rc = flowq_flow_get(o->e, id, (uint32_t)strlen(id), prio, &f);
+				rc = flowq_flow_get(o->e, id, (uint32_t)strlen(id), prio,
+						    &f);
 				oom_rc(o, rc, "flow_get");
 			}
 			fx_req_init(&h[i], id, prio, 1);
@@ -360,8 +372,10 @@ oom_life(struct oom_run *o, uint64_t seed)
 				accepted++;
 			} else {
 				used[i] = false;
-				cr_assert(rc == -ENOMEM || rc == -ENOSPC, "submit %d", rc);
-				cr_assert(flowq_outcome_is_rejected(flowq_req_outcome(&h[i].req)));
+				cr_assert(rc == -ENOMEM || rc == -ENOSPC, "submit %d",
+					  rc);
+				cr_assert(flowq_outcome_is_rejected(
+					flowq_req_outcome(&h[i].req)));
 				if (rc == -ENOMEM) {
 					o->enomem++;
 					cr_assert_eq(flowq_req_cause(&h[i].req),
@@ -383,7 +397,8 @@ oom_life(struct oom_run *o, uint64_t seed)
 			}
 			break;
 		case 5:
-			oom_rc(o, flowq_stats_foreach_band(o->e, oom_band, NULL), "foreach_band");
+			oom_rc(o, flowq_stats_foreach_band(o->e, oom_band, NULL),
+			       "foreach_band");
 			break;
 		default:
 			fx_advance((int64_t)((r >> 40) % (2 * MS)));
@@ -424,14 +439,16 @@ Test(oom, every_kth_allocation_fails)
 		/* A new band takes several allocations in a row: with every
 		 * second or third failing, few are ever made. */
 		if (k >= 5)
-			cr_assert_gt(o.accepted, 100, "k=%lu: %u accepted", k, o.accepted);
+			cr_assert_gt(o.accepted, 100, "k=%lu: %u accepted", k,
+				     o.accepted);
 		cr_assert_gt(o.ca.failed, 0, "k=%lu: nothing failed", k);
 		failed += o.ca.failed;
 		enomem += o.enomem;
 	}
 	cr_assert_gt(enomem, 0);
-	cr_log_info("oom every k=2..9: %lu allocations failed, %lu calls returned -ENOMEM", failed,
-		    enomem);
+	cr_log_info(
+		"oom every k=2..9: %lu allocations failed, %lu calls returned -ENOMEM",
+		failed, enomem);
 }
 
 Test(oom, random_allocations_fail)
@@ -444,7 +461,8 @@ Test(oom, random_allocations_fail)
 		o.per_million = 100000; /* 10 % */
 		oom_life(&o, seed * 31);
 		cr_assert_gt(o.accepted, 100);
-		cr_assert_gt(o.ca.failed, 0, "seed %lu: nothing failed", (unsigned long)seed);
+		cr_assert_gt(o.ca.failed, 0, "seed %lu: nothing failed",
+			     (unsigned long)seed);
 	}
 }
 
@@ -470,7 +488,8 @@ Test(oom, destroy_under_total_failure_evicts_everything, .timeout = 30)
 	flowq_engine_destroy(e);
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(h[i].completions, 1, "request %d", i);
-		cr_assert(h[i].seen == FLOWQ_DISPATCHED || h[i].seen == FLOWQ_EVICTED_OTHER);
+		cr_assert(h[i].seen == FLOWQ_DISPATCHED ||
+			  h[i].seen == FLOWQ_EVICTED_OTHER);
 	}
 	cr_assert_eq(ca.blocks, 0);
 }

@@ -105,6 +105,20 @@
  *  partial sum is <= limit <= FLOWQ__CAP_LIMIT_MAX = 2^62, and chunks are
  *  <= limit, so "2 * chunk" and "counter + n" fit; within a word, C3.
  *
+ * Hidden credit (H1)
+ * -----------------
+ * Credit in hand (H_d) is in no counter: a reserve that runs while another
+ * holds credit can fail although F_d covers it. For a caller that only
+ * rejects, that is the documented -ENOSPC under concurrency; a caller that
+ * parks a waiter on failure (the dispatcher's gate) must be woken once the
+ * credit lands. So every take that holds more than the caller keeps (a
+ * failed steal, a steal's surplus, a global chunk's rest, a rolled-back
+ * request) sets *r_moved, success or not, and the gate wakes its waiters
+ * after any reserve that moved credit (flowq__cap_reserve_moved()). The
+ * surplus of a successful steal used to be deposited without it: found
+ * by tests/unit/test_fault.c (cap_steal_surplus_wakes_the_gate_waiter),
+ * which holds a steal in the window with the CAP_IN_HAND fault point.
+ *
  * Ordering guarantees (each label marks the code below)
  * -------------------
  * Relaxed would suffice for C1-C3 and hence I1-I3 *on the counters
@@ -157,6 +171,7 @@
 
 #include "alloc_internal.h"
 #include "capacity.h"
+#include "fault.h"
 
 /*
  * The current CPU straight from the thread's rseq area (glibc >= 2.35
@@ -282,13 +297,21 @@ cap_steal(struct flowq__cap *cap, int d, uint64_t n, bool *r_moved)
 		have += cap_field(
 			cap, atomic_fetch_and_explicit(s, keep, memory_order_acquire), d);
 		if (have >= n) {
-			if (have > n) /* [R3d] release: O1 (deposits credit). */
+			if (have > n) {
+				/* The surplus was out of every counter until
+				 * this deposit: a reserve that failed meanwhile
+				 * may have parked a waiter (H1). */
+				FLOWQ__FAULT(CAP_IN_HAND);
+				/* [R3d] release: O1 (deposits credit). */
 				atomic_fetch_add_explicit(g, have - n,
 							  memory_order_release);
+				*r_moved = true;
+			}
 			return 0;
 		}
 	}
 	if (have > 0) { /* [R3d] release: O1. */
+		FLOWQ__FAULT(CAP_IN_HAND);
 		atomic_fetch_add_explicit(g, have, memory_order_release);
 		*r_moved = true;
 	}
@@ -306,9 +329,14 @@ cap_reserve_dim(struct flowq__cap *cap, unsigned slot, int d, uint64_t n, bool *
 		return 0;
 	got = cap_take_global(cap, d, n); /* [R2] */
 	if (got != 0) {
-		if (got > n) /* [R2d] release: O1 (deposits the chunk's rest). */
+		if (got > n) {
+			/* The chunk's rest is in hand until deposited (H1). */
+			FLOWQ__FAULT(CAP_IN_HAND);
+			/* [R2d] release: O1 (deposits the chunk's rest). */
 			atomic_fetch_add_explicit(s, cap_pack(cap, d, got - n),
 						  memory_order_release);
+			*r_moved = true;
+		}
 		return 0;
 	}
 	return cap_steal(cap, d, n, r_moved);

@@ -218,12 +218,18 @@ int
 flowq__cap_reserve(struct flowq__cap *cap, uint64_t bytes);
 
 /**
- * flowq__cap_reserve(), and on failure *r_moved tells whether the call
- * held credit for a moment (a steal that gathered slots' credit into the
- * global pool, or a request taken and given back when the bytes did not
- * fit): a concurrent reserve could have failed only because of it, so a
- * caller that parks waiters on failure must wake them then (and need not
- * otherwise: a failure that moved nothing could not have hidden credit).
+ * flowq__cap_reserve(), and *r_moved tells whether the call held credit
+ * out of every counter for a moment, credit that it did not keep: a steal
+ * that gathered slots' credit (all of it on failure, the surplus over the
+ * request on success), a chunk taken from the global pool whose rest went
+ * to the slot, or a request taken and given back when the bytes did not
+ * fit. A concurrent reserve could have failed only because of such a
+ * moment, so a caller that parks waiters when a reserve fails must wake
+ * them after any call that reports it, successful or not (and need not
+ * otherwise: a call that moved nothing could not have hidden credit).
+ * (Before this was reported on success too, a successful steal's surplus
+ * could hide the last free credit from a dispatcher that then slept until
+ * the next release: capacity.c, H1.)
  */
 int
 flowq__cap_reserve_moved(struct flowq__cap *cap, uint64_t bytes, bool *r_moved);

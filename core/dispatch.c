@@ -62,6 +62,7 @@
 #include "alloc_internal.h"
 #include "engine.h"
 #include "history.h"
+#include "fault.h"
 #include "req.h"
 #include "saturation_utilization.h"
 
@@ -250,7 +251,13 @@ band_shard_park(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t no
 }
 
 /* Attach @p f to its band's fairness policy on this shard. @return 0 or
- * -ENOMEM (then retried on a later round: the flow stays pending). */
+ * -ENOMEM (then retried on a later round: the flow stays pending, its
+ * requests in its inbox, where their TTL is not watched until memory comes
+ * back: late evictions, never late dispatches). While stopping a flow
+ * that cannot be attached is drained all the same: the drain evicts
+ * everything and needs no policy state, and retrying it instead made
+ * destroy spin for ever while allocations kept failing (found by
+ * tests/unit/test_resilience.c, oom destroy_under_total_failure). */
 static int
 flow_adopt(struct flowq__shard *s, struct flowq_flow *f)
 {
@@ -818,7 +825,7 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 			 * cleared before the drain, so an enqueue after this
 			 * point rings again. */
 			atomic_exchange_explicit(&f->in_doorbell, 0, memory_order_acq_rel);
-			if (flow_adopt(s, f)) {
+			if (flow_adopt(s, f) && !stopping) {
 				pending_set(s, f, true);
 				continue;
 			}
@@ -841,7 +848,7 @@ process_pending(struct flowq__shard *s, int64_t now, bool stopping)
 		struct flowq_flow *f =
 			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, plink));
 		f->in_pending = false;
-		if (flow_adopt(s, f)) {
+		if (flow_adopt(s, f) && !stopping) {
 			pending_set(s, f, true);
 			continue;
 		}
@@ -940,19 +947,22 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes,
 	if (b->usage_ceiling < 1.0 && !gate_under_ceiling(e, b->usage_ceiling, 0))
 		return false;
 	bool moved;
-	if (flowq__cap_reserve_moved(&e->gate, bytes, &moved) == 0) {
-		if (e->gate_util)
-			flowq__util_count(e->util, now);
-		return true;
-	}
-	/* A failed reserve that held credit for a moment (a request taken
-	 * and given back when the bytes did not fit, a steal): a shard that
-	 * looked while we held it must look again. Only then: a wake after
-	 * every failure made blocked dispatchers wake each other in turn
-	 * (a futex or eventfd write per round) while the gate stayed full. */
+	int err = flowq__cap_reserve_moved(&e->gate, bytes, &moved);
+	/* A reserve that held credit it did not keep for a moment (a steal,
+	 * a global chunk's rest, a request taken and given back when the
+	 * bytes did not fit), failed or not: a shard that looked while we
+	 * held it must look again (capacity.c H1: a successful steal's
+	 * surplus used to go unannounced, and a dispatcher that failed
+	 * meanwhile slept until the next release). Only then: a wake after
+	 * every failure made blocked dispatchers wake each other in turn (a
+	 * futex or eventfd write per round) while the gate stayed full. */
 	if (moved)
 		flowq__gate_wake(e);
-	return false;
+	if (err)
+		return false;
+	if (e->gate_util)
+		flowq__util_count(e->util, now);
+	return true;
 }
 
 /* Give back a slot that gate_take() granted. (A utilization dispatch count
@@ -1022,6 +1032,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				*r_blocked = true;
 				return done;
 			}
+			FLOWQ__FAULT(D_CLAIMED);
 			if (!flowq__req_finalize(r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE)) {
 				/* Cancelled meanwhile: the slot goes back. */
 				gate_untake(s, r->bytes);
@@ -1243,6 +1254,7 @@ unsigned
 flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 {
 	struct flowq_engine *e = s->engine;
+	FLOWQ__FAULT(D_ROUND_START);
 	int64_t now = flowq__now(e);
 	bool stopping = atomic_load_explicit(&e->stopping, memory_order_acquire);
 	unsigned done = 0;
@@ -1254,6 +1266,7 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	done += process_pending(s, now, stopping);
 	if (e->displace && !stopping)
 		done += process_displacement(s, now);
+	FLOWQ__FAULT(D_AFTER_INTAKE);
 	if (stopping) {
 		/* Evict everything queued: pick order, no gate. */
 		for (unsigned oi = 0; oi < s->norder; oi++) {
@@ -1270,6 +1283,7 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 		}
 	} else {
 		done += expire(s, now);
+		FLOWQ__FAULT(D_BEFORE_DISPATCH);
 		publish_top(s);
 		done += dispatch(s, now, budget, &blocked);
 	}
@@ -1483,6 +1497,7 @@ flowq__dispatcher_main(void *arg)
 		if (idle_spin(s, next))
 			continue;
 		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		FLOWQ__FAULT(D_BEFORE_SLEEP);
 		if (work_visible(s)) {
 			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
 			continue;
@@ -1497,6 +1512,7 @@ flowq__dispatcher_main(void *arg)
 			tsp = &ts;
 		}
 		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, 1, tsp);
+		FLOWQ__FAULT(D_AFTER_WAKE);
 		atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
 		s->slept = true;
 	}

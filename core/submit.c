@@ -31,6 +31,7 @@
 #include "builtin.h"
 #include "engine.h"
 #include "history.h"
+#include "fault.h"
 #include "req.h"
 
 
@@ -175,6 +176,7 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 		return -EFAULT;
 	if (flowq__req_claim(req))
 		return -EBUSY;
+	FLOWQ__FAULT(S_CLAIMED);
 	if (atomic_load_explicit(&e->stopping, memory_order_acquire))
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
 			      FLOWQ_CAUSE_SHUTDOWN, -ESHUTDOWN);
@@ -270,6 +272,7 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	 * a canceller (its [T2] CAS acquires this). */
 	if (flowq__req_mark_queued(req))
 		abort(); /* only this thread can change the word here */
+	FLOWQ__FAULT(S_QUEUED);
 	/* Counted before the enqueue, so a reader never sees the request
 	 * leave before it arrived (queued = accepted - left stays >= 0 up to
 	 * the reader's own reordering, which it clamps). */
@@ -301,6 +304,7 @@ flowq_cancel(struct flowq_engine *e, struct flowq_req *req)
 					  FLOWQ_CAUSE_CANCELLED, flowq__now(e), hs->index,
 					  flowq__gate_scarce(e));
 	}
+	FLOWQ__FAULT(C_WON);
 	/* The request cannot complete before the dispatcher has our message
 	 * (dispatch.c, the two-event rule), so it and its flow (which cannot
 	 * be collected while the request is queued) stay valid until the

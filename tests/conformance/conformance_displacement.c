@@ -399,38 +399,12 @@ Test(displace, every_registered_policy_keeps_the_contract)
  * pending and its request queued; the dispatcher attaches it on a later
  * round once memory is back, and nothing leaks. round_robin allocates
  * nothing at attach, so most_over_share's heap room is what fails. */
-struct fail_alloc {
-	struct flowq_allocator a;
-	bool fail;
-	long outstanding;
-};
-
-static void *
-fail_alloc_fn(size_t size, size_t align, void *ctx)
-{
-	struct fail_alloc *f = ctx;
-	if (f->fail)
-		return NULL;
-	void *p = flowq_allocator_libc()->alloc(size, align, NULL);
-	if (p)
-		f->outstanding++;
-	return p;
-}
-
-static void
-fail_free_fn(void *p, size_t size, size_t align, void *ctx)
-{
-	struct fail_alloc *f = ctx;
-	f->outstanding--;
-	flowq_allocator_libc()->free(p, size, align, NULL);
-}
-
 Test(displace, flow_attach_enomem_is_retried)
 {
-	struct fail_alloc fa = {.a = {.alloc = fail_alloc_fn, .free = fail_free_fn}};
-	fa.a.ctx = &fa;
+	struct test_count_alloc ca;
+	test_count_alloc_init(&ca);
 	struct flowq_config c = fx_polled_cfg();
-	c.allocator = &fa.a;
+	c.allocator = &ca.a;
 	c.displacement = "most_over_share";
 	c.default_band.fairness = "round_robin";
 	struct flowq_engine *e = fx_make(&c);
@@ -440,16 +414,16 @@ Test(displace, flow_attach_enomem_is_retried)
 	fx_req_init(&r, "t", 0, 10);
 	r.req.flow = f;
 	cr_assert_eq(flowq_submit(e, &r.req), 0);
-	fa.fail = true;
+	test_count_alloc_budget(&ca, 0);
 	fx_poll_all(e);
 	fx_poll_all(e);
 	cr_assert_eq(r.completions, 0, "not adopted without memory: still queued");
-	fa.fail = false;
+	ca.fail_after = ~0ul;
 	fx_poll_all(e);
 	cr_assert_eq(r.completions, 1);
 	cr_assert_eq(r.seen, FLOWQ_DISPATCHED);
 	flowq_release(e, &r.req);
 	flowq_flow_put(e, f);
 	flowq_engine_destroy(e);
-	cr_assert_eq(fa.outstanding, 0, "nothing leaked");
+	cr_assert_eq(ca.blocks, 0, "nothing leaked");
 }

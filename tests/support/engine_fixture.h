@@ -12,6 +12,9 @@
 
 #include <flowq/flowq.h>
 
+/* Allocation-failure and leak checks use count_alloc.h's allocator. */
+#include "count_alloc.h"
+
 static int64_t fx_now = 1000000;
 
 static int64_t
@@ -96,37 +99,6 @@ fx_poll_all(struct flowq_engine *e)
 		total += n;
 	}
 	return total;
-}
-
-/* An allocator (struct flowq_allocator {fx_fail_alloc, fx_fail_free, &f})
- * that fails once @c budget allocations are spent and counts the blocks
- * still live, for allocation-failure and leak checks. Atomic counts: the
- * engine frees collected flows and bands on liburcu's call_rcu thread. */
-struct fx_failing {
-	int budget; /* allocations allowed before failing */
-	size_t live;
-};
-
-static inline void *
-fx_fail_alloc(size_t size, size_t align, void *ctx)
-{
-	struct fx_failing *f = ctx;
-	if (__atomic_fetch_sub(&f->budget, 1, __ATOMIC_RELAXED) <= 0)
-		return NULL;
-	void *p = aligned_alloc(align, (size + align - 1) & ~(align - 1));
-	if (p)
-		__atomic_fetch_add(&f->live, 1, __ATOMIC_RELAXED);
-	return p;
-}
-
-static inline void
-fx_fail_free(void *p, size_t size, size_t align, void *ctx)
-{
-	(void)size;
-	(void)align;
-	struct fx_failing *f = ctx;
-	__atomic_fetch_sub(&f->live, 1, __ATOMIC_RELAXED);
-	free(p);
 }
 
 #endif /* FLOWQ_TESTS_ENGINE_FIXTURE_H */

@@ -447,17 +447,17 @@ Test(bands, stats_and_metrics_survive_collection)
  * it is collected like any other, and nothing leaks. */
 Test(bands, band_left_by_a_failed_flow_allocation_is_collected)
 {
-	struct fx_failing f = {.budget = 1 << 30};
-	struct flowq_allocator a = {fx_fail_alloc, fx_fail_free, &f};
+	struct test_count_alloc ca;
+	test_count_alloc_init(&ca);
 	struct flowq_config c = cfg_gc(2);
-	c.allocator = &a;
+	c.allocator = &ca.a;
 	struct flowq_engine *e = fx_make(&c);
 	struct fx_req h;
 	int k;
 	for (k = 0;; k++) {
-		f.budget = k;
+		test_count_alloc_budget(&ca, (unsigned long)k);
 		int rc = submit(e, &h, "f", k, 1);
-		f.budget = 1 << 30;
+		ca.fail_after = ~0ul;
 		if (rc == 0)
 			break;
 		cr_assert_eq(rc, -ENOMEM, "k=%d", k);
@@ -471,7 +471,7 @@ Test(bands, band_left_by_a_failed_flow_allocation_is_collected)
 	collect_all(e);
 	cr_assert_eq(live_bands(e), 0);
 	flowq_engine_destroy(e);
-	cr_assert_eq(__atomic_load_n(&f.live, __ATOMIC_RELAXED), 0);
+	cr_assert_eq(ca.blocks, 0);
 }
 
 /* ---- displacement ---- */

@@ -731,8 +731,9 @@ Test(engine, allocation_failure_everywhere_in_create_leaks_nothing)
 	/* Fail the k-th allocation of create for every k until create
 	 * succeeds: each failure is -ENOMEM and frees everything. */
 	for (int k = 0; k < 100; k++) {
-		struct fx_failing f = {.budget = k};
-		struct flowq_allocator a = {fx_fail_alloc, fx_fail_free, &f};
+		struct test_count_alloc ca;
+		test_count_alloc_init(&ca);
+		test_count_alloc_budget(&ca, (unsigned long)k);
 		struct flowq_config c = fx_polled_cfg();
 		c.shards = 2;
 		c.max_requests = 100;
@@ -741,41 +742,41 @@ Test(engine, allocation_failure_everywhere_in_create_leaks_nothing)
 		b.max_requests = 10;
 		c.bands = &b;
 		c.nbands = 1;
-		c.allocator = &a;
+		c.allocator = &ca.a;
 		struct flowq_engine *e = NULL;
 		int rc = flowq_engine_create(&c, &e);
 		if (rc == 0) {
 			cr_assert_gt(k, 3, "create allocates several objects");
 			flowq_engine_destroy(e);
-			cr_assert_eq(f.live, 0);
+			cr_assert_eq(ca.blocks, 0);
 			return;
 		}
 		cr_assert_eq(rc, -ENOMEM, "k=%d rc=%d", k, rc);
-		cr_assert_eq(f.live, 0, "k=%d: %zu blocks leaked", k, f.live);
+		cr_assert_eq(ca.blocks, 0, "k=%d: %ld blocks leaked", k, (long)ca.blocks);
 	}
 	cr_assert_fail("create never succeeded");
 }
 
 Test(engine, allocation_failure_at_flow_creation)
 {
-	struct fx_failing f = {.budget = 1000};
-	struct flowq_allocator a = {fx_fail_alloc, fx_fail_free, &f};
+	struct test_count_alloc ca;
+	test_count_alloc_init(&ca);
 	struct flowq_config c = fx_polled_cfg();
-	c.allocator = &a;
+	c.allocator = &ca.a;
 	struct flowq_engine *e = fx_make(&c);
-	f.budget = 0;
+	test_count_alloc_budget(&ca, 0);
 	struct fx_req h;
 	fx_req_init(&h, "new-flow", 0, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), -ENOMEM);
 	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
 	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_NO_MEMORY);
-	f.budget = 1000;
+	ca.fail_after = ~0ul;
 	fx_req_init(&h, "new-flow", 0, 1);
 	cr_assert_eq(flowq_submit(e, &h.req), 0);
 	fx_poll_all(e);
 	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
 	flowq_engine_destroy(e);
-	cr_assert_eq(f.live, 0);
+	cr_assert_eq(ca.blocks, 0);
 }
 
 /* ---- threaded mode ---- */

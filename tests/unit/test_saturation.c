@@ -544,52 +544,26 @@ Test(utilization, random_reports_dispatches_and_time_match_a_model)
 
 /* ---- create: every allocation failure unwinds ---- */
 
-struct failing {
-	int budget; /* allocations allowed before failing */
-	size_t live;
-};
-
-static void *
-fail_alloc(size_t size, size_t align, void *ctx)
-{
-	struct failing *f = ctx;
-	if (f->budget-- <= 0)
-		return NULL;
-	void *p = aligned_alloc(align, (size + align - 1) & ~(align - 1));
-	if (p)
-		f->live++;
-	return p;
-}
-
-static void
-fail_free(void *p, size_t size, size_t align, void *ctx)
-{
-	(void)size;
-	(void)align;
-	struct failing *f = ctx;
-	f->live--;
-	free(p);
-}
-
 Test(utilization, allocation_failure_in_create_leaks_nothing)
 {
 	for (int k = 0; k < 100; k++) {
-		struct failing f = {.budget = k};
-		struct flowq_allocator a = {fail_alloc, fail_free, &f};
+		struct test_count_alloc ca;
+		test_count_alloc_init(&ca);
+		test_count_alloc_budget(&ca, (unsigned long)k);
 		struct flowq_config c = util_cfg(64, 5, 1.0);
 		c.shards = 2;
 		c.saturation.max_inflight = 8; /* the in-flight pool too */
-		c.allocator = &a;
+		c.allocator = &ca.a;
 		struct flowq_engine *e = NULL;
 		int rc = flowq_engine_create(&c, &e);
 		if (rc == 0) {
 			cr_assert_not_null(e->util);
 			flowq_engine_destroy(e);
-			cr_assert_eq(f.live, 0);
+			cr_assert_eq(ca.blocks, 0);
 			return;
 		}
 		cr_assert_eq(rc, -ENOMEM, "k=%d rc=%d", k, rc);
-		cr_assert_eq(f.live, 0, "k=%d: %zu blocks leaked", k, f.live);
+		cr_assert_eq(ca.blocks, 0, "k=%d: %ld blocks leaked", k, (long)ca.blocks);
 	}
 	cr_assert_fail("create never succeeded");
 }

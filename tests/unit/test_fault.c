@@ -1,0 +1,276 @@
+/*
+ * Fault injection (core/fault.h), deterministic parts: the points are
+ * compiled in and hit where documented, the random stall, and the
+ * interleavings a hook can force. Built only with FLOWQ_FAULT_INJECTION=ON
+ * (tools/test's ASan tree). The stress side is tests/stress/stress_faults.c.
+ *
+ * cap_steal_surplus_wakes_the_gate_waiter is the regression test of the
+ * hidden-credit bug (core/capacity.c, H1): a gate reserve that stole more
+ * than it needed held the surplus out of every counter without reporting
+ * it, so a dispatcher whose reserve failed in that window slept with free
+ * capacity until the next release.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include <flowq/flowq.h>
+
+#include "capacity.h"
+#include "engine.h"
+#include "engine_fixture.h"
+#include "fault.h"
+
+static void
+fini(void)
+{
+	flowq__fault_reset();
+}
+
+TestSuite(fault, .fini = fini);
+
+/* ---- the points are where fault.h says ---- */
+
+static void
+count_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	atomic_fetch_add((_Atomic int *)ctx, 1);
+}
+
+Test(fault, points_are_hit_on_the_request_paths)
+{
+	_Atomic int n = 0;
+	flowq__fault_reset();
+	flowq__fault_hook_arm(~UINT64_C(0), count_hook, &n);
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, b;
+	fx_req_init(&a, "f", 0, 1);
+	fx_req_init(&b, "f", 0, 1);
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	cr_assert_eq(flowq_cancel(e, &b.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(a.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(b.seen, FLOWQ_EVICTED_CANCELLED);
+	flowq_release(e, &a.req);
+	flowq_engine_destroy(e);
+	static const enum flowq__fault_point hit[] = {
+		FLOWQ__FAULT_S_CLAIMED,      FLOWQ__FAULT_S_QUEUED,
+		FLOWQ__FAULT_C_WON,          FLOWQ__FAULT_D_ROUND_START,
+		FLOWQ__FAULT_D_AFTER_INTAKE, FLOWQ__FAULT_D_BEFORE_DISPATCH,
+		FLOWQ__FAULT_D_CLAIMED};
+	for (size_t i = 0; i < sizeof(hit) / sizeof(hit[0]); i++)
+		cr_assert_gt(flowq__fault_hits(hit[i]), 0, "%s never hit",
+			     flowq__fault_name(hit[i]));
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_S_CLAIMED), 2);
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_C_WON), 1);
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_D_CLAIMED), 1);
+	cr_assert_gt(atomic_load(&n), 0);
+	/* Disarmed: nothing counts any more. */
+	flowq__fault_disarm();
+	uint64_t before = flowq__fault_hits(FLOWQ__FAULT_D_ROUND_START);
+	e = fx_make(&c);
+	fx_poll_all(e);
+	flowq_engine_destroy(e);
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_D_ROUND_START), before);
+}
+
+Test(fault, random_stall_sleeps_and_records_the_resume)
+{
+	flowq__fault_reset();
+	struct flowq__fault_stall st = {.mask = FLOWQ__FAULT_BIT(D_ROUND_START),
+					.per_million = 1000000,
+					.min_ns = 1000000,
+					.max_ns = 2000000,
+					.seed = 7};
+	flowq__fault_stall_arm(&st);
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 3; i++)
+		flowq_shard_poll(e, 0, 0, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	flowq__fault_disarm();
+	flowq_engine_destroy(e);
+	uint64_t total;
+	cr_assert_eq(flowq__fault_stalls(&total), 3);
+	cr_assert_geq(total, 3000000);
+	int64_t el = (t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+	cr_assert_geq(el, 3000000, "three stalls of >= 1 ms");
+	int64_t r = flowq__fault_thread_resumed_ns();
+	int64_t end = (int64_t)t1.tv_sec * 1000000000 + t1.tv_nsec;
+	cr_assert(r > 0 && r <= end, "resume time recorded on this thread");
+	/* per_million 0: never stalls. */
+	st.per_million = 0;
+	flowq__fault_reset();
+	flowq__fault_stall_arm(&st);
+	e = fx_make(&c);
+	flowq_shard_poll(e, 0, 0, NULL);
+	flowq_engine_destroy(e);
+	cr_assert_eq(flowq__fault_stalls(NULL), 0);
+	cr_assert_gt(flowq__fault_hits(FLOWQ__FAULT_D_ROUND_START), 0);
+}
+
+/* ---- H1: a steal's surplus must wake the gate's waiters ---- */
+
+static void
+pin(unsigned cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	cr_assert_eq(pthread_setaffinity_np(pthread_self(), sizeof(set), &set), 0);
+	sched_yield();
+}
+
+static struct {
+	_Atomic int in_hand; /* the stealer is inside the window */
+	_Atomic int go;      /* let it finish */
+	pthread_t stealer;
+	struct flowq_engine *e;
+	unsigned shard;
+} h1;
+
+static void
+hold_in_hand(enum flowq__fault_point p, void *ctx)
+{
+	(void)ctx;
+	if (p != FLOWQ__FAULT_CAP_IN_HAND || !pthread_equal(pthread_self(), h1.stealer))
+		return;
+	atomic_store(&h1.in_hand, 1);
+	while (!atomic_load(&h1.go)) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void *
+stealer_main(void *arg)
+{
+	(void)arg;
+	pin(1);
+	/* Budget 1: the shard keeps a request queued, so its published top
+	 * band does not drop (a drop wakes the gate's waiters anyway). */
+	flowq_shard_poll(h1.e, h1.shard, 1, NULL);
+	return NULL;
+}
+
+/* A flow id of @p e that lives on shard @p shard. */
+static void
+flow_on(struct flowq_engine *e, unsigned shard, char *id, size_t idsz)
+{
+	for (int i = 0; i < 1000; i++) {
+		snprintf(id, idsz, "f%d", i);
+		struct flowq_flow *f;
+		cr_assert_eq(flowq_flow_get(e, id, (uint32_t)strlen(id), 0, &f), 0);
+		unsigned k = f->shard->index;
+		flowq_flow_put(e, f);
+		if (k == shard)
+			return;
+	}
+	cr_assert_fail("no flow id for shard %u", shard);
+}
+
+static bool
+fd_readable(int fd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	return poll(&pfd, 1, timeout_ms) == 1;
+}
+
+Test(fault, cap_steal_surplus_wakes_the_gate_waiter)
+{
+	cpu_set_t allowed;
+	CPU_ZERO(&allowed);
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	if (!CPU_ISSET(0, &allowed) || !CPU_ISSET(1, &allowed))
+		cr_skip("needs CPUs 0 and 1");
+	flowq__fault_reset();
+	pin(0);
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = 2;
+	c.saturation.max_inflight = 4;
+	struct flowq_engine *e = fx_make(&c);
+	if (e->gate.nslots < 2 || e->gate.chunk[FLOWQ__CAP_REQ] != 1) {
+		flowq_engine_destroy(e);
+		cr_skip("the gate needs 2+ slots with chunk 1 here (%u slots)",
+			e->gate.nslots);
+	}
+	char ida[16], idb[16];
+	flow_on(e, 0, ida, sizeof(ida));
+	flow_on(e, 1, idb, sizeof(idb));
+	int fdb = flowq_shard_fd(e, 1);
+
+	/* Fill the gate from CPU 0, then free two slots there: slot 0 holds
+	 * 2 credits, the global pool none. */
+	struct fx_req fill[4], ra, ra2, rb;
+	for (int i = 0; i < 4; i++) {
+		fx_req_init(&fill[i], idb, 0, 1);
+		cr_assert_eq(flowq_submit(e, &fill[i].req), 0);
+	}
+	cr_assert_eq(flowq_shard_poll(e, 1, 0, NULL), 4);
+	cr_assert_eq(flowq_release(e, &fill[0].req), 0);
+	cr_assert_eq(flowq_release(e, &fill[1].req), 0);
+	uint64_t g, s0;
+	flowq__cap_credit(&e->gate, FLOWQ__CAP_GLOBAL, &g, NULL);
+	flowq__cap_credit(&e->gate, 0, &s0, NULL);
+	cr_assert(g == 0 && s0 == 2, "set-up: global %lu slot0 %lu", (unsigned long)g,
+		  (unsigned long)s0);
+	(void)fd_readable(fdb, 0);
+	flowq_shard_poll(e, 1, 0, NULL); /* clears shard 1's fd */
+
+	fx_req_init(&ra, ida, 0, 1);
+	fx_req_init(&ra2, ida, 0, 1);
+	fx_req_init(&rb, idb, 0, 1);
+	cr_assert_eq(flowq_submit(e, &ra.req), 0);
+	cr_assert_eq(flowq_submit(e, &ra2.req), 0);
+	cr_assert_eq(flowq_submit(e, &rb.req), 0);
+
+	/* Shard 0's poll on CPU 1 steals slot 0's 2 credits for its first
+	 * request and stops, the surplus in hand. */
+	h1.e = e;
+	h1.shard = 0;
+	atomic_store(&h1.in_hand, 0);
+	atomic_store(&h1.go, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(CAP_IN_HAND), hold_in_hand, NULL);
+	cr_assert_eq(pthread_create(&h1.stealer, NULL, stealer_main, NULL), 0);
+	while (!atomic_load(&h1.in_hand))
+		sched_yield();
+	/* Shard 1's poll finds no credit anywhere: it waits for the gate with
+	 * its fd armed. */
+	cr_assert_eq(flowq_shard_poll(e, 1, 0, NULL), 0);
+	cr_assert_eq(rb.completions, 0);
+	cr_assert(!fd_readable(fdb, 0), "nothing freed yet");
+	atomic_store(&h1.go, 1);
+	pthread_join(h1.stealer, NULL);
+	flowq__fault_disarm();
+	cr_assert_eq(ra.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(ra2.completions, 0);
+	/* One slot is free now (3 of 4 in flight): shard 1 must be told. */
+	uint64_t used;
+	flowq__cap_in_use(&e->gate, &used, NULL);
+	cr_assert_eq(used, 3);
+	cr_assert(fd_readable(fdb, 200),
+		  "the waiting shard was not woken: the steal's surplus was hidden");
+	/* (Shard 1 may now yield the slot to shard 0, which is behind on
+	 * cross-shard fairness: what matters is that it was told.) */
+	for (int i = 2; i < 4; i++)
+		flowq_release(e, &fill[i].req);
+	for (int i = 0; i < 4 && (!rb.completions || !ra2.completions); i++)
+		fx_poll_all(e);
+	cr_assert_eq(rb.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(ra2.seen, FLOWQ_DISPATCHED);
+	flowq_release(e, &ra.req);
+	flowq_release(e, &ra2.req);
+	flowq_release(e, &rb.req);
+	flowq_engine_destroy(e);
+}

@@ -312,6 +312,15 @@ submit_refused(struct flowq_engine *e, struct fx_req *h, int err, enum flowq_out
 	cr_assert_eq(st.causes[o][c], 1);
 }
 
+/* Submits @p h and polls: it must be dispatched at once. */
+static void
+submit_dispatched(struct flowq_engine *e, struct fx_req *h)
+{
+	cr_assert_eq(flowq_submit(e, &h->req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(h->seen, FLOWQ_DISPATCHED);
+}
+
 Test(hostile, request_larger_than_the_inflight_byte_limit)
 {
 	/* It could never be dispatched (in flight + bytes must fit the limit
@@ -338,9 +347,7 @@ Test(hostile, request_larger_than_the_inflight_byte_limit)
 			 * detector's endpoints have not reported: its gate
 			 * stays closed, which is "not now".) */
 			fx_req_init(&fit, "big", 0, 1000);
-			cr_assert_eq(flowq_submit(e, &fit.req), 0);
-			fx_poll_all(e);
-			cr_assert_eq(fit.seen, FLOWQ_DISPATCHED);
+			submit_dispatched(e, &fit);
 			cr_assert_eq(flowq_release(e, &fit.req), 0);
 		}
 		flowq_engine_destroy(e);
@@ -353,9 +360,7 @@ Test(hostile, request_larger_than_the_inflight_byte_limit)
 	struct flowq_engine *e = fx_make(&c);
 	struct fx_req h;
 	fx_req_init(&h, "f", 0, 5000);
-	cr_assert_eq(flowq_submit(e, &h.req), 0);
-	fx_poll_all(e);
-	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	submit_dispatched(e, &h);
 	cr_assert_eq(flowq_release(e, &h.req), 0);
 	flowq_engine_destroy(e);
 }
@@ -374,9 +379,7 @@ Test(hostile, usage_ceiling_delays_a_large_request_but_never_refuses_it)
 	struct fx_req small, big;
 	fx_req_init(&small, "s", 0, 300);
 	fx_req_init(&big, "b", 0, 800);
-	cr_assert_eq(flowq_submit(e, &small.req), 0);
-	fx_poll_all(e);
-	cr_assert_eq(small.seen, FLOWQ_DISPATCHED);
+	submit_dispatched(e, &small);
 	cr_assert_eq(flowq_submit(e, &big.req), 0);
 	fx_poll_all(e);
 	cr_assert_eq(big.completions, 0);

@@ -426,6 +426,8 @@ flowq_strerror(int err)
 		return "capacity limit reached";
 	case -ESHUTDOWN:
 		return "engine is shutting down";
+	case -EMSGSIZE:
+		return "request larger than the in-flight byte limit";
 	case -EBUSY:
 		return "busy (request already submitted, or endpoint report running)";
 	case -ESTALE:

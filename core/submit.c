@@ -7,7 +7,9 @@
  * Submit, in order (each step names what it guards against):
  *   [T1] claim the request (a double submit fails here, changing nothing);
  *   refuse if the engine is stopping;
- *   validate the caller fields (no engine state touched yet);
+ *   validate the caller fields, and refuse a request larger than the
+ *   in-flight byte limit (it could never be dispatched) (no engine state
+ *   touched yet);
  *   find or create the flow and lease it (registry.c: the lease keeps the
  *   flow from being collected until the request is in its inbox);
  *   reserve capacity: global, then band, then flow, each rolled back if a
@@ -189,6 +191,18 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 		    req->flow_id_len > FLOWQ_FLOW_ID_MAX)))
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
 			      FLOWQ_CAUSE_INVALID_REQUEST, -EINVAL);
+	/* A request larger than the in-flight byte limit could never be
+	 * dispatched (gate_under_ceiling() in dispatch.c needs in-flight +
+	 * bytes <= the limit even with nothing in flight): it would hold its
+	 * queue capacity until its TTL evicts it, or for ever. Refused before
+	 * the flow is looked up, so it creates nothing. The usage ceiling does
+	 * not count: it compares the use before the request with ceiling x
+	 * limit, so any request within the limit dispatches once the pool is
+	 * idle enough ("not now", not "never"). */
+	if (e->gate_limited && e->cfg.saturation.max_inflight_bytes &&
+	    req->bytes > e->cfg.saturation.max_inflight_bytes)
+		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_INVALID_REQUEST, -EMSGSIZE);
 	if (!f) {
 		flowq__rcu_thread_online();
 		int err = flowq__flow_acquire(e, req->flow_id, req->flow_id_len, req->priority,

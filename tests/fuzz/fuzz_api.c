@@ -909,6 +909,10 @@ op_submit(struct fz_in *in, bool reinit)
 	bool invalid = !r->req.complete || r->req.ttl_ns < 0 ||
 		       r->req.bytes > FLOWQ_LIMIT_MAX ||
 		       (!r->req.flow && !id_valid(r->req.flow_id, r->req.flow_id_len));
+	/* More bytes than the in-flight limit: could never be dispatched,
+	 * refused before the flow lookup. */
+	bool oversize = g.cfg.saturation.max_inflight_bytes &&
+			r->req.bytes > g.cfg.saturation.max_inflight_bytes;
 	int64_t now = g.clock;
 	int64_t ttl = r->req.ttl_ns ? r->req.ttl_ns : g.cfg.default_ttl_ns;
 	int64_t expire = ttl == FLOWQ_TTL_NONE || ttl < 0 ? INT64_MAX
@@ -941,6 +945,12 @@ op_submit(struct fz_in *in, bool reinit)
 	g.submits++;
 	if (invalid)
 		FZ_CHECK(rc == -EINVAL, "submit %zu: invalid request returned %d", i, rc);
+	else if (oversize)
+		FZ_CHECK(rc == -EMSGSIZE && o == FLOWQ_REJECTED_OTHER &&
+				 c == FLOWQ_CAUSE_INVALID_REQUEST,
+			 "submit %zu: %" PRIu64 " bytes over the in-flight limit returned "
+			 "%d with %s/%s",
+			 i, r->req.bytes, rc, fz_outcome(o), flowq_cause_str(c));
 	else if (rc == -ENOENT)
 		FZ_CHECK(!known_band, "submit %zu: -ENOENT for a configured band", i);
 	else if (rc == -ENOMEM)

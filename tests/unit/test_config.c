@@ -832,6 +832,7 @@ Test(config, strerror_covers_every_documented_errno)
 		{0, "success"},
 		{-ENOSPC, "capacity limit reached"},
 		{-ESHUTDOWN, "engine is shutting down"},
+		{-EMSGSIZE, "request larger than the in-flight byte limit"},
 		{-EBUSY, "busy (request already submitted, or endpoint report running)"},
 		{-ESTALE, "stale endpoint report (older than its latest or its staleness limit)"},
 		{-EALREADY, "already done (outcome decided, or already released)"},

@@ -19,6 +19,13 @@
 
 #include "engine_fixture.h"
 
+static double
+sat_zero(void *ctx)
+{
+	(void)ctx;
+	return 0.0;
+}
+
 static struct flowq_engine *
 make_default(void)
 {
@@ -285,6 +292,141 @@ Test(hostile, byte_counts_near_the_limits)
 	cr_assert_eq(flowq_req_cause(&y.req), FLOWQ_CAUSE_CAPACITY_GLOBAL);
 	flowq_engine_destroy(g);
 	flowq_engine_destroy(e);
+}
+
+/* Submits @p h (expecting @p err, @p o, @p c), then polls: a refused
+ * request leaves nothing queued and gets no completion. */
+static void
+submit_refused(struct flowq_engine *e, struct fx_req *h, int err, enum flowq_outcome o,
+	       enum flowq_cause c)
+{
+	cr_assert_eq(flowq_submit(e, &h->req), err, "%llu bytes",
+		     (unsigned long long)h->req.bytes);
+	cr_assert_eq(flowq_req_outcome(&h->req), o);
+	cr_assert_eq(flowq_req_cause(&h->req), c);
+	fx_poll_all(e);
+	cr_assert_eq(h->completions, 0);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.queued + st.queued_bytes + st.inflight + st.inflight_bytes, 0);
+	cr_assert_eq(st.causes[o][c], 1);
+}
+
+/* Submits @p h and polls: it must be dispatched at once. */
+static void
+submit_dispatched(struct flowq_engine *e, struct fx_req *h)
+{
+	cr_assert_eq(flowq_submit(e, &h->req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(h->seen, FLOWQ_DISPATCHED);
+}
+
+Test(hostile, request_larger_than_the_inflight_byte_limit)
+{
+	/* It could never be dispatched (in flight + bytes must fit the limit
+	 * even when nothing is in flight): refused at once instead of
+	 * holding queue capacity until its TTL, or for ever without one. The
+	 * same rule holds for the utilization detector, which keeps the
+	 * in-flight limit. */
+	for (int util = 0; util < 2; util++) {
+		struct flowq_config c = fx_polled_cfg();
+		c.saturation.max_inflight_bytes = 1000;
+		if (util)
+			c.saturation.detector = "utilization";
+		c.default_ttl_ns = FLOWQ_TTL_NONE;
+		struct flowq_engine *e = fx_make(&c);
+		struct fx_req big, fit;
+		fx_req_init(&big, "big", 0, 1001);
+		submit_refused(e, &big, -EMSGSIZE, FLOWQ_REJECTED_OTHER,
+			       FLOWQ_CAUSE_INVALID_REQUEST);
+		/* Refused before the flow lookup: no flow was made. */
+		struct flowq_stats st;
+		cr_assert_eq(flowq_stats_flow(e, "big", 3, 0, &st), -ENOENT);
+		if (!util) {
+			/* Exactly the limit dispatches. (The utilization
+			 * detector's endpoints have not reported: its gate
+			 * stays closed, which is "not now".) */
+			fx_req_init(&fit, "big", 0, 1000);
+			submit_dispatched(e, &fit);
+			cr_assert_eq(flowq_release(e, &fit.req), 0);
+		}
+		flowq_engine_destroy(e);
+	}
+	/* "callback" ignores the in-flight limits: nothing to refuse. */
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.detector = "callback";
+	c.saturation.callback = sat_zero;
+	c.saturation.max_inflight_bytes = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 5000);
+	submit_dispatched(e, &h);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, usage_ceiling_delays_a_large_request_but_never_refuses_it)
+{
+	/* A band's ceiling bounds the use before a dispatch (saturation <
+	 * ceiling), not the request: a request of 0.8 x the limit in a band
+	 * of ceiling 0.5 waits while 300 bytes are in flight (300 + 800 >
+	 * 1000) and dispatches once the pool is idle. So only the absolute
+	 * limit makes a request impossible. */
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight_bytes = 1000;
+	c.default_band.usage_ceiling = 0.5;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req small, big;
+	fx_req_init(&small, "s", 0, 300);
+	fx_req_init(&big, "b", 0, 800);
+	submit_dispatched(e, &small);
+	cr_assert_eq(flowq_submit(e, &big.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(big.completions, 0);
+	cr_assert_eq(flowq_release(e, &small.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(big.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &big.req), 0);
+	flowq_engine_destroy(e);
+}
+
+Test(hostile, request_larger_than_a_queued_byte_limit)
+{
+	/* Global, band and flow max_bytes: a request above the limit fails
+	 * its reservation at once (-ENOSPC, the level's cause) and holds
+	 * nothing; exactly the limit is admitted. */
+	static const enum flowq_cause cause[3] = {FLOWQ_CAUSE_CAPACITY_GLOBAL,
+						  FLOWQ_CAUSE_CAPACITY_BAND,
+						  FLOWQ_CAUSE_CAPACITY_FLOW};
+	for (int k = 0; k < 3; k++) {
+		struct flowq_config c = fx_polled_cfg();
+		c.default_band.max_bytes = k == 1 ? 100 : 0;
+		c.max_bytes = k == 0 ? 100 : 0;
+		c.flow_max_bytes = k == 2 ? 100 : 0;
+		c.saturation.max_inflight = 1;
+		struct flowq_engine *e = fx_make(&c);
+		struct fx_req hold, big, fit;
+		fx_req_init(&hold, "hold", 0, 0);
+		cr_assert_eq(flowq_submit(e, &hold.req), 0);
+		fx_poll_all(e); /* hold is in flight: the next one stays queued */
+		cr_assert_eq(hold.seen, FLOWQ_DISPATCHED);
+		fx_req_init(&big, "f", 0, 101);
+		cr_assert_eq(flowq_submit(e, &big.req), -ENOSPC, "level %d", k);
+		cr_assert_eq(flowq_req_outcome(&big.req), FLOWQ_REJECTED_CAPACITY);
+		cr_assert_eq(flowq_req_cause(&big.req), cause[k]);
+		struct flowq_stats st;
+		flowq_stats_engine(e, &st);
+		cr_assert_eq(st.queued, 0);
+		cr_assert_eq(st.causes[FLOWQ_REJECTED_CAPACITY][cause[k]], 1);
+		fx_req_init(&fit, "f", 0, 100);
+		cr_assert_eq(flowq_submit(e, &fit.req), 0, "level %d", k);
+		cr_assert_eq(flowq_release(e, &hold.req), 0);
+		fx_poll_all(e);
+		cr_assert_eq(fit.seen, FLOWQ_DISPATCHED);
+		cr_assert_eq(big.completions, 0);
+		cr_assert_eq(flowq_release(e, &fit.req), 0);
+		flowq_engine_destroy(e);
+	}
 }
 
 Test(hostile, ttl_and_deadline_edges)

@@ -201,7 +201,9 @@ struct flowq_saturation_config {
 	 * unlimited. Ignored by "callback". */
 	uint64_t max_inflight;
 	/** concurrency (and utilization): most bytes in flight; 0 =
-	 * unlimited. Must fit with max_inflight: see FLOWQ_LIMIT_MAX. */
+	 * unlimited. Must fit with max_inflight: see FLOWQ_LIMIT_MAX. A
+	 * request of more bytes could never be dispatched: flowq_submit()
+	 * refuses it (-EMSGSIZE). */
 	uint64_t max_inflight_bytes;
 	/** callback: the detector; required for "callback", else NULL. */
 	flowq_saturation_fn *callback;
@@ -495,6 +497,17 @@ flowq_thread_detach(void);
  *                   FLOWQ_FLOW_ID_MAX, ttl_ns < 0, bytes > FLOWQ_LIMIT_MAX,
  *                   or no completion callback (REJECTED_OTHER,
  *                   CAUSE_INVALID_REQUEST);
+ *         -EMSGSIZE bytes > saturation.max_inflight_bytes (detector
+ *                   "concurrency" or "utilization" with that limit set):
+ *                   the request could never be dispatched, since even an
+ *                   idle pool cannot take it (REJECTED_OTHER,
+ *                   CAUSE_INVALID_REQUEST). A request of exactly the limit
+ *                   is accepted. A band's usage_ceiling does not count: it
+ *                   bounds the use before a dispatch, not the request, so
+ *                   a request within the limit waits only until the pool
+ *                   is idle enough. (A request larger than a queued-byte
+ *                   limit, global, band or flow max_bytes, fails its
+ *                   reservation: -ENOSPC above.);
  *         -ETIMEDOUT deadline_ns already passed or ttl expired at submit
  *                   (REJECTED_OTHER, CAUSE_DEADLINE_PASSED);
  *         -ENOENT   no band for this priority and no template, or the

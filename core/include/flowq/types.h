@@ -112,7 +112,8 @@ enum flowq_cause {
 	FLOWQ_CAUSE_DISPLACED,
 	/** The engine shut down (queued requests) or is stopping (submits). */
 	FLOWQ_CAUSE_SHUTDOWN,
-	/** The request was malformed (flow id, size, TTL, ...). */
+	/** The request was malformed (flow id, size, TTL, ...), or larger
+	 * than the in-flight byte limit (it could never be dispatched). */
 	FLOWQ_CAUSE_INVALID_REQUEST,
 	/** No band accepts this priority (no default-band template). */
 	FLOWQ_CAUSE_UNKNOWN_BAND,

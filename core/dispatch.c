@@ -123,21 +123,50 @@ futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 	return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
 
+/*
+ * Threaded mode: every waker that finds the dispatcher asleep and not yet
+ * awake again makes the futex wake itself (engine.h, the handshake: the
+ * word goes 1 -> 2, and only the dispatcher sets it back to 0). The word
+ * used to be taken 1 -> 0 by the first waker alone, and the others saw 0
+ * and left the wake to it; a waker preempted between its exchange and its
+ * FUTEX_WAKE then kept the dispatcher asleep, with work queued, for as long
+ * as the scheduler kept the waker off the CPU: nothing was lost, but the
+ * wake-up latency of a shard became that of an unrelated thread (4-15 ms
+ * on the loaded 2-core machine: the cross-shard priority inversions of
+ * stress_global, issue 6; regression test fault/
+ * wake_survives_a_stalled_waker). The price: the wakers that come between
+ * the first wake and the dispatcher's return from the futex each make a
+ * FUTEX_WAKE system call (no sleeper left: a hash-bucket look-up), at most
+ * one per kick or gate wake in that window, which is a wake-up latency.
+ * Polled mode keeps the exchange to 0: the fd write by the taker.
+ */
 void
 flowq__shard_wake(struct flowq__shard *s)
 {
-	if (!atomic_load_explicit(&s->sleeping, memory_order_relaxed))
-		return;
-	if (!atomic_exchange_explicit(&s->sleeping, 0, memory_order_acq_rel))
+	uint32_t v = atomic_load_explicit(&s->sleeping, memory_order_relaxed);
+	if (v == FLOWQ__SLEEP_AWAKE)
 		return;
 	if (s->engine->cfg.mode == FLOWQ_MODE_POLLED) {
+		if (!atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
+					      memory_order_acq_rel))
+			return;
+		FLOWQ__FAULT(W_TAKEN);
 		uint64_t one = 1;
 		/* EAGAIN (counter saturated) still leaves the fd readable. */
 		ssize_t n = write(s->efd, &one, sizeof(one));
 		(void)n;
-	} else {
-		futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+		return;
 	}
+	/* 1 -> 2: the futex wait (on 1) returns at once from here on. A
+	 * failed CAS reads 2 (another waker's: wake anyway) or 0 (awake). */
+	if (v == FLOWQ__SLEEP_ASLEEP &&
+	    !atomic_compare_exchange_strong_explicit(&s->sleeping, &v, FLOWQ__SLEEP_WOKEN,
+						     memory_order_acq_rel,
+						     memory_order_relaxed) &&
+	    v == FLOWQ__SLEEP_AWAKE)
+		return;
+	FLOWQ__FAULT(W_TAKEN);
+	futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 void
@@ -1496,10 +1525,11 @@ flowq__dispatcher_main(void *arg)
 		}
 		if (idle_spin(s, next))
 			continue;
-		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_ASLEEP, memory_order_seq_cst);
 		FLOWQ__FAULT(D_BEFORE_SLEEP);
 		if (work_visible(s)) {
-			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+			atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
+					      memory_order_relaxed);
 			continue;
 		}
 		struct timespec ts, *tsp = NULL;
@@ -1511,9 +1541,10 @@ flowq__dispatcher_main(void *arg)
 			ts.tv_nsec = d % 1000000000;
 			tsp = &ts;
 		}
-		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, 1, tsp);
+		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, FLOWQ__SLEEP_ASLEEP, tsp);
 		FLOWQ__FAULT(D_AFTER_WAKE);
-		atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+		/* Awake: wakers stop making system calls from here on. */
+		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE, memory_order_relaxed);
 		s->slept = true;
 	}
 	flowq_thread_detach();

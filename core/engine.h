@@ -20,7 +20,12 @@
  *  futex word shard->sleeping while it still reads 1. A waker publishes its
  *  work first (an atomic RMW on a queue tail, or a capacity release), then
  *  issues a seq_cst fence [W1] and loads shard->sleeping; if it reads 1 it
- *  exchanges it to 0 and, if it was the one to clear it, wakes the futex.
+ *  takes it to 2 (CAS) and wakes the futex; if it reads 2 (another waker
+ *  took it, and the dispatcher has not stored 0 since) it wakes the futex
+ *  too, so a waker preempted before its FUTEX_WAKE cannot keep the
+ *  dispatcher asleep (dispatch.c, flowq__shard_wake()). Only the dispatcher
+ *  stores 0, once it is awake. (Polled mode: the first waker exchanges 1 to
+ *  0 and writes the shard's eventfd.)
  *  Both sides execute "store (or RMW) own flag, seq_cst fence, load the
  *  other's": by the seq_cst total order at least one of them sees the
  *  other's write, so either the dispatcher sees the work and does not sleep,
@@ -30,6 +35,12 @@
  */
 #ifndef FLOWQ_CORE_ENGINE_H
 #define FLOWQ_CORE_ENGINE_H
+
+/* Values of flowq__shard.sleeping (the wake-up handshake above). */
+#define FLOWQ__SLEEP_AWAKE  0u
+#define FLOWQ__SLEEP_ASLEEP 1u
+/* Threaded mode: a waker took the word; the dispatcher is not yet awake. */
+#define FLOWQ__SLEEP_WOKEN  2u
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -350,7 +361,8 @@ struct flowq__shard {
 	struct flowq_mpsc doorbell;
 	struct flowq_mpsc cancels;
 
-	/* Sleep word (futex): written by the dispatcher and by wakers. */
+	/* Sleep word (futex): written by the dispatcher and by wakers;
+	 * FLOWQ__SLEEP_* (the handshake above). */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t sleeping;
 	/* 1 while the dispatcher waits for the capacity gate (a release must
 	 * wake it); written by the dispatcher, read by releasers. */

@@ -41,6 +41,10 @@
  *   CAP_IN_HAND        capacity.c, while a reserve holds credit in hand that
  *                      it will deposit (a chunk's rest after [R2], a steal's
  *                      surplus after [R3]): other reserves cannot see it.
+ *   W_TAKEN            dispatch.c flowq__shard_wake(), any waker: the sleep
+ *                      word taken (threaded: 1 -> 2, or found 2; polled:
+ *                      1 -> 0), before the FUTEX_WAKE or eventfd write: a
+ *                      waker preempted there.
  *
  * Synchronization: arm and disarm while no engine call runs (set-up and
  * tear-down of a test); hits may run on any thread concurrently. Progress:
@@ -64,6 +68,7 @@ enum flowq__fault_point {
 	FLOWQ__FAULT_S_QUEUED,
 	FLOWQ__FAULT_C_WON,
 	FLOWQ__FAULT_CAP_IN_HAND,
+	FLOWQ__FAULT_W_TAKEN,
 	FLOWQ__FAULT_COUNT
 };
 

@@ -73,6 +73,15 @@
  *    flowq__shard_kick, 155 in flowq__gate_wake), then relaxed loads of
  *    gate_waiters, gate_wait and sleeping (dispatch.c 127, 156, 160) and
  *    the acq_rel exchange of sleeping (129).
+ *  Not yet modelled (issue 6, branch inversion): the threaded wake now
+ *  takes the word 1 -> 2 by CAS instead of 1 -> 0, and a waker that reads
+ *  2 makes a FUTEX_WAKE too; only the dispatcher stores 0, after its wait
+ *  returns. For W1 this changes nothing the model checks: FUTEX_WAIT on 1
+ *  fails for 2 as it did for 0, and the extra wakes are at worst spurious
+ *  (the dispatcher re-checks). What it fixes is latency, which W1 does not
+ *  express: with the old rule a waker preempted between its exchange and
+ *  its FUTEX_WAKE kept the dispatcher asleep while later wakers, reading
+ *  0, did nothing (tests/unit/test_fault.c wake_survives_a_stalled_waker).
  *  By C11 [atomics.order] (the fence-fence rule): if the dispatcher's fence
  *  precedes the waker's in the single total order S, the waker's loads see
  *  sleeping = 1 (or a later value: 0 from another waker that then does the

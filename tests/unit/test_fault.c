@@ -9,6 +9,12 @@
  * than it needed held the surplus out of every counter without reporting
  * it, so a dispatcher whose reserve failed in that window slept with free
  * capacity until the next release.
+ *
+ * wake_survives_a_stalled_waker is the regression test of the stalled-wake
+ * bug (core/dispatch.c, flowq__shard_wake()): the first waker took the
+ * sleep word 1 -> 0 and every later waker, seeing 0, left the FUTEX_WAKE to
+ * it; preempted in between, it kept the dispatcher asleep with work queued
+ * (stress_global's cross-shard priority inversions, issue 6).
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -272,5 +278,121 @@ Test(fault, cap_steal_surplus_wakes_the_gate_waiter)
 	flowq_release(e, &ra.req);
 	flowq_release(e, &ra2.req);
 	flowq_release(e, &rb.req);
+	flowq_engine_destroy(e);
+}
+
+/* ---- a waker stalled before its FUTEX_WAKE must not keep the shard asleep ---- */
+
+static struct {
+	pthread_t waker;
+	struct flowq_engine *e;
+	_Atomic int held; /* the waker is stalled at W_TAKEN */
+	_Atomic int go;
+} w1;
+
+struct timed_req {
+	struct flowq_req req;
+	_Atomic int done;
+};
+
+static void
+timed_done(struct flowq_req *req, void *arg)
+{
+	(void)req;
+	atomic_store(&((struct timed_req *)arg)->done, 1);
+}
+
+static void
+timed_req_init(struct timed_req *t, const char *flow)
+{
+	memset(t, 0, sizeof(*t));
+	flowq_req_init(&t->req);
+	t->req.flow_id = flow;
+	t->req.flow_id_len = (uint32_t)strlen(flow);
+	t->req.complete = timed_done;
+	t->req.arg = t;
+}
+
+static void
+hold_wake(enum flowq__fault_point p, void *ctx)
+{
+	(void)ctx;
+	if (p != FLOWQ__FAULT_W_TAKEN || !pthread_equal(pthread_self(), w1.waker) ||
+	    atomic_exchange(&w1.held, 1))
+		return; /* only the waker's first wake stalls */
+	while (!atomic_load(&w1.go)) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void *
+waker_main(void *arg)
+{
+	/* Its flow's creation rings the doorbell and kicks the sleeping
+	 * dispatcher: that kick stalls after taking the sleep word. */
+	cr_assert_eq(flowq_submit(w1.e, &((struct timed_req *)arg)->req), 0);
+	return NULL;
+}
+
+/* Wait up to @p ms for *@p flag (a word set by another thread). */
+static bool
+wait_flag(_Atomic int *flag, int ms)
+{
+	for (int i = 0; i < ms * 10 && !atomic_load(flag); i++) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(flag);
+}
+
+/* Wait up to @p ms for shard @p s's dispatcher to sleep in its futex. */
+static bool
+wait_asleep(struct flowq__shard *s, int ms)
+{
+	for (int i = 0; i < ms * 10; i++) {
+		if (atomic_load(&s->sleeping) == FLOWQ__SLEEP_ASLEEP)
+			return true;
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+Test(fault, wake_survives_a_stalled_waker)
+{
+	flowq__fault_reset();
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.mode = FLOWQ_MODE_THREADED;
+	c.shards = 1;
+	c.idle_spin_ns = 0; /* sleep as soon as idle */
+	struct flowq_engine *e = fx_make(&c);
+	/* Asleep with no timeout: no flow, no TTL, nothing due. */
+	cr_assert(wait_asleep(&e->shards[0], 5000), "the dispatcher never slept");
+
+	struct timed_req a, b;
+	timed_req_init(&a, "a");
+	timed_req_init(&b, "b");
+	w1.e = e;
+	atomic_store(&w1.held, 0);
+	atomic_store(&w1.go, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
+	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, &a), 0);
+	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+	/* The waker holds the wake. Another submit (another flow: its own
+	 * ring and kick) must wake the dispatcher itself: before the fix it
+	 * read the word the waker had cleared and left the wake to it, and B
+	 * waited for the waker to be let go. */
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	bool woke = wait_flag(&b.done, 2000);
+	atomic_store(&w1.go, 1);
+	pthread_join(w1.waker, NULL);
+	flowq__fault_disarm();
+	cr_assert(woke, "the dispatcher slept with work queued while a waker was stalled");
+	cr_assert(wait_flag(&a.done, 5000));
+	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	cr_assert_eq(flowq_release(e, &b.req), 0);
 	flowq_engine_destroy(e);
 }

@@ -500,7 +500,7 @@ flowq__cap_fini(struct flowq__cap *cap)
 	cap->slots = NULL;
 }
 
-int
+static int
 cap_reserve_on(struct flowq__cap *cap, unsigned slot, uint64_t bytes, bool *r_moved)
 {
 	bool req = cap->limit[FLOWQ__CAP_REQ] != 0;

@@ -234,6 +234,12 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 	}
 	if ((err = flowq__saturation_init(e)))
 		goto fail;
+	e->max_request_bytes = FLOWQ_LIMIT_MAX;
+	const uint64_t byte_limits[3] = {e->gate_limited ? sc->max_inflight_bytes : 0,
+					 cfg->max_bytes, cfg->flow_max_bytes};
+	for (int i = 0; i < 3; i++)
+		if (byte_limits[i] && byte_limits[i] < e->max_request_bytes)
+			e->max_request_bytes = byte_limits[i];
 
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 	e->npcpu = ncpu > 0 ? (ncpu > 4096 ? 4096 : (unsigned)ncpu) : 1;

@@ -452,6 +452,10 @@ struct flowq_engine {
 	bool gate_util;
 	struct flowq__util *util;
 	bool any_ceiling; /* some band's usage ceiling is below 1 */
+	/* The largest request that can ever be admitted and dispatched: the
+	 * least of FLOWQ_LIMIT_MAX, the in-flight byte limit (when the gate
+	 * keeps one), the global and the per-flow max_bytes (submit.c). */
+	uint64_t max_request_bytes;
 	/* The displacement policy; NULL for "none" (no state is kept). */
 	const struct flowq_displacement_ops *displace;
 	struct flowq__cap gate;

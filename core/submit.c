@@ -191,16 +191,19 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 		    req->flow_id_len > FLOWQ_FLOW_ID_MAX)))
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
 			      FLOWQ_CAUSE_INVALID_REQUEST, -EINVAL);
-	/* A request larger than the in-flight byte limit could never be
-	 * dispatched (gate_under_ceiling() in dispatch.c needs in-flight +
-	 * bytes <= the limit even with nothing in flight): it would hold its
-	 * queue capacity until its TTL evicts it, or for ever. Refused before
-	 * the flow is looked up, so it creates nothing. The usage ceiling does
-	 * not count: it compares the use before the request with ceiling x
-	 * limit, so any request within the limit dispatches once the pool is
-	 * idle enough ("not now", not "never"). */
-	if (e->gate_limited && e->cfg.saturation.max_inflight_bytes &&
-	    req->bytes > e->cfg.saturation.max_inflight_bytes)
+	/* A request larger than a byte limit it must fit whole could never be
+	 * dispatched: the in-flight limit (gate_under_ceiling() in dispatch.c
+	 * needs in-flight + bytes <= the limit even with nothing in flight),
+	 * or a queued-byte limit (global or flow max_bytes here, the band's
+	 * after the look-up; displacement cannot make room beyond the limit
+	 * itself). It would hold queue capacity until its TTL evicts it, or
+	 * for ever, or be refused as "full, retry later" for ever: refused
+	 * at once instead, before the flow is looked up, so it creates
+	 * nothing. The usage ceiling does not count: it compares the use
+	 * before the request with ceiling x limit, so any request within the
+	 * limit dispatches once the pool is idle enough ("not now", not
+	 * "never"). */
+	if (req->bytes > e->max_request_bytes)
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
 			      FLOWQ_CAUSE_INVALID_REQUEST, -EMSGSIZE);
 	if (!f) {
@@ -217,6 +220,12 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	}
 	struct flowq__band *b = f->band;
 	int err = 0;
+	if (b->limited && b->cap.limit[FLOWQ__CAP_BYTES] &&
+	    req->bytes > b->cap.limit[FLOWQ__CAP_BYTES]) {
+		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_OTHER,
+			     FLOWQ_CAUSE_INVALID_REQUEST, -EMSGSIZE);
+		goto out;
+	}
 
 	int64_t now = flowq__now(e);
 	int64_t ttl = req->ttl_ns ? req->ttl_ns : e->cfg.default_ttl_ns;

@@ -909,10 +909,13 @@ op_submit(struct fz_in *in, bool reinit)
 	bool invalid = !r->req.complete || r->req.ttl_ns < 0 ||
 		       r->req.bytes > FLOWQ_LIMIT_MAX ||
 		       (!r->req.flow && !id_valid(r->req.flow_id, r->req.flow_id_len));
-	/* More bytes than the in-flight limit: could never be dispatched,
-	 * refused before the flow lookup. */
-	bool oversize = g.cfg.saturation.max_inflight_bytes &&
-			r->req.bytes > g.cfg.saturation.max_inflight_bytes;
+	/* More bytes than the in-flight, global or flow byte limit: could
+	 * never be dispatched, refused before the flow lookup; more than the
+	 * band's (known once the band is): refused after it. */
+	bool oversize = (g.cfg.saturation.max_inflight_bytes &&
+			 r->req.bytes > g.cfg.saturation.max_inflight_bytes) ||
+			(g.cfg.max_bytes && r->req.bytes > g.cfg.max_bytes) ||
+			(g.cfg.flow_max_bytes && r->req.bytes > g.cfg.flow_max_bytes);
 	int64_t now = g.clock;
 	int64_t ttl = r->req.ttl_ns ? r->req.ttl_ns : g.cfg.default_ttl_ns;
 	int64_t expire = ttl == FLOWQ_TTL_NONE || ttl < 0 ? INT64_MAX
@@ -933,6 +936,7 @@ op_submit(struct fz_in *in, bool reinit)
 				  g.cfg.flow_max_requests};
 	const uint64_t maxb[3] = {g.cfg.max_bytes, bc.cfg->max_bytes,
 				  g.cfg.flow_max_bytes};
+	bool band_oversize = maxb[1] && by > maxb[1];
 	bool full[3];
 	for (int l = 0; l < 3; l++)
 		full[l] = (maxn[l] && n[l] + 1 > maxn[l]) ||
@@ -945,10 +949,10 @@ op_submit(struct fz_in *in, bool reinit)
 	g.submits++;
 	if (invalid)
 		FZ_CHECK(rc == -EINVAL, "submit %zu: invalid request returned %d", i, rc);
-	else if (oversize)
+	else if (oversize || (rc != -ENOENT && band_oversize))
 		FZ_CHECK(rc == -EMSGSIZE && o == FLOWQ_REJECTED_OTHER &&
 				 c == FLOWQ_CAUSE_INVALID_REQUEST,
-			 "submit %zu: %" PRIu64 " bytes over the in-flight limit returned "
+			 "submit %zu: %" PRIu64 " bytes over a byte limit returned "
 			 "%d with %s/%s",
 			 i, r->req.bytes, rc, fz_outcome(o), flowq_cause_str(c));
 	else if (rc == -ENOENT)

@@ -365,6 +365,44 @@ Test(hostile, request_larger_than_the_inflight_byte_limit)
 	flowq_engine_destroy(e);
 }
 
+Test(hostile, request_larger_than_a_queued_byte_limit)
+{
+	/* A request that could never fit a queued-byte limit (global, band or
+	 * flow max_bytes) is "never", not "full now": -EMSGSIZE with cause
+	 * invalid_request, where a full limit gives -ENOSPC. Global and flow
+	 * limits are checked before the flow look-up (no flow is made); the
+	 * band's after it. Exactly the limit is admitted and dispatched. */
+	for (int level = 0; level < 3; level++) {
+		struct flowq_config c = fx_polled_cfg();
+		c.default_ttl_ns = FLOWQ_TTL_NONE;
+		if (level == 0)
+			c.max_bytes = 1000;
+		else if (level == 1)
+			c.default_band.max_bytes = 1000;
+		else
+			c.flow_max_bytes = 1000;
+		struct flowq_engine *e = fx_make(&c);
+		struct fx_req big, fit, full;
+		fx_req_init(&big, "big", 0, 1001);
+		submit_refused(e, &big, -EMSGSIZE, FLOWQ_REJECTED_OTHER,
+			       FLOWQ_CAUSE_INVALID_REQUEST);
+		struct flowq_stats st;
+		cr_assert_eq(flowq_stats_flow(e, "big", 3, 0, &st), level == 1 ? 0 : -ENOENT,
+			     "level %d", level);
+		/* Exactly the limit is admitted; with it queued, one more
+		 * byte is "full now". */
+		fx_req_init(&fit, "big", 0, 1000);
+		cr_assert_eq(flowq_submit(e, &fit.req), 0, "level %d", level);
+		fx_req_init(&full, "big", 0, 1);
+		cr_assert_eq(flowq_submit(e, &full.req), -ENOSPC, "level %d", level);
+		cr_assert_eq(flowq_req_outcome(&full.req), FLOWQ_REJECTED_CAPACITY);
+		fx_poll_all(e);
+		cr_assert_eq(fit.seen, FLOWQ_DISPATCHED, "level %d", level);
+		cr_assert_eq(flowq_release(e, &fit.req), 0);
+		flowq_engine_destroy(e);
+	}
+}
+
 Test(hostile, usage_ceiling_delays_a_large_request_but_never_refuses_it)
 {
 	/* A band's ceiling bounds the use before a dispatch (saturation <
@@ -388,45 +426,6 @@ Test(hostile, usage_ceiling_delays_a_large_request_but_never_refuses_it)
 	cr_assert_eq(big.seen, FLOWQ_DISPATCHED);
 	cr_assert_eq(flowq_release(e, &big.req), 0);
 	flowq_engine_destroy(e);
-}
-
-Test(hostile, request_larger_than_a_queued_byte_limit)
-{
-	/* Global, band and flow max_bytes: a request above the limit fails
-	 * its reservation at once (-ENOSPC, the level's cause) and holds
-	 * nothing; exactly the limit is admitted. */
-	static const enum flowq_cause cause[3] = {FLOWQ_CAUSE_CAPACITY_GLOBAL,
-						  FLOWQ_CAUSE_CAPACITY_BAND,
-						  FLOWQ_CAUSE_CAPACITY_FLOW};
-	for (int k = 0; k < 3; k++) {
-		struct flowq_config c = fx_polled_cfg();
-		c.default_band.max_bytes = k == 1 ? 100 : 0;
-		c.max_bytes = k == 0 ? 100 : 0;
-		c.flow_max_bytes = k == 2 ? 100 : 0;
-		c.saturation.max_inflight = 1;
-		struct flowq_engine *e = fx_make(&c);
-		struct fx_req hold, big, fit;
-		fx_req_init(&hold, "hold", 0, 0);
-		cr_assert_eq(flowq_submit(e, &hold.req), 0);
-		fx_poll_all(e); /* hold is in flight: the next one stays queued */
-		cr_assert_eq(hold.seen, FLOWQ_DISPATCHED);
-		fx_req_init(&big, "f", 0, 101);
-		cr_assert_eq(flowq_submit(e, &big.req), -ENOSPC, "level %d", k);
-		cr_assert_eq(flowq_req_outcome(&big.req), FLOWQ_REJECTED_CAPACITY);
-		cr_assert_eq(flowq_req_cause(&big.req), cause[k]);
-		struct flowq_stats st;
-		flowq_stats_engine(e, &st);
-		cr_assert_eq(st.queued, 0);
-		cr_assert_eq(st.causes[FLOWQ_REJECTED_CAPACITY][cause[k]], 1);
-		fx_req_init(&fit, "f", 0, 100);
-		cr_assert_eq(flowq_submit(e, &fit.req), 0, "level %d", k);
-		cr_assert_eq(flowq_release(e, &hold.req), 0);
-		fx_poll_all(e);
-		cr_assert_eq(fit.seen, FLOWQ_DISPATCHED);
-		cr_assert_eq(big.completions, 0);
-		cr_assert_eq(flowq_release(e, &fit.req), 0);
-		flowq_engine_destroy(e);
-	}
 }
 
 Test(hostile, ttl_and_deadline_edges)

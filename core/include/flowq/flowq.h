@@ -138,7 +138,8 @@ struct flowq_band_config {
 	/** Most queued requests in this band; 0 = unlimited. */
 	uint64_t max_requests;
 	/** Most queued bytes in this band; 0 = unlimited. Default 10^9 (GIE).
-	 * Must fit with max_requests: see FLOWQ_LIMIT_MAX. */
+	 * Must fit with max_requests: see FLOWQ_LIMIT_MAX. A larger request
+	 * is refused (-EMSGSIZE, flowq_submit()). */
 	uint64_t max_bytes;
 	/** Fairness policy name (which flow goes next): "global_strict"
 	 * (default: best head request by the ordering, no fairness),
@@ -260,7 +261,8 @@ struct flowq_config {
 	/** Most queued requests over all bands; 0 = unlimited (default). */
 	uint64_t max_requests;
 	/** Most queued bytes over all bands; 0 = unlimited (default). Must
-	 * fit with max_requests: see FLOWQ_LIMIT_MAX. */
+	 * fit with max_requests: see FLOWQ_LIMIT_MAX. A larger request is
+	 * refused (-EMSGSIZE, flowq_submit()). */
 	uint64_t max_bytes;
 	/** Configured bands (never garbage-collected); may be NULL if
 	 * @c nbands is 0. At most FLOWQ_MAX_BANDS. */
@@ -280,7 +282,8 @@ struct flowq_config {
 	struct flowq_band_config default_band;
 	/** Most queued requests per flow; 0 = unlimited (default). */
 	uint64_t flow_max_requests;
-	/** Most queued bytes per flow; 0 = unlimited (default). */
+	/** Most queued bytes per flow; 0 = unlimited (default). A larger
+	 * request is refused (-EMSGSIZE, flowq_submit()). */
 	uint64_t flow_max_bytes;
 	/** TTL of requests with ttl_ns == 0, ns; FLOWQ_TTL_NONE (default) =
 	 * no expiry. */
@@ -497,17 +500,20 @@ flowq_thread_detach(void);
  *                   FLOWQ_FLOW_ID_MAX, ttl_ns < 0, bytes > FLOWQ_LIMIT_MAX,
  *                   or no completion callback (REJECTED_OTHER,
  *                   CAUSE_INVALID_REQUEST);
- *         -EMSGSIZE bytes > saturation.max_inflight_bytes (detector
- *                   "concurrency" or "utilization" with that limit set):
- *                   the request could never be dispatched, since even an
- *                   idle pool cannot take it (REJECTED_OTHER,
- *                   CAUSE_INVALID_REQUEST). A request of exactly the limit
- *                   is accepted. A band's usage_ceiling does not count: it
- *                   bounds the use before a dispatch, not the request, so
- *                   a request within the limit waits only until the pool
- *                   is idle enough. (A request larger than a queued-byte
- *                   limit, global, band or flow max_bytes, fails its
- *                   reservation: -ENOSPC above.);
+ *         -EMSGSIZE more bytes than a byte limit the request must fit
+ *                   whole: saturation.max_inflight_bytes (detector
+ *                   "concurrency" or "utilization" with that limit set),
+ *                   or a queued-byte limit (global max_bytes,
+ *                   flow_max_bytes, or its band's max_bytes): it could
+ *                   never be admitted or dispatched, even into an idle
+ *                   engine (REJECTED_OTHER, CAUSE_INVALID_REQUEST).
+ *                   Checked before the flow look-up except for the
+ *                   band's limit (a new flow or band may then exist). A
+ *                   request of exactly a limit is accepted. A band's
+ *                   usage_ceiling does not count: it bounds the use
+ *                   before a dispatch, not the request, so a request
+ *                   within the limit waits only until the pool is idle
+ *                   enough. -ENOSPC above means "full now";
  *         -ETIMEDOUT deadline_ns already passed or ttl expired at submit
  *                   (REJECTED_OTHER, CAUSE_DEADLINE_PASSED);
  *         -ENOENT   no band for this priority and no template, or the

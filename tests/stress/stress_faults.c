@@ -257,12 +257,11 @@ mode_args(int argc, char **argv, const char *what, unsigned long nmax, uint32_t 
 	flowq_config_init(r_cfg);
 	r_cfg->saturation.max_inflight = inflight;
 	r_cfg->shards = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64);
-	return (struct args){
-		.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1,
-						 MAX_THREADS),
-		.ns = r_cfg->shards,
-		.n = test_parse_ulong(PROG, argv[4], what, 1, nmax),
-		.seed = run_seed(argc, argv, 5)};
+	return (struct args){.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers",
+							      1, MAX_THREADS),
+			     .ns = r_cfg->shards,
+			     .n = test_parse_ulong(PROG, argv[4], what, 1, nmax),
+			     .seed = run_seed(argc, argv, 5)};
 }
 
 static void
@@ -358,7 +357,8 @@ pick_slot(struct producer *p, uint64_t *rng, uint64_t *r_rng, unsigned cancel_on
 	uint64_t r = *r_rng = test_rng_next(rng);
 	if (try_settle(h))
 		return h;
-	if (cancel_one_in && r % cancel_one_in == 0 && flowq_cancel(g.engine, &h->req) == 0)
+	if (cancel_one_in && r % cancel_one_in == 0 &&
+	    flowq_cancel(g.engine, &h->req) == 0)
 		p->cancels_won++;
 	sched_yield();
 	return NULL;
@@ -400,8 +400,8 @@ static struct sums
 check_conservation(struct flowq_stats *r_st)
 {
 	struct sums t = producer_sums();
-	stress_check_conservation(PROG, g.engine, g.completed_by, t.accepted, t.cancels_won,
-				  r_st);
+	stress_check_conservation(PROG, g.engine, g.completed_by, t.accepted,
+				  t.cancels_won, r_st);
 	return t;
 }
 
@@ -430,9 +430,9 @@ start_producers(unsigned np, uint64_t seed, unsigned long nreq, void *(*fn)(void
 	for (unsigned i = 0; i < np; i++) {
 		struct hreq *win = g.ps[i].win;
 		g.ps[i] = (struct producer){.index = i,
-					  .seed = seed * 1000 + i,
-					  .requests = nreq,
-					  .win = win};
+					    .seed = seed * 1000 + i,
+					    .requests = nreq,
+					    .win = win};
 		if (!g.ps[i].win)
 			g.ps[i].win = calloc(WINDOW, sizeof(struct hreq));
 		else
@@ -454,7 +454,6 @@ join_producers(void)
 /* ------------------------------------------------------------------------ */
 /* alloc                                                                    */
 /* ------------------------------------------------------------------------ */
-
 
 static int
 count_band(int32_t prio, const struct flowq_stats *st, void *ctx)
@@ -708,7 +707,6 @@ run_alloc(int argc, char **argv)
 #define BLOCKED_ALLOWED(np, submits) (4 * (np) + 8 + 0 * (submits))
 #endif
 
-
 /* The calling thread's time spent runnable but waiting for a CPU, ns
  * (/proc/thread-self/schedstat, second field); -1 if unknown. */
 static int64_t
@@ -803,9 +801,11 @@ stall_producer(void *arg)
 		lat_add(&g.submit_lat, d);
 		atomic_max(&g.submit_max, d);
 		if (d >= STALL_MIN)
-			atomic_fetch_add_explicit(&g.slow_submits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&g.slow_submits, 1,
+						  memory_order_relaxed);
 		if (rc != 0)
-			atomic_fetch_sub_explicit(&g.host_queued, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&g.host_queued, 1,
+						  memory_order_relaxed);
 		submitted(p, h, rc);
 		/* Hold dispatched requests a little: the gate stays scarce. */
 		if ((r >> 40) % 64 == 0)
@@ -888,8 +888,8 @@ run_stall(int argc, char **argv)
 		 blocked = atomic_load(&g.blocked_submits);
 	if (blocked > BLOCKED_ALLOWED(np, submits))
 		test_violation(PROG,
-			       "%" PRIu64
-			       " submits slept in the kernel (> %" PRIu64 "): producers block",
+			       "%" PRIu64 " submits slept in the kernel (> %" PRIu64
+			       "): producers block",
 			       blocked, (uint64_t)BLOCKED_ALLOWED(np, submits));
 	uint64_t stall_ns, stalls = flowq__fault_stalls(&stall_ns);
 	if (stalls == 0)
@@ -915,7 +915,7 @@ run_stall(int argc, char **argv)
 		"%s: stall: %" PRIu64 " stalls (%.0f ms in all), %" PRIu64
 		" submits: max %.3f ms, p99.9 <= %.3f ms, %" PRIu64 " >= %d ms, %" PRIu64
 		" slept; %" PRIu64 " expiries: after expiry/resume p50 %.3f ms, p90 %.3f "
-				   "ms, p99 %.3f ms, max %.3f ms;"
+		"ms, p99 %.3f ms, max %.3f ms;"
 		" queued max: "
 		"hosts %" PRIu64 " engine %" PRIu64 " (limit %d), in flight max %" PRIu64
 		" (limit %d)\n",
@@ -950,9 +950,9 @@ fault_clock(void *ctx)
 {
 	(void)ctx;
 	int64_t f = atomic_load_explicit(&g.clk_frozen, memory_order_acquire);
-	int64_t v =
-		f ? f
-		  : test_now_ns() + atomic_load_explicit(&g.clk_offset, memory_order_acquire);
+	int64_t v = f ? f
+		      : test_now_ns() + atomic_load_explicit(&g.clk_offset,
+							     memory_order_acquire);
 	if (clk_capture) {
 		clk_capture = false;
 		clk_round_now = v;
@@ -1013,8 +1013,8 @@ clock_producer(void *arg)
 		if ((r >> 16) % 2 == 0)
 			h->req.ttl_ns = MS + (int64_t)((r >> 20) % (50 * MS));
 		if ((r >> 17) % 4 == 0)
-			h->req.deadline_ns =
-				flowq_now(g.engine) + MS + (int64_t)((r >> 30) % (50 * MS));
+			h->req.deadline_ns = flowq_now(g.engine) + MS +
+					     (int64_t)((r >> 30) % (50 * MS));
 		int rc = flowq_submit(g.engine, &h->req);
 		submitted(p, h, rc);
 	}
@@ -1145,7 +1145,6 @@ run_clock(int argc, char **argv)
 
 #define CANCELLERS  3
 #define STORM_PRIOS 4
-
 
 /* Take @p h for a cancel (false: its owner is re-initializing it). */
 static bool

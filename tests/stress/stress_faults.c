@@ -58,6 +58,16 @@
  * Output: one line on stdout, "SUMMARY stress_faults MODE ... violations=V
  * seconds=T"; the figures on stderr. Exit status 1 if V > 0. A watchdog
  * aborts a run that makes no progress for STALL_SECONDS (test_util.h).
+ *
+ * Soak mode (FLOWQ_STRESS_SECONDS=N, stress_soak.h; tools/test --long):
+ * the run above is repeated for N seconds, each time from a clean state
+ * (struct state, the fault points' counters) with its own checks, and seed
+ * SEED + i x 0x9e3779b97f4a7c15 in iteration i (iteration 0 is the plain
+ * run; a failing iteration prints its seed). The SOAK line counts per
+ * engine life the submits (ops), the outcomes (rejections from the engine's
+ * statistics, the rest from the completions) and the faults injected
+ * ("faults": failed allocations, dispatcher stalls, clock jumps and
+ * freezes, or storm spins).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +79,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -78,6 +89,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "stress_engine_util.h"
+#include "stress_soak.h"
 #include "test_util.h"
 
 #define PROG        "stress_faults"
@@ -92,54 +104,6 @@
 #define GLOBAL_LIMIT  256
 #define INFLIGHT      16
 #define MS            INT64_C(1000000)
-
-static _Atomic uint64_t progress;
-static struct flowq_engine *engine;
-static _Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-stall_dump(void)
-{
-	if (engine)
-		flowq__debug_dump(engine, stderr);
-}
-
-/* PRODUCERS SHARDS N [SEED] of the stall, clock and storm modes (N: @p
- * what, at most @p nmax); exits with the usage on anything else. */
-struct args {
-	unsigned np, ns;
-	unsigned long n;
-	uint64_t seed;
-};
-
-static struct args
-parse_args(int argc, char **argv, const char *what, unsigned long nmax)
-{
-	if (argc < 5 || argc > 6) {
-		fprintf(stderr, "usage: %s %s PRODUCERS SHARDS %s [SEED]\n", PROG,
-			argv[1], what);
-		exit(2);
-	}
-	return (struct args){
-		.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers", 1,
-						 MAX_THREADS),
-		.ns = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64),
-		.n = test_parse_ulong(PROG, argv[4], what, 1, nmax),
-		.seed = argc > 5 ? test_parse_ulong(PROG, argv[5], "seed", 0, ~0ul) : 1};
-}
-
-static struct test_watchdog watchdog = {.prog = PROG,
-					.progress = &progress,
-					.seconds = STALL_SECONDS,
-					.dump = stall_dump};
 
 /* Max of @p v into @p m. */
 static void
@@ -213,17 +177,99 @@ struct producer {
 	struct hreq *win;
 };
 
-static struct producer ps[MAX_THREADS];
-static unsigned nproducers;
-static unsigned window = WINDOW;
-static _Atomic int stop_flag;
+/*
+ * The run's state, every mode's in one place: run() resets it all at the
+ * start of each run (stress_soak.h: in soak mode one process runs the
+ * workload again and again). Thread-local state (the dispatchers' and the
+ * clock's) belongs to threads that a run creates and joins.
+ */
+static struct state {
+	/* Every mode. */
+	_Atomic uint64_t progress; /* for the watchdog */
+	struct flowq_engine *engine;
+	_Atomic uint64_t completed_by[FLOWQ_OUTCOME_COUNT];
+	struct test_watchdog watchdog;
+	struct producer ps[MAX_THREADS];
+	unsigned nproducers;
+	unsigned window; /* slots per producer used (<= WINDOW) */
+	_Atomic int stop_flag;
+	uint64_t seed; /* the run's seed (SEED, plus the soak iteration) */
+	/* alloc */
+	struct test_count_alloc ca;
+	bool alloc_polled;
+	uint64_t enomem_create, enomem_port, creates;
+	/* stall */
+	struct lat_hist submit_lat;
+	int64_t *expiry_delays;
+	_Atomic uint64_t blocked_submits;
+	_Atomic int64_t submit_max, expiry_max;
+	_Atomic uint64_t slow_submits, expiries, queued_seen_max, inflight_seen_max;
+	_Atomic uint64_t host_queued, host_queued_max;
+	double run_seconds; /* stall and clock */
+	/* clock: the faulty clock is CLOCK_MONOTONIC + offset, or a frozen
+	 * value (clk_frozen: 0 = running). */
+	_Atomic int64_t clk_offset, clk_frozen;
+	_Atomic int64_t clk_min, clk_max;
+	_Atomic uint64_t jumps_fwd, jumps_back, freezes, frozen_dispatches, early_checks;
+	_Atomic int clk_is_frozen;
+	/* storm */
+	_Atomic uint64_t storm_cancel_calls, storm_cancel_won;
+} g;
+
+static void
+stall_dump(void)
+{
+	if (g.engine)
+		flowq__debug_dump(g.engine, stderr);
+}
+
+/* The run's seed: argv[@p at] (default 1), plus a step for each soak
+ * iteration before this one (stress_soak_iteration(): iteration 0, the
+ * CTest run, uses the given seed; a failing soak iteration prints its own,
+ * to be given as SEED). */
+static uint64_t
+run_seed(int argc, char **argv, int at)
+{
+	uint64_t seed = argc > at ? test_parse_ulong(PROG, argv[at], "seed", 0, ~0ul) : 1;
+	g.seed = seed + stress_soak_iteration() * UINT64_C(0x9e3779b97f4a7c15);
+	return g.seed;
+}
+
+/* PRODUCERS SHARDS N [SEED] of the stall, clock and storm modes (N: @p
+ * what, at most @p nmax; exits with the usage on anything else), and in
+ * @p r_cfg a configuration with those shards and at most @p inflight
+ * requests in flight. */
+struct args {
+	unsigned np, ns;
+	unsigned long n;
+	uint64_t seed;
+};
+
+static struct args
+mode_args(int argc, char **argv, const char *what, unsigned long nmax, uint32_t inflight,
+	  struct flowq_config *r_cfg)
+{
+	if (argc < 5 || argc > 6) {
+		fprintf(stderr, "usage: %s %s PRODUCERS SHARDS %s [SEED]\n", PROG,
+			argv[1], what);
+		exit(2);
+	}
+	flowq_config_init(r_cfg);
+	r_cfg->saturation.max_inflight = inflight;
+	r_cfg->shards = (unsigned)test_parse_ulong(PROG, argv[3], "shards", 1, 64);
+	return (struct args){.np = (unsigned)test_parse_ulong(PROG, argv[2], "producers",
+							      1, MAX_THREADS),
+			     .ns = r_cfg->shards,
+			     .n = test_parse_ulong(PROG, argv[4], what, 1, nmax),
+			     .seed = run_seed(argc, argv, 5)};
+}
 
 static void
 on_complete(struct flowq_req *req, void *arg)
 {
 	struct hreq *h = arg;
-	enum flowq_outcome o = stress_completion_check(PROG, req, completed_by);
-	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+	enum flowq_outcome o = stress_completion_check(PROG, req, g.completed_by);
+	atomic_fetch_add_explicit(&g.progress, 1, memory_order_relaxed);
 	stress_completion_publish(PROG, h, &h->outcome, &h->completions, o);
 }
 
@@ -233,7 +279,7 @@ settle_done(struct hreq *h)
 {
 	h->outstanding = false;
 	if (atomic_load_explicit(&h->outcome, memory_order_relaxed) == FLOWQ_DISPATCHED &&
-	    flowq_release(engine, &h->req) != 0)
+	    flowq_release(g.engine, &h->req) != 0)
 		test_violation(PROG, "release of a dispatched request failed");
 }
 
@@ -253,9 +299,9 @@ try_settle(struct hreq *h)
 static void
 settle_all(struct producer *p)
 {
-	for (unsigned left = window; left;) {
+	for (unsigned left = g.window; left;) {
 		left = 0;
-		for (unsigned i = 0; i < window; i++)
+		for (unsigned i = 0; i < g.window; i++)
 			if (!try_settle(&p->win[i]))
 				left++;
 		if (left)
@@ -307,11 +353,12 @@ req_prepare(struct hreq *h, const char *prefix, unsigned flow, int32_t prio,
 static struct hreq *
 pick_slot(struct producer *p, uint64_t *rng, uint64_t *r_rng, unsigned cancel_one_in)
 {
-	struct hreq *h = &p->win[test_rng_next(rng) % window];
+	struct hreq *h = &p->win[test_rng_next(rng) % g.window];
 	uint64_t r = *r_rng = test_rng_next(rng);
 	if (try_settle(h))
 		return h;
-	if (cancel_one_in && r % cancel_one_in == 0 && flowq_cancel(engine, &h->req) == 0)
+	if (cancel_one_in && r % cancel_one_in == 0 &&
+	    flowq_cancel(g.engine, &h->req) == 0)
 		p->cancels_won++;
 	sched_yield();
 	return NULL;
@@ -321,7 +368,7 @@ pick_slot(struct producer *p, uint64_t *rng, uint64_t *r_rng, unsigned cancel_on
 static void
 submitted(struct producer *p, struct hreq *h, int rc)
 {
-	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&g.progress, 1, memory_order_relaxed);
 	if (rc == 0) {
 		h->outstanding = true;
 		p->accepted++;
@@ -330,39 +377,67 @@ submitted(struct producer *p, struct hreq *h, int rc)
 	}
 }
 
-static uint64_t
-sum_accepted(void)
+/* The producers' counts, summed. */
+struct sums {
+	uint64_t accepted, rejected, cancels_won;
+};
+
+static struct sums
+producer_sums(void)
 {
-	uint64_t a = 0;
-	for (unsigned i = 0; i < nproducers; i++)
-		a += ps[i].accepted;
-	return a;
+	struct sums t = {0};
+	for (unsigned i = 0; i < g.nproducers; i++) {
+		t.accepted += g.ps[i].accepted;
+		t.rejected += g.ps[i].rejected;
+		t.cancels_won += g.ps[i].cancels_won;
+	}
+	return t;
 }
 
-static uint64_t
-sum_cancels(void)
+/* At quiescence: stress_check_conservation() on the producers' counts;
+ * the engine's statistics in @p r_st. @return the producers' sums. */
+static struct sums
+check_conservation(struct flowq_stats *r_st)
 {
-	uint64_t a = 0;
-	for (unsigned i = 0; i < nproducers; i++)
-		a += ps[i].cancels_won;
-	return a;
+	struct sums t = producer_sums();
+	stress_check_conservation(PROG, g.engine, g.completed_by, t.accepted,
+				  t.cancels_won, r_st);
+	return t;
+}
+
+/* The SOAK line's counts of one engine life (stress_soak.h; nothing unless
+ * soaking): @p ops submits, the outcomes (completions in g.completed_by,
+ * rejections in @p st, the engine's statistics) and @p faults injected
+ * (failed allocations, stalls or spins, clock moves). */
+static void
+soak_count(uint64_t ops, const struct flowq_stats *st, uint64_t faults)
+{
+	stress_soak_engine(ops, g.completed_by, st);
+	stress_soak_count("faults", faults);
+}
+
+static void
+sleep_ns(int64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+	nanosleep(&ts, NULL);
 }
 
 static void
 start_producers(unsigned np, uint64_t seed, unsigned long nreq, void *(*fn)(void *))
 {
-	nproducers = np;
+	g.nproducers = np;
 	for (unsigned i = 0; i < np; i++) {
-		struct hreq *win = ps[i].win;
-		ps[i] = (struct producer){.index = i,
-					  .seed = seed * 1000 + i,
-					  .requests = nreq,
-					  .win = win};
-		if (!ps[i].win)
-			ps[i].win = calloc(WINDOW, sizeof(struct hreq));
+		struct hreq *win = g.ps[i].win;
+		g.ps[i] = (struct producer){.index = i,
+					    .seed = seed * 1000 + i,
+					    .requests = nreq,
+					    .win = win};
+		if (!g.ps[i].win)
+			g.ps[i].win = calloc(WINDOW, sizeof(struct hreq));
 		else
-			memset(ps[i].win, 0, WINDOW * sizeof(struct hreq));
-		if (!ps[i].win || pthread_create(&ps[i].thread, NULL, fn, &ps[i])) {
+			memset(g.ps[i].win, 0, WINDOW * sizeof(struct hreq));
+		if (!g.ps[i].win || pthread_create(&g.ps[i].thread, NULL, fn, &g.ps[i])) {
 			fprintf(stderr, "%s: cannot start producer %u\n", PROG, i);
 			exit(1);
 		}
@@ -372,17 +447,13 @@ start_producers(unsigned np, uint64_t seed, unsigned long nreq, void *(*fn)(void
 static void
 join_producers(void)
 {
-	for (unsigned i = 0; i < nproducers; i++)
-		pthread_join(ps[i].thread, NULL);
+	for (unsigned i = 0; i < g.nproducers; i++)
+		pthread_join(g.ps[i].thread, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
 /* alloc                                                                    */
 /* ------------------------------------------------------------------------ */
-
-static struct test_count_alloc ca;
-static bool alloc_polled;
-static uint64_t enomem_create, enomem_port, creates;
 
 static int
 count_band(int32_t prio, const struct flowq_stats *st, void *ctx)
@@ -411,7 +482,7 @@ alloc_producer(void *arg)
 		struct flowq_flow *f = NULL;
 		if ((r >> 24) % 8 == 0) {
 			/* Through a handle (flow_get allocates too). */
-			int rc = flowq_flow_get(engine, h->id, h->req.flow_id_len,
+			int rc = flowq_flow_get(g.engine, h->id, h->req.flow_id_len,
 						h->req.priority, &f);
 			if (rc == -ENOMEM) {
 				p->enomem_flow_get++;
@@ -422,13 +493,13 @@ alloc_producer(void *arg)
 			}
 			h->req.flow = f;
 		}
-		int rc = flowq_submit(engine, &h->req);
+		int rc = flowq_submit(g.engine, &h->req);
 		submitted(p, h, rc);
 		if (f)
-			flowq_flow_put(engine, f);
+			flowq_flow_put(g.engine, f);
 		if ((r >> 28) % 256 == 0) {
 			unsigned n = 0;
-			rc = flowq_stats_foreach_band(engine, count_band, &n);
+			rc = flowq_stats_foreach_band(g.engine, count_band, &n);
 			if (rc == -ENOMEM)
 				p->enomem_stats++;
 			else if (rc != 0)
@@ -446,10 +517,10 @@ static void *
 alloc_poller(void *arg)
 {
 	(void)arg;
-	while (!atomic_load_explicit(&stop_flag, memory_order_acquire)) {
+	while (!atomic_load_explicit(&g.stop_flag, memory_order_acquire)) {
 		int n = 0;
-		for (unsigned s = 0; s < flowq_shard_count(engine); s++) {
-			int k = flowq_shard_poll(engine, s, 0, NULL);
+		for (unsigned s = 0; s < flowq_shard_count(g.engine); s++) {
+			int k = flowq_shard_poll(g.engine, s, 0, NULL);
 			if (k < 0)
 				test_violation(PROG, "shard_poll returned %d", k);
 			n += k > 0 ? k : 0;
@@ -470,82 +541,80 @@ run_alloc(int argc, char **argv)
 			PROG);
 		return 2;
 	}
-	alloc_polled = strcmp(argv[2], "polled") == 0;
-	if (!alloc_polled && strcmp(argv[2], "threaded") != 0) {
+	g.alloc_polled = strcmp(argv[2], "polled") == 0;
+	if (!g.alloc_polled && strcmp(argv[2], "threaded") != 0) {
 		fprintf(stderr, "%s: mode must be threaded or polled\n", PROG);
 		return 2;
 	}
 	unsigned long every = test_parse_ulong(PROG, argv[3], "every", 0, 1000000);
 	unsigned long ppm = test_parse_ulong(PROG, argv[4], "per_million", 0, 1000000);
 	unsigned long rounds = test_parse_ulong(PROG, argv[5], "rounds", 1, 100000);
-	uint64_t seed = argc > 6 ? test_parse_ulong(PROG, argv[6], "seed", 0, ~0ul) : 1;
-	test_count_alloc_init(&ca);
-	test_count_alloc_seed(&ca, seed);
-	window = WINDOW_ALLOC;
+	uint64_t seed = run_seed(argc, argv, 6);
+	test_count_alloc_init(&g.ca);
+	test_count_alloc_seed(&g.ca, seed);
+	g.window = WINDOW_ALLOC;
 	double t0 = test_now_seconds();
-	test_watchdog_start(&watchdog);
+	test_watchdog_start(&g.watchdog);
 	uint64_t accepted_total = 0, rejected_total = 0, enomem_sub = 0, enomem_fg = 0,
 		 enomem_st = 0, failed_total = 0, attempts_total = 0;
 	for (unsigned long round = 0; round < rounds; round++) {
 		/* Failures off while the round sets up its counters. */
-		atomic_store(&ca.every, 0);
-		atomic_store(&ca.per_million, 0);
-		ca.fail_after = ~0ul;
+		atomic_store(&g.ca.every, 0);
+		atomic_store(&g.ca.per_million, 0);
+		g.ca.fail_after = ~0ul;
 		for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
-			atomic_store(&completed_by[o], 0);
-		unsigned long f0 = atomic_load(&ca.failed),
-			      a0 = atomic_load(&ca.attempts);
-		atomic_store(&ca.every, every);
-		atomic_store(&ca.per_million, (uint32_t)ppm);
+			atomic_store(&g.completed_by[o], 0);
+		unsigned long f0 = atomic_load(&g.ca.failed),
+			      a0 = atomic_load(&g.ca.attempts);
+		atomic_store(&g.ca.every, every);
+		atomic_store(&g.ca.per_million, (uint32_t)ppm);
 
 		struct flowq_config cfg;
 		flowq_config_init(&cfg);
 		cfg.shards = 2;
-		cfg.mode = alloc_polled ? FLOWQ_MODE_POLLED : FLOWQ_MODE_THREADED;
+		cfg.mode = g.alloc_polled ? FLOWQ_MODE_POLLED : FLOWQ_MODE_THREADED;
 		cfg.max_requests = GLOBAL_LIMIT;
 		cfg.saturation.max_inflight = INFLIGHT;
 		cfg.flow_gc_timeout_ns = MS;
-		cfg.allocator = &ca.a;
+		cfg.allocator = &g.ca.a;
 		/* Create fails at each of its allocations in turn. */
 		unsigned nfail, leaky;
-		int rc = test_count_alloc_create(&ca, &cfg, &engine, &nfail, &leaky);
+		int rc = test_count_alloc_create(&g.ca, &cfg, &g.engine, &nfail, &leaky);
 		if (rc != 0) {
 			test_violation(PROG, "create returned %d", rc);
 			return 1;
 		}
 		if (leaky)
 			test_violation(PROG, "%u failed creates left blocks", leaky);
-		enomem_create += nfail;
-		creates++;
+		g.enomem_create += nfail;
+		g.creates++;
 		struct flowq_port *port = NULL;
-		for (unsigned tries = 0; (rc = flowq_port_create(engine, &port)) != 0;
+		for (unsigned tries = 0; (rc = flowq_port_create(g.engine, &port)) != 0;
 		     tries++) {
 			if (rc != -ENOMEM || tries > 10000) {
 				test_violation(PROG, "port_create returned %d", rc);
 				port = NULL;
 				break;
 			}
-			enomem_port++;
+			g.enomem_port++;
 		}
 		pthread_t poller;
-		atomic_store(&stop_flag, 0);
-		if (alloc_polled && pthread_create(&poller, NULL, alloc_poller, NULL))
+		atomic_store(&g.stop_flag, 0);
+		if (g.alloc_polled && pthread_create(&poller, NULL, alloc_poller, NULL))
 			exit(1);
 		start_producers(3, seed + round, 1000, alloc_producer);
 		join_producers();
-		atomic_store_explicit(&stop_flag, 1, memory_order_release);
-		if (alloc_polled)
+		atomic_store_explicit(&g.stop_flag, 1, memory_order_release);
+		if (g.alloc_polled)
 			pthread_join(poller, NULL);
 		/* Quiescent: conservation and the engine's own counts. */
 		struct flowq_stats st;
-		stress_check_conservation(PROG, engine, completed_by, sum_accepted(),
-					  sum_cancels(), &st);
-		uint64_t rejected = 0, enomem = 0;
-		for (unsigned i = 0; i < nproducers; i++) {
-			rejected += ps[i].rejected;
-			enomem += ps[i].enomem_submit;
-			enomem_fg += ps[i].enomem_flow_get;
-			enomem_st += ps[i].enomem_stats;
+		struct sums t = check_conservation(&st);
+		uint64_t rejected = t.rejected, enomem = 0;
+		for (unsigned i = 0; i < g.nproducers; i++) {
+			enomem += g.ps[i].enomem_submit;
+			enomem_fg += g.ps[i].enomem_flow_get;
+			enomem_st += g.ps[i].enomem_stats;
 		}
 		if (st.outcomes[FLOWQ_REJECTED_CAPACITY] +
 			    st.outcomes[FLOWQ_REJECTED_OTHER] !=
@@ -560,40 +629,40 @@ run_alloc(int argc, char **argv)
 				enomem);
 		if (port)
 			flowq_port_destroy(port);
-		flowq_engine_destroy(engine);
-		engine = NULL;
-		if (atomic_load(&ca.blocks) != 0 || atomic_load(&ca.outstanding) != 0)
+		flowq_engine_destroy(g.engine);
+		g.engine = NULL;
+		if (atomic_load(&g.ca.blocks) != 0 || atomic_load(&g.ca.outstanding) != 0)
 			test_violation(PROG, "round %lu: %ld blocks (%zu bytes) leaked",
-				       round, (long)atomic_load(&ca.blocks),
-				       (size_t)atomic_load(&ca.outstanding));
-		if (atomic_load(&ca.bad_frees))
+				       round, (long)atomic_load(&g.ca.blocks),
+				       (size_t)atomic_load(&g.ca.outstanding));
+		if (atomic_load(&g.ca.bad_frees))
 			test_violation(PROG, "bad frees: %lu",
-				       atomic_load(&ca.bad_frees));
-		accepted_total += sum_accepted();
+				       atomic_load(&g.ca.bad_frees));
+		uint64_t failed = atomic_load(&g.ca.failed) - f0;
+		soak_count(t.accepted + rejected, &st, failed);
+		accepted_total += t.accepted;
 		rejected_total += rejected;
 		enomem_sub += enomem;
-		failed_total += atomic_load(&ca.failed) - f0;
-		attempts_total += atomic_load(&ca.attempts) - a0;
+		failed_total += failed;
+		attempts_total += atomic_load(&g.ca.attempts) - a0;
 	}
-	test_watchdog_stop(&watchdog);
+	test_watchdog_stop(&g.watchdog);
 	double secs = test_now_seconds() - t0;
-	for (unsigned i = 0; i < nproducers; i++)
-		free(ps[i].win);
 	fprintf(stderr,
 		"%s: alloc %s every=%lu ppm=%lu: allocations %" PRIu64 " failed %" PRIu64
 		"; -ENOMEM: create %" PRIu64 " port %" PRIu64 " submit %" PRIu64
 		" flow_get %" PRIu64 " stats %" PRIu64 "; accepted %" PRIu64
 		" rejected %" PRIu64 "; leaked blocks 0 unless reported\n",
-		PROG, argv[2], every, ppm, attempts_total, failed_total, enomem_create,
-		enomem_port, enomem_sub, enomem_fg, enomem_st, accepted_total,
+		PROG, argv[2], every, ppm, attempts_total, failed_total, g.enomem_create,
+		g.enomem_port, enomem_sub, enomem_fg, enomem_st, accepted_total,
 		rejected_total);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s alloc mode=%s every=%lu ppm=%lu rounds=%lu "
 	       "alloc_failed=%" PRIu64 " enomem=%" PRIu64
 	       " leaked_blocks=%ld violations=%lu seconds=%.2f\n",
 	       PROG, argv[2], every, ppm, rounds, failed_total,
-	       enomem_create + enomem_port + enomem_sub + enomem_fg + enomem_st,
-	       (long)atomic_load(&ca.blocks), v, secs);
+	       g.enomem_create + g.enomem_port + enomem_sub + enomem_fg + enomem_st,
+	       (long)atomic_load(&g.ca.blocks), v, secs);
 	return v ? 1 : 0;
 }
 
@@ -623,6 +692,7 @@ run_alloc(int argc, char **argv)
 /* And the 99th below this (under TSan at load 20, 95 ms was seen). */
 #define EXPIRY_P99_BOUND (300 * MS)
 #define MAX_EXPIRIES     (1u << 20)
+#define EXPIRIES_BYTES   (MAX_EXPIRIES * sizeof(int64_t))
 
 /* Submits that slept in the kernel: a thread's first call registers it
  * with liburcu (a mutex), a new band takes the band lock. Under TSan, its
@@ -636,10 +706,6 @@ run_alloc(int argc, char **argv)
 #else
 #define BLOCKED_ALLOWED(np, submits) (4 * (np) + 8 + 0 * (submits))
 #endif
-
-static struct lat_hist submit_lat;
-static int64_t *expiry_delays;
-static _Atomic uint64_t blocked_submits;
 
 /* The calling thread's time spent runnable but waiting for a CPU, ns
  * (/proc/thread-self/schedstat, second field); -1 if unknown. */
@@ -668,10 +734,6 @@ nvcsw_self(void)
 	getrusage(RUSAGE_THREAD, &ru);
 	return ru.ru_nvcsw;
 }
-static _Atomic int64_t submit_max, expiry_max;
-static _Atomic uint64_t slow_submits, expiries, queued_seen_max, inflight_seen_max;
-static _Atomic uint64_t host_queued, host_queued_max;
-static double run_seconds;
 
 static void
 on_complete_stall(struct flowq_req *req, void *arg)
@@ -679,7 +741,7 @@ on_complete_stall(struct flowq_req *req, void *arg)
 	if (flowq_req_outcome(req) == FLOWQ_EVICTED_TTL) {
 		/* On the dispatcher that decided it: from the later of the
 		 * expiry and this thread's last stall's end. */
-		int64_t now = mono_ns();
+		int64_t now = test_now_ns();
 		int64_t from = req->priv.hnode.key;
 		int64_t resumed = flowq__fault_thread_resumed_ns();
 		if (resumed > from)
@@ -694,15 +756,15 @@ on_complete_stall(struct flowq_req *req, void *arg)
 			d -= w - prev_wait;
 			d = d < 0 ? 0 : d;
 		}
-		atomic_max(&expiry_max, d);
+		atomic_max(&g.expiry_max, d);
 		uint64_t i =
-			atomic_fetch_add_explicit(&expiries, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&g.expiries, 1, memory_order_relaxed);
 		if (i < MAX_EXPIRIES)
-			expiry_delays[i] = d;
+			g.expiry_delays[i] = d;
 	}
-	prev_t = mono_ns();
+	prev_t = test_now_ns();
 	prev_wait = runq_wait_self();
-	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&g.host_queued, 1, memory_order_relaxed);
 	on_complete(req, arg);
 }
 
@@ -711,13 +773,12 @@ stall_producer(void *arg)
 {
 	struct producer *p = arg;
 	uint64_t rng = p->seed;
-	double end = test_now_seconds() + run_seconds;
+	double end = test_now_seconds() + g.run_seconds;
 	while (test_now_seconds() < end) {
-		if ((mono_ns() / MS) % PERIOD_MS >= BURST_MS) {
+		if ((test_now_ns() / MS) % PERIOD_MS >= BURST_MS) {
 			/* Between bursts no call at all (not even a release,
 			 * which would wake a dispatcher): timers only. */
-			struct timespec ts = {0, MS};
-			nanosleep(&ts, NULL);
+			sleep_ns(MS);
 			continue;
 		}
 		uint64_t r;
@@ -729,20 +790,22 @@ stall_producer(void *arg)
 		/* Half expire within 1-40 ms, the rest never. */
 		if ((r >> 16) % 2 == 0)
 			h->req.ttl_ns = MS + (int64_t)((r >> 20) % (39 * MS));
-		stress_queued_inc(&host_queued, &host_queued_max);
+		stress_queued_inc(&g.host_queued, &g.host_queued_max);
 		long cs0 = nvcsw_self();
-		int64_t t0 = mono_ns();
-		int rc = flowq_submit(engine, &h->req);
-		int64_t d = mono_ns() - t0;
+		int64_t t0 = test_now_ns();
+		int rc = flowq_submit(g.engine, &h->req);
+		int64_t d = test_now_ns() - t0;
 		if (nvcsw_self() != cs0)
-			atomic_fetch_add_explicit(&blocked_submits, 1,
+			atomic_fetch_add_explicit(&g.blocked_submits, 1,
 						  memory_order_relaxed);
-		lat_add(&submit_lat, d);
-		atomic_max(&submit_max, d);
+		lat_add(&g.submit_lat, d);
+		atomic_max(&g.submit_max, d);
 		if (d >= STALL_MIN)
-			atomic_fetch_add_explicit(&slow_submits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&g.slow_submits, 1,
+						  memory_order_relaxed);
 		if (rc != 0)
-			atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&g.host_queued, 1,
+						  memory_order_relaxed);
 		submitted(p, h, rc);
 		/* Hold dispatched requests a little: the gate stays scarce. */
 		if ((r >> 40) % 64 == 0)
@@ -757,15 +820,14 @@ static void *
 sampler_main(void *arg)
 {
 	(void)arg;
-	while (!atomic_load_explicit(&stop_flag, memory_order_acquire)) {
+	while (!atomic_load_explicit(&g.stop_flag, memory_order_acquire)) {
 		struct flowq_stats st;
-		flowq_stats_engine(engine, &st);
-		if (st.queued > atomic_load(&queued_seen_max))
-			atomic_store(&queued_seen_max, st.queued);
-		if (st.inflight > atomic_load(&inflight_seen_max))
-			atomic_store(&inflight_seen_max, st.inflight);
-		struct timespec ts = {0, 200000};
-		nanosleep(&ts, NULL);
+		flowq_stats_engine(g.engine, &st);
+		if (st.queued > atomic_load(&g.queued_seen_max))
+			atomic_store(&g.queued_seen_max, st.queued);
+		if (st.inflight > atomic_load(&g.inflight_seen_max))
+			atomic_store(&g.inflight_seen_max, st.inflight);
+		sleep_ns(200000);
 	}
 	return NULL;
 }
@@ -773,19 +835,24 @@ sampler_main(void *arg)
 static int
 run_stall(int argc, char **argv)
 {
-	struct args a = parse_args(argc, argv, "SECONDS", 3600);
+	struct flowq_config cfg;
+	struct args a = mode_args(argc, argv, "SECONDS", 3600, INFLIGHT, &cfg);
 	unsigned np = a.np, ns = a.ns;
 	uint64_t seed = a.seed;
-	run_seconds = (double)a.n;
-	struct flowq_config cfg;
-	flowq_config_init(&cfg);
-	cfg.shards = ns;
+	g.run_seconds = (double)a.n;
 	cfg.max_requests = GLOBAL_LIMIT;
-	cfg.saturation.max_inflight = INFLIGHT;
-	engine = stress_engine_create(PROG, &cfg);
-	expiry_delays = calloc(MAX_EXPIRIES, sizeof(*expiry_delays));
-	if (!expiry_delays)
+	g.engine = stress_engine_create(PROG, &cfg);
+	/* mmap, not calloc: munmap gives the pages back at once. glibc would
+	 * serve the next soak iteration's 8 MB calloc from its heap (a freed
+	 * mmapped chunk raises its mmap threshold), zero it there and keep it
+	 * resident after the free: 8 MB of RSS growth that is no leak. */
+	g.expiry_delays = mmap(NULL, EXPIRIES_BYTES, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (g.expiry_delays == MAP_FAILED) {
+		g.expiry_delays = NULL;
+		fprintf(stderr, "%s: cannot map the expiry delays\n", PROG);
 		exit(1);
+	}
 	struct flowq__fault_stall st = {.mask = FLOWQ__FAULT_DISPATCHER,
 					.per_million = STALL_PPM,
 					.min_ns = STALL_MIN,
@@ -793,49 +860,46 @@ run_stall(int argc, char **argv)
 					.seed = seed};
 	flowq__fault_stall_arm(&st);
 	double t0 = test_now_seconds();
-	test_watchdog_start(&watchdog);
+	test_watchdog_start(&g.watchdog);
 	pthread_t sampler;
 	if (pthread_create(&sampler, NULL, sampler_main, NULL))
 		exit(1);
 	start_producers(np, seed, 0, stall_producer);
 	join_producers();
-	atomic_store_explicit(&stop_flag, 1, memory_order_release);
+	atomic_store_explicit(&g.stop_flag, 1, memory_order_release);
 	pthread_join(sampler, NULL);
-	test_watchdog_stop(&watchdog);
+	test_watchdog_stop(&g.watchdog);
 	flowq__fault_disarm();
 	double secs = test_now_seconds() - t0;
 	struct flowq_stats est;
-	stress_check_conservation(PROG, engine, completed_by, sum_accepted(),
-				  sum_cancels(), &est);
-	uint64_t qmax = atomic_load(&host_queued_max);
+	struct sums t = check_conservation(&est);
+	uint64_t qmax = atomic_load(&g.host_queued_max);
 	if (qmax > GLOBAL_LIMIT + np)
 		test_violation(PROG, "hosts' queued reached %" PRIu64 " > %d + %u", qmax,
 			       GLOBAL_LIMIT, np);
-	if (atomic_load(&queued_seen_max) > GLOBAL_LIMIT)
+	if (atomic_load(&g.queued_seen_max) > GLOBAL_LIMIT)
 		test_violation(PROG, "engine queued %" PRIu64 " > limit %d",
-			       (uint64_t)atomic_load(&queued_seen_max), GLOBAL_LIMIT);
-	if (atomic_load(&inflight_seen_max) > INFLIGHT)
+			       (uint64_t)atomic_load(&g.queued_seen_max), GLOBAL_LIMIT);
+	if (atomic_load(&g.inflight_seen_max) > INFLIGHT)
 		test_violation(PROG, "in flight %" PRIu64 " > limit %d",
-			       (uint64_t)atomic_load(&inflight_seen_max), INFLIGHT);
-	uint64_t submits = sum_accepted();
-	for (unsigned i = 0; i < np; i++)
-		submits += ps[i].rejected;
-	uint64_t slow = atomic_load(&slow_submits),
-		 blocked = atomic_load(&blocked_submits);
+			       (uint64_t)atomic_load(&g.inflight_seen_max), INFLIGHT);
+	uint64_t submits = t.accepted + t.rejected;
+	uint64_t slow = atomic_load(&g.slow_submits),
+		 blocked = atomic_load(&g.blocked_submits);
 	if (blocked > BLOCKED_ALLOWED(np, submits))
 		test_violation(PROG,
-			       "%" PRIu64
-			       " submits slept in the kernel (> %" PRIu64 "): producers block",
+			       "%" PRIu64 " submits slept in the kernel (> %" PRIu64
+			       "): producers block",
 			       blocked, (uint64_t)BLOCKED_ALLOWED(np, submits));
 	uint64_t stall_ns, stalls = flowq__fault_stalls(&stall_ns);
 	if (stalls == 0)
 		test_violation(PROG, "no stall was injected");
-	uint64_t nexp = atomic_load(&expiries);
+	uint64_t nexp = atomic_load(&g.expiries);
 	nexp = nexp < MAX_EXPIRIES ? nexp : MAX_EXPIRIES;
-	qsort(expiry_delays, nexp, sizeof(*expiry_delays), cmp_i64);
-	int64_t p50 = nexp ? expiry_delays[nexp / 2] : 0;
-	int64_t p90 = nexp ? expiry_delays[nexp * 9 / 10] : 0;
-	int64_t p99 = nexp ? expiry_delays[nexp * 99 / 100] : 0;
+	qsort(g.expiry_delays, nexp, sizeof(*g.expiry_delays), cmp_i64);
+	int64_t p50 = nexp ? g.expiry_delays[nexp / 2] : 0;
+	int64_t p90 = nexp ? g.expiry_delays[nexp * 9 / 10] : 0;
+	int64_t p99 = nexp ? g.expiry_delays[nexp * 99 / 100] : 0;
 	if (nexp == 0)
 		test_violation(PROG, "no request expired");
 	if (p90 > EXPIRY_P90_BOUND)
@@ -844,31 +908,30 @@ run_stall(int argc, char **argv)
 	if (p99 > EXPIRY_P99_BOUND)
 		test_violation(PROG, "expiries after expiry/resume: p99 %.3f ms > %d ms",
 			       (double)p99 / 1e6, (int)(EXPIRY_P99_BOUND / MS));
-	flowq_engine_destroy(engine);
-	for (unsigned i = 0; i < np; i++)
-		free(ps[i].win);
-	free(expiry_delays);
+	soak_count(submits, &est, stalls);
+	flowq_engine_destroy(g.engine);
+	g.engine = NULL;
 	fprintf(stderr,
 		"%s: stall: %" PRIu64 " stalls (%.0f ms in all), %" PRIu64
 		" submits: max %.3f ms, p99.9 <= %.3f ms, %" PRIu64 " >= %d ms, %" PRIu64
 		" slept; %" PRIu64 " expiries: after expiry/resume p50 %.3f ms, p90 %.3f "
-				   "ms, p99 %.3f ms, max %.3f ms;"
+		"ms, p99 %.3f ms, max %.3f ms;"
 		" queued max: "
 		"hosts %" PRIu64 " engine %" PRIu64 " (limit %d), in flight max %" PRIu64
 		" (limit %d)\n",
 		PROG, stalls, (double)stall_ns / 1e6, submits,
-		(double)atomic_load(&submit_max) / 1e6,
-		(double)lat_quantile(&submit_lat, 0.999) / 1e6, slow,
+		(double)atomic_load(&g.submit_max) / 1e6,
+		(double)lat_quantile(&g.submit_lat, 0.999) / 1e6, slow,
 		(int)(STALL_MIN / MS), blocked, nexp, (double)p50 / 1e6,
 		(double)p90 / 1e6, (double)p99 / 1e6,
-		(double)atomic_load(&expiry_max) / 1e6, qmax,
-		(uint64_t)atomic_load(&queued_seen_max), GLOBAL_LIMIT,
-		(uint64_t)atomic_load(&inflight_seen_max), INFLIGHT);
+		(double)atomic_load(&g.expiry_max) / 1e6, qmax,
+		(uint64_t)atomic_load(&g.queued_seen_max), GLOBAL_LIMIT,
+		(uint64_t)atomic_load(&g.inflight_seen_max), INFLIGHT);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s stall producers=%u shards=%u stalls=%" PRIu64
 	       " submit_max_ms=%.3f expiry_after_resume_p90_ms=%.3f violations=%lu "
 	       "seconds=%.2f\n",
-	       PROG, np, ns, stalls, (double)atomic_load(&submit_max) / 1e6,
+	       PROG, np, ns, stalls, (double)atomic_load(&g.submit_max) / 1e6,
 	       (double)p90 / 1e6, v, secs);
 	return v ? 1 : 0;
 }
@@ -878,10 +941,6 @@ run_stall(int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 
 /* The faulty clock: CLOCK_MONOTONIC + offset, or a frozen value. */
-static _Atomic int64_t clk_offset, clk_frozen; /* frozen: 0 = running */
-static _Atomic int64_t clk_min = INT64_MAX, clk_max = INT64_MIN;
-static _Atomic uint64_t jumps_fwd, jumps_back, freezes, frozen_dispatches, early_checks;
-static _Atomic int clk_is_frozen;
 /* Per thread: the first clock read after the round started (dispatchers). */
 static _Thread_local bool clk_capture;
 static _Thread_local int64_t clk_round_now;
@@ -890,20 +949,20 @@ static int64_t
 fault_clock(void *ctx)
 {
 	(void)ctx;
-	int64_t f = atomic_load_explicit(&clk_frozen, memory_order_acquire);
-	int64_t v =
-		f ? f
-		  : mono_ns() + atomic_load_explicit(&clk_offset, memory_order_acquire);
+	int64_t f = atomic_load_explicit(&g.clk_frozen, memory_order_acquire);
+	int64_t v = f ? f
+		      : test_now_ns() + atomic_load_explicit(&g.clk_offset,
+							     memory_order_acquire);
 	if (clk_capture) {
 		clk_capture = false;
 		clk_round_now = v;
 	}
-	int64_t m = atomic_load_explicit(&clk_min, memory_order_relaxed);
-	while (v < m && !atomic_compare_exchange_weak_explicit(&clk_min, &m, v,
+	int64_t m = atomic_load_explicit(&g.clk_min, memory_order_relaxed);
+	while (v < m && !atomic_compare_exchange_weak_explicit(&g.clk_min, &m, v,
 							       memory_order_relaxed,
 							       memory_order_relaxed))
 		;
-	atomic_max(&clk_max, v);
+	atomic_max(&g.clk_max, v);
 	return v;
 }
 
@@ -925,11 +984,11 @@ on_complete_clock(struct flowq_req *req, void *arg)
 			test_violation(PROG,
 				       "dispatched %.3f ms past its expiry (round clock)",
 				       (double)(clk_round_now - key) / 1e6);
-		if (atomic_load_explicit(&clk_is_frozen, memory_order_relaxed))
-			atomic_fetch_add_explicit(&frozen_dispatches, 1,
+		if (atomic_load_explicit(&g.clk_is_frozen, memory_order_relaxed))
+			atomic_fetch_add_explicit(&g.frozen_dispatches, 1,
 						  memory_order_relaxed);
 	} else if (o == FLOWQ_EVICTED_TTL) {
-		atomic_fetch_add_explicit(&early_checks, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&g.early_checks, 1, memory_order_relaxed);
 		if (key > clk_round_now)
 			test_violation(PROG,
 				       "evicted %.3f ms before its expiry (round clock)",
@@ -943,7 +1002,7 @@ clock_producer(void *arg)
 {
 	struct producer *p = arg;
 	uint64_t rng = p->seed;
-	double end = test_now_seconds() + run_seconds;
+	double end = test_now_seconds() + g.run_seconds;
 	while (test_now_seconds() < end) {
 		uint64_t r;
 		struct hreq *h = pick_slot(p, &rng, &r, 16);
@@ -954,9 +1013,9 @@ clock_producer(void *arg)
 		if ((r >> 16) % 2 == 0)
 			h->req.ttl_ns = MS + (int64_t)((r >> 20) % (50 * MS));
 		if ((r >> 17) % 4 == 0)
-			h->req.deadline_ns =
-				flowq_now(engine) + MS + (int64_t)((r >> 30) % (50 * MS));
-		int rc = flowq_submit(engine, &h->req);
+			h->req.deadline_ns = flowq_now(g.engine) + MS +
+					     (int64_t)((r >> 30) % (50 * MS));
+		int rc = flowq_submit(g.engine, &h->req);
 		submitted(p, h, rc);
 	}
 	settle_all(p);
@@ -967,37 +1026,34 @@ static void *
 clock_controller(void *arg)
 {
 	uint64_t rng = *(uint64_t *)arg;
-	while (!atomic_load_explicit(&stop_flag, memory_order_acquire)) {
+	while (!atomic_load_explicit(&g.stop_flag, memory_order_acquire)) {
 		uint64_t r = test_rng_next(&rng);
 		int64_t amount = MS + (int64_t)(r % (200 * MS));
 		switch ((r >> 32) % 3) {
 		case 0:
-			atomic_fetch_add(&clk_offset, amount);
-			atomic_fetch_add(&jumps_fwd, 1);
+			atomic_fetch_add(&g.clk_offset, amount);
+			atomic_fetch_add(&g.jumps_fwd, 1);
 			break;
 		case 1:
-			atomic_fetch_sub(&clk_offset, amount);
-			atomic_fetch_add(&jumps_back, 1);
+			atomic_fetch_sub(&g.clk_offset, amount);
+			atomic_fetch_add(&g.jumps_back, 1);
 			break;
 		default: {
-			int64_t now = mono_ns() + atomic_load(&clk_offset);
-			atomic_store(&clk_is_frozen, 1);
-			atomic_store_explicit(&clk_frozen, now, memory_order_release);
-			flowq_engine_wake(engine);
-			struct timespec ts = {
-				0, (long)(10 * MS + (int64_t)((r >> 40) % (30 * MS)))};
-			nanosleep(&ts, NULL);
+			int64_t now = test_now_ns() + atomic_load(&g.clk_offset);
+			atomic_store(&g.clk_is_frozen, 1);
+			atomic_store_explicit(&g.clk_frozen, now, memory_order_release);
+			flowq_engine_wake(g.engine);
+			sleep_ns(10 * MS + (int64_t)((r >> 40) % (30 * MS)));
 			/* Resume where it stopped: the frozen span is lost. */
-			atomic_store(&clk_offset, now - mono_ns());
-			atomic_store_explicit(&clk_frozen, 0, memory_order_release);
-			atomic_store(&clk_is_frozen, 0);
-			atomic_fetch_add(&freezes, 1);
+			atomic_store(&g.clk_offset, now - test_now_ns());
+			atomic_store_explicit(&g.clk_frozen, 0, memory_order_release);
+			atomic_store(&g.clk_is_frozen, 0);
+			atomic_fetch_add(&g.freezes, 1);
 			break;
 		}
 		}
-		flowq_engine_wake(engine);
-		struct timespec ts = {0, 5 * MS};
-		nanosleep(&ts, NULL);
+		flowq_engine_wake(g.engine);
+		sleep_ns(5 * MS);
 	}
 	return NULL;
 }
@@ -1011,7 +1067,7 @@ check_hist(int32_t prio, const struct flowq_stats *st, void *ctx)
 {
 	(void)ctx;
 	const struct flowq_hist *h = &st->queue_time;
-	int64_t span = atomic_load(&clk_max) - atomic_load(&clk_min);
+	int64_t span = atomic_load(&g.clk_max) - atomic_load(&g.clk_min);
 	double lo = 0, hi = 0;
 	for (unsigned i = 0; i < FLOWQ_HIST_BUCKETS; i++) {
 		if (i > 0)
@@ -1032,58 +1088,54 @@ check_hist(int32_t prio, const struct flowq_stats *st, void *ctx)
 static int
 run_clock(int argc, char **argv)
 {
-	struct args a = parse_args(argc, argv, "SECONDS", 3600);
+	struct flowq_config cfg;
+	struct args a = mode_args(argc, argv, "SECONDS", 3600, INFLIGHT, &cfg);
 	unsigned np = a.np, ns = a.ns;
 	uint64_t seed = a.seed;
-	run_seconds = (double)a.n;
-	struct flowq_config cfg;
-	flowq_config_init(&cfg);
-	cfg.shards = ns;
-	cfg.saturation.max_inflight = INFLIGHT;
+	g.run_seconds = (double)a.n;
 	cfg.clock = fault_clock;
 	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(D_ROUND_START), round_hook, NULL);
-	engine = stress_engine_create(PROG, &cfg);
+	g.engine = stress_engine_create(PROG, &cfg);
 	double t0 = test_now_seconds();
-	test_watchdog_start(&watchdog);
+	test_watchdog_start(&g.watchdog);
 	pthread_t ctl;
 	uint64_t cseed = seed ^ 0x5eed;
 	if (pthread_create(&ctl, NULL, clock_controller, &cseed))
 		exit(1);
 	start_producers(np, seed, 0, clock_producer);
 	join_producers();
-	atomic_store_explicit(&stop_flag, 1, memory_order_release);
+	atomic_store_explicit(&g.stop_flag, 1, memory_order_release);
 	pthread_join(ctl, NULL);
-	test_watchdog_stop(&watchdog);
+	test_watchdog_stop(&g.watchdog);
 	double secs = test_now_seconds() - t0;
 	struct flowq_stats est;
-	stress_check_conservation(PROG, engine, completed_by, sum_accepted(),
-				  sum_cancels(), &est);
+	struct sums t = check_conservation(&est);
 	check_hist(INT32_MIN, &est, NULL);
-	flowq_stats_foreach_band(engine, check_hist, NULL);
-	if (atomic_load(&freezes) && atomic_load(&frozen_dispatches) == 0)
+	flowq_stats_foreach_band(g.engine, check_hist, NULL);
+	if (atomic_load(&g.freezes) && atomic_load(&g.frozen_dispatches) == 0)
 		test_violation(PROG, "no dispatch while the clock was frozen (starved)");
-	flowq_engine_destroy(engine);
+	uint64_t moves = atomic_load(&g.jumps_fwd) + atomic_load(&g.jumps_back);
+	soak_count(t.accepted + t.rejected, &est, moves + atomic_load(&g.freezes));
+	flowq_engine_destroy(g.engine);
+	g.engine = NULL;
 	flowq__fault_disarm();
-	for (unsigned i = 0; i < np; i++)
-		free(ps[i].win);
 	fprintf(stderr,
 		"%s: clock: %" PRIu64 " jumps forward, %" PRIu64 " back, %" PRIu64
 		" freezes; dispatched %" PRIu64 " (%" PRIu64
 		" while frozen), ttl %" PRIu64 ", cancelled %" PRIu64
 		"; queue-time sum %" PRIu64 " ns over %" PRIu64 "\n",
-		PROG, (uint64_t)atomic_load(&jumps_fwd),
-		(uint64_t)atomic_load(&jumps_back), (uint64_t)atomic_load(&freezes),
-		(uint64_t)atomic_load(&completed_by[FLOWQ_DISPATCHED]),
-		(uint64_t)atomic_load(&frozen_dispatches),
-		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_TTL]),
-		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]),
+		PROG, (uint64_t)atomic_load(&g.jumps_fwd),
+		(uint64_t)atomic_load(&g.jumps_back), (uint64_t)atomic_load(&g.freezes),
+		(uint64_t)atomic_load(&g.completed_by[FLOWQ_DISPATCHED]),
+		(uint64_t)atomic_load(&g.frozen_dispatches),
+		(uint64_t)atomic_load(&g.completed_by[FLOWQ_EVICTED_TTL]),
+		(uint64_t)atomic_load(&g.completed_by[FLOWQ_EVICTED_CANCELLED]),
 		est.queue_time.sum_ns, est.queue_time.count);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s clock producers=%u shards=%u jumps=%" PRIu64
 	       " freezes=%" PRIu64 " items=%" PRIu64 " violations=%lu seconds=%.2f\n",
-	       PROG, np, ns,
-	       (uint64_t)(atomic_load(&jumps_fwd) + atomic_load(&jumps_back)),
-	       (uint64_t)atomic_load(&freezes), sum_accepted(), v, secs);
+	       PROG, np, ns, moves, (uint64_t)atomic_load(&g.freezes), t.accepted, v,
+	       secs);
 	return v ? 1 : 0;
 }
 
@@ -1093,8 +1145,6 @@ run_clock(int argc, char **argv)
 
 #define CANCELLERS  3
 #define STORM_PRIOS 4
-
-static _Atomic uint64_t storm_cancel_calls, storm_cancel_won;
 
 /* Take @p h for a cancel (false: its owner is re-initializing it). */
 static bool
@@ -1158,7 +1208,7 @@ storm_producer(void *arg)
 {
 	struct producer *p = arg;
 	uint64_t rng = p->seed;
-	while (!atomic_load_explicit(&stop_flag, memory_order_acquire)) {
+	while (!atomic_load_explicit(&g.stop_flag, memory_order_acquire)) {
 		uint64_t r;
 		struct hreq *h = pick_slot(p, &rng, &r, 0);
 		if (!h)
@@ -1171,12 +1221,12 @@ storm_producer(void *arg)
 		if ((r >> 16) % 2 == 0)
 			h->req.ttl_ns = 20000 + (int64_t)((r >> 20) % (2 * MS));
 		cgate_open(h);
-		int rc = flowq_submit(engine, &h->req);
+		int rc = flowq_submit(g.engine, &h->req);
 		submitted(p, h, rc);
 		h->was_accepted = rc == 0;
 	}
 	/* Release what has completed; leave the rest to the destroy. */
-	for (unsigned i = 0; i < window; i++)
+	for (unsigned i = 0; i < g.window; i++)
 		(void)try_settle(&p->win[i]);
 	return NULL;
 }
@@ -1185,20 +1235,20 @@ static void *
 storm_canceller(void *arg)
 {
 	uint64_t rng = *(uint64_t *)arg;
-	while (!atomic_load_explicit(&stop_flag, memory_order_acquire)) {
+	while (!atomic_load_explicit(&g.stop_flag, memory_order_acquire)) {
 		uint64_t r = test_rng_next(&rng);
-		struct hreq *h = &ps[r % nproducers].win[(r >> 16) % window];
+		struct hreq *h = &g.ps[r % g.nproducers].win[(r >> 16) % g.window];
 		if (!cgate_enter(h))
 			continue;
-		atomic_fetch_add_explicit(&storm_cancel_calls, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&g.storm_cancel_calls, 1, memory_order_relaxed);
 		/* The request may be idle, queued, completed or rejected:
 		 * only a queued, undecided one can be cancelled. Wins are
 		 * checked by the owner once it has closed the gate. */
-		int rc = flowq_cancel(engine, &h->req);
+		int rc = flowq_cancel(g.engine, &h->req);
 		if (rc == 0) {
 			atomic_fetch_add_explicit(&h->cancel_wins, 1,
 						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&storm_cancel_won, 1,
+			atomic_fetch_add_explicit(&g.storm_cancel_won, 1,
 						  memory_order_relaxed);
 		}
 		if (rc != 0 && rc != -EALREADY)
@@ -1207,8 +1257,7 @@ storm_canceller(void *arg)
 		/* A storm, not a monopoly: producers and dispatchers must
 		 * keep the queues full for the shutdown to find. */
 		if ((r >> 40) % 4 == 0) {
-			struct timespec ts = {0, 20000};
-			nanosleep(&ts, NULL);
+			sleep_ns(20000);
 		}
 	}
 	return NULL;
@@ -1217,15 +1266,16 @@ storm_canceller(void *arg)
 static int
 run_storm(int argc, char **argv)
 {
-	struct args a = parse_args(argc, argv, "ROUNDS", 100000);
+	struct flowq_config base;
+	struct args a = mode_args(argc, argv, "ROUNDS", 100000, 8, &base);
 	unsigned np = a.np, ns = a.ns;
 	unsigned long rounds = a.n;
 	uint64_t seed = a.seed;
 	uint64_t rng = seed;
 	uint64_t accepted_total = 0, shutdown_total = 0, cancelled_total = 0,
-		 displaced_total = 0, ttl_total = 0, dispatched_total = 0;
+		 displaced_total = 0, ttl_total = 0, dispatched_total = 0, spins = 0;
 	double t0 = test_now_seconds();
-	test_watchdog_start(&watchdog);
+	test_watchdog_start(&g.watchdog);
 	/* Short spins between claim and finalize on every side. */
 	struct flowq__fault_stall st = {
 		.mask = FLOWQ__FAULT_BIT(S_CLAIMED) | FLOWQ__FAULT_BIT(S_QUEUED) |
@@ -1237,17 +1287,14 @@ run_storm(int argc, char **argv)
 		.seed = seed};
 	for (unsigned long round = 0; round < rounds; round++) {
 		for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
-			atomic_store(&completed_by[o], 0);
-		struct flowq_config cfg;
-		flowq_config_init(&cfg);
-		cfg.shards = ns;
+			atomic_store(&g.completed_by[o], 0);
+		struct flowq_config cfg = base;
 		cfg.max_requests = 64;
-		cfg.saturation.max_inflight = 8;
 		cfg.displacement = "lowest_band_newest";
 		cfg.displacement_max_pending = 8;
-		engine = stress_engine_create(PROG, &cfg);
+		g.engine = stress_engine_create(PROG, &cfg);
 		flowq__fault_stall_arm(&st);
-		atomic_store(&stop_flag, 0);
+		atomic_store(&g.stop_flag, 0);
 		start_producers(np, seed + round * 7919, 0, storm_producer);
 		pthread_t cs[CANCELLERS];
 		uint64_t cseed[CANCELLERS];
@@ -1256,53 +1303,56 @@ run_storm(int argc, char **argv)
 			if (pthread_create(&cs[i], NULL, storm_canceller, &cseed[i]))
 				exit(1);
 		}
-		struct timespec ts = {
-			0, (long)(50 * MS + (int64_t)(test_rng_next(&rng) % (250 * MS)))};
-		nanosleep(&ts, NULL);
-		atomic_store_explicit(&stop_flag, 1, memory_order_release);
+		sleep_ns(50 * MS + (int64_t)(test_rng_next(&rng) % (250 * MS)));
+		atomic_store_explicit(&g.stop_flag, 1, memory_order_release);
 		join_producers();
 		for (unsigned i = 0; i < CANCELLERS; i++)
 			pthread_join(cs[i], NULL);
+		/* No submit from here: the rejections are final. */
+		struct flowq_stats sst;
+		flowq_stats_engine(g.engine, &sst);
 		/* Shutdown with everything in flight: queued requests, inboxes,
 		 * cancel messages, displacement tickets. */
-		flowq_engine_destroy(engine);
-		engine = NULL;
+		flowq_engine_destroy(g.engine);
+		g.engine = NULL;
 		flowq__fault_disarm();
-		uint64_t accepted = sum_accepted(), completed = 0;
+		struct sums t = producer_sums();
+		uint64_t accepted = t.accepted, completed = 0;
 		for (unsigned o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
-			completed += atomic_load(&completed_by[o]);
+			completed += atomic_load(&g.completed_by[o]);
 		if (completed != accepted)
 			test_violation(PROG,
 				       "round %lu: accepted %" PRIu64
 				       " != outcomes %" PRIu64,
 				       round, accepted, completed);
 		for (unsigned i = 0; i < np; i++)
-			for (unsigned k = 0; k < window; k++) {
-				struct hreq *h = &ps[i].win[k];
+			for (unsigned k = 0; k < g.window; k++) {
+				struct hreq *h = &g.ps[i].win[k];
 				if (h->outstanding && atomic_load(&h->completions) != 1)
 					test_violation(PROG, "a request has %d outcomes",
 						       atomic_load(&h->completions));
 				storm_check_wins(h);
 			}
-		if (atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]) !=
-		    atomic_load(&storm_cancel_won))
+		if (atomic_load(&g.completed_by[FLOWQ_EVICTED_CANCELLED]) !=
+		    atomic_load(&g.storm_cancel_won))
 			test_violation(PROG,
 				       "cancels won %" PRIu64 " != cancelled %" PRIu64,
-				       (uint64_t)atomic_load(&storm_cancel_won),
+				       (uint64_t)atomic_load(&g.storm_cancel_won),
 				       (uint64_t)atomic_load(
-					       &completed_by[FLOWQ_EVICTED_CANCELLED]));
+					       &g.completed_by[FLOWQ_EVICTED_CANCELLED]));
 		accepted_total += accepted;
-		shutdown_total += atomic_load(&completed_by[FLOWQ_EVICTED_OTHER]);
-		cancelled_total += atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]);
-		displaced_total += atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]);
-		ttl_total += atomic_load(&completed_by[FLOWQ_EVICTED_TTL]);
-		dispatched_total += atomic_load(&completed_by[FLOWQ_DISPATCHED]);
-		atomic_store(&storm_cancel_won, 0);
+		shutdown_total += atomic_load(&g.completed_by[FLOWQ_EVICTED_OTHER]);
+		cancelled_total += atomic_load(&g.completed_by[FLOWQ_EVICTED_CANCELLED]);
+		displaced_total += atomic_load(&g.completed_by[FLOWQ_EVICTED_DISPLACED]);
+		ttl_total += atomic_load(&g.completed_by[FLOWQ_EVICTED_TTL]);
+		dispatched_total += atomic_load(&g.completed_by[FLOWQ_DISPATCHED]);
+		atomic_store(&g.storm_cancel_won, 0);
+		uint64_t spun = flowq__fault_stalls(NULL) - spins;
+		spins += spun;
+		soak_count(accepted + t.rejected, &sst, spun);
 	}
-	test_watchdog_stop(&watchdog);
+	test_watchdog_stop(&g.watchdog);
 	double secs = test_now_seconds() - t0;
-	for (unsigned i = 0; i < np; i++)
-		free(ps[i].win);
 	if (shutdown_total == 0)
 		test_violation(PROG, "no request was queued at any shutdown");
 	fprintf(stderr,
@@ -1310,7 +1360,7 @@ run_storm(int argc, char **argv)
 		" cancelled %" PRIu64 " (of %" PRIu64 " cancel calls) displaced %" PRIu64
 		" shutdown %" PRIu64 "\n",
 		PROG, accepted_total, dispatched_total, ttl_total, cancelled_total,
-		(uint64_t)atomic_load(&storm_cancel_calls), displaced_total,
+		(uint64_t)atomic_load(&g.storm_cancel_calls), displaced_total,
 		shutdown_total);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s storm producers=%u shards=%u rounds=%lu items=%" PRIu64
@@ -1319,17 +1369,50 @@ run_storm(int argc, char **argv)
 	return v ? 1 : 0;
 }
 
+/* One run of the mode argv[1] (stress_soak.h: main loops it in soak mode),
+ * from a clean state: g, the fault points' counters. */
+static int
+run(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} modes[] = {
+		{"alloc", run_alloc},
+		{"stall", run_stall},
+		{"clock", run_clock},
+		{"storm", run_storm},
+	};
+	memset(&g, 0, sizeof(g));
+	g.window = WINDOW;
+	atomic_store(&g.clk_min, INT64_MAX);
+	atomic_store(&g.clk_max, INT64_MIN);
+	g.watchdog.prog = PROG;
+	g.watchdog.progress = &g.progress;
+	g.watchdog.seconds = STALL_SECONDS;
+	g.watchdog.dump = stall_dump;
+	flowq__fault_reset();
+	int rc = -1;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (argc >= 2 && strcmp(argv[1], modes[i].name) == 0)
+			rc = modes[i].fn(argc, argv);
+	if (rc < 0) {
+		fprintf(stderr, "usage: %s alloc|stall|clock|storm ...\n", PROG);
+		return 2;
+	}
+	if (rc == 1 && stress_soak_iteration() > 0)
+		fprintf(stderr, "%s: soak iteration %lu failed; its seed: %" PRIu64 "\n",
+			PROG, stress_soak_iteration(), g.seed);
+	/* Whatever the mode left (it frees nothing on an early failure). */
+	for (unsigned i = 0; i < MAX_THREADS; i++)
+		free(g.ps[i].win);
+	if (g.expiry_delays)
+		munmap(g.expiry_delays, EXPIRIES_BYTES);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "alloc") == 0)
-		return run_alloc(argc, argv);
-	if (argc >= 2 && strcmp(argv[1], "stall") == 0)
-		return run_stall(argc, argv);
-	if (argc >= 2 && strcmp(argv[1], "clock") == 0)
-		return run_clock(argc, argv);
-	if (argc >= 2 && strcmp(argv[1], "storm") == 0)
-		return run_storm(argc, argv);
-	fprintf(stderr, "usage: %s alloc|stall|clock|storm ...\n", PROG);
-	return 2;
+	return stress_soak_main(PROG, argc, argv, run, test_violations());
 }

@@ -21,6 +21,7 @@ static struct {
 	uint64_t n;
 } counters[MAX_COUNTERS];
 static unsigned ncounters;
+static unsigned long iteration;
 
 /* RSS samples, one per second. */
 static uint64_t *samples;
@@ -79,6 +80,12 @@ sampler_main(void *arg)
 		}
 	}
 	return NULL;
+}
+
+unsigned long
+stress_soak_iteration(void)
+{
+	return iteration;
 }
 
 void
@@ -150,6 +157,7 @@ stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char *
 			break;
 		}
 		memcpy(av, argv, (size_t)argc * sizeof(*av));
+		iteration = (unsigned long)iterations;
 		rc = run(argc, av);
 		free(av);
 		iterations++;

@@ -47,6 +47,13 @@ int
 stress_soak_main(const char *prog, int argc, char **argv, int (*run)(int, char **),
 		 _Atomic unsigned long *violations);
 
+/** The number of run() calls before the current one: 0 in the first (and
+ * always when not soaking). A program that draws from a seed can add it to
+ * the seed, so that each soak iteration explores another schedule while
+ * iteration 0, the CTest run, keeps the given one. Context: main thread. */
+unsigned long
+stress_soak_iteration(void);
+
 /** Add @p n to counter @p what ("ops", or an outcome name) for the SOAK
  * line; at most 16 distinct names. Any thread; a no-op when not soaking. */
 void

@@ -112,11 +112,13 @@
  *   FLOWQ__SLEEP_WOKEN): "woken" means a waker has made (or is making) the
  *   wake and the dispatcher has not run since (only it sets the word back,
  *   and its FUTEX_WAIT compares with "asleep", so it cannot sleep on
- *   "woken"): from there on the engine has done its part. A sample that
- *   sees "woken" counts the time to the next sample as waiting for the OS
- *   (slightly high, as above); sched_waited() takes the larger of that and
- *   the run delay growth (a woken dispatcher on the run queue is counted
- *   by both; the larger never exceeds their union). A dispatcher asleep
+ *   "woken"): from there on the engine has done its part. Two consecutive
+ *   samples that see "woken" with no CPU slice in between (schedstat
+ *   count unchanged) count the time between them as waiting for the OS
+ *   (sched_woken(): low, unlike the run delay estimate, so the brief wakes
+ *   of a gate release are never excused); sched_waited() takes the larger
+ *   of that and the run delay growth (a woken dispatcher on the run queue
+ *   is counted by both; the larger never exceeds their union). A dispatcher asleep
  *   ("asleep") with work queued, i.e. a lost or missing wake, is still
  *   charged in full.
  *
@@ -383,9 +385,15 @@ sched_sample(unsigned nshards, int64_t now)
  * wait out of its run delay: the result is the larger of the two.
  */
 /* How long shard @k's dispatcher was woken but had not run within
- * [from, to], as the samples of its sleep word estimate it: each sample
- * that saw FLOWQ__SLEEP_WOKEN counts until the next sample (slightly high:
- * up to one sample period per woken stretch). */
+ * [from, to], as the samples of its sleep word estimate it: the time
+ * between two consecutive samples that both saw FLOWQ__SLEEP_WOKEN with no
+ * CPU slice in between (its schedstat count unchanged), i.e. it was woken
+ * at the first and had not run by the second. Low by up to two sample
+ * periods per stretch, on purpose: a dispatcher that is woken often for a
+ * few microseconds (each gate release wakes the shards waiting for it)
+ * must not be excused for the whole period of every sample that happens to
+ * see one of those wakes (counting them made the yield-disabled check
+ * below charge 203-685 events instead of 771-1057). */
 static int64_t
 sched_woken(unsigned nshards, unsigned k, int64_t from, int64_t to, size_t i0)
 {
@@ -393,7 +401,9 @@ sched_woken(unsigned nshards, unsigned k, int64_t from, int64_t to, size_t i0)
 
 	/* Samples before i0 (the last one at or before @from) end by then. */
 	for (size_t i = i0; i + 1 < sched_n && sched_t[i] < to; i++) {
-		if (!sched_wk[i * nshards + k] || sched_t[i + 1] <= from)
+		if (!sched_wk[i * nshards + k] || !sched_wk[(i + 1) * nshards + k] ||
+		    sched_pc[i * nshards + k] != sched_pc[(i + 1) * nshards + k] ||
+		    sched_t[i + 1] <= from)
 			continue;
 		int64_t a = sched_t[i] > from ? sched_t[i] : from;
 		int64_t b = sched_t[i + 1] < to ? sched_t[i + 1] : to;

@@ -431,22 +431,6 @@ fairness_wake_hook(enum flowq__fault_point p, void *ctx)
 	atomic_store(fw.rearm, FLOWQ__SLEEP_ASLEEP);
 }
 
-/* A flow id (prefix + number) whose flow lives on shard @p k. */
-static void
-id_on_shard(struct flowq_engine *e, unsigned k, const char *prefix, char *id, size_t n)
-{
-	for (unsigned i = 0; i < 10000; i++) {
-		struct flowq_flow *f;
-		snprintf(id, n, "%s%u", prefix, i);
-		cr_assert_eq(flowq_flow_get(e, id, (uint32_t)strlen(id), 0, &f), 0);
-		unsigned on = f->shard->index;
-		flowq_flow_put(e, f);
-		if (on == k)
-			return;
-	}
-	cr_assert_fail("no id on shard %u", k);
-}
-
 Test(fault, completion_precedes_the_fairness_wake)
 {
 	flowq__fault_reset();
@@ -458,8 +442,8 @@ Test(fault, completion_precedes_the_fairness_wake)
 	cr_assert_geq(flowq_shard_fd(e, 0), 0);
 	cr_assert_geq(flowq_shard_fd(e, 1), 0);
 	char ida[32], idb[32];
-	id_on_shard(e, 0, "a", ida, sizeof(ida));
-	id_on_shard(e, 1, "b", idb, sizeof(idb));
+	flow_on(e, 0, ida, sizeof(ida));
+	flow_on(e, 1, idb, sizeof(idb));
 	struct fx_req a1, a2, b1;
 	fx_req_init(&a1, ida, 0, 1);
 	fx_req_init(&a2, ida, 0, 1);

@@ -443,11 +443,36 @@ fair_min_delta(const struct flowq__shard *s, const struct flowq__band_shard *bs,
 	return m;
 }
 
+/*
+ * Publish @p v as @p bs's vt. Shards that yielded to this band-shard may go
+ * on now, but the gate wake that tells them is owed, not made here: it is
+ * a system call (FUTEX_WAKE, or an eventfd write), and the thread it wakes
+ * may preempt this one on its CPU. fair_charge() and fair_idle() run
+ * between a dispatch decision ([T2]) and its completion, so a wake made
+ * here held the completion, and with it the backend's use of the slot just
+ * taken, for as long as the woken thread kept this dispatcher off the CPU:
+ * 1.5-2.9 ms on the loaded 2-core machine, traced in stress_global
+ * (issue 6; README "Reliability"), where the request looked dispatched
+ * milliseconds after the decision and the other shard could not get a slot
+ * meanwhile. fair_wake_flush() makes the wake after the completion in hand
+ * is delivered, and at the end of every round, so no wake is lost (the
+ * Dekker pair with gate_wait_set() needs the store above before the
+ * waiter-count load in flowq__gate_wake(), which any later point keeps).
+ */
 static void
 fair_publish(struct flowq__shard *s, struct flowq__band_shard *bs, uint64_t v)
 {
 	atomic_store_explicit(&bs->vt_pub, v, memory_order_seq_cst);
-	/* Shards that yielded to this band-shard may go on now. */
+	s->fair_wake_owed = true;
+}
+
+/* Make the gate wake that fair_publish() owes, if any. */
+static void
+fair_wake_flush(struct flowq__shard *s)
+{
+	if (!s->fair_wake_owed)
+		return;
+	s->fair_wake_owed = false;
 	flowq__gate_wake(s->engine);
 }
 
@@ -1077,6 +1102,8 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
 			flowq__bump(&bs->stats.dispatched_bytes, r->bytes);
 			deliver(r);
+			/* After the completion, not before (fair_publish()). */
+			fair_wake_flush(s);
 			idle_check(s, f, now);
 			/* Give queue capacity back every dispatch_batch
 			 * outcomes, not only at the end of a long round. */
@@ -1318,6 +1345,9 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	}
 	give_back(s);
 	publish_top(s);
+	/* Evictions, cancellations and a dispatch loop that stopped may have
+	 * published without a completion to flush after (fair_publish()). */
+	fair_wake_flush(s);
 	if (e->displace)
 		displace_publish(s);
 

@@ -15,6 +15,14 @@
  * sleep word 1 -> 0 and every later waker, seeing 0, left the FUTEX_WAKE to
  * it; preempted in between, it kept the dispatcher asleep with work queued
  * (stress_global's cross-shard priority inversions, issue 6).
+ *
+ * completion_precedes_the_fairness_wake is the regression test of the
+ * held-completion bug (core/dispatch.c, fair_publish()): a dispatcher
+ * published its fairness vt and made the gate wake that goes with it
+ * between a dispatch decision and the completion, so a dispatcher
+ * preempted in that system call by the thread it woke held a decided
+ * request (and its gate slot) from the host for milliseconds (stress_global
+ * again, issue 6).
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -23,6 +31,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -394,5 +403,84 @@ Test(fault, wake_survives_a_stalled_waker)
 	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
 	cr_assert_eq(flowq_release(e, &a.req), 0);
 	cr_assert_eq(flowq_release(e, &b.req), 0);
+	flowq_engine_destroy(e);
+}
+
+/* ---- no wake between a dispatch decision and its completion ---- */
+
+/* The request to watch and what the W_TAKEN hook saw of it: a wake made
+ * after its decision with its completion not yet run is "held". */
+static struct {
+	struct fx_req *watch;
+	_Atomic uint32_t *rearm; /* a sleep word to set back to asleep */
+	_Atomic int held, after;
+} fw;
+
+static void
+fairness_wake_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	if (flowq_req_outcome(&fw.watch->req) == FLOWQ_DISPATCHED) {
+		atomic_fetch_add(&fw.after, 1);
+		if (fw.watch->completions == 0)
+			atomic_fetch_add(&fw.held, 1);
+	}
+	/* Keep the other shard "asleep", so that every later wake comes
+	 * through this point too (the first one took the word). */
+	atomic_store(fw.rearm, FLOWQ__SLEEP_ASLEEP);
+}
+
+Test(fault, completion_precedes_the_fairness_wake)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = 2;
+	c.saturation.max_inflight = 1; /* scarce: fairness is cross-shard */
+	struct flowq_engine *e = fx_make(&c);
+	/* A host that waits on the fds: polls arm the sleep words. */
+	cr_assert_geq(flowq_shard_fd(e, 0), 0);
+	cr_assert_geq(flowq_shard_fd(e, 1), 0);
+	char ida[32], idb[32];
+	flow_on(e, 0, ida, sizeof(ida));
+	flow_on(e, 1, idb, sizeof(idb));
+	struct fx_req a1, a2, b1;
+	fx_req_init(&a1, ida, 0, 1);
+	fx_req_init(&a2, ida, 0, 1);
+	fx_req_init(&b1, idb, 0, 1);
+	cr_assert_eq(flowq_submit(e, &a1.req), 0);
+	cr_assert_eq(flowq_submit(e, &a2.req), 0);
+	cr_assert_eq(flowq_submit(e, &b1.req), 0);
+	/* Shard 0 takes the only slot for a1 and blocks on a2; shard 1 blocks
+	 * on b1: both wait for the gate. */
+	cr_assert_geq(flowq_shard_poll(e, 0, 0, NULL), 1);
+	cr_assert_eq(a1.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_shard_poll(e, 1, 0, NULL), 0);
+	cr_assert_eq(b1.completions, 0);
+	cr_assert_gt(atomic_load(&e->gate_waiters), 0);
+	/* The slot comes back (its gate wake takes both sleep words); shard
+	 * 1's host loop goes back to waiting, as it would after reading its
+	 * fd, still a gate waiter. */
+	cr_assert_eq(flowq_release(e, &a1.req), 0);
+	atomic_store(&e->shards[1].sleeping, FLOWQ__SLEEP_ASLEEP);
+	cr_assert(atomic_load(&e->shards[1].gate_wait));
+	fw.watch = &a2;
+	fw.rearm = &e->shards[1].sleeping;
+	atomic_store(&fw.held, 0);
+	atomic_store(&fw.after, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), fairness_wake_hook, NULL);
+	/* Shard 0 dispatches a2 under pressure: it publishes its vt, which
+	 * owes shard 1 a wake. */
+	cr_assert_geq(flowq_shard_poll(e, 0, 0, NULL), 1);
+	flowq__fault_disarm();
+	cr_assert_eq(a2.seen, FLOWQ_DISPATCHED);
+	cr_assert_gt(atomic_load(&fw.after), 0, "no wake after the decision: the test did not run");
+	cr_assert_eq(atomic_load(&fw.held), 0,
+		     "%d wake(s) made between a2's decision and its completion",
+		     atomic_load(&fw.held));
+	cr_assert_eq(flowq_release(e, &a2.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(b1.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &b1.req), 0);
 	flowq_engine_destroy(e);
 }

@@ -15,6 +15,9 @@
  * sleep word 1 -> 0 and every later waker, seeing 0, left the FUTEX_WAKE to
  * it; preempted in between, it kept the dispatcher asleep with work queued
  * (stress_global's cross-shard priority inversions, issue 6).
+ * polled_wake_survives_a_stalled_waker is the same bug in polled mode: the
+ * stalled first waker was the only one to write the shard's eventfd, so the
+ * host's loop slept in poll(2) on it with work queued.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -392,6 +395,50 @@ Test(fault, wake_survives_a_stalled_waker)
 	cr_assert(woke, "the dispatcher slept with work queued while a waker was stalled");
 	cr_assert(wait_flag(&a.done, 5000));
 	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	cr_assert_eq(flowq_release(e, &b.req), 0);
+	flowq_engine_destroy(e);
+}
+
+Test(fault, polled_wake_survives_a_stalled_waker)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	int fd = flowq_shard_fd(e, 0);
+	cr_assert_geq(fd, 0);
+	/* An idle poll arms the fd: the host's loop would now sleep on it. */
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, NULL), 0);
+	cr_assert_eq(atomic_load(&e->shards[0].sleeping), FLOWQ__SLEEP_ASLEEP);
+	cr_assert(!fd_readable(fd, 0), "set-up: the fd is readable with no work");
+
+	struct timed_req a, b;
+	timed_req_init(&a, "a");
+	timed_req_init(&b, "b");
+	w1.e = e;
+	atomic_store(&w1.held, 0);
+	atomic_store(&w1.go, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
+	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, &a), 0);
+	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+	/* The waker holds its eventfd write. Another submit (another flow:
+	 * its own ring and kick) must write the fd itself: before the fix it
+	 * read the word the waker had cleared and left the write to it, and
+	 * the fd stayed quiet until the waker was let go. */
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	bool readable = fd_readable(fd, 2000);
+	atomic_store(&w1.go, 1);
+	pthread_join(w1.waker, NULL);
+	flowq__fault_disarm();
+	cr_assert(readable, "the shard's fd stayed quiet with work queued while a waker was stalled");
+	/* Both wakers wrote: one armed poll's read clears the fd, and the
+	 * poll that finds the shard idle again leaves it quiet. */
+	for (int i = 0; i < 8 && !(atomic_load(&a.done) && atomic_load(&b.done)); i++)
+		cr_assert_geq(flowq_shard_poll(e, 0, 0, NULL), 0);
+	cr_assert(atomic_load(&a.done) && atomic_load(&b.done));
+	cr_assert_eq(flowq_req_outcome(&a.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
+	cr_assert(!fd_readable(fd, 0), "the fd stayed readable after an armed poll read it");
 	cr_assert_eq(flowq_release(e, &a.req), 0);
 	cr_assert_eq(flowq_release(e, &b.req), 0);
 	flowq_engine_destroy(e);

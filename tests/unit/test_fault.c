@@ -362,6 +362,30 @@ wait_asleep(struct flowq__shard *s, int ms)
 	return false;
 }
 
+/* Start a thread whose submit of @p a (flow "a") kicks shard 0 of @p e
+ * and is held at W_TAKEN, after taking the sleep word; @p b is set up for
+ * flow "b". Let it go with release_stalled_waker(). */
+static void
+stall_first_waker(struct flowq_engine *e, struct timed_req *a, struct timed_req *b)
+{
+	timed_req_init(a, "a");
+	timed_req_init(b, "b");
+	w1.e = e;
+	atomic_store(&w1.held, 0);
+	atomic_store(&w1.go, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
+	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, a), 0);
+	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+}
+
+static void
+release_stalled_waker(void)
+{
+	atomic_store(&w1.go, 1);
+	pthread_join(w1.waker, NULL);
+	flowq__fault_disarm();
+}
+
 Test(fault, wake_survives_a_stalled_waker)
 {
 	flowq__fault_reset();
@@ -375,23 +399,14 @@ Test(fault, wake_survives_a_stalled_waker)
 	cr_assert(wait_asleep(&e->shards[0], 5000), "the dispatcher never slept");
 
 	struct timed_req a, b;
-	timed_req_init(&a, "a");
-	timed_req_init(&b, "b");
-	w1.e = e;
-	atomic_store(&w1.held, 0);
-	atomic_store(&w1.go, 0);
-	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
-	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, &a), 0);
-	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+	stall_first_waker(e, &a, &b);
 	/* The waker holds the wake. Another submit (another flow: its own
 	 * ring and kick) must wake the dispatcher itself: before the fix it
 	 * read the word the waker had cleared and left the wake to it, and B
 	 * waited for the waker to be let go. */
 	cr_assert_eq(flowq_submit(e, &b.req), 0);
 	bool woke = wait_flag(&b.done, 2000);
-	atomic_store(&w1.go, 1);
-	pthread_join(w1.waker, NULL);
-	flowq__fault_disarm();
+	release_stalled_waker();
 	cr_assert(woke, "the dispatcher slept with work queued while a waker was stalled");
 	cr_assert(wait_flag(&a.done, 5000));
 	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
@@ -413,24 +428,16 @@ Test(fault, polled_wake_survives_a_stalled_waker)
 	cr_assert(!fd_readable(fd, 0), "set-up: the fd is readable with no work");
 
 	struct timed_req a, b;
-	timed_req_init(&a, "a");
-	timed_req_init(&b, "b");
-	w1.e = e;
-	atomic_store(&w1.held, 0);
-	atomic_store(&w1.go, 0);
-	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
-	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, &a), 0);
-	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+	stall_first_waker(e, &a, &b);
 	/* The waker holds its eventfd write. Another submit (another flow:
 	 * its own ring and kick) must write the fd itself: before the fix it
 	 * read the word the waker had cleared and left the write to it, and
 	 * the fd stayed quiet until the waker was let go. */
 	cr_assert_eq(flowq_submit(e, &b.req), 0);
 	bool readable = fd_readable(fd, 2000);
-	atomic_store(&w1.go, 1);
-	pthread_join(w1.waker, NULL);
-	flowq__fault_disarm();
-	cr_assert(readable, "the shard's fd stayed quiet with work queued while a waker was stalled");
+	release_stalled_waker();
+	cr_assert(readable,
+		  "the shard's fd stayed quiet with work queued while a waker was stalled");
 	/* Both wakers wrote: one armed poll's read clears the fd, and the
 	 * poll that finds the shard idle again leaves it quiet. */
 	for (int i = 0; i < 8 && !(atomic_load(&a.done) && atomic_load(&b.done)); i++)

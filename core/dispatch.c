@@ -124,21 +124,32 @@ futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 }
 
 /*
- * Threaded mode: every waker that finds the dispatcher asleep and not yet
- * awake again makes the futex wake itself (engine.h, the handshake: the
- * word goes 1 -> 2, and only the dispatcher sets it back to 0). The word
- * used to be taken 1 -> 0 by the first waker alone, and the others saw 0
- * and left the wake to it; a waker preempted between its exchange and its
- * FUTEX_WAKE then kept the dispatcher asleep, with work queued, for as long
- * as the scheduler kept the waker off the CPU: nothing was lost, but the
- * wake-up latency of a shard became that of an unrelated thread (4-15 ms
- * on the loaded 2-core machine: the cross-shard priority inversions of
- * stress_global, issue 6; regression test fault/
- * wake_survives_a_stalled_waker). The price: the wakers that come between
- * the first wake and the dispatcher's return from the futex each make a
- * FUTEX_WAKE system call (no sleeper left: a hash-bucket look-up), at most
- * one per kick or gate wake in that window, which is a wake-up latency.
- * Polled mode keeps the exchange to 0: the fd write by the taker.
+ * Both modes: every waker that finds the shard asleep and not yet awake
+ * again makes the wake itself (engine.h, the handshake: the word goes
+ * 1 -> 2, and only the dispatcher, or flowq_shard_poll(), sets it back to
+ * 0): threaded, a FUTEX_WAKE; polled, an eventfd write. The word used to be
+ * taken 1 -> 0 by the first waker alone, and the others saw 0 and left the
+ * wake to it; a waker preempted between its exchange and its wake then kept
+ * the dispatcher (or the host's loop, in epoll on the fd) asleep, with work
+ * queued, for as long as the scheduler kept the waker off the CPU: nothing
+ * was lost, but the wake-up latency of a shard became that of an unrelated
+ * thread (4-15 ms on the loaded 2-core machine: the cross-shard priority
+ * inversions of stress_global, issue 6; regression tests
+ * fault/wake_survives_a_stalled_waker and
+ * fault/polled_wake_survives_a_stalled_waker; tests/model/wake.pml, the
+ * -DSTALL runs and their -DMUT_FIRST_WAKER_ONLY mutants).
+ * The price: the wakers that come between the first wake and the
+ * dispatcher's return from the futex (polled: the next flowq_shard_poll()'s
+ * exchange) each make one system call, at most one per kick or gate wake in
+ * that window: a FUTEX_WAKE with no sleeper left (a hash-bucket look-up),
+ * or a write(2) to the eventfd (its counter goes up; the fd is already
+ * readable, the host's epoll already woken or about to be). A shard's kicks
+ * come from a flow's ring (the doorbell's [D1] lets one per flow through
+ * until the dispatcher pops the flow, which it cannot do in that window),
+ * cancels, band and debt hand-offs (registry.c, submit.c), and gate wakes
+ * (releases, the saturation detector): so the window's extra calls number
+ * at most the flows that became backlogged plus those events during one
+ * wake-up latency, never one per item submitted.
  */
 void
 flowq__shard_wake(struct flowq__shard *s)
@@ -146,19 +157,9 @@ flowq__shard_wake(struct flowq__shard *s)
 	uint32_t v = atomic_load_explicit(&s->sleeping, memory_order_relaxed);
 	if (v == FLOWQ__SLEEP_AWAKE)
 		return;
-	if (s->engine->cfg.mode == FLOWQ_MODE_POLLED) {
-		if (!atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
-					      memory_order_acq_rel))
-			return;
-		FLOWQ__FAULT(W_TAKEN);
-		uint64_t one = 1;
-		/* EAGAIN (counter saturated) still leaves the fd readable. */
-		ssize_t n = write(s->efd, &one, sizeof(one));
-		(void)n;
-		return;
-	}
-	/* 1 -> 2: the futex wait (on 1) returns at once from here on. A
-	 * failed CAS reads 2 (another waker's: wake anyway) or 0 (awake). */
+	/* 1 -> 2: the futex wait (on 1) returns at once from here on; the
+	 * poller's re-check sees that a waker took the word. A failed CAS
+	 * reads 2 (another waker's: wake anyway) or 0 (awake). */
 	if (v == FLOWQ__SLEEP_ASLEEP &&
 	    !atomic_compare_exchange_strong_explicit(&s->sleeping, &v, FLOWQ__SLEEP_WOKEN,
 						     memory_order_acq_rel,
@@ -166,6 +167,13 @@ flowq__shard_wake(struct flowq__shard *s)
 	    v == FLOWQ__SLEEP_AWAKE)
 		return;
 	FLOWQ__FAULT(W_TAKEN);
+	if (s->engine->cfg.mode == FLOWQ_MODE_POLLED) {
+		uint64_t one = 1;
+		/* EAGAIN (counter saturated) still leaves the fd readable. */
+		ssize_t n = write(s->efd, &one, sizeof(one));
+		(void)n;
+		return;
+	}
 	futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
@@ -1589,20 +1597,25 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 		return -EINVAL;
 	struct flowq__shard *s = &e->shards[shard];
 	flowq__rcu_thread_online();
-	/* The eventfd is written by a waker that took sleeping from 1 to 0
-	 * (flowq__shard_wake()) and by flowq_engine_wake(); nothing writes it
-	 * while no poll has armed it (fd_wanted: only then do polls arm). So
+	/* The eventfd is written by every waker that finds sleeping not 0
+	 * (it takes 1 to 2, or finds 2: flowq__shard_wake()) and by
+	 * flowq_engine_wake(); nothing writes it while no poll has armed it
+	 * (fd_wanted: only then do polls arm, and only a poll stores 1). So
 	 * it is read (a system call, EAGAIN when clean) after every poll that
 	 * armed it, not on every poll of a busy host loop. Reading only when a
-	 * waker took the word since (the earlier rule) missed a waker whose
+	 * waker took the word since (an earlier rule) missed a waker whose
 	 * write lands after that read, and flowq_engine_wake()'s write: the fd
 	 * stayed readable across polls that never read it, and a
 	 * level-triggered loop spun until the next real wake-up (found by
 	 * tests/model/wake.pml; the mutant wake_polled_mut_clear_when_taken
-	 * keeps the old rule and must fail). A waker between its exchange and
-	 * its write leaves the fd readable after our read: one spurious
-	 * wake-up of the host's loop, whose next poll (armed) reads it. */
-	(void)atomic_exchange_explicit(&s->sleeping, 0, memory_order_acquire);
+	 * keeps the old rule and must fail). A waker that read the word
+	 * before our exchange and writes after our read leaves the fd
+	 * readable: one spurious wake-up of the host's loop per such late
+	 * write, whose next poll (armed) reads it. Every waker between the
+	 * first one and this exchange writes (so that none of them, preempted,
+	 * holds the wake-up back): the counter may be above 1; one read clears
+	 * it all. */
+	(void)atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE, memory_order_acquire);
 	if (s->poll_armed) {
 		uint64_t v;
 		ssize_t rd = read(s->efd, &v, sizeof(v)); /* EAGAIN is fine */
@@ -1620,12 +1633,13 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 		if (work_visible(s) || !flowq_list_empty(&s->pending))
 			next = flowq__now(e);
 	} else {
-		atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_ASLEEP, memory_order_seq_cst);
 		s->poll_armed = true;
 		if (work_visible(s) || !flowq_list_empty(&s->pending)) {
-			/* Take it back; if a waker took it first, it wrote
+			/* Take it back; if a waker took it first (2), it wrote
 			 * (or will write) the fd: the next poll clears it. */
-			if (atomic_exchange_explicit(&s->sleeping, 0, memory_order_relaxed))
+			if (atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
+						     memory_order_relaxed) == FLOWQ__SLEEP_ASLEEP)
 				s->poll_armed = false;
 			next = flowq__now(e);
 		}

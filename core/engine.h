@@ -24,8 +24,10 @@
  *  took it, and the dispatcher has not stored 0 since) it wakes the futex
  *  too, so a waker preempted before its FUTEX_WAKE cannot keep the
  *  dispatcher asleep (dispatch.c, flowq__shard_wake()). Only the dispatcher
- *  stores 0, once it is awake. (Polled mode: the first waker exchanges 1 to
- *  0 and writes the shard's eventfd.)
+ *  stores 0, once it is awake. Polled mode follows the same rule with the
+ *  shard's eventfd for the futex: a poll that leaves the shard idle stores
+ *  1 and re-checks; every waker that reads 1 or 2 writes the fd; only
+ *  flowq_shard_poll() stores 0 (dispatch.c).
  *  Both sides execute "store (or RMW) own flag, seq_cst fence, load the
  *  other's": by the seq_cst total order at least one of them sees the
  *  other's write, so either the dispatcher sees the work and does not sleep,
@@ -39,7 +41,8 @@
 /* Values of flowq__shard.sleeping (the wake-up handshake above). */
 #define FLOWQ__SLEEP_AWAKE  0u
 #define FLOWQ__SLEEP_ASLEEP 1u
-/* Threaded mode: a waker took the word; the dispatcher is not yet awake. */
+/* A waker took the word; the dispatcher (or, polled, the next poll) has not
+ * yet stored AWAKE. */
 #define FLOWQ__SLEEP_WOKEN  2u
 
 #include <pthread.h>

@@ -42,9 +42,9 @@
  *                      it will deposit (a chunk's rest after [R2], a steal's
  *                      surplus after [R3]): other reserves cannot see it.
  *   W_TAKEN            dispatch.c flowq__shard_wake(), any waker: the sleep
- *                      word taken (threaded: 1 -> 2, or found 2; polled:
- *                      1 -> 0), before the FUTEX_WAKE or eventfd write: a
- *                      waker preempted there.
+ *                      word taken 1 -> 2, or found 2 (both modes), before
+ *                      the FUTEX_WAKE or eventfd write: a waker preempted
+ *                      there.
  *
  * Synchronization: arm and disarm while no engine call runs (set-up and
  * tear-down of a test); hits may run on any thread concurrently. Progress:

@@ -24,9 +24,20 @@
  *  W2 exactly one completion per request, and the gate never over- or
  *     under-flows (asserts).
  *  W3 (-DPOLLED) the claim of flowq_shard_poll()'s comment (dispatch.c
- *     1366-1371): a waker that takes the sleep word causes at most one
- *     spurious wake-up of the host's loop: epoll returns that find no work
- *     <= eventfd writes.
+ *     1570-1587): a waker's eventfd write causes at most one spurious
+ *     wake-up of the host's loop: epoll returns that find no work <=
+ *     eventfd writes.
+ *  S1 (-DSTALL) a waker stalled right after taking the sleep word (fault
+ *     point W_TAKEN, before its FUTEX_WAKE or eventfd write) holds back no
+ *     other waker's wake-up: the first waker to get there may be held
+ *     until nothing else in the system can move (Promela's timeout: the
+ *     longest preemption a finite run can show); then, if any wake of that
+ *     shard began after it took the word, the shard must have no visible
+ *     work (its doorbell and cancel queue empty, no gate credit it waits
+ *     for): the dispatcher or poller was woken and took it. It then resumes,
+ *     so W1 and W2 are checked on the rest of the run as usual. (A stalled
+ *     waker with no wake after it delays its own item, which no rule can
+ *     avoid without a timeout; S1 does not ask for that.)
  *
  * Bounds (the configurations tests/model/CMakeLists.txt runs): request i
  * goes to shard i % NSHARD, one flow per shard; request 0 also has a
@@ -43,8 +54,11 @@
  *            shard parked at the gate;
  *  polled:   -DNSHARD=1 -DNREQ=1 -DPOLLED: shard 0 in polled mode, one
  *            submitter and the canceller as wakers (-DENGINE_WAKE adds a
- *            flowq_engine_wake() call); -DNO_W3 leaves out W3, which the
- *            current code does not meet (see PollLoop).
+ *            flowq_engine_wake() call); -DNO_W3 leaves out W3's ghost
+ *            counters (fewer states; the wake_polled_clear runs check W3);
+ *            wake_polled adds -DSTALL (S1);
+ *  stall:    -DNSHARD=1 -DNREQ=1 -DGATE=2 -DSTALL: one threaded shard, one
+ *            submitter and the canceller, either may stall (S1).
  * Larger bounds (-DNSHARD=2 with submitters, -DNREQ=3) run for minutes.
  *
  * Mutations (each must make spin report an error):
@@ -56,39 +70,49 @@
  *                      (modelled by loading the sleep word first) (W1);
  *  -DMUT_GATE_NO_PROBE work_visible() does not probe the gate: a release
  *                      that came between the failed gate_take() and
- *                      gate_wait_set() is missed (W1).
+ *                      gate_wait_set() is missed (W1);
+ *  -DMUT_FIRST_WAKER_ONLY the old wake rule: the first waker exchanges the
+ *                      word to 0 and alone wakes; a later waker reads 0 and
+ *                      leaves the wake to it (S1, threaded and polled);
+ *  -DMUT_CLEAR_WHEN_TAKEN the old eventfd clear rule (W3; see PollLoop).
  *
  * Memory model. Promela executes one statement at a time, sequentially
  * consistently. The C code gets the same outcomes for these handshakes
  * because every one of them is a store-buffering (Dekker) pair with a
  * seq_cst fence or seq_cst RMW on both sides, which forbids the one non-SC
  * outcome (both sides reading the other's old value):
- *  - dispatcher: atomic_store(sleeping, 1, seq_cst) (dispatch.c 1337), then
- *    atomic_thread_fence(seq_cst) at the top of work_visible() (1229), then
- *    relaxed loads of the queue tails (flowq_mpsc_empty), the stop flags and
- *    the gate's credit (flowq__cap_in_use, relaxed);
+ *  - dispatcher: atomic_store(sleeping, 1, seq_cst) (dispatch.c 1536;
+ *    polled, flowq_shard_poll 1606), then atomic_thread_fence(seq_cst) at
+ *    the top of work_visible() (1368), then relaxed loads of the queue
+ *    tails (flowq_mpsc_empty), the stop flags and the gate's credit
+ *    (flowq__cap_in_use, relaxed);
  *  - waker: its publication (the doorbell or cancel queue's [E1] exchange,
  *    queues/mpsc.c 110; a capacity release, core/capacity.c [L2]/[S2]),
- *    then [W1] atomic_thread_fence(seq_cst) (dispatch.c 146 in
- *    flowq__shard_kick, 155 in flowq__gate_wake), then relaxed loads of
- *    gate_waiters, gate_wait and sleeping (dispatch.c 127, 156, 160) and
- *    the acq_rel exchange of sleeping (129).
- *  Not yet modelled (issue 6, branch inversion): the threaded wake now
- *  takes the word 1 -> 2 by CAS instead of 1 -> 0, and a waker that reads
- *  2 makes a FUTEX_WAKE too; only the dispatcher stores 0, after its wait
- *  returns. For W1 this changes nothing the model checks: FUTEX_WAIT on 1
- *  fails for 2 as it did for 0, and the extra wakes are at worst spurious
- *  (the dispatcher re-checks). What it fixes is latency, which W1 does not
- *  express: with the old rule a waker preempted between its exchange and
- *  its FUTEX_WAKE kept the dispatcher asleep while later wakers, reading
- *  0, did nothing (tests/unit/test_fault.c wake_survives_a_stalled_waker).
+ *    then [W1] atomic_thread_fence(seq_cst) (dispatch.c 185 in
+ *    flowq__shard_kick, 194 in flowq__gate_wake), then relaxed loads of
+ *    gate_waiters, gate_wait and sleeping (dispatch.c 195, 199, 157) and
+ *    the acq_rel CAS of sleeping 1 -> 2 (163-166).
+ *  The wake rule (issue 6): a waker that loads 1 takes the word 1 -> 2 by
+ *  CAS; every waker that finds it not 0 (its CAS won, or it read 2) makes
+ *  the wake itself (FUTEX_WAKE; polled, an eventfd write); only the
+ *  dispatcher stores 0, after its wait returns (polled: only
+ *  flowq_shard_poll(), at its start, or when its re-check takes the word
+ *  back). FUTEX_WAIT on 1 fails for 2 as for 0; the extra wakes are at
+ *  worst spurious (the dispatcher re-checks; polled, the next armed poll
+ *  reads the fd). The old rule (-DMUT_FIRST_WAKER_ONLY: exchange to 0,
+ *  and only the waker that read 1 wakes) lost no wake-up (W1 holds), but a
+ *  waker preempted between its exchange and its wake kept the dispatcher
+ *  asleep while later wakers, reading 0, did nothing: S1 fails
+ *  (tests/unit/test_fault.c wake_survives_a_stalled_waker and
+ *  polled_wake_survives_a_stalled_waker).
  *  By C11 [atomics.order] (the fence-fence rule): if the dispatcher's fence
  *  precedes the waker's in the single total order S, the waker's loads see
- *  sleeping = 1 (or a later value: 0 from another waker that then does the
- *  wake itself, or from the dispatcher being awake); otherwise the
- *  dispatcher's loads see the waker's publication. The gate side adds
- *  gate_wait = 1 (relaxed) and the seq_cst fetch_add of gate_waiters
- *  (dispatch.c 165-174), both sequenced before the dispatcher's fence, so
+ *  sleeping = 1 (or a later value: 2 from another waker, and it wakes too;
+ *  or 0, stored by the dispatcher once awake, whose next round sees the
+ *  work); otherwise the dispatcher's loads see the waker's publication. The
+ *  gate side adds gate_wait = 1 (relaxed) and the seq_cst fetch_add of
+ *  gate_waiters (dispatch.c 205-213), both sequenced before the
+ *  dispatcher's fence, so
  *  the same rule makes the releaser see them. Dropping either fence allows
  *  the outcome -DMUT_NO_W1 models.
  *  The futex is modelled by its contract: FUTEX_WAIT atomically checks that
@@ -101,28 +125,36 @@
  *  slots are abstracted (see the note at gate_take below).
  *
  * Map from the Promela below to the C code (line numbers of this commit):
- *  Producer      core/submit.c flowq_submit 265-266: flowq_mpsc_enqueue
+ *  Producer      core/submit.c flowq_submit 296-297: flowq_mpsc_enqueue
  *                (queues/mpsc.c 99-114: [E1] 110, [E2] 112), then
- *                core/registry.c flowq__flow_ring 392-402 ([D1] 397,
- *                doorbell enqueue 400, kick 401)
- *  Canceller     core/submit.c flowq_cancel 273-290
- *  kick / wake   core/dispatch.c flowq__shard_kick 141-148,
- *                flowq__shard_wake 124-139, flowq__gate_wake 150-163
- *  Host          core/submit.c flowq_release 292-305 (cap release, then
- *                flowq__gate_wake)
- *  Dispatcher    core/dispatch.c flowq__dispatcher_main 1315-1356 (run,
- *                exit check 1325, n > 0 1327, pending 1329-1334, idle_spin
- *                omitted: it only returns early when it sees work, arm
- *                1337, work_visible 1225-1258, futex wait 1351, disarm 1352)
- *   run()        flowq__shard_run 1160-1221: gate_wait_clear 1169 (176-183),
- *                process_cancels 643-671, process_doorbell 756-779 ([D2]
- *                770), drain_inbox 688-754 (pending_set 751),
- *                process_pending 781-801, dispatch 919-990 (gate_take 964,
- *                [T2] 970, gate_untake 973 -> 907-915), gate_wait_set
- *                1207-1208 (165-174)
- *  PollLoop      core/dispatch.c flowq_shard_poll 1358-1403 and a host loop
- *                around it (epoll_wait on flowq_shard_fd)
- *  Destroy       core/engine.c flowq_engine_destroy 314-336 (threaded)
+ *                core/registry.c flowq__flow_ring 669-679 ([D1] 674,
+ *                doorbell enqueue 677, kick 678)
+ *  Canceller     core/submit.c flowq_cancel 305-331 ([T2] 313, cancel
+ *                enqueue 328, kick 329)
+ *  shard_wake    core/dispatch.c flowq__shard_wake 155-178 (load 157, CAS
+ *                163-168, W_TAKEN 169 = w_taken, eventfd write 170-176,
+ *                FUTEX_WAKE 177 = wake_one)
+ *  kick / gate   flowq__shard_kick 181-187, flowq__gate_wake 190-202
+ *  Host          core/submit.c flowq_release 334-365 (cap release, then
+ *                flowq__gate_wake 358, 363)
+ *  Dispatcher    core/dispatch.c flowq__dispatcher_main 1510-1560 (run
+ *                1518, exit check 1524, n > 0 1526, pending 1528-1533,
+ *                idle_spin omitted: it only returns early when it sees
+ *                work, arm 1536, work_visible 1365-1402, futex wait 1552,
+ *                disarm 1555)
+ *   run()        flowq__shard_run 1291-1360: gate_wait_clear 1300
+ *                (216-222), process_cancels 738-765, process_doorbell
+ *                851-873 ([D2] 861), drain_inbox 783-848 (pending_set
+ *                845), process_pending 876-895, dispatch 1022-1096
+ *                (gate_take 1066, [T2] 1073, gate_untake 1075 ->
+ *                1010-1017), gate_wait_set 1347 (205-213)
+ *  PollLoop      core/dispatch.c flowq_shard_poll 1563-1620 (take the word
+ *                back 1588, read the fd 1589-1593, run 1597, arm 1606-1607,
+ *                re-check and take back 1608-1615) and a host loop around
+ *                it (epoll_wait on flowq_shard_fd)
+ *  EngineWake    core/engine.c flowq_engine_wake 53-69 (write 63)
+ *  Destroy       core/engine.c flowq_engine_destroy 323-349 (threaded:
+ *                exiting 330, fenced wakes 331-334)
  */
 
 #ifndef NSHARD
@@ -156,7 +188,7 @@ bit in_doorbell[NSHARD];
 /* Per shard. */
 Mpsc doorbell[NSHARD];	/* items: flow ids */
 Mpsc cancels[NSHARD];	/* items: request ids */
-bit sleeping[NSHARD];	/* the futex word */
+byte sleeping[NSHARD];	/* the futex word: AWAKE 0, ASLEEP 1, WOKEN 2 */
 bit fwait[NSHARD];	/* the dispatcher is queued on the futex */
 bit gate_wait[NSHARD];
 
@@ -166,6 +198,13 @@ byte gate_waiters;
 bit exiting;
 byte ndone;		/* ghost: completions delivered, all requests */
 byte hosts_left;	/* host threads still running */
+
+#ifdef STALL
+bit stall_used;		/* one waker may stall, once per run */
+bit stalled;		/* it is held at W_TAKEN now */
+byte stall_s;		/* on this shard */
+bit late_kick;		/* ghost: a wake of stall_s began while it was held */
+#endif
 
 #ifdef POLLED
 byte efd;		/* shard 0's eventfd counter */
@@ -184,31 +223,94 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 	bit pending;		/* the flow is on s->pending */ \
 	bit blocked		/* s->blocked */
 
-/* flowq__shard_wake(): relaxed load, then the exchange; the one that took
- * the word from 1 wakes the futex (or, polled, writes the eventfd). */
-inline shard_wake(ws, ww)
+/* Work the shard's dispatcher would find if it ran now (S1). */
+#define SHARD_WORK(s) (!MPSC_EMPTY(doorbell[s]) || !MPSC_EMPTY(cancels[s]) || \
+		       (gate_wait[s] && gate_free > 0))
+
+/* W_TAKEN, with -DSTALL: the first waker to get here may be held until
+ * nothing else in the system can move (timeout), the longest preemption a
+ * finite run can show; S1 is checked there, then it resumes. */
+#ifdef STALL
+#define STALL_NOTE(ns) \
+	if \
+	:: stalled && stall_s == ns -> late_kick = 1 \
+	:: else -> skip \
+	fi
+inline w_taken(ts)
 {
 	if
-	:: sleeping[ws] == 0 -> skip
+	:: !stall_used ->
+		atomic {
+			stall_used = 1;
+			stalled = 1;
+			stall_s = ts
+		}
+		timeout;
+		/* S1: a wake that began after this waker took the word was
+		 * not left to it: the shard's dispatcher (or poller) took
+		 * the work that was there. */
+		assert(!late_kick || !SHARD_WORK(ts));
+		stalled = 0
+	:: true -> skip
+	fi
+}
+#else
+#define STALL_NOTE(ns) skip
+#define w_taken(ts) skip
+#endif
+
+/* The wake itself: the futex, or (polled, shard 0) the eventfd. */
+inline wake_one(ws)
+{
+#ifdef POLLED
+	if
+	:: ws == 0 ->
+		d_step {
+			efd++;
+			ewrites++
+		}
+	:: else -> fwait[ws] = 0	/* FUTEX_WAKE */
+	fi
+#else
+	fwait[ws] = 0	/* FUTEX_WAKE */
+#endif
+}
+
+/* flowq__shard_wake(): relaxed load; a waker that finds the word ASLEEP
+ * takes it 1 -> 2 (CAS); every waker that finds it not AWAKE (its CAS won,
+ * or read 2) makes the wake itself. -DMUT_FIRST_WAKER_ONLY keeps the old
+ * rule: the exchange to 0, and only the waker that read 1 wakes. */
+inline shard_wake(ws, ww)
+{
+	atomic {
+		ww = sleeping[ws];
+		STALL_NOTE(ws)
+	}
+	if
+	:: ww == 0 -> skip
 	:: else ->
+#ifdef MUT_FIRST_WAKER_ONLY
 		atomic {
 			ww = sleeping[ws];
 			sleeping[ws] = 0
 		}
-		if
-		:: ww ->
-#ifdef POLLED
-			if
-			:: ws == 0 ->
-				d_step {
-					efd++;
-					ewrites++
-				}
-			:: else -> fwait[ws] = 0	/* FUTEX_WAKE */
-			fi
 #else
-			fwait[ws] = 0	/* FUTEX_WAKE */
+		if
+		:: ww == 1 ->
+			atomic {	/* CAS 1 -> 2; a failure reads 0 or 2 */
+				ww = sleeping[ws];
+				if
+				:: ww == 1 -> sleeping[ws] = 2
+				:: else -> skip
+				fi
+			}
+		:: else -> skip
+		fi;
 #endif
+		if
+		:: ww != 0 ->
+			w_taken(ws);
+			wake_one(ws)
 		:: else -> skip
 		fi
 	fi
@@ -266,7 +368,8 @@ inline publish_and_kick(pq, px, ps, ppos, pwas, pw)
 proctype Producer(byte i)
 {
 	byte s = SH(i), pos;
-	bit was, w;
+	bit was;
+	byte w;
 
 	/* flowq_mpsc_enqueue(&f->inbox): [E1], [E2]. */
 	atomic { mpsc_exchange(inbox[s], i, pos, was) }
@@ -290,7 +393,8 @@ proctype Producer(byte i)
 proctype Canceller()
 {
 	byte pos;
-	bit was, w, won;
+	bit was, won;
+	byte w;
 
 	/* flowq_cancel(req 0): [T2], then the message and the kick. */
 	atomic {
@@ -311,7 +415,7 @@ proctype Canceller()
 proctype Host(byte i)
 {
 	byte k;
-	bit w;
+	byte w;
 
 	ncompl[i] > 0;
 	if
@@ -357,15 +461,13 @@ inline drain(ds, di, dn)
  * is core/capacity.c's pool with per-CPU slots. A release deposits its
  * credit (one RMW, or a spill whose CAS and fetch_add both come before the
  * releaser's [W1]), so the probe after the dispatcher's fence sees it. A
- * concurrent reserve that *fails* after holding credit for a moment (a
- * steal, a request taken back when the bytes do not fit) sets "moved" and
- * wakes the gate waiters (dispatch.c 893-899). Not modelled: credit held
- * for a moment by a reserve that *succeeds* with more than it needs (a
- * steal's surplus between its fetch_and [R3] and its deposit [R3d],
- * capacity.c 280-287; a chunk refill between [R2] and [R2d]). A shard
- * whose reserve and probe fall in that window sleeps although credit is
- * about to be free, until the next gate wake-up (any release) or its
- * futex timeout; the model's atomic counter cannot show it.
+ * concurrent reserve that held credit for a moment, failed or not (a
+ * steal and its surplus between [R3] and [R3d], capacity.c 296-316; a
+ * chunk's rest between [R2] and [R2d]; a request taken back when the bytes
+ * do not fit), sets "moved" and wakes the gate waiters (dispatch.c
+ * 986-997; capacity.c H1, regression test fault/
+ * cap_steal_surplus_wakes_the_gate_waiter). Not modelled: that window
+ * itself; the model's atomic counter cannot show it.
  */
 inline gate_take(tok)
 {
@@ -520,7 +622,8 @@ inline work_visible(vs, vv)
 proctype Dispatcher(byte s)
 {
 	byte i, n, k;
-	bit ok, w, vis;
+	bit ok, vis;
+	byte w;
 	DISPATCHER_PRIVATE;
 
 #ifdef PREQUEUED
@@ -562,7 +665,7 @@ proctype Dispatcher(byte s)
 		/* FUTEX_WAIT(&sleeping, 1): sleeps only if the word is 1. */
 		atomic {
 			if
-			:: sleeping[s] -> fwait[s] = 1
+			:: sleeping[s] == 1 -> fwait[s] = 1
 			:: else -> skip
 			fi
 		}
@@ -585,36 +688,38 @@ again:
  * Finding, fixed in the C code (the mutant -DMUT_CLEAR_WHEN_TAKEN keeps the
  * old rule and must fail): flowq_shard_poll() read the eventfd only when
  * the last poll armed it and a waker took the word since
- * (poll_armed && !was). (a) Waker W takes sleeping
- * 1 -> 0 (dispatch.c 129) while the host's loop polls for another reason;
- * poll P1 sees was == 0, reads the fd (empty: W has not written yet),
- * runs, arms (1390-1391); W now writes the fd (134). epoll returns; P2 sees
- * was == 1 (nobody took the word since P1 armed it), so it does not read;
- * it finds nothing and arms again; epoll returns at once (the fd is still
- * readable), and so on: the loop spins until some waker takes the word
- * again. (b) flowq_engine_wake() writes the fd without taking the word
- * (engine.c 57-63): the same spin follows at once. The fix, now the code:
- * read the fd after every poll that armed it (one read(2), EAGAIN when
- * clean, on the first poll after an idle one).
+ * (poll_armed && !was, when wakers took the word 1 -> 0; with the
+ * three-state rule, "taken" reads 2: the mutant tests w != 1). (a) Waker W
+ * takes the word (dispatch.c 163-166) while the host's loop polls for
+ * another reason; poll P1 sees it taken, reads the fd (empty: W has not
+ * written yet), runs, arms (1606-1607); W now writes the fd (173). epoll
+ * returns; P2 sees the word as P1 left it (nobody took it since), so it
+ * does not read; it finds nothing and arms again; epoll returns at once
+ * (the fd is still readable), and so on: the loop spins until some waker
+ * takes the word again. (b) flowq_engine_wake() writes the fd without
+ * taking the word (engine.c 63): the same spin follows at once. The fix,
+ * now the code: read the fd after every poll that armed it (one read(2),
+ * EAGAIN when clean, on the first poll after an idle one).
  */
 proctype PollLoop()
 {
 	byte i, n, k;
-	bit ok, w, vis, now, woke;
+	bit ok, vis, now, woke;
+	byte w;
 	DISPATCHER_PRIVATE;
 
 	do
 	:: ndone == NREQ -> break	/* the host's own requests are all done */
 	:: else ->
-		/* flowq_shard_poll(): take the sleep word back; clear the
-		 * eventfd if the last poll armed it and a waker took it. */
+		/* flowq_shard_poll(): take the sleep word back (only the
+		 * poll stores 0); read the eventfd if the last poll armed it. */
 		atomic {
 			w = sleeping[0];
 			sleeping[0] = 0
 		}
 #ifdef MUT_CLEAR_WHEN_TAKEN
 		if
-		:: poll_armed && !w -> efd = 0	/* the old rule: must fail */
+		:: poll_armed && w != 1 -> efd = 0	/* a waker took it: old rule, must fail */
 		:: else -> skip
 		fi;
 #else
@@ -643,8 +748,8 @@ proctype PollLoop()
 				sleeping[0] = 0
 			}
 			if
-			:: w -> poll_armed = 0
-			:: else -> skip
+			:: w == 1 -> poll_armed = 0	/* we took it back */
+			:: else -> skip	/* a waker took it (2): it writes */
 			fi;
 			now = 1
 		:: else -> skip
@@ -687,7 +792,7 @@ proctype EngineWake()
 proctype Destroy()
 {
 	byte k;
-	bit w;
+	byte w;
 
 	hosts_left == 0 && ndone == NREQ;
 	exiting = 1;

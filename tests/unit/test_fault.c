@@ -23,6 +23,10 @@
  * preempted in that system call by the thread it woke held a decided
  * request (and its gate slot) from the host for milliseconds (stress_global
  * again, issue 6).
+ *
+ * polled_wake_survives_a_stalled_waker is the same bug in polled mode: the
+ * stalled first waker was the only one to write the shard's eventfd, so the
+ * host's loop slept in poll(2) on it with work queued.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -368,6 +372,30 @@ wait_asleep(struct flowq__shard *s, int ms)
 	return false;
 }
 
+/* Start a thread whose submit of @p a (flow "a") kicks shard 0 of @p e
+ * and is held at W_TAKEN, after taking the sleep word; @p b is set up for
+ * flow "b". Let it go with release_stalled_waker(). */
+static void
+stall_first_waker(struct flowq_engine *e, struct timed_req *a, struct timed_req *b)
+{
+	timed_req_init(a, "a");
+	timed_req_init(b, "b");
+	w1.e = e;
+	atomic_store(&w1.held, 0);
+	atomic_store(&w1.go, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
+	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, a), 0);
+	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+}
+
+static void
+release_stalled_waker(void)
+{
+	atomic_store(&w1.go, 1);
+	pthread_join(w1.waker, NULL);
+	flowq__fault_disarm();
+}
+
 Test(fault, wake_survives_a_stalled_waker)
 {
 	flowq__fault_reset();
@@ -381,23 +409,14 @@ Test(fault, wake_survives_a_stalled_waker)
 	cr_assert(wait_asleep(&e->shards[0], 5000), "the dispatcher never slept");
 
 	struct timed_req a, b;
-	timed_req_init(&a, "a");
-	timed_req_init(&b, "b");
-	w1.e = e;
-	atomic_store(&w1.held, 0);
-	atomic_store(&w1.go, 0);
-	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(W_TAKEN), hold_wake, NULL);
-	cr_assert_eq(pthread_create(&w1.waker, NULL, waker_main, &a), 0);
-	cr_assert(wait_flag(&w1.held, 5000), "the waker never took the sleep word");
+	stall_first_waker(e, &a, &b);
 	/* The waker holds the wake. Another submit (another flow: its own
 	 * ring and kick) must wake the dispatcher itself: before the fix it
 	 * read the word the waker had cleared and left the wake to it, and B
 	 * waited for the waker to be let go. */
 	cr_assert_eq(flowq_submit(e, &b.req), 0);
 	bool woke = wait_flag(&b.done, 2000);
-	atomic_store(&w1.go, 1);
-	pthread_join(w1.waker, NULL);
-	flowq__fault_disarm();
+	release_stalled_waker();
 	cr_assert(woke, "the dispatcher slept with work queued while a waker was stalled");
 	cr_assert(wait_flag(&a.done, 5000));
 	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
@@ -482,5 +501,41 @@ Test(fault, completion_precedes_the_fairness_wake)
 	fx_poll_all(e);
 	cr_assert_eq(b1.seen, FLOWQ_DISPATCHED);
 	cr_assert_eq(flowq_release(e, &b1.req), 0);
+	flowq_engine_destroy(e);
+}
+
+Test(fault, polled_wake_survives_a_stalled_waker)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	int fd = flowq_shard_fd(e, 0);
+	cr_assert_geq(fd, 0);
+	/* An idle poll arms the fd: the host's loop would now sleep on it. */
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, NULL), 0);
+	cr_assert_eq(atomic_load(&e->shards[0].sleeping), FLOWQ__SLEEP_ASLEEP);
+	cr_assert(!fd_readable(fd, 0), "set-up: the fd is readable with no work");
+
+	struct timed_req a, b;
+	stall_first_waker(e, &a, &b);
+	/* The waker holds its eventfd write. Another submit (another flow:
+	 * its own ring and kick) must write the fd itself: before the fix it
+	 * read the word the waker had cleared and left the write to it, and
+	 * the fd stayed quiet until the waker was let go. */
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	bool readable = fd_readable(fd, 2000);
+	release_stalled_waker();
+	cr_assert(readable,
+		  "the shard's fd stayed quiet with work queued while a waker was stalled");
+	/* Both wakers wrote: one armed poll's read clears the fd, and the
+	 * poll that finds the shard idle again leaves it quiet. */
+	for (int i = 0; i < 8 && !(atomic_load(&a.done) && atomic_load(&b.done)); i++)
+		cr_assert_geq(flowq_shard_poll(e, 0, 0, NULL), 0);
+	cr_assert(atomic_load(&a.done) && atomic_load(&b.done));
+	cr_assert_eq(flowq_req_outcome(&a.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_DISPATCHED);
+	cr_assert(!fd_readable(fd, 0), "the fd stayed readable after an armed poll read it");
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	cr_assert_eq(flowq_release(e, &b.req), 0);
 	flowq_engine_destroy(e);
 }

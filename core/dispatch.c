@@ -125,8 +125,10 @@ futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 
 /*
  * Threaded mode: every waker that finds the dispatcher asleep and not yet
- * awake again makes the futex wake itself (engine.h, the handshake: the
- * word goes 1 -> 2, and only the dispatcher sets it back to 0). The word
+ * awake again makes the futex wake itself unless another waker's wake for
+ * the same sleep is known to have been made (engine.h, the handshake: the
+ * word goes ASLEEP -> WOKEN by CAS, then WOKEN -> SENT once the taker's
+ * FUTEX_WAKE has returned, and only the dispatcher stores AWAKE). The word
  * used to be taken 1 -> 0 by the first waker alone, and the others saw 0
  * and left the wake to it; a waker preempted between its exchange and its
  * FUTEX_WAKE then kept the dispatcher asleep, with work queued, for as long
@@ -134,17 +136,29 @@ futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
  * wake-up latency of a shard became that of an unrelated thread (4-15 ms
  * on the loaded 2-core machine: the cross-shard priority inversions of
  * stress_global, issue 6; regression test fault/
- * wake_survives_a_stalled_waker). The price: the wakers that come between
- * the first wake and the dispatcher's return from the futex each make a
- * FUTEX_WAKE system call (no sleeper left: a hash-bucket look-up), at most
- * one per kick or gate wake in that window, which is a wake-up latency.
+ * wake_survives_a_stalled_waker). A waker that reads WOKEN therefore wakes
+ * too: the taker may be stalled before its system call. One that reads
+ * SENT does not: a FUTEX_WAKE made after the word left ASLEEP has returned,
+ * so the dispatcher's wait (on ASLEEP of this generation) has returned or
+ * will return at once; its next round, or the re-check before its next
+ * sleep, sees this waker's work as it would after reading AWAKE (a waker's
+ * SENT comes before the dispatcher's AWAKE in the word's modification
+ * order: the WOKEN -> SENT CAS fails once AWAKE is stored). Without SENT,
+ * every kick between the first wake and the dispatcher's return made a
+ * FUTEX_WAKE; a producer submitting while the woken dispatcher waits for a
+ * CPU (P = 1, S = 2 on 2 CPUs) made one per request: 2x its CPU per
+ * request (README, "Engine end to end").
+ * The generation (dispatcher-owned high bits, new for every sleep) keeps a
+ * slow waker's WOKEN -> SENT from landing on a later sleep's WOKEN, whose
+ * taker may not have woken yet (ABA): its CAS compares the whole word.
  * Polled mode keeps the exchange to 0: the fd write by the taker.
  */
 void
 flowq__shard_wake(struct flowq__shard *s)
 {
 	uint32_t v = atomic_load_explicit(&s->sleeping, memory_order_relaxed);
-	if (v == FLOWQ__SLEEP_AWAKE)
+	uint32_t st = v & FLOWQ__SLEEP_STATE;
+	if (st == FLOWQ__SLEEP_AWAKE)
 		return;
 	if (s->engine->cfg.mode == FLOWQ_MODE_POLLED) {
 		if (!atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
@@ -157,16 +171,28 @@ flowq__shard_wake(struct flowq__shard *s)
 		(void)n;
 		return;
 	}
-	/* 1 -> 2: the futex wait (on 1) returns at once from here on. A
-	 * failed CAS reads 2 (another waker's: wake anyway) or 0 (awake). */
-	if (v == FLOWQ__SLEEP_ASLEEP &&
-	    !atomic_compare_exchange_strong_explicit(&s->sleeping, &v, FLOWQ__SLEEP_WOKEN,
-						     memory_order_acq_rel,
-						     memory_order_relaxed) &&
-	    v == FLOWQ__SLEEP_AWAKE)
-		return;
+	/* ASLEEP -> WOKEN: the futex wait (on ASLEEP) returns at once from
+	 * here on. A failed CAS reads another waker's WOKEN (wake anyway) or
+	 * SENT, AWAKE or a newer sleep (the dispatcher woke since our load). */
+	while (st == FLOWQ__SLEEP_ASLEEP) {
+		uint32_t w = v - FLOWQ__SLEEP_ASLEEP + FLOWQ__SLEEP_WOKEN;
+		if (atomic_compare_exchange_strong_explicit(&s->sleeping, &v, w,
+							    memory_order_acq_rel,
+							    memory_order_relaxed)) {
+			v = w;
+			break;
+		}
+		st = v & FLOWQ__SLEEP_STATE;
+	}
+	if ((v & FLOWQ__SLEEP_STATE) != FLOWQ__SLEEP_WOKEN)
+		return; /* AWAKE, or SENT: the wake is made */
 	FLOWQ__FAULT(W_TAKEN);
 	futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	/* Relaxed: a hint to later wakers (above); it fails harmlessly if
+	 * another waker set it or the dispatcher is awake again. */
+	atomic_compare_exchange_strong_explicit(&s->sleeping, &v,
+						v - FLOWQ__SLEEP_WOKEN + FLOWQ__SLEEP_SENT,
+						memory_order_relaxed, memory_order_relaxed);
 }
 
 void
@@ -1525,10 +1551,13 @@ flowq__dispatcher_main(void *arg)
 		}
 		if (idle_spin(s, next))
 			continue;
-		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_ASLEEP, memory_order_seq_cst);
+		/* A new generation per sleep (flowq__shard_wake()). */
+		uint32_t gen = s->sleep_gen += FLOWQ__SLEEP_GEN;
+		atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_ASLEEP,
+				      memory_order_seq_cst);
 		FLOWQ__FAULT(D_BEFORE_SLEEP);
 		if (work_visible(s)) {
-			atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
+			atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_AWAKE,
 					      memory_order_relaxed);
 			continue;
 		}
@@ -1541,10 +1570,11 @@ flowq__dispatcher_main(void *arg)
 			ts.tv_nsec = d % 1000000000;
 			tsp = &ts;
 		}
-		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, FLOWQ__SLEEP_ASLEEP, tsp);
+		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, gen | FLOWQ__SLEEP_ASLEEP, tsp);
 		FLOWQ__FAULT(D_AFTER_WAKE);
 		/* Awake: wakers stop making system calls from here on. */
-		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE, memory_order_relaxed);
+		atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_AWAKE,
+				      memory_order_relaxed);
 		s->slept = true;
 	}
 	flowq_thread_detach();

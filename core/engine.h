@@ -23,9 +23,14 @@
  *  takes it to 2 (CAS) and wakes the futex; if it reads 2 (another waker
  *  took it, and the dispatcher has not stored 0 since) it wakes the futex
  *  too, so a waker preempted before its FUTEX_WAKE cannot keep the
- *  dispatcher asleep (dispatch.c, flowq__shard_wake()). Only the dispatcher
- *  stores 0, once it is awake. (Polled mode: the first waker exchanges 1 to
- *  0 and writes the shard's eventfd.)
+ *  dispatcher asleep (dispatch.c, flowq__shard_wake()); a waker whose
+ *  FUTEX_WAKE returned takes 2 to 3, and a waker that reads 3 does nothing
+ *  (the dispatcher's wait has returned or returns at once). Only the
+ *  dispatcher stores 0, once it is awake. (These are the word's state
+ *  bits; in threaded mode the bits above them count the dispatcher's
+ *  sleeps, so that a late 2 -> 3 cannot mark a later sleep's wake as
+ *  made.) (Polled mode: the first waker exchanges 1 to 0 and writes the
+ *  shard's eventfd.)
  *  Both sides execute "store (or RMW) own flag, seq_cst fence, load the
  *  other's": by the seq_cst total order at least one of them sees the
  *  other's write, so either the dispatcher sees the work and does not sleep,
@@ -36,11 +41,19 @@
 #ifndef FLOWQ_CORE_ENGINE_H
 #define FLOWQ_CORE_ENGINE_H
 
-/* Values of flowq__shard.sleeping (the wake-up handshake above). */
+/* States of flowq__shard.sleeping (the wake-up handshake above): the low
+ * two bits. Threaded mode keeps the dispatcher's sleep generation in the
+ * bits above them (FLOWQ__SLEEP_GEN per sleep; dispatch.c,
+ * flowq__shard_wake()); polled mode uses 0 and 1 only. */
 #define FLOWQ__SLEEP_AWAKE  0u
 #define FLOWQ__SLEEP_ASLEEP 1u
 /* Threaded mode: a waker took the word; the dispatcher is not yet awake. */
 #define FLOWQ__SLEEP_WOKEN  2u
+/* Threaded mode: a waker's FUTEX_WAKE for this generation has returned (the
+ * dispatcher is runnable); later wakers make no system call. */
+#define FLOWQ__SLEEP_SENT   3u
+#define FLOWQ__SLEEP_STATE  3u
+#define FLOWQ__SLEEP_GEN    4u
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -400,6 +413,9 @@ struct flowq__shard {
 	/* Flows with queue capacity to give back at the end of the round. */
 	struct flowq_list dirty;
 	uint64_t flow_seq;
+	/* The generation of the next sleep (threaded mode), a multiple of
+	 * FLOWQ__SLEEP_GEN: the high bits of the sleep word. */
+	uint32_t sleep_gen;
 	bool stopping_seen;
 	/* The last round stopped at the gate (or yielded to another shard's
 	 * more important band); blocked_bytes: the size it could not fit. */

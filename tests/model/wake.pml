@@ -57,6 +57,9 @@
  *  -DMUT_GATE_NO_PROBE work_visible() does not probe the gate: a release
  *                      that came between the failed gate_take() and
  *                      gate_wait_set() is missed (W1).
+ *  -DMUT_SENT_NO_WAKE  the waker that took the word marks it SENT without
+ *                      its FUTEX_WAKE: later wakers skip a wake nobody
+ *                      made (W1).
  *
  * Memory model. Promela executes one statement at a time, sequentially
  * consistently. The C code gets the same outcomes for these handshakes
@@ -73,15 +76,20 @@
  *    flowq__shard_kick, 155 in flowq__gate_wake), then relaxed loads of
  *    gate_waiters, gate_wait and sleeping (dispatch.c 127, 156, 160) and
  *    the acq_rel exchange of sleeping (129).
- *  Not yet modelled (issue 6, branch inversion): the threaded wake now
- *  takes the word 1 -> 2 by CAS instead of 1 -> 0, and a waker that reads
- *  2 makes a FUTEX_WAKE too; only the dispatcher stores 0, after its wait
- *  returns. For W1 this changes nothing the model checks: FUTEX_WAIT on 1
- *  fails for 2 as it did for 0, and the extra wakes are at worst spurious
- *  (the dispatcher re-checks). What it fixes is latency, which W1 does not
- *  express: with the old rule a waker preempted between its exchange and
- *  its FUTEX_WAKE kept the dispatcher asleep while later wakers, reading
- *  0, did nothing (tests/unit/test_fault.c wake_survives_a_stalled_waker).
+ *  The threaded wake (shard_wake_threaded below) takes the word ASLEEP ->
+ *  WOKEN by CAS, makes the FUTEX_WAKE, then WOKEN -> SENT by CAS; a waker
+ *  that reads WOKEN wakes too, one that reads SENT or AWAKE does nothing;
+ *  only the dispatcher stores AWAKE, after its wait returns. The SENT skip
+ *  is what W1 checks here (the mutant MUT_SENT_NO_WAKE marks SENT without
+ *  the wake and must fail). The word's generation (new per sleep, so a
+ *  slow waker's WOKEN -> SENT cannot land on a later sleep) is modelled
+ *  with GENS generations, default 1: it only bounds wake-up latency, which
+ *  W1 does not express (a taker that has not woken yet always will); a run
+ *  with -DGENS=4 (doorbell configuration) was stopped after 46 million
+ *  states without an error, not exhaustive (not run by CTest). Also latency only: with the old 1 -> 0 rule
+ *  a waker preempted between its exchange and its FUTEX_WAKE kept the
+ *  dispatcher asleep while later wakers, reading 0, did nothing
+ *  (tests/unit/test_fault.c wake_survives_a_stalled_waker).
  *  By C11 [atomics.order] (the fence-fence rule): if the dispatcher's fence
  *  precedes the waker's in the single total order S, the waker's loads see
  *  sleeping = 1 (or a later value: 0 from another waker that then does the
@@ -156,7 +164,10 @@ bit in_doorbell[NSHARD];
 /* Per shard. */
 Mpsc doorbell[NSHARD];	/* items: flow ids */
 Mpsc cancels[NSHARD];	/* items: request ids */
-bit sleeping[NSHARD];	/* the futex word */
+/* The futex word: polled shard 0 uses 0 and 1; a threaded shard, the
+ * sleep generation (a multiple of 4, mod GENS * 4) plus the state in the low
+ * two bits: 0 awake, 1 asleep, 2 woken, 3 wake sent (engine.h). */
+byte sleeping[NSHARD];
 bit fwait[NSHARD];	/* the dispatcher is queued on the futex */
 bit gate_wait[NSHARD];
 
@@ -184,34 +195,72 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 	bit pending;		/* the flow is on s->pending */ \
 	bit blocked		/* s->blocked */
 
-/* flowq__shard_wake(): relaxed load, then the exchange; the one that took
- * the word from 1 wakes the futex (or, polled, writes the eventfd). */
+#ifndef GENS
+#define GENS 1
+#endif
+#define ST(v) ((v) & 3)
+
+/* flowq__shard_wake(), threaded: relaxed load; ASLEEP -> WOKEN by CAS (a
+ * failed CAS reloads); on WOKEN the FUTEX_WAKE, then WOKEN -> SENT by CAS
+ * (the whole word, generation included). AWAKE and SENT: nothing. The
+ * mutation MUT_SENT_NO_WAKE marks SENT without the FUTEX_WAKE: a later
+ * waker then relies on a wake nobody made (W1 must fail). */
+inline shard_wake_threaded(ws, ww)
+{
+	ww = sleeping[ws];
+	do
+	:: ST(ww) == 1 ->
+		atomic {
+			if
+			:: sleeping[ws] == ww -> sleeping[ws] = ww + 1; ww = ww + 1
+			:: else -> ww = sleeping[ws]
+			fi
+		}
+	:: else -> break
+	od;
+	if
+	:: ST(ww) == 2 ->
+#ifndef MUT_SENT_NO_WAKE
+		fwait[ws] = 0;	/* FUTEX_WAKE */
+#endif
+		atomic {
+			if
+			:: sleeping[ws] == ww -> sleeping[ws] = ww + 1
+			:: else -> skip
+			fi
+		}
+	:: else -> skip
+	fi
+}
+
+/* flowq__shard_wake(): polled shard 0 takes the word 1 -> 0 by exchange
+ * and the taker writes the eventfd; threaded shards above. */
 inline shard_wake(ws, ww)
 {
-	if
-	:: sleeping[ws] == 0 -> skip
-	:: else ->
-		atomic {
-			ww = sleeping[ws];
-			sleeping[ws] = 0
-		}
-		if
-		:: ww ->
 #ifdef POLLED
+	if
+	:: ws == 0 ->
+		if
+		:: sleeping[ws] == 0 -> skip
+		:: else ->
+			atomic {
+				ww = sleeping[ws];
+				sleeping[ws] = 0
+			}
 			if
-			:: ws == 0 ->
+			:: ww ->
 				d_step {
 					efd++;
 					ewrites++
 				}
-			:: else -> fwait[ws] = 0	/* FUTEX_WAKE */
+			:: else -> skip
 			fi
-#else
-			fwait[ws] = 0	/* FUTEX_WAKE */
-#endif
-		:: else -> skip
 		fi
+	:: else -> shard_wake_threaded(ws, ww)
 	fi
+#else
+	shard_wake_threaded(ws, ww)
+#endif
 }
 
 /* flowq__gate_wake(): [W1], then the waiter count, then each waiting
@@ -255,7 +304,7 @@ inline publish_and_kick(pq, px, ps, ppos, pwas, pw)
 	/* [W1] atomic_thread_fence(seq_cst): nothing to do under SC. */
 #ifdef MUT_NO_W1
 	if
-	:: pw == 0 -> skip
+	:: ST(pw) == 0 -> skip
 	:: else -> shard_wake(ps, pw)
 	fi
 #else
@@ -266,7 +315,8 @@ inline publish_and_kick(pq, px, ps, ppos, pwas, pw)
 proctype Producer(byte i)
 {
 	byte s = SH(i), pos;
-	bit was, w;
+	bit was;
+	byte w;
 
 	/* flowq_mpsc_enqueue(&f->inbox): [E1], [E2]. */
 	atomic { mpsc_exchange(inbox[s], i, pos, was) }
@@ -290,7 +340,8 @@ proctype Producer(byte i)
 proctype Canceller()
 {
 	byte pos;
-	bit was, w, won;
+	bit was, won;
+	byte w;
 
 	/* flowq_cancel(req 0): [T2], then the message and the kick. */
 	atomic {
@@ -311,7 +362,7 @@ proctype Canceller()
 proctype Host(byte i)
 {
 	byte k;
-	bit w;
+	byte w;
 
 	ncompl[i] > 0;
 	if
@@ -519,8 +570,8 @@ inline work_visible(vs, vv)
 
 proctype Dispatcher(byte s)
 {
-	byte i, n, k;
-	bit ok, w, vis;
+	byte i, n, k, gen, w;
+	bit ok, vis;
 	DISPATCHER_PRIVATE;
 
 #ifdef PREQUEUED
@@ -551,23 +602,25 @@ proctype Dispatcher(byte s)
 		:: n > 0 || pending -> goto again
 		:: else -> skip
 		fi;
-		sleeping[s] = 1;	/* seq_cst store */
+		gen = (gen + 4) % (GENS * 4);	/* a new generation per sleep */
+		sleeping[s] = gen + 1;	/* seq_cst store */
 #ifndef MUT_NO_RECHECK
 		work_visible(s, vis);
 		if
-		:: vis -> sleeping[s] = 0; goto again
+		:: vis -> sleeping[s] = gen; goto again
 		:: else -> skip
 		fi;
 #endif
-		/* FUTEX_WAIT(&sleeping, 1): sleeps only if the word is 1. */
+		/* FUTEX_WAIT(&sleeping, gen | 1): sleeps only if the word
+		 * still holds it. */
 		atomic {
 			if
-			:: sleeping[s] -> fwait[s] = 1
+			:: sleeping[s] == gen + 1 -> fwait[s] = 1
 			:: else -> skip
 			fi
 		}
 		!fwait[s];
-		sleeping[s] = 0;
+		sleeping[s] = gen;
 again:
 		skip;
 		d_step {
@@ -599,8 +652,8 @@ again:
  */
 proctype PollLoop()
 {
-	byte i, n, k;
-	bit ok, w, vis, now, woke;
+	byte i, n, k, w;
+	bit ok, vis, now, woke;
 	DISPATCHER_PRIVATE;
 
 	do
@@ -687,7 +740,7 @@ proctype EngineWake()
 proctype Destroy()
 {
 	byte k;
-	bit w;
+	byte w;
 
 	hosts_left == 0 && ndone == NREQ;
 	exiting = 1;

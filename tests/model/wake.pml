@@ -200,24 +200,23 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 #endif
 #define ST(v) ((v) & 3)
 
-/* flowq__shard_wake(), threaded: relaxed load; ASLEEP -> WOKEN by CAS (a
- * failed CAS reloads); on WOKEN the FUTEX_WAKE, then WOKEN -> SENT by CAS
- * (the whole word, generation included). AWAKE and SENT: nothing. The
- * mutation MUT_SENT_NO_WAKE marks SENT without the FUTEX_WAKE: a later
- * waker then relies on a wake nobody made (W1 must fail). */
+/* flowq__shard_wake(), threaded: ASLEEP -> WOKEN; on WOKEN the FUTEX_WAKE,
+ * then WOKEN -> SENT by CAS (the whole word, generation included). AWAKE
+ * and SENT: nothing. The C code's relaxed load and its CAS loop are one
+ * step here: what a waker does next depends only on the value its CAS
+ * (or, for a value other than ASLEEP, its load) read, so the load's own
+ * moment adds interleavings and no outcome. The mutation MUT_SENT_NO_WAKE
+ * marks SENT without the FUTEX_WAKE: a later waker then relies on a wake
+ * nobody made (W1 must fail). */
 inline shard_wake_threaded(ws, ww)
 {
-	ww = sleeping[ws];
-	do
-	:: ST(ww) == 1 ->
-		atomic {
-			if
-			:: sleeping[ws] == ww -> sleeping[ws] = ww + 1; ww = ww + 1
-			:: else -> ww = sleeping[ws]
-			fi
-		}
-	:: else -> break
-	od;
+	atomic {
+		ww = sleeping[ws];
+		if
+		:: ST(ww) == 1 -> ww = ww + 1; sleeping[ws] = ww
+		:: else -> skip
+		fi
+	}
 	if
 	:: ST(ww) == 2 ->
 #ifndef MUT_SENT_NO_WAKE

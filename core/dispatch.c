@@ -190,9 +190,9 @@ flowq__shard_wake(struct flowq__shard *s)
 	futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	/* Relaxed: a hint to later wakers (above); it fails harmlessly if
 	 * another waker set it or the dispatcher is awake again. */
-	atomic_compare_exchange_strong_explicit(&s->sleeping, &v,
-						v - FLOWQ__SLEEP_WOKEN + FLOWQ__SLEEP_SENT,
-						memory_order_relaxed, memory_order_relaxed);
+	atomic_compare_exchange_strong_explicit(
+		&s->sleeping, &v, v - FLOWQ__SLEEP_WOKEN + FLOWQ__SLEEP_SENT,
+		memory_order_relaxed, memory_order_relaxed);
 }
 
 void

@@ -51,9 +51,9 @@
 #define FLOWQ__SLEEP_WOKEN  2u
 /* Threaded mode: a waker's FUTEX_WAKE for this generation has returned (the
  * dispatcher is runnable); later wakers make no system call. */
-#define FLOWQ__SLEEP_SENT   3u
-#define FLOWQ__SLEEP_STATE  3u
-#define FLOWQ__SLEEP_GEN    4u
+#define FLOWQ__SLEEP_SENT  3u
+#define FLOWQ__SLEEP_STATE 3u
+#define FLOWQ__SLEEP_GEN   4u
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -351,7 +351,8 @@ static bool
 wait_asleep(struct flowq__shard *s, int ms)
 {
 	for (int i = 0; i < ms * 10; i++) {
-		if ((atomic_load(&s->sleeping) & FLOWQ__SLEEP_STATE) == FLOWQ__SLEEP_ASLEEP)
+		if ((atomic_load(&s->sleeping) & FLOWQ__SLEEP_STATE) ==
+		    FLOWQ__SLEEP_ASLEEP)
 			return true;
 		struct timespec ts = {0, 100000};
 		nanosleep(&ts, NULL);

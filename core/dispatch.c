@@ -125,56 +125,78 @@ futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 
 /*
  * Both modes: every waker that finds the shard asleep and not yet awake
- * again makes the wake itself (engine.h, the handshake: the word goes
- * 1 -> 2, and only the dispatcher, or flowq_shard_poll(), sets it back to
- * 0): threaded, a FUTEX_WAKE; polled, an eventfd write. The word used to be
- * taken 1 -> 0 by the first waker alone, and the others saw 0 and left the
- * wake to it; a waker preempted between its exchange and its wake then kept
- * the dispatcher (or the host's loop, in epoll on the fd) asleep, with work
- * queued, for as long as the scheduler kept the waker off the CPU: nothing
- * was lost, but the wake-up latency of a shard became that of an unrelated
- * thread (4-15 ms on the loaded 2-core machine: the cross-shard priority
- * inversions of stress_global, issue 6; regression tests
+ * again makes the wake itself, unless another waker's wake for the same
+ * sleep is known to have been made (engine.h, the handshake: the word's
+ * state goes ASLEEP -> WOKEN by CAS, then WOKEN -> SENT once the taker's
+ * wake has returned, and only the dispatcher, or flowq_shard_poll(), stores
+ * AWAKE): threaded, a FUTEX_WAKE; polled, an eventfd write. The word used to
+ * be taken 1 -> 0 by the first waker alone, and the others saw 0 and left
+ * the wake to it; a waker preempted between its exchange and its wake then
+ * kept the dispatcher (or the host's loop, in epoll on the fd) asleep, with
+ * work queued, for as long as the scheduler kept the waker off the CPU:
+ * nothing was lost, but the wake-up latency of a shard became that of an
+ * unrelated thread (4-15 ms on the loaded 2-core machine: the cross-shard
+ * priority inversions of stress_global, issue 6; regression tests
  * fault/wake_survives_a_stalled_waker and
  * fault/polled_wake_survives_a_stalled_waker; tests/model/wake.pml, the
- * -DSTALL runs and their -DMUT_FIRST_WAKER_ONLY mutants).
- * The price: the wakers that come between the first wake and the
- * dispatcher's return from the futex (polled: the next flowq_shard_poll()'s
- * exchange) each make one system call, at most one per kick or gate wake in
- * that window: a FUTEX_WAKE with no sleeper left (a hash-bucket look-up),
- * or a write(2) to the eventfd (its counter goes up; the fd is already
- * readable, the host's epoll already woken or about to be). A shard's kicks
- * come from a flow's ring (the doorbell's [D1] lets one per flow through
- * until the dispatcher pops the flow, which it cannot do in that window),
- * cancels, band and debt hand-offs (registry.c, submit.c), and gate wakes
- * (releases, the saturation detector): so the window's extra calls number
- * at most the flows that became backlogged plus those events during one
- * wake-up latency, never one per item submitted.
+ * -DSTALL runs and their -DMUT_FIRST_WAKER_ONLY mutants). A waker that
+ * reads WOKEN therefore wakes too: the taker may be stalled before its
+ * system call. One that reads SENT does not: a wake made after the word
+ * left ASLEEP has returned, so the dispatcher's wait (on ASLEEP of this
+ * generation) has returned or will return at once (polled: the fd is
+ * readable, and the next poll reads it); its next round, or the re-check
+ * before its next sleep, sees this waker's work as it would after reading
+ * AWAKE (a waker's SENT comes before the dispatcher's AWAKE in the word's
+ * modification order: the WOKEN -> SENT CAS fails once AWAKE is stored;
+ * by the seq_cst fences of [W1] and of the sleep path, the re-check then
+ * sees the work). Without SENT, every kick between the first wake and the
+ * dispatcher's return made a system call; a producer submitting while the
+ * woken dispatcher waited for a CPU (P = 1, S = 2 on 2 CPUs, or any loaded
+ * machine) made one per request at F >= 1000: 2-5x its CPU per request
+ * (README, "Engine end to end"). What is left: the wakers between the
+ * first waker's CAS and its wake's return (one system call's length,
+ * longer only if it is preempted there) each make one call.
+ * The generation (the high bits, new for every sleep or armed poll) keeps a
+ * slow waker's WOKEN -> SENT from landing on a later sleep's WOKEN, whose
+ * taker may not have woken yet (ABA): its CAS compares the whole word.
  */
 void
 flowq__shard_wake(struct flowq__shard *s)
 {
 	uint32_t v = atomic_load_explicit(&s->sleeping, memory_order_relaxed);
-	if (v == FLOWQ__SLEEP_AWAKE)
+	uint32_t st = v & FLOWQ__SLEEP_STATE;
+	if (st == FLOWQ__SLEEP_AWAKE)
 		return;
-	/* 1 -> 2: the futex wait (on 1) returns at once from here on; the
-	 * poller's re-check sees that a waker took the word. A failed CAS
-	 * reads 2 (another waker's: wake anyway) or 0 (awake). */
-	if (v == FLOWQ__SLEEP_ASLEEP &&
-	    !atomic_compare_exchange_strong_explicit(&s->sleeping, &v, FLOWQ__SLEEP_WOKEN,
-						     memory_order_acq_rel,
-						     memory_order_relaxed) &&
-	    v == FLOWQ__SLEEP_AWAKE)
-		return;
+	/* ASLEEP -> WOKEN: the futex wait (on ASLEEP) returns at once from
+	 * here on; the poller's re-check sees that a waker took the word. A
+	 * failed CAS reads another waker's WOKEN (wake anyway) or SENT, AWAKE
+	 * or a newer sleep (the dispatcher woke since our load). */
+	while (st == FLOWQ__SLEEP_ASLEEP) {
+		uint32_t w = v - FLOWQ__SLEEP_ASLEEP + FLOWQ__SLEEP_WOKEN;
+		if (atomic_compare_exchange_strong_explicit(&s->sleeping, &v, w,
+							    memory_order_acq_rel,
+							    memory_order_relaxed)) {
+			v = w;
+			break;
+		}
+		st = v & FLOWQ__SLEEP_STATE;
+	}
+	if ((v & FLOWQ__SLEEP_STATE) != FLOWQ__SLEEP_WOKEN)
+		return; /* AWAKE, or SENT: the wake is made */
 	FLOWQ__FAULT(W_TAKEN);
 	if (s->engine->cfg.mode == FLOWQ_MODE_POLLED) {
 		uint64_t one = 1;
 		/* EAGAIN (counter saturated) still leaves the fd readable. */
 		ssize_t n = write(s->efd, &one, sizeof(one));
 		(void)n;
-		return;
+	} else {
+		futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
-	futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	/* Relaxed: a hint to later wakers (above); it fails harmlessly if
+	 * another waker set it or the dispatcher is awake again. */
+	atomic_compare_exchange_strong_explicit(
+		&s->sleeping, &v, v - FLOWQ__SLEEP_WOKEN + FLOWQ__SLEEP_SENT,
+		memory_order_relaxed, memory_order_relaxed);
 }
 
 void
@@ -1563,10 +1585,13 @@ flowq__dispatcher_main(void *arg)
 		}
 		if (idle_spin(s, next))
 			continue;
-		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_ASLEEP, memory_order_seq_cst);
+		/* A new generation per sleep (flowq__shard_wake()). */
+		uint32_t gen = s->sleep_gen += FLOWQ__SLEEP_GEN;
+		atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_ASLEEP,
+				      memory_order_seq_cst);
 		FLOWQ__FAULT(D_BEFORE_SLEEP);
 		if (work_visible(s)) {
-			atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
+			atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_AWAKE,
 					      memory_order_relaxed);
 			continue;
 		}
@@ -1579,10 +1604,11 @@ flowq__dispatcher_main(void *arg)
 			ts.tv_nsec = d % 1000000000;
 			tsp = &ts;
 		}
-		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, FLOWQ__SLEEP_ASLEEP, tsp);
+		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, gen | FLOWQ__SLEEP_ASLEEP, tsp);
 		FLOWQ__FAULT(D_AFTER_WAKE);
 		/* Awake: wakers stop making system calls from here on. */
-		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE, memory_order_relaxed);
+		atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_AWAKE,
+				      memory_order_relaxed);
 		s->slept = true;
 	}
 	flowq_thread_detach();
@@ -1615,7 +1641,8 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 	 * first one and this exchange writes (so that none of them, preempted,
 	 * holds the wake-up back): the counter may be above 1; one read clears
 	 * it all. */
-	(void)atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE, memory_order_acquire);
+	(void)atomic_exchange_explicit(&s->sleeping, s->sleep_gen | FLOWQ__SLEEP_AWAKE,
+				       memory_order_acquire);
 	if (s->poll_armed) {
 		uint64_t v;
 		ssize_t rd = read(s->efd, &v, sizeof(v)); /* EAGAIN is fine */
@@ -1633,13 +1660,18 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 		if (work_visible(s) || !flowq_list_empty(&s->pending))
 			next = flowq__now(e);
 	} else {
-		atomic_store_explicit(&s->sleeping, FLOWQ__SLEEP_ASLEEP, memory_order_seq_cst);
+		/* A new generation per armed poll (flowq__shard_wake()). */
+		uint32_t gen = s->sleep_gen += FLOWQ__SLEEP_GEN;
+		atomic_store_explicit(&s->sleeping, gen | FLOWQ__SLEEP_ASLEEP,
+				      memory_order_seq_cst);
 		s->poll_armed = true;
 		if (work_visible(s) || !flowq_list_empty(&s->pending)) {
-			/* Take it back; if a waker took it first (2), it wrote
-			 * (or will write) the fd: the next poll clears it. */
-			if (atomic_exchange_explicit(&s->sleeping, FLOWQ__SLEEP_AWAKE,
-						     memory_order_relaxed) == FLOWQ__SLEEP_ASLEEP)
+			/* Take it back; if a waker took it first (WOKEN or
+			 * SENT), it wrote (or will write) the fd: the next poll
+			 * clears it. */
+			if (atomic_exchange_explicit(&s->sleeping, gen | FLOWQ__SLEEP_AWAKE,
+						     memory_order_relaxed) ==
+			    (gen | FLOWQ__SLEEP_ASLEEP))
 				s->poll_armed = false;
 			next = flowq__now(e);
 		}

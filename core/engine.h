@@ -23,11 +23,16 @@
  *  takes it to 2 (CAS) and wakes the futex; if it reads 2 (another waker
  *  took it, and the dispatcher has not stored 0 since) it wakes the futex
  *  too, so a waker preempted before its FUTEX_WAKE cannot keep the
- *  dispatcher asleep (dispatch.c, flowq__shard_wake()). Only the dispatcher
- *  stores 0, once it is awake. Polled mode follows the same rule with the
+ *  dispatcher asleep (dispatch.c, flowq__shard_wake()); a waker whose
+ *  FUTEX_WAKE returned takes 2 to 3, and a waker that reads 3 does nothing
+ *  (the dispatcher's wait has returned or returns at once). Only the
+ *  dispatcher stores 0, once it is awake. These are the word's state bits;
+ *  the bits above them count the sleeps, so that a late 2 -> 3 cannot mark
+ *  a later sleep's wake as made. Polled mode follows the same rule with the
  *  shard's eventfd for the futex: a poll that leaves the shard idle stores
- *  1 and re-checks; every waker that reads 1 or 2 writes the fd; only
- *  flowq_shard_poll() stores 0 (dispatch.c).
+ *  1 (a new generation) and re-checks; every waker that reads 1 or 2 writes
+ *  the fd, one whose write returned takes 2 to 3; only flowq_shard_poll()
+ *  stores 0 (dispatch.c).
  *  Both sides execute "store (or RMW) own flag, seq_cst fence, load the
  *  other's": by the seq_cst total order at least one of them sees the
  *  other's write, so either the dispatcher sees the work and does not sleep,
@@ -38,12 +43,21 @@
 #ifndef FLOWQ_CORE_ENGINE_H
 #define FLOWQ_CORE_ENGINE_H
 
-/* Values of flowq__shard.sleeping (the wake-up handshake above). */
+/* States of flowq__shard.sleeping (the wake-up handshake above): the low
+ * two bits. The bits above them hold the sleep's generation
+ * (FLOWQ__SLEEP_GEN per sleep, or per armed poll; dispatch.c,
+ * flowq__shard_wake()). */
 #define FLOWQ__SLEEP_AWAKE  0u
 #define FLOWQ__SLEEP_ASLEEP 1u
 /* A waker took the word; the dispatcher (or, polled, the next poll) has not
  * yet stored AWAKE. */
 #define FLOWQ__SLEEP_WOKEN  2u
+/* A waker's wake for this generation has returned (threaded: FUTEX_WAKE,
+ * the dispatcher is runnable; polled: the eventfd write, the fd is
+ * readable); later wakers make no system call. */
+#define FLOWQ__SLEEP_SENT  3u
+#define FLOWQ__SLEEP_STATE 3u
+#define FLOWQ__SLEEP_GEN   4u
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -403,6 +417,10 @@ struct flowq__shard {
 	/* Flows with queue capacity to give back at the end of the round. */
 	struct flowq_list dirty;
 	uint64_t flow_seq;
+	/* The generation of the last sleep (threaded) or armed poll (polled),
+	 * a multiple of FLOWQ__SLEEP_GEN: the high bits of the sleep word;
+	 * written only by the dispatcher or the polling thread. */
+	uint32_t sleep_gen;
 	bool stopping_seen;
 	/* The last round stopped at the gate (or yielded to another shard's
 	 * more important band); blocked_bytes: the size it could not fit. */

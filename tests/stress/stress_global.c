@@ -109,7 +109,7 @@
  *   dispatcher, woken (its sleep word set to "woken", FUTEX_WAKE made)
  *   2.8 ms before it ran, with 0.16 ms of run delay in between. So the host
  *   also samples each dispatcher's sleep word (white box, engine.h
- *   FLOWQ__SLEEP_WOKEN): "woken" means a waker has made (or is making) the
+ *   FLOWQ__SLEEP_WOKEN or _SENT): "woken" means a waker has made (or is making) the
  *   wake and the dispatcher has not run since (only it sets the word back,
  *   and its FUTEX_WAIT compares with "asleep", so it cannot sleep on
  *   "woken"): from there on the engine has done its part. Two consecutive
@@ -266,7 +266,8 @@ static size_t log_cap, log_n[2];
 static int sched_fd[PRIO_MAX_SHARDS];
 static bool sched_off; /* no schedstat: no CPU wait is taken off */
 static int64_t *sched_t, *sched_rd, *sched_pc;
-/* sched_wk[i * nshards + k]: shard k's sleep word was FLOWQ__SLEEP_WOKEN at
+/* sched_wk[i * nshards + k]: shard k's sleep word was FLOWQ__SLEEP_WOKEN or
+ * FLOWQ__SLEEP_SENT at
  * sample i (woken, not yet run: see the top comment). */
 static bool *sched_wk;
 static size_t sched_n, sched_cap;
@@ -364,8 +365,9 @@ sched_sample(unsigned nshards, int64_t now)
 		/* Relaxed: a sample; the word's writers are the wakers and
 		 * the dispatcher. */
 		sched_wk[sched_n * nshards + k] =
-			atomic_load_explicit(&engine->shards[k].sleeping,
-					     memory_order_relaxed) == FLOWQ__SLEEP_WOKEN;
+			(atomic_load_explicit(&engine->shards[k].sleeping,
+					      memory_order_relaxed) &
+			 FLOWQ__SLEEP_STATE) >= FLOWQ__SLEEP_WOKEN;
 	}
 	sched_t[sched_n++] = now;
 }

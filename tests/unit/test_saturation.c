@@ -344,7 +344,7 @@ hook_clock(void *ctx)
 	(void)ctx;
 	struct flowq__shard *s = hook_engine ? &hook_engine->shards[0] : NULL;
 	if (hook_armed && !hook_fired && s && atomic_load(&s->gate_wait) &&
-	    atomic_load(&s->sleeping)) {
+	    (atomic_load(&s->sleeping) & FLOWQ__SLEEP_STATE) != FLOWQ__SLEEP_AWAKE) {
 		hook_fired = true;
 		cr_assert_eq(flowq_endpoint_report(hook_engine, 0, 0, 0.0, fx_now), 0);
 	}

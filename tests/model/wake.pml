@@ -188,7 +188,10 @@ bit in_doorbell[NSHARD];
 /* Per shard. */
 Mpsc doorbell[NSHARD];	/* items: flow ids */
 Mpsc cancels[NSHARD];	/* items: request ids */
-byte sleeping[NSHARD];	/* the futex word: AWAKE 0, ASLEEP 1, WOKEN 2 */
+/* The sleep word (futex word; polled, the eventfd's): the generation (a
+ * multiple of 4, mod GENS * 4: new per sleep or armed poll) plus the state
+ * in the low two bits: AWAKE 0, ASLEEP 1, WOKEN 2, SENT 3 (engine.h). */
+byte sleeping[NSHARD];
 bit fwait[NSHARD];	/* the dispatcher is queued on the futex */
 bit gate_wait[NSHARD];
 
@@ -223,6 +226,47 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 	bit pending;		/* the flow is on s->pending */ \
 	bit blocked		/* s->blocked */
 
+#define AWAKE 0
+#define ASLEEP 1
+#define WOKEN 2
+#define SENT 3
+
+/* The generation, exactly and canonically. The C code's is new per sleep
+ * (or armed poll), and the word's generation is only ever compared by a
+ * waker's WOKEN -> SENT CAS (the ASLEEP -> WOKEN CAS, merged with its load
+ * below, the FUTEX_WAIT and the poller's take-back always see the current
+ * one): that CAS succeeds only within the sleep whose WOKEN it saw. So the
+ * word holds the state alone, and wsnap[waker] says whether a waker's
+ * pending WOKEN -> SENT CAS still holds the current generation (shard + 1)
+ * or not (0: none pending, or the shard slept again since: the CAS must
+ * fail). A new sleep makes every pending snapshot of its shard stale:
+ * new_gen(). Two stale snapshots behave alike, so runs that differ only in
+ * old generations merge. -DMUT_NO_GEN: no generation (a late CAS can mark a
+ * later sleep's WOKEN as SENT before that sleep's taker woke; S1 must
+ * fail). */
+#define NPID 12
+byte wsnap[NPID];
+inline new_gen(ns, nk)
+{
+#ifndef MUT_NO_GEN
+	d_step {
+		nk = 0;
+		do
+		:: nk < NPID ->
+			if
+			:: wsnap[nk] == ns + 1 -> wsnap[nk] = 0
+			:: else -> skip
+			fi;
+			nk++
+		:: else -> break
+		od;
+		nk = 0
+	}
+#else
+	skip
+#endif
+}
+
 /* Work the shard's dispatcher would find if it ran now (S1). */
 #define SHARD_WORK(s) (!MPSC_EMPTY(doorbell[s]) || !MPSC_EMPTY(cancels[s]) || \
 		       (gate_wait[s] && gate_free > 0))
@@ -236,6 +280,7 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 	:: stalled && stall_s == ns -> late_kick = 1 \
 	:: else -> skip \
 	fi
+#define W_TAKEN(ts) w_taken(ts);
 inline w_taken(ts)
 {
 	if
@@ -256,7 +301,7 @@ inline w_taken(ts)
 }
 #else
 #define STALL_NOTE(ns) skip
-#define w_taken(ts) skip
+#define W_TAKEN(ts)	/* nothing: no extra step */
 #endif
 
 /* The wake itself: the futex, or (polled, shard 0) the eventfd. */
@@ -276,43 +321,66 @@ inline wake_one(ws)
 #endif
 }
 
-/* flowq__shard_wake(): relaxed load; a waker that finds the word ASLEEP
- * takes it 1 -> 2 (CAS); every waker that finds it not AWAKE (its CAS won,
- * or read 2) makes the wake itself. -DMUT_FIRST_WAKER_ONLY keeps the old
- * rule: the exchange to 0, and only the waker that read 1 wakes. */
+/* flowq__shard_wake(): ASLEEP -> WOKEN by CAS; every waker that ends up
+ * seeing WOKEN (its CAS won, or it read WOKEN) makes the wake itself (the
+ * FUTEX_WAKE, or the eventfd write), then WOKEN -> SENT by a CAS on the
+ * whole word it saw (generation included; it fails harmlessly once another
+ * waker set SENT or the dispatcher stored AWAKE); a waker that reads AWAKE
+ * or SENT does nothing. The C code's relaxed load and its CAS loop are one
+ * step here: what a waker does next depends only on the value its CAS (or,
+ * for a value other than ASLEEP, its load) read, so the load's own moment
+ * adds interleavings and no outcome (S1's note of a wake that began while
+ * the stalled waker is held is taken in that step too).
+ * -DMUT_SENT_NO_WAKE: the taker marks SENT without its wake (W1 must fail).
+ * -DMUT_FIRST_WAKER_ONLY keeps the old rule: the waker that reads ASLEEP
+ * exchanges the word to AWAKE and alone wakes; later wakers read AWAKE and
+ * leave the wake to it (S1 must fail). */
 inline shard_wake(ws, ww)
 {
 	atomic {
 		ww = sleeping[ws];
-		STALL_NOTE(ws)
+		STALL_NOTE(ws);
+		if
+#ifdef MUT_FIRST_WAKER_ONLY
+		:: ww == ASLEEP -> sleeping[ws] = AWAKE
+		:: else -> ww = AWAKE	/* only the taker wakes */
+#else
+		:: ww == ASLEEP ->
+			ww = WOKEN;
+			sleeping[ws] = WOKEN;
+			wsnap[_pid] = ws + 1
+		:: ww == WOKEN -> wsnap[_pid] = ws + 1
+		:: else -> ww = AWAKE	/* AWAKE or SENT: nothing to do */
+#endif
+		fi
 	}
 	if
-	:: ww == 0 -> skip
-	:: else ->
 #ifdef MUT_FIRST_WAKER_ONLY
-		atomic {
-			ww = sleeping[ws];
-			sleeping[ws] = 0
-		}
+	:: ww == ASLEEP ->
+		W_TAKEN(ws)
+		wake_one(ws);
+		ww = 0
 #else
-		if
-		:: ww == 1 ->
-			atomic {	/* CAS 1 -> 2; a failure reads 0 or 2 */
-				ww = sleeping[ws];
-				if
-				:: ww == 1 -> sleeping[ws] = 2
-				:: else -> skip
-				fi
-			}
-		:: else -> skip
-		fi;
+	:: ww == WOKEN ->
+		W_TAKEN(ws)
+#ifndef MUT_SENT_NO_WAKE
+		wake_one(ws);
 #endif
-		if
-		:: ww != 0 ->
-			w_taken(ws);
-			wake_one(ws)
-		:: else -> skip
-		fi
+		atomic {	/* relaxed CAS WOKEN -> SENT on the word it saw */
+			if
+#ifndef MUT_NO_GEN
+			:: wsnap[_pid] == ws + 1 && sleeping[ws] == WOKEN ->
+#else
+			:: sleeping[ws] == WOKEN ->
+#endif
+				sleeping[ws] = SENT
+			:: else -> skip
+			fi;
+			wsnap[_pid] = 0;
+			ww = AWAKE
+		}
+#endif
+	:: else -> skip
 	fi
 }
 
@@ -357,7 +425,7 @@ inline publish_and_kick(pq, px, ps, ppos, pwas, pw)
 	/* [W1] atomic_thread_fence(seq_cst): nothing to do under SC. */
 #ifdef MUT_NO_W1
 	if
-	:: pw == 0 -> skip
+	:: pw == AWAKE -> skip
 	:: else -> shard_wake(ps, pw)
 	fi
 #else
@@ -654,23 +722,25 @@ proctype Dispatcher(byte s)
 		:: n > 0 || pending -> goto again
 		:: else -> skip
 		fi;
-		sleeping[s] = 1;	/* seq_cst store */
+		new_gen(s, k);	/* a new generation per sleep */
+		sleeping[s] = ASLEEP;	/* seq_cst store */
 #ifndef MUT_NO_RECHECK
 		work_visible(s, vis);
 		if
-		:: vis -> sleeping[s] = 0; goto again
+		:: vis -> sleeping[s] = AWAKE; goto again
 		:: else -> skip
 		fi;
 #endif
-		/* FUTEX_WAIT(&sleeping, 1): sleeps only if the word is 1. */
+		/* FUTEX_WAIT(&sleeping, gen | ASLEEP): sleeps only if the word
+		 * still holds it (WOKEN, SENT or AWAKE: returns at once). */
 		atomic {
 			if
-			:: sleeping[s] == 1 -> fwait[s] = 1
+			:: sleeping[s] == ASLEEP -> fwait[s] = 1
 			:: else -> skip
 			fi
 		}
 		!fwait[s];
-		sleeping[s] = 0;
+		sleeping[s] = AWAKE;	/* only the dispatcher stores AWAKE */
 again:
 		skip;
 		d_step {
@@ -712,14 +782,15 @@ proctype PollLoop()
 	:: ndone == NREQ -> break	/* the host's own requests are all done */
 	:: else ->
 		/* flowq_shard_poll(): take the sleep word back (only the
-		 * poll stores 0); read the eventfd if the last poll armed it. */
+		 * poll stores AWAKE; the generation stays); read the eventfd
+		 * if the last poll armed it. */
 		atomic {
 			w = sleeping[0];
-			sleeping[0] = 0
+			sleeping[0] = AWAKE
 		}
 #ifdef MUT_CLEAR_WHEN_TAKEN
 		if
-		:: poll_armed && w != 1 -> efd = 0	/* a waker took it: old rule, must fail */
+		:: poll_armed && w != ASLEEP -> efd = 0	/* a waker took it: old rule, must fail */
 		:: else -> skip
 		fi;
 #else
@@ -735,7 +806,8 @@ proctype PollLoop()
 		:: else -> skip
 		fi;
 		woke = 0;
-		sleeping[0] = 1;	/* seq_cst store */
+		new_gen(0, k);	/* a new generation per armed poll */
+		sleeping[0] = ASLEEP;	/* seq_cst store */
 		poll_armed = 1;
 		now = 0;
 #ifndef MUT_NO_RECHECK
@@ -745,11 +817,11 @@ proctype PollLoop()
 		:: vis || pending ->
 			atomic {
 				w = sleeping[0];
-				sleeping[0] = 0
+				sleeping[0] = AWAKE
 			}
 			if
-			:: w == 1 -> poll_armed = 0	/* we took it back */
-			:: else -> skip	/* a waker took it (2): it writes */
+			:: w == ASLEEP -> poll_armed = 0	/* we took it back */
+			:: else -> skip	/* a waker took it (WOKEN or SENT): it wrote or writes */
 			fi;
 			now = 1
 		:: else -> skip

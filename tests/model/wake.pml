@@ -24,7 +24,7 @@
  *  W2 exactly one completion per request, and the gate never over- or
  *     under-flows (asserts).
  *  W3 (-DPOLLED) the claim of flowq_shard_poll()'s comment (dispatch.c
- *     1570-1587): a waker's eventfd write causes at most one spurious
+ *     1625-1643): a waker's eventfd write causes at most one spurious
  *     wake-up of the host's loop: epoll returns that find no work <=
  *     eventfd writes.
  *  S1 (-DSTALL) a waker stalled right after taking the sleep word (fault
@@ -58,12 +58,15 @@
  *            counters (fewer states; the wake_polled_clear runs check W3);
  *            wake_polled adds -DSTALL (S1);
  *  stall:    -DNSHARD=1 -DNREQ=1 -DGATE=2 -DSTALL: one threaded shard, one
- *            submitter and the canceller, either may stall (S1).
- * Larger bounds (-DNSHARD=2 with submitters, -DNREQ=3) run for minutes.
+ *            submitter and the canceller, either may stall (S1);
+ *            wake_stall_mut_no_gen runs the doorbell configuration (three
+ *            wakers, the fewest a late SENT needs to matter) with -DSTALL.
+ * Larger bounds (-DNSHARD=2 with submitters, -DNREQ=3, the doorbell with
+ * -DSTALL) run for minutes; README gives the ones run by hand.
  *
  * Mutations (each must make spin report an error):
  *  -DMUT_NO_RECHECK    the dispatcher sleeps right after storing
- *                      sleeping = 1, without work_visible() (W1);
+ *                      sleeping = ASLEEP, without work_visible() (W1);
  *  -DMUT_NO_W1         the waker's load of the sleep word is not ordered
  *                      after its publication: the store-buffering outcome
  *                      that C11 allows without the [W1] seq_cst fence
@@ -74,49 +77,71 @@
  *  -DMUT_FIRST_WAKER_ONLY the old wake rule: the first waker exchanges the
  *                      word to 0 and alone wakes; a later waker reads 0 and
  *                      leaves the wake to it (S1, threaded and polled);
- *  -DMUT_CLEAR_WHEN_TAKEN the old eventfd clear rule (W3; see PollLoop).
+ *  -DMUT_CLEAR_WHEN_TAKEN the old eventfd clear rule (W3; see PollLoop);
+ *  -DMUT_SENT_NO_WAKE  the waker that took the word marks it SENT without
+ *                      its wake (FUTEX_WAKE; polled, the eventfd write):
+ *                      later wakers skip a wake nobody made (W1, threaded
+ *                      and polled);
+ *  -DMUT_NO_GEN        the sleep word without its generation: a slow
+ *                      waker's WOKEN -> SENT lands on a later sleep's WOKEN
+ *                      whose taker is stalled before its wake, and a third
+ *                      waker reads SENT and does nothing (S1).
  *
  * Memory model. Promela executes one statement at a time, sequentially
  * consistently. The C code gets the same outcomes for these handshakes
  * because every one of them is a store-buffering (Dekker) pair with a
  * seq_cst fence or seq_cst RMW on both sides, which forbids the one non-SC
  * outcome (both sides reading the other's old value):
- *  - dispatcher: atomic_store(sleeping, 1, seq_cst) (dispatch.c 1536;
- *    polled, flowq_shard_poll 1606), then atomic_thread_fence(seq_cst) at
- *    the top of work_visible() (1368), then relaxed loads of the queue
+ *  - dispatcher: atomic_store(sleeping, gen | ASLEEP, seq_cst) (dispatch.c
+ *    1590-1591; polled, flowq_shard_poll 1665-1666), then
+ *    atomic_thread_fence(seq_cst) at the top of work_visible() (1420), then
+ *    relaxed loads of the queue
  *    tails (flowq_mpsc_empty), the stop flags and the gate's credit
  *    (flowq__cap_in_use, relaxed);
  *  - waker: its publication (the doorbell or cancel queue's [E1] exchange,
  *    queues/mpsc.c 110; a capacity release, core/capacity.c [L2]/[S2]),
- *    then [W1] atomic_thread_fence(seq_cst) (dispatch.c 185 in
- *    flowq__shard_kick, 194 in flowq__gate_wake), then relaxed loads of
- *    gate_waiters, gate_wait and sleeping (dispatch.c 195, 199, 157) and
- *    the acq_rel CAS of sleeping 1 -> 2 (163-166).
- *  The wake rule (issue 6): a waker that loads 1 takes the word 1 -> 2 by
- *  CAS; every waker that finds it not 0 (its CAS won, or it read 2) makes
- *  the wake itself (FUTEX_WAKE; polled, an eventfd write); only the
- *  dispatcher stores 0, after its wait returns (polled: only
- *  flowq_shard_poll(), at its start, or when its re-check takes the word
- *  back). FUTEX_WAIT on 1 fails for 2 as for 0; the extra wakes are at
- *  worst spurious (the dispatcher re-checks; polled, the next armed poll
- *  reads the fd). The old rule (-DMUT_FIRST_WAKER_ONLY: exchange to 0,
- *  and only the waker that read 1 wakes) lost no wake-up (W1 holds), but a
+ *    then [W1] atomic_thread_fence(seq_cst) (dispatch.c 207 in
+ *    flowq__shard_kick, 216 in flowq__gate_wake), then relaxed loads of
+ *    gate_waiters, gate_wait and sleeping (dispatch.c 217, 221, 166) and
+ *    the acq_rel CAS of sleeping ASLEEP -> WOKEN (174-183).
+ *  The wake rule (issue 6; engine.h, FLOWQ__SLEEP_*), in both modes: the
+ *  word's low two bits are its state (AWAKE 0, ASLEEP 1, WOKEN 2, SENT 3),
+ *  the bits above its generation, new per sleep (polled, per armed poll).
+ *  A waker that reads ASLEEP takes the word to WOKEN (CAS, same
+ *  generation); every waker that ends up seeing WOKEN (its CAS won, or it
+ *  read WOKEN) makes the wake itself (FUTEX_WAKE; polled, an eventfd
+ *  write), then takes WOKEN -> SENT by a relaxed CAS on the exact word it
+ *  saw (it fails harmlessly); a waker that reads SENT or AWAKE does
+ *  nothing; only the dispatcher stores AWAKE, after its wait returns
+ *  (polled: only flowq_shard_poll(), at its start, or when its re-check
+ *  takes the word back). FUTEX_WAIT on gen | ASLEEP fails for any other
+ *  word; the extra wakes are at worst spurious (the dispatcher re-checks;
+ *  polled, the next armed poll reads the fd). SENT is a wake that has
+ *  returned for this sleep: W1 checks that skipping on it loses nothing
+ *  (the mutant -DMUT_SENT_NO_WAKE must fail). The generation keeps a slow
+ *  waker's WOKEN -> SENT from landing on a later sleep's WOKEN, whose
+ *  taker may not have woken yet: only S1 can see that (a latency, W1
+ *  holds without it), and only with three wakers; the model keeps the
+ *  generation exactly (see wsnap below; -DMUT_NO_GEN drops it and must
+ *  fail). The old rule (-DMUT_FIRST_WAKER_ONLY: ASLEEP to AWAKE by the
+ *  first waker, and only it wakes) lost no wake-up (W1 holds), but a
  *  waker preempted between its exchange and its wake kept the dispatcher
  *  asleep while later wakers, reading 0, did nothing: S1 fails
  *  (tests/unit/test_fault.c wake_survives_a_stalled_waker and
  *  polled_wake_survives_a_stalled_waker).
  *  By C11 [atomics.order] (the fence-fence rule): if the dispatcher's fence
  *  precedes the waker's in the single total order S, the waker's loads see
- *  sleeping = 1 (or a later value: 2 from another waker, and it wakes too;
- *  or 0, stored by the dispatcher once awake, whose next round sees the
- *  work); otherwise the dispatcher's loads see the waker's publication. The
- *  gate side adds gate_wait = 1 (relaxed) and the seq_cst fetch_add of
- *  gate_waiters (dispatch.c 205-213), both sequenced before the
- *  dispatcher's fence, so
+ *  sleeping = gen | ASLEEP (or a later value: WOKEN from another waker, and
+ *  it wakes too; SENT, a wake that has returned after the word left
+ *  ASLEEP; or AWAKE, stored by the dispatcher once awake, whose next round
+ *  or re-check sees the work); otherwise the dispatcher's loads see the
+ *  waker's publication. The gate side adds gate_wait = 1 (relaxed) and the
+ *  seq_cst fetch_add of gate_waiters (dispatch.c 227-235: 231, 234), both
+ *  sequenced before the dispatcher's fence, so
  *  the same rule makes the releaser see them. Dropping either fence allows
  *  the outcome -DMUT_NO_W1 models.
  *  The futex is modelled by its contract: FUTEX_WAIT atomically checks that
- *  the word still holds 1 and queues the thread; FUTEX_WAKE dequeues a
+ *  the word still holds gen | ASLEEP and queues the thread; FUTEX_WAKE dequeues a
  *  queued waiter (a wake before the wait is lost, which is why the value
  *  check matters). The eventfd (-DPOLLED) is a counter that a write raises
  *  and a read clears; level-triggered epoll_wait returns while it is
@@ -125,36 +150,40 @@
  *  slots are abstracted (see the note at gate_take below).
  *
  * Map from the Promela below to the C code (line numbers of this commit):
- *  Producer      core/submit.c flowq_submit 296-297: flowq_mpsc_enqueue
+ *  Producer      core/submit.c flowq_submit 305-306: flowq_mpsc_enqueue
  *                (queues/mpsc.c 99-114: [E1] 110, [E2] 112), then
  *                core/registry.c flowq__flow_ring 669-679 ([D1] 674,
  *                doorbell enqueue 677, kick 678)
- *  Canceller     core/submit.c flowq_cancel 305-331 ([T2] 313, cancel
- *                enqueue 328, kick 329)
- *  shard_wake    core/dispatch.c flowq__shard_wake 155-178 (load 157, CAS
- *                163-168, W_TAKEN 169 = w_taken, eventfd write 170-176,
- *                FUTEX_WAKE 177 = wake_one)
- *  kick / gate   flowq__shard_kick 181-187, flowq__gate_wake 190-202
- *  Host          core/submit.c flowq_release 334-365 (cap release, then
- *                flowq__gate_wake 358, 363)
- *  Dispatcher    core/dispatch.c flowq__dispatcher_main 1510-1560 (run
- *                1518, exit check 1524, n > 0 1526, pending 1528-1533,
- *                idle_spin omitted: it only returns early when it sees
- *                work, arm 1536, work_visible 1365-1402, futex wait 1552,
- *                disarm 1555)
- *   run()        flowq__shard_run 1291-1360: gate_wait_clear 1300
- *                (216-222), process_cancels 738-765, process_doorbell
- *                851-873 ([D2] 861), drain_inbox 783-848 (pending_set
- *                845), process_pending 876-895, dispatch 1022-1096
- *                (gate_take 1066, [T2] 1073, gate_untake 1075 ->
- *                1010-1017), gate_wait_set 1347 (205-213)
- *  PollLoop      core/dispatch.c flowq_shard_poll 1563-1620 (take the word
- *                back 1588, read the fd 1589-1593, run 1597, arm 1606-1607,
- *                re-check and take back 1608-1615) and a host loop around
- *                it (epoll_wait on flowq_shard_fd)
- *  EngineWake    core/engine.c flowq_engine_wake 53-69 (write 63)
- *  Destroy       core/engine.c flowq_engine_destroy 323-349 (threaded:
- *                exiting 330, fenced wakes 331-334)
+ *  Canceller     core/submit.c flowq_cancel 314-340 ([T2] 322, cancel
+ *                enqueue 337, kick 338)
+ *  shard_wake    core/dispatch.c flowq__shard_wake 164-200 (load 166,
+ *                AWAKE return 168-169, CAS ASLEEP -> WOKEN 174-183, SENT
+ *                or AWAKE return 184-185, W_TAKEN 186 = w_taken, eventfd
+ *                write 187-191 and FUTEX_WAKE 193 = wake_one, CAS WOKEN ->
+ *                SENT 197-199)
+ *  kick / gate   flowq__shard_kick 203-209, flowq__gate_wake 212-224
+ *  Host          core/submit.c flowq_release 343-374 (cap release 367,
+ *                then flowq__gate_wake 368, 372)
+ *  Dispatcher    core/dispatch.c flowq__dispatcher_main 1562-1616 (run
+ *                1570, exit check 1576, n > 0 1578, pending 1580-1585,
+ *                idle_spin 1586 omitted: it only returns early when it sees
+ *                work, new generation 1589 = new_gen, arm 1590-1591,
+ *                work_visible 1417-1454 and AWAKE 1593-1596, futex wait
+ *                1607, AWAKE 1610-1611)
+ *   run()        flowq__shard_run 1340-1412: gate_wait_clear 1349
+ *                (238-244), process_cancels 785-812, process_doorbell
+ *                898-920 ([D2] 910), drain_inbox 830-895 (pending_set
+ *                892), process_pending 923-942, dispatch 1069-1145
+ *                (gate_take 1113, [T2] 1120, gate_untake 1122 ->
+ *                1057-1064), gate_wait_set 1399 (227-235)
+ *  PollLoop      core/dispatch.c flowq_shard_poll 1619-1682 (take the word
+ *                back, AWAKE, 1644-1645, read the fd 1646-1650, run 1654,
+ *                new generation 1664 = new_gen, arm 1665-1667, re-check
+ *                and take back 1668-1676) and a host loop around it
+ *                (epoll_wait on flowq_shard_fd)
+ *  EngineWake    core/engine.c flowq_engine_wake 53-70 (write 63)
+ *  Destroy       core/engine.c flowq_engine_destroy 329-355 (threaded:
+ *                exiting 336, fenced wakes 337-340)
  */
 
 #ifndef NSHARD
@@ -188,7 +217,10 @@ bit in_doorbell[NSHARD];
 /* Per shard. */
 Mpsc doorbell[NSHARD];	/* items: flow ids */
 Mpsc cancels[NSHARD];	/* items: request ids */
-byte sleeping[NSHARD];	/* the futex word: AWAKE 0, ASLEEP 1, WOKEN 2 */
+/* The sleep word (futex word; polled, the eventfd's): the generation (a
+ * multiple of 4, mod GENS * 4: new per sleep or armed poll) plus the state
+ * in the low two bits: AWAKE 0, ASLEEP 1, WOKEN 2, SENT 3 (engine.h). */
+byte sleeping[NSHARD];
 bit fwait[NSHARD];	/* the dispatcher is queued on the futex */
 bit gate_wait[NSHARD];
 
@@ -223,6 +255,47 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 	bit pending;		/* the flow is on s->pending */ \
 	bit blocked		/* s->blocked */
 
+#define AWAKE 0
+#define ASLEEP 1
+#define WOKEN 2
+#define SENT 3
+
+/* The generation, exactly and canonically. The C code's is new per sleep
+ * (or armed poll), and the word's generation is only ever compared by a
+ * waker's WOKEN -> SENT CAS (the ASLEEP -> WOKEN CAS, merged with its load
+ * below, the FUTEX_WAIT and the poller's take-back always see the current
+ * one): that CAS succeeds only within the sleep whose WOKEN it saw. So the
+ * word holds the state alone, and wsnap[waker] says whether a waker's
+ * pending WOKEN -> SENT CAS still holds the current generation (shard + 1)
+ * or not (0: none pending, or the shard slept again since: the CAS must
+ * fail). A new sleep makes every pending snapshot of its shard stale:
+ * new_gen(). Two stale snapshots behave alike, so runs that differ only in
+ * old generations merge. -DMUT_NO_GEN: no generation (a late CAS can mark a
+ * later sleep's WOKEN as SENT before that sleep's taker woke; S1 must
+ * fail). */
+#define NPID 12
+byte wsnap[NPID];
+inline new_gen(ns, nk)
+{
+#ifndef MUT_NO_GEN
+	d_step {
+		nk = 0;
+		do
+		:: nk < NPID ->
+			if
+			:: wsnap[nk] == ns + 1 -> wsnap[nk] = 0
+			:: else -> skip
+			fi;
+			nk++
+		:: else -> break
+		od;
+		nk = 0
+	}
+#else
+	skip
+#endif
+}
+
 /* Work the shard's dispatcher would find if it ran now (S1). */
 #define SHARD_WORK(s) (!MPSC_EMPTY(doorbell[s]) || !MPSC_EMPTY(cancels[s]) || \
 		       (gate_wait[s] && gate_free > 0))
@@ -236,6 +309,7 @@ byte empty_wakes;	/* ghost: epoll returns that found no work */
 	:: stalled && stall_s == ns -> late_kick = 1 \
 	:: else -> skip \
 	fi
+#define W_TAKEN(ts) w_taken(ts);
 inline w_taken(ts)
 {
 	if
@@ -256,7 +330,7 @@ inline w_taken(ts)
 }
 #else
 #define STALL_NOTE(ns) skip
-#define w_taken(ts) skip
+#define W_TAKEN(ts)	/* nothing: no extra step */
 #endif
 
 /* The wake itself: the futex, or (polled, shard 0) the eventfd. */
@@ -276,43 +350,67 @@ inline wake_one(ws)
 #endif
 }
 
-/* flowq__shard_wake(): relaxed load; a waker that finds the word ASLEEP
- * takes it 1 -> 2 (CAS); every waker that finds it not AWAKE (its CAS won,
- * or read 2) makes the wake itself. -DMUT_FIRST_WAKER_ONLY keeps the old
- * rule: the exchange to 0, and only the waker that read 1 wakes. */
+/* flowq__shard_wake(): ASLEEP -> WOKEN by CAS; every waker that ends up
+ * seeing WOKEN (its CAS won, or it read WOKEN) makes the wake itself (the
+ * FUTEX_WAKE, or the eventfd write), then WOKEN -> SENT by a CAS on the
+ * whole word it saw (generation included; it fails harmlessly once another
+ * waker set SENT or the dispatcher stored AWAKE); a waker that reads AWAKE
+ * or SENT does nothing. The C code's relaxed load and its CAS loop are one
+ * step here: what a waker does next depends only on the value its CAS (or,
+ * for a value other than ASLEEP, its load) read, so the load's own moment
+ * adds interleavings and no outcome (S1's note of a wake that began while
+ * the stalled waker is held is taken in that step too).
+ * -DMUT_SENT_NO_WAKE: the taker marks SENT without its wake (W1 must fail).
+ * -DMUT_FIRST_WAKER_ONLY keeps the old rule: the waker that reads ASLEEP
+ * exchanges the word to AWAKE and alone wakes; later wakers read AWAKE and
+ * leave the wake to it (S1 must fail). */
 inline shard_wake(ws, ww)
 {
 	atomic {
+		assert(_pid < NPID);
 		ww = sleeping[ws];
-		STALL_NOTE(ws)
+		STALL_NOTE(ws);
+		if
+#ifdef MUT_FIRST_WAKER_ONLY
+		:: ww == ASLEEP -> sleeping[ws] = AWAKE
+		:: else -> ww = AWAKE	/* only the taker wakes */
+#else
+		:: ww == ASLEEP ->
+			ww = WOKEN;
+			sleeping[ws] = WOKEN;
+			wsnap[_pid] = ws + 1
+		:: ww == WOKEN -> wsnap[_pid] = ws + 1
+		:: else -> ww = AWAKE	/* AWAKE or SENT: nothing to do */
+#endif
+		fi
 	}
 	if
-	:: ww == 0 -> skip
-	:: else ->
 #ifdef MUT_FIRST_WAKER_ONLY
-		atomic {
-			ww = sleeping[ws];
-			sleeping[ws] = 0
-		}
+	:: ww == ASLEEP ->
+		W_TAKEN(ws)
+		wake_one(ws);
+		ww = 0
 #else
-		if
-		:: ww == 1 ->
-			atomic {	/* CAS 1 -> 2; a failure reads 0 or 2 */
-				ww = sleeping[ws];
-				if
-				:: ww == 1 -> sleeping[ws] = 2
-				:: else -> skip
-				fi
-			}
-		:: else -> skip
-		fi;
+	:: ww == WOKEN ->
+		W_TAKEN(ws)
+#ifndef MUT_SENT_NO_WAKE
+		wake_one(ws);
 #endif
-		if
-		:: ww != 0 ->
-			w_taken(ws);
-			wake_one(ws)
-		:: else -> skip
-		fi
+		atomic {	/* relaxed CAS WOKEN -> SENT on the word it saw */
+			if
+#ifndef MUT_NO_GEN
+			:: wsnap[_pid] == ws + 1 && sleeping[ws] == WOKEN ->
+#else
+			:: sleeping[ws] == WOKEN ->
+#endif
+				sleeping[ws] = SENT
+			:: else -> skip
+			fi;
+			wsnap[_pid] = 0;
+			ww = AWAKE
+		}
+#endif
+	:: else -> skip
 	fi
 }
 
@@ -357,7 +455,7 @@ inline publish_and_kick(pq, px, ps, ppos, pwas, pw)
 	/* [W1] atomic_thread_fence(seq_cst): nothing to do under SC. */
 #ifdef MUT_NO_W1
 	if
-	:: pw == 0 -> skip
+	:: pw == AWAKE -> skip
 	:: else -> shard_wake(ps, pw)
 	fi
 #else
@@ -465,7 +563,7 @@ inline drain(ds, di, dn)
  * steal and its surplus between [R3] and [R3d], capacity.c 296-316; a
  * chunk's rest between [R2] and [R2d]; a request taken back when the bytes
  * do not fit), sets "moved" and wakes the gate waiters (dispatch.c
- * 986-997; capacity.c H1, regression test fault/
+ * 1033-1044; capacity.c H1, regression test fault/
  * cap_steal_surplus_wakes_the_gate_waiter). Not modelled: that window
  * itself; the model's atomic counter cannot show it.
  */
@@ -654,23 +752,25 @@ proctype Dispatcher(byte s)
 		:: n > 0 || pending -> goto again
 		:: else -> skip
 		fi;
-		sleeping[s] = 1;	/* seq_cst store */
+		new_gen(s, k);	/* a new generation per sleep */
+		sleeping[s] = ASLEEP;	/* seq_cst store */
 #ifndef MUT_NO_RECHECK
 		work_visible(s, vis);
 		if
-		:: vis -> sleeping[s] = 0; goto again
+		:: vis -> sleeping[s] = AWAKE; goto again
 		:: else -> skip
 		fi;
 #endif
-		/* FUTEX_WAIT(&sleeping, 1): sleeps only if the word is 1. */
+		/* FUTEX_WAIT(&sleeping, gen | ASLEEP): sleeps only if the word
+		 * still holds it (WOKEN, SENT or AWAKE: returns at once). */
 		atomic {
 			if
-			:: sleeping[s] == 1 -> fwait[s] = 1
+			:: sleeping[s] == ASLEEP -> fwait[s] = 1
 			:: else -> skip
 			fi
 		}
 		!fwait[s];
-		sleeping[s] = 0;
+		sleeping[s] = AWAKE;	/* only the dispatcher stores AWAKE */
 again:
 		skip;
 		d_step {
@@ -688,11 +788,11 @@ again:
  * Finding, fixed in the C code (the mutant -DMUT_CLEAR_WHEN_TAKEN keeps the
  * old rule and must fail): flowq_shard_poll() read the eventfd only when
  * the last poll armed it and a waker took the word since
- * (poll_armed && !was, when wakers took the word 1 -> 0; with the
- * three-state rule, "taken" reads 2: the mutant tests w != 1). (a) Waker W
- * takes the word (dispatch.c 163-166) while the host's loop polls for
- * another reason; poll P1 sees it taken, reads the fd (empty: W has not
- * written yet), runs, arms (1606-1607); W now writes the fd (173). epoll
+ * (poll_armed && !was, when wakers took the word 1 -> 0; with the current
+ * word, "taken" reads WOKEN or SENT: the mutant tests w != ASLEEP). (a)
+ * Waker W takes the word (dispatch.c 174-183) while the host's loop polls
+ * for another reason; poll P1 sees it taken, reads the fd (empty: W has not
+ * written yet), runs, arms (1664-1667); W now writes the fd (190). epoll
  * returns; P2 sees the word as P1 left it (nobody took it since), so it
  * does not read; it finds nothing and arms again; epoll returns at once
  * (the fd is still readable), and so on: the loop spins until some waker
@@ -712,14 +812,15 @@ proctype PollLoop()
 	:: ndone == NREQ -> break	/* the host's own requests are all done */
 	:: else ->
 		/* flowq_shard_poll(): take the sleep word back (only the
-		 * poll stores 0); read the eventfd if the last poll armed it. */
+		 * poll stores AWAKE; the generation stays); read the eventfd
+		 * if the last poll armed it. */
 		atomic {
 			w = sleeping[0];
-			sleeping[0] = 0
+			sleeping[0] = AWAKE
 		}
 #ifdef MUT_CLEAR_WHEN_TAKEN
 		if
-		:: poll_armed && w != 1 -> efd = 0	/* a waker took it: old rule, must fail */
+		:: poll_armed && w != ASLEEP -> efd = 0	/* a waker took it: old rule, must fail */
 		:: else -> skip
 		fi;
 #else
@@ -735,7 +836,8 @@ proctype PollLoop()
 		:: else -> skip
 		fi;
 		woke = 0;
-		sleeping[0] = 1;	/* seq_cst store */
+		new_gen(0, k);	/* a new generation per armed poll */
+		sleeping[0] = ASLEEP;	/* seq_cst store */
 		poll_armed = 1;
 		now = 0;
 #ifndef MUT_NO_RECHECK
@@ -745,11 +847,11 @@ proctype PollLoop()
 		:: vis || pending ->
 			atomic {
 				w = sleeping[0];
-				sleeping[0] = 0
+				sleeping[0] = AWAKE
 			}
 			if
-			:: w == 1 -> poll_armed = 0	/* we took it back */
-			:: else -> skip	/* a waker took it (2): it writes */
+			:: w == ASLEEP -> poll_armed = 0	/* we took it back */
+			:: else -> skip	/* a waker took it (WOKEN or SENT): it wrote or writes */
 			fi;
 			now = 1
 		:: else -> skip
@@ -776,7 +878,7 @@ proctype PollLoop()
 }
 
 #ifdef ENGINE_WAKE
-/* flowq_engine_wake() in polled mode: an eventfd write (engine.c 57-63). */
+/* flowq_engine_wake() in polled mode: an eventfd write (engine.c 59-64). */
 proctype EngineWake()
 {
 	d_step {
@@ -788,7 +890,7 @@ proctype EngineWake()
 #endif
 
 /* The host waits for every completion and release, then destroys the
- * engine: exiting, then a fenced wake of every shard (engine.c 320-326). */
+ * engine: exiting, then a fenced wake of every shard (engine.c 336-340). */
 proctype Destroy()
 {
 	byte k;

@@ -1021,9 +1021,10 @@ op_submit(struct fz_in *in, bool reinit)
 	r->cause = c;
 	count_outcome(&g.eng, o, c);
 	/* Rejections after the flow was found count in its band too
-	 * (capacity, deadline). */
+	 * (capacity, deadline, more bytes than the band's limit). */
 	if (c == FLOWQ_CAUSE_CAPACITY_GLOBAL || c == FLOWQ_CAUSE_CAPACITY_BAND ||
-	    c == FLOWQ_CAUSE_CAPACITY_FLOW || c == FLOWQ_CAUSE_DEADLINE_PASSED)
+	    c == FLOWQ_CAUSE_CAPACITY_FLOW || c == FLOWQ_CAUSE_DEADLINE_PASSED ||
+	    (rc == -EMSGSIZE && !oversize))
 		count_outcome(&band_of(r->key.prio)->c, o, c);
 }
 

@@ -877,9 +877,15 @@ run_stall(int argc, char **argv)
 	if (qmax > GLOBAL_LIMIT + np)
 		test_violation(PROG, "hosts' queued reached %" PRIu64 " > %d + %u", qmax,
 			       GLOBAL_LIMIT, np);
-	if (atomic_load(&g.queued_seen_max) > GLOBAL_LIMIT)
-		test_violation(PROG, "engine queued %" PRIu64 " > limit %d",
-			       (uint64_t)atomic_load(&g.queued_seen_max), GLOBAL_LIMIT);
+	/* The engine's queued count is a scan over the flows, not a
+	 * snapshot (flowq_stats_engine()): a request that left a flow already
+	 * summed, and one admitted into its capacity and a flow summed later,
+	 * are both counted (CI saw 257 of 256 under TSan). The exact bound is
+	 * the hosts' count above; this one only catches a gross excess, with
+	 * the same allowance (np requests in transit). */
+	if (atomic_load(&g.queued_seen_max) > GLOBAL_LIMIT + np)
+		test_violation(PROG, "engine queued %" PRIu64 " > limit %d + %u",
+			       (uint64_t)atomic_load(&g.queued_seen_max), GLOBAL_LIMIT, np);
 	if (atomic_load(&g.inflight_seen_max) > INFLIGHT)
 		test_violation(PROG, "in flight %" PRIu64 " > limit %d",
 			       (uint64_t)atomic_load(&g.inflight_seen_max), INFLIGHT);

@@ -847,9 +847,13 @@ struct flowq_stats {
 /**
  * Snapshot of the whole engine. Read without stopping dispatch: each
  * counter is exact, the set is not one instant (a request may be counted as
- * queued and, an instant later, as dispatched). The totals include the
- * counters of collected just-in-time bands (folded in at collection, in one
- * step with the band's removal), so they never go down.
+ * queued and, an instant later, as dispatched). @c queued is summed flow by
+ * flow, so while requests move it may count one that left a flow already
+ * summed and one admitted since into a flow summed later: it can exceed a
+ * queue limit by the requests that turned over during the sum, although
+ * the limit itself never is (capacity is reserved at submit). The totals
+ * include the counters of collected just-in-time bands (folded in at
+ * collection, in one step with the band's removal), so they never go down.
  *
  * @return 0; -EFAULT NULL argument. Context: any thread.
  * Progress: lock-free; retries (sched_yield) while a band collection

@@ -25,8 +25,9 @@
  *       not count, so the check holds on a loaded machine; the maximum
  *       latency and the submits slower than STALL_MIN are reported), the queue
  *       stays within the admission limits (hosts' count <= GLOBAL_LIMIT +
- *       PRODUCERS; the engine's sampled queued <= GLOBAL_LIMIT and in
- *       flight <= INFLIGHT), and TTL expiries are delivered right after
+ *       PRODUCERS; the engine's sampled in flight <= INFLIGHT; its sampled
+ *       queued is reported, not checked: a per-flow sum, not a snapshot,
+ *       see run_stall()), and TTL expiries are delivered right after
  *       the later of the expiry and the end of their dispatcher's last
  *       stall, less the time the dispatcher waited for a CPU meanwhile
  *       (its run-queue wait, /proc/thread-self/schedstat: the machine's
@@ -877,15 +878,14 @@ run_stall(int argc, char **argv)
 	if (qmax > GLOBAL_LIMIT + np)
 		test_violation(PROG, "hosts' queued reached %" PRIu64 " > %d + %u", qmax,
 			       GLOBAL_LIMIT, np);
-	/* The engine's queued count is a scan over the flows, not a
-	 * snapshot (flowq_stats_engine()): a request that left a flow already
-	 * summed, and one admitted into its capacity and a flow summed later,
-	 * are both counted (CI saw 257 of 256 under TSan). The exact bound is
-	 * the hosts' count above; this one only catches a gross excess, with
-	 * the same allowance (np requests in transit). */
-	if (atomic_load(&g.queued_seen_max) > GLOBAL_LIMIT + np)
-		test_violation(PROG, "engine queued %" PRIu64 " > limit %d + %u",
-			       (uint64_t)atomic_load(&g.queued_seen_max), GLOBAL_LIMIT, np);
+	/* The engine's queued count (printed below) is a sum over the flows,
+	 * not a snapshot (flowq_stats_engine()): a request that left a flow
+	 * already summed, and one admitted into its capacity and a flow
+	 * summed later, are both counted; under TSan CI saw 257 and 264 of
+	 * 256 while the hosts' exact count (above: every accepted request
+	 * not yet completed, in flight included) stayed within the limit plus
+	 * the submits in transit. So the hosts' count is the check; the
+	 * engine's figure is reported only. */
 	if (atomic_load(&g.inflight_seen_max) > INFLIGHT)
 		test_violation(PROG, "in flight %" PRIu64 " > limit %d",
 			       (uint64_t)atomic_load(&g.inflight_seen_max), INFLIGHT);

@@ -882,9 +882,10 @@ run_stall(int argc, char **argv)
 	 * not a snapshot (flowq_stats_engine()): a request that left a flow
 	 * already summed, and one admitted into its capacity and a flow
 	 * summed later, are both counted; under TSan CI saw 257 and 264 of
-	 * 256 while the hosts' exact count (above: every accepted request
-	 * not yet completed, in flight included) stayed within the limit plus
-	 * the submits in transit. So the hosts' count is the check; the
+	 * 256 while the hosts' exact count (above: every request from the
+	 * start of its submit to its completion, so the engine's true queued
+	 * count plus the submits in transit) stayed within the limit plus
+	 * those. So the hosts' count is the check; the
 	 * engine's figure is reported only. */
 	if (atomic_load(&g.inflight_seen_max) > INFLIGHT)
 		test_violation(PROG, "in flight %" PRIu64 " > limit %d",

@@ -360,9 +360,8 @@ bp_arrive(struct flowq_req *r, int64_t now, uint64_t *rng)
 	if (r->deadline_ns != 0 && r->deadline_ns < expire)
 		expire = r->deadline_ns;
 	r->priv.enqueue_ns = now;
-	flowq_heap_node_init(&r->priv.hnode);
-	r->priv.hnode.key = expire;
-	flowq_list_node_init(&r->priv.lnode);
+	r->priv.expire = expire;
+	r->priv.bytes = r->bytes;
 }
 
 static void

@@ -574,7 +574,7 @@ fair_charge(struct flowq__shard *s, struct flowq__band_shard *bs, uint64_t bytes
 static void
 ttl_add(struct flowq__shard *s, struct flowq_req *r)
 {
-	if (r->priv.hnode.key == INT64_MAX)
+	if (r->priv.expire == INT64_MAX)
 		return;
 	if (s->ttl.len == s->ttl_cap) {
 		uint32_t ncap = s->ttl_cap ? s->ttl_cap * 2 : 256;
@@ -595,6 +595,9 @@ ttl_add(struct flowq__shard *s, struct flowq_req *r)
 				    sizeof(void *));
 		s->ttl_cap = ncap;
 	}
+	/* hnode is dispatcher-owned and uninitialised until here (types.h). */
+	flowq_heap_node_init(&r->priv.hnode);
+	r->priv.hnode.key = r->priv.expire;
 	r->priv.hnode.seq = (uint64_t)r->priv.enqueue_ns;
 	if (flowq_heap_push(&s->ttl, &r->priv.hnode) == 0)
 		r->priv.dflags |= RF_IN_TTL;
@@ -629,7 +632,7 @@ displace_arrived(struct flowq__shard *s, struct flowq__band_shard *bs, struct fl
 	struct flowq_flow *f = r->priv.owner;
 	s->engine->displace->arrived(bs->dstate, f->dstate, r, f->pf.weight);
 	bs->dq_req++;
-	bs->dq_bytes += r->bytes;
+	bs->dq_bytes += r->priv.bytes;
 }
 
 static void
@@ -638,7 +641,7 @@ displace_left(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq
 	struct flowq_flow *f = r->priv.owner;
 	s->engine->displace->left(bs->dstate, f->dstate, r, f->pf.weight);
 	bs->dq_req--;
-	bs->dq_bytes -= r->bytes;
+	bs->dq_bytes -= r->priv.bytes;
 }
 
 /* Publish what each band-shard could shed (only when it changed). */
@@ -678,7 +681,7 @@ head_refresh(struct flowq_flow *f)
 	struct flowq_req *h = f->band->ordering->peek(f->ostate);
 	if (h) {
 		f->pf.head_key = f->band->ordering->key(h);
-		f->pf.head_bytes = h->bytes;
+		f->pf.head_bytes = h->priv.bytes;
 	}
 	return h;
 }
@@ -690,21 +693,21 @@ account_left(struct flowq__band_shard *bs, struct flowq_flow *f, struct flowq_re
 	int64_t waited = now - r->priv.enqueue_ns;
 	flowq__bump(&bs->stats.causes[o][c], 1);
 	flowq__bump(&bs->stats.left, 1);
-	flowq__bump(&bs->stats.left_bytes, r->bytes);
+	flowq__bump(&bs->stats.left_bytes, r->priv.bytes);
 	flowq__hist_record(&bs->stats.queue_time, waited);
 	int pair = flowq__flow_pair(o, c);
 	if (pair < 0) /* only dispatcher-decided pairs come here */
 		abort();
 	flowq__bump(&f->stats.pairs[pair], 1);
 	flowq__bump(&f->stats.left, 1);
-	flowq__bump(&f->stats.left_bytes, r->bytes);
+	flowq__bump(&f->stats.left_bytes, r->priv.bytes);
 	flowq__bump(&f->stats.qt_count, 1);
 	flowq__bump(&f->stats.qt_sum_ns, waited > 0 ? (uint64_t)waited : 0);
 	/* Queue capacity goes back at the end of the round, in one sum. */
 	f->release_req++;
-	f->release_bytes += r->bytes;
+	f->release_bytes += r->priv.bytes;
 	bs->release_req++;
-	bs->release_bytes += r->bytes;
+	bs->release_bytes += r->priv.bytes;
 }
 
 /* Unlink @p r from the flow's ordering structure and the TTL heap and tell
@@ -725,7 +728,7 @@ unlink_req(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_fl
 		f->pf.queued--;
 		head_refresh(f);
 		f->band->fairness->update(bs->fstate, &f->pf, dispatched,
-					  dispatched ? r->bytes : 0);
+					  dispatched ? r->priv.bytes : 0);
 		if (!f->pf.queued) {
 			bs->backlogged--;
 			bs->wsum -= f->pf.weight;
@@ -743,7 +746,7 @@ static inline void
 deliver(struct flowq_req *r)
 {
 	/* The last access to @p r: from here on it is the host's. */
-	r->complete(r, r->arg);
+	r->priv.complete(r, r->priv.arg);
 }
 
 /* Evict @p r (in private structures or just drained) with (@p o, @p c) if
@@ -1101,7 +1104,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				abort();
 			struct flowq_flow *f = flow_of_pf(pf);
 			struct flowq_req *r = b->ordering->peek(f->ostate);
-			if (r->priv.hnode.key <= now) {
+			if (r->priv.expire <= now) {
 				/* Never dispatch past the expiry, even if the
 				 * timer could not be armed. */
 				enum flowq_cause c = (r->priv.dflags & RF_DEADLINE)
@@ -1110,8 +1113,8 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				done += evict(s, f, r, FLOWQ_EVICTED_TTL, c, now);
 				continue;
 			}
-			if (!gate_take(s, b, r->bytes, now)) {
-				s->blocked_bytes = r->bytes;
+			if (!gate_take(s, b, r->priv.bytes, now)) {
+				s->blocked_bytes = r->priv.bytes;
 				s->blocked_band = b;
 				*r_blocked = true;
 				return done;
@@ -1119,7 +1122,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			FLOWQ__FAULT(D_CLAIMED);
 			if (!flowq__req_finalize(r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE)) {
 				/* Cancelled meanwhile: the slot goes back. */
-				gate_untake(s, r->bytes);
+				gate_untake(s, r->priv.bytes);
 				done += evict(s, f, r, FLOWQ_EVICTED_CANCELLED,
 					      FLOWQ_CAUSE_CANCELLED, now);
 				continue;
@@ -1127,10 +1130,10 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			if (FLOWQ__HISTORY_ON)
 				flowq__history_outcome(r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now,
 						       s->index, flowq__gate_scarce(e));
-			fair_charge(s, bs, r->bytes, pressed);
+			fair_charge(s, bs, r->priv.bytes, pressed);
 			unlink_req(s, bs, f, r, true);
 			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
-			flowq__bump(&bs->stats.dispatched_bytes, r->bytes);
+			flowq__bump(&bs->stats.dispatched_bytes, r->priv.bytes);
 			deliver(r);
 			/* After the completion, not before (fair_publish()). */
 			fair_wake_flush(s);
@@ -1161,7 +1164,7 @@ displace_settle(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t no
 	while ((shed < treq || shed_bytes < tbytes) &&
 	       (r = e->displace->victim(bs->dstate)) != NULL) {
 		shed++;
-		shed_bytes += r->bytes;
+		shed_bytes += r->priv.bytes;
 		/* A victim whose cancel won leaves as cancelled: it frees its
 		 * capacity all the same. */
 		done += evict(s, r->priv.owner, r, FLOWQ_EVICTED_DISPLACED,

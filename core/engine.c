@@ -135,7 +135,7 @@ engine_free(struct flowq_engine *e, unsigned nshards_made)
 		flowq__cap_fini(&e->gate);
 	flowq__saturation_fini(e);
 	if (e->pcpu)
-		flowq__free(e->alloc, e->pcpu, sizeof(*e->pcpu) * e->npcpu, FLOWQ_CACHE_LINE);
+		flowq__free(e->alloc, e->pcpu, sizeof(*e->pcpu) * e->npcpu, _Alignof(struct flowq__pcpu));
 	if (e->cfg.bands)
 		flowq__free(e->alloc, (void *)e->cfg.bands,
 			    sizeof(*e->cfg.bands) * e->cfg.nbands, _Alignof(struct flowq_band_config));
@@ -243,7 +243,7 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 	e->npcpu = ncpu > 0 ? (ncpu > 4096 ? 4096 : (unsigned)ncpu) : 1;
-	e->pcpu = flowq__alloc(a, sizeof(*e->pcpu) * e->npcpu, FLOWQ_CACHE_LINE);
+	e->pcpu = flowq__alloc(a, sizeof(*e->pcpu) * e->npcpu, _Alignof(struct flowq__pcpu));
 	if (!e->pcpu) {
 		err = -ENOMEM;
 		goto fail;

@@ -310,21 +310,6 @@ struct flowq_flow {
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t in_doorbell;
 	struct flowq_mpsc_node bell;
 
-	/* Producer line: lease, flow capacity, accepted counters (the
-	 * dispatcher writes here only to give flow capacity back, once per
-	 * round, and to collect the flow). */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t lease;
-	/* Flow capacity (reserved by producers, given back by the
-	 * dispatcher once per round): requests and bytes queued. */
-	_Atomic uint64_t cap_req;
-	_Atomic uint64_t cap_bytes;
-	/* Requests (and bytes) accepted by submit; queued = accepted - left
-	 * (left: the dispatcher's counters), exact including requests still
-	 * in the inbox. */
-	_Atomic uint64_t accepted;
-	_Atomic uint64_t accepted_bytes;
-	struct flowq__rejects rejects;
-
 	/* Dispatcher-private. The fairness policy's view, one line of its
 	 * own (policy.h): read and written per request, with the policy's
 	 * hot words in it, so a policy whose per-decision state fits them
@@ -354,9 +339,33 @@ struct flowq_flow {
 	struct flowq_list_node ilink;
 	struct flowq_list_node dlink;
 	struct flowq__flow_counters stats;
+	/* Producer lines: lease, flow capacity, accepted counters, then the
+	 * rejection counters (the dispatcher writes here only to give flow
+	 * capacity back, once per round, and to collect the flow). They
+	 * start a 128-byte block (FLOWQ_PREFETCH_PAIR) shared with nothing
+	 * the dispatcher touches: next to the ring line, as they were, the
+	 * dispatcher's [D2] and its reads of the ring line kept a prefetched
+	 * copy of the lease line, and the lease RMW of every submit paid a
+	 * cross-core invalidation (~40 % of a producer's time at F = 1000 in
+	 * perf; the A/B is in the commit). The block after them holds the
+	 * last rejection counters and the id line, which only producers
+	 * read. */
+	FLOWQ_ALIGNAS(FLOWQ_PREFETCH_PAIR) _Atomic uint64_t lease;
+	/* Flow capacity (reserved by producers, given back by the
+	 * dispatcher once per round): requests and bytes queued. */
+	_Atomic uint64_t cap_req;
+	_Atomic uint64_t cap_bytes;
+	/* Requests (and bytes) accepted by submit; queued = accepted - left
+	 * (left: the dispatcher's counters), exact including requests still
+	 * in the inbox. */
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t accepted_bytes;
+	struct flowq__rejects rejects;
+
 	/* The id bytes follow (id_len of them, not NUL-terminated), on a line
-	 * of their own: every submit's lookup compares them, and the end of
-	 * stats above is written by the dispatcher per request. */
+	 * of their own after the producer lines: every submit's lookup
+	 * compares them, and nothing the dispatcher writes shares their
+	 * block. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) unsigned char id[];
 };
 
@@ -452,7 +461,9 @@ struct flowq__shard {
  * limit): written by releasing threads on their CPU's line, summed by
  * readers. */
 struct flowq__pcpu {
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t released;
+	/* A block each (FLOWQ_PREFETCH_PAIR): two CPUs' counters on one
+	 * 128-byte block would be written by both. */
+	FLOWQ_ALIGNAS(FLOWQ_PREFETCH_PAIR) _Atomic uint64_t released;
 	_Atomic uint64_t released_bytes;
 };
 

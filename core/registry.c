@@ -619,7 +619,7 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	size_t off_d = align_up(off_o + b->ordering->desc.flow_state_size, 16);
 	size_t dsz = e->displace ? e->displace->desc.flow_state_size : 0;
 	size_t size = align_up(off_d + dsz, 16);
-	struct flowq_flow *f = flowq__alloc(e->alloc, size, FLOWQ_CACHE_LINE);
+	struct flowq_flow *f = flowq__alloc(e->alloc, size, _Alignof(struct flowq_flow));
 	if (!f)
 		return -ENOMEM;
 	memset(f, 0, size);
@@ -652,7 +652,7 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 void
 flowq__flow_free(struct flowq_flow *f)
 {
-	flowq__free(f->engine->alloc, f, f->alloc_size, FLOWQ_CACHE_LINE);
+	flowq__free(f->engine->alloc, f, f->alloc_size, _Alignof(struct flowq_flow));
 }
 
 /* Free a flow that was never published, with its band reference. */

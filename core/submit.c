@@ -281,12 +281,14 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 		goto out;
 	}
 
+	/* The hand-off line (types.h): all the dispatcher will read. */
 	req->priv.enqueue_ns = now;
+	req->priv.expire = expire;
 	req->priv.owner = f;
 	req->priv.dflags = dflags;
-	flowq_heap_node_init(&req->priv.hnode);
-	req->priv.hnode.key = expire;
-	flowq_list_node_init(&req->priv.lnode);
+	req->priv.bytes = bytes;
+	req->priv.complete = req->complete;
+	req->priv.arg = req->arg;
 	if (FLOWQ__HISTORY_ON)
 		flowq__history_submit(req, f->hash, b->priority, now, expire,
 				      b->ordering == &flowq_ordering_fcfs);

@@ -1,8 +1,8 @@
 /*
  * Ordering "edf": earliest deadline first within a flow, where a request's
  * deadline is its expiry: its enqueue time plus its TTL, computed once at
- * submit (core/submit.c) into req->priv.hnode.key, the key of the shard's
- * TTL heap. If the caller also set req->deadline_ns and it comes earlier,
+ * submit (core/submit.c) into req->priv.expire, also the key of the
+ * shard's TTL heap. If the caller also set req->deadline_ns and it comes earlier,
  * the expiry is that deadline: the request is evicted then, so it is due
  * then. A request with neither (TTL FLOWQ_TTL_NONE, the engine default
  * unless default_ttl_ns is set) has key 2^62 + its submit time
@@ -10,7 +10,7 @@
  * requests leave in submit order, across flows too. Equal keys leave in
  * arrival order.
  *
- * Reading hnode.key is not re-deriving a deadline: submit wrote it before
+ * Reading priv.expire is not re-deriving a deadline: submit wrote it before
  * [T4] and nothing changes it while the request is queued (the TTL heap
  * reads it, flowq_heap_update() is never used on it). It is copied into the
  * pairing-heap node at push, and edf_key() is the one function that both
@@ -45,7 +45,7 @@
 static int64_t
 edf_key(const struct flowq_req *req)
 {
-	return oheap_key(req->priv.hnode.key != INT64_MAX, req->priv.hnode.key,
+	return oheap_key(req->priv.expire != INT64_MAX, req->priv.expire,
 			 req->priv.enqueue_ns);
 }
 

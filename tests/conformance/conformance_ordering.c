@@ -15,8 +15,8 @@
  *     - key(head) is the smallest key() of the flow's queued requests.
  *    Requests are made as core/submit.c makes them (one producer: submit
  *    times non-decreasing in arrival order, often equal): enqueue_ns, the
- *    expiry in priv.hnode.key = min(enqueue_ns + TTL, deadline_ns) (INT64_MAX
- *    for neither), deadline_ns (0 = none), lnode initialized.
+ *    expiry in priv.expire = min(enqueue_ns + TTL, deadline_ns) (INT64_MAX
+ *    for neither), deadline_ns (0 = none), priv.bytes.
  * 2. Order properties, from a small table (order_props[]) keyed by name: an
  *    "order key" the suite computes itself from the submit fields, and the
  *    property that every pop is the queued request with the smallest
@@ -149,9 +149,8 @@ make_submitted(struct flowq_req *r, int64_t now, int64_t ttl, int64_t deadline)
 	r->ttl_ns = ttl;
 	r->deadline_ns = deadline;
 	r->priv.enqueue_ns = now;
-	flowq_heap_node_init(&r->priv.hnode);
-	r->priv.hnode.key = expiry_of(r);
-	flowq_list_node_init(&r->priv.lnode);
+	r->priv.expire = expiry_of(r);
+	r->priv.bytes = r->bytes;
 }
 
 /* ---- 1 and 2: the contract on the ops ------------------------------------- */

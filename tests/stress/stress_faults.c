@@ -743,7 +743,7 @@ on_complete_stall(struct flowq_req *req, void *arg)
 		/* On the dispatcher that decided it: from the later of the
 		 * expiry and this thread's last stall's end. */
 		int64_t now = test_now_ns();
-		int64_t from = req->priv.hnode.key;
+		int64_t from = req->priv.expire;
 		int64_t resumed = flowq__fault_thread_resumed_ns();
 		if (resumed > from)
 			from = resumed;
@@ -985,7 +985,7 @@ static void
 on_complete_clock(struct flowq_req *req, void *arg)
 {
 	enum flowq_outcome o = flowq_req_outcome(req);
-	int64_t key = req->priv.hnode.key;
+	int64_t key = req->priv.expire;
 	if (o == FLOWQ_DISPATCHED) {
 		if (key <= clk_round_now)
 			test_violation(PROG,

@@ -738,7 +738,7 @@ Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
 		gs->flow_backlogged(band, &pf[i]);
 	}
 	/* Doubling: about log2(N) allocations, not N. */
-	cr_assert_leq(ca.allocs, 12u, "%u allocations for %d flows", ca.allocs, N);
+	cr_assert_leq(ca.allocs, 12u, "%llu allocations for %d flows", (unsigned long long)ca.allocs, N);
 	cr_assert_geq(ca.outstanding, N * sizeof(void *));
 	cr_assert_leq(ca.outstanding, 2 * N * sizeof(void *));
 	/* All backlogged: the heap order is the key order. */

@@ -84,11 +84,11 @@ clk_complete(struct flowq_req *req, void *arg)
 	int64_t now = fx_clock(NULL);
 	enum flowq_outcome o = flowq_req_outcome(req);
 	if (o == FLOWQ_DISPATCHED) {
-		cr_assert_gt(req->priv.hnode.key, now,
+		cr_assert_gt(req->priv.expire, now,
 			     "dispatched at or past its expiry");
 		clk_dispatched++;
 	} else if (o == FLOWQ_EVICTED_TTL) {
-		cr_assert_leq(req->priv.hnode.key, now,
+		cr_assert_leq(req->priv.expire, now,
 			      "evicted for TTL before its expiry");
 	}
 	clk_checked++;

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -279,12 +280,27 @@ Test(req, init_resets_every_field)
 	cr_assert_eq(flowq_req_outcome(&req), FLOWQ_PENDING);
 	cr_assert_eq(flowq_req_cause(&req), FLOWQ_CAUSE_NONE);
 	cr_assert_not(flowq_req_released(&req));
-	cr_assert_not(flowq_heap_member(&req.priv.hnode));
-	cr_assert_eq(req.priv.hnode.idx, FLOWQ_HEAP_NONE);
-	cr_assert_not(flowq_list_linked(&req.priv.lnode));
-	cr_assert_null(atomic_load_explicit(&req.priv.link.next, memory_order_relaxed));
-	cr_assert_null(req.priv.owner);
-	cr_assert_eq(req.priv.enqueue_ns, 0);
+}
+
+/* flowq_req_init() writes the caller line and the state word, nothing the
+ * dispatcher owns (types.h, "Layout"): a reused request's dispatcher-owned
+ * fields keep whatever the dispatcher left, and the hand-off line keeps
+ * everything but the state word until submit rewrites it. */
+Test(req, init_leaves_the_dispatcher_lines_alone)
+{
+	struct flowq_req req;
+	memset(&req, 0xa5, sizeof(req));
+	flowq_req_init(&req);
+	cr_assert_eq(state_word(&req), 0);
+	cr_assert_null(req.complete);
+	const unsigned char *p = (const unsigned char *)&req;
+	size_t from = offsetof(struct flowq_req, priv.hnode);
+	for (size_t i = from; i < sizeof(req); i++)
+		cr_assert_eq(p[i], 0xa5, "byte %zu of the dispatcher-owned fields was written", i);
+	cr_assert_eq(req.priv.enqueue_ns, (int64_t)0xa5a5a5a5a5a5a5a5ull);
+	cr_assert_eq(offsetof(struct flowq_req, priv.link), 64, "the hand-off line starts at 64");
+	cr_assert_eq(offsetof(struct flowq_req, priv.hnode), 128,
+		     "the dispatcher-owned fields start at 128");
 }
 
 /* ------------------------------------------------------------------------ */

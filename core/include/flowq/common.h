@@ -19,11 +19,21 @@
 
 /*
  * Size of a cache line on the targets we build for (x86_64, aarch64). Used to
- * keep fields written by different threads on different lines. Adjacent-line
- * prefetch on Intel pairs lines; we have not measured a gain from 128-byte
- * separation on our targets, so we keep the smaller footprint.
+ * keep fields written by different threads on different lines.
  */
 #define FLOWQ_CACHE_LINE 64
+
+/*
+ * The block an adjacent-line ("spatial") prefetcher fetches as one: x86
+ * cores pull a line's 128-byte-aligned partner in with it. A line that one
+ * thread writes on every operation must not share such a block with a line
+ * another core touches, or that core's prefetches keep a copy of it and
+ * each write pays a cross-core invalidation. Used only where it was
+ * measured to matter (the flow's producer line, the per-CPU counters: the
+ * commit that introduced it has the A/B); elsewhere FLOWQ_CACHE_LINE keeps
+ * the smaller footprint.
+ */
+#define FLOWQ_PREFETCH_PAIR 128
 
 /*
  * The public headers compile as C11 and as C++11 or later (hosts such as

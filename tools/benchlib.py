@@ -188,6 +188,29 @@ def fmt_elapsed(s):
     return "%d s" % s if s < 60 else "%d min %02d s" % (s // 60, s % 60)
 
 
+def line_transfer_ns(binary):
+    """One-way cache-line transfer between two unpinned threads, ns, from a
+    short BM_env_line_transfer run of @binary (bench/bench_env.c), or None.
+
+    On the shared 2-vCPU machines the hypervisor's placement of the two
+    vCPUs sets this figure, and it flips between runs and inside one (seen:
+    53-61 ns and 209-250 ns on the same machine within minutes). Every
+    cross-core hand-off in the engine pays it, so a report that does not
+    record it cannot tell an engine change from a placement change.
+    """
+    try:
+        out = subprocess.run(
+            [binary, "--benchmark_filter=^BM_env_line_transfer(/real_time)?$",
+             "--benchmark_min_time=0.05", "--benchmark_format=json"],
+            capture_output=True, text=True, timeout=60)
+        for b in json.loads(out.stdout).get("benchmarks", []):
+            if "one_way_ns" in b:
+                return float(b["one_way_ns"])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return None
+
+
 def run_bench(prog, binary, filt, reps, min_time, verbose):
     """Run @binary on @filt, @reps repetitions interleaved at random.
     Progress goes to stderr: a live count of the runs done on a terminal,
@@ -218,6 +241,7 @@ def run_bench(prog, binary, filt, reps, min_time, verbose):
     done = 0
     tail = []
     hz = os.sysconf("SC_CLK_TCK")
+    xfer0 = line_transfer_ns(binary)
     j0, t0 = read_cpu_jiffies(), time.monotonic()
     last_line = t0
     try:
@@ -252,7 +276,9 @@ def run_bench(prog, binary, filt, reps, min_time, verbose):
             sys.stderr.write("".join(tail))
             die(prog, "%s failed (exit %d)" % (binary, rc), rc if rc > 0 else 2)
         load = {"wall_s": t1 - t0,
-                "bench_cpus": (ru.ru_utime + ru.ru_stime) / (t1 - t0)}
+                "bench_cpus": (ru.ru_utime + ru.ru_stime) / (t1 - t0),
+                "transfer_before_ns": xfer0,
+                "transfer_after_ns": line_transfer_ns(binary)}
         if j0 and j1 and j1[2] > j0[2]:
             busy = (j1[0] - j0[0]) / hz / (t1 - t0)
             load["busy_cpus"] = busy
@@ -365,6 +391,12 @@ def machine_lines(ctx, load, load_after):
                      "this benchmark, %.2f other processes; steal %.1f%%; %.0f s"
                      % (load["busy_cpus"], load["bench_cpus"], load["foreign_cpus"],
                         load["steal_pct"], load["wall_s"]))
+    xb, xa = load.get("transfer_before_ns"), load.get("transfer_after_ns")
+    if xb is not None or xa is not None:
+        lines.append("  cache-line transfer between the two threads, one way: %s ns "
+                     "before the run, %s ns after (the vCPUs' placement)"
+                     % ("?" if xb is None else "%.0f" % xb,
+                        "?" if xa is None else "%.0f" % xa))
     return lines
 
 
@@ -377,6 +409,11 @@ def load_warnings(ctx, load):
         # Only without /proc/stat: the load average decays over minutes, so
         # it also counts work that ended before the run started.
         warn.append("load average %.2f before the run" % la[0])
+    xb, xa = load.get("transfer_before_ns"), load.get("transfer_after_ns")
+    if xb and xa and max(xb, xa) > 1.5 * min(xb, xa):
+        warn.append("the cache-line transfer changed from %.0f to %.0f ns during the "
+                    "run: the vCPUs moved, and cells measured before and after "
+                    "the move are not comparable" % (xb, xa))
     if load.get("foreign_cpus", 0) >= 0.25:
         warn.append("other processes used %.2f CPUs during it" % load["foreign_cpus"])
     return warn

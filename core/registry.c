@@ -243,6 +243,16 @@ flow_match(struct cds_lfht_node *node, const void *key)
 	const struct flow_key *k = key;
 	struct flowq_flow *f = caa_container_of(node, struct flowq_flow, node);
 	FLOWQ_TSAN_ACQUIRE(f);
+	/* The table calls this only for a node whose full hash is the key's,
+	 * i.e. almost always the flow the submit will write. With many flows
+	 * its lines are cold (F = 50,000: the flows outgrow the last-level
+	 * cache), and the submit would take the misses one after another:
+	 * the key line and id here, then the lease, the inbox tail and the
+	 * ring line. Start them all now so they overlap. */
+	__builtin_prefetch(f->id, 0, 3);
+	__builtin_prefetch(&f->lease, 1, 3);
+	__builtin_prefetch(&f->inbox.tail, 1, 3);
+	__builtin_prefetch(&f->in_doorbell, 1, 3);
 	return f->priority == k->priority && f->id_len == k->id_len &&
 	       memcmp(f->id, k->id, k->id_len) == 0;
 }

@@ -558,7 +558,17 @@ Test(sim_run, realtime_conserves)
 	run_ok(&t.s, &opts, &r);
 	cr_assert_eq(r.mode, SIM_MODE_REALTIME);
 	assert_poisson(r.flows[0].c.offered, 400, "a");
-	cr_assert_gt(r.total.dispatched, 300);
+	/* Most requests dispatch (the backend has far more room than the
+	 * offered rate); a quarter leaves room for a machine that keeps the
+	 * collector, which is the backend here, off the CPU (CI, ASan). */
+	cr_assert_gt(
+		r.total.dispatched, r.total.offered / 4,
+		"dispatched %llu of %llu offered (%llu expired, %llu shut down, %llu "
+		"rejected)",
+		(unsigned long long)r.total.dispatched,
+		(unsigned long long)r.total.offered, (unsigned long long)r.total.expired,
+		(unsigned long long)r.total.shutdown,
+		(unsigned long long)(r.total.rejected_capacity + r.total.rejected_other));
 	cr_assert_gt(r.flows[1].c.offered, 10);
 	cr_assert_eq(r.total.offered, outcomes(&r.total));
 	cr_assert_gt(r.wall_s, 0.4);

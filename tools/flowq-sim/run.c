@@ -1393,14 +1393,20 @@ producer_main(void *arg)
 			sr->next_free = p->free;
 			p->free = sr;
 		}
-		if (rc < 0 || now >= end || atomic_load(&run->quit))
+		if (rc < 0 || atomic_load(&run->quit))
 			break;
 		int64_t t = ev_next(&p->heap);
-		if (t <= now) {
+		/* Arrivals due before the end are submitted even when this
+		 * thread wakes after it (a producer kept off the CPU): late,
+		 * but not dropped, so a loaded machine delays the arrival
+		 * process instead of thinning it (arrival_event()). */
+		if (t <= now && t < end) {
 			struct ev *ev = (struct ev *)flowq_heap_pop(&p->heap.h);
 			rc = arrival_event(&s, ev, &p->trace_next, now);
 			continue;
 		}
+		if (now >= end)
+			break;
 		if (t > end)
 			t = end;
 		struct timespec ts;

@@ -484,7 +484,7 @@ fair_min_delta(const struct flowq__shard *s, const struct flowq__band_shard *bs,
  * 1.5-2.9 ms on the loaded 2-core machine, traced in stress_global
  * (issue 6; README "Reliability"), where the request looked dispatched
  * milliseconds after the decision and the other shard could not get a slot
- * meanwhile. fair_wake_flush() makes the wake after the completion in hand
+ * meanwhile. gate_wake_flush() makes the wake after the completion in hand
  * is delivered, and at the end of every round, so no wake is lost (the
  * Dekker pair with gate_wait_set() needs the store above before the
  * waiter-count load in flowq__gate_wake(), which any later point keeps).
@@ -493,16 +493,17 @@ static void
 fair_publish(struct flowq__shard *s, struct flowq__band_shard *bs, uint64_t v)
 {
 	atomic_store_explicit(&bs->vt_pub, v, memory_order_seq_cst);
-	s->fair_wake_owed = true;
+	s->gate_wake_owed = true;
 }
 
-/* Make the gate wake that fair_publish() owes, if any. */
+/* Make the gate wake that fair_publish(), gate_take() or gate_untake()
+ * owes, if any. */
 static void
-fair_wake_flush(struct flowq__shard *s)
+gate_wake_flush(struct flowq__shard *s)
 {
-	if (!s->fair_wake_owed)
+	if (!s->gate_wake_owed)
 		return;
-	s->fair_wake_owed = false;
+	s->gate_wake_owed = false;
 	flowq__gate_wake(s->engine);
 }
 
@@ -1042,9 +1043,14 @@ gate_take(struct flowq__shard *s, const struct flowq__band *b, uint64_t bytes,
 	 * surplus used to go unannounced, and a dispatcher that failed
 	 * meanwhile slept until the next release). Only then: a wake after
 	 * every failure made blocked dispatchers wake each other in turn (a
-	 * futex or eventfd write per round) while the gate stayed full. */
+	 * futex or eventfd write per round) while the gate stayed full.
+	 * Owed, not made here: on success the decision and the completion
+	 * follow, and a dispatcher preempted in the wake's system call by
+	 * the thread it woke would hold the slot just taken (fair_publish()
+	 * has the measured case); on failure the round ends, and the flush
+	 * at its end comes before this dispatcher can wait. */
 	if (moved)
-		flowq__gate_wake(e);
+		s->gate_wake_owed = true;
 	if (err)
 		return false;
 	if (e->gate_util)
@@ -1062,7 +1068,8 @@ gate_untake(struct flowq__shard *s, uint64_t bytes)
 	struct flowq_engine *e = s->engine;
 	if (e->gate_limited && !e->gate_callback) {
 		flowq__cap_release(&e->gate, 1, bytes);
-		flowq__gate_wake(e);
+		/* Owed: the cancelled request's completion comes next. */
+		s->gate_wake_owed = true;
 	}
 }
 
@@ -1136,7 +1143,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 			flowq__bump(&bs->stats.dispatched_bytes, r->priv.bytes);
 			deliver(r);
 			/* After the completion, not before (fair_publish()). */
-			fair_wake_flush(s);
+			gate_wake_flush(s);
 			idle_check(s, f, now);
 			/* Give queue capacity back every dispatch_batch
 			 * outcomes, not only at the end of a long round. */
@@ -1379,8 +1386,9 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 	give_back(s);
 	publish_top(s);
 	/* Evictions, cancellations and a dispatch loop that stopped may have
-	 * published without a completion to flush after (fair_publish()). */
-	fair_wake_flush(s);
+	 * published or owed a wake without a completion to flush after
+	 * (fair_publish(), gate_take()). */
+	gate_wake_flush(s);
 	if (e->displace)
 		displace_publish(s);
 

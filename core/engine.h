@@ -447,10 +447,12 @@ struct flowq__shard {
 	 * work). */
 	int64_t spin_gap_avg;
 	bool slept;
-	/* A fairness publication (dispatch.c fair_publish()) owes the other
-	 * shards a gate wake, made by fair_wake_flush() once the completion
-	 * in hand is delivered (never later than the end of the round). */
-	bool fair_wake_owed;
+	/* A fairness publication (dispatch.c fair_publish()) or a gate
+	 * reserve that moved credit (gate_take(), gate_untake()) owes the
+	 * other shards a gate wake, made by gate_wake_flush() once the
+	 * completion in hand is delivered (never later than the end of the
+	 * round). */
+	bool gate_wake_owed;
 	/* Displacement: global capacity that newcomers admitted against this
 	 * shard hold without a reservation of their own, not yet repaid by
 	 * departures (dispatch.c give_back()). */

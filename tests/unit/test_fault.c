@@ -8,7 +8,9 @@
  * hidden-credit bug (core/capacity.c, H1): a gate reserve that stole more
  * than it needed held the surplus out of every counter without reporting
  * it, so a dispatcher whose reserve failed in that window slept with free
- * capacity until the next release.
+ * capacity until the next release. It also checks where that wake is made:
+ * after the completion of the request the reserve was for (core/dispatch.c
+ * gate_take(); it used to be made between the reserve and the decision).
  *
  * wake_survives_a_stalled_waker is the regression test of the stalled-wake
  * bug (core/dispatch.c, flowq__shard_wake()): the first waker took the
@@ -157,13 +159,26 @@ static struct {
 	pthread_t stealer;
 	struct flowq_engine *e;
 	unsigned shard;
+	/* Wakes the stealer made (W_TAKEN) before and after the completion
+	 * of the request it reserved for. */
+	struct fx_req *watch;
+	_Atomic int held, after;
 } h1;
 
 static void
 hold_in_hand(enum flowq__fault_point p, void *ctx)
 {
 	(void)ctx;
-	if (p != FLOWQ__FAULT_CAP_IN_HAND || !pthread_equal(pthread_self(), h1.stealer))
+	if (!pthread_equal(pthread_self(), h1.stealer))
+		return;
+	if (p == FLOWQ__FAULT_W_TAKEN) {
+		if (h1.watch->completions == 0)
+			atomic_fetch_add(&h1.held, 1);
+		else
+			atomic_fetch_add(&h1.after, 1);
+		return;
+	}
+	if (p != FLOWQ__FAULT_CAP_IN_HAND)
 		return;
 	atomic_store(&h1.in_hand, 1);
 	while (!atomic_load(&h1.go)) {
@@ -260,7 +275,11 @@ Test(fault, cap_steal_surplus_wakes_the_gate_waiter)
 	h1.shard = 0;
 	atomic_store(&h1.in_hand, 0);
 	atomic_store(&h1.go, 0);
-	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(CAP_IN_HAND), hold_in_hand, NULL);
+	h1.watch = &ra;
+	atomic_store(&h1.held, 0);
+	atomic_store(&h1.after, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(CAP_IN_HAND) | FLOWQ__FAULT_BIT(W_TAKEN),
+			      hold_in_hand, NULL);
 	cr_assert_eq(pthread_create(&h1.stealer, NULL, stealer_main, NULL), 0);
 	while (!atomic_load(&h1.in_hand))
 		sched_yield();
@@ -280,6 +299,14 @@ Test(fault, cap_steal_surplus_wakes_the_gate_waiter)
 	cr_assert_eq(used, 3);
 	cr_assert(fd_readable(fdb, 200),
 		  "the waiting shard was not woken: the steal's surplus was hidden");
+	/* And woken after ra's completion, not between the reserve and it:
+	 * a stealer preempted in that wake by the thread it woke would hold
+	 * the slot it just took, with ra decided or about to be, from the
+	 * host (gate_take(): the same exposure as fair_publish()'s). */
+	cr_assert_gt(atomic_load(&h1.after), 0, "no wake from the stealer after ra's completion");
+	cr_assert_eq(atomic_load(&h1.held), 0,
+		     "%d wake(s) made between the reserve for ra and its completion",
+		     atomic_load(&h1.held));
 	/* (Shard 1 may now yield the slot to shard 0, which is behind on
 	 * cross-shard fairness: what matters is that it was told.) */
 	for (int i = 2; i < 4; i++)

@@ -714,25 +714,26 @@ stalls_len(const struct stall *v, size_t n)
 	return s;
 }
 
-/* Intersect @x[0..*nx) with @y[0..ny) (both sorted, disjoint) in place in
- * @x: two pointers, O(nx + ny). */
-static void
-stalls_intersect(struct stall *x, size_t *nx, const struct stall *y, size_t ny)
+/* Intersect @x[0..nx) with @y[0..ny) (both sorted, disjoint) into @out
+ * (room for nx + ny: each step emits at most one interval and consumes
+ * one); @return the count. Two pointers, O(nx + ny). */
+static size_t
+stalls_intersect(const struct stall *x, size_t nx, const struct stall *y, size_t ny,
+		 struct stall *out)
 {
 	size_t i = 0, j = 0, m = 0;
 
-	while (i < *nx && j < ny) {
+	while (i < nx && j < ny) {
 		int64_t f = x[i].from > y[j].from ? x[i].from : y[j].from;
 		int64_t t = x[i].to < y[j].to ? x[i].to : y[j].to;
-		struct stall c = {f, t};
+		if (f < t)
+			out[m++] = (struct stall){f, t};
 		if (x[i].to < y[j].to)
 			i++;
 		else
 			j++;
-		if (f < t)
-			x[m++] = c; /* m <= the index just read: in place is safe */
 	}
-	*nx = m;
+	return m;
 }
 
 /* What the witnesses saw within [a, b): @r_cpu[c] the stalled time on each
@@ -748,11 +749,13 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 	for (unsigned c = 0; c < nwit; c++)
 		tot += wit[c].n;
 	struct stall *all = malloc((tot + 1) * sizeof(*all));
+	struct stall *tmp = malloc((tot + 1) * sizeof(*tmp));
 	struct stall *one = malloc((tot + 1) * sizeof(*one));
-	if (!all || !one || nwit == 0 || b <= a) {
+	if (!all || !tmp || !one || nwit == 0 || b <= a) {
 		for (unsigned c = 0; c < nwit; c++)
 			r_cpu[c] = 0;
 		free(all);
+		free(tmp);
 		free(one);
 		return;
 	}
@@ -763,8 +766,11 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 		if (c == 0) {
 			memcpy(all, one, m * sizeof(*all));
 			nall = m;
-		} else {
-			stalls_intersect(all, &nall, one + nany, m);
+		} else { /* nall + m <= tot: room */
+			nall = stalls_intersect(all, nall, one + nany, m, tmp);
+			struct stall *sw = all;
+			all = tmp;
+			tmp = sw;
 		}
 		nany += m;
 	}
@@ -780,6 +786,7 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 		}
 	}
 	free(all);
+	free(tmp);
 	free(one);
 }
 

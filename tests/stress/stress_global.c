@@ -297,14 +297,15 @@ static size_t log_cap, log_n[2];
  * (host-private): sched_t[i] is sample i's time; sched_rd[i * nshards + k]
  * and sched_pc[i * nshards + k] are shard k's dispatcher's run delay (ns
  * spent runnable, waiting for a CPU) and count of times it got a CPU then,
- * from /proc/self/task/TID/schedstat. */
+ * from /proc/self/task/TID/schedstat; sched_ex[i * nshards + k] its CPU
+ * time (for the diagnosis of an inversion, sched_describe()). */
 static int sched_fd[PRIO_MAX_SHARDS];
 static bool sched_off; /* no schedstat: no CPU wait is taken off */
-static int64_t *sched_t, *sched_rd, *sched_pc;
-/* sched_wk[i * nshards + k]: shard k's sleep word was FLOWQ__SLEEP_WOKEN or
- * FLOWQ__SLEEP_SENT at
- * sample i (woken, not yet run: see the top comment). */
-static bool *sched_wk;
+static int64_t *sched_t, *sched_rd, *sched_pc, *sched_ex;
+/* sched_st[i * nshards + k]: shard k's sleep word's state at sample i
+ * (FLOWQ__SLEEP_*; WOKEN or SENT: woken, not yet run: see the top
+ * comment). */
+static uint8_t *sched_st;
 static size_t sched_n, sched_cap;
 
 /* fairness: dispatches per window and flow, counted by the callbacks. */
@@ -413,12 +414,13 @@ sched_sample(unsigned nshards, int64_t now)
 		schedstat_read(sched_fd[k], &ss);
 		sched_rd[sched_n * nshards + k] = ss.wait_ns;
 		sched_pc[sched_n * nshards + k] = ss.slices;
+		sched_ex[sched_n * nshards + k] = ss.run_ns;
 		/* Relaxed: a sample; the word's writers are the wakers and
 		 * the dispatcher. */
-		sched_wk[sched_n * nshards + k] =
-			(atomic_load_explicit(&engine->shards[k].sleeping,
-					      memory_order_relaxed) &
-			 FLOWQ__SLEEP_STATE) >= FLOWQ__SLEEP_WOKEN;
+		sched_st[sched_n * nshards + k] =
+			(uint8_t)(atomic_load_explicit(&engine->shards[k].sleeping,
+						       memory_order_relaxed) &
+				  FLOWQ__SLEEP_STATE);
 	}
 	sched_t[sched_n++] = now;
 }
@@ -454,7 +456,8 @@ sched_woken(unsigned nshards, unsigned k, int64_t from, int64_t to, size_t i0)
 
 	/* Samples before i0 (the last one at or before @from) end by then. */
 	for (size_t i = i0; i + 1 < sched_n && sched_t[i] < to; i++) {
-		if (!sched_wk[i * nshards + k] || !sched_wk[(i + 1) * nshards + k] ||
+		if (sched_st[i * nshards + k] < FLOWQ__SLEEP_WOKEN ||
+		    sched_st[(i + 1) * nshards + k] < FLOWQ__SLEEP_WOKEN ||
 		    sched_pc[i * nshards + k] != sched_pc[(i + 1) * nshards + k] ||
 		    sched_t[i + 1] <= from)
 			continue;
@@ -465,21 +468,28 @@ sched_woken(unsigned nshards, unsigned k, int64_t from, int64_t to, size_t i0)
 	return w;
 }
 
-static int64_t
-sched_waited(unsigned nshards, unsigned k, int64_t from, int64_t to)
+/* The index of the last sample at or before @t (0 if none). */
+static size_t
+sched_at(int64_t t)
 {
 	size_t lo = 0, hi = sched_n;
 
-	if (sched_n == 0)
-		return 0;
-	while (lo < hi) { /* first sample > from */
+	while (lo < hi) { /* first sample > t */
 		size_t mid = lo + (hi - lo) / 2;
-		if (sched_t[mid] <= from)
+		if (sched_t[mid] <= t)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	size_t i0 = lo ? lo - 1 : 0, j = i0;
+	return lo ? lo - 1 : 0;
+}
+
+static int64_t
+sched_waited(unsigned nshards, unsigned k, int64_t from, int64_t to)
+{
+	if (sched_n == 0)
+		return 0;
+	size_t i0 = sched_at(from), j = i0;
 	while (j + 1 < sched_n && sched_t[j + 1] <= to)
 		j++;
 	size_t i1 = j;
@@ -494,6 +504,39 @@ sched_waited(unsigned nshards, unsigned k, int64_t from, int64_t to)
 	if (wk > w)
 		w = wk;
 	return w < to - from ? w : to - from;
+}
+
+/*
+ * Print (stderr, no newline) what the samples say shard @k's dispatcher did
+ * within [from, to]: its CPU time and CPU slices from the last sample at or
+ * before @from to the first at or after @to, the samples in between by
+ * sleep state (awake, asleep, woken: see engine.h), and the largest gap
+ * between consecutive samples (the host off the CPU too). Evidence for the
+ * report of an inversion: a dispatcher with CPU time and no dispatch, one
+ * asleep throughout, or samples missing altogether tell different stories.
+ */
+static void
+sched_describe(unsigned nshards, unsigned k, int64_t from, int64_t to)
+{
+	if (sched_n == 0)
+		return;
+	size_t i0 = sched_at(from), i1 = i0;
+	unsigned n[4] = {0};
+	int64_t gap = 0;
+
+	while (i1 + 1 < sched_n && sched_t[i1] < to) {
+		if (sched_t[i1 + 1] - sched_t[i1] > gap)
+			gap = sched_t[i1 + 1] - sched_t[i1];
+		i1++;
+		if (sched_t[i1] <= to)
+			n[sched_st[i1 * nshards + k] & 3]++;
+	}
+	fprintf(stderr,
+		" [shard %u: cpu %.3fms in %" PRId64 " slices; samples awake=%u "
+		"asleep=%u woken=%u; max sample gap %.3fms]",
+		k, (double)(sched_ex[i1 * nshards + k] - sched_ex[i0 * nshards + k]) / 1e6,
+		sched_pc[i1 * nshards + k] - sched_pc[i0 * nshards + k], n[0], n[1],
+		n[2] + n[3], (double)gap / 1e6);
 }
 
 /* ---- the witness: vCPU stalls the guest's accounting does not explain ---- */
@@ -1144,9 +1187,11 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	sched_t = malloc(sched_cap * sizeof(int64_t));
 	sched_rd = malloc(sched_cap * nshards * sizeof(int64_t));
 	sched_pc = malloc(sched_cap * nshards * sizeof(int64_t));
-	sched_wk = calloc(sched_cap * nshards, sizeof(bool));
+	sched_ex = malloc(sched_cap * nshards * sizeof(int64_t));
+	sched_st = calloc(sched_cap * nshards, sizeof(uint8_t));
 	struct hreq *slots = calloc(WINDOW0 + WINDOW1, sizeof(struct hreq));
-	if (!logv[0] || !logv[1] || !sched_t || !sched_rd || !sched_pc || !sched_wk ||
+	if (!logv[0] || !logv[1] || !sched_t || !sched_rd || !sched_pc || !sched_ex ||
+	    !sched_st ||
 	    !slots) {
 		fprintf(stderr, "%s: out of memory\n", PROG);
 		return 2;
@@ -1378,6 +1423,11 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 				(double)(n - e) / 1e6, a, (double)wa / 1e6,
 				(double)(t - n) / 1e6, bsh, (double)wb / 1e6);
 			witness_print_overlap(e, t);
+			if (eff > bound_ns) {
+				sched_describe(nshards, a, e, n);
+				if (n < t)
+					sched_describe(nshards, bsh, n, t);
+			}
 			fputc('\n', stderr);
 		}
 	}
@@ -1427,7 +1477,8 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	free(sched_t);
 	free(sched_rd);
 	free(sched_pc);
-	free(sched_wk);
+	free(sched_ex);
+	free(sched_st);
 	free(d0);
 	free(qt1);
 	free(slots);

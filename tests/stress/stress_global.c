@@ -506,6 +506,8 @@ sched_waited(unsigned nshards, unsigned k, int64_t from, int64_t to)
 	return w < to - from ? w : to - from;
 }
 
+static void witness_describe(unsigned k, int64_t from, int64_t to);
+
 /*
  * Print (stderr, no newline) what the samples say shard @k's dispatcher did
  * within [from, to]: its CPU time and CPU slices from the last sample at or
@@ -533,10 +535,12 @@ sched_describe(unsigned nshards, unsigned k, int64_t from, int64_t to)
 	}
 	fprintf(stderr,
 		" [shard %u: cpu %.3fms in %" PRId64 " slices; samples awake=%u "
-		"asleep=%u woken=%u; max sample gap %.3fms]",
+		"asleep=%u woken=%u; max sample gap %.3fms",
 		k, (double)(sched_ex[i1 * nshards + k] - sched_ex[i0 * nshards + k]) / 1e6,
 		sched_pc[i1 * nshards + k] - sched_pc[i0 * nshards + k], n[0], n[1],
 		n[2] + n[3], (double)gap / 1e6);
+	witness_describe(k, from, to);
+	fputc(']', stderr);
 }
 
 /* ---- the witness: vCPU stalls the guest's accounting does not explain ---- */
@@ -571,6 +575,15 @@ struct stall {
 	int64_t from, to;
 };
 
+/* A witness's sample of the dispatchers' sleep words (FLOWQ__SLEEP_*),
+ * taken at each wake-up: the host samples them too (sched_sample()), but
+ * the host is a SCHED_OTHER thread and is itself kept off the CPU at the
+ * times that matter. */
+struct wsample {
+	int64_t t;
+	uint8_t st[PRIO_MAX_SHARDS];
+};
+
 struct witness {
 	pthread_t thread;
 	int cpu;
@@ -579,6 +592,8 @@ struct witness {
 	bool ok;      /* it opened its schedstat and ran */
 	struct stall *v;
 	size_t n, cap;
+	struct wsample *ws;
+	size_t wn, wcap;
 	uint64_t wakes, dropped;
 	int64_t late_max, stall_sum, stall_max;
 	int64_t exec_ns; /* its CPU time over the run */
@@ -588,6 +603,8 @@ struct witness {
 static struct witness wit[WITNESS_MAX_CPUS];
 static unsigned nwit;
 static _Atomic bool wit_stop;
+/* Shards whose sleep words the witnesses sample (0: none). */
+static unsigned wit_shards;
 
 static void *
 witness_main(void *arg)
@@ -608,6 +625,24 @@ witness_main(void *arg)
 		t = now_ns();
 		int64_t late = t - target;
 		w->wakes++;
+		if (wit_shards && w->wn == w->wcap) {
+			size_t cap = w->wcap ? 2 * w->wcap : 4096;
+			struct wsample *ws = realloc(w->ws, cap * sizeof(*ws));
+			if (ws) {
+				w->ws = ws;
+				w->wcap = cap;
+			}
+		}
+		if (wit_shards && w->wn < w->wcap) {
+			struct wsample *x = &w->ws[w->wn++];
+			x->t = t;
+			/* Relaxed: a sample, as in sched_sample(). */
+			for (unsigned k = 0; k < wit_shards; k++)
+				x->st[k] = (uint8_t)(atomic_load_explicit(
+							     &engine->shards[k].sleeping,
+							     memory_order_relaxed) &
+						     FLOWQ__SLEEP_STATE);
+		}
 		if (late > w->late_max)
 			w->late_max = late;
 		/* The cheap path: on time, and no read due. */
@@ -643,14 +678,17 @@ witness_main(void *arg)
 
 /* Start a witness on every CPU in the process's affinity mask, unless
  * FLOWQ_WITNESS=0 (FLOWQ_WITNESS=other: SCHED_OTHER even when FIFO is
- * permitted). Problems are said on stderr; the test goes on without. */
+ * permitted), sampling the sleep words of the first @nshards shards of
+ * `engine` (at most PRIO_MAX_SHARDS; the engine must outlive
+ * witness_stop()). Problems are said on stderr; the test goes on without. */
 static void
-witness_start(void)
+witness_start(unsigned nshards)
 {
 	const char *env = getenv("FLOWQ_WITNESS");
 	cpu_set_t set;
 
 	nwit = 0;
+	wit_shards = nshards < PRIO_MAX_SHARDS ? nshards : PRIO_MAX_SHARDS;
 	atomic_store(&wit_stop, false);
 	if ((env && strcmp(env, "0") == 0) ||
 	    sched_getaffinity(0, sizeof(set), &set) != 0)
@@ -700,10 +738,12 @@ witness_stop(void)
 	atomic_store(&wit_stop, true);
 	for (unsigned i = 0; i < nwit; i++) {
 		pthread_join(wit[i].thread, NULL);
-		if (wit[i].ok)
+		if (wit[i].ok) {
 			wit[k++] = wit[i];
-		else
+		} else {
 			free(wit[i].v);
+			free(wit[i].ws);
+		}
 	}
 	if (k < nwit)
 		fprintf(stderr, "%s: witness: %u of %u CPUs without a witness\n", PROG,
@@ -714,8 +754,10 @@ witness_stop(void)
 static void
 witness_free(void)
 {
-	for (unsigned i = 0; i < nwit; i++)
+	for (unsigned i = 0; i < nwit; i++) {
 		free(wit[i].v);
+		free(wit[i].ws);
+	}
 	nwit = 0;
 }
 
@@ -831,6 +873,50 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 	free(all);
 	free(tmp);
 	free(one);
+}
+
+/* Append to stderr the witnesses' samples of shard @k's sleep word within
+ * [from, to] by state, and the longest stretch over which every sample
+ * (all witnesses, in time order) read asleep, or woken: a dispatcher
+ * asleep with work queued throughout is a lost wake-up; woken throughout,
+ * a CPU that did not run it. O(samples) per call (after the run). */
+static void
+witness_describe(unsigned k, int64_t from, int64_t to)
+{
+	unsigned n[4] = {0};
+	int64_t run_from[4] = {0}, longest[4] = {0};
+	int last = -1;
+	size_t ix[WITNESS_MAX_CPUS] = {0};
+
+	if (nwit == 0 || k >= wit_shards)
+		return;
+	for (;;) { /* merge the witnesses' samples by time */
+		int c = -1;
+		for (unsigned i = 0; i < nwit; i++)
+			if (ix[i] < wit[i].wn &&
+			    (c < 0 || wit[i].ws[ix[i]].t < wit[c].ws[ix[c]].t))
+				c = (int)i;
+		if (c < 0 || wit[c].ws[ix[c]].t > to)
+			break;
+		const struct wsample *x = &wit[c].ws[ix[c]++];
+		if (x->t < from)
+			continue;
+		int st = x->st[k] & 3;
+		if (st == FLOWQ__SLEEP_SENT)
+			st = FLOWQ__SLEEP_WOKEN;
+		n[st]++;
+		if (st != last)
+			run_from[st] = x->t;
+		if (x->t - run_from[st] > longest[st])
+			longest[st] = x->t - run_from[st];
+		last = st;
+	}
+	fprintf(stderr,
+		"; witness samples awake=%u asleep=%u woken=%u, longest asleep %.3fms, "
+		"woken %.3fms",
+		n[FLOWQ__SLEEP_AWAKE], n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN],
+		(double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
+		(double)longest[FLOWQ__SLEEP_WOKEN] / 1e6);
 }
 
 /* Append " cpuC=X" per CPU, " all=Y any=Z" (ms) for [a, b) to stderr. */
@@ -1202,7 +1288,7 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 
 	sched_init(nshards);
-	witness_start();
+	witness_start(nshards);
 	struct host hs = {.rng = 42};
 	hs.queued_min[0] = hs.queued_min[1] = INT64_MAX;
 	struct hreq *b1_free = NULL;
@@ -1553,7 +1639,7 @@ run_fairness(unsigned nshards, double seconds, const char *policy)
 	struct host hs = {.rng = 42};
 	int64_t flow_queued_min = INT64_MAX;
 	uint64_t submitted = 0;
-	witness_start();
+	witness_start(nshards);
 	int64_t t0 = now_ns();
 	/* Published to the callbacks by the submits below. */
 	meas_start_ns = t0 + WARMUP_NS;

@@ -190,6 +190,17 @@
  * The SUMMARY line carries witness_stall_ms (summed over CPUs) and soak
  * mode counts witness_stall_us and witness_stall_all_us.
  *
+ *   Diagnosis of an inversion (stderr, with the witness's overlap): for
+ *   each segment, what its dispatcher did by the host's samples (CPU time
+ *   and slices between the samples around it, the samples by sleep state,
+ *   the largest gap between samples: the host is a SCHED_OTHER thread and
+ *   is kept off the CPU too) and by the witnesses' (each wake-up also reads
+ *   the dispatchers' sleep words: counts by state and the longest stretch
+ *   read "asleep" or "woken" throughout). Asleep throughout with band-1
+ *   work queued is a lost wake-up; woken throughout, a CPU that did not run
+ *   the dispatcher; CPU time with no dispatch, a dispatcher that had the
+ *   CPU (or a vCPU the guest thinks ran it) and did not act.
+ *
  * Output: one line on stdout,
  *   SUMMARY stress_global mode=priority shards=S ... witness_stall_ms=W
  *       violations=V seconds=T

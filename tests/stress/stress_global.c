@@ -311,6 +311,12 @@ static size_t log_cap, log_n[2];
  * from /proc/self/task/TID/schedstat; sched_ex[i * nshards + k] its CPU
  * time (for the diagnosis of an inversion, sched_describe()). */
 static int sched_fd[PRIO_MAX_SHARDS];
+/* The dispatchers' /proc/self/task/TID/stat (its scheduler state: the
+ * witnesses read it when a sleep word says woken), -1 if not open. */
+static int sched_statfd[PRIO_MAX_SHARDS] = {-1, -1, -1, -1, -1, -1, -1, -1};
+/* The host's own schedstat: its run delay per sample (sched_hrd[i]). */
+static int sched_hostfd = -1;
+static int64_t *sched_hrd;
 static bool sched_off; /* no schedstat: no CPU wait is taken off */
 static int64_t *sched_t, *sched_rd, *sched_pc, *sched_ex;
 /* sched_st[i * nshards + k]: shard k's sleep word's state at sample i
@@ -397,11 +403,14 @@ sched_init(unsigned nshards)
 			snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat",
 				 de->d_name);
 			sched_fd[k] = open(path, O_RDONLY | O_CLOEXEC);
+			snprintf(path, sizeof(path), "/proc/self/task/%s/stat", de->d_name);
+			sched_statfd[k] = open(path, O_RDONLY | O_CLOEXEC);
 		}
 		fclose(f);
 	}
 	if (d)
 		closedir(d);
+	sched_hostfd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	for (unsigned k = 0; k < nshards; k++)
 		if (sched_fd[k] < 0)
 			sched_off = true;
@@ -433,6 +442,9 @@ sched_sample(unsigned nshards, int64_t now)
 						       memory_order_relaxed) &
 				  FLOWQ__SLEEP_STATE);
 	}
+	struct schedstat hs;
+	schedstat_read(sched_hostfd, &hs);
+	sched_hrd[sched_n] = hs.wait_ns;
 	sched_t[sched_n++] = now;
 }
 
@@ -546,10 +558,11 @@ sched_describe(unsigned nshards, unsigned k, int64_t from, int64_t to)
 	}
 	fprintf(stderr,
 		" [shard %u: cpu %.3fms in %" PRId64 " slices; samples awake=%u "
-		"asleep=%u woken=%u; max sample gap %.3fms",
+		"asleep=%u woken=%u; max sample gap %.3fms (host run delay +%.3fms)",
 		k, (double)(sched_ex[i1 * nshards + k] - sched_ex[i0 * nshards + k]) / 1e6,
 		sched_pc[i1 * nshards + k] - sched_pc[i0 * nshards + k], n[0], n[1],
-		n[2] + n[3], (double)gap / 1e6);
+		n[2] + n[3], (double)gap / 1e6,
+		(double)(sched_hrd[i1] - sched_hrd[i0]) / 1e6);
 	witness_describe(k, from, to);
 	fputc(']', stderr);
 }
@@ -617,6 +630,27 @@ static _Atomic bool wit_stop;
 /* Shards whose sleep words the witnesses sample (0: none). */
 static unsigned wit_shards;
 
+/* Woken dispatchers: WS_RUNNABLE if its /proc stat says R (on a run queue
+ * or running), WS_SLEEPING if S or D (the wake has not reached the
+ * kernel yet), 0 if unknown. Or'ed into a wsample state. */
+#define WS_RUNNABLE 0x10
+#define WS_SLEEPING 0x20
+
+static uint8_t
+task_state(int fd)
+{
+	char buf[512];
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return 0;
+	return p[2] == 'R' ? WS_RUNNABLE : (p[2] == 'S' || p[2] == 'D') ? WS_SLEEPING : 0;
+}
+
 static void *
 witness_main(void *arg)
 {
@@ -648,11 +682,14 @@ witness_main(void *arg)
 			struct wsample *x = &w->ws[w->wn++];
 			x->t = t;
 			/* Relaxed: a sample, as in sched_sample(). */
-			for (unsigned k = 0; k < wit_shards; k++)
+			for (unsigned k = 0; k < wit_shards; k++) {
 				x->st[k] = (uint8_t)(atomic_load_explicit(
 							     &engine->shards[k].sleeping,
 							     memory_order_relaxed) &
 						     FLOWQ__SLEEP_STATE);
+				if (x->st[k] >= FLOWQ__SLEEP_WOKEN)
+					x->st[k] |= task_state(sched_statfd[k]);
+			}
 		}
 		if (late > w->late_max)
 			w->late_max = late;
@@ -894,7 +931,7 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 static void
 witness_describe(unsigned k, int64_t from, int64_t to)
 {
-	unsigned n[4] = {0};
+	unsigned n[4] = {0}, wr = 0, wsl = 0;
 	int64_t run_from[4] = {0}, longest[4] = {0};
 	int last = -1;
 	size_t ix[WITNESS_MAX_CPUS] = {0};
@@ -913,6 +950,8 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		if (x->t < from)
 			continue;
 		int st = x->st[k] & 3;
+		wr += (x->st[k] & WS_RUNNABLE) != 0;
+		wsl += (x->st[k] & WS_SLEEPING) != 0;
 		if (st == FLOWQ__SLEEP_SENT)
 			st = FLOWQ__SLEEP_WOKEN;
 		n[st]++;
@@ -923,9 +962,9 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		last = st;
 	}
 	fprintf(stderr,
-		"; witness samples awake=%u asleep=%u woken=%u, longest asleep %.3fms, "
-		"woken %.3fms",
-		n[FLOWQ__SLEEP_AWAKE], n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN],
+		"; witness samples awake=%u asleep=%u woken=%u (task runnable %u, "
+		"sleeping %u), longest asleep %.3fms, woken %.3fms",
+		n[FLOWQ__SLEEP_AWAKE], n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN], wr, wsl,
 		(double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
 		(double)longest[FLOWQ__SLEEP_WOKEN] / 1e6);
 }
@@ -1285,9 +1324,10 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	sched_rd = malloc(sched_cap * nshards * sizeof(int64_t));
 	sched_pc = malloc(sched_cap * nshards * sizeof(int64_t));
 	sched_ex = malloc(sched_cap * nshards * sizeof(int64_t));
+	sched_hrd = malloc(sched_cap * sizeof(int64_t));
 	sched_st = calloc(sched_cap * nshards, sizeof(uint8_t));
 	struct hreq *slots = calloc(WINDOW0 + WINDOW1, sizeof(struct hreq));
-	if (!logv[0] || !logv[1] || !sched_t || !sched_rd || !sched_pc || !sched_ex ||
+	if (!logv[0] || !logv[1] || !sched_t || !sched_rd || !sched_pc || !sched_ex || !sched_hrd ||
 	    !sched_st ||
 	    !slots) {
 		fprintf(stderr, "%s: out of memory\n", PROG);
@@ -1571,6 +1611,15 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	for (unsigned k = 0; k < nshards; k++)
 		if (sched_fd[k] >= 0)
 			close(sched_fd[k]);
+	for (unsigned k = 0; k < PRIO_MAX_SHARDS; k++)
+		if (sched_statfd[k] >= 0) {
+			close(sched_statfd[k]);
+			sched_statfd[k] = -1;
+		}
+	if (sched_hostfd >= 0)
+		close(sched_hostfd);
+	sched_hostfd = -1;
+	free(sched_hrd);
 	free(sched_t);
 	free(sched_rd);
 	free(sched_pc);

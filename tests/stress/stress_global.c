@@ -925,9 +925,11 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 
 /* Append to stderr the witnesses' samples of shard @k's sleep word within
  * [from, to] by state, and the longest stretch over which every sample
- * (all witnesses, in time order) read asleep, or woken: a dispatcher
- * asleep with work queued throughout is a lost wake-up; woken throughout,
- * a CPU that did not run it. O(samples) per call (after the run). */
+ * (all witnesses, in time order) read asleep, woken or sent: a dispatcher
+ * asleep with work queued throughout is a lost wake-up; woken (a waker
+ * took the word and has not finished its FUTEX_WAKE) throughout, a waker
+ * kept from its system call; sent (the wake is made) throughout, a CPU
+ * that did not run it. O(samples) per call (after the run). */
 static void
 witness_describe(unsigned k, int64_t from, int64_t to)
 {
@@ -952,8 +954,6 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		int st = x->st[k] & 3;
 		wr += (x->st[k] & WS_RUNNABLE) != 0;
 		wsl += (x->st[k] & WS_SLEEPING) != 0;
-		if (st == FLOWQ__SLEEP_SENT)
-			st = FLOWQ__SLEEP_WOKEN;
 		n[st]++;
 		if (st != last)
 			run_from[st] = x->t;
@@ -962,11 +962,13 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		last = st;
 	}
 	fprintf(stderr,
-		"; witness samples awake=%u asleep=%u woken=%u (task runnable %u, "
-		"sleeping %u), longest asleep %.3fms, woken %.3fms",
-		n[FLOWQ__SLEEP_AWAKE], n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN], wr, wsl,
-		(double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
-		(double)longest[FLOWQ__SLEEP_WOKEN] / 1e6);
+		"; witness samples awake=%u asleep=%u woken=%u sent=%u (woken or sent: "
+		"task runnable %u, sleeping %u), longest asleep %.3fms, woken %.3fms, "
+		"sent %.3fms",
+		n[FLOWQ__SLEEP_AWAKE], n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN],
+		n[FLOWQ__SLEEP_SENT], wr, wsl, (double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
+		(double)longest[FLOWQ__SLEEP_WOKEN] / 1e6,
+		(double)longest[FLOWQ__SLEEP_SENT] / 1e6);
 }
 
 /* Append " cpuC=X" per CPU, " all=Y any=Z" (ms) for [a, b) to stderr. */

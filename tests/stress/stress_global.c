@@ -630,9 +630,11 @@ static _Atomic bool wit_stop;
 /* Shards whose sleep words the witnesses sample (0: none). */
 static unsigned wit_shards;
 
-/* Woken dispatchers: WS_RUNNABLE if its /proc stat says R (on a run queue
- * or running), WS_SLEEPING if S or D (the wake has not reached the
- * kernel yet), 0 if unknown. Or'ed into a wsample state. */
+/* A dispatcher's kernel state: WS_RUNNABLE if its /proc stat says R (on a
+ * run queue or running), WS_SLEEPING if S or D (woken or sent: the wake
+ * has not reached the kernel yet; awake: blocked somewhere other than its
+ * sleep word, e.g. a lock, a page fault, the TSan runtime), 0 if unknown.
+ * Or'ed into a wsample state. One pread per shard per witness wake-up. */
 #define WS_RUNNABLE 0x10
 #define WS_SLEEPING 0x20
 
@@ -687,8 +689,7 @@ witness_main(void *arg)
 							     &engine->shards[k].sleeping,
 							     memory_order_relaxed) &
 						     FLOWQ__SLEEP_STATE);
-				if (x->st[k] >= FLOWQ__SLEEP_WOKEN)
-					x->st[k] |= task_state(sched_statfd[k]);
+				x->st[k] |= task_state(sched_statfd[k]);
 			}
 		}
 		if (late > w->late_max)
@@ -933,7 +934,7 @@ witness_overlap(int64_t a, int64_t b, int64_t *r_cpu, int64_t *r_all, int64_t *r
 static void
 witness_describe(unsigned k, int64_t from, int64_t to)
 {
-	unsigned n[4] = {0}, wr = 0, wsl = 0;
+	unsigned n[4] = {0}, wr = 0, wsl = 0, ar = 0, asl = 0;
 	int64_t run_from[4] = {0}, longest[4] = {0};
 	int last = -1;
 	size_t ix[WITNESS_MAX_CPUS] = {0};
@@ -952,8 +953,13 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		if (x->t < from)
 			continue;
 		int st = x->st[k] & 3;
-		wr += (x->st[k] & WS_RUNNABLE) != 0;
-		wsl += (x->st[k] & WS_SLEEPING) != 0;
+		if (st >= FLOWQ__SLEEP_WOKEN) {
+			wr += (x->st[k] & WS_RUNNABLE) != 0;
+			wsl += (x->st[k] & WS_SLEEPING) != 0;
+		} else if (st == FLOWQ__SLEEP_AWAKE) {
+			ar += (x->st[k] & WS_RUNNABLE) != 0;
+			asl += (x->st[k] & WS_SLEEPING) != 0;
+		}
 		n[st]++;
 		if (st != last)
 			run_from[st] = x->t;
@@ -962,10 +968,10 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		last = st;
 	}
 	fprintf(stderr,
-		"; witness samples awake=%u asleep=%u woken=%u sent=%u (woken or sent: "
-		"task runnable %u, sleeping %u), longest asleep %.3fms, woken %.3fms, "
-		"sent %.3fms",
-		n[FLOWQ__SLEEP_AWAKE], n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN],
+		"; witness samples awake=%u (task runnable %u, blocked %u) asleep=%u "
+		"woken=%u sent=%u (woken or sent: task runnable %u, sleeping %u), "
+		"longest asleep %.3fms, woken %.3fms, sent %.3fms",
+		n[FLOWQ__SLEEP_AWAKE], ar, asl, n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN],
 		n[FLOWQ__SLEEP_SENT], wr, wsl, (double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
 		(double)longest[FLOWQ__SLEEP_WOKEN] / 1e6,
 		(double)longest[FLOWQ__SLEEP_SENT] / 1e6);

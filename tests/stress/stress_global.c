@@ -936,7 +936,7 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 {
 	unsigned n[4] = {0}, wr = 0, wsl = 0, ar = 0, asl = 0;
 	int64_t run_from[4] = {0}, longest[4] = {0};
-	int last = -1;
+	unsigned last = 4; /* none yet */
 	size_t ix[WITNESS_MAX_CPUS] = {0};
 
 	if (nwit == 0 || k >= wit_shards)
@@ -952,7 +952,7 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		const struct wsample *x = &wit[c].ws[ix[c]++];
 		if (x->t < from)
 			continue;
-		int st = x->st[k] & 3;
+		unsigned st = x->st[k] & 3u;
 		if (st >= FLOWQ__SLEEP_WOKEN) {
 			wr += (x->st[k] & WS_RUNNABLE) != 0;
 			wsl += (x->st[k] & WS_SLEEPING) != 0;

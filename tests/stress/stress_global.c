@@ -317,6 +317,9 @@ static int sched_statfd[PRIO_MAX_SHARDS] = {-1, -1, -1, -1, -1, -1, -1, -1};
 /* The host's own schedstat: its run delay per sample (sched_hrd[i]). */
 static int sched_hostfd = -1;
 static int64_t *sched_hrd;
+/* The time of the host's last sample, for the witnesses (they read the
+ * dispatchers' kernel state only while the host is kept from sampling). */
+static _Atomic int64_t sched_last_ns;
 static bool sched_off; /* no schedstat: no CPU wait is taken off */
 static int64_t *sched_t, *sched_rd, *sched_pc, *sched_ex;
 /* sched_st[i * nshards + k]: shard k's sleep word's state at sample i
@@ -446,6 +449,8 @@ sched_sample(unsigned nshards, int64_t now)
 	schedstat_read(sched_hostfd, &hs);
 	sched_hrd[sched_n] = hs.wait_ns;
 	sched_t[sched_n++] = now;
+	/* Relaxed: a hint for the witnesses. */
+	atomic_store_explicit(&sched_last_ns, now, memory_order_relaxed);
 }
 
 /*
@@ -634,7 +639,10 @@ static unsigned wit_shards;
  * run queue or running), WS_SLEEPING if S or D (woken or sent: the wake
  * has not reached the kernel yet; awake: blocked somewhere other than its
  * sleep word, e.g. a lock, a page fault, the TSan runtime), 0 if unknown.
- * Or'ed into a wsample state. One pread per shard per witness wake-up. */
+ * Or'ed into a wsample state. One pread per shard per witness wake-up
+ * while the host has not sampled for 2 * SCHED_SAMPLE_NS (the host's
+ * samples cover the rest; reading at every wake-up doubled the witnesses'
+ * CPU share). */
 #define WS_RUNNABLE 0x10
 #define WS_SLEEPING 0x20
 
@@ -682,6 +690,10 @@ witness_main(void *arg)
 		}
 		if (wit_shards && w->wn < w->wcap) {
 			struct wsample *x = &w->ws[w->wn++];
+			/* Relaxed: a hint (see sched_last_ns). */
+			bool starved = t - atomic_load_explicit(&sched_last_ns,
+								memory_order_relaxed) >
+				       2 * SCHED_SAMPLE_NS;
 			x->t = t;
 			/* Relaxed: a sample, as in sched_sample(). */
 			for (unsigned k = 0; k < wit_shards; k++) {
@@ -689,7 +701,8 @@ witness_main(void *arg)
 							     &engine->shards[k].sleeping,
 							     memory_order_relaxed) &
 						     FLOWQ__SLEEP_STATE);
-				x->st[k] |= task_state(sched_statfd[k]);
+				if (starved)
+					x->st[k] |= task_state(sched_statfd[k]);
 			}
 		}
 		if (late > w->late_max)
@@ -1828,6 +1841,7 @@ run(int argc, char **argv)
 	}
 	sched_off = false;
 	sched_n = 0;
+	atomic_store(&sched_last_ns, INT64_MAX / 4); /* no host sampling yet */
 	for (unsigned f = 0; f < NFLOWS; f++)
 		atomic_store(&flow_queued[f], 0);
 	if (mode == MODE_PRIORITY) {

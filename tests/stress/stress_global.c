@@ -174,9 +174,13 @@
  * above). A stall is recorded as [target, target + unexplained]: the part
  * known to be stalled (it may have begun up to WITNESS_NS earlier), so
  * overlaps are low, never high. Cost: a wake-up costs 20-30 us of CPU on
- * this VM (timer re-arming), so 1 ms (1.4-2.5 % of each CPU, printed per
- * run) rather than 250 us (8-10 %). FLOWQ_WITNESS=0 turns the witness off,
- * FLOWQ_WITNESS=other forces SCHED_OTHER. Reported on stderr per run:
+ * this VM (timer re-arming), so 1 ms (1.4-3 % of each CPU, printed per
+ * run; 4-7 % under TSan) rather than 250 us (8-10 %). Preempting whatever
+ * runs, the FIFO witnesses lower the dispatch count of a 3 s priority run
+ * by ~10-13 % (A/B against FLOWQ_WITNESS=0, 4 interleaved rounds, load
+ * 4-8); the run's length and what it checks are unchanged.
+ * FLOWQ_WITNESS=0 turns the witness off, FLOWQ_WITNESS=other forces
+ * SCHED_OTHER. Reported on stderr per run:
  * stalls per CPU (count, total, max), the time all CPUs were stalled at
  * once ("all") and any was ("any"), the witnesses' CPU share; for each
  * inversion printed and each fairness window, the overlap of its span

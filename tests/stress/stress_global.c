@@ -410,7 +410,8 @@ sched_init(unsigned nshards)
 			snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat",
 				 de->d_name);
 			sched_fd[k] = open(path, O_RDONLY | O_CLOEXEC);
-			snprintf(path, sizeof(path), "/proc/self/task/%s/stat", de->d_name);
+			snprintf(path, sizeof(path), "/proc/self/task/%s/stat",
+				 de->d_name);
 			sched_statfd[k] = open(path, O_RDONLY | O_CLOEXEC);
 		}
 		fclose(f);
@@ -538,7 +539,8 @@ sched_waited(unsigned nshards, unsigned k, int64_t from, int64_t to)
 	return w < to - from ? w : to - from;
 }
 
-static void witness_describe(unsigned k, int64_t from, int64_t to);
+static void
+witness_describe(unsigned k, int64_t from, int64_t to);
 
 /*
  * Print (stderr, no newline) what the samples say shard @k's dispatcher did
@@ -568,7 +570,8 @@ sched_describe(unsigned nshards, unsigned k, int64_t from, int64_t to)
 	fprintf(stderr,
 		" [shard %u: cpu %.3fms in %" PRId64 " slices; samples awake=%u "
 		"asleep=%u woken=%u; max sample gap %.3fms (host run delay +%.3fms)",
-		k, (double)(sched_ex[i1 * nshards + k] - sched_ex[i0 * nshards + k]) / 1e6,
+		k,
+		(double)(sched_ex[i1 * nshards + k] - sched_ex[i0 * nshards + k]) / 1e6,
 		sched_pc[i1 * nshards + k] - sched_pc[i0 * nshards + k], n[0], n[1],
 		n[2] + n[3], (double)gap / 1e6,
 		(double)(sched_hrd[i1] - sched_hrd[i0]) / 1e6);
@@ -774,7 +777,8 @@ witness_start(unsigned nshards)
 			pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
 			if (fifo) {
 				struct sched_param sp = {.sched_priority = 1};
-				pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+				pthread_attr_setinheritsched(&attr,
+							     PTHREAD_EXPLICIT_SCHED);
 				pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
 				pthread_attr_setschedparam(&attr, &sp);
 			}
@@ -988,8 +992,9 @@ witness_describe(unsigned k, int64_t from, int64_t to)
 		"; witness samples awake=%u (task runnable %u, blocked %u) asleep=%u "
 		"woken=%u sent=%u (woken or sent: task runnable %u, sleeping %u), "
 		"longest asleep %.3fms, woken %.3fms, sent %.3fms",
-		n[FLOWQ__SLEEP_AWAKE], ar, asl, n[FLOWQ__SLEEP_ASLEEP], n[FLOWQ__SLEEP_WOKEN],
-		n[FLOWQ__SLEEP_SENT], wr, wsl, (double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
+		n[FLOWQ__SLEEP_AWAKE], ar, asl, n[FLOWQ__SLEEP_ASLEEP],
+		n[FLOWQ__SLEEP_WOKEN], n[FLOWQ__SLEEP_SENT], wr, wsl,
+		(double)longest[FLOWQ__SLEEP_ASLEEP] / 1e6,
 		(double)longest[FLOWQ__SLEEP_WOKEN] / 1e6,
 		(double)longest[FLOWQ__SLEEP_SENT] / 1e6);
 }
@@ -1021,13 +1026,15 @@ witness_report(void)
 		fprintf(stderr, "%s: witness: off\n", PROG);
 		return 0;
 	}
-	fprintf(stderr, "%s: witness: period %d us, stall > %d us unexplained, policy %s:",
-		PROG, WITNESS_NS / 1000, WITNESS_SLACK_NS / 1000,
+	fprintf(stderr,
+		"%s: witness: period %d us, stall > %d us unexplained, policy %s:", PROG,
+		WITNESS_NS / 1000, WITNESS_SLACK_NS / 1000,
 		wit[0].fifo ? "fifo" : "other (stalls behind other threads missed)");
 	for (unsigned c = 0; c < nwit; c++) {
 		const struct witness *w = &wit[c];
 		fprintf(stderr,
-			" cpu%d: wakes=%" PRIu64 " late_max=%.3fms stalls=%zu total=%.3fms"
+			" cpu%d: wakes=%" PRIu64
+			" late_max=%.3fms stalls=%zu total=%.3fms"
 			" max=%.3fms%s;",
 			w->cpu, w->wakes, (double)w->late_max / 1e6, w->n,
 			(double)w->stall_sum / 1e6, (double)w->stall_max / 1e6,
@@ -1352,9 +1359,8 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	sched_hrd = malloc(sched_cap * sizeof(int64_t));
 	sched_st = calloc(sched_cap * nshards, sizeof(uint8_t));
 	struct hreq *slots = calloc(WINDOW0 + WINDOW1, sizeof(struct hreq));
-	if (!logv[0] || !logv[1] || !sched_t || !sched_rd || !sched_pc || !sched_ex || !sched_hrd ||
-	    !sched_st ||
-	    !slots) {
+	if (!logv[0] || !logv[1] || !sched_t || !sched_rd || !sched_pc || !sched_ex ||
+	    !sched_hrd || !sched_st || !slots) {
 		fprintf(stderr, "%s: out of memory\n", PROG);
 		return 2;
 	}
@@ -1597,7 +1603,8 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 	if (nwit)
 		fprintf(stderr,
 			"%s: witness: inversions=%" PRIu64 "; left if all-CPU stalls are "
-			"taken off too: %" PRIu64 " (max %.3fms); if any-CPU stalls: %" PRIu64
+			"taken off too: %" PRIu64
+			" (max %.3fms); if any-CPU stalls: %" PRIu64
 			" (max %.3fms) (not applied)\n",
 			PROG, inversions, inv_all, (double)max_eff_all / 1e6, inv_any,
 			(double)max_eff_any / 1e6);
@@ -1786,8 +1793,8 @@ run_fairness(unsigned nshards, double seconds, const char *policy)
 		double j = sxx > 0.0 ? sx * sx / (NFLOWS * sxx) : 0.0;
 		if (sxx == 0.0)
 			test_violation(PROG, "window %u: no dispatch at all", w);
-		fprintf(stderr, "%s: window %u: dispatched=%.0f jain=%.4f%s;", PROG, w, sx,
-			j, j < JAIN_TARGET ? " (bad)" : "");
+		fprintf(stderr, "%s: window %u: dispatched=%.0f jain=%.4f%s;", PROG, w,
+			sx, j, j < JAIN_TARGET ? " (bad)" : "");
 		int64_t wa = meas_start_ns + window_ns * (int64_t)w;
 		witness_print_overlap(wa, wa + window_ns);
 		fputc('\n', stderr);

@@ -738,16 +738,15 @@ task_state(int fd)
 static void
 witness_sample_shard(struct wsample *x, unsigned k, int fd, bool starved)
 {
+	_Atomic uint32_t *word = &engine->shards[k].sleeping;
 	struct schedstat ss = {0};
 
-	/* Relaxed: a sample, as in sched_sample(); a word read woken by the
-	 * check is read again after the slice count. */
-	if (fd >= 0 && (atomic_load_explicit(&engine->shards[k].sleeping,
-					      memory_order_relaxed) &
+	/* Relaxed: samples, as in sched_sample(); a word read woken here is
+	 * read again after the slice count. */
+	if (fd >= 0 && (atomic_load_explicit(word, memory_order_relaxed) &
 			FLOWQ__SLEEP_STATE) >= FLOWQ__SLEEP_WOKEN)
 		schedstat_read(fd, &ss);
-	uint32_t v = atomic_load_explicit(&engine->shards[k].sleeping,
-					  memory_order_relaxed);
+	uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
 	x->st[k] = (uint8_t)(v & FLOWQ__SLEEP_STATE);
 	x->gen[k] = v & ~(uint32_t)FLOWQ__SLEEP_STATE;
 	/* 0 slices: a failed read (a dispatcher has run at least once). */
@@ -1046,7 +1045,8 @@ witness_next(size_t *ix)
 	int c = -1;
 
 	for (unsigned i = 0; i < nwit; i++)
-		if (ix[i] < wit[i].wn && (c < 0 || wit[i].ws[ix[i]].t < wit[c].ws[ix[c]].t))
+		if (ix[i] < wit[i].wn &&
+		    (c < 0 || wit[i].ws[ix[i]].t < wit[c].ws[ix[c]].t))
 			c = (int)i;
 	return c < 0 ? NULL : &wit[c].ws[ix[c]++];
 }
@@ -1069,8 +1069,8 @@ witness_woken(unsigned k, int64_t from, int64_t to)
 	for (; (x = witness_next(ix)) && (!p || p->t < to); p = x) {
 		if (!p || x->t <= from || (p->st[k] & 3u) < FLOWQ__SLEEP_WOKEN ||
 		    (x->st[k] & 3u) < FLOWQ__SLEEP_WOKEN || p->gen[k] != x->gen[k] ||
-		    p->slices[k] < 0 ||
-		    p->slices[k] != x->slices[k] || p->run_ns[k] != x->run_ns[k])
+		    p->slices[k] < 0 || p->slices[k] != x->slices[k] ||
+		    p->run_ns[k] != x->run_ns[k])
 			continue;
 		int64_t a = p->t > from ? p->t : from;
 		int64_t b = x->t < to ? x->t : to;

@@ -1692,12 +1692,13 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 		if (eff > bound_ns)
 			inversions++;
 		/* What the witness rule excused: the event charged without
-		 * it. */
-		if (nwit && eff <= bound_ns &&
-		    wait_left(n - e, sched_waited(nshards, a, e, n, false), t - n,
-			      n < t ? sched_waited(nshards, bsh, n, t, false) : 0) >
-			    bound_ns)
-			wit_excused++;
+		 * it (its first few are described like inversions). */
+		bool excused =
+			nwit && eff <= bound_ns &&
+			wait_left(n - e, sched_waited(nshards, a, e, n, false), t - n,
+				  n < t ? sched_waited(nshards, bsh, n, t, false) : 0) >
+				bound_ns;
+		wit_excused += excused;
 		if (nwit && eff > bound_ns) {
 			int64_t per[WITNESS_MAX_CPUS], all[2], any[2];
 			witness_overlap(e, n, per, &all[0], &any[0]);
@@ -1713,19 +1714,23 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 			if (ey > max_eff_any)
 				max_eff_any = ey;
 		}
-		if ((eff > bound_ns && inversions <= 10) || over <= 3) {
+		bool described = (eff > bound_ns && inversions <= 10) ||
+				 (excused && wit_excused <= 5);
+		if (described || over <= 3) {
 			fprintf(stderr,
 				"%s: %s: band-0 dispatch on shard %u at +%.3f ms while a "
 				"band-1 request on shard %u had waited %.3f ms; "
 				"noticed after %.3f ms (shard %u waited %.3f ms for a "
 				"CPU), obeyed for %.3f ms (shard %u waited %.3f ms);",
 				PROG,
-				eff > bound_ns ? "inversion" : "scheduler (not counted)",
+				eff > bound_ns ? "inversion"
+				: excused ? "woken, not run (excused by the witness rule)"
+					  : "scheduler (not counted)",
 				bsh, (double)(t - t0) / 1e6, a, (double)age / 1e6,
 				(double)(n - e) / 1e6, a, (double)wa / 1e6,
 				(double)(t - n) / 1e6, bsh, (double)wb / 1e6);
 			witness_print_overlap(e, t);
-			if (eff > bound_ns) {
+			if (described) {
 				sched_describe(nshards, a, e, n);
 				if (n < t)
 					sched_describe(nshards, bsh, n, t);

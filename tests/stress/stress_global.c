@@ -172,8 +172,8 @@
  *   failed: in 12 the dispatcher read "awake" and runnable throughout with
  *   ~0 CPU time (preempted while working: not excusable, a thread on the
  *   CPU adds neither slices nor, between ticks, CPU time), in 5 it read
- *   "sent" over too few samples (the edges), 3 were 35-250 ms stalls of
- *   which all but 1.3-6.6 ms was run delay; none read "asleep".
+ *   "sent" over too few samples (the edges), 2 were 240-250 ms stalls of
+ *   which all but 4.6-6.6 ms was run delay; none read "asleep".
  *
  *   Checked: with the yield disabled,
  *   or the top band never published, 670-900 of the 800-1100 events over the

@@ -165,7 +165,8 @@
  *   charged 713-1295 of 789-1496 events over the bound, and the rule
  *   excused none of them (the same count as without it). Under load (two
  *   loops of `priority 2 3 1000` and one of TSan `priority 2 2 5000`,
- *   load 8-12, two CPU hogs for 8 of the 19 minutes) it excused 119
+ *   load 8-12, one CPU hog throughout and two more for 8 of the 19
+ *   minutes) it excused 119
  *   events in 33 of 829 runs, 30 of which would have failed without it;
  *   every one described (116) had the band-1 shard's dispatcher "sent" in
  *   all witness samples, runnable where its state was read. 19 runs still

@@ -167,9 +167,10 @@ struct flowq_req {
 	/*
 	 * Private fields: owned by flowq from submit until the completion.
 	 * Two groups, one cache line each when the request starts a line
-	 * (see "Layout" below): a cross-core miss costs ~250 ns on the
-	 * project's 2-vCPU machines, so which core writes which line is what
-	 * the submit path costs.
+	 * (see "Layout" below): a cross-core miss costs 37-250 ns on the
+	 * project's 2-vCPU machines (depending on where the hypervisor
+	 * places the vCPUs), so which core writes which line is most of
+	 * what the submit path costs.
 	 *
 	 * The hand-off line, 64..127: everything the submitting thread writes
 	 * at submit and the dispatcher reads, plus the two words the

@@ -435,6 +435,9 @@ struct flowq__shard {
 	 * more important band); blocked_bytes: the size it could not fit. */
 	bool blocked;
 	bool yielded;
+	/* dispatch() ended a round early for new arrivals and has made no
+	 * dispatch since (its stale-intake check, once per dispatch made). */
+	bool reintook;
 	/* The band whose gate check failed (its usage ceiling matters). */
 	const struct flowq__band *blocked_band;
 	/* The band-shard that yielded for fairness (else a priority yield). */

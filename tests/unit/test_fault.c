@@ -29,6 +29,13 @@
  * polled_wake_survives_a_stalled_waker is the same bug in polled mode: the
  * stalled first waker was the only one to write the shard's eventfd, so the
  * host's loop slept in poll(2) on it with work queued.
+ *
+ * saturated_round_takes_in_a_more_important_arrival is the regression test
+ * of the stale-intake inversion (core/dispatch.c dispatch()): with the gate
+ * saturated, a round spent the slots released meanwhile on a lower band
+ * from what its intake had taken in, though a more important request had
+ * rung the doorbell since (stress_global's decision trace caught a
+ * dispatcher preempted in such a round, issue 6).
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -566,5 +573,68 @@ Test(fault, polled_wake_survives_a_stalled_waker)
 	cr_assert(!fd_readable(fd, 0), "the fd stayed readable after an armed poll read it");
 	cr_assert_eq(flowq_release(e, &a.req), 0);
 	cr_assert_eq(flowq_release(e, &b.req), 0);
+	flowq_engine_destroy(e);
+}
+
+/* ---- a saturated round takes in a more important arrival first ---- */
+
+static struct {
+	struct flowq_engine *e;
+	struct fx_req *late;
+	_Atomic int fired;
+} si;
+
+/* At D_BEFORE_DISPATCH (after the intake): the arrival the intake missed. */
+static void
+late_arrival_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	if (atomic_exchange(&si.fired, 1))
+		return;
+	cr_assert_eq(flowq_submit(si.e, &si.late->req), 0);
+}
+
+Test(fault, saturated_round_takes_in_a_more_important_arrival)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req hi0, hi, lo1, lo2;
+	fx_req_init(&hi0, "hi", 1, 1);
+	fx_req_init(&hi, "hi", 1, 1);
+	fx_req_init(&lo1, "lo", 0, 1);
+	fx_req_init(&lo2, "lo", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hi0.req), 0);
+	cr_assert_eq(flowq_submit(e, &lo1.req), 0);
+	cr_assert_eq(flowq_submit(e, &lo2.req), 0);
+	/* hi0 takes the only slot; the round ends at the closed gate with
+	 * band 0 queued: saturated. */
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, NULL), 1);
+	cr_assert_eq(hi0.seen, FLOWQ_DISPATCHED);
+	cr_assert(e->shards[0].blocked, "set-up: the round did not end at the gate");
+	/* The slot comes back; in the next round a band-1 request arrives
+	 * after the intake, before the dispatch loop. */
+	cr_assert_eq(flowq_release(e, &hi0.req), 0);
+	si.e = e;
+	si.late = &hi;
+	atomic_store(&si.fired, 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(D_BEFORE_DISPATCH), late_arrival_hook, NULL);
+	for (int i = 0; i < 4 && !hi.completions && !lo1.completions; i++)
+		cr_assert_geq(flowq_shard_poll(e, 0, 0, NULL), 0);
+	flowq__fault_disarm();
+	cr_assert(atomic_load(&si.fired), "set-up: the late arrival was never submitted");
+	cr_assert_eq(lo1.completions, 0,
+		     "band 0 got the slot from a stale intake while a band-1 request waited");
+	cr_assert_eq(hi.seen, FLOWQ_DISPATCHED);
+	/* The lower band is not starved: it goes once the slot is back. */
+	cr_assert_eq(flowq_release(e, &hi.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(lo1.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &lo1.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(lo2.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &lo2.req), 0);
 	flowq_engine_destroy(e);
 }

@@ -78,6 +78,21 @@ wait_completed(unsigned long n)
 		     atomic_load(&completed), n);
 }
 
+/* Wait until the processors took @p n items from their hand-offs in all
+ * (at most 10 s): a fixed sleep was not enough on a loaded machine. */
+static void
+wait_received(struct gie_style_engine *e, uint64_t n)
+{
+	struct gie_style_stats s;
+	gie_style_stats(e, &s);
+	for (int i = 0; i < 10000 && s.received < n; i++) {
+		sleep_ms(1);
+		gie_style_stats(e, &s);
+	}
+	cr_assert_eq(s.received, n, "%llu of %llu items received",
+		     (unsigned long long)s.received, (unsigned long long)n);
+}
+
 static struct gie_style_engine *
 make(unsigned shards, uint64_t max_inflight, bool saturated, int64_t gc_ns,
      int64_t sweep_ns)
@@ -270,7 +285,7 @@ Test(gie_style, cancelled_items_without_sweep_leave_at_shutdown)
 	struct titem *t = calloc(64, sizeof(*t));
 
 	submit_all(e, t, 64, 3, 1);
-	sleep_ms(10);
+	wait_received(e, 64);
 	/* Every other one cancelled: a zombie keeps its outcome at shutdown. */
 	for (unsigned i = 0; i < 64; i += 2)
 		cr_assert_eq(gie_style_cancel(e, &t[i].it), 0);

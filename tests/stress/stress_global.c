@@ -221,6 +221,17 @@
  *     and 256 runs, against 2 in 597 and 3 in 171 before the three.
  *     Cost: the witnesses' share rose to ~3.6-4.6 % of each CPU at load
  *     12-14 (a state read and a CPU clock read per shard per sample).
+ *   - The vCPU rule (inside witness_offcpu()): the soak then failed once
+ *     in each build with a witness stall (a descheduled vCPU, 1.5 ms) on
+ *     one CPU inside the window, during which the band-1 shard's
+ *     dispatcher "had" 1.04 ms of CPU time: a stalled vCPU's thread keeps
+ *     accruing CPU time in the guest. So for a pair of samples that
+ *     qualify and read the dispatcher last run on the same CPU (field 39
+ *     of its /proc stat, from the same read as its state; sched_getcpu()
+ *     in the completion's edge sample), the time that CPU's witness
+ *     recorded as stalled between them is the OS's too, at most the CPU
+ *     time the pair shows. Checked: yield disabled, 3 runs of 3 s at load
+ *     2-3, 1548-1660 of 1708-1888 events over the bound charged.
  *
  *   Checked: with the yield disabled,
  *   or the top band never published, 670-900 of the 800-1100 events over the
@@ -405,6 +416,7 @@ struct rec {
 	 * the completion (its word and CPU clock, at dispatch_ns). */
 	int64_t h_t, h_cpu, d_cpu;
 	uint32_t h_word, d_word;
+	int d_on; /* the CPU the completion ran on (sched_getcpu()) */
 };
 
 enum mode { MODE_PRIORITY, MODE_FAIRNESS };
@@ -763,6 +775,9 @@ struct wsample {
 	 * running slice, unlike schedstat between ticks), read with its
 	 * kernel state whenever the word is not "asleep"; -1 if not read. */
 	int64_t cpu_ns[PRIO_MAX_SHARDS];
+	/* The vCPU rule: the CPU it last ran on, from the same read as its
+	 * kernel state; -1 if not read. */
+	int16_t last_cpu[PRIO_MAX_SHARDS];
 };
 
 struct witness {
@@ -800,19 +815,38 @@ static unsigned wit_shards;
 /* Not a witness's: the host's edge sample (edge_host()). */
 #define WS_EDGE_HOST 0x40
 
+/* The kernel state from /proc/.../stat @p fd, and in *@p r_cpu (if not
+ * NULL) the CPU the thread last ran on (field 39), -1 if unknown. */
 static uint8_t
-task_state(int fd)
+task_stat(int fd, int *r_cpu)
 {
 	char buf[512];
 	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
 
+	if (r_cpu)
+		*r_cpu = -1;
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
 	const char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ')
 		return 0;
-	return p[2] == 'R' ? WS_RUNNABLE : (p[2] == 'S' || p[2] == 'D') ? WS_SLEEPING : 0;
+	uint8_t st = p[2] == 'R' ? WS_RUNNABLE : (p[2] == 'S' || p[2] == 'D') ? WS_SLEEPING : 0;
+	if (r_cpu) {
+		/* p + 2 is field 3; field 39 is 36 separators further. */
+		const char *q = p + 2;
+		for (int f = 3; f < 39 && q; f++)
+			q = strchr(q, ' ') ? strchr(q, ' ') + 1 : NULL;
+		if (q)
+			*r_cpu = atoi(q);
+	}
+	return st;
+}
+
+static uint8_t
+task_state(int fd)
+{
+	return task_stat(fd, NULL);
 }
 
 /*
@@ -860,14 +894,16 @@ witness_sample_shard(struct wsample *x, unsigned k, int fd, bool starved)
 	 * time after, so CPU time the dispatcher spends between this and the
 	 * next sample is in the difference of the two clock reads. */
 	uint8_t ts = 0;
+	int lc = -1;
 	uint32_t w0 = atomic_load_explicit(word, memory_order_relaxed) & FLOWQ__SLEEP_STATE;
 	if (w0 != FLOWQ__SLEEP_ASLEEP) {
 		/* The state only matters for "awake" and "sent"
 		 * (offcpu_ok()): a pread per sample and shard costs. */
 		if (w0 != FLOWQ__SLEEP_WOKEN)
-			ts = task_state(sched_statfd[k]);
+			ts = task_stat(sched_statfd[k], &lc);
 		x->cpu_ns[k] = thread_cpu_ns(sched_tid[k]);
 	}
+	x->last_cpu[k] = (int16_t)lc;
 
 	/* Relaxed: samples, as in sched_sample(); a word read woken here is
 	 * read again after the slice count. */
@@ -1212,6 +1248,25 @@ witness_woken(unsigned k, int64_t from, int64_t to)
 	return w;
 }
 
+/* The time within [@p a, @p b] that the witness of CPU @p cpu recorded as
+ * stalled (unexplained lateness: a descheduled vCPU). */
+static int64_t
+witness_stalled(int cpu, int64_t a, int64_t b)
+{
+	int64_t sum = 0;
+	for (unsigned i = 0; i < nwit; i++) {
+		if (wit[i].cpu != cpu)
+			continue;
+		for (size_t j = 0; j < wit[i].n; j++) {
+			int64_t lo = wit[i].v[j].from > a ? wit[i].v[j].from : a;
+			int64_t hi = wit[i].v[j].to < b ? wit[i].v[j].to : b;
+			if (hi > lo)
+				sum += hi - lo;
+		}
+	}
+	return sum;
+}
+
 /* Whether sample @p x of shard @p k counts for the off-CPU rule: its CPU
  * clock was read, and its word read woken (a waker took it and makes the
  * call: the wake may not have reached the kernel yet, so any kernel state),
@@ -1266,7 +1321,18 @@ witness_offcpu(unsigned k, int64_t from, int64_t to, const struct wsample *e0,
 		    offcpu_ok(p, k) && offcpu_ok(x, k)) {
 			int64_t a = p->t > from ? p->t : from;
 			int64_t b = x->t < to ? x->t : to;
-			int64_t off = (b - a) - (x->cpu_ns[k] - p->cpu_ns[k]);
+			int64_t g = x->cpu_ns[k] - p->cpu_ns[k];
+			int64_t off = (b - a) - g;
+			/* The vCPU rule: on the same CPU at both ends, the
+			 * time that CPU was stalled (the witness's record)
+			 * is CPU time the guest gave it that it never had;
+			 * at most its CPU time here. */
+			if (p->last_cpu[k] >= 0 && p->last_cpu[k] == x->last_cpu[k] && g > 0) {
+				int64_t st = witness_stalled(p->last_cpu[k], a, b);
+				off += st < g ? st : g;
+			}
+			if (off > b - a)
+				off = b - a;
 			if (off > 0)
 				w += off;
 		}
@@ -1443,6 +1509,7 @@ on_complete(struct flowq_req *req, void *arg)
 					&engine->shards[rc->shard].sleeping,
 					memory_order_relaxed);
 				rc->d_cpu = self_cpu_ns();
+				rc->d_on = sched_getcpu();
 			}
 		}
 	} else {
@@ -1704,11 +1771,12 @@ cmp_b1ent(const void *a, const void *b)
  * its dispatch. @return @p x, or NULL if its CPU clock was not read. */
 static const struct wsample *
 edge_sample(struct wsample *x, unsigned k, int64_t t, uint32_t word, int64_t cpu,
-	    uint8_t kstate)
+	    uint8_t kstate, int on)
 {
 	if (k >= PRIO_MAX_SHARDS || cpu < 0)
 		return NULL;
 	memset(x, 0, sizeof(*x));
+	x->last_cpu[k] = (int16_t)on;
 	x->t = t;
 	x->st[k] = (uint8_t)((word & FLOWQ__SLEEP_STATE) | kstate);
 	x->gen[k] = word & ~(uint32_t)FLOWQ__SLEEP_STATE;
@@ -1721,14 +1789,14 @@ edge_sample(struct wsample *x, unsigned k, int64_t t, uint32_t word, int64_t cpu
 static const struct wsample *
 edge_host(struct wsample *x, const struct rec *r, unsigned k)
 {
-	return edge_sample(x, k, r->h_t, r->h_word, r->h_cpu, WS_EDGE_HOST);
+	return edge_sample(x, k, r->h_t, r->h_word, r->h_cpu, WS_EDGE_HOST, -1);
 }
 
 /* The dispatcher's own, in its completion: running, so runnable. */
 static const struct wsample *
 edge_dispatcher(struct wsample *x, const struct rec *r, unsigned k)
 {
-	return edge_sample(x, k, r->dispatch_ns, r->d_word, r->d_cpu, WS_RUNNABLE);
+	return edge_sample(x, k, r->dispatch_ns, r->d_word, r->d_cpu, WS_RUNNABLE, r->d_on);
 }
 
 static int

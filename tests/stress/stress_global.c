@@ -182,7 +182,7 @@
  *     of its round's intake and its decision (D_CLAIMED, before [T2]); the
  *     completion copies both into the record (decision_trace()). It
  *     tested the guess that a dispatcher preempted between its decision
- *     and the callback's stamp made false inversions: in 7 failures at
+ *     and the callback's stamp made false inversions: in 9 failures at
  *     load 10-13 no inversion was decided before the band-1 request had
  *     waited the bound (printed: "decision trace"), so the stamp is not
  *     the cause; but one showed a real engine weakness, a saturated round

@@ -89,9 +89,11 @@
  *   dispatcher's /proc/self/task/TID/schedstat every SCHED_SAMPLE_NS (100
  *   us; one pread per shard, a few us): its run delay, the time it spent
  *   runnable but waiting for a CPU. An event over the bound (over_bound) is
- *   split at n, the first band-1 dispatch on the band-1 shard a after the
- *   request entered at e (a had noticed and published its band by then;
- *   n = t if it had not): (n - e) is a's delay in noticing, (t - n) the
+ *   split at n, the first band-1 dispatch on the band-1 shard a of a
+ *   request entered at or after e, the request's entry (a had taken it in
+ *   and published its band for good by then; n = t if it had not; an
+ *   older band-1 request dispatched after e does not show that, and since
+ *   session 8 does not end a's part): (n - e) is a's delay in noticing, (t - n) the
  *   band-0 shard's delay in obeying. From each the time that dispatcher
  *   waited for a CPU is taken off (sched_waited(): an estimate, slightly
  *   high), and the event is an inversion if what is left exceeds BOUND. A
@@ -2070,9 +2072,9 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 		/*
 		 * Over the bound. Split the wait, from the request's entry e
 		 * (the host may be delayed in the submit call), at n, the
-		 * first band-1 dispatch on its shard a since e (a had
-		 * noticed band-1 work and published it by then; n = t if
-		 * none): before n the inversion is a's delay in noticing,
+		 * first band-1 dispatch on its shard a of a request entered
+		 * since e (a had taken this request in and published band 1
+		 * by then, for good; n = t if none): before n the inversion is a's delay in noticing,
 		 * after n the band-0 shard's delay in obeying. Take off
 		 * each one the time its dispatcher waited for a CPU.
 		 */
@@ -2092,6 +2094,15 @@ run_priority(unsigned nshards, double seconds, int64_t bound_ns)
 			else
 				hi = mid;
 		}
+		/* Of those, the first of a request that entered at or after
+		 * e: that one was taken in by an intake after e, which took
+		 * this request in too, and from then on band 1 stays
+		 * backlogged (published) on a until this request goes. An
+		 * older band-1 request dispatched after e does not show
+		 * that: a may then publish band 1 as gone until its next
+		 * intake, and the wait is still a's, not the other shard's. */
+		while (lo < b1o[a + 1] && b1d[lo].t < t && logv[1][b1d[lo].i].entered_ns < e)
+			lo++;
 		/* The off-CPU rule's edge samples of a (witness_offcpu()). */
 		struct wsample eh, ed;
 		const struct wsample *e0 = edge_host(&eh, r, a), *e1 = NULL;

@@ -601,6 +601,13 @@ flowq__bands_init(struct flowq_engine *e);
 void
 flowq__flow_ring(struct flowq_flow *f);
 
+/** flowq__flow_ring() without the wake: @return true if @p f was put on
+ * its shard's doorbell, and the caller must flowq__shard_kick() the shard
+ * (or issue [W1] and flowq__shard_wake() it) before it returns to the
+ * host. */
+bool
+flowq__flow_ring_nokick(struct flowq_flow *f);
+
 /** Free a band (engine teardown, or after its collection's grace
  * period). */
 void

@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -171,11 +172,15 @@ flow_cap_unreserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t 
 		atomic_fetch_sub_explicit(&f->cap_bytes, bytes, memory_order_relaxed);
 }
 
-int
-flowq_submit(struct flowq_engine *e, struct flowq_req *req)
+/*
+ * The first steps of a submit, before the flow is known: [T1] claim, the
+ * engine's state, the caller fields. @return 0 with @p req claimed and
+ * valid; else what flowq_submit() returns (rejected, or -EBUSY with
+ * nothing changed).
+ */
+static int
+submit_check(struct flowq_engine *e, struct flowq_req *req)
 {
-	if (!e || !req)
-		return -EFAULT;
 	if (flowq__req_claim(req))
 		return -EBUSY;
 	FLOWQ__FAULT(S_CLAIMED);
@@ -184,7 +189,6 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 			      FLOWQ_CAUSE_SHUTDOWN, -ESHUTDOWN);
 
 	struct flowq_flow *f = req->flow;
-	bool leased = false;
 	if (!req->complete || req->ttl_ns < 0 || req->bytes > FLOWQ_LIMIT_MAX ||
 	    (f && f->engine != e) ||
 	    (!f && (!req->flow_id || req->flow_id_len == 0 ||
@@ -206,28 +210,42 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	if (req->bytes > e->max_request_bytes)
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
 			      FLOWQ_CAUSE_INVALID_REQUEST, -EMSGSIZE);
-	if (!f) {
-		flowq__rcu_thread_online();
-		int err = flowq__flow_acquire(e, req->flow_id, req->flow_id_len, req->priority,
-					      &f);
-		if (err == -ENOMEM)
-			return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
-				      FLOWQ_CAUSE_NO_MEMORY, -ENOMEM);
-		if (err)
-			return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
-				      FLOWQ_CAUSE_UNKNOWN_BAND, -ENOENT);
-		leased = true;
-	}
-	struct flowq__band *b = f->band;
-	int err = 0;
-	if (b->limited && b->cap.limit[FLOWQ__CAP_BYTES] &&
-	    req->bytes > b->cap.limit[FLOWQ__CAP_BYTES]) {
-		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_OTHER,
-			     FLOWQ_CAUSE_INVALID_REQUEST, -EMSGSIZE);
-		goto out;
-	}
+	return 0;
+}
 
-	int64_t now = flowq__now(e);
+/* Find or create @p req's flow by its id and lease it. @return 0 with
+ * *r_flow leased; else @p req is rejected with the errno returned. */
+static int
+submit_lookup(struct flowq_engine *e, struct flowq_req *req, struct flowq_flow **r_flow)
+{
+	flowq__rcu_thread_online();
+	int err = flowq__flow_acquire(e, req->flow_id, req->flow_id_len, req->priority, r_flow);
+	if (err == -ENOMEM)
+		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_NO_MEMORY, -ENOMEM);
+	if (err)
+		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_UNKNOWN_BAND, -ENOENT);
+	return 0;
+}
+
+/*
+ * Admit @p req (claimed and checked) on its flow @p f at engine time
+ * @p now: its expiry, capacity at every level, the hand-off line, [T4].
+ * @return 0: queued as far as the request's state goes, and the caller
+ * must count it in f->accepted and enqueue it; else rejected (nothing
+ * held).
+ */
+static int
+submit_admit(struct flowq_engine *e, struct flowq_req *req, struct flowq_flow *f,
+	     int64_t now)
+{
+	struct flowq__band *b = f->band;
+	if (b->limited && b->cap.limit[FLOWQ__CAP_BYTES] &&
+	    req->bytes > b->cap.limit[FLOWQ__CAP_BYTES])
+		return reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_INVALID_REQUEST, -EMSGSIZE);
+
 	int64_t ttl = req->ttl_ns ? req->ttl_ns : e->cfg.default_ttl_ns;
 	int64_t expire = ttl == FLOWQ_TTL_NONE ? INT64_MAX : flowq__add_sat(now, ttl);
 	uint32_t dflags = 0;
@@ -235,11 +253,9 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 		expire = req->deadline_ns;
 		dflags = FLOWQ__RF_DEADLINE;
 	}
-	if (expire <= now) {
-		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_OTHER,
-			     FLOWQ_CAUSE_DEADLINE_PASSED, -ETIMEDOUT);
-		goto out;
-	}
+	if (expire <= now)
+		return reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_OTHER,
+			      FLOWQ_CAUSE_DEADLINE_PASSED, -ETIMEDOUT);
 
 	uint64_t bytes = req->bytes;
 	/* global_held: this request holds a global reservation of its own
@@ -248,37 +264,32 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	bool global_held = false, displacing = false;
 	if (e->global_limited) {
 		global_held = flowq__cap_reserve(&e->global, bytes) == 0;
-		if (!global_held && !e->displace) {
-			err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
-				     FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
-			goto out;
-		}
+		if (!global_held && !e->displace)
+			return reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+				      FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
 		displacing = !global_held;
 	}
 	if (b->limited && flowq__cap_reserve(&b->cap, bytes)) {
 		if (global_held)
 			flowq__cap_release(&e->global, 1, bytes);
-		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
-			     FLOWQ_CAUSE_CAPACITY_BAND, -ENOSPC);
-		goto out;
+		return reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			      FLOWQ_CAUSE_CAPACITY_BAND, -ENOSPC);
 	}
 	if (e->flow_limited && !flow_cap_reserve(e, f, bytes)) {
 		if (b->limited)
 			flowq__cap_release(&b->cap, 1, bytes);
 		if (global_held)
 			flowq__cap_release(&e->global, 1, bytes);
-		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
-			     FLOWQ_CAUSE_CAPACITY_FLOW, -ENOSPC);
-		goto out;
+		return reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			      FLOWQ_CAUSE_CAPACITY_FLOW, -ENOSPC);
 	}
 	if (displacing && !displace_ticket(e, b->priority, bytes)) {
 		if (e->flow_limited)
 			flow_cap_unreserve(e, f, bytes);
 		if (b->limited)
 			flowq__cap_release(&b->cap, 1, bytes);
-		err = reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
-			     FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
-		goto out;
+		return reject(req, &b->rejects, &f->rejects, FLOWQ_REJECTED_CAPACITY,
+			      FLOWQ_CAUSE_CAPACITY_GLOBAL, -ENOSPC);
 	}
 
 	/* The hand-off line (types.h): all the dispatcher will read. */
@@ -298,18 +309,147 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	if (flowq__req_mark_queued(req))
 		abort(); /* only this thread can change the word here */
 	FLOWQ__FAULT(S_QUEUED);
-	/* Counted before the enqueue, so a reader never sees the request
-	 * leave before it arrived (queued = accepted - left stays >= 0 up to
-	 * the reader's own reordering, which it clamps). */
-	atomic_fetch_add_explicit(&f->accepted, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&f->accepted_bytes, bytes, memory_order_relaxed);
 	FLOWQ_TSAN_RELEASE(req);
-	if (flowq_mpsc_enqueue(&f->inbox, &req->priv.link))
-		flowq__flow_ring(f);
-out:
+	return 0;
+}
+
+/* Count @p n admitted requests of @p bytes in all on @p f: before their
+ * enqueue, so a reader never sees a request leave before it arrived
+ * (queued = accepted - left stays >= 0 up to the reader's own reordering,
+ * which it clamps). */
+static inline void
+count_accepted(struct flowq_flow *f, uint64_t n, uint64_t bytes)
+{
+	atomic_fetch_add_explicit(&f->accepted, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&f->accepted_bytes, bytes, memory_order_relaxed);
+}
+
+int
+flowq_submit(struct flowq_engine *e, struct flowq_req *req)
+{
+	if (!e || !req)
+		return -EFAULT;
+	int err = submit_check(e, req);
+	if (err)
+		return err;
+	struct flowq_flow *f = req->flow;
+	bool leased = !f;
+	if (leased && (err = submit_lookup(e, req, &f)))
+		return err;
+	err = submit_admit(e, req, f, flowq__now(e));
+	if (!err) {
+		count_accepted(f, 1, req->priv.bytes);
+		if (flowq_mpsc_enqueue(&f->inbox, &req->priv.link))
+			flowq__flow_ring(f);
+	}
 	if (leased)
 		flowq__flow_unlease(f);
 	return err;
+}
+
+/*
+ * flowq_submit_batch(): the requests admitted on one flow in a row, queued
+ * together at the end of the run: one lease and look-up (for requests named
+ * by id), one count of accepted, one inbox exchange; the shards whose
+ * doorbell they rang are woken at the end of the call (one [W1] fence).
+ */
+struct submit_run {
+	struct flowq_flow *f;
+	bool leased;
+	struct flowq_mpsc_node *first, *last;
+	uint64_t n, bytes;
+};
+
+/* Does @p req (checked, naming its flow by id) name the run's flow? */
+static inline bool
+run_same_key(const struct submit_run *run, const struct flowq_req *req)
+{
+	const struct flowq_flow *f = run->f;
+	return f && req->priority == f->priority && req->flow_id_len == f->id_len &&
+	       memcmp(req->flow_id, f->id, f->id_len) == 0;
+}
+
+/* Queue the run's requests and end the run; @p kick collects the shards
+ * to wake. */
+static void
+run_flush(struct submit_run *run, uint64_t *kick)
+{
+	struct flowq_flow *f = run->f;
+	if (!f)
+		return;
+	if (run->n) {
+		count_accepted(f, run->n, run->bytes);
+		if (flowq_mpsc_enqueue_chain(&f->inbox, run->first, run->last) &&
+		    flowq__flow_ring_nokick(f)) {
+			unsigned k = f->shard->index;
+			kick[k / 64] |= UINT64_C(1) << (k % 64);
+		}
+	}
+	if (run->leased)
+		flowq__flow_unlease(f);
+	*run = (struct submit_run){0};
+}
+
+int
+flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
+		   int *r_rc)
+{
+	if (!e || (!reqs && n))
+		return -EFAULT;
+	if (n > INT_MAX)
+		return -EINVAL;
+	struct submit_run run = {0};
+	uint64_t kick[(FLOWQ_MAX_SHARDS + 63) / 64] = {0};
+	int64_t now = 0;
+	bool have_now = false;
+	int queued = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct flowq_req *req = reqs[i];
+		int err = req ? submit_check(e, req) : -EFAULT;
+		if (!err) {
+			struct flowq_flow *f = req->flow;
+			if (f ? f != run.f : !run_same_key(&run, req)) {
+				run_flush(&run, kick);
+				if (!f && !(err = submit_lookup(e, req, &f)))
+					run.leased = true;
+				run.f = err ? NULL : f;
+			}
+		}
+		if (!err) {
+			/* One clock read per call (flowq.h). */
+			if (!have_now) {
+				now = flowq__now(e);
+				have_now = true;
+			}
+			err = submit_admit(e, req, run.f, now);
+		}
+		if (!err) {
+			struct flowq_mpsc_node *node = &req->priv.link;
+			if (run.n)
+				atomic_store_explicit(&run.last->next, node,
+						      memory_order_relaxed);
+			else
+				run.first = node;
+			run.last = node;
+			run.n++;
+			run.bytes += req->priv.bytes;
+			queued++;
+		}
+		if (r_rc)
+			r_rc[i] = err;
+	}
+	run_flush(&run, kick);
+	bool any = false;
+	for (unsigned w = 0; w < sizeof(kick) / sizeof(kick[0]); w++)
+		any |= kick[w] != 0;
+	if (any) {
+		/* [W1] once for every ring of the call (flowq__shard_kick()). */
+		atomic_thread_fence(memory_order_seq_cst);
+		for (unsigned k = 0; k < e->nshards; k++)
+			if (kick[k / 64] >> (k % 64) & 1)
+				flowq__shard_wake(&e->shards[k]);
+	}
+	return queued;
 }
 
 int
@@ -341,17 +481,11 @@ flowq_cancel(struct flowq_engine *e, struct flowq_req *req)
 	return 0;
 }
 
-int
-flowq_release(struct flowq_engine *e, struct flowq_req *req)
+/* Account @p n requests of @p bytes in all released: the in-flight
+ * statistics or the gate's credit, then wake dispatchers that wait. */
+static void
+released(struct flowq_engine *e, uint64_t n, uint64_t bytes)
 {
-	if (!e || !req)
-		return -EFAULT;
-	uint64_t bytes = req->bytes;
-	int err = flowq__req_release(req);
-	if (err)
-		return err;
-	if (FLOWQ__HISTORY_ON)
-		flowq__history_release(req);
 	/* A dimension the gate does not limit (none, with no gate) is counted
 	 * on this CPU's line for the in-flight statistics (never a line shared
 	 * with other CPUs); a limited one is known from the gate's credit. */
@@ -360,19 +494,66 @@ flowq_release(struct flowq_engine *e, struct flowq_req *req)
 	if (!req_counted || !bytes_counted) {
 		struct flowq__pcpu *pc = &e->pcpu[flowq__cpu_current() % e->npcpu];
 		if (!req_counted)
-			atomic_fetch_add_explicit(&pc->released, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&pc->released, n, memory_order_relaxed);
 		if (!bytes_counted)
 			atomic_fetch_add_explicit(&pc->released_bytes, bytes,
 						  memory_order_relaxed);
 	}
 	if (e->gate_limited) {
-		flowq__cap_release(&e->gate, 1, bytes);
+		flowq__cap_release(&e->gate, n, bytes);
 		flowq__gate_wake(e);
-		return 0;
+		return;
 	}
 	if (e->gate_callback) /* the host's detector may have room now */
 		flowq__gate_wake(e);
+}
+
+/* [T3] on @p req; @return 0 (its bytes added to *r_bytes) or what
+ * flowq_release() returns. */
+static int
+release_one(struct flowq_req *req, uint64_t *r_bytes)
+{
+	uint64_t bytes = req->bytes;
+	int err = flowq__req_release(req);
+	if (err)
+		return err;
+	if (FLOWQ__HISTORY_ON)
+		flowq__history_release(req);
+	*r_bytes += bytes;
 	return 0;
+}
+
+int
+flowq_release(struct flowq_engine *e, struct flowq_req *req)
+{
+	if (!e || !req)
+		return -EFAULT;
+	uint64_t bytes = 0;
+	int err = release_one(req, &bytes);
+	if (!err)
+		released(e, 1, bytes);
+	return err;
+}
+
+int
+flowq_release_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
+		    int *r_rc)
+{
+	if (!e || (!reqs && n))
+		return -EFAULT;
+	if (n > INT_MAX)
+		return -EINVAL;
+	uint64_t bytes = 0;
+	int done = 0;
+	for (size_t i = 0; i < n; i++) {
+		int err = reqs[i] ? release_one(reqs[i], &bytes) : -EFAULT;
+		done += err == 0;
+		if (r_rc)
+			r_rc[i] = err;
+	}
+	if (done)
+		released(e, (uint64_t)done, bytes);
+	return done;
 }
 
 /* ---- submit_wait ---- */

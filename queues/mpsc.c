@@ -73,6 +73,25 @@
  *     [E1] precedes; read-read and write-read coherence forbid the load to
  *     see an older tail value.
  *
+ * Chains (flowq_mpsc_enqueue_chain)
+ * ------
+ * A producer may append a chain it linked itself (first .. last, each next
+ * stored before the exchange) with the same three steps: [E0] on last,
+ * [E1] exchanging the tail to last, [E2] storing first into prev->next.
+ * C1. To every other thread the chain is one node: its inner links are
+ *     complete before [E1] makes last reachable from the tail, so the only
+ *     gap it can leave is prev -> first (I1), and I3 holds as for a node.
+ * C2. O2 extends to the chain: each inner link and each container write is
+ *     sequenced before [E2], whose release the consumer acquires at [D1] or
+ *     [D2] on prev->next before it loads any inner link; an inner link it
+ *     then loads (acquire at [D2]) was written before that [E2], so it
+ *     reads the link, never a stale NULL, and the node behind it is
+ *     published too.
+ * C3. I4 and I5 hold unchanged: an inner node's one next writer is the
+ *     chain's producer, done before [E1]; a tail the consumer reads is
+ *     either last (then a producer exchanged after the node it stands at,
+ *     and will link first, exactly as I5 needs) or some other whole node.
+ *
  * Progress
  * --------
  * enqueue is wait-free: two stores and one exchange, no loop. Dequeue is
@@ -110,6 +129,21 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 	prev = atomic_exchange_explicit(&q->tail, node, memory_order_acq_rel);
 	/* [E2] Release, pairs with [D1]/[D2]: publishes the node's payload. */
 	atomic_store_explicit(&prev->next, node, memory_order_release);
+	return prev == &q->head;
+}
+
+bool
+flowq_mpsc_enqueue_chain(struct flowq_mpsc *q, struct flowq_mpsc_node *first,
+			 struct flowq_mpsc_node *last)
+{
+	struct flowq_mpsc_node *prev;
+
+	/* The enqueue above with the chain in place of its node (C1-C3 at
+	 * the top): [E0] on the last node, [E1] swaps the tail to it, [E2]
+	 * links the first. The inner links were stored before [E1]. */
+	atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+	prev = atomic_exchange_explicit(&q->tail, last, memory_order_acq_rel);
+	atomic_store_explicit(&prev->next, first, memory_order_release);
 	return prev == &q->head;
 }
 

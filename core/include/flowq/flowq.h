@@ -556,6 +556,45 @@ FLOWQ_API int
 flowq_submit(struct flowq_engine *e, struct flowq_req *req);
 
 /**
+ * Submit @p n requests in one call, for a host that has several at hand
+ * (an event loop that read them from one wake-up). Each request is
+ * admitted or rejected exactly as flowq_submit() would, in array order,
+ * with the same outcomes, causes and statistics; only the cost is shared:
+ *  - the engine clock is read once per call, so every request of the call
+ *    has the same enqueue time (its TTL and queue time start then);
+ *  - requests in a row on the same flow (the same handle, or the same id
+ *    and priority) share one look-up and lease and reach the flow's inbox
+ *    together, in array order, with one exchange, when the row ends;
+ *  - dispatchers are woken once per shard, after the last request: a
+ *    request is dispatched no earlier than the call ends, unless its
+ *    dispatcher is awake anyway.
+ * A request queued here is the engine's: its completion may run before
+ * the call returns.
+ *
+ * @param e     the engine.
+ * @param reqs  @p n requests, each as for flowq_submit(); a request must
+ *              not appear twice (the second is refused with -EBUSY, as a
+ *              second flowq_submit() would be). A flow handle that one of
+ *              them carries must stay held until the call returns.
+ * @param n     how many; 0 is allowed (nothing happens).
+ * @param r_rc  NULL, or @p n ints: r_rc[i] is set to what flowq_submit()
+ *              would have returned for reqs[i] (0: queued; a negative
+ *              errno: rejected, or -EFAULT for a NULL entry, which is
+ *              skipped).
+ * @return how many were queued (each gets exactly one completion);
+ *         -EFAULT if @p e is NULL, or @p reqs is NULL with @p n > 0;
+ *         -EINVAL if @p n > INT_MAX. On a negative return nothing was
+ *         touched.
+ *
+ * Context: any thread; registers it with liburcu on first use.
+ * Ordering and progress: as flowq_submit(), per request; the call is
+ * O(n) for known flows.
+ */
+FLOWQ_API int
+flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
+		   int *r_rc);
+
+/**
  * Cancel a queued request. If its outcome is still undecided it becomes
  * EVICTED_CANCELLED and its completion follows (on the dispatcher, soon);
  * if dispatch, expiry or shutdown decided first, nothing happens.
@@ -584,6 +623,23 @@ flowq_cancel(struct flowq_engine *e, struct flowq_req *req);
  */
 FLOWQ_API int
 flowq_release(struct flowq_engine *e, struct flowq_req *req);
+
+/**
+ * flowq_release() for @p n requests: each is released or refused exactly
+ * as flowq_release() would; the in-flight accounting and the wake-up of
+ * waiting dispatchers happen once for the call.
+ *
+ * @param r_rc  NULL, or @p n ints: r_rc[i] is what flowq_release() would
+ *              have returned for reqs[i] (-EFAULT for a NULL entry).
+ * @return how many were released; -EFAULT if @p e is NULL, or @p reqs is
+ *         NULL with @p n > 0; -EINVAL if @p n > INT_MAX (nothing done).
+ *
+ * Context: any thread, each request after its DISPATCHED completion.
+ * Progress: lock-free, O(n).
+ */
+FLOWQ_API int
+flowq_release_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
+		    int *r_rc);
 
 /**
  * Submit @p req and wait for its outcome: a blocking helper for tests and

@@ -116,6 +116,30 @@ FLOWQ_API bool
 flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node);
 
 /**
+ * Append a chain of nodes at the tail in one step: @p first, then the
+ * nodes the caller linked after it through their next fields (relaxed
+ * stores: the chain is the caller's until this call), up to @p last
+ * (@p first itself when the chain has one node). The chain keeps
+ * its order and nothing else lands inside it; it costs one exchange,
+ * whatever its length (wfcqueue's splice, for a chain the caller owns).
+ *
+ * @param q      the queue.
+ * @param first  the chain's first node; no node of the chain may be in
+ *               any queue.
+ * @param last   the chain's last node; its next field need not be
+ *               initialized.
+ * @return true if @p q was empty before this call, as flowq_mpsc_enqueue().
+ *
+ * Context: any thread. Ordering: release of the caller's writes to every
+ * node's container (and of the chain's links), acquired by the dequeue
+ * that returns the node. Progress: wait-free (one atomic exchange and two
+ * stores).
+ */
+FLOWQ_API bool
+flowq_mpsc_enqueue_chain(struct flowq_mpsc *q, struct flowq_mpsc_node *first,
+			 struct flowq_mpsc_node *last);
+
+/**
  * Remove the oldest item, if one can be removed without waiting.
  *
  * @param q       the queue.

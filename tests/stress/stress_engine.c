@@ -21,7 +21,10 @@
  * concurrency limit keeps the gate scarce, so dispatchers sleep on it and
  * are woken by releases; a producer releases its dispatched requests when it
  * reuses their slot (and with 1/4 probability the completion releases at
- * once, from the dispatcher thread).
+ * once, from the dispatcher thread). A third of the submits go through
+ * flowq_submit_batch() in batches of 1..BATCH_MAX, half of a batch's
+ * requests on the flow of the one before (runs), and odd producers give
+ * their requests back with flowq_release_batch().
  *
  * Checks (each failure is a violation, described on stderr):
  *  - exactly once: every accepted submit gets exactly one completion, with a
@@ -31,8 +34,9 @@
  *    and the engine's own statistics agree with the producers' counts;
  *  - capacity: queued requests seen by the hosts (incremented before the
  *    submit, decremented at the completion) never exceed GLOBAL_LIMIT +
- *    PRODUCERS (each producer may be between its increment and the
- *    engine's decision); with displacement, + MAX_PENDING more (the
+ *    PRODUCERS x BATCH_MAX (each producer may be between its increment
+ *    and the engine's decision for every request of the batch it is
+ *    preparing); with displacement, + MAX_PENDING more (the
  *    engine's displacement_max_pending: newcomers whose victims' capacity
  *    has not come back yet);
  *  - displacement: a displaced request's band is below the band of some
@@ -75,6 +79,9 @@
 #define MAX_PRODUCERS 16
 #define STALL_SECONDS 10
 #define MAX_PENDING   8
+/* Batches: up to this many requests per flowq_submit_batch() and
+ * dispatched requests per flowq_release_batch(). */
+#define BATCH_MAX 12
 
 struct hreq {
 	struct flowq_req req;
@@ -82,6 +89,8 @@ struct hreq {
 	_Atomic int outcome;
 	_Atomic int released_by_cb;
 	bool outstanding; /* producer-private: submitted, completion not seen */
+	bool batched;	  /* producer-private: prepared, in the next batch */
+	bool to_release;  /* producer-private: waits for the next release batch */
 	char id[16];
 };
 
@@ -122,19 +131,53 @@ struct producer {
 	uint64_t seed;
 	uint64_t accepted, rejected, cancels_won;
 	struct hreq *win;
+	/* Prepared requests for the next flowq_submit_batch(), and
+	 * dispatched ones for the next flowq_release_batch(). */
+	struct hreq *batch[BATCH_MAX];
+	unsigned nbatch, batch_size;
+	struct flowq_req *rel[BATCH_MAX];
+	unsigned nrel;
 };
 
-/* Wait until slot @h's completion has run; then release it if needed. */
+/* Give back the dispatched requests collected for release. */
 static void
-settle(struct hreq *h)
+release_flush(struct producer *p)
+{
+	int rc[BATCH_MAX];
+	if (!p->nrel)
+		return;
+	int n = flowq_release_batch(engine, p->rel, p->nrel, rc);
+	if (n != (int)p->nrel)
+		test_violation(PROG, "release_batch released %d of %u", n, p->nrel);
+	for (unsigned i = 0; i < p->nrel; i++) {
+		if (rc[i] != 0)
+			test_violation(PROG, "release_batch: request %u returned %d", i, rc[i]);
+		((struct hreq *)(void *)p->rel[i])->to_release = false;
+	}
+	p->nrel = 0;
+}
+
+/* Wait until slot @h's completion has run; then release it if needed
+ * (odd producers release in batches). */
+static void
+settle(struct producer *p, struct hreq *h)
 {
 	if (!h->outstanding)
 		return;
+	if (atomic_load_explicit(&h->completions, memory_order_acquire) == 0)
+		release_flush(p); /* what it waits for may need a slot back */
 	while (atomic_load_explicit(&h->completions, memory_order_acquire) == 0)
 		sched_yield();
 	h->outstanding = false;
 	if (atomic_load_explicit(&h->outcome, memory_order_relaxed) == FLOWQ_DISPATCHED &&
 	    !atomic_load_explicit(&h->released_by_cb, memory_order_relaxed)) {
+		if (p->index % 2) {
+			h->to_release = true;
+			p->rel[p->nrel++] = &h->req;
+			if (p->nrel == BATCH_MAX)
+				release_flush(p);
+			return;
+		}
 		int rc = flowq_release(engine, &h->req);
 		if (rc != 0)
 			test_violation(PROG, "release returned %d", rc);
@@ -142,12 +185,61 @@ settle(struct hreq *h)
 }
 
 static bool
-try_settle(struct hreq *h)
+try_settle(struct producer *p, struct hreq *h)
 {
 	if (h->outstanding && atomic_load_explicit(&h->completions, memory_order_acquire) == 0)
 		return false;
-	settle(h);
+	settle(p, h);
 	return true;
+}
+
+/* Account submit result @p rc of slot @p h. */
+static void
+submitted(struct producer *p, struct hreq *h, int rc)
+{
+	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+	if (rc == 0) {
+		h->outstanding = true;
+		p->accepted++;
+		return;
+	}
+	atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
+	p->rejected++;
+	if (!flowq_outcome_is_rejected(flowq_req_outcome(&h->req)))
+		test_violation(PROG, "submit %d left outcome %s", rc,
+			       flowq_outcome_str(flowq_req_outcome(&h->req)));
+	/* -ETIMEDOUT: the deadline passed between the producer's clock read
+	 * and its submit (a preempted producer on a loaded machine): legal,
+	 * with its cause. */
+	if (rc == -ETIMEDOUT && h->req.deadline_ns != 0) {
+		if (flowq_req_cause(&h->req) != FLOWQ_CAUSE_DEADLINE_PASSED)
+			test_violation(PROG, "-ETIMEDOUT with cause %s",
+				       flowq_cause_str(flowq_req_cause(&h->req)));
+	} else if (rc != -ENOSPC) {
+		test_violation(PROG, "unexpected submit error %d", rc);
+	}
+}
+
+/* Submit the prepared batch in one flowq_submit_batch() call. */
+static void
+batch_flush(struct producer *p)
+{
+	struct flowq_req *reqs[BATCH_MAX];
+	int rc[BATCH_MAX];
+	if (!p->nbatch)
+		return;
+	for (unsigned i = 0; i < p->nbatch; i++)
+		reqs[i] = &p->batch[i]->req;
+	int n = flowq_submit_batch(engine, reqs, p->nbatch, rc);
+	int queued = 0;
+	for (unsigned i = 0; i < p->nbatch; i++) {
+		p->batch[i]->batched = false;
+		queued += rc[i] == 0;
+		submitted(p, p->batch[i], rc[i]);
+	}
+	if (n != queued)
+		test_violation(PROG, "submit_batch returned %d with %d queued", n, queued);
+	p->nbatch = 0;
 }
 
 static void *
@@ -156,25 +248,44 @@ producer_main(void *arg)
 	struct producer *p = arg;
 	uint64_t rng = p->seed;
 	unsigned long done = 0;
+	unsigned prev_flow = 0;
+	int32_t prev_prio = 0;
 	while (done < p->requests) {
 		struct hreq *h = &p->win[test_rng_next(&rng) % WINDOW];
 		uint64_t r = test_rng_next(&rng);
-		if (!try_settle(h)) {
+		if (h->batched) {
+			batch_flush(p);
+			continue;
+		}
+		if (!try_settle(p, h)) {
 			/* Still queued: maybe cancel it (races dispatch,
 			 * expiry and the gate). */
 			if (r % 8 == 0 && flowq_cancel(engine, &h->req) == 0)
 				p->cancels_won++;
+			batch_flush(p);
+			release_flush(p);
 			sched_yield();
 			continue;
 		}
+		if (h->to_release) /* not before its release */
+			release_flush(p);
 		flowq_req_init(&h->req);
 		atomic_store_explicit(&h->completions, 0, memory_order_relaxed);
 		atomic_store_explicit(&h->released_by_cb, 0, memory_order_relaxed);
 		unsigned flow = (unsigned)(r % FLOWS);
+		int32_t prio = (int32_t)((r >> 8) % PRIOS) - 1;
+		/* Half of a batch's requests repeat the one before: runs on
+		 * one flow. */
+		if (p->nbatch && (r >> 60) % 2) {
+			flow = prev_flow;
+			prio = prev_prio;
+		}
+		prev_flow = flow;
+		prev_prio = prio;
 		int len = snprintf(h->id, sizeof(h->id), "t%u", flow);
 		h->req.flow_id = h->id;
 		h->req.flow_id_len = (uint32_t)len;
-		h->req.priority = (int32_t)((r >> 8) % PRIOS) - 1;
+		h->req.priority = prio;
 		h->req.bytes = 64 + (r >> 16) % 1500;
 		/* A quarter expire quickly (50-550 us), some never. */
 		if ((r >> 32) % 4 == 0)
@@ -186,41 +297,30 @@ producer_main(void *arg)
 		h->req.complete = on_complete;
 		h->req.arg = h;
 		stress_queued_inc(&host_queued, &host_queued_max);
-		int rc = flowq_submit(engine, &h->req);
-		atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-		if (rc == 0) {
-			h->outstanding = true;
-			p->accepted++;
-		} else {
-			atomic_fetch_sub_explicit(&host_queued, 1, memory_order_relaxed);
-			p->rejected++;
-			if (!flowq_outcome_is_rejected(flowq_req_outcome(&h->req)))
-				test_violation(PROG, "submit %d left outcome %s", rc,
-					       flowq_outcome_str(flowq_req_outcome(&h->req)));
-			/* -ETIMEDOUT: the deadline passed between the
-			 * producer's clock read and its submit (a preempted
-			 * producer on a loaded machine): legal, with its
-			 * cause. */
-			if (rc == -ETIMEDOUT && h->req.deadline_ns != 0) {
-				if (flowq_req_cause(&h->req) !=
-				    FLOWQ_CAUSE_DEADLINE_PASSED)
-					test_violation(PROG, "-ETIMEDOUT with cause %s",
-						       flowq_cause_str(
-							       flowq_req_cause(&h->req)));
-			} else if (rc != -ENOSPC) {
-				test_violation(PROG, "unexpected submit error %d", rc);
-			}
-		}
 		done++;
+		/* A third of the requests go through flowq_submit_batch(), in
+		 * batches of 1..BATCH_MAX. */
+		if ((r >> 56) % 3 == 0) {
+			if (!p->nbatch)
+				p->batch_size = 1 + (unsigned)((r >> 48) % BATCH_MAX);
+			h->batched = true;
+			p->batch[p->nbatch++] = h;
+			if (p->nbatch == p->batch_size)
+				batch_flush(p);
+			continue;
+		}
+		submitted(p, h, flowq_submit(engine, &h->req));
 	}
+	batch_flush(p);
 	/* Settle every slot, in whatever order they complete: a queued request
 	 * may be waiting for a gate slot that a dispatched, not yet released
 	 * request of this same window holds. */
 	for (unsigned left = WINDOW; left;) {
 		left = 0;
 		for (unsigned i = 0; i < WINDOW; i++)
-			if (!try_settle(&p->win[i]))
+			if (!try_settle(p, &p->win[i]))
 				left++;
+		release_flush(p);
 		if (left)
 			sched_yield();
 	}
@@ -328,7 +428,7 @@ run(int argc, char **argv)
 	struct flowq_stats st;
 	stress_check_conservation(PROG, engine, completed_by, accepted, cancels, &st);
 	uint64_t qmax = atomic_load(&host_queued_max);
-	unsigned slack = displacing ? np + MAX_PENDING : np;
+	unsigned slack = np * BATCH_MAX + (displacing ? MAX_PENDING : 0);
 	if (qmax > GLOBAL_LIMIT + slack)
 		test_violation(PROG, "queued reached %" PRIu64 " > limit %d + %u", qmax,
 			       GLOBAL_LIMIT, slack);

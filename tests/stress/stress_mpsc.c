@@ -7,7 +7,9 @@
  * writes its producer id, sequence number and a check word into each item just
  * before enqueueing it, so the consumer's reads of those fields test the
  * queue's release/acquire hand-off (under TSan a missing edge is a report).
- * Producers pause at random points so the queue keeps draining and refilling.
+ * Producers pause at random points so the queue keeps draining and refilling,
+ * and enqueue about a quarter of their items as chains of 1-8
+ * (flowq_mpsc_enqueue_chain(); a chain counts as one enqueue below).
  * The consumer alternates at random between flowq_mpsc_trydequeue() and
  * flowq_mpsc_dequeue_batch() with random batch sizes (0, 1, small, larger than
  * the queue), and retries on -EAGAIN.
@@ -128,8 +130,30 @@ producer_main(void *arg)
 		it->producer = p->id;
 		it->seq = i;
 		it->check = check_word(p->id, i);
-		if (flowq_mpsc_enqueue(&queue, &it->node))
-			p->enq_true++;
+		/* A quarter of the time, a chain of up to 8 items in one
+		 * flowq_mpsc_enqueue_chain() (linked by relaxed stores before
+		 * it, published by its release). */
+		uint64_t c = test_rng_next(&p->rng);
+		uint32_t k = c % 4 ? 1 : 1 + (uint32_t)((c >> 8) % 8);
+		if (k > p->count - i)
+			k = p->count - i;
+		if (k == 1 && c % 8) {
+			if (flowq_mpsc_enqueue(&queue, &it->node))
+				p->enq_true++;
+		} else {
+			for (uint32_t j = 1; j < k; j++) {
+				struct item *nx = &p->items[i + j];
+				nx->producer = p->id;
+				nx->seq = i + j;
+				nx->check = check_word(p->id, i + j);
+				atomic_store_explicit(&p->items[i + j - 1].node.next, &nx->node,
+						      memory_order_relaxed);
+			}
+			if (flowq_mpsc_enqueue_chain(&queue, &it->node,
+						     &p->items[i + k - 1].node))
+				p->enq_true++;
+			i += k - 1;
+		}
 		if (--burst == 0) {
 			/*
 			 * Pause so the consumer catches up and the queue empties:

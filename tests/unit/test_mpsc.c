@@ -142,6 +142,44 @@ Test(mpsc, one_item_by_batch)
 	assert_enoent();
 }
 
+/* Link it[a..b] into a chain (what a chain's producer does first). */
+static void
+link_chain(struct item *it, size_t a, size_t b)
+{
+	for (size_t i = a; i < b; i++)
+		atomic_store_explicit(&it[i].node.next, &it[i + 1].node, memory_order_relaxed);
+}
+
+Test(mpsc, chains_keep_order_and_signal_like_one_node)
+{
+	struct item it[9];
+	struct flowq_mpsc_node *buf[16];
+
+	init_items(it, 9);
+	/* it[1] garbage in next: the chain's last node needs no init. */
+	atomic_store_explicit(&it[3].node.next, POISON, memory_order_relaxed);
+	link_chain(it, 0, 3);
+	cr_assert(flowq_mpsc_enqueue_chain(&q, &it[0].node, &it[3].node),
+		  "a chain into an empty queue returns true");
+	cr_assert_not(flowq_mpsc_enqueue(&q, &it[4].node));
+	cr_assert_not(flowq_mpsc_enqueue_chain(&q, &it[5].node, &it[5].node),
+		      "one-node chain, queue not empty");
+	link_chain(it, 6, 8);
+	cr_assert_not(flowq_mpsc_enqueue_chain(&q, &it[6].node, &it[8].node));
+	assert_dequeue(&it[0]);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 16), 8);
+	for (size_t i = 0; i < 8; i++)
+		cr_assert_eq(buf[i], &it[i + 1].node, "position %zu: item %u", i,
+			     item_of(buf[i])->id);
+	assert_enoent();
+	/* Emptied: the next chain is an empty -> non-empty transition. */
+	link_chain(it, 0, 1);
+	cr_assert(flowq_mpsc_enqueue_chain(&q, &it[0].node, &it[1].node));
+	assert_dequeue(&it[0]);
+	assert_dequeue(&it[1]);
+	assert_enoent();
+}
+
 Test(mpsc, many_fifo_and_true_only_first)
 {
 	enum { N = 1000 };

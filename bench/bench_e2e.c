@@ -13,7 +13,9 @@
  * capacity accounting), so "flowq end to end / raw" in one run is the share
  * of the raw queue's rate that the engine keeps (target >= 0.5 at F = 1).
  * The flows, shards and prios arguments are fixed at 1 (names kept uniform
- * for tools/engine-report). BM_mpsc_flowq_mpsc* measure the queue without
+ * for tools/engine-report). BM_engine_raw_mpsc_batch: the same with the
+ * batch producer loop, each batch one flowq_mpsc_enqueue_chain() (the
+ * peer of BM_engine_batch_e2e). BM_mpsc_flowq_mpsc* measure the queue without
  * the harness's return path.
  */
 #include <errno.h>
@@ -926,11 +928,42 @@ bench_raw_finish(void *engine, struct bench_e2e_obj *o)
 	(void)o;
 }
 
+/* The batch baseline: the objects linked into one chain, one exchange. */
+static void
+bench_raw_submit_batch(void *engine, struct bench_e2e_obj *const *objs,
+		       const struct bench_e2e_flow *const *flows, size_t n, int *rc)
+{
+	struct bench_raw *r = engine;
+
+	(void)flows;
+	for (size_t i = 0; i + 1 < n; i++)
+		atomic_store_explicit(&objs[i]->u.raw.next, &objs[i + 1]->u.raw,
+				      memory_order_relaxed);
+	for (size_t i = 0; i < n; i++)
+		rc[i] = 0;
+	if (n && flowq_mpsc_enqueue_chain(&r->inbox, &objs[0]->u.raw, &objs[n - 1]->u.raw))
+		bench_e2e_kick(&r->wake);
+}
+
+static void
+bench_raw_finish_batch(void *engine, struct bench_e2e_obj *const *objs, size_t n)
+{
+	(void)engine;
+	(void)objs;
+	(void)n;
+}
+
+static const struct bench_e2e_suite bench_raw_batch_suite;
+
 static size_t
 bench_raw_produce(struct bench_pool *pool, unsigned index, void *ctx)
 {
 	struct bench_e2e_run *run = ctx;
 
+	if (run->suite == &bench_raw_batch_suite)
+		return bench_e2e_produce_batch_loop(pool, run->producers[index],
+						    bench_raw_submit_batch,
+						    bench_raw_finish_batch);
 	return bench_e2e_produce_loop(pool, run->producers[index], bench_raw_submit,
 				      bench_raw_finish);
 }
@@ -966,14 +999,17 @@ bench_raw_destroy(struct bench_e2e_run *run)
 	free(r);
 }
 
-static const struct bench_e2e_suite bench_raw_suite = {
-	.name = "BM_engine_raw_mpsc",
-	.batch_items = bench_raw_batch_items,
-	.create = bench_raw_create,
-	.produce = bench_raw_produce,
-	.verify = bench_raw_verify,
-	.destroy = bench_raw_destroy,
-};
+#define BENCH_RAW_SUITE(nm)                                                              \
+	{                                                                                \
+		.name = (nm), .batch_items = bench_raw_batch_items,                      \
+		.create = bench_raw_create, .produce = bench_raw_produce,                \
+		.verify = bench_raw_verify, .destroy = bench_raw_destroy,                \
+	}
+static const struct bench_e2e_suite bench_raw_suite = BENCH_RAW_SUITE("BM_engine_raw_mpsc");
+/* The producers submit BENCH_E2E_SUBMIT_BATCH requests per chain enqueue:
+ * the peer of BM_engine_batch_e2e. */
+static const struct bench_e2e_suite bench_raw_batch_suite =
+	BENCH_RAW_SUITE("BM_engine_raw_mpsc_batch");
 
 static void
 bench_raw_case(struct bench_state *st, void *arg)
@@ -993,17 +1029,21 @@ bench_e2e_register(void)
 	snprintf(buf, sizeof(buf), "%u", BENCH_E2E_SAMPLE_EVERY);
 	bench_add_context("flowq_e2e_latency_sample_every", buf);
 	bench_add_context("flowq_e2e_zipf_s", "1.0");
-	c = bench_register(bench_raw_suite.name, bench_raw_case,
-			   (void *)&bench_raw_suite);
-	if (c == NULL ||
-	    bench_case_arg_names(c, bench_e2e_names_e2e, BENCH_E2E_NARGS) == NULL)
-		return;
-	for (size_t p = 0; p < sizeof(producers) / sizeof(producers[0]); p++) {
-		int64_t v[BENCH_E2E_NARGS] = {producers[p], 1, 0, 1, 1};
-
-		if (bench_case_args(c, v, BENCH_E2E_NARGS) == NULL)
+	snprintf(buf, sizeof(buf), "%u", BENCH_E2E_SUBMIT_BATCH);
+	bench_add_context("flowq_e2e_submit_batch", buf);
+	const struct bench_e2e_suite *raws[] = {&bench_raw_suite, &bench_raw_batch_suite};
+	for (size_t k = 0; k < 2; k++) {
+		c = bench_register(raws[k]->name, bench_raw_case, (void *)raws[k]);
+		if (c == NULL ||
+		    bench_case_arg_names(c, bench_e2e_names_e2e, BENCH_E2E_NARGS) == NULL)
 			return;
+		for (size_t p = 0; p < sizeof(producers) / sizeof(producers[0]); p++) {
+			int64_t v[BENCH_E2E_NARGS] = {producers[p], 1, 0, 1, 1};
+
+			if (bench_case_args(c, v, BENCH_E2E_NARGS) == NULL)
+				return;
+		}
+		bench_case_use_real_time(c);
+		bench_case_unit(c, BENCH_UNIT_NS);
 	}
-	bench_case_use_real_time(c);
-	bench_case_unit(c, BENCH_UNIT_NS);
 }

@@ -148,6 +148,10 @@
 #define BENCH_E2E_SAMPLE_EVERY 64u
 /** Completions a producer takes back per return-port dequeue. */
 #define BENCH_E2E_REAP 64u
+/** Requests per submit call in the batch suites (BM_engine_batch_e2e,
+ * BM_engine_raw_mpsc_batch): what an event loop might have read in one
+ * wake-up. */
+#define BENCH_E2E_SUBMIT_BATCH 32u
 /** Empty polls (with exponential backoff) before a thread sleeps. */
 #define BENCH_E2E_SPINS 32u
 /** Latency histogram: 16 exact buckets, then 16 per power of two to 2^40 ns. */
@@ -408,6 +412,14 @@ bench_e2e_submit_fn(void *engine, struct bench_e2e_obj *o,
 /** Producer-side finish of a completed object (flowq_release, ...). */
 typedef void
 bench_e2e_finish_fn(void *engine, struct bench_e2e_obj *o);
+/** Engine submit of @p n objects at once (@p flows[i] for objs[i]):
+ * rc[i] = 0 accepted (a completion follows), < 0 rejected. */
+typedef void
+bench_e2e_submit_batch_fn(void *engine, struct bench_e2e_obj *const *objs,
+			  const struct bench_e2e_flow *const *flows, size_t n, int *rc);
+/** Producer-side finish of @p n completed objects at once. */
+typedef void
+bench_e2e_finish_batch_fn(void *engine, struct bench_e2e_obj *const *objs, size_t n);
 /** Client-side cancel of a submitted object (its completion follows, or
  * has already run); the return value is not used. */
 typedef int
@@ -483,43 +495,81 @@ bench_e2e_hist_index(uint64_t ns)
 	return idx < BENCH_E2E_HIST_BUCKETS ? idx : BENCH_E2E_HIST_BUCKETS - 1;
 }
 
-/* Take back up to BENCH_E2E_REAP completions; returns how many. */
+/* Check a completion taken back and count it; false (counted as bad and
+ * leaked) if the object must not be reused. */
+static inline bool
+bench_e2e_taken_back(struct bench_e2e_producer *p, struct bench_e2e_obj *o)
+{
+	if (atomic_load_explicit(&o->state, memory_order_relaxed) != BENCH_E2E_COMPLETED ||
+	    o->outcome >= BENCH_E2E_OUTCOMES) {
+		/* Not reused: whatever holds it may still write it. The case
+		 * fails. */
+		p->bad++;
+		p->leaked++;
+		return false;
+	}
+	p->completed++;
+	p->outcomes[o->outcome]++;
+	if (o->t_submit != 0)
+		p->hist[bench_e2e_hist_index(o->lat_ns)]++;
+	return true;
+}
+
+/* A finished object back on the free list. */
+static inline void
+bench_e2e_put_free(struct bench_e2e_producer *p, struct bench_e2e_obj *o)
+{
+	atomic_store_explicit(&o->state, BENCH_E2E_FREE, memory_order_relaxed);
+	p->free[p->nfree++] = o;
+}
+
+/* Take back up to BENCH_E2E_REAP completions and finish each with
+ * @p finish, or all of them with one @p finish_batch call (the other NULL);
+ * returns how many came back. */
 static inline size_t
-bench_e2e_reap(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish)
+bench_e2e_reap_with(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish,
+		    bench_e2e_finish_batch_fn *finish_batch)
 {
 	struct flowq_mpsc_node *nodes[BENCH_E2E_REAP];
-	struct bench_e2e_obj *o;
-	size_t n = flowq_mpsc_dequeue_batch(&p->ret, nodes, BENCH_E2E_REAP);
+	struct bench_e2e_obj *objs[BENCH_E2E_REAP];
+	size_t n = flowq_mpsc_dequeue_batch(&p->ret, nodes, BENCH_E2E_REAP), k = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		o = bench_e2e_container_of(nodes[i], struct bench_e2e_obj, ret);
-		if (atomic_load_explicit(&o->state, memory_order_relaxed) !=
-			    BENCH_E2E_COMPLETED ||
-		    o->outcome >= BENCH_E2E_OUTCOMES) {
-			/* Not reused: whatever holds it may still write it.
-			 * The case fails. */
-			p->bad++;
-			p->leaked++;
+		struct bench_e2e_obj *o =
+			bench_e2e_container_of(nodes[i], struct bench_e2e_obj, ret);
+		if (!bench_e2e_taken_back(p, o))
+			continue;
+		if (finish_batch) {
+			objs[k++] = o;
 			continue;
 		}
-		p->completed++;
-		p->outcomes[o->outcome]++;
-		if (o->t_submit != 0)
-			p->hist[bench_e2e_hist_index(o->lat_ns)]++;
 		finish(p->engine, o);
-		atomic_store_explicit(&o->state, BENCH_E2E_FREE, memory_order_relaxed);
-		p->free[p->nfree++] = o;
+		bench_e2e_put_free(p, o);
+	}
+	if (k) {
+		finish_batch(p->engine, objs, k);
+		for (size_t i = 0; i < k; i++)
+			bench_e2e_put_free(p, objs[i]);
 	}
 	return n;
 }
 
-/* Take back at least one completion, sleeping if none comes soon. */
+/* Take back up to BENCH_E2E_REAP completions; returns how many. */
+static inline size_t
+bench_e2e_reap(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish)
+{
+	return bench_e2e_reap_with(p, finish, NULL);
+}
+
+/* Take back at least one completion, sleeping if none comes soon
+ * (@p finish or @p finish_batch as bench_e2e_reap_with()). */
 static inline void
-bench_e2e_reap_wait(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish)
+bench_e2e_reap_wait_with(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish,
+			 bench_e2e_finish_batch_fn *finish_batch)
 {
 	unsigned spins = 0;
 
-	while (bench_e2e_reap(p, finish) == 0) {
+	while (bench_e2e_reap_with(p, finish, finish_batch) == 0) {
 		if (++spins < BENCH_E2E_SPINS) {
 			for (unsigned i = 0; i < 1u << (spins < 6 ? spins : 6); i++)
 				bench_cpu_relax();
@@ -528,6 +578,12 @@ bench_e2e_reap_wait(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish)
 		bench_e2e_sleep(&p->wake, &p->ret, NULL);
 		spins = 0;
 	}
+}
+
+static inline void
+bench_e2e_reap_wait(struct bench_e2e_producer *p, bench_e2e_finish_fn *finish)
+{
+	bench_e2e_reap_wait_with(p, finish, NULL);
 }
 
 /*
@@ -546,6 +602,46 @@ bench_e2e_churn_flow(struct bench_e2e_producer *p, struct bench_e2e_obj *o)
 	return &o->churn;
 }
 
+/*
+ * The next free object, prepared for a submit on the next flow of the
+ * producer's table (churn layout: a new flow) in *@p r_flow: latency
+ * stamp for one in BENCH_E2E_SAMPLE_EVERY, state SUBMITTED. Needs a free
+ * object.
+ */
+static inline struct bench_e2e_obj *
+bench_e2e_next_obj(struct bench_e2e_producer *p, bool churn,
+		   const struct bench_e2e_flow **r_flow)
+{
+	struct bench_e2e_obj *o = p->free[--p->nfree];
+
+	if (churn)
+		*r_flow = bench_e2e_churn_flow(p, o);
+	else
+		*r_flow = &bench_e2e_flows[p->seq[p->seq_pos++ & (BENCH_E2E_SEQ_LEN - 1)]];
+	if (++p->sample_ctr == BENCH_E2E_SAMPLE_EVERY) {
+		p->sample_ctr = 0;
+		o->t_submit = bench_now_ns();
+	} else {
+		o->t_submit = 0;
+	}
+	atomic_store_explicit(&o->state, BENCH_E2E_SUBMITTED, memory_order_relaxed);
+	return o;
+}
+
+/* Count the submit of @p o that returned @p rc; a rejected object goes
+ * back on the free list. */
+static inline void
+bench_e2e_submitted(struct bench_e2e_producer *p, struct bench_e2e_obj *o, int rc)
+{
+	p->attempts++;
+	if (rc == 0) {
+		p->accepted++;
+		return;
+	}
+	p->sync_rejects++;
+	bench_e2e_put_free(p, o);
+}
+
 /**
  * One producer's share of a batch: submit run->per_producer requests (fewer
  * if the watchdog stops it), each on the next flow of its table (churn
@@ -559,8 +655,6 @@ bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
 		       bench_e2e_submit_fn *submit, bench_e2e_finish_fn *finish)
 {
 	const _Atomic bool *stop = bench_pool_stop_flag(pool);
-	const struct bench_e2e_flow *flows = bench_e2e_flows;
-	const uint32_t *seq = p->seq;
 	const bool churn = p->run->args.layout == BENCH_E2E_LAYOUT_CHURN;
 	size_t n = p->run->per_producer, i;
 	struct bench_e2e_obj *o;
@@ -570,31 +664,53 @@ bench_e2e_produce_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
 	for (i = 0; i < n && !bench_pool_stop_due(stop, i); i++) {
 		if (p->nfree == 0)
 			bench_e2e_reap_wait(p, finish);
-		o = p->free[--p->nfree];
-		if (churn)
-			f = bench_e2e_churn_flow(p, o);
-		else
-			f = &flows[seq[p->seq_pos++ & (BENCH_E2E_SEQ_LEN - 1)]];
-		if (++p->sample_ctr == BENCH_E2E_SAMPLE_EVERY) {
-			p->sample_ctr = 0;
-			o->t_submit = bench_now_ns();
-		} else {
-			o->t_submit = 0;
-		}
-		atomic_store_explicit(&o->state, BENCH_E2E_SUBMITTED,
-				      memory_order_relaxed);
-		p->attempts++;
-		if (submit(p->engine, o, f) == 0) {
-			p->accepted++;
-			continue;
-		}
-		p->sync_rejects++;
-		atomic_store_explicit(&o->state, BENCH_E2E_FREE, memory_order_relaxed);
-		p->free[p->nfree++] = o;
+		o = bench_e2e_next_obj(p, churn, &f);
+		bench_e2e_submitted(p, o, submit(p->engine, o, f));
 	}
 	/* The batch ends when every request of ours is back. */
 	while (p->nfree + p->leaked < p->nobjs)
 		bench_e2e_reap_wait(p, finish);
+	p->cpu_ns += bench_e2e_thread_cpu_ns() - cpu0;
+	return i;
+}
+
+/**
+ * bench_e2e_produce_loop() for an engine's batch calls: the producer
+ * prepares up to BENCH_E2E_SUBMIT_BATCH free objects (fewer when fewer are
+ * free, or at the end of its share), submits them with one @p submit_batch
+ * call, and finishes the completions it takes back with one
+ * @p finish_batch call per return-port dequeue (up to BENCH_E2E_REAP). A
+ * sampled request's latency starts when it is prepared, i.e. up to one
+ * batch's preparation before the call. Returns the submits attempted.
+ */
+static inline size_t
+bench_e2e_produce_batch_loop(struct bench_pool *pool, struct bench_e2e_producer *p,
+			     bench_e2e_submit_batch_fn *submit_batch,
+			     bench_e2e_finish_batch_fn *finish_batch)
+{
+	const _Atomic bool *stop = bench_pool_stop_flag(pool);
+	const bool churn = p->run->args.layout == BENCH_E2E_LAYOUT_CHURN;
+	size_t n = p->run->per_producer, i = 0;
+	struct bench_e2e_obj *objs[BENCH_E2E_SUBMIT_BATCH];
+	const struct bench_e2e_flow *fl[BENCH_E2E_SUBMIT_BATCH];
+	int rc[BENCH_E2E_SUBMIT_BATCH];
+	uint64_t cpu0 = bench_e2e_thread_cpu_ns();
+
+	while (i < n && !atomic_load_explicit(stop, memory_order_relaxed)) {
+		if (p->nfree == 0)
+			bench_e2e_reap_wait_with(p, NULL, finish_batch);
+		size_t b = p->nfree < BENCH_E2E_SUBMIT_BATCH ? p->nfree : BENCH_E2E_SUBMIT_BATCH;
+		if (b > n - i)
+			b = n - i;
+		for (size_t k = 0; k < b; k++)
+			objs[k] = bench_e2e_next_obj(p, churn, &fl[k]);
+		submit_batch(p->engine, objs, fl, b, rc);
+		for (size_t k = 0; k < b; k++)
+			bench_e2e_submitted(p, objs[k], rc[k]);
+		i += b;
+	}
+	while (p->nfree + p->leaked < p->nobjs)
+		bench_e2e_reap_wait_with(p, NULL, finish_batch);
 	p->cpu_ns += bench_e2e_thread_cpu_ns() - cpu0;
 	return i;
 }

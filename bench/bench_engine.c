@@ -13,11 +13,20 @@
  *       The workload's requests have no TTL, so every key is INT64_MAX and
  *       the heap keeps FIFO order by its sequence (the same dispatch order
  *       as fcfs): only the data structure differs;
+ *   BM_engine_batch_e2e/...  BM_engine_e2e through the batch calls: each
+ *       producer submits up to BENCH_E2E_SUBMIT_BATCH prepared requests
+ *       per flowq_submit_batch() and releases each return-port dequeue's
+ *       dispatched requests with one flowq_release_batch(), as an event
+ *       loop that read several requests in one wake-up would. Its peer is
+ *       BM_engine_raw_mpsc_batch (one chain enqueue per batch); the GIE
+ *       design has no batch call, so against BM_gie_style_e2e it shows what
+ *       the batch API buys, not a like-for-like ratio;
  *   BM_engine_raw_mpsc/producers:P/...  (bench_e2e.c) the raw flowq_mpsc
  *       hand-off in the same harness: end to end must keep >= 0.5x of it
  *       at F = 1.
- * tools/engine-report runs the three with BM_gie_style_e2e in one process
- * and prints the ratios against the targets.
+ * tools/engine-report runs these with BM_gie_style_e2e in one process and
+ * prints the ratios against the targets (which concern the per-request
+ * calls).
  *
  * The port of GIE's benchmark suite (bench_e2e.h has the workloads), each
  * with a GIE-style twin in bench_gie.c; tools/bench-report prints the
@@ -165,17 +174,73 @@ bench_engine_finish(void *engine, struct bench_e2e_obj *o)
 		o->producer->bad++;
 }
 
+static void
+bench_engine_submit_batch(void *engine, struct bench_e2e_obj *const *objs,
+			  const struct bench_e2e_flow *const *flows, size_t n, int *rc)
+{
+	/* Initialized: GCC cannot see that the loop fills the first n. */
+	struct flowq_req *reqs[BENCH_E2E_SUBMIT_BATCH] = {NULL};
+
+	if (n == 0 || n > BENCH_E2E_SUBMIT_BATCH)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct flowq_req *r = &objs[i]->u.fq;
+
+		flowq_req_init(r);
+		r->flow_id = flows[i]->id;
+		r->flow_id_len = flows[i]->id_len;
+		r->priority = flows[i]->priority;
+		r->bytes = objs[i]->bytes;
+		r->complete = bench_engine_complete;
+		r->arg = NULL;
+		reqs[i] = r;
+	}
+	if (flowq_submit_batch(engine, reqs, n, rc) < 0)
+		for (size_t i = 0; i < n; i++)
+			rc[i] = -EFAULT; /* cannot happen: counted as rejects */
+}
+
+static void
+bench_engine_finish_batch(void *engine, struct bench_e2e_obj *const *objs, size_t n)
+{
+	struct flowq_req *reqs[BENCH_E2E_REAP];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (objs[i]->outcome == BENCH_E2E_DISPATCHED)
+			reqs[k++] = &objs[i]->u.fq;
+	if (k && flowq_release_batch(engine, reqs, k, NULL) != (int)k)
+		objs[0]->producer->bad++;
+}
+
 static int
 bench_engine_cancel(void *engine, struct bench_e2e_obj *o)
 {
 	return flowq_cancel(engine, &o->u.fq);
 }
 
+/* The suites of this file (bench_engine_suites[]). */
+enum bench_engine_suite {
+	BENCH_ENGINE_GS,
+	BENCH_ENGINE_RR,
+	BENCH_ENGINE_EDF,
+	BENCH_ENGINE_BATCH,
+	BENCH_ENGINE_MATRIX,
+	BENCH_ENGINE_CHURN,
+	BENCH_ENGINE_CANCEL,
+	BENCH_ENGINE_NSUITES
+};
+static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES];
+
 static size_t
 bench_engine_produce(struct bench_pool *pool, unsigned index, void *ctx)
 {
 	struct bench_e2e_run *run = ctx;
 
+	if (run->suite == &bench_engine_suites[BENCH_ENGINE_BATCH])
+		return bench_e2e_produce_batch_loop(pool, run->producers[index],
+						    bench_engine_submit_batch,
+						    bench_engine_finish_batch);
 	if (run->args.layout == BENCH_E2E_LAYOUT_CANCEL)
 		return bench_e2e_produce_cancel_loop(
 			pool, run->producers[index], bench_engine_submit,
@@ -195,17 +260,6 @@ bench_engine_ctx_free(struct bench_engine_ctx *c)
 	free(c);
 }
 
-/* The suites of this file (bench_engine_suites[]). */
-enum bench_engine_suite {
-	BENCH_ENGINE_GS,
-	BENCH_ENGINE_RR,
-	BENCH_ENGINE_EDF,
-	BENCH_ENGINE_MATRIX,
-	BENCH_ENGINE_CHURN,
-	BENCH_ENGINE_CANCEL,
-	BENCH_ENGINE_NSUITES
-};
-static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES];
 
 static int
 bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
@@ -366,6 +420,8 @@ static const struct bench_e2e_suite bench_engine_suites[BENCH_ENGINE_NSUITES] = 
 					       "round_robin"),
 	[BENCH_ENGINE_EDF] = BENCH_ENGINE_SUITE("BM_engine_edf_e2e", BENCH_E2E_LAYOUT_E2E,
 						"global_strict"),
+	[BENCH_ENGINE_BATCH] = BENCH_ENGINE_SUITE("BM_engine_batch_e2e",
+						  BENCH_E2E_LAYOUT_E2E, "global_strict"),
 	[BENCH_ENGINE_MATRIX] = BENCH_ENGINE_SUITE(
 		"BM_gie_matrix_flowq", BENCH_E2E_LAYOUT_MATRIX, "global_strict"),
 	[BENCH_ENGINE_CHURN] = BENCH_ENGINE_SUITE(
@@ -386,7 +442,7 @@ bench_engine_register(void)
 	static const unsigned flows[] = {1, 1000, 50000};
 	static const unsigned matrix_flows[] = {10, 50000};
 
-	for (int i = BENCH_ENGINE_GS; i <= BENCH_ENGINE_EDF; i++)
+	for (int i = BENCH_ENGINE_GS; i <= BENCH_ENGINE_BATCH; i++)
 		bench_e2e_register_family(&bench_engine_suites[i], bench_engine_case,
 					  flows, sizeof(flows) / sizeof(flows[0]), 0);
 	bench_e2e_register_matrix(&bench_engine_suites[BENCH_ENGINE_MATRIX],

@@ -601,12 +601,13 @@ flowq__bands_init(struct flowq_engine *e);
 void
 flowq__flow_ring(struct flowq_flow *f);
 
-/** flowq__flow_ring() without the wake: @return true if @p f was put on
- * its shard's doorbell, and the caller must flowq__shard_kick() the shard
- * (or issue [W1] and flowq__shard_wake() it) before it returns to the
- * host. */
+/** The first step of flowq__flow_ring(), [D1]: @return true if the caller
+ * must now put @p f on its shard's doorbell (f->bell, alone or in a chain)
+ * and then kick the shard, before it returns to the host. Until then
+ * in_doorbell = 1 keeps @p f from being collected (a collector backs off,
+ * flowq__flow_try_collect()), lease or not. */
 bool
-flowq__flow_ring_nokick(struct flowq_flow *f);
+flowq__flow_ring_claim(struct flowq_flow *f);
 
 /** Free a band (engine teardown, or after its collection's grace
  * period). */

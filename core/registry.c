@@ -676,7 +676,7 @@ flow_discard(struct flowq_flow *f)
 }
 
 bool
-flowq__flow_ring_nokick(struct flowq_flow *f)
+flowq__flow_ring_claim(struct flowq_flow *f)
 {
 	/* [D1] acq_rel: if the flag was already 1, the dispatcher has not yet
 	 * popped the flow; its pop clears the flag with an RMW [D2] that reads
@@ -684,15 +684,16 @@ flowq__flow_ring_nokick(struct flowq_flow *f)
 	if (atomic_exchange_explicit(&f->in_doorbell, 1, memory_order_acq_rel))
 		return false;
 	FLOWQ_TSAN_RELEASE(f);
-	flowq_mpsc_enqueue(&f->shard->doorbell, &f->bell);
 	return true;
 }
 
 void
 flowq__flow_ring(struct flowq_flow *f)
 {
-	if (flowq__flow_ring_nokick(f))
-		flowq__shard_kick(f->shard);
+	if (!flowq__flow_ring_claim(f))
+		return;
+	flowq_mpsc_enqueue(&f->shard->doorbell, &f->bell);
+	flowq__shard_kick(f->shard);
 }
 
 int

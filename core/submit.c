@@ -350,14 +350,25 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 /*
  * flowq_submit_batch(): the requests admitted on one flow in a row, queued
  * together at the end of the run: one lease and look-up (for requests named
- * by id), one count of accepted, one inbox exchange; the shards whose
- * doorbell they rang are woken at the end of the call (one [W1] fence).
+ * by id), one count of accepted, one inbox exchange. The flows they ring
+ * are chained per shard and put on the doorbells at the end of the call
+ * (one exchange per shard), then each shard is woken (one [W1] fence for
+ * all). A rung flow stays alive until its chain is pushed, its lease given
+ * back or not: in_doorbell = 1 stops its collector (flowq__flow_ring_claim).
  */
 struct submit_run {
 	struct flowq_flow *f;
 	bool leased;
 	struct flowq_mpsc_node *first, *last;
 	uint64_t n, bytes;
+};
+
+/* The doorbell chains of a call: shard k's is valid while bit k is set. */
+struct submit_bells {
+	uint64_t used[(FLOWQ_MAX_SHARDS + 63) / 64];
+	struct {
+		struct flowq_mpsc_node *first, *last;
+	} chain[FLOWQ_MAX_SHARDS];
 };
 
 /* Does @p req (checked, naming its flow by id) name the run's flow? */
@@ -369,10 +380,10 @@ run_same_key(const struct submit_run *run, const struct flowq_req *req)
 	       memcmp(req->flow_id, f->id, f->id_len) == 0;
 }
 
-/* Queue the run's requests and end the run; @p kick collects the shards
- * to wake. */
+/* Queue the run's requests and end the run; a flow to ring joins its
+ * shard's chain in @p bells. */
 static void
-run_flush(struct submit_run *run, uint64_t *kick)
+run_flush(struct submit_run *run, struct submit_bells *bells)
 {
 	struct flowq_flow *f = run->f;
 	if (!f)
@@ -380,14 +391,43 @@ run_flush(struct submit_run *run, uint64_t *kick)
 	if (run->n) {
 		count_accepted(f, run->n, run->bytes);
 		if (flowq_mpsc_enqueue_chain(&f->inbox, run->first, run->last) &&
-		    flowq__flow_ring_nokick(f)) {
+		    flowq__flow_ring_claim(f)) {
 			unsigned k = f->shard->index;
-			kick[k / 64] |= UINT64_C(1) << (k % 64);
+			uint64_t bit = UINT64_C(1) << (k % 64);
+			if (bells->used[k / 64] & bit) {
+				atomic_store_explicit(&bells->chain[k].last->next, &f->bell,
+						      memory_order_relaxed);
+			} else {
+				bells->used[k / 64] |= bit;
+				bells->chain[k].first = &f->bell;
+			}
+			bells->chain[k].last = &f->bell;
 		}
 	}
 	if (run->leased)
 		flowq__flow_unlease(f);
 	*run = (struct submit_run){0};
+}
+
+/* Put every chain of @p bells on its doorbell, then wake the shards. */
+static void
+bells_ring(struct flowq_engine *e, struct submit_bells *bells)
+{
+	bool any = false;
+	for (unsigned k = 0; k < e->nshards; k++) {
+		if (!(bells->used[k / 64] >> (k % 64) & 1))
+			continue;
+		flowq_mpsc_enqueue_chain(&e->shards[k].doorbell, bells->chain[k].first,
+					 bells->chain[k].last);
+		any = true;
+	}
+	if (!any)
+		return;
+	/* [W1] once for every ring of the call (flowq__shard_kick()). */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (unsigned k = 0; k < e->nshards; k++)
+		if (bells->used[k / 64] >> (k % 64) & 1)
+			flowq__shard_wake(&e->shards[k]);
 }
 
 int
@@ -399,7 +439,8 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 	if (n > INT_MAX)
 		return -EINVAL;
 	struct submit_run run = {0};
-	uint64_t kick[(FLOWQ_MAX_SHARDS + 63) / 64] = {0};
+	struct submit_bells bells;
+	memset(bells.used, 0, sizeof(bells.used));
 	int64_t now = 0;
 	bool have_now = false;
 	int queued = 0;
@@ -409,7 +450,7 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 		if (!err) {
 			struct flowq_flow *f = req->flow;
 			if (f ? f != run.f : !run_same_key(&run, req)) {
-				run_flush(&run, kick);
+				run_flush(&run, &bells);
 				if (!f && !(err = submit_lookup(e, req, &f)))
 					run.leased = true;
 				run.f = err ? NULL : f;
@@ -438,17 +479,8 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 		if (r_rc)
 			r_rc[i] = err;
 	}
-	run_flush(&run, kick);
-	bool any = false;
-	for (unsigned w = 0; w < sizeof(kick) / sizeof(kick[0]); w++)
-		any |= kick[w] != 0;
-	if (any) {
-		/* [W1] once for every ring of the call (flowq__shard_kick()). */
-		atomic_thread_fence(memory_order_seq_cst);
-		for (unsigned k = 0; k < e->nshards; k++)
-			if (kick[k / 64] >> (k % 64) & 1)
-				flowq__shard_wake(&e->shards[k]);
-	}
+	run_flush(&run, &bells);
+	bells_ring(e, &bells);
 	return queued;
 }
 

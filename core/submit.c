@@ -413,21 +413,23 @@ run_flush(struct submit_run *run, struct submit_bells *bells)
 static void
 bells_ring(struct flowq_engine *e, struct submit_bells *bells)
 {
-	bool any = false;
+	for (unsigned k = 0; k < e->nshards; k++)
+		if (bells->used[k / 64] >> (k % 64) & 1)
+			flowq_mpsc_enqueue_chain(&e->shards[k].doorbell,
+						 bells->chain[k].first, bells->chain[k].last);
+	/* [W1] once for every ring of the call: the first kick issues it,
+	 * the other shards are only woken. */
+	bool fenced = false;
 	for (unsigned k = 0; k < e->nshards; k++) {
 		if (!(bells->used[k / 64] >> (k % 64) & 1))
 			continue;
-		flowq_mpsc_enqueue_chain(&e->shards[k].doorbell, bells->chain[k].first,
-					 bells->chain[k].last);
-		any = true;
-	}
-	if (!any)
-		return;
-	/* [W1] once for every ring of the call (flowq__shard_kick()). */
-	atomic_thread_fence(memory_order_seq_cst);
-	for (unsigned k = 0; k < e->nshards; k++)
-		if (bells->used[k / 64] >> (k % 64) & 1)
+		if (fenced) {
 			flowq__shard_wake(&e->shards[k]);
+			continue;
+		}
+		flowq__shard_kick(&e->shards[k]);
+		fenced = true;
+	}
 }
 
 int

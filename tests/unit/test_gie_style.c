@@ -265,7 +265,13 @@ Test(gie_style, saturated_cancel_and_sweep)
 		rejected += o == GIE_STYLE_REJECTED_OTHER;
 	}
 	finish_all(e, t, NITEMS);
+	/* The sweeper counts its items after their completions ran: wait
+	 * for its count, not only for theirs. */
 	gie_style_stats(e, &s);
+	for (int i = 0; i < 10000 && s.swept + s.zombie_handoffs < NITEMS; i++) {
+		sleep_ms(1);
+		gie_style_stats(e, &s);
+	}
 	cr_assert_eq(s.outcomes[GIE_STYLE_EVICTED_CANCELLED], cancelled);
 	cr_assert_eq(s.outcomes[GIE_STYLE_REJECTED_OTHER], rejected);
 	/* Queued ones leave by the sweep (a cancel racing the enqueue may
@@ -314,7 +320,12 @@ Test(gie_style, zombie_at_the_head_is_removed_by_a_cycle)
 	submit_all(e, t, 3, 1, 2);
 	wait_completed(1);
 	cr_assert_eq(atomic_load(&t[0].outcome), GIE_STYLE_DISPATCHED);
-	sleep_ms(5);
+	/* t1 must be queued, not still in the hand-off, for the cycle to
+	 * meet it (a fixed 5 ms sleep was not enough on a loaded machine):
+	 * taken from the hand-off, then a moment to queue it (the processor
+	 * counts an item just before it looks at it). */
+	wait_received(e, 3);
+	sleep_ms(2);
 	cr_assert_eq(gie_style_cancel(e, &t[1].it), 0);
 	/* The release opens the gate: the cycle meets the zombie t1 first,
 	 * gives its slot back, and the next cycle dispatches t2. */

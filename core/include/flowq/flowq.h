@@ -19,6 +19,9 @@
  *   flowq_submit(e, r) < 0: rejected on the spot; no completion fires;
  *   flowq_req_outcome(r)/flowq_req_cause(r) say why.
  *
+ * flowq_submit_batch() and flowq_release_batch() do the same for several
+ * requests in one call, and pair in the table below as submit and release.
+ *
  * Synchronization table for calls on one engine ("-": may run concurrently
  * from any threads; "X": the caller must serialize the pair):
  *

@@ -601,14 +601,6 @@ flowq__bands_init(struct flowq_engine *e);
 void
 flowq__flow_ring(struct flowq_flow *f);
 
-/** The first step of flowq__flow_ring(), [D1]: @return true if the caller
- * must now put @p f on its shard's doorbell (f->bell, alone or in a chain)
- * and then kick the shard, before it returns to the host. Until then
- * in_doorbell = 1 keeps @p f from being collected (a collector backs off,
- * flowq__flow_try_collect()), lease or not. */
-bool
-flowq__flow_ring_claim(struct flowq_flow *f);
-
 /** Free a band (engine teardown, or after its collection's grace
  * period). */
 void

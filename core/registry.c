@@ -675,23 +675,15 @@ flow_discard(struct flowq_flow *f)
 	flowq__band_put(e, b);
 }
 
-bool
-flowq__flow_ring_claim(struct flowq_flow *f)
+void
+flowq__flow_ring(struct flowq_flow *f)
 {
 	/* [D1] acq_rel: if the flag was already 1, the dispatcher has not yet
 	 * popped the flow; its pop clears the flag with an RMW [D2] that reads
 	 * ours, so our prior enqueue is visible to its drain. */
 	if (atomic_exchange_explicit(&f->in_doorbell, 1, memory_order_acq_rel))
-		return false;
-	FLOWQ_TSAN_RELEASE(f);
-	return true;
-}
-
-void
-flowq__flow_ring(struct flowq_flow *f)
-{
-	if (!flowq__flow_ring_claim(f))
 		return;
+	FLOWQ_TSAN_RELEASE(f);
 	flowq_mpsc_enqueue(&f->shard->doorbell, &f->bell);
 	flowq__shard_kick(f->shard);
 }

@@ -21,6 +21,11 @@
  *   drop the lease.
  * After the enqueue the request may already be dispatched and completed on
  * another thread: submit does not touch it again.
+ *
+ * flowq_submit_batch() runs the same steps per request, with one clock
+ * read per call, and for a run of requests on one flow one look-up and
+ * lease, and the enqueue (one chain exchange), ring and unlease once, when
+ * the run ends (see "flowq_submit_batch()" below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -350,25 +355,18 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 /*
  * flowq_submit_batch(): the requests admitted on one flow in a row, queued
  * together at the end of the run: one lease and look-up (for requests named
- * by id), one count of accepted, one inbox exchange. The flows they ring
- * are chained per shard and put on the doorbells at the end of the call
- * (one exchange per shard), then each shard is woken (one [W1] fence for
- * all). A rung flow stays alive until its chain is pushed, its lease given
- * back or not: in_doorbell = 1 stops its collector (flowq__flow_ring_claim).
+ * by id), one count of accepted, one inbox exchange, and the ring and kick
+ * of flowq_submit() if the inbox was empty. Each run rings and kicks as
+ * soon as it ends, not at the end of the call: a flow claimed for the
+ * doorbell ([D1]) and not yet on it would hide every other producer's
+ * requests on that flow from its dispatcher (their own rings see the claim
+ * and stop), for as long as the call lasts.
  */
 struct submit_run {
 	struct flowq_flow *f;
 	bool leased;
 	struct flowq_mpsc_node *first, *last;
 	uint64_t n, bytes;
-};
-
-/* The doorbell chains of a call: shard k's is valid while bit k is set. */
-struct submit_bells {
-	uint64_t used[(FLOWQ_MAX_SHARDS + 63) / 64];
-	struct {
-		struct flowq_mpsc_node *first, *last;
-	} chain[FLOWQ_MAX_SHARDS];
 };
 
 /* Does @p req (checked, naming its flow by id) name the run's flow? */
@@ -380,56 +378,22 @@ run_same_key(const struct submit_run *run, const struct flowq_req *req)
 	       memcmp(req->flow_id, f->id, f->id_len) == 0;
 }
 
-/* Queue the run's requests and end the run; a flow to ring joins its
- * shard's chain in @p bells. */
+/* Queue the run's requests, ring their flow if its inbox was empty, and
+ * end the run. */
 static void
-run_flush(struct submit_run *run, struct submit_bells *bells)
+run_flush(struct submit_run *run)
 {
 	struct flowq_flow *f = run->f;
 	if (!f)
 		return;
 	if (run->n) {
 		count_accepted(f, run->n, run->bytes);
-		if (flowq_mpsc_enqueue_chain(&f->inbox, run->first, run->last) &&
-		    flowq__flow_ring_claim(f)) {
-			unsigned k = f->shard->index;
-			uint64_t bit = UINT64_C(1) << (k % 64);
-			if (bells->used[k / 64] & bit) {
-				atomic_store_explicit(&bells->chain[k].last->next, &f->bell,
-						      memory_order_relaxed);
-			} else {
-				bells->used[k / 64] |= bit;
-				bells->chain[k].first = &f->bell;
-			}
-			bells->chain[k].last = &f->bell;
-		}
+		if (flowq_mpsc_enqueue_chain(&f->inbox, run->first, run->last))
+			flowq__flow_ring(f);
 	}
 	if (run->leased)
 		flowq__flow_unlease(f);
 	*run = (struct submit_run){0};
-}
-
-/* Put every chain of @p bells on its doorbell, then wake the shards. */
-static void
-bells_ring(struct flowq_engine *e, struct submit_bells *bells)
-{
-	for (unsigned k = 0; k < e->nshards; k++)
-		if (bells->used[k / 64] >> (k % 64) & 1)
-			flowq_mpsc_enqueue_chain(&e->shards[k].doorbell,
-						 bells->chain[k].first, bells->chain[k].last);
-	/* [W1] once for every ring of the call: the first kick issues it,
-	 * the other shards are only woken. */
-	bool fenced = false;
-	for (unsigned k = 0; k < e->nshards; k++) {
-		if (!(bells->used[k / 64] >> (k % 64) & 1))
-			continue;
-		if (fenced) {
-			flowq__shard_wake(&e->shards[k]);
-			continue;
-		}
-		flowq__shard_kick(&e->shards[k]);
-		fenced = true;
-	}
 }
 
 int
@@ -441,8 +405,6 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 	if (n > INT_MAX)
 		return -EINVAL;
 	struct submit_run run = {0};
-	struct submit_bells bells;
-	memset(bells.used, 0, sizeof(bells.used));
 	int64_t now = 0;
 	bool have_now = false;
 	int queued = 0;
@@ -452,7 +414,7 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 		if (!err) {
 			struct flowq_flow *f = req->flow;
 			if (f ? f != run.f : !run_same_key(&run, req)) {
-				run_flush(&run, &bells);
+				run_flush(&run);
 				if (!f && !(err = submit_lookup(e, req, &f)))
 					run.leased = true;
 				run.f = err ? NULL : f;
@@ -481,8 +443,7 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 		if (r_rc)
 			r_rc[i] = err;
 	}
-	run_flush(&run, &bells);
-	bells_ring(e, &bells);
+	run_flush(&run);
 	return queued;
 }
 

@@ -638,3 +638,58 @@ Test(fault, saturated_round_takes_in_a_more_important_arrival)
 	cr_assert_eq(flowq_release(e, &lo2.req), 0);
 	flowq_engine_destroy(e);
 }
+
+/* ---- a batch's run is rung when it ends, not when the call ends ---- */
+
+static struct {
+	struct flowq_engine *e;
+	struct fx_req *a1, *b1;
+	int claims;
+	int a1_seen, b1_seen; /* completions seen inside the call */
+} bi;
+
+/* At the third S_CLAIMED of the batch [a1, b1, b2]: a1's run ended when
+ * b1's began. */
+static void
+batch_claim_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	if (++bi.claims != 3)
+		return;
+	cr_assert_geq(flowq_shard_poll(bi.e, 0, 0, NULL), 0);
+	bi.a1_seen = bi.a1->completions;
+	bi.b1_seen = bi.b1->completions;
+}
+
+Test(fault, batch_run_is_visible_when_it_ends)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a0, b0, a1, b1, b2;
+	/* The flows exist first (a new flow rings its shard by itself). */
+	fx_req_init(&a0, "a", 0, 1);
+	fx_req_init(&b0, "b", 0, 1);
+	cr_assert_eq(flowq_submit(e, &a0.req), 0);
+	cr_assert_eq(flowq_submit(e, &b0.req), 0);
+	cr_assert_eq(fx_poll_all(e), 2);
+	fx_req_init(&a1, "a", 0, 1);
+	fx_req_init(&b1, "b", 0, 1);
+	fx_req_init(&b2, "b", 0, 1);
+	struct flowq_req *reqs[3] = {&a1.req, &b1.req, &b2.req};
+	bi.e = e;
+	bi.a1 = &a1;
+	bi.b1 = &b1;
+	bi.claims = 0;
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(S_CLAIMED), batch_claim_hook, NULL);
+	cr_assert_eq(flowq_submit_batch(e, reqs, 3, NULL), 3);
+	flowq__fault_disarm();
+	cr_assert_eq(bi.claims, 3);
+	cr_assert_eq(bi.a1_seen, 1, "a's run was not queued and rung when it ended");
+	cr_assert_eq(bi.b1_seen, 0, "b1 was visible before its run ended");
+	cr_assert_eq(fx_poll_all(e), 2);
+	cr_assert_eq(b1.seen, FLOWQ_DISPATCHED);
+	cr_assert_lt(b1.order, b2.order);
+	flowq_engine_destroy(e);
+}

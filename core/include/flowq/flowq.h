@@ -561,16 +561,25 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req);
 /**
  * Submit @p n requests in one call, for a host that has several at hand
  * (an event loop that read them from one wake-up). Each request is
- * admitted or rejected exactly as flowq_submit() would, in array order,
- * with the same outcomes, causes and statistics; only the cost is shared:
+ * admitted or rejected as flowq_submit() would, in array order, with the
+ * same outcomes, causes and statistics, except for what sharing the work
+ * changes:
  *  - the engine clock is read once per call, so every request of the call
- *    has the same enqueue time (its TTL and queue time start then);
+ *    has the same enqueue time (its TTL and queue time start then), and a
+ *    deadline that passes during the call is not refused (-ETIMEDOUT) but
+ *    queued and then evicted (EVICTED_TTL, cause DEADLINE_PASSED);
  *  - requests in a row on the same flow (the same handle, or the same id
- *    and priority) share one look-up and lease and reach the flow's inbox
- *    together, in array order, with one exchange, when the row ends;
- *  - dispatchers are woken once per shard, after the last request: a
- *    request is dispatched no earlier than the call ends, unless its
- *    dispatcher is awake anyway.
+ *    and priority) form a run: one look-up and lease, one count, and they
+ *    reach the flow's inbox together, in array order, with one exchange
+ *    when the run ends; the flow's dispatcher is rung and woken then, as
+ *    flowq_submit() would for the run's first request. So a request of a
+ *    run cannot be dispatched before its run ends, and the capacity a
+ *    run's earlier requests hold cannot come back before then: a limit
+ *    (a flow's max_requests, say) can refuse a later request of the run
+ *    that a loop of flowq_submit() racing a fast dispatcher might have
+ *    admitted.
+ * Other threads' requests are never held up by a call: a run rings its
+ * flow as soon as it ends, never later in the call.
  * A request queued here is the engine's: its completion may run before
  * the call returns.
  *

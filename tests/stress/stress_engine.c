@@ -24,7 +24,8 @@
  * once, from the dispatcher thread). Odd producers send two thirds of
  * their submits through flowq_submit_batch() in batches of 1..BATCH_MAX,
  * half of a batch's requests on the flow of the one before (runs), and
- * give their requests back with flowq_release_batch().
+ * give their requests back with flowq_release_batch(). Requests on flows
+ * t0..t3 at priority 0 name their flow by a handle half of the time.
  *
  * Checks (each failure is a violation, described on stderr):
  *  - exactly once: every accepted submit gets exactly one completion, with a
@@ -96,6 +97,10 @@ struct hreq {
 };
 
 static struct flowq_engine *engine;
+/* Handles on flows t0..t(NHANDLES-1) at priority 0: some requests on those
+ * name their flow by handle instead of id (a run may mix both). */
+#define NHANDLES 4
+static struct flowq_flow *handles[NHANDLES];
 /* Whether requests get deadlines too (an ORDERING was given). */
 static bool with_deadlines;
 static _Atomic uint64_t host_queued;
@@ -287,6 +292,8 @@ producer_main(void *arg)
 		h->req.flow_id = h->id;
 		h->req.flow_id_len = (uint32_t)len;
 		h->req.priority = prio;
+		if (flow < NHANDLES && prio == 0 && (r >> 52) % 2)
+			h->req.flow = handles[flow];
 		h->req.bytes = 64 + (r >> 16) % 1500;
 		/* A quarter expire quickly (50-550 us), some never. */
 		if ((r >> 32) % 4 == 0)
@@ -401,6 +408,14 @@ run(int argc, char **argv)
 	}
 	with_deadlines = ordering != NULL;
 	engine = stress_engine_create(PROG, &cfg);
+	for (unsigned i = 0; i < NHANDLES; i++) {
+		char id[16];
+		int len = snprintf(id, sizeof(id), "t%u", i);
+		if (flowq_flow_get(engine, id, (uint32_t)len, 0, &handles[i]) != 0) {
+			fprintf(stderr, "%s: flowq_flow_get(%s) failed\n", PROG, id);
+			return 1;
+		}
+	}
 
 	double t0 = test_now_seconds();
 	nproducers = np;
@@ -441,6 +456,8 @@ run(int argc, char **argv)
 	if (st.inflight != 0)
 		test_violation(PROG, "stats inflight %" PRIu64 " after all releases", st.inflight);
 
+	for (unsigned i = 0; i < NHANDLES; i++)
+		flowq_flow_put(engine, handles[i]);
 	flowq_engine_destroy(engine);
 	for (unsigned i = 0; i < np; i++)
 		free(ps[i].win);

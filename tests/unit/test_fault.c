@@ -693,3 +693,58 @@ Test(fault, batch_run_is_visible_when_it_ends)
 	cr_assert_lt(b1.order, b2.order);
 	flowq_engine_destroy(e);
 }
+
+/* ---- a cancel of a request admitted by a batch, before its run is queued ---- */
+
+static struct {
+	struct flowq_engine *e;
+	struct fx_req *victim;
+	int queued;
+	int rc;
+} ci;
+
+/* At the third S_QUEUED of the batch: the first request is admitted ([T4])
+ * but still in the call's private chain. */
+static void
+batch_cancel_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	if (++ci.queued == 3)
+		ci.rc = flowq_cancel(ci.e, &ci.victim->req);
+}
+
+Test(fault, cancel_of_a_batch_request_not_yet_queued)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a[3];
+	struct flowq_req *reqs[3];
+	for (int i = 0; i < 3; i++) {
+		fx_req_init(&a[i], "a", 0, 1);
+		reqs[i] = &a[i].req;
+	}
+	ci.e = e;
+	ci.victim = &a[0];
+	ci.queued = 0;
+	ci.rc = 1;
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(S_QUEUED), batch_cancel_hook, NULL);
+	cr_assert_eq(flowq_submit_batch(e, reqs, 3, NULL), 3);
+	flowq__fault_disarm();
+	cr_assert_eq(ci.rc, 0, "the cancel lost: %d", ci.rc);
+	cr_assert_eq(a[0].completions, 0, "completed before it was even queued");
+	cr_assert_eq(fx_poll_all(e), 3);
+	cr_assert_eq(a[0].completions, 1);
+	cr_assert_eq(a[0].seen, FLOWQ_EVICTED_CANCELLED);
+	cr_assert_eq(a[1].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(a[2].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(fx_poll_all(e), 0);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.outcomes[FLOWQ_EVICTED_CANCELLED], 1);
+	flowq_engine_destroy(e);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(a[i].completions, 1);
+}

@@ -396,14 +396,22 @@ run_flush(struct submit_run *run)
 	*run = (struct submit_run){0};
 }
 
+/* The argument check both batch calls make: 0 or what they return. */
+static int
+batch_args(const struct flowq_engine *e, struct flowq_req *const *reqs, size_t n)
+{
+	if (!e || (!reqs && n))
+		return -EFAULT;
+	return n > INT_MAX ? -EINVAL : 0;
+}
+
 int
 flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
 		   int *r_rc)
 {
-	if (!e || (!reqs && n))
-		return -EFAULT;
-	if (n > INT_MAX)
-		return -EINVAL;
+	int bad = batch_args(e, reqs, n);
+	if (bad)
+		return bad;
 	struct submit_run run = {0};
 	int64_t now = 0;
 	bool have_now = false;
@@ -534,10 +542,9 @@ int
 flowq_release_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
 		    int *r_rc)
 {
-	if (!e || (!reqs && n))
-		return -EFAULT;
-	if (n > INT_MAX)
-		return -EINVAL;
+	int bad = batch_args(e, reqs, n);
+	if (bad)
+		return bad;
 	uint64_t bytes = 0;
 	int done = 0;
 	for (size_t i = 0; i < n; i++) {

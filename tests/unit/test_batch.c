@@ -21,6 +21,7 @@
 #include <flowq/flowq.h>
 
 #include "engine_fixture.h"
+#include "test_util.h"
 
 /* ---- arguments ---- */
 
@@ -351,15 +352,6 @@ diff_complete(struct flowq_req *req, void *arg)
 	d->order = s->seq++;
 }
 
-static uint64_t
-diff_rand(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static const char *const diff_ids[DIFF_FLOWS] = {"a", "b", "c", "d", "h0", "h1"};
 
 static void
@@ -437,16 +429,16 @@ Test(batch, same_results_as_one_submit_per_request)
 	uint64_t x = 0x5eed;
 	for (int round = 0; round < 300; round++) {
 		/* Submit up to 16 free objects (sometimes one of them twice). */
-		int idx[20], m = 0, want = 1 + (int)(diff_rand(&x) % 16);
+		int idx[20], m = 0, want = 1 + (int)(test_rng_next(&x) % 16);
 		for (int i = 0; i < DIFF_OBJS && m < want; i++) {
 			if (one.r[i].out)
 				continue;
-			uint64_t r = diff_rand(&x);
+			uint64_t r = test_rng_next(&x);
 			diff_prepare(&one, i, r);
 			diff_prepare(&bat, i, r);
 			idx[m++] = i;
 		}
-		if (m > 1 && diff_rand(&x) % 5 == 0)
+		if (m > 1 && test_rng_next(&x) % 5 == 0)
 			idx[m++] = idx[0];
 		struct flowq_req *reqs[20];
 		int rc_one[20], rc_bat[20], queued = 0;
@@ -462,8 +454,8 @@ Test(batch, same_results_as_one_submit_per_request)
 			if (rc_one[k] != 0 && rc_one[k] != -EBUSY)
 				one.r[idx[k]].out = bat.r[idx[k]].out = false;
 		}
-		fx_advance((int64_t)(diff_rand(&x) % 2000));
-		if (diff_rand(&x) % 3) {
+		fx_advance((int64_t)(test_rng_next(&x) % 2000));
+		if (test_rng_next(&x) % 3) {
 			fx_poll_all(one.e);
 			fx_poll_all(bat.e);
 		}
@@ -472,7 +464,7 @@ Test(batch, same_results_as_one_submit_per_request)
 		struct flowq_req *rel[DIFF_OBJS];
 		int nrel = 0, released = 0;
 		for (int i = 0; i < DIFF_OBJS; i++) {
-			if (!one.r[i].out || !one.r[i].completions || diff_rand(&x) % 4 == 0)
+			if (!one.r[i].out || !one.r[i].completions || test_rng_next(&x) % 4 == 0)
 				continue;
 			if (one.r[i].seen == FLOWQ_DISPATCHED) {
 				cr_assert_eq(flowq_release(one.e, &one.r[i].req), 0);

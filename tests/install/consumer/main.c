@@ -56,8 +56,11 @@ main(void)
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, flowq_port_fd(port), &ev))
 		return 1;
 
-	/* Six requests from two tenants at two priorities. */
+	/* Six requests from two tenants at two priorities, read in one
+	 * wake-up of the loop: submitted with one call (flowq_submit() takes
+	 * them one at a time just as well). */
 	static struct proxy_req reqs[6];
+	struct flowq_req *batch[6];
 	for (int i = 0; i < 6; i++) {
 		struct proxy_req *r = &reqs[i];
 		r->id = i;
@@ -69,12 +72,15 @@ main(void)
 		r->fq.bytes = 512;
 		r->fq.ttl_ns = 5000000000; /* 5 s in the queue at most */
 		flowq_req_set_port(&r->fq, port);
-		rc = flowq_submit(e, &r->fq);
-		if (rc) /* rejected on the spot: no completion will come */
-			printf("request %d rejected: %s (%s)\n", i,
-			       flowq_outcome_str(flowq_req_outcome(&r->fq)),
-			       flowq_cause_str(flowq_req_cause(&r->fq)));
+		batch[i] = &r->fq;
 	}
+	int rcs[6];
+	flowq_submit_batch(e, batch, 6, rcs);
+	for (int i = 0; i < 6; i++)
+		if (rcs[i]) /* rejected on the spot: no completion will come */
+			printf("request %d rejected: %s (%s)\n", i,
+			       flowq_outcome_str(flowq_req_outcome(batch[i])),
+			       flowq_cause_str(flowq_req_cause(batch[i])));
 
 	/* The event loop: wait for the port, drain it, "send" dispatched
 	 * requests to the backend, which answers at once here: release. */
@@ -82,18 +88,22 @@ main(void)
 	while (finished < 6) {
 		if (epoll_wait(ep, &ev, 1, 5000) <= 0)
 			return 2; /* nothing for 5 s: cannot happen here */
-		struct flowq_req *done[8];
+		struct flowq_req *done[8], *backend_done[8];
 		size_t n;
 		while ((n = flowq_port_drain(port, done, 8)) > 0) {
+			size_t nb = 0;
 			for (size_t k = 0; k < n; k++) {
 				struct proxy_req *r = container_of(done[k], struct proxy_req, fq);
 				enum flowq_outcome o = flowq_req_outcome(&r->fq);
 				printf("request %d (%s, priority %d): %s\n", r->id, r->tenant,
 				       (int)r->fq.priority, flowq_outcome_str(o));
 				if (o == FLOWQ_DISPATCHED)
-					flowq_release(e, &r->fq); /* the backend is done */
+					backend_done[nb++] = &r->fq;
 				finished++;
 			}
+			/* The backend is done with them: their slots come back
+			 * (one call; flowq_release() per request works too). */
+			flowq_release_batch(e, backend_done, nb, NULL);
 			if (n < 8)
 				break;
 		}

@@ -25,6 +25,7 @@
 #include "alloc_internal.h"
 #include "engine.h"
 #include "history.h"
+#include "mono.h"
 #include "port.h"
 #include "saturation_utilization.h"
 
@@ -32,9 +33,7 @@ static int64_t
 default_clock(void *ctx)
 {
 	(void)ctx;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return flowq__mono_ns();
 }
 
 int64_t

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "fault.h"
+#include "mono.h"
 
 _Atomic uint64_t flowq__fault_mask;
 
@@ -55,14 +56,6 @@ rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The random stall: with probability per_million / 10^6, sleep or spin for
  * a uniform time in [min_ns, max_ns]. */
 static void
@@ -87,16 +80,16 @@ stall_fn(enum flowq__fault_point p, void *ctx)
 	int64_t d =
 		lo +
 		(hi > lo ? (int64_t)(rng_next(&self.rng) % (uint64_t)(hi - lo + 1)) : 0);
-	int64_t start = mono_ns(), end = start + d;
+	int64_t start = flowq__mono_ns(), end = start + d;
 	if (atomic_load_explicit(&fault.spin, memory_order_relaxed)) {
-		while (mono_ns() < end)
+		while (flowq__mono_ns() < end)
 			;
 	} else {
 		struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
 		while (nanosleep(&ts, &ts) != 0)
 			;
 	}
-	self.resumed_ns = mono_ns();
+	self.resumed_ns = flowq__mono_ns();
 	atomic_fetch_add_explicit(&fault.stalls, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&fault.stall_ns, (uint64_t)(self.resumed_ns - start),
 				  memory_order_relaxed);

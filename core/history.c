@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "history.h"
+#include "mono.h"
 
 enum { CHUNK_EVENTS = 4096 };
 
@@ -131,9 +132,7 @@ void
 flowq__history_stamp(struct flowq__history_stamp *r_st)
 {
 	r_st->gseq = atomic_fetch_add_explicit(&gseq_next, 1, memory_order_relaxed);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	r_st->t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	r_st->t = flowq__mono_ns();
 }
 
 /* A chunk, its pages populated at once: one mmap instead of a page fault

@@ -39,6 +39,7 @@
 #include "builtin.h"
 #include "engine.h"
 #include "history.h"
+#include "mono.h"
 #include "fault.h"
 #include "req.h"
 
@@ -575,21 +576,13 @@ waiter_complete(struct flowq_req *req, void *arg)
 	syscall(SYS_futex, (uint32_t *)&w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static bool
 wait_done(struct waiter *w, int64_t deadline)
 {
 	while (!atomic_load_explicit(&w->done, memory_order_acquire)) {
 		struct timespec ts, *tsp = NULL;
 		if (deadline >= 0) {
-			int64_t d = deadline - mono_ns();
+			int64_t d = deadline - flowq__mono_ns();
 			if (d <= 0)
 				return false;
 			ts.tv_sec = d / 1000000000;
@@ -610,7 +603,7 @@ flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout
 		return FLOWQ_REJECTED_OTHER;
 	req->complete = waiter_complete;
 	req->arg = &w;
-	int64_t deadline = timeout_ns < 0 ? -1 : mono_ns() + timeout_ns;
+	int64_t deadline = timeout_ns < 0 ? -1 : flowq__mono_ns() + timeout_ns;
 	if (flowq_submit(e, req))
 		return flowq_req_outcome(req);
 	if (!wait_done(&w, deadline)) {

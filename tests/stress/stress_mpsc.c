@@ -67,6 +67,9 @@
  *  - liveness: a watchdog aborts the run (with the counts on stderr) if the
  *    consumer makes no progress for 20 s, e.g. when recycling deadlocks
  *    because a node got lost (its producer then waits for it forever).
+ * After 1000 violations the consumer stops early (a corrupted queue can
+ * return the same nodes forever), waiting producers give up, and the run
+ * ends with its SUMMARY line and the final checks.
  *
  * The empty -> non-empty signal
  * -----------------------------
@@ -136,6 +139,7 @@
 #define MAX_CHAIN     8
 #define MAX_POOL      4096 /* recycle mode: nodes per producer, at most */
 #define STALL_SECONDS 20
+#define GIVE_UP       1000 /* violations after which the consumer stops */
 
 struct item {
 	struct flowq_mpsc_node node;
@@ -186,6 +190,9 @@ static pthread_barrier_t start;
 static _Atomic unsigned producers_done;
 /* Successful dequeue calls, for the watchdog (relaxed: a counter). */
 static _Atomic uint64_t progress;
+/* Set by main once the consumer has stopped: a recycling producer waiting
+ * for a node gives up (after GIVE_UP violations the consumer stops early). */
+static _Atomic bool quit;
 
 static uint64_t
 check_word(uint32_t producer, uint32_t seq, uint32_t slot)
@@ -280,7 +287,7 @@ ring_reclaim(struct producer *p)
 
 /*
  * Up to @k nodes for the enqueue of sequence numbers @seq.. into @r_slots;
- * returns how many (at least 1). Default mode: the fresh slots seq.. . Recycle
+ * returns how many (at least 1, or 0 once told to quit). Default mode: the fresh slots seq.. . Recycle
  * mode: the most recently handed back first (the shortest turnaround),
  * waiting for the consumer when none is free; fewer than @k when fewer are
  * free (a shorter chain).
@@ -296,6 +303,9 @@ producer_slots(struct producer *p, uint32_t seq, uint32_t k, uint32_t *r_slots)
 	if (p->nfree < k && ring_reclaim(p) == 0 && p->nfree == 0) {
 		p->starved++;
 		for (unsigned w = 1; ring_reclaim(p) == 0; w++) {
+			/* Relaxed: only a request to stop; nothing to see. */
+			if (atomic_load_explicit(&quit, memory_order_relaxed))
+				return 0;
 			if (w % 16 == 0)
 				sched_yield();
 			else
@@ -330,6 +340,8 @@ producer_main(void *arg)
 		if (k > p->count - i)
 			k = p->count - i;
 		k = producer_slots(p, i, k, slots);
+		if (k == 0)
+			return NULL; /* the consumer stopped (not counted as done) */
 		first = &p->items[slots[0]];
 		for (uint32_t j = 0; j < k; j++) {
 			struct item *it = &p->items[slots[j]];
@@ -421,7 +433,8 @@ take(struct consumer *c, struct flowq_mpsc_node *node)
 	it = &c->pool[idx];
 	owner = (uint32_t)(idx / c->pool_per);
 	slot = (uint32_t)(idx % c->pool_per);
-	if (c->seen[idx]++ != 0) {
+	if (c->seen[idx] != 0) {
+		c->seen[idx] += c->seen[idx] < UINT8_MAX; /* saturate: never 0 again */
 		test_violation(PROG,
 			       c->recycle ? "node %" PRIu64 " dequeued again before"
 					    " it was handed back"
@@ -429,6 +442,7 @@ take(struct consumer *c, struct flowq_mpsc_node *node)
 			       idx);
 		return;
 	}
+	c->seen[idx] = 1;
 	c->consumed++;
 	if (c->recycle)
 		c->pending[c->npending++] = (uint32_t)idx;
@@ -524,6 +538,12 @@ consume(struct consumer *c)
 	unsigned idle = 0;
 
 	while (c->consumed < c->total) {
+		if (atomic_load_explicit(test_violations(), memory_order_relaxed) >=
+		    GIVE_UP) {
+			fprintf(stderr, PROG ": %d violations: the consumer gives up\n",
+				GIVE_UP);
+			break;
+		}
 		uint64_t r = test_rng_next(&c->rng);
 		bool got = false;
 
@@ -675,6 +695,7 @@ run(int argc, char **argv)
 	flowq_mpsc_init(&queue);
 	atomic_init(&producers_done, 0);
 	atomic_init(&progress, 0);
+	atomic_init(&quit, false);
 	if (pthread_barrier_init(&start, NULL, nprod + 1) != 0) {
 		fprintf(stderr, PROG ": pthread_barrier_init failed\n");
 		return 2;
@@ -725,6 +746,7 @@ run(int argc, char **argv)
 	pthread_barrier_wait(&start);
 	t0 = test_now_seconds();
 	consume(&c);
+	atomic_store_explicit(&quit, true, memory_order_relaxed);
 	for (unsigned p = 0; p < nprod; p++) {
 		pthread_join(prod[p].thread, NULL);
 		enq_true += prod[p].enq_true;

@@ -667,6 +667,10 @@ run(int argc, char **argv)
 		items = test_parse_ulong(PROG, argv[a + 1], "item count", 1, UINT32_MAX);
 	if (argc - a > 2)
 		seed = test_parse_ulong(PROG, argv[a + 2], "seed", 0, ~0ul);
+	/* Soak: another schedule each iteration (iteration 0, the CTest run,
+	 * keeps the given seed; stderr names each iteration's, to be given as
+	 * SEED). */
+	seed += stress_soak_iteration() * UINT64_C(0x9e3779b97f4a7c15);
 
 	/* Round up so that every producer gets the same count. */
 	c.per_producer = (uint32_t)((items + nprod - 1) / nprod);

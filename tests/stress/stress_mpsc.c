@@ -71,6 +71,19 @@
  * return the same nodes forever), waiting producers give up, and the run
  * ends with its SUMMARY line and the final checks.
  *
+ * What recycling adds, tried on local mutants of queues/mpsc.c: without
+ * [E0] in flowq_mpsc_enqueue(), or in flowq_mpsc_enqueue_chain() alone,
+ * every default-mode configuration passes (calloc's NULL stands in for the
+ * missing store) and every recycle configuration fails at once (a stale
+ * next field links the node to its old successor: "dequeued again before
+ * it was handed back"). A consumer that poisons a node after handing it
+ * back (a mutant of hand_back()) fails the producer's poison check, and
+ * TSan reports the race. [E2] relaxed is a TSan report in both modes. Not
+ * forgetting a returned known tail (no mpsc_returned() in the batch loop)
+ * is only a liveness fault; both modes catch it at the end of most runs
+ * ("-EAGAIN after every producer finished"), recycling masking it in some
+ * (the stale tail is often re-enqueued and so becomes true again).
+ *
  * The empty -> non-empty signal
  * -----------------------------
  * Let T be the number of enqueues that returned true and D the number of

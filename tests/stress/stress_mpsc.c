@@ -186,15 +186,15 @@ struct producer {
 	struct item *items;
 	uint64_t rng;
 	/* Recycle mode; the producer's own (main's after the join). */
-	struct ring *ret;  /* hand-back ring, drained by ring_reclaim() */
-	uint32_t *free;    /* stack of free slots, nfree of them */
+	struct ring *ret; /* hand-back ring, drained by ring_reclaim() */
+	uint32_t *free;   /* stack of free slots, nfree of them */
 	uint32_t nfree;
-	uint8_t *is_free;  /* per slot: on the stack */
-	uint32_t issued;   /* sequence numbers used so far */
+	uint8_t *is_free; /* per slot: on the stack */
+	uint32_t issued;  /* sequence numbers used so far */
 	/* Written by the producer only; read by main after the join. */
 	uint64_t enq_true;
-	uint64_t reused;   /* nodes taken back from the ring (main's at the end too) */
-	uint64_t starved;  /* times it had no free node and had to wait */
+	uint64_t reused;  /* nodes taken back from the ring (main's at the end too) */
+	uint64_t starved; /* times it had no free node and had to wait */
 };
 
 static struct flowq_mpsc queue;
@@ -276,10 +276,10 @@ ring_reclaim(struct producer *p)
 		struct item *it;
 
 		if (slot >= p->pool || p->is_free[slot]) {
-			test_violation(PROG,
-				       "producer %" PRIu32 ": slot %" PRIu32
-				       " handed back %s",
-				       p->id, slot, slot >= p->pool ? "(not ours)" : "twice");
+			test_violation(
+				PROG,
+				"producer %" PRIu32 ": slot %" PRIu32 " handed back %s",
+				p->id, slot, slot >= p->pool ? "(not ours)" : "twice");
 			continue;
 		}
 		it = &p->items[slot];
@@ -403,15 +403,15 @@ producer_main(void *arg)
 
 struct consumer {
 	struct item *pool;
-	uint64_t nodes;      /* pool size: nproducers * pool_per */
-	uint64_t total;      /* enqueues in the run: nproducers * per_producer */
+	uint64_t nodes; /* pool size: nproducers * pool_per */
+	uint64_t total; /* enqueues in the run: nproducers * per_producer */
 	unsigned nproducers;
 	uint32_t per_producer;
-	uint32_t pool_per;   /* nodes per producer */
+	uint32_t pool_per; /* nodes per producer */
 	bool recycle;
-	uint8_t *seen;       /* per node: taken (and, recycling, not handed back) */
+	uint8_t *seen; /* per node: taken (and, recycling, not handed back) */
 	uint32_t *next_seq;
-	uint32_t *pending;   /* recycle: nodes taken, not yet handed back */
+	uint32_t *pending; /* recycle: nodes taken, not yet handed back */
 	size_t npending;
 	uint64_t consumed;
 	uint64_t calls_ok;   /* dequeue calls that returned at least one item */
@@ -433,7 +433,8 @@ take(struct consumer *c, struct flowq_mpsc_node *node)
 
 	/* Compare addresses as integers: the node may be anything at all. */
 	if (addr < base || addr >= base + c->nodes * sizeof(struct item)) {
-		test_violation(PROG, "dequeued %p, not an item of the pool", (void *)node);
+		test_violation(PROG, "dequeued %p, not an item of the pool",
+			       (void *)node);
 		return;
 	}
 	off = addr - base - offsetof(struct item, node);
@@ -666,12 +667,13 @@ run(int argc, char **argv)
 			fprintf(stderr, PROG ": --recycle needs a pool size\n");
 			return 2;
 		}
-		recycle_pool = (uint32_t)test_parse_ulong(PROG, argv[2], "recycle pool", 1,
-							  MAX_POOL);
+		recycle_pool = (uint32_t)test_parse_ulong(PROG, argv[2], "recycle pool",
+							  1, MAX_POOL);
 		a = 3;
 	}
 	if (argc - a < 1 || argc - a > 3) {
-		fprintf(stderr, "usage: " PROG " [--recycle POOL] PRODUCERS [ITEMS [SEED]]\n");
+		fprintf(stderr,
+			"usage: " PROG " [--recycle POOL] PRODUCERS [ITEMS [SEED]]\n");
 		return 2;
 	}
 	nprod = (unsigned)test_parse_ulong(PROG, argv[a], "producer count", 1,
@@ -791,7 +793,8 @@ run(int argc, char **argv)
 	for (uint64_t i = 0; i < c.nodes; i++) {
 		if (c.seen[i] != (c.recycle ? 0 : 1)) {
 			test_violation(PROG, "node %" PRIu64 " taken %u times%s", i,
-				       c.seen[i], c.recycle ? " and not handed back" : "");
+				       c.seen[i],
+				       c.recycle ? " and not handed back" : "");
 			break;
 		}
 	}
@@ -829,7 +832,8 @@ run(int argc, char **argv)
 			     " deferred_hand_backs=%" PRIu64 "\n",
 			reused, starved, c.deferred);
 	stress_soak_count("ops", c.total);
-	printf("SUMMARY " PROG " producers=%u items=%" PRIu64 " violations=%lu seconds=%.3f\n",
+	printf("SUMMARY " PROG " producers=%u items=%" PRIu64
+	       " violations=%lu seconds=%.3f\n",
 	       nprod, c.total, atomic_load(test_violations()), secs);
 	free(c.pool);
 	free(c.seen);

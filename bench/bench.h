@@ -63,6 +63,11 @@ bench_gie_register(void);
 void
 bench_engine_register(void);
 
+/** Register BM_engine_dispatch_*: the dispatcher's cost per decision with F
+ * flows backlogged, in polled mode (bench_dispatch.c). */
+void
+bench_dispatch_register(void);
+
 /** Register BM_displacement (overload simulation per displacement policy)
  * and BM_displacement_shed (cost of one displacement). */
 void

@@ -24,6 +24,7 @@ main(int argc, char **argv)
 	bench_policy_register();
 	bench_e2e_register();
 	bench_engine_register();
+	bench_dispatch_register();
 	bench_gie_register();
 	bench_displace_register();
 	return bench_main(argc, argv);

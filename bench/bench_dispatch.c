@@ -1,0 +1,355 @@
+/*
+ * bench_dispatch: the dispatcher's cost per decision, alone, with F flows
+ * backlogged:
+ *
+ *   BM_engine_dispatch_<fairness>/flows:F
+ *
+ * for <fairness> in round_robin and global_strict, F in {1, 1000, 50000}.
+ * The engine-core issue asks for "per-decision cost flat in F for
+ * round_robin (<= 1.5x from 1 to 50000 flows)". BM_engine_rr_e2e measures
+ * whole request lives (submit, lookup, dispatch, completion, release on
+ * two threads), and at F = 50,000 its rate is set by the producer's
+ * registry lookup (cds_lfht_lookup's cold walk), not by a decision. This
+ * family measures what a decision costs the dispatcher, one thread, nothing
+ * else running: the time per dispatched request of flowq_shard_poll().
+ *
+ * Workload, per batch of BENCH_DISPATCH_N (16,384) requests:
+ *  - untimed: every request is re-initialized and submitted by handle (no
+ *    lookup), to a flow drawn uniformly at random (seeded splitmix64, the
+ *    same draws at every F), in a random order of the request objects (a
+ *    permutation drawn once per case), so the dispatcher visits the
+ *    request objects in an order unrelated to memory at every F;
+ *  - timed: flowq_shard_poll() until every request has its outcome. This
+ *    is the dispatcher's whole job per request: the doorbell, each flow's
+ *    inbox drain, ordering (fcfs), the fairness decision, the gate (the
+ *    concurrency detector, no limit), the outcome, statistics (queue-time
+ *    histogram, counters), capacity return, and the completion callback
+ *    (it counts). The first poll of a batch has budget 1: it takes in
+ *    every rung flow (at F = 1, DRAIN_MAX_PER_VISIT requests of the one
+ *    flow) and dispatches one request; its time per decision of the batch
+ *    is reported as first_poll_ns_per_decision, so at F > 1 the intake
+ *    and the decisions can be told apart;
+ *  - untimed: flowq_release_batch() of every request, then checks: every
+ *    request completed exactly once and dispatched, nothing queued or in
+ *    flight in the engine's statistics.
+ * The time per iteration is ns per decision (one iteration = one dispatched
+ * request); the F = 1 case of the same family in the same run is the base
+ * of the flatness ratio (tools/engine-report).
+ *
+ * Why 16,384 requests: their objects (4 MB) stay in the last-level cache,
+ * so what changes with F is the flows, not the requests. With 2^17 random
+ * objects (33 MB) the inbox drain's chase took a memory miss per request
+ * at every F, and at F >= 1000 (every flow taken in before the first
+ * decision) the decision took a second one: 270 / 365 / 620 ns at F = 1 /
+ * 1000 / 50,000, the memory system's figure more than the dispatcher's.
+ * At F = 50,000 about 14,300 flows get requests (one or two each), out of
+ * 50,000 registered, so nearly every intake and every decision is on a
+ * flow whose lines are cold: that is the cost a proxy with that many
+ * tenants pays, and the one the flatness target is about.
+ *
+ * Engine: polled mode, one shard, one configured band (priority 0) with the
+ * fairness under test and fcfs, no limits, the concurrency detector with no
+ * in-flight limit, flow GC after an hour, registry pre-sized; every flow
+ * registered before the timed region and held by handle. At F = 50,000 the
+ * flows (~0.9 KB each) and the requests (BENCH_DISPATCH_N x 256 B) far
+ * outgrow the caches, as they would on a proxy with that many tenants.
+ *
+ * Context: the benchmark thread is the dispatcher (polled mode), so CPU
+ * time and wall time agree; the case reports CPU time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <flowq/flowq.h>
+
+#include "bench.h"
+#include "bench_harness.h"
+
+/* Requests per batch: a backlog of 2.6 per flow at F = 50,000. */
+#define BENCH_DISPATCH_N (1u << 14)
+/* Release calls take at most this many requests. */
+#define BENCH_DISPATCH_RELEASE 256u
+#define BENCH_DISPATCH_BYTES   1024u
+#define BENCH_DISPATCH_GC_NS   (3600ll * 1000000000ll)
+
+/* A request object as a host would embed one: one 256-byte block each. */
+struct bench_dispatch_obj {
+	_Alignas(64) struct flowq_req req;
+	uint32_t flow;      /* index of its flow in the case */
+	uint32_t completed; /* completions seen for the current batch */
+};
+
+struct bench_dispatch_case {
+	const char *fairness;
+};
+
+struct bench_dispatch_run {
+	struct flowq_engine *e;
+	struct flowq_flow **flows;
+	unsigned nflows;
+	struct bench_dispatch_obj *objs;
+	uint32_t *order; /* submit order: a permutation of the objects */
+	uint64_t done;   /* completions of the current batch */
+	uint64_t bad;    /* completions that were not DISPATCHED, or twice */
+};
+
+static uint64_t
+bench_dispatch_rand(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static void
+bench_dispatch_complete(struct flowq_req *req, void *arg)
+{
+	struct bench_dispatch_run *run = arg;
+	struct bench_dispatch_obj *o =
+		(struct bench_dispatch_obj *)((char *)req -
+					      offsetof(struct bench_dispatch_obj, req));
+
+	if (flowq_req_outcome(req) != FLOWQ_DISPATCHED || o->completed++ != 0)
+		run->bad++;
+	run->done++;
+}
+
+static void
+bench_dispatch_free(struct bench_dispatch_run *run)
+{
+	for (unsigned i = 0; i < run->nflows; i++)
+		flowq_flow_put(run->e, run->flows[i]);
+	if (run->e != NULL)
+		flowq_engine_destroy(run->e);
+	free(run->flows);
+	free(run->objs);
+	free(run->order);
+}
+
+static int
+bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness, unsigned nflows,
+		     char *msg, size_t len)
+{
+	struct flowq_band_config band;
+	struct flowq_config cfg;
+	char errbuf[160] = "";
+	uint64_t seed = 42;
+	int err;
+
+	memset(run, 0, sizeof(*run));
+	run->flows = calloc(nflows, sizeof(*run->flows));
+	run->objs = bench_pool_prefault(sizeof(*run->objs) * BENCH_DISPATCH_N);
+	run->order = malloc(sizeof(*run->order) * BENCH_DISPATCH_N);
+	if (run->flows == NULL || run->objs == NULL || run->order == NULL) {
+		snprintf(msg, len, "out of memory");
+		return -1;
+	}
+	flowq_config_init(&cfg);
+	band = cfg.default_band;
+	band.priority = 0;
+	band.max_requests = 0;
+	band.max_bytes = 0;
+	band.fairness = fairness;
+	band.ordering = "fcfs";
+	band.usage_ceiling = 1.0;
+	cfg.shards = 1;
+	cfg.mode = FLOWQ_MODE_POLLED;
+	cfg.bands = &band;
+	cfg.nbands = 1;
+	cfg.default_band_enabled = false;
+	cfg.flow_gc_timeout_ns = BENCH_DISPATCH_GC_NS;
+	cfg.saturation.detector = "concurrency";
+	cfg.saturation.max_inflight = 0;
+	cfg.saturation.max_inflight_bytes = 0;
+	cfg.registry_buckets = 1024;
+	while (cfg.registry_buckets < nflows)
+		cfg.registry_buckets <<= 1;
+	cfg.errbuf = errbuf;
+	cfg.errbuf_size = sizeof(errbuf);
+	err = flowq_engine_create(&cfg, &run->e);
+	if (err != 0) {
+		snprintf(msg, len, "flowq_engine_create: %s: %s", flowq_strerror(err), errbuf);
+		run->e = NULL;
+		return -1;
+	}
+	for (unsigned i = 0; i < nflows; i++) {
+		char id[16];
+		int n = snprintf(id, sizeof(id), "t%u", i);
+
+		err = flowq_flow_get(run->e, id, (uint32_t)n, 0, &run->flows[i]);
+		if (err != 0) {
+			snprintf(msg, len, "flowq_flow_get(%u): %s", i, flowq_strerror(err));
+			return -1;
+		}
+		run->nflows = i + 1;
+	}
+	/* Each object's flow, then a random submit order (Fisher-Yates). */
+	for (uint32_t i = 0; i < BENCH_DISPATCH_N; i++) {
+		run->objs[i].flow = (uint32_t)(bench_dispatch_rand(&seed) % nflows);
+		run->order[i] = i;
+	}
+	for (uint32_t i = BENCH_DISPATCH_N - 1; i > 0; i--) {
+		uint32_t j = (uint32_t)(bench_dispatch_rand(&seed) % (i + 1));
+		uint32_t t = run->order[i];
+
+		run->order[i] = run->order[j];
+		run->order[j] = t;
+	}
+	return 0;
+}
+
+/* Submit the whole batch (untimed). */
+static int
+bench_dispatch_fill(struct bench_dispatch_run *run, char *msg, size_t len)
+{
+	run->done = 0;
+	for (uint32_t k = 0; k < BENCH_DISPATCH_N; k++) {
+		struct bench_dispatch_obj *o = &run->objs[run->order[k]];
+		struct flowq_req *r = &o->req;
+		int err;
+
+		o->completed = 0;
+		flowq_req_init(r);
+		r->flow = run->flows[o->flow];
+		r->bytes = BENCH_DISPATCH_BYTES;
+		r->complete = bench_dispatch_complete;
+		r->arg = run;
+		err = flowq_submit(run->e, r);
+		if (err != 0) {
+			snprintf(msg, len, "flowq_submit: %s", flowq_strerror(err));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Release the batch and check it (untimed). */
+static int
+bench_dispatch_check(struct bench_dispatch_run *run, char *msg, size_t len)
+{
+	static struct flowq_stats s; /* large (histogram, cause table) */
+	struct flowq_req *reqs[BENCH_DISPATCH_RELEASE];
+	int err;
+
+	if (run->done != BENCH_DISPATCH_N || run->bad != 0) {
+		snprintf(msg, len, "%" PRIu64 " completions of %u, %" PRIu64 " bad", run->done,
+			 BENCH_DISPATCH_N, run->bad);
+		return -1;
+	}
+	for (uint32_t i = 0; i < BENCH_DISPATCH_N; i += BENCH_DISPATCH_RELEASE) {
+		size_t n = 0;
+
+		for (uint32_t j = i; j < i + BENCH_DISPATCH_RELEASE && j < BENCH_DISPATCH_N; j++) {
+			if (run->objs[j].completed != 1) {
+				snprintf(msg, len, "request %u completed %u times", j,
+					 run->objs[j].completed);
+				return -1;
+			}
+			reqs[n++] = &run->objs[j].req;
+		}
+		if (flowq_release_batch(run->e, reqs, n, NULL) != (int)n) {
+			snprintf(msg, len, "flowq_release_batch refused a dispatched request");
+			return -1;
+		}
+	}
+	err = flowq_stats_engine(run->e, &s);
+	if (err != 0) {
+		snprintf(msg, len, "flowq_stats_engine: %s", flowq_strerror(err));
+		return -1;
+	}
+	if (s.queued != 0 || s.inflight != 0 || s.queued_bytes != 0 || s.inflight_bytes != 0) {
+		snprintf(msg, len,
+			 "engine not empty after the batch: queued %" PRIu64 ", in flight %" PRIu64,
+			 s.queued, s.inflight);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+bench_dispatch_case_fn(struct bench_state *st, void *arg)
+{
+	const struct bench_dispatch_case *c = arg;
+	struct bench_dispatch_run run;
+	unsigned nflows = (unsigned)bench_range(st, 0);
+	uint64_t decisions = 0, polls = 0, intake = 0;
+	char msg[200] = "";
+
+	if (bench_dispatch_setup(&run, c->fairness, nflows, msg, sizeof(msg)) != 0)
+		goto fail;
+	/* A first batch outside the timed loop: lazily sized engine state
+	 * (rings, heaps, histograms) reaches its working size. */
+	if (bench_dispatch_fill(&run, msg, sizeof(msg)) != 0)
+		goto fail;
+	while (run.done < BENCH_DISPATCH_N)
+		if (flowq_shard_poll(run.e, 0, 0, NULL) < 0)
+			break;
+	if (bench_dispatch_check(&run, msg, sizeof(msg)) != 0)
+		goto fail;
+
+	while (bench_keep_running_batch(st, BENCH_DISPATCH_N)) {
+		bench_pause_timing(st);
+		if (bench_dispatch_fill(&run, msg, sizeof(msg)) != 0)
+			goto fail;
+		bench_resume_timing(st);
+		for (unsigned budget = 1; run.done < BENCH_DISPATCH_N; budget = 0) {
+			uint64_t t0 = budget ? bench_now_ns() : 0;
+			int n = flowq_shard_poll(run.e, 0, budget, NULL);
+
+			if (budget)
+				intake += bench_now_ns() - t0;
+			if (n < 0) {
+				snprintf(msg, sizeof(msg), "flowq_shard_poll: %s",
+					 flowq_strerror(n));
+				goto fail;
+			}
+			polls++;
+		}
+		bench_pause_timing(st);
+		if (bench_dispatch_check(&run, msg, sizeof(msg)) != 0)
+			goto fail;
+		decisions += BENCH_DISPATCH_N;
+		bench_resume_timing(st);
+	}
+	bench_set_items_processed(st, (int64_t)decisions);
+	bench_set_counter(st, "polls_per_batch",
+			  decisions ? (double)polls * BENCH_DISPATCH_N / (double)decisions : 0,
+			  BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "first_poll_ns_per_decision",
+			  decisions ? (double)intake / (double)decisions : 0, BENCH_COUNTER_PLAIN);
+	bench_dispatch_free(&run);
+	return;
+fail:
+	bench_skip_with_error(st, msg);
+	bench_dispatch_free(&run);
+}
+
+void
+bench_dispatch_register(void)
+{
+	static const struct bench_dispatch_case cases[] = {
+		{"round_robin"},
+		{"global_strict"},
+	};
+	static const int64_t flows[] = {1, 1000, 50000};
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bench_case *bc;
+
+		snprintf(name, sizeof(name), "BM_engine_dispatch_%s", cases[i].fairness);
+		bc = bench_register(name, bench_dispatch_case_fn, (void *)&cases[i]);
+		if (bc == NULL)
+			continue;
+		for (size_t k = 0; k < sizeof(flows) / sizeof(flows[0]); k++)
+			bench_case_arg(bc, flows[k]);
+		bench_case_arg_name(bc, "flows");
+		bench_case_unit(bc, BENCH_UNIT_NS);
+	}
+}

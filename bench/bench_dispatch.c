@@ -133,8 +133,8 @@ bench_dispatch_free(struct bench_dispatch_run *run)
 }
 
 static int
-bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness, unsigned nflows,
-		     char *msg, size_t len)
+bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness,
+		     unsigned nflows, char *msg, size_t len)
 {
 	struct flowq_band_config band;
 	struct flowq_config cfg;
@@ -174,7 +174,8 @@ bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness, unsig
 	cfg.errbuf_size = sizeof(errbuf);
 	err = flowq_engine_create(&cfg, &run->e);
 	if (err != 0) {
-		snprintf(msg, len, "flowq_engine_create: %s: %s", flowq_strerror(err), errbuf);
+		snprintf(msg, len, "flowq_engine_create: %s: %s", flowq_strerror(err),
+			 errbuf);
 		run->e = NULL;
 		return -1;
 	}
@@ -184,7 +185,8 @@ bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness, unsig
 
 		err = flowq_flow_get(run->e, id, (uint32_t)n, 0, &run->flows[i]);
 		if (err != 0) {
-			snprintf(msg, len, "flowq_flow_get(%u): %s", i, flowq_strerror(err));
+			snprintf(msg, len, "flowq_flow_get(%u): %s", i,
+				 flowq_strerror(err));
 			return -1;
 		}
 		run->nflows = i + 1;
@@ -238,14 +240,15 @@ bench_dispatch_check(struct bench_dispatch_run *run, char *msg, size_t len)
 	int err;
 
 	if (run->done != BENCH_DISPATCH_N || run->bad != 0) {
-		snprintf(msg, len, "%" PRIu64 " completions of %u, %" PRIu64 " bad", run->done,
-			 BENCH_DISPATCH_N, run->bad);
+		snprintf(msg, len, "%" PRIu64 " completions of %u, %" PRIu64 " bad",
+			 run->done, BENCH_DISPATCH_N, run->bad);
 		return -1;
 	}
 	for (uint32_t i = 0; i < BENCH_DISPATCH_N; i += BENCH_DISPATCH_RELEASE) {
 		size_t n = 0;
 
-		for (uint32_t j = i; j < i + BENCH_DISPATCH_RELEASE && j < BENCH_DISPATCH_N; j++) {
+		for (uint32_t j = i;
+		     j < i + BENCH_DISPATCH_RELEASE && j < BENCH_DISPATCH_N; j++) {
 			if (run->objs[j].completed != 1) {
 				snprintf(msg, len, "request %u completed %u times", j,
 					 run->objs[j].completed);
@@ -254,7 +257,8 @@ bench_dispatch_check(struct bench_dispatch_run *run, char *msg, size_t len)
 			reqs[n++] = &run->objs[j].req;
 		}
 		if (flowq_release_batch(run->e, reqs, n, NULL) != (int)n) {
-			snprintf(msg, len, "flowq_release_batch refused a dispatched request");
+			snprintf(msg, len,
+				 "flowq_release_batch refused a dispatched request");
 			return -1;
 		}
 	}
@@ -263,9 +267,11 @@ bench_dispatch_check(struct bench_dispatch_run *run, char *msg, size_t len)
 		snprintf(msg, len, "flowq_stats_engine: %s", flowq_strerror(err));
 		return -1;
 	}
-	if (s.queued != 0 || s.inflight != 0 || s.queued_bytes != 0 || s.inflight_bytes != 0) {
+	if (s.queued != 0 || s.inflight != 0 || s.queued_bytes != 0 ||
+	    s.inflight_bytes != 0) {
 		snprintf(msg, len,
-			 "engine not empty after the batch: queued %" PRIu64 ", in flight %" PRIu64,
+			 "engine not empty after the batch: queued %" PRIu64
+			 ", in flight %" PRIu64,
 			 s.queued, s.inflight);
 		return -1;
 	}
@@ -319,10 +325,12 @@ bench_dispatch_case_fn(struct bench_state *st, void *arg)
 	}
 	bench_set_items_processed(st, (int64_t)decisions);
 	bench_set_counter(st, "polls_per_batch",
-			  decisions ? (double)polls * BENCH_DISPATCH_N / (double)decisions : 0,
+			  decisions ? (double)polls * BENCH_DISPATCH_N / (double)decisions
+				    : 0,
 			  BENCH_COUNTER_PLAIN);
 	bench_set_counter(st, "first_poll_ns_per_decision",
-			  decisions ? (double)intake / (double)decisions : 0, BENCH_COUNTER_PLAIN);
+			  decisions ? (double)intake / (double)decisions : 0,
+			  BENCH_COUNTER_PLAIN);
 	bench_dispatch_free(&run);
 	return;
 fail:

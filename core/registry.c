@@ -625,8 +625,12 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	 * states. The states start a new cache line: the dispatcher writes
 	 * them per request, and every submit's lookup reads the id. */
 	size_t off_f = align_up(sizeof(struct flowq_flow) + id_len, FLOWQ_CACHE_LINE);
+	/* A small ordering state lives inside the dispatch span instead
+	 * (engine.h, ostate_inline). */
+	size_t osz = b->ordering->desc.flow_state_size;
+	bool o_inline = osz <= FLOWQ__OSTATE_INLINE;
 	size_t off_o = align_up(off_f + b->fairness->desc.flow_state_size, 16);
-	size_t off_d = align_up(off_o + b->ordering->desc.flow_state_size, 16);
+	size_t off_d = align_up(off_o + (o_inline ? 0 : osz), 16);
 	size_t dsz = e->displace ? e->displace->desc.flow_state_size : 0;
 	size_t size = align_up(off_d + dsz, 16);
 	struct flowq_flow *f = flowq__alloc(e->alloc, size, _Alignof(struct flowq_flow));
@@ -650,7 +654,7 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	 * hot words (flow_state_size 0): then there is nothing to point at. */
 	f->pf.state = b->fairness->desc.flow_state_size ? (char *)f + off_f : NULL;
 	f->pf.weight = 1;
-	f->ostate = (char *)f + off_o;
+	f->ostate = o_inline ? (void *)f->ostate_inline : (char *)f + off_o;
 	f->dstate = dsz ? (char *)f + off_d : NULL;
 	flowq_list_node_init(&f->plink);
 	flowq_list_node_init(&f->ilink);

@@ -621,6 +621,170 @@ Test(engine, round_robin_alternates_flows)
 	flowq_engine_destroy(e);
 }
 
+/* ---- where a flow's ordering state lives ---- */
+
+/*
+ * A FIFO ordering with a state of SZ bytes: a list head, then a canary
+ * that push writes and every call checks (a state too short, overlapping
+ * the flow's own fields or another flow's state fails it; under ASan an
+ * allocation too small is a report). Records the state's address.
+ */
+#define BIGO_MAGIC UINT64_C(0x5eed0f5eed0f5eed)
+
+struct bigo_state {
+	struct flowq_list q;
+	uint64_t canary;
+};
+
+static const void *bigo_seen[4];
+
+static struct flowq_req *
+bigo_req(struct flowq_list_node *n)
+{
+	return n ? (struct flowq_req *)((char *)n - offsetof(struct flowq_req, priv.lnode))
+		 : NULL;
+}
+
+static struct bigo_state *
+bigo_check(void *fs, size_t size)
+{
+	struct bigo_state *st = fs;
+	uint64_t tail;
+
+	cr_assert_eq((uintptr_t)fs % 16, 0, "the state is 16-byte aligned");
+	memcpy(&tail, (char *)fs + size - sizeof(tail), sizeof(tail));
+	if (st->canary == 0) {
+		/* First use: the engine zeroed the whole state. */
+		cr_assert_eq(tail, 0, "the state's last word is zeroed");
+		flowq_list_init(&st->q);
+		st->canary = BIGO_MAGIC;
+		tail = BIGO_MAGIC ^ (uintptr_t)fs;
+		memcpy((char *)fs + size - sizeof(tail), &tail, sizeof(tail));
+	}
+	cr_assert_eq(st->canary, BIGO_MAGIC);
+	cr_assert_eq(tail, BIGO_MAGIC ^ (uintptr_t)fs, "last word of the state intact");
+	for (size_t i = 0; i < sizeof(bigo_seen) / sizeof(bigo_seen[0]); i++)
+		if (bigo_seen[i] == NULL || bigo_seen[i] == fs) {
+			bigo_seen[i] = fs;
+			break;
+		}
+	return st;
+}
+
+static int64_t
+bigo_key(const struct flowq_req *r)
+{
+	return r->priv.enqueue_ns;
+}
+
+#define BIGO_OPS(SZ)                                                                        \
+	static void bigo##SZ##_push_batch(void *fs, struct flowq_req *const *reqs, size_t n) \
+	{                                                                                   \
+		struct bigo_state *st = bigo_check(fs, SZ);                                 \
+		for (size_t i = 0; i < n; i++)                                              \
+			flowq_list_push_back(&st->q, &reqs[i]->priv.lnode);                 \
+	}                                                                                   \
+	static struct flowq_req *bigo##SZ##_peek(void *fs)                                  \
+	{                                                                                   \
+		struct bigo_state *st = bigo_check(fs, SZ);                                 \
+		return bigo_req(flowq_list_front(&st->q));                                  \
+	}                                                                                   \
+	static struct flowq_req *bigo##SZ##_pop(void *fs)                                   \
+	{                                                                                   \
+		struct bigo_state *st = bigo_check(fs, SZ);                                 \
+		return bigo_req(flowq_list_pop_front(&st->q));                              \
+	}                                                                                   \
+	static void bigo##SZ##_remove(void *fs, struct flowq_req *r)                        \
+	{                                                                                   \
+		bigo_check(fs, SZ);                                                         \
+		flowq_list_remove(&r->priv.lnode);                                          \
+	}                                                                                   \
+	static const struct flowq_ordering_ops bigo##SZ = {                                 \
+		.desc = {.abi_version = FLOWQ_POLICY_ABI,                                   \
+			 .name = "test_fifo_" #SZ,                                          \
+			 .description = "test only: FIFO with a " #SZ "-byte state",        \
+			 .flow_state_size = SZ},                                            \
+		.push_batch = bigo##SZ##_push_batch,                                        \
+		.peek = bigo##SZ##_peek,                                                    \
+		.pop = bigo##SZ##_pop,                                                      \
+		.remove = bigo##SZ##_remove,                                                \
+		.key = bigo_key,                                                            \
+	};
+
+/* At the inline room's size (kept inside the flow's dispatch span), and
+ * larger (after the id). */
+BIGO_OPS(32)
+BIGO_OPS(200)
+
+/* Three flows with ids of 1, 70 and 200 bytes (the state after the id
+ * moves with its length), five requests each, interleaved; every request
+ * dispatched in FIFO order per flow; the states are where the layout
+ * says. */
+static void
+ordering_state_case(const struct flowq_ordering_ops *o, bool inline_expected)
+{
+	static char ids[3][201];
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_flow *h[3];
+	struct fx_req hs[15];
+
+	cr_assert_eq(flowq_ordering_register(o), 0);
+	memset(bigo_seen, 0, sizeof(bigo_seen));
+	c.default_band.ordering = o->desc.name;
+	c.default_band.fairness = "round_robin";
+	struct flowq_engine *e = fx_make(&c);
+	const size_t len[3] = {1, 70, 200};
+	for (int f = 0; f < 3; f++) {
+		memset(ids[f], 'a' + f, len[f]);
+		ids[f][len[f]] = 0;
+		cr_assert_eq(flowq_flow_get(e, ids[f], (uint32_t)len[f], 0, &h[f]), 0);
+	}
+	for (int i = 0; i < 15; i++) {
+		fx_req_init(&hs[i], ids[i % 3], 0, 10);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+		fx_advance(1);
+	}
+	cr_assert_eq(fx_poll_all(e), 15);
+	for (int i = 0; i < 15; i++) {
+		cr_assert_eq(hs[i].seen, FLOWQ_DISPATCHED);
+		if (i >= 3)
+			cr_assert_gt(hs[i].order, hs[i - 3].order, "FIFO within flow %d", i % 3);
+		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	}
+	for (int f = 0; f < 3; f++) {
+		const char *base = (const char *)h[f];
+		bool found = false;
+		for (int k = 0; k < 3; k++) {
+			const char *st = bigo_seen[k];
+			if (st == NULL || st < base || st >= base + offsetof(struct flowq_flow, id) +
+								  len[f] + 16 + o->desc.flow_state_size)
+				continue;
+			found = true;
+			if (inline_expected)
+				cr_assert(st + o->desc.flow_state_size <=
+						  base + offsetof(struct flowq_flow, pf) + FLOWQ__FLOW_SPAN,
+					  "flow %d: an inline state ends inside the dispatch span", f);
+			else
+				cr_assert_geq(st, base + offsetof(struct flowq_flow, id) + len[f],
+					      "flow %d: a large state follows the id", f);
+		}
+		cr_assert(found, "flow %d: its ordering state was used", f);
+		flowq_flow_put(e, h[f]);
+	}
+	flowq_engine_destroy(e);
+}
+
+Test(engine, small_ordering_state_lives_in_the_dispatch_span)
+{
+	cr_assert_eq(FLOWQ__OSTATE_INLINE, 32u, "the test's state size is the inline room");
+	ordering_state_case(&bigo32, true);
+}
+
+Test(engine, large_ordering_state_follows_the_id)
+{
+	ordering_state_case(&bigo200, false);
+}
+
 Test(engine, global_strict_is_fcfs_across_flows)
 {
 	struct flowq_config c = fx_polled_cfg();

@@ -322,10 +322,11 @@ struct flowq_flow {
 	 * also touched per request (the ordering state's address and, for
 	 * a small one, the state itself; the release counters, the idle and
 	 * dirty links, stats). With the view that is the flow's dispatch
-	 * span (FLOWQ__FLOW_SPAN, flowq_policy_env::view_span): a fairness
-	 * policy that knows which flows come next prefetches it, so at
-	 * 50,000 flows a decision's misses overlap earlier decisions' work
-	 * instead of following one another. */
+	 * span (FLOWQ__FLOW_SPAN): four consecutive lines, where a dispatch
+	 * touched a fifth, the ordering state after the id, before. (A ring
+	 * that prefetched the whole span of the flow 8 turns ahead made the
+	 * dispatcher faster but the end-to-end round_robin benchmark slower
+	 * at 1000 flows: README "Session 10".) */
 	void *ostate;
 	/* Displacement policy state (engine->displace set), else NULL. */
 	void *dstate;
@@ -741,10 +742,7 @@ static inline struct flowq_policy_env
 flowq__policy_env(const struct flowq_engine *e, const struct flowq__band *b)
 {
 	return (struct flowq_policy_env){
-		.alloc = e->alloc,
-		.priority = b->priority,
-		.quantum = b->quantum,
-		.view_span = FLOWQ__FLOW_SPAN};
+		.alloc = e->alloc, .priority = b->priority, .quantum = b->quantum};
 }
 
 /** Detach @p f from its band's fairness and displacement policies on

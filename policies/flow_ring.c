@@ -17,14 +17,8 @@
 #define FRING_ALIGN _Alignof(uintptr_t)
 
 void
-flowq__fring_init(struct flowq__fring *r, size_t view_span)
+flowq__fring_init(struct flowq__fring *r)
 {
-	/* Rounded up without overflow (view_span comes from outside). */
-	size_t lines = view_span / FLOWQ_CACHE_LINE + (view_span % FLOWQ_CACHE_LINE != 0);
-
-	r->lines = lines < 1                       ? 1
-		   : lines > FLOWQ__FRING_SPAN_MAX ? FLOWQ__FRING_SPAN_MAX
-						   : (uint32_t)lines;
 	r->slots = NULL;
 	r->mask = 0;
 	r->cap = 0;
@@ -40,7 +34,7 @@ void
 flowq__fring_fini(struct flowq__fring *r, const struct flowq_allocator *a)
 {
 	flowq__free(a, r->slots, (size_t)r->cap * sizeof(*r->slots), FRING_ALIGN);
-	flowq__fring_init(r, (size_t)r->lines * FLOWQ_CACHE_LINE);
+	flowq__fring_init(r);
 }
 
 /* Move the ring to a new array of @p cap slots (a power of two >= the

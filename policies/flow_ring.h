@@ -83,15 +83,11 @@
 #include <flowq/policy.h>
 
 /* How many turns ahead of the front the ring prefetches. Each decision
- * starts the misses of one flow (its view, and in the engine the rest of
- * its dispatch span: FLOWQ__FRING_SPAN_MAX lines at most; the slots
- * stream); 8 turns keep 8 flows in flight. (With two misses per decision, the view and a state line, 4 was
+ * starts one miss (the flow's view; the slots stream); 8 turns keep 8 in
+ * flight. (With two misses per decision, the view and a state line, 4 was
  * slower with the flows in a random order at 10^6 flows and 16 and 32 no
  * better within this machine's noise; README has the re-check for one.) */
 #define FLOWQ__FRING_AHEAD 8u
-
-/* Most lines of a member the ring prefetches per turn. */
-#define FLOWQ__FRING_SPAN_MAX 4u
 
 /* The view's hot word that holds a member's position. */
 #define FLOWQ__FRING_POS 0u
@@ -118,9 +114,6 @@ struct flowq__fring {
 	uint64_t mark;
 	/* Members attached; orphans in [head, tail). cap >= their sum. */
 	uint32_t nattached, orphans;
-	/* Lines of each member's dispatch span to prefetch
-	 * (flowq_policy_env::view_span), 1..FLOWQ__FRING_SPAN_MAX. */
-	uint32_t lines;
 };
 
 /* Whether slot value @p s is dead (a tombstone or an orphan). */
@@ -130,10 +123,9 @@ flowq__fring_dead(uintptr_t s)
 	return s == 0 || (s & FLOWQ__FRING_TOMB) != 0;
 }
 
-/** An empty ring with no array (band_init); the mark is at the tail.
- * @p view_span is the band's flowq_policy_env::view_span (0: the view). */
+/** An empty ring with no array (band_init); the mark is at the tail. */
 void
-flowq__fring_init(struct flowq__fring *r, size_t view_span);
+flowq__fring_init(struct flowq__fring *r);
 
 /** Free the array (band_fini); the ring is left as after init. */
 void
@@ -228,9 +220,7 @@ flowq__fring_at_front(const struct flowq__fring *r, const struct flowq_policy_fl
 }
 
 /* Start loading the view of the member FLOWQ__FRING_AHEAD turns behind the
- * front, and the rest of its dispatch span (the engine's lines after the
- * view that a dispatch touches: at 50,000 flows each is a miss). A hint
- * only, unconditional to keep it cheap: when the ring is
+ * front. A hint only, unconditional to keep it cheap: when the ring is
  * shorter, the slot read is a dead or stale one (the array is zeroed when
  * allocated, so it is never uninitialized), and prefetching a stale or NULL
  * address (or a tombstone's, bit 0 set: the same line) is harmless: a
@@ -238,10 +228,8 @@ flowq__fring_at_front(const struct flowq__fring *r, const struct flowq_policy_fl
 static inline void
 flowq__fring_prefetch(const struct flowq__fring *r)
 {
-	const char *v = (const char *)r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask];
-
-	for (uint32_t l = 0; l < r->lines; l++)
-		__builtin_prefetch(v + (size_t)l * FLOWQ_CACHE_LINE, 1);
+	__builtin_prefetch(
+		(const void *)r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask], 1);
 }
 
 /** The front member leaves the ring; head moves on to the next live member

@@ -62,8 +62,7 @@ model_init(struct model *t)
 {
 	memset(t, 0, sizeof(*t));
 	test_count_alloc_init(&t->ca);
-	/* The engine's span (four lines): the prefetch reads past each view. */
-	flowq__fring_init(&t->r, 4 * FLOWQ_CACHE_LINE);
+	flowq__fring_init(&t->r);
 	for (int i = 0; i < NM; i++)
 		t->mem[i].pf.seq = (uint64_t)i;
 }
@@ -446,36 +445,4 @@ Test(flow_ring, a_zeroed_position_owns_nothing)
 		flowq__fring_remove(&t->r, &t->mem[0].pf);
 	}
 	model_fini(t);
-}
-
-/* The prefetch span: the view at least, at most FLOWQ__FRING_SPAN_MAX
- * lines, rounded up to whole lines; kept across fini (band_fini, then a
- * ring re-used). */
-Test(flow_ring, the_prefetch_span_is_whole_lines_within_bounds)
-{
-	static const struct {
-		size_t span;
-		uint32_t lines;
-	} cases[] = {
-		{0, 1},
-		{1, 1},
-		{FLOWQ_CACHE_LINE, 1},
-		{FLOWQ_CACHE_LINE + 1, 2},
-		{4 * FLOWQ_CACHE_LINE, 4},
-		{100 * FLOWQ_CACHE_LINE, FLOWQ__FRING_SPAN_MAX},
-		{SIZE_MAX, FLOWQ__FRING_SPAN_MAX},
-	};
-	struct test_count_alloc ca;
-
-	test_count_alloc_init(&ca);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct flowq__fring r;
-
-		flowq__fring_init(&r, cases[i].span);
-		cr_assert_eq(r.lines, cases[i].lines, "span %zu: %u lines, want %u",
-			     cases[i].span, r.lines, cases[i].lines);
-		flowq__fring_fini(&r, &ca.a);
-		cr_assert_eq(r.lines, cases[i].lines, "span %zu: fini changed the lines",
-			     cases[i].span);
-	}
 }

@@ -160,16 +160,6 @@ struct flowq_policy_env {
 	 * never 0): bytes of credit per turn at weight 1, for byte-based
 	 * policies. */
 	uint64_t quantum;
-	/**
-	 * Bytes from the start of each flow's view that the engine reads or
-	 * writes when it dispatches from that flow: whole cache lines, at
-	 * least the view's own line; 0 means the view alone. A hint for a
-	 * policy that knows which flows come next (round_robin's and drr's
-	 * ring of turns): it may prefetch that many bytes of them, so that
-	 * with many flows the misses of successive decisions overlap. Never
-	 * to be written or read through: only the view is the policy's.
-	 */
-	size_t view_span;
 };
 
 /** Fairness policy: which flow of a band goes next. */

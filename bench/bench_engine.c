@@ -397,6 +397,41 @@ bench_engine_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t,
 	return -1;
 }
 
+/* The dispatchers' activity over the case (flowq_stats_shard(), summed over
+ * the shards): rings_per_request, the fraction of submits that rang the
+ * doorbell (each registered flow rang once more, to be adopted: not
+ * counted); decisions_per_round; sleeps_per_request, how often a
+ * dispatcher went to sleep and had to be woken. */
+static void
+bench_engine_report(struct bench_state *st, struct bench_e2e_run *run,
+		    const struct bench_e2e_totals *t)
+{
+	struct bench_engine_ctx *c = run->ctx;
+	uint64_t intakes = 0, rounds = 0, decided = 0, sleeps = 0;
+	uint64_t dispatched = t->outcomes[BENCH_E2E_DISPATCHED];
+
+	for (unsigned k = 0; k < flowq_shard_count(c->e); k++) {
+		struct flowq_shard_stats ss;
+
+		if (flowq_stats_shard(c->e, k, &ss) != 0)
+			return;
+		intakes += ss.intakes;
+		rounds += ss.rounds;
+		decided += ss.decided;
+		sleeps += ss.sleeps;
+	}
+	intakes = intakes > c->nflows ? intakes - c->nflows : 0;
+	if (dispatched != 0) {
+		bench_set_counter(st, "rings_per_request", (double)intakes / (double)dispatched,
+				  BENCH_COUNTER_PLAIN);
+		bench_set_counter(st, "sleeps_per_request", (double)sleeps / (double)dispatched,
+				  BENCH_COUNTER_PLAIN);
+	}
+	if (rounds != 0)
+		bench_set_counter(st, "decisions_per_round", (double)decided / (double)rounds,
+				  BENCH_COUNTER_PLAIN);
+}
+
 static void
 bench_engine_destroy(struct bench_e2e_run *run)
 {
@@ -409,7 +444,7 @@ bench_engine_destroy(struct bench_e2e_run *run)
 		.name = (nm), .layout = (lay), .param = (fair),                          \
 		.batch_items = bench_engine_batch_items, .create = bench_engine_create,  \
 		.produce = bench_engine_produce, .verify = bench_engine_verify,          \
-		.destroy = bench_engine_destroy,                                         \
+		.report = bench_engine_report, .destroy = bench_engine_destroy,          \
 	}
 
 /* The GIE-suite ports run global_strict + fcfs, GIE's defaults. */

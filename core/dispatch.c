@@ -906,6 +906,8 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 	size_t n;
 	do {
 		n = flowq_mpsc_dequeue_batch(&s->doorbell, nodes, DRAIN_CHUNK);
+		if (n)
+			flowq__bump(&s->act_intakes, n);
 		for (size_t i = 0; i < n; i++) {
 			struct flowq_flow *f = flow_of_bell(nodes[i]);
 			FLOWQ_TSAN_ACQUIRE(f);
@@ -1449,6 +1451,10 @@ flowq__shard_run(struct flowq__shard *s, unsigned budget, int64_t *r_next)
 			next = again;
 	}
 	s->blocked = blocked;
+	if (done) {
+		flowq__bump(&s->act_rounds, 1);
+		flowq__bump(&s->act_decided, done);
+	}
 	*r_next = next;
 	return done;
 }
@@ -1646,6 +1652,7 @@ flowq__dispatcher_main(void *arg)
 			ts.tv_nsec = d % 1000000000;
 			tsp = &ts;
 		}
+		flowq__bump(&s->act_sleeps, 1);
 		futex(&s->sleeping, FUTEX_WAIT_PRIVATE, gen | FLOWQ__SLEEP_ASLEEP, tsp);
 		FLOWQ__FAULT(D_AFTER_WAKE);
 		/* Awake: wakers stop making system calls from here on. */
@@ -1716,6 +1723,8 @@ flowq_shard_poll(struct flowq_engine *e, unsigned shard, unsigned budget,
 			    (gen | FLOWQ__SLEEP_ASLEEP))
 				s->poll_armed = false;
 			next = flowq__now(e);
+		} else {
+			flowq__bump(&s->act_sleeps, 1);
 		}
 	}
 	if (r_next_deadline)

@@ -586,6 +586,21 @@ bands_total(struct flowq_engine *e, struct flowq_stats *st, uint64_t *r_dbytes)
 }
 
 int
+flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_stats *r_stats)
+{
+	if (!e || !r_stats)
+		return -EFAULT;
+	if (shard >= e->nshards)
+		return -EINVAL;
+	const struct flowq__shard *s = &e->shards[shard];
+	r_stats->rounds = atomic_load_explicit(&s->act_rounds, memory_order_relaxed);
+	r_stats->decided = atomic_load_explicit(&s->act_decided, memory_order_relaxed);
+	r_stats->intakes = atomic_load_explicit(&s->act_intakes, memory_order_relaxed);
+	r_stats->sleeps = atomic_load_explicit(&s->act_sleeps, memory_order_relaxed);
+	return 0;
+}
+
+int
 flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
 {
 	if (!e || !r_stats)

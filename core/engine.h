@@ -437,6 +437,14 @@ struct flowq__shard {
 	 * dispatchers while the gate is scarce (cross-shard priority). */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic int64_t top_waiting;
 
+	/* Activity counters (flowq_stats_shard()): written by the dispatcher
+	 * alone (flowq__bump(), per round or chunk, not per request), read by
+	 * statistics readers; a line of their own. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint64_t act_rounds;
+	_Atomic uint64_t act_decided;
+	_Atomic uint64_t act_intakes;
+	_Atomic uint64_t act_sleeps;
+
 	/* Dispatcher-private from here. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq__band_shard *)
 		bs[FLOWQ_MAX_BANDS];

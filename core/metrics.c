@@ -288,6 +288,47 @@ static const struct family flow_families[] = {
 	 FAM_QUEUE_TIME_SUM},
 };
 
+/* Per shard (flowq_stats_shard()): counters labelled shard="k". */
+static const struct {
+	const char *name;
+	const char *help;
+	size_t off; /* of the uint64_t in struct flowq_shard_stats */
+} shard_families[] = {
+	{"flowq_shard_rounds_total", "Dispatcher rounds that decided at least one outcome.",
+	 offsetof(struct flowq_shard_stats, rounds)},
+	{"flowq_shard_decided_total", "Outcomes decided by the shard's dispatcher rounds.",
+	 offsetof(struct flowq_shard_stats, decided)},
+	{"flowq_shard_doorbell_intakes_total",
+	 "Flows taken in from the shard's doorbell: one per ring by a submit that "
+	 "found its flow's inbox empty and not yet announced.",
+	 offsetof(struct flowq_shard_stats, intakes)},
+	{"flowq_shard_sleeps_total", "Times the shard's dispatcher went idle and had to be woken.",
+	 offsetof(struct flowq_shard_stats, sleeps)},
+};
+
+static int
+put_shard_families(struct mw *w, struct flowq_engine *e)
+{
+	unsigned n = flowq_shard_count(e);
+
+	for (size_t i = 0; i < sizeof(shard_families) / sizeof(shard_families[0]); i++) {
+		mw_printf(w, "# HELP %s %s\n# TYPE %s counter\n", shard_families[i].name,
+			  shard_families[i].help, shard_families[i].name);
+		for (unsigned k = 0; k < n; k++) {
+			struct flowq_shard_stats ss;
+			uint64_t v;
+			int rc = flowq_stats_shard(e, k, &ss);
+
+			if (rc != 0)
+				return rc;
+			memcpy(&v, (const char *)&ss + shard_families[i].off, sizeof(v));
+			mw_printf(w, "%s{shard=\"%u\"} %" PRIu64 "\n", shard_families[i].name, k,
+				  v);
+		}
+	}
+	return 0;
+}
+
 static void
 put_header(struct mw *w, const struct family *f)
 {
@@ -423,6 +464,9 @@ flowq_metrics_write(struct flowq_engine *e, FILE *out)
 		put_header(&w, &engine_families[i]);
 		put_family_samples(&w, &engine_families[i], &engine_scope, &st);
 	}
+	rc = put_shard_families(&w, e);
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < sizeof(band_families) / sizeof(band_families[0]) && !w.err;
 	     i++) {
 		struct walk k = {.w = &w, .f = &band_families[i]};

@@ -621,6 +621,73 @@ Test(engine, round_robin_alternates_flows)
 	flowq_engine_destroy(e);
 }
 
+/* ---- dispatcher activity (flowq_stats_shard) ---- */
+
+static struct flowq_shard_stats
+shard_stats(struct flowq_engine *e)
+{
+	struct flowq_shard_stats ss;
+	cr_assert_eq(flowq_stats_shard(e, 0, &ss), 0);
+	return ss;
+}
+
+/* One intake per ring (a submit that finds its flow's inbox empty and the
+ * flow not yet announced; a new flow rings once to be adopted, and its
+ * first submit finds it announced), rounds and outcomes per poll that
+ * decided something, a sleep per poll that armed the fd. */
+Test(engine, shard_stats_count_rings_rounds_and_sleeps)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct flowq_shard_stats ss;
+	struct fx_req hs[7];
+
+	cr_assert_eq(flowq_stats_shard(NULL, 0, &ss), -EFAULT);
+	cr_assert_eq(flowq_stats_shard(e, 0, NULL), -EFAULT);
+	cr_assert_eq(flowq_stats_shard(e, 1, &ss), -EINVAL);
+	ss = shard_stats(e);
+	cr_assert(ss.rounds == 0 && ss.decided == 0 && ss.intakes == 0 && ss.sleeps == 0);
+
+	/* Three on a new flow: one ring (the creation's). */
+	for (int i = 0; i < 3; i++) {
+		fx_req_init(&hs[i], "a", 0, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+	}
+	cr_assert_eq(fx_poll_all(e), 3);
+	ss = shard_stats(e);
+	cr_assert_eq(ss.intakes, 1);
+	cr_assert_eq(ss.rounds, 1);
+	cr_assert_eq(ss.decided, 3);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(shard_stats(e).rounds, 1, "a round that decides nothing is not counted");
+
+	/* The flow is known and drained: its next submit rings, and the
+	 * one after it does not (the inbox is not empty). */
+	fx_req_init(&hs[3], "a", 0, 1);
+	fx_req_init(&hs[4], "a", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hs[3].req), 0);
+	cr_assert_eq(flowq_submit(e, &hs[4].req), 0);
+	/* Two new flows: one ring each. */
+	fx_req_init(&hs[5], "b", 0, 1);
+	fx_req_init(&hs[6], "c", 0, 1);
+	cr_assert_eq(flowq_submit(e, &hs[5].req), 0);
+	cr_assert_eq(flowq_submit(e, &hs[6].req), 0);
+	cr_assert_eq(fx_poll_all(e), 4);
+	ss = shard_stats(e);
+	cr_assert_eq(ss.intakes, 4);
+	cr_assert_eq(ss.rounds, 2);
+	cr_assert_eq(ss.decided, 7);
+	cr_assert_eq(ss.sleeps, 0, "nobody waits on the fd: no poll arms it");
+
+	/* With the fd wanted, a poll that finds nothing arms it: a sleep. */
+	cr_assert_geq(flowq_shard_fd(e, 0), 0);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(shard_stats(e).sleeps, 1);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	flowq_engine_destroy(e);
+}
+
 /* ---- where a flow's ordering state lives ---- */
 
 /*

@@ -1,7 +1,7 @@
 /*
  * Unit tests for core/metrics.c on its own: the writer runs against a
- * scripted statistics source (the three flowq_stats_* functions below stand
- * in for the engine's), so every value it writes is known exactly. This
+ * scripted statistics source (the flowq_stats_* functions and
+ * flowq_shard_count() below stand in for the engine's), so every value it writes is known exactly. This
  * checks the exposition text itself: family names and types, exact decimal
  * seconds, cumulative buckets, label escaping of arbitrary flow ids, and
  * the -EFAULT/-EIO paths. tests/unit/test_metrics.c checks the same writer
@@ -94,6 +94,29 @@ flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *
 		if (rc != 0)
 			return rc;
 	}
+	return 0;
+}
+
+static struct flowq_shard_stats fake_shards[3];
+static unsigned fake_nshards = 2;
+/* If not 0: what flowq_stats_shard() fails with. */
+static int fake_shard_err;
+
+unsigned
+flowq_shard_count(const struct flowq_engine *e)
+{
+	(void)e;
+	return fake_nshards;
+}
+
+int
+flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_stats *r_stats)
+{
+	(void)e;
+	if (fake_shard_err != 0)
+		return fake_shard_err;
+	cr_assert_lt(shard, fake_nshards, "the writer asks only for shards that exist");
+	*r_stats = fake_shards[shard];
 	return 0;
 }
 
@@ -197,6 +220,10 @@ Test(metrics_format, every_family_is_declared_typed_and_helped)
 		{"flowq_inflight_bytes", PROM_GAUGE},
 		{"flowq_requests_total", PROM_COUNTER},
 		{"flowq_queue_time_seconds", PROM_HISTOGRAM},
+		{"flowq_shard_rounds_total", PROM_COUNTER},
+		{"flowq_shard_decided_total", PROM_COUNTER},
+		{"flowq_shard_doorbell_intakes_total", PROM_COUNTER},
+		{"flowq_shard_sleeps_total", PROM_COUNTER},
 		{"flowq_band_queued_requests", PROM_GAUGE},
 		{"flowq_band_queued_bytes", PROM_GAUGE},
 		{"flowq_band_requests_total", PROM_COUNTER},
@@ -223,6 +250,35 @@ Test(metrics_format, every_family_is_declared_typed_and_helped)
 	assert_has_line("\nflowq_inflight_bytes 0\n");
 	cr_assert_eq(count_samples("flowq_band_queued_requests", NULL, NULL), 0);
 	cr_assert_eq(count_samples("flowq_flow_queued_requests", NULL, NULL), 0);
+}
+
+/* One sample per shard and family, labelled shard="k", exact values; a
+ * failure to read a shard is the writer's failure. */
+Test(metrics_format, shard_counters_are_labelled_by_shard)
+{
+	fake_nshards = 3;
+	fake_shards[0] = (struct flowq_shard_stats){.rounds = 1, .decided = 2, .intakes = 3,
+						    .sleeps = 4};
+	fake_shards[2] = (struct flowq_shard_stats){.rounds = UINT64_MAX,
+						    .decided = 5,
+						    .intakes = 0,
+						    .sleeps = 6};
+	write_and_parse();
+	assert_has_line("\nflowq_shard_rounds_total{shard=\"0\"} 1\n");
+	assert_has_line("\nflowq_shard_decided_total{shard=\"0\"} 2\n");
+	assert_has_line("\nflowq_shard_doorbell_intakes_total{shard=\"0\"} 3\n");
+	assert_has_line("\nflowq_shard_sleeps_total{shard=\"0\"} 4\n");
+	assert_has_line("\nflowq_shard_rounds_total{shard=\"1\"} 0\n");
+	assert_has_line("\nflowq_shard_rounds_total{shard=\"2\"} 18446744073709551615\n");
+	assert_has_line("\nflowq_shard_sleeps_total{shard=\"2\"} 6\n");
+	cr_assert_eq(count_samples("flowq_shard_decided_total", NULL, NULL), 3);
+
+	FILE *f = tmpfile();
+	cr_assert_not_null(f);
+	fake_shard_err = -EINVAL;
+	cr_assert_eq(flowq_metrics_write(fake_e, f), -EINVAL);
+	fake_shard_err = 0;
+	fclose(f);
 }
 
 Test(metrics_format, engine_gauges_and_outcomes)

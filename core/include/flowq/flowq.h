@@ -943,6 +943,42 @@ FLOWQ_API int
 flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats);
 
 /**
+ * What one shard's dispatcher has done: how much work each of its rounds
+ * found, and how often producers had to tell it about new work. Counts
+ * since the engine was created; never reset.
+ *
+ * intakes / requests dispatched is the fraction of submits that rang the
+ * doorbell (a flow's inbox went from empty to non-empty while the flow was
+ * not already announced): near 1 when the dispatcher keeps up with every
+ * flow (each submit then pays the ring: a few cache lines the dispatcher
+ * last wrote), lower when requests find their flow already backlogged.
+ * decided / rounds is how many outcomes a round decides on average.
+ */
+struct flowq_shard_stats {
+	/** Rounds that decided at least one outcome. */
+	uint64_t rounds;
+	/** Outcomes those rounds decided (dispatched, evicted, and cancelled
+	 * requests completed). */
+	uint64_t decided;
+	/** Flows taken in from the doorbell: one per ring (a flow created
+	 * just in time, or by flowq_flow_get(), rings once to be adopted). */
+	uint64_t intakes;
+	/** Times the dispatcher went idle and had to be woken: threaded mode,
+	 * futex waits; polled mode, polls that armed the shard's fd. */
+	uint64_t sleeps;
+};
+
+/**
+ * Snapshot of shard @p shard's dispatcher counters (struct
+ * flowq_shard_stats). Each counter is exact; the set is not one instant.
+ *
+ * @return 0; -EFAULT NULL argument; -EINVAL @p shard >= flowq_shard_count().
+ * Context: any thread. Progress: wait-free (four loads).
+ */
+FLOWQ_API int
+flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_stats *r_stats);
+
+/**
  * Snapshot of band @p priority. @return 0; -ENOENT no such band (never
  * made, or a just-in-time band that was collected: its counts live on only
  * in the engine totals; a band made again for the priority starts from

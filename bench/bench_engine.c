@@ -42,7 +42,10 @@
  *       the "callback" detector answering 1.0 (always saturated): every
  *       request waits until its client's flowq_cancel() (EVICTED_CANCELLED).
  *
- * Engine setup: threaded mode, cfg.shards = S; bands 0..K-1 configured
+ * Engine setup: threaded mode, cfg.shards = S, cfg.intake_coalesce_ns from
+ * the environment variable FLOWQ_BENCH_INTAKE_COALESCE_NS (default 0, as
+ * flowq.h's; an invalid value fails the case with the engine's message);
+ * bands 0..K-1 configured
  * (no just-in-time band: every priority the workload uses has one), each
  * with the fairness under test, FCFS ordering (edf for BM_engine_edf_e2e),
  * a 10 GB byte limit (GIE's
@@ -313,6 +316,14 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		cfg.registry_buckets = b;
 	}
 	cfg.mode = FLOWQ_MODE_THREADED;
+	/* flowq.h's default (0) unless FLOWQ_BENCH_INTAKE_COALESCE_NS says
+	 * otherwise: an A/B of the knob in one binary. */
+	{
+		const char *v = getenv("FLOWQ_BENCH_INTAKE_COALESCE_NS");
+
+		if (v != NULL && *v != '\0')
+			cfg.intake_coalesce_ns = strtoll(v, NULL, 10);
+	}
 	cfg.bands = bands;
 	cfg.nbands = run->args.prios;
 	cfg.default_band_enabled = false;

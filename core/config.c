@@ -30,6 +30,7 @@
 #define CONFIG_BUCKETS_MAX        (1ul << 30)
 #define CONFIG_DISPATCH_BATCH_MAX 4096u
 #define CONFIG_IDLE_SPIN_MAX      INT64_C(1000000000)
+#define CONFIG_COALESCE_MAX       INT64_C(100000)
 #define CONFIG_DISPATCH_COST_MAX  1000000.0
 
 #define NS_PER_MS INT64_C(1000000)
@@ -84,6 +85,7 @@ flowq_config_init(struct flowq_config *cfg)
 	cfg->registry_buckets = 1024;
 	cfg->dispatch_batch = 32;
 	cfg->idle_spin_ns = 50000;
+	cfg->intake_coalesce_ns = 0;
 	cfg->errbuf = NULL;
 	cfg->errbuf_size = 0;
 }
@@ -407,6 +409,9 @@ flowq_config_validate(const struct flowq_config *cfg, char *errbuf, size_t errbu
 	if (cfg->idle_spin_ns < 0 || cfg->idle_spin_ns > CONFIG_IDLE_SPIN_MAX)
 		return config_fail(&e, "idle_spin_ns: %lld is not in [0, 1000000000]",
 				   (long long)cfg->idle_spin_ns);
+	if (cfg->intake_coalesce_ns < 0 || cfg->intake_coalesce_ns > CONFIG_COALESCE_MAX)
+		return config_fail(&e, "intake_coalesce_ns: %lld is not in [0, 100000]",
+				   (long long)cfg->intake_coalesce_ns);
 	if (cfg->errbuf != NULL && cfg->errbuf_size == 0)
 		return config_fail(&e,
 				   "errbuf_size: 0 with a non-NULL errbuf (no room for "

@@ -250,6 +250,7 @@ static const struct yk config_keys[] = {
 	YK_INTEGER(T, registry_buckets, 0),
 	YK_INTEGER(T, dispatch_batch, 0),
 	YK_DURATION(T, idle_spin_ns, 0),
+	YK_DURATION(T, intake_coalesce_ns, 0),
 	YK_HOST(T, errbuf,
 		"is a host buffer and cannot be set from YAML: set it in code "
 		"after loading"),

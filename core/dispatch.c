@@ -63,6 +63,7 @@
 #include "engine.h"
 #include "history.h"
 #include "fault.h"
+#include "mono.h"
 #include "req.h"
 #include "saturation_utilization.h"
 
@@ -1606,6 +1607,34 @@ idle_spin(struct flowq__shard *s, int64_t next)
 	}
 }
 
+/* Rounds that decide fewer outcomes than this may be followed by a
+ * coalescing wait (cfg.intake_coalesce_ns). */
+#define COALESCE_SMALL_ROUND 8u
+
+/*
+ * Threaded mode, after a round that decided @p n outcomes: wait up to
+ * cfg.intake_coalesce_ns before the next intake if the round was small and
+ * no flow waits in the doorbell, i.e. the dispatcher keeps up and would
+ * otherwise take the next request in alone (flowq.h). Only a delay: the
+ * producers ring and kick exactly as they always do (a ring during the
+ * wait lands in the doorbell and is taken in by the next round), so no
+ * protocol changes. Busy-waits on the real clock (a custom engine clock
+ * may not move in threaded mode), reading nothing producers write except
+ * the exit flag, so it leaves their lines alone.
+ */
+static void
+intake_coalesce(struct flowq__shard *s, unsigned n)
+{
+	struct flowq_engine *e = s->engine;
+	int64_t wait = e->cfg.intake_coalesce_ns;
+	if (wait <= 0 || n == 0 || n >= COALESCE_SMALL_ROUND || doorbell_rung(s))
+		return;
+	int64_t until = flowq__mono_ns() + wait;
+	while (flowq__mono_ns() < until &&
+	       !atomic_load_explicit(&e->exiting, memory_order_relaxed))
+		ck_pr_stall();
+}
+
 void *
 flowq__dispatcher_main(void *arg)
 {
@@ -1623,8 +1652,10 @@ flowq__dispatcher_main(void *arg)
 		}
 		if (atomic_load_explicit(&e->exiting, memory_order_acquire) && shard_empty(s))
 			break;
-		if (n)
+		if (n) {
+			intake_coalesce(s, n);
 			continue;
+		}
 		if (!flowq_list_empty(&s->pending)) {
 			/* A producer is between its exchange and its link: it
 			 * will not ring; poll again shortly. */

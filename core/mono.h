@@ -2,7 +2,8 @@
  * Internal: the monotonic clock in nanoseconds (CLOCK_MONOTONIC, the
  * engine's default clock and the real-time waits' clock). One copy for
  * core/: the engine's default clock hook, flowq_submit_wait()'s timeout,
- * the history recorder's stamps and the fault stalls. Context: any thread;
+ * the history recorder's stamps, the fault stalls and the dispatcher's
+ * intake-coalescing wait. Context: any thread;
  * a vDSO call, no system call.
  */
 #ifndef FLOWQ_CORE_MONO_H

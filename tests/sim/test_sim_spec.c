@@ -1129,7 +1129,7 @@ Test(sim_spec, engine_errors)
 	     "default_band_enabled, default_band, flow_max_requests, "
 	     "flow_max_bytes, default_ttl_ns, flow_gc_timeout_ns, "
 	     "saturation, displacement, displacement_max_pending, "
-	     "registry_buckets, dispatch_batch, idle_spin_ns)");
+	     "registry_buckets, dispatch_batch, idle_spin_ns, intake_coalesce_ns)");
 	fail("engine:\n  bands:\n    - {priority: 1, usage_ceiling: 1.5}\n" MIN,
 	     "t.yaml:3:21: engine.bands[0].usage_ceiling: 1.5 is not in (0, 1]");
 	fail("engine:\n  bands:\n    - {priority: 1}\n    - {priority: 1}\n" MIN,

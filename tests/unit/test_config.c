@@ -141,6 +141,7 @@ Test(config, defaults_are_the_documented_values)
 	cr_assert_eq(c.registry_buckets, 1024ul);
 	cr_assert_eq(c.dispatch_batch, 32u);
 	cr_assert_eq(c.idle_spin_ns, 50000);
+	cr_assert_eq(c.intake_coalesce_ns, 0);
 	cr_assert_null(c.errbuf);
 	cr_assert_eq(c.errbuf_size, 0);
 }
@@ -726,6 +727,21 @@ Test(config, idle_spin_ns)
 	c.idle_spin_ns = 0;
 	expect_valid(&c);
 	c.idle_spin_ns = 1000000000;
+	expect_valid(&c);
+}
+
+Test(config, intake_coalesce_ns)
+{
+	struct flowq_config c;
+
+	flowq_config_init(&c);
+	c.intake_coalesce_ns = -1;
+	EXPECT_INVALID(&c, "intake_coalesce_ns: -1 is not in [0, 100000]");
+	c.intake_coalesce_ns = 100001;
+	EXPECT_INVALID(&c, "intake_coalesce_ns: 100001 is not in [0, 100000]");
+	c.intake_coalesce_ns = 0;
+	expect_valid(&c);
+	c.intake_coalesce_ns = 100000;
 	expect_valid(&c);
 }
 

@@ -191,6 +191,7 @@ config_eq(const struct flowq_config *a, const struct flowq_config *b)
 	cr_assert_eq(a->registry_buckets, b->registry_buckets);
 	cr_assert_eq(a->dispatch_batch, b->dispatch_batch);
 	cr_assert_eq(a->idle_spin_ns, b->idle_spin_ns);
+	cr_assert_eq(a->intake_coalesce_ns, b->intake_coalesce_ns);
 	cr_assert_eq(a->errbuf, b->errbuf);
 	cr_assert_eq(a->errbuf_size, b->errbuf_size);
 }
@@ -201,7 +202,7 @@ config_eq(const struct flowq_config *a, const struct flowq_config *b)
 	"shards, mode, max_requests, max_bytes, bands, default_band_enabled, "           \
 	"default_band, flow_max_requests, flow_max_bytes, default_ttl_ns, "              \
 	"flow_gc_timeout_ns, saturation, displacement, displacement_max_pending, "       \
-	"registry_buckets, dispatch_batch, idle_spin_ns"
+	"registry_buckets, dispatch_batch, idle_spin_ns, intake_coalesce_ns"
 #define TEMPLATE_KEYS                                                                    \
 	"max_requests, max_bytes, fairness, ordering, usage_ceiling, quantum"
 #define BAND_KEYS "priority, " TEMPLATE_KEYS
@@ -256,6 +257,7 @@ Test(config_yaml, example_file_sets_every_key)
 	want.registry_buckets = 4096;
 	want.dispatch_batch = 64;
 	want.idle_spin_ns = 20000;
+	want.intake_coalesce_ns = 2000;
 
 	memset(err, 'x', sizeof(err));
 	rc = flowq_config_load_yaml(&y, FLOWQ_TEST_EXAMPLES_DIR "/engine.yaml", NULL, err,
@@ -593,21 +595,22 @@ Test(config_yaml, round_trip_of_every_field)
 		want.registry_buckets = 1ul << rnd_below(31);
 		want.dispatch_batch = (unsigned)rnd_below(4096) + 1;
 		want.idle_spin_ns = (int64_t)rnd_below(SEC + 1);
+		want.intake_coalesce_ns = (int64_t)rnd_below(100001);
 		cr_assert_eq(flowq_config_validate(&want, vbuf, sizeof(vbuf)), 0,
 			     "generator made an invalid config: %s", vbuf);
 
 		/* Top-level keys in a random order. */
-		int order[18];
-		for (int i = 0; i < 18; i++)
+		int order[19];
+		for (int i = 0; i < 19; i++)
 			order[i] = i;
-		for (int i = 17; i > 0; i--) {
+		for (int i = 18; i > 0; i--) {
 			int j = (int)rnd_below((uint64_t)i + 1), tmp = order[i];
 
 			order[i] = order[j];
 			order[j] = tmp;
 		}
 		emit(o, "# round trip %d\n", iter);
-		for (int i = 0; i < 18; i++) {
+		for (int i = 0; i < 19; i++) {
 			switch (order[i]) {
 			case 0:
 				emit(o, "shards: %u\n", want.shards);
@@ -696,6 +699,10 @@ Test(config_yaml, round_trip_of_every_field)
 			case 17:
 				emit(o, "displacement_max_pending: %" PRIu64 "\n",
 				     want.displacement_max_pending);
+				break;
+			case 18:
+				emit(o, "intake_coalesce_ns: %s\n",
+				     duration_text(t, want.intake_coalesce_ns));
 				break;
 			default:
 				emit(o, "# end\n");

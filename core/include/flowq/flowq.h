@@ -365,6 +365,24 @@ struct flowq_config {
 	 * average, or piled up while it slept); at low load it polls 1 us
 	 * and sleeps. Default 50 us; 0 = sleep at once; at most 1 s. */
 	int64_t idle_spin_ns;
+	/**
+	 * Threaded mode: after a round that decided only a few requests
+	 * (fewer than 8) while no flow waits in its doorbell, how long the
+	 * dispatcher waits before it takes in new work, ns; 0 (default) =
+	 * never. A dispatcher that keeps up with its producers takes each
+	 * request in almost alone: nearly every submit then finds its flow's
+	 * inbox empty and rings the doorbell (a few cache lines the
+	 * dispatcher last wrote), and every round pays its fixed costs for
+	 * one or two requests (flowq_stats_shard() shows both). Waiting lets
+	 * requests gather, so that rings and rounds are shared: measured
+	 * 0.72-0.84x the time per request with one producer thread on its
+	 * own CPU (README, "Session 10"), at the cost of up to this much
+	 * more queue time per request. It busy-waits, like idle_spin_ns, so
+	 * it slows producers that must share the dispatcher's CPU (0.9-1.1x
+	 * with two producers and a dispatcher on two CPUs). At most 100 us
+	 * (100000). Polled mode ignores it: the host decides when to poll.
+	 */
+	int64_t intake_coalesce_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad
 	 * field here on -EINVAL (NUL-terminated, truncated to
 	 * @c errbuf_size). */

@@ -374,13 +374,15 @@ struct flowq_config {
 	 * inbox empty and rings the doorbell (a few cache lines the
 	 * dispatcher last wrote), and every round pays its fixed costs for
 	 * one or two requests (flowq_stats_shard() shows both). Waiting lets
-	 * requests gather, so that rings and rounds are shared: measured
-	 * 0.72-0.84x the time per request with one producer thread on its
-	 * own CPU (README, "Session 10"), at the cost of up to this much
-	 * more queue time per request. It busy-waits, like idle_spin_ns, so
-	 * it slows producers that must share the dispatcher's CPU (0.9-1.1x
-	 * with two producers and a dispatcher on two CPUs). At most 100 us
-	 * (100000). Polled mode ignores it: the host decides when to poll.
+	 * requests gather, so that rings and rounds are shared: with one
+	 * producer thread and the dispatcher each on a CPU, 2-5 us measured
+	 * 0.55-0.68x the time per request on one hot flow and round_robin
+	 * over 1000 flows, 0.8-0.9x at 50,000 flows (README, "Session 10"),
+	 * at the cost of up to this much more queue time per request. It
+	 * busy-waits, like idle_spin_ns, so it slows producers that must
+	 * share the dispatcher's CPU (1.1-1.2x slower with four producers and
+	 * the dispatcher on two CPUs). At most 100 us (100000). Polled mode
+	 * ignores it: the host decides when to poll.
 	 */
 	int64_t intake_coalesce_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad

@@ -92,6 +92,18 @@ bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/** splitmix64: the next value of the seeded stream *@p x (workload setup
+ * outside the timing: flow choices, permutations). */
+static inline uint64_t
+bench_splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
 /*
  * Spin-wait hint. On x86 "pause" keeps a spinning hyperthread from starving
  * its sibling and avoids the memory-order mis-speculation flush when the

@@ -97,16 +97,6 @@ struct bench_dispatch_run {
 	uint64_t bad;    /* completions that were not DISPATCHED, or twice */
 };
 
-static uint64_t
-bench_dispatch_rand(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
 static void
 bench_dispatch_complete(struct flowq_req *req, void *arg)
 {
@@ -193,11 +183,11 @@ bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness,
 	}
 	/* Each object's flow, then a random submit order (Fisher-Yates). */
 	for (uint32_t i = 0; i < BENCH_DISPATCH_N; i++) {
-		run->objs[i].flow = (uint32_t)(bench_dispatch_rand(&seed) % nflows);
+		run->objs[i].flow = (uint32_t)(bench_splitmix64(&seed) % nflows);
 		run->order[i] = i;
 	}
 	for (uint32_t i = BENCH_DISPATCH_N - 1; i > 0; i--) {
-		uint32_t j = (uint32_t)(bench_dispatch_rand(&seed) % (i + 1));
+		uint32_t j = (uint32_t)(bench_splitmix64(&seed) % (i + 1));
 		uint32_t t = run->order[i];
 
 		run->order[i] = run->order[j];

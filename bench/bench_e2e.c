@@ -99,16 +99,6 @@ bench_e2e_bad_completion(struct bench_e2e_obj *o)
 
 /* ---- workload setup (outside the timing) ---------------------------------- */
 
-static uint64_t
-bench_e2e_splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
 /* The flow ids, once per process. */
 static int
 bench_e2e_flows_get(void)
@@ -189,7 +179,7 @@ bench_e2e_seq_fill(struct bench_e2e_producer *p, const struct bench_e2e_args *a)
 	double u;
 
 	for (uint32_t i = 0; i < BENCH_E2E_SEQ_LEN; i++) {
-		uint64_t r = bench_e2e_splitmix(&x);
+		uint64_t r = bench_splitmix64(&x);
 
 		if (a->dist != BENCH_E2E_UNIFORM && a->flows > 1) {
 			u = (double)(r >> 11) * 0x1.0p-53;

@@ -281,10 +281,10 @@ struct flowq__band_shard {
  * dispatcher has claimed the flow for collection. */
 #define FLOWQ__LEASE_DEAD (UINT64_C(1) << 63)
 
-/* struct flowq_flow is the public name of a flow handle. */
 /* Bytes of ordering state kept inside the flow's dispatch span. */
 #define FLOWQ__OSTATE_INLINE 32u
 
+/* struct flowq_flow is the public name of a flow handle. */
 struct flowq_flow {
 	/* Read-only after creation (written before publication). */
 	struct cds_lfht_node node;

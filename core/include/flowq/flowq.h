@@ -376,9 +376,9 @@ struct flowq_config {
 	 * one or two requests (flowq_stats_shard() shows both). Waiting lets
 	 * requests gather, so that rings and rounds are shared: with one
 	 * producer thread and the dispatcher each on a CPU, 2-5 us measured
-	 * 0.55-0.68x the time per request on one hot flow and round_robin
-	 * over 1000 flows, 0.8-0.9x at 50,000 flows (README, "Session 10"),
-	 * at the cost of up to this much more queue time per request. It
+	 * 0.61-0.78x the time per request on one hot flow and 0.8-1.0x at
+	 * 50,000 flows (README, "Session 10"), at the cost of up to this
+	 * much more queue time per request. It
 	 * busy-waits, like idle_spin_ns, so it slows producers that must
 	 * share the dispatcher's CPU (1.1-1.2x slower with four producers and
 	 * the dispatcher on two CPUs). At most 100 us (100000). Polled mode

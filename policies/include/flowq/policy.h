@@ -90,8 +90,10 @@ struct flowq_policy_desc {
 	const char *description;
 	/** Bytes of state per (band, shard); zeroed before band_init. */
 	size_t band_state_size;
-	/** Bytes of state per flow; zeroed before the flow is first used.
-	 * May be 0 (fairness: a policy whose per-flow state fits the view's
+	/** Bytes of state per flow; zeroed before the flow is first used,
+	 * 16-byte aligned (the engine keeps an ordering state of up to 32
+	 * bytes on the flow's dispatcher lines, a larger one after the flow's
+	 * id: either way it is the policy's alone). May be 0 (fairness: a policy whose per-flow state fits the view's
 	 * hot words; then struct flowq_policy_flow::state is not to be
 	 * used). */
 	size_t flow_state_size;

@@ -380,7 +380,7 @@ struct flowq_config {
 	 * 50,000 flows (README, "Session 10"), at the cost of up to this
 	 * much more queue time per request. It
 	 * busy-waits, like idle_spin_ns, so it slows producers that must
-	 * share the dispatcher's CPU (1.1-1.2x slower with four producers and
+	 * share the dispatcher's CPU (1.15-1.23x slower with four producers and
 	 * the dispatcher on two CPUs). At most 100 us (100000). Polled mode
 	 * ignores it: the host decides when to poll.
 	 */

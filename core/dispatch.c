@@ -113,7 +113,7 @@ req_of_hnode(struct flowq_heap_node *n)
 static inline struct flowq_flow *
 flow_of_bell(struct flowq_mpsc_node *n)
 {
-	return (struct flowq_flow *)((char *)n - offsetof(struct flowq_flow, bell));
+	return (struct flowq_flow *)((char *)n - offsetof(struct flowq_flow, inbox.announce));
 }
 
 /* ---- sleeping and waking ---- */
@@ -915,7 +915,7 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 			/* [D2] acq_rel: pairs with the ringer's [D1] exchange;
 			 * cleared before the drain, so an enqueue after this
 			 * point rings again. */
-			atomic_exchange_explicit(&f->in_doorbell, 0, memory_order_acq_rel);
+			atomic_exchange_explicit(&f->inbox.announced, 0, memory_order_acq_rel);
 			if (flow_adopt(s, f) && !stopping) {
 				pending_set(s, f, true);
 				continue;
@@ -1083,7 +1083,7 @@ gate_untake(struct flowq__shard *s, uint64_t bytes)
 static inline bool
 doorbell_rung(const struct flowq__shard *s)
 {
-	return atomic_load_explicit(&s->doorbell.head.next, memory_order_relaxed) != NULL;
+	return flowq_mpsc_linked(&s->doorbell);
 }
 
 /* @return outcomes decided; sets *r_blocked when the gate (or a more
@@ -1586,7 +1586,7 @@ idle_spin(struct flowq__shard *s, int64_t next)
 		 * cost anything.) An item still being linked is seen once it is
 		 * linked; the sleep path (work_visible) does the full check. */
 		if (doorbell_rung(s) ||
-		    atomic_load_explicit(&s->cancels.head.next, memory_order_relaxed) ||
+		    flowq_mpsc_linked(&s->cancels) ||
 		    atomic_load_explicit(&e->exiting, memory_order_relaxed)) {
 			spin_gap_note(s, flowq__now(e) - start);
 			return true;

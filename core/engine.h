@@ -303,16 +303,6 @@ struct flowq_flow {
 	/* The inbox: a consumer line (dispatcher) and a producer line. */
 	struct flowq_mpsc inbox;
 
-	/* Ring line: the doorbell flag and link, written by the producer
-	 * that rings and by the dispatcher that pops the flow; kept off the
-	 * producer line below so that the dispatcher's [D2] does not take
-	 * the line of the lease and the counters every submit writes.
-	 * in_doorbell is 1 while the flow is in its shard's doorbell queue;
-	 * set by the producer that pushes it ([D1]), cleared by the
-	 * dispatcher that pops it ([D2]). */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t in_doorbell;
-	struct flowq_mpsc_node bell;
-
 	/* Dispatcher-private. The fairness policy's view, one line of its
 	 * own (policy.h): read and written per request, with the policy's
 	 * hot words in it, so a policy whose per-decision state fits them

@@ -252,7 +252,6 @@ flow_match(struct cds_lfht_node *node, const void *key)
 	__builtin_prefetch(f->id, 0, 3);
 	__builtin_prefetch(&f->lease, 1, 3);
 	__builtin_prefetch(&f->inbox.tail, 1, 3);
-	__builtin_prefetch(&f->in_doorbell, 1, 3);
 	return f->priority == k->priority && f->id_len == k->id_len &&
 	       memcmp(f->id, k->id, k->id_len) == 0;
 }
@@ -648,7 +647,6 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	flowq_mpsc_init(&f->inbox);
 	cds_lfht_node_init(&f->node);
 	atomic_init(&f->lease, 1); /* the creator's */
-	atomic_init(&f->in_doorbell, 0);
 	atomic_init(&f->weight, 1);
 	/* A fairness policy may keep all its per-flow state in the view's
 	 * hot words (flow_state_size 0): then there is nothing to point at. */
@@ -685,10 +683,10 @@ flowq__flow_ring(struct flowq_flow *f)
 	/* [D1] acq_rel: if the flag was already 1, the dispatcher has not yet
 	 * popped the flow; its pop clears the flag with an RMW [D2] that reads
 	 * ours, so our prior enqueue is visible to its drain. */
-	if (atomic_exchange_explicit(&f->in_doorbell, 1, memory_order_acq_rel))
+	if (atomic_exchange_explicit(&f->inbox.announced, 1, memory_order_acq_rel))
 		return;
 	FLOWQ_TSAN_RELEASE(f);
-	flowq_mpsc_enqueue(&f->shard->doorbell, &f->bell);
+	flowq_mpsc_enqueue(&f->shard->doorbell, &f->inbox.announce);
 	flowq__shard_kick(f->shard);
 }
 
@@ -779,7 +777,7 @@ flowq__flow_try_collect(struct flowq_flow *f)
 						     memory_order_relaxed))
 		return false;
 	if (!flowq_mpsc_empty(&f->inbox) ||
-	    atomic_load_explicit(&f->in_doorbell, memory_order_acquire)) {
+	    atomic_load_explicit(&f->inbox.announced, memory_order_acquire)) {
 		/* A request slipped in before [L1]: keep the flow. */
 		atomic_fetch_sub_explicit(&f->lease, FLOWQ__LEASE_DEAD, memory_order_release);
 		return false;

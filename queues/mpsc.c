@@ -109,9 +109,12 @@
 void
 flowq_mpsc_init(struct flowq_mpsc *q)
 {
-	atomic_init(&q->head.next, NULL);
+	atomic_init(&q->first, NULL);
 	q->known_tail = NULL;
 	atomic_init(&q->tail, &q->head);
+	atomic_init(&q->head.next, NULL);
+	atomic_init(&q->announced, 0);
+	atomic_init(&q->announce.next, NULL);
 }
 
 bool
@@ -155,18 +158,34 @@ mpsc_returned(struct flowq_mpsc *q, const struct flowq_mpsc_node *node)
 		q->known_tail = NULL;
 }
 
+/* The consumer's cursor (I6): relaxed, only the consumer writes it. */
+static inline void
+mpsc_set_first(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
+{
+	atomic_store_explicit(&q->first, node, memory_order_relaxed);
+}
+
+/* The oldest linked item as the consumer sees it, or NULL (I6). */
+static inline struct flowq_mpsc_node *
+mpsc_oldest(struct flowq_mpsc *q)
+{
+	struct flowq_mpsc_node *node = atomic_load_explicit(&q->first, memory_order_relaxed);
+	if (node != NULL)
+		return node;
+	/* [D1] Acquire, pairs with [E2] (O2). */
+	return atomic_load_explicit(&q->head.next, memory_order_acquire);
+}
+
 /*
  * @node is the newest linked item (no successor link at the last look) and
  * every item before it has been returned (and forgotten as known tail). Try
  * to take it as the last item. Returns:
- * - NULL: @node was taken as the last item; head.next is NULL and tail is
- *   &head, and the caller must not write head.next (a producer may already
- *   have linked a new first item there).
+ * - NULL: @node was taken as the last item; the queue is empty (head.next
+ *   NULL, tail &head, first NULL) unless a producer has enqueued since.
  * - a successor that got linked meanwhile: the caller takes @node and sets
- *   head.next to the successor.
+ *   first to the successor.
  * - @node itself: a producer is between [E1] and [E2] behind it, so it cannot
- *   be taken yet; head.next still points to @node, or to an item before it
- *   that the caller has taken (the caller then sets head.next to @node).
+ *   be taken yet; the caller sets first to @node.
  */
 static struct flowq_mpsc_node *
 mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
@@ -189,9 +208,10 @@ mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 	}
 	if (t == node) {
 		/*
-		 * Relaxed: the consumer owns head.next while tail != &head (I3);
-		 * the release of [D3] orders this store before the next
-		 * producer's [E2].
+		 * Relaxed: no producer writes head.next while tail != &head
+		 * (I3); the release of [D3] orders this store before the next
+		 * producer's [E2]. While first is set head.next is stale
+		 * (I6): this makes it NULL for the empty queue [D3] leaves.
 		 */
 		atomic_store_explicit(&q->head.next, NULL, memory_order_relaxed);
 		/* [D3] Release (O3). On failure nothing is published: relaxed. */
@@ -199,15 +219,16 @@ mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 							    memory_order_release,
 							    memory_order_relaxed)) {
 			q->known_tail = NULL;
+			mpsc_set_first(q, NULL);
 			return NULL;
 		}
 		/*
 		 * A producer exchanged after @node: t now holds a newer tail,
-		 * still queued (I5). tail != &head, so no producer writes
-		 * head.next (I2, I3) and we may restore it.
+		 * still queued (I5). head.next stays NULL: tail != &head, so
+		 * no producer writes it (I2, I3), and first (set by the
+		 * caller) is what the consumer reads (I6).
 		 */
 		q->known_tail = t;
-		atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
 	}
 	/* [D2] Acquire, O2: poll the one line that producer must write. */
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
@@ -219,8 +240,7 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 {
 	struct flowq_mpsc_node *node, *next, *t;
 
-	/* [D1] Acquire, pairs with [E2] (O2). */
-	node = atomic_load_explicit(&q->head.next, memory_order_acquire);
+	node = mpsc_oldest(q);
 	if (node == NULL) {
 		/* A known tail is a queued item (I5): not empty. */
 		if (q->known_tail != NULL)
@@ -236,14 +256,16 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
 	if (next == NULL) {
 		next = mpsc_take_last(q, node);
-		if (next == node)
+		if (next == node) {
+			mpsc_set_first(q, node);
 			return -EAGAIN;
+		}
 		if (next == NULL) {
 			*r_node = node;
 			return 0;
 		}
 	}
-	atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
+	mpsc_set_first(q, next);
 	mpsc_returned(q, node);
 	*r_node = node;
 	return 0;
@@ -258,8 +280,7 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 
 	if (max == 0)
 		return 0;
-	/* [D1] */
-	node = atomic_load_explicit(&q->head.next, memory_order_acquire);
+	node = mpsc_oldest(q);
 	if (node == NULL)
 		return 0;
 	for (;;) {
@@ -272,21 +293,20 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 		node = next;
 		if (n == max) {
 			/* One consumer-line write per batch. */
-			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+			mpsc_set_first(q, node);
 			return n;
 		}
 	}
 	/* @node is the newest linked item and n < max. */
 	next = mpsc_take_last(q, node);
 	if (next == node) {
-		/* @node stays, as the new oldest item if we took any. */
-		if (n > 0)
-			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+		/* @node stays, as the oldest item. */
+		mpsc_set_first(q, node);
 		return n;
 	}
 	r_nodes[n++] = node;
 	if (next != NULL) {
-		atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
+		mpsc_set_first(q, next);
 		mpsc_returned(q, node);
 	}
 	return n;
@@ -296,10 +316,19 @@ bool
 flowq_mpsc_empty(const struct flowq_mpsc *q)
 {
 	/*
-	 * head.next first: the common non-empty answer then never reads the
-	 * producers' line. Both loads only compare (O4).
+	 * The consumer line first: the common non-empty answer of a backlog
+	 * then never reads the producers' line. All loads only compare (O4).
 	 */
+	if (atomic_load_explicit(&q->first, memory_order_relaxed) != NULL)
+		return false;
 	if (atomic_load_explicit(&q->head.next, memory_order_relaxed) != NULL)
 		return false;
 	return atomic_load_explicit(&q->tail, memory_order_relaxed) == &q->head;
+}
+
+bool
+flowq_mpsc_linked(const struct flowq_mpsc *q)
+{
+	return atomic_load_explicit(&q->first, memory_order_relaxed) != NULL ||
+	       atomic_load_explicit(&q->head.next, memory_order_relaxed) != NULL;
 }

@@ -63,22 +63,28 @@ struct flowq_mpsc_node {
  */
 struct flowq_mpsc {
 	/*
-	 * Consumer line. head.next is the oldest linked item. Producers write
-	 * head.next only on an empty -> non-empty transition (their exchange
-	 * returned &head), so the line stays with the consumer while the queue
-	 * is backlogged.
+	 * Consumer line, consumer-private. first is the oldest item once the
+	 * consumer has found it (NULL: look at head.next); known_tail is a
+	 * node the consumer saw as the tail and has not dequeued since, or
+	 * NULL (queues/mpsc.c, I5).
 	 */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_mpsc_node head;
-	/*
-	 * Consumer-private, on the consumer line: a node the consumer saw as
-	 * the tail and has not dequeued since, or NULL. While it is set and
-	 * the consumer has not reached it, a missing link ahead of it is known
-	 * to be a producer between exchange and link, so the consumer polls
-	 * that link instead of the producers' line (queues/mpsc.c, I5).
-	 */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) first;
 	struct flowq_mpsc_node *known_tail;
-	/* Producer line: the newest item, written by every enqueue. */
+	/*
+	 * Producer line: the newest item, written by every enqueue, and the
+	 * dummy node, whose next the producer that finds the queue empty
+	 * writes: an empty -> non-empty enqueue touches this line only.
+	 */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) tail;
+	struct flowq_mpsc_node head;
+	/*
+	 * The owner's announcement, on the same line: a consumer that serves
+	 * many queues learns of a queue that went non-empty through a queue
+	 * of announcements (a doorbell) whose items are these links. The
+	 * queue never touches them (flowq_mpsc_init() zeroes them).
+	 */
+	FLOWQ_ATOMIC(unsigned) announced;
+	struct flowq_mpsc_node announce;
 };
 
 FLOWQ_STATIC_ASSERT(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
@@ -201,6 +207,17 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
  */
 FLOWQ_API bool
 flowq_mpsc_empty(const struct flowq_mpsc *q);
+
+/**
+ * Whether the consumer would find a linked item in @p q: cheaper than
+ * flowq_mpsc_empty() (it never reads the tail), and blind to an item whose
+ * producer has exchanged but not linked. For a consumer polling for work.
+ *
+ * Context: any thread; from others than the consumer, advisory.
+ * Ordering: relaxed loads only. Progress: wait-free.
+ */
+FLOWQ_API bool
+flowq_mpsc_linked(const struct flowq_mpsc *q);
 
 #ifdef __cplusplus
 }

@@ -1076,10 +1076,13 @@ gate_untake(struct flowq__shard *s, uint64_t bytes)
 	}
 }
 
-/* Whether a flow rang @p s's doorbell since the round's intake. Only the
- * consumer line (head.next, as idle_spin()): never the producers' tail,
- * which a read would pull away from the next producer's exchange. An
- * arrival still being linked is missed; the round after sees it. */
+/* Whether a flow rang @p s's doorbell since the round's intake:
+ * flowq_mpsc_linked(), as idle_spin(). After an intake that emptied the
+ * doorbell it reads the dummy's link, on the producers' line: the first
+ * ring after the intake writes it, later ones only exchange the tail on
+ * that line. So a check costs a line transfer only after a ring, which
+ * ends the round anyway. An arrival still being linked is missed; the
+ * round after sees it. */
 static inline bool
 doorbell_rung(const struct flowq__shard *s)
 {
@@ -1577,14 +1580,14 @@ idle_spin(struct flowq__shard *s, int64_t next)
 	unsigned mask = budget > 4 * SPIN_PROBE_NS ? 15u : 1u;
 	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
 	for (unsigned i = 0;; i++) {
-		/* Only the consumer lines (head.next: written by a producer
-		 * when it links the first item of an empty queue), never the
-		 * producers' tail lines: polling a tail would pull it away from
-		 * the next producer's exchange. (An A/B in one session showed
-		 * no throughput difference at P = 1, F = 1: 1.70-1.78 M/s
-		 * before, 1.75-1.81 M/s after; it is kept because it cannot
-		 * cost anything.) An item still being linked is seen once it is
-		 * linked; the sleep path (work_visible) does the full check. */
+		/* flowq_mpsc_linked(): while the queues are empty, the
+		 * dummies' links, which the first producer to enqueue
+		 * writes; never a comparison of the tails. The line is the
+		 * producers' (the dummy sits by the tail: queues/mpsc.c), but
+		 * only the first enqueue writes it while we spin, and its
+		 * link ends the spin. An item still being linked is seen once it is
+		 * linked; the sleep path (work_visible) does the full
+		 * check. */
 		if (doorbell_rung(s) ||
 		    flowq_mpsc_linked(&s->cancels) ||
 		    atomic_load_explicit(&e->exiting, memory_order_relaxed)) {

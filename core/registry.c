@@ -247,8 +247,9 @@ flow_match(struct cds_lfht_node *node, const void *key)
 	 * i.e. almost always the flow the submit will write. With many flows
 	 * its lines are cold (F = 50,000: the flows outgrow the last-level
 	 * cache), and the submit would take the misses one after another:
-	 * the key line and id here, then the lease, the inbox tail and the
-	 * ring line. Start them all now so they overlap. */
+	 * the key line and id here, then the lease and the inbox's producer
+	 * line (tail, dummy, doorbell flag). Start them all now so they
+	 * overlap. */
 	__builtin_prefetch(f->id, 0, 3);
 	__builtin_prefetch(&f->lease, 1, 3);
 	__builtin_prefetch(&f->inbox.tail, 1, 3);

@@ -9,12 +9,25 @@
  * field. This is the enqueue of Mellor-Crummey and Scott's queue lock (MCS,
  * ACM TOCS 9(1), 1991), of Vyukov's intrusive MPSC node-based queue (2010) and
  * of liburcu's wfcqueue (Desnoyers, Lai); the consumer side follows wfcqueue
- * (the dummy stays in the head, so the consumer never re-enqueues a stub the
+ * (the dummy stays in the queue, so the consumer never re-enqueues a stub the
  * way Vyukov's pop does, which would write the producers' line on every
  * dequeue of the last item).
  *
- * State: head.next points to the oldest *linked* item (NULL if none); tail
- * points to the newest item, or to &head when the queue is empty.
+ * Unlike wfcqueue, the dummy lives on the producers' line, next to the tail,
+ * and the consumer walks with a private cursor (q->first) on its own line.
+ * The reason is the enqueue that finds the queue empty: it writes the tail
+ * and the dummy's next, and the consumer that emptied the queue wrote both
+ * last (its [D3] CAS and the NULL before it). With the dummy on the consumer
+ * line (wfcqueue's layout, and this queue's until 2026-11) that enqueue took
+ * two lines from the consumer's core; now it takes one. Where every enqueue
+ * finds its queue empty (an engine whose dispatcher keeps up with flows that
+ * get one request at a time) that is one cross-core transfer fewer per
+ * request. A backlogged queue is unaffected: the consumer follows first and
+ * the nodes' links and reads the dummy only after emptying the queue.
+ *
+ * State: tail points to the newest item, or to &head when the queue is
+ * empty. The oldest *linked* item is first if that is set, else head.next
+ * (NULL if none).
  *
  * Invariants
  * ----------
@@ -44,12 +57,24 @@
  *     only once the consumer has caught up with the tail it knew, i.e. about
  *     once per backlog, like a splice, instead of once per gap.
  *
+ * I6. first (written by the consumer only) is NULL or the oldest item not
+ *     yet returned, linked. While it is set, head.next is stale (it points
+ *     to a returned node or to first) and nobody reads it: producers write
+ *     head.next only after an exchange returned &head (I3), which needs a
+ *     [D3] since the consumer set first, and the consumer clears first in
+ *     the same step as that [D3] (before it reads anything else). So "first,
+ *     else head.next" is wfcqueue's head.next, and every argument below that
+ *     names head.next as the consumer's pointer holds for that pair. A batch
+ *     still writes the consumer line once (first) and the producers' line
+ *     only at [D3] and the NULL before it, which the empty queue needs.
+ *
  * Linearization points
  * --------------------
  * - enqueue: the exchange on tail [E1]. Its return value (previous tail ==
  *   &head) is the "queue was empty" answer, exact at that instant.
  * - trydequeue/dequeue_batch returning a node: the acquire load of head.next
- *   [D1] when the node has a linked successor, else the successful CAS [D3].
+ *   [D1] (or of the predecessor's next [D2] that set first) when the node
+ *   has a linked successor, else the successful CAS [D3].
  * - -ENOENT: the load of tail that found &head. -EAGAIN is not a
  *   linearizable "empty": the queue holds an item that is not linked yet.
  *

@@ -685,6 +685,122 @@ Test(mpsc_gap, known_tail_reached_is_taken_as_the_last_item)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Which line each side writes (mpsc.c, "Unlike wfcqueue" and I6) */
+
+static void
+line_snapshot(unsigned char *buf, unsigned line)
+{
+	memcpy(buf, (const unsigned char *)&q + line * FLOWQ_CACHE_LINE, FLOWQ_CACHE_LINE);
+}
+
+static bool
+line_unchanged(const unsigned char *buf, unsigned line)
+{
+	return memcmp(buf, (const unsigned char *)&q + line * FLOWQ_CACHE_LINE,
+		      FLOWQ_CACHE_LINE) == 0;
+}
+
+Test(mpsc, the_dummy_and_the_announcement_share_the_tail_line)
+{
+	cr_assert_eq(offsetof(struct flowq_mpsc, first) / FLOWQ_CACHE_LINE, 0);
+	cr_assert_eq(offsetof(struct flowq_mpsc, known_tail) / FLOWQ_CACHE_LINE, 0);
+	cr_assert_eq(offsetof(struct flowq_mpsc, head) / FLOWQ_CACHE_LINE, 1);
+	cr_assert_eq(offsetof(struct flowq_mpsc, announced) / FLOWQ_CACHE_LINE, 1);
+	cr_assert_eq((offsetof(struct flowq_mpsc, announce) + sizeof(q.announce) - 1) /
+			     FLOWQ_CACHE_LINE,
+		     1);
+}
+
+/* The point of the layout: an enqueue, onto an empty queue or not, leaves
+ * the consumer line alone, so a queue the consumer keeps emptying costs a
+ * producer one line. */
+Test(mpsc, an_enqueue_never_writes_the_consumer_line)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	unsigned char cons[FLOWQ_CACHE_LINE];
+
+	flowq_mpsc_enqueue(&q, &a.node);
+	assert_dequeue(&a); /* the consumer emptied it: its [D3] */
+	line_snapshot(cons, 0);
+	cr_assert(flowq_mpsc_enqueue(&q, &b.node), "empty -> non-empty");
+	cr_assert(line_unchanged(cons, 0), "the empty -> non-empty enqueue");
+	cr_assert_not(flowq_mpsc_enqueue(&q, &c.node));
+	cr_assert(line_unchanged(cons, 0), "an enqueue behind an item");
+	assert_dequeue(&b);
+	assert_dequeue(&c);
+	assert_enoent();
+}
+
+/* And the consumer writes the producers' line only when it empties the
+ * queue (the NULL and [D3]): a backlog is walked on the consumer line. */
+Test(mpsc, a_dequeue_that_leaves_items_never_writes_the_producer_line)
+{
+	struct item it[6];
+	struct flowq_mpsc_node *buf[8];
+	unsigned char prod[FLOWQ_CACHE_LINE];
+
+	init_items(it, 6);
+	for (int i = 0; i < 6; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	line_snapshot(prod, 1);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 2), 2);
+	cr_assert_eq(buf[0], &it[0].node);
+	cr_assert_eq(buf[1], &it[1].node);
+	assert_dequeue(&it[2]);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 2), 2);
+	cr_assert_eq(buf[0], &it[3].node);
+	cr_assert_eq(buf[1], &it[4].node);
+	cr_assert(line_unchanged(prod, 1), "the producer line while items are left");
+	assert_dequeue(&it[5]);
+	cr_assert_not(line_unchanged(prod, 1), "emptying resets tail to &head");
+	assert_enoent();
+}
+
+Test(mpsc, the_queue_never_touches_the_announcement)
+{
+	struct item it[4];
+	struct flowq_mpsc_node *buf[4];
+	struct flowq_mpsc_node other;
+
+	init_items(it, 4);
+	atomic_store(&q.announced, 7u);
+	atomic_store(&q.announce.next, &other);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 4; i++)
+			flowq_mpsc_enqueue(&q, &it[i].node);
+		cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 3), 3);
+		assert_dequeue(&it[3]);
+		assert_enoent();
+	}
+	cr_assert_eq(atomic_load(&q.announced), 7u);
+	cr_assert_eq(atomic_load(&q.announce.next), &other);
+	flowq_mpsc_init(&q);
+	cr_assert_eq(atomic_load(&q.announced), 0u, "init zeroes it");
+	cr_assert_null(atomic_load(&q.announce.next));
+}
+
+Test(mpsc_gap, linked_sees_linked_items_only)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	struct half_enqueue h;
+
+	cr_assert_not(flowq_mpsc_linked(&q));
+	h = enqueue_exchange_only(&q, &a.node);
+	cr_assert_not(flowq_mpsc_linked(&q), "exchanged, not linked");
+	cr_assert_not(flowq_mpsc_empty(&q));
+	enqueue_link(&q, h);
+	cr_assert(flowq_mpsc_linked(&q));
+	flowq_mpsc_enqueue(&q, &b.node);
+	flowq_mpsc_enqueue(&q, &c.node);
+	assert_dequeue(&a);
+	cr_assert(flowq_mpsc_linked(&q), "b, found through the cursor");
+	assert_dequeue(&b);
+	assert_dequeue(&c);
+	cr_assert_not(flowq_mpsc_linked(&q));
+	assert_enoent();
+}
+
+/* ------------------------------------------------------------------------ */
 /* A small concurrent smoke test, for the ASan/UBSan unit run. */
 
 enum { SMOKE_PRODUCERS = 2, SMOKE_PER_PRODUCER = 100000 };

@@ -15,6 +15,7 @@
  *      dequeue_batch     -         X            X           -     X
  *      empty             -         -            -           -     X
  *      init              X         X            X           X     X
+ * (flowq_mpsc_linked() as empty.)
  *
  * Progress: enqueue is wait-free (one exchange and two plain stores, no
  * loop). trydequeue and dequeue_batch never wait and never sleep: if a
@@ -171,12 +172,11 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node);
  * Remove up to @p max of the oldest items, in FIFO order, into @p r_nodes.
  *
  * Cheaper per item than repeated trydequeue: the consumer line is written
- * once per batch when the batch is full or stops at a known gap (up to three
- * times when it reaches the newest item), and the producers' tail line is
- * touched only when the batch reaches the newest linked item and the consumer
- * does not already know a newer tail: then one load, plus one CAS if that
- * item is the tail (the batch empties the queue, or the CAS fails because a
- * producer just exchanged).
+ * once per batch (up to twice when it reaches the newest item), and the
+ * producers' line is touched only when the batch reaches the newest linked
+ * item and the consumer does not already know a newer tail: then one load,
+ * plus a store and a CAS if that item is the tail (the batch empties the
+ * queue, or the CAS fails because a producer just exchanged).
  *
  * @param q        the queue.
  * @param r_nodes  array of at least @p max entries; receives the nodes.

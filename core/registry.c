@@ -645,7 +645,10 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	f->priority = priority;
 	f->id_len = id_len;
 	memcpy(f->id, id, id_len);
-	flowq_mpsc_init(&f->inbox);
+	/* Emptied at each visit and never polled while empty (the doorbell
+	 * says when it has work): the dummy on the producer line, so a
+	 * submit that finds it empty writes one line (flowq/mpsc.h). */
+	flowq_mpsc_init_sparse(&f->inbox);
 	cds_lfht_node_init(&f->node);
 	atomic_init(&f->lease, 1); /* the creator's */
 	atomic_init(&f->weight, 1);

@@ -3,31 +3,38 @@
  *
  * Algorithm
  * ---------
- * A singly linked list with a dummy node embedded in the queue (q->head) and a
- * tail pointer. Producers append by *exchange-then-link*: swap the tail to
- * their node, then store a pointer to their node into the previous tail's next
- * field. This is the enqueue of Mellor-Crummey and Scott's queue lock (MCS,
- * ACM TOCS 9(1), 1991), of Vyukov's intrusive MPSC node-based queue (2010) and
- * of liburcu's wfcqueue (Desnoyers, Lai); the consumer side follows wfcqueue
- * (the dummy stays in the queue, so the consumer never re-enqueues a stub the
- * way Vyukov's pop does, which would write the producers' line on every
- * dequeue of the last item).
+ * A singly linked list with a dummy node embedded in the queue ("head" below:
+ * q->stub, which is &q->head_c or &q->head_p) and a tail pointer. Producers
+ * append by *exchange-then-link*: swap the tail to their node, then store a
+ * pointer to their node into the previous tail's next field. This is the
+ * enqueue of Mellor-Crummey and Scott's queue lock (MCS, ACM TOCS 9(1),
+ * 1991), of Vyukov's intrusive MPSC node-based queue (2010) and of liburcu's
+ * wfcqueue (Desnoyers, Lai); the consumer side follows wfcqueue (the dummy
+ * stays in the queue, so the consumer never re-enqueues a stub the way
+ * Vyukov's pop does, which would write the producers' line on every dequeue
+ * of the last item). The consumer walks with a private cursor (q->first) on
+ * its own line, and reads the dummy's next only when first is unset (I6).
  *
- * Unlike wfcqueue, the dummy lives on the producers' line, next to the tail,
- * and the consumer walks with a private cursor (q->first) on its own line.
- * The reason is the enqueue that finds the queue empty: it writes the tail
- * and the dummy's next, and the consumer that emptied the queue wrote both
- * last (its [D3] CAS and the NULL before it). With the dummy on the consumer
- * line (wfcqueue's layout, and this queue's until 2026-11) that enqueue took
- * two lines from the consumer's core; now it takes one. Where every enqueue
- * finds its queue empty (an engine whose dispatcher keeps up with flows that
- * get one request at a time) that is one cross-core transfer fewer per
- * request. A backlogged queue is unaffected: the consumer follows first and
- * the nodes' links and reads the dummy only after emptying the queue.
+ * Where the dummy lives. An enqueue that finds the queue empty writes the
+ * tail and the dummy's next, and the consumer that emptied the queue wrote
+ * both last (its [D3] CAS and the NULL before it). flowq_mpsc_init() keeps
+ * the dummy on the consumer line (head_c, wfcqueue's layout): that enqueue
+ * takes two lines from the consumer's core, but a consumer that polls the
+ * empty queue reads only its own line, and the producers' tail line stays
+ * with the producers while it does. flowq_mpsc_init_sparse() puts it on the
+ * producers' line (head_p): that enqueue takes one line, and a consumer that
+ * polls the empty queue reads the producers' line. Measured in one session
+ * (README, "Session 11"): the sparse layout for the engine's flow inboxes
+ * and doorbell made the engine 0.88-0.94x the time per request; the same
+ * layout for the end-to-end harness's bare queue, whose consumer spins on
+ * it when it catches up, made that 1.18-1.42x slower. The algorithm is the
+ * same for both; only the lines differ. A backlogged queue is unaffected:
+ * the consumer follows first and the nodes' links.
  *
  * State: tail points to the newest item, or to &head when the queue is
  * empty. The oldest *linked* item is first if that is set, else head.next
- * (NULL if none).
+ * (NULL if none). stub and pstub (the producers' copy, on their line) are
+ * read-only after init.
  *
  * Invariants
  * ----------
@@ -56,7 +63,6 @@
  *     N->next without touching the producers' line. The tail is read again
  *     only once the consumer has caught up with the tail it knew, i.e. about
  *     once per backlog, like a splice, instead of once per gap.
- *
  * I6. first (written by the consumer only) is NULL or the oldest item not
  *     yet returned, linked. While it is set, head.next is stale (it points
  *     to a returned node or to first) and nobody reads it: producers write
@@ -65,8 +71,8 @@
  *     the same step as that [D3] (before it reads anything else). So "first,
  *     else head.next" is wfcqueue's head.next, and every argument below that
  *     names head.next as the consumer's pointer holds for that pair. A batch
- *     still writes the consumer line once (first) and the producers' line
- *     only at [D3] and the NULL before it, which the empty queue needs.
+ *     still writes the consumer line once (first), and head.next only at
+ *     the NULL before [D3], which the empty queue needs.
  *
  * Linearization points
  * --------------------
@@ -131,15 +137,29 @@
 
 #include <flowq/mpsc.h>
 
-void
-flowq_mpsc_init(struct flowq_mpsc *q)
+static void
+mpsc_init(struct flowq_mpsc *q, struct flowq_mpsc_node *stub)
 {
 	atomic_init(&q->first, NULL);
 	q->known_tail = NULL;
-	atomic_init(&q->tail, &q->head);
-	atomic_init(&q->head.next, NULL);
+	q->stub = q->pstub = stub;
+	atomic_init(&q->head_c.next, NULL);
+	atomic_init(&q->head_p.next, NULL);
+	atomic_init(&q->tail, stub);
 	atomic_init(&q->announced, 0);
 	atomic_init(&q->announce.next, NULL);
+}
+
+void
+flowq_mpsc_init(struct flowq_mpsc *q)
+{
+	mpsc_init(q, &q->head_c);
+}
+
+void
+flowq_mpsc_init_sparse(struct flowq_mpsc *q)
+{
+	mpsc_init(q, &q->head_p);
 }
 
 bool
@@ -157,7 +177,7 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 	prev = atomic_exchange_explicit(&q->tail, node, memory_order_acq_rel);
 	/* [E2] Release, pairs with [D1]/[D2]: publishes the node's payload. */
 	atomic_store_explicit(&prev->next, node, memory_order_release);
-	return prev == &q->head;
+	return prev == q->pstub;
 }
 
 bool
@@ -172,7 +192,7 @@ flowq_mpsc_enqueue_chain(struct flowq_mpsc *q, struct flowq_mpsc_node *first,
 	atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
 	prev = atomic_exchange_explicit(&q->tail, last, memory_order_acq_rel);
 	atomic_store_explicit(&prev->next, first, memory_order_release);
-	return prev == &q->head;
+	return prev == q->pstub;
 }
 
 /* A dequeue returns @node: forget it as the known tail (I5). */
@@ -198,7 +218,7 @@ mpsc_oldest(struct flowq_mpsc *q)
 	if (node != NULL)
 		return node;
 	/* [D1] Acquire, pairs with [E2] (O2). */
-	return atomic_load_explicit(&q->head.next, memory_order_acquire);
+	return atomic_load_explicit(&q->stub->next, memory_order_acquire);
 }
 
 /*
@@ -238,9 +258,9 @@ mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 		 * producer's [E2]. While first is set head.next is stale
 		 * (I6): this makes it NULL for the empty queue [D3] leaves.
 		 */
-		atomic_store_explicit(&q->head.next, NULL, memory_order_relaxed);
+		atomic_store_explicit(&q->stub->next, NULL, memory_order_relaxed);
 		/* [D3] Release (O3). On failure nothing is published: relaxed. */
-		if (atomic_compare_exchange_strong_explicit(&q->tail, &t, &q->head,
+		if (atomic_compare_exchange_strong_explicit(&q->tail, &t, q->stub,
 							    memory_order_release,
 							    memory_order_relaxed)) {
 			q->known_tail = NULL;
@@ -272,7 +292,7 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 			return -EAGAIN;
 		/* O4: compare only. */
 		t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-		if (t == &q->head)
+		if (t == q->stub)
 			return -ENOENT;
 		q->known_tail = t;
 		return -EAGAIN;
@@ -346,14 +366,14 @@ flowq_mpsc_empty(const struct flowq_mpsc *q)
 	 */
 	if (atomic_load_explicit(&q->first, memory_order_relaxed) != NULL)
 		return false;
-	if (atomic_load_explicit(&q->head.next, memory_order_relaxed) != NULL)
+	if (atomic_load_explicit(&q->stub->next, memory_order_relaxed) != NULL)
 		return false;
-	return atomic_load_explicit(&q->tail, memory_order_relaxed) == &q->head;
+	return atomic_load_explicit(&q->tail, memory_order_relaxed) == q->stub;
 }
 
 bool
 flowq_mpsc_linked(const struct flowq_mpsc *q)
 {
 	return atomic_load_explicit(&q->first, memory_order_relaxed) != NULL ||
-	       atomic_load_explicit(&q->head.next, memory_order_relaxed) != NULL;
+	       atomic_load_explicit(&q->stub->next, memory_order_relaxed) != NULL;
 }

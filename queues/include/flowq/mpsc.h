@@ -64,29 +64,33 @@ struct flowq_mpsc_node {
  */
 struct flowq_mpsc {
 	/*
-	 * Consumer line, consumer-private. first is the oldest item once the
-	 * consumer has found it (NULL: look at head.next); known_tail is a
-	 * node the consumer saw as the tail and has not dequeued since, or
-	 * NULL (queues/mpsc.c, I5).
+	 * Consumer line. first is the oldest item once the consumer has found
+	 * it (NULL: look at the dummy's next); known_tail is a node the
+	 * consumer saw as the tail and has not dequeued since, or NULL
+	 * (queues/mpsc.c, I5); stub is the dummy in use (read-only after
+	 * init): head_c, or head_p (flowq_mpsc_init_sparse()).
 	 */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) first;
 	struct flowq_mpsc_node *known_tail;
+	struct flowq_mpsc_node *stub;
+	struct flowq_mpsc_node head_c;
 	/*
-	 * Producer line: the newest item, written by every enqueue, and the
-	 * dummy node, whose next the producer that finds the queue empty
-	 * writes: an empty -> non-empty enqueue touches this line only.
+	 * Producer line: the newest item, written by every enqueue; the
+	 * producers' copy of stub; the dummy when it lives here.
 	 */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) tail;
-	struct flowq_mpsc_node head;
+	struct flowq_mpsc_node *pstub;
+	struct flowq_mpsc_node head_p;
 	/*
-	 * The owner's announcement, on the same line: a consumer that serves
-	 * many queues learns of a queue that went non-empty through a queue
-	 * of announcements (a doorbell) whose items are these links. The
-	 * queue never touches them (flowq_mpsc_init() zeroes them).
+	 * The owner's announcement, on the producer line: a consumer that
+	 * serves many queues learns of a queue that went non-empty through a
+	 * queue of announcements (a doorbell) whose items are these links.
+	 * The queue never touches them (init zeroes them).
 	 */
 	FLOWQ_ATOMIC(unsigned) announced;
 	struct flowq_mpsc_node announce;
 };
+
 
 FLOWQ_STATIC_ASSERT(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
 	       "flowq_mpsc must be exactly one consumer and one producer line");
@@ -102,6 +106,24 @@ FLOWQ_STATIC_ASSERT(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
  */
 FLOWQ_API void
 flowq_mpsc_init(struct flowq_mpsc *q);
+
+/**
+ * Make @p q empty, with its dummy node on the producers' line instead of
+ * the consumer's. Pick it for a queue that the consumer empties at each
+ * visit and that goes empty -> non-empty often, such as one of many queues
+ * announced to the consumer through another queue (the engine's flow
+ * inboxes) or that queue of announcements (the engine's doorbells): an
+ * enqueue onto the empty queue then writes one line (tail and dummy), not
+ * two. Keep flowq_mpsc_init() for one hot queue whose consumer spins on it
+ * whenever it catches up: polling a dummy on the producers' line takes
+ * that line from the next producer (the end-to-end harness's bare queue
+ * ran 1.18-1.42x slower with it; queues/mpsc.c, "Where the dummy lives").
+ * Everything else is the same.
+ *
+ * Context, ordering, progress: as flowq_mpsc_init().
+ */
+FLOWQ_API void
+flowq_mpsc_init_sparse(struct flowq_mpsc *q);
 
 /**
  * Append @p node at the tail.

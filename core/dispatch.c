@@ -113,7 +113,7 @@ req_of_hnode(struct flowq_heap_node *n)
 static inline struct flowq_flow *
 flow_of_bell(struct flowq_mpsc_node *n)
 {
-	return (struct flowq_flow *)((char *)n - offsetof(struct flowq_flow, bell));
+	return (struct flowq_flow *)((char *)n - offsetof(struct flowq_flow, inbox.announce));
 }
 
 /* ---- sleeping and waking ---- */
@@ -915,7 +915,7 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 			/* [D2] acq_rel: pairs with the ringer's [D1] exchange;
 			 * cleared before the drain, so an enqueue after this
 			 * point rings again. */
-			atomic_exchange_explicit(&f->in_doorbell, 0, memory_order_acq_rel);
+			atomic_exchange_explicit(&f->inbox.announced, 0, memory_order_acq_rel);
 			if (flow_adopt(s, f) && !stopping) {
 				pending_set(s, f, true);
 				continue;
@@ -1076,14 +1076,17 @@ gate_untake(struct flowq__shard *s, uint64_t bytes)
 	}
 }
 
-/* Whether a flow rang @p s's doorbell since the round's intake. Only the
- * consumer line (head.next, as idle_spin()): never the producers' tail,
- * which a read would pull away from the next producer's exchange. An
- * arrival still being linked is missed; the round after sees it. */
+/* Whether a flow rang @p s's doorbell since the round's intake:
+ * flowq_mpsc_linked(), as idle_spin(). After an intake that emptied the
+ * doorbell it reads the dummy's link, on the producers' line: the first
+ * ring after the intake writes it, later ones only exchange the tail on
+ * that line. So a check costs a line transfer only after a ring, which
+ * ends the round anyway. An arrival still being linked is missed; the
+ * round after sees it. */
 static inline bool
 doorbell_rung(const struct flowq__shard *s)
 {
-	return atomic_load_explicit(&s->doorbell.head.next, memory_order_relaxed) != NULL;
+	return flowq_mpsc_linked(&s->doorbell);
 }
 
 /* @return outcomes decided; sets *r_blocked when the gate (or a more
@@ -1577,16 +1580,16 @@ idle_spin(struct flowq__shard *s, int64_t next)
 	unsigned mask = budget > 4 * SPIN_PROBE_NS ? 15u : 1u;
 	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
 	for (unsigned i = 0;; i++) {
-		/* Only the consumer lines (head.next: written by a producer
-		 * when it links the first item of an empty queue), never the
-		 * producers' tail lines: polling a tail would pull it away from
-		 * the next producer's exchange. (An A/B in one session showed
-		 * no throughput difference at P = 1, F = 1: 1.70-1.78 M/s
-		 * before, 1.75-1.81 M/s after; it is kept because it cannot
-		 * cost anything.) An item still being linked is seen once it is
-		 * linked; the sleep path (work_visible) does the full check. */
+		/* flowq_mpsc_linked(): while the queues are empty, the
+		 * dummies' links, which the first producer to enqueue
+		 * writes; never a comparison of the tails. The line is the
+		 * producers' (the dummy sits by the tail: queues/mpsc.c), but
+		 * only the first enqueue writes it while we spin, and its
+		 * link ends the spin. An item still being linked is seen once it is
+		 * linked; the sleep path (work_visible) does the full
+		 * check. */
 		if (doorbell_rung(s) ||
-		    atomic_load_explicit(&s->cancels.head.next, memory_order_relaxed) ||
+		    flowq_mpsc_linked(&s->cancels) ||
 		    atomic_load_explicit(&e->exiting, memory_order_relaxed)) {
 			spin_gap_note(s, flowq__now(e) - start);
 			return true;

@@ -300,18 +300,17 @@ struct flowq_flow {
 	 * time the flow becomes backlogged: on the read-mostly line. */
 	_Atomic uint32_t weight;
 
-	/* The inbox: a consumer line (dispatcher) and a producer line. */
+	/* The inbox: a consumer line (dispatcher) and a producer line. The
+	 * producer line also holds the doorbell flag and link
+	 * (inbox.announced, inbox.announce): in_doorbell, 1 while the flow
+	 * is in its shard's doorbell queue, set by the producer that pushes
+	 * it ([D1]), cleared by the dispatcher that pops it ([D2]). A submit
+	 * that finds the inbox empty writes the tail, the dummy's link, the
+	 * flag and the link on this one line, which the dispatcher wrote
+	 * last when it emptied the inbox: one cross-core transfer where the
+	 * flag on a line of its own and the dummy on the consumer line took
+	 * three (README, "Session 11"). */
 	struct flowq_mpsc inbox;
-
-	/* Ring line: the doorbell flag and link, written by the producer
-	 * that rings and by the dispatcher that pops the flow; kept off the
-	 * producer line below so that the dispatcher's [D2] does not take
-	 * the line of the lease and the counters every submit writes.
-	 * in_doorbell is 1 while the flow is in its shard's doorbell queue;
-	 * set by the producer that pushes it ([D1]), cleared by the
-	 * dispatcher that pops it ([D2]). */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t in_doorbell;
-	struct flowq_mpsc_node bell;
 
 	/* Dispatcher-private. The fairness policy's view, one line of its
 	 * own (policy.h): read and written per request, with the policy's
@@ -360,9 +359,9 @@ struct flowq_flow {
 	 * rejection counters (the dispatcher writes here only to give flow
 	 * capacity back, once per round, and to collect the flow). They
 	 * start a 128-byte block (FLOWQ_PREFETCH_PAIR) shared with nothing
-	 * the dispatcher touches: next to the ring line, as they were, the
-	 * dispatcher's [D2] and its reads of the ring line kept a prefetched
-	 * copy of the lease line, and the lease RMW of every submit paid a
+	 * the dispatcher touches: next to the doorbell flag's line, as they
+	 * once were, the dispatcher's [D2] and its reads of that line kept a
+	 * prefetched copy of the lease line, and the lease RMW of every submit paid a
 	 * cross-core invalidation (~40 % of a producer's time at F = 1000 in
 	 * perf; the A/B is in the commit). The block after them holds the
 	 * last rejection counters and the id line, which only producers

@@ -247,12 +247,12 @@ flow_match(struct cds_lfht_node *node, const void *key)
 	 * i.e. almost always the flow the submit will write. With many flows
 	 * its lines are cold (F = 50,000: the flows outgrow the last-level
 	 * cache), and the submit would take the misses one after another:
-	 * the key line and id here, then the lease, the inbox tail and the
-	 * ring line. Start them all now so they overlap. */
+	 * the key line and id here, then the lease and the inbox's producer
+	 * line (tail, dummy, doorbell flag). Start them all now so they
+	 * overlap. */
 	__builtin_prefetch(f->id, 0, 3);
 	__builtin_prefetch(&f->lease, 1, 3);
 	__builtin_prefetch(&f->inbox.tail, 1, 3);
-	__builtin_prefetch(&f->in_doorbell, 1, 3);
 	return f->priority == k->priority && f->id_len == k->id_len &&
 	       memcmp(f->id, k->id, k->id_len) == 0;
 }
@@ -645,10 +645,12 @@ flow_create(struct flowq_engine *e, struct flowq__band *b, const void *id,
 	f->priority = priority;
 	f->id_len = id_len;
 	memcpy(f->id, id, id_len);
-	flowq_mpsc_init(&f->inbox);
+	/* Emptied at each visit and never polled while empty (the doorbell
+	 * says when it has work): the dummy on the producer line, so a
+	 * submit that finds it empty writes one line (flowq/mpsc.h). */
+	flowq_mpsc_init_sparse(&f->inbox);
 	cds_lfht_node_init(&f->node);
 	atomic_init(&f->lease, 1); /* the creator's */
-	atomic_init(&f->in_doorbell, 0);
 	atomic_init(&f->weight, 1);
 	/* A fairness policy may keep all its per-flow state in the view's
 	 * hot words (flow_state_size 0): then there is nothing to point at. */
@@ -685,10 +687,10 @@ flowq__flow_ring(struct flowq_flow *f)
 	/* [D1] acq_rel: if the flag was already 1, the dispatcher has not yet
 	 * popped the flow; its pop clears the flag with an RMW [D2] that reads
 	 * ours, so our prior enqueue is visible to its drain. */
-	if (atomic_exchange_explicit(&f->in_doorbell, 1, memory_order_acq_rel))
+	if (atomic_exchange_explicit(&f->inbox.announced, 1, memory_order_acq_rel))
 		return;
 	FLOWQ_TSAN_RELEASE(f);
-	flowq_mpsc_enqueue(&f->shard->doorbell, &f->bell);
+	flowq_mpsc_enqueue(&f->shard->doorbell, &f->inbox.announce);
 	flowq__shard_kick(f->shard);
 }
 
@@ -779,7 +781,7 @@ flowq__flow_try_collect(struct flowq_flow *f)
 						     memory_order_relaxed))
 		return false;
 	if (!flowq_mpsc_empty(&f->inbox) ||
-	    atomic_load_explicit(&f->in_doorbell, memory_order_acquire)) {
+	    atomic_load_explicit(&f->inbox.announced, memory_order_acquire)) {
 		/* A request slipped in before [L1]: keep the flow. */
 		atomic_fetch_sub_explicit(&f->lease, FLOWQ__LEASE_DEAD, memory_order_release);
 		return false;

@@ -3,18 +3,38 @@
  *
  * Algorithm
  * ---------
- * A singly linked list with a dummy node embedded in the queue (q->head) and a
- * tail pointer. Producers append by *exchange-then-link*: swap the tail to
- * their node, then store a pointer to their node into the previous tail's next
- * field. This is the enqueue of Mellor-Crummey and Scott's queue lock (MCS,
- * ACM TOCS 9(1), 1991), of Vyukov's intrusive MPSC node-based queue (2010) and
- * of liburcu's wfcqueue (Desnoyers, Lai); the consumer side follows wfcqueue
- * (the dummy stays in the head, so the consumer never re-enqueues a stub the
- * way Vyukov's pop does, which would write the producers' line on every
- * dequeue of the last item).
+ * A singly linked list with a dummy node embedded in the queue ("head" below:
+ * q->stub, which is &q->head_c or &q->head_p) and a tail pointer. Producers
+ * append by *exchange-then-link*: swap the tail to their node, then store a
+ * pointer to their node into the previous tail's next field. This is the
+ * enqueue of Mellor-Crummey and Scott's queue lock (MCS, ACM TOCS 9(1),
+ * 1991), of Vyukov's intrusive MPSC node-based queue (2010) and of liburcu's
+ * wfcqueue (Desnoyers, Lai); the consumer side follows wfcqueue (the dummy
+ * stays in the queue, so the consumer never re-enqueues a stub the way
+ * Vyukov's pop does, which would write the producers' line on every dequeue
+ * of the last item). The consumer walks with a private cursor (q->first) on
+ * its own line, and reads the dummy's next only when first is unset (I6).
  *
- * State: head.next points to the oldest *linked* item (NULL if none); tail
- * points to the newest item, or to &head when the queue is empty.
+ * Where the dummy lives. An enqueue that finds the queue empty writes the
+ * tail and the dummy's next, and the consumer that emptied the queue wrote
+ * both last (its [D3] CAS and the NULL before it). flowq_mpsc_init() keeps
+ * the dummy on the consumer line (head_c, wfcqueue's layout): that enqueue
+ * takes two lines from the consumer's core, but a consumer that polls the
+ * empty queue reads only its own line, and the producers' tail line stays
+ * with the producers while it does. flowq_mpsc_init_sparse() puts it on the
+ * producers' line (head_p): that enqueue takes one line, and a consumer that
+ * polls the empty queue reads the producers' line. Measured in one session
+ * (README, "Session 11"): the sparse layout for the engine's flow inboxes
+ * and doorbell made the engine 0.88-0.94x the time per request; the same
+ * layout for the end-to-end harness's bare queue, whose consumer spins on
+ * it when it catches up, made that 1.18-1.42x slower. The algorithm is the
+ * same for both; only the lines differ. A backlogged queue is unaffected:
+ * the consumer follows first and the nodes' links.
+ *
+ * State: tail points to the newest item, or to &head when the queue is
+ * empty. The oldest *linked* item is first if that is set, else head.next
+ * (NULL if none). stub and pstub (the producers' copy, on their line) are
+ * read-only after init.
  *
  * Invariants
  * ----------
@@ -43,13 +63,24 @@
  *     N->next without touching the producers' line. The tail is read again
  *     only once the consumer has caught up with the tail it knew, i.e. about
  *     once per backlog, like a splice, instead of once per gap.
+ * I6. first (written by the consumer only) is NULL or the oldest item not
+ *     yet returned, linked. While it is set, head.next is stale (it points
+ *     to a returned node or to first) and nobody reads it: producers write
+ *     head.next only after an exchange returned &head (I3), which needs a
+ *     [D3] since the consumer set first, and the consumer clears first in
+ *     the same step as that [D3] (before it reads anything else). So "first,
+ *     else head.next" is wfcqueue's head.next, and every argument below that
+ *     names head.next as the consumer's pointer holds for that pair. A batch
+ *     still writes the consumer line once (first), and head.next only at
+ *     the NULL before [D3], which the empty queue needs.
  *
  * Linearization points
  * --------------------
  * - enqueue: the exchange on tail [E1]. Its return value (previous tail ==
  *   &head) is the "queue was empty" answer, exact at that instant.
  * - trydequeue/dequeue_batch returning a node: the acquire load of head.next
- *   [D1] when the node has a linked successor, else the successful CAS [D3].
+ *   [D1] (or of the predecessor's next [D2] that set first) when the node
+ *   has a linked successor, else the successful CAS [D3].
  * - -ENOENT: the load of tail that found &head. -EAGAIN is not a
  *   linearizable "empty": the queue holds an item that is not linked yet.
  *
@@ -106,12 +137,29 @@
 
 #include <flowq/mpsc.h>
 
+static void
+mpsc_init(struct flowq_mpsc *q, struct flowq_mpsc_node *stub)
+{
+	atomic_init(&q->first, NULL);
+	q->known_tail = NULL;
+	q->stub = q->pstub = stub;
+	atomic_init(&q->head_c.next, NULL);
+	atomic_init(&q->head_p.next, NULL);
+	atomic_init(&q->tail, stub);
+	atomic_init(&q->announced, 0);
+	atomic_init(&q->announce.next, NULL);
+}
+
 void
 flowq_mpsc_init(struct flowq_mpsc *q)
 {
-	atomic_init(&q->head.next, NULL);
-	q->known_tail = NULL;
-	atomic_init(&q->tail, &q->head);
+	mpsc_init(q, &q->head_c);
+}
+
+void
+flowq_mpsc_init_sparse(struct flowq_mpsc *q)
+{
+	mpsc_init(q, &q->head_p);
 }
 
 bool
@@ -129,7 +177,7 @@ flowq_mpsc_enqueue(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 	prev = atomic_exchange_explicit(&q->tail, node, memory_order_acq_rel);
 	/* [E2] Release, pairs with [D1]/[D2]: publishes the node's payload. */
 	atomic_store_explicit(&prev->next, node, memory_order_release);
-	return prev == &q->head;
+	return prev == q->pstub;
 }
 
 bool
@@ -144,7 +192,7 @@ flowq_mpsc_enqueue_chain(struct flowq_mpsc *q, struct flowq_mpsc_node *first,
 	atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
 	prev = atomic_exchange_explicit(&q->tail, last, memory_order_acq_rel);
 	atomic_store_explicit(&prev->next, first, memory_order_release);
-	return prev == &q->head;
+	return prev == q->pstub;
 }
 
 /* A dequeue returns @node: forget it as the known tail (I5). */
@@ -155,18 +203,34 @@ mpsc_returned(struct flowq_mpsc *q, const struct flowq_mpsc_node *node)
 		q->known_tail = NULL;
 }
 
+/* The consumer's cursor (I6): relaxed, only the consumer writes it. */
+static inline void
+mpsc_set_first(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
+{
+	atomic_store_explicit(&q->first, node, memory_order_relaxed);
+}
+
+/* The oldest linked item as the consumer sees it, or NULL (I6). */
+static inline struct flowq_mpsc_node *
+mpsc_oldest(struct flowq_mpsc *q)
+{
+	struct flowq_mpsc_node *node = atomic_load_explicit(&q->first, memory_order_relaxed);
+	if (node != NULL)
+		return node;
+	/* [D1] Acquire, pairs with [E2] (O2). */
+	return atomic_load_explicit(&q->stub->next, memory_order_acquire);
+}
+
 /*
  * @node is the newest linked item (no successor link at the last look) and
  * every item before it has been returned (and forgotten as known tail). Try
  * to take it as the last item. Returns:
- * - NULL: @node was taken as the last item; head.next is NULL and tail is
- *   &head, and the caller must not write head.next (a producer may already
- *   have linked a new first item there).
+ * - NULL: @node was taken as the last item; the queue is empty (head.next
+ *   NULL, tail &head, first NULL) unless a producer has enqueued since.
  * - a successor that got linked meanwhile: the caller takes @node and sets
- *   head.next to the successor.
+ *   first to the successor.
  * - @node itself: a producer is between [E1] and [E2] behind it, so it cannot
- *   be taken yet; head.next still points to @node, or to an item before it
- *   that the caller has taken (the caller then sets head.next to @node).
+ *   be taken yet; the caller sets first to @node.
  */
 static struct flowq_mpsc_node *
 mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
@@ -189,25 +253,27 @@ mpsc_take_last(struct flowq_mpsc *q, struct flowq_mpsc_node *node)
 	}
 	if (t == node) {
 		/*
-		 * Relaxed: the consumer owns head.next while tail != &head (I3);
-		 * the release of [D3] orders this store before the next
-		 * producer's [E2].
+		 * Relaxed: no producer writes head.next while tail != &head
+		 * (I3); the release of [D3] orders this store before the next
+		 * producer's [E2]. While first is set head.next is stale
+		 * (I6): this makes it NULL for the empty queue [D3] leaves.
 		 */
-		atomic_store_explicit(&q->head.next, NULL, memory_order_relaxed);
+		atomic_store_explicit(&q->stub->next, NULL, memory_order_relaxed);
 		/* [D3] Release (O3). On failure nothing is published: relaxed. */
-		if (atomic_compare_exchange_strong_explicit(&q->tail, &t, &q->head,
+		if (atomic_compare_exchange_strong_explicit(&q->tail, &t, q->stub,
 							    memory_order_release,
 							    memory_order_relaxed)) {
 			q->known_tail = NULL;
+			mpsc_set_first(q, NULL);
 			return NULL;
 		}
 		/*
 		 * A producer exchanged after @node: t now holds a newer tail,
-		 * still queued (I5). tail != &head, so no producer writes
-		 * head.next (I2, I3) and we may restore it.
+		 * still queued (I5). head.next stays NULL: tail != &head, so
+		 * no producer writes it (I2, I3), and first (set by the
+		 * caller) is what the consumer reads (I6).
 		 */
 		q->known_tail = t;
-		atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
 	}
 	/* [D2] Acquire, O2: poll the one line that producer must write. */
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
@@ -219,15 +285,14 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 {
 	struct flowq_mpsc_node *node, *next, *t;
 
-	/* [D1] Acquire, pairs with [E2] (O2). */
-	node = atomic_load_explicit(&q->head.next, memory_order_acquire);
+	node = mpsc_oldest(q);
 	if (node == NULL) {
 		/* A known tail is a queued item (I5): not empty. */
 		if (q->known_tail != NULL)
 			return -EAGAIN;
 		/* O4: compare only. */
 		t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-		if (t == &q->head)
+		if (t == q->stub)
 			return -ENOENT;
 		q->known_tail = t;
 		return -EAGAIN;
@@ -236,14 +301,16 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node)
 	next = atomic_load_explicit(&node->next, memory_order_acquire);
 	if (next == NULL) {
 		next = mpsc_take_last(q, node);
-		if (next == node)
+		if (next == node) {
+			mpsc_set_first(q, node);
 			return -EAGAIN;
+		}
 		if (next == NULL) {
 			*r_node = node;
 			return 0;
 		}
 	}
-	atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
+	mpsc_set_first(q, next);
 	mpsc_returned(q, node);
 	*r_node = node;
 	return 0;
@@ -258,8 +325,7 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 
 	if (max == 0)
 		return 0;
-	/* [D1] */
-	node = atomic_load_explicit(&q->head.next, memory_order_acquire);
+	node = mpsc_oldest(q);
 	if (node == NULL)
 		return 0;
 	for (;;) {
@@ -272,21 +338,20 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 		node = next;
 		if (n == max) {
 			/* One consumer-line write per batch. */
-			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+			mpsc_set_first(q, node);
 			return n;
 		}
 	}
 	/* @node is the newest linked item and n < max. */
 	next = mpsc_take_last(q, node);
 	if (next == node) {
-		/* @node stays, as the new oldest item if we took any. */
-		if (n > 0)
-			atomic_store_explicit(&q->head.next, node, memory_order_relaxed);
+		/* @node stays, as the oldest item. */
+		mpsc_set_first(q, node);
 		return n;
 	}
 	r_nodes[n++] = node;
 	if (next != NULL) {
-		atomic_store_explicit(&q->head.next, next, memory_order_relaxed);
+		mpsc_set_first(q, next);
 		mpsc_returned(q, node);
 	}
 	return n;
@@ -296,10 +361,19 @@ bool
 flowq_mpsc_empty(const struct flowq_mpsc *q)
 {
 	/*
-	 * head.next first: the common non-empty answer then never reads the
-	 * producers' line. Both loads only compare (O4).
+	 * The consumer line first: the common non-empty answer of a backlog
+	 * then never reads the producers' line. All loads only compare (O4).
 	 */
-	if (atomic_load_explicit(&q->head.next, memory_order_relaxed) != NULL)
+	if (atomic_load_explicit(&q->first, memory_order_relaxed) != NULL)
 		return false;
-	return atomic_load_explicit(&q->tail, memory_order_relaxed) == &q->head;
+	if (atomic_load_explicit(&q->stub->next, memory_order_relaxed) != NULL)
+		return false;
+	return atomic_load_explicit(&q->tail, memory_order_relaxed) == q->stub;
+}
+
+bool
+flowq_mpsc_linked(const struct flowq_mpsc *q)
+{
+	return atomic_load_explicit(&q->first, memory_order_relaxed) != NULL ||
+	       atomic_load_explicit(&q->stub->next, memory_order_relaxed) != NULL;
 }

@@ -5,15 +5,17 @@
  * tl only grow.
  *
  * item[p] entered position p with the producer's [E1] exchange of the tail
- * (queues/mpsc.c 110); lk[p] is set by its [E2] store that links it to its
- * predecessor (112). The consumer can take the oldest item only once it is
- * linked and, unless it is the tail, its successor is linked too (the
- * batch dequeue needs that link to advance, or a CAS of the tail back to
- * the head when it is the last: flowq/mpsc.h, trydequeue's -EAGAIN cases).
- * flowq_mpsc_empty() (mpsc.c 262-271) counts an exchanged, unlinked item
- * as present (tail != &head), and so does MPSC_EMPTY. The C11 argument
- * that the queue behaves like this (linearizable at [E1], items visible
- * once linked) is queues/mpsc.c's.
+ * (queues/mpsc.c, flowq_mpsc_enqueue()); lk[p] is set by its [E2] store
+ * that links it to its predecessor (the dummy, or the previous item). The
+ * consumer can take the oldest item only once it is linked and, unless it
+ * is the tail, its successor is linked too (the batch dequeue needs that
+ * link to advance, or a CAS of the tail back to the dummy when it is the
+ * last: flowq/mpsc.h, trydequeue's -EAGAIN cases). flowq_mpsc_empty()
+ * counts an exchanged, unlinked item as present (tail != &head), and so
+ * does MPSC_EMPTY. Where the dummy and the consumer's cursor live (mpsc.c
+ * I6) changes which cache lines a step writes, not the steps, so the model
+ * does not see it. The C11 argument that the queue behaves like this
+ * (linearizable at [E1], items visible once linked) is queues/mpsc.c's.
  */
 typedef Mpsc {
 	byte item[QN];

@@ -147,7 +147,7 @@ typedef Req {
 Req r[NREQ];
 Mpsc inbox;		/* the flow's inbox */
 Mpsc cancels;		/* the shard's cancel queue */
-bit in_doorbell;	/* flow->in_doorbell */
+bit in_doorbell;	/* flow->inbox.announced */
 bit bell;		/* the flow is in the shard's doorbell queue */
 bit pending;		/* the flow is on the shard's pending list */
 byte cancel_wait;	/* flow->cancel_wait */

@@ -1,7 +1,7 @@
 /*
  * stress_mpsc: P producers -> 1 consumer on one flowq_mpsc.
  *
- *   stress_mpsc [--recycle POOL] P [ITEMS [SEED]]
+ *   stress_mpsc [--sparse] [--recycle POOL] P [ITEMS [SEED]]
  *                                  (defaults: ITEMS 1000000, SEED 1)
  *
  * ITEMS enqueues in all, rounded up to a multiple of P; each producer makes
@@ -17,7 +17,7 @@
  * flowq_mpsc_dequeue_batch() with random batch sizes (0, 1, small, larger than
  * the queue), and retries on -EAGAIN.
  *
- * Two modes:
+ * Modes:
  *  - default: every item is preallocated (P x ITEMS/P nodes) and enqueued
  *    exactly once: slot == sequence number, and a fresh node's next field is
  *    still the NULL of calloc() when it is enqueued;
@@ -32,6 +32,9 @@
  *    NULL), so an enqueue that relied on a NULL it did not store ([E0], for
  *    a node or a chain's last node) or a queue that wrote a node it had
  *    already returned (I4) corrupts the run.
+ *  - --sparse (with either): the queue made by flowq_mpsc_init_sparse(),
+ *    the dummy on the producers' line (queues/mpsc.c, "Where the dummy
+ *    lives"), as the engine's flow inboxes and doorbells use it.
  *
  * The hand-back path (recycle mode) is a Lamport single-producer /
  * single-consumer ring per producer, written below in C11 atomics: the
@@ -662,18 +665,26 @@ run(int argc, char **argv)
 	int a = 1;
 	double t0, secs;
 
-	if (argc > 1 && strcmp(argv[1], "--recycle") == 0) {
-		if (argc < 3) {
-			fprintf(stderr, PROG ": --recycle needs a pool size\n");
-			return 2;
+	bool sparse = false;
+	for (;;) {
+		if (argc > a && strcmp(argv[a], "--sparse") == 0) {
+			sparse = true;
+			a++;
+		} else if (argc > a && strcmp(argv[a], "--recycle") == 0) {
+			if (argc < a + 2) {
+				fprintf(stderr, PROG ": --recycle needs a pool size\n");
+				return 2;
+			}
+			recycle_pool = (uint32_t)test_parse_ulong(PROG, argv[a + 1],
+								  "recycle pool", 1, MAX_POOL);
+			a += 2;
+		} else {
+			break;
 		}
-		recycle_pool = (uint32_t)test_parse_ulong(PROG, argv[2], "recycle pool",
-							  1, MAX_POOL);
-		a = 3;
 	}
 	if (argc - a < 1 || argc - a > 3) {
-		fprintf(stderr,
-			"usage: " PROG " [--recycle POOL] PRODUCERS [ITEMS [SEED]]\n");
+		fprintf(stderr, "usage: " PROG
+				" [--sparse] [--recycle POOL] PRODUCERS [ITEMS [SEED]]\n");
 		return 2;
 	}
 	nprod = (unsigned)test_parse_ulong(PROG, argv[a], "producer count", 1,
@@ -711,7 +722,10 @@ run(int argc, char **argv)
 	fputc('\n', stderr);
 
 	memset(prod, 0, sizeof(prod)); /* a clean slate for each soak iteration */
-	flowq_mpsc_init(&queue);
+	if (sparse)
+		flowq_mpsc_init_sparse(&queue);
+	else
+		flowq_mpsc_init(&queue);
 	atomic_init(&producers_done, 0);
 	atomic_init(&progress, 0);
 	atomic_init(&quit, false);

@@ -45,8 +45,31 @@ setup(void)
 	flowq_mpsc_init(&q);
 }
 
+/* The same tests on a queue whose dummy is on the producers' line. */
+static void
+setup_sparse(void)
+{
+	flowq_mpsc_init_sparse(&q);
+}
+
 TestSuite(mpsc, .init = setup);
 TestSuite(mpsc_gap, .init = setup);
+TestSuite(mpsc_sparse, .init = setup_sparse);
+TestSuite(mpsc_gap_sparse, .init = setup_sparse);
+
+/* A test of the queue's contract, run in both layouts: SUITE and
+ * SUITE_sparse. */
+#define BOTH(suite, name)                                                                  \
+	static void suite##_##name(void);                                                  \
+	Test(suite, name)                                                                  \
+	{                                                                                  \
+		suite##_##name();                                                          \
+	}                                                                                  \
+	Test(suite##_sparse, name)                                                         \
+	{                                                                                  \
+		suite##_##name();                                                          \
+	}                                                                                  \
+	static void suite##_##name(void)
 
 static void
 init_items(struct item *it, size_t n)
@@ -92,7 +115,7 @@ Test(mpsc, layout_is_two_cache_lines)
 		     "head and tail on separate lines");
 }
 
-Test(mpsc, init_is_empty)
+BOTH(mpsc, init_is_empty)
 {
 	struct flowq_mpsc_node *buf[1] = {POISON};
 
@@ -101,7 +124,7 @@ Test(mpsc, init_is_empty)
 	cr_assert_eq(buf[0], POISON);
 }
 
-Test(mpsc, init_resets_a_used_queue)
+BOTH(mpsc, init_resets_a_used_queue)
 {
 	struct item it[3];
 
@@ -109,14 +132,17 @@ Test(mpsc, init_resets_a_used_queue)
 	for (int i = 0; i < 3; i++)
 		flowq_mpsc_enqueue(&q, &it[i].node);
 	cr_assert_not(flowq_mpsc_empty(&q));
-	flowq_mpsc_init(&q);
+	if (q.stub == &q.head_p) /* the suite's layout */
+		flowq_mpsc_init_sparse(&q);
+	else
+		flowq_mpsc_init(&q);
 	assert_enoent();
 	cr_assert(flowq_mpsc_enqueue(&q, &it[1].node), "first enqueue after init");
 	assert_dequeue(&it[1]);
 	assert_enoent();
 }
 
-Test(mpsc, one_item)
+BOTH(mpsc, one_item)
 {
 	struct item it;
 
@@ -129,7 +155,7 @@ Test(mpsc, one_item)
 	assert_enoent();
 }
 
-Test(mpsc, one_item_by_batch)
+BOTH(mpsc, one_item_by_batch)
 {
 	struct item it;
 	struct flowq_mpsc_node *buf[4] = {POISON, POISON, POISON, POISON};
@@ -150,7 +176,7 @@ link_chain(struct item *it, size_t a, size_t b)
 		atomic_store_explicit(&it[i].node.next, &it[i + 1].node, memory_order_relaxed);
 }
 
-Test(mpsc, chains_keep_order_and_signal_like_one_node)
+BOTH(mpsc, chains_keep_order_and_signal_like_one_node)
 {
 	struct item it[9];
 	struct flowq_mpsc_node *buf[16];
@@ -180,7 +206,7 @@ Test(mpsc, chains_keep_order_and_signal_like_one_node)
 	assert_enoent();
 }
 
-Test(mpsc, many_fifo_and_true_only_first)
+BOTH(mpsc, many_fifo_and_true_only_first)
 {
 	enum { N = 1000 };
 	static struct item it[N];
@@ -197,7 +223,7 @@ Test(mpsc, many_fifo_and_true_only_first)
 	assert_enoent();
 }
 
-Test(mpsc, next_field_need_not_be_initialized)
+BOTH(mpsc, next_field_need_not_be_initialized)
 {
 	struct item it[2], stray;
 
@@ -215,7 +241,7 @@ Test(mpsc, next_field_need_not_be_initialized)
 /* ------------------------------------------------------------------------ */
 /* Batches */
 
-Test(mpsc, batch_of_zero_changes_nothing)
+BOTH(mpsc, batch_of_zero_changes_nothing)
 {
 	struct item it[3];
 	struct flowq_mpsc_node *buf[1] = {POISON};
@@ -230,7 +256,7 @@ Test(mpsc, batch_of_zero_changes_nothing)
 	assert_enoent();
 }
 
-Test(mpsc, batch_of_one_takes_the_oldest)
+BOTH(mpsc, batch_of_one_takes_the_oldest)
 {
 	struct item it[3];
 	struct flowq_mpsc_node *buf[2] = {POISON, POISON};
@@ -246,7 +272,7 @@ Test(mpsc, batch_of_one_takes_the_oldest)
 	assert_enoent();
 }
 
-Test(mpsc, batch_exact_size_empties_the_queue)
+BOTH(mpsc, batch_exact_size_empties_the_queue)
 {
 	enum { N = 16 };
 	struct item it[N];
@@ -266,7 +292,7 @@ Test(mpsc, batch_exact_size_empties_the_queue)
 	assert_dequeue(&it[0]);
 }
 
-Test(mpsc, batch_larger_than_queue)
+BOTH(mpsc, batch_larger_than_queue)
 {
 	enum { N = 5, MAX = 64 };
 	struct item it[N];
@@ -285,7 +311,7 @@ Test(mpsc, batch_larger_than_queue)
 	assert_enoent();
 }
 
-Test(mpsc, batches_smaller_than_queue_keep_fifo)
+BOTH(mpsc, batches_smaller_than_queue_keep_fifo)
 {
 	enum { N = 100 };
 	static struct item it[N];
@@ -310,7 +336,7 @@ Test(mpsc, batches_smaller_than_queue_keep_fifo)
 /* ------------------------------------------------------------------------ */
 /* Interleavings and the empty -> non-empty signal */
 
-Test(mpsc, interleaved_enqueue_dequeue)
+BOTH(mpsc, interleaved_enqueue_dequeue)
 {
 	struct item it[8];
 	struct flowq_mpsc_node *buf[8];
@@ -348,7 +374,7 @@ Test(mpsc, interleaved_enqueue_dequeue)
  * queue (exact here: a single thread, so nothing refills the queue between a
  * dequeue and the check).
  */
-Test(mpsc, random_model)
+BOTH(mpsc, random_model)
 {
 	enum { N = 512, OPS = 200000 };
 	static struct item it[N];
@@ -419,7 +445,7 @@ Test(mpsc, random_model)
 /* ------------------------------------------------------------------------ */
 /* Node reuse */
 
-Test(mpsc, reuse_of_a_dequeued_node)
+BOTH(mpsc, reuse_of_a_dequeued_node)
 {
 	struct item it[3];
 
@@ -441,7 +467,7 @@ Test(mpsc, reuse_of_a_dequeued_node)
 	assert_enoent();
 }
 
-Test(mpsc, queues_are_independent)
+BOTH(mpsc, queues_are_independent)
 {
 	static struct flowq_mpsc q2;
 	struct item a = {.id = 0}, b = {.id = 1};
@@ -488,10 +514,10 @@ static bool
 enqueue_link(struct flowq_mpsc *qq, struct half_enqueue h)
 {
 	atomic_store_explicit(&h.prev->next, h.node, memory_order_release);
-	return h.prev == &qq->head;
+	return h.prev == qq->pstub;
 }
 
-Test(mpsc_gap, gap_on_empty_queue_is_eagain_not_enoent)
+BOTH(mpsc_gap, gap_on_empty_queue_is_eagain_not_enoent)
 {
 	struct item a = {.id = 0};
 	struct flowq_mpsc_node *n = POISON;
@@ -499,7 +525,7 @@ Test(mpsc_gap, gap_on_empty_queue_is_eagain_not_enoent)
 	struct half_enqueue h;
 
 	h = enqueue_exchange_only(&q, &a.node);
-	cr_assert_eq(h.prev, &q.head, "the exchange saw the empty queue");
+	cr_assert_eq(h.prev, q.stub, "the exchange saw the empty queue");
 	cr_assert_not(flowq_mpsc_empty(&q), "an item being linked is not empty");
 	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -EAGAIN);
 	cr_assert_eq(n, POISON);
@@ -513,7 +539,7 @@ Test(mpsc_gap, gap_on_empty_queue_is_eagain_not_enoent)
 	assert_enoent();
 }
 
-Test(mpsc_gap, gap_behind_the_last_linked_item)
+BOTH(mpsc_gap, gap_behind_the_last_linked_item)
 {
 	struct item a = {.id = 0}, b = {.id = 1};
 	struct flowq_mpsc_node *n = POISON;
@@ -542,7 +568,7 @@ Test(mpsc_gap, gap_behind_the_last_linked_item)
 	assert_enoent();
 }
 
-Test(mpsc_gap, batch_stops_at_the_gap)
+BOTH(mpsc_gap, batch_stops_at_the_gap)
 {
 	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
 	struct flowq_mpsc_node *buf[8];
@@ -568,7 +594,7 @@ Test(mpsc_gap, batch_stops_at_the_gap)
 	assert_enoent();
 }
 
-Test(mpsc_gap, gap_in_the_middle_blocks_only_what_is_behind_it)
+BOTH(mpsc_gap, gap_in_the_middle_blocks_only_what_is_behind_it)
 {
 	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
 	struct flowq_mpsc_node *n = POISON;
@@ -589,7 +615,7 @@ Test(mpsc_gap, gap_in_the_middle_blocks_only_what_is_behind_it)
 	assert_enoent();
 }
 
-Test(mpsc_gap, producer_stopped_after_the_queue_drained)
+BOTH(mpsc_gap, producer_stopped_after_the_queue_drained)
 {
 	struct item a = {.id = 0}, b = {.id = 1};
 	struct flowq_mpsc_node *buf[4] = {POISON, POISON, POISON, POISON};
@@ -599,7 +625,7 @@ Test(mpsc_gap, producer_stopped_after_the_queue_drained)
 	cr_assert(flowq_mpsc_enqueue(&q, &a.node));
 	assert_dequeue(&a);
 	h = enqueue_exchange_only(&q, &b.node);
-	cr_assert_eq(h.prev, &q.head);
+	cr_assert_eq(h.prev, q.stub);
 	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 4), 0);
 	cr_assert_not(flowq_mpsc_empty(&q));
 	cr_assert(enqueue_link(&q, h));
@@ -614,7 +640,7 @@ Test(mpsc_gap, producer_stopped_after_the_queue_drained)
  * A node it has returned must never be taken for that known tail again, or
  * the consumer would report a gap that does not exist and stall forever.
  */
-Test(mpsc_gap, known_tail_is_forgotten_when_returned_with_a_successor)
+BOTH(mpsc_gap, known_tail_is_forgotten_when_returned_with_a_successor)
 {
 	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
 	struct flowq_mpsc_node *n = POISON;
@@ -632,7 +658,7 @@ Test(mpsc_gap, known_tail_is_forgotten_when_returned_with_a_successor)
 	assert_enoent();
 }
 
-Test(mpsc_gap, known_tail_is_forgotten_when_returned_by_a_batch)
+BOTH(mpsc_gap, known_tail_is_forgotten_when_returned_by_a_batch)
 {
 	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2}, d = {.id = 3};
 	struct flowq_mpsc_node *buf[8];
@@ -658,7 +684,7 @@ Test(mpsc_gap, known_tail_is_forgotten_when_returned_by_a_batch)
 	cr_assert_eq(flowq_mpsc_trydequeue(&q, &n), -ENOENT);
 }
 
-Test(mpsc_gap, known_tail_reached_is_taken_as_the_last_item)
+BOTH(mpsc_gap, known_tail_reached_is_taken_as_the_last_item)
 {
 	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
 	struct flowq_mpsc_node *n = POISON;
@@ -681,6 +707,144 @@ Test(mpsc_gap, known_tail_reached_is_taken_as_the_last_item)
 	/* The queue works normally afterwards. */
 	cr_assert(flowq_mpsc_enqueue(&q, &a.node));
 	assert_dequeue(&a);
+	assert_enoent();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Which line each side writes (mpsc.c, "Unlike wfcqueue" and I6) */
+
+static void
+line_snapshot(unsigned char *buf, unsigned line)
+{
+	memcpy(buf, (const unsigned char *)&q + line * FLOWQ_CACHE_LINE, FLOWQ_CACHE_LINE);
+}
+
+static bool
+line_unchanged(const unsigned char *buf, unsigned line)
+{
+	return memcmp(buf, (const unsigned char *)&q + line * FLOWQ_CACHE_LINE,
+		      FLOWQ_CACHE_LINE) == 0;
+}
+
+Test(mpsc, each_dummy_on_its_line_and_the_announcement_on_the_producers)
+{
+	cr_assert_eq(offsetof(struct flowq_mpsc, first) / FLOWQ_CACHE_LINE, 0);
+	cr_assert_eq(offsetof(struct flowq_mpsc, known_tail) / FLOWQ_CACHE_LINE, 0);
+	cr_assert_eq(offsetof(struct flowq_mpsc, stub) / FLOWQ_CACHE_LINE, 0);
+	cr_assert_eq(offsetof(struct flowq_mpsc, head_c) / FLOWQ_CACHE_LINE, 0);
+	cr_assert_eq(offsetof(struct flowq_mpsc, pstub) / FLOWQ_CACHE_LINE, 1);
+	cr_assert_eq(offsetof(struct flowq_mpsc, head_p) / FLOWQ_CACHE_LINE, 1);
+	cr_assert_eq(offsetof(struct flowq_mpsc, announced) / FLOWQ_CACHE_LINE, 1);
+	cr_assert_eq((offsetof(struct flowq_mpsc, announce) + sizeof(q.announce) - 1) /
+			     FLOWQ_CACHE_LINE,
+		     1);
+	cr_assert_eq(q.stub, &q.head_c, "flowq_mpsc_init: the consumer's line");
+	cr_assert_eq(q.pstub, q.stub);
+	flowq_mpsc_init_sparse(&q);
+	cr_assert_eq(q.stub, &q.head_p, "flowq_mpsc_init_sparse: the producers' line");
+	cr_assert_eq(q.pstub, q.stub);
+}
+
+/* The point of the sparse layout: an enqueue, onto an empty queue or not,
+ * leaves the consumer line alone, so a queue the consumer keeps emptying
+ * costs a producer one line. In the default layout the empty -> non-empty
+ * enqueue writes the dummy on the consumer's line. */
+static void
+enqueue_onto_emptied_queue(bool want_consumer_line_unchanged)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	unsigned char cons[FLOWQ_CACHE_LINE];
+
+	flowq_mpsc_enqueue(&q, &a.node);
+	assert_dequeue(&a); /* the consumer emptied it: its [D3] */
+	line_snapshot(cons, 0);
+	cr_assert(flowq_mpsc_enqueue(&q, &b.node), "empty -> non-empty");
+	cr_assert_eq(line_unchanged(cons, 0), want_consumer_line_unchanged,
+		     "the empty -> non-empty enqueue");
+	line_snapshot(cons, 0);
+	cr_assert_not(flowq_mpsc_enqueue(&q, &c.node));
+	cr_assert(line_unchanged(cons, 0), "an enqueue behind an item");
+	assert_dequeue(&b);
+	assert_dequeue(&c);
+	assert_enoent();
+}
+
+Test(mpsc_sparse, an_enqueue_never_writes_the_consumer_line)
+{
+	enqueue_onto_emptied_queue(true);
+}
+
+Test(mpsc, the_first_enqueue_writes_the_dummy_on_the_consumer_line)
+{
+	enqueue_onto_emptied_queue(false);
+}
+
+/* And the consumer writes the producers' line only when it empties the
+ * queue (the NULL and [D3]): a backlog is walked on the consumer line. */
+BOTH(mpsc, a_dequeue_that_leaves_items_never_writes_the_producer_line)
+{
+	struct item it[6];
+	struct flowq_mpsc_node *buf[8];
+	unsigned char prod[FLOWQ_CACHE_LINE];
+
+	init_items(it, 6);
+	for (int i = 0; i < 6; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	line_snapshot(prod, 1);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 2), 2);
+	cr_assert_eq(buf[0], &it[0].node);
+	cr_assert_eq(buf[1], &it[1].node);
+	assert_dequeue(&it[2]);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 2), 2);
+	cr_assert_eq(buf[0], &it[3].node);
+	cr_assert_eq(buf[1], &it[4].node);
+	cr_assert(line_unchanged(prod, 1), "the producer line while items are left");
+	assert_dequeue(&it[5]);
+	cr_assert_not(line_unchanged(prod, 1), "emptying resets tail to &head");
+	assert_enoent();
+}
+
+BOTH(mpsc, the_queue_never_touches_the_announcement)
+{
+	struct item it[4];
+	struct flowq_mpsc_node *buf[4];
+	struct flowq_mpsc_node other;
+
+	init_items(it, 4);
+	atomic_store(&q.announced, 7u);
+	atomic_store(&q.announce.next, &other);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 4; i++)
+			flowq_mpsc_enqueue(&q, &it[i].node);
+		cr_assert_eq(flowq_mpsc_dequeue_batch(&q, buf, 3), 3);
+		assert_dequeue(&it[3]);
+		assert_enoent();
+	}
+	cr_assert_eq(atomic_load(&q.announced), 7u);
+	cr_assert_eq(atomic_load(&q.announce.next), &other);
+	flowq_mpsc_init(&q);
+	cr_assert_eq(atomic_load(&q.announced), 0u, "init zeroes it");
+	cr_assert_null(atomic_load(&q.announce.next));
+}
+
+BOTH(mpsc_gap, linked_sees_linked_items_only)
+{
+	struct item a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+	struct half_enqueue h;
+
+	cr_assert_not(flowq_mpsc_linked(&q));
+	h = enqueue_exchange_only(&q, &a.node);
+	cr_assert_not(flowq_mpsc_linked(&q), "exchanged, not linked");
+	cr_assert_not(flowq_mpsc_empty(&q));
+	enqueue_link(&q, h);
+	cr_assert(flowq_mpsc_linked(&q));
+	flowq_mpsc_enqueue(&q, &b.node);
+	flowq_mpsc_enqueue(&q, &c.node);
+	assert_dequeue(&a);
+	cr_assert(flowq_mpsc_linked(&q), "b, found through the cursor");
+	assert_dequeue(&b);
+	assert_dequeue(&c);
+	cr_assert_not(flowq_mpsc_linked(&q));
 	assert_enoent();
 }
 

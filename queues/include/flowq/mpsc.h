@@ -15,6 +15,7 @@
  *      dequeue_batch     -         X            X           -     X
  *      empty             -         -            -           -     X
  *      init              X         X            X           X     X
+ * (flowq_mpsc_linked() as empty.)
  *
  * Progress: enqueue is wait-free (one exchange and two plain stores, no
  * loop). trydequeue and dequeue_batch never wait and never sleep: if a
@@ -63,23 +64,33 @@ struct flowq_mpsc_node {
  */
 struct flowq_mpsc {
 	/*
-	 * Consumer line. head.next is the oldest linked item. Producers write
-	 * head.next only on an empty -> non-empty transition (their exchange
-	 * returned &head), so the line stays with the consumer while the queue
-	 * is backlogged.
+	 * Consumer line. first is the oldest item once the consumer has found
+	 * it (NULL: look at the dummy's next); known_tail is a node the
+	 * consumer saw as the tail and has not dequeued since, or NULL
+	 * (queues/mpsc.c, I5); stub is the dummy in use (read-only after
+	 * init): head_c, or head_p (flowq_mpsc_init_sparse()).
 	 */
-	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq_mpsc_node head;
-	/*
-	 * Consumer-private, on the consumer line: a node the consumer saw as
-	 * the tail and has not dequeued since, or NULL. While it is set and
-	 * the consumer has not reached it, a missing link ahead of it is known
-	 * to be a producer between exchange and link, so the consumer polls
-	 * that link instead of the producers' line (queues/mpsc.c, I5).
-	 */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) first;
 	struct flowq_mpsc_node *known_tail;
-	/* Producer line: the newest item, written by every enqueue. */
+	struct flowq_mpsc_node *stub;
+	struct flowq_mpsc_node head_c;
+	/*
+	 * Producer line: the newest item, written by every enqueue; the
+	 * producers' copy of stub; the dummy when it lives here.
+	 */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) FLOWQ_ATOMIC(struct flowq_mpsc_node *) tail;
+	struct flowq_mpsc_node *pstub;
+	struct flowq_mpsc_node head_p;
+	/*
+	 * The owner's announcement, on the producer line: a consumer that
+	 * serves many queues learns of a queue that went non-empty through a
+	 * queue of announcements (a doorbell) whose items are these links.
+	 * The queue never touches them (init zeroes them).
+	 */
+	FLOWQ_ATOMIC(unsigned) announced;
+	struct flowq_mpsc_node announce;
 };
+
 
 FLOWQ_STATIC_ASSERT(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
 	       "flowq_mpsc must be exactly one consumer and one producer line");
@@ -95,6 +106,24 @@ FLOWQ_STATIC_ASSERT(sizeof(struct flowq_mpsc) == 2 * FLOWQ_CACHE_LINE,
  */
 FLOWQ_API void
 flowq_mpsc_init(struct flowq_mpsc *q);
+
+/**
+ * Make @p q empty, with its dummy node on the producers' line instead of
+ * the consumer's. Pick it for a queue that the consumer empties at each
+ * visit and that goes empty -> non-empty often, such as one of many queues
+ * announced to the consumer through another queue (the engine's flow
+ * inboxes) or that queue of announcements (the engine's doorbells): an
+ * enqueue onto the empty queue then writes one line (tail and dummy), not
+ * two. Keep flowq_mpsc_init() for one hot queue whose consumer spins on it
+ * whenever it catches up: polling a dummy on the producers' line takes
+ * that line from the next producer (the end-to-end harness's bare queue
+ * ran 1.18-1.42x slower with it; queues/mpsc.c, "Where the dummy lives").
+ * Everything else is the same.
+ *
+ * Context, ordering, progress: as flowq_mpsc_init().
+ */
+FLOWQ_API void
+flowq_mpsc_init_sparse(struct flowq_mpsc *q);
 
 /**
  * Append @p node at the tail.
@@ -165,12 +194,11 @@ flowq_mpsc_trydequeue(struct flowq_mpsc *q, struct flowq_mpsc_node **r_node);
  * Remove up to @p max of the oldest items, in FIFO order, into @p r_nodes.
  *
  * Cheaper per item than repeated trydequeue: the consumer line is written
- * once per batch when the batch is full or stops at a known gap (up to three
- * times when it reaches the newest item), and the producers' tail line is
- * touched only when the batch reaches the newest linked item and the consumer
- * does not already know a newer tail: then one load, plus one CAS if that
- * item is the tail (the batch empties the queue, or the CAS fails because a
- * producer just exchanged).
+ * once per batch (up to twice when it reaches the newest item), and the
+ * producers' line is touched only when the batch reaches the newest linked
+ * item and the consumer does not already know a newer tail: then one load,
+ * plus a store and a CAS if that item is the tail (the batch empties the
+ * queue, or the CAS fails because a producer just exchanged).
  *
  * @param q        the queue.
  * @param r_nodes  array of at least @p max entries; receives the nodes.
@@ -201,6 +229,17 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
  */
 FLOWQ_API bool
 flowq_mpsc_empty(const struct flowq_mpsc *q);
+
+/**
+ * Whether the consumer would find a linked item in @p q: cheaper than
+ * flowq_mpsc_empty() (it never reads the tail), and blind to an item whose
+ * producer has exchanged but not linked. For a consumer polling for work.
+ *
+ * Context: any thread; from others than the consumer, advisory.
+ * Ordering: relaxed loads only. Progress: wait-free.
+ */
+FLOWQ_API bool
+flowq_mpsc_linked(const struct flowq_mpsc *q);
 
 #ifdef __cplusplus
 }

@@ -40,7 +40,8 @@
  * posted after the drain returned either finds the port empty, and then its
  * own [P2] follows [R] in real time, or joins items the claim covers.
  *
- * Proof. Look at [C], which reads head.next and then tail.
+ * Proof. Look at [C], which reads the cursor and the dummy's link, then tail
+ * (flowq_mpsc_empty()).
  *  (a) [C] finds the queue non-empty: the drain itself writes [W'], after
  *      its [R] in program order.
  *  (b) [C] finds the queue empty: its load of tail read &head. Let H be that

@@ -19,18 +19,12 @@ import subprocess
 import sys
 import tempfile
 
-
-def load(path):
-    mod = {"__name__": "ab_report", "__file__": path}
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), mod)
-    return mod
+from toolmod import load_tool
 
 
 def main():
     abr, binary = sys.argv[1], sys.argv[2]
-    m = load(abr)
+    m = load_tool(abr, "ab_report")
     bad = []
 
     def check(cond, what):

@@ -16,17 +16,12 @@ import re
 import subprocess
 import sys
 
-
-def load(path):
-    mod = {"__name__": "bench_report", "__file__": path}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), mod)
-    return mod
+from toolmod import load_tool
 
 
 def main():
     br, binary = sys.argv[1], sys.argv[2]
-    mod = load(br)
+    mod = load_tool(br, "bench_report")
     names = subprocess.run([binary, "--benchmark_list_tests"], check=True,
                            capture_output=True, text=True).stdout.split()
     bad = []

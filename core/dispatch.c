@@ -1585,9 +1585,9 @@ idle_spin(struct flowq__shard *s, int64_t next)
 		 * writes; never a comparison of the tails. The line is the
 		 * producers' (the dummy sits by the tail: queues/mpsc.c), but
 		 * only the first enqueue writes it while we spin, and its
-		 * link ends the spin. An item still being linked is seen once it is
-		 * linked; the sleep path (work_visible) does the full
-		 * check. */
+		 * link ends the spin. An item still being linked is seen
+		 * once it is linked; the sleep path (work_visible) does the
+		 * full check. */
 		if (doorbell_rung(s) ||
 		    flowq_mpsc_linked(&s->cancels) ||
 		    atomic_load_explicit(&e->exiting, memory_order_relaxed)) {

@@ -264,8 +264,8 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		/* The doorbell's dummy on its producers' line, as the flows'
 		 * inboxes (registry.c): at F >= 1000 nearly every submit rings,
 		 * and the intake empties the doorbell each round; with the
-		 * inboxes alone sparse the gain was about half (README,
-		 * "Session 11"). */
+		 * inboxes alone sparse the gain at one producer was smaller
+		 * (README, "Session 11"). */
 		flowq_mpsc_init_sparse(&s->doorbell);
 		flowq_mpsc_init(&s->cancels);
 		flowq_list_init(&s->pending);

@@ -302,7 +302,7 @@ struct flowq_flow {
 
 	/* The inbox: a consumer line (dispatcher) and a producer line. The
 	 * producer line also holds the doorbell flag and link
-	 * (inbox.announced, inbox.announce): in_doorbell, 1 while the flow
+	 * (inbox.announced, inbox.announce): announced is 1 while the flow
 	 * is in its shard's doorbell queue, set by the producer that pushes
 	 * it ([D1]), cleared by the dispatcher that pops it ([D2]). A submit
 	 * that finds the inbox empty writes the tail, the dummy's link, the
@@ -361,8 +361,8 @@ struct flowq_flow {
 	 * start a 128-byte block (FLOWQ_PREFETCH_PAIR) shared with nothing
 	 * the dispatcher touches: next to the doorbell flag's line, as they
 	 * once were, the dispatcher's [D2] and its reads of that line kept a
-	 * prefetched copy of the lease line, and the lease RMW of every submit paid a
-	 * cross-core invalidation (~40 % of a producer's time at F = 1000 in
+	 * prefetched copy of the lease line, and the lease RMW of every
+	 * submit paid a cross-core invalidation (~40 % of a producer's time at F = 1000 in
 	 * perf; the A/B is in the commit). The block after them holds the
 	 * last rejection counters and the id line, which only producers
 	 * read. */

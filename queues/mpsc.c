@@ -25,9 +25,9 @@
  * producers' line (head_p): that enqueue takes one line, and a consumer that
  * polls the empty queue reads the producers' line. Measured in one session
  * (README, "Session 11"): the sparse layout for the engine's flow inboxes
- * and doorbell made the engine 0.88-0.94x the time per request; the same
- * layout for the end-to-end harness's bare queue, whose consumer spins on
- * it when it catches up, made that 1.18-1.42x slower. The algorithm is the
+ * and doorbell made the engine 0.89-0.98x the time per request with one
+ * producer; the same layout for the end-to-end harness's bare queue, whose
+ * consumer spins on it when it catches up, made that about 1.2x slower. The algorithm is the
  * same for both; only the lines differ. A backlogged queue is unaffected:
  * the consumer follows first and the nodes' links.
  *

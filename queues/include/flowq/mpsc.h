@@ -117,7 +117,7 @@ flowq_mpsc_init(struct flowq_mpsc *q);
  * two. Keep flowq_mpsc_init() for one hot queue whose consumer spins on it
  * whenever it catches up: polling a dummy on the producers' line takes
  * that line from the next producer (the end-to-end harness's bare queue
- * ran 1.18-1.42x slower with it; queues/mpsc.c, "Where the dummy lives").
+ * ran about 1.2x slower with it; queues/mpsc.c, "Where the dummy lives").
  * Everything else is the same.
  *
  * Context, ordering, progress: as flowq_mpsc_init().

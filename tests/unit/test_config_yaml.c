@@ -257,7 +257,7 @@ Test(config_yaml, example_file_sets_every_key)
 	want.registry_buckets = 4096;
 	want.dispatch_batch = 64;
 	want.idle_spin_ns = 20000;
-	want.intake_coalesce_ns = 2000;
+	want.intake_coalesce_ns = 5000;
 
 	memset(err, 'x', sizeof(err));
 	rc = flowq_config_load_yaml(&y, FLOWQ_TEST_EXAMPLES_DIR "/engine.yaml", NULL, err,

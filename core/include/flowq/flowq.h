@@ -368,21 +368,22 @@ struct flowq_config {
 	/**
 	 * Threaded mode: after a round that decided only a few requests
 	 * (fewer than 8) while no flow waits in its doorbell, how long the
-	 * dispatcher waits before it takes in new work, ns; 0 (default) =
-	 * never. A dispatcher that keeps up with its producers takes each
-	 * request in almost alone: nearly every submit then finds its flow's
-	 * inbox empty and rings the doorbell (a few cache lines the
+	 * dispatcher waits before it takes in new work, ns; 0 = never.
+	 * Default 2 us. A dispatcher that keeps up with its producers takes
+	 * each request in almost alone: nearly every submit then finds its
+	 * flow's inbox empty and rings the doorbell (a few cache lines the
 	 * dispatcher last wrote), and every round pays its fixed costs for
 	 * one or two requests (flowq_stats_shard() shows both). Waiting lets
-	 * requests gather, so that rings and rounds are shared: with one
-	 * producer thread and the dispatcher each on a CPU, 2-5 us measured
-	 * 0.61-0.78x the time per request on one hot flow and 0.8-1.0x at
-	 * 50,000 flows (README, "Session 10"), at the cost of up to this
-	 * much more queue time per request. It
-	 * busy-waits, like idle_spin_ns, so it slows producers that must
-	 * share the dispatcher's CPU (1.15-1.23x slower with four producers and
-	 * the dispatcher on two CPUs). At most 100 us (100000). Polled mode
-	 * ignores it: the host decides when to poll.
+	 * requests gather, so that rings and rounds are shared. The wait
+	 * yields the CPU (sched_yield()), so producers or other dispatchers
+	 * that share it run meanwhile. At 2 us it measured 0.79-1.0x the time
+	 * per request over 1 to 50,000 flows, 1 or 4 producers, and 0.4-0.5x
+	 * where two shards' dispatchers and the producer share two CPUs
+	 * (README, "Session 12"). The cost: up to this much more queue time
+	 * for a request that arrives during the wait. 0 for a host that
+	 * counts every microsecond of queue time more than throughput. At
+	 * most 100 us (100000). Polled mode ignores it: the host decides when
+	 * to poll.
 	 */
 	int64_t intake_coalesce_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad

@@ -49,13 +49,18 @@
  *
  * Memory model. Promela is sequentially consistent; the C code is not, and
  * the SC model is sound for it because of these orderings:
- *  - The state word is one atomic location and every transition is an RMW
- *    on it ([T1] claim, [T2] finalize, [T4] mark_queued: core/types.c
- *    flowq__req_claim 131-142, flowq__req_finalize 157-182,
- *    flowq__req_mark_queued 144-155; [T3] flowq__req_release 184-200).
+ *  - The state word is one atomic location and every transition but one is
+ *    an RMW on it ([T1] claim, [T2] finalize: core/types.c
+ *    flowq__req_claim, flowq__req_finalize; [T3] flowq__req_release).
  *    RMWs on one location are totally ordered (modification order) and each
  *    reads the latest value, whatever their memory_order, so "exactly one
- *    [T2] wins" holds in C11 exactly as in the SC model. The orderings
+ *    [T2] wins" holds in C11 exactly as in the SC model. The exception is
+ *    [T4] mark_queued (flowq__req_mark_queued), a release store: between
+ *    [T1] and [T4] no other thread writes the word (every other transition
+ *    needs QUEUED or DISPATCHED; a CAS that fails writes nothing), so the
+ *    store takes the word from the SUBMITTED its own thread wrote, as the
+ *    model's atomic step does, and it is in the modification order that
+ *    every later RMW reads from. The orderings
  *    (acq_rel / release) only carry the *other* fields, below.
  *  - The private fields (owner, dflags, TTL key) are written by the
  *    submitter before [T4] (release, core/submit.c 248-258) and read by the

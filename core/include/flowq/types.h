@@ -16,7 +16,7 @@
  *   -> IDLE (word 0)                    host           flowq_req_init()
  *   IDLE -> SUBMITTED                   submitter      CAS [T1] claim
  *   SUBMITTED -> SUBMITTED+REJECTED_*   submitter      CAS [T2] finalize
- *   SUBMITTED -> SUBMITTED+QUEUED       submitter      CAS [T4] mark_queued
+ *   SUBMITTED -> SUBMITTED+QUEUED       submitter      store [T4] mark_queued
  *   SUBMITTED+QUEUED -> +DISPATCHED     dispatcher,    CAS [T2] finalize
  *     or +EVICTED_* (exactly once)      canceller,
  *                                       TTL expiry,

@@ -376,7 +376,7 @@ struct flowq_config {
 	 * one or two requests (flowq_stats_shard() shows both). Waiting lets
 	 * requests gather, so that rings and rounds are shared. The wait
 	 * yields the CPU (sched_yield()), so producers or other dispatchers
-	 * that share it run meanwhile. At 2 us it measured 0.79-1.0x the time
+	 * that share it run meanwhile. At 2 us it measured 0.69-1.0x the time
 	 * per request over 1 to 50,000 flows, 1 or 4 producers, and 0.4-0.5x
 	 * where two shards' dispatchers and the producer share two CPUs
 	 * (README, "Session 12"). The cost: up to this much more queue time

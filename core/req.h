@@ -42,7 +42,7 @@ flowq__req_claim(struct flowq_req *req);
  * this call are visible to whoever decides the outcome later with acquire.
  * Progress: wait-free: a load and a release store, not a CAS: no other
  * thread writes the word between [T1] and [T4] (above), so no locked
- * instruction is needed (one fewer per submit: 0.94-1.0x the time per
+ * instruction is needed (one fewer per submit: 0.92-1.02x the time per
  * request, README "Session 12").
  */
 int

@@ -748,3 +748,106 @@ Test(fault, cancel_of_a_batch_request_not_yet_queued)
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(a[i].completions, 1);
 }
+
+/* ---- a submit without a lease, stalled while its flow's collection begins ---- */
+
+static struct {
+	struct flowq_engine *e;
+	_Atomic int began;
+	_Atomic int done;
+	_Atomic int outcome;
+} lf;
+
+static void
+lf_complete(struct flowq_req *req, void *arg)
+{
+	(void)arg;
+	atomic_store(&lf.outcome, (int)flowq_req_outcome(req));
+	atomic_fetch_add(&lf.done, 1);
+}
+
+/* Inside the submit's read-side section (the fast path: no lease), after
+ * [T4], before the enqueue: wait until the dispatcher has begun collecting
+ * the flow ([L1a]), which it may do since nothing leases it. */
+static void
+lf_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	struct flowq_flow *f = flowq__flow_lookup_rcu(lf.e, "x", 1, 0);
+	for (int i = 0; f && i < 5000; i++) {
+		if (atomic_load(&f->lease) & FLOWQ__LEASE_COLLECTING) {
+			atomic_store(&lf.began, 1);
+			return;
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+lf_wait_done(int n)
+{
+	for (int i = 0; i < 5000 && atomic_load(&lf.done) < n; i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(atomic_load(&lf.done), n, "completions: %d, want %d", atomic_load(&lf.done),
+		     n);
+}
+
+static void
+lf_req(struct flowq_req *r)
+{
+	flowq_req_init(r);
+	r->flow_id = "x";
+	r->flow_id_len = 1;
+	r->priority = 0;
+	r->bytes = 1;
+	r->complete = lf_complete;
+}
+
+/*
+ * registry.c, "Submits without a lease": a collection that begins while a
+ * submit holds the flow only by its read-side section must wait for the
+ * section (the grace period) and then find the request, or the flow busy
+ * again, and keep it. Without the wait the flow is collected with the
+ * request on its way into the inbox, and the request is never completed.
+ */
+Test(fault, a_collection_waits_for_a_submit_without_a_lease)
+{
+	flowq__fault_reset();
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.shards = 1;
+	c.mode = FLOWQ_MODE_THREADED;
+	/* Long enough that the second submit finds the flow still there. */
+	c.flow_gc_timeout_ns = 200 * 1000000ll;
+	struct flowq_engine *e = NULL;
+	cr_assert_eq(flowq_engine_create(&c, &e), 0);
+	lf.e = e;
+	atomic_store(&lf.began, 0);
+	atomic_store(&lf.done, 0);
+	struct flowq_req r;
+	lf_req(&r);
+	cr_assert_eq(flowq_submit(e, &r), 0);
+	lf_wait_done(1);
+	cr_assert_eq(atomic_load(&lf.outcome), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &r), 0);
+
+	/* The flow is idle and unleased: the next submit takes the fast
+	 * path and stalls inside it until the collection has begun. */
+	lf_req(&r);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(S_QUEUED), lf_hook, NULL);
+	cr_assert_eq(flowq_submit(e, &r), 0);
+	flowq__fault_disarm();
+	cr_assert_eq(atomic_load(&lf.began), 1, "the collection never began");
+	lf_wait_done(2);
+	cr_assert_eq(atomic_load(&lf.outcome), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &r), 0);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 2);
+	cr_assert_eq(st.queued, 0);
+	flowq_engine_destroy(e);
+}

@@ -80,9 +80,6 @@
 #define DRAIN_MAX_PER_VISIT 1024u
 /* How soon a round must run again while an inbox is pending, ns. */
 #define PENDING_RETRY_NS 50000
-/* How often a threaded dispatcher looks whether the grace period of a
- * collection it began has ended (gc_collecting()). */
-#define GC_GP_POLL_NS 1000000
 
 static inline struct flowq__band_shard *
 bs_of(struct flowq__shard *s, const struct flowq__band *b)
@@ -1345,27 +1342,8 @@ publish_top(struct flowq__shard *s)
 		flowq__gate_wake(e);
 }
 
-/* A flow that gc() detached but could not collect (leased: a handle or
- * a submit in flight, or a request came): attach it again and look again
- * one timeout from now. It goes to the back of the idle list with the
- * newest idle_since, so gc()'s loop stops when it comes round to it (the
- * timeout is > 0). */
-static void
-gc_keep(struct flowq__shard *s, struct flowq_flow *f, int64_t now)
-{
-	if (flow_adopt(s, f)) {
-		pending_set(s, f, true);
-		return;
-	}
-	if (f->in_idle)
-		return;
-	f->in_idle = true;
-	f->idle_since = now;
-	flowq_list_push_back(&s->idle, &f->ilink);
-}
-
 static int64_t
-gc_idle(struct flowq__shard *s, int64_t now, bool pinned)
+gc(struct flowq__shard *s, int64_t now)
 {
 	const struct flowq_engine *e = s->engine;
 	int64_t timeout = e->cfg.flow_gc_timeout_ns;
@@ -1389,58 +1367,21 @@ gc_idle(struct flowq__shard *s, int64_t now, bool pinned)
 		f->attached = false;
 		if (!f->band->configured && --bs->nflows == 0)
 			band_shard_park(s, bs, now);
-		if (flowq__flow_collect_begin(f, pinned)) {
-			f->in_collect = true;
-			flowq_list_push_back(&s->collecting, &f->gclink);
+		if (flowq__flow_try_collect(f))
+			continue;
+		if (flow_adopt(s, f)) {
+			pending_set(s, f, true);
 			continue;
 		}
-		gc_keep(s, f, now);
+		/* Leased (a handle or a submit in flight): look again one
+		 * timeout from now. It goes to the back with the newest
+		 * idle_since, so this loop stops when it comes round to it
+		 * (the timeout is > 0). */
+		f->in_idle = true;
+		f->idle_since = now;
+		flowq_list_push_back(&s->idle, &f->ilink);
 	}
 	return INT64_MAX;
-}
-
-/*
- * The second half of a collection ([L1b], registry.c): the flows whose
- * grace period has ended, oldest first (call_rcu runs callbacks in order).
- * A flow busy again (a submit that found it before [L1a] rang it, and this
- * dispatcher adopted it) stays, tracked as any other; an idle one is
- * collected unless a lease was taken since [L1a]. @return when to look
- * again (threaded mode polls for the callbacks).
- */
-static int64_t
-gc_collecting(struct flowq__shard *s, int64_t now)
-{
-	struct flowq_list_node *ln;
-	while ((ln = flowq_list_front(&s->collecting))) {
-		struct flowq_flow *f =
-			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, gclink));
-		/* Acquire: pairs with the callback's release. */
-		if (!atomic_load_explicit(&f->gp_passed, memory_order_acquire))
-			return now + GC_GP_POLL_NS;
-		flowq_list_remove(&f->gclink);
-		f->in_collect = false;
-		if (f->attached || f->pf.queued || f->in_pending || f->cancel_wait) {
-			flowq__flow_collect_abort(f);
-			continue;
-		}
-		if (flowq__flow_collect_end(f))
-			continue;
-		gc_keep(s, f, now);
-	}
-	return INT64_MAX;
-}
-
-/* Collect the flows idle past the GC timeout ([L1a], then [L1b] after a
- * grace period). @return when to run it again at the latest. */
-static int64_t
-gc(struct flowq__shard *s, int64_t now)
-{
-	/* Polled mode has no fast path (registry.c): its collections need no
-	 * grace period and finish in the poll that begins them, so runs on
-	 * a custom clock stay deterministic. */
-	int64_t next = gc_idle(s, now, s->engine->cfg.mode == FLOWQ_MODE_THREADED);
-	int64_t c = gc_collecting(s, now);
-	return c < next ? c : next;
 }
 
 unsigned

@@ -270,7 +270,6 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		flowq_mpsc_init(&s->cancels);
 		flowq_list_init(&s->pending);
 		flowq_list_init(&s->idle);
-		flowq_list_init(&s->collecting);
 		flowq_list_init(&s->band_idle);
 		flowq_list_init(&s->dirty);
 		flowq_heap_init(&s->ttl, NULL, 0);

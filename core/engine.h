@@ -277,11 +277,9 @@ struct flowq__band_shard {
  * always odd: dispatch.c). */
 #define FLOWQ__VT_IDLE UINT64_C(0)
 
-/* Lease word of a flow: leased submitters + host handles; COLLECTING while
- * its dispatcher waits out a grace period before it decides to collect the
- * flow, DEAD once it has (registry.c, "Flow lifetime"). */
-#define FLOWQ__LEASE_DEAD       (UINT64_C(1) << 63)
-#define FLOWQ__LEASE_COLLECTING (UINT64_C(1) << 62)
+/* Lease word of a flow: in-flight submitters + host handles; DEAD once the
+ * dispatcher has claimed the flow for collection. */
+#define FLOWQ__LEASE_DEAD (UINT64_C(1) << 63)
 
 /* Bytes of ordering state kept inside the flow's dispatch span. */
 #define FLOWQ__OSTATE_INLINE 32u
@@ -357,12 +355,6 @@ struct flowq_flow {
 	/* Link in the shard's pending list (rare: a producer was between its
 	 * exchange and its link, or a drain stopped at its batch size). */
 	struct flowq_list_node plink;
-	/* Collection (rare): link in the shard's collecting list while the
-	 * dispatcher waits out the grace period that follows [L1a]; the
-	 * grace period's callback sets gp_passed (registry.c). */
-	struct flowq_list_node gclink;
-	_Atomic uint32_t gp_passed;
-	bool in_collect;
 	/* Producer lines: lease, flow capacity, accepted counters, then the
 	 * rejection counters (the dispatcher writes here only to give flow
 	 * capacity back, once per round, and to collect the flow). They
@@ -466,8 +458,6 @@ struct flowq__shard {
 	struct flowq_list pending;
 	/* Empty, attached flows, oldest idle first: GC candidates. */
 	struct flowq_list idle;
-	/* Flows between [L1a] and [L1b] (registry.c), oldest first. */
-	struct flowq_list collecting;
 	/* Template bands homed here with no flow, oldest idle first. */
 	struct flowq_list band_idle;
 	/* Flows with queue capacity to give back at the end of the round. */
@@ -606,22 +596,6 @@ struct flowq_flow *
 flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
 		       int32_t priority);
 
-/**
- * The submit's fast path: the flow (@p id, @p priority) if it exists and no
- * collection of it has begun, pinned by the caller's read-side section
- * instead of a lease (registry.c, "Submits without a lease"). NULL: absent,
- * or being collected; take flowq__flow_acquire()'s path instead.
- * Context: inside flowq__rcu_lock() ... flowq__rcu_unlock(), which must
- * last until the caller's enqueue and ring are done.
- */
-struct flowq_flow *
-flowq__flow_pin_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
-		    int32_t priority);
-
-/** Enter a read-side section (registered thread). */
-void
-flowq__rcu_lock(void);
-
 /** Whether dispatch slots are scarce: a gate (concurrency limit, callback
  * or utilization detector) can stop a dispatch, so the cross-shard
  * strict-priority rule applies (dispatch.c). */
@@ -669,23 +643,10 @@ flowq__flow_ring(struct flowq_flow *f);
 void
 flowq__band_free(struct flowq_engine *e, struct flowq__band *b);
 
-/** [L1a] Begin collecting @p f (dispatcher of its shard): mark it
- * COLLECTING if nothing leases it; if submits may pin it without a lease
- * (@p pinned: threaded mode), start a grace period whose end sets
- * f->gp_passed (call_rcu), else set it at once. @return false if it is
- * leased (nothing changed). */
+/** Try to collect @p f (dispatcher of its shard). @return true if it was
+ * unlinked and handed to call_rcu (its band reference is then dropped). */
 bool
-flowq__flow_collect_begin(struct flowq_flow *f, bool pinned);
-
-/** [L1b] After the grace period: collect @p f if it is still idle and
- * unleased. @return true if it was unlinked and handed to call_rcu (its
- * band reference is then dropped); false: kept, COLLECTING cleared. */
-bool
-flowq__flow_collect_end(struct flowq_flow *f);
-
-/** Give up collecting @p f (it is busy again): clear COLLECTING. */
-void
-flowq__flow_collect_abort(struct flowq_flow *f);
+flowq__flow_try_collect(struct flowq_flow *f);
 
 /** Free @p f at once (teardown, no reader left). */
 void

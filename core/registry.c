@@ -10,61 +10,25 @@
  *    handed to its shard's dispatcher through the doorbell so that the
  *    dispatcher knows every flow it owns (even one that never gets a
  *    request) and can collect it;
- *  - pinned while a submit uses it, in one of two ways: in threaded mode,
- *    a submit by id whose flow exists and is not being collected holds the
- *    read-side section in which it found the flow until its request is in
- *    the inbox and rung (the fast path, flowq__flow_pin_rcu()); any other
- *    submit (a new flow, a collection under way, flowq_submit_batch(),
- *    polled mode) holds a lease from lookup until then; every host handle
- *    holds a lease;
+ *  - pinned by its lease word: every submitter holds a lease from lookup
+ *    until its request is in the inbox, every host handle holds one;
  *  - collected by its dispatcher after it has been empty and unleased for
- *    the GC timeout, in two steps: [L1a] CAS the lease from 0 to
- *    COLLECTING, then, in threaded mode, wait for a grace period (call_rcu,
- *    whose callback sets f->gp_passed, which gc() polls); [L1b] CAS
- *    COLLECTING to DEAD, re-check that the inbox
- *    is empty and the flow is not being rung, then remove it from the table
- *    and free it after another grace period (call_rcu). A flow that got a
- *    request meanwhile is adopted again through the doorbell as usual, and
- *    [L1b] is not tried; a failed [L1b] clears COLLECTING.
+ *    the GC timeout: the dispatcher CASes the lease from 0 to DEAD [L1],
+ *    re-checks that the inbox is empty and the flow is not being rung, then
+ *    removes it from the table and frees it after a grace period
+ *    (call_rcu).
  *
- * Why the lease is enough for leased submits: a submitter takes its lease
- * with a fetch-add [L2] inside the read-side section in which it found the
- * flow, and gives it back with a release fetch-sub [L3] after its enqueue.
- * If [L1a] and [L1b] succeed, each read no lease: every earlier lease was
- * returned, and each [L3] (release) is read by the CASes (acq_rel) through
- * the lease's modification order, so their enqueues are visible and the
- * inbox check sees them. A lease taken between them makes [L1b] fail.
- * Every [L2] after [L1b] reads DEAD and backs off (gives its lease back,
- * looks up again, and creates a new flow once the dead one is out of the
- * table). The memory stays valid for the backing-off submitter because it
- * still holds the read lock while it touches the flow, and the flow is
- * freed only after a grace period.
- *
- * Submits without a lease (the fast path, threaded mode). Two locked
- * instructions fewer
- * per submit (the lease's fetch-add and fetch-sub: 0.81-0.97x the time per
- * request with them removed, README "Session 12"). Polled mode keeps the
- * lease: there the collection would have to wait for the grace period
- * inside flowq_shard_poll() (the host's loop blocked behind every submit in
- * progress) or finish at a real time a run on a custom clock cannot
- * predict. Such a submit loads the
- * lease inside its read-side section and goes on only if neither
- * COLLECTING nor DEAD is set; it then admits, enqueues and rings before it
- * leaves the section. Why no request is lost: take a fast-path submit S
- * and a collection C of its flow. S's load either reads the word before
- * C's [L1a] in its modification order, or at/after it (then it sees
- * COLLECTING or DEAD, and S takes a lease instead). In the first case S's
- * section began before the grace period that C starts after [L1a] (the
- * CAS precedes call_rcu in C's program order), so by RCU's guarantee the
- * whole section, enqueue and ring included, happens before the grace
- * period ends, and the end is published to the dispatcher (gp_passed: the
- * callback's release, gc()'s acquire). After it the dispatcher either has adopted the
- * flow again from the doorbell (then C gives up) or finds the request in
- * the inbox or the flag set at [L1b]'s re-check (then C gives up too).
- * The band stays pinned (H1 below) because the flow is not collected
- * while S's section lasts. Test: fault/a_collection_waits_for_a_submit_
- * without_a_lease (a submit stalled inside its section until [L1a]; with
- * the grace period taken out, the flow is collected under it).
+ * Why the lease is enough: a submitter takes its lease with a fetch-add
+ * [L2] inside the read-side section in which it found the flow, and gives
+ * it back with a release fetch-sub [L3] after its enqueue. If [L1] succeeds,
+ * it read 0: every earlier lease was returned, and each [L3] (release) is
+ * read by [L1]'s CAS (acq_rel) through the lease's modification order, so
+ * their enqueues are visible and the inbox check sees them. Every later
+ * [L2] reads DEAD and backs off (gives its lease back, looks up again, and
+ * creates a new flow once the dead one is out of the table). The memory
+ * stays valid for the backing-off submitter because it still holds the
+ * read lock while it touches the flow, and the flow is freed only after a
+ * grace period.
  *
  * Band lifetime. Configured bands live as long as the engine. A template
  * (JIT) band is created by the first flow of its priority and collected by
@@ -73,8 +37,7 @@
  *
  * Who can hold a pointer to a template band b:
  *  (H1) a flow of b (f->band), and through it: a submitter holding the
- *       flow's lease or pinning it by its read-side section (the fast
- *       path above), or a host handle (b->cap, b->rejects, b->priority);
+ *       flow's lease or a host handle (b->cap, b->rejects, b->priority);
  *       the flow's dispatcher (s->bs[b->index], b's policies);
  *  (H2) a creator between flowq__band_get() and publishing its new flow
  *       (or discarding it);
@@ -128,9 +91,8 @@
  *    before it was matched by a [B1], and [B3]'s acquire reads every [B1]
  *    through the users word's modification order (release RMWs). So every
  *    flow of b was collected (H1: a submitter or handle holds a lease,
- *    or a fast-path submitter its read-side section, which prevents
- *    that; RCU readers of the flow tables never dereference f->band), no
- *    creator is between [B0] and its drop (H2), and each
+ *    which prevents that; RCU readers of the flow tables never dereference
+ *    f->band), no creator is between [B0] and its drop (H2), and each
  *    shard left order[] before the [B1] of its last flow of b (H3).
  *  - (H4) read b only inside read-side sections that began before [B4]'s
  *    unpublish, and the callback runs after a grace period that follows
@@ -225,12 +187,6 @@ rcu_unlock(void)
 {
 	FLOWQ_TSAN_RELEASE(&rcu_hb);
 	urcu_memb_read_unlock();
-}
-
-void
-flowq__rcu_lock(void)
-{
-	rcu_lock();
 }
 
 void
@@ -332,18 +288,6 @@ flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
 {
 	return flow_lookup_hashed_rcu(e, id, id_len, priority,
 				      flowq__flow_hash(id, id_len, priority));
-}
-
-struct flowq_flow *
-flowq__flow_pin_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
-		    int32_t priority)
-{
-	struct flowq_flow *f = flowq__flow_lookup_rcu(e, id, id_len, priority);
-	/* Relaxed: the grace period after [L1a] orders it (see the top). */
-	if (f && (atomic_load_explicit(&f->lease, memory_order_relaxed) &
-		  (FLOWQ__LEASE_DEAD | FLOWQ__LEASE_COLLECTING)))
-		return NULL;
-	return f;
 }
 
 /* [L2] Take a lease unless the flow is dead. Called inside the read-side
@@ -827,66 +771,18 @@ flow_free_rcu(struct rcu_head *head)
 	flowq__flow_free(f);
 }
 
-/* The grace period after [L1a] has ended (threaded mode: call_rcu's
- * thread): every submit that found the flow unleased before [L1a] has
- * finished its enqueue and ring. Only tells the dispatcher, which polls. */
-static void
-flow_gp_passed_rcu(struct rcu_head *head)
-{
-	FLOWQ_TSAN_ACQUIRE(&rcu_hb);
-	struct flowq_flow *f = caa_container_of(head, struct flowq_flow, rcu);
-	/* Release: pairs with the dispatcher's acquire in gc(). */
-	atomic_store_explicit(&f->gp_passed, 1, memory_order_release);
-}
-
 bool
-flowq__flow_collect_begin(struct flowq_flow *f, bool pinned)
+flowq__flow_try_collect(struct flowq_flow *f)
 {
 	uint64_t zero = 0;
-	/* [L1a] acq_rel: reads the last [L3]; from here on a fast-path
-	 * submit sees COLLECTING and takes a lease ([L2]) instead. */
-	if (!atomic_compare_exchange_strong_explicit(&f->lease, &zero,
-						     FLOWQ__LEASE_COLLECTING,
+	/* [L1] acq_rel: reads the last [L3]; later [L2]s see DEAD. */
+	if (!atomic_compare_exchange_strong_explicit(&f->lease, &zero, FLOWQ__LEASE_DEAD,
 						     memory_order_acq_rel,
 						     memory_order_relaxed))
 		return false;
-	if (!pinned) {
-		/* No submit pins a flow of this engine without a lease. */
-		atomic_store_explicit(&f->gp_passed, 1, memory_order_relaxed);
-		return true;
-	}
-	atomic_store_explicit(&f->gp_passed, 0, memory_order_relaxed);
-	FLOWQ_TSAN_RELEASE(f);
-	urcu_memb_call_rcu(&f->rcu, flow_gp_passed_rcu);
-	return true;
-}
-
-void
-flowq__flow_collect_abort(struct flowq_flow *f)
-{
-	/* Release: like [L3], for the next [L1a]. */
-	atomic_fetch_sub_explicit(&f->lease, FLOWQ__LEASE_COLLECTING, memory_order_release);
-}
-
-bool
-flowq__flow_collect_end(struct flowq_flow *f)
-{
-	uint64_t collecting = FLOWQ__LEASE_COLLECTING;
-	/* [L1b] acq_rel: fails if a lease was taken since [L1a] (a submit
-	 * that saw COLLECTING, or a handle); reads the last [L3] otherwise.
-	 * Later [L2]s see DEAD. */
-	if (!atomic_compare_exchange_strong_explicit(&f->lease, &collecting,
-						     FLOWQ__LEASE_DEAD,
-						     memory_order_acq_rel,
-						     memory_order_relaxed)) {
-		flowq__flow_collect_abort(f);
-		return false;
-	}
-	/* Leased submits up to [L1b] (their [L3] was read above) and
-	 * fast-path submits up to [L1a] (the grace period) are visible. */
 	if (!flowq_mpsc_empty(&f->inbox) ||
 	    atomic_load_explicit(&f->inbox.announced, memory_order_acquire)) {
-		/* A request slipped in: keep the flow. */
+		/* A request slipped in before [L1]: keep the flow. */
 		atomic_fetch_sub_explicit(&f->lease, FLOWQ__LEASE_DEAD, memory_order_release);
 		return false;
 	}

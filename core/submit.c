@@ -339,32 +339,16 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	if (err)
 		return err;
 	struct flowq_flow *f = req->flow;
-	bool pinned = false, leased = false;
-	if (!f && e->cfg.mode == FLOWQ_MODE_THREADED) {
-		/* The fast path: a flow found unleased-for-collection is pinned
-		 * by this read-side section, held to the end of the ring
-		 * (registry.c, "Submits without a lease"); else a lease. */
-		flowq__rcu_thread_online();
-		flowq__rcu_lock();
-		f = flowq__flow_pin_rcu(e, req->flow_id, req->flow_id_len, req->priority);
-		pinned = f != NULL;
-		if (!pinned)
-			flowq__rcu_unlock();
-	}
-	if (!f) {
-		if ((err = submit_lookup(e, req, &f)))
-			return err;
-		leased = true;
-	}
+	bool leased = !f;
+	if (leased && (err = submit_lookup(e, req, &f)))
+		return err;
 	err = submit_admit(e, req, f, flowq__now(e));
 	if (!err) {
 		count_accepted(f, 1, req->priv.bytes);
 		if (flowq_mpsc_enqueue(&f->inbox, &req->priv.link))
 			flowq__flow_ring(f);
 	}
-	if (pinned)
-		flowq__rcu_unlock();
-	else if (leased)
+	if (leased)
 		flowq__flow_unlease(f);
 	return err;
 }

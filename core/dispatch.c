@@ -1627,10 +1627,9 @@ idle_spin(struct flowq__shard *s, int64_t next)
  * flag, so it leaves their lines alone.
  *
  * It yields the CPU rather than spin: where producers (or other shards'
- * dispatchers) share this CPU, the wait is theirs to use, and that is what
- * makes the wait pay on every layout measured (README, "Session 12"). A
- * busy-wait here (session 10) made four producers on two vCPUs 1.15-1.62x
- * slower. Where nothing else is runnable, sched_yield() returns at once and
+ * dispatchers) share this CPU, the wait is theirs to use (README, "Session
+ * 12"). A busy-wait here (session 10) made four producers on two vCPUs
+ * 1.15-1.62x slower. Where nothing else is runnable, sched_yield() returns at once and
  * the loop polls the clock between system calls.
  */
 static void

@@ -368,8 +368,8 @@ struct flowq_config {
 	/**
 	 * Threaded mode: after a round that decided only a few requests
 	 * (fewer than 8) while no flow waits in its doorbell, how long the
-	 * dispatcher waits before it takes in new work, ns; 0 = never.
-	 * Default 2 us. A dispatcher that keeps up with its producers takes
+	 * dispatcher waits before it takes in new work, ns; 0 (default) =
+	 * never. A dispatcher that keeps up with its producers takes
 	 * each request in almost alone: nearly every submit then finds its
 	 * flow's inbox empty and rings the doorbell (a few cache lines the
 	 * dispatcher last wrote), and every round pays its fixed costs for
@@ -379,11 +379,14 @@ struct flowq_config {
 	 * that share it run meanwhile. At 2 us it measured 0.69-1.0x the time
 	 * per request over 1 to 50,000 flows, 1 or 4 producers, and 0.4-0.5x
 	 * where two shards' dispatchers and the producer share two CPUs
-	 * (README, "Session 12"). The cost: up to this much more queue time
-	 * for a request that arrives during the wait. 0 for a host that
-	 * counts every microsecond of queue time more than throughput. At
-	 * most 100 us (100000). Polled mode ignores it: the host decides when
-	 * to poll.
+	 * (README, "Session 12"), with producers that keep many requests
+	 * outstanding. The cost: up to this much more queue time for a
+	 * request that arrives during the wait, which is what bounds a
+	 * closed loop (clients that each wait for their last completion before
+	 * they submit again): there 2 us measured 1.2-13x slower (GIE's
+	 * matrix benchmark). Hence off by default; for hosts with many
+	 * requests in flight per thread. At most 100 us (100000). Polled
+	 * mode ignores it: the host decides when to poll.
 	 */
 	int64_t intake_coalesce_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad

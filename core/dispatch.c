@@ -1628,8 +1628,8 @@ idle_spin(struct flowq__shard *s, int64_t next)
  *
  * It yields the CPU rather than spin: where producers (or other shards'
  * dispatchers) share this CPU, the wait is theirs to use (README, "Session
- * 12"). A busy-wait here (session 10) made four producers on two vCPUs
- * 1.15-1.62x slower. Where nothing else is runnable, sched_yield() returns
+ * 12"). A busy-wait here made four producers on two vCPUs 1.15-1.62x
+ * slower (sessions 10-12). Where nothing else is runnable, sched_yield() returns
  * at once and the loop polls the clock between system calls. Off by
  * default: a closed loop pays the whole wait on nearly every request.
  */

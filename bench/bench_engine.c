@@ -43,7 +43,7 @@
  *       request waits until its client's flowq_cancel() (EVICTED_CANCELLED).
  *
  * Engine setup: threaded mode, cfg.shards = S, cfg.intake_coalesce_ns from
- * the environment variable FLOWQ_BENCH_INTAKE_COALESCE_NS (default 0, as
+ * the environment variable FLOWQ_BENCH_INTAKE_COALESCE_NS (default 2 us, as
  * flowq.h's; an invalid value fails the case with the engine's message);
  * bands 0..K-1 configured
  * (no just-in-time band: every priority the workload uses has one), each
@@ -316,7 +316,7 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 		cfg.registry_buckets = b;
 	}
 	cfg.mode = FLOWQ_MODE_THREADED;
-	/* flowq.h's default (0) unless FLOWQ_BENCH_INTAKE_COALESCE_NS says
+	/* flowq.h's default (2 us) unless FLOWQ_BENCH_INTAKE_COALESCE_NS says
 	 * otherwise: an A/B of the knob in one binary. */
 	{
 		const char *v = getenv("FLOWQ_BENCH_INTAKE_COALESCE_NS");
@@ -412,13 +412,16 @@ bench_engine_verify(struct bench_e2e_run *run, const struct bench_e2e_totals *t,
  * the shards): rings_per_request, the fraction of submits that rang the
  * doorbell (each registered flow rang once more, to be adopted: not
  * counted); decisions_per_round; sleeps_per_request, how often a
- * dispatcher went to sleep and had to be woken. */
+ * dispatcher went to sleep and had to be woken; coalesce_waits_per_round,
+ * how often the intake-coalescing wait followed a round (the engine runs it
+ * while it measures, or has found, that it pays: core/coalesce.h; 0 with
+ * FLOWQ_BENCH_INTAKE_COALESCE_NS=0). */
 static void
 bench_engine_report(struct bench_state *st, struct bench_e2e_run *run,
 		    const struct bench_e2e_totals *t)
 {
 	struct bench_engine_ctx *c = run->ctx;
-	uint64_t intakes = 0, rounds = 0, decided = 0, sleeps = 0;
+	uint64_t intakes = 0, rounds = 0, decided = 0, sleeps = 0, waits = 0;
 	uint64_t dispatched = t->outcomes[BENCH_E2E_DISPATCHED];
 
 	for (unsigned k = 0; k < flowq_shard_count(c->e); k++) {
@@ -430,6 +433,7 @@ bench_engine_report(struct bench_state *st, struct bench_e2e_run *run,
 		rounds += ss.rounds;
 		decided += ss.decided;
 		sleeps += ss.sleeps;
+		waits += ss.coalesce_waits;
 	}
 	intakes = intakes > c->nflows ? intakes - c->nflows : 0;
 	if (dispatched != 0) {
@@ -438,9 +442,12 @@ bench_engine_report(struct bench_state *st, struct bench_e2e_run *run,
 		bench_set_counter(st, "sleeps_per_request", (double)sleeps / (double)dispatched,
 				  BENCH_COUNTER_PLAIN);
 	}
-	if (rounds != 0)
+	if (rounds != 0) {
 		bench_set_counter(st, "decisions_per_round", (double)decided / (double)rounds,
 				  BENCH_COUNTER_PLAIN);
+		bench_set_counter(st, "coalesce_waits_per_round",
+				  (double)waits / (double)rounds, BENCH_COUNTER_PLAIN);
+	}
 }
 
 static void

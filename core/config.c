@@ -85,7 +85,7 @@ flowq_config_init(struct flowq_config *cfg)
 	cfg->registry_buckets = 1024;
 	cfg->dispatch_batch = 32;
 	cfg->idle_spin_ns = 50000;
-	cfg->intake_coalesce_ns = 0;
+	cfg->intake_coalesce_ns = 2000;
 	cfg->errbuf = NULL;
 	cfg->errbuf_size = 0;
 }

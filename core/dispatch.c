@@ -1616,10 +1616,11 @@ idle_spin(struct flowq__shard *s, int64_t next)
 #define COALESCE_SMALL_ROUND 8u
 
 /*
- * Threaded mode, after a round that decided @p n outcomes: wait up to
- * cfg.intake_coalesce_ns before the next intake if the round was small and
- * no flow waits in the doorbell, i.e. the dispatcher keeps up and would
- * otherwise take the next request in alone (flowq.h). Only a delay: the
+ * Threaded mode, after a round that decided @p n outcomes, while the
+ * engine's controller has the wait on (coalesce_note(), coalesce.h): wait
+ * up to cfg.intake_coalesce_ns before the next intake if the round was
+ * small and no flow waits in the doorbell, i.e. the dispatcher keeps up
+ * and would otherwise take the next request in alone (flowq.h). Only a delay: the
  * producers ring and kick exactly as they always do (a ring during the
  * wait lands in the doorbell and is taken in by the next round), so no
  * protocol changes. Waits on the real clock (a custom engine clock may not
@@ -1630,9 +1631,38 @@ idle_spin(struct flowq__shard *s, int64_t next)
  * dispatchers) share this CPU, the wait is theirs to use (README, "Session
  * 12"). A busy-wait here made four producers on two vCPUs 1.15-1.62x
  * slower (sessions 10-12). Where nothing else is runnable, sched_yield() returns
- * at once and the loop polls the clock between system calls. Off by
- * default: a closed loop pays the whole wait on nearly every request.
+ * at once and the loop polls the clock between system calls. A closed loop
+ * pays the whole wait on nearly every request (1.1-4x slower with the
+ * wait after every small round): the controller measures that and keeps
+ * the wait off there.
  */
+/* The shards' decided counters, summed (the coalescing controller's
+ * running total; each is written by its dispatcher alone). */
+static uint64_t
+engine_decided(const struct flowq_engine *e)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < e->nshards; i++)
+		n += atomic_load_explicit(&e->shards[i].act_decided, memory_order_relaxed);
+	return n;
+}
+
+/* After a round that decided something: @return whether the coalescing
+ * wait may follow it. Every FLOWQ__COALESCE_CLOCK_EVERY rounds, reads the
+ * clock and ends the controller's period if it is due (coalesce.h). */
+static inline bool
+coalesce_note(struct flowq__shard *s)
+{
+	struct flowq_engine *e = s->engine;
+	if (++s->coalesce_rounds % FLOWQ__COALESCE_CLOCK_EVERY == 0) {
+		int64_t now = flowq__mono_ns();
+		if (flowq__coalesce_due(&e->coalesce, now) &&
+		    flowq__coalesce_trylock(&e->coalesce))
+			flowq__coalesce_step(&e->coalesce, engine_decided(e), now);
+	}
+	return flowq__coalesce_on(&e->coalesce);
+}
+
 static void
 intake_coalesce(struct flowq__shard *s, unsigned n)
 {
@@ -1640,6 +1670,7 @@ intake_coalesce(struct flowq__shard *s, unsigned n)
 	int64_t wait = e->cfg.intake_coalesce_ns;
 	if (wait <= 0 || n == 0 || n >= COALESCE_SMALL_ROUND || doorbell_rung(s))
 		return;
+	flowq__bump(&s->act_coalesce_waits, 1);
 	int64_t until = flowq__mono_ns() + wait;
 	while (flowq__mono_ns() < until &&
 	       !atomic_load_explicit(&e->exiting, memory_order_relaxed))
@@ -1664,7 +1695,8 @@ flowq__dispatcher_main(void *arg)
 		if (atomic_load_explicit(&e->exiting, memory_order_acquire) && shard_empty(s))
 			break;
 		if (n) {
-			intake_coalesce(s, n);
+			if (e->cfg.intake_coalesce_ns > 0 && coalesce_note(s))
+				intake_coalesce(s, n);
 			continue;
 		}
 		if (!flowq_list_empty(&s->pending)) {

@@ -178,6 +178,7 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 	e->cfg.bands = NULL;
 	e->cfg.nbands = 0;
 	pthread_mutex_init(&e->band_lock, NULL);
+	flowq__coalesce_init(&e->coalesce);
 	e->clock = cfg->clock ? cfg->clock : default_clock;
 	e->clock_ctx = cfg->clock_ctx;
 	e->default_band = cfg->default_band;
@@ -602,6 +603,8 @@ flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_sta
 	r_stats->decided = atomic_load_explicit(&s->act_decided, memory_order_relaxed);
 	r_stats->intakes = atomic_load_explicit(&s->act_intakes, memory_order_relaxed);
 	r_stats->sleeps = atomic_load_explicit(&s->act_sleeps, memory_order_relaxed);
+	r_stats->coalesce_waits =
+		atomic_load_explicit(&s->act_coalesce_waits, memory_order_relaxed);
 	return 0;
 }
 

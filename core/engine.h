@@ -77,6 +77,7 @@
 #include <flowq/policy.h>
 
 #include "capacity.h"
+#include "coalesce.h"
 #include "hist.h"
 
 #ifdef FLOWQ_TSAN
@@ -443,6 +444,7 @@ struct flowq__shard {
 	_Atomic uint64_t act_decided;
 	_Atomic uint64_t act_intakes;
 	_Atomic uint64_t act_sleeps;
+	_Atomic uint64_t act_coalesce_waits;
 
 	/* Dispatcher-private from here. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic(struct flowq__band_shard *)
@@ -487,6 +489,9 @@ struct flowq__shard {
 	 * work). */
 	int64_t spin_gap_avg;
 	bool slept;
+	/* Rounds since the intake-coalescing controller was last ticked
+	 * (threaded mode, cfg.intake_coalesce_ns > 0: coalesce.h). */
+	uint32_t coalesce_rounds;
 	/* A fairness publication (dispatch.c fair_publish()) or a gate
 	 * reserve that moved credit (gate_take(), gate_untake()) owes the
 	 * other shards a gate wake, made by gate_wake_flush() once the
@@ -557,6 +562,10 @@ struct flowq_engine {
 
 	/* Polled mode: flowq_shard_fd() was called (polls arm the fds). */
 	_Atomic uint32_t fd_wanted;
+	/* Whether the intake-coalescing wait pays (threaded mode,
+	 * cfg.intake_coalesce_ns > 0): coalesce.h. Read after every small
+	 * round by every dispatcher, written every few ms: its own line. */
+	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq__coalesce coalesce;
 	/* Written once by stop/destroy. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t stopping;
 	_Atomic uint32_t exiting;

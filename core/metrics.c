@@ -304,6 +304,9 @@ static const struct {
 	 offsetof(struct flowq_shard_stats, intakes)},
 	{"flowq_shard_sleeps_total", "Times the shard's dispatcher went idle and had to be woken.",
 	 offsetof(struct flowq_shard_stats, sleeps)},
+	{"flowq_shard_coalesce_waits_total",
+	 "Intake-coalescing waits the shard's dispatcher made (intake_coalesce_ns).",
+	 offsetof(struct flowq_shard_stats, coalesce_waits)},
 };
 
 static int

@@ -456,6 +456,15 @@ run(int argc, char **argv)
 	if (st.inflight != 0)
 		test_violation(PROG, "stats inflight %" PRIu64 " after all releases", st.inflight);
 
+	uint64_t waits = 0;
+	for (unsigned k = 0; k < ns; k++) {
+		struct flowq_shard_stats ss;
+		if (flowq_stats_shard(engine, k, &ss) == 0)
+			waits += ss.coalesce_waits;
+	}
+	if (cfg.intake_coalesce_ns == 0 && waits != 0)
+		test_violation(PROG, "%" PRIu64 " coalescing waits with intake_coalesce_ns 0",
+			       waits);
 	for (unsigned i = 0; i < NHANDLES; i++)
 		flowq_flow_put(engine, handles[i]);
 	flowq_engine_destroy(engine);
@@ -465,11 +474,11 @@ run(int argc, char **argv)
 	fprintf(stderr,
 		"%s: accepted=%" PRIu64 " rejected=%" PRIu64 " dispatched=%" PRIu64
 		" ttl=%" PRIu64 " cancelled=%" PRIu64 " displaced=%" PRIu64 " queued_max=%" PRIu64
-		"\n",
+		" coalesce_waits=%" PRIu64 "\n",
 		PROG, accepted, rejected, (uint64_t)atomic_load(&completed_by[FLOWQ_DISPATCHED]),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_TTL]),
 		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_CANCELLED]),
-		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]), qmax);
+		(uint64_t)atomic_load(&completed_by[FLOWQ_EVICTED_DISPLACED]), qmax, waits);
 	stress_soak_engine(accepted + rejected, completed_by, &st);
 	unsigned long v = atomic_load(test_violations());
 	printf("SUMMARY %s producers=%u shards=%u items=%" PRIu64 "%s%s violations=%lu "

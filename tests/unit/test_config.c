@@ -141,7 +141,7 @@ Test(config, defaults_are_the_documented_values)
 	cr_assert_eq(c.registry_buckets, 1024ul);
 	cr_assert_eq(c.dispatch_batch, 32u);
 	cr_assert_eq(c.idle_spin_ns, 50000);
-	cr_assert_eq(c.intake_coalesce_ns, 0);
+	cr_assert_eq(c.intake_coalesce_ns, 2000);
 	cr_assert_null(c.errbuf);
 	cr_assert_eq(c.errbuf_size, 0);
 }

@@ -224,6 +224,7 @@ Test(metrics_format, every_family_is_declared_typed_and_helped)
 		{"flowq_shard_decided_total", PROM_COUNTER},
 		{"flowq_shard_doorbell_intakes_total", PROM_COUNTER},
 		{"flowq_shard_sleeps_total", PROM_COUNTER},
+		{"flowq_shard_coalesce_waits_total", PROM_COUNTER},
 		{"flowq_band_queued_requests", PROM_GAUGE},
 		{"flowq_band_queued_bytes", PROM_GAUGE},
 		{"flowq_band_requests_total", PROM_COUNTER},
@@ -258,7 +259,7 @@ Test(metrics_format, shard_counters_are_labelled_by_shard)
 {
 	fake_nshards = 3;
 	fake_shards[0] = (struct flowq_shard_stats){.rounds = 1, .decided = 2, .intakes = 3,
-						    .sleeps = 4};
+						    .sleeps = 4, .coalesce_waits = 7};
 	fake_shards[2] = (struct flowq_shard_stats){.rounds = UINT64_MAX,
 						    .decided = 5,
 						    .intakes = 0,
@@ -268,6 +269,8 @@ Test(metrics_format, shard_counters_are_labelled_by_shard)
 	assert_has_line("\nflowq_shard_decided_total{shard=\"0\"} 2\n");
 	assert_has_line("\nflowq_shard_doorbell_intakes_total{shard=\"0\"} 3\n");
 	assert_has_line("\nflowq_shard_sleeps_total{shard=\"0\"} 4\n");
+	assert_has_line("\nflowq_shard_coalesce_waits_total{shard=\"0\"} 7\n");
+	assert_has_line("\nflowq_shard_coalesce_waits_total{shard=\"2\"} 0\n");
 	assert_has_line("\nflowq_shard_rounds_total{shard=\"1\"} 0\n");
 	assert_has_line("\nflowq_shard_rounds_total{shard=\"2\"} 18446744073709551615\n");
 	assert_has_line("\nflowq_shard_sleeps_total{shard=\"2\"} 6\n");

@@ -8,7 +8,7 @@
 #define FLOWQ_COMMON_H
 
 #define FLOWQ_VERSION_MAJOR 0
-#define FLOWQ_VERSION_MINOR 2
+#define FLOWQ_VERSION_MINOR 3
 #define FLOWQ_VERSION_PATCH 0
 
 #if defined(__GNUC__)

@@ -368,25 +368,32 @@ struct flowq_config {
 	/**
 	 * Threaded mode: after a round that decided only a few requests
 	 * (fewer than 8) while no flow waits in its doorbell, how long the
-	 * dispatcher waits before it takes in new work, ns; 0 (default) =
-	 * never. A dispatcher that keeps up with its producers takes
-	 * each request in almost alone: nearly every submit then finds its
-	 * flow's inbox empty and rings the doorbell (a few cache lines the
-	 * dispatcher last wrote), and every round pays its fixed costs for
-	 * one or two requests (flowq_stats_shard() shows both). Waiting lets
-	 * requests gather, so that rings and rounds are shared. The wait
-	 * yields the CPU (sched_yield()), so producers or other dispatchers
-	 * that share it run meanwhile. At 2 us it measured 0.69-1.0x the time
-	 * per request over 1 to 50,000 flows, 1 or 4 producers, and 0.4-0.5x
-	 * where two shards' dispatchers and the producer share two CPUs
-	 * (README, "Session 12"), with producers that keep many requests
-	 * outstanding. The cost: up to this much more queue time for a
-	 * request that arrives during the wait, which is what bounds a
-	 * closed loop (clients that each wait for their last completion before
-	 * they submit again): there 2 us measured 1.2-13x slower (GIE's
-	 * matrix benchmark). Hence off by default; for hosts with many
-	 * requests in flight per thread. At most 100 us (100000). Polled
-	 * mode ignores it: the host decides when to poll.
+	 * dispatcher may wait before it takes in new work, ns; 0 = never.
+	 * A dispatcher that keeps up with its producers takes each request
+	 * in almost alone: nearly every submit then finds its flow's inbox
+	 * empty and rings the doorbell (a few cache lines the dispatcher last
+	 * wrote), and every round pays its fixed costs for one or two
+	 * requests (flowq_stats_shard() shows both). Waiting lets requests
+	 * gather, so that rings and rounds are shared. The wait yields the
+	 * CPU (sched_yield()), so producers or other dispatchers that share
+	 * it run meanwhile.
+	 *
+	 * Whether it pays depends on the load's shape, so the engine
+	 * measures it: every so often it runs 4 ms without the wait and 4 ms
+	 * with it, and keeps it for the next 64 ms to 1 s only if the engine
+	 * decided at least 1/16 more requests per second with it (all
+	 * dispatchers together). With producers that keep many requests in
+	 * flight, 2 us measured 0.42-0.91x the time per request at one
+	 * producer (README, "Session 13"); in a closed loop (clients that
+	 * each wait for their completion before they submit again) a wait on
+	 * every small round measured 1.1-4x slower, and the measurement
+	 * turns it off there, paying its probes (at most 1/18 of the time
+	 * with the wait, after a change of load; less while the load keeps
+	 * its shape). The cost where it stays on: up to this much more queue
+	 * time for a request that arrives during a wait. flowq_stats_shard()
+	 * counts the waits. Default 2 us (2000); 0 = never wait; at most
+	 * 100 us (100000). Polled mode ignores it: the host decides when to
+	 * poll.
 	 */
 	int64_t intake_coalesce_ns;
 	/** If not NULL, flowq_engine_create() writes a message naming the bad
@@ -990,6 +997,10 @@ struct flowq_shard_stats {
 	/** Times the dispatcher went idle and had to be woken: threaded mode,
 	 * futex waits; polled mode, polls that armed the shard's fd. */
 	uint64_t sleeps;
+	/** Intake-coalescing waits made (config intake_coalesce_ns; threaded
+	 * mode): stays 0 while the dispatcher finds that waiting does not
+	 * raise its rate. Since 0.3. */
+	uint64_t coalesce_waits;
 };
 
 /**
@@ -997,7 +1008,7 @@ struct flowq_shard_stats {
  * flowq_shard_stats). Each counter is exact; the set is not one instant.
  *
  * @return 0; -EFAULT NULL argument; -EINVAL @p shard >= flowq_shard_count().
- * Context: any thread. Progress: wait-free (four loads).
+ * Context: any thread. Progress: wait-free (five loads).
  */
 FLOWQ_API int
 flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_stats *r_stats);

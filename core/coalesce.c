@@ -18,8 +18,10 @@ hold_len(struct flowq__coalesce *c, bool on)
 {
 	if (c->hold_ns == 0 || on != c->held_on)
 		c->hold_ns = FLOWQ__COALESCE_HOLD_NS;
-	else if (c->hold_ns < FLOWQ__COALESCE_HOLD_MAX_NS)
+	else if (c->hold_ns < FLOWQ__COALESCE_HOLD_MAX_NS / 2)
 		c->hold_ns *= 2;
+	else
+		c->hold_ns = FLOWQ__COALESCE_HOLD_MAX_NS;
 	c->held_on = on;
 	return c->hold_ns;
 }
@@ -44,12 +46,14 @@ flowq__coalesce_init(struct flowq__coalesce *c)
  * margin (coalesce.h): the ratio of the rates r = (on_n / on_ns) / (off_n /
  * off_ns) must be at least WIN_NUM/WIN_DEN, and r - 1 at least
  * FLOWQ__COALESCE_SIGMAS / sqrt(min(on_n, off_n)), compared squared (no
- * libm). In double: the products can pass 2^64. */
+ * libm). In double: the products can pass 2^64. If OFF decided nothing
+ * (not idle: that period would have been dropped), ON must have decided
+ * SIGMAS^2. */
 static bool
 coalesce_won(const struct flowq__coalesce *c, uint64_t on_n, int64_t on_ns)
 {
-	if (c->off_n == 0)
-		return on_n > 0; /* OFF decided nothing: anything is better */
+	if (c->off_n == 0) /* OFF decided nothing: ON must beat the noise alone */
+		return on_n >= (uint64_t)FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS;
 	if (on_n == 0 || on_ns <= 0 || c->off_ns <= 0)
 		return false;
 	double r = ((double)on_n * (double)c->off_ns) / ((double)c->off_n * (double)on_ns);
@@ -74,10 +78,19 @@ flowq__coalesce_step(struct flowq__coalesce *c, uint64_t decided, int64_t now)
 	if (start == INT64_MIN) {
 		/* The first period begins. */
 	} else if (len > FLOWQ__COALESCE_OVERRUN * want) {
-		/* Idle (or stopped) for most of it: not a rate. */
+		/* Idle (or stopped) for most of it: not a rate. A PROBE_ON
+		 * that overran counts as a loss, though: the wait itself may
+		 * have slowed the rounds that end periods (it ends at the
+		 * first round after its length, coalesce_note(), but a round
+		 * can be long), and a loss is the safe reading of idle. */
 		c->dropped++;
-		c->hold_ns = 0; /* what held before the idle period is stale */
-		set_phase(c, FLOWQ__COALESCE_PROBE_OFF, false, FLOWQ__COALESCE_PROBE_NS);
+		if (phase == FLOWQ__COALESCE_PROBE_ON) {
+			c->chose_off++;
+			set_phase(c, FLOWQ__COALESCE_HOLD, false, hold_len(c, false));
+		} else {
+			c->hold_ns = 0; /* what held before the idle period is stale */
+			set_phase(c, FLOWQ__COALESCE_PROBE_OFF, false, FLOWQ__COALESCE_PROBE_NS);
+		}
 	} else {
 		switch (phase) {
 		case FLOWQ__COALESCE_PROBE_OFF:

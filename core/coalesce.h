@@ -8,7 +8,8 @@
  * producer: rounds and doorbell rings are shared, 0.4-1.0x the time per
  * request at 2 us, README "Session 12") and costs when arrivals depend on
  * the dispatchers' own progress (a closed loop, clients that wait for
- * their completion before they submit again: 1.2-13x slower, because the
+ * their completion before they submit again: 1.2-2.2x slower in session
+ * 13's A/B, up to 13x in session 12's, because the
  * wait, which yields the CPU, hands it to clients that poll for
  * completions that cannot come). Both shapes show the same local signs
  * (small rounds, an empty doorbell), and a proxy can move between them as
@@ -26,19 +27,22 @@
  *  PROBE_OFF  FLOWQ__COALESCE_PROBE_NS without the wait;
  *  PROBE_ON   as long with it;
  *  HOLD       with the wait on only if PROBE_ON decided at least
- *             WIN_NUM/WIN_DEN as many per ns as PROBE_OFF, and by more than
- *             the counts' noise (FLOWQ__COALESCE_SIGMAS); a tie, which is
+ *             WIN_NUM/WIN_DEN as many per ns as PROBE_OFF, and by a margin
+ *             over the counts' noise (FLOWQ__COALESCE_SIGMAS); a tie, which is
  *             what an engine that keeps up with its load measures, keeps
  *             the wait off: there it would add latency and no rate;
  *             FLOWQ__COALESCE_HOLD_NS long, twice the last hold's length
  *             when the decision is the last one's again (at most
  *             FLOWQ__COALESCE_HOLD_MAX_NS);
  *  then PROBE_OFF again.
- * The worse of the two runs for one probe per cycle: at most PROBE / (2 *
- * PROBE + HOLD) of the time (1/18) right after the workload changed, down
- * to 1/258 once it has been stable for a few seconds. That bounds what a
- * wrong guess costs (a closed loop 9x slower with the wait loses 5 %, then
- * under 1 %), and how long a change of shape goes unnoticed (a second).
+ * The worse of the two runs for one probe per cycle: PROBE / (2 * PROBE +
+ * HOLD) of the time (1/18) right after the workload changed, down to 1/258
+ * once it has been stable for a few seconds. While the wait is on, every
+ * round looks at the clock, so PROBE_ON ends at the first round after its
+ * 4 ms (a round's length late; one that overran 4x counts as a loss).
+ * That bounds what a wrong guess costs (a closed loop 9x slower with the
+ * wait loses about 5 %, then under 1 %), and how long a change of shape
+ * goes unnoticed (a second).
  *
  * Rates are per ns of real time, sleeps included: where the dispatchers
  * outrun their producers they run dry and sleep, and the futex wake-ups
@@ -47,20 +51,23 @@
  * 2.3x the rate). A period that lasted over FLOWQ__COALESCE_OVERRUN times
  * its length (an idle engine: no dispatcher rounds, so no tick; or a
  * stopped process) measured idle time, not a rate: it is dropped and the
- * cycle starts again with the wait off.
+ * cycle starts again with the wait off (a PROBE_ON that overran holds the
+ * wait off, as a loss).
  *
- * Who runs it: every dispatcher, every FLOWQ__COALESCE_CLOCK_EVERY rounds,
- * reads the clock and flowq__coalesce_due(); the one that wins
+ * Who runs it: every dispatcher, every FLOWQ__COALESCE_CLOCK_EVERY rounds
+ * (every round while the wait is on), reads the clock and
+ * flowq__coalesce_due(); the one that wins
  * flowq__coalesce_trylock() sums the shards' decided counters and calls
  * flowq__coalesce_step(), which ends the period and unlocks. The others
  * go on (a transition is never waited for). The state behind the lock is
  * the holder's alone (the lock's acquire and release order it between
- * holders); `start`, `phase` and `on` are atomics that dispatchers read
- * outside it, relaxed: a stale value delays a transition by a tick or
+ * holders); `start`, `len` and `on` are atomics that dispatchers read
+ * outside it, relaxed (`phase` is atomic for the tests' sake): a stale value delays a transition by a tick or
  * decides one wait, nothing else.
  *
  * Cost per round on the dispatch path: a counter, a relaxed load of `on`
- * (a line written every few ms); every 32 rounds a vDSO clock read.
+ * (a line written every few ms); every 32 rounds a vDSO clock read, every
+ * round while the wait is on (which reads the clock anyway).
  */
 #ifndef FLOWQ_CORE_COALESCE_H
 #define FLOWQ_CORE_COALESCE_H
@@ -80,10 +87,12 @@
 /* Rounds between a dispatcher's clock reads (a power of two). */
 #define FLOWQ__COALESCE_CLOCK_EVERY 32u
 /* The wait must decide at least NUM/DEN as many per ns to be kept, and
- * more than counting noise could explain: the rates' ratio r must have
- * r - 1 >= SIGMAS / sqrt(n), n the smaller probe's decisions (18 % at the
- * 280 decisions a closed loop of 70k requests/s makes in 4 ms; the 1/16
- * rules from about 2300 decisions per probe, 580k/s). */
+ * by a margin that counting noise does not easily reach: the rates' ratio
+ * r must have r - 1 >= SIGMAS / sqrt(n), n the smaller probe's decisions
+ * (about 2.1 standard deviations of the ratio of two like Poisson counts,
+ * sqrt(2 / n); 18 % at the 280 decisions a closed loop of 70k requests/s
+ * makes in 4 ms; the 1/16 rules from about 2300 decisions per probe,
+ * 580k/s). */
 #define FLOWQ__COALESCE_WIN_NUM 17u
 #define FLOWQ__COALESCE_WIN_DEN 16u
 #define FLOWQ__COALESCE_SIGMAS  3u

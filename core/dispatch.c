@@ -1632,9 +1632,9 @@ idle_spin(struct flowq__shard *s, int64_t next)
  * 12"). A busy-wait here made four producers on two vCPUs 1.15-1.62x
  * slower (sessions 10-12). Where nothing else is runnable, sched_yield() returns
  * at once and the loop polls the clock between system calls. A closed loop
- * pays the whole wait on nearly every request (1.1-4x slower with the
- * wait after every small round): the controller measures that and keeps
- * the wait off there.
+ * pays the whole wait on nearly every request (1.2-2.2x slower with the
+ * wait after every small round, up to 13x in session 12's runs): the
+ * controller measures that and keeps the wait off there.
  */
 /* The shards' decided counters, summed (the coalescing controller's
  * running total; each is written by its dispatcher alone). */
@@ -1648,19 +1648,25 @@ engine_decided(const struct flowq_engine *e)
 }
 
 /* After a round that decided something: @return whether the coalescing
- * wait may follow it. Every FLOWQ__COALESCE_CLOCK_EVERY rounds, reads the
- * clock and ends the controller's period if it is due (coalesce.h). */
+ * wait may follow it. Every FLOWQ__COALESCE_CLOCK_EVERY rounds, and every
+ * round while the wait is on (so that PROBE_ON ends on time however much
+ * the wait slows the rounds), reads the clock and ends the controller's
+ * period if it is due (coalesce.h). */
 static inline bool
 coalesce_note(struct flowq__shard *s)
 {
 	struct flowq_engine *e = s->engine;
-	if (++s->coalesce_rounds % FLOWQ__COALESCE_CLOCK_EVERY == 0) {
-		int64_t now = flowq__mono_ns();
-		if (flowq__coalesce_due(&e->coalesce, now) &&
+	bool on = flowq__coalesce_on(&e->coalesce);
+	if (on || ++s->coalesce_rounds % FLOWQ__COALESCE_CLOCK_EVERY == 0) {
+		if (flowq__coalesce_due(&e->coalesce, flowq__mono_ns()) &&
 		    flowq__coalesce_trylock(&e->coalesce))
-			flowq__coalesce_step(&e->coalesce, engine_decided(e), now);
+			/* The clock again, after the lock: a dispatcher held up
+			 * between its look and the lock would credit the
+			 * decisions made meanwhile to an earlier instant. */
+			flowq__coalesce_step(&e->coalesce, engine_decided(e), flowq__mono_ns());
+		on = flowq__coalesce_on(&e->coalesce);
 	}
-	return flowq__coalesce_on(&e->coalesce);
+	return on;
 }
 
 static void

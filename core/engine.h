@@ -563,8 +563,9 @@ struct flowq_engine {
 	/* Polled mode: flowq_shard_fd() was called (polls arm the fds). */
 	_Atomic uint32_t fd_wanted;
 	/* Whether the intake-coalescing wait pays (threaded mode,
-	 * cfg.intake_coalesce_ns > 0): coalesce.h. Read after every small
-	 * round by every dispatcher, written every few ms: its own line. */
+	 * cfg.intake_coalesce_ns > 0): coalesce.h. Read after every round
+	 * that decided something by every dispatcher, written every few ms:
+	 * its own line. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) struct flowq__coalesce coalesce;
 	/* Written once by stop/destroy. */
 	FLOWQ_ALIGNAS(FLOWQ_CACHE_LINE) _Atomic uint32_t stopping;

@@ -19,15 +19,24 @@
 /* flowq_engine_create(@p cfg) or exit(1) with its message, naming @p prog.
  * The environment variable FLOWQ_STRESS_INTAKE_COALESCE_NS, if set, sets
  * cfg->intake_coalesce_ns (CTest runs some programs with and without the
- * coalescing wait; an invalid value fails the create with its message). */
+ * coalescing wait; a value that is not an integer exits 2, one out of range
+ * fails the create with its message). */
 static inline struct flowq_engine *
 stress_engine_create(const char *prog, struct flowq_config *cfg)
 {
 	char err[256];
 	struct flowq_engine *e = NULL;
 	const char *coalesce = getenv("FLOWQ_STRESS_INTAKE_COALESCE_NS");
-	if (coalesce)
-		cfg->intake_coalesce_ns = strtoll(coalesce, NULL, 10);
+	if (coalesce) {
+		char *end;
+		long long v = strtoll(coalesce, &end, 10);
+		if (*coalesce == '\0' || *end != '\0') {
+			fprintf(stderr, "%s: FLOWQ_STRESS_INTAKE_COALESCE_NS=%s: not an integer\n",
+				prog, coalesce);
+			exit(2);
+		}
+		cfg->intake_coalesce_ns = v;
+	}
 	cfg->errbuf = err;
 	cfg->errbuf_size = sizeof(err);
 	int rc = flowq_engine_create(cfg, &e);

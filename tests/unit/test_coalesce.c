@@ -124,7 +124,11 @@ Test(coalesce, nothing_decided)
 {
 	struct flowq__coalesce c;
 	started(&c, 0);
-	cr_assert(probe_pair(&c, 0, 0, 5), "OFF decided nothing, ON something");
+	cr_assert(probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS),
+		  "OFF decided nothing, ON more than the noise alone");
+	started(&c, 0);
+	cr_assert_not(probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS - 1),
+		      "OFF decided nothing, ON too little to tell");
 	started(&c, 0);
 	cr_assert_not(probe_pair(&c, 0, 0, 0), "neither decided anything");
 }
@@ -212,7 +216,25 @@ Test(coalesce, few_decisions_need_a_wider_margin)
 	started(&c, 0);
 	cr_assert(probe_pair(&c, 0, 100, 131), "+31 %% of 100: over 3 / sqrt(100)");
 	started(&c, 0);
+	cr_assert_not(probe_pair(&c, 0, 100, 129),
+		      "+29 %%: under 3 / sqrt(100) (n is the smaller count, not 129)");
+	started(&c, 0);
 	cr_assert(probe_pair(&c, 0, 10000, 10700), "+7 %% of 10,000: the 1/16 margin rules");
 	started(&c, 0);
 	cr_assert_not(probe_pair(&c, 0, 10000, 10600), "+6 %%: under 1/16");
+}
+
+/* A PROBE_ON that overran (the wait slowed the rounds that end periods, or
+ * the engine went idle) is a loss, not dropped: the wait holds off. */
+Test(coalesce, an_overrun_probe_on_is_a_loss)
+{
+	struct flowq__coalesce c;
+	started(&c, 0);
+	cr_assert(tick(&c, 1000, PROBE), "PROBE_ON begins");
+	int64_t t = PROBE + FLOWQ__COALESCE_OVERRUN * PROBE + 1;
+	cr_assert_not(tick(&c, 100000, t), "however many it decided");
+	cr_assert_eq(phase(&c), FLOWQ__COALESCE_HOLD);
+	cr_assert_eq(atomic_load(&c.len), HOLD);
+	cr_assert_eq(c.chose_off, 1);
+	cr_assert_eq(c.dropped, 1);
 }

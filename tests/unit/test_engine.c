@@ -1076,8 +1076,12 @@ coalesce_producer(void *arg)
 		r->complete = coalesce_complete;
 		r->arg = p->completed;
 		cr_assert_eq(flowq_submit(p->e, r), 0);
-		if (i % 64 == 63)
-			usleep(50); /* gaps: small rounds, so the wait happens */
+		/* Gaps: small rounds, so the wait happens; every 16 requests,
+		 * so that a pass lasts 16 ms or more, past the controller's
+		 * first PROBE_OFF (core/coalesce.h) even if the engine idled
+		 * long enough between passes to restart its cycle. */
+		if (i % 16 == 15)
+			usleep(50);
 	}
 	return NULL;
 }
@@ -1119,10 +1123,10 @@ coalesce_pass(struct flowq_engine *e, _Atomic unsigned *completed, unsigned pass
 }
 
 /* With the longest coalescing wait nothing is lost, and destroy returns
- * although a dispatcher may be waiting. The dispatcher runs the wait only
- * in the periods where it measures whether the wait pays, or where it
+ * although a dispatcher may be waiting. The dispatchers run the wait only
+ * in the periods where the engine measures whether it pays, or where it
  * found that it does (core/coalesce.h): passes go on until a shard has
- * waited (the first PROBE_ON comes a few ms into the traffic), so the test
+ * waited (the first PROBE_ON begins 4 ms into the traffic), so the test
  * covers the wait itself. */
 Test(engine, intake_coalescing_loses_nothing, .timeout = 120)
 {

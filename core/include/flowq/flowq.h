@@ -383,13 +383,14 @@ struct flowq_config {
 	 * with it, and keeps it for the next 64 ms to 1 s only if the engine
 	 * decided at least 1/16 more requests per second with it (all
 	 * dispatchers together). With producers that keep many requests in
-	 * flight, 2 us measured 0.42-0.91x the time per request at one
-	 * producer (README, "Session 13"); in a closed loop (clients that
-	 * each wait for their completion before they submit again) a wait on
-	 * every small round measured 1.1-4x slower, and the measurement
-	 * turns it off there, paying its probes (at most 1/18 of the time
-	 * with the wait, after a change of load; less while the load keeps
-	 * its shape). The cost where it stays on: up to this much more queue
+	 * flight, 2 us measured 0.43-1.04x the time per request at one
+	 * producer (0.43-0.50x where two shards' dispatchers share the
+	 * CPUs with it; README, "Session 13"); in a closed loop (clients
+	 * that each wait for their completion before they submit again) a
+	 * wait after every small round measured 1.2-2.2x slower (up to 13x
+	 * in session 12's runs), and the measurement turns it off there,
+	 * paying its probes (about 1/18 of the time with the wait after a
+	 * change of load, 1/258 while the load keeps its shape). The cost where it stays on: up to this much more queue
 	 * time for a request that arrives during a wait. flowq_stats_shard()
 	 * counts the waits. Default 2 us (2000); 0 = never wait; at most
 	 * 100 us (100000). Polled mode ignores it: the host decides when to
@@ -998,8 +999,9 @@ struct flowq_shard_stats {
 	 * futex waits; polled mode, polls that armed the shard's fd. */
 	uint64_t sleeps;
 	/** Intake-coalescing waits made (config intake_coalesce_ns; threaded
-	 * mode): stays 0 while the dispatcher finds that waiting does not
-	 * raise its rate. Since 0.3. */
+	 * mode), including those of the engine's probes (4 ms with the wait
+	 * in every cycle); 0 when intake_coalesce_ns is 0, and in polled
+	 * mode. Since 0.3. */
 	uint64_t coalesce_waits;
 };
 

@@ -1611,31 +1611,6 @@ idle_spin(struct flowq__shard *s, int64_t next)
 	}
 }
 
-/* Rounds that decide fewer outcomes than this may be followed by a
- * coalescing wait (cfg.intake_coalesce_ns). */
-#define COALESCE_SMALL_ROUND 8u
-
-/*
- * Threaded mode, after a round that decided @p n outcomes, while the
- * engine's controller has the wait on (coalesce_note(), coalesce.h): wait
- * up to cfg.intake_coalesce_ns before the next intake if the round was
- * small and no flow waits in the doorbell, i.e. the dispatcher keeps up
- * and would otherwise take the next request in alone (flowq.h). Only a delay: the
- * producers ring and kick exactly as they always do (a ring during the
- * wait lands in the doorbell and is taken in by the next round), so no
- * protocol changes. Waits on the real clock (a custom engine clock may not
- * move in threaded mode), reading nothing producers write except the exit
- * flag, so it leaves their lines alone.
- *
- * It yields the CPU rather than spin: where producers (or other shards'
- * dispatchers) share this CPU, the wait is theirs to use (README, "Session
- * 12"). A busy-wait here made four producers on two vCPUs 1.15-1.62x
- * slower (sessions 10-12). Where nothing else is runnable, sched_yield() returns
- * at once and the loop polls the clock between system calls. A closed loop
- * pays the whole wait on nearly every request (1.2-2.2x slower with the
- * wait after every small round, up to 13x in session 12's runs): the
- * controller measures that and keeps the wait off there.
- */
 /* The shards' decided counters, summed (the coalescing controller's
  * running total; each is written by its dispatcher alone). */
 static uint64_t
@@ -1669,6 +1644,31 @@ coalesce_note(struct flowq__shard *s)
 	return on;
 }
 
+/* Rounds that decide fewer outcomes than this may be followed by a
+ * coalescing wait (cfg.intake_coalesce_ns). */
+#define COALESCE_SMALL_ROUND 8u
+
+/*
+ * Threaded mode, after a round that decided @p n outcomes, while the
+ * engine's controller has the wait on (coalesce_note(), coalesce.h): wait
+ * up to cfg.intake_coalesce_ns before the next intake if the round was
+ * small and no flow waits in the doorbell, i.e. the dispatcher keeps up
+ * and would otherwise take the next request in alone (flowq.h). Only a delay: the
+ * producers ring and kick exactly as they always do (a ring during the
+ * wait lands in the doorbell and is taken in by the next round), so no
+ * protocol changes. Waits on the real clock (a custom engine clock may not
+ * move in threaded mode), reading nothing producers write except the exit
+ * flag, so it leaves their lines alone.
+ *
+ * It yields the CPU rather than spin: where producers (or other shards'
+ * dispatchers) share this CPU, the wait is theirs to use (README, "Session
+ * 12"). A busy-wait here made four producers on two vCPUs 1.15-1.62x
+ * slower (sessions 10-12). Where nothing else is runnable, sched_yield() returns
+ * at once and the loop polls the clock between system calls. A closed loop
+ * pays the whole wait on nearly every request (1.2-2.2x slower with the
+ * wait after every small round, up to 13x in session 12's runs): the
+ * controller measures that and keeps the wait off there.
+ */
 static void
 intake_coalesce(struct flowq__shard *s, unsigned n)
 {

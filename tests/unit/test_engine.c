@@ -1122,6 +1122,17 @@ coalesce_pass(struct flowq_engine *e, _Atomic unsigned *completed, unsigned pass
 	return waits;
 }
 
+/* A threaded engine of two shards with intake_coalesce_ns = @p ns. */
+static struct flowq_engine *
+coalesce_engine(int64_t ns)
+{
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.shards = 2;
+	c.intake_coalesce_ns = ns;
+	return fx_make(&c);
+}
+
 /* With the longest coalescing wait nothing is lost, and destroy returns
  * although a dispatcher may be waiting. The dispatchers run the wait only
  * in the periods where the engine measures whether it pays, or where it
@@ -1130,11 +1141,7 @@ coalesce_pass(struct flowq_engine *e, _Atomic unsigned *completed, unsigned pass
  * covers the wait itself. */
 Test(engine, intake_coalescing_loses_nothing, .timeout = 120)
 {
-	struct flowq_config c;
-	flowq_config_init(&c);
-	c.shards = 2;
-	c.intake_coalesce_ns = 100000;
-	struct flowq_engine *e = fx_make(&c);
+	struct flowq_engine *e = coalesce_engine(100000);
 	_Atomic unsigned completed = 0;
 	uint64_t waits = 0;
 	unsigned pass = 0;
@@ -1147,11 +1154,7 @@ Test(engine, intake_coalescing_loses_nothing, .timeout = 120)
 /* intake_coalesce_ns = 0: the same traffic, never a wait. */
 Test(engine, no_coalescing_wait_when_off, .timeout = 120)
 {
-	struct flowq_config c;
-	flowq_config_init(&c);
-	c.shards = 2;
-	c.intake_coalesce_ns = 0;
-	struct flowq_engine *e = fx_make(&c);
+	struct flowq_engine *e = coalesce_engine(0);
 	_Atomic unsigned completed = 0;
 	for (unsigned pass = 1; pass <= 4; pass++)
 		cr_assert_eq(coalesce_pass(e, &completed, pass), 0);

@@ -4,7 +4,8 @@
 #include "coalesce.h"
 
 static void
-set_phase(struct flowq__coalesce *c, enum flowq__coalesce_phase phase, bool on, int64_t len)
+set_phase(struct flowq__coalesce *c, enum flowq__coalesce_phase phase, bool on,
+	  int64_t len)
 {
 	atomic_store_explicit(&c->phase, (uint32_t)phase, memory_order_relaxed);
 	atomic_store_explicit(&c->on, on, memory_order_relaxed);
@@ -56,7 +57,8 @@ coalesce_won(const struct flowq__coalesce *c, uint64_t on_n, int64_t on_ns)
 		return on_n >= (uint64_t)FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS;
 	if (on_n == 0 || on_ns <= 0 || c->off_ns <= 0)
 		return false;
-	double r = ((double)on_n * (double)c->off_ns) / ((double)c->off_n * (double)on_ns);
+	double r =
+		((double)on_n * (double)c->off_ns) / ((double)c->off_n * (double)on_ns);
 	double d = r - 1.0;
 	double n = (double)(on_n < c->off_n ? on_n : c->off_n);
 	return r * FLOWQ__COALESCE_WIN_DEN >= FLOWQ__COALESCE_WIN_NUM &&
@@ -89,14 +91,16 @@ flowq__coalesce_step(struct flowq__coalesce *c, uint64_t decided, int64_t now)
 			set_phase(c, FLOWQ__COALESCE_HOLD, false, hold_len(c, false));
 		} else {
 			c->hold_ns = 0; /* what held before the idle period is stale */
-			set_phase(c, FLOWQ__COALESCE_PROBE_OFF, false, FLOWQ__COALESCE_PROBE_NS);
+			set_phase(c, FLOWQ__COALESCE_PROBE_OFF, false,
+				  FLOWQ__COALESCE_PROBE_NS);
 		}
 	} else {
 		switch (phase) {
 		case FLOWQ__COALESCE_PROBE_OFF:
 			c->off_n = n;
 			c->off_ns = len;
-			set_phase(c, FLOWQ__COALESCE_PROBE_ON, true, FLOWQ__COALESCE_PROBE_NS);
+			set_phase(c, FLOWQ__COALESCE_PROBE_ON, true,
+				  FLOWQ__COALESCE_PROBE_NS);
 			break;
 		case FLOWQ__COALESCE_PROBE_ON: {
 			bool on = coalesce_won(c, n, len);
@@ -108,7 +112,8 @@ flowq__coalesce_step(struct flowq__coalesce *c, uint64_t decided, int64_t now)
 			break;
 		}
 		case FLOWQ__COALESCE_HOLD:
-			set_phase(c, FLOWQ__COALESCE_PROBE_OFF, false, FLOWQ__COALESCE_PROBE_NS);
+			set_phase(c, FLOWQ__COALESCE_PROBE_OFF, false,
+				  FLOWQ__COALESCE_PROBE_NS);
 			break;
 		}
 	}

@@ -79,8 +79,8 @@
 /* Lengths of a probe and of the hold that follows the pair, ns. A probe
  * covers several scheduler ticks (4 ms at 250 Hz) so that one preemption
  * does not decide it. */
-#define FLOWQ__COALESCE_PROBE_NS 4000000
-#define FLOWQ__COALESCE_HOLD_NS  64000000
+#define FLOWQ__COALESCE_PROBE_NS    4000000
+#define FLOWQ__COALESCE_HOLD_NS     64000000
 #define FLOWQ__COALESCE_HOLD_MAX_NS 1024000000
 /* A period that lasted more than this many times its length is dropped. */
 #define FLOWQ__COALESCE_OVERRUN 4
@@ -114,8 +114,8 @@ struct flowq__coalesce {
 	uint64_t start_decided; /* the engine's decided count at start */
 	uint64_t off_n;         /* PROBE_OFF's decisions and length */
 	int64_t off_ns;
-	int64_t hold_ns;        /* the last hold's length; 0: none yet */
-	bool held_on;           /* and its decision */
+	int64_t hold_ns; /* the last hold's length; 0: none yet */
+	bool held_on;    /* and its decision */
 	/* Periods ended, by outcome (diagnostics, read by tests after the
 	 * dispatchers are stopped). */
 	uint64_t chose_on, chose_off, dropped;

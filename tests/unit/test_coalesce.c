@@ -84,7 +84,8 @@ Test(coalesce, the_wait_is_dropped_when_it_lowers_the_rate)
 {
 	struct flowq__coalesce c;
 	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 9000, 1000), "a closed loop 9x slower with the wait");
+	cr_assert_not(probe_pair(&c, 0, 9000, 1000),
+		      "a closed loop 9x slower with the wait");
 	cr_assert_not(tick(&c, 0, 2 * PROBE + HOLD / 2), "off for the hold");
 }
 
@@ -127,8 +128,9 @@ Test(coalesce, nothing_decided)
 	cr_assert(probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS),
 		  "OFF decided nothing, ON more than the noise alone");
 	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS - 1),
-		      "OFF decided nothing, ON too little to tell");
+	cr_assert_not(
+		probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS - 1),
+		"OFF decided nothing, ON too little to tell");
 	started(&c, 0);
 	cr_assert_not(probe_pair(&c, 0, 0, 0), "neither decided anything");
 }
@@ -187,8 +189,9 @@ Test(coalesce, holds_grow_while_the_decision_repeats)
 		cr_assert_eq(atomic_load(&c.len), want, "hold %d", i);
 		t += 2 * PROBE + want;
 		cr_assert_not(tick(&c, 0, t));
-		want = want * 2 > FLOWQ__COALESCE_HOLD_MAX_NS ? FLOWQ__COALESCE_HOLD_MAX_NS
-							       : want * 2;
+		want = want * 2 > FLOWQ__COALESCE_HOLD_MAX_NS
+			       ? FLOWQ__COALESCE_HOLD_MAX_NS
+			       : want * 2;
 	}
 	cr_assert_eq(atomic_load(&c.len), PROBE, "PROBE_OFF after the hold");
 	/* The other decision: back to the shortest hold. */
@@ -219,7 +222,8 @@ Test(coalesce, few_decisions_need_a_wider_margin)
 	cr_assert_not(probe_pair(&c, 0, 100, 129),
 		      "+29 %%: under 3 / sqrt(100) (n is the smaller count, not 129)");
 	started(&c, 0);
-	cr_assert(probe_pair(&c, 0, 10000, 10700), "+7 %% of 10,000: the 1/16 margin rules");
+	cr_assert(probe_pair(&c, 0, 10000, 10700),
+		  "+7 %% of 10,000: the 1/16 margin rules");
 	started(&c, 0);
 	cr_assert_not(probe_pair(&c, 0, 10000, 10600), "+6 %%: under 1/16");
 }

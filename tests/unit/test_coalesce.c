@@ -63,6 +63,16 @@ probe_pair(struct flowq__coalesce *c, int64_t t0, uint64_t off, uint64_t on)
 	return held;
 }
 
+/* A fresh controller's decision after probes of @p off and @p on
+ * decisions, each lasting PROBE: whether the hold runs the wait. */
+static void
+expect_decision(uint64_t off, uint64_t on, bool want, const char *why)
+{
+	struct flowq__coalesce c;
+	started(&c, 0);
+	cr_assert_eq(probe_pair(&c, 0, off, on), want, "%s", why);
+}
+
 Test(coalesce, the_wait_is_kept_when_it_raises_the_rate)
 {
 	struct flowq__coalesce c;
@@ -91,21 +101,16 @@ Test(coalesce, the_wait_is_dropped_when_it_lowers_the_rate)
 
 Test(coalesce, a_tie_keeps_the_wait_off)
 {
-	struct flowq__coalesce c;
-	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 16000, 16000),
-		      "an engine that keeps up measures the same rate either way");
+	expect_decision(16000, 16000, false,
+			"an engine that keeps up measures the same rate either way");
 }
 
 Test(coalesce, the_wait_must_win_by_the_margin)
 {
-	struct flowq__coalesce c;
 	uint64_t off = 16 * 1000;
 	uint64_t on = off / FLOWQ__COALESCE_WIN_DEN * FLOWQ__COALESCE_WIN_NUM;
-	started(&c, 0);
-	cr_assert(probe_pair(&c, 0, off, on), "exactly the margin wins");
-	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, off, on - 1), "just under it loses");
+	expect_decision(off, on, true, "exactly the margin wins");
+	expect_decision(off, on - 1, false, "just under it loses");
 }
 
 Test(coalesce, rates_are_per_ns_of_what_the_period_lasted)
@@ -123,16 +128,12 @@ Test(coalesce, rates_are_per_ns_of_what_the_period_lasted)
 
 Test(coalesce, nothing_decided)
 {
-	struct flowq__coalesce c;
-	started(&c, 0);
-	cr_assert(probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS),
-		  "OFF decided nothing, ON more than the noise alone");
-	started(&c, 0);
-	cr_assert_not(
-		probe_pair(&c, 0, 0, FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS - 1),
-		"OFF decided nothing, ON too little to tell");
-	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 0, 0), "neither decided anything");
+	uint64_t noise = FLOWQ__COALESCE_SIGMAS * FLOWQ__COALESCE_SIGMAS;
+	expect_decision(0, noise, true,
+			"OFF decided nothing, ON more than the noise alone");
+	expect_decision(0, noise - 1, false,
+			"OFF decided nothing, ON too little to tell");
+	expect_decision(0, 0, false, "neither decided anything");
 }
 
 Test(coalesce, an_overrun_period_is_dropped)
@@ -213,19 +214,12 @@ Test(coalesce, holds_grow_while_the_decision_repeats)
  * than counting noise, SIGMAS / sqrt(n). */
 Test(coalesce, few_decisions_need_a_wider_margin)
 {
-	struct flowq__coalesce c;
-	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 100, 115), "+15 %% of 100: within the noise");
-	started(&c, 0);
-	cr_assert(probe_pair(&c, 0, 100, 131), "+31 %% of 100: over 3 / sqrt(100)");
-	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 100, 129),
-		      "+29 %%: under 3 / sqrt(100) (n is the smaller count, not 129)");
-	started(&c, 0);
-	cr_assert(probe_pair(&c, 0, 10000, 10700),
-		  "+7 %% of 10,000: the 1/16 margin rules");
-	started(&c, 0);
-	cr_assert_not(probe_pair(&c, 0, 10000, 10600), "+6 %%: under 1/16");
+	expect_decision(100, 115, false, "+15 % of 100: within the noise");
+	expect_decision(100, 131, true, "+31 % of 100: over 3 / sqrt(100)");
+	expect_decision(100, 129, false,
+			"+29 %: under 3 / sqrt(100) (n is the smaller count, not 129)");
+	expect_decision(10000, 10700, true, "+7 % of 10,000: the 1/16 margin rules");
+	expect_decision(10000, 10600, false, "+6 %: under 1/16");
 }
 
 /* A PROBE_ON that overran (the wait slowed the rounds that end periods, or

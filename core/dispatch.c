@@ -900,6 +900,42 @@ drain_inbox(struct flowq__shard *s, struct flowq_flow *f, int64_t now, bool stop
 	return done;
 }
 
+/*
+ * Intake look-ahead. With many flows, most flows a round takes in are cold:
+ * the doorbell walk has fetched each one's producer line (the announcement
+ * link is on it), and the drain then needs the read-only line (band), the
+ * inbox's consumer line, the dispatch span (view, ordering state, idle
+ * link, statistics), the oldest request and, for a flow on the idle list,
+ * its two neighbours there (the removal writes them). One after the other
+ * those are a chain of misses per flow; the walk hands over DRAIN_CHUNK
+ * flows at a time, so while it drains flow i the intake prefetches the
+ * lines of flow i + 2 * INTAKE_AHEAD, and the addresses that live in
+ * those lines (the oldest request, the idle neighbours) for flow
+ * i + INTAKE_AHEAD, whose lines have had INTAKE_AHEAD drains' time to
+ * arrive. Prefetches only: nothing is read through a stale address, and
+ * the flows after i are dispatcher-owned fields read by this thread.
+ */
+#define INTAKE_AHEAD 4u
+
+static inline void
+intake_prefetch_lines(const struct flowq_flow *f)
+{
+	__builtin_prefetch(&f->band, 0, 3);
+	__builtin_prefetch(&f->inbox, 1, 3);
+	for (size_t off = 0; off < FLOWQ__FLOW_SPAN; off += FLOWQ_CACHE_LINE)
+		__builtin_prefetch((const char *)&f->pf + off, 1, 3);
+}
+
+static inline void
+intake_prefetch_links(const struct flowq_flow *f)
+{
+	flowq_mpsc_prefetch_oldest(&f->inbox);
+	if (f->in_idle) {
+		__builtin_prefetch(f->ilink.prev, 1, 3);
+		__builtin_prefetch(f->ilink.next, 1, 3);
+	}
+}
+
 static unsigned
 process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 {
@@ -910,8 +946,24 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 		n = flowq_mpsc_dequeue_batch(&s->doorbell, nodes, DRAIN_CHUNK);
 		if (n)
 			flowq__bump(&s->act_intakes, n);
+		/* Only for a batch with flows INTAKE_AHEAD behind the first:
+		 * a round that takes in a few flows (one producer at 1000
+		 * flows: 2.7 per round) gains nothing to overlap, and an early
+		 * read of a request its producer is still linking costs a
+		 * line transfer. */
+		size_t ahead = n > INTAKE_AHEAD ? n : 0;
+		for (size_t i = 0; i < ahead && i < 2 * INTAKE_AHEAD; i++)
+			intake_prefetch_lines(flow_of_bell(nodes[i]));
+		for (size_t i = 0; i < ahead && i < INTAKE_AHEAD; i++)
+			intake_prefetch_links(flow_of_bell(nodes[i]));
 		for (size_t i = 0; i < n; i++) {
 			struct flowq_flow *f = flow_of_bell(nodes[i]);
+			if (i + 2 * INTAKE_AHEAD < ahead)
+				intake_prefetch_lines(
+					flow_of_bell(nodes[i + 2 * INTAKE_AHEAD]));
+			if (i + INTAKE_AHEAD < ahead)
+				intake_prefetch_links(
+					flow_of_bell(nodes[i + INTAKE_AHEAD]));
 			FLOWQ_TSAN_ACQUIRE(f);
 			/* [D2] acq_rel: pairs with the ringer's [D1] exchange;
 			 * cleared before the drain, so an enqueue after this
@@ -947,6 +999,36 @@ process_pending(struct flowq__shard *s, int64_t now, bool stopping)
 		done += drain_inbox(s, f, now, stopping);
 	}
 	return done;
+}
+
+/*
+ * The policies' look-ahead (flowq_policy_env::prefetch): a ring policy
+ * calls it for the member 8 turns behind its front (stage 0: the flow's
+ * read-only line and its dispatch span after the view, which the ring
+ * loads itself) and for the
+ * member 4 turns behind (stage 1: its head request, found through the
+ * ordering state that stage 0 loaded: the lines a decision reads, the
+ * public part for the completion and the private part for the expiry
+ * check and the claim). With cold flows a decision otherwise waits for
+ * the head request after the flow (README, "Session 14").
+ */
+void
+flowq__flow_prefetch(void *arg, const struct flowq_policy_flow *pf, unsigned stage)
+{
+	const struct flowq__band *b = arg;
+	const struct flowq_flow *f = flow_of_pf((struct flowq_policy_flow *)pf);
+	if (stage == 0) {
+		/* The read-only line (f->band, read by unlink_req()), then
+		 * the span after the view. */
+		__builtin_prefetch(&f->band, 0, 3);
+		for (size_t off = FLOWQ_CACHE_LINE; off < FLOWQ__FLOW_SPAN;
+		     off += FLOWQ_CACHE_LINE)
+			__builtin_prefetch((const char *)pf + off, 1, 3);
+		return;
+	}
+	const struct flowq_req *r = b->ordering->peek(f->ostate);
+	__builtin_prefetch(r, 1, 3);
+	__builtin_prefetch(&r->priv, 1, 3);
 }
 
 /* ---- phase 4: TTL ---- */

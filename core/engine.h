@@ -755,11 +755,19 @@ void
 flowq__gate_wake(struct flowq_engine *e);
 
 /** What band @p b's policies are lent (allocator, priority, quantum). */
+/** The engine's look-ahead hook for band @p arg's policy
+ * (flowq_policy_env::prefetch; dispatch.c). */
+void
+flowq__flow_prefetch(void *arg, const struct flowq_policy_flow *pf, unsigned stage);
+
 static inline struct flowq_policy_env
 flowq__policy_env(const struct flowq_engine *e, const struct flowq__band *b)
 {
-	return (struct flowq_policy_env){
-		.alloc = e->alloc, .priority = b->priority, .quantum = b->quantum};
+	return (struct flowq_policy_env){.alloc = e->alloc,
+					 .priority = b->priority,
+					 .quantum = b->quantum,
+					 .prefetch = flowq__flow_prefetch,
+					 .prefetch_arg = (void *)b};
 }
 
 /** Detach @p f from its band's fairness and displacement policies on

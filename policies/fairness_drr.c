@@ -477,7 +477,7 @@ drr_band_init(void *band, const struct flowq_policy_env *env)
 	 * range (FLOWQ_LIMIT_MAX = 2^62); refuse what it would not lend. */
 	if (env->quantum == 0 || env->quantum > DRR_MAX_CREDIT)
 		return -EINVAL;
-	flowq__fring_init(&b->ring);
+	flowq__fring_init(&b->ring, env);
 	for (unsigned i = 0; i < DRR_WHEEL; i++)
 		flowq_list_init(&b->wheel[i]);
 	b->occupied = 0;

@@ -17,8 +17,10 @@
 #define FRING_ALIGN _Alignof(uintptr_t)
 
 void
-flowq__fring_init(struct flowq__fring *r)
+flowq__fring_init(struct flowq__fring *r, const struct flowq_policy_env *env)
 {
+	r->hint = env ? env->prefetch : NULL;
+	r->hint_arg = env ? env->prefetch_arg : NULL;
 	r->slots = NULL;
 	r->mask = 0;
 	r->cap = 0;
@@ -34,7 +36,7 @@ void
 flowq__fring_fini(struct flowq__fring *r, const struct flowq_allocator *a)
 {
 	flowq__free(a, r->slots, (size_t)r->cap * sizeof(*r->slots), FRING_ALIGN);
-	flowq__fring_init(r);
+	flowq__fring_init(r, NULL);
 }
 
 /* Move the ring to a new array of @p cap slots (a power of two >= the

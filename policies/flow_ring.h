@@ -114,6 +114,9 @@ struct flowq__fring {
 	uint64_t mark;
 	/* Members attached; orphans in [head, tail). cap >= their sum. */
 	uint32_t nattached, orphans;
+	/* The engine's look-ahead (flowq_policy_env::prefetch), or NULL. */
+	void (*hint)(void *arg, const struct flowq_policy_flow *f, unsigned stage);
+	void *hint_arg;
 };
 
 /* Whether slot value @p s is dead (a tombstone or an orphan). */
@@ -123,9 +126,11 @@ flowq__fring_dead(uintptr_t s)
 	return s == 0 || (s & FLOWQ__FRING_TOMB) != 0;
 }
 
-/** An empty ring with no array (band_init); the mark is at the tail. */
+/** An empty ring with no array (band_init); the mark is at the tail. It
+ * passes the members FLOWQ__FRING_AHEAD and FLOWQ__FRING_AHEAD / 2 turns
+ * behind the front to @p env's prefetch hook, if there is one. */
 void
-flowq__fring_init(struct flowq__fring *r);
+flowq__fring_init(struct flowq__fring *r, const struct flowq_policy_env *env);
 
 /** Free the array (band_fini); the ring is left as after init. */
 void
@@ -224,12 +229,30 @@ flowq__fring_at_front(const struct flowq__fring *r, const struct flowq_policy_fl
  * shorter, the slot read is a dead or stale one (the array is zeroed when
  * allocated, so it is never uninitialized), and prefetching a stale or NULL
  * address (or a tombstone's, bit 0 set: the same line) is harmless: a
- * prefetch does not fault and nothing is read through it. */
+ * prefetch does not fault and nothing is read through it.
+ *
+ * With the engine's hook (r->hint), that member's flow lines too (stage
+ * 0), and the head request of the member FLOWQ__FRING_AHEAD / 2 turns
+ * behind the front (stage 1, which reads the flow: its lines have had
+ * FLOWQ__FRING_AHEAD / 2 decisions' time to arrive). The hook reads
+ * through the view, so it gets live members only: positions before the
+ * tail whose slot is not dead. */
 static inline void
 flowq__fring_prefetch(const struct flowq__fring *r)
 {
-	__builtin_prefetch(
-		(const void *)r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask], 1);
+	uintptr_t far = r->slots[(r->head + FLOWQ__FRING_AHEAD) & r->mask];
+
+	__builtin_prefetch((const void *)far, 1);
+	if (r->hint == NULL)
+		return;
+	if (r->head + FLOWQ__FRING_AHEAD < r->tail && !flowq__fring_dead(far))
+		r->hint(r->hint_arg, (const struct flowq_policy_flow *)far, 0);
+	if (r->head + FLOWQ__FRING_AHEAD / 2 < r->tail) {
+		uintptr_t near = r->slots[(r->head + FLOWQ__FRING_AHEAD / 2) & r->mask];
+
+		if (!flowq__fring_dead(near))
+			r->hint(r->hint_arg, (const struct flowq_policy_flow *)near, 1);
+	}
 }
 
 /** The front member leaves the ring; head moves on to the next live member

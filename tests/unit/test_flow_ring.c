@@ -11,7 +11,12 @@
  * Compaction, which drops the orphans during an attach, is followed by
  * dropping them from the model. A counting
  * allocator checks that only attach and detach allocate and that fini
- * frees everything.
+ * frees everything. The engine's look-ahead hook (flowq_policy_env::
+ * prefetch) is a checker: every call must name the live attached member
+ * FLOWQ__FRING_AHEAD (stage 0) or FLOWQ__FRING_AHEAD / 2 (stage 1)
+ * positions behind the front, never a dead slot or a position past the
+ * tail (the engine reads the flow it is given), and a rotation must make
+ * exactly the calls the model expects.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -38,6 +43,8 @@ struct member {
 /* What the random walk reached, so that the test fails if it stops
  * reaching the paths it is meant to check. */
 static unsigned n_compacted, n_enomem, n_orphaned, n_revived, n_rotated;
+/* Look-ahead calls checked, per stage. */
+static unsigned n_hinted[2];
 
 /* A model entry: the member owning the slot (-1: an orphan) and whether
  * the slot is live. */
@@ -55,14 +62,46 @@ struct model {
 	/* Entries before the mark (0: the mark is at or before head). */
 	size_t mark;
 	unsigned nattached;
+	/* Look-ahead calls (counted by the hook). */
+	unsigned nhint;
 };
+
+/* The ring positions behind the front that a look-ahead of @p stage
+ * names. */
+static uint64_t
+hint_distance(unsigned stage)
+{
+	return stage == 0 ? FLOWQ__FRING_AHEAD : FLOWQ__FRING_AHEAD / 2;
+}
+
+/* The engine's hook: the ring calls it at the end of the op that moved
+ * its front, so the ring it sees is the one after the op. */
+static void
+check_hint(void *arg, const struct flowq_policy_flow *f, unsigned stage)
+{
+	struct model *t = arg;
+	const struct flowq__fring *r = &t->r;
+	uint64_t pos = r->head + hint_distance(stage);
+
+	cr_assert_leq(stage, 1u);
+	cr_assert_lt(pos, r->tail, "stage %u look-ahead past the tail", stage);
+	cr_assert_eq(r->slots[pos & r->mask], (uintptr_t)f,
+		     "stage %u look-ahead names the live member %llu behind the front",
+		     stage, (unsigned long long)hint_distance(stage));
+	cr_assert(f >= &t->mem[0].pf && f <= &t->mem[NM - 1].pf);
+	cr_assert(t->mem[(const struct member *)f - t->mem].attached);
+	n_hinted[stage]++;
+	t->nhint++;
+}
 
 static void
 model_init(struct model *t)
 {
+	struct flowq_policy_env env = {.prefetch = check_hint, .prefetch_arg = t};
+
 	memset(t, 0, sizeof(*t));
 	test_count_alloc_init(&t->ca);
-	flowq__fring_init(&t->r);
+	flowq__fring_init(&t->r, &env);
 	for (int i = 0; i < NM; i++)
 		t->mem[i].pf.seq = (uint64_t)i;
 }
@@ -141,6 +180,16 @@ op_revive(struct model *t, int m)
 	flowq__fring_revive(&t->r, &t->mem[m].pf);
 	t->e[i].live = true;
 	n_revived++;
+}
+
+/* Whether the ring must pass the model's entry of @p stage to the hook
+ * after its front moved: it exists and is live. */
+static bool
+hint_expected(const struct model *t, unsigned stage)
+{
+	size_t i = (size_t)hint_distance(stage);
+
+	return i < t->ne && t->e[i].live;
 }
 
 static void
@@ -305,10 +354,17 @@ step(struct model *t, uint64_t x, bool hold)
 		if (t->ne > 0 && (x / 8) % 2 == 0 && !hold) {
 			struct entry e = t->e[0];
 
+			t->nhint = 0;
 			flowq__fring_rotate(&t->r);
 			model_pop_front(t);
 			t->e[t->ne++] = e;
 			n_rotated++;
+			/* A rotation moves the front: each stage whose entry
+			 * is live gets exactly one call. */
+			cr_assert_eq(t->nhint,
+				     (unsigned)hint_expected(t, 0) +
+					     (unsigned)hint_expected(t, 1),
+				     "look-ahead calls after a rotation");
 			break;
 		}
 		/* fall through */
@@ -342,6 +398,8 @@ Test(flow_ring, random_ops_match_the_model)
 		/* Everyone leaves; the array goes back to the allocator. */
 		model_fini(t);
 	}
+	cr_assert(n_hinted[0] > 0 && n_hinted[1] > 0, "look-ahead calls: %u, %u",
+		  n_hinted[0], n_hinted[1]);
 	cr_assert(n_compacted > 0 && n_enomem > 0 && n_orphaned > 0 && n_revived > 0 &&
 			  n_rotated > 0,
 		  "reached: %u compactions, %u -ENOMEM, %u orphans, %u revivals, "

@@ -155,6 +155,31 @@ BOTH(mpsc, one_item)
 	assert_enoent();
 }
 
+/* The prefetch hint leaves the queue as it was, whatever state it finds:
+ * empty, with items the consumer has not looked at, and with the oldest
+ * found (first set, the dummy's link stale). */
+BOTH(mpsc, prefetch_oldest_changes_nothing)
+{
+	struct item it[3];
+	struct flowq_mpsc before;
+
+	init_items(it, 3);
+	flowq_mpsc_prefetch_oldest(&q);
+	assert_enoent();
+	for (int i = 0; i < 3; i++)
+		flowq_mpsc_enqueue(&q, &it[i].node);
+	memcpy(&before, &q, sizeof(q));
+	flowq_mpsc_prefetch_oldest(&q);
+	cr_assert(memcmp(&before, &q, sizeof(q)) == 0, "the hint wrote the queue");
+	assert_dequeue(&it[0]);
+	memcpy(&before, &q, sizeof(q));
+	flowq_mpsc_prefetch_oldest(&q);
+	cr_assert(memcmp(&before, &q, sizeof(q)) == 0, "the hint wrote the queue");
+	assert_dequeue(&it[1]);
+	assert_dequeue(&it[2]);
+	assert_enoent();
+}
+
 BOTH(mpsc, one_item_by_batch)
 {
 	struct item it;

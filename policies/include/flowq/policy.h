@@ -162,6 +162,26 @@ struct flowq_policy_env {
 	 * never 0): bytes of credit per turn at weight 1, for byte-based
 	 * policies. */
 	uint64_t quantum;
+	/**
+	 * Optional (NULL in a policy's own tests): the engine's look-ahead
+	 * for a flow this band's policy knows it will pick soon, e.g. a
+	 * member some turns behind the front of a ring. With many flows
+	 * most are cold, and a decision waits for the flow's lines and
+	 * then for its head request, one miss after the other; a policy
+	 * that knows its next picks overlaps them by calling
+	 * prefetch(prefetch_arg, f, 0) about 2k picks before it picks
+	 * @p f (the engine starts loading the flow's lines) and
+	 * prefetch(prefetch_arg, f, 1) about k picks before (the engine
+	 * reads those lines and starts loading the head request). A hint:
+	 * it changes nothing the policy or a decision sees. @p f must be
+	 * attached to this band and backlogged (stage 1 reads the flow's
+	 * ordering state); only from the dispatcher's calls (pick, update,
+	 * flow_backlogged).
+	 */
+	void (*prefetch)(void *prefetch_arg, const struct flowq_policy_flow *f,
+			 unsigned stage);
+	/** The first argument of @c prefetch. */
+	void *prefetch_arg;
 };
 
 /** Fairness policy: which flow of a band goes next. */

@@ -241,6 +241,22 @@ flowq_mpsc_empty(const struct flowq_mpsc *q);
 FLOWQ_API bool
 flowq_mpsc_linked(const struct flowq_mpsc *q);
 
+/**
+ * Start fetching the line of the oldest item of @p q, for a consumer that
+ * is about to drain it: a hint, with no effect on the queue. It reads the
+ * dummy's link on the producer line only (a consumer that learnt of @p q
+ * through the announcement link has that line in cache), so it finds the
+ * oldest item when the consumer has not taken any item since the queue
+ * last ran empty, and otherwise prefetches nothing useful (never an
+ * error: a prefetch does not fault). The dummy's link is on the producer
+ * line for a queue made by flowq_mpsc_init_sparse(), else on the consumer
+ * line.
+ *
+ * Context: the consumer. Ordering: one relaxed load. Progress: wait-free.
+ */
+FLOWQ_API void
+flowq_mpsc_prefetch_oldest(const struct flowq_mpsc *q);
+
 #ifdef __cplusplus
 }
 #endif

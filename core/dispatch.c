@@ -1005,12 +1005,12 @@ process_pending(struct flowq__shard *s, int64_t now, bool stopping)
  * The policies' look-ahead (flowq_policy_env::prefetch): a ring policy
  * calls it for the member 8 turns behind its front (stage 0: the flow's
  * read-only line and its dispatch span after the view, which the ring
- * loads itself) and for the
- * member 4 turns behind (stage 1: its head request, found through the
- * ordering state that stage 0 loaded: the lines a decision reads, the
- * public part for the completion and the private part for the expiry
- * check and the claim). With cold flows a decision otherwise waits for
- * the head request after the flow (README, "Session 14").
+ * loads itself) and for the member 4 turns behind (stage 1: its head
+ * request, found through the ordering state that stage 0 loaded; the
+ * private line, which the expiry check, the claim and the completion
+ * read, and the public one, which a host's completion callback usually
+ * reads). With cold flows a decision otherwise waits for the flow and
+ * then for its head request (README, "Session 14").
  */
 void
 flowq__flow_prefetch(void *arg, const struct flowq_policy_flow *pf, unsigned stage)

@@ -130,7 +130,8 @@ policy_name_valid(const char *name)
 static bool
 policy_desc_valid(const struct flowq_policy_desc *d)
 {
-	return d->abi_version == FLOWQ_POLICY_ABI && policy_name_valid(d->name) &&
+	return d->abi_version >= FLOWQ_POLICY_ABI_MIN && d->abi_version <= FLOWQ_POLICY_ABI &&
+	       policy_name_valid(d->name) &&
 	       d->description != NULL;
 }
 

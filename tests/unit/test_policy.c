@@ -911,6 +911,20 @@ ord_template(const char *name)
 	return o;
 }
 
+/* A policy built for the oldest ABI still accepted (3: before
+ * flowq_policy_env gained the look-ahead hook, which it never reads)
+ * registers. */
+Test(registry, a_policy_of_the_oldest_accepted_abi_registers)
+{
+	static struct flowq_fairness_ops f;
+
+	f = fair_template("abi_oldest");
+	f.desc.abi_version = FLOWQ_POLICY_ABI_MIN;
+	cr_assert_lt(FLOWQ_POLICY_ABI_MIN, FLOWQ_POLICY_ABI);
+	cr_assert_eq(flowq_fairness_register(&f), 0);
+	cr_assert_eq(flowq_fairness_find("abi_oldest"), &f);
+}
+
 Test(registry, register_rejects_invalid_ops)
 {
 	static const char *const bad_names[] = {
@@ -942,6 +956,8 @@ Test(registry, register_rejects_invalid_ops)
 	f.desc.abi_version = FLOWQ_POLICY_ABI + 1;
 	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
 	f.desc.abi_version = 0;
+	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
+	f.desc.abi_version = FLOWQ_POLICY_ABI_MIN - 1;
 	cr_assert_eq(flowq_fairness_register(&f), -EINVAL);
 	f = fair_template("x");
 	f.desc.description = NULL;

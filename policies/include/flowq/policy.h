@@ -65,10 +65,16 @@
 extern "C" {
 #endif
 
-/** ABI version of the ops structs below; a policy built for another
- * version is refused by register(). 3: struct flowq_policy_flow gained
- * the policy's hot words (hot[]) and is one cache line (64 bytes). */
-#define FLOWQ_POLICY_ABI 3u
+/** ABI version of the ops structs below; register() refuses a policy
+ * built for a version outside [FLOWQ_POLICY_ABI_MIN, FLOWQ_POLICY_ABI].
+ * 3: struct flowq_policy_flow gained the policy's hot words (hot[]) and is
+ * one cache line (64 bytes). 4: struct flowq_policy_env gained prefetch and
+ * prefetch_arg at its end (so a policy built for 4 is refused by a library
+ * that would not fill them, and one built for 3, which never reads them,
+ * still works). */
+#define FLOWQ_POLICY_ABI 4u
+/** The oldest policy ABI this library still accepts. */
+#define FLOWQ_POLICY_ABI_MIN 3u
 
 /** Words of a flow's view (struct flowq_policy_flow::hot) that its band's
  * fairness policy owns. */
@@ -333,7 +339,8 @@ flowq_displacement_find(const char *name);
  * Add a fairness policy. @p ops must stay valid for the process lifetime
  * (there is no unregister: engines and lookups keep the pointer).
  *
- * @return 0; -EINVAL @p ops is NULL, abi_version is not FLOWQ_POLICY_ABI,
+ * @return 0; -EINVAL @p ops is NULL, abi_version is outside
+ *         [FLOWQ_POLICY_ABI_MIN, FLOWQ_POLICY_ABI],
  *         the name is NULL, empty, longer than FLOWQ_POLICY_NAME_MAX or not
  *         [a-z0-9_]+, the description is NULL, or an op is NULL;
  *         -EEXIST a policy of that name exists (built-in or registered);

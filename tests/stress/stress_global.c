@@ -1676,7 +1676,11 @@ parse_seconds(const char *s)
 
 /* Create the engine: bands of priorities @prios (most important first),
  * each from the default template (GIE's defaults), with fairness policy
- * @fairness if not NULL. */
+ * @fairness if not NULL. The quantum is the requests' size (1 byte), so a
+ * byte-fair policy (drr) takes turns of one request, as round_robin does:
+ * with the default 4096 a drr turn is 4096 requests, a tenth of a fairness
+ * window, and its documented bound (one quantum plus one request per unit
+ * of weight) allowed Jain's index 0.94 in a 3 s run. */
 static void
 create_engine(unsigned nshards, const int32_t *prios, size_t nbands, const char *fairness)
 {
@@ -1688,6 +1692,7 @@ create_engine(unsigned nshards, const int32_t *prios, size_t nbands, const char 
 	for (size_t i = 0; i < nbands; i++) {
 		bands[i] = cfg.default_band;
 		bands[i].priority = prios[i];
+		bands[i].quantum = 1;
 		if (fairness)
 			bands[i].fairness = fairness;
 	}

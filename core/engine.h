@@ -754,12 +754,13 @@ flowq__rcu_unlock(void);
 void
 flowq__gate_wake(struct flowq_engine *e);
 
-/** What band @p b's policies are lent (allocator, priority, quantum). */
 /** The engine's look-ahead hook for band @p arg's policy
  * (flowq_policy_env::prefetch; dispatch.c). */
 void
 flowq__flow_prefetch(void *arg, const struct flowq_policy_flow *pf, unsigned stage);
 
+/** What band @p b's policies are lent (allocator, priority, quantum, the
+ * look-ahead hook with the band as its argument). */
 static inline struct flowq_policy_env
 flowq__policy_env(const struct flowq_engine *e, const struct flowq__band *b)
 {

@@ -1,10 +1,7 @@
 /*
- * Heaps of a band's flows with room for every attached flow; see
- * flow_heap.h. flowq__fheap is the capacity management factored out of
- * fairness_global_strict.c (unchanged behaviour) so that drr shares it;
- * flowq__kheap applies the same rule to a heap with the keys in the slots,
- * written after queues/heap.c (same arity, hole-based sifts, 64-bit index
- * math).
+ * flowq__kheap, a heap of a band's flows with room for every attached
+ * flow and the keys in the slots (see flow_heap.h), written after
+ * queues/heap.c (same arity, hole-based sifts, 64-bit index math).
  */
 #include <assert.h>
 #include <errno.h>
@@ -15,116 +12,80 @@
 #include "alloc_internal.h"
 #include "flow_heap.h"
 
-/* Move the heap to a new slot array of @cap entries (>= the heap's length).
- * @return 0 or -ENOMEM (then nothing changed). */
-static int
-fheap_resize(struct flowq__fheap *h, uint32_t cap, const struct flowq_allocator *a)
-{
-	const size_t align = _Alignof(struct flowq_heap_node *);
-	struct flowq_heap_node **slots, **old;
-	uint32_t old_cap = h->heap.cap;
-
-#if SIZE_MAX / 8 < UINT32_MAX
-	/* 32-bit size_t: cap * sizeof(pointer) could wrap. */
-	if ((size_t)cap > SIZE_MAX / sizeof(*slots))
-		return -ENOMEM;
-#endif
-	slots = flowq__alloc(a, (size_t)cap * sizeof(*slots), align);
-	if (slots == NULL)
-		return -ENOMEM;
-	/* Cannot fail: slots is fresh, cap >= len (callers keep cap >=
-	 * nattached >= len) and cap <= FLOWQ_HEAP_MAX_CAP. */
-	if (flowq_heap_grow(&h->heap, slots, cap, &old) != 0) {
-		flowq__free(a, slots, (size_t)cap * sizeof(*slots), align);
-		return -ENOMEM;
-	}
-	flowq__free(a, old, (size_t)old_cap * sizeof(*old), align);
-	return 0;
-}
-
-void
-flowq__fheap_init(struct flowq__fheap *h)
-{
-	flowq_heap_init(&h->heap, NULL, 0);
-	h->nattached = 0;
-}
-
-void
-flowq__fheap_fini(struct flowq__fheap *h, const struct flowq_allocator *a)
-{
-	flowq__free(a, h->heap.slots, (size_t)h->heap.cap * sizeof(*h->heap.slots),
-		    _Alignof(struct flowq_heap_node *));
-	flowq__fheap_init(h);
-}
-
-int
-flowq__fheap_attach(struct flowq__fheap *h, const struct flowq_allocator *a)
-{
-	if (h->nattached == h->heap.cap) {
-		uint32_t cap = flowq__cap_grown(h->heap.cap, FLOWQ_HEAP_MAX_CAP);
-		int rc = cap ? fheap_resize(h, cap, a) : -ENOMEM;
-
-		if (rc != 0)
-			return rc;
-	}
-	h->nattached++;
-	return 0;
-}
-
-void
-flowq__fheap_detach(struct flowq__fheap *h, const struct flowq_allocator *a)
-{
-	assert(h->nattached > 0);
-	if (h->nattached == 0)
-		return; /* a detach without attach: keep the count sane */
-	h->nattached--;
-	if (flowq__cap_shrinks(h->nattached, h->heap.cap, h->heap.len))
-		(void)fheap_resize(h, h->heap.cap / 2, a); /* best effort */
-}
-
-void
-flowq__fheap_shift(struct flowq__fheap *h, int64_t d)
-{
-	for (uint32_t i = 0; i < h->heap.len; i++)
-		h->heap.slots[i]->key -= d;
-}
-
 /* ---- flowq__kheap ---- */
 
-#define KHEAP_D 4u
+#define KHEAP_D FLOWQ__KHEAP_D
 /* The most slots: FLOWQ__KHEAP_NONE is reserved, and the array's bytes
  * must fit size_t. */
 #define KHEAP_MAX_CAP (UINT32_MAX - 1u)
 
+/*
+ * Slots are read and written one 8-byte field at a time, and the element
+ * being sifted travels in registers (key, seq, member), never as a struct:
+ * an operation often reads a slot that the previous one has just written
+ * (the top, at every decision), and a 16-byte load of a key and seq written
+ * by two 8-byte stores cannot be forwarded from the store buffer; it waits
+ * for both stores to reach the cache (a failed store forward, ~10 ns, twice
+ * per update when the slot went through the stack: README "Session 15").
+ * Written this way, GCC 12 at -O2 emits no vector access here (a struct
+ * copy of a slot became one 16-byte and one 8-byte load); check the
+ * disassembly after touching these functions.
+ */
+static inline bool
+kheap_less_than(int64_t key, uint64_t seq, const struct flowq__kheap_slot *b)
+{
+	return key < b->key || (key == b->key && seq < b->seq);
+}
+
 static inline bool
 kheap_less(const struct flowq__kheap_slot *a, const struct flowq__kheap_slot *b)
 {
-	return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+	return kheap_less_than(a->key, a->seq, b);
 }
 
-static inline void
-kheap_place(struct flowq__kheap *h, uint32_t i, const struct flowq__kheap_slot *s)
+/* Whether slot @p a orders before (key, seq). */
+static inline bool
+kheap_slot_before(const struct flowq__kheap_slot *a, int64_t key, uint64_t seq)
 {
-	h->slots[i] = *s;
-	s->node->idx = i;
+	return a->key < key || (a->key == key && a->seq < seq);
+}
+
+/* Put (key, seq, member) in slot @p i and tell the member. */
+static inline void
+kheap_place(struct flowq__kheap *h, uint32_t i, int64_t key, uint64_t seq, void *member)
+{
+	struct flowq__kheap_slot *d = &h->slots[i];
+	d->key = key;
+	d->seq = seq;
+	d->member = member;
+	flowq__kheap_node_of(h, member)->idx = i;
+}
+
+/* Move slot @p from to slot @p to. */
+static inline void
+kheap_move(struct flowq__kheap *h, uint32_t to, uint32_t from)
+{
+	const struct flowq__kheap_slot *s = &h->slots[from];
+	kheap_place(h, to, s->key, s->seq, s->member);
 }
 
 static void
-kheap_sift_up(struct flowq__kheap *h, uint32_t i, const struct flowq__kheap_slot *s)
+kheap_sift_up(struct flowq__kheap *h, uint32_t i, int64_t key, uint64_t seq, void *member)
 {
 	while (i > 0) {
 		uint32_t parent = (i - 1) / KHEAP_D;
 
-		if (!kheap_less(s, &h->slots[parent]))
+		if (!kheap_less_than(key, seq, &h->slots[parent]))
 			break;
-		kheap_place(h, i, &h->slots[parent]);
+		kheap_move(h, i, parent);
 		i = parent;
 	}
-	kheap_place(h, i, s);
+	kheap_place(h, i, key, seq, member);
 }
 
 static void
-kheap_sift_down(struct flowq__kheap *h, uint32_t i, const struct flowq__kheap_slot *s)
+kheap_sift_down(struct flowq__kheap *h, uint32_t i, int64_t key, uint64_t seq,
+		void *member)
 {
 	for (;;) {
 		/* 64-bit index math: 4i+4 overflows 32 bits for i >= 2^30. */
@@ -140,12 +101,22 @@ kheap_sift_down(struct flowq__kheap *h, uint32_t i, const struct flowq__kheap_sl
 			if (kheap_less(&h->slots[c], &h->slots[best]))
 				best = c;
 		}
-		if (!kheap_less(&h->slots[best], s))
+		if (!kheap_slot_before(&h->slots[best], key, seq))
 			break;
-		kheap_place(h, i, &h->slots[best]);
+		kheap_move(h, i, best);
 		i = best;
 	}
-	kheap_place(h, i, s);
+	kheap_place(h, i, key, seq, member);
+}
+
+/* Sift (key, seq, member), which belongs at @p i, up or down. */
+static inline void
+kheap_sift(struct flowq__kheap *h, uint32_t i, int64_t key, uint64_t seq, void *member)
+{
+	if (i > 0 && kheap_less_than(key, seq, &h->slots[(i - 1) / KHEAP_D]))
+		kheap_sift_up(h, i, key, seq, member);
+	else
+		kheap_sift_down(h, i, key, seq, member);
 }
 
 static int
@@ -171,11 +142,18 @@ kheap_resize(struct flowq__kheap *h, uint32_t cap, const struct flowq_allocator 
 }
 
 void
-flowq__kheap_init(struct flowq__kheap *h)
+flowq__kheap_init_at(struct flowq__kheap *h, uint32_t node_off)
 {
 	h->slots = NULL;
 	h->len = h->cap = 0;
 	h->nattached = 0;
+	h->node_off = node_off;
+}
+
+void
+flowq__kheap_init(struct flowq__kheap *h)
+{
+	flowq__kheap_init_at(h, 0);
 }
 
 void
@@ -183,7 +161,7 @@ flowq__kheap_fini(struct flowq__kheap *h, const struct flowq_allocator *a)
 {
 	flowq__free(a, h->slots, (size_t)h->cap * sizeof(*h->slots),
 		    _Alignof(struct flowq__kheap_slot));
-	flowq__kheap_init(h);
+	flowq__kheap_init_at(h, h->node_off);
 }
 
 int
@@ -215,42 +193,30 @@ void
 flowq__kheap_push(struct flowq__kheap *h, struct flowq__kheap_node *n, int64_t key,
 		  uint64_t seq)
 {
-	struct flowq__kheap_slot s = {.key = key, .seq = seq, .node = n};
-
 	assert(h->len < h->cap && n->idx == FLOWQ__KHEAP_NONE);
-	kheap_sift_up(h, h->len++, &s);
+	kheap_sift_up(h, h->len++, key, seq, flowq__kheap_member_of(h, n));
 }
 
 void
 flowq__kheap_remove(struct flowq__kheap *h, struct flowq__kheap_node *n)
 {
-	uint32_t i = n->idx;
-	struct flowq__kheap_slot last;
+	uint32_t i = (uint32_t)n->idx;
 
-	assert(i < h->len && h->slots[i].node == n);
+	assert(n->idx < h->len && h->slots[i].member == flowq__kheap_member_of(h, n));
 	n->idx = FLOWQ__KHEAP_NONE;
-	last = h->slots[--h->len];
-	if (i == h->len)
+	if (i == --h->len)
 		return;
-	if (i > 0 && kheap_less(&last, &h->slots[(i - 1) / KHEAP_D]))
-		kheap_sift_up(h, i, &last);
-	else
-		kheap_sift_down(h, i, &last);
+	const struct flowq__kheap_slot *last = &h->slots[h->len];
+	kheap_sift(h, i, last->key, last->seq, last->member);
 }
 
 void
 flowq__kheap_update(struct flowq__kheap *h, struct flowq__kheap_node *n, int64_t key)
 {
-	uint32_t i = n->idx;
-	struct flowq__kheap_slot s;
+	uint32_t i = (uint32_t)n->idx;
 
-	assert(i < h->len && h->slots[i].node == n);
-	s = h->slots[i];
-	s.key = key;
-	if (i > 0 && kheap_less(&s, &h->slots[(i - 1) / KHEAP_D]))
-		kheap_sift_up(h, i, &s);
-	else
-		kheap_sift_down(h, i, &s);
+	assert(n->idx < h->len && h->slots[i].member == flowq__kheap_member_of(h, n));
+	kheap_sift(h, i, key, h->slots[i].seq, h->slots[i].member);
 }
 
 void

@@ -62,7 +62,7 @@
  * the ring holds at most one slot per attached member plus the orphans, and
  * a detach turns an owned slot into an orphan (the sum does not grow).
  * flowq__fring_attach() grows the array (flow_heap.h's sizing rule, powers
- * of two from FLOWQ__FHEAP_MIN_CAP) or, when the orphans are more than half
+ * of two from FLOWQ__FLOWS_MIN_CAP) or, when the orphans are more than half
  * of it, compacts it first (drops the orphans and renumbers the survivors,
  * writing each one's position: O(ring), paid for by the detaches that
  * made the orphans); flowq__fring_detach() halves it when nattached +

@@ -1,7 +1,7 @@
 /*
- * policies/flow_heap.c: the capacity rule shared by the heap-based policies
- * (flowq__fheap over flowq_heap, flowq__kheap with keys in the slots), and
- * flowq__kheap's heap operations against a brute-force model: after every
+ * policies/flow_heap.c: flowq__kheap's capacity rule, and its heap
+ * operations against a brute-force model (members that are their nodes,
+ * and members with the node inside): after every
  * random push, remove, update and shift, every member's index names its
  * slot, the top is the model's minimum (key, seq), and popping everything
  * comes out in order. Allocation goes through a counting allocator that can
@@ -9,6 +9,7 @@
  * fini frees everything.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,16 +26,36 @@
 #define N 600
 
 struct member {
+	/* Room before the node, so that a heap with a node offset (as
+	 * global_strict's, whose node is a hot word of the view) is tested. */
+	uint64_t pad[3];
 	struct flowq__kheap_node kn;
 	bool in;
 	int64_t key;
 	uint64_t seq;
 };
 
+/* What the heap keeps for member i: the address node_off bytes before its
+ * node (the node itself at offset 0). */
+static void *
+member_ptr(const struct flowq__kheap *h, struct member *m, int i)
+{
+	return (char *)&m[i].kn - h->node_off;
+}
+
+/* Whether member a orders before member b. */
+static bool
+before(const struct member *a, const struct member *b)
+{
+	return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+}
+
+/* Every member's index names its slot and key; the top and the second
+ * smallest, through every accessor, are the model's. */
 static void
 check(const struct flowq__kheap *h, struct member *m)
 {
-	int best = -1;
+	int best = -1, second = -1;
 	uint32_t len = 0;
 
 	for (int i = 0; i < N; i++) {
@@ -45,28 +66,42 @@ check(const struct flowq__kheap *h, struct member *m)
 		len++;
 		cr_assert(flowq__kheap_member(&m[i].kn));
 		cr_assert_lt(m[i].kn.idx, h->len);
-		cr_assert_eq(h->slots[m[i].kn.idx].node, &m[i].kn, "idx names its slot");
+		cr_assert_eq(h->slots[m[i].kn.idx].member, member_ptr(h, m, i),
+			     "idx names its slot");
+		cr_assert_eq(flowq__kheap_node_of(h, member_ptr(h, m, i)), &m[i].kn);
 		cr_assert_eq(flowq__kheap_key(h, &m[i].kn), m[i].key);
-		if (best < 0 || m[i].key < m[best].key ||
-		    (m[i].key == m[best].key && m[i].seq < m[best].seq))
+		if (best < 0 || before(&m[i], &m[best])) {
+			second = best;
 			best = i;
+		} else if (second < 0 || before(&m[i], &m[second])) {
+			second = i;
+		}
 	}
 	cr_assert_eq(len, h->len);
-	if (best < 0)
+	if (best < 0) {
 		cr_assert_null(flowq__kheap_peek(h));
-	else
+		cr_assert_null(flowq__kheap_top_member(h));
+	} else {
 		cr_assert_eq(flowq__kheap_peek(h), &m[best].kn);
+		cr_assert_eq(flowq__kheap_top_member(h), member_ptr(h, m, best));
+	}
+	if (second < 0)
+		cr_assert_null(flowq__kheap_second_member(h));
+	else
+		cr_assert_eq(flowq__kheap_second_member(h), member_ptr(h, m, second),
+			     "the second smallest");
 }
 
-Test(flow_heap, kheap_matches_a_model_through_random_operations)
+static void
+model_case(uint32_t node_off)
 {
 	static struct member m[N];
 	struct test_count_alloc ca;
 	struct flowq__kheap h;
-	uint64_t rng = 42, seq = 0;
+	uint64_t rng = 42 + node_off, seq = 0;
 
 	test_count_alloc_init(&ca);
-	flowq__kheap_init(&h);
+	flowq__kheap_init_at(&h, node_off);
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(flowq__kheap_attach(&h, &ca.a), 0);
 		flowq__kheap_node_init(&m[i].kn);
@@ -105,11 +140,14 @@ Test(flow_heap, kheap_matches_a_model_through_random_operations)
 		struct flowq__kheap_node *top;
 
 		while ((top = flowq__kheap_peek(&h)) != NULL) {
-			struct member *cur = (struct member *)top;
+			struct member *cur =
+				(struct member *)((char *)top -
+						  offsetof(struct member, kn));
 
+			cr_assert_eq(flowq__kheap_top_member(&h),
+				     flowq__kheap_member_of(&h, top));
 			if (prev != NULL)
-				cr_assert(prev->key < cur->key ||
-					  (prev->key == cur->key && prev->seq < cur->seq));
+				cr_assert(before(prev, cur));
 			flowq__kheap_remove(&h, top);
 			cur->in = false;
 			prev = cur;
@@ -117,31 +155,96 @@ Test(flow_heap, kheap_matches_a_model_through_random_operations)
 	}
 	for (int i = 0; i < N; i++)
 		flowq__kheap_detach(&h, &ca.a);
-	cr_assert_leq(h.cap, 2 * FLOWQ__FHEAP_MIN_CAP, "shrunk back");
+	cr_assert_leq(h.cap, 2 * FLOWQ__FLOWS_MIN_CAP, "shrunk back");
+	flowq__kheap_fini(&h, &ca.a);
+	cr_assert_eq(h.node_off, node_off, "fini keeps the offset");
+	cr_assert_eq(ca.outstanding, 0);
+}
+
+Test(flow_heap, kheap_matches_a_model_through_random_operations)
+{
+	model_case(0);
+}
+
+Test(flow_heap, kheap_with_the_node_inside_its_member_matches_the_model)
+{
+	model_case((uint32_t)offsetof(struct member, kn));
+}
+
+/* The look-ahead (flowq__kheap_look_ahead()): with FLOWQ__KHEAP_AHEAD_MIN
+ * members or more, exactly two calls, the top at stage 1 and the second
+ * smallest at stage 0; below that, and without a hook, none. */
+struct hints {
+	const void *f[4];
+	unsigned stage[4];
+	unsigned n;
+};
+
+static void
+record_hint(void *arg, const struct flowq_policy_flow *f, unsigned stage)
+{
+	struct hints *h = arg;
+
+	cr_assert_lt(h->n, 4u);
+	h->f[h->n] = f;
+	h->stage[h->n] = stage;
+	h->n++;
+}
+
+Test(flow_heap, look_ahead_names_the_top_then_the_second)
+{
+	static struct member m[32];
+	struct test_count_alloc ca;
+	struct flowq__kheap h;
+	struct hints hints = {0};
+
+	test_count_alloc_init(&ca);
+	flowq__kheap_init_at(&h, (uint32_t)offsetof(struct member, kn));
+	for (int i = 0; i < 32; i++) {
+		cr_assert_eq(flowq__kheap_attach(&h, &ca.a), 0);
+		flowq__kheap_node_init(&m[i].kn);
+	}
+	for (int i = 0; i < 32; i++) {
+		/* Keys descending: every push is a new top; the old top
+		 * becomes the second. */
+		flowq__kheap_push(&h, &m[i].kn, 100 - i, (uint64_t)i);
+		hints.n = 0;
+		flowq__kheap_look_ahead(&h, NULL, &hints);
+		flowq__kheap_look_ahead(&h, record_hint, &hints);
+		if (i + 1 < (int)FLOWQ__KHEAP_AHEAD_MIN) {
+			cr_assert_eq(hints.n, 0u, "a call with %d members", i + 1);
+			continue;
+		}
+		cr_assert_eq(hints.n, 2u);
+		cr_assert_eq(hints.stage[0], 1u);
+		cr_assert_eq(hints.f[0], (void *)&m[i]);
+		cr_assert_eq(hints.stage[1], 0u);
+		cr_assert_eq(hints.f[1], (void *)&m[i - 1]);
+	}
+	while (flowq__kheap_peek(&h) != NULL)
+		flowq__kheap_remove(&h, flowq__kheap_peek(&h));
+	for (int i = 0; i < 32; i++)
+		flowq__kheap_detach(&h, &ca.a);
 	flowq__kheap_fini(&h, &ca.a);
 	cr_assert_eq(ca.outstanding, 0);
 }
 
-/* The capacity rule, the same for both kinds: doubling, room for every
- * attached flow, shrink at a quarter, -ENOMEM leaves it unchanged. */
+/* The capacity rule: doubling, room for every attached flow, shrink at a
+ * quarter, -ENOMEM leaves it unchanged. */
 Test(flow_heap, capacity_grows_shrinks_and_survives_enomem)
 {
 	struct test_count_alloc ca;
 	struct flowq__kheap k;
-	struct flowq__fheap f;
 	uint32_t cap;
 
 	test_count_alloc_init(&ca);
 	flowq__kheap_init(&k);
-	flowq__fheap_init(&f);
 	cr_assert_eq(ca.allocs, 0, "nothing before the first attach");
 	for (int i = 0; i < 1000; i++) {
 		cr_assert_eq(flowq__kheap_attach(&k, &ca.a), 0);
-		cr_assert_eq(flowq__fheap_attach(&f, &ca.a), 0);
 		cr_assert_geq(k.cap, k.nattached);
-		cr_assert_geq(f.heap.cap, f.nattached);
 	}
-	cr_assert_leq(ca.allocs, 2 * 10u, "doubling: about log2(1000) each");
+	cr_assert_leq(ca.allocs, 10u, "doubling: about log2(1000)");
 	cap = k.cap;
 	ca.fail_after = ca.allocs; /* every allocation fails from here */
 	while (k.nattached < cap)
@@ -159,11 +262,7 @@ Test(flow_heap, capacity_grows_shrinks_and_survives_enomem)
 	cr_assert_lt(k.cap, cap, "shrunk");
 	while (k.nattached > 0)
 		flowq__kheap_detach(&k, &ca.a);
-	while (f.nattached > 0)
-		flowq__fheap_detach(&f, &ca.a);
-	cr_assert_eq(k.cap, FLOWQ__FHEAP_MIN_CAP);
-	cr_assert_eq(f.heap.cap, FLOWQ__FHEAP_MIN_CAP);
+	cr_assert_eq(k.cap, FLOWQ__FLOWS_MIN_CAP);
 	flowq__kheap_fini(&k, &ca.a);
-	flowq__fheap_fini(&f, &ca.a);
 	cr_assert_eq(ca.outstanding, 0);
 }

@@ -39,6 +39,7 @@
 #include <flowq/types.h>
 
 #include "count_alloc.h"
+#include "flow_heap.h"
 #include "test_util.h"
 
 /* ---- a test ordering: newest first ---------------------------------------- */
@@ -739,8 +740,8 @@ Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
 	}
 	/* Doubling: about log2(N) allocations, not N. */
 	cr_assert_leq(ca.allocs, 12u, "%llu allocations for %d flows", (unsigned long long)ca.allocs, N);
-	cr_assert_geq(ca.outstanding, N * sizeof(void *));
-	cr_assert_leq(ca.outstanding, 2 * N * sizeof(void *));
+	cr_assert_geq(ca.outstanding, N * sizeof(struct flowq__kheap_slot));
+	cr_assert_leq(ca.outstanding, 2 * N * sizeof(struct flowq__kheap_slot));
 	/* All backlogged: the heap order is the key order. */
 	for (int64_t want = 0; want < N; want++) {
 		struct flowq_policy_flow *f = gs->pick(band);
@@ -755,12 +756,110 @@ Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
 	 * attached (GS_MIN_CAP = 8 slots at least). */
 	for (int i = 10; i < N; i++)
 		gs->flow_detach(band, &pf[i], &env);
-	cr_assert_leq(ca.outstanding, 4 * (10 + 1) * sizeof(void *), "%zu bytes kept",
-		      ca.outstanding);
+	cr_assert_leq(ca.outstanding, 4 * (10 + 1) * sizeof(struct flowq__kheap_slot),
+		      "%zu bytes kept", ca.outstanding);
 	for (int i = 0; i < 10; i++)
 		gs->flow_detach(band, &pf[i], &env);
 	gs->band_fini(band, &env);
 	cr_assert_eq(ca.outstanding, 0, "band_fini freed everything");
+	free(band);
+}
+
+/* The engine's look-ahead hook as global_strict drives it: after each
+ * dispatch (update()) with at least 8 flows backlogged, exactly two calls:
+ * stage 1 for the next pick (the heap top) and stage 0 for the flow second
+ * by (head_key, seq), found here by brute force; with fewer flows, none;
+ * never from flow_backlogged() or pick(). The policy keeps no per-flow
+ * state: its index lives in a hot word of the view. */
+struct gs_hints {
+	const struct flowq_policy_flow *f[4];
+	unsigned stage[4];
+	unsigned n;
+};
+
+static void
+gs_record_hint(void *arg, const struct flowq_policy_flow *f, unsigned stage)
+{
+	struct gs_hints *h = arg;
+
+	cr_assert_lt(h->n, 4u, "more than two look-ahead calls per update");
+	h->f[h->n] = f;
+	h->stage[h->n] = stage;
+	h->n++;
+}
+
+Test(global_strict, look_ahead_names_the_next_two_picks)
+{
+	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");
+	enum { N = 40 };
+	struct test_count_alloc ca = {
+		.a = {.alloc = test_count_alloc_fn, .free = test_count_free_fn},
+		.fail_after = ~0ul};
+	struct gs_hints hints = {0};
+	struct flowq_policy_env env = {.alloc = &ca.a,
+				       .quantum = 4096,
+				       .prefetch = gs_record_hint,
+				       .prefetch_arg = &hints};
+	static struct flowq_policy_flow pf[N];
+	void *band = zalloc(gs->desc.band_state_size);
+	uint64_t rng = 7;
+	unsigned checked = 0, quiet = 0;
+
+	ca.a.ctx = &ca;
+	cr_assert_eq(gs->desc.flow_state_size, 0u, "no per-flow state");
+	cr_assert_eq(gs->band_init(band, &env), 0);
+	for (int i = 0; i < N; i++) {
+		/* Hot words are the policy's from attach on: garbage before. */
+		pf[i] = (struct flowq_policy_flow){
+			.seq = (uint64_t)i, .weight = 1, .hot = {0, ~0ull}};
+		cr_assert_eq(gs->flow_attach(band, &pf[i], &env), 0);
+		pf[i].queued = 1 + (uint64_t)(i % 5);
+		pf[i].head_key = (int64_t)(test_rng_next(&rng) % 1000);
+		gs->flow_backlogged(band, &pf[i]);
+	}
+	cr_assert_eq(hints.n, 0u, "no look-ahead outside update()");
+	for (struct flowq_policy_flow *f; (f = gs->pick(band)) != NULL;) {
+		const struct flowq_policy_flow *second = NULL;
+		unsigned backlogged = 0;
+
+		cr_assert(hints.n == 0 || hints.f[0] == f,
+			  "the last stage 1 call named this pick");
+		/* Serve f's head: its next one comes later (or it empties). */
+		f->queued--;
+		f->head_key += (int64_t)(test_rng_next(&rng) % 500);
+		hints.n = 0;
+		gs->update(band, f, true, 1);
+		for (int i = 0; i < N; i++)
+			backlogged += pf[i].queued > 0;
+		if (backlogged < 8) {
+			cr_assert_eq(hints.n, 0u, "look-ahead with %u flows backlogged",
+				     backlogged);
+			quiet++;
+			continue;
+		}
+		struct flowq_policy_flow *top = gs->pick(band);
+		for (int i = 0; i < N; i++) {
+			const struct flowq_policy_flow *g = &pf[i];
+
+			if (g->queued == 0 || g == top)
+				continue;
+			if (second == NULL || g->head_key < second->head_key ||
+			    (g->head_key == second->head_key && g->seq < second->seq))
+				second = g;
+		}
+		cr_assert_eq(hints.n, 2u, "two look-ahead calls per update");
+		cr_assert_eq(hints.stage[0], 1u);
+		cr_assert_eq(hints.f[0], top, "stage 1 names the next pick");
+		cr_assert_eq(hints.stage[1], 0u);
+		cr_assert_eq(hints.f[1], second, "stage 0 names the one after it");
+		checked++;
+	}
+	cr_assert(checked > 50 && quiet > 0, "checked %u updates, %u quiet", checked,
+		  quiet);
+	for (int i = 0; i < N; i++)
+		gs->flow_detach(band, &pf[i], &env);
+	gs->band_fini(band, &env);
+	cr_assert_eq(ca.outstanding, 0);
 	free(band);
 }
 

@@ -59,14 +59,14 @@ flowq__cap_shrinks(uint32_t nattached, uint32_t cap, uint32_t len)
 }
 
 /*
- * flowq__kheap: a 4-ary min-heap whose slots
- * hold the (key, seq) pair next to the member pointer, for policies whose
- * members are re-keyed on every decision (wfq, global_strict). flowq_heap
- * keeps the key in the member, so each level of a sift reads up to four
- * members' nodes: with one member per flow, spread over memory at the
- * engine's flow size, that is a cache miss per child. Here a level reads
- * four adjacent slots (24 bytes each) and writes one member's index;
- * BM_policy_fairness_wfq measures the difference against
+ * flowq__kheap: a 4-ary min-heap whose slots hold the (key, seq) pair next
+ * to the member pointer, for policies whose members are re-keyed on every
+ * decision (wfq, global_strict). flowq_heap keeps the key in the member, so
+ * each level of a sift reads up to four members' nodes: with one member per
+ * flow, spread over memory at the engine's flow size, that is a cache miss
+ * per child. Here a level reads four adjacent slots (24 bytes each) and
+ * writes one member's index; BM_policy_fairness_wfq and
+ * BM_policy_fairness_scattered_global_strict measure the difference against
  * BM_policy_peer_binary_heap.
  *
  * Members and nodes. The slot keeps the *member*, the address the owner

@@ -160,6 +160,8 @@ struct model {
 	int64_t clock;
 	uint64_t rng;
 	uint64_t dispatched, evicted;
+	/* Look-ahead calls (model_hint()), each checked. */
+	uint64_t hints;
 	/* round_robin: dispatches of a minus dispatches of b since both
 	 * became backlogged (meaningful while both are). */
 	int64_t rr_diff[MODEL_FLOWS][MODEL_FLOWS];
@@ -187,6 +189,35 @@ zalloc(size_t n)
 	return p;
 }
 
+/*
+ * The engine's look-ahead hook (policy.h, flowq_policy_env::prefetch) as
+ * the contract model lends it: every call must name a flow of this band
+ * that is attached and backlogged, at stage 0 or 1, because the engine's
+ * stage 1 reads the flow's ordering state and its head request (here: the
+ * ordering's peek must find one). A policy that named a detached, empty or
+ * foreign flow would have the engine read a dead one.
+ */
+static void
+model_hint(void *arg, const struct flowq_policy_flow *f, unsigned stage)
+{
+	struct model *m = arg;
+	int i;
+
+	cr_assert_leq(stage, 1u, "%s: look-ahead stage %u", m->fair->desc.name, stage);
+	for (i = 0; i < MODEL_FLOWS && &m->flows[i].pf != f; i++)
+		;
+	cr_assert_lt(i, MODEL_FLOWS, "%s: look-ahead named %p, not a flow of this band",
+		     m->fair->desc.name, (const void *)f);
+	cr_assert(m->flows[i].attached, "%s: look-ahead named detached flow %d",
+		  m->fair->desc.name, i);
+	cr_assert_gt(f->queued, 0, "%s: look-ahead named empty flow %d", m->fair->desc.name, i);
+	if (stage == 1)
+		cr_assert_not_null(m->ord->peek(m->flows[i].ord_state),
+				   "%s: stage 1 for flow %d, whose ordering is empty",
+				   m->fair->desc.name, i);
+	m->hints++;
+}
+
 static void
 model_init(struct model *m, const struct flowq_fairness_ops *fair,
 	   const struct flowq_ordering_ops *ord, uint64_t seed, size_t maxreqs)
@@ -203,6 +234,8 @@ model_init(struct model *m, const struct flowq_fairness_ops *fair,
 	/* Resolved by the engine, never 0 (policy.h); drr refuses 0. Small,
 	 * so that drr's multi-round skips run too. */
 	m->env.quantum = 512;
+	m->env.prefetch = model_hint;
+	m->env.prefetch_arg = m;
 	m->rng = seed;
 	m->clock = 1000;
 	m->maxreqs = maxreqs;
@@ -581,6 +614,11 @@ contract_all(unsigned ops)
 				cr_assert_gt(m.dispatched, ops / 10,
 					     "the run dispatched little");
 				cr_assert_gt(m.evicted, 0);
+				/* The built-ins that know their next picks
+				 * said so (with the 40 model flows). */
+				if (m.is_rr || m.is_gs)
+					cr_assert_gt(m.hints, 0, "%s: no look-ahead",
+						     flowq_fairness_at(fi)->desc.name);
 				model_fini(&m);
 			}
 			pairs++;

@@ -210,7 +210,8 @@ model_hint(void *arg, const struct flowq_policy_flow *f, unsigned stage)
 		     m->fair->desc.name, (const void *)f);
 	cr_assert(m->flows[i].attached, "%s: look-ahead named detached flow %d",
 		  m->fair->desc.name, i);
-	cr_assert_gt(f->queued, 0, "%s: look-ahead named empty flow %d", m->fair->desc.name, i);
+	cr_assert_gt(f->queued, 0, "%s: look-ahead named empty flow %d",
+		     m->fair->desc.name, i);
 	if (stage == 1)
 		cr_assert_not_null(m->ord->peek(m->flows[i].ord_state),
 				   "%s: stage 1 for flow %d, whose ordering is empty",

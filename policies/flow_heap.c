@@ -31,23 +31,11 @@
  * copy of a slot became one 16-byte and one 8-byte load); check the
  * disassembly after touching these functions.
  */
+/* Whether (key, seq) orders before slot @p b. */
 static inline bool
 kheap_less_than(int64_t key, uint64_t seq, const struct flowq__kheap_slot *b)
 {
-	return key < b->key || (key == b->key && seq < b->seq);
-}
-
-static inline bool
-kheap_less(const struct flowq__kheap_slot *a, const struct flowq__kheap_slot *b)
-{
-	return kheap_less_than(a->key, a->seq, b);
-}
-
-/* Whether slot @p a orders before (key, seq). */
-static inline bool
-kheap_slot_before(const struct flowq__kheap_slot *a, int64_t key, uint64_t seq)
-{
-	return a->key < key || (a->key == key && a->seq < seq);
+	return flowq__kheap_before(key, seq, b->key, b->seq);
 }
 
 /* Put (key, seq, member) in slot @p i and tell the member. */
@@ -98,10 +86,12 @@ kheap_sift_down(struct flowq__kheap *h, uint32_t i, int64_t key, uint64_t seq,
 		end = h->len - first > KHEAP_D ? first + KHEAP_D : h->len;
 		best = first;
 		for (c = first + 1; c < end; c++) {
-			if (kheap_less(&h->slots[c], &h->slots[best]))
+			if (kheap_less_than(h->slots[c].key, h->slots[c].seq,
+					    &h->slots[best]))
 				best = c;
 		}
-		if (!kheap_slot_before(&h->slots[best], key, seq))
+		if (!flowq__kheap_before(h->slots[best].key, h->slots[best].seq, key,
+					 seq))
 			break;
 		kheap_move(h, i, best);
 		i = best;

@@ -176,6 +176,13 @@ flowq__kheap_top_member(const struct flowq__kheap *h)
 	return h->len != 0 ? h->slots[0].member : NULL;
 }
 
+/** Whether (@p ka, @p sa) orders before (@p kb, @p sb): the heap's order. */
+static inline bool
+flowq__kheap_before(int64_t ka, uint64_t sa, int64_t kb, uint64_t sb)
+{
+	return ka < kb || (ka == kb && sa < sb);
+}
+
 /** The second smallest member (the smallest child of the top), or NULL if
  * there are fewer than two. Reads at most FLOWQ__KHEAP_D adjacent slots. */
 static inline void *
@@ -187,7 +194,7 @@ flowq__kheap_second_member(const struct flowq__kheap *h)
 	uint32_t best = 1;
 	for (uint32_t c = 2; c < end; c++) {
 		const struct flowq__kheap_slot *a = &h->slots[c], *b = &h->slots[best];
-		if (a->key < b->key || (a->key == b->key && a->seq < b->seq))
+		if (flowq__kheap_before(a->key, a->seq, b->key, b->seq))
 			best = c;
 	}
 	return h->slots[best].member;

@@ -1215,8 +1215,14 @@ gie_style_gc(struct gie_style_engine *e)
 	if (victims == NULL)
 		return;
 	pthread_rwlock_wrlock(&e->reg_lock);
-	for (f = victims; f != NULL; f = f->gcnext)
+	for (f = victims; f != NULL; f = f->gcnext) {
 		gie_style_flow_unlink_locked(e, f);
+		n++;
+	}
+	/* Counted with the unlinking, under the lock: gie_style_stats()
+	 * reads it with nflows, so created - collected == flows holds in
+	 * every snapshot. */
+	gie_style_count(&e->flows_collected, n);
 	pthread_rwlock_unlock(&e->reg_lock);
 	for (f = victims; f != NULL; f = next) {
 		struct gie_style_shard *sh = &e->shards[f->shard];
@@ -1229,9 +1235,7 @@ gie_style_gc(struct gie_style_engine *e)
 		while (!atomic_compare_exchange_weak_explicit(&sh->graveyard, &top, f,
 							      memory_order_release,
 							      memory_order_relaxed));
-		n++;
 	}
-	gie_style_count(&e->flows_collected, n);
 }
 
 static void *
@@ -1638,12 +1642,14 @@ gie_style_stats(struct gie_style_engine *e, struct gie_style_stats *r)
 	for (unsigned o = 0; o < GIE_STYLE_OUTCOME_COUNT; o++)
 		r->outcomes[o] +=
 			atomic_load_explicit(&e->cancelled[o], memory_order_relaxed);
+	r->queued = (uint64_t)atomic_load_explicit(&e->len, memory_order_relaxed);
+	r->queued_bytes = (uint64_t)atomic_load_explicit(&e->bytes, memory_order_relaxed);
+	/* The flow counts together, under the registry lock that creation and
+	 * collection change them under: one consistent snapshot. */
+	pthread_rwlock_rdlock(&e->reg_lock);
 	r->flows_created = atomic_load_explicit(&e->flows_created, memory_order_relaxed);
 	r->flows_collected =
 		atomic_load_explicit(&e->flows_collected, memory_order_relaxed);
-	r->queued = (uint64_t)atomic_load_explicit(&e->len, memory_order_relaxed);
-	r->queued_bytes = (uint64_t)atomic_load_explicit(&e->bytes, memory_order_relaxed);
-	pthread_rwlock_rdlock(&e->reg_lock);
 	r->flows = e->nflows;
 	pthread_rwlock_unlock(&e->reg_lock);
 }

@@ -32,8 +32,6 @@
  * and the hot path (backlogged, pick, update) never allocates; it grows in
  * flow_attach and shrinks in flow_detach (see flow_heap.h).
  */
-#include <assert.h>
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -600,6 +600,12 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 void
 flowq__flow_unlease(struct flowq_flow *f);
 
+/** Lease @p f, found by flowq__flow_lookup_rcu() in the read-side section
+ * the caller still holds. @return false (no lease) if the flow is being
+ * collected: flowq__flow_acquire() will find or make its successor. */
+bool
+flowq__flow_lease_rcu(struct flowq_flow *f);
+
 /** Look the flow up without creating it (read-side section held by the
  * caller). NULL if absent. */
 struct flowq_flow *

@@ -45,6 +45,12 @@
  *                      word taken 1 -> 2, or found 2 (both modes), before
  *                      the FUTEX_WAKE or eventfd write: a waker preempted
  *                      there.
+ *   L_DEAD             registry.c flowq__flow_try_collect(), the flow marked
+ *                      dead ([L1]) and still in the table: a submit's look-up
+ *                      finds it and must neither lease it nor queue on it
+ *                      (flowq__flow_acquire() waits for it to leave, then
+ *                      makes its successor; the batch look-ahead leaves such
+ *                      a request to that path).
  *
  * Synchronization: arm and disarm while no engine call runs (set-up and
  * tear-down of a test); hits may run on any thread concurrently. Progress:
@@ -69,6 +75,7 @@ enum flowq__fault_point {
 	FLOWQ__FAULT_C_WON,
 	FLOWQ__FAULT_CAP_IN_HAND,
 	FLOWQ__FAULT_W_TAKEN,
+	FLOWQ__FAULT_L_DEAD,
 	FLOWQ__FAULT_COUNT
 };
 

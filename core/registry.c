@@ -123,6 +123,7 @@
 
 #include "alloc_internal.h"
 #include "engine.h"
+#include "fault.h"
 
 /* ---- liburcu thread registration ---- */
 
@@ -292,8 +293,8 @@ flowq__flow_lookup_rcu(struct flowq_engine *e, const void *id, uint32_t id_len,
 
 /* [L2] Take a lease unless the flow is dead. Called inside the read-side
  * section that found @p f. */
-static bool
-lease_try(struct flowq_flow *f)
+bool
+flowq__flow_lease_rcu(struct flowq_flow *f)
 {
 	uint64_t v = atomic_fetch_add_explicit(&f->lease, 1, memory_order_acquire);
 	if (!(v & FLOWQ__LEASE_DEAD))
@@ -709,7 +710,7 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 		struct flowq_flow *f =
 			flow_lookup_hashed_rcu(e, id, id_len, priority, hash);
 		if (f) {
-			bool ok = lease_try(f);
+			bool ok = flowq__flow_lease_rcu(f);
 			rcu_unlock();
 			if (ok) {
 				if (mine)
@@ -749,7 +750,7 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 		 * and is freed above or reused on the next round). */
 		struct flowq_flow *w = caa_container_of(n, struct flowq_flow, node);
 		FLOWQ_TSAN_ACQUIRE(w);
-		bool ok = lease_try(w);
+		bool ok = flowq__flow_lease_rcu(w);
 		rcu_unlock();
 		if (ok) {
 			flow_discard(mine);
@@ -786,6 +787,7 @@ flowq__flow_try_collect(struct flowq_flow *f)
 		atomic_fetch_sub_explicit(&f->lease, FLOWQ__LEASE_DEAD, memory_order_release);
 		return false;
 	}
+	FLOWQ__FAULT(L_DEAD);
 	rcu_lock();
 	int err = cds_lfht_del(f->shard->ht, &f->node);
 	rcu_unlock();

@@ -25,7 +25,8 @@
  * flowq_submit_batch() runs the same steps per request, with one clock
  * read per call, and for a run of requests on one flow one look-up and
  * lease, and the enqueue (one chain exchange), ring and unlease once, when
- * the run ends (see "flowq_submit_batch()" below).
+ * the run ends (see "flowq_submit_batch()" below); it looks up the flows
+ * of SUBMIT_AHEAD requests at a time before it leases any (ahead_get()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -406,6 +407,83 @@ batch_args(const struct flowq_engine *e, struct flowq_req *const *reqs, size_t n
 	return n > INT_MAX ? -EINVAL : 0;
 }
 
+/* How many requests ahead_get() looks up at once: enough for the misses
+ * of several look-ups to overlap, few enough that their lines are still
+ * in the cache when the requests reach them. */
+#define SUBMIT_AHEAD 16
+FLOWQ_STATIC_ASSERT(SUBMIT_AHEAD <= 32, "ahead_get()'s mask has 32 bits");
+
+/* Does @p req name a flow by an id that flowq_submit() would look up? */
+static inline bool
+names_id(const struct flowq_req *req)
+{
+	return req && !req->flow && req->flow_id && req->flow_id_len != 0 &&
+	       req->flow_id_len <= FLOWQ_FLOW_ID_MAX;
+}
+
+/* Do @p a and @p b (both naming an id) name the same flow? */
+static inline bool
+same_key(const struct flowq_req *a, const struct flowq_req *b)
+{
+	return a->priority == b->priority && a->flow_id_len == b->flow_id_len &&
+	       memcmp(a->flow_id, b->flow_id, a->flow_id_len) == 0;
+}
+
+/*
+ * The batch's look-ahead: lease the flows of reqs[base .. base + m) that
+ * start a new key (an id not the one of the request before), in one
+ * read-side section, all the look-ups first and then all the leases;
+ * ahead[j] is reqs[base + j]'s flow, leased, or NULL (no look-up made, the
+ * flow is absent, or it is being collected: the request then takes
+ * flowq_submit()'s path). With many flows every look-up misses twice in
+ * a row, on the table's bucket and then on the flow; look-ups of
+ * different requests do not depend on each other, so the core can run
+ * several at once, but only if no locked instruction sits between them:
+ * a lease (a full barrier) taken as each flow is found would make the
+ * next look-up wait for this one's misses, as a loop of flowq_submit()
+ * does. Nothing here changes a request: it runs before their claims and
+ * reads only caller fields, which are the host's and stable during the
+ * call (flowq.h). The caller gives back every lease it does not use
+ * (ahead_put()).
+ */
+static void
+ahead_get(struct flowq_engine *e, struct flowq_req *const *reqs, size_t base, size_t m,
+	  struct flowq_flow **ahead)
+{
+	const struct flowq_req *prev = base ? reqs[base - 1] : NULL;
+	uint32_t fresh = 0; /* bit j: reqs[base + j] starts a new key */
+	for (size_t j = 0; j < m; j++) {
+		const struct flowq_req *req = reqs[base + j];
+		if (names_id(req) && !(names_id(prev) && same_key(prev, req)))
+			fresh |= UINT32_C(1) << j;
+		ahead[j] = NULL;
+		prev = req;
+	}
+	if (!fresh)
+		return;
+	flowq__rcu_thread_online();
+	urcu_memb_read_lock();
+	for (size_t j = 0; j < m; j++) {
+		const struct flowq_req *req = reqs[base + j];
+		if (fresh >> j & 1)
+			ahead[j] = flowq__flow_lookup_rcu(e, req->flow_id, req->flow_id_len,
+							  req->priority);
+	}
+	for (size_t j = 0; j < m; j++)
+		if (ahead[j] && !flowq__flow_lease_rcu(ahead[j]))
+			ahead[j] = NULL;
+	flowq__rcu_unlock();
+}
+
+/* Give back the leases of ahead_get() that no run took. */
+static void
+ahead_put(struct flowq_flow **ahead, size_t m)
+{
+	for (size_t j = 0; j < m; j++)
+		if (ahead[j])
+			flowq__flow_unlease(ahead[j]);
+}
+
 int
 flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t n,
 		   int *r_rc)
@@ -414,18 +492,32 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 	if (bad)
 		return bad;
 	struct submit_run run = {0};
+	struct flowq_flow *ahead[SUBMIT_AHEAD];
+	size_t m = 0;
 	int64_t now = 0;
 	bool have_now = false;
 	int queued = 0;
 	for (size_t i = 0; i < n; i++) {
+		if (i % SUBMIT_AHEAD == 0) {
+			ahead_put(ahead, m);
+			m = n - i < SUBMIT_AHEAD ? n - i : SUBMIT_AHEAD;
+			ahead_get(e, reqs, i, m, ahead);
+		}
 		struct flowq_req *req = reqs[i];
 		int err = req ? submit_check(e, req) : -EFAULT;
 		if (!err) {
 			struct flowq_flow *f = req->flow;
 			if (f ? f != run.f : !run_same_key(&run, req)) {
 				run_flush(&run);
-				if (!f && !(err = submit_lookup(e, req, &f)))
+				struct flowq_flow **mine = &ahead[i % SUBMIT_AHEAD];
+				if (!f && *mine) {
+					/* Leased by ahead_get(): now the run's. */
+					f = *mine;
+					*mine = NULL;
 					run.leased = true;
+				} else if (!f && !(err = submit_lookup(e, req, &f))) {
+					run.leased = true;
+				}
 				run.f = err ? NULL : f;
 			}
 		}
@@ -453,6 +545,7 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 			r_rc[i] = err;
 	}
 	run_flush(&run);
+	ahead_put(ahead, m);
 	return queued;
 }
 

@@ -159,6 +159,98 @@ Test(batch, runs_keep_array_order_per_flow)
 	flowq_engine_destroy(e);
 }
 
+/* ---- the look-ahead (ahead_get() in core/submit.c) ---- */
+
+/* A batch of 40 crosses two of the look-ahead's chunks (16 requests): runs
+ * across a chunk's end, a key that comes back after another, the same
+ * request twice, NULL and invalid entries, a band that does not exist,
+ * a flow named by handle and then by id, new flows and known ones. Every
+ * result is flowq_submit()'s, and every lease the look-ahead took is given
+ * back: each flow is collected once idle, but the one a handle holds. */
+Test(batch, look_ahead_gives_back_every_lease)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = 2;
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_band_config b = c.default_band;
+	b.priority = 0;
+	c.bands = &b;
+	c.nbands = 1;
+	c.default_band_enabled = false;
+	struct flowq_engine *e = fx_make(&c);
+	struct flowq_flow *hh;
+	cr_assert_eq(flowq_flow_get(e, "h", 1, 0, &hh), 0);
+	/* Known before the call: "k" (and "h", by its handle). */
+	struct fx_req k0;
+	fx_req_init(&k0, "k", 0, 1);
+	cr_assert_eq(flowq_submit(e, &k0.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(flowq_release(e, &k0.req), 0);
+
+	enum { N = 40 };
+	static const char *const ids[N] = {"a",  "a",  "a",  "b",  "a",  "-",  "!",  "x",
+					   "h*", "h",  "n0", "n1", "k",  "n2", "r",  "r",
+					   "r",  "r",  "r",  "b",  "z0", "z1", "z2", "z3",
+					   "z4", "z5", "z6", "z7", "z8", "z9", "za", "zb",
+					   "zc", "zd", "ze", "zf", "k",  "zf", "k",  "a"};
+	struct fx_req h[N];
+	struct flowq_req *reqs[N];
+	for (int i = 0; i < N; i++) {
+		fx_req_init(&h[i], ids[i], 0, 1);
+		reqs[i] = &h[i].req;
+		if (!strcmp(ids[i], "-"))
+			reqs[i] = NULL; /* skipped, -EFAULT */
+		else if (!strcmp(ids[i], "!"))
+			h[i].req.flow_id = NULL; /* invalid, -EINVAL */
+		else if (!strcmp(ids[i], "x"))
+			h[i].req.priority = 7; /* no band, -ENOENT */
+		else if (!strcmp(ids[i], "h*"))
+			h[i].req.flow = hh; /* the handle */
+	}
+	/* The same request twice: -EBUSY (in the first chunk, and in the
+	 * last, where its lease is one the call must give back at its end). */
+	reqs[19] = reqs[3];
+	reqs[38] = reqs[36];
+	int rc[N];
+	cr_assert_eq(flowq_submit_batch(e, reqs, N, rc), N - 5);
+	for (int i = 0; i < N; i++) {
+		int want = i == 5               ? -EFAULT
+			   : i == 6             ? -EINVAL
+			   : i == 7             ? -ENOENT
+			   : i == 19 || i == 38 ? -EBUSY
+						: 0;
+		cr_assert_eq(rc[i], want, "reqs[%d] (%s): %d", i, ids[i], rc[i]);
+	}
+	cr_assert_eq(fx_poll_all(e), N - 5);
+	for (int i = 0; i < N; i++) {
+		if (rc[i])
+			continue;
+		cr_assert_eq(h[i].seen, FLOWQ_DISPATCHED, "reqs[%d]", i);
+		cr_assert_eq(flowq_release(e, reqs[i]), 0);
+	}
+	/* Idle for longer than the GC timeout: every flow goes, but "h". */
+	for (int i = 0; i < 3; i++) {
+		fx_advance(2000);
+		fx_poll_all(e);
+	}
+	struct flowq_stats st;
+	for (int i = 0; i < N; i++) {
+		if (i == 5 || i == 6 || i == 7 || i == 8)
+			continue;
+		int want = strcmp(ids[i], "h") ? -ENOENT : 0;
+		cr_assert_eq(
+			flowq_stats_flow(e, ids[i], (uint32_t)strlen(ids[i]), 0, &st),
+			want, "flow %s: a lease was kept", ids[i]);
+	}
+	flowq_flow_put(e, hh);
+	for (int i = 0; i < 3; i++) {
+		fx_advance(2000);
+		fx_poll_all(e);
+	}
+	cr_assert_eq(flowq_stats_flow(e, "h", 1, 0, &st), -ENOENT);
+	flowq_engine_destroy(e);
+}
+
 /* ---- release_batch and the gate ---- */
 
 Test(batch, release_batch_gives_slots_back_once)

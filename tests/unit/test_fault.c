@@ -748,3 +748,86 @@ Test(fault, cancel_of_a_batch_request_not_yet_queued)
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(a[i].completions, 1);
 }
+
+/* ---- a batch's look-up finds a flow being collected ---- */
+
+static struct {
+	struct flowq_engine *e;
+	struct flowq_req *reqs[3];
+	int rc[3];
+	int queued;
+	_Atomic int at_dead, started, done;
+} ld;
+
+static void *
+dead_submitter(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&ld.at_dead))
+		sched_yield();
+	atomic_store(&ld.started, 1);
+	ld.queued = flowq_submit_batch(ld.e, ld.reqs, 3, ld.rc);
+	atomic_store(&ld.done, 1);
+	return NULL;
+}
+
+/* At L_DEAD, on the polling thread: "v" is dead and still in the table.
+ * Let the submitter look it up, then check that it waits. */
+static void
+dead_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	atomic_store(&ld.at_dead, 1);
+	while (!atomic_load(&ld.started))
+		sched_yield();
+	nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	cr_assert_eq(atomic_load(&ld.done), 0,
+		     "a submit returned while its flow was dead and still in the table");
+}
+
+/* The batch's look-ahead (core/submit.c ahead_get()) finds "v" dead: it
+ * must not lease it, and the request takes flowq_submit()'s path, which
+ * waits for the flow to leave the table and makes a new one. */
+Test(fault, batch_look_up_of_a_flow_being_collected)
+{
+	flowq__fault_reset();
+	struct flowq_config c = fx_polled_cfg();
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req v0, v1, v2, w;
+	fx_req_init(&v0, "v", 0, 1);
+	cr_assert_eq(flowq_submit(e, &v0.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(flowq_release(e, &v0.req), 0);
+	fx_req_init(&v1, "v", 0, 1);
+	fx_req_init(&w, "w", 0, 1);
+	fx_req_init(&v2, "v", 0, 1);
+	ld.e = e;
+	ld.reqs[0] = &v1.req;
+	ld.reqs[1] = &w.req;
+	ld.reqs[2] = &v2.req;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, dead_submitter, NULL), 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(L_DEAD), dead_hook, NULL);
+	fx_advance(2000);
+	fx_poll_all(e); /* collects "v", through the hook */
+	flowq__fault_disarm();
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_L_DEAD), 1);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(ld.queued, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ld.rc[i], 0, "reqs[%d]: %d", i, ld.rc[i]);
+	cr_assert_eq(fx_poll_all(e), 3);
+	cr_assert_eq(v1.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(v2.seen, FLOWQ_DISPATCHED);
+	cr_assert_lt(v1.order, v2.order);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, "v", 1, 0, &st), 0,
+		     "the new flow is in the table");
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 2,
+		     "the new flow's counts start at zero");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(flowq_release(e, ld.reqs[i]), 0);
+	flowq_engine_destroy(e);
+}

@@ -40,7 +40,17 @@ flowq__coalesce_init(struct flowq__coalesce *c)
 	c->off_ns = 0;
 	c->hold_ns = 0;
 	c->held_on = false;
-	c->chose_on = c->chose_off = c->dropped = 0;
+	atomic_init(&c->chose_on, 0);
+	atomic_init(&c->chose_off, 0);
+	atomic_init(&c->dropped, 0);
+}
+
+/* One more in a counter only the lock holder writes (coalesce.h). */
+static inline void
+count(_Atomic uint64_t *n)
+{
+	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 /* Whether PROBE_ON (@p on_n decisions in @p on_ns) beat PROBE_OFF by the
@@ -85,9 +95,9 @@ flowq__coalesce_step(struct flowq__coalesce *c, uint64_t decided, int64_t now)
 		 * have slowed the rounds that end periods (it ends at the
 		 * first round after its length, coalesce_note(), but a round
 		 * can be long), and a loss is the safe reading of idle. */
-		c->dropped++;
+		count(&c->dropped);
 		if (phase == FLOWQ__COALESCE_PROBE_ON) {
-			c->chose_off++;
+			count(&c->chose_off);
 			set_phase(c, FLOWQ__COALESCE_HOLD, false, hold_len(c, false));
 		} else {
 			c->hold_ns = 0; /* what held before the idle period is stale */
@@ -104,10 +114,7 @@ flowq__coalesce_step(struct flowq__coalesce *c, uint64_t decided, int64_t now)
 			break;
 		case FLOWQ__COALESCE_PROBE_ON: {
 			bool on = coalesce_won(c, n, len);
-			if (on)
-				c->chose_on++;
-			else
-				c->chose_off++;
+			count(on ? &c->chose_on : &c->chose_off);
 			set_phase(c, FLOWQ__COALESCE_HOLD, on, hold_len(c, on));
 			break;
 		}

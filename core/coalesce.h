@@ -116,9 +116,10 @@ struct flowq__coalesce {
 	int64_t off_ns;
 	int64_t hold_ns; /* the last hold's length; 0: none yet */
 	bool held_on;    /* and its decision */
-	/* Periods ended, by outcome (diagnostics, read by tests after the
-	 * dispatchers are stopped). */
-	uint64_t chose_on, chose_off, dropped;
+	/* Holds decided, by decision, and periods dropped: written by the
+	 * lock holder alone (a relaxed load and store, no locked
+	 * instruction), read by flowq_stats_coalesce() at any time. */
+	_Atomic uint64_t chose_on, chose_off, dropped;
 };
 
 /** Start the cycle: PROBE_OFF, wait off, the first period begins at the

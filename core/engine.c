@@ -609,6 +609,19 @@ flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_sta
 }
 
 int
+flowq_stats_coalesce(struct flowq_engine *e, struct flowq_coalesce_stats *r_stats)
+{
+	if (!e || !r_stats)
+		return -EFAULT;
+	const struct flowq__coalesce *c = &e->coalesce;
+	r_stats->on = flowq__coalesce_on(c);
+	r_stats->holds_on = atomic_load_explicit(&c->chose_on, memory_order_relaxed);
+	r_stats->holds_off = atomic_load_explicit(&c->chose_off, memory_order_relaxed);
+	r_stats->dropped = atomic_load_explicit(&c->dropped, memory_order_relaxed);
+	return 0;
+}
+
+int
 flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
 {
 	if (!e || !r_stats)

@@ -332,6 +332,41 @@ put_shard_families(struct mw *w, struct flowq_engine *e)
 	return 0;
 }
 
+/* The engine's intake-coalescing controller (flowq_stats_coalesce()). */
+static int
+put_coalesce_families(struct mw *w, struct flowq_engine *e)
+{
+	struct flowq_coalesce_stats cs;
+	int rc = flowq_stats_coalesce(e, &cs);
+
+	if (rc != 0)
+		return rc;
+	mw_printf(
+		w,
+		"# HELP flowq_coalesce_wait_on 1 while the dispatchers wait after small "
+		"rounds "
+		"(intake_coalesce_ns: a probe with the wait, or a hold that chose it).\n"
+		"# TYPE flowq_coalesce_wait_on gauge\n"
+		"flowq_coalesce_wait_on %u\n",
+		(unsigned)cs.on);
+	mw_printf(w,
+		  "# HELP flowq_coalesce_holds_total Holds the intake-coalescing "
+		  "controller "
+		  "decided, by whether they keep the wait on.\n"
+		  "# TYPE flowq_coalesce_holds_total counter\n"
+		  "flowq_coalesce_holds_total{wait=\"on\"} %" PRIu64 "\n"
+		  "flowq_coalesce_holds_total{wait=\"off\"} %" PRIu64 "\n",
+		  cs.holds_on, cs.holds_off);
+	mw_printf(
+		w,
+		"# HELP flowq_coalesce_dropped_periods_total Controller periods dropped "
+		"because they overran (an idle engine).\n"
+		"# TYPE flowq_coalesce_dropped_periods_total counter\n"
+		"flowq_coalesce_dropped_periods_total %" PRIu64 "\n",
+		cs.dropped);
+	return 0;
+}
+
 static void
 put_header(struct mw *w, const struct family *f)
 {
@@ -468,6 +503,8 @@ flowq_metrics_write(struct flowq_engine *e, FILE *out)
 		put_family_samples(&w, &engine_families[i], &engine_scope, &st);
 	}
 	rc = put_shard_families(&w, e);
+	if (rc == 0)
+		rc = put_coalesce_families(&w, e);
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; i < sizeof(band_families) / sizeof(band_families[0]) && !w.err;

@@ -688,6 +688,13 @@ Test(engine, shard_stats_count_rings_rounds_and_sleeps)
 	cr_assert_eq(fx_poll_all(e), 0);
 	cr_assert_eq(shard_stats(e).sleeps, 1);
 	cr_assert_eq(shard_stats(e).coalesce_waits, 0, "polled mode never waits");
+	struct flowq_coalesce_stats cs = {
+		.on = 9, .holds_on = 9, .holds_off = 9, .dropped = 9};
+	cr_assert_eq(flowq_stats_coalesce(e, &cs), 0);
+	cr_assert(cs.on == 0 && cs.holds_on == 0 && cs.holds_off == 0 && cs.dropped == 0,
+		  "no controller runs in polled mode");
+	cr_assert_eq(flowq_stats_coalesce(NULL, &cs), -EFAULT);
+	cr_assert_eq(flowq_stats_coalesce(e, NULL), -EFAULT);
 	for (int i = 0; i < 7; i++)
 		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
 	flowq_engine_destroy(e);
@@ -1122,6 +1129,16 @@ coalesce_pass(struct flowq_engine *e, _Atomic unsigned *completed, unsigned pass
 	return waits;
 }
 
+/* Holds the engine's coalescing controller has decided so far. */
+static uint64_t
+coalesce_holds(struct flowq_engine *e)
+{
+	struct flowq_coalesce_stats cs;
+	cr_assert_eq(flowq_stats_coalesce(e, &cs), 0);
+	cr_assert_leq(cs.on, 1);
+	return cs.holds_on + cs.holds_off;
+}
+
 /* A threaded engine of two shards with intake_coalesce_ns = @p ns. */
 static struct flowq_engine *
 coalesce_engine(int64_t ns)
@@ -1137,17 +1154,20 @@ coalesce_engine(int64_t ns)
  * although a dispatcher may be waiting. The dispatchers run the wait only
  * in the periods where the engine measures whether it pays, or where it
  * found that it does (core/coalesce.h): passes go on until a shard has
- * waited (the first PROBE_ON begins 4 ms into the traffic), so the test
- * covers the wait itself. */
+ * waited (the first PROBE_ON begins 4 ms into the traffic) and the
+ * controller has decided a hold (flowq_stats_coalesce(): after the first
+ * PROBE_ON, 8 ms into the traffic), so the test covers the wait itself and
+ * the counts a host sees. */
 Test(engine, intake_coalescing_loses_nothing, .timeout = 120)
 {
 	struct flowq_engine *e = coalesce_engine(100000);
 	_Atomic unsigned completed = 0;
 	uint64_t waits = 0;
 	unsigned pass = 0;
-	while (waits == 0 && pass < 200)
+	while ((waits == 0 || coalesce_holds(e) == 0) && pass < 200)
 		waits = coalesce_pass(e, &completed, ++pass);
 	cr_assert_gt(waits, 0, "no coalescing wait in %u passes", pass);
+	cr_assert_gt(coalesce_holds(e), 0, "no hold decided in %u passes", pass);
 	flowq_engine_destroy(e);
 }
 
@@ -1158,5 +1178,9 @@ Test(engine, no_coalescing_wait_when_off, .timeout = 120)
 	_Atomic unsigned completed = 0;
 	for (unsigned pass = 1; pass <= 4; pass++)
 		cr_assert_eq(coalesce_pass(e, &completed, pass), 0);
+	struct flowq_coalesce_stats cs;
+	cr_assert_eq(flowq_stats_coalesce(e, &cs), 0);
+	cr_assert(cs.on == 0 && cs.holds_on == 0 && cs.holds_off == 0 && cs.dropped == 0,
+		  "no controller runs with intake_coalesce_ns = 0");
 	flowq_engine_destroy(e);
 }

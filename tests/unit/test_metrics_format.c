@@ -120,6 +120,20 @@ flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_sta
 	return 0;
 }
 
+static struct flowq_coalesce_stats fake_coalesce;
+/* If not 0: what flowq_stats_coalesce() fails with. */
+static int fake_coalesce_err;
+
+int
+flowq_stats_coalesce(struct flowq_engine *e, struct flowq_coalesce_stats *r_stats)
+{
+	(void)e;
+	if (fake_coalesce_err != 0)
+		return fake_coalesce_err;
+	*r_stats = fake_coalesce;
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -225,6 +239,9 @@ Test(metrics_format, every_family_is_declared_typed_and_helped)
 		{"flowq_shard_doorbell_intakes_total", PROM_COUNTER},
 		{"flowq_shard_sleeps_total", PROM_COUNTER},
 		{"flowq_shard_coalesce_waits_total", PROM_COUNTER},
+		{"flowq_coalesce_wait_on", PROM_GAUGE},
+		{"flowq_coalesce_holds_total", PROM_COUNTER},
+		{"flowq_coalesce_dropped_periods_total", PROM_COUNTER},
 		{"flowq_band_queued_requests", PROM_GAUGE},
 		{"flowq_band_queued_bytes", PROM_GAUGE},
 		{"flowq_band_requests_total", PROM_COUNTER},
@@ -282,6 +299,34 @@ Test(metrics_format, shard_counters_are_labelled_by_shard)
 	cr_assert_eq(flowq_metrics_write(fake_e, f), -EINVAL);
 	fake_shard_err = 0;
 	fclose(f);
+}
+
+/* The controller's state and decisions, exact; a failure to read them is
+ * the writer's failure. */
+Test(metrics_format, coalescing_controller)
+{
+	write_and_parse();
+	assert_has_line("\nflowq_coalesce_wait_on 0\n");
+	assert_has_line("\nflowq_coalesce_holds_total{wait=\"on\"} 0\n");
+	assert_has_line("\nflowq_coalesce_holds_total{wait=\"off\"} 0\n");
+	assert_has_line("\nflowq_coalesce_dropped_periods_total 0\n");
+	fake_coalesce = (struct flowq_coalesce_stats){
+		.on = 1, .holds_on = 3, .holds_off = UINT64_MAX, .dropped = 9};
+	write_and_parse();
+	assert_has_line("\nflowq_coalesce_wait_on 1\n");
+	assert_has_line("\nflowq_coalesce_holds_total{wait=\"on\"} 3\n");
+	assert_has_line(
+		"\nflowq_coalesce_holds_total{wait=\"off\"} 18446744073709551615\n");
+	assert_has_line("\nflowq_coalesce_dropped_periods_total 9\n");
+	cr_assert_eq(count_samples("flowq_coalesce_holds_total", NULL, NULL), 2);
+
+	FILE *f = tmpfile();
+	cr_assert_not_null(f);
+	fake_coalesce_err = -EFAULT;
+	cr_assert_eq(flowq_metrics_write(fake_e, f), -EFAULT);
+	fake_coalesce_err = 0;
+	fclose(f);
+	fake_coalesce = (struct flowq_coalesce_stats){0};
 }
 
 Test(metrics_format, engine_gauges_and_outcomes)

@@ -1022,6 +1022,41 @@ FLOWQ_API int
 flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_stats *r_stats);
 
 /**
+ * The engine's intake-coalescing controller (flowq_config::intake_coalesce_ns,
+ * threaded mode). It measures whether the wait raises the engine's rate of
+ * decisions. It runs cycles of two probes of 4 ms each, the first without
+ * the wait and the second with it. A hold of 64 ms to about 1 s follows,
+ * which keeps the wait on only if the second probe decided enough more
+ * (README, "Session 13"). These counts let an operator see what it chose:
+ * a wait that is on adds up to intake_coalesce_ns to a request's queue
+ * time. All zero with intake_coalesce_ns 0 and in polled mode, where no
+ * controller runs. Since 0.3.2.
+ */
+struct flowq_coalesce_stats {
+	/** 1 while the dispatchers wait after their small rounds (during a
+	 * probe with the wait, or a hold that chose it), else 0. */
+	uint32_t on;
+	/** Holds that chose the wait: its probe decided enough more outcomes
+	 * per ns than the probe without it. */
+	uint64_t holds_on;
+	/** Holds that chose no wait: its probe lost, tied, or overran. */
+	uint64_t holds_off;
+	/** Periods dropped because they lasted over 4x their length (an idle
+	 * engine, a stopped process); the cycle then starts again. */
+	uint64_t dropped;
+};
+
+/**
+ * Snapshot of the intake-coalescing controller (struct
+ * flowq_coalesce_stats). Each field is exact; the set is not one instant.
+ *
+ * @return 0; -EFAULT NULL argument.
+ * Context: any thread. Progress: wait-free (four loads).
+ */
+FLOWQ_API int
+flowq_stats_coalesce(struct flowq_engine *e, struct flowq_coalesce_stats *r_stats);
+
+/**
  * Snapshot of band @p priority. @return 0; -ENOENT no such band (never
  * made, or a just-in-time band that was collected: its counts live on only
  * in the engine totals; a band made again for the priority starts from

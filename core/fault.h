@@ -32,6 +32,8 @@
  *   D_AFTER_WAKE       dispatcher thread, after the futex wait returns.
  *   S_CLAIMED          submit.c, after [T1] claim, before validation and the
  *                      flow lookup: a cancel of the request races it.
+ *                      (flowq_submit_batch() claims 16 requests together;
+ *                      each hits the point when its own turn comes.)
  *   S_QUEUED           submit.c, after [T4] mark_queued, before the inbox
  *                      enqueue: a cancel wins [T2] before the request is in
  *                      the inbox.

@@ -25,8 +25,9 @@
  * flowq_submit_batch() runs the same steps per request, with one clock
  * read per call, and for a run of requests on one flow one look-up and
  * lease, and the enqueue (one chain exchange), ring and unlease once, when
- * the run ends (see "flowq_submit_batch()" below); it looks up the flows
- * of SUBMIT_AHEAD requests at a time before it leases any (ahead_get()).
+ * the run ends (see "flowq_submit_batch()" below); it claims SUBMIT_AHEAD
+ * requests at a time, then looks up their flows before it leases any
+ * (ahead_get()), then takes each through the remaining steps.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,16 +181,13 @@ flow_cap_unreserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t 
 }
 
 /*
- * The first steps of a submit, before the flow is known: [T1] claim, the
- * engine's state, the caller fields. @return 0 with @p req claimed and
- * valid; else what flowq_submit() returns (rejected, or -EBUSY with
- * nothing changed).
+ * The first steps of a submit after its [T1] claim, before the flow is
+ * known: the engine's state, the caller fields. @return 0 with @p req
+ * valid; else what flowq_submit() returns (@p req rejected).
  */
 static int
 submit_check(struct flowq_engine *e, struct flowq_req *req)
 {
-	if (flowq__req_claim(req))
-		return -EBUSY;
 	FLOWQ__FAULT(S_CLAIMED);
 	if (atomic_load_explicit(&e->stopping, memory_order_acquire))
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
@@ -336,6 +334,10 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 {
 	if (!e || !req)
 		return -EFAULT;
+	/* [T1]: a second submit of the request fails here, changing and
+	 * reading nothing. */
+	if (flowq__req_claim(req))
+		return -EBUSY;
 	int err = submit_check(e, req);
 	if (err)
 		return err;
@@ -371,13 +373,19 @@ struct submit_run {
 	uint64_t n, bytes;
 };
 
+/* Does @p req (claimed, naming its flow by id) name flow @p f (leased)? */
+static inline bool
+names_flow(const struct flowq_req *req, const struct flowq_flow *f)
+{
+	return f && req->priority == f->priority && req->flow_id_len == f->id_len &&
+	       memcmp(req->flow_id, f->id, f->id_len) == 0;
+}
+
 /* Does @p req (checked, naming its flow by id) name the run's flow? */
 static inline bool
 run_same_key(const struct submit_run *run, const struct flowq_req *req)
 {
-	const struct flowq_flow *f = run->f;
-	return f && req->priority == f->priority && req->flow_id_len == f->id_len &&
-	       memcmp(req->flow_id, f->id, f->id_len) == 0;
+	return names_flow(req, run->f);
 }
 
 /* Queue the run's requests, ring their flow if its inbox was empty, and
@@ -413,15 +421,16 @@ batch_args(const struct flowq_engine *e, struct flowq_req *const *reqs, size_t n
 #define SUBMIT_AHEAD 16
 FLOWQ_STATIC_ASSERT(SUBMIT_AHEAD <= 32, "ahead_get()'s mask has 32 bits");
 
-/* Does @p req name a flow by an id that flowq_submit() would look up? */
+/* Does @p req (claimed) name a flow by an id that flowq_submit() would
+ * look up? */
 static inline bool
 names_id(const struct flowq_req *req)
 {
-	return req && !req->flow && req->flow_id && req->flow_id_len != 0 &&
+	return !req->flow && req->flow_id && req->flow_id_len != 0 &&
 	       req->flow_id_len <= FLOWQ_FLOW_ID_MAX;
 }
 
-/* Do @p a and @p b (both naming an id) name the same flow? */
+/* Do @p a and @p b (both claimed, naming an id) name the same flow? */
 static inline bool
 same_key(const struct flowq_req *a, const struct flowq_req *b)
 {
@@ -430,37 +439,58 @@ same_key(const struct flowq_req *a, const struct flowq_req *b)
 }
 
 /*
- * The batch's look-ahead: lease the flows of reqs[base .. base + m) that
- * start a new key (an id not the one of the request before), in one
- * read-side section, all the look-ups first and then all the leases;
- * ahead[j] is reqs[base + j]'s flow, leased, or NULL (no look-up made, the
- * flow is absent, or it is being collected: the request then takes
- * flowq_submit()'s path). With many flows every look-up misses twice in
- * a row, on the table's bucket and then on the flow; look-ups of
- * different requests do not depend on each other, so the core can run
- * several at once, but only if no locked instruction sits between them:
- * a lease (a full barrier) taken as each flow is found would make the
- * next look-up wait for this one's misses, as a loop of flowq_submit()
- * does. Nothing here changes a request: it runs before their claims and
- * reads only caller fields, which are the host's and stable during the
- * call (flowq.h). The caller gives back every lease it does not use
+ * The batch's look-ahead, on reqs[base .. base + m): claim them all ([T1];
+ * @return bit j set: reqs[base + j] is claimed, else it is NULL or was
+ * submitted already), then lease the flows of those that start a new key
+ * (an id not the one of the request before, or, for the first, not the
+ * current run's @p run_f), in one read-side section, all the look-ups first
+ * and then all the leases. ahead[j] is reqs[base + j]'s flow, leased, or
+ * NULL (no look-up made, the flow is absent, or it is being collected: the
+ * request then takes flowq_submit()'s path).
+ *
+ * Why: with many flows every look-up misses twice in a row, on the table's
+ * bucket and then on the flow. Look-ups of different requests do not
+ * depend on each other, so the core can run several at once, but only if
+ * no locked instruction sits between them: on x86 a locked instruction
+ * waits for the loads before it, so a lease taken as each flow is found
+ * would make the next look-up wait for this one's misses, as a loop of
+ * flowq_submit() does.
+ *
+ * The claims come first because a request's caller fields are read only
+ * once this call owns it, as flowq_submit() does: an unclaimed request may
+ * be one the host submitted already (a bug the claim refuses with -EBUSY,
+ * reading nothing), whose completion may run during this call and whose
+ * fields the host may then change or free. Claiming a chunk together
+ * changes nothing a host can tell from one flowq_submit() per request: a
+ * claimed request cannot be cancelled or completed before it is queued,
+ * later in this call. The caller gives back every lease no run takes
  * (ahead_put()).
  */
-static void
+static uint32_t
 ahead_get(struct flowq_engine *e, struct flowq_req *const *reqs, size_t base, size_t m,
-	  struct flowq_flow **ahead)
+	  const struct flowq_flow *run_f, struct flowq_flow **ahead)
 {
-	const struct flowq_req *prev = base ? reqs[base - 1] : NULL;
-	uint32_t fresh = 0; /* bit j: reqs[base + j] starts a new key */
+	uint32_t claimed = 0, fresh = 0;
+	/* reqs[base + j - 1] if this call claimed it and it names an id. */
+	const struct flowq_req *prev = NULL;
 	for (size_t j = 0; j < m; j++) {
-		const struct flowq_req *req = reqs[base + j];
-		if (names_id(req) && !(names_id(prev) && same_key(prev, req)))
-			fresh |= UINT32_C(1) << j;
+		struct flowq_req *req = reqs[base + j];
 		ahead[j] = NULL;
+		if (!req || flowq__req_claim(req)) {
+			prev = NULL;
+			continue;
+		}
+		claimed |= UINT32_C(1) << j;
+		if (!names_id(req)) {
+			prev = NULL;
+			continue;
+		}
+		if (prev ? !same_key(prev, req) : !(j == 0 && names_flow(req, run_f)))
+			fresh |= UINT32_C(1) << j;
 		prev = req;
 	}
 	if (!fresh)
-		return;
+		return claimed;
 	flowq__rcu_thread_online();
 	urcu_memb_read_lock();
 	for (size_t j = 0; j < m; j++) {
@@ -473,6 +503,7 @@ ahead_get(struct flowq_engine *e, struct flowq_req *const *reqs, size_t base, si
 		if (ahead[j] && !flowq__flow_lease_rcu(ahead[j]))
 			ahead[j] = NULL;
 	flowq__rcu_unlock();
+	return claimed;
 }
 
 /* Give back the leases of ahead_get() that no run took. */
@@ -494,6 +525,7 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 	struct submit_run run = {0};
 	struct flowq_flow *ahead[SUBMIT_AHEAD];
 	size_t m = 0;
+	uint32_t claimed = 0;
 	int64_t now = 0;
 	bool have_now = false;
 	int queued = 0;
@@ -501,10 +533,12 @@ flowq_submit_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_t
 		if (i % SUBMIT_AHEAD == 0) {
 			ahead_put(ahead, m);
 			m = n - i < SUBMIT_AHEAD ? n - i : SUBMIT_AHEAD;
-			ahead_get(e, reqs, i, m, ahead);
+			claimed = ahead_get(e, reqs, i, m, run.f, ahead);
 		}
 		struct flowq_req *req = reqs[i];
-		int err = req ? submit_check(e, req) : -EFAULT;
+		int err = !req                                   ? -EFAULT
+			  : !(claimed >> (i % SUBMIT_AHEAD) & 1) ? -EBUSY
+								 : submit_check(e, req);
 		if (!err) {
 			struct flowq_flow *f = req->flow;
 			if (f ? f != run.f : !run_same_key(&run, req)) {

@@ -22,7 +22,8 @@
  * are woken by releases; a producer releases its dispatched requests when it
  * reuses their slot (and with 1/4 probability the completion releases at
  * once, from the dispatcher thread). Odd producers send two thirds of
- * their submits through flowq_submit_batch() in batches of 1..BATCH_MAX,
+ * their submits through flowq_submit_batch() in batches of 1..batch_max
+ * (BATCH_MAX, or the 7th argument, up to BATCH_LIMIT),
  * half of a batch's requests on the flow of the one before (runs), and
  * give their requests back with flowq_release_batch(). Requests on flows
  * t0..t3 at priority 0 name their flow by a handle half of the time.
@@ -36,7 +37,7 @@
  *  - capacity: queued requests seen by the hosts (incremented before the
  *    submit, decremented at the completion) never exceed GLOBAL_LIMIT +
  *    PRODUCERS (each producer may be between its increment and the
- *    engine's decision) + (BATCH_MAX - 1) per odd producer (the rest of
+ *    engine's decision) + (batch_max - 1) per odd producer (the rest of
  *    the batch it is preparing); with displacement, + MAX_PENDING more (the
  *    engine's displacement_max_pending: newcomers whose victims' capacity
  *    has not come back yet);
@@ -81,9 +82,14 @@
 #define STALL_SECONDS 10
 #define MAX_PENDING   8
 /* Batches (odd producers): up to this many requests per
- * flowq_submit_batch() and dispatched requests per flowq_release_batch().
- * Small: the capacity check's slack grows with it. */
-#define BATCH_MAX 6
+ * flowq_submit_batch() and dispatched requests per flowq_release_batch()
+ * by default. Small: the capacity check's slack grows with it. The 7th
+ * argument raises it up to BATCH_LIMIT, so that batches cross the
+ * submit's look-ahead chunks (16 requests, core/submit.c ahead_get())
+ * while flows are collected (the 1 ms GC below). */
+#define BATCH_MAX   6
+#define BATCH_LIMIT 40
+static unsigned batch_max = BATCH_MAX;
 
 struct hreq {
 	struct flowq_req req;
@@ -139,9 +145,9 @@ struct producer {
 	struct hreq *win;
 	/* Prepared requests for the next flowq_submit_batch(), and
 	 * dispatched ones for the next flowq_release_batch(). */
-	struct hreq *batch[BATCH_MAX];
+	struct hreq *batch[BATCH_LIMIT];
 	unsigned nbatch, batch_size;
-	struct flowq_req *rel[BATCH_MAX];
+	struct flowq_req *rel[BATCH_LIMIT];
 	unsigned nrel;
 };
 
@@ -149,7 +155,7 @@ struct producer {
 static void
 release_flush(struct producer *p)
 {
-	int rc[BATCH_MAX];
+	int rc[BATCH_LIMIT];
 	if (!p->nrel)
 		return;
 	int n = flowq_release_batch(engine, p->rel, p->nrel, rc);
@@ -180,7 +186,7 @@ settle(struct producer *p, struct hreq *h)
 		if (p->index % 2) {
 			h->to_release = true;
 			p->rel[p->nrel++] = &h->req;
-			if (p->nrel == BATCH_MAX)
+			if (p->nrel == batch_max)
 				release_flush(p);
 			return;
 		}
@@ -230,8 +236,8 @@ submitted(struct producer *p, struct hreq *h, int rc)
 static void
 batch_flush(struct producer *p)
 {
-	struct flowq_req *reqs[BATCH_MAX];
-	int rc[BATCH_MAX];
+	struct flowq_req *reqs[BATCH_LIMIT];
+	int rc[BATCH_LIMIT];
 	if (!p->nbatch)
 		return;
 	for (unsigned i = 0; i < p->nbatch; i++)
@@ -307,10 +313,10 @@ producer_main(void *arg)
 		stress_queued_inc(&host_queued, &host_queued_max);
 		done++;
 		/* Odd producers: two thirds of the requests go through
-		 * flowq_submit_batch(), in batches of 1..BATCH_MAX. */
+		 * flowq_submit_batch(), in batches of 1..batch_max. */
 		if (p->index % 2 && (r >> 56) % 3 != 0) {
 			if (!p->nbatch)
-				p->batch_size = 1 + (unsigned)((r >> 48) % BATCH_MAX);
+				p->batch_size = 1 + (unsigned)((r >> 48) % batch_max);
 			h->batched = true;
 			p->batch[p->nbatch++] = h;
 			if (p->nbatch == p->batch_size)
@@ -360,10 +366,10 @@ stall_dump(void)
 static int
 run(int argc, char **argv)
 {
-	if (argc < 3 || argc > 7) {
+	if (argc < 3 || argc > 8) {
 		fprintf(stderr,
 			"usage: %s PRODUCERS SHARDS [REQUESTS [SEED [ORDERING|mixed|- "
-			"[DISPLACEMENT]]]]\n",
+			"[DISPLACEMENT [BATCH_MAX]]]]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -373,6 +379,9 @@ run(int argc, char **argv)
 		argc > 3 ? test_parse_ulong(PROG, argv[3], "requests", 1, 100000000) : 100000;
 	uint64_t seed = argc > 4 ? test_parse_ulong(PROG, argv[4], "seed", 0, ~0ul) : 1;
 	const char *displacement = argc > 6 ? argv[6] : "none";
+	batch_max = argc > 7 ? (unsigned)test_parse_ulong(PROG, argv[7], "batch_max", 1,
+							  BATCH_LIMIT)
+			     : BATCH_MAX;
 	bool displacing = strcmp(displacement, "none") != 0;
 	/* A clean slate for each soak iteration. */
 	atomic_store(&host_queued, 0);
@@ -444,7 +453,7 @@ run(int argc, char **argv)
 	struct flowq_stats st;
 	stress_check_conservation(PROG, engine, completed_by, accepted, cancels, &st);
 	uint64_t qmax = atomic_load(&host_queued_max);
-	unsigned slack = np + np / 2 * (BATCH_MAX - 1) + (displacing ? MAX_PENDING : 0);
+	unsigned slack = np + np / 2 * (batch_max - 1) + (displacing ? MAX_PENDING : 0);
 	if (qmax > GLOBAL_LIMIT + slack)
 		test_violation(PROG, "queued reached %" PRIu64 " > limit %d + %u", qmax,
 			       GLOBAL_LIMIT, slack);

@@ -228,12 +228,24 @@ Test(batch, look_ahead_gives_back_every_lease)
 		cr_assert_eq(h[i].seen, FLOWQ_DISPATCHED, "reqs[%d]", i);
 		cr_assert_eq(flowq_release(e, reqs[i]), 0);
 	}
+	/* Each request on the flow it names (the handle's is "h"). */
+	struct flowq_stats st;
+	for (int i = 0; i < N; i++) {
+		if (rc[i])
+			continue;
+		const char *id = strcmp(ids[i], "h*") ? ids[i] : "h";
+		uint64_t want = !strcmp(id, "k"); /* k0, before the call */
+		for (int j = 0; j < N; j++)
+			want += rc[j] == 0 && !strncmp(ids[j], id, strlen(id)) &&
+				(ids[j][strlen(id)] == 0 || ids[j][strlen(id)] == '*');
+		cr_assert_eq(flowq_stats_flow(e, id, (uint32_t)strlen(id), 0, &st), 0);
+		cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], want, "flow %s", id);
+	}
 	/* Idle for longer than the GC timeout: every flow goes, but "h". */
 	for (int i = 0; i < 3; i++) {
 		fx_advance(2000);
 		fx_poll_all(e);
 	}
-	struct flowq_stats st;
 	for (int i = 0; i < N; i++) {
 		if (i == 5 || i == 6 || i == 7 || i == 8)
 			continue;

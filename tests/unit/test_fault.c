@@ -45,6 +45,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -829,5 +830,154 @@ Test(fault, batch_look_up_of_a_flow_being_collected)
 		     "the new flow's counts start at zero");
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(flowq_release(e, ld.reqs[i]), 0);
+	flowq_engine_destroy(e);
+}
+
+/* ---- a batch never reads a request it has not claimed ---- */
+
+/* The claims of flowq_submit_batch() (core/submit.c ahead_get()): a
+ * request that appears twice, whose first appearance completes during the
+ * call, and which the host then releases and changes, must be refused at
+ * its second appearance without a read of its fields, or queued as what
+ * it names by then; never queued on what it named before. */
+
+enum { TWICE_N = 24 };
+
+static struct {
+	struct flowq_engine *e;
+	struct fx_req h[TWICE_N];
+	struct flowq_req *reqs[TWICE_N];
+	int rc[TWICE_N];
+	char *id;    /* reqs[0]'s id, on the heap */
+	int at_turn; /* the S_CLAIMED hit at which reqs[0] completes */
+	bool reuse;  /* then: the host re-initialises it for "new" (else frees its id) */
+	_Atomic int turns, go, done;
+} tw;
+
+static void *
+twice_host(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&tw.go))
+		sched_yield();
+	fx_poll_all(tw.e);
+	if (tw.h[0].seen == FLOWQ_DISPATCHED && flowq_release(tw.e, &tw.h[0].req) == 0) {
+		/* The request is the host's again. */
+		if (tw.reuse) {
+			fx_req_init(&tw.h[0], "new", 0, 1);
+		} else {
+			memset(tw.id, 'x', 4);
+			free(tw.id);
+			tw.id = NULL;
+		}
+	}
+	atomic_store(&tw.done, 1);
+	return NULL;
+}
+
+static void
+twice_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	if (atomic_fetch_add(&tw.turns, 1) + 1 != tw.at_turn)
+		return;
+	atomic_store(&tw.go, 1);
+	while (!atomic_load(&tw.done))
+		sched_yield();
+}
+
+/* reqs[0] ("oldd", its id on the heap) appears again at reqs[@p again]. */
+static void
+twice_run(int again, int at_turn, bool reuse)
+{
+	flowq__fault_reset();
+	memset(&tw, 0, sizeof(tw));
+	struct flowq_config c = fx_polled_cfg();
+	tw.e = fx_make(&c);
+	tw.id = malloc(4);
+	cr_assert_not_null(tw.id);
+	memcpy(tw.id, "oldd", 4);
+	tw.at_turn = at_turn;
+	tw.reuse = reuse;
+	static char names[TWICE_N][8];
+	for (int i = 0; i < TWICE_N; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%d", i);
+		fx_req_init(&tw.h[i], names[i], 0, 1);
+		tw.reqs[i] = &tw.h[i].req;
+	}
+	tw.h[0].req.flow_id = tw.id;
+	tw.h[0].req.flow_id_len = 4;
+	tw.reqs[again] = &tw.h[0].req;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, twice_host, NULL), 0);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(S_CLAIMED), twice_hook, NULL);
+	int queued = flowq_submit_batch(tw.e, tw.reqs, TWICE_N, tw.rc);
+	flowq__fault_disarm();
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&tw.done), 1, "the host never ran");
+	cr_assert_eq(tw.h[0].completions, reuse ? 0 : 1); /* fx_req_init zeroes it */
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(tw.e, "oldd", 4, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED] + st.queued, 1,
+		     "the second appearance was queued on the flow the first named");
+	if (tw.rc[again] == 0) {
+		cr_assert(reuse, "queued again without a reuse");
+		cr_assert_eq(flowq_stats_flow(tw.e, "new", 3, 0, &st), 0);
+		cr_assert_eq(st.queued, 1);
+	} else {
+		cr_assert_eq(tw.rc[again], -EBUSY);
+	}
+	cr_assert_eq(queued, TWICE_N - (tw.rc[again] != 0));
+	fx_poll_all(tw.e);
+	for (int i = 1; i < TWICE_N; i++)
+		if (i != again)
+			cr_assert_eq(flowq_release(tw.e, tw.reqs[i]), 0);
+	if (tw.rc[again] == 0)
+		cr_assert_eq(flowq_release(tw.e, tw.reqs[again]), 0);
+	free(tw.id);
+	flowq_engine_destroy(tw.e);
+}
+
+/* Completed (and its id freed) while the call is in its first chunk: its
+ * second appearance, in the next chunk, is refused unread (ASan would
+ * report a read of the freed id). */
+Test(fault, batch_refuses_a_request_completed_during_the_call)
+{
+	twice_run(16, 3, false);
+	cr_assert_eq(tw.rc[16], -EBUSY);
+}
+
+/* Re-initialised for another flow while the call runs, after the chunk
+ * that holds its second appearance was claimed: refused, never queued on
+ * its old flow. */
+Test(fault, batch_never_queues_a_reused_request_on_its_old_flow)
+{
+	twice_run(20, 18, true);
+}
+
+/* A double submit across calls: the request completed, its id freed, and
+ * it is passed again by mistake. Refused like a second flowq_submit(),
+ * without a read of the id. */
+Test(fault, batch_refuses_a_finished_request_unread)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req r;
+	fx_req_init(&r, "x", 0, 1);
+	char *id = malloc(4);
+	cr_assert_not_null(id);
+	memcpy(id, "abcd", 4);
+	r.req.flow_id = id;
+	r.req.flow_id_len = 4;
+	struct flowq_req *reqs[1] = {&r.req};
+	cr_assert_eq(flowq_submit_batch(e, reqs, 1, NULL), 1);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(flowq_release(e, &r.req), 0);
+	free(id);
+	cr_assert_eq(flowq_submit(e, &r.req), -EBUSY);
+	int rc = 0;
+	cr_assert_eq(flowq_submit_batch(e, reqs, 1, &rc), 0);
+	cr_assert_eq(rc, -EBUSY);
 	flowq_engine_destroy(e);
 }

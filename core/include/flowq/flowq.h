@@ -615,9 +615,10 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req);
  * Other threads' requests are never held up by a call: a run rings its
  * flow as soon as it ends, never later in the call.
  * With many flows a look-up misses the cache (the table's bucket, then the
- * flow); the call looks up the flows of 16 requests at a time, before it
- * takes any of their leases, so that those misses overlap (README,
- * "Session 16").
+ * flow); the call claims 16 requests at a time, then looks up their flows
+ * before it takes any of their leases, so that those misses overlap
+ * (README, "Session 16"). A run cut by a NULL entry or a request refused
+ * at once may take one more look-up and lease, given back at once.
  * A request queued here is the engine's: its completion may run before
  * the call returns.
  *

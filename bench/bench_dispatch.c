@@ -4,7 +4,8 @@
  *
  *   BM_engine_dispatch_<fairness>/flows:F
  *
- * for <fairness> in round_robin and global_strict, F in {1, 1000, 50000}.
+ * for <fairness> in round_robin and global_strict (the engine issue's two),
+ * wfq and drr (the byte-fair ones), F in {1, 1000, 50000}.
  * The engine-core issue asks for "per-decision cost flat in F for
  * round_robin (<= 1.5x from 1 to 50000 flows)". BM_engine_rr_e2e measures
  * whole request lives (submit, lookup, dispatch, completion, release on
@@ -342,6 +343,8 @@ bench_dispatch_register(void)
 	static const struct bench_dispatch_case cases[] = {
 		{"round_robin"},
 		{"global_strict"},
+		{"wfq"},
+		{"drr"},
 	};
 	static const int64_t flows[] = {1, 1000, 50000};
 	char name[64];

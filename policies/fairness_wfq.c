@@ -50,7 +50,16 @@
  * the served flow (sift down) or removes it, and flow_backlogged pushes it,
  * O(log F) each; an eviction or a new head that leaves the flow backlogged
  * is O(1). Allocation only in flow_attach/flow_detach (amortized O(1)).
- * Memory: 48 bytes per flow plus a 24-byte slot per attached flow.
+ * Memory: 32 bytes per flow plus a 24-byte slot per attached flow.
+ *
+ * Where the per-flow state lives (as global_strict's): each slot's member
+ * is the flow's view, the flow's slot index is the view's first hot word
+ * and the carry with its weight the second (policy.h), so a decision on a
+ * flow that stays backlogged touches the view's line and the slot array,
+ * not a state line; the state (the idle start tag and the list link for
+ * the rebase) is touched when a flow joins or leaves the heap. After each
+ * update() the heap names the next pick and the one after it to the
+ * engine's look-ahead (flowq__kheap_look_ahead(), as global_strict).
  *
  * Ranges, without wrap-around. Tags are int64_t byte counts kept in
  * [0, 2^62]: every live tag is within WFQ_COST_MAX of v (a backlogged
@@ -84,8 +93,21 @@
 /* v at which every tag is moved down (see the ranges above). */
 #define WFQ_REBASE (INT64_C(1) << 60)
 
+/* The view's hot words (policy.h): the flow's slot in wfq_band.heap, and
+ * the carry (low 32 bits: bytes charged below one unit, < the weight) with
+ * the weight it was computed with (high 32 bits; policy.h's weight is a
+ * uint32_t, 0 read as 1): a flow's weight can change while it is idle, and
+ * a carry of up to w - 1 bytes read with a smaller weight would charge up
+ * to w - 1 units at once. */
+#define WFQ_HOT_SLOT  0
+#define WFQ_HOT_CARRY 1
+FLOWQ_STATIC_ASSERT(WFQ_HOT_CARRY < FLOWQ_POLICY_HOT_WORDS, "two hot words");
+FLOWQ_STATIC_ASSERT(sizeof(struct flowq__kheap_node) == sizeof(uint64_t),
+		    "a heap node is one hot word");
+
 struct wfq_band {
-	/* Backlogged flows by (start tag of the head, f->seq). */
+	/* Backlogged flows by (start tag of the head, f->seq), each slot's
+	 * member the flow's view. */
 	struct flowq__kheap heap;
 	/* Every attached flow (for the rebase). */
 	struct flowq_list flows;
@@ -95,25 +117,21 @@ struct wfq_band {
 	int64_t v;
 	/* The largest finish tag given out. */
 	int64_t vmax;
+	/* The engine's look-ahead (env->prefetch), or NULL. */
+	void (*hint)(void *arg, const struct flowq_policy_flow *f, unsigned stage);
+	void *hint_arg;
 };
 
+/* Off the hot path: read and written when the flow joins or leaves the
+ * heap, and by the rebase. */
 struct wfq_flow {
-	/* In wfq_band.heap while backlogged; its key (in the heap's slot) is
-	 * the head's start tag. */
-	struct flowq__kheap_node kn;
-	/* The weight carry was computed with: a flow's weight can change
-	 * while it is idle, and a carry of up to w - 1 bytes read with a
-	 * smaller weight would charge up to w - 1 units at once. */
-	uint32_t carry_w;
 	/* While idle: where its next start tag begins at the earliest (the
 	 * finish tag of its last dispatched request, or the start tag it had
 	 * if it left without service). */
 	int64_t tag;
-	/* Bytes charged but below one unit of tag (< carry_w). */
-	uint64_t carry;
 	/* In wfq_band.flows while attached. */
 	struct flowq_list_node link;
-	/* The engine's view of the flow, returned by pick(). */
+	/* The flow's view (the rebase walks the states). */
 	struct flowq_policy_flow *flow;
 };
 
@@ -121,6 +139,12 @@ static inline struct wfq_flow *
 wfq_flow_of(const struct flowq_policy_flow *f)
 {
 	return f->state;
+}
+
+static inline struct flowq__kheap_node *
+wfq_node(struct flowq_policy_flow *f)
+{
+	return (struct flowq__kheap_node *)&f->hot[WFQ_HOT_SLOT];
 }
 
 /* Move every tag down by v: O(attached flows). */
@@ -134,7 +158,7 @@ wfq_rebase(struct wfq_band *b)
 		struct wfq_flow *wf = flowq_list_entry(n, struct wfq_flow, link);
 
 		/* Idle flows behind v start at v anyway. */
-		if (!flowq__kheap_member(&wf->kn))
+		if (!flowq__kheap_member(wfq_node(wf->flow)))
 			wf->tag = wf->tag > d ? wf->tag - d : 0;
 	}
 	/* Heap members are >= v: their order is kept. */
@@ -158,11 +182,13 @@ wfq_band_init(void *band, const struct flowq_policy_env *env)
 {
 	struct wfq_band *b = band;
 
-	(void)env;
-	flowq__kheap_init(&b->heap);
+	flowq__kheap_init_at(&b->heap, (uint32_t)offsetof(struct flowq_policy_flow,
+							  hot[WFQ_HOT_SLOT]));
 	flowq_list_init(&b->flows);
 	b->v = 0;
 	b->vmax = 0;
+	b->hint = env->prefetch;
+	b->hint_arg = env->prefetch_arg;
 	return 0;
 }
 
@@ -185,10 +211,10 @@ wfq_flow_attach(void *band, struct flowq_policy_flow *f,
 
 	if (rc != 0)
 		return rc;
-	flowq__kheap_node_init(&wf->kn);
+	/* Hot words are undefined until here; 0 would read as "in slot 0". */
+	flowq__kheap_node_init(wfq_node(f));
+	f->hot[WFQ_HOT_CARRY] = UINT64_C(1) << 32; /* no carry, weight 1 */
 	wf->tag = 0; /* max(v, 0) = v: a new flow starts at v */
-	wf->carry = 0;
-	wf->carry_w = 1;
 	wf->flow = f;
 	flowq_list_push_back(&b->flows, &wf->link);
 	return 0;
@@ -204,8 +230,8 @@ wfq_flow_detach(void *band, struct flowq_policy_flow *f,
 	/* A detached flow is empty, so update() has removed it already;
 	 * removing it here too keeps a dangling node out of the heap even if
 	 * the engine got that wrong. */
-	if (flowq__kheap_member(&wf->kn)) {
-		flowq__kheap_remove(&b->heap, &wf->kn);
+	if (flowq__kheap_member(wfq_node(f))) {
+		flowq__kheap_remove(&b->heap, wfq_node(f));
 		wfq_settle(b);
 	}
 	if (flowq_list_linked(&wf->link))
@@ -217,78 +243,74 @@ static void
 wfq_flow_backlogged(void *band, struct flowq_policy_flow *f)
 {
 	struct wfq_band *b = band;
-	struct wfq_flow *wf = wfq_flow_of(f);
 
 	/* A repeated call: the start tag does not depend on the head. */
-	if (flowq__kheap_member(&wf->kn))
+	if (flowq__kheap_member(wfq_node(f)))
 		return;
 	/* S = max(v, F_prev): no banked credit. The heap has room for every
 	 * attached flow (flow_heap.h), so the push cannot fail. */
-	flowq__kheap_push(&b->heap, &wf->kn, wf->tag < b->v ? b->v : wf->tag, f->seq);
+	int64_t tag = wfq_flow_of(f)->tag;
+	flowq__kheap_push(&b->heap, wfq_node(f), tag < b->v ? b->v : tag, f->seq);
 }
 
 static struct flowq_policy_flow *
 wfq_pick(void *band)
 {
 	struct wfq_band *b = band;
-	struct flowq__kheap_node *top = flowq__kheap_peek(&b->heap);
 
-	if (top == NULL)
-		return NULL;
-	return ((struct wfq_flow *)((char *)top - offsetof(struct wfq_flow, kn)))->flow;
+	return flowq__kheap_top_member(&b->heap);
 }
 
 static void
 wfq_update(void *band, struct flowq_policy_flow *f, bool dispatched, uint64_t served_bytes)
 {
 	struct wfq_band *b = band;
-	struct wfq_flow *wf = wfq_flow_of(f);
+	struct flowq__kheap_node *kn = wfq_node(f);
 	int64_t start;
 
-	if (!flowq__kheap_member(&wf->kn))
+	if (!flowq__kheap_member(kn))
 		return;
-	start = flowq__kheap_key(&b->heap, &wf->kn);
+	start = flowq__kheap_key(&b->heap, kn);
 	if (dispatched) {
 		uint64_t w = f->weight ? f->weight : 1;
 		uint64_t cost = served_bytes == 0 ? 1
 				: served_bytes > (uint64_t)WFQ_COST_MAX
 					? (uint64_t)WFQ_COST_MAX
 					: served_bytes;
-		uint64_t total;
-		int64_t finish;
-
-		if (w != wf->carry_w) {
-			/* New weight: drop the carry (less than one unit). */
-			wf->carry = 0;
-			wf->carry_w = (uint32_t)w;
-		}
+		uint64_t hc = f->hot[WFQ_HOT_CARRY];
+		/* New weight: drop the carry (less than one unit). */
+		uint64_t carry = hc >> 32 == w ? (uint32_t)hc : 0;
 		/* cost + carry < 2^60 + 2^32: no overflow. */
-		total = cost + wf->carry;
-		finish = start + (int64_t)(total / w);
-		wf->carry = total % w;
+		uint64_t total = cost + carry;
+		int64_t finish = start + (int64_t)(total / w);
+
+		/* total % w < w <= UINT32_MAX: fits the low half. */
+		f->hot[WFQ_HOT_CARRY] = w << 32 | total % w;
 		/* v is the start tag of the request in service: this one's,
 		 * the heap's minimum, so v never goes back. */
 		b->v = start;
 		if (finish > b->vmax)
 			b->vmax = finish;
 		if (f->queued == 0) {
-			flowq__kheap_remove(&b->heap, &wf->kn);
-			wf->tag = finish;
+			flowq__kheap_remove(&b->heap, kn);
+			wfq_flow_of(f)->tag = finish;
 		} else {
 			/* The next request starts where this one finished. */
-			flowq__kheap_update(&b->heap, &wf->kn, finish);
+			flowq__kheap_update(&b->heap, kn, finish);
 		}
 		wfq_settle(b);
+		flowq__kheap_look_ahead(&b->heap, b->hint, b->hint_arg);
 		return;
 	}
 	/* Evicted, or a new head: SFQ's tags do not depend on the head, so
 	 * only a flow that emptied changes anything. It keeps its start tag
 	 * for when it returns. */
 	if (f->queued == 0) {
-		flowq__kheap_remove(&b->heap, &wf->kn);
-		wf->tag = start;
+		flowq__kheap_remove(&b->heap, kn);
+		wfq_flow_of(f)->tag = start;
 		wfq_settle(b);
 	}
+	flowq__kheap_look_ahead(&b->heap, b->hint, b->hint_arg);
 }
 
 const struct flowq_fairness_ops flowq_fairness_wfq = {

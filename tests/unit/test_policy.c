@@ -165,7 +165,7 @@ struct model {
 	/* round_robin: dispatches of a minus dispatches of b since both
 	 * became backlogged (meaningful while both are). */
 	int64_t rr_diff[MODEL_FLOWS][MODEL_FLOWS];
-	bool is_rr, is_gs, is_fcfs;
+	bool is_rr, is_gs, is_wfq, is_fcfs;
 };
 
 static uint64_t
@@ -243,6 +243,7 @@ model_init(struct model *m, const struct flowq_fairness_ops *fair,
 	m->reqs = zalloc(maxreqs * sizeof(*m->reqs));
 	m->is_rr = strcmp(fair->desc.name, "round_robin") == 0;
 	m->is_gs = strcmp(fair->desc.name, "global_strict") == 0;
+	m->is_wfq = strcmp(fair->desc.name, "wfq") == 0;
 	m->is_fcfs = strcmp(ord->desc.name, "fcfs") == 0;
 	/* The engine zeroes policy state before init. */
 	m->band = zalloc(fair->desc.band_state_size);
@@ -617,7 +618,7 @@ contract_all(unsigned ops)
 				cr_assert_gt(m.evicted, 0);
 				/* The built-ins that know their next picks
 				 * said so (with the 40 model flows). */
-				if (m.is_rr || m.is_gs)
+				if (m.is_rr || m.is_gs || m.is_wfq)
 					cr_assert_gt(m.hints, 0, "%s: no look-ahead",
 						     flowq_fairness_at(fi)->desc.name);
 				model_fini(&m);
@@ -898,6 +899,80 @@ Test(global_strict, look_ahead_names_the_next_two_picks)
 	for (int i = 0; i < N; i++)
 		gs->flow_detach(band, &pf[i], &env);
 	gs->band_fini(band, &env);
+	cr_assert_eq(ca.outstanding, 0);
+	free(band);
+}
+
+/* wfq keeps its per-decision state in the view's hot words (the slot index,
+ * the carry and its weight) and, after each update() with 8 or more flows
+ * backlogged, names the next pick at stage 1 and another backlogged flow
+ * at stage 0 (the second smallest start tag); never from flow_backlogged()
+ * or pick(). Weights and sizes vary, so carries and tags differ. */
+Test(wfq, look_ahead_names_the_next_pick)
+{
+	const struct flowq_fairness_ops *wfq = flowq_fairness_find("wfq");
+	enum { N = 40 };
+	struct test_count_alloc ca = {
+		.a = {.alloc = test_count_alloc_fn, .free = test_count_free_fn},
+		.fail_after = ~0ul};
+	struct gs_hints hints = {0};
+	struct flowq_policy_env env = {.alloc = &ca.a,
+				       .quantum = 4096,
+				       .prefetch = gs_record_hint,
+				       .prefetch_arg = &hints};
+	static struct flowq_policy_flow pf[N];
+	static _Alignas(max_align_t) unsigned char st[N][64];
+	void *band = zalloc(wfq->desc.band_state_size);
+	uint64_t rng = 11;
+	unsigned checked = 0, quiet = 0;
+
+	ca.a.ctx = &ca;
+	cr_assert_leq(wfq->desc.flow_state_size, sizeof(st[0]));
+	cr_assert_eq(wfq->band_init(band, &env), 0);
+	for (int i = 0; i < N; i++) {
+		/* Hot words are the policy's from attach on: garbage before. */
+		pf[i] = (struct flowq_policy_flow){.state = st[i],
+						   .seq = (uint64_t)i,
+						   .weight = 1 + (uint32_t)(i % 3),
+						   .hot = {0, ~0ull}};
+		cr_assert_eq(wfq->flow_attach(band, &pf[i], &env), 0);
+		pf[i].queued = 1 + (uint64_t)(i % 5);
+		pf[i].head_bytes = 1 + test_rng_next(&rng) % 3000;
+		wfq->flow_backlogged(band, &pf[i]);
+	}
+	cr_assert_eq(hints.n, 0u, "no look-ahead outside update()");
+	for (struct flowq_policy_flow *f; (f = wfq->pick(band)) != NULL;) {
+		unsigned backlogged = 0;
+
+		cr_assert(hints.n == 0 || hints.f[0] == f,
+			  "the last stage 1 call named this pick");
+		f->queued--;
+		uint64_t served = f->head_bytes;
+		f->head_bytes = 1 + test_rng_next(&rng) % 3000;
+		hints.n = 0;
+		wfq->update(band, f, true, served);
+		for (int i = 0; i < N; i++)
+			backlogged += pf[i].queued > 0;
+		cr_assert_eq(wfq->pick(band) == NULL, backlogged == 0);
+		if (backlogged < 8) {
+			cr_assert_eq(hints.n, 0u, "look-ahead with %u flows backlogged",
+				     backlogged);
+			quiet++;
+			continue;
+		}
+		cr_assert_eq(hints.n, 2u, "two look-ahead calls per update");
+		cr_assert_eq(hints.stage[0], 1u);
+		cr_assert_eq(hints.f[0], wfq->pick(band), "stage 1 names the next pick");
+		cr_assert_eq(hints.stage[1], 0u);
+		cr_assert(hints.f[1] != hints.f[0] && hints.f[1]->queued > 0,
+			  "stage 0 names another backlogged flow");
+		checked++;
+	}
+	cr_assert(checked > 50 && quiet > 0, "checked %u updates, %u quiet", checked,
+		  quiet);
+	for (int i = 0; i < N; i++)
+		wfq->flow_detach(band, &pf[i], &env);
+	wfq->band_fini(band, &env);
 	cr_assert_eq(ca.outstanding, 0);
 	free(band);
 }

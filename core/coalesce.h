@@ -152,6 +152,18 @@ flowq__coalesce_trylock(struct flowq__coalesce *c)
 void
 flowq__coalesce_step(struct flowq__coalesce *c, uint64_t decided, int64_t now);
 
+/** Whether the current period has overrun at @p now (lasted over
+ * FLOWQ__COALESCE_OVERRUN times its length: an idle engine, no rounds to
+ * step it): the next step drops it and turns the wait off. */
+static inline bool
+flowq__coalesce_overrun(const struct flowq__coalesce *c, int64_t now)
+{
+	int64_t start = atomic_load_explicit(&c->start, memory_order_relaxed);
+	return start != INT64_MIN &&
+	       now - start > FLOWQ__COALESCE_OVERRUN *
+				     atomic_load_explicit(&c->len, memory_order_relaxed);
+}
+
 /** Whether the wait runs now. */
 static inline bool
 flowq__coalesce_on(const struct flowq__coalesce *c)

@@ -614,7 +614,8 @@ flowq_stats_coalesce(struct flowq_engine *e, struct flowq_coalesce_stats *r_stat
 	if (!e || !r_stats)
 		return -EFAULT;
 	const struct flowq__coalesce *c = &e->coalesce;
-	r_stats->on = flowq__coalesce_on(c);
+	r_stats->on =
+		flowq__coalesce_on(c) && !flowq__coalesce_overrun(c, flowq__mono_ns());
 	r_stats->holds_on = atomic_load_explicit(&c->chose_on, memory_order_relaxed);
 	r_stats->holds_off = atomic_load_explicit(&c->chose_off, memory_order_relaxed);
 	r_stats->dropped = atomic_load_explicit(&c->dropped, memory_order_relaxed);

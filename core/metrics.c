@@ -4,9 +4,10 @@
  * (https://prometheus.io/docs/instrumenting/exposition_formats/).
  *
  * Written only on the public statistics API of flowq/flowq.h
- * (flowq_stats_engine, flowq_stats_foreach_band, flowq_stats_foreach_flow,
- * flowq_hist_bound): the exporter sees what any host sees, and the engine
- * keeps no exporter-specific state.
+ * (flowq_stats_engine, flowq_stats_shard, flowq_stats_coalesce,
+ * flowq_stats_foreach_band, flowq_stats_foreach_flow, flowq_hist_bound):
+ * the exporter sees what any host sees, and the engine keeps no
+ * exporter-specific state.
  *
  * Metric families
  * ---------------
@@ -22,6 +23,12 @@
  *   flowq_inflight_bytes            gauge      -
  *   flowq_requests_total            counter    outcome, cause
  *   flowq_queue_time_seconds        histogram  le (129 bounds + "+Inf")
+ *   flowq_shard_*_total             counter    shard (shard_families[] below:
+ *                                              rounds, decided, doorbell
+ *                                              intakes, sleeps, coalesce waits)
+ *   flowq_coalesce_wait_on          gauge      -
+ *   flowq_coalesce_holds_total      counter    wait ("on", "off")
+ *   flowq_coalesce_dropped_periods_total counter -
  *   flowq_band_queued_requests      gauge      priority
  *   flowq_band_queued_bytes         gauge      priority
  *   flowq_band_requests_total       counter    priority, outcome, cause

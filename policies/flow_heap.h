@@ -72,11 +72,11 @@ flowq__cap_shrinks(uint32_t nattached, uint32_t cap, uint32_t len)
  * Members and nodes. The slot keeps the *member*, the address the owner
  * wants back (flowq__kheap_top_member(), flowq__kheap_second_member()),
  * and the member's index word, its node, sits at a fixed offset inside it,
- * set per heap (flowq__kheap_init_at()). global_strict's members are the
- * flows' views, with the node in a hot word of the view (policy.h), so a
- * policy decision reads the next flows from the array and writes only the
- * views' lines; wfq, drr and most_over_share embed a node in their own
- * per-flow state (offset 0: the member is the node).
+ * set per heap (flowq__kheap_init_at()). global_strict's and wfq's members
+ * are the flows' views, with the node in a hot word of the view
+ * (policy.h), so a policy decision reads the next flows from the array and
+ * writes only the views' lines; drr and most_over_share embed a node in
+ * their own per-flow state (offset 0: the member is the node).
  */
 
 #define FLOWQ__KHEAP_NONE UINT32_MAX

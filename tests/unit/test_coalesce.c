@@ -157,6 +157,25 @@ Test(coalesce, an_overrun_period_is_dropped)
 	cr_assert_eq(c.dropped, 2);
 }
 
+/* What flowq_stats_coalesce() reads on an idle engine: a period that has
+ * lasted over OVERRUN times its length is overrun (the wait it shows is
+ * not what the next round will do), exactly OVERRUN times is not, and the
+ * step that ends it starts a period that is not. */
+Test(coalesce, overrun_is_what_the_next_step_drops)
+{
+	struct flowq__coalesce c;
+	flowq__coalesce_init(&c);
+	cr_assert_not(flowq__coalesce_overrun(&c, 123456789), "no period yet");
+	started(&c, 0);
+	cr_assert(probe_pair(&c, 0, 1000, 4000));
+	int64_t end = 2 * PROBE + FLOWQ__COALESCE_OVERRUN * HOLD;
+	cr_assert_not(flowq__coalesce_overrun(&c, end), "exactly OVERRUN times counts");
+	cr_assert(flowq__coalesce_overrun(&c, end + 1));
+	cr_assert(flowq__coalesce_on(&c), "the flag still says on");
+	cr_assert_not(tick(&c, 1, end + 1), "and the next step turns it off");
+	cr_assert_not(flowq__coalesce_overrun(&c, end + 1));
+}
+
 Test(coalesce, one_dispatcher_steps_at_a_time)
 {
 	struct flowq__coalesce c;

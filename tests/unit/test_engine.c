@@ -18,6 +18,7 @@
 #include <flowq/flowq.h>
 
 #include "engine.h"
+#include "mono.h"
 #include "req.h"
 #include "engine_fixture.h"
 
@@ -697,6 +698,31 @@ Test(engine, shard_stats_count_rings_rounds_and_sleeps)
 	cr_assert_eq(flowq_stats_coalesce(e, NULL), -EFAULT);
 	for (int i = 0; i < 7; i++)
 		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	flowq_engine_destroy(e);
+}
+
+/* flowq_stats_coalesce() on an idle engine: the controller steps only
+ * after rounds, so its flag keeps its last value; once the period has
+ * overrun, the call reports the wait off, as the next round will find it.
+ * (The state is set by hand: a polled engine runs no controller.) */
+Test(engine, coalesce_stats_read_an_overrun_period_as_off)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct flowq__coalesce *co = &e->coalesce;
+	int64_t now = flowq__mono_ns();
+	atomic_store(&co->len, (int64_t)FLOWQ__COALESCE_PROBE_NS);
+	atomic_store(&co->start, now);
+	atomic_store(&co->on, true);
+	struct flowq_coalesce_stats cs;
+	cr_assert_eq(flowq_stats_coalesce(e, &cs), 0);
+	cr_assert_eq(cs.on, 1, "a period under way: its flag");
+	atomic_store(&co->start, now - (FLOWQ__COALESCE_OVERRUN + 1) *
+						 (int64_t)FLOWQ__COALESCE_PROBE_NS);
+	cr_assert_eq(flowq_stats_coalesce(e, &cs), 0);
+	cr_assert_eq(cs.on, 0, "an overrun period: off, as the next round will find it");
+	atomic_store(&co->on, false);
+	atomic_store(&co->start, INT64_MIN);
 	flowq_engine_destroy(e);
 }
 

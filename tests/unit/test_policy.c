@@ -977,6 +977,74 @@ Test(wfq, look_ahead_names_the_next_pick)
 	free(band);
 }
 
+/* wfq's carry lives in the view's second hot word with the weight it was
+ * computed with (fairness_wfq.c, WFQ_HOT_CARRY): every uint32 weight fits,
+ * and attach clears whatever the word held (here a carry that the flow's
+ * own weight would accept; conformance_fairness covers a weight change).
+ * Checked through the tags: with weight w and requests of b bytes, the k-th
+ * request finishes at floor(k * b / w), which only an exact carry gives. */
+Test(wfq, carry_holds_at_any_weight)
+{
+	const struct flowq_fairness_ops *wfq = flowq_fairness_find("wfq");
+	struct test_count_alloc ca = {
+		.a = {.alloc = test_count_alloc_fn, .free = test_count_free_fn},
+		.fail_after = ~0ul};
+	struct flowq_policy_env env = {.alloc = &ca.a, .quantum = 4096};
+	static const uint32_t weights[] = {1,     3,        65535,     65536,
+					   70001, 1u << 31, UINT32_MAX};
+
+	ca.a.ctx = &ca;
+	for (size_t k = 0; k < sizeof(weights) / sizeof(weights[0]); k++) {
+		uint64_t w = weights[k];
+		/* A request size that leaves a carry of nearly w. */
+		uint64_t b = w > 1 ? w - 1 : 1;
+		struct flowq_policy_flow pf[2];
+		_Alignas(max_align_t) unsigned char st[2][64];
+		void *band = zalloc(wfq->desc.band_state_size);
+
+		cr_assert_eq(wfq->band_init(band, &env), 0);
+		for (int i = 0; i < 2; i++) {
+			pf[i] = (struct flowq_policy_flow){
+				.state = st[i],
+				.seq = (uint64_t)i,
+				.weight = (uint32_t)w,
+				.hot = {0, w << 32 | (w > 1 ? w - 1 : 0)}};
+			cr_assert_eq(wfq->flow_attach(band, &pf[i], &env), 0);
+		}
+		/* Flow 0 alone: n requests of b bytes; its tag (v, as the
+		 * next pick's start) must be floor(n * b / w) exactly. */
+		pf[0].queued = 1000;
+		pf[0].head_bytes = b;
+		wfq->flow_backlogged(band, &pf[0]);
+		for (uint64_t n = 1; n <= 6; n++) {
+			cr_assert_eq(wfq->pick(band), &pf[0]);
+			pf[0].queued--;
+			wfq->update(band, &pf[0], true, b);
+			/* Flow 1 joins at v = flow 0's start tag, then leaves
+			 * (evicted): a probe of v that changes nothing. */
+			uint64_t want = (n - 1) * b / w; /* this request's start */
+			pf[1].queued = 1;
+			pf[1].head_bytes = 1;
+			wfq->flow_backlogged(band, &pf[1]);
+			/* flow 1 starts at v = want; it goes first only if flow
+			 * 0's next start (n * b / w) is later, or equal with
+			 * its larger seq losing the tie. */
+			bool f1_first = n * b / w > want;
+			cr_assert_eq(wfq->pick(band), f1_first ? &pf[1] : &pf[0],
+				     "w %llu, request %llu: tags off (carry lost or kept "
+				     "wrongly)",
+				     (unsigned long long)w, (unsigned long long)n);
+			pf[1].queued = 0;
+			wfq->update(band, &pf[1], false, 0);
+		}
+		for (int i = 0; i < 2; i++)
+			wfq->flow_detach(band, &pf[i], &env);
+		wfq->band_fini(band, &env);
+		free(band);
+	}
+	cr_assert_eq(ca.outstanding, 0);
+}
+
 Test(global_strict, attach_enomem_leaves_the_band_working)
 {
 	const struct flowq_fairness_ops *gs = flowq_fairness_find("global_strict");

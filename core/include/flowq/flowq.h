@@ -1035,7 +1035,11 @@ flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_sta
  */
 struct flowq_coalesce_stats {
 	/** 1 while the dispatchers wait after their small rounds (during a
-	 * probe with the wait, or a hold that chose it), else 0. */
+	 * probe with the wait, or a hold that chose it), else 0. The
+	 * controller steps only after rounds that decided something, so on
+	 * an idle engine its period overruns: then this reads 0, which is
+	 * what the first round after the pause will find (the overrun turns
+	 * the wait off). */
 	uint32_t on;
 	/** Holds that chose the wait: its probe decided enough more outcomes
 	 * per ns than the probe without it. */
@@ -1043,7 +1047,10 @@ struct flowq_coalesce_stats {
 	/** Holds that chose no wait: its probe lost, tied, or overran. */
 	uint64_t holds_off;
 	/** Periods dropped because they lasted over 4x their length (an idle
-	 * engine, a stopped process); the cycle then starts again. */
+	 * engine, a stopped process), counted when the next round ends them.
+	 * A dropped probe with the wait counts in holds_off too (a hold
+	 * without the wait follows it); any other dropped period starts the
+	 * cycle again. */
 	uint64_t dropped;
 };
 
@@ -1052,7 +1059,8 @@ struct flowq_coalesce_stats {
  * flowq_coalesce_stats). Each field is exact; the set is not one instant.
  *
  * @return 0; -EFAULT NULL argument.
- * Context: any thread. Progress: wait-free (four loads).
+ * Context: any thread. Progress: wait-free (six loads and a vDSO clock
+ * read).
  */
 FLOWQ_API int
 flowq_stats_coalesce(struct flowq_engine *e, struct flowq_coalesce_stats *r_stats);

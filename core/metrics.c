@@ -351,15 +351,14 @@ put_coalesce_families(struct mw *w, struct flowq_engine *e)
 	mw_printf(
 		w,
 		"# HELP flowq_coalesce_wait_on 1 while the dispatchers wait after small "
-		"rounds "
-		"(intake_coalesce_ns: a probe with the wait, or a hold that chose it).\n"
+		"rounds (intake_coalesce_ns: a probe with the wait, or a hold that chose "
+		"it); 0 once an idle engine's period has overrun.\n"
 		"# TYPE flowq_coalesce_wait_on gauge\n"
 		"flowq_coalesce_wait_on %u\n",
 		(unsigned)cs.on);
 	mw_printf(w,
 		  "# HELP flowq_coalesce_holds_total Holds the intake-coalescing "
-		  "controller "
-		  "decided, by whether they keep the wait on.\n"
+		  "controller decided, by whether they keep the wait on.\n"
 		  "# TYPE flowq_coalesce_holds_total counter\n"
 		  "flowq_coalesce_holds_total{wait=\"on\"} %" PRIu64 "\n"
 		  "flowq_coalesce_holds_total{wait=\"off\"} %" PRIu64 "\n",
@@ -367,7 +366,8 @@ put_coalesce_families(struct mw *w, struct flowq_engine *e)
 	mw_printf(
 		w,
 		"# HELP flowq_coalesce_dropped_periods_total Controller periods dropped "
-		"because they overran (an idle engine).\n"
+		"because they overran (an idle engine); a dropped probe with the wait "
+		"also counts as a hold without it.\n"
 		"# TYPE flowq_coalesce_dropped_periods_total counter\n"
 		"flowq_coalesce_dropped_periods_total %" PRIu64 "\n",
 		cs.dropped);

@@ -805,6 +805,17 @@ Test(global_strict, slot_array_grows_shrinks_and_frees_through_the_hook)
 	free(band);
 }
 
+/* Detach @p n flows of @p pf from @p band, end it and free it. */
+static void
+band_teardown(const struct flowq_fairness_ops *ops, void *band,
+	      struct flowq_policy_flow *pf, int n, const struct flowq_policy_env *env)
+{
+	for (int i = 0; i < n; i++)
+		ops->flow_detach(band, &pf[i], env);
+	ops->band_fini(band, env);
+	free(band);
+}
+
 /* The engine's look-ahead hook as global_strict drives it: after each
  * dispatch (update()) with at least 8 flows backlogged, exactly two calls:
  * stage 1 for the next pick (the heap top) and stage 0 for the flow second
@@ -896,11 +907,8 @@ Test(global_strict, look_ahead_names_the_next_two_picks)
 	}
 	cr_assert(checked > 50 && quiet > 0, "checked %u updates, %u quiet", checked,
 		  quiet);
-	for (int i = 0; i < N; i++)
-		gs->flow_detach(band, &pf[i], &env);
-	gs->band_fini(band, &env);
+	band_teardown(gs, band, pf, N, &env);
 	cr_assert_eq(ca.outstanding, 0);
-	free(band);
 }
 
 /* wfq keeps its per-decision state in the view's hot words (the slot index,
@@ -970,11 +978,8 @@ Test(wfq, look_ahead_names_the_next_pick)
 	}
 	cr_assert(checked > 50 && quiet > 0, "checked %u updates, %u quiet", checked,
 		  quiet);
-	for (int i = 0; i < N; i++)
-		wfq->flow_detach(band, &pf[i], &env);
-	wfq->band_fini(band, &env);
+	band_teardown(wfq, band, pf, N, &env);
 	cr_assert_eq(ca.outstanding, 0);
-	free(band);
 }
 
 /* wfq's carry lives in the view's second hot word with the weight it was
@@ -1037,10 +1042,7 @@ Test(wfq, carry_holds_at_any_weight)
 			pf[1].queued = 0;
 			wfq->update(band, &pf[1], false, 0);
 		}
-		for (int i = 0; i < 2; i++)
-			wfq->flow_detach(band, &pf[i], &env);
-		wfq->band_fini(band, &env);
-		free(band);
+		band_teardown(wfq, band, pf, 2, &env);
 	}
 	cr_assert_eq(ca.outstanding, 0);
 }

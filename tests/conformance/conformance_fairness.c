@@ -28,6 +28,9 @@
  *    from 1 to 65535 changed while idle, zero-byte requests, heads changed
  *    by evictions and by pushes at the front, request sizes from 0 to 2^62
  *    bytes, quanta from 1 byte to 64 KB;
+ *  - the engine's look-ahead hook (flowq_policy_env::prefetch), for a policy
+ *    that calls it, is given only attached flows of the band with a request
+ *    queued, at stage 0 or 1 (band_hint());
  *  - flow_backlogged, pick and update never allocate or free (policy.h);
  *    band_fini gives back everything; an allocation failure in flow_attach
  *    is -ENOMEM and leaves the band working.
@@ -296,6 +299,8 @@ struct band {
 	int64_t clock;
 	uint64_t rng;
 	uint64_t pushed, dispatched, evicted;
+	/* Look-ahead calls (band_hint()), each checked. */
+	uint64_t hints;
 	long double worst_ratio; /* largest pair range / bound seen */
 };
 
@@ -324,6 +329,33 @@ cost_of(uint64_t bytes)
 	return bytes == 0 ? 1 : bytes;
 }
 
+/*
+ * The engine's look-ahead hook (policy.h, flowq_policy_env::prefetch) as
+ * this band lends it: every call must name an attached flow of this band
+ * with a request queued, at stage 0 or 1 (the engine reads the flow's
+ * lines, and at stage 1 its head request). tests/unit/test_policy.c checks
+ * the same against the ordering policies; here it runs under every
+ * scenario below (churn, idle flows, weights, evictions, huge sizes).
+ */
+static void
+band_hint(void *arg, const struct flowq_policy_flow *f, unsigned stage)
+{
+	struct band *b = arg;
+	int i;
+
+	cr_assert_leq(stage, 1u, "%s: look-ahead stage %u", b->ops->desc.name, stage);
+	for (i = 0; i < NF && &b->f[i].pf != f; i++)
+		;
+	cr_assert_lt(i, NF, "%s: look-ahead named %p, not a flow of this band",
+		     b->ops->desc.name, (const void *)f);
+	cr_assert(b->f[i].attached, "%s: look-ahead named detached flow %d",
+		  b->ops->desc.name, i);
+	cr_assert(b->f[i].qlen > 0 && f->queued > 0,
+		  "%s: look-ahead named flow %d, which has nothing queued",
+		  b->ops->desc.name, i);
+	b->hints++;
+}
+
 static void
 band_init(struct band *b, const struct flowq_fairness_ops *ops, uint64_t quantum,
 	  uint64_t seed)
@@ -338,6 +370,8 @@ band_init(struct band *b, const struct flowq_fairness_ops *ops, uint64_t quantum
 	b->env.alloc = &b->ca.a;
 	b->env.priority = 7;
 	b->env.quantum = quantum;
+	b->env.prefetch = band_hint;
+	b->env.prefetch_arg = b;
 	b->rng = seed;
 	b->clock = 1;
 	b->state = xzalloc(ops->desc.band_state_size);

@@ -943,7 +943,8 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 	unsigned done = 0;
 	size_t n;
 	do {
-		n = flowq_mpsc_dequeue_batch(&s->doorbell, nodes, DRAIN_CHUNK);
+		n = flowq_mpsc_dequeue_lockstep(s->doorbell, FLOWQ__BELLS, nodes,
+						DRAIN_CHUNK);
 		if (n)
 			flowq__bump(&s->act_intakes, n);
 		/* Only for a batch with flows INTAKE_AHEAD behind the first:
@@ -1169,7 +1170,7 @@ gate_untake(struct flowq__shard *s, uint64_t bytes)
 static inline bool
 doorbell_rung(const struct flowq__shard *s)
 {
-	return flowq_mpsc_linked(&s->doorbell);
+	return flowq__bells_linked(s);
 }
 
 /* @return outcomes decided; sets *r_blocked when the gate (or a more
@@ -1553,7 +1554,7 @@ work_visible(struct flowq__shard *s)
 {
 	struct flowq_engine *e = s->engine;
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels))
+	if (!flowq__bells_empty(s) || !flowq_mpsc_empty(&s->cancels))
 		return true;
 	/* A band to collect, debt to take (set before their kick's [W1]). */
 	if (atomic_load_explicit(&s->band_hint, memory_order_relaxed) ||
@@ -1591,7 +1592,7 @@ work_visible(struct flowq__shard *s)
 static bool
 shard_empty(struct flowq__shard *s)
 {
-	if (!flowq_mpsc_empty(&s->doorbell) || !flowq_mpsc_empty(&s->cancels) ||
+	if (!flowq__bells_empty(s) || !flowq_mpsc_empty(&s->cancels) ||
 	    !flowq_list_empty(&s->pending))
 		return false;
 	for (unsigned oi = 0; oi < s->norder; oi++) {

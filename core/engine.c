@@ -267,7 +267,8 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		 * and the intake empties the doorbell each round; with the
 		 * inboxes alone sparse the gain at one producer was smaller
 		 * (README, "Session 11"). */
-		flowq_mpsc_init_sparse(&s->doorbell);
+		for (unsigned k = 0; k < FLOWQ__BELLS; k++)
+			flowq_mpsc_init_sparse(&s->doorbell[k]);
 		flowq_mpsc_init(&s->cancels);
 		flowq_list_init(&s->pending);
 		flowq_list_init(&s->idle);
@@ -814,14 +815,16 @@ flowq__debug_dump(struct flowq_engine *e, FILE *out)
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct flowq__shard *s = &e->shards[i];
 		fprintf(out,
-			"shard %u: sleeping %u gate_wait %u top_waiting %lld last_top %lld "
-			"blocked %d yielded %d yield_band %p blocked_band %p blocked_bytes %llu "
+			"shard %u: sleeping %u gate_wait %u top_waiting %lld last_top "
+			"%lld "
+			"blocked %d yielded %d yield_band %p blocked_band %p "
+			"blocked_bytes %llu "
 			"doorbell %s cancels %s pending %s\n",
 			i, atomic_load(&s->sleeping), atomic_load(&s->gate_wait),
-			(long long)atomic_load(&s->top_waiting), (long long)s->last_top, s->blocked,
-			s->yielded, (void *)s->yield_band, (void *)s->blocked_band,
-			(unsigned long long)s->blocked_bytes,
-			flowq_mpsc_empty(&s->doorbell) ? "empty" : "non-empty",
+			(long long)atomic_load(&s->top_waiting), (long long)s->last_top,
+			s->blocked, s->yielded, (void *)s->yield_band,
+			(void *)s->blocked_band, (unsigned long long)s->blocked_bytes,
+			flowq__bells_empty(s) ? "empty" : "non-empty",
 			flowq_mpsc_empty(&s->cancels) ? "empty" : "non-empty",
 			flowq_list_empty(&s->pending) ? "empty" : "non-empty");
 		for (unsigned oi = 0; oi < s->norder; oi++) {

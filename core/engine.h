@@ -47,6 +47,21 @@
  * two bits. The bits above them hold the sleep's generation
  * (FLOWQ__SLEEP_GEN per sleep, or per armed poll; dispatch.c,
  * flowq__shard_wake()). */
+/*
+ * A shard's doorbell is FLOWQ__BELLS queues of flows, which the intake
+ * empties in lockstep (flowq_mpsc_dequeue_lockstep()). With one queue the
+ * intake of a backlog of cold flows was a chain of misses, one flow after
+ * another, since each flow's link is on its own producer line (README,
+ * "Session 17"). A producer thread rings one queue until it has rung
+ * FLOWQ__BELL_RUN times in a row into a queue the dispatcher had not
+ * emptied, then moves to the next (flowq__flow_ring()): a backlog is
+ * spread over the queues in runs, while a producer the dispatcher keeps up
+ * with stays on one queue, so a round finds its rings on one line, as with
+ * a single queue.
+ */
+#define FLOWQ__BELLS    8u
+#define FLOWQ__BELL_RUN 8u
+
 #define FLOWQ__SLEEP_AWAKE  0u
 #define FLOWQ__SLEEP_ASLEEP 1u
 /* A waker took the word; the dispatcher (or, polled, the next poll) has not
@@ -412,9 +427,10 @@ struct flowq__shard {
 	pthread_t thread;
 	bool thread_started;
 
-	/* Queues written by producers: flows that became backlogged, and
-	 * requests whose cancel won. */
-	struct flowq_mpsc doorbell;
+	/* Queues written by producers: flows that became backlogged (the
+	 * doorbell: FLOWQ__BELLS chains, a flow always rings the same one,
+	 * flowq__bell_of()), and requests whose cancel won. */
+	struct flowq_mpsc doorbell[FLOWQ__BELLS];
 	struct flowq_mpsc cancels;
 
 	/* Sleep word (futex): written by the dispatcher and by wakers;
@@ -648,6 +664,27 @@ flowq__band_gc(struct flowq__shard *s, int64_t now);
 /** Create the configured bands (engine create). */
 int
 flowq__bands_init(struct flowq_engine *e);
+
+/** Whether every doorbell queue of @p s is empty (flowq_mpsc_empty()). */
+static inline bool
+flowq__bells_empty(const struct flowq__shard *s)
+{
+	for (unsigned k = 0; k < FLOWQ__BELLS; k++)
+		if (!flowq_mpsc_empty(&s->doorbell[k]))
+			return false;
+	return true;
+}
+
+/** Whether a doorbell queue of @p s holds a linked flow
+ * (flowq_mpsc_linked()). */
+static inline bool
+flowq__bells_linked(const struct flowq__shard *s)
+{
+	for (unsigned k = 0; k < FLOWQ__BELLS; k++)
+		if (flowq_mpsc_linked(&s->doorbell[k]))
+			return true;
+	return false;
+}
 
 /** Tell the flow's dispatcher about @p f (new, or its inbox went
  * non-empty) unless it is already on the doorbell. */

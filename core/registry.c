@@ -682,6 +682,16 @@ flow_discard(struct flowq_flow *f)
 	flowq__band_put(e, b);
 }
 
+/* The calling thread's doorbell queue (an index, any shard's), its rings
+ * in a row into a queue the dispatcher had not emptied, and whether it has
+ * moved to the queue and not rung it yet (engine.h, FLOWQ__BELLS). Only a
+ * placement: any value is correct. */
+static _Thread_local struct {
+	unsigned bell;
+	unsigned run;
+	bool moved;
+} ringer;
+
 void
 flowq__flow_ring(struct flowq_flow *f)
 {
@@ -691,7 +701,19 @@ flowq__flow_ring(struct flowq_flow *f)
 	if (atomic_exchange_explicit(&f->inbox.announced, 1, memory_order_acq_rel))
 		return;
 	FLOWQ_TSAN_RELEASE(f);
-	flowq_mpsc_enqueue(&f->shard->doorbell, &f->inbox.announce);
+	struct flowq_mpsc *q = &f->shard->doorbell[ringer.bell % FLOWQ__BELLS];
+	if (flowq_mpsc_enqueue(q, &f->inbox.announce)) {
+		/* Found empty: unless we just moved here, the dispatcher
+		 * keeps up with us; back to the first queue. */
+		if (!ringer.moved)
+			ringer.bell = 0;
+		ringer.moved = false;
+		ringer.run = 0;
+	} else if (++ringer.run == FLOWQ__BELL_RUN) {
+		ringer.run = 0;
+		ringer.bell++;
+		ringer.moved = true;
+	}
 	flowq__shard_kick(f->shard);
 }
 

@@ -357,6 +357,79 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 	return n;
 }
 
+/*
+ * Lockstep: the loop of flowq_mpsc_dequeue_batch() run for several queues,
+ * one [D2] load per queue per step, all of a step's loads before any of
+ * their results is used. Per queue the steps are those of dequeue_batch:
+ * a node whose link is set is returned and the walk moves to the link; the
+ * newest linked node goes through mpsc_take_last(); the walk's position is
+ * left in first (I6) when the call stops early. No queue's state is read or
+ * written through another's, so each queue's argument above holds as is.
+ */
+size_t
+flowq_mpsc_dequeue_lockstep(struct flowq_mpsc *qs, size_t nq,
+			    struct flowq_mpsc_node **r_nodes, size_t max)
+{
+	struct flowq_mpsc_node *cur[FLOWQ_MPSC_LOCKSTEP_MAX];
+	struct flowq_mpsc_node *nx[FLOWQ_MPSC_LOCKSTEP_MAX];
+	struct flowq_mpsc *live[FLOWQ_MPSC_LOCKSTEP_MAX];
+	size_t nl = 0, n = 0;
+
+	if (max == 0)
+		return 0;
+	if (nq > FLOWQ_MPSC_LOCKSTEP_MAX)
+		nq = FLOWQ_MPSC_LOCKSTEP_MAX;
+	for (size_t k = 0; k < nq; k++) {
+		struct flowq_mpsc_node *node = mpsc_oldest(&qs[k]);
+		if (node != NULL) {
+			cur[nl] = node;
+			live[nl++] = &qs[k];
+		}
+	}
+	while (nl != 0) {
+		size_t j = 0;
+
+		/* [D2] Acquire, as in dequeue_batch; independent loads. */
+		for (size_t i = 0; i < nl; i++)
+			nx[i] = atomic_load_explicit(&cur[i]->next, memory_order_acquire);
+		for (size_t i = 0; i < nl; i++) {
+			struct flowq_mpsc *q = live[i];
+			struct flowq_mpsc_node *node = cur[i], *next = nx[i];
+
+			if (n == max) {
+				/* Full: @node stays, as the oldest item. */
+				mpsc_set_first(q, node);
+				continue;
+			}
+			if (next == NULL) {
+				/* @node is the newest linked item of @q. */
+				next = mpsc_take_last(q, node);
+				if (next == node) {
+					mpsc_set_first(q, node);
+					continue;
+				}
+				r_nodes[n++] = node;
+				if (next != NULL) {
+					mpsc_set_first(q, next);
+					mpsc_returned(q, node);
+				}
+				continue;
+			}
+			r_nodes[n++] = node;
+			mpsc_returned(q, node);
+			cur[j] = next;
+			live[j++] = q;
+		}
+		nl = j;
+		if (n == max) {
+			for (size_t i = 0; i < nl; i++)
+				mpsc_set_first(live[i], cur[i]);
+			break;
+		}
+	}
+	return n;
+}
+
 bool
 flowq_mpsc_empty(const struct flowq_mpsc *q)
 {

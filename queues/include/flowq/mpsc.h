@@ -216,6 +216,37 @@ FLOWQ_API size_t
 flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 			 size_t max);
 
+/** The most queues flowq_mpsc_dequeue_lockstep() takes. */
+#define FLOWQ_MPSC_LOCKSTEP_MAX 16u
+
+/**
+ * flowq_mpsc_dequeue_batch() over the @p nq queues of the array @p qs at
+ * once, in lockstep: each step loads the next link of every queue that
+ * still has items, then takes one item from each. The loads of a step do
+ * not depend on one another, so a consumer whose items are cold (a long
+ * chain of nodes that live in different lines) waits for one miss per
+ * step instead of one per item.
+ *
+ * Each queue gives its items in its own FIFO order; the items of different
+ * queues interleave, one from each queue per step, in array order. A queue
+ * stops contributing when the call reaches its newest linked item, exactly
+ * where flowq_mpsc_dequeue_batch() would return.
+ *
+ * @param qs       array of @p nq queues, all with this thread as consumer.
+ * @param nq       1..FLOWQ_MPSC_LOCKSTEP_MAX.
+ * @param r_nodes  array of at least @p max entries; receives the nodes.
+ * @param max      the most items to remove in all; 0 returns 0 at once.
+ * @return the number of items removed. As for flowq_mpsc_dequeue_batch(),
+ *         a short count does not mean that the queues are empty.
+ *
+ * Context: the consumer of every queue in @p qs.
+ * Ordering: as trydequeue, for every returned node.
+ * Progress: wait-free for the consumer (at most @p max + @p nq steps).
+ */
+FLOWQ_API size_t
+flowq_mpsc_dequeue_lockstep(struct flowq_mpsc *qs, size_t nq,
+			    struct flowq_mpsc_node **r_nodes, size_t max);
+
 /**
  * Whether @p q holds no item (linked or still being linked).
  *

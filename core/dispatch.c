@@ -943,6 +943,8 @@ process_doorbell(struct flowq__shard *s, int64_t now, bool stopping)
 	unsigned done = 0;
 	size_t n;
 	do {
+		/* All doorbell queues at once: the links of a backlog's flows
+		 * load in parallel, one per queue (engine.h, FLOWQ__BELLS). */
 		n = flowq_mpsc_dequeue_lockstep(s->doorbell, FLOWQ__BELLS, nodes,
 						DRAIN_CHUNK);
 		if (n)
@@ -1161,11 +1163,13 @@ gate_untake(struct flowq__shard *s, uint64_t bytes)
 }
 
 /* Whether a flow rang @p s's doorbell since the round's intake:
- * flowq_mpsc_linked(), as idle_spin(). After an intake that emptied the
- * doorbell it reads the dummy's link, on the producers' line: the first
- * ring after the intake writes it, later ones only exchange the tail on
- * that line. So a check costs a line transfer only after a ring, which
- * ends the round anyway. An arrival still being linked is missed; the
+ * flowq_mpsc_linked() of each doorbell queue, the first one first (where
+ * a producer the dispatcher keeps up with rings), as idle_spin(). After an
+ * intake that emptied a queue it reads the dummy's link, on that queue's
+ * producers' line: the first ring after the intake writes it, later ones
+ * only exchange the tail on that line. So a check costs a line transfer
+ * only after a ring, which ends the round anyway; the queues nobody rang
+ * stay in this core's cache. An arrival still being linked is missed; the
  * round after sees it. */
 static inline bool
 doorbell_rung(const struct flowq__shard *s)

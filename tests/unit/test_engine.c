@@ -639,6 +639,54 @@ shard_stats(struct flowq_engine *e)
  * flow not yet announced; a new flow rings once to be adopted, and its
  * first submit finds it announced), rounds and outcomes per poll that
  * decided something, a sleep per poll that armed the fd. */
+/* A burst from one thread over many new flows: the rings spread over the
+ * shard's doorbell queues in runs (engine.h, FLOWQ__BELLS), the lockstep
+ * intake takes every flow in once, nothing is lost; once the dispatcher
+ * keeps up, the thread rings the first queue again. */
+Test(engine, a_burst_spreads_over_the_doorbell_queues_and_loses_nothing)
+{
+	enum { N = 1000 };
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	static struct fx_req hs[N + 4];
+	static char ids[N + 4][16];
+	struct flowq__shard *s = &e->shards[0];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "burst%d", i);
+		fx_req_init(&hs[i], ids[i], 0, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+	}
+	for (unsigned k = 0; k < FLOWQ__BELLS; k++)
+		cr_assert_not(flowq_mpsc_empty(&s->doorbell[k]),
+			      "doorbell queue %u unused", k);
+	cr_assert_eq(fx_poll_all(e), N);
+	cr_assert(flowq__bells_empty(s));
+	struct flowq_shard_stats ss = shard_stats(e);
+	cr_assert_eq(ss.intakes, N, "each flow taken in once");
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(hs[i].completions, 1, "request %d: %d completions", i,
+			     hs[i].completions);
+		cr_assert_eq(hs[i].seen, FLOWQ_DISPATCHED);
+		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	}
+	/* Rung one at a time, each taken in before the next: within two
+	 * rings the thread is back on the first queue. */
+	for (int i = N; i < N + 4; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "burst%d", i);
+		fx_req_init(&hs[i], ids[i], 0, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+		if (i >= N + 2) {
+			cr_assert_not(flowq_mpsc_empty(&s->doorbell[0]));
+			for (unsigned k = 1; k < FLOWQ__BELLS; k++)
+				cr_assert(flowq_mpsc_empty(&s->doorbell[k]));
+		}
+		cr_assert_eq(fx_poll_all(e), 1);
+		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	}
+	flowq_engine_destroy(e);
+}
+
 Test(engine, shard_stats_count_rings_rounds_and_sleeps)
 {
 	struct flowq_config c = fx_polled_cfg();

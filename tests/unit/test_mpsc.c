@@ -874,6 +874,200 @@ BOTH(mpsc_gap, linked_sees_linked_items_only)
 }
 
 /* ------------------------------------------------------------------------ */
+/* flowq_mpsc_dequeue_lockstep(): several queues at once, one item per queue
+ * per step. The queues take q's layout (the suite's init). */
+
+TestSuite(mpsc_lockstep, .init = setup);
+TestSuite(mpsc_lockstep_sparse, .init = setup_sparse);
+
+enum { LS_QUEUES = 3 };
+static struct flowq_mpsc lsq[FLOWQ_MPSC_LOCKSTEP_MAX + 1];
+
+static void
+lockstep_init(size_t n)
+{
+	bool sparse = q.stub == &q.head_p;
+
+	for (size_t k = 0; k < n; k++) {
+		if (sparse)
+			flowq_mpsc_init_sparse(&lsq[k]);
+		else
+			flowq_mpsc_init(&lsq[k]);
+	}
+}
+
+/* Enqueue @p n items, ids first .. first + n - 1, into lsq[@p k]. */
+static void
+lockstep_fill(struct item *it, size_t k, uint32_t first, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		it[i].id = first + (uint32_t)i;
+		flowq_mpsc_enqueue(&lsq[k], &it[i].node);
+	}
+}
+
+/* One lockstep call over lsq[0 .. nq - 1]; its items' ids must be @p want
+ * (nwant of them), and the slots after them untouched. */
+static void
+assert_lockstep(size_t nq, size_t max, const uint32_t *want, size_t nwant)
+{
+	struct flowq_mpsc_node *buf[32];
+
+	for (size_t i = 0; i < 32; i++)
+		buf[i] = POISON;
+	cr_assert_leq(max, 31);
+	size_t n = flowq_mpsc_dequeue_lockstep(lsq, nq, buf, max);
+	cr_assert_eq(n, nwant, "lockstep of %zu returned %zu items, want %zu", max, n,
+		     nwant);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(item_of(buf[i])->id, want[i], "item %zu: id %u, want %u", i,
+			     item_of(buf[i])->id, want[i]);
+	cr_assert_eq(buf[n], POISON, "wrote past the items it returned");
+}
+
+static void
+assert_lockstep_empty(size_t nq)
+{
+	for (size_t k = 0; k < nq; k++)
+		cr_assert(flowq_mpsc_empty(&lsq[k]), "queue %zu not empty", k);
+	assert_lockstep(nq, 8, NULL, 0);
+}
+
+BOTH(mpsc_lockstep, one_item_per_queue_per_step_in_array_order)
+{
+	struct item a[3], b[1], c[2];
+
+	lockstep_init(LS_QUEUES);
+	lockstep_fill(a, 0, 0, 3);  /* 0 1 2 */
+	lockstep_fill(b, 1, 10, 1); /* 10 */
+	lockstep_fill(c, 2, 20, 2); /* 20 21 */
+	/* A step takes one from each queue that still has items. */
+	assert_lockstep(LS_QUEUES, 16, (const uint32_t[]){0, 10, 20, 1, 21, 2}, 6);
+	assert_lockstep_empty(LS_QUEUES);
+	/* Each emptied queue signals its next empty -> non-empty enqueue. */
+	for (size_t k = 0; k < LS_QUEUES; k++)
+		cr_assert(flowq_mpsc_enqueue(&lsq[k], &a[k].node));
+}
+
+BOTH(mpsc_lockstep, max_reached_inside_a_step_and_at_its_end)
+{
+	struct item a[3], b[1], c[2];
+
+	lockstep_init(LS_QUEUES);
+	lockstep_fill(a, 0, 0, 3);
+	lockstep_fill(b, 1, 10, 1);
+	lockstep_fill(c, 2, 20, 2);
+	/* Inside the first step: queue 2 keeps its oldest. */
+	assert_lockstep(LS_QUEUES, 2, (const uint32_t[]){0, 10}, 2);
+	/* At the end of a step: every queue keeps its place. */
+	assert_lockstep(LS_QUEUES, 2, (const uint32_t[]){1, 20}, 2);
+	assert_lockstep(LS_QUEUES, 16, (const uint32_t[]){2, 21}, 2);
+	assert_lockstep_empty(LS_QUEUES);
+}
+
+BOTH(mpsc_lockstep, other_calls_go_on_where_it_stopped)
+{
+	struct item a[4], c[3];
+	struct flowq_mpsc_node *buf[8];
+	struct flowq_mpsc_node *n = POISON;
+
+	lockstep_init(LS_QUEUES);
+	lockstep_fill(a, 0, 0, 4);
+	lockstep_fill(c, 2, 20, 3);
+	assert_lockstep(LS_QUEUES, 3, (const uint32_t[]){0, 20, 1}, 3);
+	/* The single-queue calls find each queue's cursor where it was left. */
+	cr_assert_eq(flowq_mpsc_trydequeue(&lsq[2], &n), 0);
+	cr_assert_eq(item_of(n)->id, 21);
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&lsq[0], buf, 8), 2);
+	cr_assert_eq(item_of(buf[0])->id, 2);
+	cr_assert_eq(item_of(buf[1])->id, 3);
+	/* And the lockstep call finds theirs. */
+	flowq_mpsc_enqueue(&lsq[1], &a[0].node);
+	assert_lockstep(LS_QUEUES, 8, (const uint32_t[]){0, 22}, 2);
+	assert_lockstep_empty(LS_QUEUES);
+}
+
+BOTH(mpsc_lockstep, a_gap_holds_back_only_its_queue)
+{
+	struct item a[2], c[2];
+	struct half_enqueue h;
+
+	lockstep_init(LS_QUEUES);
+	lockstep_fill(a, 0, 0, 1);
+	a[1].id = 1;
+	h = enqueue_exchange_only(&lsq[0], &a[1].node); /* 1 exchanged, not linked */
+	lockstep_fill(c, 2, 20, 2);
+	/* Queue 0's oldest cannot leave before its successor is linked. */
+	assert_lockstep(LS_QUEUES, 8, (const uint32_t[]){20, 21}, 2);
+	cr_assert_not(flowq_mpsc_empty(&lsq[0]));
+	assert_lockstep(LS_QUEUES, 8, NULL, 0);
+	cr_assert_not(enqueue_link(&lsq[0], h));
+	assert_lockstep(LS_QUEUES, 8, (const uint32_t[]){0, 1}, 2);
+	assert_lockstep_empty(LS_QUEUES);
+}
+
+/* As known_tail_is_forgotten_when_returned_by_a_batch (mpsc.c I5): a tail
+ * the call remembered at a gap is forgotten when a step returns its node. */
+BOTH(mpsc_lockstep, known_tail_is_forgotten_when_a_step_returns_it)
+{
+	struct item a[3], c;
+	struct half_enqueue h;
+
+	lockstep_init(LS_QUEUES);
+	lockstep_fill(a, 0, 0, 1);
+	a[1].id = 1;
+	h = enqueue_exchange_only(&lsq[0], &a[1].node);
+	assert_lockstep(LS_QUEUES, 8, NULL, 0); /* gap behind 0: tail 1 seen */
+	enqueue_link(&lsq[0], h);
+	lockstep_fill(&a[2], 0, 2, 1);
+	lockstep_fill(&c, 1, 10, 1);
+	/* 1 leaves through its successor link; 2 is then the tail. */
+	assert_lockstep(LS_QUEUES, 8, (const uint32_t[]){0, 10, 1, 2}, 4);
+	assert_lockstep_empty(LS_QUEUES);
+}
+
+BOTH(mpsc_lockstep, gap_on_an_empty_queue)
+{
+	struct item a, c;
+	struct half_enqueue h;
+
+	lockstep_init(LS_QUEUES);
+	a.id = 0;
+	h = enqueue_exchange_only(&lsq[1], &a.node);
+	lockstep_fill(&c, 2, 20, 1);
+	assert_lockstep(LS_QUEUES, 8, (const uint32_t[]){20}, 1);
+	cr_assert_not(flowq_mpsc_empty(&lsq[1]), "an item being linked");
+	cr_assert(enqueue_link(&lsq[1], h), "the enqueue that made queue 1 non-empty");
+	assert_lockstep(LS_QUEUES, 8, (const uint32_t[]){0}, 1);
+	assert_lockstep_empty(LS_QUEUES);
+}
+
+BOTH(mpsc_lockstep, zero_max_and_queue_counts)
+{
+	struct item a[2], x[FLOWQ_MPSC_LOCKSTEP_MAX + 1];
+
+	lockstep_init(FLOWQ_MPSC_LOCKSTEP_MAX + 1);
+	lockstep_fill(a, 0, 0, 2);
+	assert_lockstep(LS_QUEUES, 0, NULL, 0);
+	assert_lockstep(0, 8, NULL, 0);
+	/* One queue: dequeue_batch's order and limits. */
+	assert_lockstep(1, 1, (const uint32_t[]){0}, 1);
+	assert_lockstep(1, 8, (const uint32_t[]){1}, 1);
+	/* The most queues one call reads; a queue after them is not read. */
+	for (size_t k = 0; k <= FLOWQ_MPSC_LOCKSTEP_MAX; k++)
+		lockstep_fill(&x[k], k, 100 + (uint32_t)k, 1);
+	uint32_t want[FLOWQ_MPSC_LOCKSTEP_MAX];
+	for (size_t k = 0; k < FLOWQ_MPSC_LOCKSTEP_MAX; k++)
+		want[k] = 100 + (uint32_t)k;
+	assert_lockstep(FLOWQ_MPSC_LOCKSTEP_MAX + 1, 31, want, FLOWQ_MPSC_LOCKSTEP_MAX);
+	cr_assert_not(flowq_mpsc_empty(&lsq[FLOWQ_MPSC_LOCKSTEP_MAX]));
+	cr_assert_eq(flowq_mpsc_dequeue_batch(&lsq[FLOWQ_MPSC_LOCKSTEP_MAX],
+					      (struct flowq_mpsc_node *[1]){0}, 1),
+		     1);
+	assert_lockstep_empty(FLOWQ_MPSC_LOCKSTEP_MAX);
+}
+
+/* ------------------------------------------------------------------------ */
 /* A small concurrent smoke test, for the ASan/UBSan unit run. */
 
 enum { SMOKE_PRODUCERS = 2, SMOKE_PER_PRODUCER = 100000 };

@@ -233,7 +233,9 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
  * where flowq_mpsc_dequeue_batch() would return.
  *
  * @param qs       array of @p nq queues, all with this thread as consumer.
- * @param nq       1..FLOWQ_MPSC_LOCKSTEP_MAX.
+ * @param nq       the number of queues; at most FLOWQ_MPSC_LOCKSTEP_MAX are
+ *                 read (the first ones; any after them are not touched),
+ *                 and 0 returns 0.
  * @param r_nodes  array of at least @p max entries; receives the nodes.
  * @param max      the most items to remove in all; 0 returns 0 at once.
  * @return the number of items removed. As for flowq_mpsc_dequeue_batch(),

@@ -921,6 +921,7 @@ static inline void
 intake_prefetch_lines(const struct flowq_flow *f)
 {
 	__builtin_prefetch(&f->band, 0, 3);
+	__builtin_prefetch(&f->weight, 0, 3);
 	__builtin_prefetch(&f->inbox, 1, 3);
 	for (size_t off = 0; off < FLOWQ__FLOW_SPAN; off += FLOWQ_CACHE_LINE)
 		__builtin_prefetch((const char *)&f->pf + off, 1, 3);
@@ -929,7 +930,17 @@ intake_prefetch_lines(const struct flowq_flow *f)
 static inline void
 intake_prefetch_links(const struct flowq_flow *f)
 {
-	flowq_mpsc_prefetch_oldest(&f->inbox);
+	/* The oldest request's link and state, and the line its ordering
+	 * node is on, which the push writes (only address arithmetic on a
+	 * hint that may be stale). */
+	const struct flowq_mpsc_node *n = flowq_mpsc_oldest_hint(&f->inbox);
+	if (n) {
+		const struct flowq_req *r =
+			(const struct flowq_req *)((const char *)n -
+						   offsetof(struct flowq_req, priv.link));
+		__builtin_prefetch(n, 1, 3);
+		__builtin_prefetch(&r->priv.lnode, 1, 3);
+	}
 	if (f->in_idle) {
 		__builtin_prefetch(f->ilink.prev, 1, 3);
 		__builtin_prefetch(f->ilink.next, 1, 3);
@@ -1032,6 +1043,7 @@ flowq__flow_prefetch(void *arg, const struct flowq_policy_flow *pf, unsigned sta
 	const struct flowq_req *r = b->ordering->peek(f->ostate);
 	__builtin_prefetch(r, 1, 3);
 	__builtin_prefetch(&r->priv, 1, 3);
+	__builtin_prefetch(&r->priv.lnode, 1, 3);
 }
 
 /* ---- phase 4: TTL ---- */

@@ -451,11 +451,16 @@ flowq_mpsc_linked(const struct flowq_mpsc *q)
 	       atomic_load_explicit(&q->stub->next, memory_order_relaxed) != NULL;
 }
 
+const struct flowq_mpsc_node *
+flowq_mpsc_oldest_hint(const struct flowq_mpsc *q)
+{
+	return atomic_load_explicit(&q->pstub->next, memory_order_relaxed);
+}
+
 void
 flowq_mpsc_prefetch_oldest(const struct flowq_mpsc *q)
 {
 	/* The pointer is only prefetched, never dereferenced: a stale one
 	 * (the item left meanwhile) costs a useless fetch at worst. */
-	__builtin_prefetch(atomic_load_explicit(&q->pstub->next, memory_order_relaxed), 1,
-			   3);
+	__builtin_prefetch(flowq_mpsc_oldest_hint(q), 1, 3);
 }

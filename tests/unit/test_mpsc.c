@@ -165,11 +165,13 @@ BOTH(mpsc, prefetch_oldest_changes_nothing)
 
 	init_items(it, 3);
 	flowq_mpsc_prefetch_oldest(&q);
+	cr_assert_null(flowq_mpsc_oldest_hint(&q));
 	assert_enoent();
 	for (int i = 0; i < 3; i++)
 		flowq_mpsc_enqueue(&q, &it[i].node);
 	memcpy(&before, &q, sizeof(q));
 	flowq_mpsc_prefetch_oldest(&q);
+	cr_assert_eq(flowq_mpsc_oldest_hint(&q), &it[0].node, "fresh: the oldest item");
 	cr_assert(memcmp(&before, &q, sizeof(q)) == 0, "the hint wrote the queue");
 	assert_dequeue(&it[0]);
 	memcpy(&before, &q, sizeof(q));

@@ -290,6 +290,18 @@ flowq_mpsc_linked(const struct flowq_mpsc *q);
 FLOWQ_API void
 flowq_mpsc_prefetch_oldest(const struct flowq_mpsc *q);
 
+/**
+ * The node flowq_mpsc_prefetch_oldest() would prefetch, for a consumer
+ * that wants to prefetch other lines of the item that contains it: the
+ * oldest item when the consumer has not taken any since the queue last
+ * ran empty, else a node that may have left the queue, or NULL. Only for
+ * address arithmetic and prefetching: never dereference it.
+ *
+ * Context: the consumer. Ordering: one relaxed load. Progress: wait-free.
+ */
+FLOWQ_API const struct flowq_mpsc_node *
+flowq_mpsc_oldest_hint(const struct flowq_mpsc *q);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,7 @@
 
 #define FLOWQ_VERSION_MAJOR 0
 #define FLOWQ_VERSION_MINOR 3
-#define FLOWQ_VERSION_PATCH 2
+#define FLOWQ_VERSION_PATCH 3
 
 #if defined(__GNUC__)
 #define FLOWQ_API __attribute__((visibility("default")))

@@ -244,6 +244,7 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
  * Context: the consumer of every queue in @p qs.
  * Ordering: as trydequeue, for every returned node.
  * Progress: wait-free for the consumer (at most @p max + @p nq steps).
+ * Since 0.3.3.
  */
 FLOWQ_API size_t
 flowq_mpsc_dequeue_lockstep(struct flowq_mpsc *qs, size_t nq,
@@ -295,7 +296,7 @@ flowq_mpsc_prefetch_oldest(const struct flowq_mpsc *q);
  * that wants to prefetch other lines of the item that contains it: the
  * oldest item when the consumer has not taken any since the queue last
  * ran empty, else a node that may have left the queue, or NULL. Only for
- * address arithmetic and prefetching: never dereference it.
+ * address arithmetic and prefetching: never dereference it. Since 0.3.3.
  *
  * Context: the consumer. Ordering: one relaxed load. Progress: wait-free.
  */

@@ -1014,6 +1014,55 @@ Test(engine, flow_handles_and_gc)
 	flowq_engine_destroy(e);
 }
 
+/* A flow that was busy again after it went on the idle list is collected
+ * one timeout after its last idle time: not after its first, and not
+ * later because another flow went idle in between (a lazy idle list that
+ * left a busy flow in its old place would give both; README "Session 18",
+ * tried and not kept). */
+static void
+gc_case_serve(struct flowq_engine *e, const char *flow)
+{
+	struct fx_req h;
+	fx_req_init(&h, flow, 0, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+}
+
+static bool
+gc_case_alive(struct flowq_engine *e, const char *flow)
+{
+	struct flowq_stats st;
+	fx_poll_all(e);
+	return flowq_stats_flow(e, flow, strlen(flow), 0, &st) == 0;
+}
+
+Test(engine, gc_times_a_flow_from_its_last_idle_period)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	gc_case_serve(e, "a"); /* idle at 0 */
+	fx_advance(500);
+	gc_case_serve(e, "a"); /* busy again, idle at 500 */
+	fx_advance(100);
+	gc_case_serve(e, "b"); /* idle at 600 */
+	fx_advance(400);
+	cr_assert(gc_case_alive(e, "a"), "t = 1000: idle for 500 only");
+	fx_advance(499);
+	cr_assert(gc_case_alive(e, "a"), "t = 1499: idle for 999 only");
+	cr_assert(gc_case_alive(e, "b"), "t = 1499");
+	fx_advance(1);
+	cr_assert_not(gc_case_alive(e, "a"), "t = 1500: idle for one timeout");
+	cr_assert(gc_case_alive(e, "b"), "t = 1500: idle for 900 only");
+	fx_advance(99);
+	cr_assert(gc_case_alive(e, "b"), "t = 1599: idle for 999 only");
+	fx_advance(1);
+	cr_assert_not(gc_case_alive(e, "b"), "t = 1600: idle for one timeout");
+	flowq_engine_destroy(e);
+}
+
 /* ---- ports ---- */
 
 Test(engine, completion_port)

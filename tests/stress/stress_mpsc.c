@@ -1008,6 +1008,34 @@ refill(struct consumer *c, unsigned q)
 }
 
 /*
+ * --queues, final phase: one flowq_mpsc_dequeue_batch() of a random size on
+ * queue @p q into @p buf (room for MAX_BATCH + 1), which holds @p rest
+ * linked items, so the batch must return exactly min(size, rest) and leave
+ * the entry after them alone. Sets *r_n; returns false after a violation
+ * (@p what names the step in its message).
+ */
+static bool
+exact_batch(struct consumer *c, unsigned q, struct flowq_mpsc_node **buf, uint64_t rest,
+	    const char *what, size_t *r_n)
+{
+	size_t max = 1 + (size_t)(test_rng_next(&c->rng) % MAX_BATCH);
+	size_t want = max < rest ? max : (size_t)rest, n;
+
+	buf[max] = NULL;
+	n = flowq_mpsc_dequeue_batch(&queues[q], buf, max);
+	c->final_calls++;
+	if (n > max || buf[max] != NULL || n != want) {
+		test_violation(PROG,
+			       "queue %u: %s, a batch of %zu returned %zu with %" PRIu64
+			       " left",
+			       q, what, max, n, rest);
+		return false;
+	}
+	*r_n = n;
+	return true;
+}
+
+/*
  * --queues, final phase, at most HOLD_MAX items left: take every queue's
  * items out with batches (each exact) without consuming them into hold[],
  * and refill() the queue. From then on every call's items are known node by
@@ -1021,22 +1049,12 @@ hold_back(struct consumer *c)
 	for (unsigned q = 0; q < c->nqueues; q++) {
 		c->hold_start[q] = c->hold_next[q] = c->hold_end[q] = off;
 		while (c->hold_end[q] - off < c->left[q]) {
-			uint64_t r = test_rng_next(&c->rng), rest;
-			struct flowq_mpsc_node **buf = &c->hold[c->hold_end[q]];
-			size_t max = 1 + (size_t)(r % MAX_BATCH), n, want;
+			size_t n;
 
-			rest = c->left[q] - (c->hold_end[q] - off);
-			want = max < rest ? max : (size_t)rest;
-			buf[max] = NULL;
-			n = flowq_mpsc_dequeue_batch(&queues[q], buf, max);
-			c->final_calls++;
-			if (n > max || buf[max] != NULL || n != want) {
-				test_violation(PROG,
-					       "queue %u: holding back, a batch of %zu"
-					       " returned %zu with %" PRIu64 " left",
-					       q, max, n, rest);
+			if (!exact_batch(c, q, &c->hold[c->hold_end[q]],
+					 c->left[q] - (c->hold_end[q] - off),
+					 "holding back", &n))
 				return false;
-			}
 			c->hold_end[q] += (uint32_t)n;
 			after_success(c, (int)q);
 		}
@@ -1065,21 +1083,11 @@ recirculate(struct consumer *c)
 		if (c->hold_start[q] == c->hold_end[q])
 			continue;
 		while (c->hold_next[q] < c->hold_end[q]) {
-			uint64_t r = test_rng_next(&c->rng);
-			size_t max = 1 + (size_t)(r % MAX_BATCH), n, want;
-			uint32_t rest = c->hold_end[q] - c->hold_next[q];
+			size_t n;
 
-			want = max < rest ? max : rest;
-			buf[max] = NULL;
-			n = flowq_mpsc_dequeue_batch(&queues[q], buf, max);
-			c->final_calls++;
-			if (n > max || buf[max] != NULL || n != want) {
-				test_violation(PROG,
-					       "queue %u: recirculating, a batch of %zu"
-					       " returned %zu with %" PRIu32 " left",
-					       q, max, n, rest);
+			if (!exact_batch(c, q, buf, c->hold_end[q] - c->hold_next[q],
+					 "recirculating", &n))
 				return false;
-			}
 			for (size_t k = 0; k < n; k++) {
 				if (!held_next(c, q, buf[k]))
 					return false;

@@ -428,8 +428,8 @@ struct flowq__shard {
 	bool thread_started;
 
 	/* Queues written by producers: flows that became backlogged (the
-	 * doorbell: FLOWQ__BELLS chains, a flow always rings the same one,
-	 * flowq__bell_of()), and requests whose cancel won. */
+	 * doorbell: FLOWQ__BELLS queues; a flow rings the queue of the thread
+	 * that rings it, flowq__flow_ring()), and requests whose cancel won. */
 	struct flowq_mpsc doorbell[FLOWQ__BELLS];
 	struct flowq_mpsc cancels;
 
@@ -666,6 +666,12 @@ int
 flowq__bands_init(struct flowq_engine *e);
 
 /** Whether every doorbell queue of @p s is empty (flowq_mpsc_empty()). */
+/* One lockstep call takes in every queue: it reads at most
+ * FLOWQ_MPSC_LOCKSTEP_MAX, and a queue it never read would never be
+ * emptied. */
+FLOWQ_STATIC_ASSERT(FLOWQ__BELLS <= FLOWQ_MPSC_LOCKSTEP_MAX,
+		    "the intake's lockstep call reads every doorbell queue");
+
 static inline bool
 flowq__bells_empty(const struct flowq__shard *s)
 {

@@ -360,11 +360,26 @@ flowq_mpsc_dequeue_batch(struct flowq_mpsc *q, struct flowq_mpsc_node **r_nodes,
 /*
  * Lockstep: the loop of flowq_mpsc_dequeue_batch() run for several queues,
  * one [D2] load per queue per step, all of a step's loads before any of
- * their results is used. Per queue the steps are those of dequeue_batch:
- * a node whose link is set is returned and the walk moves to the link; the
- * newest linked node goes through mpsc_take_last(); the walk's position is
- * left in first (I6) when the call stops early. No queue's state is read or
- * written through another's, so each queue's argument above holds as is.
+ * their results is used. Why each queue's argument above carries over:
+ *  - Per queue, the call is exactly one dequeue_batch run: mpsc_oldest()
+ *    once, then per step one [D2] load of the current node's link; a node
+ *    whose link is set is returned (mpsc_returned(), I5) and the walk moves
+ *    to the link; a node whose link is NULL goes through mpsc_take_last()
+ *    at most once, after which the queue leaves the walk; and first is
+ *    written once, when the queue leaves the walk. Loading the links of a
+ *    step before using them changes nothing: each load is of a node this
+ *    call owns as its queue's oldest, as in dequeue_batch.
+ *  - A queue stopped by max before its take-last keeps its current node
+ *    as the oldest item in first, which I6 allows (the node is linked: the
+ *    call reached it through a link or mpsc_oldest()).
+ *  - No queue's state is read or written through another's: cur[], nx[]
+ *    and live[] hold one entry per queue, compacted in array order.
+ *  - A node returned from one queue may be enqueued next on another (the
+ *    engine's announcement links move between doorbell queues): once
+ *    returned, this queue never writes it again (I4) nor takes it for its
+ *    known tail (I5; its tail loads cannot return it, O4), and on the other
+ *    queue it is an ordinary enqueue ([E0], O1, O2 there), as for a node
+ *    re-enqueued on the same queue.
  */
 size_t
 flowq_mpsc_dequeue_lockstep(struct flowq_mpsc *qs, size_t nq,

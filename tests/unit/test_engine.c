@@ -687,6 +687,59 @@ Test(engine, a_burst_spreads_over_the_doorbell_queues_and_loses_nothing)
 	flowq_engine_destroy(e);
 }
 
+/* A ring into a doorbell queue other than the first during a poll's round
+ * (here by the completion callback, after the intake) must be seen by the
+ * poll's last look before it arms the fd: the poll asks to be called again
+ * at once rather than sleeping to the next deadline (the GC's, seconds
+ * away). A re-check of the first queue only would lose that wake-up. */
+static struct flowq_engine *late_ring_engine;
+static struct fx_req late_ring_b;
+
+static void
+late_ring_on_complete(struct flowq_req *req, void *arg)
+{
+	fx_on_complete(req, arg);
+	fx_req_init(&late_ring_b, "late-b", 0, 1);
+	cr_assert_eq(flowq_submit(late_ring_engine, &late_ring_b.req), 0);
+}
+
+Test(engine, a_ring_into_a_later_doorbell_queue_during_a_poll_is_seen_before_it_arms)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct flowq__shard *s = &e->shards[0];
+	static struct fx_req hs[FLOWQ__BELL_RUN + 1], a;
+	static char ids[FLOWQ__BELL_RUN + 1][16];
+	int64_t next;
+
+	late_ring_engine = e;
+	cr_assert_geq(flowq_shard_fd(e, 0), 0, "the polls arm the fd");
+	/* FLOWQ__BELL_RUN + 1 rings in a row into a queue not emptied
+	 * meanwhile move this thread to the second queue. */
+	for (int i = 0; i <= (int)FLOWQ__BELL_RUN; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "late%d", i);
+		fx_req_init(&hs[i], ids[i], 0, 1);
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+	}
+	cr_assert_eq(fx_poll_all(e), FLOWQ__BELL_RUN + 1);
+	for (int i = 0; i <= (int)FLOWQ__BELL_RUN; i++)
+		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	fx_req_init(&a, "late-a", 0, 1);
+	a.req.complete = late_ring_on_complete;
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	cr_assert(flowq_mpsc_linked(&s->doorbell[1]), "the thread rings the second queue");
+
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 1);
+	cr_assert(flowq_mpsc_linked(&s->doorbell[1]), "b rang the second queue in the round");
+	cr_assert_eq(next, flowq_now(e), "poll again at once, next = %lld (now %lld)",
+		     (long long)next, (long long)flowq_now(e));
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 1);
+	cr_assert_eq(late_ring_b.completions, 1);
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	cr_assert_eq(flowq_release(e, &late_ring_b.req), 0);
+	flowq_engine_destroy(e);
+}
+
 Test(engine, shard_stats_count_rings_rounds_and_sleeps)
 {
 	struct flowq_config c = fx_polled_cfg();

@@ -665,13 +665,13 @@ flowq__band_gc(struct flowq__shard *s, int64_t now);
 int
 flowq__bands_init(struct flowq_engine *e);
 
-/** Whether every doorbell queue of @p s is empty (flowq_mpsc_empty()). */
 /* One lockstep call takes in every queue: it reads at most
  * FLOWQ_MPSC_LOCKSTEP_MAX, and a queue it never read would never be
  * emptied. */
 FLOWQ_STATIC_ASSERT(FLOWQ__BELLS <= FLOWQ_MPSC_LOCKSTEP_MAX,
 		    "the intake's lockstep call reads every doorbell queue");
 
+/** Whether every doorbell queue of @p s is empty (flowq_mpsc_empty()). */
 static inline bool
 flowq__bells_empty(const struct flowq__shard *s)
 {

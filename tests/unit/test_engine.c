@@ -1067,11 +1067,7 @@ Test(engine, flow_handles_and_gc)
 	flowq_engine_destroy(e);
 }
 
-/* A flow that was busy again after it went on the idle list is collected
- * one timeout after its last idle time: not after its first, and not
- * later because another flow went idle in between (a lazy idle list that
- * left a busy flow in its old place would give both; README "Session 18",
- * tried and not kept). */
+/* Serve one request of @p flow, now; it is idle again when this returns. */
 static void
 gc_case_serve(struct flowq_engine *e, const char *flow)
 {
@@ -1083,6 +1079,7 @@ gc_case_serve(struct flowq_engine *e, const char *flow)
 	cr_assert_eq(flowq_release(e, &h.req), 0);
 }
 
+/* Poll (the collection runs in the poll), then whether @p flow exists. */
 static bool
 gc_case_alive(struct flowq_engine *e, const char *flow)
 {
@@ -1091,6 +1088,11 @@ gc_case_alive(struct flowq_engine *e, const char *flow)
 	return flowq_stats_flow(e, flow, strlen(flow), 0, &st) == 0;
 }
 
+/* A flow that was busy again after it went on the idle list is collected
+ * one timeout after its last idle time: not after its first, and not
+ * later because another flow went idle in between (a lazy idle list that
+ * left a busy flow in its old place would give both; README "Session 18",
+ * tried and not kept). */
 Test(engine, gc_times_a_flow_from_its_last_idle_period)
 {
 	struct flowq_config c = fx_polled_cfg();

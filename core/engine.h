@@ -52,12 +52,13 @@
  * empties in lockstep (flowq_mpsc_dequeue_lockstep()). With one queue the
  * intake of a backlog of cold flows was a chain of misses, one flow after
  * another, since each flow's link is on its own producer line (README,
- * "Session 17"). A producer thread rings one queue until it has rung
- * FLOWQ__BELL_RUN times in a row into a queue the dispatcher had not
- * emptied, then moves to the next (flowq__flow_ring()): a backlog is
- * spread over the queues in runs, while a producer the dispatcher keeps up
- * with stays on one queue, so a round finds its rings on one line, as with
- * a single queue.
+ * "Session 17"). A producer thread rings one queue of the shard until it
+ * has rung FLOWQ__BELL_RUN times in a row into a queue the dispatcher had
+ * not emptied, then moves to the next (flowq__flow_ring(); the thread
+ * keeps this placement per shard, so its rings into one shard do not move
+ * it in another): a backlog is spread over the queues in runs, while a
+ * producer the dispatcher keeps up with stays on one queue, so a round
+ * finds its rings on one line, as with a single queue.
  */
 #define FLOWQ__BELLS    8u
 #define FLOWQ__BELL_RUN 8u

@@ -682,15 +682,37 @@ flow_discard(struct flowq_flow *f)
 	flowq__band_put(e, b);
 }
 
-/* The calling thread's doorbell queue (an index, any shard's), its rings
- * in a row into a queue the dispatcher had not emptied, and whether it has
- * moved to the queue and not rung it yet (engine.h, FLOWQ__BELLS). Only a
- * placement: any value is correct. */
-static _Thread_local struct {
+/* Doorbell placement slots per thread (a power of two). A thread that
+ * rings several shards, of one engine or of several, keeps one placement
+ * per shard, up to this many shards at once; shards whose slots collide
+ * share one and start it over (bell 0) on each switch, which is only
+ * slower (a backlog spreads less), never wrong. */
+#define RINGER_SLOTS 8u
+
+/* The calling thread's placement on one shard's doorbell (engine.h,
+ * FLOWQ__BELLS): the queue it rings (an index), its rings in a row into a
+ * queue the dispatcher had not emptied, and whether it has moved to the
+ * queue and not rung it yet. The shard tags the slot. Only a placement:
+ * any value is correct. */
+struct ringer {
+	const struct flowq__shard *shard;
 	unsigned bell;
 	unsigned run;
 	bool moved;
-} ringer;
+};
+static _Thread_local struct ringer ringers[RINGER_SLOTS];
+
+/* The calling thread's placement on @p s: its slot (by the shard's index,
+ * so an engine's first RINGER_SLOTS shards never collide), started over
+ * if another shard held it. */
+static inline struct ringer *
+ringer_of(const struct flowq__shard *s)
+{
+	struct ringer *r = &ringers[s->index % RINGER_SLOTS];
+	if (r->shard != s)
+		*r = (struct ringer){.shard = s};
+	return r;
+}
 
 void
 flowq__flow_ring(struct flowq_flow *f)
@@ -701,18 +723,19 @@ flowq__flow_ring(struct flowq_flow *f)
 	if (atomic_exchange_explicit(&f->inbox.announced, 1, memory_order_acq_rel))
 		return;
 	FLOWQ_TSAN_RELEASE(f);
-	struct flowq_mpsc *q = &f->shard->doorbell[ringer.bell % FLOWQ__BELLS];
+	struct ringer *r = ringer_of(f->shard);
+	struct flowq_mpsc *q = &f->shard->doorbell[r->bell % FLOWQ__BELLS];
 	if (flowq_mpsc_enqueue(q, &f->inbox.announce)) {
 		/* Found empty: unless we just moved here, the dispatcher
 		 * keeps up with us; back to the first queue. */
-		if (!ringer.moved)
-			ringer.bell = 0;
-		ringer.moved = false;
-		ringer.run = 0;
-	} else if (++ringer.run == FLOWQ__BELL_RUN) {
-		ringer.run = 0;
-		ringer.bell++;
-		ringer.moved = true;
+		if (!r->moved)
+			r->bell = 0;
+		r->moved = false;
+		r->run = 0;
+	} else if (++r->run == FLOWQ__BELL_RUN) {
+		r->run = 0;
+		r->bell++;
+		r->moved = true;
 	}
 	flowq__shard_kick(f->shard);
 }

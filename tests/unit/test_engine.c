@@ -687,6 +687,76 @@ Test(engine, a_burst_spreads_over_the_doorbell_queues_and_loses_nothing)
 	flowq_engine_destroy(e);
 }
 
+/* A new flow on @p shard of an engine with @p nshards: its id in @p id
+ * ("<prefix><n>" for the first n from *@p n on that maps there, as
+ * registry.c's shard_of()). */
+static void
+id_on_shard(char *id, size_t len, const char *prefix, int *n, unsigned shard,
+	    unsigned nshards)
+{
+	for (;; (*n)++) {
+		snprintf(id, len, "%s%d", prefix, *n);
+		uint64_t h = flowq__flow_hash(id, (uint32_t)strlen(id), 0);
+		if ((uint32_t)(h >> 32) % nshards == shard) {
+			(*n)++;
+			return;
+		}
+	}
+}
+
+/* Submit @p h (initialized) and check that its flow lives on shard @p s and
+ * that its ring is the newest item of that shard's doorbell queue @p bell. */
+static void
+submit_rings(struct flowq_engine *e, struct fx_req *h, unsigned s, unsigned bell)
+{
+	cr_assert_eq(flowq_submit(e, &h->req), 0);
+	struct flowq_flow *f = h->req.priv.owner;
+	cr_assert_eq(f->shard->index, s, "flow %.*s on shard %u", (int)f->id_len,
+		     (const char *)f->id, f->shard->index);
+	cr_assert_eq(atomic_load(&e->shards[s].doorbell[bell].tail), &f->inbox.announce,
+		     "flow %.*s rang shard %u's queue %u", (int)f->id_len,
+		     (const char *)f->id, s, bell);
+}
+
+/* A thread keeps its doorbell placement per shard: after a burst moved it
+ * to shard 0's second queue, its first ring into shard 1 goes to that
+ * shard's first queue, and that ring (found empty, which on one shard
+ * sends the thread back to the first queue) does not move it on shard 0. */
+Test(engine, a_threads_doorbell_placement_is_kept_per_shard)
+{
+	enum { BURST = 2 * FLOWQ__BELL_RUN + 1, N = BURST + 2 };
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = 2;
+	struct flowq_engine *e = fx_make(&c);
+	static struct fx_req hs[N];
+	static char ids[N][16];
+	int n = 0;
+
+	/* Shard 0: one ring into the empty first queue, FLOWQ__BELL_RUN into
+	 * it while the dispatcher sleeps, then the second queue's. */
+	for (int i = 0; i < BURST; i++) {
+		id_on_shard(ids[i], sizeof(ids[i]), "place", &n, 0, 2);
+		fx_req_init(&hs[i], ids[i], 0, 1);
+		submit_rings(e, &hs[i], 0, i <= (int)FLOWQ__BELL_RUN ? 0 : 1);
+	}
+	/* Shard 1 has a placement of its own. */
+	id_on_shard(ids[BURST], sizeof(ids[BURST]), "place", &n, 1, 2);
+	fx_req_init(&hs[BURST], ids[BURST], 0, 1);
+	submit_rings(e, &hs[BURST], 1, 0);
+	/* Shard 0's is where the burst left it. */
+	id_on_shard(ids[BURST + 1], sizeof(ids[BURST + 1]), "place", &n, 0, 2);
+	fx_req_init(&hs[BURST + 1], ids[BURST + 1], 0, 1);
+	submit_rings(e, &hs[BURST + 1], 0, 1);
+
+	cr_assert_eq(fx_poll_all(e), N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(hs[i].completions, 1, "request %d: %d completions", i,
+			     hs[i].completions);
+		cr_assert_eq(flowq_release(e, &hs[i].req), 0);
+	}
+	flowq_engine_destroy(e);
+}
+
 /* A ring into a doorbell queue other than the first during a poll's round
  * (here by the completion callback, after the intake) must be seen by the
  * poll's last look before it arms the fd: the poll asks to be called again

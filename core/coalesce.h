@@ -6,7 +6,7 @@
  * Why measure rather than infer. The wait pays when producers keep
  * requests coming while a dispatcher waits (many requests in flight per
  * producer: rounds and doorbell rings are shared, 0.4-1.0x the time per
- * request at 2 us, README "Session 12") and costs when arrivals depend on
+ * request at 2 us, bench/ENGINE-LOG.md, "Session 12") and costs when arrivals depend on
  * the dispatchers' own progress (a closed loop, clients that wait for
  * their completion before they submit again: 1.2-2.2x slower in session
  * 13's A/B, up to 13x in session 12's, because the
@@ -19,7 +19,7 @@
  * One controller per engine, not per shard: shards share the CPUs, so one
  * dispatcher's wait moves the others' rates (it yields to them). Four
  * shards on two vCPUs, each with its own controller, measured 1.52x
- * slower on the flow-churn benchmark (README, "Session 13"): each shard saw
+ * slower on the flow-churn benchmark (bench/ENGINE-LOG.md, "Session 13"): each shard saw
  * its own rate rise while it waited. So every dispatcher waits or none,
  * and the rate compared is the engine's (the shards' decided counters).
  *

@@ -1024,7 +1024,7 @@ process_pending(struct flowq__shard *s, int64_t now, bool stopping)
  * private line, which the expiry check, the claim and the completion
  * read, and the public one, which a host's completion callback usually
  * reads). With cold flows a decision otherwise waits for the flow and
- * then for its head request (README, "Session 14").
+ * then for its head request (bench/ENGINE-LOG.md, "Session 14").
  */
 void
 flowq__flow_prefetch(void *arg, const struct flowq_policy_flow *pf, unsigned stage)
@@ -1760,7 +1760,7 @@ coalesce_note(struct flowq__shard *s)
  * flag, so it leaves their lines alone.
  *
  * It yields the CPU rather than spin: where producers (or other shards'
- * dispatchers) share this CPU, the wait is theirs to use (README, "Session
+ * dispatchers) share this CPU, the wait is theirs to use (bench/ENGINE-LOG.md, "Session
  * 12"). A busy-wait here made four producers on two vCPUs 1.15-1.62x
  * slower (sessions 10-12). Where nothing else is runnable, sched_yield() returns
  * at once and the loop polls the clock between system calls. A closed loop

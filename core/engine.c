@@ -266,7 +266,7 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		 * inboxes (registry.c): at F >= 1000 nearly every submit rings,
 		 * and the intake empties the doorbell each round; with the
 		 * inboxes alone sparse the gain at one producer was smaller
-		 * (README, "Session 11"). */
+		 * (bench/ENGINE-LOG.md, "Session 11"). */
 		for (unsigned k = 0; k < FLOWQ__BELLS; k++)
 			flowq_mpsc_init_sparse(&s->doorbell[k]);
 		flowq_mpsc_init(&s->cancels);

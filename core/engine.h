@@ -51,7 +51,7 @@
  * A shard's doorbell is FLOWQ__BELLS queues of flows, which the intake
  * empties in lockstep (flowq_mpsc_dequeue_lockstep()). With one queue the
  * intake of a backlog of cold flows was a chain of misses, one flow after
- * another, since each flow's link is on its own producer line (README,
+ * another, since each flow's link is on its own producer line (bench/ENGINE-LOG.md,
  * "Session 17"). A producer thread rings one queue of the shard until it
  * has rung FLOWQ__BELL_RUN times in a row into a queue the dispatcher had
  * not emptied, then moves to the next (flowq__flow_ring(); the thread
@@ -326,7 +326,7 @@ struct flowq_flow {
 	 * flag and the link on this one line, which the dispatcher wrote
 	 * last when it emptied the inbox: one cross-core transfer where the
 	 * flag on a line of its own and the dummy on the consumer line took
-	 * three (README, "Session 11"). */
+	 * three (bench/ENGINE-LOG.md, "Session 11"). */
 	struct flowq_mpsc inbox;
 
 	/* Dispatcher-private. The fairness policy's view, one line of its
@@ -342,7 +342,7 @@ struct flowq_flow {
 	 * touched a fifth, the ordering state after the id, before. (A ring
 	 * that prefetched the whole span of the flow 8 turns ahead made the
 	 * dispatcher faster but the end-to-end round_robin benchmark slower
-	 * at 1000 flows: README "Session 10".) */
+	 * at 1000 flows: bench/ENGINE-LOG.md, "Session 10".) */
 	void *ostate;
 	/* Displacement policy state (engine->displace set), else NULL. */
 	void *dstate;

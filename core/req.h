@@ -43,7 +43,7 @@ flowq__req_claim(struct flowq_req *req);
  * Progress: wait-free: a load and a release store, not a CAS: no other
  * thread writes the word between [T1] and [T4] (above), so no locked
  * instruction is needed (one fewer per submit: 0.92-1.02x the time per
- * request, README "Session 12").
+ * request, bench/ENGINE-LOG.md, "Session 12").
  */
 int
 flowq__req_mark_queued(struct flowq_req *req);

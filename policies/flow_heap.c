@@ -26,7 +26,7 @@
  * (the top, at every decision), and a 16-byte load of a key and seq written
  * by two 8-byte stores cannot be forwarded from the store buffer; it waits
  * for both stores to reach the cache (a failed store forward, ~10 ns, twice
- * per update when the slot went through the stack: README "Session 15").
+ * per update when the slot went through the stack: bench/ENGINE-LOG.md, "Session 15").
  * Written this way, GCC 12 at -O2 emits no vector access here (a struct
  * copy of a slot became one 16-byte and one 8-byte load); check the
  * disassembly after touching these functions.

@@ -24,7 +24,7 @@
  * with the producers while it does. flowq_mpsc_init_sparse() puts it on the
  * producers' line (head_p): that enqueue takes one line, and a consumer that
  * polls the empty queue reads the producers' line. Measured in one session
- * (README, "Session 11"): the sparse layout for the engine's flow inboxes
+ * (bench/ENGINE-LOG.md, "Session 11"): the sparse layout for the engine's flow inboxes
  * and doorbell made the engine 0.89-0.98x the time per request with one
  * producer; the same layout for the end-to-end harness's bare queue, whose
  * consumer spins on it when it catches up, made that about 1.2x slower. The algorithm is the

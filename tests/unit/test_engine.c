@@ -1161,7 +1161,7 @@ gc_case_alive(struct flowq_engine *e, const char *flow)
 /* A flow that was busy again after it went on the idle list is collected
  * one timeout after its last idle time: not after its first, and not
  * later because another flow went idle in between (a lazy idle list that
- * left a busy flow in its old place would give both; README "Session 18",
+ * left a busy flow in its old place would give both; bench/ENGINE-LOG.md, "Session 18",
  * tried and not kept). */
 Test(engine, gc_times_a_flow_from_its_last_idle_period)
 {

@@ -385,7 +385,7 @@ struct flowq_config {
 	 * dispatchers together). With producers that keep many requests in
 	 * flight, 2 us measured 0.43-1.04x the time per request at one
 	 * producer (0.43-0.50x where two shards' dispatchers share the
-	 * CPUs with it; README, "Session 13"); in a closed loop (clients
+	 * CPUs with it; bench/ENGINE-LOG.md, "Session 13"); in a closed loop (clients
 	 * that each wait for their completion before they submit again) a
 	 * wait after every small round measured 1.2-2.2x slower (up to 13x
 	 * in session 12's runs), and the measurement turns it off there,
@@ -617,7 +617,7 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req);
  * With many flows a look-up misses the cache (the table's bucket, then the
  * flow); the call claims 16 requests at a time, then looks up their flows
  * before it takes any of their leases, so that those misses overlap
- * (README, "Session 16"). A run cut by a NULL entry or a request refused
+ * (bench/ENGINE-LOG.md, "Session 16"). A run cut by a NULL entry or a request refused
  * at once may take one more look-up and lease, given back at once.
  * A request queued here is the engine's: its completion may run before
  * the call returns.
@@ -1028,7 +1028,7 @@ flowq_stats_shard(struct flowq_engine *e, unsigned shard, struct flowq_shard_sta
  * decisions. It runs cycles of two probes of 4 ms each, the first without
  * the wait and the second with it. A hold of 64 ms to about 1 s follows,
  * which keeps the wait on only if the second probe decided enough more
- * (README, "Session 13"). These counts let an operator see what it chose:
+ * (bench/ENGINE-LOG.md, "Session 13"). These counts let an operator see what it chose:
  * a wait that is on adds up to intake_coalesce_ns to a request's queue
  * time. All zero with intake_coalesce_ns 0 and in polled mode, where no
  * controller runs. Since 0.3.2.

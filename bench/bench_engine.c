@@ -306,7 +306,7 @@ bench_engine_create(struct bench_e2e_run *run, char *msg, size_t len)
 	 * (rculfhash.c: CHAIN_LEN_RESIZE_THRESHOLD 3 with node accounting),
 	 * so at F = 50,000 a lookup walks several flows' cold lines: 1.47-1.63
 	 * us per request against 1.12-1.20 us pre-sized (P = 1, S = 1; the
-	 * figures are in README "Engine end to end"). The GIE-style peer's
+	 * figures are in bench/ENGINE-LOG.md, "Session 7"). The GIE-style peer's
 	 * own table grows at 13/16 full. */
 	{
 		unsigned long per = run->nreg / (run->args.shards ? run->args.shards : 1) + 1;

@@ -155,7 +155,7 @@ futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
  * dispatcher's return made a system call; a producer submitting while the
  * woken dispatcher waited for a CPU (P = 1, S = 2 on 2 CPUs, or any loaded
  * machine) made one per request at F >= 1000: 2-5x its CPU per request
- * (README, "Engine end to end"). What is left: the wakers between the
+ * (bench/ENGINE-LOG.md, "Sessions 2-6"). What is left: the wakers between the
  * first waker's CAS and its wake's return (one system call's length,
  * longer only if it is preempted there) each make one call.
  * The generation (the high bits, new for every sleep or armed poll) keeps a

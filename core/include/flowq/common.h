@@ -32,8 +32,8 @@
  * matter (the flow's producer lines: the commit that introduced it has the
  * A/B) and, by the same argument but not measured apart, for the per-CPU
  * release counters; elsewhere FLOWQ_CACHE_LINE keeps the smaller
- * footprint (one wider separation tried and measured worse, README
- * "Engine end to end").
+ * footprint (one wider separation tried and measured worse,
+ * bench/ENGINE-LOG.md, "Session 7").
  */
 #define FLOWQ_PREFETCH_PAIR 128
 

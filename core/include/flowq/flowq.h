@@ -349,7 +349,7 @@ struct flowq_config {
 	 * once the flows outgrow the CPU caches: set it to the number of
 	 * flows you expect per shard, rounded up to a power of two (16
 	 * bytes per bucket). At 50,000 flows on one shard that took a
-	 * submit from ~1.5 us to ~1.2 us (README, "Engine end to end"). */
+	 * submit from ~1.5 us to ~1.2 us (bench/ENGINE-LOG.md, "Session 7"). */
 	unsigned long registry_buckets;
 	/** Most outcomes a dispatcher decides before it gives queue capacity
 	 * back to the global, band and flow limits (it also gives back at the

@@ -702,13 +702,15 @@ struct ringer {
 };
 static _Thread_local struct ringer ringers[RINGER_SLOTS];
 
-/* The calling thread's placement on @p s: its slot (by the shard's index,
- * so an engine's first RINGER_SLOTS shards never collide), started over
- * if another shard held it. */
+/* The calling thread's placement on @p s: its slot, started over if
+ * another shard held it. The slot is the shard's index plus an offset
+ * drawn from the engine's address, so an engine's first RINGER_SLOTS
+ * shards never collide and two engines' shards 0 seldom do. */
 static inline struct ringer *
 ringer_of(const struct flowq__shard *s)
 {
-	struct ringer *r = &ringers[s->index % RINGER_SLOTS];
+	uint32_t off = (uint32_t)((uintptr_t)s->engine >> 6) * 0x9e3779b1u >> 29;
+	struct ringer *r = &ringers[(s->index + off) % RINGER_SLOTS];
 	if (r->shard != s)
 		*r = (struct ringer){.shard = s};
 	return r;

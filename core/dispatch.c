@@ -1292,7 +1292,15 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 }
 
 /* Shed for the tickets taken against band-shard @p bs (its own
- * shard's). @return outcomes decided. */
+ * shard's). @return outcomes decided.
+ *
+ * A ticket is two adds, the request's CAS and then its bytes
+ * (displace_ticket()), so a settle can see a ticket's request without its
+ * bytes; those bytes are then left on the band-shard with no request, and
+ * a later settle takes them alone (bytes-only debt, which debt_repay()
+ * handles). Returning when no request is owed would leave them for ever:
+ * the newcomer would hold global bytes nobody reserved, and the leftover
+ * would make every later ticket's byte check fail here. */
 static unsigned
 displace_settle(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t now)
 {
@@ -1300,9 +1308,10 @@ displace_settle(struct flowq__shard *s, struct flowq__band_shard *bs, int64_t no
 	unsigned done = 0;
 	uint64_t treq = atomic_load_explicit(&bs->doomed_req, memory_order_acquire) &
 			~FLOWQ__DOOMED_PARKED;
-	if (!treq)
-		return 0;
+	/* The same line as the count: no extra miss per round. */
 	uint64_t tbytes = atomic_load_explicit(&bs->doomed_bytes, memory_order_relaxed);
+	if (!treq && !tbytes)
+		return 0;
 	uint64_t shed = 0, shed_bytes = 0;
 	struct flowq_req *r;
 	while ((shed < treq || shed_bytes < tbytes) &&

@@ -517,6 +517,55 @@ Test(bands, displacement_across_collection_keeps_global_capacity)
 	flowq_engine_destroy(e);
 }
 
+/* White box: a ticket's bytes that land after its dispatcher settled the
+ * ticket's request (the submitter preempted between its two adds,
+ * displace_ticket()) are settled by a later round: a victim is shed for
+ * them, and the global bytes count the newcomer's. Before the fix the
+ * bytes stayed on the band-shard with no request owed, never settled. */
+Test(bands, ticket_bytes_after_their_request_is_settled)
+{
+	struct flowq_config c = cfg_gc(1);
+	c.saturation.detector = "callback";
+	c.saturation.callback = sat_cb;
+	c.max_requests = 100;
+	c.max_bytes = 30;
+	c.displacement = "lowest_band_newest";
+	struct flowq_engine *e = fx_make(&c);
+	sat_value = 1.0;
+	struct fx_req lo[3];
+	static const char *ids[3] = {"a", "b", "c"};
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(submit(e, &lo[i], ids[i], 0, 10), 0);
+	fx_poll_all(e);
+	struct flowq__band *b = atomic_load(&e->bands[0]);
+	struct flowq__band_shard *bs = b->bss[0];
+	/* A newcomer's ticket (displace_ticket(): the pending count, the
+	 * request CAS), its bytes not yet added. */
+	atomic_fetch_add(&e->disp_pending, 1);
+	uint64_t seen = 0;
+	cr_assert(atomic_compare_exchange_strong(&bs->doomed_req, &seen, 1));
+	fx_poll_all(e);
+	cr_assert_eq(lo[2].seen, FLOWQ_EVICTED_DISPLACED, "shed for the request");
+	cr_assert_eq(lo[1].seen, FLOWQ_PENDING);
+	cr_assert_eq(atomic_load(&bs->doomed_req), 0);
+	/* The bytes land now, and the next round settles them. */
+	atomic_fetch_add(&bs->doomed_bytes, 10);
+	fx_poll_all(e);
+	cr_assert_eq(atomic_load(&bs->doomed_bytes), 0, "the late bytes are settled");
+	cr_assert_eq(lo[1].seen, FLOWQ_EVICTED_DISPLACED, "shed for the bytes");
+	cr_assert_eq(lo[0].seen, FLOWQ_PENDING);
+	uint64_t req, bytes;
+	flowq__cap_in_use(&e->global, &req, &bytes);
+	cr_assert_eq(req, 2, "lo[0] and the newcomer");
+	cr_assert_eq(bytes, 20, "lo[0]'s and the newcomer's bytes");
+	/* The newcomer leaves (it was never queued here). */
+	flowq__cap_release(&e->global, 1, 10);
+	sat_value = 0.0;
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(flowq_release(e, &lo[0].req), 0);
+	flowq_engine_destroy(e);
+}
+
 /* White box: a band-shard with no flow of its template band is parked
  * (tickets fail), and a ticket's bytes that arrive after the park reach the
  * shard as debt once the band is freed. */

@@ -644,7 +644,10 @@ released(struct flowq_engine *e, uint64_t n, uint64_t bytes)
 static int
 release_one(struct flowq_req *req, uint64_t *r_bytes)
 {
-	uint64_t bytes = req->bytes;
+	/* The size the gate reserved at dispatch (the submit's copy), not
+	 * the caller field, which the host may change after the completion.
+	 * The hand-off line: [T3] takes it anyway. */
+	uint64_t bytes = req->priv.bytes;
 	int err = flowq__req_release(req);
 	if (err)
 		return err;

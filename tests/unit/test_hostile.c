@@ -153,6 +153,39 @@ Test(hostile, release_of_what_was_not_dispatched)
 	flowq_engine_destroy(e);
 }
 
+/* The release gives back the bytes the dispatch took, whatever the host
+ * wrote to req->bytes after the completion (a caller field it owns again
+ * by then). */
+Test(hostile, release_gives_back_the_dispatched_size)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.saturation.max_inflight_bytes = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, b;
+	struct flowq_stats st;
+	fx_req_init(&a, "f", 0, 600);
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(a.seen, FLOWQ_DISPATCHED);
+	a.req.bytes = 5; /* the host reuses the field before it releases */
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.inflight, 0);
+	cr_assert_eq(st.inflight_bytes, 0, "%llu bytes left in flight",
+		     (unsigned long long)st.inflight_bytes);
+	/* The whole limit is free again: 1000 bytes fit at once. */
+	fx_req_init(&b, "f", 0, 1000);
+	cr_assert_eq(flowq_submit(e, &b.req), 0);
+	fx_poll_all(e);
+	cr_assert_eq(b.seen, FLOWQ_DISPATCHED);
+	b.req.bytes = 2000;
+	struct flowq_req *batch[1] = {&b.req};
+	cr_assert_eq(flowq_release_batch(e, batch, 1, NULL), 1);
+	flowq_stats_engine(e, &st);
+	cr_assert_eq(st.inflight_bytes, 0);
+	flowq_engine_destroy(e);
+}
+
 static uint64_t
 flow_queued(struct flowq_engine *e, const void *id, uint32_t len, int32_t prio)
 {

@@ -47,7 +47,9 @@
  * If submit returns 0 the engine holds the request until its completion has
  * run (callback or completion port); only then may the host free it or
  * re-initialize it for another submit, and a DISPATCHED request must first
- * be given back with flowq_release() (which reads its byte size). Calling
+ * be given back with flowq_release() (which gives back the byte size the
+request was submitted with: changing req->bytes after the completion does
+not change what the release returns). Calling
  * flowq_cancel() on a request after its completion has run is a host bug the
  * state word cannot always detect (the request may have been re-initialized
  * and resubmitted); do not.

@@ -63,8 +63,9 @@ static bool
 flow_cap_reserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t bytes)
 {
 	uint64_t maxr = e->cfg.flow_max_requests, maxb = e->cfg.flow_max_bytes;
-	/* Add, then check: a concurrent reserve may be refused while this one
-	 * is rolled back, but the limit is never exceeded. */
+	/* Requests: add, then check. A concurrent reserve may be refused
+	 * while this one is rolled back, but the limit is never exceeded, and
+	 * the count cannot wrap (one add per thread in flight). */
 	if (maxr) {
 		uint64_t v = atomic_fetch_add_explicit(&f->cap_req, 1, memory_order_acquire);
 		if (v + 1 > maxr) {
@@ -72,15 +73,23 @@ flow_cap_reserve(const struct flowq_engine *e, struct flowq_flow *f, uint64_t by
 			return false;
 		}
 	}
+	/* Bytes: check, then add (a CAS loop). Adding first would let the
+	 * counter wrap: with requests of up to FLOWQ_LIMIT_MAX = 2^62 bytes,
+	 * three adds in flight on top of one held request pass 2^64, and a
+	 * fourth reserve would read a small total and be admitted. The same
+	 * one locked instruction when nothing races. */
 	if (maxb) {
-		uint64_t v =
-			atomic_fetch_add_explicit(&f->cap_bytes, bytes, memory_order_acquire);
-		if (v + bytes > maxb) {
-			atomic_fetch_sub_explicit(&f->cap_bytes, bytes, memory_order_relaxed);
-			if (maxr)
-				atomic_fetch_sub_explicit(&f->cap_req, 1, memory_order_relaxed);
-			return false;
-		}
+		uint64_t v = atomic_load_explicit(&f->cap_bytes, memory_order_relaxed);
+		do {
+			if (bytes > maxb || v > maxb - bytes) {
+				if (maxr)
+					atomic_fetch_sub_explicit(&f->cap_req, 1,
+								  memory_order_relaxed);
+				return false;
+			}
+		} while (!atomic_compare_exchange_weak_explicit(&f->cap_bytes, &v, v + bytes,
+								memory_order_acquire,
+								memory_order_relaxed));
 	}
 	return true;
 }

@@ -59,6 +59,10 @@ flowq_allocator_jemalloc_init(struct flowq_allocator *r_alloc)
 	unsigned arena;
 	size_t sz = sizeof(arena);
 
+	/* Before the arena exists: an arena cannot be destroyed without the
+	 * allocator that names it, so a NULL checked after it would leak it. */
+	if (r_alloc == NULL)
+		return -EFAULT;
 	if (mallctl("arenas.create", &arena, &sz, NULL, 0) != 0)
 		return -EIO;
 	r_alloc->alloc = je_alloc;

@@ -1,7 +1,7 @@
 /*
  * Unit tests for the private-arena jemalloc allocator (flowq/jemalloc.h):
  * memory comes from the allocator's own arena, every alignment is honoured,
- * and the arena is destroyed on fini.
+ * the arena is destroyed on fini, and a NULL result pointer makes none.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -83,4 +83,31 @@ Test(jemalloc, fini_rejects_what_is_not_ours)
 	cr_assert_eq(flowq_allocator_jemalloc_init(&a), 0);
 	cr_assert_eq(flowq_allocator_jemalloc_fini(&a), 0);
 	cr_assert_eq(flowq_allocator_jemalloc_fini(&a), -EINVAL, "fini clears it: twice fails");
+}
+
+/* How many arenas jemalloc has made ("arenas.narenas": destroyed ones are
+ * still counted, so it never goes down). */
+static unsigned
+narenas(void)
+{
+	unsigned n = 0;
+	size_t sz = sizeof(n);
+
+	cr_assert_eq(mallctl("arenas.narenas", &n, &sz, NULL, 0), 0);
+	return n;
+}
+
+/* A NULL result pointer is refused before an arena is made: nothing to
+ * leak, nothing dereferenced. */
+Test(jemalloc, init_without_a_result_is_efault_and_makes_no_arena)
+{
+	struct flowq_allocator a;
+	unsigned before = narenas();
+
+	cr_assert_eq(flowq_allocator_jemalloc_init(NULL), -EFAULT);
+	cr_assert_eq(narenas(), before, "no arena was created");
+	/* The counter does count creations. */
+	cr_assert_eq(flowq_allocator_jemalloc_init(&a), 0);
+	cr_assert_eq(narenas(), before + 1);
+	cr_assert_eq(flowq_allocator_jemalloc_fini(&a), 0);
 }

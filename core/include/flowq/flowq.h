@@ -493,7 +493,8 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
  * (their submit returned 0), so they too are evicted (EVICTED_OTHER), not
  * rejected. Completions that run during destroy (on the dispatchers, or on
  * the calling thread in polled mode) may call flowq_submit(): it returns
- * -ESHUTDOWN and queues nothing.
+ * -ESHUTDOWN and queues nothing; flowq_flow_get() likewise returns
+ * -ESHUTDOWN and hands out no handle.
  *
  * Context: any thread except a dispatcher (not from a completion
  * callback); no other call on @p e may run concurrently or follow.
@@ -1069,13 +1070,14 @@ flowq_stats_coalesce(struct flowq_engine *e, struct flowq_coalesce_stats *r_stat
  * Snapshot of band @p priority. @return 0; -ENOENT no such band (never
  * made, or a just-in-time band that was collected: its counts live on only
  * in the engine totals; a band made again for the priority starts from
- * zero); -EFAULT. Context: any thread.
+ * zero); -EFAULT @p e or @p r_stats is NULL. Context: any thread.
  */
 FLOWQ_API int
 flowq_stats_band(struct flowq_engine *e, int32_t priority, struct flowq_stats *r_stats);
 
-/** Snapshot of one flow. @return 0; -ENOENT no such flow; -EINVAL bad id;
- * -EFAULT. */
+/** Snapshot of one flow. @return 0; -ENOENT no such flow; -EINVAL bad id
+ * (NULL, empty, longer than FLOWQ_FLOW_ID_MAX); -EFAULT @p e or @p r_stats
+ * is NULL (checked first). */
 FLOWQ_API int
 flowq_stats_flow(struct flowq_engine *e, const void *id, uint32_t id_len,
 		 int32_t priority, struct flowq_stats *r_stats);
@@ -1091,7 +1093,9 @@ flowq_flow_stats_fn(const void *id, uint32_t id_len, int32_t priority,
 
 /**
  * Call @p fn for every band, most important first. @return 0, the first
- * nonzero value @p fn returned, or -ENOMEM. A just-in-time band collected
+ * nonzero value @p fn returned (no call follows it), -ENOMEM (the walk's
+ * snapshot could not be allocated; @p fn is not called), or -EFAULT if @p e
+ * or @p fn is NULL. A just-in-time band collected
  * during the walk may still be visited (with its final counts); a band
  * made during it may or may not be. Context: any thread except from inside
  * a callback of this engine. The walk holds an RCU read-side section
@@ -1104,7 +1108,8 @@ flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *
 /**
  * Call @p fn for every live flow (shard by shard, in no particular order;
  * flows created or collected meanwhile may or may not be seen). @return 0,
- * or the first nonzero value @p fn returned.
+ * the first nonzero value @p fn returned (no call follows it), -ENOMEM (as
+ * flowq_stats_foreach_band()), or -EFAULT if @p e or @p fn is NULL.
  */
 FLOWQ_API int
 flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *ctx);

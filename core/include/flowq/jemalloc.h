@@ -24,8 +24,9 @@ extern "C" {
 /**
  * Create a private arena and fill @p r_alloc with an allocator that uses it.
  *
- * @return 0; -EIO if jemalloc refused to create an arena (its mallctl
- *         error is not an errno; it is reported as -EIO).
+ * @return 0; -EFAULT if @p r_alloc is NULL (no arena is created); -EIO if
+ *         jemalloc refused to create an arena (its mallctl error is not an
+ *         errno; it is reported as -EIO).
  *
  * Context: any thread. The allocator may be used from any thread.
  */

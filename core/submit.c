@@ -338,15 +338,10 @@ count_accepted(struct flowq_flow *f, uint64_t n, uint64_t bytes)
 	atomic_fetch_add_explicit(&f->accepted_bytes, bytes, memory_order_relaxed);
 }
 
-int
-flowq_submit(struct flowq_engine *e, struct flowq_req *req)
+/* flowq_submit() after its [T1] claim of @p req. */
+static inline int
+submit_claimed(struct flowq_engine *e, struct flowq_req *req)
 {
-	if (!e || !req)
-		return -EFAULT;
-	/* [T1]: a second submit of the request fails here, changing and
-	 * reading nothing. */
-	if (flowq__req_claim(req))
-		return -EBUSY;
 	int err = submit_check(e, req);
 	if (err)
 		return err;
@@ -363,6 +358,18 @@ flowq_submit(struct flowq_engine *e, struct flowq_req *req)
 	if (leased)
 		flowq__flow_unlease(f);
 	return err;
+}
+
+int
+flowq_submit(struct flowq_engine *e, struct flowq_req *req)
+{
+	if (!e || !req)
+		return -EFAULT;
+	/* [T1]: a second submit of the request fails here, changing and
+	 * reading nothing. */
+	if (flowq__req_claim(req))
+		return -EBUSY;
+	return submit_claimed(e, req);
 }
 
 /*
@@ -740,10 +747,15 @@ flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout
 	atomic_init(&w.done, 0);
 	if (!e || !req)
 		return FLOWQ_REJECTED_OTHER;
+	/* [T1] before the callback fields: a request already submitted is
+	 * the engine's, and its completion must keep calling the host's
+	 * callback, not one that points into this stack frame. */
+	if (flowq__req_claim(req))
+		return FLOWQ_REJECTED_OTHER;
 	req->complete = waiter_complete;
 	req->arg = &w;
-	int64_t deadline = timeout_ns < 0 ? -1 : flowq__mono_ns() + timeout_ns;
-	if (flowq_submit(e, req))
+	int64_t deadline = timeout_ns < 0 ? -1 : flowq__add_sat(flowq__mono_ns(), timeout_ns);
+	if (submit_claimed(e, req))
 		return flowq_req_outcome(req);
 	if (!wait_done(&w, deadline)) {
 		/* Timed out: cancel (or lose to the outcome being decided) and

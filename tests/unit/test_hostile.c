@@ -186,6 +186,36 @@ Test(hostile, release_gives_back_the_dispatched_size)
 	flowq_engine_destroy(e);
 }
 
+/* flowq_submit_wait() on what it must not touch: NULLs, and a request
+ * still queued (its completion keeps the host's callback); a request
+ * rejected on the spot returns at once, also with the longest timeout. */
+Test(hostile, submit_wait_misuse_and_rejections)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, big;
+	cr_assert_eq(flowq_submit_wait(NULL, &a.req, 0), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_submit_wait(e, NULL, 0), FLOWQ_REJECTED_OTHER);
+	fx_req_init(&a, "f", 0, 1);
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	cr_assert_eq(flowq_submit_wait(e, &a.req, INT64_MAX), FLOWQ_REJECTED_OTHER,
+		     "already submitted: refused at once");
+	cr_assert_eq(a.req.complete, fx_on_complete, "its callback is the host's still");
+	cr_assert_eq(a.req.arg, &a);
+	cr_assert_eq(flowq_req_outcome(&a.req), FLOWQ_PENDING);
+	fx_poll_all(e);
+	cr_assert_eq(a.completions, 1);
+	cr_assert_eq(a.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	/* Rejected on the spot (larger than any byte count may be): at
+	 * once, whatever the timeout (INT64_MAX: no overflow). */
+	fx_req_init(&big, "f", 0, FLOWQ_LIMIT_MAX + 1);
+	cr_assert_eq(flowq_submit_wait(e, &big.req, INT64_MAX), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&big.req), FLOWQ_CAUSE_INVALID_REQUEST);
+	cr_assert_eq(big.completions, 0);
+	flowq_engine_destroy(e);
+}
+
 static uint64_t
 flow_queued(struct flowq_engine *e, const void *id, uint32_t len, int32_t prio)
 {

@@ -696,14 +696,21 @@ flowq_release_batch(struct flowq_engine *e, struct flowq_req *const *reqs, size_
 /**
  * Submit @p req and wait for its outcome: a blocking helper for tests and
  * tools, not for a proxy's data path. Overwrites req->complete and
- * req->arg. If @p timeout_ns passes first, cancels the request and still
- * waits for its (then certain) completion.
+ * req->arg (only once the request is claimed: see the return). If
+ * @p timeout_ns passes first, cancels the request and still waits for its
+ * (then certain) completion.
  *
- * @param timeout_ns  how long to wait, ns, on the real clock; < 0 = forever.
+ * @param timeout_ns  how long to wait, ns, on the real clock; < 0 =
+ *                    forever (a wait past INT64_MAX ns is forever too).
  * @return the outcome (also readable with flowq_req_outcome()); a rejected
- *         request returns its REJECTED_* outcome at once.
+ *         request returns its REJECTED_* outcome at once. FLOWQ_REJECTED_OTHER
+ *         without touching anything if @p e or @p req is NULL or @p req was
+ *         submitted and not re-initialized since (flowq_submit()'s -EBUSY):
+ *         that request keeps its callback and its own outcome.
  *
- * Context: any thread except a dispatcher. May block.
+ * Context: any thread except a dispatcher. May block. On a polled engine
+ * another thread must keep polling the request's shard: the outcome, and
+ * the cancel after a timeout, are decided by polls.
  */
 FLOWQ_API enum flowq_outcome
 flowq_submit_wait(struct flowq_engine *e, struct flowq_req *req, int64_t timeout_ns);

@@ -785,8 +785,19 @@ void
 flowq_flow_put(struct flowq_engine *e, struct flowq_flow *flow)
 {
 	(void)e;
-	if (flow)
-		flowq__flow_unlease(flow);
+	if (!flow)
+		return;
+	/* Never below zero: one put too many would wrap the count into the
+	 * dead bit, and the flow would never be collected while every
+	 * look-up of its id waited for it to go. A CAS loop, not the submit
+	 * path's subtraction: handles are rare. [L3] release, as there. */
+	uint64_t v = atomic_load_explicit(&flow->lease, memory_order_relaxed);
+	do {
+		if ((v & ~FLOWQ__LEASE_DEAD) == 0)
+			return; /* a put of a handle nobody holds */
+	} while (!atomic_compare_exchange_weak_explicit(&flow->lease, &v, v - 1,
+							memory_order_release,
+							memory_order_relaxed));
 }
 
 int

@@ -1270,6 +1270,33 @@ Test(engine, allocation_failure_at_flow_creation)
 	cr_assert_eq(ca.blocks, 0);
 }
 
+/* One put too many (a host bug) must not wrap the lease into the dead bit:
+ * the flow is still collected when idle, and its id still found (before,
+ * every later look-up waited for ever for a flow that never went). */
+Test(engine, an_extra_flow_put_is_ignored)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	struct flowq_flow *h;
+	cr_assert_eq(flowq_flow_get(e, "x", 1, 0, &h), 0);
+	flowq_flow_put(e, h);
+	flowq_flow_put(e, h); /* the extra one */
+	cr_assert_eq(atomic_load(&h->lease), 0, "lease %#llx",
+		     (unsigned long long)atomic_load(&h->lease));
+	struct fx_req a;
+	fx_req_init(&a, "x", 0, 1);
+	cr_assert_eq(flowq_submit(e, &a.req), 0, "the id is found");
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(a.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	fx_advance(2000);
+	fx_poll_all(e);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, "x", 1, 0, &st), -ENOENT, "collected");
+	flowq_engine_destroy(e);
+}
+
 /* ---- threaded mode ---- */
 
 Test(engine, threaded_submit_wait)

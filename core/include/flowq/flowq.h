@@ -810,6 +810,13 @@ flowq_flow_get(struct flowq_engine *e, const void *id, uint32_t id_len,
 /**
  * Drop a handle from flowq_flow_get(). Requests already submitted with it
  * are unaffected; the flow becomes collectable once idle and empty.
+ *
+ * Putting a handle more times than it was got is a host bug. flowq ignores
+ * a put that finds no lease at all (the count never goes below zero, so
+ * the flow is still collected and its id still found), but cannot tell an
+ * extra put while another handle or a submit holds a lease: that drops the
+ * other's, and the flow may then be collected under it. A put after the
+ * flow was collected reads freed memory.
  * Context: any thread.
  */
 FLOWQ_API void

@@ -257,29 +257,26 @@ flowq_port_drain(struct flowq_port *port, struct flowq_req **r_reqs, size_t max)
 	return taken;
 }
 
-void
+int
 flowq_port_destroy(struct flowq_port *port)
 {
 	const struct flowq_allocator *a;
 
 	if (port == NULL)
-		return;
+		return 0;
 	/*
-	 * A non-empty port holds requests whose completions the host would
-	 * never see (their memory is the host's, and possibly a post is still
-	 * running). There is no error to return from here: stop loudly rather
-	 * than lose them silently.
+	 * A non-empty port holds requests whose completions the host has not
+	 * seen (their memory is the host's): refuse, and keep the port whole,
+	 * so that the host can still drain it.
 	 */
-	if (!flowq_mpsc_empty(&port->q)) {
-		fprintf(stderr, "flowq: flowq_port_destroy: the port is not empty "
-				"(drain it after flowq_engine_destroy())\n");
-		abort();
-	}
+	if (!flowq_mpsc_empty(&port->q))
+		return -EBUSY;
 	a = port->allocator;
 	/* close() of an eventfd cannot fail in a way we could act on: the
 	 * descriptor is released whatever it returns. */
 	(void)close(port->fd);
 	flowq__free(a, port, sizeof(*port), _Alignof(struct flowq_port));
+	return 0;
 }
 
 void

@@ -53,8 +53,11 @@
  * Fork: create engines after fork() (in a worker's init hook), never before:
  * the dispatcher threads and liburcu's threads do not survive a fork.
  *
- * flowq never prints, never installs signal handlers, never replaces the
- * process allocator; its only threads are one dispatcher per shard in
+ * flowq never prints (except one line on stderr just before it aborts,
+ * which it does only on a broken internal invariant, i.e. an engine bug,
+ * or when the eventfd of a completion port fails in a way only a host bug
+ * explains: the host closed it), never installs signal handlers, never
+ * replaces the process allocator; its only threads are one dispatcher per shard in
  * threaded mode (none in polled mode) and liburcu's own workers: the
  * call_rcu thread that frees collected flows, the hash tables' resize
  * worker, and the short-lived helpers that worker starts and joins to
@@ -867,10 +870,15 @@ FLOWQ_API size_t
 flowq_port_drain(struct flowq_port *port, struct flowq_req **r_reqs, size_t max);
 
 /**
- * Destroy @p port. It must be empty, and no request still queued may name
- * it. Context: the owning loop.
+ * Destroy @p port. No request still queued may name it (a host bug flowq
+ * cannot see: destroy the engine, or wait for those completions, first).
+ *
+ * @return 0 (also for NULL); -EBUSY if completed requests are still in the
+ *         port: nothing is changed, drain it and call again (before 0.3.3
+ *         this aborted the process).
+ * Context: the owning loop.
  */
-FLOWQ_API void
+FLOWQ_API int
 flowq_port_destroy(struct flowq_port *port);
 
 /**

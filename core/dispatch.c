@@ -690,8 +690,22 @@ head_refresh(struct flowq_flow *f)
 }
 
 static void
-account_left(struct flowq__band_shard *bs, struct flowq_flow *f, struct flowq_req *r,
-	     enum flowq_outcome o, enum flowq_cause c, int64_t now)
+give_back(struct flowq__shard *s);
+
+/* Give queue capacity back once dispatch_batch outcomes are owed, not only
+ * at the end of a long round (of dispatches, expiries or cancellations).
+ * Not inside displace_settle(): its victims' capacity must first net the
+ * tickets' debt, which it records after them. */
+static inline void
+give_back_due(struct flowq__shard *s)
+{
+	if (s->owed >= s->engine->cfg.dispatch_batch)
+		give_back(s);
+}
+
+static void
+account_left(struct flowq__shard *s, struct flowq__band_shard *bs, struct flowq_flow *f,
+	     struct flowq_req *r, enum flowq_outcome o, enum flowq_cause c, int64_t now)
 {
 	int64_t waited = now - r->priv.enqueue_ns;
 	flowq__bump(&bs->stats.causes[o][c], 1);
@@ -706,11 +720,13 @@ account_left(struct flowq__band_shard *bs, struct flowq_flow *f, struct flowq_re
 	flowq__bump(&f->stats.left_bytes, r->priv.bytes);
 	flowq__bump(&f->stats.qt_count, 1);
 	flowq__bump(&f->stats.qt_sum_ns, waited > 0 ? (uint64_t)waited : 0);
-	/* Queue capacity goes back at the end of the round, in one sum. */
+	/* Queue capacity goes back in sums: at the end of the round, or
+	 * sooner once dispatch_batch outcomes are owed (give_back_due()). */
 	f->release_req++;
 	f->release_bytes += r->priv.bytes;
 	bs->release_req++;
 	bs->release_bytes += r->priv.bytes;
+	s->owed++;
 }
 
 /* Unlink @p r from the flow's ordering structure and the TTL heap and tell
@@ -766,7 +782,7 @@ evict(struct flowq__shard *s, struct flowq_flow *f, struct flowq_req *r,
 		flowq__history_outcome(r, o, c, now, s->index, flowq__gate_scarce(s->engine));
 	unlink_req(s, bs, f, r, false);
 	if (won) {
-		account_left(bs, f, r, o, c, now);
+		account_left(s, bs, f, r, o, c, now);
 		deliver(r);
 		idle_check(s, f, now);
 		return 1;
@@ -774,7 +790,7 @@ evict(struct flowq__shard *s, struct flowq_flow *f, struct flowq_req *r,
 	/* Lost to a cancel: completed once the message is in too. */
 	r->priv.dflags |= RF_UNLINKED;
 	if (r->priv.dflags & RF_CANCEL_MSG) {
-		account_left(bs, f, r, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED, now);
+		account_left(s, bs, f, r, FLOWQ_EVICTED_CANCELLED, FLOWQ_CAUSE_CANCELLED, now);
 		deliver(r);
 		idle_check(s, f, now);
 		return 1;
@@ -805,11 +821,12 @@ process_cancels(struct flowq__shard *s, int64_t now)
 				if (r->priv.dflags & RF_UNLINKED)
 					f->cancel_wait--;
 				unlink_req(s, bs, f, r, false);
-				account_left(bs, f, r, FLOWQ_EVICTED_CANCELLED,
+				account_left(s, bs, f, r, FLOWQ_EVICTED_CANCELLED,
 					     FLOWQ_CAUSE_CANCELLED, now);
 				deliver(r);
 				idle_check(s, f, now);
 				done++;
+				give_back_due(s);
 			}
 			/* Else still in the inbox: the drain completes it. */
 		}
@@ -1058,12 +1075,10 @@ expire(struct flowq__shard *s, int64_t now)
 		enum flowq_cause c = (r->priv.dflags & RF_DEADLINE) ? FLOWQ_CAUSE_DEADLINE_PASSED
 								   : FLOWQ_CAUSE_TTL_EXPIRED;
 		done += evict(s, r->priv.owner, r, FLOWQ_EVICTED_TTL, c, now);
+		give_back_due(s);
 	}
 	return done;
 }
-
-static void
-give_back(struct flowq__shard *s);
 
 /* ---- phase 5: dispatch ---- */
 
@@ -1254,6 +1269,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 							     ? FLOWQ_CAUSE_DEADLINE_PASSED
 							     : FLOWQ_CAUSE_TTL_EXPIRED;
 				done += evict(s, f, r, FLOWQ_EVICTED_TTL, c, now);
+				give_back_due(s);
 				continue;
 			}
 			if (!gate_take(s, b, r->priv.bytes, now)) {
@@ -1268,6 +1284,7 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 				gate_untake(s, r->priv.bytes);
 				done += evict(s, f, r, FLOWQ_EVICTED_CANCELLED,
 					      FLOWQ_CAUSE_CANCELLED, now);
+				give_back_due(s);
 				continue;
 			}
 			if (FLOWQ__HISTORY_ON)
@@ -1275,17 +1292,15 @@ dispatch(struct flowq__shard *s, int64_t now, unsigned budget, bool *r_blocked)
 						       s->index, flowq__gate_scarce(e));
 			fair_charge(s, bs, r->priv.bytes, pressed);
 			unlink_req(s, bs, f, r, true);
-			account_left(bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
+			account_left(s, bs, f, r, FLOWQ_DISPATCHED, FLOWQ_CAUSE_NONE, now);
 			flowq__bump(&bs->stats.dispatched_bytes, r->priv.bytes);
 			deliver(r);
 			s->reintook = false;
 			/* After the completion, not before (fair_publish()). */
 			gate_wake_flush(s);
 			idle_check(s, f, now);
-			/* Give queue capacity back every dispatch_batch
-			 * outcomes, not only at the end of a long round. */
-			if (++done % e->cfg.dispatch_batch == 0)
-				give_back(s);
+			done++;
+			give_back_due(s);
 		}
 	}
 	return done;
@@ -1391,6 +1406,7 @@ give_back(struct flowq__shard *s)
 	struct flowq_engine *e = s->engine;
 	uint64_t greq = 0, gbytes = 0;
 	struct flowq_list_node *ln;
+	s->owed = 0;
 	while ((ln = flowq_list_pop_front(&s->dirty))) {
 		struct flowq_flow *f =
 			(struct flowq_flow *)((char *)ln - offsetof(struct flowq_flow, dlink));

@@ -519,6 +519,9 @@ struct flowq__shard {
 	 * shard hold without a reservation of their own, not yet repaid by
 	 * departures (dispatch.c give_back()). */
 	uint64_t debt_req, debt_bytes;
+	/* Outcomes whose queue capacity give_back() has not returned yet
+	 * (dispatch.c give_back_due()). */
+	unsigned owed;
 };
 
 /* Releases counted per CPU (in-flight statistics without a concurrency

@@ -1270,6 +1270,63 @@ Test(engine, allocation_failure_at_flow_creation)
 	cr_assert_eq(ca.blocks, 0);
 }
 
+/* Queue capacity of expired requests goes back every dispatch_batch
+ * outcomes within the round, as for dispatches: with dispatch_batch = 1 a
+ * completion of the second expiry of a burst can already submit into the
+ * first one's slot (before, expiries gave back only at the round's end). */
+static struct flowq_engine *refill_engine;
+static struct fx_req refill_new;
+static int refill_rc = 1;
+static int refill_expired;
+
+static void
+refill_on_complete(struct flowq_req *req, void *arg)
+{
+	fx_on_complete(req, arg);
+	if (++refill_expired == 2) {
+		fx_req_init(&refill_new, "other", 0, 1);
+		refill_new.req.ttl_ns = FLOWQ_TTL_NONE;
+		refill_rc = flowq_submit(refill_engine, &refill_new.req);
+	}
+}
+
+static double
+always_saturated(void *ctx)
+{
+	(void)ctx;
+	return 1.0;
+}
+
+Test(engine, expiries_give_capacity_back_within_the_round)
+{
+	enum { N = 4 };
+	struct flowq_config c = fx_polled_cfg();
+	c.max_requests = N;
+	c.dispatch_batch = 1;
+	c.saturation.detector = "callback";
+	c.saturation.callback = always_saturated;
+	struct flowq_engine *e = fx_make(&c);
+	refill_engine = e;
+	static struct fx_req hs[N];
+	static char ids[N][8];
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "x%d", i);
+		fx_req_init(&hs[i], ids[i], 0, 1);
+		hs[i].req.ttl_ns = 100;
+		hs[i].req.complete = refill_on_complete;
+		cr_assert_eq(flowq_submit(e, &hs[i].req), 0);
+	}
+	cr_assert_eq(fx_poll_all(e), 0, "saturated: nothing leaves yet");
+	fx_advance(200);
+	fx_poll_all(e);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(hs[i].seen, FLOWQ_EVICTED_TTL);
+	cr_assert_eq(refill_rc, 0, "the first expiry's slot was free during the round: %d",
+		     refill_rc);
+	flowq_engine_destroy(e);
+	cr_assert_eq(refill_new.completions, 1, "evicted at shutdown");
+}
+
 /* One put too many (a host bug) must not wrap the lease into the dead bit:
  * the flow is still collected when idle, and its id still found (before,
  * every later look-up waited for ever for a flow that never went). */

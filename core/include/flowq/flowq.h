@@ -354,9 +354,10 @@ struct flowq_config {
 	 * bytes per bucket). At 50,000 flows on one shard that took a
 	 * submit from ~1.5 us to ~1.2 us (bench/ENGINE-LOG.md, "Session 7"). */
 	unsigned long registry_buckets;
-	/** Most outcomes a dispatcher decides before it gives queue capacity
-	 * back to the global, band and flow limits (it also gives back at the
-	 * end of every round). Smaller: capacity returns sooner under tight
+	/** Most outcomes (dispatches, expiries, cancellations) a dispatcher
+	 * decides before it gives their queue capacity back to the global,
+	 * band and flow limits (it also gives back at the end of every
+	 * round; displacement victims go back with the round's rest). Smaller: capacity returns sooner under tight
 	 * limits; larger: fewer writes to shared lines. Default 32;
 	 * 1..4096. */
 	unsigned dispatch_batch;

@@ -932,7 +932,8 @@ flowq_hist_bound(unsigned i);
 
 /**
  * The @p q quantile (0 <= q <= 1) of @p h, ns: the upper bound of the
- * bucket that holds it (an over-estimate by less than 25 %); 0 if empty.
+ * bucket that holds it (an over-estimate by less than 25 %); 0 if @p h is
+ * NULL or empty, or @p q is NaN. A @p q below 0 is taken as 0, above 1 as 1.
  */
 FLOWQ_API int64_t
 flowq_hist_quantile(const struct flowq_hist *h, double q);

@@ -8,8 +8,9 @@
  *   [T1] claim the request (a double submit fails here, changing nothing);
  *   refuse if the engine is stopping;
  *   validate the caller fields, and refuse a request larger than the
- *   in-flight byte limit (it could never be dispatched) (no engine state
- *   touched yet);
+ *   in-flight byte limit or the global or flow queued-byte limit (it could
+ *   never be admitted or dispatched) (no engine state touched yet; the
+ *   band's limit is checked once the flow, and so its band, is known);
  *   find or create the flow and lease it (registry.c: the lease keeps the
  *   flow from being collected until the request is in its inbox);
  *   reserve capacity: global, then band, then flow, each rolled back if a

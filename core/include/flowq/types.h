@@ -113,7 +113,8 @@ enum flowq_cause {
 	/** The engine shut down (queued requests) or is stopping (submits). */
 	FLOWQ_CAUSE_SHUTDOWN,
 	/** The request was malformed (flow id, size, TTL, ...), or larger
-	 * than the in-flight byte limit (it could never be dispatched). */
+	 * than a byte limit it must fit whole, in-flight or queued (global,
+	 * band or flow max_bytes): it could never be admitted or dispatched. */
 	FLOWQ_CAUSE_INVALID_REQUEST,
 	/** No band accepts this priority (no default-band template). */
 	FLOWQ_CAUSE_UNKNOWN_BAND,

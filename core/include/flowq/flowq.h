@@ -473,8 +473,12 @@ flowq_strerror(int err);
  * @param r_engine  receives the engine.
  * @return 0; -EINVAL if @p cfg or @p r_engine is NULL or a field is invalid
  *         (message in cfg->errbuf); -ENOMEM if an allocation failed;
- *         -EAGAIN if a dispatcher thread could not be started. Nothing is
- *         left allocated on failure.
+ *         -EAGAIN if a dispatcher thread could not be started;
+ *         polled mode: the negative errno of a shard's failed eventfd(2)
+ *         (-EMFILE, -ENFILE, also -ENODEV or -ENOMEM); whatever negative
+ *         errno a configured band's fairness or displacement policy
+ *         returned from band_init (only a host-registered policy's can
+ *         fail). Nothing is left allocated on failure.
  *
  * Context: any thread. May block (allocates, starts threads).
  */
@@ -546,9 +550,10 @@ flowq_thread_detach(void);
  *         request is the host's again and its outcome/cause say why:
  *         -ENOSPC   capacity (REJECTED_CAPACITY; cause names the level);
  *         -EINVAL   invalid request: flow id NULL, empty or longer than
- *                   FLOWQ_FLOW_ID_MAX, ttl_ns < 0, bytes > FLOWQ_LIMIT_MAX,
- *                   or no completion callback (REJECTED_OTHER,
- *                   CAUSE_INVALID_REQUEST);
+ *                   FLOWQ_FLOW_ID_MAX (without @c req->flow), @c req->flow
+ *                   a handle of another engine, ttl_ns < 0, bytes >
+ *                   FLOWQ_LIMIT_MAX, or no completion callback
+ *                   (REJECTED_OTHER, CAUSE_INVALID_REQUEST);
  *         -EMSGSIZE more bytes than a byte limit the request must fit
  *                   whole: saturation.max_inflight_bytes (detector
  *                   "concurrency" or "utilization" with that limit set),
@@ -1092,12 +1097,13 @@ flowq_flow_stats_fn(const void *id, uint32_t id_len, int32_t priority,
 
 /**
  * Call @p fn for every band, most important first. @return 0, the first
- * nonzero value @p fn returned, or -ENOMEM. A just-in-time band collected
- * during the walk may still be visited (with its final counts); a band
- * made during it may or may not be. Context: any thread except from inside
- * a callback of this engine. The walk holds an RCU read-side section
- * around @p fn, which delays (never blocks) the reclamation of collected
- * flows and bands while @p fn runs.
+ * nonzero value @p fn returned, -ENOMEM (the walk's snapshot could not be
+ * allocated; @p fn was not called), or -EFAULT (@p e or @p fn is NULL). A
+ * just-in-time band collected during the walk may still be visited (with
+ * its final counts); a band made during it may or may not be. Context: any
+ * thread except from inside a callback of this engine. The walk holds an
+ * RCU read-side section around @p fn, which delays (never blocks) the
+ * reclamation of collected flows and bands while @p fn runs.
  */
 FLOWQ_API int
 flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *ctx);
@@ -1105,7 +1111,9 @@ flowq_stats_foreach_band(struct flowq_engine *e, flowq_band_stats_fn *fn, void *
 /**
  * Call @p fn for every live flow (shard by shard, in no particular order;
  * flows created or collected meanwhile may or may not be seen). @return 0,
- * or the first nonzero value @p fn returned.
+ * the first nonzero value @p fn returned, -ENOMEM (the walk's snapshot
+ * could not be allocated; @p fn was not called), or -EFAULT (@p e or @p fn
+ * is NULL).
  */
 FLOWQ_API int
 flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *ctx);
@@ -1115,7 +1123,9 @@ flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *
  * format (version 0.0.4): names flowq_*, # HELP and # TYPE lines, counters
  * ending in _total, histograms as _bucket{le=".."}/_sum/_count (seconds).
  *
- * @return 0; -EIO if writing failed; -EFAULT NULL argument.
+ * @return 0; -EIO if writing failed; -ENOMEM if the band or flow walk
+ *         could not allocate its snapshot (part of the text may have been
+ *         written); -EFAULT NULL argument.
  * Context: any thread except a completion callback.
  */
 FLOWQ_API int

@@ -220,7 +220,10 @@ submit_check(struct flowq_engine *e, struct flowq_req *req)
 }
 
 /* Find or create @p req's flow by its id and lease it. @return 0 with
- * *r_flow leased; else @p req is rejected with the errno returned. */
+ * *r_flow leased; else @p req is rejected with the errno returned: -ENOMEM,
+ * -ENOENT (no band for the priority), or whatever else making the
+ * just-in-time band failed with (a host policy's band_init), kept as it is
+ * under the cause closest to it, UNKNOWN_BAND (no band could be had). */
 static int
 submit_lookup(struct flowq_engine *e, struct flowq_req *req, struct flowq_flow **r_flow)
 {
@@ -231,7 +234,7 @@ submit_lookup(struct flowq_engine *e, struct flowq_req *req, struct flowq_flow *
 			      FLOWQ_CAUSE_NO_MEMORY, -ENOMEM);
 	if (err)
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
-			      FLOWQ_CAUSE_UNKNOWN_BAND, -ENOENT);
+			      FLOWQ_CAUSE_UNKNOWN_BAND, err);
 	return 0;
 }
 

@@ -1460,3 +1460,36 @@ Test(engine_policy, create_returns_a_configured_bands_band_init_error)
 	cr_assert_eq(e, (struct flowq_engine *)0x1, "no engine handed out");
 	cr_assert_eq(ca.blocks, 0, "nothing left allocated");
 }
+
+Test(engine_policy, submit_returns_a_new_bands_band_init_error)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e;
+	struct flowq_stats st;
+	struct fx_req h;
+
+	register_failing_fairness();
+	c.default_band.fairness = "fails_band_init";
+	e = fx_make(&c);
+	/* The just-in-time band for priority 3 cannot be made: the policy's
+	 * errno, not "no such band". */
+	fx_req_init(&h, "f", 3, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), -EIO);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(h.completions, 0);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_UNKNOWN_BAND], 1);
+	/* A batch and a flow handle go through the same look-up. */
+	struct flowq_req *one = &h.req;
+	int rc = 0;
+	fx_req_init(&h, "f", 3, 1);
+	cr_assert_eq(flowq_submit_batch(e, &one, 1, &rc), 0);
+	cr_assert_eq(rc, -EIO);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
+	struct flowq_flow *fl = NULL;
+	cr_assert_eq(flowq_flow_get(e, "f", 1, 3, &fl), -EIO);
+	cr_assert_null(fl);
+	flowq_engine_destroy(e);
+}

@@ -577,6 +577,11 @@ flowq_thread_detach(void);
  *                   (REJECTED_OTHER, CAUSE_UNKNOWN_BAND);
  *         -ENOMEM   the new flow or band could not be allocated
  *                   (REJECTED_OTHER, CAUSE_NO_MEMORY);
+ *         other     the negative errno a host-registered policy's
+ *                   band_init returned while the just-in-time band for
+ *                   this priority was made (-ENOMEM as above; the
+ *                   built-in policies never fail there) (REJECTED_OTHER,
+ *                   CAUSE_UNKNOWN_BAND: no band could be had);
  *         -ESHUTDOWN the engine is being destroyed (REJECTED_OTHER,
  *                   CAUSE_SHUTDOWN);
  *         -EBUSY    @p req was already submitted and not re-initialized:
@@ -797,7 +802,8 @@ flowq_saturation(struct flowq_engine *e, double *r_saturation);
  * @return 0; -EINVAL bad id (NULL, empty, too long) or NULL argument;
  *         -ENOENT no band for @p priority and no template, or
  *         FLOWQ_MAX_BANDS bands alive (as flowq_submit()); -ENOMEM;
- *         -ESHUTDOWN engine stopping.
+ *         -ESHUTDOWN engine stopping; the negative errno a host policy's
+ *         band_init returned for a new band (as flowq_submit()).
  * Context: any thread. Progress: lock-free (allocates for a new flow).
  */
 FLOWQ_API int

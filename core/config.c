@@ -432,7 +432,8 @@ flowq_strerror(int err)
 	case -ESHUTDOWN:
 		return "engine is shutting down";
 	case -EMSGSIZE:
-		return "request larger than the in-flight byte limit";
+		return "request larger than a byte limit it must fit (in-flight or "
+		       "queued)";
 	case -EBUSY:
 		return "busy (request already submitted, or endpoint report running)";
 	case -ESTALE:

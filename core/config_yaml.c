@@ -2253,10 +2253,14 @@ int
 flowq_config_write_yaml(FILE *out, const struct flowq_config *cfg, unsigned indent,
 			bool only_changed)
 {
-	if (out == NULL || cfg == NULL)
+	if (out == NULL || cfg == NULL || (cfg->bands == NULL && cfg->nbands > 0))
 		return -EFAULT;
 	struct flowq_config d;
 	flowq_config_init(&d);
 	yw_table(out, &config_table, cfg, &d, indent, !only_changed, false, false);
-	return ferror(out) ? -EIO : 0;
+	/* As flowq_metrics_write(): a full disk or a closed pipe shows only
+	 * when stdio writes its buffer, so flush before asking ferror(). */
+	if (fflush(out) == EOF || ferror(out))
+		return -EIO;
+	return 0;
 }

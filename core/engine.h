@@ -609,7 +609,8 @@ flowq__rcu_thread_online(void);
 
 /**
  * Find or create the flow (@p id, @p priority) and take a lease on it.
- * @return 0 with *r_flow leased; -ENOENT no band; -ENOMEM.
+ * @return 0 with *r_flow leased; -ENOENT no band; -ENOMEM; or what a new
+ * band's policy band_init returned (any negative errno, host policies).
  * Context: registered thread, not inside a read-side section.
  */
 int
@@ -648,8 +649,9 @@ flowq__flow_hash(const void *id, uint32_t id_len, int32_t priority);
 /** The band of @p priority, creating it from the template if allowed, with
  * a reference for the flow about to be created (template bands; give it
  * back with flowq__band_put() if that flow is never published).
- * @return 0; -ENOENT; -ENOMEM. Context: registered thread, not inside a
- * read-side section. */
+ * @return 0; -ENOENT; -ENOMEM; or what a new band's policy band_init
+ * returned (any negative errno, host policies). Context: registered
+ * thread, not inside a read-side section. */
 int
 flowq__band_get(struct flowq_engine *e, int32_t priority, struct flowq__band **r_band);
 

@@ -2,6 +2,8 @@
  * Queue-time histogram: bucket layout and single-writer recording (see
  * core/hist.h for the layout and the concurrency contract).
  */
+#include <math.h>
+
 #include "hist.h"
 
 #define HIST_MIN_SHIFT 10 /* bucket 0 is [0, 2^10) ns */
@@ -41,7 +43,9 @@ flowq_hist_bound(unsigned i)
 int64_t
 flowq_hist_quantile(const struct flowq_hist *h, double q)
 {
-	if (!h || h->count == 0)
+	/* NaN would pass both clamps, and converting it to an integer is
+	 * undefined: no quantile, as for no data. */
+	if (!h || h->count == 0 || isnan(q))
 		return 0;
 	if (q < 0.0)
 		q = 0.0;

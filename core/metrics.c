@@ -520,7 +520,8 @@ flowq_metrics_write(struct flowq_engine *e, FILE *out)
 
 		put_header(&w, k.f);
 		rc = flowq_stats_foreach_band(e, band_cb, &k);
-		/* The walk returns what band_cb returned: only our -EIO. */
+		/* The walk returns what band_cb returned (our -EIO, then
+		 * w.err is set) or its own -ENOMEM. */
 		if (rc != 0 && w.err == 0)
 			return rc;
 	}

@@ -8,8 +8,9 @@
  *   [T1] claim the request (a double submit fails here, changing nothing);
  *   refuse if the engine is stopping;
  *   validate the caller fields, and refuse a request larger than the
- *   in-flight byte limit (it could never be dispatched) (no engine state
- *   touched yet);
+ *   in-flight byte limit or the global or flow queued-byte limit (it could
+ *   never be admitted or dispatched) (no engine state touched yet; the
+ *   band's limit is checked once the flow, and so its band, is known);
  *   find or create the flow and lease it (registry.c: the lease keeps the
  *   flow from being collected until the request is in its inbox);
  *   reserve capacity: global, then band, then flow, each rolled back if a
@@ -228,7 +229,10 @@ submit_check(struct flowq_engine *e, struct flowq_req *req)
 }
 
 /* Find or create @p req's flow by its id and lease it. @return 0 with
- * *r_flow leased; else @p req is rejected with the errno returned. */
+ * *r_flow leased; else @p req is rejected with the errno returned: -ENOMEM,
+ * -ENOENT (no band for the priority), or whatever else making the
+ * just-in-time band failed with (a host policy's band_init), kept as it is
+ * under the cause closest to it, UNKNOWN_BAND (no band could be had). */
 static int
 submit_lookup(struct flowq_engine *e, struct flowq_req *req, struct flowq_flow **r_flow)
 {
@@ -239,7 +243,7 @@ submit_lookup(struct flowq_engine *e, struct flowq_req *req, struct flowq_flow *
 			      FLOWQ_CAUSE_NO_MEMORY, -ENOMEM);
 	if (err)
 		return reject(req, &e->rejects, NULL, FLOWQ_REJECTED_OTHER,
-			      FLOWQ_CAUSE_UNKNOWN_BAND, -ENOENT);
+			      FLOWQ_CAUSE_UNKNOWN_BAND, err);
 	return 0;
 }
 

@@ -184,8 +184,10 @@ static inline bool
 is_fresh_at(const struct flowq__util *u, int64_t at, int64_t now)
 {
 	/* now < at (a report newer than this reader's clock reading) is
-	 * fresh; written so that no subtraction overflows. */
-	return now <= at || now - at <= u->staleness;
+	 * fresh. Else the age now - at is in (0, 2^64): exact in uint64_t,
+	 * where int64_t would overflow (at = INT64_MIN, now > 0: UB, which
+	 * in practice wrapped to a negative age and called it fresh). */
+	return now <= at || (uint64_t)now - (uint64_t)at <= (uint64_t)u->staleness;
 }
 
 static uint64_t

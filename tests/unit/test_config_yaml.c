@@ -779,6 +779,36 @@ Test(config_yaml, write_only_changed_is_a_snippet)
 	cr_assert_eq(flowq_config_write_yaml(stderr, NULL, 0, true), -EFAULT);
 }
 
+Test(config_yaml, write_reports_an_error_still_in_the_stdio_buffer)
+{
+	struct flowq_config c;
+
+	flowq_config_init(&c);
+	/* /dev/full fails every write(2) with ENOSPC; the whole document fits
+	 * in stdio's buffer, so only a flush can see the failure. */
+	FILE *f = fopen("/dev/full", "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, false), -EIO);
+	fclose(f);
+}
+
+Test(config_yaml, write_refuses_null_bands_with_a_count)
+{
+	struct flowq_config c;
+	char *text = NULL;
+	size_t len = 0;
+
+	flowq_config_init(&c);
+	c.bands = NULL;
+	c.nbands = 2;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, false), -EFAULT);
+	fclose(f);
+	cr_assert_eq(len, 0, "nothing is written before the refusal");
+	free(text);
+}
+
 /* ---- defaults and partial configs ------------------------------------------ */
 
 Test(config_yaml, keys_left_out_keep_the_defaults)

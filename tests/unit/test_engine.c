@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <flowq/flowq.h>
@@ -60,6 +61,26 @@ Test(engine, create_rejects_bad_config_with_message)
 	cr_assert_eq(e, (struct flowq_engine *)0x1, "no engine handed out");
 	cr_assert_eq(flowq_engine_create(NULL, &e), -EINVAL);
 	cr_assert_eq(flowq_engine_create(&c, NULL), -EINVAL);
+}
+
+Test(engine, polled_create_returns_the_eventfd_errno)
+{
+	/* No descriptor can be opened: the limit is the lowest free one. */
+	struct rlimit old, low;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	int fd = dup(STDERR_FILENO);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	low = old;
+	low.rlim_cur = (rlim_t)fd;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = 2;
+	struct flowq_engine *e = (struct flowq_engine *)0x1;
+	int rc = flowq_engine_create(&c, &e);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	cr_assert_eq(rc, -EMFILE, "rc %d", rc);
+	cr_assert_eq(e, (struct flowq_engine *)0x1, "no engine handed out");
 }
 
 /* ---- the dispatched path ---- */
@@ -131,6 +152,25 @@ Test(engine, invalid_requests_rejected_without_completion)
 	struct flowq_stats st;
 	flowq_stats_engine(e, &st);
 	cr_assert_eq(st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_INVALID_REQUEST], 6);
+	flowq_engine_destroy(e);
+}
+
+Test(engine, flow_handle_of_another_engine_is_an_invalid_request)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e = fx_make(&c), *other = fx_make(&c);
+	struct flowq_flow *fl = NULL;
+	cr_assert_eq(flowq_flow_get(other, "f", 1, 0, &fl), 0);
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 1);
+	h.req.flow = fl;
+	cr_assert_eq(flowq_submit(e, &h.req), -EINVAL);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_INVALID_REQUEST);
+	cr_assert_eq(fx_poll_all(e) + fx_poll_all(other), 0);
+	cr_assert_eq(h.completions, 0);
+	flowq_flow_put(other, fl);
+	flowq_engine_destroy(other);
 	flowq_engine_destroy(e);
 }
 
@@ -1352,6 +1392,52 @@ Test(engine, an_extra_flow_put_is_ignored)
 	struct flowq_stats st;
 	cr_assert_eq(flowq_stats_flow(e, "x", 1, 0, &st), -ENOENT, "collected");
 	flowq_engine_destroy(e);
+}
+
+static int
+count_band(int32_t priority, const struct flowq_stats *st, void *ctx)
+{
+	(void)priority;
+	(void)st;
+	++*(int *)ctx;
+	return 0;
+}
+
+static int
+count_flow(const void *id, uint32_t id_len, int32_t priority,
+	   const struct flowq_stats *st, void *ctx)
+{
+	(void)id;
+	(void)id_len;
+	return count_band(priority, st, ctx);
+}
+
+Test(engine, stats_walks_refuse_null_and_report_allocation_failure)
+{
+	struct test_count_alloc ca;
+	test_count_alloc_init(&ca);
+	struct flowq_config c = fx_polled_cfg();
+	c.allocator = &ca.a;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h;
+	fx_req_init(&h, "f", 0, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0); /* a band and a flow to visit */
+	int calls = 0;
+	cr_assert_eq(flowq_stats_foreach_band(NULL, count_band, &calls), -EFAULT);
+	cr_assert_eq(flowq_stats_foreach_band(e, NULL, &calls), -EFAULT);
+	cr_assert_eq(flowq_stats_foreach_flow(NULL, count_flow, &calls), -EFAULT);
+	cr_assert_eq(flowq_stats_foreach_flow(e, NULL, &calls), -EFAULT);
+	test_count_alloc_budget(&ca, 0);
+	cr_assert_eq(flowq_stats_foreach_band(e, count_band, &calls), -ENOMEM);
+	cr_assert_eq(flowq_stats_foreach_flow(e, count_flow, &calls), -ENOMEM);
+	cr_assert_eq(calls, 0, "no callback after a failure");
+	ca.fail_after = ~0ul;
+	cr_assert_eq(flowq_stats_foreach_band(e, count_band, &calls), 0);
+	cr_assert_eq(flowq_stats_foreach_flow(e, count_flow, &calls), 0);
+	cr_assert_eq(calls, 2);
+	fx_poll_all(e);
+	flowq_engine_destroy(e);
+	cr_assert_eq(ca.blocks, 0);
 }
 
 /* ---- threaded mode ---- */

@@ -4,6 +4,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -107,6 +108,20 @@ Test(hist, empty_quantile_is_zero)
 	cr_assert_eq(flowq_hist_quantile(&s, 0.5), 0);
 	cr_assert_eq(flowq_hist_quantile(&s, 1.0), 0);
 	cr_assert_eq(flowq_hist_quantile(NULL, 0.5), 0);
+}
+
+Test(hist, nan_quantile_is_zero)
+{
+	static struct flowq__hist h;
+	struct flowq_hist s;
+
+	memset(&s, 0, sizeof(s));
+	flowq__hist_record(&h, 1000000);
+	flowq__hist_record(&h, 2000000);
+	flowq__hist_add_to(&h, &s);
+	cr_assert_eq(flowq_hist_quantile(&s, NAN), 0, "no quantile, as for no data");
+	cr_assert_eq(flowq_hist_quantile(&s, -NAN), 0);
+	cr_assert_neq(flowq_hist_quantile(&s, 0.0), 0, "the data is there");
 }
 
 static int

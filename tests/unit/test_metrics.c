@@ -36,6 +36,7 @@
 
 #include <flowq/flowq.h>
 
+#include "count_alloc.h"
 #include "prom_parse.h"
 
 #define MS INT64_C(1000000)
@@ -228,6 +229,28 @@ Test(metrics, null_arguments)
 {
 	cr_assert_eq(flowq_metrics_write(NULL, stdout), -EFAULT);
 	cr_assert_eq(flowq_metrics_write(e, NULL), -EFAULT);
+}
+
+Test(metrics, allocation_failure_in_a_walk_returns_enomem)
+{
+	/* Static: the teardown destroys the engine, through this allocator. */
+	static struct test_count_alloc ca;
+	struct flowq_config cfg;
+
+	flowq_engine_destroy(e);
+	test_count_alloc_init(&ca);
+	flowq_config_init(&cfg);
+	cfg.mode = FLOWQ_MODE_POLLED;
+	cfg.shards = 1;
+	cfg.allocator = &ca.a;
+	cr_assert_eq(flowq_engine_create(&cfg, &e), 0);
+	/* The band walk's snapshot is the writer's first allocation. */
+	test_count_alloc_budget(&ca, 0);
+	FILE *f = open_memstream(&text, &text_len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_metrics_write(e, f), -ENOMEM);
+	cr_assert_eq(fclose(f), 0);
+	atomic_store(&ca.fail_after, ~0ul);
 }
 
 Test(metrics, end_to_end)

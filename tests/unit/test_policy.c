@@ -1,6 +1,7 @@
 /*
  * Unit and contract tests for the policies (policies/fairness_*.c,
- * policies/ordering_*.c) and their registry (policies/registry.c).
+ * policies/ordering_*.c) and their registry (policies/registry.c), and what
+ * an engine returns when a host-registered policy fails.
  *
  * The contract suite enumerates flowq_fairness_at() x flowq_ordering_at(),
  * so a policy added to the built-in arrays, or registered before the suite
@@ -39,6 +40,7 @@
 #include <flowq/types.h>
 
 #include "count_alloc.h"
+#include "engine_fixture.h"
 #include "flow_heap.h"
 #include "test_util.h"
 
@@ -1414,4 +1416,80 @@ Test(registry, lookups_concurrent_with_register_see_complete_entries)
 	}
 	cr_assert_eq(pthread_join(t, NULL), 0);
 	cr_assert_eq(seen_max, FLOWQ_POLICY_MAX);
+}
+
+/* ---- a host policy's errors in an engine ---------------------------------- */
+
+/* round_robin whose band_init fails with -EIO (a host policy may return any
+ * negative errno there). */
+static int
+failing_band_init(void *band, const struct flowq_policy_env *env)
+{
+	(void)band;
+	(void)env;
+	return -EIO;
+}
+
+static const struct flowq_fairness_ops *
+register_failing_fairness(void)
+{
+	static struct flowq_fairness_ops f;
+
+	f = fair_template("fails_band_init");
+	f.band_init = failing_band_init;
+	cr_assert_eq(flowq_fairness_register(&f), 0);
+	return &f;
+}
+
+Test(engine_policy, create_returns_a_configured_bands_band_init_error)
+{
+	struct test_count_alloc ca;
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_band_config b = c.default_band;
+	struct flowq_engine *e = (struct flowq_engine *)0x1;
+
+	register_failing_fairness();
+	test_count_alloc_init(&ca);
+	c.allocator = &ca.a;
+	c.shards = 2;
+	b.priority = 1;
+	b.fairness = "fails_band_init";
+	c.bands = &b;
+	c.nbands = 1;
+	cr_assert_eq(flowq_engine_create(&c, &e), -EIO);
+	cr_assert_eq(e, (struct flowq_engine *)0x1, "no engine handed out");
+	cr_assert_eq(ca.blocks, 0, "nothing left allocated");
+}
+
+Test(engine_policy, submit_returns_a_new_bands_band_init_error)
+{
+	struct flowq_config c = fx_polled_cfg();
+	struct flowq_engine *e;
+	struct flowq_stats st;
+	struct fx_req h;
+
+	register_failing_fairness();
+	c.default_band.fairness = "fails_band_init";
+	e = fx_make(&c);
+	/* The just-in-time band for priority 3 cannot be made: the policy's
+	 * errno, not "no such band". */
+	fx_req_init(&h, "f", 3, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), -EIO);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(h.completions, 0);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_UNKNOWN_BAND], 1);
+	/* A batch and a flow handle go through the same look-up. */
+	struct flowq_req *one = &h.req;
+	int rc = 0;
+	fx_req_init(&h, "f", 3, 1);
+	cr_assert_eq(flowq_submit_batch(e, &one, 1, &rc), 0);
+	cr_assert_eq(rc, -EIO);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
+	struct flowq_flow *fl = NULL;
+	cr_assert_eq(flowq_flow_get(e, "f", 1, 3, &fl), -EIO);
+	cr_assert_null(fl);
+	flowq_engine_destroy(e);
 }

@@ -132,6 +132,25 @@ Test(utilization, staleness_turns_a_score_to_one)
 	flowq_engine_destroy(e);
 }
 
+Test(utilization, report_from_the_distant_past_is_stale_without_overflow)
+{
+	struct flowq_config c = util_cfg(2, 4, 0.0);
+	struct flowq_engine *e = fx_make(&c);
+	/* now - at_ns does not fit in 64 bits (the clock reads > 0): the
+	 * age check must still call these stale, not wrap to "fresh". */
+	cr_assert_gt(flowq_now(e), 0);
+	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, INT64_MIN), -ESTALE);
+	cr_assert_eq(flowq_endpoint_report(e, 0, 0, 0.0, INT64_MIN + 1), -ESTALE);
+	cr_assert_eq(sat_of(e), 1.0, "the refused reports changed nothing");
+	/* The same after an accepted report (the older-than-latest check
+	 * comes first there). */
+	report(e, 1, 1, 0.0);
+	cr_assert_eq(flowq_endpoint_report(e, 1, 0, 0.0, INT64_MIN), -ESTALE);
+	cr_assert_eq(flowq_endpoint_report(e, 1, 0, 0.0, INT64_MIN + 1), -ESTALE);
+	cr_assert_eq(sat_of(e), (1.0 + 0.25) / 2);
+	flowq_engine_destroy(e);
+}
+
 Test(utilization, reports_out_of_order_and_bad_input)
 {
 	struct flowq_config c = util_cfg(2, 5, 1.0);

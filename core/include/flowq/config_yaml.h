@@ -207,10 +207,13 @@ flowq_config_yaml_free(struct flowq_config_yaml *cfg);
  *                      flowq_config_init()'s (a band's keys: from the
  *                      default band's; its priority always), e.g. a snippet
  *                      to paste; false writes every key.
- * @return 0; -EFAULT if @p out or @p cfg is NULL; -EIO if the stream
- *         reports an error.
- * Context: any thread. Allocates nothing (but stdio). Not validated:
- * whatever @p cfg holds is written.
+ * @return 0; -EFAULT if @p out or @p cfg is NULL, or cfg->bands is NULL
+ *         with cfg->nbands > 0 (nothing is written); -EIO if the stream
+ *         reports an error, the flush of @p out at the end included (0
+ *         means the text left stdio).
+ * Context: any thread. Allocates nothing (but stdio). May block (flushes
+ * @p out). Not validated: whatever @p cfg holds is written, but for the
+ * NULL bands above, which it cannot read.
  */
 FLOWQ_API int
 flowq_config_write_yaml(FILE *out, const struct flowq_config *cfg, unsigned indent,

@@ -477,8 +477,12 @@ flowq_strerror(int err);
  * @param r_engine  receives the engine.
  * @return 0; -EINVAL if @p cfg or @p r_engine is NULL or a field is invalid
  *         (message in cfg->errbuf); -ENOMEM if an allocation failed;
- *         -EAGAIN if a dispatcher thread could not be started. Nothing is
- *         left allocated on failure.
+ *         -EAGAIN if a dispatcher thread could not be started;
+ *         polled mode: the negative errno of a shard's failed eventfd(2)
+ *         (-EMFILE, -ENFILE, also -ENODEV or -ENOMEM); whatever negative
+ *         errno a configured band's fairness or displacement policy
+ *         returned from band_init (only a host-registered policy's can
+ *         fail). Nothing is left allocated on failure.
  *
  * Context: any thread. May block (allocates, starts threads).
  */
@@ -551,9 +555,10 @@ flowq_thread_detach(void);
  *         request is the host's again and its outcome/cause say why:
  *         -ENOSPC   capacity (REJECTED_CAPACITY; cause names the level);
  *         -EINVAL   invalid request: flow id NULL, empty or longer than
- *                   FLOWQ_FLOW_ID_MAX, ttl_ns < 0, bytes > FLOWQ_LIMIT_MAX,
- *                   or no completion callback (REJECTED_OTHER,
- *                   CAUSE_INVALID_REQUEST);
+ *                   FLOWQ_FLOW_ID_MAX (without @c req->flow), @c req->flow
+ *                   a handle of another engine, ttl_ns < 0, bytes >
+ *                   FLOWQ_LIMIT_MAX, or no completion callback
+ *                   (REJECTED_OTHER, CAUSE_INVALID_REQUEST);
  *         -EMSGSIZE more bytes than a byte limit the request must fit
  *                   whole: saturation.max_inflight_bytes (detector
  *                   "concurrency" or "utilization" with that limit set),
@@ -577,6 +582,11 @@ flowq_thread_detach(void);
  *                   (REJECTED_OTHER, CAUSE_UNKNOWN_BAND);
  *         -ENOMEM   the new flow or band could not be allocated
  *                   (REJECTED_OTHER, CAUSE_NO_MEMORY);
+ *         other     the negative errno a host-registered policy's
+ *                   band_init returned while the just-in-time band for
+ *                   this priority was made (-ENOMEM as above; the
+ *                   built-in policies never fail there) (REJECTED_OTHER,
+ *                   CAUSE_UNKNOWN_BAND: no band could be had);
  *         -ESHUTDOWN the engine is being destroyed (REJECTED_OTHER,
  *                   CAUSE_SHUTDOWN);
  *         -EBUSY    @p req was already submitted and not re-initialized:
@@ -804,7 +814,8 @@ flowq_saturation(struct flowq_engine *e, double *r_saturation);
  * @return 0; -EINVAL bad id (NULL, empty, too long) or NULL argument;
  *         -ENOENT no band for @p priority and no template, or
  *         FLOWQ_MAX_BANDS bands alive (as flowq_submit()); -ENOMEM;
- *         -ESHUTDOWN engine stopping.
+ *         -ESHUTDOWN engine stopping; the negative errno a host policy's
+ *         band_init returned for a new band (as flowq_submit()).
  * Context: any thread. Progress: lock-free (allocates for a new flow).
  */
 FLOWQ_API int
@@ -956,7 +967,8 @@ flowq_hist_bound(unsigned i);
 
 /**
  * The @p q quantile (0 <= q <= 1) of @p h, ns: the upper bound of the
- * bucket that holds it (an over-estimate by less than 25 %); 0 if empty.
+ * bucket that holds it (an over-estimate by less than 25 %); 0 if @p h is
+ * NULL or empty, or @p q is NaN. A @p q below 0 is taken as 0, above 1 as 1.
  */
 FLOWQ_API int64_t
 flowq_hist_quantile(const struct flowq_hist *h, double q);
@@ -1142,7 +1154,9 @@ flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *
  * format (version 0.0.4): names flowq_*, # HELP and # TYPE lines, counters
  * ending in _total, histograms as _bucket{le=".."}/_sum/_count (seconds).
  *
- * @return 0; -EIO if writing failed; -EFAULT NULL argument.
+ * @return 0; -EIO if writing failed; -ENOMEM if the band or flow walk
+ *         could not allocate its snapshot (part of the text may have been
+ *         written); -EFAULT NULL argument.
  * Context: any thread except a completion callback.
  */
 FLOWQ_API int

@@ -115,9 +115,13 @@ enum flowq_cause {
 	/** The engine shut down (queued requests) or is stopping (submits). */
 	FLOWQ_CAUSE_SHUTDOWN,
 	/** The request was malformed (flow id, size, TTL, ...), or larger
-	 * than the in-flight byte limit (it could never be dispatched). */
+	 * than a byte limit it must fit whole, in-flight or queued (global,
+	 * band or flow max_bytes): it could never be admitted or dispatched. */
 	FLOWQ_CAUSE_INVALID_REQUEST,
-	/** No band accepts this priority (no default-band template). */
+	/** No band accepts this priority (no default-band template, or
+	 * FLOWQ_MAX_BANDS bands alive), or the just-in-time band for it could
+	 * not be made: a host policy's band_init failed (flowq_submit()
+	 * returns that errno; -ENOMEM is NO_MEMORY). */
 	FLOWQ_CAUSE_UNKNOWN_BAND,
 	/** An internal allocation failed (e.g. creating the flow). */
 	FLOWQ_CAUSE_NO_MEMORY,

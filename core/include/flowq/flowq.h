@@ -679,7 +679,10 @@ flowq_cancel(struct flowq_engine *e, struct flowq_req *req);
 /**
  * The backend finished @p req, which was DISPATCHED: give back its
  * in-flight slot (concurrency detector) and wake dispatchers that wait for
- * one.
+ * one. The slot's size is the request's bytes at submit, whatever
+ * req->bytes holds now. @p e must be the engine that dispatched @p req:
+ * flowq cannot check it (the request's flow may be gone by now), and a
+ * release on another engine credits that engine's limits instead.
  *
  * @return 0; -EALREADY if it was already released; -EINVAL if @p req was
  *         not dispatched; -EFAULT if @p e or @p req is NULL.

@@ -36,6 +36,7 @@
 
 #include "count_alloc.h"
 #include "engine_fixture.h"
+#include "policy_fill.h"
 
 /* A polled engine of @p shards shards with one configured band (priority
  * 0) and no default-band template. */
@@ -519,15 +520,8 @@ Test(displacement_register, a_full_table_is_enospc)
 	static struct flowq_displacement_ops ops[FLOWQ_POLICY_MAX + 1];
 	size_t nbuiltin = displacement_count(), n;
 
-	for (n = 0; nbuiltin + n < FLOWQ_POLICY_MAX; n++) {
-		snprintf(names[n], sizeof(names[n]), "d%02zu", n);
-		ops[n] = disp_template(names[n]);
-		cr_assert_eq(flowq_displacement_register(&ops[n]), 0, "policy %zu", n);
-	}
-	snprintf(names[n], sizeof(names[n]), "d%02zu", n);
-	ops[n] = disp_template(names[n]);
-	cr_assert_eq(flowq_displacement_register(&ops[n]), -ENOSPC);
-	cr_assert_null(flowq_displacement_find(names[n]));
+	POLICY_FILL_TO_ENOSPC(flowq_displacement_register, flowq_displacement_find,
+			      disp_template, "d", names, ops, nbuiltin, &n);
 	cr_assert_null(flowq_displacement_at(FLOWQ_POLICY_MAX));
 	/* Validation and duplicates are still reported first. */
 	cr_assert_eq(flowq_displacement_register(&ops[0]), -EEXIST);
@@ -546,15 +540,8 @@ Test(ordering_register, a_full_table_is_enospc)
 
 	while (flowq_ordering_at(nbuiltin) != NULL)
 		nbuiltin++;
-	for (n = 0; nbuiltin + n < FLOWQ_POLICY_MAX; n++) {
-		snprintf(names[n], sizeof(names[n]), "o%02zu", n);
-		ops[n] = ord_template(names[n]);
-		cr_assert_eq(flowq_ordering_register(&ops[n]), 0, "policy %zu", n);
-	}
-	snprintf(names[n], sizeof(names[n]), "o%02zu", n);
-	ops[n] = ord_template(names[n]);
-	cr_assert_eq(flowq_ordering_register(&ops[n]), -ENOSPC);
-	cr_assert_null(flowq_ordering_find(names[n]));
+	POLICY_FILL_TO_ENOSPC(flowq_ordering_register, flowq_ordering_find, ord_template, "o",
+			      names, ops, nbuiltin, &n);
 	cr_assert_null(flowq_ordering_at(FLOWQ_POLICY_MAX));
 	cr_assert_eq(flowq_ordering_register(&ops[0]), -EEXIST);
 	cr_assert_eq(flowq_ordering_register(NULL), -EINVAL);

@@ -41,6 +41,7 @@
 
 #include "count_alloc.h"
 #include "engine_fixture.h"
+#include "policy_fill.h"
 #include "flow_heap.h"
 #include "test_util.h"
 
@@ -1341,14 +1342,8 @@ Test(registry, register_fills_the_table_then_enospc)
 
 	while (flowq_fairness_at(nbuiltin) != NULL)
 		nbuiltin++;
-	for (n = 0; nbuiltin + n < FLOWQ_POLICY_MAX; n++) {
-		snprintf(names[n], sizeof(names[n]), "p%02zu", n);
-		ops[n] = fair_template(names[n]);
-		cr_assert_eq(flowq_fairness_register(&ops[n]), 0, "policy %zu", n);
-	}
-	snprintf(names[n], sizeof(names[n]), "p%02zu", n);
-	ops[n] = fair_template(names[n]);
-	cr_assert_eq(flowq_fairness_register(&ops[n]), -ENOSPC);
+	POLICY_FILL_TO_ENOSPC(flowq_fairness_register, flowq_fairness_find, fair_template, "p",
+			      names, ops, nbuiltin, &n);
 	/* Validation and duplicates are still reported first. */
 	cr_assert_eq(flowq_fairness_register(&ops[0]), -EEXIST);
 	cr_assert_eq(flowq_fairness_register(NULL), -EINVAL);

@@ -44,6 +44,7 @@ static const char *const names[FLOWQ__FAULT_COUNT] = {
 	"D_ROUND_START",  "D_AFTER_INTAKE", "D_BEFORE_DISPATCH", "D_CLAIMED",
 	"D_BEFORE_SLEEP", "D_AFTER_WAKE",   "S_CLAIMED",         "S_QUEUED",
 	"C_WON",          "CAP_IN_HAND",    "W_TAKEN",           "L_DEAD",
+	"L_MADE",         "L_LOST",
 };
 
 /* SplitMix64 (Steele, Lea, Flood, OOPSLA 2014). */

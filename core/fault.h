@@ -53,6 +53,14 @@
  *                      (flowq__flow_acquire() waits for it to leave, then
  *                      makes its successor; the batch look-ahead leaves such
  *                      a request to that path).
+ *   L_MADE             registry.c flowq__flow_acquire(), a new flow made
+ *                      (allocated, not yet in the table) by a submit whose
+ *                      look-up missed: another thread creates the same flow,
+ *                      or collects the one that is there, before the insert.
+ *   L_LOST             flowq__flow_acquire(), the insert lost to a flow that
+ *                      is dead (being collected), before the look-up is made
+ *                      again: the successor may be made meanwhile, by
+ *                      another thread, and this one's made flow then goes.
  *
  * Synchronization: arm and disarm while no engine call runs (set-up and
  * tear-down of a test); hits may run on any thread concurrently. Progress:
@@ -78,6 +86,8 @@ enum flowq__fault_point {
 	FLOWQ__FAULT_CAP_IN_HAND,
 	FLOWQ__FAULT_W_TAKEN,
 	FLOWQ__FAULT_L_DEAD,
+	FLOWQ__FAULT_L_MADE,
+	FLOWQ__FAULT_L_LOST,
 	FLOWQ__FAULT_COUNT
 };
 

@@ -781,6 +781,7 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 				flowq__band_put(e, b);
 				return err;
 			}
+			FLOWQ__FAULT(L_MADE);
 		}
 		rcu_lock();
 		FLOWQ_TSAN_RELEASE(mine);
@@ -804,6 +805,7 @@ flowq__flow_acquire(struct flowq_engine *e, const void *id, uint32_t id_len,
 			*r_flow = w;
 			return 0;
 		}
+		FLOWQ__FAULT(L_LOST);
 		sched_yield();
 	}
 }

@@ -1602,3 +1602,122 @@ Test(engine, no_coalescing_wait_when_off, .timeout = 120)
 		  "no controller runs with intake_coalesce_ns = 0");
 	flowq_engine_destroy(e);
 }
+
+/* ---- capacity rollback of a rejected submit ---- */
+
+/* Flow @p id's reserved capacity (core/submit.c flow_cap_reserve()), read
+ * through a handle: requests and bytes. */
+static void
+flow_cap(struct flowq_engine *e, const char *id, int32_t prio, uint64_t *r_req,
+	 uint64_t *r_bytes)
+{
+	struct flowq_flow *fl = NULL;
+	cr_assert_eq(flowq_flow_get(e, id, (uint32_t)strlen(id), prio, &fl), 0);
+	*r_req = atomic_load(&fl->cap_req);
+	*r_bytes = atomic_load(&fl->cap_bytes);
+	flowq_flow_put(e, fl);
+}
+
+/* A submit that finds the global limit full reserves band and flow
+ * capacity before it asks for a displacement ticket (core/submit.c
+ * submit_admit()); with nothing lower to displace it is rejected
+ * (CAPACITY_GLOBAL) and must give both back: a leak would refuse the
+ * flow's next request as CAPACITY_FLOW, for ever. */
+Test(engine, a_failed_displacement_gives_the_flow_capacity_back)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.max_requests = 1;
+	c.displacement = "lowest_band_newest";
+	c.flow_max_requests = 1;
+	c.flow_max_bytes = 100;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req a, b, b2;
+	uint64_t req, bytes;
+
+	fx_req_init(&a, "a", 0, 10);
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	fx_req_init(&b, "b", 0, 100);
+	cr_assert_eq(flowq_submit(e, &b.req), -ENOSPC, "no lower band to displace");
+	cr_assert_eq(flowq_req_outcome(&b.req), FLOWQ_REJECTED_CAPACITY);
+	cr_assert_eq(flowq_req_cause(&b.req), FLOWQ_CAUSE_CAPACITY_GLOBAL);
+	flow_cap(e, "b", 0, &req, &bytes);
+	cr_assert_eq(req, 0, "the flow's request reservation was rolled back");
+	cr_assert_eq(bytes, 0, "the flow's byte reservation was rolled back");
+
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(a.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &a.req), 0);
+	/* The global limit has room again: the flow's whole limit is free. */
+	fx_req_init(&b2, "b", 0, 100);
+	cr_assert_eq(flowq_submit(e, &b2.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(b2.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &b2.req), 0);
+	cr_assert_eq(b.completions, 0, "a rejected request gets no completion");
+	cr_assert_eq(a.completions, 1);
+	cr_assert_eq(b2.completions, 1);
+
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, "b", 1, 0, &st), 0);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_CAPACITY][FLOWQ_CAUSE_CAPACITY_GLOBAL], 1);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 2);
+	cr_assert_eq(st.outcomes[FLOWQ_REJECTED_CAPACITY], 1);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.queued_bytes, 0);
+	cr_assert_eq(st.inflight, 0);
+	flow_cap(e, "b", 0, &req, &bytes);
+	cr_assert_eq(req, 0);
+	cr_assert_eq(bytes, 0);
+	flowq_engine_destroy(e);
+}
+
+/* A flow with both limits: a request that fits the request count but not
+ * the bytes is refused (CAPACITY_FLOW) and its request count, added
+ * first, is taken back (core/submit.c flow_cap_reserve()). */
+Test(engine, a_flow_byte_refusal_takes_back_the_request_count)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.flow_max_requests = 2;
+	c.flow_max_bytes = 100;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req h[4];
+	uint64_t req, bytes;
+
+	fx_req_init(&h[0], "f", 0, 60);
+	cr_assert_eq(flowq_submit(e, &h[0].req), 0);
+	fx_req_init(&h[1], "f", 0, 60);
+	cr_assert_eq(flowq_submit(e, &h[1].req), -ENOSPC, "60 + 60 bytes > 100");
+	cr_assert_eq(flowq_req_outcome(&h[1].req), FLOWQ_REJECTED_CAPACITY);
+	cr_assert_eq(flowq_req_cause(&h[1].req), FLOWQ_CAUSE_CAPACITY_FLOW);
+	flow_cap(e, "f", 0, &req, &bytes);
+	cr_assert_eq(req, 1, "the refused request's count was taken back");
+	cr_assert_eq(bytes, 60);
+	/* So the second request of the limit still fits. */
+	fx_req_init(&h[2], "f", 0, 40);
+	cr_assert_eq(flowq_submit(e, &h[2].req), 0);
+	fx_req_init(&h[3], "f", 0, 0);
+	cr_assert_eq(flowq_submit(e, &h[3].req), -ENOSPC, "two requests queued");
+	cr_assert_eq(flowq_req_cause(&h[3].req), FLOWQ_CAUSE_CAPACITY_FLOW);
+	flow_cap(e, "f", 0, &req, &bytes);
+	cr_assert_eq(req, 2);
+	cr_assert_eq(bytes, 100);
+
+	cr_assert_eq(fx_poll_all(e), 2);
+	cr_assert_eq(h[0].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(h[2].seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(h[1].completions + h[3].completions, 0);
+	cr_assert_eq(flowq_release(e, &h[0].req), 0);
+	cr_assert_eq(flowq_release(e, &h[2].req), 0);
+	flow_cap(e, "f", 0, &req, &bytes);
+	cr_assert_eq(req, 0, "all given back at quiescence");
+	cr_assert_eq(bytes, 0);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 2);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_CAPACITY][FLOWQ_CAUSE_CAPACITY_FLOW], 2);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+	flowq_engine_destroy(e);
+}

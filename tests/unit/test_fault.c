@@ -981,3 +981,214 @@ Test(fault, batch_refuses_a_finished_request_unread)
 	cr_assert_eq(rc, -EBUSY);
 	flowq_engine_destroy(e);
 }
+
+/* ---- a flow's creation loses to a dead flow, then to its successor ---- */
+
+/*
+ * flowq__flow_acquire() (core/registry.c) on thread A, for flow "k": its
+ * look-up misses and it makes a flow (held at L_MADE). Meanwhile the main
+ * thread makes "k" itself (w), dispatches its request and, past the GC
+ * timeout, collects it; held at L_DEAD (w dead, still in the table), it
+ * lets A insert: A's insert finds w and cannot lease it (held at L_LOST).
+ * w leaves the table, the main thread makes "k" again (w2) and queues on
+ * it, and A, let go, finds w2 at its next look-up: it queues there and
+ * frees the flow it made, with the band reference that flow held. Every
+ * request gets one outcome, and nothing stays allocated or referenced (a
+ * leaked band reference would keep the just-in-time band for ever).
+ */
+static struct {
+	struct flowq_engine *e;
+	struct fx_req x;
+	int rc;
+	_Atomic int made, go1, lost, go2;
+} lr;
+
+static _Thread_local bool lr_is_a;
+
+static void
+lr_wait(_Atomic int *flag)
+{
+	while (!atomic_load(flag))
+		sched_yield();
+}
+
+static void
+lr_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)ctx;
+	if (p == FLOWQ__FAULT_L_MADE && lr_is_a) {
+		cr_assert_eq(atomic_exchange(&lr.made, 1), 0, "A makes one flow");
+		lr_wait(&lr.go1);
+	} else if (p == FLOWQ__FAULT_L_DEAD) {
+		atomic_store(&lr.go1, 1);
+		lr_wait(&lr.lost);
+	} else if (p == FLOWQ__FAULT_L_LOST && lr_is_a) {
+		cr_assert_eq(atomic_exchange(&lr.lost, 1), 0);
+		lr_wait(&lr.go2);
+	}
+}
+
+static void *
+lr_thread_a(void *arg)
+{
+	(void)arg;
+	lr_is_a = true;
+	lr.rc = flowq_submit(lr.e, &lr.x.req);
+	return NULL;
+}
+
+Test(fault, a_flow_made_while_its_predecessor_is_collected_is_freed_for_the_successor)
+{
+	flowq__fault_reset();
+	struct test_count_alloc ca;
+	test_count_alloc_init(&ca);
+	struct flowq_config c = fx_polled_cfg();
+	c.allocator = &ca.a;
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req y, z;
+	pthread_t a;
+
+	lr.e = e;
+	fx_req_init(&lr.x, "k", 0, 1);
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(L_MADE) | FLOWQ__FAULT_BIT(L_LOST) |
+				      FLOWQ__FAULT_BIT(L_DEAD),
+			      lr_hook, NULL);
+	cr_assert_eq(pthread_create(&a, NULL, lr_thread_a, NULL), 0);
+	lr_wait(&lr.made);
+
+	fx_req_init(&y, "k", 0, 1);
+	cr_assert_eq(flowq_submit(e, &y.req), 0, "the main thread makes w");
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(y.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &y.req), 0);
+	fx_advance(2000);
+	cr_assert_eq(fx_poll_all(e), 0); /* collects w, through L_DEAD */
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_L_DEAD), 1);
+
+	fx_req_init(&z, "k", 0, 1);
+	cr_assert_eq(flowq_submit(e, &z.req), 0, "the main thread makes w2");
+	atomic_store(&lr.go2, 1);
+	cr_assert_eq(pthread_join(a, NULL), 0);
+	flowq__fault_disarm();
+	cr_assert_eq(lr.rc, 0, "A's request queued on w2");
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_L_LOST), 1);
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_L_MADE), 3, "A, w and w2");
+
+	cr_assert_eq(fx_poll_all(e), 2);
+	cr_assert_eq(z.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(lr.x.seen, FLOWQ_DISPATCHED);
+	cr_assert_lt(z.order, lr.x.order, "w2's inbox order");
+	struct fx_req *all[] = {&y, &z, &lr.x};
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(all[i]->completions, 1, "request %d", i);
+	cr_assert_eq(flowq_release(e, &z.req), 0);
+	cr_assert_eq(flowq_release(e, &lr.x.req), 0);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_flow(e, "k", 1, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 2, "w2's counts: z and A's");
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 3);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+
+	/* w2 goes after a timeout, then its just-in-time band after another:
+	 * the band reference of A's discarded flow was given back. */
+	for (int i = 0; i < 2; i++) {
+		fx_advance(2000);
+		fx_poll_all(e);
+		fx_poll_all(e);
+	}
+	cr_assert_eq(flowq_stats_flow(e, "k", 1, 0, &st), -ENOENT);
+	cr_assert_eq(flowq_stats_band(e, 0, &st), -ENOENT, "the band was collected");
+	flowq_engine_destroy(e);
+	cr_assert_eq(ca.blocks, 0, "A's discarded flow was freed");
+	cr_assert_eq(ca.bad_frees, 0);
+}
+
+/* ---- destroy starts while a dispatcher is about to sleep ---- */
+
+struct once_req {
+	struct flowq_req req;
+	_Atomic int completions;
+};
+
+static void
+once_done(struct flowq_req *req, void *arg)
+{
+	(void)req;
+	atomic_fetch_add(&((struct once_req *)arg)->completions, 1);
+}
+
+static void
+once_init(struct once_req *r, const char *flow)
+{
+	memset(r, 0, sizeof(*r));
+	flowq_req_init(&r->req);
+	r->req.flow_id = flow;
+	r->req.flow_id_len = (uint32_t)strlen(flow);
+	r->req.complete = once_done;
+	r->req.arg = r;
+}
+
+static struct {
+	struct flowq_engine *e;
+	_Atomic int want, at_sleep, saw_stop;
+} bs;
+
+/* At D_BEFORE_SLEEP (sleeping stored, before the re-check of every work
+ * source), once asked: hold the dispatcher until destroy has started. */
+static void
+stop_at_sleep_hook(enum flowq__fault_point p, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	if (!atomic_load(&bs.want) || atomic_exchange(&bs.at_sleep, 1))
+		return;
+	while (!atomic_load(&bs.e->stopping))
+		sched_yield();
+	atomic_store(&bs.saw_stop, 1);
+}
+
+/* A dispatcher blocked at the gate with a request queued goes to sleep just
+ * as destroy starts: its re-check sees the stop it has not acted on
+ * (core/dispatch.c work_visible()), so it runs the stopping round, which
+ * evicts the request (EVICTED_OTHER, SHUTDOWN), and exits. */
+Test(fault, destroy_during_the_sleep_recheck_evicts_what_is_queued)
+{
+	flowq__fault_reset();
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.mode = FLOWQ_MODE_THREADED;
+	c.shards = 1;
+	c.idle_spin_ns = 0;
+	c.intake_coalesce_ns = 0;
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct once_req w, r;
+
+	bs.e = e;
+	flowq__fault_hook_arm(FLOWQ__FAULT_BIT(D_BEFORE_SLEEP), stop_at_sleep_hook, NULL);
+	once_init(&w, "w");
+	cr_assert_eq(flowq_submit(e, &w.req), 0);
+	for (int i = 0; i < 50000 && !atomic_load(&w.completions); i++)
+		nanosleep(&(struct timespec){0, 100000}, NULL);
+	cr_assert_eq(flowq_req_outcome(&w.req), FLOWQ_DISPATCHED, "w holds the gate");
+	once_init(&r, "r");
+	cr_assert_eq(flowq_submit(e, &r.req), 0);
+	/* r is held at the gate; the next time the dispatcher goes to sleep
+	 * (after the round this wake starts) it waits for the stop. */
+	atomic_store(&bs.want, 1);
+	flowq_engine_wake(e);
+	for (int i = 0; i < 50000 && !atomic_load(&bs.at_sleep); i++)
+		nanosleep(&(struct timespec){0, 100000}, NULL);
+	cr_assert(atomic_load(&bs.at_sleep), "the dispatcher never went to sleep");
+	cr_assert_eq(atomic_load(&r.completions), 0, "r waits at the gate");
+	flowq_engine_destroy(e);
+	flowq__fault_disarm();
+	cr_assert(atomic_load(&bs.saw_stop));
+	cr_assert_eq(atomic_load(&w.completions), 1);
+	cr_assert_eq(atomic_load(&r.completions), 1);
+	cr_assert_eq(flowq_req_outcome(&r.req), FLOWQ_EVICTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&r.req), FLOWQ_CAUSE_SHUTDOWN);
+}

@@ -1488,3 +1488,276 @@ Test(engine_policy, submit_returns_a_new_bands_band_init_error)
 	cr_assert_null(fl);
 	flowq_engine_destroy(e);
 }
+
+/* ---- a host displacement policy that fails ---------------------------------- */
+
+/*
+ * "count_rr": round_robin with its band and flow calls counted, so that a
+ * test can check the engine undoes what it did when a later step fails
+ * (every band_init has its band_fini, every flow_attach its flow_detach).
+ * "flaky_disp": lowest_band_newest with a flow_attach that fails while
+ * flaky.fail_attach is set, and a band_init that fails while
+ * flaky.fail_band_init is set (the errno given). Criterion runs each test
+ * in its own process: the counters and registrations start from zero.
+ */
+static struct {
+	int band_init, band_fini, attach, detach;
+	int fail_band_init;
+	bool fail_attach;
+	int attach_failed;
+} flaky;
+
+static const struct flowq_fairness_ops *flaky_rr;
+static const struct flowq_displacement_ops *flaky_lbn;
+
+static int
+count_rr_band_init(void *band, const struct flowq_policy_env *env)
+{
+	int err = flaky_rr->band_init(band, env);
+	flaky.band_init += err == 0;
+	return err;
+}
+
+static void
+count_rr_band_fini(void *band, const struct flowq_policy_env *env)
+{
+	flaky.band_fini++;
+	flaky_rr->band_fini(band, env);
+}
+
+static int
+count_rr_attach(void *band, struct flowq_policy_flow *f,
+		const struct flowq_policy_env *env)
+{
+	int err = flaky_rr->flow_attach(band, f, env);
+	flaky.attach += err == 0;
+	return err;
+}
+
+static void
+count_rr_detach(void *band, struct flowq_policy_flow *f,
+		const struct flowq_policy_env *env)
+{
+	flaky.detach++;
+	flaky_rr->flow_detach(band, f, env);
+}
+
+static int
+flaky_band_init(void *band, const struct flowq_policy_env *env)
+{
+	if (flaky.fail_band_init)
+		return flaky.fail_band_init;
+	return flaky_lbn->band_init(band, env);
+}
+
+static int
+flaky_attach(void *band, void *flow, const struct flowq_policy_env *env)
+{
+	(void)band;
+	(void)flow;
+	(void)env;
+	if (flaky.fail_attach) {
+		flaky.attach_failed++;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Register "count_rr" and "flaky_disp" (once per test process). */
+static void
+register_flaky(void)
+{
+	static struct flowq_fairness_ops f;
+	static struct flowq_displacement_ops d;
+
+	flaky_rr = flowq_fairness_find("round_robin");
+	flaky_lbn = flowq_displacement_find("lowest_band_newest");
+	cr_assert_not_null(flaky_lbn);
+	cr_assert_null(flaky_lbn->flow_attach, "the wrapper assumes no flow state");
+	f = *flaky_rr;
+	f.desc.name = "count_rr";
+	f.band_init = count_rr_band_init;
+	f.band_fini = count_rr_band_fini;
+	f.flow_attach = count_rr_attach;
+	f.flow_detach = count_rr_detach;
+	cr_assert_eq(flowq_fairness_register(&f), 0);
+	d = *flaky_lbn;
+	d.desc.name = "flaky_disp";
+	d.band_init = flaky_band_init;
+	d.flow_attach = flaky_attach;
+	cr_assert_eq(flowq_displacement_register(&d), 0);
+}
+
+static struct flowq_config
+flaky_cfg(struct test_count_alloc *ca)
+{
+	struct flowq_config c = fx_polled_cfg();
+	test_count_alloc_init(ca);
+	c.allocator = &ca->a;
+	c.default_band.fairness = "count_rr";
+	c.displacement = "flaky_disp";
+	return c;
+}
+
+/* A displacement policy's band_init fails after the band's fairness state
+ * was set up: that state is finished again (core/dispatch.c
+ * flowq__band_shards_init()), and create (a configured band) or the submit
+ * that needed a just-in-time band returns the policy's errno. */
+Test(engine_policy, a_displacement_band_init_error_finishes_the_fairness_state)
+{
+	struct test_count_alloc ca;
+	struct flowq_engine *e = (struct flowq_engine *)0x1;
+	struct flowq_stats st;
+	struct fx_req h;
+
+	register_flaky();
+	struct flowq_config c = flaky_cfg(&ca);
+	struct flowq_band_config b = c.default_band;
+	b.priority = 1;
+	c.bands = &b;
+	c.nbands = 1;
+	c.shards = 2;
+	flaky.fail_band_init = -EIO;
+	cr_assert_eq(flowq_engine_create(&c, &e), -EIO);
+	cr_assert_eq(e, (struct flowq_engine *)0x1, "no engine handed out");
+	cr_assert_eq(flaky.band_init, 1, "the first shard's fairness state was made");
+	cr_assert_eq(flaky.band_fini, flaky.band_init, "and finished again");
+	cr_assert_eq(ca.blocks, 0, "nothing left allocated");
+
+	/* A just-in-time band: the submit that needs it is refused. */
+	c.bands = NULL;
+	c.nbands = 0;
+	flaky.fail_band_init = 0;
+	e = fx_make(&c);
+	flaky.fail_band_init = -EIO;
+	fx_req_init(&h, "f", 3, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), -EIO);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_REJECTED_OTHER);
+	cr_assert_eq(flowq_req_cause(&h.req), FLOWQ_CAUSE_UNKNOWN_BAND);
+	cr_assert_eq(flaky.band_init, 2);
+	cr_assert_eq(flaky.band_fini, flaky.band_init);
+	/* Once band_init works again the band is made. */
+	flaky.fail_band_init = 0;
+	fx_req_init(&h, "f", 3, 1);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.causes[FLOWQ_REJECTED_OTHER][FLOWQ_CAUSE_UNKNOWN_BAND], 1);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+	flowq_engine_destroy(e);
+	cr_assert_eq(flaky.band_fini, flaky.band_init);
+	cr_assert_eq(ca.blocks, 0);
+}
+
+/* A displacement policy's flow_attach fails when the dispatcher adopts a
+ * new flow: the fairness attach made before it is undone (core/dispatch.c
+ * flow_adopt()), the flow stays pending with its request in its inbox
+ * (neither dispatched nor lost), and the adoption is retried each round
+ * until it succeeds. */
+Test(engine_policy, a_displacement_flow_attach_error_leaves_the_flow_pending)
+{
+	struct test_count_alloc ca;
+	struct flowq_stats st;
+	struct fx_req h;
+	int64_t next = 0;
+
+	register_flaky();
+	struct flowq_config c = flaky_cfg(&ca);
+	struct flowq_engine *e = fx_make(&c);
+	flaky.fail_attach = true;
+	fx_req_init(&h, "f", 0, 10);
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 0);
+		cr_assert_lt(next, INT64_MAX, "a pending flow is retried");
+	}
+	/* A round tries at its intake and again among its pending flows. */
+	cr_assert_geq(flaky.attach_failed, 3);
+	cr_assert_eq(flaky.attach, flaky.attach_failed,
+		     "the fairness attach was made each time");
+	cr_assert_eq(flaky.detach, flaky.attach, "and undone each time");
+	int tries = flaky.attach_failed;
+	cr_assert_eq(h.completions, 0);
+	cr_assert_eq(flowq_req_outcome(&h.req), FLOWQ_PENDING);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.queued, 1);
+	cr_assert_eq(st.queued_bytes, 10);
+
+	flaky.fail_attach = false;
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flaky.attach, tries + 1);
+	cr_assert_eq(flaky.detach, tries);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	flowq_engine_destroy(e);
+	cr_assert_eq(flaky.detach, flaky.attach, "every attach undone at destroy");
+	cr_assert_eq(flaky.band_fini, flaky.band_init);
+	cr_assert_eq(ca.blocks, 0);
+}
+
+/* The flow GC finds an idle flow past its timeout that a handle still
+ * leases: it detaches it, fails to collect it, and attaches it again
+ * (core/dispatch.c gc()). When that attach fails the flow goes pending;
+ * a request submitted through the handle meanwhile waits there and is
+ * dispatched once the attach succeeds. */
+Test(engine_policy, a_failed_reattach_by_the_flow_gc_leaves_the_flow_pending)
+{
+	struct test_count_alloc ca;
+	struct flowq_stats st;
+	struct fx_req h;
+	struct flowq_flow *fl = NULL;
+
+	register_flaky();
+	struct flowq_config c = flaky_cfg(&ca);
+	c.flow_gc_timeout_ns = 1000;
+	struct flowq_engine *e = fx_make(&c);
+	cr_assert_eq(flowq_flow_get(e, "f", 1, 0, &fl), 0);
+	cr_assert_eq(fx_poll_all(e), 0); /* adopted: attached, idle */
+	cr_assert_eq(flaky.attach, 1);
+	flaky.fail_attach = true;
+	fx_advance(2000);
+	cr_assert_eq(fx_poll_all(e), 0); /* the GC: detach, leased, re-attach fails */
+	cr_assert_eq(flaky.detach, 2, "the GC's detach, then the failed attach's undo");
+	cr_assert_eq(flaky.attach, 2);
+	cr_assert_eq(flaky.attach_failed, 1);
+	cr_assert_eq(flowq_stats_flow(e, "f", 1, 0, &st), 0, "the handle keeps the flow");
+
+	memset(&h, 0, sizeof(h));
+	fx_req_init(&h, "f", 0, 10);
+	h.req.flow = fl;
+	cr_assert_eq(flowq_submit(e, &h.req), 0);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(h.completions, 0, "not dispatched from a flow with no policy state");
+	cr_assert_gt(flaky.attach_failed, 1, "retried");
+
+	flaky.fail_attach = false;
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(h.completions, 1);
+	cr_assert_eq(h.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &h.req), 0);
+	cr_assert_eq(flowq_stats_flow(e, "f", 1, 0, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 1);
+	cr_assert_eq(st.queued, 0);
+	flowq_flow_put(e, fl);
+	/* Without the handle, the GC collects the flow. */
+	fx_advance(2000);
+	cr_assert_eq(fx_poll_all(e), 0);
+	cr_assert_eq(flowq_stats_flow(e, "f", 1, 0, &st), -ENOENT);
+	cr_assert_eq(flaky.detach, flaky.attach);
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+	flowq_engine_destroy(e);
+	cr_assert_eq(flaky.band_fini, flaky.band_init);
+	cr_assert_eq(ca.blocks, 0);
+}

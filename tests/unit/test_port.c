@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -349,6 +350,53 @@ Test(port, destroy_of_a_non_empty_port_is_refused)
 	cr_assert_eq(flowq_port_destroy(port), 0);
 	port = NULL;
 	cr_assert_eq(flowq_port_destroy(NULL), 0);
+}
+
+/* A counter at its maximum (2^64 - 2: here written by the test; in a
+ * real loop, that many posts never drained) refuses the post's write with
+ * EAGAIN: the fd is readable already, which is all the write is for, so
+ * the post goes on (core/port.c port_signal()), and the drain takes the
+ * request and clears the fd. */
+Test(port, a_counter_at_its_maximum_still_signals)
+{
+	struct flowq_req r, *got[2];
+	uint64_t max = UINT64_MAX - 1;
+
+	cr_assert_eq(write(flowq_port_fd(port), &max, sizeof(max)), (ssize_t)sizeof(max));
+	init_reqs(&r, 1);
+	post(&r); /* its write fails with EAGAIN */
+	cr_assert(fd_readable());
+	cr_assert_eq(flowq_port_drain(port, got, 2), 1);
+	cr_assert_eq(got[0], &r);
+	cr_assert_not(fd_readable(), "the drain read the counter back to 0");
+}
+
+/* The eventfd closed behind the port's back (a host bug): the next post
+ * or drain cannot tell the loop about completions any more, so it aborts
+ * with a message on stderr (flowq.h, "flowq never prints ..."). The
+ * aborting paths of core/port.c (port_die()). */
+Test(port_abort, a_post_to_a_closed_fd_aborts, .signal = SIGABRT)
+{
+	struct flowq_port *p = NULL;
+	struct flowq_req r;
+
+	cr_assert_eq(flowq__port_create(flowq_allocator_libc(), &p), 0);
+	cr_assert_eq(close(flowq_port_fd(p)), 0);
+	flowq_req_init(&r);
+	flowq_req_set_port(&r, p);
+	r.complete(&r, r.arg);
+	cr_assert_fail("the post returned");
+}
+
+Test(port_abort, a_drain_of_a_closed_fd_aborts, .signal = SIGABRT)
+{
+	struct flowq_port *p = NULL;
+	struct flowq_req *got[1];
+
+	cr_assert_eq(flowq__port_create(flowq_allocator_libc(), &p), 0);
+	cr_assert_eq(close(flowq_port_fd(p)), 0);
+	(void)flowq_port_drain(p, got, 1);
+	cr_assert_fail("the drain returned");
 }
 
 Test(port_create, null_arguments)

@@ -14,12 +14,15 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <flowq/flowq.h>
 
+#include "engine.h"
 #include "engine_fixture.h"
 #include "test_util.h"
 
@@ -140,6 +143,84 @@ Test(clock, jump_back_counts_a_zero_wait)
 	cr_assert_eq(st.queue_time.sum_ns, 0);
 	flowq_release(e, &h.req);
 	flowq_engine_destroy(e);
+}
+
+/* A clock that runs backwards: every read is 1 us before the last. */
+static _Atomic int64_t back_now = INT64_C(1) << 50;
+
+static int64_t
+back_clock(void *ctx)
+{
+	(void)ctx;
+	return atomic_fetch_sub(&back_now, 1000) - 1000;
+}
+
+struct back_req {
+	struct flowq_req req;
+	_Atomic int completions;
+};
+
+static void
+back_done(struct flowq_req *req, void *arg)
+{
+	(void)req;
+	atomic_fetch_add(&((struct back_req *)arg)->completions, 1);
+}
+
+/* Threaded, with a clock that only goes back: an idle dispatcher's spin
+ * never runs out (its elapsed time is never positive) and ends at each
+ * new request, measuring a negative idle gap, which counts as 0 (core/
+ * dispatch.c spin_gap_note()): the spin's average stays in [0, 16 us],
+ * so it keeps polling, and every request is dispatched once. */
+Test(clock, backwards_clock_idle_gaps_count_as_zero)
+{
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.mode = FLOWQ_MODE_THREADED;
+	c.shards = 1;
+	c.clock = back_clock;
+	c.idle_spin_ns = 1000000;
+	c.intake_coalesce_ns = 0;
+	struct flowq_engine *e = fx_make(&c);
+	struct back_req h[5];
+	for (int i = 0; i < 5; i++) {
+		/* The dispatcher is spinning by now (it does not sleep: its
+		 * spin cannot run out). */
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+		memset(&h[i], 0, sizeof(h[i]));
+		flowq_req_init(&h[i].req);
+		h[i].req.flow_id = "f";
+		h[i].req.flow_id_len = 1;
+		h[i].req.complete = back_done;
+		h[i].req.arg = &h[i];
+		cr_assert_eq(flowq_submit(e, &h[i].req), 0);
+		for (int k = 0; k < 50000 && !atomic_load(&h[i].completions); k++)
+			nanosleep(&(struct timespec){0, 100000}, NULL);
+		cr_assert_eq(atomic_load(&h[i].completions), 1, "request %d", i);
+		cr_assert_eq(flowq_req_outcome(&h[i].req), FLOWQ_DISPATCHED);
+		cr_assert_eq(flowq_release(e, &h[i].req), 0);
+	}
+	/* Written by the dispatcher before the last completion (the spin
+	 * that saw the request), not since: its next spin has not ended. */
+	int64_t avg = e->shards[0].spin_gap_avg;
+	cr_assert_geq(avg, 0, "a negative idle gap counted: average %lld",
+		      (long long)avg);
+	cr_assert_leq(avg, 16000);
+	struct flowq_shard_stats ss;
+	cr_assert_eq(flowq_stats_shard(e, 0, &ss), 0);
+	cr_assert_eq(ss.sleeps, 0, "the spin never ran out");
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 5);
+	/* Not queue_time.sum_ns == 0: a dispatcher preempted in a round that
+	 * read the clock before a submit did takes the request in with a
+	 * positive wait. */
+	cr_assert_eq(st.queue_time.count, 5);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+	flowq_engine_destroy(e);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(atomic_load(&h[i].completions), 1);
 }
 
 /* Frozen time: nothing expires, but releases still let queued requests
@@ -492,4 +573,71 @@ Test(oom, destroy_under_total_failure_evicts_everything, .timeout = 30)
 			  h[i].seen == FLOWQ_EVICTED_OTHER);
 	}
 	cr_assert_eq(ca.blocks, 0);
+}
+
+/* The shard's TTL heap cannot grow (its first slot array fails to
+ * allocate), so two requests taken in then are not on the timer: the
+ * expiry pass cannot see them, and the dispatch loop's own check of the
+ * head evicts them when they come up, past their TTL or deadline, with the
+ * gate open, rather than dispatch them late (core/dispatch.c dispatch();
+ * ttl_add()). */
+Test(oom, requests_off_the_ttl_heap_are_evicted_not_dispatched_late)
+{
+	struct test_count_alloc ca;
+	test_count_alloc_init(&ca);
+	struct flowq_config c = fx_polled_cfg();
+	c.allocator = &ca.a;
+	c.saturation.max_inflight = 1;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req w, a, d, x;
+
+	/* w holds the only gate slot; flow "a" is attached (no TTL so far:
+	 * the heap has no slots yet). */
+	fx_req_init(&w, "a", 0, 1);
+	cr_assert_eq(flowq_submit(e, &w.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(w.seen, FLOWQ_DISPATCHED);
+	fx_req_init(&a, "a", 0, 1);
+	a.req.ttl_ns = 1000;
+	cr_assert_eq(flowq_submit(e, &a.req), 0);
+	fx_req_init(&d, "a", 0, 1);
+	d.req.deadline_ns = fx_clock(NULL) + 500;
+	cr_assert_eq(flowq_submit(e, &d.req), 0);
+
+	unsigned long failed = ca.failed;
+	test_count_alloc_budget(&ca, 0);
+	cr_assert_eq(fx_poll_all(e), 0, "taken in, held at the gate");
+	atomic_store(&ca.fail_after, ~0ul);
+	cr_assert_gt(ca.failed, failed, "the heap's allocation failed");
+	cr_assert_eq(a.completions + d.completions, 0);
+
+	int64_t next = 0;
+	cr_assert_eq(flowq_release(e, &w.req), 0);
+	fx_advance(2000);
+	cr_assert_eq(flowq_shard_poll(e, 0, 0, &next), 2);
+	cr_assert_eq(a.completions, 1);
+	cr_assert_eq(a.seen, FLOWQ_EVICTED_TTL);
+	cr_assert_eq(a.cause, FLOWQ_CAUSE_TTL_EXPIRED);
+	cr_assert_eq(d.completions, 1);
+	cr_assert_eq(d.seen, FLOWQ_EVICTED_TTL);
+	cr_assert_eq(d.cause, FLOWQ_CAUSE_DEADLINE_PASSED);
+	cr_assert_lt(a.order, d.order, "in the flow's order");
+
+	/* The gate slot was not taken for them: a new request dispatches. */
+	fx_req_init(&x, "a", 0, 1);
+	x.req.ttl_ns = 1000;
+	cr_assert_eq(flowq_submit(e, &x.req), 0);
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(x.seen, FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &x.req), 0);
+	struct flowq_stats st;
+	cr_assert_eq(flowq_stats_engine(e, &st), 0);
+	cr_assert_eq(st.outcomes[FLOWQ_DISPATCHED], 2);
+	cr_assert_eq(st.causes[FLOWQ_EVICTED_TTL][FLOWQ_CAUSE_TTL_EXPIRED], 1);
+	cr_assert_eq(st.causes[FLOWQ_EVICTED_TTL][FLOWQ_CAUSE_DEADLINE_PASSED], 1);
+	cr_assert_eq(st.queued, 0);
+	cr_assert_eq(st.inflight, 0);
+	flowq_engine_destroy(e);
+	cr_assert_eq(ca.blocks, 0);
+	cr_assert_eq(ca.bad_frees, 0);
 }

@@ -44,6 +44,33 @@ Test(engine, create_destroy_polled_and_threaded)
 	flowq_engine_destroy(e);
 }
 
+/* Per-flow counters keep the six (outcome, cause) pairs a dispatcher
+ * decides, each at its own index; any other pair (the rejections, counted
+ * apart, PENDING, or a cause that does not go with the outcome) has none. */
+Test(engine, flow_pair_indexes_exactly_the_dispatcher_decided_pairs)
+{
+	unsigned seen = 0;
+
+	for (int o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		for (int c = 0; c < FLOWQ_CAUSE_COUNT; c++) {
+			int i = flowq__flow_pair((enum flowq_outcome)o,
+						 (enum flowq_cause)c);
+			bool decided = o != FLOWQ_PENDING &&
+				       flowq_cause_valid_for((enum flowq_outcome)o,
+							     (enum flowq_cause)c) &&
+				       !flowq_outcome_is_rejected((enum flowq_outcome)o);
+			if (!decided) {
+				cr_assert_eq(i, -1, "outcome %d cause %d", o, c);
+				continue;
+			}
+			cr_assert(i >= 0 && i < FLOWQ__FP_COUNT,
+				  "outcome %d cause %d: %d", o, c, i);
+			cr_assert_eq(seen & (1u << i), 0, "index %d twice", i);
+			seen |= 1u << i;
+		}
+	cr_assert_eq(seen, (1u << FLOWQ__FP_COUNT) - 1, "every index is used");
+}
+
 /* A NULL engine: the wake does nothing, the shard count is 0 (both are
  * called from hosts' signal paths, where a crash would be the worst). */
 Test(engine, wake_and_shard_count_of_null)

@@ -1094,9 +1094,19 @@ Test(fault, create_stops_the_dispatchers_started_before_a_failed_one)
 		c.shards = 4;
 		c.allocator = &ca.a;
 		flowq__fault_reset();
+		/* The dispatchers started stall 50 ms in their rounds: still
+		 * running when the failure is met, so only a join (not a
+		 * detach, not nothing) has them gone when create returns. */
+		struct flowq__fault_stall st = {.mask = FLOWQ__FAULT_BIT(D_ROUND_START),
+						.per_million = 1000000,
+						.min_ns = 50000000,
+						.max_ns = 50000000,
+						.seed = k};
+		flowq__fault_stall_arm(&st);
 		flowq__fault_fail_arm(FLOWQ__FAULT_E_THREAD_CREATE, k, 1);
 		struct flowq_engine *e = NULL;
 		cr_assert_eq(flowq_engine_create(&c, &e), -EAGAIN, "dispatcher %u", k);
+		flowq__fault_disarm();
 		cr_assert_null(e, "no engine on failure");
 		cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_E_THREAD_CREATE), k + 1,
 			     "the failure ends the loop");

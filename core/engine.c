@@ -24,6 +24,7 @@
 
 #include "alloc_internal.h"
 #include "engine.h"
+#include "fault.h"
 #include "history.h"
 #include "mono.h"
 #include "port.h"
@@ -278,9 +279,12 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 		made = i + 1;
 		/* Pre-sized, growing on its own; the resize worker is
 		 * liburcu's thread. */
-		s->ht = cds_lfht_new_flavor(cfg->registry_buckets, cfg->registry_buckets, 0,
-					    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-					    &urcu_memb_flavor, NULL);
+		s->ht = FLOWQ__FAULT_FAILS(E_LFHT_NEW)
+				? NULL
+				: cds_lfht_new_flavor(
+					  cfg->registry_buckets, cfg->registry_buckets, 0,
+					  CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+					  &urcu_memb_flavor, NULL);
 		if (!s->ht) {
 			err = -ENOMEM;
 			goto fail;
@@ -299,7 +303,8 @@ flowq_engine_create(const struct flowq_config *cfg, struct flowq_engine **r_engi
 	if (cfg->mode == FLOWQ_MODE_THREADED) {
 		for (unsigned i = 0; i < e->nshards; i++) {
 			struct flowq__shard *s = &e->shards[i];
-			if (pthread_create(&s->thread, NULL, flowq__dispatcher_main, s)) {
+			if (FLOWQ__FAULT_FAILS(E_THREAD_CREATE) ||
+			    pthread_create(&s->thread, NULL, flowq__dispatcher_main, s)) {
 				err = -EAGAIN;
 				goto fail_threads;
 			}

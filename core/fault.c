@@ -18,6 +18,7 @@
 #include "mono.h"
 
 _Atomic uint64_t flowq__fault_mask;
+_Atomic uint64_t flowq__fault_fail_mask;
 
 static struct {
 	_Atomic(flowq__fault_fn *) fn;
@@ -32,6 +33,11 @@ static struct {
 	_Atomic uint64_t threads;
 	_Atomic uint64_t hits[FLOWQ__FAULT_COUNT];
 	_Atomic uint64_t stalls, stall_ns;
+	/* Fail points: hits still to let through, then hits still to fail;
+	 * and the failures made. */
+	_Atomic uint64_t fail_skip[FLOWQ__FAULT_COUNT];
+	_Atomic uint64_t fail_left[FLOWQ__FAULT_COUNT];
+	_Atomic uint64_t failed[FLOWQ__FAULT_COUNT];
 } fault;
 
 static _Thread_local struct {
@@ -41,10 +47,10 @@ static _Thread_local struct {
 } self;
 
 static const char *const names[FLOWQ__FAULT_COUNT] = {
-	"D_ROUND_START",  "D_AFTER_INTAKE", "D_BEFORE_DISPATCH", "D_CLAIMED",
-	"D_BEFORE_SLEEP", "D_AFTER_WAKE",   "S_CLAIMED",         "S_QUEUED",
-	"C_WON",          "CAP_IN_HAND",    "W_TAKEN",           "L_DEAD",
-	"L_MADE",         "L_LOST",
+	"D_ROUND_START",  "D_AFTER_INTAKE",  "D_BEFORE_DISPATCH", "D_CLAIMED",
+	"D_BEFORE_SLEEP", "D_AFTER_WAKE",    "S_CLAIMED",         "S_QUEUED",
+	"C_WON",          "CAP_IN_HAND",     "W_TAKEN",           "L_DEAD",
+	"L_MADE",         "L_LOST",          "E_LFHT_NEW",        "E_THREAD_CREATE",
 };
 
 /* SplitMix64 (Steele, Lea, Flood, OOPSLA 2014). */
@@ -140,18 +146,70 @@ flowq__fault_hook_arm(uint64_t mask, flowq__fault_fn *fn, void *ctx)
 	arm(mask, fn, ctx);
 }
 
+/* Take one unit from @p *w if it holds any (hits on several threads). */
+static bool
+take_one(_Atomic uint64_t *w)
+{
+	uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+	while (v != 0) {
+		uint64_t next = v == UINT64_MAX ? v : v - 1; /* UINT64_MAX: for ever */
+		if (atomic_compare_exchange_weak_explicit(
+			    w, &v, next, memory_order_relaxed, memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+bool
+flowq__fault_fail_hit(enum flowq__fault_point p)
+{
+	if ((unsigned)p >= FLOWQ__FAULT_COUNT)
+		return false;
+	atomic_fetch_add_explicit(&fault.hits[p], 1, memory_order_relaxed);
+	if (take_one(&fault.fail_skip[p]) || !take_one(&fault.fail_left[p]))
+		return false;
+	atomic_fetch_add_explicit(&fault.failed[p], 1, memory_order_relaxed);
+	return true;
+}
+
+void
+flowq__fault_fail_arm(enum flowq__fault_point p, uint64_t skip, uint64_t n)
+{
+	if ((unsigned)p >= FLOWQ__FAULT_COUNT)
+		return;
+	atomic_store_explicit(&fault.fail_skip[p], skip, memory_order_relaxed);
+	atomic_store_explicit(&fault.fail_left[p], n, memory_order_relaxed);
+	atomic_fetch_or_explicit(&flowq__fault_fail_mask, UINT64_C(1) << p,
+				 memory_order_release);
+}
+
+uint64_t
+flowq__fault_failed(enum flowq__fault_point p)
+{
+	return (unsigned)p < FLOWQ__FAULT_COUNT
+		       ? atomic_load_explicit(&fault.failed[p], memory_order_relaxed)
+		       : 0;
+}
+
 void
 flowq__fault_disarm(void)
 {
 	arm(0, NULL, NULL);
+	atomic_store_explicit(&flowq__fault_fail_mask, 0, memory_order_relaxed);
+	for (unsigned i = 0; i < FLOWQ__FAULT_COUNT; i++) {
+		atomic_store_explicit(&fault.fail_skip[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&fault.fail_left[i], 0, memory_order_relaxed);
+	}
 }
 
 void
 flowq__fault_reset(void)
 {
 	flowq__fault_disarm();
-	for (unsigned i = 0; i < FLOWQ__FAULT_COUNT; i++)
+	for (unsigned i = 0; i < FLOWQ__FAULT_COUNT; i++) {
 		atomic_store_explicit(&fault.hits[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&fault.failed[i], 0, memory_order_relaxed);
+	}
 	atomic_store_explicit(&fault.stalls, 0, memory_order_relaxed);
 	atomic_store_explicit(&fault.stall_ns, 0, memory_order_relaxed);
 }

@@ -62,6 +62,22 @@
  *                      again: the successor may be made meanwhile, by
  *                      another thread, and this one's made flow then goes.
  *
+ * Fail points are the other kind: FLOWQ__FAULT_FAILS(NAME) is an expression,
+ * false unless a test armed the point with flowq__fault_fail_arm(), and then
+ * true at the hits the test chose, where the code takes the error path of a
+ * call that fails only when the system is short of something (memory the
+ * library's allocator does not provide, threads). Without the option it is
+ * the constant false, and the call is made as usual. They are not stalls:
+ * the stall and the hook never act at them.
+ *   E_LFHT_NEW         engine.c flowq_engine_create(), a shard's hash table:
+ *                      cds_lfht_new_flavor() returns NULL (liburcu allocates
+ *                      with its own malloc(), which the configured allocator
+ *                      does not reach).
+ *   E_THREAD_CREATE    engine.c flowq_engine_create(), a dispatcher's
+ *                      pthread_create() fails (EAGAIN: out of threads); the
+ *                      dispatchers already started must be stopped and
+ *                      joined.
+ *
  * Synchronization: arm and disarm while no engine call runs (set-up and
  * tear-down of a test); hits may run on any thread concurrently. Progress:
  * an unarmed point costs one relaxed load and a branch.
@@ -88,6 +104,9 @@ enum flowq__fault_point {
 	FLOWQ__FAULT_L_DEAD,
 	FLOWQ__FAULT_L_MADE,
 	FLOWQ__FAULT_L_LOST,
+	/* Fail points (FLOWQ__FAULT_FAILS()). */
+	FLOWQ__FAULT_E_LFHT_NEW,
+	FLOWQ__FAULT_E_THREAD_CREATE,
 	FLOWQ__FAULT_COUNT
 };
 
@@ -135,7 +154,28 @@ flowq__fault_stall_arm(const struct flowq__fault_stall *cfg);
 void
 flowq__fault_hook_arm(uint64_t mask, flowq__fault_fn *fn, void *ctx);
 
-/** Disarm every point (counters are kept until flowq__fault_reset()). */
+/* The armed fail points (relaxed, as flowq__fault_mask). */
+extern _Atomic uint64_t flowq__fault_fail_mask;
+
+/** Slow path of FLOWQ__FAULT_FAILS(): count the hit; whether it fails. */
+bool
+flowq__fault_fail_hit(enum flowq__fault_point p);
+
+/**
+ * Arm fail point @p p: of its hits from now on, the first @p skip succeed,
+ * the next @p n fail (n = UINT64_MAX: every one from there), the rest
+ * succeed. Arming one fail point leaves the others, the stall and the hook
+ * as they are. Same synchronization as the other arm calls.
+ */
+void
+flowq__fault_fail_arm(enum flowq__fault_point p, uint64_t skip, uint64_t n);
+
+/** Fail points' hits that were made to fail, since flowq__fault_reset(). */
+uint64_t
+flowq__fault_failed(enum flowq__fault_point p);
+
+/** Disarm every point, fail points included (counters are kept until
+ * flowq__fault_reset()). */
 void
 flowq__fault_disarm(void);
 
@@ -169,9 +209,18 @@ flowq__fault_name(enum flowq__fault_point p);
 			flowq__fault_hit(FLOWQ__FAULT_##name);                           \
 	} while (0)
 
+/* Whether fail point @p name fails at this hit (an expression). */
+#define FLOWQ__FAULT_FAILS(name)                                                         \
+	(__builtin_expect(                                                               \
+		 atomic_load_explicit(&flowq__fault_fail_mask, memory_order_relaxed) &   \
+			 FLOWQ__FAULT_BIT(name),                                         \
+		 0) &&                                                                   \
+	 flowq__fault_fail_hit(FLOWQ__FAULT_##name))
+
 #else /* !FLOWQ_FAULT_INJECTION */
 
-#define FLOWQ__FAULT(name) ((void)0)
+#define FLOWQ__FAULT(name)       ((void)0)
+#define FLOWQ__FAULT_FAILS(name) false
 
 #endif /* FLOWQ_FAULT_INJECTION */
 

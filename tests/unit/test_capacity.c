@@ -9,7 +9,11 @@
  * movement is deterministic. Concurrency (I1 at every step) is the job of
  * tests/stress/stress_capacity.c, which also runs under TSan.
  */
+#define _GNU_SOURCE /* sched_setaffinity() */
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/rseq.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -284,6 +288,10 @@ Test(capacity, unlimited_dimensions_cost_nothing)
 	cap_setup(0, 0, 2, 0, 0);
 	for (int i = 0; i < 1000; i++)
 		cr_assert_eq(flowq__cap_reserve(&cap, UINT64_MAX), 0);
+	/* The dispatcher's variant: nothing moved, nothing to wake for. */
+	bool moved = true;
+	cr_assert_eq(flowq__cap_reserve_moved(&cap, UINT64_MAX, &moved), 0);
+	cr_assert_not(moved, "a reserve without limits moves no credit");
 	flowq__cap_release(&cap, 1000, 12345);
 	for (unsigned s = 0; s < 2; s++) {
 		cr_assert_eq(credit(s, FLOWQ__CAP_REQ), 0, "no slot is ever written");
@@ -571,4 +579,35 @@ Test(capacity, slot_numbers_wrap_modulo_the_slot_count)
 	flowq__cap_release_on(&cap, 3000000000u, 1, 0); /* slot 0 */
 	cr_assert_eq(credit(0, FLOWQ__CAP_REQ), 1);
 	assert_conserved(0, 0);
+}
+
+/*
+ * flowq__cpu_current() reads the CPU from glibc's rseq area, or asks
+ * sched_getcpu() when glibc registered none: CTest runs this test a second
+ * time as unit_capacity_without_rseq, with GLIBC_TUNABLES=
+ * glibc.pthread.rseq=0 and FLOWQ_TEST_RSEQ_OFF=1 (checked below, so that
+ * the run does take the fallback). Either way, pinned to a CPU, the thread
+ * is told that CPU.
+ */
+Test(capacity, current_cpu_is_the_cpu_the_thread_is_pinned_to)
+{
+	cpu_set_t all, one;
+	unsigned tried = 0;
+
+	if (getenv("FLOWQ_TEST_RSEQ_OFF") != NULL)
+		cr_assert_eq(__rseq_size, 0,
+			     "rseq is registered: the fallback is not tested");
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &all))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		/* The kernel moves the calling thread before it returns. */
+		cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+		cr_assert_eq(flowq__cpu_current(), (unsigned)cpu);
+		tried++;
+	}
+	cr_assert_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+	cr_assert_gt(tried, 0);
 }

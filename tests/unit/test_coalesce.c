@@ -134,6 +134,7 @@ Test(coalesce, nothing_decided)
 	expect_decision(0, noise - 1, false,
 			"OFF decided nothing, ON too little to tell");
 	expect_decision(0, 0, false, "neither decided anything");
+	expect_decision(16000, 0, false, "ON decided nothing where OFF did: a loss");
 }
 
 Test(coalesce, an_overrun_period_is_dropped)

@@ -44,6 +44,125 @@ Test(engine, create_destroy_polled_and_threaded)
 	flowq_engine_destroy(e);
 }
 
+/* Per-flow counters keep the six (outcome, cause) pairs a dispatcher
+ * decides, each at its own index; any other pair (the rejections, counted
+ * apart, PENDING, or a cause that does not go with the outcome) has none. */
+Test(engine, flow_pair_indexes_exactly_the_dispatcher_decided_pairs)
+{
+	unsigned seen = 0;
+
+	for (int o = 0; o < FLOWQ_OUTCOME_COUNT; o++)
+		for (int c = 0; c < FLOWQ_CAUSE_COUNT; c++) {
+			int i = flowq__flow_pair((enum flowq_outcome)o,
+						 (enum flowq_cause)c);
+			bool decided = o != FLOWQ_PENDING &&
+				       flowq_cause_valid_for((enum flowq_outcome)o,
+							     (enum flowq_cause)c) &&
+				       !flowq_outcome_is_rejected((enum flowq_outcome)o);
+			if (!decided) {
+				cr_assert_eq(i, -1, "outcome %d cause %d", o, c);
+				continue;
+			}
+			cr_assert(i >= 0 && i < FLOWQ__FP_COUNT,
+				  "outcome %d cause %d: %d", o, c, i);
+			cr_assert_eq(seen & (1u << i), 0, "index %d twice", i);
+			seen |= 1u << i;
+		}
+	cr_assert_eq(seen, (1u << FLOWQ__FP_COUNT) - 1, "every index is used");
+}
+
+/* A NULL engine: the wake does nothing, the shard count is 0 (both are
+ * called from hosts' signal paths, where a crash would be the worst). */
+Test(engine, wake_and_shard_count_of_null)
+{
+	flowq_engine_wake(NULL);
+	cr_assert_eq(flowq_shard_count(NULL), 0);
+}
+
+/* The diagnostic dump the stress programs print before they abort: one
+ * line per engine counter, per shard, per band of each shard, and the
+ * utilization detector's lines when it is configured. */
+static char *
+dump_of(struct flowq_engine *e)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	flowq__debug_dump(e, f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_not_null(text);
+	return text;
+}
+
+static void
+assert_in(const char *text, const char *needle)
+{
+	cr_assert_not_null(strstr(text, needle), "missing \"%s\" in:\n%s", needle, text);
+}
+
+Test(engine, debug_dump_shows_gate_queues_shards_and_bands)
+{
+	struct flowq_config c = fx_polled_cfg();
+	c.shards = 2;
+	c.max_requests = 10;
+	c.max_bytes = 1000;
+	c.saturation.max_inflight = 1;
+	c.saturation.max_inflight_bytes = 100;
+	struct flowq_band_config b[2] = {c.default_band, c.default_band};
+	b[0].priority = 5;
+	b[1].priority = 1;
+	c.bands = b;
+	c.nbands = 2;
+	struct flowq_engine *e = fx_make(&c);
+	struct fx_req r[3];
+	fx_req_init(&r[0], "f", 5, 7);
+	fx_req_init(&r[1], "f", 5, 7);
+	fx_req_init(&r[2], "f", 5, 7);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(flowq_submit(e, &r[i].req), 0);
+	cr_assert_eq(fx_poll_all(e), 1, "the gate lets one through");
+
+	char *text = dump_of(e);
+	assert_in(text, "engine: gate in use 1 req 7 bytes, gate_waiters ");
+	assert_in(text, "stopping 0\n");
+	assert_in(text, "engine: global queued 2 req 14 bytes\n");
+	assert_in(text, "engine: 2 band slots, 0 template bands collected\n");
+	assert_in(text, "shard 0: sleeping ");
+	assert_in(text, "shard 1: sleeping ");
+	cr_assert_null(strstr(text, "shard 2:"), "two shards:\n%s", text);
+	cr_assert_null(strstr(text, "utilization:"), "no utilization detector");
+	/* A shard lists the bands it has flows of: band 5 on the flow's
+	 * shard, where the second request waits for the gate (blocked). */
+	unsigned b5 = 0, b1 = 0;
+	for (const char *p = text; (p = strstr(p, "  band ")) != NULL; p++) {
+		b5 += strncmp(p, "  band 5 (", 10) == 0;
+		b1 += strncmp(p, "  band 1 (", 10) == 0;
+	}
+	cr_assert_eq(b5, 1, "band 5 on the flow's shard:\n%s", text);
+	cr_assert_eq(b1, 0, "band 1 has no flow:\n%s", text);
+	assert_in(text, " blocked 1 ");
+	assert_in(text, " blocked_bytes 7 ");
+	assert_in(text, "backlogged 1 vt ");
+	free(text);
+
+	cr_assert_eq(flowq_release(e, &r[0].req), 0);
+	flowq_engine_destroy(e);
+	cr_assert_eq(r[1].seen, FLOWQ_EVICTED_OTHER, "evicted at destroy");
+
+	/* With the utilization detector, its state too. */
+	c = fx_polled_cfg();
+	c.saturation.detector = "utilization";
+	c.saturation.endpoints = 2;
+	e = fx_make(&c);
+	text = dump_of(e);
+	assert_in(text, "utilization: endpoints 2, ");
+	assert_in(text, "utilization: shard 0 horizon ");
+	assert_in(text, "utilization: endpoint 1 tag ");
+	free(text);
+	flowq_engine_destroy(e);
+}
+
 Test(engine, create_rejects_bad_config_with_message)
 {
 	struct flowq_config c = fx_polled_cfg();

@@ -39,6 +39,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1191,4 +1192,155 @@ Test(fault, destroy_during_the_sleep_recheck_evicts_what_is_queued)
 	cr_assert_eq(atomic_load(&r.completions), 1);
 	cr_assert_eq(flowq_req_outcome(&r.req), FLOWQ_EVICTED_OTHER);
 	cr_assert_eq(flowq_req_cause(&r.req), FLOWQ_CAUSE_SHUTDOWN);
+}
+
+/* ---- fail points: create's error paths (fault.h, E_*) ---- */
+
+/* Open file descriptors of the process. */
+static int
+open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* opendir()'s own */
+}
+
+/* Threads of the process whose name starts with @p prefix. */
+static int
+threads_named(const char *prefix)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread has just exited */
+		if (fgets(comm, sizeof(comm), f) &&
+		    strncmp(comm, prefix, strlen(prefix)) == 0)
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* The engine made after the failures works: a request is dispatched. */
+static void
+assert_usable(struct flowq_config *c)
+{
+	struct flowq_engine *e = fx_make(c);
+	struct fx_req r;
+	fx_req_init(&r, "after", 0, 1);
+	if (c->mode == FLOWQ_MODE_POLLED) {
+		cr_assert_eq(flowq_submit(e, &r.req), 0);
+		cr_assert_eq(fx_poll_all(e), 1);
+	} else {
+		cr_assert_eq(flowq_submit_wait(e, &r.req, 5000000000), FLOWQ_DISPATCHED);
+	}
+	cr_assert_eq(flowq_req_outcome(&r.req), FLOWQ_DISPATCHED);
+	cr_assert_eq(flowq_release(e, &r.req), 0);
+	flowq_engine_destroy(e);
+}
+
+/* A shard's hash table cannot be made (liburcu's own malloc() failed):
+ * create returns -ENOMEM whichever shard it was, and everything made for
+ * the shards before it (their tables, polled mode's eventfds) and the
+ * engine itself is freed. */
+Test(fault, create_unwinds_a_failed_hash_table)
+{
+	flowq__fault_reset();
+	for (enum flowq_mode mode = FLOWQ_MODE_POLLED;; mode = FLOWQ_MODE_THREADED) {
+		for (unsigned k = 0; k < 3; k++) {
+			struct test_count_alloc ca;
+			test_count_alloc_init(&ca);
+			struct flowq_config c = fx_polled_cfg();
+			c.mode = mode;
+			c.shards = 3;
+			c.allocator = &ca.a;
+			int fds = open_fds();
+			flowq__fault_reset();
+			flowq__fault_fail_arm(FLOWQ__FAULT_E_LFHT_NEW, k, 1);
+			struct flowq_engine *e = NULL;
+			cr_assert_eq(flowq_engine_create(&c, &e), -ENOMEM,
+				     "mode %d shard %u", (int)mode, k);
+			cr_assert_null(e, "no engine on failure");
+			cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_E_LFHT_NEW), k + 1);
+			cr_assert_eq(flowq__fault_failed(FLOWQ__FAULT_E_LFHT_NEW), 1);
+			cr_assert_eq(ca.blocks, 0, "mode %d shard %u: %ld blocks leaked",
+				     (int)mode, k, (long)ca.blocks);
+			cr_assert_eq(open_fds(), fds, "mode %d shard %u: an fd leaked",
+				     (int)mode, k);
+			cr_assert_eq(threads_named("flowq-d"), 0,
+				     "no dispatcher was started");
+			/* Only one failure was armed: the next create works. */
+			assert_usable(&c);
+			cr_assert_eq(ca.blocks, 0);
+		}
+		if (mode == FLOWQ_MODE_THREADED)
+			break;
+	}
+}
+
+/* A dispatcher cannot be started (pthread_create() failed): create returns
+ * -EAGAIN, the dispatchers started before it are stopped and joined (none
+ * is left running on freed memory), and nothing is leaked. */
+Test(fault, create_stops_the_dispatchers_started_before_a_failed_one)
+{
+	flowq__fault_reset();
+	for (unsigned k = 0; k < 4; k++) {
+		struct test_count_alloc ca;
+		test_count_alloc_init(&ca);
+		struct flowq_config c;
+		flowq_config_init(&c);
+		c.mode = FLOWQ_MODE_THREADED;
+		c.shards = 4;
+		c.allocator = &ca.a;
+		flowq__fault_reset();
+		/* The dispatchers started stall 50 ms in their rounds: still
+		 * running when the failure is met, so only a join (not a
+		 * detach, not nothing) has them gone when create returns. */
+		struct flowq__fault_stall st = {.mask = FLOWQ__FAULT_BIT(D_ROUND_START),
+						.per_million = 1000000,
+						.min_ns = 50000000,
+						.max_ns = 50000000,
+						.seed = k};
+		flowq__fault_stall_arm(&st);
+		flowq__fault_fail_arm(FLOWQ__FAULT_E_THREAD_CREATE, k, 1);
+		struct flowq_engine *e = NULL;
+		cr_assert_eq(flowq_engine_create(&c, &e), -EAGAIN, "dispatcher %u", k);
+		flowq__fault_disarm();
+		cr_assert_null(e, "no engine on failure");
+		cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_E_THREAD_CREATE), k + 1,
+			     "the failure ends the loop");
+		cr_assert_eq(flowq__fault_failed(FLOWQ__FAULT_E_THREAD_CREATE), 1);
+		cr_assert_eq(threads_named("flowq-d"), 0,
+			     "dispatcher %u failed: a started one still runs", k);
+		cr_assert_eq(ca.blocks, 0, "dispatcher %u: %ld blocks leaked", k,
+			     (long)ca.blocks);
+		assert_usable(&c);
+		cr_assert_eq(threads_named("flowq-d"), 0);
+		cr_assert_eq(ca.blocks, 0);
+	}
+	/* Every start failing: none is made, the same error. */
+	struct flowq_config c;
+	flowq_config_init(&c);
+	c.mode = FLOWQ_MODE_THREADED;
+	c.shards = 2;
+	flowq__fault_reset();
+	flowq__fault_fail_arm(FLOWQ__FAULT_E_THREAD_CREATE, 0, UINT64_MAX);
+	struct flowq_engine *e = NULL;
+	cr_assert_eq(flowq_engine_create(&c, &e), -EAGAIN);
+	cr_assert_eq(flowq_engine_create(&c, &e), -EAGAIN);
+	cr_assert_eq(flowq__fault_failed(FLOWQ__FAULT_E_THREAD_CREATE), 2);
+	flowq__fault_disarm();
+	assert_usable(&c);
 }

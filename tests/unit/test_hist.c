@@ -110,6 +110,30 @@ Test(hist, empty_quantile_is_zero)
 	cr_assert_eq(flowq_hist_quantile(NULL, 0.5), 0);
 }
 
+/* A snapshot read while a writer records (flowq__hist_add_to() reads the
+ * words one by one) can count more observations than its buckets hold: a
+ * rank past the buckets' sum is answered with the top bucket observed,
+ * never with the last bucket's INT64_MAX nor a bound of no observation. */
+Test(hist, torn_snapshot_quantile_is_the_top_observed_bucket)
+{
+	struct flowq_hist s;
+
+	memset(&s, 0, sizeof(s));
+	s.count = 10;
+	s.buckets[3] = 2;
+	s.buckets[7] = 2;
+	cr_assert_eq(flowq_hist_quantile(&s, 0.2), flowq_hist_bound(3),
+		     "rank 2: in the sum");
+	cr_assert_eq(flowq_hist_quantile(&s, 0.4), flowq_hist_bound(7),
+		     "rank 4: in the sum");
+	cr_assert_eq(flowq_hist_quantile(&s, 0.5), flowq_hist_bound(7),
+		     "rank 5: past it");
+	cr_assert_eq(flowq_hist_quantile(&s, 1.0), flowq_hist_bound(7));
+	/* The count seen, no bucket yet: nothing to answer with. */
+	memset(s.buckets, 0, sizeof(s.buckets));
+	cr_assert_eq(flowq_hist_quantile(&s, 0.5), 0);
+}
+
 Test(hist, nan_quantile_is_zero)
 {
 	static struct flowq__hist h;

@@ -12,7 +12,7 @@
  * contiguous families, _total counters, histogram shape, no duplicate
  * series) are checked on every output.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* fopencookie() */
 
 #include <errno.h>
 #include <math.h>
@@ -51,15 +51,25 @@ static size_t fake_nflows;
  * as if it were collected while the writer ran. */
 static unsigned fake_flow_vanishes_at_walk;
 static unsigned fake_flow_walks;
+/* If not 0: what the flow walk fails with before its first flow (the
+ * real walk's -ENOMEM when it cannot allocate its snapshot). */
+static int fake_flow_err;
 
 /* Any non-NULL pointer: the fakes never look inside the engine. */
 static struct flowq_engine *const fake_e = (struct flowq_engine *)&fake_engine;
+
+/* If not 0: what flowq_stats_engine() fails with (the real one fails only
+ * for a NULL argument, which the writer checks first: the writer must
+ * still pass on whatever it gets). */
+static int fake_engine_err;
 
 int
 flowq_stats_engine(struct flowq_engine *e, struct flowq_stats *r_stats)
 {
 	if (e == NULL || r_stats == NULL)
 		return -EFAULT;
+	if (fake_engine_err != 0)
+		return fake_engine_err;
 	*r_stats = fake_engine;
 	return 0;
 }
@@ -84,6 +94,8 @@ flowq_stats_foreach_flow(struct flowq_engine *e, flowq_flow_stats_fn *fn, void *
 
 	(void)e;
 	fake_flow_walks++;
+	if (fake_flow_err != 0)
+		return fake_flow_err;
 	if (fake_flow_vanishes_at_walk != 0 &&
 	    fake_flow_walks >= fake_flow_vanishes_at_walk)
 		n--;
@@ -150,6 +162,7 @@ reset(void)
 	memset(fake_flows, 0, sizeof(fake_flows));
 	fake_nbands = fake_nflows = 0;
 	fake_flow_vanishes_at_walk = fake_flow_walks = 0;
+	fake_engine_err = fake_flow_err = 0;
 }
 
 static void
@@ -680,4 +693,137 @@ Test(metrics_format, write_error_stops_the_walks)
 	cr_assert_eq(flowq_metrics_write(fake_e, f), -EIO);
 	cr_assert_eq(fake_flow_walks, 0, "failed in the engine families: no flow walk");
 	fclose(f);
+}
+
+/* The engine's statistics cannot be read: that error, and not a word
+ * written. */
+Test(metrics_format, engine_stats_error_is_returned_before_any_write)
+{
+	FILE *f = open_memstream(&text, &text_len);
+
+	cr_assert_not_null(f);
+	fake_engine_err = -ENOMEM;
+	cr_assert_eq(flowq_metrics_write(fake_e, f), -ENOMEM);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(text_len, 0, "wrote:\n%s", text);
+}
+
+/* The flow walk cannot allocate its snapshot: -ENOMEM (flowq.h: part of
+ * the text may have been written), and no later flow family is started. */
+Test(metrics_format, flow_walk_error_is_returned)
+{
+	FILE *f = open_memstream(&text, &text_len);
+
+	cr_assert_not_null(f);
+	fake_nflows = 1;
+	fake_flows[0].id = "a";
+	fake_flows[0].id_len = 1;
+	fake_flow_err = -ENOMEM;
+	cr_assert_eq(flowq_metrics_write(fake_e, f), -ENOMEM);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(fake_flow_walks, 1, "stopped at the first flow family");
+	cr_assert_not_null(strstr(text, "# TYPE flowq_requests_total counter\n"),
+			   "the engine families came first:\n%s", text);
+	cr_assert_null(strstr(text, "flow=\"a\""), "no flow sample:\n%s", text);
+}
+
+/*
+ * A stream that takes whole writes while its byte budget lasts, then fails
+ * each write (ENOSPC, as a full disk). Unbuffered, every fputs(), putc()
+ * and printf() of the writer reaches it as one write, so a budget that ends
+ * at a write's start fails exactly that write. It fails by taking nothing
+ * (0) rather than -1: stdio sets the error flag either way and the call
+ * returns EOF, but after a -1 glibc tries the first byte once more, which
+ * would blur the count of writes made.
+ */
+struct budget_stream {
+	size_t budget;
+	char *text; /* what was taken */
+	size_t len, cap;
+	size_t *sizes; /* the size of each write asked for */
+	size_t nwrites, sizes_cap;
+};
+
+static ssize_t
+budget_write(void *cookie, const char *buf, size_t n)
+{
+	struct budget_stream *b = cookie;
+
+	if (b->nwrites == b->sizes_cap) {
+		b->sizes_cap = b->sizes_cap ? 2 * b->sizes_cap : 256;
+		b->sizes = realloc(b->sizes, b->sizes_cap * sizeof(*b->sizes));
+		cr_assert_not_null(b->sizes);
+	}
+	b->sizes[b->nwrites++] = n;
+	if (n > b->budget - b->len) {
+		errno = ENOSPC;
+		return 0;
+	}
+	if (b->len + n > b->cap) {
+		b->cap = 2 * (b->len + n);
+		b->text = realloc(b->text, b->cap);
+		cr_assert_not_null(b->text);
+	}
+	memcpy(b->text + b->len, buf, n);
+	b->len += n;
+	return (ssize_t)n;
+}
+
+/* Write the metrics to a budget stream of @p budget bytes. */
+static int
+write_with_budget(struct budget_stream *b, size_t budget)
+{
+	static const cookie_io_functions_t io = {.write = budget_write};
+	FILE *f;
+	int rc;
+
+	free(b->text);
+	free(b->sizes);
+	memset(b, 0, sizeof(*b));
+	b->budget = budget;
+	f = fopencookie(b, "w", io);
+	cr_assert_not_null(f);
+	cr_assert_eq(setvbuf(f, NULL, _IONBF, 0), 0);
+	rc = flowq_metrics_write(fake_e, f);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Whichever write fails (a header's fputs(), a label's putc(), a value's
+ * printf(), the shard, band and flow families alike) the writer returns
+ * -EIO, and writes nothing after the failed write: the text taken is the
+ * start of the full document, up to that write.
+ */
+Test(metrics_format, every_failed_write_gives_eio_and_ends_the_output)
+{
+	static const char id[] = "a\"b\\c\nd";
+	struct budget_stream ref = {0}, b = {0};
+	size_t before = 0, ones = 0;
+
+	fake_nbands = 1;
+	fake_bands[0].priority = 3;
+	fake_nflows = 1;
+	fake_flows[0].id = id;
+	fake_flows[0].id_len = sizeof(id) - 1;
+	cr_assert_eq(write_with_budget(&ref, SIZE_MAX), 0);
+	cr_assert_gt(ref.nwrites, 100);
+	for (size_t k = 0; k < ref.nwrites; k++) {
+		cr_assert_eq(write_with_budget(&b, before), -EIO,
+			     "write %zu of %zu failed", k, ref.nwrites);
+		cr_assert_eq(b.nwrites, k + 1, "write %zu failed: %zu writes made", k,
+			     b.nwrites);
+		cr_assert_eq(b.len, before);
+		cr_assert(before == 0 || memcmp(b.text, ref.text, before) == 0,
+			  "write %zu failed: the text differs from the document's start",
+			  k);
+		ones += ref.sizes[k] == 1;
+		before += ref.sizes[k];
+	}
+	cr_assert_eq(before, ref.len);
+	cr_assert_gt(ones, 0, "single characters (putc) failed too");
+	free(ref.text);
+	free(ref.sizes);
+	free(b.text);
+	free(b.sizes);
 }

@@ -683,6 +683,16 @@ Test(saturation, value_of_every_detector)
 	cr_assert_eq(v, 0.0);
 	flowq_engine_destroy(e);
 
+	/* The bytes' fraction when it is the larger of the two. */
+	c.saturation.max_inflight_bytes = 200;
+	e = fx_make(&c);
+	submit_n(e, &r, 1, "f", 0); /* 100 bytes */
+	cr_assert_eq(fx_poll_all(e), 1);
+	cr_assert_eq(flowq_saturation(e, &v), 0);
+	cr_assert_eq(v, 0.5, "max(1/4 requests, 100/200 bytes)");
+	cr_assert_eq(flowq_release(e, &r.req), 0);
+	flowq_engine_destroy(e);
+
 	c = fx_polled_cfg();
 	c.saturation.detector = "callback";
 	c.saturation.callback = cb;

@@ -7,6 +7,10 @@
  * dropped= (history_check refuses a history that lost events; one that lost
  * them uncounted would be checked as if complete).
  *
+ * lost_log_is_counted is the regression test of the uncounted-loss bug: an
+ * event whose thread could not get a log (calloc failed) was lost without
+ * being counted anywhere, so the header said dropped=0.
+ *
  * The recording calls are made directly (the engine makes them from submit,
  * dispatch and release; tests/history's stress runs cover that path).
  * Criterion runs each test in its own process, so each starts with no logs.
@@ -29,6 +33,26 @@
 #include <flowq/types.h>
 
 #include "history.h"
+
+/*
+ * calloc made to fail on the threads that ask (fail_calloc), for the
+ * recorder's log allocation; everything else gets glibc's. The static
+ * library's calloc calls bind to this definition.
+ */
+extern void *
+__libc_calloc(size_t n, size_t size);
+
+static _Thread_local bool fail_calloc;
+
+void *
+calloc(size_t n, size_t size)
+{
+	if (fail_calloc) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_calloc(n, size);
+}
 
 /* The dump as a string (caller frees). */
 static char *
@@ -261,4 +285,39 @@ Test(history, lost_chunk_is_counted)
 	cr_assert_eq(d, 4, "every lost event counted");
 	dump_counts(&n, &d);
 	cr_assert_eq(d, 0, "a dump reports a loss once");
+}
+
+static void *
+record_without_memory(void *arg)
+{
+	fail_calloc = true;
+	flowq__history_submit(arg, 1, 0, 0, INT64_MAX, true);
+	flowq__history_release(arg);
+	fail_calloc = false;
+	/* Memory is back: this thread gets its log and records. */
+	flowq__history_release(arg);
+	return NULL;
+}
+
+/* No memory for the thread's log: the events are lost, and counted. */
+Test(history, lost_log_is_counted)
+{
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, record_without_memory, &reqs[0]), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	uint64_t n, d;
+	dump_counts(&n, &d);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(d, 2, "the two events recorded without a log are counted");
+	dump_counts(&n, &d);
+	cr_assert_eq(d, 0, "a dump reports a loss once");
+	/* A reset forgets losses as well as events. This thread adopts the
+	 * log the other left, so the next thread needs a new one. */
+	flowq__history_release(&reqs[1]);
+	cr_assert_eq(pthread_create(&t, NULL, record_without_memory, &reqs[0]), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(flowq_history_reset(), 0);
+	dump_counts(&n, &d);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(d, 0);
 }

@@ -779,6 +779,44 @@ Test(config_yaml, write_only_changed_is_a_snippet)
 	cr_assert_eq(flowq_config_write_yaml(stderr, NULL, 0, true), -EFAULT);
 }
 
+/* Names YAML would not read back as those strings are double-quoted, with
+ * '"', '\\' and control characters escaped; infinite reals are written as
+ * YAML's .inf and -.inf (not validated: write_yaml writes what it is
+ * given). The text parses back: the first refusal is validation's, of
+ * the first name. */
+Test(config_yaml, write_quotes_names_and_writes_infinities)
+{
+	struct flowq_config c;
+	char *text = NULL;
+	size_t len = 0;
+
+	flowq_config_init(&c);
+	c.default_band.fairness = "0x1F";      /* a hex integer */
+	c.default_band.ordering = "0xZZ";      /* not hex, but starts with a digit */
+	c.displacement = "a \"b\"\\c\x01\x7f"; /* quote, backslash, controls */
+	c.saturation.detector = "1e";          /* starts with a digit */
+	c.saturation.dispatch_cost = INFINITY;
+	c.saturation.kv_cache_util_threshold = -INFINITY;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, true), 0);
+	fclose(f);
+	cr_assert_str_eq(text, "default_band:\n"
+			       "  fairness: \"0x1F\"\n"
+			       "  ordering: \"0xZZ\"\n"
+			       "saturation:\n"
+			       "  detector: \"1e\"\n"
+			       "  kv_cache_util_threshold: -.inf\n"
+			       "  dispatch_cost: .inf\n"
+			       "displacement: \"a \\\"b\\\"\\\\c\\x01\\x7f\"\n");
+	cr_assert_eq(load(text, NULL), -EINVAL);
+	cr_assert_str_eq(err,
+			 "t.yaml:2:3: default_band.fairness: unknown fairness policy "
+			 "\"0x1F\"");
+	expect_reset();
+	free(text);
+}
+
 Test(config_yaml, write_reports_an_error_still_in_the_stdio_buffer)
 {
 	struct flowq_config c;
@@ -1000,6 +1038,12 @@ Test(config_yaml, size_errors)
 					"TiB, PiB, EiB), got \"1e3\"");
 	expect_fail("max_bytes: [1]\n",
 		    "t.yaml:1:1: max_bytes: expected a size, got a sequence");
+	/* A quoted size may carry a unit after a space, not a space alone. */
+	expect_fail("max_bytes: \"10 \"\n", "t.yaml:1:1: max_bytes: expected a size (an "
+					    "integer of bytes, or a number and a "
+					    "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, "
+					    "GiB, TiB, PiB, EiB), got the quoted "
+					    "string \"10 \"");
 	check_leaks();
 }
 
@@ -1290,6 +1334,17 @@ Test(config_yaml, validation_messages_carry_the_key_location)
 	expect_fail(
 		"saturation:\n  kv_cache_util_threshold: 1.5\n",
 		"t.yaml:2:3: saturation.kv_cache_util_threshold: 1.5 is not in (0, 1]");
+	/* .inf and -.inf are numbers (YAML 1.2 core), refused by the range. */
+	expect_fail("bands:\n  - priority: 1\n    usage_ceiling: .inf\n",
+		    "t.yaml:3:5: bands[0].usage_ceiling: inf is not in (0, 1]");
+	expect_fail("bands:\n  - priority: 1\n    usage_ceiling: -.INF\n",
+		    "t.yaml:3:5: bands[0].usage_ceiling: -inf is not in (0, 1]");
+	/* Not a float ("1e" has no exponent digits) and not a hex integer
+	 * ("0xZZ"): plain names, unknown to the registry. */
+	expect_fail("bands:\n  - priority: 1\n    fairness: 1e\n",
+		    "t.yaml:3:5: bands[0].fairness: unknown fairness policy \"1e\"");
+	expect_fail("bands:\n  - priority: 1\n    fairness: 0xZZ\n",
+		    "t.yaml:3:5: bands[0].fairness: unknown fairness policy \"0xZZ\"");
 	check_leaks();
 }
 
@@ -1475,6 +1530,14 @@ Test(config_yaml, nul_characters_in_names)
 	expect_fail("bands: [{priority: 1, fairness: \"round\\0robin\"}]\n",
 		    "t.yaml:1:23: bands[0].fairness: \"round\\x00robin\" contains a NUL "
 		    "character");
+	/* Hex and octal integers (YAML 1.2 core) are not names unquoted. */
+	expect_fail("bands: [{priority: 1, fairness: 0x1F}]\n",
+		    "t.yaml:1:23: bands[0].fairness: expected a name (quote it if it is "
+		    "one), got \"0x1F\"");
+	expect_fail(
+		"displacement: 0o17\n",
+		"t.yaml:1:1: displacement: expected a name (quote it if it is one), got "
+		"\"0o17\"");
 	check_leaks();
 }
 
@@ -1502,6 +1565,17 @@ Test(config_yaml, libyaml_errors_with_line_and_column)
 		    "t.yaml:2:1: YAML syntax: did not find expected ',' or ']' (while "
 		    "parsing a flow "
 		    "sequence at 1:8)");
+	/* A reader error without a value: an input cut inside a character. */
+	expect_fail("\xc3", "t.yaml:1:1: invalid input: incomplete UTF-8 octet sequence "
+			    "(at byte 0)");
+	expect_fail("\xff",
+		    "t.yaml:1:1: invalid input: invalid leading UTF-8 octet (#FF at "
+		    "byte 0)");
+	/* At the root node, and after the document's end. */
+	expect_fail("]\n", "t.yaml:1:1: YAML syntax: did not find expected node content "
+			   "(while parsing a block node at 1:1)");
+	expect_fail("shards: 1\n...\n]\n",
+		    "t.yaml:3:1: YAML syntax: did not find expected <document start>");
 	check_leaks();
 }
 
@@ -1600,6 +1674,10 @@ Test(config_yaml, subtree_key_errors)
 			"flow sequence at 2:11)");
 	expect_fail_key("engine: {}\n---\nengine: {}\n", "engine", -EINVAL,
 			"t.yaml:2:1: a second document: a configuration is one document");
+	expect_fail_key(
+		"*a\n", "engine", -EINVAL,
+		"t.yaml:1:1: the document is an alias: expected a mapping with the key "
+		"\"engine\"");
 	check_leaks();
 }
 

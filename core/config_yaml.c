@@ -476,11 +476,20 @@ flowq__yaml_show(char out[128], const char *s, size_t n)
 		}
 	}
 	if (i < n) {
-		/* Back off to a character boundary. */
-		while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
-			o--;
-		if (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0xC0)
-			o--;
+		/* Back off to a character boundary: drop the last character
+		 * if the cut left it incomplete (its lead byte gives its
+		 * length), keep it if it is whole. */
+		size_t lead = o;
+
+		while (lead > 0 && ((unsigned char)out[lead - 1] & 0xC0) == 0x80)
+			lead--;
+		if (lead > 0 && ((unsigned char)out[lead - 1] & 0xC0) == 0xC0) {
+			unsigned char c = (unsigned char)out[lead - 1];
+			size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+
+			if (o - (lead - 1) < len)
+				o = lead - 1;
+		}
 		memcpy(out + o, "...", 3);
 		o += 3;
 	}

@@ -1149,6 +1149,19 @@ Test(config_yaml, unknown_keys)
 		    "t.yaml:1:1: "
 		    "a\\x09bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcd...: "
 		    "unknown key (expected one of: " ROOT_KEYS ")");
+	/* The cut (60 bytes) never splits a character: a character the cut
+	 * left incomplete goes, a complete one stays. */
+	expect_fail("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+		    "bbbb: 1\n",
+		    "t.yaml:1:1: "
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: "
+		    "unknown key (expected one of: " ROOT_KEYS ")");
+	expect_fail(
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+		"bbbb: 1\n",
+		"t.yaml:1:1: "
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9...: "
+		"unknown key (expected one of: " ROOT_KEYS ")");
 	check_leaks();
 }
 

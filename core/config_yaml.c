@@ -568,6 +568,11 @@ flowq__yaml_syntax_error(const yaml_parser_t *p, const unsigned char *in, size_t
 
 	*r_mark = p->problem_mark;
 	switch (p->error) {
+	case YAML_NO_ERROR:
+		/* A failure without an error type: libyaml 0.2.5's scanner
+		 * leaves the type unset when it cannot allocate a tag's handle
+		 * or suffix (yaml_parser_scan_tag(): "if (!handle) goto
+		 * error;"); every other failure sets one. */
 	case YAML_MEMORY_ERROR:
 		return msg_fmt(msg, msgsz, -ENOMEM, "out of memory");
 	case YAML_READER_ERROR:

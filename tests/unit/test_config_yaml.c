@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,53 @@
 #include <flowq/policy.h>
 
 #include "config_yaml_internal.h"
+
+/*
+ * libc's malloc and realloc made to fail, on this thread, after
+ * libc_fail_after more calls (-1: never): libyaml allocates through them,
+ * not through the loader's hooks, and so does the loader itself. Not in
+ * sanitized builds, whose runtime owns malloc.
+ */
+#if !defined(__SANITIZE_ADDRESS__)
+#define LIBC_FAILS 1
+extern void *
+__libc_malloc(size_t n);
+extern void *
+__libc_realloc(void *p, size_t n);
+
+static _Thread_local long libc_fail_after = -1;
+
+static bool
+libc_fails(void)
+{
+	if (libc_fail_after < 0)
+		return false;
+	if (libc_fail_after == 0)
+		return true;
+	libc_fail_after--;
+	return false;
+}
+
+void *
+malloc(size_t n)
+{
+	if (libc_fails()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(n);
+}
+
+void *
+realloc(void *p, size_t n)
+{
+	if (libc_fails()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_realloc(p, n);
+}
+#endif
 
 #ifndef FLOWQ_TEST_EXAMPLES_DIR
 #error "FLOWQ_TEST_EXAMPLES_DIR must name tools/examples"
@@ -1905,3 +1953,34 @@ Test(config_yaml, allocation_failure_at_every_step)
 	fail_each_allocation(NULL, spec, "engine");
 	check_leaks();
 }
+
+#ifdef LIBC_FAILS
+/*
+ * Every libc allocation of a load fails in turn (libyaml's parser set-up
+ * and its buffers while parsing, the loader's own): each load returns
+ * -ENOMEM with "t.yaml: out of memory", resets the result and frees what
+ * it had, until the first load that needs no more allocations succeeds.
+ */
+Test(config_yaml, libyaml_allocation_failure_at_every_step)
+{
+	long n;
+	int rc = -ENOMEM;
+
+	for (n = 0; rc == -ENOMEM && n < 100000; n++) {
+		memset(&y, 0xA5, sizeof(y));
+		memset(err, 'x', sizeof(err));
+		libc_fail_after = n;
+		rc = flowq_config_load_yaml_buf(&y, spec, strlen(spec), "t.yaml",
+						"engine", err, sizeof(err));
+		libc_fail_after = -1;
+		if (rc == -ENOMEM) {
+			cr_assert_str_eq(err, "t.yaml: out of memory");
+			expect_reset();
+		}
+	}
+	cr_assert_eq(rc, 0, "after %ld allocations: rc %d: %s", n, rc, err);
+	cr_assert_gt(n, 5, "libyaml allocates too");
+	cr_assert_eq(y.config.shards, 2);
+	check_leaks();
+}
+#endif

@@ -1306,6 +1306,17 @@ Test(config_yaml, integer_ranges)
 		    "2147483647]");
 	expect_fail("max_requests: -0x1\n",
 		    "t.yaml:1:1: max_requests: expected an integer, got \"-0x1\"");
+	/* The signed integers' grammar errors (priority is the one signed
+	 * key). */
+	expect_fail("bands: [{priority: abc}]\n",
+		    "t.yaml:1:10: bands[0].priority: expected an integer, got \"abc\"");
+	expect_fail("bands: [{priority: \"1\"}]\n",
+		    "t.yaml:1:10: bands[0].priority: expected an integer, got the quoted "
+		    "string \"1\"");
+	expect_fail(
+		"bands: [{priority: -01}]\n",
+		"t.yaml:1:10: bands[0].priority: -01 has leading zeros (octal in YAML "
+		"1.1, decimal in 1.2): write it without them");
 	/* Validation's ranges, at the key. */
 	expect_fail("shards: 300\n",
 		    "t.yaml:1:1: shards: 300 exceeds FLOWQ_MAX_SHARDS (256)");

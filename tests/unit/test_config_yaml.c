@@ -828,11 +828,11 @@ Test(config_yaml, write_only_changed_is_a_snippet)
 }
 
 /* Names YAML would not read back as those strings are double-quoted, with
- * '"', '\\' and control characters escaped; infinite reals are written as
- * YAML's .inf and -.inf (not validated: write_yaml writes what it is
- * given). The text parses back: the first refusal is validation's, of
- * the first name. */
-Test(config_yaml, write_quotes_names_and_writes_infinities)
+ * '"', '\\' and control characters escaped; NaN and infinite reals are
+ * written as YAML's .nan, .inf and -.inf (not validated: write_yaml writes
+ * what it is given). The text parses back: the first refusal is
+ * validation's, of the first name. */
+Test(config_yaml, write_quotes_names_and_writes_nan_and_infinities)
 {
 	struct flowq_config c;
 	char *text = NULL;
@@ -845,6 +845,7 @@ Test(config_yaml, write_quotes_names_and_writes_infinities)
 	c.saturation.detector = "1e";          /* starts with a digit */
 	c.saturation.dispatch_cost = INFINITY;
 	c.saturation.kv_cache_util_threshold = -INFINITY;
+	c.default_band.usage_ceiling = NAN;
 	FILE *f = open_memstream(&text, &len);
 	cr_assert_not_null(f);
 	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, true), 0);
@@ -852,6 +853,7 @@ Test(config_yaml, write_quotes_names_and_writes_infinities)
 	cr_assert_str_eq(text, "default_band:\n"
 			       "  fairness: \"0x1F\"\n"
 			       "  ordering: \"0xZZ\"\n"
+			       "  usage_ceiling: .nan\n"
 			       "saturation:\n"
 			       "  detector: \"1e\"\n"
 			       "  kv_cache_util_threshold: -.inf\n"

@@ -2167,7 +2167,7 @@ yw_value(FILE *out, const struct yk *k, const void *obj, unsigned indent, bool a
 	case YK_NAME: {
 		const char *s = *(const char *const *)p;
 		if (s == NULL)
-			fputs("null\n", out); /* not reached: names default non-NULL */
+			fputs("null\n", out); /* a host's NULL: written as given */
 		else {
 			yw_name(out, s);
 			fputc('\n', out);

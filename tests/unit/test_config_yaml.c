@@ -867,6 +867,27 @@ Test(config_yaml, write_quotes_names_and_writes_nan_and_infinities)
 	free(text);
 }
 
+/* A NULL name (set by a host; flowq_config_validate() refuses it) is
+ * written as YAML's null, which the loader refuses where a name goes. */
+Test(config_yaml, write_writes_a_null_name_as_null)
+{
+	struct flowq_config c;
+	char *text = NULL;
+	size_t len = 0;
+
+	flowq_config_init(&c);
+	c.displacement = NULL;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, true), 0);
+	fclose(f);
+	cr_assert_str_eq(text, "displacement: null\n");
+	expect_fail(text,
+		    "t.yaml:1:1: displacement: expected a name (quote it if it is one), "
+		    "got null");
+	free(text);
+}
+
 Test(config_yaml, write_reports_an_error_still_in_the_stdio_buffer)
 {
 	struct flowq_config c;

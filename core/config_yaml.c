@@ -476,11 +476,20 @@ flowq__yaml_show(char out[128], const char *s, size_t n)
 		}
 	}
 	if (i < n) {
-		/* Back off to a character boundary. */
-		while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
-			o--;
-		if (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0xC0)
-			o--;
+		/* Back off to a character boundary: drop the last character
+		 * if the cut left it incomplete (its lead byte gives its
+		 * length), keep it if it is whole. */
+		size_t lead = o;
+
+		while (lead > 0 && ((unsigned char)out[lead - 1] & 0xC0) == 0x80)
+			lead--;
+		if (lead > 0 && ((unsigned char)out[lead - 1] & 0xC0) == 0xC0) {
+			unsigned char c = (unsigned char)out[lead - 1];
+			size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+
+			if (o - (lead - 1) < len)
+				o = lead - 1;
+		}
 		memcpy(out + o, "...", 3);
 		o += 3;
 	}
@@ -559,6 +568,11 @@ flowq__yaml_syntax_error(const yaml_parser_t *p, const unsigned char *in, size_t
 
 	*r_mark = p->problem_mark;
 	switch (p->error) {
+	case YAML_NO_ERROR:
+		/* A failure without an error type: libyaml 0.2.5's scanner
+		 * leaves the type unset when it cannot allocate a tag's handle
+		 * or suffix (yaml_parser_scan_tag(): "if (!handle) goto
+		 * error;"); every other failure sets one. */
 	case YAML_MEMORY_ERROR:
 		return msg_fmt(msg, msgsz, -ENOMEM, "out of memory");
 	case YAML_READER_ERROR:
@@ -2153,7 +2167,7 @@ yw_value(FILE *out, const struct yk *k, const void *obj, unsigned indent, bool a
 	case YK_NAME: {
 		const char *s = *(const char *const *)p;
 		if (s == NULL)
-			fputs("null\n", out); /* not reached: names default non-NULL */
+			fputs("null\n", out); /* a host's NULL: written as given */
 		else {
 			yw_name(out, s);
 			fputc('\n', out);

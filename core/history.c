@@ -20,8 +20,10 @@
  * Chunks come from mmap with MAP_POPULATE (chunk_new()), not the engine's
  * allocator hook: the recorder is a process-wide debugging aid.
  *
- * If a chunk cannot be allocated the event is counted in `dropped` (header
- * line) and the checker refuses the history.
+ * If a chunk cannot be allocated the event is counted in its log's
+ * `dropped`; if the thread has no log and none can be allocated, in
+ * `dropped_nolog` (a relaxed counter: it only counts). Both add up to the
+ * header line's dropped=, and the checker refuses the history.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -75,6 +77,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct hlog *logs;
 static unsigned nlogs;
 static _Atomic uint64_t gseq_next = 1;
+static _Atomic uint64_t dropped_nolog;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
 static _Thread_local struct hlog *mine;
@@ -154,8 +157,10 @@ static struct hev *
 ev_new_at(char kind, const struct flowq__history_stamp *st)
 {
 	struct hlog *l = log_get();
-	if (!l)
+	if (!l) {
+		atomic_fetch_add_explicit(&dropped_nolog, 1, memory_order_relaxed);
 		return NULL;
+	}
 	struct chunk *c = l->tail;
 	if (!c || c->n == CHUNK_EVENTS) {
 		c = chunk_new();
@@ -306,7 +311,9 @@ flowq_history_dump(FILE *out)
 	if (!out)
 		return -EFAULT;
 	pthread_mutex_lock(&mu);
-	uint64_t n = 0, dropped = 0;
+	uint64_t n = 0;
+	uint64_t dropped =
+		atomic_exchange_explicit(&dropped_nolog, 0, memory_order_relaxed);
 	for (struct hlog *l = logs; l; l = l->next) {
 		dropped += l->dropped;
 		for (struct chunk *c = l->head; c; c = c->next)
@@ -335,6 +342,7 @@ flowq_history_reset(void)
 	pthread_mutex_lock(&mu);
 	for (struct hlog *l = logs; l; l = l->next)
 		log_clear(l);
+	atomic_store_explicit(&dropped_nolog, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&mu);
 	return 0;
 }

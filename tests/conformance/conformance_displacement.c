@@ -11,7 +11,10 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <flowq/flowq.h>
 #include <flowq/policy.h>
@@ -426,4 +429,186 @@ Test(displace, flow_attach_enomem_is_retried)
 	flowq_flow_put(e, f);
 	flowq_engine_destroy(e);
 	cr_assert_eq(ca.blocks, 0, "nothing leaked");
+}
+
+/* ---- the ops themselves, as a host calling them through the registry ---- */
+
+/*
+ * The engine never calls the ops of "none" (it keeps no displacement state
+ * for it), but a host may find any registered policy and drive it: so the
+ * ops contract of policy.h is checked here for every registered policy,
+ * straight through its ops with a fake band (no engine). Three flows of
+ * weights 1, 2 and 1 hold OPS_NREQ requests, one of them of 2^64 - 1
+ * bytes (beyond the 2^62 cap most_over_share puts on bytes per unit of
+ * weight: uncapped, its negated key would wrap to +1 and its flow would be
+ * shed last, not first); two more arrive after the first sheds. Then: victim() is NULL iff the
+ * policy sheds nothing ("none": always NULL, even with requests queued),
+ * else a queued request of the band; victim() changes nothing (asked twice,
+ * the same answer); shedding each victim in turn (left()) empties the band,
+ * every request once; band_fini gives back everything band_init and
+ * flow_attach took; and a flow_attach that fails is -ENOMEM and leaves the
+ * band working. The first victim of each built-in is pinned too.
+ */
+#define OPS_NFLOWS 3
+#define OPS_NREQ   8
+#define OPS_LATE   2
+
+struct ops_req {
+	struct flowq_req req;
+	int flow;
+	bool queued;
+};
+
+struct ops_case {
+	const struct flowq_displacement_ops *ops;
+	struct flowq_policy_env env;
+	void *band;
+	void *flow[OPS_NFLOWS + 1];
+	struct ops_req r[OPS_NREQ + OPS_LATE];
+	int nreq;
+};
+
+static const uint32_t ops_weight[OPS_NFLOWS] = {1, 2, 1};
+
+static void *
+ops_state(size_t size)
+{
+	/* A zero-size state still gets a distinct pointer. */
+	void *p = aligned_alloc(FLOWQ_CACHE_LINE,
+				FLOWQ_CACHE_LINE * (1 + size / FLOWQ_CACHE_LINE));
+	cr_assert_not_null(p);
+	memset(p, 0, FLOWQ_CACHE_LINE * (1 + size / FLOWQ_CACHE_LINE));
+	return p;
+}
+
+static void
+ops_arrive(struct ops_case *c, int flow, uint64_t bytes)
+{
+	struct ops_req *r = &c->r[c->nreq++];
+	memset(r, 0, sizeof(*r));
+	r->req.bytes = bytes;
+	r->flow = flow;
+	r->queued = true;
+	c->ops->arrived(c->band, c->flow[flow], &r->req, ops_weight[flow]);
+}
+
+static int
+ops_queued(const struct ops_case *c)
+{
+	int n = 0;
+	for (int i = 0; i < c->nreq; i++)
+		n += c->r[i].queued;
+	return n;
+}
+
+/* The queued request that is @p req, or NULL. */
+static struct ops_req *
+ops_find(struct ops_case *c, const struct flowq_req *req)
+{
+	for (int i = 0; i < c->nreq; i++) {
+		if (&c->r[i].req == req)
+			return c->r[i].queued ? &c->r[i] : NULL;
+	}
+	return NULL;
+}
+
+/* Shed one victim, checking it; @return its index, or -1 if none. */
+static int
+ops_shed_one(struct ops_case *c)
+{
+	const char *name = c->ops->desc.name;
+	bool none = strcmp(name, "none") == 0;
+	struct flowq_req *v = c->ops->victim(c->band);
+	cr_assert_eq(c->ops->victim(c->band), v, "%s: victim() changed nothing", name);
+	if (none || ops_queued(c) == 0) {
+		cr_assert_null(v, "%s: sheds nothing (%d queued)", name, ops_queued(c));
+		return -1;
+	}
+	cr_assert_not_null(v, "%s: %d queued, no victim", name, ops_queued(c));
+	struct ops_req *r = ops_find(c, v);
+	cr_assert_not_null(r, "%s: the victim is a queued request of the band", name);
+	r->queued = false;
+	c->ops->left(c->band, c->flow[r->flow], v, ops_weight[r->flow]);
+	return (int)(r - c->r);
+}
+
+Test(displace, every_registered_policy_keeps_the_ops_contract)
+{
+	for (size_t i = 0; flowq_displacement_at(i); i++) {
+		struct test_count_alloc ca;
+		struct ops_case c = {.ops = flowq_displacement_at(i)};
+		const char *name = c.ops->desc.name;
+		bool none = strcmp(name, "none") == 0;
+		test_count_alloc_init(&ca);
+		c.env = (struct flowq_policy_env){
+			.alloc = &ca.a, .priority = 0, .quantum = 1500};
+		c.band = ops_state(c.ops->desc.band_state_size);
+		cr_assert_eq(c.ops->band_init(c.band, &c.env), 0, "%s", name);
+		/* A flow whose attach fails, first (when the band's state
+		 * must grow): the band keeps working. */
+		c.flow[OPS_NFLOWS] = ops_state(c.ops->desc.flow_state_size);
+		if (c.ops->flow_attach) {
+			test_count_alloc_budget(&ca, 0);
+			int rc = c.ops->flow_attach(c.band, c.flow[OPS_NFLOWS], &c.env);
+			cr_assert(rc == 0 || rc == -ENOMEM, "%s: attach %d", name, rc);
+			if (strcmp(name, "most_over_share") == 0) /* its heap's room */
+				cr_assert_eq(rc, -ENOMEM);
+			ca.fail_after = ~0ul;
+			if (rc == 0 && c.ops->flow_detach)
+				c.ops->flow_detach(c.band, c.flow[OPS_NFLOWS], &c.env);
+		}
+		for (int f = 0; f < OPS_NFLOWS; f++) {
+			c.flow[f] = ops_state(c.ops->desc.flow_state_size);
+			if (c.ops->flow_attach)
+				cr_assert_eq(
+					c.ops->flow_attach(c.band, c.flow[f], &c.env), 0,
+					"%s", name);
+		}
+		/* Arrivals: flow 1 (weight 2) has the most requests, flow 2 one
+		 * of 2^64 - 1 bytes, the last to arrive before the sheds. */
+		static const int flow_of[OPS_NREQ] = {0, 1, 0, 1, 1, 0, 1, 2};
+		for (int k = 0; k < OPS_NREQ; k++)
+			ops_arrive(&c, flow_of[k],
+				   flow_of[k] == 2 ? UINT64_MAX
+						   : 100 * (uint64_t)(k + 1));
+		int first = ops_shed_one(&c);
+		if (strcmp(name, "none") == 0)
+			cr_assert_eq(first, -1);
+		else if (strcmp(name, "lowest_band_oldest") == 0)
+			cr_assert_eq(first, 0, "%s: the first arrival", name);
+		else if (strcmp(name, "lowest_band_newest") == 0 ||
+			 strcmp(name, "most_over_share") == 0)
+			/* The newest; for most_over_share also the heaviest
+			 * flow's (2^64 - 1 bytes, capped at 2^62 per unit of
+			 * weight: still the most). */
+			cr_assert_eq(first, OPS_NREQ - 1, "%s: %d", name, first);
+		int shed = first >= 0;
+		for (int k = 0; k < 2; k++)
+			shed += ops_shed_one(&c) >= 0;
+		for (int k = 0; k < OPS_LATE; k++)
+			ops_arrive(&c, k, 1);
+		while (ops_shed_one(&c) >= 0)
+			shed++;
+		cr_assert_eq(shed, none ? 0 : OPS_NREQ + OPS_LATE, "%s: shed %d", name,
+			     shed);
+		cr_assert_eq(ops_queued(&c), none ? OPS_NREQ + OPS_LATE : 0, "%s", name);
+		/* "none": what is queued leaves by other means (dispatch). */
+		for (int k = 0; k < c.nreq; k++) {
+			if (!c.r[k].queued)
+				continue;
+			c.r[k].queued = false;
+			c.ops->left(c.band, c.flow[c.r[k].flow], &c.r[k].req,
+				    ops_weight[c.r[k].flow]);
+			cr_assert_null(c.ops->victim(c.band), "%s", name);
+		}
+		if (c.ops->flow_detach) {
+			for (int f = 0; f < OPS_NFLOWS; f++)
+				c.ops->flow_detach(c.band, c.flow[f], &c.env);
+		}
+		c.ops->band_fini(c.band, &c.env);
+		cr_assert_eq(ca.blocks, 0, "%s: band_fini gave back everything", name);
+		for (int f = 0; f <= OPS_NFLOWS; f++)
+			free(c.flow[f]);
+		free(c.band);
+	}
 }

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,53 @@
 #include <flowq/policy.h>
 
 #include "config_yaml_internal.h"
+
+/*
+ * libc's malloc and realloc made to fail, on this thread, after
+ * libc_fail_after more calls (-1: never): libyaml allocates through them,
+ * not through the loader's hooks, and so does the loader itself. Not in
+ * sanitized builds, whose runtime owns malloc.
+ */
+#if !defined(__SANITIZE_ADDRESS__)
+#define LIBC_FAILS 1
+extern void *
+__libc_malloc(size_t n);
+extern void *
+__libc_realloc(void *p, size_t n);
+
+static _Thread_local long libc_fail_after = -1;
+
+static bool
+libc_fails(void)
+{
+	if (libc_fail_after < 0)
+		return false;
+	if (libc_fail_after == 0)
+		return true;
+	libc_fail_after--;
+	return false;
+}
+
+void *
+malloc(size_t n)
+{
+	if (libc_fails()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(n);
+}
+
+void *
+realloc(void *p, size_t n)
+{
+	if (libc_fails()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_realloc(p, n);
+}
+#endif
 
 #ifndef FLOWQ_TEST_EXAMPLES_DIR
 #error "FLOWQ_TEST_EXAMPLES_DIR must name tools/examples"
@@ -779,6 +827,67 @@ Test(config_yaml, write_only_changed_is_a_snippet)
 	cr_assert_eq(flowq_config_write_yaml(stderr, NULL, 0, true), -EFAULT);
 }
 
+/* Names YAML would not read back as those strings are double-quoted, with
+ * '"', '\\' and control characters escaped; NaN and infinite reals are
+ * written as YAML's .nan, .inf and -.inf (not validated: write_yaml writes
+ * what it is given). The text parses back: the first refusal is
+ * validation's, of the first name. */
+Test(config_yaml, write_quotes_names_and_writes_nan_and_infinities)
+{
+	struct flowq_config c;
+	char *text = NULL;
+	size_t len = 0;
+
+	flowq_config_init(&c);
+	c.default_band.fairness = "0x1F";      /* a hex integer */
+	c.default_band.ordering = "0xZZ";      /* not hex, but starts with a digit */
+	c.displacement = "a \"b\"\\c\x01\x7f"; /* quote, backslash, controls */
+	c.saturation.detector = "1e";          /* starts with a digit */
+	c.saturation.dispatch_cost = INFINITY;
+	c.saturation.kv_cache_util_threshold = -INFINITY;
+	c.default_band.usage_ceiling = NAN;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, true), 0);
+	fclose(f);
+	cr_assert_str_eq(text, "default_band:\n"
+			       "  fairness: \"0x1F\"\n"
+			       "  ordering: \"0xZZ\"\n"
+			       "  usage_ceiling: .nan\n"
+			       "saturation:\n"
+			       "  detector: \"1e\"\n"
+			       "  kv_cache_util_threshold: -.inf\n"
+			       "  dispatch_cost: .inf\n"
+			       "displacement: \"a \\\"b\\\"\\\\c\\x01\\x7f\"\n");
+	cr_assert_eq(load(text, NULL), -EINVAL);
+	cr_assert_str_eq(err,
+			 "t.yaml:2:3: default_band.fairness: unknown fairness policy "
+			 "\"0x1F\"");
+	expect_reset();
+	free(text);
+}
+
+/* A NULL name (set by a host; flowq_config_validate() refuses it) is
+ * written as YAML's null, which the loader refuses where a name goes. */
+Test(config_yaml, write_writes_a_null_name_as_null)
+{
+	struct flowq_config c;
+	char *text = NULL;
+	size_t len = 0;
+
+	flowq_config_init(&c);
+	c.displacement = NULL;
+	FILE *f = open_memstream(&text, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(flowq_config_write_yaml(f, &c, 0, true), 0);
+	fclose(f);
+	cr_assert_str_eq(text, "displacement: null\n");
+	expect_fail(text,
+		    "t.yaml:1:1: displacement: expected a name (quote it if it is one), "
+		    "got null");
+	free(text);
+}
+
 Test(config_yaml, write_reports_an_error_still_in_the_stdio_buffer)
 {
 	struct flowq_config c;
@@ -1000,6 +1109,12 @@ Test(config_yaml, size_errors)
 					"TiB, PiB, EiB), got \"1e3\"");
 	expect_fail("max_bytes: [1]\n",
 		    "t.yaml:1:1: max_bytes: expected a size, got a sequence");
+	/* A quoted size may carry a unit after a space, not a space alone. */
+	expect_fail("max_bytes: \"10 \"\n", "t.yaml:1:1: max_bytes: expected a size (an "
+					    "integer of bytes, or a number and a "
+					    "unit: B, kB, MB, GB, TB, PB, EB, KiB, MiB, "
+					    "GiB, TiB, PiB, EiB), got the quoted "
+					    "string \"10 \"");
 	check_leaks();
 }
 
@@ -1105,6 +1220,19 @@ Test(config_yaml, unknown_keys)
 		    "t.yaml:1:1: "
 		    "a\\x09bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcd...: "
 		    "unknown key (expected one of: " ROOT_KEYS ")");
+	/* The cut (60 bytes) never splits a character: a character the cut
+	 * left incomplete goes, a complete one stays. */
+	expect_fail("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+		    "bbbb: 1\n",
+		    "t.yaml:1:1: "
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: "
+		    "unknown key (expected one of: " ROOT_KEYS ")");
+	expect_fail(
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+		"bbbb: 1\n",
+		"t.yaml:1:1: "
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9...: "
+		"unknown key (expected one of: " ROOT_KEYS ")");
 	check_leaks();
 }
 
@@ -1201,6 +1329,17 @@ Test(config_yaml, integer_ranges)
 		    "2147483647]");
 	expect_fail("max_requests: -0x1\n",
 		    "t.yaml:1:1: max_requests: expected an integer, got \"-0x1\"");
+	/* The signed integers' grammar errors (priority is the one signed
+	 * key). */
+	expect_fail("bands: [{priority: abc}]\n",
+		    "t.yaml:1:10: bands[0].priority: expected an integer, got \"abc\"");
+	expect_fail("bands: [{priority: \"1\"}]\n",
+		    "t.yaml:1:10: bands[0].priority: expected an integer, got the quoted "
+		    "string \"1\"");
+	expect_fail(
+		"bands: [{priority: -01}]\n",
+		"t.yaml:1:10: bands[0].priority: -01 has leading zeros (octal in YAML "
+		"1.1, decimal in 1.2): write it without them");
 	/* Validation's ranges, at the key. */
 	expect_fail("shards: 300\n",
 		    "t.yaml:1:1: shards: 300 exceeds FLOWQ_MAX_SHARDS (256)");
@@ -1290,6 +1429,17 @@ Test(config_yaml, validation_messages_carry_the_key_location)
 	expect_fail(
 		"saturation:\n  kv_cache_util_threshold: 1.5\n",
 		"t.yaml:2:3: saturation.kv_cache_util_threshold: 1.5 is not in (0, 1]");
+	/* .inf and -.inf are numbers (YAML 1.2 core), refused by the range. */
+	expect_fail("bands:\n  - priority: 1\n    usage_ceiling: .inf\n",
+		    "t.yaml:3:5: bands[0].usage_ceiling: inf is not in (0, 1]");
+	expect_fail("bands:\n  - priority: 1\n    usage_ceiling: -.INF\n",
+		    "t.yaml:3:5: bands[0].usage_ceiling: -inf is not in (0, 1]");
+	/* Not a float ("1e" has no exponent digits) and not a hex integer
+	 * ("0xZZ"): plain names, unknown to the registry. */
+	expect_fail("bands:\n  - priority: 1\n    fairness: 1e\n",
+		    "t.yaml:3:5: bands[0].fairness: unknown fairness policy \"1e\"");
+	expect_fail("bands:\n  - priority: 1\n    fairness: 0xZZ\n",
+		    "t.yaml:3:5: bands[0].fairness: unknown fairness policy \"0xZZ\"");
 	check_leaks();
 }
 
@@ -1475,6 +1625,14 @@ Test(config_yaml, nul_characters_in_names)
 	expect_fail("bands: [{priority: 1, fairness: \"round\\0robin\"}]\n",
 		    "t.yaml:1:23: bands[0].fairness: \"round\\x00robin\" contains a NUL "
 		    "character");
+	/* Hex and octal integers (YAML 1.2 core) are not names unquoted. */
+	expect_fail("bands: [{priority: 1, fairness: 0x1F}]\n",
+		    "t.yaml:1:23: bands[0].fairness: expected a name (quote it if it is "
+		    "one), got \"0x1F\"");
+	expect_fail(
+		"displacement: 0o17\n",
+		"t.yaml:1:1: displacement: expected a name (quote it if it is one), got "
+		"\"0o17\"");
 	check_leaks();
 }
 
@@ -1502,6 +1660,17 @@ Test(config_yaml, libyaml_errors_with_line_and_column)
 		    "t.yaml:2:1: YAML syntax: did not find expected ',' or ']' (while "
 		    "parsing a flow "
 		    "sequence at 1:8)");
+	/* A reader error without a value: an input cut inside a character. */
+	expect_fail("\xc3", "t.yaml:1:1: invalid input: incomplete UTF-8 octet sequence "
+			    "(at byte 0)");
+	expect_fail("\xff",
+		    "t.yaml:1:1: invalid input: invalid leading UTF-8 octet (#FF at "
+		    "byte 0)");
+	/* At the root node, and after the document's end. */
+	expect_fail("]\n", "t.yaml:1:1: YAML syntax: did not find expected node content "
+			   "(while parsing a block node at 1:1)");
+	expect_fail("shards: 1\n...\n]\n",
+		    "t.yaml:3:1: YAML syntax: did not find expected <document start>");
 	check_leaks();
 }
 
@@ -1600,6 +1769,10 @@ Test(config_yaml, subtree_key_errors)
 			"flow sequence at 2:11)");
 	expect_fail_key("engine: {}\n---\nengine: {}\n", "engine", -EINVAL,
 			"t.yaml:2:1: a second document: a configuration is one document");
+	expect_fail_key(
+		"*a\n", "engine", -EINVAL,
+		"t.yaml:1:1: the document is an alias: expected a mapping with the key "
+		"\"engine\"");
 	check_leaks();
 }
 
@@ -1814,3 +1987,34 @@ Test(config_yaml, allocation_failure_at_every_step)
 	fail_each_allocation(NULL, spec, "engine");
 	check_leaks();
 }
+
+#ifdef LIBC_FAILS
+/*
+ * Every libc allocation of a load fails in turn (libyaml's parser set-up
+ * and its buffers while parsing, the loader's own): each load returns
+ * -ENOMEM with "t.yaml: out of memory", resets the result and frees what
+ * it had, until the first load that needs no more allocations succeeds.
+ */
+Test(config_yaml, libyaml_allocation_failure_at_every_step)
+{
+	long n;
+	int rc = -ENOMEM;
+
+	for (n = 0; rc == -ENOMEM && n < 100000; n++) {
+		memset(&y, 0xA5, sizeof(y));
+		memset(err, 'x', sizeof(err));
+		libc_fail_after = n;
+		rc = flowq_config_load_yaml_buf(&y, spec, strlen(spec), "t.yaml",
+						"engine", err, sizeof(err));
+		libc_fail_after = -1;
+		if (rc == -ENOMEM) {
+			cr_assert_str_eq(err, "t.yaml: out of memory");
+			expect_reset();
+		}
+	}
+	cr_assert_eq(rc, 0, "after %ld allocations: rc %d: %s", n, rc, err);
+	cr_assert_gt(n, 5, "libyaml allocates too");
+	cr_assert_eq(y.config.shards, 2);
+	check_leaks();
+}
+#endif

@@ -113,6 +113,47 @@ Test(fault, points_are_hit_on_the_request_paths)
 	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_D_ROUND_START), before);
 }
 
+/* Names are the enum's, without the prefix; a point out of range has the
+ * name "?", no counter, and does not run the armed action (a corrupt point
+ * number must not index past the tables). */
+Test(fault, names_and_points_out_of_range)
+{
+	static const char *const want[FLOWQ__FAULT_COUNT] = {
+		[FLOWQ__FAULT_D_ROUND_START] = "D_ROUND_START",
+		[FLOWQ__FAULT_D_AFTER_INTAKE] = "D_AFTER_INTAKE",
+		[FLOWQ__FAULT_D_BEFORE_DISPATCH] = "D_BEFORE_DISPATCH",
+		[FLOWQ__FAULT_D_CLAIMED] = "D_CLAIMED",
+		[FLOWQ__FAULT_D_BEFORE_SLEEP] = "D_BEFORE_SLEEP",
+		[FLOWQ__FAULT_D_AFTER_WAKE] = "D_AFTER_WAKE",
+		[FLOWQ__FAULT_S_CLAIMED] = "S_CLAIMED",
+		[FLOWQ__FAULT_S_QUEUED] = "S_QUEUED",
+		[FLOWQ__FAULT_C_WON] = "C_WON",
+		[FLOWQ__FAULT_CAP_IN_HAND] = "CAP_IN_HAND",
+		[FLOWQ__FAULT_W_TAKEN] = "W_TAKEN",
+		[FLOWQ__FAULT_L_DEAD] = "L_DEAD",
+	};
+	for (unsigned i = 0; i < FLOWQ__FAULT_COUNT; i++)
+		cr_assert_str_eq(flowq__fault_name((enum flowq__fault_point)i), want[i]);
+	cr_assert_str_eq(flowq__fault_name(FLOWQ__FAULT_COUNT), "?");
+	cr_assert_str_eq(flowq__fault_name((enum flowq__fault_point) - 1), "?");
+
+	_Atomic int n = 0;
+	flowq__fault_reset();
+	flowq__fault_hook_arm(~UINT64_C(0), count_hook, &n);
+	flowq__fault_hit(FLOWQ__FAULT_COUNT);
+	flowq__fault_hit((enum flowq__fault_point) - 1);
+	cr_assert_eq(atomic_load(&n), 0, "no action for a point out of range");
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_COUNT), 0);
+	for (unsigned i = 0; i < FLOWQ__FAULT_COUNT; i++)
+		cr_assert_eq(flowq__fault_hits((enum flowq__fault_point)i), 0, "%s",
+			     want[i]);
+	/* In range, the same call runs it and counts. */
+	flowq__fault_hit(FLOWQ__FAULT_L_DEAD);
+	cr_assert_eq(atomic_load(&n), 1);
+	cr_assert_eq(flowq__fault_hits(FLOWQ__FAULT_L_DEAD), 1);
+	flowq__fault_reset();
+}
+
 Test(fault, random_stall_sleeps_and_records_the_resume)
 {
 	flowq__fault_reset();

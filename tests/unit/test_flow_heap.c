@@ -266,3 +266,25 @@ Test(flow_heap, capacity_grows_shrinks_and_survives_enomem)
 	flowq__kheap_fini(&k, &ca.a);
 	cr_assert_eq(ca.outstanding, 0);
 }
+
+/* The growth rule both flow arrays use (flow_heap.h): the minimum first,
+ * then doubling, then straight to the ceiling, and 0 (no room: attach
+ * fails with -ENOMEM) at or above it. */
+Test(flow_heap, capacity_growth_rule)
+{
+	const uint32_t max = UINT32_C(1) << 31;
+
+	cr_assert_eq(flowq__cap_grown(0, max), FLOWQ__FLOWS_MIN_CAP);
+	cr_assert_eq(flowq__cap_grown(FLOWQ__FLOWS_MIN_CAP - 1, max),
+		     FLOWQ__FLOWS_MIN_CAP);
+	cr_assert_eq(flowq__cap_grown(FLOWQ__FLOWS_MIN_CAP, max),
+		     2 * FLOWQ__FLOWS_MIN_CAP);
+	cr_assert_eq(flowq__cap_grown(max / 2, max), max);
+	cr_assert_eq(flowq__cap_grown(max / 2 + 1, max), max,
+		     "capped, not doubled past it");
+	cr_assert_eq(flowq__cap_grown(max, max), 0);
+	cr_assert_eq(flowq__cap_grown(UINT32_MAX, max), 0);
+	/* A ceiling that is not a power of two (the heap's, 2^32 - 2). */
+	cr_assert_eq(flowq__cap_grown(UINT32_C(1) << 31, UINT32_MAX - 1), UINT32_MAX - 1);
+	cr_assert_eq(flowq__cap_grown(UINT32_MAX - 1, UINT32_MAX - 1), 0);
+}

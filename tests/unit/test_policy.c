@@ -651,6 +651,98 @@ Test(policy_contract, registered_policies_are_covered_too)
 
 /* ---- what each built-in promises, beyond the contract ---------------------- */
 
+/*
+ * What the built-in fairness policies do when the engine breaks the
+ * contract (each says it guards against it): update() of a flow it was never
+ * told is backlogged changes nothing; flow_backlogged() repeated while the
+ * flow is offered gives it no second place (global_strict and drr follow a
+ * changed head; wfq's start tag ignores the head); a flow detached while
+ * still backlogged leaves no reference behind. Driven through the ops with
+ * no look-ahead hook (env->prefetch NULL, as a host's own tests lend it).
+ */
+static void
+misuse_serve(const struct flowq_fairness_ops *p, void *band, struct flowq_policy_flow *pf,
+	     int n, int served[])
+{
+	struct flowq_policy_flow *f;
+	int steps = 0;
+
+	while ((f = p->pick(band)) != NULL) {
+		cr_assert_lt(++steps, 10, "%s: picks go on", p->desc.name);
+		cr_assert(f >= pf && f < pf + n, "%s: picked an unknown flow",
+			  p->desc.name);
+		cr_assert_gt(f->queued, 0, "%s: picked an empty flow", p->desc.name);
+		served[f - pf]++;
+		f->queued--;
+		p->update(band, f, true, f->head_bytes);
+	}
+}
+
+Test(policy_contract, builtins_survive_engine_misuse)
+{
+	static const char *const names[] = {"global_strict", "round_robin", "drr", "wfq"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const struct flowq_fairness_ops *p = flowq_fairness_find(names[i]);
+		struct test_count_alloc ca;
+		struct flowq_policy_env env = {.priority = 0, .quantum = 100};
+		struct flowq_policy_flow pf[2];
+		_Alignas(max_align_t) unsigned char fstate[2][128];
+		int served[2] = {0, 0};
+		void *band;
+
+		cr_assert_not_null(p, "%s", names[i]);
+		cr_assert_leq(p->desc.flow_state_size, sizeof(fstate[0]));
+		test_count_alloc_init(&ca);
+		env.alloc = &ca.a;
+		band = zalloc(p->desc.band_state_size);
+		memset(fstate, 0, sizeof(fstate));
+		cr_assert_eq(p->band_init(band, &env), 0, "%s", names[i]);
+		for (int k = 0; k < 2; k++) {
+			pf[k] = (struct flowq_policy_flow){
+				.state = fstate[k], .seq = (uint64_t)k, .weight = 1};
+			cr_assert_eq(p->flow_attach(band, &pf[k], &env), 0, "%s",
+				     names[i]);
+		}
+		/* Flow 0 has a request, but flow_backlogged() was not called:
+		 * an update is ignored. */
+		pf[0].queued = 1;
+		pf[0].head_bytes = 10;
+		pf[0].head_key = 50;
+		p->update(band, &pf[0], false, 0);
+		cr_assert_null(p->pick(band), "%s: update adopted a flow", names[i]);
+		/* Offered, then offered again with a better head. */
+		p->flow_backlogged(band, &pf[0]);
+		pf[1].queued = 1;
+		pf[1].head_bytes = 10;
+		pf[1].head_key = 40;
+		p->flow_backlogged(band, &pf[1]);
+		pf[0].head_key = 10;
+		p->flow_backlogged(band, &pf[0]);
+		if (strcmp(names[i], "global_strict") == 0)
+			cr_assert_eq(p->pick(band), &pf[0], "the new head key counts");
+		misuse_serve(p, band, pf, 2, served);
+		cr_assert_eq(served[0], 1, "%s: flow 0 served %d times", names[i],
+			     served[0]);
+		cr_assert_eq(served[1], 1, "%s: flow 1 served %d times", names[i],
+			     served[1]);
+		/* Flow 0 detached while backlogged: only flow 1 is left. */
+		pf[0].queued = pf[1].queued = 1;
+		p->flow_backlogged(band, &pf[0]);
+		p->flow_backlogged(band, &pf[1]);
+		p->flow_detach(band, &pf[0], &env);
+		served[0] = served[1] = 0;
+		misuse_serve(p, band, pf, 2, served);
+		cr_assert_eq(served[0], 0, "%s: a detached flow was picked", names[i]);
+		cr_assert_eq(served[1], 1, "%s", names[i]);
+		p->flow_detach(band, &pf[1], &env);
+		p->band_fini(band, &env);
+		cr_assert_eq(ca.outstanding, 0, "%s: band_fini freed everything",
+			     names[i]);
+		free(band);
+	}
+}
+
 /* With k flows backlogged throughout, any k consecutive dispatches serve
  * each flow exactly once. */
 Test(round_robin, k_backlogged_flows_each_served_once_per_k_dispatches)
@@ -1048,6 +1140,123 @@ Test(wfq, carry_holds_at_any_weight)
 		band_teardown(wfq, band, pf, 2, &env);
 	}
 	cr_assert_eq(ca.outstanding, 0);
+}
+
+/* drr refuses a quantum the engine would not lend (0, or above its 2^62
+ * credit ceiling). */
+Test(drr, band_init_refuses_a_quantum_out_of_range)
+{
+	const struct flowq_fairness_ops *d = flowq_fairness_find("drr");
+	struct flowq_policy_env env = {.alloc = flowq_allocator_libc(), .quantum = 0};
+	void *band = zalloc(d->desc.band_state_size);
+
+	cr_assert_eq(d->band_init(band, &env), -EINVAL);
+	env.quantum = (UINT64_C(1) << 62) + 1;
+	cr_assert_eq(d->band_init(band, &env), -EINVAL);
+	env.quantum = UINT64_C(1) << 62;
+	cr_assert_eq(d->band_init(band, &env), 0);
+	d->band_fini(band, &env);
+	free(band);
+}
+
+/* drr's attach takes room in its far heap, then in its ring: either
+ * allocation failing is -ENOMEM (when the ring's fails, the heap's room is
+ * given back), and the band works once memory is back. */
+Test(drr, attach_enomem_at_either_allocation)
+{
+	const struct flowq_fairness_ops *d = flowq_fairness_find("drr");
+	struct test_count_alloc ca;
+	struct flowq_policy_env env = {.quantum = 100};
+	struct flowq_policy_flow pf;
+	_Alignas(max_align_t) unsigned char fstate[128] = {0};
+	void *band = zalloc(d->desc.band_state_size);
+
+	cr_assert_leq(d->desc.flow_state_size, sizeof(fstate));
+	test_count_alloc_init(&ca);
+	env.alloc = &ca.a;
+	cr_assert_eq(d->band_init(band, &env), 0);
+	pf = (struct flowq_policy_flow){.state = fstate, .weight = 1};
+	test_count_alloc_budget(&ca, 0); /* the heap's slots */
+	cr_assert_eq(d->flow_attach(band, &pf, &env), -ENOMEM);
+	cr_assert_eq(ca.failed, 1);
+	cr_assert_eq(ca.outstanding, 0);
+	test_count_alloc_budget(&ca, 1); /* the heap's, not the ring's */
+	cr_assert_eq(d->flow_attach(band, &pf, &env), -ENOMEM);
+	cr_assert_eq(ca.failed, 2, "the second allocation (the ring's) failed");
+	/* Memory back: the flow attaches and is served. */
+	ca.fail_after = ~0ul;
+	cr_assert_eq(d->flow_attach(band, &pf, &env), 0);
+	pf.queued = 1;
+	pf.head_bytes = 10;
+	d->flow_backlogged(band, &pf);
+	cr_assert_eq(d->pick(band), &pf);
+	pf.queued = 0;
+	d->update(band, &pf, true, 10);
+	cr_assert_null(d->pick(band));
+	d->flow_detach(band, &pf, &env);
+	d->band_fini(band, &env);
+	cr_assert_eq(ca.outstanding, 0);
+	free(band);
+}
+
+/* A flow waiting for a later round (its head needs 10 visits) whose weight
+ * grew meanwhile (the engine changes weights only of empty flows; drr
+ * clamps in case) and whose head then shrank is moved up with the credit of
+ * one visit at its new weight, not an underflowed one (which trips
+ * drr_set_credit's assert, or in a release build gives the flow a turn of
+ * ~2^64 bytes). The clamp counts nothing for the next round's visit, so the
+ * flow is served in the round after it: after flow 1's turns of three
+ * rounds (30 picks), not ten rounds on (100). */
+Test(drr, a_waiting_flow_whose_weight_grew_is_rescheduled_without_underflow)
+{
+	const struct flowq_fairness_ops *d = flowq_fairness_find("drr");
+	struct flowq_policy_env env = {.alloc = flowq_allocator_libc(), .quantum = 100};
+	struct flowq_policy_flow pf[2];
+	_Alignas(max_align_t) unsigned char fstate[2][128] = {{0}};
+	void *band = zalloc(d->desc.band_state_size);
+	int picks_before_0 = 0;
+
+	cr_assert_eq(d->band_init(band, &env), 0);
+	for (int k = 0; k < 2; k++) {
+		pf[k] = (struct flowq_policy_flow){
+			.state = fstate[k], .seq = (uint64_t)k, .weight = 1};
+		cr_assert_eq(d->flow_attach(band, &pf[k], &env), 0);
+	}
+	/* Flow 1: 50 requests of 10 bytes (10 per visit); flow 0: a head of
+	 * 1000 bytes (10 visits ahead). */
+	pf[1].queued = 50;
+	pf[1].head_bytes = 10;
+	d->flow_backlogged(band, &pf[1]);
+	pf[0].queued = 1;
+	pf[0].head_bytes = 1000;
+	d->flow_backlogged(band, &pf[0]);
+	pf[0].weight = 100;
+	pf[0].head_bytes = 500;
+	d->update(band, &pf[0], false, 0);
+	for (;;) {
+		struct flowq_policy_flow *f = d->pick(band);
+
+		cr_assert_not_null(f);
+		if (f == &pf[0])
+			break;
+		picks_before_0++;
+		f->queued--;
+		d->update(band, f, true, 10);
+	}
+	cr_assert_eq(picks_before_0, 30, "served after %d picks of flow 1",
+		     picks_before_0);
+	pf[0].queued = 0;
+	d->update(band, &pf[0], true, 500);
+	while (pf[1].queued > 0) {
+		cr_assert_eq(d->pick(band), &pf[1]);
+		pf[1].queued--;
+		d->update(band, &pf[1], true, 10);
+	}
+	cr_assert_null(d->pick(band));
+	for (int k = 0; k < 2; k++)
+		d->flow_detach(band, &pf[k], &env);
+	d->band_fini(band, &env);
+	free(band);
 }
 
 Test(global_strict, attach_enomem_leaves_the_band_working)

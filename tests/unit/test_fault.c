@@ -131,6 +131,10 @@ Test(fault, names_and_points_out_of_range)
 		[FLOWQ__FAULT_CAP_IN_HAND] = "CAP_IN_HAND",
 		[FLOWQ__FAULT_W_TAKEN] = "W_TAKEN",
 		[FLOWQ__FAULT_L_DEAD] = "L_DEAD",
+		[FLOWQ__FAULT_L_MADE] = "L_MADE",
+		[FLOWQ__FAULT_L_LOST] = "L_LOST",
+		[FLOWQ__FAULT_E_LFHT_NEW] = "E_LFHT_NEW",
+		[FLOWQ__FAULT_E_THREAD_CREATE] = "E_THREAD_CREATE",
 	};
 	for (unsigned i = 0; i < FLOWQ__FAULT_COUNT; i++)
 		cr_assert_str_eq(flowq__fault_name((enum flowq__fault_point)i), want[i]);

@@ -222,13 +222,33 @@ bench_dispatch_fill(struct bench_dispatch_run *run, char *msg, size_t len)
 	return 0;
 }
 
+/* The engine's statistics: nothing queued or in flight. */
+static int
+bench_dispatch_empty(struct bench_dispatch_run *run, char *msg, size_t len)
+{
+	static struct flowq_stats s; /* large (histogram, cause table) */
+	int err = flowq_stats_engine(run->e, &s);
+
+	if (err != 0) {
+		snprintf(msg, len, "flowq_stats_engine: %s", flowq_strerror(err));
+		return -1;
+	}
+	if (s.queued != 0 || s.inflight != 0 || s.queued_bytes != 0 ||
+	    s.inflight_bytes != 0) {
+		snprintf(msg, len,
+			 "engine not empty after the batch: queued %" PRIu64
+			 ", in flight %" PRIu64,
+			 s.queued, s.inflight);
+		return -1;
+	}
+	return 0;
+}
+
 /* Release the batch and check it (untimed). */
 static int
 bench_dispatch_check(struct bench_dispatch_run *run, char *msg, size_t len)
 {
-	static struct flowq_stats s; /* large (histogram, cause table) */
 	struct flowq_req *reqs[BENCH_DISPATCH_RELEASE];
-	int err;
 
 	if (run->done != BENCH_DISPATCH_N || run->bad != 0) {
 		snprintf(msg, len, "%" PRIu64 " completions of %u, %" PRIu64 " bad",
@@ -253,20 +273,7 @@ bench_dispatch_check(struct bench_dispatch_run *run, char *msg, size_t len)
 			return -1;
 		}
 	}
-	err = flowq_stats_engine(run->e, &s);
-	if (err != 0) {
-		snprintf(msg, len, "flowq_stats_engine: %s", flowq_strerror(err));
-		return -1;
-	}
-	if (s.queued != 0 || s.inflight != 0 || s.queued_bytes != 0 ||
-	    s.inflight_bytes != 0) {
-		snprintf(msg, len,
-			 "engine not empty after the batch: queued %" PRIu64
-			 ", in flight %" PRIu64,
-			 s.queued, s.inflight);
-		return -1;
-	}
-	return 0;
+	return bench_dispatch_empty(run, msg, len);
 }
 
 /* Poll until the batch is dispatched: the first poll with budget 1 (its
@@ -337,6 +344,138 @@ fail:
 	bench_dispatch_free(&run);
 }
 
+/* ---- BM_engine_request_alone: one request's whole path on one thread ---- */
+
+/* Requests in flight per window: BM_engine_e2e's window. */
+#define BENCH_ALONE_WINDOW 1024u
+
+static const char bench_alone_fairness[] = "global_strict";
+
+/* The flows' ids, as the e2e harness names them ("t<index>"); the
+ * dispatcher-alone set-up registers them under these names. */
+static char (*bench_alone_ids)[16];
+static unsigned bench_alone_nids;
+
+static int
+bench_alone_window(struct bench_dispatch_run *run, bool by_id, uint64_t *r_ns, char *msg,
+		   size_t len)
+{
+	uint64_t t0 = bench_now_ns(), polls = 0;
+
+	run->done = 0;
+	for (uint32_t k = 0; k < BENCH_ALONE_WINDOW; k++) {
+		struct bench_dispatch_obj *o = &run->objs[k];
+		struct flowq_req *r = &o->req;
+		int err;
+
+		o->completed = 0;
+		flowq_req_init(r);
+		if (by_id) {
+			r->flow_id = bench_alone_ids[o->flow];
+			r->flow_id_len = (uint32_t)strlen(bench_alone_ids[o->flow]);
+		} else {
+			r->flow = run->flows[o->flow];
+		}
+		r->bytes = BENCH_DISPATCH_BYTES;
+		r->complete = bench_dispatch_complete;
+		r->arg = run;
+		err = flowq_submit(run->e, r);
+		if (err != 0) {
+			snprintf(msg, len, "flowq_submit: %s", flowq_strerror(err));
+			return -1;
+		}
+	}
+	uint64_t t1 = bench_now_ns();
+	while (run->done < BENCH_ALONE_WINDOW) {
+		int n = flowq_shard_poll(run->e, 0, 0, NULL);
+
+		if (n < 0 || ++polls > 1000000) {
+			snprintf(msg, len, "flowq_shard_poll: %s after %" PRIu64 " polls",
+				 n < 0 ? flowq_strerror(n) : "no progress", polls);
+			return -1;
+		}
+	}
+	uint64_t t2 = bench_now_ns();
+	for (uint32_t k = 0; k < BENCH_ALONE_WINDOW; k++) {
+		if (run->objs[k].completed != 1 || flowq_release(run->e, &run->objs[k].req)) {
+			snprintf(msg, len, "request %u: %u completions, or its release refused",
+				 k, run->objs[k].completed);
+			return -1;
+		}
+	}
+	uint64_t t3 = bench_now_ns();
+	if (run->bad != 0) {
+		snprintf(msg, len, "%" PRIu64 " bad completions", run->bad);
+		return -1;
+	}
+	r_ns[0] += t1 - t0;
+	r_ns[1] += t2 - t1;
+	r_ns[2] += t3 - t2;
+	return 0;
+}
+
+/*
+ * BM_engine_request_alone/flows:F/by_id:B: BM_engine_e2e's request on one
+ * thread, so that every line it touches stays in that core's cache: the
+ * cost of its instructions alone, the floor under the end-to-end cases
+ * (where the same steps run on two cores and the lines they share move
+ * between them). Polled mode, the dispatcher-alone cases' engine
+ * (global_strict, fcfs, no limits); per window of BENCH_ALONE_WINDOW
+ * requests on the same objects, in order: each submitted (by id as
+ * BM_engine_e2e does, B = 1, or by handle, B = 0) on a flow drawn
+ * uniformly of F, all dispatched by flowq_shard_poll(), each released with
+ * flowq_release(). The time per item is the whole request; the counters
+ * split it: submit_ns, dispatch_ns, release_ns per request. The engine's
+ * statistics are checked at the end (nothing queued or in flight).
+ */
+static void
+bench_alone_case_fn(struct bench_state *st, void *arg)
+{
+	struct bench_dispatch_run run;
+	unsigned nflows = (unsigned)bench_range(st, 0);
+	bool by_id = bench_range(st, 1) != 0;
+	uint64_t ns[3] = {0, 0, 0}, warm[3] = {0, 0, 0}, n = 0;
+	char msg[200] = "";
+
+	(void)arg;
+	if (bench_alone_nids < nflows) {
+		free(bench_alone_ids);
+		bench_alone_nids = 0;
+		bench_alone_ids = calloc(nflows, sizeof(*bench_alone_ids));
+		if (bench_alone_ids == NULL) {
+			bench_skip_with_error(st, "out of memory");
+			return;
+		}
+		for (unsigned i = 0; i < nflows; i++)
+			snprintf(bench_alone_ids[i], sizeof(bench_alone_ids[i]), "t%u", i);
+		bench_alone_nids = nflows;
+	}
+	if (bench_dispatch_setup(&run, bench_alone_fairness, nflows, msg, sizeof(msg)) != 0)
+		goto fail;
+	/* Warm: the flows' state and the objects reach their working size. */
+	for (int i = 0; i < 4; i++)
+		if (bench_alone_window(&run, by_id, warm, msg, sizeof(msg)) != 0)
+			goto fail;
+	while (bench_keep_running_batch(st, BENCH_ALONE_WINDOW)) {
+		if (bench_alone_window(&run, by_id, ns, msg, sizeof(msg)) != 0)
+			goto fail;
+		n += BENCH_ALONE_WINDOW;
+	}
+	if (bench_dispatch_empty(&run, msg, sizeof(msg)) != 0)
+		goto fail;
+	bench_set_items_processed(st, (int64_t)n);
+	bench_set_counter(st, "submit_ns", n ? (double)ns[0] / (double)n : 0, BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "dispatch_ns", n ? (double)ns[1] / (double)n : 0,
+			  BENCH_COUNTER_PLAIN);
+	bench_set_counter(st, "release_ns", n ? (double)ns[2] / (double)n : 0,
+			  BENCH_COUNTER_PLAIN);
+	bench_dispatch_free(&run);
+	return;
+fail:
+	bench_skip_with_error(st, msg);
+	bench_dispatch_free(&run);
+}
+
 void
 bench_dispatch_register(void)
 {
@@ -361,4 +500,16 @@ bench_dispatch_register(void)
 		bench_case_arg_name(bc, "flows");
 		bench_case_unit(bc, BENCH_UNIT_NS);
 	}
+
+	static const char *const alone_names[] = {"flows", "by_id"};
+	static const int64_t alone_flows[] = {1, 1000};
+	struct bench_case *bc = bench_register("BM_engine_request_alone", bench_alone_case_fn, NULL);
+
+	if (bc == NULL)
+		return;
+	for (size_t k = 0; k < sizeof(alone_flows) / sizeof(alone_flows[0]); k++)
+		for (int64_t by_id = 0; by_id <= 1; by_id++)
+			bench_case_args(bc, (const int64_t[]){alone_flows[k], by_id}, 2);
+	bench_case_arg_names(bc, alone_names, 2);
+	bench_case_unit(bc, BENCH_UNIT_NS);
 }

@@ -197,27 +197,41 @@ bench_dispatch_setup(struct bench_dispatch_run *run, const char *fairness,
 	return 0;
 }
 
+/* Submit @p o on its flow: by @p id if not NULL, else by handle. */
+static int
+bench_dispatch_submit(struct bench_dispatch_run *run, struct bench_dispatch_obj *o,
+		      const char *id, char *msg, size_t len)
+{
+	struct flowq_req *r = &o->req;
+	int err;
+
+	o->completed = 0;
+	flowq_req_init(r);
+	if (id != NULL) {
+		r->flow_id = id;
+		r->flow_id_len = (uint32_t)strlen(id);
+	} else {
+		r->flow = run->flows[o->flow];
+	}
+	r->bytes = BENCH_DISPATCH_BYTES;
+	r->complete = bench_dispatch_complete;
+	r->arg = run;
+	err = flowq_submit(run->e, r);
+	if (err != 0) {
+		snprintf(msg, len, "flowq_submit: %s", flowq_strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
 /* Submit the whole batch (untimed). */
 static int
 bench_dispatch_fill(struct bench_dispatch_run *run, char *msg, size_t len)
 {
 	run->done = 0;
 	for (uint32_t k = 0; k < BENCH_DISPATCH_N; k++) {
-		struct bench_dispatch_obj *o = &run->objs[run->order[k]];
-		struct flowq_req *r = &o->req;
-		int err;
-
-		o->completed = 0;
-		flowq_req_init(r);
-		r->flow = run->flows[o->flow];
-		r->bytes = BENCH_DISPATCH_BYTES;
-		r->complete = bench_dispatch_complete;
-		r->arg = run;
-		err = flowq_submit(run->e, r);
-		if (err != 0) {
-			snprintf(msg, len, "flowq_submit: %s", flowq_strerror(err));
+		if (bench_dispatch_submit(run, &run->objs[run->order[k]], NULL, msg, len) != 0)
 			return -1;
-		}
 	}
 	return 0;
 }
@@ -365,25 +379,10 @@ bench_alone_window(struct bench_dispatch_run *run, bool by_id, uint64_t *r_ns, c
 	run->done = 0;
 	for (uint32_t k = 0; k < BENCH_ALONE_WINDOW; k++) {
 		struct bench_dispatch_obj *o = &run->objs[k];
-		struct flowq_req *r = &o->req;
-		int err;
 
-		o->completed = 0;
-		flowq_req_init(r);
-		if (by_id) {
-			r->flow_id = bench_alone_ids[o->flow];
-			r->flow_id_len = (uint32_t)strlen(bench_alone_ids[o->flow]);
-		} else {
-			r->flow = run->flows[o->flow];
-		}
-		r->bytes = BENCH_DISPATCH_BYTES;
-		r->complete = bench_dispatch_complete;
-		r->arg = run;
-		err = flowq_submit(run->e, r);
-		if (err != 0) {
-			snprintf(msg, len, "flowq_submit: %s", flowq_strerror(err));
+		if (bench_dispatch_submit(run, o, by_id ? bench_alone_ids[o->flow] : NULL, msg,
+					  len) != 0)
 			return -1;
-		}
 	}
 	uint64_t t1 = bench_now_ns();
 	while (run->done < BENCH_ALONE_WINDOW) {
